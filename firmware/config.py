@@ -1,0 +1,253 @@
+"""The device configuration: one frozen dataclass that every layer takes.
+
+HDL elaboration, golden models, the host decoder and board builds all read the same
+:class:`SystemConfig`. The device also sends it over the link (see
+:mod:`spikeforge.firmware.wire`, the identity frame), so the host never guesses.
+
+Every derived quantity (cycles per sample, UART divisor, frame sizes) is a property here
+and nowhere else.
+"""
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .errors import ConfigError
+from .test_signal import SPIKE_TEMPLATE
+
+__all__ = ["TestSourceConfig", "SystemConfig", "SOURCES"]
+
+#: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
+#: generator; later front-ends (e.g. an RHD2000 interface) add their names here.
+SOURCES = ("test",)
+
+#: Largest channel count the wire format and the cores are sized for.
+MAX_CHANNELS = 1024
+#: Number of samples in the test source's spike template.
+SPIKE_TEMPLATE_SAMPLES = len(SPIKE_TEMPLATE)
+#: Largest payload the 16-bit length field of a frame can carry.
+MAX_PAYLOAD_BYTES = 65535
+#: Largest relative baud-rate error a UART receiver tolerates comfortably (8N1).
+MAX_BAUD_ERROR = 0.02
+
+
+@dataclass(frozen=True)
+class TestSourceConfig:
+    """Parameters of the built-in test-signal source.
+
+    The source adds three things per channel: a small DC offset, deterministic
+    pseudo-random noise (triangular distribution, standard deviation about
+    104 LSB >> ``noise_shift``), and spike waveforms that start at pseudo-random times with
+    a mean rate of ``spike_rate_hz`` per channel. The golden model knows every spike time.
+    """
+
+    seed: int = 0x5EED
+    noise_shift: int = 0
+    spike_rate_hz: float = 20.0
+
+    def validate(self, sample_rate_hz: int) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"test source seed must be a 32-bit unsigned integer, not {self.seed!r}")
+        if not 0 <= self.noise_shift <= 7:
+            raise ConfigError(
+                f"test source noise_shift must be 0..7, not {self.noise_shift!r}; "
+                "each step halves the noise amplitude"
+            )
+        limit = sample_rate_hz / SPIKE_TEMPLATE_SAMPLES
+        if not 0 <= self.spike_rate_hz <= limit:
+            raise ConfigError(
+                f"test source spike_rate_hz must be between 0 and {limit:g} Hz (one spike "
+                f"template after another) at {sample_rate_hz} Hz, not {self.spike_rate_hz!r}"
+            )
+
+    def spike_start_threshold(self, sample_rate_hz: int) -> int:
+        """A spike starts on an idle channel when a 16-bit random value is below this."""
+        return min(round(self.spike_rate_hz / sample_rate_hz * 2**16), 2**16 - 1)
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """What the acquisition system is built for.
+
+    Parameters
+    ----------
+    channels:
+        Number of recording channels, served channel-serially (one sample per clock).
+    sample_rate_hz:
+        Samples per second per channel. Must divide ``clock_hz`` exactly, so the sample
+        period is a whole number of clock cycles and the rate is exact.
+    clock_hz:
+        System clock of the gateware.
+    baud:
+        UART line rate of the link to the host (8N1). ``clock_hz / baud`` is rounded to a
+        whole divisor; the resulting rate must be within 2 % of ``baud``.
+    sweeps_per_frame:
+        Sample periods ("sweeps": one sample of every channel) carried by one data frame.
+    link_buffer_samples:
+        Depth of the sample buffer in front of the link, in samples (a power of two). It
+        must hold at least two frames; when it cannot take a whole frame, that frame is
+        dropped and counted.
+    identity_interval_frames:
+        An identity frame is sent before the first data frame and then again at least every
+        this many data-frame periods, so a host that connects late learns the configuration.
+    source:
+        Which sample source feeds the chain (one of :data:`SOURCES`).
+    test_source:
+        Parameters of the test-signal source.
+    """
+
+    channels: int = 4
+    sample_rate_hz: int = 30_000
+    clock_hz: int = 12_000_000
+    baud: int = 3_000_000
+    sweeps_per_frame: int = 32
+    link_buffer_samples: int = 2048
+    identity_interval_frames: int = 1024
+    source: str = "test"
+    test_source: TestSourceConfig = field(default_factory=TestSourceConfig)
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        for name in ("channels", "sample_rate_hz", "clock_hz", "baud", "sweeps_per_frame",
+                     "link_buffer_samples", "identity_interval_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+        if self.channels > MAX_CHANNELS:
+            raise ConfigError(
+                f"channels must be at most {MAX_CHANNELS}, not {self.channels}"
+            )
+        if self.clock_hz % self.sample_rate_hz:
+            near = [r for r in range(self.sample_rate_hz - 2000, self.sample_rate_hz + 2001)
+                    if r > 0 and self.clock_hz % r == 0]
+            near.sort(key=lambda r: abs(r - self.sample_rate_hz))
+            hint = f"; nearby exact rates: {', '.join(map(str, sorted(near[:2])))} Hz" if near else ""
+            raise ConfigError(
+                f"sample_rate_hz {self.sample_rate_hz} does not divide clock_hz {self.clock_hz}, "
+                f"so the sample period would not be a whole number of cycles{hint}"
+            )
+        if self.channels + 1 > self.cycles_per_sample:
+            raise ConfigError(
+                f"{self.channels} channels at {self.sample_rate_hz} Hz need "
+                f"{self.channels * self.sample_rate_hz:,} samples/s plus one idle cycle per "
+                f"sweep, but a {self.clock_hz / 1e6:g} MHz clock gives only "
+                f"{self.cycles_per_sample} cycles per sample period; use at most "
+                f"{self.cycles_per_sample - 1} channels, a lower rate, or a faster clock"
+            )
+        divisor = self.uart_divisor
+        actual = self.clock_hz / divisor
+        if divisor < 1 or abs(actual - self.baud) / self.baud > MAX_BAUD_ERROR:
+            raise ConfigError(
+                f"baud {self.baud} cannot be made from a {self.clock_hz} Hz clock: the nearest "
+                f"divisor {max(divisor, 1)} gives {self.clock_hz / max(divisor, 1):.0f} baud; "
+                f"choose clock_hz / N for a whole N, e.g. {self.clock_hz // max(divisor, 1)}"
+            )
+        if self.link_buffer_samples & (self.link_buffer_samples - 1):
+            raise ConfigError(
+                f"link_buffer_samples must be a power of two, not {self.link_buffer_samples}"
+            )
+        if self.payload_bytes > MAX_PAYLOAD_BYTES:
+            raise ConfigError(
+                f"a data frame of {self.sweeps_per_frame} sweeps x {self.channels} channels is "
+                f"{self.payload_bytes} bytes, over the {MAX_PAYLOAD_BYTES}-byte frame limit; "
+                f"lower sweeps_per_frame to at most {MAX_PAYLOAD_BYTES // (2 * self.channels)}"
+            )
+        if 2 * self.frame_samples > self.link_buffer_samples:
+            need = 1 << (2 * self.frame_samples - 1).bit_length()
+            raise ConfigError(
+                f"link_buffer_samples {self.link_buffer_samples} cannot hold two frames of "
+                f"{self.frame_samples} samples; use link_buffer_samples={need} or fewer "
+                f"sweeps_per_frame"
+            )
+        if self.source not in SOURCES:
+            raise ConfigError(
+                f"source must be one of {', '.join(SOURCES)}, not {self.source!r}"
+            )
+        if not isinstance(self.test_source, TestSourceConfig):
+            raise ConfigError(
+                f"test_source must be a TestSourceConfig, not {type(self.test_source).__name__}"
+            )
+        self.test_source.validate(self.sample_rate_hz)
+
+    # -- derived quantities -------------------------------------------------------------------
+
+    @property
+    def cycles_per_sample(self) -> int:
+        """Clock cycles in one sample period (one sweep over all channels)."""
+        return self.clock_hz // self.sample_rate_hz
+
+    @property
+    def uart_divisor(self) -> int:
+        """Clock cycles per UART bit."""
+        return round(self.clock_hz / self.baud)
+
+    @property
+    def cycles_per_byte(self) -> int:
+        """Clock cycles the UART needs for one 8N1 byte (start, 8 data, stop)."""
+        return 10 * self.uart_divisor
+
+    @property
+    def frame_samples(self) -> int:
+        return self.sweeps_per_frame * self.channels
+
+    @property
+    def payload_bytes(self) -> int:
+        return 2 * self.frame_samples
+
+    @property
+    def spike_start_threshold(self) -> int:
+        return self.test_source.spike_start_threshold(self.sample_rate_hz)
+
+    @property
+    def channel_bits(self) -> int:
+        """Width of a channel number on the datapath."""
+        return max(1, (self.channels - 1).bit_length())
+
+    @property
+    def link_load(self) -> float:
+        """Fraction of the link that the continuous stream needs (>1: frames will drop)."""
+        from .wire import DATA_FRAME_OVERHEAD_BYTES
+
+        bytes_per_frame = self.payload_bytes + DATA_FRAME_OVERHEAD_BYTES
+        frame_period_s = self.sweeps_per_frame / self.sample_rate_hz
+        link_bytes_per_s = self.clock_hz / self.cycles_per_byte
+        return bytes_per_frame / frame_period_s / link_bytes_per_s
+
+    # -- conversions --------------------------------------------------------------------------
+
+    def replace(self, **changes: Any) -> "SystemConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, TestSourceConfig):
+                value = {g.name: getattr(value, g.name) for g in fields(value)}
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SystemConfig":
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(
+                f"unknown configuration field(s) {', '.join(sorted(unknown))}; "
+                f"known fields are {', '.join(sorted(known))}"
+            )
+        if isinstance(data.get("test_source"), dict):
+            data["test_source"] = TestSourceConfig(**data["test_source"])
+        return cls(**data)
+
+    def describe(self) -> str:
+        """A one-line human summary, used in bench tables and logs."""
+        return (
+            f"{self.channels}ch@{self.sample_rate_hz / 1000:g}kS/s "
+            f"clk={self.clock_hz / 1e6:g}MHz baud={self.baud / 1e6:g}M "
+            f"spf={self.sweeps_per_frame} load={self.link_load:.0%}"
+        )

@@ -1,0 +1,116 @@
+"""The wire format: how frames look on the link, defined once for device and host.
+
+Every frame is::
+
+    offset  size  field
+    0       2     sync      0xA5 0x5A — where the host resynchronises
+    2       1     type      FrameType
+    3       4     seq       sequence number, little-endian (see below)
+    7       2     length    payload length in bytes, little-endian
+    9       N     payload
+    9+N     4     crc       CRC-32 (IEEE 802.3, as zlib.crc32) over type..payload, LE
+
+Sequence numbers count frame *slots* per frame type. For data frames the slot is a fixed
+stretch of time (``sweeps_per_frame`` sample periods), and a slot whose frame was dropped
+on the device still uses its number; so ``seq * sweeps_per_frame`` is the sample number of
+the frame's first sweep, and a gap in ``seq`` is exactly the number of frames lost.
+
+A DATA payload holds ``sweeps_per_frame`` sweeps, each one little-endian int16 sample per
+channel in channel order (sweep-major, the interleaved layout of Open Ephys' continuous.dat).
+
+An IDENTITY payload is the device configuration (:func:`encode_identity`), so the host
+learns channels, rates and formats from the device itself.
+"""
+
+import struct
+import zlib
+from enum import IntEnum
+
+from .config import SOURCES, SystemConfig, TestSourceConfig
+from .errors import WireFormatError
+
+__all__ = [
+    "SYNC", "FrameType", "HEADER", "HEADER_BYTES", "CRC_BYTES", "DATA_FRAME_OVERHEAD_BYTES",
+    "WIRE_VERSION", "IDENTITY_MAGIC", "crc32", "build_frame", "encode_identity",
+    "decode_identity", "IDENTITY_PAYLOAD_BYTES",
+]
+
+SYNC = b"\xa5\x5a"
+WIRE_VERSION = 1
+
+
+class FrameType(IntEnum):
+    DATA = 0x01        #: raw samples, int16, sweep-major
+    IDENTITY = 0x02    #: device configuration and identity
+    # Reserved for the capabilities that follow; numbers are fixed here so they never clash.
+    EVENTS = 0x03      #: detected spikes (timestamp, channel, amplitude, snippet)
+    COMPRESSED = 0x04  #: losslessly coded samples
+    STATUS = 0x05      #: counters and register read-back
+
+
+#: type, seq, length — the part of the header after the sync bytes.
+HEADER = struct.Struct("<BIH")
+HEADER_BYTES = len(SYNC) + HEADER.size
+CRC_BYTES = 4
+DATA_FRAME_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES
+
+
+def crc32(data: bytes) -> int:
+    """CRC-32/ISO-HDLC (reflected, poly 0x04C11DB7, init and final XOR 0xFFFFFFFF)."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def build_frame(frame_type: int, seq: int, payload: bytes) -> bytes:
+    """The exact bytes of one frame."""
+    if len(payload) > 0xFFFF:
+        raise WireFormatError(
+            f"payload of {len(payload)} bytes does not fit the 16-bit length field; "
+            "split it into several frames"
+        )
+    body = HEADER.pack(int(frame_type), seq & 0xFFFFFFFF, len(payload)) + payload
+    return SYNC + body + crc32(body).to_bytes(4, "little")
+
+
+IDENTITY_MAGIC = b"SPKF"
+#: magic, wire version, source index, noise_shift, reserved, channels, sample rate, clock,
+#: baud, sweeps per frame, link buffer samples, identity interval, test seed,
+#: spike rate in mHz.
+_IDENTITY = struct.Struct("<4sBBBBHIIIHIIII")
+IDENTITY_PAYLOAD_BYTES = _IDENTITY.size
+
+
+def encode_identity(config: SystemConfig) -> bytes:
+    """The IDENTITY payload that describes ``config``."""
+    ts = config.test_source
+    return _IDENTITY.pack(
+        IDENTITY_MAGIC, WIRE_VERSION, SOURCES.index(config.source), ts.noise_shift, 0,
+        config.channels, config.sample_rate_hz, config.clock_hz, config.baud,
+        config.sweeps_per_frame, config.link_buffer_samples, config.identity_interval_frames,
+        ts.seed, round(ts.spike_rate_hz * 1000),
+    )
+
+
+def decode_identity(payload: bytes) -> SystemConfig:
+    """The configuration an IDENTITY payload describes."""
+    if len(payload) != _IDENTITY.size:
+        raise WireFormatError(
+            f"identity payload must be {_IDENTITY.size} bytes, not {len(payload)}"
+        )
+    (magic, version, source, noise_shift, _reserved, channels, rate, clock, baud, spf,
+     buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack(payload)
+    if magic != IDENTITY_MAGIC:
+        raise WireFormatError(f"identity magic must be {IDENTITY_MAGIC!r}, not {magic!r}")
+    if version != WIRE_VERSION:
+        raise WireFormatError(
+            f"device speaks wire format version {version}, this host speaks {WIRE_VERSION}; "
+            "update spikeforge on the host or rebuild the bitstream from the same version"
+        )
+    if source >= len(SOURCES):
+        raise WireFormatError(f"device reports unknown source index {source}; update the host")
+    return SystemConfig(
+        channels=channels, sample_rate_hz=rate, clock_hz=clock, baud=baud,
+        sweeps_per_frame=spf, link_buffer_samples=buffer_samples,
+        identity_interval_frames=interval, source=SOURCES[source],
+        test_source=TestSourceConfig(seed=seed, noise_shift=noise_shift,
+                                     spike_rate_hz=spike_mhz / 1000),
+    )

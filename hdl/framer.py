@@ -1,0 +1,192 @@
+"""Framer: packs the channel-serial sample stream into frames of the wire format."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.wire import SYNC, FrameType, encode_identity
+
+from .crc import crc32_update
+from .fifo import StreamFifo
+from .layouts import SampleLayout
+
+__all__ = ["Framer"]
+
+
+class Framer(wiring.Component):
+    """Turns sweeps of samples into DATA frames (and IDENTITY frames) as bytes for the link.
+
+    Frame slots: every ``sweeps_per_frame`` sweeps form one slot, numbered from 0 after
+    reset; the slot number is the frame's ``seq``. At the first sample of a slot the framer
+    decides, in that cycle, whether the whole frame fits in the link buffer
+    (``config.link_buffer_samples`` samples, space reserved per frame, freed as bytes leave):
+
+    * it fits and ``enable`` is high: every sample of the slot is buffered and the frame is
+      sent;
+    * it does not fit: the whole frame is dropped and ``frames_dropped`` counts it — never a
+      part of a frame;
+    * ``enable`` is low: the slot is skipped (not counted as a drop).
+
+    The serializer sends each buffered frame as header, payload and CRC-32
+    (:mod:`spikeforge.firmware.wire`). Before the first data frame, and before the first one
+    sent once ``identity_interval_frames`` slots have passed since the last identity frame,
+    it sends an IDENTITY frame carrying the configuration. The byte stream and the drop
+    decisions are modelled cycle-exactly by :mod:`spikeforge.sim.models.framer`.
+
+    Ports
+    -----
+    i : stream of :class:`SampleLayout` in
+        ``ready`` is always high: the framer never stalls the sample source.
+    o : stream of bytes out, to the UART.
+    enable : in
+        Stream enable (register ``STREAM_ENABLE``).
+    frames_sent, frames_dropped : unsigned(32), out
+        DATA frames fully sent, and DATA frames dropped for lack of buffer space.
+    """
+
+    def __init__(self, config: SystemConfig):
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(SampleLayout(config))),
+            "o": Out(stream.Signature(8)),
+            "enable": In(1),
+            "frames_sent": Out(32),
+            "frames_dropped": Out(32),
+        })
+
+    def elaborate(self, platform):
+        config = self._config
+        m = Module()
+        frame_samples = config.frame_samples
+        capacity = config.link_buffer_samples
+        identity = encode_identity(config)
+
+        m.submodules.samples = samples = StreamFifo(16, capacity)
+        m.submodules.slots = slots = StreamFifo(32, capacity // frame_samples + 1)
+
+        # -- admission: whole frames or nothing ---------------------------------------------
+        reserved = Signal(range(capacity + 1))
+        sweep_in_slot = Signal(range(config.sweeps_per_frame))
+        slot_seq = Signal(32)
+        writing = Signal()
+
+        slot_start = self.i.valid & self.i.payload.first & (sweep_in_slot == 0)
+        fits = self.enable & (reserved + frame_samples <= capacity)
+        admit = slot_start & fits
+        write = self.i.valid & ((slot_start & fits) | (~slot_start & writing))
+
+        m.d.comb += [
+            self.i.ready.eq(1),
+            samples.w.payload.eq(self.i.payload.value),
+            samples.w.valid.eq(write),
+            slots.w.payload.eq(slot_seq),
+            slots.w.valid.eq(admit),
+        ]
+        with m.If(self.i.valid & self.i.payload.first):
+            m.d.sync += sweep_in_slot.eq(
+                (sweep_in_slot + 1) % config.sweeps_per_frame)
+        with m.If(slot_start):
+            m.d.sync += [slot_seq.eq(slot_seq + 1), writing.eq(fits)]
+            with m.If(self.enable & ~fits):
+                m.d.sync += self.frames_dropped.eq(self.frames_dropped + 1)
+
+        sample_pop = samples.r.valid & samples.r.ready
+        m.d.sync += reserved.eq(reserved + Mux(admit, frame_samples, 0) - sample_pop)
+
+        # -- serializer ------------------------------------------------------------------------
+        frame_type = Signal(8)
+        frame_seq = Signal(32)
+        frame_len = Signal(16)
+        is_identity = Signal()
+        index = Signal(range(max(len(identity), 9)))
+        high_byte = Signal()
+        samples_left = Signal(range(frame_samples + 1))
+        crc = Signal(32)
+        identity_count = Signal(32)
+        next_identity_slot = Signal(32)
+
+        byte = Signal(8)
+        accepted = self.o.valid & self.o.ready
+
+        def start_frame(kind, seq, length):
+            m.d.sync += [
+                frame_type.eq(kind), frame_seq.eq(seq), frame_len.eq(length),
+                is_identity.eq(kind == FrameType.IDENTITY),
+                index.eq(0), high_byte.eq(0), samples_left.eq(frame_samples),
+                crc.eq(0xFFFFFFFF),
+            ]
+
+        m.d.comb += self.o.payload.eq(byte)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(slots.r.valid):
+                    with m.If(slots.r.payload >= next_identity_slot):
+                        start_frame(FrameType.IDENTITY, identity_count, len(identity))
+                        m.d.sync += identity_count.eq(identity_count + 1)
+                    with m.Else():
+                        start_frame(FrameType.DATA, slots.r.payload, config.payload_bytes)
+                    m.next = "HEADER"
+
+            with m.State("HEADER"):
+                header = [SYNC[0], SYNC[1], frame_type,
+                          frame_seq[0:8], frame_seq[8:16], frame_seq[16:24], frame_seq[24:32],
+                          frame_len[0:8], frame_len[8:16]]
+                with m.Switch(index):
+                    for position, value in enumerate(header):
+                        with m.Case(position):
+                            m.d.comb += byte.eq(value)
+                m.d.comb += self.o.valid.eq(1)
+                with m.If(accepted):
+                    with m.If(index >= len(SYNC)):
+                        m.d.sync += crc.eq(crc32_update(crc, byte))
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == len(header) - 1):
+                        m.d.sync += index.eq(0)
+                        m.next = "PAYLOAD"
+
+            with m.State("PAYLOAD"):
+                with m.If(is_identity):
+                    with m.Switch(index):
+                        for position, value in enumerate(identity):
+                            with m.Case(position):
+                                m.d.comb += byte.eq(value)
+                    m.d.comb += self.o.valid.eq(1)
+                    with m.If(accepted):
+                        m.d.sync += index.eq(index + 1)
+                        with m.If(index == len(identity) - 1):
+                            m.d.sync += index.eq(0)
+                            m.next = "TRAILER"
+                with m.Else():
+                    m.d.comb += [
+                        byte.eq(samples.r.payload.word_select(high_byte, 8)),
+                        self.o.valid.eq(samples.r.valid),
+                        samples.r.ready.eq(accepted & high_byte),
+                    ]
+                    with m.If(accepted):
+                        m.d.sync += high_byte.eq(~high_byte)
+                        with m.If(high_byte):
+                            m.d.sync += samples_left.eq(samples_left - 1)
+                            with m.If(samples_left == 1):
+                                m.next = "TRAILER"
+                with m.If(accepted):
+                    m.d.sync += crc.eq(crc32_update(crc, byte))
+
+            with m.State("TRAILER"):
+                m.d.comb += [
+                    byte.eq((~crc).word_select(index[:2], 8)),
+                    self.o.valid.eq(1),
+                ]
+                with m.If(accepted):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == 3):
+                        with m.If(is_identity):
+                            m.d.sync += next_identity_slot.eq(
+                                slots.r.payload + config.identity_interval_frames)
+                            start_frame(FrameType.DATA, slots.r.payload, config.payload_bytes)
+                            m.next = "HEADER"
+                        with m.Else():
+                            m.d.comb += slots.r.ready.eq(1)
+                            m.d.sync += self.frames_sent.eq(self.frames_sent + 1)
+                            m.next = "IDLE"
+        return m

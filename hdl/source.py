@@ -1,0 +1,145 @@
+"""Multichannel test-signal source."""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import Out
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.test_signal import (
+    CHANNEL_FIELD_BITS,
+    FINAL_SHIFT,
+    MIX_ROUNDS,
+    SPIKE_TEMPLATE,
+)
+
+from .layouts import SampleLayout
+
+__all__ = ["TestSource", "mix32"]
+
+
+def mix32(x):
+    """The integer hash of :mod:`spikeforge.firmware.test_signal`, as an expression."""
+    for xor_shift, mul_shift in MIX_ROUNDS:
+        x = (x ^ (x >> xor_shift))[:32]
+        x = (x + (x << mul_shift))[:32]
+    return (x ^ (x >> FINAL_SHIFT))[:32]
+
+
+class TestSource(wiring.Component):
+    """Channel-serial test-signal source: noise, DC offsets and spikes on every channel.
+
+    Every ``config.cycles_per_sample`` cycles the source starts a sweep and emits channels
+    0 .. channels-1 on ``o``, one per cycle, exactly as an ADC front-end would. What each
+    sample holds is defined in :mod:`spikeforge.firmware.test_signal` and modelled
+    bit-exactly by :func:`spikeforge.sim.models.source.test_signal`.
+
+    Ports
+    -----
+    o : stream of :class:`SampleLayout`
+        ``valid`` is registered and the payload is held until ``ready``. Sample (n, c)
+        reaches ``o`` :data:`LATENCY` cycles after the sweep start ``n * cycles_per_sample``
+        plus ``c``.
+    sweep : unsigned(32), out
+        Number of sweeps started since reset (the sample clock of the whole chain).
+    overruns : unsigned(32), out
+        Samples lost because ``o`` was still full when the next one was computed (a consumer
+        that stalls). A consumer that is always ready (the framer) never causes one.
+
+    Per-channel state: the spike phase (6 bits) in a memory of ``channels`` words.
+    """
+
+    LATENCY = 2
+
+    def __init__(self, config: SystemConfig):
+        self._config = config
+        super().__init__({
+            "o": Out(stream.Signature(SampleLayout(config))),
+            "sweep": Out(32),
+            "overruns": Out(32),
+        })
+
+    def elaborate(self, platform):
+        config = self._config
+        ts = config.test_source
+        template_len = len(SPIKE_TEMPLATE)
+        m = Module()
+
+        # Sweep timing: one sweep every cycles_per_sample cycles, channels issued back to back.
+        tick_count = Signal(range(config.cycles_per_sample))
+        issuing = Signal()
+        channel = Signal(range(config.channels))
+        sweep = Signal(32)
+        m.d.comb += self.sweep.eq(sweep)
+        with m.If(tick_count == config.cycles_per_sample - 1):
+            m.d.sync += tick_count.eq(0)
+        with m.Else():
+            m.d.sync += tick_count.eq(tick_count + 1)
+
+        issue = Signal()
+        m.d.comb += issue.eq((tick_count == 0) | issuing)
+        with m.If(issue):
+            with m.If(channel == config.channels - 1):
+                m.d.sync += [channel.eq(0), issuing.eq(0), sweep.eq(sweep + 1)]
+            with m.Else():
+                m.d.sync += [channel.eq(channel + 1), issuing.eq(1)]
+
+        # Stage A -> B: register the hash key and read the channel's spike phase.
+        m.submodules.phase = phase_mem = memory.Memory(
+            shape=range(template_len), depth=config.channels, init=[])
+        phase_rd = phase_mem.read_port()
+        phase_wr = phase_mem.write_port()
+        m.d.comb += phase_rd.addr.eq(channel)
+
+        b_valid = Signal()
+        b_channel = Signal.like(channel)
+        b_key = Signal(32)
+        m.d.sync += [
+            b_valid.eq(issue),
+            b_channel.eq(channel),
+            b_key.eq(Const(ts.seed, 32) ^ ((sweep << CHANNEL_FIELD_BITS) | channel)[:32]),
+        ]
+
+        # Stage B: hash, noise, spike state machine, sum.
+        r = Signal(32)
+        m.d.comb += r.eq(mix32(b_key))
+        noise = Signal(signed(10))
+        m.d.comb += noise.eq((r[0:8] + r[8:16] - 255).as_signed() >> ts.noise_shift)
+        dc = Signal(signed(10))
+        m.d.comb += dc.eq(((b_channel[:3] - 4) << 6).as_signed())
+
+        phase = phase_rd.data
+        start = (phase == 0) & (r[16:32] < config.spike_start_threshold)
+        template_index = Signal(range(template_len))
+        m.d.comb += template_index.eq(Mux(phase == 0, 0, phase))
+        scale = Signal(unsigned(3))
+        m.d.comb += scale.eq(4 + b_channel[:2])
+        template = memory.Memory(shape=signed(12), depth=template_len, init=SPIKE_TEMPLATE)
+        m.submodules.template = template
+        template_rd = template.read_port(domain="comb")
+        m.d.comb += template_rd.addr.eq(template_index)
+        spike = Signal(signed(16))
+        with m.If(start | (phase != 0)):
+            m.d.comb += spike.eq((template_rd.data * scale) >> 3)
+
+        next_phase = Signal.like(phase)
+        with m.If(start | (phase != 0)):
+            m.d.comb += next_phase.eq(Mux(template_index == template_len - 1, 0,
+                                          template_index + 1))
+        m.d.comb += [
+            phase_wr.addr.eq(b_channel),
+            phase_wr.data.eq(next_phase),
+            phase_wr.en.eq(b_valid),
+        ]
+
+        # Stage C: output register, held until accepted.
+        with m.If(~self.o.valid | self.o.ready):
+            m.d.sync += [
+                self.o.valid.eq(b_valid),
+                self.o.payload.channel.eq(b_channel),
+                self.o.payload.value.eq(dc + noise + spike),
+                self.o.payload.first.eq(b_channel == 0),
+            ]
+        with m.Elif(b_valid):
+            m.d.sync += self.overruns.eq(self.overruns + 1)
+
+        return m

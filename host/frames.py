@@ -1,0 +1,359 @@
+"""From link bytes to frames, and from frames to samples.
+
+Two layers, one job each:
+
+* :class:`FrameParser` finds frames in a byte stream split at arbitrary points and checks
+  their CRC. It knows the frame layout of :mod:`spikeforge.firmware.wire`, not what payloads
+  mean.
+* :class:`StreamDecoder` wraps a parser, learns the device configuration from identity
+  frames, turns frames into typed items (:class:`Identity`, :class:`DataBlock`) and keeps
+  the loss counters of the link in :class:`LinkStats`.
+
+Both only take bytes and never touch a port, so the same code decodes a live link, a
+recorded byte dump, or the virtual board.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from spikeforge.firmware.config import MAX_PAYLOAD_BYTES, SystemConfig
+from spikeforge.firmware.errors import ConfigError, WireFormatError
+from spikeforge.firmware.wire import (
+    CRC_BYTES,
+    HEADER,
+    HEADER_BYTES,
+    SYNC,
+    FrameType,
+    crc32,
+    decode_identity,
+)
+
+__all__ = [
+    "Frame", "DataBlock", "Identity", "LinkStats", "FrameParser", "StreamDecoder", "StreamItem",
+]
+
+_KNOWN_TYPES = {int(frame_type): frame_type for frame_type in FrameType}
+_SEQ_MODULUS = 2**32
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame whose CRC checked.
+
+    ``type`` is a :class:`FrameType` when this host knows the number, else the plain ``int``
+    (a newer device may send types this host does not know yet).
+    """
+
+    type: FrameType | int
+    seq: int
+    payload: bytes
+
+
+@dataclass(frozen=True, eq=False)
+class DataBlock:
+    """The samples of one DATA frame.
+
+    ``samples`` has shape ``(sweeps_per_frame, channels)``, dtype int16, and is read-only.
+    ``first_sample`` is the sample number of its first sweep, ``seq * sweeps_per_frame``;
+    like ``seq`` it wraps after 2**32 frames (about 145 years at 30 kS/s, 32 sweeps/frame).
+    """
+
+    seq: int
+    first_sample: int
+    samples: np.ndarray
+
+    @classmethod
+    def from_frame(cls, frame: Frame, config: SystemConfig) -> "DataBlock":
+        """Decode a DATA frame; raises :class:`WireFormatError` if its size does not fit."""
+        if len(frame.payload) != config.payload_bytes:
+            raise WireFormatError(
+                f"data frame seq {frame.seq} must carry {config.payload_bytes} bytes "
+                f"({config.sweeps_per_frame} sweeps x {config.channels} channels x 2), not "
+                f"{len(frame.payload)}; the device and the configuration disagree "
+                "(is the identity frame from the same bitstream?)"
+            )
+        samples = np.frombuffer(frame.payload, dtype="<i2").reshape(
+            config.sweeps_per_frame, config.channels
+        )
+        return cls(frame.seq, frame.seq * config.sweeps_per_frame, samples)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An IDENTITY frame: the configuration the device reports."""
+
+    seq: int
+    config: SystemConfig
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> "Identity":
+        """Decode an IDENTITY frame; raises :class:`WireFormatError` or :class:`ConfigError`."""
+        return cls(frame.seq, decode_identity(frame.payload))
+
+
+#: What :meth:`StreamDecoder.feed` yields: typed items, and plain frames of other types.
+StreamItem = Identity | DataBlock | Frame
+
+
+@dataclass
+class LinkStats:
+    """Counters of one link, since the parser was made. They only ever grow.
+
+    Every received byte ends up in exactly one place, so at any time
+    ``bytes_received == bytes_discarded + (bytes of frames_ok frames) + bytes still buffered``
+    (after :meth:`FrameParser.flush`, nothing is buffered).
+
+    Attributes
+    ----------
+    bytes_received:
+        Bytes passed to ``feed``.
+    bytes_discarded:
+        Bytes the parser moved past without them being part of a good frame: garbage before
+        a sync, the sync byte of a rejected frame or false sync, a trailing partial frame at
+        :meth:`FrameParser.flush`. Counted when the parser moves past them, not on arrival.
+    frames_ok:
+        Frames whose CRC checked, of any type and whatever their payload (so also those
+        counted in ``frames_unknown_type`` and ``malformed``).
+    crc_errors:
+        Candidate frames (a sync, a length within ``max_payload_bytes``, all bytes present)
+        whose CRC failed. A corrupted frame counts once; a false sync inside corrupted data
+        can count too, so this is an upper bound on corrupted frames, not an exact count.
+        False syncs rejected for their length are not counted here.
+    frames_unknown_type:
+        Good frames with a type number this host does not know (yielded as :class:`Frame`).
+    sequence_gaps:
+        DATA frames lost: the seq numbers skipped between consecutive good DATA frames
+        (modulo 2**32). Malformed DATA frames take part, since they did arrive.
+    malformed:
+        Good frames whose payload cannot be decoded: a DATA frame whose size does not match
+        the configuration, an IDENTITY frame that does not decode. They yield nothing.
+    pending_dropped:
+        DATA frames dropped because no configuration was known and ``max_pending_frames``
+        were already waiting for one.
+    """
+
+    bytes_received: int = 0
+    bytes_discarded: int = 0
+    frames_ok: int = 0
+    crc_errors: int = 0
+    frames_unknown_type: int = 0
+    sequence_gaps: int = 0
+    malformed: int = 0
+    pending_dropped: int = 0
+
+
+class FrameParser:
+    """Incremental frame parser: bytes in, CRC-checked :class:`Frame` objects out.
+
+    The stream may be split at any point; feeding it a byte at a time gives the same frames
+    and counters as feeding it at once.
+
+    The parser looks for SYNC, reads the header and waits until the whole frame is there.
+    A frame whose CRC fails is rejected and the search resumes at the byte after its sync,
+    so a good frame that starts inside a corrupted or truncated one is still found. A length
+    above ``max_payload_bytes`` marks a false sync; the search resumes at once at the next
+    byte. A false sync with a plausible length holds back the frames behind it until that
+    many bytes have arrived (at most ``max_payload_bytes`` + 13); a smaller
+    ``max_payload_bytes`` bounds that latency.
+
+    Parameters
+    ----------
+    max_payload_bytes:
+        Largest payload accepted, 0..65535.
+    stats:
+        Counters to update (shared with a :class:`StreamDecoder`); a new :class:`LinkStats`
+        if not given. The parser counts bytes, ``frames_ok``, ``crc_errors`` and
+        ``frames_unknown_type``.
+    """
+
+    def __init__(self, max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+                 stats: LinkStats | None = None) -> None:
+        if not 0 <= max_payload_bytes <= MAX_PAYLOAD_BYTES:
+            raise ValueError(
+                f"max_payload_bytes must be 0..{MAX_PAYLOAD_BYTES} (the 16-bit length field), "
+                f"not {max_payload_bytes!r}"
+            )
+        self.max_payload_bytes = max_payload_bytes
+        self.stats = LinkStats() if stats is None else stats
+        self._buffer = bytearray()
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received but not yet accepted or discarded (a partial frame, mostly)."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Take the next bytes of the stream; return the frames they complete, in order."""
+        self.stats.bytes_received += len(data)
+        self._buffer += data
+        return self._scan(at_end=False)
+
+    def flush(self) -> list[Frame]:
+        """The stream has ended: resolve what is buffered.
+
+        A partial frame can no longer complete, so its sync is treated as false and the
+        rest is searched for complete frames (one may hide behind a false sync whose length
+        reaches past the end). Afterwards nothing is buffered; feeding may go on.
+        """
+        return self._scan(at_end=True)
+
+    def _scan(self, at_end: bool) -> list[Frame]:
+        stats = self.stats
+        buffer = self._buffer
+        frames = []
+        start = 0  # everything before start is consumed (accepted or discarded)
+        with memoryview(buffer) as view:
+            while True:
+                sync_at = buffer.find(SYNC, start)
+                if sync_at < 0:
+                    # A trailing first sync byte may pair with the next chunk's first byte.
+                    keep = 0 if at_end or not buffer.endswith(SYNC[:1]) else 1
+                    end = max(start, len(buffer) - keep)
+                    stats.bytes_discarded += end - start
+                    start = end
+                    break
+                stats.bytes_discarded += sync_at - start
+                start = sync_at
+                if len(buffer) - start < HEADER_BYTES:
+                    if at_end:
+                        stats.bytes_discarded += 1
+                        start += 1
+                        continue
+                    break
+                frame_type, seq, length = HEADER.unpack_from(buffer, start + len(SYNC))
+                if length > self.max_payload_bytes:
+                    stats.bytes_discarded += 1
+                    start += 1
+                    continue
+                crc_at = start + HEADER_BYTES + length
+                end = crc_at + CRC_BYTES
+                if end > len(buffer):
+                    if at_end:
+                        stats.bytes_discarded += 1
+                        start += 1
+                        continue
+                    break
+                if crc32(view[start + len(SYNC):crc_at]) != int.from_bytes(
+                        view[crc_at:end], "little"):
+                    stats.crc_errors += 1
+                    stats.bytes_discarded += 1
+                    start += 1
+                    continue
+                known_type = _KNOWN_TYPES.get(frame_type)
+                if known_type is None:
+                    stats.frames_unknown_type += 1
+                stats.frames_ok += 1
+                frames.append(Frame(
+                    frame_type if known_type is None else known_type,
+                    seq,
+                    bytes(view[start + HEADER_BYTES:crc_at]),
+                ))
+                start = end
+        del buffer[:start]
+        return frames
+
+
+class StreamDecoder:
+    """Link bytes in, :class:`Identity`, :class:`DataBlock` and other :class:`Frame` out.
+
+    The configuration comes from IDENTITY frames, or from ``config`` until the first one
+    arrives. With neither, DATA frames wait (up to ``max_pending_frames``, oldest dropped
+    first and counted in ``pending_dropped``) and are decoded, in order, right after the
+    first identity frame is yielded.
+
+    Every good identity frame is yielded. When one reports a configuration different from
+    the current one, the new configuration applies to the DATA frames that follow and
+    sequence tracking restarts (the device numbers frames afresh after a rebuild or reset),
+    so no gap is counted across the change.
+
+    Sequence tracking: a DATA seq that is ``n`` ahead of the previous one (modulo 2**32, so
+    2**32 - 1 followed by 0 is no gap) adds ``n - 1`` to ``sequence_gaps``. A seq that is
+    equal to or behind the previous one (a step of 2**31 or more) means the device
+    restarted; tracking restarts there without counting a gap.
+
+    Frames of other types (known or not) are yielded as plain :class:`Frame` objects. A frame
+    that has a good CRC but does not decode is counted in ``malformed``, yields nothing, and
+    its reason is kept in :attr:`last_error`.
+
+    Parameters
+    ----------
+    config:
+        Configuration to decode DATA frames with until an identity frame says otherwise.
+    max_payload_bytes:
+        Passed to the :class:`FrameParser`.
+    max_pending_frames:
+        DATA frames kept while waiting for the first configuration.
+    """
+
+    def __init__(self, config: SystemConfig | None = None, *,
+                 max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+                 max_pending_frames: int = 4096) -> None:
+        self.stats = LinkStats()
+        self.parser = FrameParser(max_payload_bytes, stats=self.stats)
+        self.config = config
+        self.last_error: WireFormatError | ConfigError | None = None
+        self._pending: deque[Frame] = deque(maxlen=max_pending_frames)
+        self._last_data_seq: int | None = None
+
+    @property
+    def pending_frames(self) -> int:
+        """DATA frames waiting for a configuration."""
+        return len(self._pending)
+
+    def feed(self, data: bytes) -> list[StreamItem]:
+        """Take the next bytes of the stream; return the items they complete, in order."""
+        return self._decode(self.parser.feed(data))
+
+    def flush(self) -> list[StreamItem]:
+        """The stream has ended: decode what the parser still holds (see
+        :meth:`FrameParser.flush`)."""
+        return self._decode(self.parser.flush())
+
+    def _decode(self, frames: list[Frame]) -> list[StreamItem]:
+        items: list[StreamItem] = []
+        for frame in frames:
+            if frame.type == FrameType.DATA:
+                if self.config is None:
+                    if len(self._pending) == self._pending.maxlen:
+                        self.stats.pending_dropped += 1
+                    self._pending.append(frame)
+                else:
+                    self._decode_data(frame, items)
+            elif frame.type == FrameType.IDENTITY:
+                self._decode_identity(frame, items)
+            else:
+                items.append(frame)
+        return items
+
+    def _decode_identity(self, frame: Frame, items: list[StreamItem]) -> None:
+        try:
+            identity = Identity.from_frame(frame)
+        except (WireFormatError, ConfigError) as error:
+            self._reject(error)
+            return
+        if identity.config != self.config:
+            self.config = identity.config
+            self._last_data_seq = None
+        items.append(identity)
+        while self._pending:
+            self._decode_data(self._pending.popleft(), items)
+
+    def _decode_data(self, frame: Frame, items: list[StreamItem]) -> None:
+        assert self.config is not None
+        self._track_seq(frame.seq)
+        try:
+            items.append(DataBlock.from_frame(frame, self.config))
+        except WireFormatError as error:
+            self._reject(error)
+
+    def _track_seq(self, seq: int) -> None:
+        if self._last_data_seq is not None:
+            step = (seq - self._last_data_seq) % _SEQ_MODULUS
+            if 0 < step < _SEQ_MODULUS // 2:
+                self.stats.sequence_gaps += step - 1
+        self._last_data_seq = seq
+
+    def _reject(self, error: WireFormatError | ConfigError) -> None:
+        self.stats.malformed += 1
+        self.last_error = error
