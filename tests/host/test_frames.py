@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from spikeforge.firmware import config as firmware_config
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.wire import HEADER, SYNC, FrameType, build_frame, encode_identity

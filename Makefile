@@ -1,0 +1,49 @@
+# spikeforge — everything runs from a virtual environment that this Makefile bootstraps
+# from pyproject.toml on first use (.venv/). No system packages are needed.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.spikeforge-installed
+BOARD  ?=
+CONFIG ?=
+PYTEST_ARGS ?=
+
+.PHONY: all sim test test-fast lint flash build clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
+	  "spikeforge needs Python 3.11 or newer; run make PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[boards,dev]'
+	@touch $(STAMP)
+
+## RTL verification: every core against its golden model, with a summary table.
+sim: $(STAMP)
+	$(BIN)/spikeforge sim
+
+## The whole test suite (lint, models, host, RTL benches, board build). .ci/run calls this.
+test: $(STAMP) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Everything except the RTL benches and the board builds: seconds, for quick iteration.
+test-fast: $(STAMP) lint
+	$(BIN)/pytest -m "not slow and not sim" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## Build the bitstream for BOARD (cached) and program it: make flash BOARD=icebreaker
+flash: $(STAMP)
+	@test -n "$(BOARD)" || { echo "usage: make flash BOARD=<name> [CONFIG=file.json]"; exit 2; }
+	$(BIN)/spikeforge flash --board $(BOARD) $(if $(CONFIG),--config $(CONFIG))
+
+build: $(STAMP)
+	@test -n "$(BOARD)" || { echo "usage: make build BOARD=<name> [CONFIG=file.json]"; exit 2; }
+	$(BIN)/spikeforge build --board $(BOARD) $(if $(CONFIG),--config $(CONFIG))
+
+clean:
+	rm -rf build

@@ -1,0 +1,102 @@
+"""The RTL verification suite: every bench and the configurations it runs in.
+
+``make sim`` (``spikeforge sim``) runs all of them and prints a summary; ``make test`` runs
+the same cases through pytest (``tests/sim``). Add a core's bench here and both pick it up.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikeforge.firmware.config import SystemConfig, TestSourceConfig
+
+from .runner import BUILD_ROOT, BenchResult, run_bench
+
+__all__ = ["BenchCase", "CASES", "run_case"]
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    bench: str                         #: module in spikeforge.sim.benches
+    label: str                         #: the configuration, as the summary shows it
+    component: Callable[[], Any]       #: builds the Amaranth design under test
+    params: dict[str, Any] = field(default_factory=dict)
+    config: SystemConfig | None = None
+
+    @property
+    def case_id(self) -> str:
+        return f"{self.bench}[{self.label}]"
+
+    @property
+    def capture_path(self) -> Path:
+        safe = "".join(c if c.isalnum() else "_" for c in self.label)
+        return (BUILD_ROOT / "captures" / f"{self.bench}-{safe}.bin").resolve()
+
+
+def _system(config: SystemConfig, cycles: int, why: str) -> BenchCase:
+    from spikeforge.hdl.top import AcquisitionSystem
+
+    return BenchCase(
+        bench="system", label=f"{config.describe()} ({why})",
+        component=lambda: AcquisitionSystem(config),
+        params={"config": config.to_dict(), "cycles": cycles}, config=config,
+    )
+
+
+def _source(config: SystemConfig, sweeps: int, stall: str) -> BenchCase:
+    from spikeforge.hdl.source import TestSource
+
+    return BenchCase(
+        bench="source",
+        label=f"{config.channels}ch cps={config.cycles_per_sample} noise>>"
+              f"{config.test_source.noise_shift} sink={stall}",
+        component=lambda: TestSource(config),
+        params={"config": config.to_dict(), "sweeps": sweeps, "stall": stall}, config=config,
+    )
+
+
+def _uart(divisor: int, count: int) -> BenchCase:
+    from spikeforge.hdl.uart import UARTTransmitter
+
+    return BenchCase(
+        bench="uart", label=f"divisor={divisor} bytes={count}",
+        component=lambda: UARTTransmitter(divisor),
+        params={"divisor": divisor, "count": count},
+    )
+
+
+CASES: tuple[BenchCase, ...] = (
+    _source(SystemConfig(channels=5, sample_rate_hz=1_000_000, clock_hz=12_000_000,
+                         test_source=TestSourceConfig(spike_rate_hz=20_000)),
+            4000, "always-ready"),
+    _source(SystemConfig(channels=7, sample_rate_hz=1_000_000, clock_hz=12_000_000,
+                         test_source=TestSourceConfig(seed=0xDEADBEEF, noise_shift=3,
+                                                      spike_rate_hz=30_000)),
+            4000, "random-stalls"),
+    _uart(1, 400),
+    _uart(4, 400),
+    _uart(13, 150),
+    _system(SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256),
+            150_000, "link just fast enough"),
+    _system(SystemConfig(channels=1, baud=12_000_000, sweeps_per_frame=16,
+                         link_buffer_samples=64),
+            100_000, "one channel, 1 cycle/bit"),
+    _system(SystemConfig(channels=32, sample_rate_hz=5_000, baud=12_000_000,
+                         sweeps_per_frame=2, link_buffer_samples=256,
+                         identity_interval_frames=16),
+            150_000, "32 channels"),
+    _system(SystemConfig(channels=8, sweeps_per_frame=8, link_buffer_samples=256),
+            150_000, "link too slow: drops"),
+    _system(SystemConfig(channels=3, sample_rate_hz=20_000, baud=1_000_000, sweeps_per_frame=5,
+                         link_buffer_samples=64, identity_interval_frames=7),
+            200_000, "slow link, frequent identity"),
+)
+
+
+def run_case(case: BenchCase) -> BenchResult:
+    params = dict(case.params)
+    if case.bench == "system":
+        case.capture_path.parent.mkdir(parents=True, exist_ok=True)
+        params["capture"] = str(case.capture_path)
+    return run_bench(case.bench, case.component(), params, label=case.label)

@@ -1,0 +1,147 @@
+"""The one command-line entry point, ``spikeforge``; the only module that ties all layers."""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.errors import SpikeforgeError
+
+__all__ = ["main"]
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _config_from_args(args: argparse.Namespace) -> SystemConfig:
+    data = json.loads(Path(args.config).read_text()) if args.config else {}
+    for name in ("channels", "sample_rate_hz", "baud"):
+        value = getattr(args, name, None)
+        if value is not None:
+            data[name] = value
+    return SystemConfig.from_dict(data)
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE.json",
+                        help="configuration file (SystemConfig fields as JSON)")
+    parser.add_argument("--channels", type=int)
+    parser.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int)
+    parser.add_argument("--baud", type=int)
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from spikeforge.sim.runner import BenchFailed
+    from spikeforge.sim.suite import CASES, run_case
+
+    cases = [c for c in CASES if not args.only or any(k in c.case_id for k in args.only)]
+    if not cases:
+        print(f"no bench matches {args.only}; benches: {sorted({c.bench for c in CASES})}")
+        return EXIT_USAGE
+    rows = []
+    started = time.perf_counter()
+    for case in cases:
+        print(f"running {case.case_id} ...", flush=True)
+        try:
+            result = run_case(case)
+            rows.append((case.bench, case.label, result.items, result.cycles, result.wall_s,
+                         "PASS" if result.passed else f"FAIL (log: {result.log})"))
+        except BenchFailed as exc:
+            rows.append((case.bench, case.label, 0, 0, 0.0, f"FAIL ({exc})"))
+    print()
+    header = ("bench", "configuration", "items compared", "cycles", "wall s", "result")
+    widths = [max(len(str(r[i])) if i != 4 else 6 for r in [header, *rows]) for i in range(5)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  " + header[5])
+    for bench, label, items, cycles, wall, verdict in rows:
+        print(f"{bench.ljust(widths[0])}  {label.ljust(widths[1])}  {items:>{widths[2]},}  "
+              f"{cycles:>{widths[3]},}  {wall:>{widths[4]}.1f}  {verdict}")
+    failed = sum(1 for r in rows if r[5] != "PASS")
+    print(f"\n{len(rows) - failed} passed, {failed} failed "
+          f"in {time.perf_counter() - started:.0f} s")
+    return EXIT_FAILURE if failed else 0
+
+
+def _cmd_flash(args: argparse.Namespace) -> int:
+    from spikeforge.boards.flash import flash
+
+    config = _config_from_args(args)
+    result = flash(args.board, config, **({"ftdi_serial": args.ftdi_serial}
+                                          if args.ftdi_serial else {}))
+    print(f"programmed {args.board} with {result.bitstream}")
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from spikeforge.boards.build import build
+
+    config = _config_from_args(args)
+    result = build(args.board, config)
+    print(result.summary() if hasattr(result, "summary") else result)
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from spikeforge.host import DataBlock, Identity, StreamDecoder
+
+    decoder = StreamDecoder()
+    items = decoder.feed(Path(args.file).read_bytes()) + decoder.flush()
+    blocks = [i for i in items if isinstance(i, DataBlock)]
+    identity = next((i for i in items if isinstance(i, Identity)), None)
+    if identity is not None:
+        print(f"device: {identity.config.describe()}")
+    sweeps = sum(b.samples.shape[0] for b in blocks)
+    print(f"{len(blocks)} data frames, {sweeps} sweeps")
+    print(f"link: {decoder.stats}")
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
+    print(config.describe())
+    print(json.dumps(config.to_dict(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spikeforge",
+        description="Open acquisition and processing chips for brain-computer interfaces.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sim = commands.add_parser("sim", help="run the RTL verification benches, print a summary")
+    sim.add_argument("only", nargs="*", help="run only benches whose name contains these")
+    sim.set_defaults(run=_cmd_sim)
+
+    for name, handler, text in (("build", _cmd_build, "build the bitstream for a board"),
+                                ("flash", _cmd_flash, "build (cached) and program a board")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--board", required=True)
+        _add_config_options(sub)
+        if name == "flash":
+            sub.add_argument("--ftdi-serial", help="program the board with this FTDI serial")
+        sub.set_defaults(run=handler)
+
+    decode = commands.add_parser("decode", help="decode a captured byte stream from a device")
+    decode.add_argument("file")
+    decode.set_defaults(run=_cmd_decode)
+
+    check = commands.add_parser("config", help="validate and show a configuration")
+    _add_config_options(check)
+    check.set_defaults(run=_cmd_check_config)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except SpikeforgeError as exc:
+        print(f"spikeforge: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_FAILURE)
+    except KeyboardInterrupt:
+        print("spikeforge: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
