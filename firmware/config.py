@@ -40,6 +40,8 @@ class TestSourceConfig:
     a mean rate of ``spike_rate_hz`` per channel. The golden model knows every spike time.
     """
 
+    __test__ = False  # not a pytest test class, despite the name
+
     seed: int = 0x5EED
     noise_shift: int = 0
     spike_rate_hz: float = 20.0

@@ -31,7 +31,7 @@ class TestSource(wiring.Component):
     Every ``config.cycles_per_sample`` cycles the source starts a sweep and emits channels
     0 .. channels-1 on ``o``, one per cycle, exactly as an ADC front-end would. What each
     sample holds is defined in :mod:`spikeforge.firmware.test_signal` and modelled
-    bit-exactly by :func:`spikeforge.sim.models.source.test_signal`.
+    bit-exactly by :func:`spikeforge.sim.models.source.source_signal`.
 
     Ports
     -----
@@ -49,6 +49,7 @@ class TestSource(wiring.Component):
     """
 
     LATENCY = 2
+    __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, config: SystemConfig):
         self._config = config

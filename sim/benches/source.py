@@ -14,7 +14,7 @@ from cocotb.triggers import FallingEdge
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.hdl.source import TestSource
 from spikeforge.sim.drivers import Bench, StreamMonitor
-from spikeforge.sim.models.source import source_output, test_signal
+from spikeforge.sim.models.source import source_output, source_signal
 from spikeforge.sim.runner import bench_parameters, report
 
 
@@ -40,7 +40,7 @@ async def samples_match_model(dut):
     sink = StreamMonitor(dut, "o", ready_pattern=(int(r) for r in np.append(ready, 1)))
     await bench.cycles(cycles)
 
-    signal = test_signal(config, sweeps)
+    signal = source_signal(config, sweeps)
     n, c = np.divmod(np.arange(sweeps * config.channels), config.channels)
     produced_at = n * config.cycles_per_sample + c + TestSource.LATENCY - 1
     transferred, overruns = source_output(produced_at, ready[:cycles])

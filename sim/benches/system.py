@@ -16,7 +16,7 @@ from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.registers import register
 from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, UARTMonitor
 from spikeforge.sim.models.framer import frame_stream
-from spikeforge.sim.models.source import test_signal
+from spikeforge.sim.models.source import source_signal
 from spikeforge.sim.runner import bench_parameters, report
 
 
@@ -49,7 +49,7 @@ async def uart_bytes_match_model(dut):
     sweeps = cycles // config.cycles_per_sample + 1
     sweeps -= sweeps % config.sweeps_per_frame
     sweeps += config.sweeps_per_frame
-    signal = test_signal(config, sweeps)
+    signal = source_signal(config, sweeps)
     schedule = frame_stream(config, signal.samples)
 
     # Bytes whose stop bit has been sampled by the end of the run.

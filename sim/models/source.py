@@ -18,7 +18,7 @@ from spikeforge.firmware.test_signal import (
     SPIKE_TEMPLATE,
 )
 
-__all__ = ["mix32", "TestSignal", "test_signal"]
+__all__ = ["mix32", "SourceSignal", "source_signal", "source_output"]
 
 
 def mix32(x: np.ndarray) -> np.ndarray:
@@ -32,7 +32,7 @@ def mix32(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class TestSignal:
+class SourceSignal:
     """What the source emits for sweeps ``first_sweep .. first_sweep + len(samples)``.
 
     ``samples`` has shape (sweeps, channels), int16. ``spike_starts[c]`` holds the sweep
@@ -58,7 +58,7 @@ def _spike_starts(candidates: np.ndarray, length: int, first_allowed: int) -> np
     return np.asarray(starts, dtype=np.int64)
 
 
-def test_signal(config: SystemConfig, sweeps: int) -> TestSignal:
+def source_signal(config: SystemConfig, sweeps: int) -> SourceSignal:
     """The first ``sweeps`` sweeps the source emits after reset."""
     ts = config.test_source
     channels = np.arange(config.channels, dtype=np.uint32)
@@ -86,7 +86,7 @@ def test_signal(config: SystemConfig, sweeps: int) -> TestSignal:
 
     samples = dc + noise + spike
     assert samples.min() >= -32768 and samples.max() <= 32767
-    return TestSignal(0, samples.astype(np.int16), tuple(starts_per_channel))
+    return SourceSignal(0, samples.astype(np.int16), tuple(starts_per_channel))
 
 
 def source_output(produced_at: np.ndarray, ready: np.ndarray) -> tuple[np.ndarray, int]:

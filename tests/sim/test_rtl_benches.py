@@ -11,7 +11,7 @@ import pytest
 
 from spikeforge.host import DataBlock, Identity, StreamDecoder
 from spikeforge.sim.models.framer import frame_stream
-from spikeforge.sim.models.source import test_signal
+from spikeforge.sim.models.source import source_signal
 from spikeforge.sim.suite import CASES, run_case
 
 pytestmark = pytest.mark.sim
@@ -35,7 +35,7 @@ def test_rtl_matches_golden_model(case):
     assert decoder.stats.crc_errors == 0 and decoder.stats.bytes_discarded == 0
 
     last = blocks[-1].first_sample + config.sweeps_per_frame
-    truth = test_signal(config, last).samples
+    truth = source_signal(config, last).samples
     for block in blocks:
         np.testing.assert_array_equal(
             block.samples, truth[block.first_sample:block.first_sample + config.sweeps_per_frame],

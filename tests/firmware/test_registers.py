@@ -1,0 +1,54 @@
+"""The register map, and the HDL register bank generated from it (Amaranth simulator)."""
+
+import pytest
+from amaranth.sim import Simulator
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.errors import ConfigError
+from spikeforge.firmware.registers import REGISTERS, identity_values, register
+from spikeforge.hdl.registers import RegisterBank
+
+
+def test_unknown_register_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="no register named 'STREAM_ENABEL'.*STREAM_ENABLE"):
+        register("STREAM_ENABEL")
+
+
+def test_register_bank_reads_writes_and_ignores_read_only():
+    config = SystemConfig(channels=8)
+    bank = RegisterBank(config)
+    constants = identity_values(config)
+    seen = {}
+
+    async def testbench(ctx):
+        ctx.set(bank.frames_dropped, 1234)
+        for reg in REGISTERS:
+            ctx.set(bank.bus.addr, reg.address)
+            await ctx.tick()
+            seen[reg.name] = ctx.get(bank.bus.r_data)
+        assert ctx.get(bank.stream_enable) == register("STREAM_ENABLE").reset
+        # A write to a rw register lands; to a constant or status register it does not.
+        for name, value in (("STREAM_ENABLE", 0), ("CHANNELS", 99), ("FRAMES_DROPPED", 5)):
+            ctx.set(bank.bus.addr, register(name).address)
+            ctx.set(bank.bus.w_data, value)
+            ctx.set(bank.bus.w_en, 1)
+            await ctx.tick()
+            ctx.set(bank.bus.w_en, 0)
+            await ctx.tick()
+            seen["after " + name] = ctx.get(bank.bus.r_data)
+        ctx.set(bank.bus.addr, 0xFF)
+        await ctx.tick()
+        seen["unmapped"] = ctx.get(bank.bus.r_data)
+
+    sim = Simulator(bank)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+
+    for name, value in constants.items():
+        assert seen[name] == value, name
+    assert seen["FRAMES_DROPPED"] == 1234
+    assert seen["after STREAM_ENABLE"] == 0
+    assert seen["after CHANNELS"] == 8
+    assert seen["after FRAMES_DROPPED"] == 1234
+    assert seen["unmapped"] == 0
