@@ -6,7 +6,7 @@ failure apart without parsing messages:
 ====  ===========================================================================
 code  meaning
 ====  ===========================================================================
-2     usage: unknown board, or a configuration the board cannot implement
+2     usage: unknown board, a configuration the board cannot implement, no such file
 3     device: no board on USB, no permission to open it, programming failed
 4     gateware: synthesis or place-and-route failed, design does not fit or is too slow
 5     environment: a tool or a system library is missing
@@ -19,7 +19,7 @@ from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 
 __all__ = [
     "EXIT_USAGE", "EXIT_DEVICE", "EXIT_GATEWARE", "EXIT_ENVIRONMENT",
-    "BoardError", "UnknownBoard", "BoardConfigError",
+    "BoardError", "UnknownBoard", "BoardConfigError", "BitstreamMissing",
     "GatewareError", "ToolFailed", "DoesNotFit", "TimingNotMet",
     "EnvironmentProblem", "ToolNotFound", "SystemLibraryMissing",
     "DeviceError", "BoardNotFound", "DevicePermissionDenied", "DeviceBusy", "ProgrammingFailed",
@@ -45,6 +45,12 @@ class UnknownBoard(BoardError, ValueError):
 
 class BoardConfigError(ConfigError, BoardError):
     """A valid configuration that this board cannot implement (e.g. another clock)."""
+
+    exit_code = EXIT_USAGE
+
+
+class BitstreamMissing(BoardError, FileNotFoundError):
+    """A bitstream file to program does not exist."""
 
     exit_code = EXIT_USAGE
 

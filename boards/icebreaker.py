@@ -19,6 +19,7 @@ from amaranth.lib import io
 
 from spikeforge.firmware.config import SystemConfig
 
+from .errors import BoardConfigError
 from .registry import get_board
 
 __all__ = ["ICEBreakerTop"]
@@ -38,7 +39,8 @@ class ICEBreakerTop(Elaboratable):
     Parameters
     ----------
     config:
-        What to build; ``config.clock_hz`` must be the board's 12 MHz.
+        What to build; ``config.clock_hz`` must be the board's 12 MHz (checked when
+        elaborated: :class:`~spikeforge.boards.errors.BoardConfigError` otherwise).
     system:
         Makes the design to put on the board from ``config``; default
         :class:`spikeforge.hdl.top.AcquisitionSystem`. Anything with the same ports
@@ -47,13 +49,17 @@ class ICEBreakerTop(Elaboratable):
 
     def __init__(self, config: SystemConfig,
                  system: Callable[[SystemConfig], Elaboratable] | None = None):
-        get_board("icebreaker").check_config(config)
         self.config = config
         self._make_system = system or _acquisition_system
 
     def elaborate(self, platform):
+        get_board("icebreaker").check_config(self.config)
         if platform is not None and platform.default_clk_frequency != self.config.clock_hz:
-            get_board("icebreaker").check_config(self.config)  # raises with the fix
+            raise BoardConfigError(
+                f"platform {type(platform).__name__} clocks the design at "
+                f"{platform.default_clk_frequency / 1e6:g} MHz, but config.clock_hz is "
+                f"{self.config.clock_hz:,} Hz"
+            )
 
         m = Module()
         m.submodules.system = system = self._make_system(self.config)

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     check.set_defaults(run=_cmd_check_config)
 
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return args.run(args)
     except SpikeforgeError as exc:
