@@ -400,9 +400,10 @@ def _raise_tool_failure(prepared: PreparedBuild, directory: Path, log_path: Path
                         returncode: int) -> None:
     nextpnr_log = directory / f"{DESIGN_NAME}.tim"
     log_text = nextpnr_log.read_text(errors="replace") if nextpnr_log.is_file() else ""
-    over = NextpnrReport(parse_log_utilization(log_text), {}).overused()
+    utilization = parse_log_utilization(log_text)
+    over = NextpnrReport(utilization, {}).overused()
     if over:
-        raise _does_not_fit(prepared, over)
+        raise _does_not_fit(prepared, over, utilization)
     failed_clock = _LOG_TIMING_FAIL.search(log_text)
     if failed_clock:  # only without --timing-allow-fail, e.g. overridden by the environment
         name, achieved, required = failed_clock.groups()
@@ -415,7 +416,8 @@ def _raise_tool_failure(prepared: PreparedBuild, directory: Path, log_path: Path
     )
 
 
-def _does_not_fit(prepared: PreparedBuild, over: list[tuple[str, Utilization]]) -> DoesNotFit:
+def _does_not_fit(prepared: PreparedBuild, over: list[tuple[str, Utilization]],
+                  utilization: dict[str, Utilization] | None = None) -> DoesNotFit:
     name, worst = over[0]
     details = "; ".join(
         f"{n}: {u.used} used, {u.available} available ({u.used - u.available} too many, "
@@ -424,7 +426,7 @@ def _does_not_fit(prepared: PreparedBuild, over: list[tuple[str, Utilization]]) 
         f"the design does not fit the {prepared.board.title}'s {prepared.board.fpga}: "
         f"{details}. Use fewer channels, a smaller link_buffer_samples, or a bigger board "
         f"({prepared.config.describe()})",
-        resource=name, used=worst.used, available=worst.available,
+        resource=name, used=worst.used, available=worst.available, utilization=utilization,
     )
 
 
@@ -447,7 +449,7 @@ def _check(prepared: PreparedBuild, result: BuildResult) -> None:
     report = NextpnrReport(result.utilization, result.clocks)
     over = report.overused()
     if over:
-        raise _does_not_fit(prepared, over)
+        raise _does_not_fit(prepared, over, result.utilization)
     name, clock = report.tightest_clock()
     if not clock.met:
         raise _timing_not_met(prepared, name, clock, result.directory, result=result)

@@ -76,13 +76,19 @@ class ToolFailed(GatewareError):
 
 
 class DoesNotFit(GatewareError):
-    """The design needs more of a resource than the FPGA has."""
+    """The design needs more of a resource than the FPGA has.
 
-    def __init__(self, message: str, *, resource: str, used: int, available: int):
+    ``resource``, ``used``, ``available`` name the worst one; ``utilization`` (resource
+    name to ``(used, available)``) is every resource nextpnr reported, when known.
+    """
+
+    def __init__(self, message: str, *, resource: str, used: int, available: int,
+                 utilization: dict | None = None):
         super().__init__(message)
         self.resource = resource
         self.used = used
         self.available = available
+        self.utilization = dict(utilization or {})
 
 
 class TimingNotMet(GatewareError):

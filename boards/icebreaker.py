@@ -2,84 +2,56 @@
 
 Pins used:
 
-=============  =====  =================================================================
-what           pin    notes
-=============  =====  =================================================================
-``clk12``      35     12 MHz oscillator, the ``sync`` domain (platform default clock)
-UART TX        9      FPGA -> FT2232H channel B, i.e. the second ``/dev/ttyUSB*``
-LED green      37     on while streaming
-LED red        11     on for a while after a frame was dropped
-=============  =====  =================================================================
+=============  ==========  ============================================================
+what           pin         notes
+=============  ==========  ============================================================
+``clk12``      35          12 MHz oscillator, the ``sync`` domain (platform default clock)
+UART TX        9           FPGA -> FT2232H channel B, i.e. the second ``/dev/ttyUSB*``;
+                           12 Mbaud by default (one bit per clock; the FT2232H's maximum)
+LED green      37          streaming
+LED red        11          on for 125 ms after a frame was dropped (overflow)
+LED L2 green   PMOD2 1     chip found (break-off LED board in PMOD2; off until the ADC
+                           front-end has a ``chip_found`` output)
+=============  ==========  ============================================================
+
+ADC interface (reserved, for the RHD front-end): PMOD1A, Digilent PMOD SPI order —
+pin 1 (FPGA 4) CS_n, pin 2 (FPGA 2) COPI, pin 3 (FPGA 47) CIPO, pin 4 (FPGA 45) SCLK, 3.3 V
+on pins 6/12. :data:`ADC_RESOURCES` holds it as an Amaranth resource.
 """
 
-from collections.abc import Callable
+from amaranth.build import Attrs, Pins, PinsN, Resource, Subsignal
 
-from amaranth.hdl import Elaboratable, Module, Signal
-from amaranth.lib import io
+from .board_top import BoardTop, acquisition_system
 
-from spikeforge.firmware.config import SystemConfig
+__all__ = ["ICEBreakerTop", "ADC_RESOURCES"]
 
-from .errors import BoardConfigError
-from .registry import get_board
+#: The ADC interface on PMOD1A; the front-end requests ``platform.request("adc_spi")``.
+ADC_RESOURCES = [
+    Resource("adc_spi", 0,
+             Subsignal("cs", PinsN("1", dir="o", conn=("pmod", 0))),
+             Subsignal("copi", Pins("2", dir="o", conn=("pmod", 0))),
+             Subsignal("cipo", Pins("3", dir="i", conn=("pmod", 0))),
+             Subsignal("clk", Pins("4", dir="o", conn=("pmod", 0))),
+             Attrs(IO_STANDARD="SB_LVCMOS")),
+]
 
-__all__ = ["ICEBreakerTop"]
+# Kept for code that imported it from here before the board tops shared one module.
+_acquisition_system = acquisition_system
 
 
-def _acquisition_system(config: SystemConfig) -> Elaboratable:
-    # Imported here so that the board layer can be imported (registry, cache keys, error
-    # messages) without elaborating the HDL package.
-    from spikeforge.hdl.top import AcquisitionSystem
+class ICEBreakerTop(BoardTop):
+    """The acquisition system on the iCEBreaker's pins (see the module docstring)."""
 
-    return AcquisitionSystem(config)
+    board = "icebreaker"
 
-
-class ICEBreakerTop(Elaboratable):
-    """The acquisition system on the iCEBreaker's pins.
-
-    Parameters
-    ----------
-    config:
-        What to build; ``config.clock_hz`` must be the board's 12 MHz (checked when
-        elaborated: :class:`~spikeforge.boards.errors.BoardConfigError` otherwise).
-    system:
-        Makes the design to put on the board from ``config``; default
-        :class:`spikeforge.hdl.top.AcquisitionSystem`. Anything with the same ports
-        (``uart_tx``, ``streaming``, ``overflow``, all outputs) will do, e.g. a test design.
-    """
-
-    def __init__(self, config: SystemConfig,
-                 system: Callable[[SystemConfig], Elaboratable] | None = None):
-        self.config = config
-        self._make_system = system or _acquisition_system
-
-    def elaborate(self, platform):
-        get_board("icebreaker").check_config(self.config)
-        if platform is not None and platform.default_clk_frequency != self.config.clock_hz:
-            raise BoardConfigError(
-                f"platform {type(platform).__name__} clocks the design at "
-                f"{platform.default_clk_frequency / 1e6:g} MHz, but config.clock_hz is "
-                f"{self.config.clock_hz:,} Hz"
-            )
-
-        m = Module()
-        m.submodules.system = system = self._make_system(self.config)
-
-        # The system's line may come from logic (glitches within a cycle) and an iCE40 I/O
-        # register powers up low (a false start bit): retime it in a fabric register that
-        # is high from configuration on, then drive the pin directly.
-        uart_tx = Signal(init=1)
-        m.d.sync += uart_tx.eq(system.uart_tx)
-        uart_pins = platform.request("uart", 0, dir="-")
-        m.submodules.uart_tx_buffer = tx_buffer = io.Buffer("o", uart_pins.tx)
-        m.d.comb += tx_buffer.o.eq(uart_tx)
-        # uart_pins.rx stays an input: nothing listens to the host yet.
-
-        m.submodules.led_streaming = led_green = io.Buffer(
-            "o", platform.request("led_g", 0, dir="-"))
-        m.submodules.led_overflow = led_red = io.Buffer(
-            "o", platform.request("led_r", 0, dir="-"))
-        m.d.comb += [
-            led_green.o.eq(system.streaming),
-            led_red.o.eq(system.overflow),
-        ]
-        return m
+    def pins(self, platform) -> dict[str, object]:
+        # The chip-found LED is on the break-off LED board (PMOD2), which the platform
+        # describes but does not add by default.
+        if ("led_g", 1) not in platform.resources:
+            platform.add_resources(platform.break_off_pmod)
+        return {
+            "uart": platform.request("uart", 0, dir="-"),
+            "streaming": platform.request("led_g", 0, dir="-"),
+            "overflow": platform.request("led_r", 0, dir="-"),
+            "chip_found": platform.request("led_g", 1, dir="-"),
+        }

@@ -17,8 +17,14 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _config_from_args(args: argparse.Namespace) -> SystemConfig:
-    data = json.loads(Path(args.config).read_text()) if args.config else {}
+def _config_from_args(args: argparse.Namespace,
+                      base: SystemConfig | None = None) -> SystemConfig:
+    """The configuration the options name: ``--config`` (or ``base``'s fields), then the
+    single-field options on top."""
+    if args.config:
+        data = json.loads(Path(args.config).read_text())
+    else:
+        data = base.to_dict() if base is not None else {}
     for name in ("channels", "sample_rate_hz", "baud"):
         value = getattr(args, name, None)
         if value is not None:
@@ -65,10 +71,17 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failed else 0
 
 
+def _board_config(args: argparse.Namespace) -> SystemConfig:
+    """The options' configuration, starting from the board's default (clock, link rate)."""
+    from spikeforge.boards import get_board
+
+    return _config_from_args(args, base=get_board(args.board).default_config)
+
+
 def _cmd_flash(args: argparse.Namespace) -> int:
     from spikeforge.boards.flash import flash
 
-    config = _config_from_args(args)
+    config = _board_config(args)
     result = flash(args.board, config, **({"ftdi_serial": args.ftdi_serial}
                                           if args.ftdi_serial else {}))
     print(f"programmed {args.board} with {result.bitstream}")
@@ -78,10 +91,81 @@ def _cmd_flash(args: argparse.Namespace) -> int:
 def _cmd_build(args: argparse.Namespace) -> int:
     from spikeforge.boards.build import build
 
-    config = _config_from_args(args)
+    config = _board_config(args)
     result = build(args.board, config)
     print(result.summary() if hasattr(result, "summary") else result)
     return 0
+
+
+def _cmd_boards(args: argparse.Namespace) -> int:
+    from spikeforge.boards import BOARDS
+    from spikeforge.boards.figures import REFERENCE_RATE_HZ, load_figures, max_channels
+
+    rows = load_figures()["rows"]
+    print(f"{'board':<12} {'FPGA':<20} {'clock':>7}  {'link':<28} largest that fits "
+          f"({REFERENCE_RATE_HZ // 1000} kS/s, recorded by `spikeforge figures`)")
+    for board in BOARDS.values():
+        best = max_channels(rows, board.name)
+        if best is not None:
+            largest = f"{best.channels} channels (binds first: {best.binding})"
+        elif any(r.board == board.name for r in rows):
+            largest = "none of the reference configurations"
+        else:
+            largest = f"not measured; run spikeforge figures --board {board.name}"
+        link = f"{board.usb_chip}, {board.default_config.baud / 1e6:g} Mbaud"
+        print(f"{board.name:<12} {board.fpga:<20} {board.clock_hz / 1e6:>4g} MHz  "
+              f"{link:<28} {largest}")
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from spikeforge.boards import board_names
+    from spikeforge.boards.build import prepare
+    from spikeforge.boards.figures import (
+        FIGURES_FILE,
+        REFERENCE_CHANNELS,
+        render_table,
+        run_figures,
+        save_figures,
+        update_docs,
+    )
+
+    boards = args.board or board_names()
+    channels = args.channels or list(REFERENCE_CHANNELS)
+    base = SystemConfig.from_dict(json.loads(Path(args.config).read_text())) \
+        if args.config else None
+    command = "spikeforge figures" + "".join(f" --board {b}" for b in args.board or []) \
+        + "".join(f" --channels {c}" for c in args.channels or []) \
+        + (f" --config {args.config}" if args.config else "")
+
+    def progress(row):
+        print(f"{row.board} {row.channels:>5} ch: {row.status}"
+              + (f" ({row.message})" if row.message and not row.ok else ""), flush=True)
+
+    rows = run_figures(boards, channels, build_dir=Path(args.build_dir), base=base,
+                       keep_going=args.keep_going, progress=progress)
+    toolchain = prepare(boards[0], _default_board_config(boards[0])).toolchain.describe()
+    if args.no_record:
+        print(render_table(rows))
+        return 0
+    record = save_figures(rows, command=command, toolchain=toolchain)
+    print(f"recorded in {FIGURES_FILE}")
+    if args.docs:
+        update_docs(Path(args.docs), record["rows"], _docs_command(record))
+        print(f"table written to {args.docs}")
+    print(render_table(rows))
+    return 0
+
+
+def _default_board_config(name: str) -> SystemConfig:
+    from spikeforge.boards import get_board
+
+    return get_board(name).default_config
+
+
+def _docs_command(record: dict) -> str:
+    commands = sorted(set(record.get("commands", {}).values()))
+    return "`, then `".join(commands)
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -124,6 +208,29 @@ def main(argv: list[str] | None = None) -> int:
         if name == "flash":
             sub.add_argument("--ftdi-serial", help="program the board with this FTDI serial")
         sub.set_defaults(run=handler)
+
+    boards = commands.add_parser(
+        "boards", help="list the supported boards: FPGA, clock, link, largest configuration")
+    boards.set_defaults(run=_cmd_boards)
+
+    figures = commands.add_parser(
+        "figures", help="build the reference configurations on each board; record the "
+                        "resource and timing figures (boards/figures.json, docs/boards.md)")
+    figures.add_argument("--board", action="append",
+                         help="only this board (repeatable); default: every board")
+    figures.add_argument("--channels", type=int, action="append",
+                         help="only this channel count (repeatable); default: 16 ... 1024")
+    figures.add_argument("--config", metavar="FILE.json",
+                         help="base configuration (e.g. with cores enabled); default: each "
+                              "board's default")
+    figures.add_argument("--build-dir", default="build")
+    figures.add_argument("--keep-going", action="store_true",
+                         help="also build the counts above a board's first failure")
+    figures.add_argument("--docs", default="docs/boards.md",
+                         help="Markdown file whose figures section is rewritten ('' : none)")
+    figures.add_argument("--no-record", action="store_true",
+                         help="print the table only; do not write the record or the docs")
+    figures.set_defaults(run=_cmd_figures)
 
     decode = commands.add_parser("decode", help="decode a captured byte stream from a device")
     decode.add_argument("file")

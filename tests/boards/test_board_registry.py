@@ -62,3 +62,41 @@ def test_the_udev_rule_covers_every_board():
         pattern = (rf'ATTRS{{idVendor}}=="{board.usb_vid:04x}", '
                    rf'ATTRS{{idProduct}}=="{board.usb_pid:04x}"')
         assert re.search(pattern, rules), f"no udev rule for {board.name} ({board.usb_id})"
+
+
+@pytest.mark.parametrize("size", ["12F", "45F", "85F"])
+def test_ulx3s_sizes_are_registered_with_the_pll_clock_and_the_ft231x(size):
+    board = get_board(f"ulx3s-{size.lower()}")
+    assert board.family == "ecp5"
+    assert board.fpga.startswith(f"LFE5U-{size}")
+    assert board.platform.endswith(f"ULX3S_{size}_Platform")
+    assert board.oscillator_hz == 25_000_000
+    assert board.clock_hz == board.default_config.clock_hz
+    assert board.usb_id == "0403:6015"
+    assert board.programmer_args[:2] == ("--board", "ulx3s")
+    assert board.bitstream_suffix == ".bit"
+    board.platform_class()  # the amaranth_boards class exists under that name
+
+
+def test_every_default_config_uses_the_fastest_rate_its_bridge_takes_exactly():
+    for board in BOARDS.values():
+        config = board.default_config
+        board.check_config(config)
+        assert config.baud == board.max_baud, board.name
+        assert config.clock_hz % config.baud == 0, board.name  # an exact bit time
+        assert config.link_load < 1, f"{board.name} default drops frames"
+        assert board.link_note and board.adc_header
+
+
+def test_a_baud_rate_above_the_usb_bridge_is_refused_with_the_fix():
+    board = get_board("ulx3s-85f")
+    config = board.default_config.replace(baud=4_500_000)
+    with pytest.raises(BoardConfigError, match="FT231X.*3 Mbaud.*baud=3000000"):
+        board.check_config(config)
+
+
+def test_the_ulx3s_clock_error_names_the_pll():
+    board = get_board("ulx3s-12f")
+    with pytest.raises(BoardConfigError, match="PLL from its 25 MHz oscillator"):
+        board.check_config(SystemConfig(clock_hz=25_000_000, sample_rate_hz=25_000,
+                                        baud=2_500_000))
