@@ -19,12 +19,11 @@ EXIT_INTERRUPTED = 130
 
 def _config_from_args(args: argparse.Namespace,
                       base: SystemConfig | None = None) -> SystemConfig:
-    """The configuration the options name: ``--config`` (or ``base``'s fields), then the
-    single-field options on top."""
+    """The configuration the options name: ``base``'s fields (e.g. a board's default), the
+    fields of ``--config`` on top, then the single-field options."""
+    data = base.to_dict() if base is not None else {}
     if args.config:
-        data = json.loads(Path(args.config).read_text())
-    else:
-        data = base.to_dict() if base is not None else {}
+        data.update(json.loads(Path(args.config).read_text()))
     for name in ("channels", "sample_rate_hz", "baud"):
         value = getattr(args, name, None)
         if value is not None:
