@@ -183,9 +183,14 @@ def figure_for(board: str, channels: int, build_dir: Path, *,
     spec = get_board(board)
     try:
         config = reference_config(spec, channels, base)
-    except ConfigError as exc:
+    except ConfigError:
+        cycles = spec.clock_hz // REFERENCE_RATE_HZ
+        if channels + 1 <= cycles:  # another configuration problem: say it whole
+            raise
         return FigureRow(board=spec.name, channels=channels, status=TOO_FEW_CYCLES,
-                         binding="cycles per sample", message=str(exc))
+                         binding="cycles per sample",
+                         message=f"{spec.clock_hz / 1e6:g} MHz / {REFERENCE_RATE_HZ // 1000} "
+                                 f"kS/s = {cycles} cycles serve at most {cycles - 1} channels")
     cores = system_cores(config, system)
     try:
         result = build(spec.name, config, build_dir, system=system)
@@ -344,9 +349,11 @@ def render_table(rows: list[FigureRow]) -> str:
 def update_docs(doc: Path, rows: list[FigureRow], command: str) -> None:
     """Replace the figures section of ``doc`` (between the markers) with the table."""
     text = doc.read_text()
+    cores = list(dict.fromkeys(core for row in rows for core in row.cores))
+    built = f" Cores in the design: {', '.join(cores)}." if cores else ""
     section = (f"{DOCS_BEGIN}\nProduced by `{command}` (reference configurations: "
                f"{REFERENCE_RATE_HZ // 1000} kS/s per channel, each board's default clock and "
-               f"link).\n\n{render_table(rows)}\n{DOCS_END}")
+               f"link).{built}\n\n{render_table(rows)}\n{DOCS_END}")
     if DOCS_BEGIN in text and DOCS_END in text:
         before = text[:text.index(DOCS_BEGIN)]
         after = text[text.index(DOCS_END) + len(DOCS_END):]

@@ -253,3 +253,34 @@ def test_programming_on_a_machine_without_the_board_fails_with_board_not_found(t
         assert error.exit_code == 3
     else:
         pytest.fail("programming succeeded without a board")
+
+
+def test_a_ulx3s_without_a_board_names_the_ft231x_usb_id():
+    ulx3s = get_board("ulx3s-85f")
+    bitstream = BITSTREAM.with_suffix(".bit")
+    error = translate_failure(ulx3s, 1, NO_BOARD, bitstream=bitstream)
+    assert isinstance(error, BoardNotFound)
+    message = str(error)
+    assert message.startswith("no ULX3S 85F found on USB")
+    assert "FT231X, USB ID 0403:6015" in message
+    assert "lsusb -d 0403:6015" in message
+    assert "openFPGALoader --board ulx3s --write-flash" in message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="udev is Linux only")
+def test_a_ulx3s_permission_error_points_at_the_rule_that_covers_it():
+    error = translate_failure(get_board("ulx3s-12f"), 1, NO_PERMISSION, bitstream=BITSTREAM)
+    assert isinstance(error, DevicePermissionDenied)
+    assert str(UDEV_RULES) in str(error)
+    assert 'ATTRS{idProduct}=="6015"' in UDEV_RULES.read_text()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="shell script stand-in")
+def test_program_passes_the_ulx3s_board_and_flash_option(tmp_path, fake_programmer):
+    args_file = fake_programmer(NO_BOARD, 1)
+    bitstream = tmp_path / "top.bit"
+    bitstream.write_bytes(b"\x00" * 16)
+    with pytest.raises(BoardNotFound):
+        program("ulx3s-45f", bitstream)
+    assert args_file.read_text().split() == ["--board", "ulx3s", "--write-flash",
+                                             str(bitstream)]
