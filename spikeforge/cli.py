@@ -118,8 +118,7 @@ def _cmd_boards(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from spikeforge.boards import board_names
-    from spikeforge.boards.build import prepare
+    from spikeforge.boards import board_names, get_board
     from spikeforge.boards.figures import (
         FIGURES_FILE,
         REFERENCE_CHANNELS,
@@ -128,6 +127,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
         save_figures,
         update_docs,
     )
+    from spikeforge.boards.toolchain import select_toolchain
 
     boards = args.board or board_names()
     channels = args.channels or list(REFERENCE_CHANNELS)
@@ -143,23 +143,20 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
     rows = run_figures(boards, channels, build_dir=Path(args.build_dir), base=base,
                        keep_going=args.keep_going, progress=progress)
-    toolchain = prepare(boards[0], _default_board_config(boards[0])).toolchain.describe()
+    families = dict.fromkeys(get_board(name).family for name in boards)
+    toolchain = "; ".join(select_toolchain(family).describe() for family in families)
     if args.no_record:
         print(render_table(rows))
         return 0
     record = save_figures(rows, command=command, toolchain=toolchain)
     print(f"recorded in {FIGURES_FILE}")
-    if args.docs:
+    if args.docs and Path(args.docs).is_file():
         update_docs(Path(args.docs), record["rows"], _docs_command(record))
         print(f"table written to {args.docs}")
+    elif args.docs:
+        print(f"{args.docs} does not exist (run from the repository root); table not written")
     print(render_table(rows))
     return 0
-
-
-def _default_board_config(name: str) -> SystemConfig:
-    from spikeforge.boards import get_board
-
-    return get_board(name).default_config
 
 
 def _docs_command(record: dict) -> str:

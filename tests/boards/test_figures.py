@@ -160,3 +160,22 @@ def test_spikeforge_boards_lists_every_board_with_fpga_link_and_largest_config(c
 def test_an_unknown_board_in_figures_lists_the_known_ones(capsys):
     assert main(["figures", "--board", "icebraker", "--no-record"]) == 2
     assert "known boards: icebreaker" in capsys.readouterr().err
+
+
+def test_ice40_flip_flops_come_from_the_last_yosys_statistics(tmp_path):
+    from types import SimpleNamespace
+
+    from spikeforge.boards.build import Utilization
+    from spikeforge.boards.figures import _flip_flops
+
+    (tmp_path / "top.rpt").write_text(
+        "2.10. Printing statistics.\n       99   SB_DFF\n"
+        "2.50. Printing statistics.\n      398   SB_CARRY\n       55   SB_DFF\n"
+        "       29   SB_DFFE\n      311   SB_DFFESR\n     1069   SB_LUT4\n"
+        "=== design hierarchy ===\n       55   SB_DFF\n")
+    ice40 = SimpleNamespace(utilization={"ICESTORM_LC": Utilization(1286, 5280)},
+                            directory=tmp_path)
+    assert _flip_flops(ice40) == 55 + 29 + 311
+    ecp5 = SimpleNamespace(utilization={"TRELLIS_FF": Utilization(488, 83640)},
+                           directory=tmp_path / "none")
+    assert _flip_flops(ecp5) == 488
