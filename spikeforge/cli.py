@@ -99,6 +99,23 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from spikeforge.host.device import Device
+    from spikeforge.host.recorder import record
+
+    def show(status) -> None:
+        end = "\n" if status.ended else "\r"
+        print(status.line(), end=end, file=sys.stderr, flush=True)
+
+    with Device.open(args.port, baud=args.baud) as device:
+        final = record(device, Path(args.out), duration_s=args.duration, on_status=show)
+    print(f"recording ended ({final.ended}): {args.out}")
+    if final.samples_lost:
+        print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
+              f"listed in spikeforge.json", file=sys.stderr)
+    return 0
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     print(config.describe())
@@ -128,6 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     decode = commands.add_parser("decode", help="decode a captured byte stream from a device")
     decode.add_argument("file")
     decode.set_defaults(run=_cmd_decode)
+
+    rec = commands.add_parser("record", help="record a device to an Open Ephys binary folder")
+    rec.add_argument("--port", required=True,
+                     help="serial port or pyserial URL (/dev/ttyUSB1, socket://host:port)")
+    rec.add_argument("--baud", type=int, default=SystemConfig().baud)
+    rec.add_argument("--duration", type=float, help="seconds of device time (default: until "
+                     "Ctrl-C)")
+    rec.add_argument("--out", required=True, help="folder to create")
+    rec.set_defaults(run=_cmd_record)
 
     check = commands.add_parser("config", help="validate and show a configuration")
     _add_config_options(check)
