@@ -155,6 +155,13 @@ def _cmd_sim_board(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from spikeforge.host.nwb import export_nwb
+
+    print(f"wrote {export_nwb(Path(args.recording), Path(args.nwb))}")
+    return 0
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     print(config.describe())
@@ -204,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     board.add_argument("--realtime", action="store_true",
                        help="pace the simulation to the real clock (default: as fast as it runs)")
     board.set_defaults(run=_cmd_sim_board)
+
+    export = commands.add_parser("export", help="convert a recording to another format")
+    export.add_argument("recording", help="folder written by spikeforge record")
+    export.add_argument("--nwb", required=True, metavar="OUT.nwb", help="write NWB (pynwb)")
+    export.set_defaults(run=_cmd_export)
 
     check = commands.add_parser("config", help="validate and show a configuration")
     _add_config_options(check)

@@ -19,6 +19,7 @@ import pytest
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.host.device import Device, DeviceDisconnected, DeviceNotFound, DeviceSilent
+from spikeforge.host.nwb import export_nwb
 from spikeforge.host.recorder import record
 from spikeforge.sim.models.framer import frame_stream
 from spikeforge.sim.models.source import source_signal
@@ -109,6 +110,19 @@ def test_recording_equals_what_the_device_sent_and_marks_every_loss(tmp_path):
     # Each loss is a TTL event (a start and an end) the readers see.
     assert reader.event_channels_count() == 1
     assert reader.event_count(0, 0, 0) == len(meta["losses"])
+
+    # The same recording, exported to NWB, holds the same samples and the same losses.
+    pynwb = pytest.importorskip("pynwb")
+    nwb_path = export_nwb(tmp_path / "rec", tmp_path / "rec.nwb")
+    with pynwb.NWBHDF5IO(str(nwb_path), "r") as io:
+        nwb = io.read()
+        series = nwb.acquisition["ElectricalSeries"]
+        np.testing.assert_array_equal(series.data[:], samples)
+        assert series.rate == config.sample_rate_hz
+        assert series.starting_time == first / config.sample_rate_hz
+        assert series.conversion == pytest.approx(0.195e-6)
+        losses = nwb.intervals["data_loss"].to_dataframe()
+        assert list(losses["samples"]) == [loss["samples"] for loss in meta["losses"]]
 
 
 def test_device_that_goes_away_leaves_a_readable_recording(tmp_path):
