@@ -24,7 +24,8 @@ def _config_from_args(args: argparse.Namespace,
     data = base.to_dict() if base is not None else {}
     if args.config:
         data.update(json.loads(Path(args.config).read_text()))
-    for name in ("channels", "sample_rate_hz", "baud"):
+    for name in ("channels", "sample_rate_hz", "baud", "clock_hz", "sweeps_per_frame",
+                 "link_buffer_samples"):
         value = getattr(args, name, None)
         if value is not None:
             data[name] = value
@@ -37,6 +38,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=int)
     parser.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int)
     parser.add_argument("--baud", type=int)
+    parser.add_argument("--clock-hz", dest="clock_hz", type=int)
+    parser.add_argument("--sweeps-per-frame", dest="sweeps_per_frame", type=int)
+    parser.add_argument("--link-buffer-samples", dest="link_buffer_samples", type=int)
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -179,6 +183,65 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from spikeforge.host.device import Device
+    from spikeforge.host.recorder import record
+
+    def show(status) -> None:
+        end = "\n" if status.ended else "\r"
+        print(status.line(), end=end, file=sys.stderr, flush=True)
+
+    board = None
+    url = args.port
+    if url.startswith("sim://"):
+        # The CLI is the one place that ties the host to the simulation layer.
+        from spikeforge.sim.virtual_board import VirtualBoard, config_from_sim_url
+
+        board = VirtualBoard.start(config_from_sim_url(url))
+        url = board.url
+        print(f"virtual board: {board.config.describe()} at {url}", file=sys.stderr)
+    try:
+        with Device.open(url, baud=args.baud) as device:
+            final = record(device, Path(args.out), duration_s=args.duration, on_status=show)
+    finally:
+        if board is not None:
+            print(f"virtual board: {board.stop()}", file=sys.stderr)
+    print(f"recording ended ({final.ended}): {args.out}")
+    if final.samples_lost:
+        print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
+              f"listed in spikeforge.json", file=sys.stderr)
+    return 0
+
+
+def _cmd_sim_board(args: argparse.Namespace) -> int:
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    config = _config_from_args(args)
+    if args.measure:
+        stats = VirtualBoard.measure(config, args.measure)
+        print(f"{config.describe()}: {stats['cycles']:.0f} cycles in {stats['wall_s']:.2f} s = "
+              f"{stats['cycles_per_s'] / 1e6:.2f} M cycles/s = {stats['realtime_ratio']:.3f} x "
+              f"real time ({stats['bytes_received']:.0f} bytes, "
+              f"{stats['framing_errors']:.0f} framing errors)")
+        return 0
+    board = VirtualBoard.start(config, port=args.tcp_port, realtime=args.realtime)
+    print(f"virtual board {config.describe()} serving its UART at {board.url}", flush=True)
+    print(f"record from it: spikeforge record --port {board.url} --out DIR", flush=True)
+    try:
+        board.process.wait()
+    except KeyboardInterrupt:
+        pass
+    print(board.stop())
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from spikeforge.host.nwb import export_nwb
+
+    print(f"wrote {export_nwb(Path(args.recording), Path(args.nwb))}")
+    return 0
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     print(config.describe())
@@ -231,6 +294,31 @@ def main(argv: list[str] | None = None) -> int:
     decode = commands.add_parser("decode", help="decode a captured byte stream from a device")
     decode.add_argument("file")
     decode.set_defaults(run=_cmd_decode)
+
+    rec = commands.add_parser("record", help="record a device to an Open Ephys binary folder")
+    rec.add_argument("--port", required=True,
+                     help="serial port or pyserial URL (/dev/ttyUSB1, socket://host:port), "
+                          "or sim://?channels=8 for the virtual board")
+    rec.add_argument("--baud", type=int, default=SystemConfig().baud)
+    rec.add_argument("--duration", type=float, help="seconds of device time (default: until "
+                     "Ctrl-C)")
+    rec.add_argument("--out", required=True, help="folder to create")
+    rec.set_defaults(run=_cmd_record)
+
+    board = commands.add_parser(
+        "sim-board", help="run the virtual board: the Verilated design, its UART on TCP")
+    _add_config_options(board)
+    board.add_argument("--tcp-port", type=int, default=0, help="default: any free port")
+    board.add_argument("--measure", type=int, metavar="CYCLES",
+                       help="run this many cycles with a draining client, report the speed")
+    board.add_argument("--realtime", action="store_true",
+                       help="pace the simulation to the real clock (default: as fast as it runs)")
+    board.set_defaults(run=_cmd_sim_board)
+
+    export = commands.add_parser("export", help="convert a recording to another format")
+    export.add_argument("recording", help="folder written by spikeforge record")
+    export.add_argument("--nwb", required=True, metavar="OUT.nwb", help="write NWB (pynwb)")
+    export.set_defaults(run=_cmd_export)
 
     check = commands.add_parser("config", help="validate and show a configuration")
     _add_config_options(check)
