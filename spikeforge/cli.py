@@ -109,8 +109,14 @@ def _cmd_boards(args: argparse.Namespace) -> int:
           f"({REFERENCE_RATE_HZ // 1000} kS/s, recorded by `spikeforge figures`)")
     for board in BOARDS.values():
         best = max_channels(rows, board.name)
-        if best is not None:
-            largest = f"{best.channels} channels (binds first: {best.binding})"
+        failure = next((r for r in rows if r.board == board.name and r.channels >
+                        (best.channels if best else 0) and r.status != "not built"), None)
+        if best is not None and failure is not None:
+            largest = (f"{best.channels} channels ({failure.channels}: {failure.status}, "
+                       f"{failure.binding})")
+        elif best is not None:
+            largest = (f"{best.channels} channels (the most tried; closest limit: "
+                       f"{best.binding})")
         elif any(r.board == board.name for r in rows):
             largest = "none of the reference configurations"
         else:
@@ -183,6 +189,18 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record_baud(args: argparse.Namespace) -> int:
+    """``--baud``; else the default of ``--board`` (boards differ: 12 Mbaud on the
+    iCEBreaker, 3 Mbaud on the ULX3S); else the default configuration's."""
+    if args.baud is not None:
+        return args.baud
+    if getattr(args, "board", None):
+        from spikeforge.boards import get_board
+
+        return get_board(args.board).default_config.baud
+    return SystemConfig().baud
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     from spikeforge.host.device import Device
     from spikeforge.host.recorder import record
@@ -201,7 +219,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         url = board.url
         print(f"virtual board: {board.config.describe()} at {url}", file=sys.stderr)
     try:
-        with Device.open(url, baud=args.baud) as device:
+        with Device.open(url, baud=_record_baud(args)) as device:
             final = record(device, Path(args.out), duration_s=args.duration, on_status=show)
     finally:
         if board is not None:
@@ -299,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--port", required=True,
                      help="serial port or pyserial URL (/dev/ttyUSB1, socket://host:port), "
                           "or sim://?channels=8 for the virtual board")
-    rec.add_argument("--baud", type=int, default=SystemConfig().baud)
+    rec.add_argument("--baud", type=int, help="line rate of a real serial port (default: "
+                     "the --board's default, else the default configuration's)")
+    rec.add_argument("--board", help="the board recorded from; sets the default --baud")
     rec.add_argument("--duration", type=float, help="seconds of device time (default: until "
                      "Ctrl-C)")
     rec.add_argument("--out", required=True, help="folder to create")

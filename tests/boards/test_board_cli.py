@@ -26,3 +26,13 @@ def test_options_and_a_config_file_override_fields_of_the_board_default(tmp_path
     assert config.channels == 8 and config.sweeps_per_frame == 8
     assert config.baud == 1_000_000
     assert config.clock_hz == get_board("ulx3s-85f").clock_hz  # from the board default
+
+
+def test_recording_from_a_board_uses_its_link_rate_unless_baud_is_given():
+    from spikeforge.cli import _record_baud
+    from spikeforge.firmware.config import SystemConfig
+
+    assert _record_baud(argparse.Namespace(baud=None, board="icebreaker")) == 12_000_000
+    assert _record_baud(argparse.Namespace(baud=None, board="ulx3s-12f")) == 3_000_000
+    assert _record_baud(argparse.Namespace(baud=115_200, board="icebreaker")) == 115_200
+    assert _record_baud(argparse.Namespace(baud=None, board=None)) == SystemConfig().baud
