@@ -179,3 +179,17 @@ def test_ice40_flip_flops_come_from_the_last_yosys_statistics(tmp_path):
     ecp5 = SimpleNamespace(utilization={"TRELLIS_FF": Utilization(488, 83640)},
                            directory=tmp_path / "none")
     assert _flip_flops(ecp5) == 488
+
+
+def test_the_recorded_logic_is_nearly_flat_in_the_channel_count():
+    """Channel-serial cores: logic may grow by the counters' and addresses' bits, not with
+    the channels (memory grows instead). Checks the committed record, so regenerating the
+    figures after a core that breaks this fails CI."""
+    rows = [r for r in load_figures()["rows"] if r.ok]
+    for board in BOARDS:
+        logic = {r.channels: r.used("logic")[0] for r in rows if r.board == board}
+        assert len(logic) >= 2, f"too few recorded figures for {board}"
+        smallest, largest = logic[min(logic)], logic[max(logic)]
+        assert largest <= 1.15 * smallest, (
+            f"{board}: {largest} logic cells at {max(logic)} channels vs {smallest} at "
+            f"{min(logic)}: logic grows with the channel count")
