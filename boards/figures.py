@@ -103,27 +103,28 @@ class FigureRow:
 
 
 def reference_config(board: Board | str, channels: int,
-                     base: SystemConfig | None = None) -> SystemConfig:
+                     overrides: dict[str, Any] | None = None) -> SystemConfig:
     """The configuration that the figures build for ``channels`` on ``board``.
 
-    ``base`` (default: the board's default configuration, i.e. its clock and link rate,
-    with whichever cores it enables) at :data:`REFERENCE_RATE_HZ`; frames of whole sweeps
-    up to :data:`REFERENCE_FRAME_SAMPLES` samples (one sweep per frame from 256 channels
-    up) and a link buffer of two frames rounded up to a power of two, so that the
-    configuration validates at any channel count. Large counts drop frames on the UART
-    link: expected, counted, and not what the figures are about (fit and timing).
+    The board's default configuration (its clock and link rate, with whichever cores it
+    enables), with ``overrides`` (``SystemConfig`` fields, e.g. enabling a core) laid over
+    it, at :data:`REFERENCE_RATE_HZ`; frames of whole sweeps up to
+    :data:`REFERENCE_FRAME_SAMPLES` samples (one sweep per frame from 256 channels up) and
+    a link buffer of two frames rounded up to a power of two, so that the configuration
+    validates at any channel count. Large counts drop frames on the UART link: expected,
+    counted, and not what the figures are about (fit and timing).
 
     Raises :class:`~spikeforge.firmware.errors.ConfigError` if the board's clock has fewer
     cycles per sample period than ``channels`` + 1.
     """
     spec = get_board(board) if isinstance(board, str) else board
-    base = spec.default_config if base is None else base
     sweeps_per_frame = max(1, REFERENCE_FRAME_SAMPLES // channels)
     frame_samples = sweeps_per_frame * channels
-    buffer_samples = 1 << (2 * frame_samples - 1).bit_length()
-    return base.replace(channels=channels, sample_rate_hz=REFERENCE_RATE_HZ,
-                        clock_hz=spec.clock_hz, sweeps_per_frame=sweeps_per_frame,
-                        link_buffer_samples=buffer_samples)
+    data = {**spec.default_config.to_dict(), **(overrides or {})}
+    data.update(channels=channels, sample_rate_hz=REFERENCE_RATE_HZ, clock_hz=spec.clock_hz,
+                sweeps_per_frame=sweeps_per_frame,
+                link_buffer_samples=1 << (2 * frame_samples - 1).bit_length())
+    return SystemConfig.from_dict(data)
 
 
 def system_cores(config: SystemConfig, system: Callable[[SystemConfig], Any] | None = None
@@ -176,13 +177,13 @@ def _row_from_result(board: str, config: SystemConfig, result: BuildResult,
 
 
 def figure_for(board: str, channels: int, build_dir: Path, *,
-               base: SystemConfig | None = None,
+               overrides: dict[str, Any] | None = None,
                system: Callable[[SystemConfig], Any] | None = None) -> FigureRow:
     """Build one reference configuration and record the outcome (never raises for a
     design that does not fit or is too slow: that is a figure too)."""
     spec = get_board(board)
     try:
-        config = reference_config(spec, channels, base)
+        config = reference_config(spec, channels, overrides)
     except ConfigError:
         cycles = spec.clock_hz // REFERENCE_RATE_HZ
         if channels + 1 <= cycles:  # another configuration problem: say it whole
@@ -223,7 +224,8 @@ def figure_for(board: str, channels: int, build_dir: Path, *,
 
 
 def run_figures(boards: Iterable[str], channels: Iterable[int] = REFERENCE_CHANNELS, *,
-                build_dir: Path = Path("build"), base: SystemConfig | None = None,
+                build_dir: Path = Path("build"),
+                overrides: dict[str, Any] | None = None,
                 system: Callable[[SystemConfig], Any] | None = None,
                 keep_going: bool = False, clock_limit: bool = True,
                 progress: Callable[[FigureRow], None] | None = None) -> list[FigureRow]:
@@ -250,7 +252,8 @@ def run_figures(boards: Iterable[str], channels: Iterable[int] = REFERENCE_CHANN
                                 message=f"{failed_at} channels already failed")
             else:
                 started = time.monotonic()
-                row = figure_for(spec.name, count, build_dir, base=base, system=system)
+                row = figure_for(spec.name, count, build_dir, overrides=overrides,
+                                 system=system)
                 logger.info("%s %d channels: %s (%.0f s)", spec.name, count, row.status,
                             time.monotonic() - started)
                 if not row.ok and failed_at is None:

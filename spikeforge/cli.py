@@ -141,8 +141,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
     boards = args.board or board_names()
     channels = args.channels or list(REFERENCE_CHANNELS)
-    base = SystemConfig.from_dict(json.loads(Path(args.config).read_text())) \
-        if args.config else None
+    overrides = json.loads(Path(args.config).read_text()) if args.config else None
     command = "spikeforge figures" + "".join(f" --board {b}" for b in args.board or []) \
         + "".join(f" --channels {c}" for c in args.channels or []) \
         + (f" --config {args.config}" if args.config else "")
@@ -151,7 +150,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
         print(f"{row.board} {row.channels:>5} ch: {row.status}"
               + (f" ({row.message})" if row.message and not row.ok else ""), flush=True)
 
-    rows = run_figures(boards, channels, build_dir=Path(args.build_dir), base=base,
+    rows = run_figures(boards, channels, build_dir=Path(args.build_dir), overrides=overrides,
                        keep_going=args.keep_going, progress=progress)
     families = dict.fromkeys(get_board(name).family for name in boards)
     toolchain = "; ".join(select_toolchain(family).describe() for family in families)
@@ -298,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     figures.add_argument("--channels", type=int, action="append",
                          help="only this channel count (repeatable); default: 16 ... 1024")
     figures.add_argument("--config", metavar="FILE.json",
-                         help="base configuration (e.g. with cores enabled); default: each "
-                              "board's default")
+                         help="SystemConfig fields laid over each board's default (e.g. "
+                              "enabling a core)")
     figures.add_argument("--build-dir", default="build")
     figures.add_argument("--keep-going", action="store_true",
                          help="also build the counts above a board's first failure")

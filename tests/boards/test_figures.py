@@ -49,9 +49,10 @@ def test_large_reference_configs_send_one_sweep_per_frame():
     assert config.link_buffer_samples == 2048
 
 
-def test_reference_configs_start_from_a_given_base():
-    base = get_board("ulx3s-45f").default_config.replace(identity_interval_frames=7)
-    assert reference_config("ulx3s-45f", 64, base).identity_interval_frames == 7
+def test_reference_configs_lay_overrides_over_the_board_default():
+    config = reference_config("icebreaker", 64, {"identity_interval_frames": 7})
+    assert config.identity_interval_frames == 7
+    assert config.baud == get_board("icebreaker").default_config.baud  # kept
 
 
 def test_the_figures_list_the_cores_the_system_elaborates_to():
