@@ -18,8 +18,7 @@ byte hand-overs to the UART), using the latencies each core's docstring states:
 """
 
 from bisect import bisect_left
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,16 +43,19 @@ class LinkSchedule:
 
     ``data`` is the byte stream, ``accept_cycle[i]`` the cycle the UART took byte i (its
     start bit begins the next cycle). ``sent_slots`` and ``dropped_slots`` are the DATA
-    frame seq numbers sent and dropped; ``identity_frames`` counts IDENTITY frames;
-    ``data_frame_ends`` the cycle each sent DATA frame's last byte was taken.
+    frame seq numbers sent and dropped; ``identity_frames`` counts IDENTITY frames.
     """
 
-    data: bytes
-    accept_cycle: np.ndarray
-    sent_slots: list[int]
-    dropped_slots: list[int]
-    identity_frames: int
-    data_frame_ends: list[int]
+    data: bytearray = field(default_factory=bytearray)
+    accept_cycle: list[int] = field(default_factory=list)
+    sent_slots: list[int] = field(default_factory=list)
+    dropped_slots: list[int] = field(default_factory=list)
+    identity_frames: int = 0
+
+    def bytes_done_by(self, cycle: int, cycles_per_byte: int) -> bytes:
+        """The bytes whose stop bit has ended by ``cycle``."""
+        count = bisect_left(self.accept_cycle, cycle - cycles_per_byte + 1)
+        return bytes(self.data[:count])
 
     def dropped_before(self, cycle: int, config: SystemConfig) -> int:
         period = config.sweeps_per_frame * config.cycles_per_sample
@@ -61,47 +63,9 @@ class LinkSchedule:
 
     def sent_by(self, cycle: int) -> int:
         """DATA frames whose last byte the UART had taken before ``cycle``."""
-        return bisect_left(self.data_frame_ends, cycle)
+        return sum(1 for end in self._data_frame_ends if end < cycle)
 
-
-class _Uart:
-    """The UART's hand-over times for a sequence of bytes, in order."""
-
-    def __init__(self, cycles_per_byte: int):
-        self.cycles_per_byte = cycles_per_byte
-        self.ready = 0
-        self.data: list[bytes] = []
-        self.cycles: list[np.ndarray] = []
-
-    @property
-    def last(self) -> int:
-        return self.ready - self.cycles_per_byte
-
-    def send(self, values: bytes, earliest: int) -> None:
-        """Bytes offered from cycle ``earliest`` on, each as soon as the previous is taken."""
-        first = max(earliest, self.ready)
-        cycles = first + self.cycles_per_byte * np.arange(len(values), dtype=np.int64)
-        self._take(values, cycles)
-
-    def send_samples(self, payload: bytes, arrivals: np.ndarray) -> np.ndarray:
-        """A frame's payload: the low byte of sample j is offered from ``arrivals[j] + 1``
-        (the cycle after it was buffered), its high byte right after. Returns the cycles the
-        high bytes were taken (when each sample leaves the buffer).
-
-        The low-byte times follow a(j) = max(a(j-1) + 2T, arrival(j) + 1), whose closed form
-        is 2Tj + max(ready, cummax(arrival(i) + 1 - 2Ti)).
-        """
-        two_t = 2 * self.cycles_per_byte
-        steps = two_t * np.arange(len(arrivals), dtype=np.int64)
-        low = steps + np.maximum(self.ready, np.maximum.accumulate(arrivals + 1 - steps))
-        high = low + self.cycles_per_byte
-        self._take(payload, np.column_stack([low, high]).reshape(-1))
-        return high
-
-    def _take(self, values: bytes, cycles: np.ndarray) -> None:
-        self.data.append(values)
-        self.cycles.append(cycles)
-        self.ready = int(cycles[-1]) + self.cycles_per_byte
+    _data_frame_ends: list[int] = field(default_factory=list)
 
 
 def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = True
@@ -115,60 +79,59 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
     spf = config.sweeps_per_frame
     frame_samples = config.frame_samples
     capacity = config.link_buffer_samples
+    T = config.cycles_per_byte
     slots = samples.shape[0] // spf
     identity_payload = encode_identity(config)
-    # Arrival of sample j of a frame, relative to the frame's first sample.
-    sweep, channel = np.divmod(np.arange(frame_samples, dtype=np.int64), config.channels)
-    arrival_offsets = sweep * cps + channel
 
-    uart = _Uart(config.cycles_per_byte)
-    sent_slots: list[int] = []
-    dropped_slots: list[int] = []
-    data_frame_ends: list[int] = []
-    admitted = 0
-    released = 0          # samples whose high byte was taken before the current decision
-    pending_pops: deque[np.ndarray] = deque()
+    out = LinkSchedule()
+    pops: list[int] = []
+    admits: list[int] = []
+    uart_ready = 0
     idle_since = 0
     identity_count = 0
     next_identity_slot = 0
 
+    def send(byte_values: bytes, earliest: int) -> None:
+        nonlocal uart_ready
+        for value in byte_values:
+            cycle = max(earliest, uart_ready)
+            out.data.append(value)
+            out.accept_cycle.append(cycle)
+            uart_ready = cycle + T
+            earliest = cycle + 1
+
     for slot in range(slots):
         t_decide = slot * spf * cps + SOURCE_LATENCY
-        while pending_pops:
-            taken = int(np.searchsorted(pending_pops[0], t_decide))
-            released += taken
-            if taken < len(pending_pops[0]):
-                pending_pops[0] = pending_pops[0][taken:]
-                break
-            pending_pops.popleft()
+        reserved = frame_samples * bisect_left(admits, t_decide) - bisect_left(pops, t_decide)
         if not enable:
             continue
-        if frame_samples * admitted - released + frame_samples > capacity:
-            dropped_slots.append(slot)
+        if reserved + frame_samples > capacity:
+            out.dropped_slots.append(slot)
             continue
-        admitted += 1
-        sent_slots.append(slot)
+        admits.append(t_decide)
+        out.sent_slots.append(slot)
 
         # The serializer picks the slot up once idle and once the slot is readable.
         start = max(idle_since, t_decide + 1) + 1
         if slot >= next_identity_slot:
-            uart.send(build_frame(FrameType.IDENTITY, identity_count, identity_payload), start)
+            send(build_frame(FrameType.IDENTITY, identity_count, identity_payload), start)
             identity_count += 1
             next_identity_slot = slot + config.identity_interval_frames
-            start = uart.last + 1
+            start = out.accept_cycle[-1] + 1
         block = samples[slot * spf:(slot + 1) * spf]
         frame = build_frame(FrameType.DATA, slot, block.astype("<i2").tobytes())
-        uart.send(frame[:HEADER_BYTES], start)
-        pending_pops.append(uart.send_samples(frame[HEADER_BYTES:-CRC_BYTES],
-                                              t_decide + arrival_offsets))
-        uart.send(frame[-CRC_BYTES:], 0)
-        data_frame_ends.append(uart.last)
-        idle_since = uart.last + 1
+        send(frame[:HEADER_BYTES], start)
+        payload = frame[HEADER_BYTES:-CRC_BYTES]
+        first_arrival = t_decide
+        for j in range(frame_samples):
+            sweep, channel = divmod(j, config.channels)
+            arrival = first_arrival + sweep * cps + channel
+            send(payload[2 * j:2 * j + 1], arrival + 1)
+            send(payload[2 * j + 1:2 * j + 2], 0)
+            pops.append(out.accept_cycle[-1])
+        send(frame[-CRC_BYTES:], 0)
+        out._data_frame_ends.append(out.accept_cycle[-1])
+        idle_since = out.accept_cycle[-1] + 1
 
-    return LinkSchedule(
-        data=b"".join(uart.data),
-        accept_cycle=(np.concatenate(uart.cycles) if uart.cycles
-                      else np.zeros(0, dtype=np.int64)),
-        sent_slots=sent_slots, dropped_slots=dropped_slots, identity_frames=identity_count,
-        data_frame_ends=data_frame_ends,
-    )
+    out.identity_frames = identity_count
+    return out
