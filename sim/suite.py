@@ -34,13 +34,16 @@ class BenchCase:
         return (BUILD_ROOT / "captures" / f"{self.bench}-{safe}.bin").resolve()
 
 
-def _system(config: SystemConfig, cycles: int, why: str) -> BenchCase:
+def _system(config: SystemConfig, cycles: int, why: str,
+            cable_delays: list[int] | None = None) -> BenchCase:
     from spikeforge.hdl.top import AcquisitionSystem
 
+    params: dict[str, Any] = {"config": config.to_dict(), "cycles": cycles}
+    if cable_delays is not None:
+        params["cable_delays"] = cable_delays
     return BenchCase(
         bench="system", label=f"{config.describe()} ({why})",
-        component=lambda: AcquisitionSystem(config),
-        params={"config": config.to_dict(), "cycles": cycles}, config=config,
+        component=lambda: AcquisitionSystem(config), params=params, config=config,
     )
 
 
@@ -120,6 +123,12 @@ CASES: tuple[BenchCase, ...] = (
     _rhd(_rhd_config(("RHD2132", "RHD2164", "RHD2216", "RHD2132"),
                      (0x8000_0001, 0x1_0000_0003, 0x0300, 0x00F0), 20_000),
          [0, 1, 4, 7], 30, "4 mixed chips"),
+    _system(SystemConfig(source="rhd", channels=6, sample_rate_hz=20_000, baud=12_000_000,
+                         sweeps_per_frame=8, link_buffer_samples=256,
+                         rhd=RHDConfig(chips=("RHD2164", "RHD2132"),
+                                       amplifier_masks=(1 << 63 | 0b101, 0b111 << 29),
+                                       miso_delay_cycles=(2, 3))),
+            60_000, "RHD front-end, chips on the pins", cable_delays=[2, 2]),
 )
 
 
