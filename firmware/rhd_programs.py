@@ -165,7 +165,7 @@ def dsp_cutoffs(sample_rate_hz: float) -> list[float]:
 def dsp_cutoff_code(dsp_hz: float, sample_rate_hz: float) -> int:
     """Register 4 DSP cutoff setting nearest (on a log scale) to ``dsp_hz``."""
     table = dsp_cutoffs(sample_rate_hz)
-    if not table[15] * 0.5 <= dsp_hz <= table[1] * 2:
+    if not table[15] <= dsp_hz <= table[1]:
         raise ConfigError(
             f"DSP cutoff must be {table[15]:.3g}..{table[1]:.4g} Hz at {sample_rate_hz:g} S/s "
             f"(datasheet DSP offset removal table), not {dsp_hz!r} Hz; use 0 to disable it")
