@@ -9,6 +9,8 @@ what           pin    notes
 UART TX        9      FPGA -> FT2232H channel B, i.e. the second ``/dev/ttyUSB*``
 LED green      37     on while streaming
 LED red        11     on for a while after a frame was dropped
+RHD2000 SPI    PMOD1A only with ``config.source == "rhd"``: CS 1, SCLK 2, MOSI 3, MISO0-3
+                      4, 7, 8, 9 (``firmware.rhd2000.PMOD_PINOUT``, docs/rhd-frontend.md)
 =============  =====  =================================================================
 """
 
@@ -76,4 +78,40 @@ class ICEBreakerTop(Elaboratable):
             led_green.o.eq(system.streaming),
             led_red.o.eq(system.overflow),
         ]
+        if self.config.source == "rhd":
+            _connect_rhd(m, platform, system, self.config)
         return m
+
+
+#: PMOD names of firmware.rhd2000.PMOD_PINOUT -> amaranth-boards connector of the iCEBreaker.
+_PMOD_CONNECTORS = {"PMOD1A": ("pmod", 0), "PMOD1B": ("pmod", 1), "PMOD2": ("pmod", 2)}
+
+
+def _connect_rhd(m: Module, platform, system: Elaboratable, config: SystemConfig) -> None:
+    """The RHD2000 SPI bus on the PMOD pins of ``firmware.rhd2000.PMOD_PINOUT``.
+
+    Outputs leave through fabric registers that are high/low from configuration on (CS must
+    not glitch low at power-up), MISO enters through one register; the two cycles this adds
+    to the round trip are part of what the MISO delay calibration measures.
+    """
+    from amaranth.build import Pins, Resource, Subsignal
+
+    from spikeforge.firmware.rhd2000 import PMOD_PINOUT
+
+    lines = config.rhd.lines
+    wanted = [p for p in PMOD_PINOUT if not p[0].startswith("miso") or int(p[0][4:]) < lines]
+    platform.add_resources([Resource("rhd", 0, *[
+        Subsignal(name, Pins(str(pin), dir="i" if name.startswith("miso") else "o",
+                             conn=_PMOD_CONNECTORS[pmod]))
+        for name, pmod, pin in wanted])])
+    pins = platform.request("rhd", 0, dir="-")
+    for name, init in (("cs", 1), ("sclk", 0), ("mosi", 0)):
+        retimed = Signal(init=init, name=f"rhd_{name}")
+        m.d.sync += retimed.eq(getattr(system, f"rhd_{name}"))
+        buffer = io.Buffer("o", getattr(pins, name))
+        m.submodules[f"rhd_{name}_buffer"] = buffer
+        m.d.comb += buffer.o.eq(retimed)
+    for line in range(lines):
+        buffer = io.Buffer("i", getattr(pins, f"miso{line}"))
+        m.submodules[f"rhd_miso{line}_buffer"] = buffer
+        m.d.sync += system.rhd_miso[line].eq(buffer.i)

@@ -33,7 +33,7 @@ __all__ = [
     "CLEAR", "ROM_COMPANY", "ROM_COMPANY_REGISTERS", "ROM_DIE_REVISION", "ROM_UNIPOLAR",
     "ROM_AMPLIFIERS", "ROM_CHIP_ID", "ROM_MISO_MARKER", "CALIBRATION_DUMMIES",
     "RESULT_LATENCY_COMMANDS", "MAX_MISO_LINES", "AUX_SLOTS", "MAX_MISO_DELAY_CYCLES",
-    "RHDConfig", "ChannelSource", "channel_sources", "convert_slots",
+    "RHDConfig", "ChannelSource", "channel_sources", "convert_slots", "PMOD_PINOUT",
 ]
 
 
@@ -83,6 +83,19 @@ MISO_MARKER_A, MISO_MARKER_B = 53, 58
 MAX_MISO_LINES = 4
 #: Auxiliary command slots at the end of the conversion loop (as Intan's Rhythm has).
 AUX_SLOTS = 3
+#: Where the chip interface sits on a 12-pin PMOD (3.3 V, single-ended SPI): (signal, PMOD,
+#: pin). Pins 5/11 are GND, 6/12 are 3V3. A board top requests these pins; see
+#: docs/rhd-frontend.md for the wiring to a headstage.
+PMOD_PINOUT: tuple[tuple[str, str, int], ...] = (
+    ("cs", "PMOD1A", 1),
+    ("sclk", "PMOD1A", 2),
+    ("mosi", "PMOD1A", 3),
+    ("miso0", "PMOD1A", 4),
+    ("miso1", "PMOD1A", 7),
+    ("miso2", "PMOD1A", 8),
+    ("miso3", "PMOD1A", 9),
+)
+
 #: Largest MISO sampling delay the gateware offers, in clock cycles.
 MAX_MISO_DELAY_CYCLES = 15
 
