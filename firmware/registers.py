@@ -55,7 +55,10 @@ REGISTERS: tuple[Register, ...] = (
     Register("SOURCE_OVERRUNS", 0x22, "status", "samples the source lost to a stalled consumer"),
     Register("SWEEPS", 0x23, "status", "sample periods since reset (the device's clock)"),
     # RHD2000 front-end (spikeforge.hdl.rhd2000); lists are start | length << 16.
-    Register("RHD_CONTROL", 0x40, "rw", "bit 0: run the conversion loop", 1, "rhd"),
+    Register("RHD_CONTROL", 0x40, "rw",
+             "bit 0: run the conversion loop; bit 1: use the delays found at start-up "
+             "(RHD_FOUND_DELAYS) instead of RHD_MISO_DELAY",
+             lambda c: 1 | int(c.rhd.calibrate_on_start) << 1, "rhd"),
     Register("RHD_LOOP_LIST", 0x41, "rw", "the conversion loop list",
              lambda c: _boot_list(c, "loop"), "rhd"),
     Register("RHD_ONESHOT_LIST", 0x42, "rw", "the one-shot list to run next",
@@ -78,6 +81,14 @@ REGISTERS: tuple[Register, ...] = (
     Register("RHD_CAPTURE_DATA", 0x4C, "status", "one-shot result (hdl.rhd2000.capture_address)",
              0, "rhd"),
     Register("RHD_WORDS", 0x4D, "status", "SPI words sent since reset", 0, "rhd"),
+    Register("RHD_CHIPS", 0x4E, "status",
+             "chip ID found per line at start-up, 8 bits per line (0: none)", 0, "rhd"),
+    Register("RHD_FOUND_DELAYS", 0x4F, "status",
+             "MISO delay chosen per line, 4 bits per line; bit 31: start-up calibration done",
+             0, "rhd"),
+    Register("RHD_GOOD_DELAYS_01", 0x50, "status",
+             "delays that read the ROM correctly: line 0 bits 0-15, line 1 bits 16-31", 0, "rhd"),
+    Register("RHD_GOOD_DELAYS_23", 0x51, "status", "the same for lines 2 and 3", 0, "rhd"),
 )
 
 

@@ -161,6 +161,10 @@ class RHDConfig:
     twos_complement:
         Output format of the ADC results (register 4); the stream carries signed values
         either way.
+    calibrate_on_start:
+        At reset, find each line's MISO delay and chip before the set-up list runs (see
+        :class:`~spikeforge.hdl.rhd_calibrator.RHDDelayCalibrator`); ``miso_delay_cycles``
+        is then only the fallback for a line where no chip answers.
     """
 
     chips: tuple[str, ...] = ("RHD2132",)
@@ -172,6 +176,7 @@ class RHDConfig:
     lower_cutoff_hz: float = 1.0
     dsp_cutoff_hz: float = 0.0
     twos_complement: bool = False
+    calibrate_on_start: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chips", tuple(self.chips))

@@ -78,8 +78,9 @@ IDENTITY_MAGIC = b"SPKF"
 #: spike rate in mHz.
 _IDENTITY = struct.Struct("<4sBBBBHIIIHIIII")
 #: RHD front-end (version 2): chip IDs per line (0: none), amplifier masks (0: all), SCLK
-#: half period, CS-high cycles, MISO delays, upper/lower/DSP cutoff in mHz, two's complement.
-_RHD = struct.Struct("<4B4QBB4BIIIB")
+#: half period, CS-high cycles, MISO delays, upper/lower/DSP cutoff in mHz, two's complement,
+#: calibrate on start.
+_RHD = struct.Struct("<4B4QBB4BIIIBB")
 IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size
 
 
@@ -90,13 +91,14 @@ def _encode_rhd(rhd: RHDConfig) -> bytes:
         *[int(CHIPS[c].kind) for c in rhd.chips], *[0] * pad, *masks, *[0] * pad,
         rhd.sclk_half_period_cycles, rhd.cs_high_cycles, *rhd.miso_delay_cycles, *[0] * pad,
         round(rhd.upper_cutoff_hz * 1000), round(rhd.lower_cutoff_hz * 1000),
-        round(rhd.dsp_cutoff_hz * 1000), int(rhd.twos_complement))
+        round(rhd.dsp_cutoff_hz * 1000), int(rhd.twos_complement),
+        int(rhd.calibrate_on_start))
 
 
 def _decode_rhd(payload: bytes) -> RHDConfig:
     fields = _RHD.unpack(payload)
     ids, masks, (half, cs_high), delays = fields[:4], fields[4:8], fields[8:10], fields[10:14]
-    upper, lower, dsp, twos = fields[14:]
+    upper, lower, dsp, twos, calibrate = fields[14:]
     lines = sum(1 for i in ids if i)
     try:
         chips = tuple(ChipKind(i).name for i in ids[:lines])
@@ -107,7 +109,7 @@ def _decode_rhd(payload: bytes) -> RHDConfig:
         chips=chips, amplifier_masks=None if not any(masks) else masks[:lines],
         sclk_half_period_cycles=half, cs_high_cycles=cs_high, miso_delay_cycles=delays[:lines],
         upper_cutoff_hz=upper / 1000, lower_cutoff_hz=lower / 1000, dsp_cutoff_hz=dsp / 1000,
-        twos_complement=bool(twos))
+        twos_complement=bool(twos), calibrate_on_start=bool(calibrate))
 
 
 def encode_identity(config: SystemConfig) -> bytes:

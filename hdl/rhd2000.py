@@ -9,6 +9,7 @@ from spikeforge.firmware.rhd2000 import AUX_SLOTS, MAX_MISO_DELAY_CYCLES, channe
 from spikeforge.firmware.rhd_programs import CAPTURE_DEPTH, PROGRAM_DEPTH, build_image
 
 from .layouts import SampleLayout
+from .rhd_calibrator import RHDDelayCalibrator
 
 __all__ = ["RHDFrontEnd", "capture_address"]
 
@@ -26,7 +27,11 @@ class RHDFrontEnd(wiring.Component):
     ``cs`` low, 16 SCLK periods of ``2 * sclk_half_period_cycles`` cycles, half a period
     with SCLK low, then ``cs_high_cycles`` with CS high (``config.rhd.word_cycles``).
 
-    MISO of line l is sampled ``miso_delay[4l:4l+4]`` cycles after the start of each bit
+    At reset (``config.rhd.calibrate_on_start``) an :class:`RHDDelayCalibrator` finds each
+    line's delay and chip first (``calibrated``, ``chip_ids``, ``found_delays``,
+    ``good_delays``); host one-shots and the loop wait until it is done. MISO of line l is
+    sampled at the found delay if ``use_found_delays``, else at ``miso_delay[4l:4l+4]``,
+    cycles after the start of each bit
     (the start of its SCLK-low half), at the end of that cycle; the B word of an RHD2164
     ``sclk_half_period_cycles`` later. Results are matched to commands with the chips'
     two-command latency.
@@ -86,6 +91,11 @@ class RHDFrontEnd(wiring.Component):
             "aux1": In(32),
             "aux2": In(32),
             "miso_delay": In(4 * rhd.lines),
+            "use_found_delays": In(1),
+            "calibrated": Out(1),
+            "chip_ids": Out(8 * rhd.lines),
+            "found_delays": Out(4 * rhd.lines),
+            "good_delays": Out(16 * rhd.lines),
             "program_addr": In(range(PROGRAM_DEPTH)),
             "program_data": In(18),
             "program_write": In(1),
@@ -137,8 +147,26 @@ class RHDFrontEnd(wiring.Component):
             shape=unsigned(16), depth=lines * 2 * CAPTURE_DEPTH, init=[])
         capture_rd = capture.read_port()
         capture_wr = capture.write_port()
-        m.d.comb += [capture_rd.addr.eq(self.capture_addr),
-                     self.capture_data.eq(capture_rd.data)]
+        m.submodules.calibrator = calibrator = RHDDelayCalibrator(rhd, image.lists["detect"])
+        m.d.comb += [
+            calibrator.start.eq(int(rhd.calibrate_on_start)),
+            calibrator.fallback_delays.eq(Cat(*[Const(d, 4) for d in rhd.miso_delay_cycles])),
+            calibrator.capture_data.eq(capture_rd.data),
+            capture_rd.addr.eq(Mux(calibrator.active, calibrator.capture_addr,
+                                   self.capture_addr)),
+            self.capture_data.eq(capture_rd.data),
+            self.calibrated.eq(calibrator.done),
+            self.chip_ids.eq(calibrator.chip_ids),
+            self.found_delays.eq(calibrator.found_delays),
+            self.good_delays.eq(calibrator.good_delays),
+        ]
+        delays = Signal(4 * lines)
+        with m.If(calibrator.active):
+            m.d.comb += delays.eq(Cat(*[calibrator.delay] * lines))
+        with m.Elif(self.use_found_delays & calibrator.done):
+            m.d.comb += delays.eq(calibrator.found_delays)
+        with m.Else():
+            m.d.comb += delays.eq(self.miso_delay)
         m.submodules.channel_map = channel_map = memory.Memory(
             shape=unsigned(max(1, raw_bits)), depth=config.channels,
             init=[raw_address(s.slot, s.line, s.half) for s in channel_sources(rhd)])
@@ -148,6 +176,7 @@ class RHDFrontEnd(wiring.Component):
         pc = Signal(range(PROGRAM_DEPTH))
         remaining = Signal(range(PROGRAM_DEPTH + 1))
         in_loop = Signal()
+        for_calibrator = Signal()
         list_index = Signal(range(PROGRAM_DEPTH))
         store_slot = Signal(range(PROGRAM_DEPTH))
         loop_bank = Signal()
@@ -195,8 +224,15 @@ class RHDFrontEnd(wiring.Component):
             with m.State("IDLE"):
                 with m.If(~self.loop_enable):
                     m.d.sync += [index.eq(0) for index in aux_index]
-                with m.If(self.oneshot_request != self.oneshot_done):
+                with m.If(calibrator.active):
+                    with m.If(calibrator.run):
+                        m.d.sync += [pc.eq(calibrator.list[:16]), list_index.eq(0),
+                                     remaining.eq(calibrator.list[16:]), in_loop.eq(0),
+                                     for_calibrator.eq(1), count.eq(0)]
+                        m.next = "CS_HIGH"
+                with m.Elif(self.oneshot_request != self.oneshot_done):
                     m.d.sync += [pc.eq(self.oneshot_list[:16]), list_index.eq(0),
+                                 for_calibrator.eq(0),
                                  remaining.eq(self.oneshot_list[16:]), in_loop.eq(0),
                                  count.eq(0)]
                     with m.If(self.oneshot_list[16:] == 0):
@@ -260,7 +296,11 @@ class RHDFrontEnd(wiring.Component):
                 # Let the last results reach the capture RAM before reporting the list done.
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == drain):
-                    m.d.sync += [count.eq(0), self.oneshot_done.eq(self.oneshot_done + 1)]
+                    m.d.sync += count.eq(0)
+                    with m.If(for_calibrator):
+                        m.d.comb += calibrator.ran.eq(1)
+                    with m.Else():
+                        m.d.sync += self.oneshot_done.eq(self.oneshot_done + 1)
                     m.next = "IDLE"
 
         # -- MISO sampling --------------------------------------------------------------------
@@ -274,7 +314,7 @@ class RHDFrontEnd(wiring.Component):
 
         holds = []
         for line in range(lines):
-            delay = self.miso_delay[4 * line:4 * line + 4]
+            delay = delays[4 * line:4 * line + 4]
             for half in range(halves):
                 tap = delay + half * half_period
                 shift = Signal(16, name=f"shift{line}_{half}")

@@ -1,6 +1,6 @@
 """The board-independent acquisition system: source -> framer -> UART."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import C, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -109,6 +109,13 @@ class AcquisitionSystem(wiring.Component):
             front_end.aux1.eq(bank.rhd_aux1),
             front_end.aux2.eq(bank.rhd_aux2),
             front_end.miso_delay.eq(bank.rhd_miso_delay),
+            front_end.use_found_delays.eq(bank.rhd_control[1]),
+            bank.rhd_chips.eq(front_end.chip_ids),
+            bank.rhd_found_delays.eq(Cat(front_end.found_delays,
+                                         C(0, 31 - len(front_end.found_delays)),
+                                         front_end.calibrated)),
+            bank.rhd_good_delays_01.eq(front_end.good_delays[:32]),
+            bank.rhd_good_delays_23.eq(front_end.good_delays[32:64]),
             front_end.program_addr.eq(bank.rhd_program_addr),
             front_end.program_data.eq(self.registers.w_data),
             front_end.program_write.eq(self.registers.w_en

@@ -2,9 +2,11 @@
 
 Proves, for one set of chips and cable delays:
 
-* detection and cable-delay calibration: the detection list, run at every MISO sampling
-  delay, reads each chip's ROM ('INTAN', A/B marker, ID, amplifier count) only inside a
-  window; the delay chosen in its middle identifies every chip's type;
+* detection and cable-delay calibration: at start-up the gateware's calibrator, and then
+  the host side through the one-shot/capture interface, run the detection list at every
+  MISO sampling delay; exactly the delays inside the cable's window read each chip's ROM
+  ('INTAN', A/B marker, ID, amplifier count), both choose the window's middle and find
+  every chip's type; streaming then uses the delays the gateware found;
 * set-up: every register write of the set-up list lands in every chip, the read-back
   results come back in the capture RAM, CALIBRATE is followed by its nine dummies;
 * streaming: with the chosen delays, every sample out of the front-end equals the sample
@@ -58,6 +60,7 @@ class FrontEndBench(Bench):
         dut.oneshot_list.value = 0
         dut.loop_list.value = 0
         dut.miso_delay.value = 0
+        dut.use_found_delays.value = 0
         dut.o__ready.value = 1
         for slot in range(3):
             start, length = self.image.aux(slot)
@@ -129,17 +132,37 @@ async def frontend_matches_chips(dut):
     tb = FrontEndBench(dut, config, cable, sweeps + 4, int(params.get("seed", 1)))
     await tb.reset()
 
-    # 1. Detection and cable-delay calibration.
-    delays, good = await calibrate_delays(tb)
     h = rhd.sclk_half_period_cycles
-    for line, (d, chosen) in enumerate(zip(cable, delays)):
+    windows, middles = [], []
+    for line, d in enumerate(cable):
         width = h if rhd.facts(line).ddr_miso else 2 * h
-        expected_window = [d <= s < d + width for s in range(MAX_MISO_DELAY_CYCLES + 1)]
-        assert good[line] == expected_window, (
-            f"line {line} ({rhd.chips[line]}, cable {d}): good delays "
-            f"{[s for s, g in enumerate(good[line]) if g]}, expected {d}..{d + width - 1}")
-        assert chosen == d + width // 2, f"line {line}: chose delay {chosen}"
-    await tb.set_delays(delays)
+        windows.append([d <= s < d + width for s in range(MAX_MISO_DELAY_CYCLES + 1)])
+        middles.append(d + width // 2)
+
+    # 1a. The gateware's own start-up calibration (before anything else runs).
+    while not int(dut.calibrated.value):
+        await FallingEdge(dut.clk)
+    calibrated_at = tb.cycle()
+    for line in range(rhd.lines):
+        good_map = int(dut.good_delays.value) >> (16 * line) & 0xFFFF
+        found = int(dut.found_delays.value) >> (4 * line) & 0xF
+        chip_id = int(dut.chip_ids.value) >> (8 * line) & 0xFF
+        assert [bool(good_map >> s & 1) for s in range(16)] == windows[line], (
+            f"start-up calibration, line {line}: good delay map {good_map:016b}")
+        assert found == middles[line], f"start-up calibration, line {line}: chose {found}"
+        assert chip_id == ChipKind[rhd.chips[line]], f"line {line}: found chip ID {chip_id}"
+
+    # 1b. The same from the host side, through the one-shot and capture interface.
+    delays, good = await calibrate_delays(tb)
+    for line, chosen in enumerate(delays):
+        assert good[line] == windows[line], (
+            f"line {line} ({rhd.chips[line]}, cable {cable[line]}): good delays "
+            f"{[s for s, g in enumerate(good[line]) if g]}")
+        assert chosen == middles[line], f"line {line}: chose delay {chosen}"
+    # Stream with the delays the gateware found (equal to the host's, checked above).
+    await FallingEdge(dut.clk)
+    dut.use_found_delays.value = 1
+    dut.miso_delay.value = 0
     for chip in tb.chips:
         assert chip.log, "a chip saw no command"
 
@@ -225,5 +248,5 @@ async def frontend_matches_chips(dut):
         f"aux slot 0 sent {[hex(w) for w in aux0]}")
 
     kinds = [ChipKind[name] for name in rhd.chips]
-    report(items=len(got), cycles=tb.cycle(), passes=passes,
+    report(items=len(got), cycles=tb.cycle(), passes=passes, calibrated_at=calibrated_at,
            delays=",".join(map(str, delays)), chips=",".join(k.name for k in kinds))
