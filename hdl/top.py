@@ -95,32 +95,27 @@ class AcquisitionSystem(wiring.Component):
 
     def _connect_rhd(self, m: Module, front_end: RHDFrontEnd, bank: RegisterBank) -> None:
         program_data = register("RHD_PROGRAM_DATA").address
+        # Control registers that are front-end inputs of the same name.
+        for name in ("loop_list", "oneshot_list", "oneshot_request", "aux0", "aux1", "aux2",
+                     "miso_delay", "program_addr", "capture_addr"):
+            m.d.comb += getattr(front_end, name).eq(getattr(bank, f"rhd_{name}"))
         m.d.comb += [
             self.rhd_cs.eq(front_end.cs),
             self.rhd_sclk.eq(front_end.sclk),
             self.rhd_mosi.eq(front_end.mosi),
             front_end.miso.eq(self.rhd_miso),
             front_end.loop_enable.eq(bank.rhd_control[0]),
-            front_end.loop_list.eq(bank.rhd_loop_list),
-            front_end.oneshot_list.eq(bank.rhd_oneshot_list),
-            front_end.oneshot_request.eq(bank.rhd_oneshot_request),
-            bank.rhd_oneshot_done.eq(front_end.oneshot_done),
-            front_end.aux0.eq(bank.rhd_aux0),
-            front_end.aux1.eq(bank.rhd_aux1),
-            front_end.aux2.eq(bank.rhd_aux2),
-            front_end.miso_delay.eq(bank.rhd_miso_delay),
             front_end.use_found_delays.eq(bank.rhd_control[1]),
+            bank.rhd_oneshot_done.eq(front_end.oneshot_done),
             bank.rhd_chips.eq(front_end.chip_ids),
             bank.rhd_found_delays.eq(Cat(front_end.found_delays,
                                          C(0, 31 - len(front_end.found_delays)),
                                          front_end.calibrated)),
             bank.rhd_good_delays_01.eq(front_end.good_delays[:32]),
             bank.rhd_good_delays_23.eq(front_end.good_delays[32:64]),
-            front_end.program_addr.eq(bank.rhd_program_addr),
             front_end.program_data.eq(self.registers.w_data),
             front_end.program_write.eq(self.registers.w_en
                                        & (self.registers.addr == program_data)),
-            front_end.capture_addr.eq(bank.rhd_capture_addr),
             bank.rhd_capture_data.eq(front_end.capture_data),
             bank.rhd_words.eq(front_end.words),
         ]
