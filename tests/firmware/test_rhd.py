@@ -150,3 +150,26 @@ def test_choose_delay_takes_the_middle_of_the_longest_good_window():
     with pytest.raises(ConfigError, match="no MISO sampling delay"):
         choose_delay([False] * 16)
     assert read(63) == 0xFF00 and write(4, 0x40) == 0x8440
+
+
+def test_identity_carries_the_rhd_front_end():
+    from spikeforge.firmware.wire import decode_identity, encode_identity
+
+    config = SystemConfig(
+        source="rhd", channels=5, sample_rate_hz=20_000,
+        rhd=RHDConfig(chips=("RHD2164", "RHD2216"), amplifier_masks=(1 << 40 | 3, 0b11 << 8),
+                      miso_delay_cycles=(3, 9), upper_cutoff_hz=6000.5, dsp_cutoff_hz=2.5,
+                      twos_complement=True, calibrate_on_start=False))
+    assert decode_identity(encode_identity(config)) == config
+    assert decode_identity(encode_identity(SystemConfig())) == SystemConfig()
+
+
+def test_rhd_registers_exist_only_in_rhd_builds_with_boot_lists_as_reset():
+    from spikeforge.firmware.registers import REGISTERS, register
+
+    test_build = SystemConfig()
+    rhd_build = SystemConfig(source="rhd", channels=32, sample_rate_hz=8000)
+    assert not any(r.present(test_build) for r in REGISTERS if r.name.startswith("RHD_"))
+    start, length = build_image(rhd_build).lists["setup"]
+    assert register("RHD_ONESHOT_LIST").reset_value(rhd_build) == start | length << 16
+    assert register("RHD_CONTROL").reset_value(rhd_build) == 0b11
