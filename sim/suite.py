@@ -69,15 +69,18 @@ def _uart(divisor: int, count: int) -> BenchCase:
     )
 
 
-def _rhd(config: SystemConfig, cable_delays: list[int], sweeps: int, why: str) -> BenchCase:
+def _rhd(config: SystemConfig, cable_delays: list[int], sweeps: int, why: str,
+         stall: str = "always-ready") -> BenchCase:
     from spikeforge.hdl.rhd2000 import RHDFrontEnd
 
     return BenchCase(
         bench="rhd2000",
         label=f"{'+'.join(config.rhd.chips)} cable={','.join(map(str, cable_delays))} "
-              f"sclk/{2 * config.rhd.sclk_half_period_cycles} {config.channels}ch ({why})",
+              f"sclk/{2 * config.rhd.sclk_half_period_cycles} {config.channels}ch sink={stall} "
+              f"({why})",
         component=lambda: RHDFrontEnd(config),
-        params={"config": config.to_dict(), "cable_delays": cable_delays, "sweeps": sweeps},
+        params={"config": config.to_dict(), "cable_delays": cable_delays, "sweeps": sweeps,
+                "stall": stall},
         config=config,
     )
 
@@ -122,7 +125,7 @@ CASES: tuple[BenchCase, ...] = (
                      twos_complement=True), [5], 30, "slow SCLK, two's complement"),
     _rhd(_rhd_config(("RHD2132", "RHD2164", "RHD2216", "RHD2132"),
                      (0x8000_0001, 0x1_0000_0003, 0x0300, 0x00F0), 20_000),
-         [0, 1, 4, 7], 30, "4 mixed chips"),
+         [0, 1, 4, 7], 30, "4 mixed chips", stall="random-stalls"),
     _system(SystemConfig(source="rhd", channels=6, sample_rate_hz=20_000, baud=12_000_000,
                          sweeps_per_frame=8, link_buffer_samples=256,
                          rhd=RHDConfig(chips=("RHD2164", "RHD2132"),

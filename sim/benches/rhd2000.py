@@ -11,12 +11,18 @@ Proves, for one set of chips and cable delays:
   results come back in the capture RAM, CALIBRATE is followed by its nine dummies;
 * streaming: with the chosen delays, every sample out of the front-end equals the sample
   fed to the chip model, in channel order, in exactly the cycle the test source would emit
-  it, and every loop pass starts exactly one sample period after the previous;
+  it, and every loop pass starts exactly one sample period after the previous; under a
+  consumer that stalls at random, exactly the samples the test source's output model says
+  are lost are lost, and ``overruns`` counts them;
 * auxiliary lists: an impedance-test set-up selects the channel, and the DAC waveform list
   written into program memory reaches the chips one entry per pass, wrapping.
 """
 
+import itertools
+import random
+
 import cocotb
+import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from spikeforge.firmware.config import SystemConfig
@@ -36,6 +42,7 @@ from spikeforge.hdl.rhd2000 import RHDFrontEnd, capture_address
 from spikeforge.sim.chips.rhd2000 import RHD2000Bus, RHD2000Chip
 from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamMonitor
 from spikeforge.sim.models.rhd2000 import frontend_samples, random_recordings
+from spikeforge.sim.models.source import source_output
 from spikeforge.sim.runner import bench_parameters, report
 
 
@@ -185,9 +192,20 @@ async def frontend_matches_chips(dut):
     for chip in tb.chips:
         chip.log.clear()
     cps = config.cycles_per_sample
-    monitor = StreamMonitor(dut, "o")
-    watched_from = tb.cycle() + 2
     await FallingEdge(dut.clk)
+    monitor_start = tb.cycle()
+    # ready of every cycle from reset; the monitor drives it from monitor_start + 1 on.
+    ready = np.ones(monitor_start + (sweeps + 8) * cps, dtype=bool)
+    if params.get("stall") == "random-stalls":
+        rng = random.Random(3)
+        t = monitor_start + 1
+        while t < monitor_start + sweeps * cps:
+            t += rng.randrange(1, 3 * cps)
+            ready[t:t + rng.choice([1, 2, 3, config.channels, 2 * cps])] = False
+        ready[monitor_start + sweeps * cps:] = True
+    monitor = StreamMonitor(dut, "o", ready_pattern=itertools.chain(
+        (int(r) for r in ready[monitor_start + 1:]), itertools.repeat(1)))
+    watched_from = monitor_start + 2
     dut.loop_enable.value = 1
     start, length = tb.image.lists["loop"]
     dut.loop_list.value = start | length << 16
@@ -195,6 +213,7 @@ async def frontend_matches_chips(dut):
     await FallingEdge(dut.clk)
     dut.loop_enable.value = 0
     await tb.cycles(2 * cps)
+    await FallingEdge(dut.clk)
     end_cycle = tb.cycle()
 
     # Every pass starts exactly one sample period after the previous one.
@@ -212,19 +231,23 @@ async def frontend_matches_chips(dut):
     emitted_sweeps = end_cycle // cps + 1
     expected_samples = frontend_samples(config, tb.recordings, first_pass, emitted_sweeps)
     channel_bits = config.channel_bits
+    n, c = np.divmod(np.arange(emitted_sweeps * config.channels), config.channels)
+    transferred, lost = source_output(n * cps + c + RHDFrontEnd.LATENCY - 1,
+                                      ready[:end_cycle])
     expected = []
-    for n in range(emitted_sweeps):
-        for c in range(config.channels):
-            value = int(expected_samples[n, c]) if n <= first_pass + passes else 0
-            expected.append((n * cps + c + RHDFrontEnd.LATENCY,
-                             c | (value & 0xFFFF) << channel_bits | int(c == 0)
-                             << (channel_bits + 16)))
-    expected = [e for e in expected if watched_from <= e[0] < end_cycle]
+    for k in range(len(n)):
+        value = int(expected_samples[n[k], c[k]]) if n[k] <= first_pass + passes else 0
+        if watched_from <= transferred[k] < end_cycle:
+            expected.append((int(transferred[k]),
+                             int(c[k]) | (value & 0xFFFF) << channel_bits
+                             | int(c[k] == 0) << (channel_bits + 16)))
     for index, (g, e) in enumerate(zip(got, expected)):
         assert g == e, (f"sample {index} (sweep {index // config.channels}, channel "
                         f"{index % config.channels}): RTL 0x{g[1]:x} in cycle {g[0]}, "
                         f"expected 0x{e[1]:x} in cycle {e[0]}")
     assert len(got) == len(expected), f"RTL gave {len(got)} samples, expected {len(expected)}"
+    overruns = int(dut.overruns.value)
+    assert overruns == lost, f"overruns: RTL counted {overruns}, model {lost}"
 
     # 4. Impedance test: DAC list through program memory, set-up one-shot, aux slot 0.
     dac, _ = impedance_dac_list(config.sample_rate_hz / 8, config.sample_rate_hz)
@@ -248,5 +271,6 @@ async def frontend_matches_chips(dut):
         f"aux slot 0 sent {[hex(w) for w in aux0]}")
 
     kinds = [ChipKind[name] for name in rhd.chips]
-    report(items=len(got), cycles=tb.cycle(), passes=passes, calibrated_at=calibrated_at,
-           delays=",".join(map(str, delays)), chips=",".join(k.name for k in kinds))
+    report(items=len(got), cycles=tb.cycle(), passes=passes, overruns=overruns,
+           calibrated_at=calibrated_at, delays=",".join(map(str, delays)),
+           chips=",".join(k.name for k in kinds))
