@@ -125,19 +125,19 @@ def encode_identity(config: SystemConfig) -> bytes:
 
 def decode_identity(payload: bytes) -> SystemConfig:
     """The configuration an IDENTITY payload describes."""
+    if len(payload) > 4 and payload[:4] == IDENTITY_MAGIC and payload[4] != WIRE_VERSION:
+        raise WireFormatError(
+            f"device speaks wire format version {payload[4]}, this host speaks {WIRE_VERSION}; "
+            "update spikeforge on the host or rebuild the bitstream from the same version"
+        )
     if len(payload) != IDENTITY_PAYLOAD_BYTES:
         raise WireFormatError(
             f"identity payload must be {IDENTITY_PAYLOAD_BYTES} bytes, not {len(payload)}"
         )
-    (magic, version, source, noise_shift, _reserved, channels, rate, clock, baud, spf,
+    (magic, _version, source, noise_shift, _reserved, channels, rate, clock, baud, spf,
      buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack(payload[:_IDENTITY.size])
     if magic != IDENTITY_MAGIC:
         raise WireFormatError(f"identity magic must be {IDENTITY_MAGIC!r}, not {magic!r}")
-    if version != WIRE_VERSION:
-        raise WireFormatError(
-            f"device speaks wire format version {version}, this host speaks {WIRE_VERSION}; "
-            "update spikeforge on the host or rebuild the bitstream from the same version"
-        )
     if source >= len(SOURCES):
         raise WireFormatError(f"device reports unknown source index {source}; update the host")
     return SystemConfig(
