@@ -9,7 +9,7 @@ BOARD  ?=
 CONFIG ?=
 PYTEST_ARGS ?=
 
-.PHONY: all sim test test-fast lint flash build clean
+.PHONY: all sim test test-fast lint flash build boards figures clean
 
 all: test
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	  "spikeforge needs Python 3.11 or newer; run make PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[boards,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[boards,nwb,dev]'
 	@touch $(STAMP)
 
 ## RTL verification: every core against its golden model, with a summary table.
@@ -44,6 +44,15 @@ flash: $(STAMP)
 build: $(STAMP)
 	@test -n "$(BOARD)" || { echo "usage: make build BOARD=<name> [CONFIG=file.json]"; exit 2; }
 	$(BIN)/spikeforge build --board $(BOARD) $(if $(CONFIG),--config $(CONFIG))
+
+## The supported boards and the largest configuration each fits (from the recorded figures).
+boards: $(STAMP)
+	$(BIN)/spikeforge boards
+
+## Build the reference configurations on every board (or BOARD=...); record the figures in
+## boards/figures.json and the table in docs/boards.md. Cached builds are not repeated.
+figures: $(STAMP)
+	$(BIN)/spikeforge figures $(if $(BOARD),--board $(BOARD)) $(if $(CONFIG),--config $(CONFIG))
 
 clean:
 	rm -rf build

@@ -6,7 +6,7 @@ failure apart without parsing messages:
 ====  ===========================================================================
 code  meaning
 ====  ===========================================================================
-2     usage: unknown board, or a configuration the board cannot implement
+2     usage: unknown board, a configuration the board cannot implement, no such file
 3     device: no board on USB, no permission to open it, programming failed
 4     gateware: synthesis or place-and-route failed, design does not fit or is too slow
 5     environment: a tool or a system library is missing
@@ -19,7 +19,7 @@ from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 
 __all__ = [
     "EXIT_USAGE", "EXIT_DEVICE", "EXIT_GATEWARE", "EXIT_ENVIRONMENT",
-    "BoardError", "UnknownBoard", "BoardConfigError",
+    "BoardError", "UnknownBoard", "BoardConfigError", "BitstreamMissing",
     "GatewareError", "ToolFailed", "DoesNotFit", "TimingNotMet",
     "EnvironmentProblem", "ToolNotFound", "SystemLibraryMissing",
     "DeviceError", "BoardNotFound", "DevicePermissionDenied", "DeviceBusy", "ProgrammingFailed",
@@ -49,6 +49,12 @@ class BoardConfigError(ConfigError, BoardError):
     exit_code = EXIT_USAGE
 
 
+class BitstreamMissing(BoardError, FileNotFoundError):
+    """A bitstream file to program does not exist."""
+
+    exit_code = EXIT_USAGE
+
+
 # -- gateware ---------------------------------------------------------------------------------
 
 
@@ -70,13 +76,19 @@ class ToolFailed(GatewareError):
 
 
 class DoesNotFit(GatewareError):
-    """The design needs more of a resource than the FPGA has."""
+    """The design needs more of a resource than the FPGA has.
 
-    def __init__(self, message: str, *, resource: str, used: int, available: int):
+    ``resource``, ``used``, ``available`` name the worst one; ``utilization`` (resource
+    name to ``(used, available)``) is every resource nextpnr reported, when known.
+    """
+
+    def __init__(self, message: str, *, resource: str, used: int, available: int,
+                 utilization: dict | None = None):
         super().__init__(message)
         self.resource = resource
         self.used = used
         self.available = available
+        self.utilization = dict(utilization or {})
 
 
 class TimingNotMet(GatewareError):

@@ -38,7 +38,8 @@ class Board:
         The board top (pins, LEDs, the acquisition system), as ``"module:Class"``; called
         as ``Top(config, system=...)``.
     clock_hz:
-        Frequency of the board oscillator that clocks the ``sync`` domain.
+        Frequency of the ``sync`` domain that the board top runs the design at; a
+        configuration must name it (``SystemConfig.clock_hz``).
     bitstream_suffix:
         Extension of the file the programmer takes (``".bin"``, ``".bit"``).
     usb_vid, usb_pid:
@@ -48,7 +49,17 @@ class Board:
     programmer_args:
         openFPGALoader arguments that select the board and the target memory.
     default_config:
-        The configuration built when the user names none.
+        The configuration built when the user names none: the board's clock and its
+        fastest reliable link rate (see ``link_note``).
+    oscillator_hz:
+        Frequency of the board oscillator; when it differs from ``clock_hz`` the board top
+        makes ``clock_hz`` with a PLL. Default: ``clock_hz``.
+    max_baud:
+        Fastest baud rate the USB-serial bridge is specified for.
+    link_note:
+        Why ``default_config.baud`` is the fastest reliable rate on this board.
+    adc_header:
+        Where the ADC interface goes (connector and pins), for ``spikeforge boards``.
     """
 
     name: str
@@ -64,6 +75,10 @@ class Board:
     usb_chip: str
     programmer_args: tuple[str, ...]
     default_config: SystemConfig = field(default_factory=SystemConfig)
+    oscillator_hz: int | None = None
+    max_baud: int = 3_000_000
+    link_note: str = ""
+    adc_header: str = ""
 
     @property
     def usb_id(self) -> str:
@@ -79,16 +94,62 @@ class Board:
     def check_config(self, config: SystemConfig) -> None:
         """Raise :class:`BoardConfigError` if ``config`` cannot run on this board."""
         if config.clock_hz != self.clock_hz:
+            source = ("its oscillator" if self.oscillator_hz in (None, self.clock_hz) else
+                      f"a PLL from its {self.oscillator_hz / 1e6:g} MHz oscillator")
             raise BoardConfigError(
-                f"the {self.title} clocks the design at {self.clock_hz / 1e6:g} MHz (its "
-                f"oscillator), but config.clock_hz is {config.clock_hz:,} Hz; build with "
-                f"clock_hz={self.clock_hz} (a PLL for other clocks is not supported yet)"
+                f"the {self.title} clocks the design at {self.clock_hz / 1e6:g} MHz "
+                f"({source}), but config.clock_hz is {config.clock_hz:,} Hz; build with "
+                f"clock_hz={self.clock_hz} (other clocks are not supported)"
+            )
+        if config.baud > self.max_baud:
+            raise BoardConfigError(
+                f"the {self.title}'s {self.usb_chip} USB-serial bridge runs at most "
+                f"{self.max_baud / 1e6:g} Mbaud, but config.baud is {config.baud:,}; build "
+                f"with baud={self.default_config.baud} (the board default) or lower"
             )
 
 
 def _load(qualified_name: str) -> Any:
     module_name, _, attr = qualified_name.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+#: The ULX3S system clock, made by a PLL from the 25 MHz oscillator (x 9 / 5). 45 MHz
+#: divides into exact sample rates (30 kS/s: 1500 cycles, room for 1024 channels
+#: channel-serial) and exact FT231X baud rates (3 Mbaud: 15 cycles per bit; 1.5, 1 Mbaud).
+#: 60 MHz was tried first: the test source's single-cycle hash reaches only 52.5 MHz on
+#: the ECP5 (see docs/boards.md), so 45 MHz is the fastest exact clock that meets timing.
+ULX3S_CLOCK_HZ = 45_000_000
+
+_ULX3S_LINK_NOTE = (
+    "FT231X full-speed USB UART, specified to 3 Mbaud; 45 MHz / 15 = 3 Mbaud exactly, and "
+    "full-speed USB (~1 MB/s of bulk data) carries its 300 kB/s with room to spare"
+)
+
+
+def _ulx3s(size: str) -> Board:
+    return Board(
+        name=f"ulx3s-{size.lower()}",
+        title=f"ULX3S {size}",
+        fpga=f"LFE5U-{size}-6BG381C",
+        family="ecp5",
+        platform=f"amaranth_boards.ulx3s:ULX3S_{size}_Platform",
+        top="spikeforge.boards.ulx3s:ULX3STop",
+        clock_hz=ULX3S_CLOCK_HZ,
+        oscillator_hz=25_000_000,
+        bitstream_suffix=".bit",
+        usb_vid=0x0403,
+        usb_pid=0x6015,
+        usb_chip="FTDI FT231X",
+        # JTAG through the FT231X's bit-bang mode; --write-flash keeps the design over a
+        # power cycle, like the iCEBreaker's.
+        programmer_args=("--board", "ulx3s", "--write-flash"),
+        default_config=SystemConfig(channels=4, clock_hz=ULX3S_CLOCK_HZ, baud=3_000_000,
+                                    sweeps_per_frame=32, link_buffer_samples=2048),
+        max_baud=3_000_000,
+        link_note=_ULX3S_LINK_NOTE,
+        adc_header="J1 GPIO: gp0 CS_n, gp1 SCLK, gp2 COPI, gp3 CIPO (gn0..3 free for LVDS)",
+    )
 
 
 BOARDS: dict[str, Board] = {
@@ -109,7 +170,16 @@ BOARDS: dict[str, Board] = {
             # The iCEBreaker's jumpers are set for SPI flash out of the box (SRAM loading
             # needs them changed), and flash survives a power cycle: write the flash.
             programmer_args=("--board", "ice40_generic", "--write-flash"),
+            # 12 Mbaud is one bit per 12 MHz cycle, exact, and the FT2232H's top rate
+            # (its 120 MHz baud generator / 10); high-speed USB carries the 1.2 MB/s easily.
+            default_config=SystemConfig(channels=16, clock_hz=12_000_000, baud=12_000_000,
+                                        sweeps_per_frame=16, link_buffer_samples=1024),
+            max_baud=12_000_000,
+            link_note=("FT2232H high-speed USB UART, specified to 12 Mbaud; 12 MHz / 1 = 12 "
+                       "Mbaud exactly (one bit per system clock)"),
+            adc_header="PMOD1A: pin 1 CS_n, 2 COPI, 3 CIPO, 4 SCLK (Digilent PMOD SPI order)",
         ),
+        *(_ulx3s(size) for size in ("12F", "45F", "85F")),
     ]
 }
 

@@ -87,10 +87,11 @@ AUX_SLOTS = 3
 #: pin). Pins 5/11 are GND, 6/12 are 3V3. A board top requests these pins; see
 #: docs/rhd-frontend.md for the wiring to a headstage.
 PMOD_PINOUT: tuple[tuple[str, str, int], ...] = (
+    # Digilent PMOD SPI order on the top row, extra MISO lines on the bottom row.
     ("cs", "PMOD1A", 1),
-    ("sclk", "PMOD1A", 2),
-    ("mosi", "PMOD1A", 3),
-    ("miso0", "PMOD1A", 4),
+    ("mosi", "PMOD1A", 2),
+    ("miso0", "PMOD1A", 3),
+    ("sclk", "PMOD1A", 4),
     ("miso1", "PMOD1A", 7),
     ("miso2", "PMOD1A", 8),
     ("miso3", "PMOD1A", 9),

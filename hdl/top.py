@@ -34,6 +34,8 @@ class AcquisitionSystem(wiring.Component):
         Access to the register map for a controller (the UART command decoder of a later
         capability). Tie ``w_en`` low when there is none.
     rhd_cs, rhd_sclk, rhd_mosi : out; rhd_miso : in, one bit per chip
+    chip_found : out
+        Only with the RHD source: the start-up calibration found a chip (status LED).
         Only when ``config.source == "rhd"``: the RHD2000 SPI bus
         (:class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`), controlled by the RHD_* registers.
         At reset the front-end runs the set-up list and then the conversion loop.
@@ -53,7 +55,7 @@ class AcquisitionSystem(wiring.Component):
         }
         if config.source == "rhd":
             members.update({"rhd_cs": Out(1, init=1), "rhd_sclk": Out(1), "rhd_mosi": Out(1),
-                            "rhd_miso": In(config.rhd.lines)})
+                            "rhd_miso": In(config.rhd.lines), "chip_found": Out(1)})
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -108,6 +110,7 @@ class AcquisitionSystem(wiring.Component):
             front_end.use_found_delays.eq(bank.rhd_control[1]),
             bank.rhd_oneshot_done.eq(front_end.oneshot_done),
             bank.rhd_chips.eq(front_end.chip_ids),
+            self.chip_found.eq(front_end.calibrated & (front_end.chip_ids != 0)),
             bank.rhd_found_delays.eq(Cat(front_end.found_delays,
                                          C(0, 31 - len(front_end.found_delays)),
                                          front_end.calibrated)),

@@ -93,6 +93,16 @@ def _rhd_config(chips: tuple[str, ...], masks: tuple[int, ...] | None, rate: int
                         sweeps_per_frame=4, link_buffer_samples=1024, rhd=front_end)
 
 
+def _registers(config: SystemConfig, operations: int) -> BenchCase:
+    from spikeforge.hdl.registers import RegisterBank
+
+    return BenchCase(
+        bench="registers", label=f"{config.channels}ch, {operations} random bus cycles",
+        component=lambda: RegisterBank(config),
+        params={"config": config.to_dict(), "operations": operations}, config=config,
+    )
+
+
 CASES: tuple[BenchCase, ...] = (
     _source(SystemConfig(channels=5, sample_rate_hz=1_000_000, clock_hz=12_000_000,
                          test_source=TestSourceConfig(spike_rate_hz=20_000)),
@@ -101,6 +111,8 @@ CASES: tuple[BenchCase, ...] = (
                          test_source=TestSourceConfig(seed=0xDEADBEEF, noise_shift=3,
                                                       spike_rate_hz=30_000)),
             4000, "random-stalls"),
+    _registers(SystemConfig(channels=8), 3000),
+    _registers(SystemConfig(source="rhd", channels=32, sample_rate_hz=8000), 3000),
     _uart(1, 400),
     _uart(4, 400),
     _uart(13, 150),

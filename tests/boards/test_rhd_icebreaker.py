@@ -42,5 +42,5 @@ def test_icebreaker_with_rhd_front_end_fits_and_meets_timing(tmp_path):
     print(f"RHD2164 on iCEBreaker: {used}, fmax {fmax:.1f} MHz")
     assert fmax >= 12.0
     pcf = next(tmp_path.glob("*.pcf")).read_text()
-    for name in ("rhd_0__cs", "rhd_0__miso0"):
+    for name in ("adc_spi_0__cs", "adc_spi_0__cipo"):
         assert name in pcf, f"{name} not constrained"

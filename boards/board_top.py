@@ -1,0 +1,147 @@
+"""What every board top does: put the acquisition system on the link and the status LEDs.
+
+A board module (:mod:`.icebreaker`, :mod:`.ulx3s`) subclasses :class:`BoardTop` and says
+which pins to use and, if the board needs one, how to make the ``sync`` clock. Everything
+else (checking the configuration, retiming the UART line, the LEDs) is here, once.
+
+Status LEDs, the same meaning on every board:
+
+* **streaming** — the stream is enabled (register ``STREAM_ENABLE``);
+* **overflow** — a frame was dropped in the last 125 ms (link too slow);
+* **chip found** — the ADC front-end answered; driven by the system's ``chip_found``
+  output as soon as the design has one (the RHD front-end adds it), off until then.
+"""
+
+from collections.abc import Callable
+
+from amaranth.hdl import Const, Elaboratable, Module, Signal
+from amaranth.lib import io
+
+from spikeforge.firmware.config import SystemConfig
+
+from .errors import BoardConfigError
+from .registry import get_board
+
+__all__ = ["BoardTop", "acquisition_system", "ADC_SPI_SIGNALS"]
+
+#: The ADC interface's signals, in the order the board modules document their pins.
+ADC_SPI_SIGNALS = ("cs", "copi", "cipo", "clk")
+
+
+def acquisition_system(config: SystemConfig) -> Elaboratable:
+    """The design that goes on a board by default: whatever ``AcquisitionSystem`` builds
+    for ``config`` (so new cores enabled in the configuration are picked up)."""
+    # Imported here so that the board layer can be imported (registry, cache keys, error
+    # messages) without elaborating the HDL package.
+    from spikeforge.hdl.top import AcquisitionSystem
+
+    return AcquisitionSystem(config)
+
+
+class BoardTop(Elaboratable):
+    """The acquisition system on one board's pins.
+
+    Parameters
+    ----------
+    config:
+        What to build; ``config.clock_hz`` must be the board's ``clock_hz`` (checked when
+        elaborated: :class:`~spikeforge.boards.errors.BoardConfigError` otherwise).
+    system:
+        Makes the design to put on the board from ``config``; default
+        :func:`acquisition_system`. Anything with the same ports (``uart_tx``,
+        ``streaming``, ``overflow``, optionally ``chip_found``; all outputs) will do, e.g.
+        a test design.
+
+    Subclasses set :attr:`board` (registry name) and implement :meth:`pins`; they may
+    override :meth:`clocking` to make the ``sync`` domain (default: the platform's clock).
+    """
+
+    #: Registry name of the board; set by subclasses.
+    board: str = ""
+    #: Amaranth resources of the ADC interface: ``adc_spi`` 0 (cs, copi, cipo, clk) and,
+    #: for more chips, ``adc_cipo`` 1..3; added to the platform when ``source == "rhd"``.
+    adc_resources: list = []
+
+    def __init__(self, config: SystemConfig,
+                 system: Callable[[SystemConfig], Elaboratable] | None = None):
+        self.config = config
+        self._make_system = system or acquisition_system
+
+    def clocking(self, m: Module, platform) -> None:
+        """Make the ``sync`` domain at ``config.clock_hz``; default: the board oscillator
+        through the platform's default clock (nothing to do here)."""
+        if platform is not None and platform.default_clk_frequency != self.config.clock_hz:
+            raise BoardConfigError(
+                f"platform {type(platform).__name__} clocks the design at "
+                f"{platform.default_clk_frequency / 1e6:g} MHz, but config.clock_hz is "
+                f"{self.config.clock_hz:,} Hz"
+            )
+
+    def pins(self, platform) -> dict[str, object]:
+        """The board's pins: ``{"uart": ..., "streaming": ..., "overflow": ...,
+        "chip_found": ...}``, each the result of ``platform.request(..., dir="-")``."""
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        spec = get_board(self.board)
+        spec.check_config(self.config)
+
+        m = Module()
+        self.clocking(m, platform)
+        m.submodules.system = system = self._make_system(self.config)
+        pins = self.pins(platform)
+
+        # The system's line may come from logic (glitches within a cycle) and an FPGA I/O
+        # register may power up low (a false start bit): retime it in a fabric register
+        # that is high from configuration on, then drive the pin directly.
+        uart_tx = Signal(init=1)
+        m.d.sync += uart_tx.eq(system.uart_tx)
+        m.submodules.uart_tx_buffer = tx_buffer = io.Buffer("o", pins["uart"].tx)
+        m.d.comb += tx_buffer.o.eq(uart_tx)
+        # pins["uart"].rx stays an input: nothing listens to the host yet.
+
+        if self.config.source == "rhd":
+            self._connect_adc(m, platform, system)
+
+        members = system.signature.members if hasattr(system, "signature") else {}
+        # AcquisitionSystem.chip_found (RHD source): the start-up calibration found a chip.
+        chip_found = system.chip_found if "chip_found" in members else Const(0)
+        for name, value in (("streaming", system.streaming), ("overflow", system.overflow),
+                            ("chip_found", chip_found)):
+            buffer = io.Buffer("o", pins[name])
+            m.submodules[f"led_{name}"] = buffer
+            m.d.comb += buffer.o.eq(value)
+        return m
+
+    def _connect_adc(self, m: Module, platform, system: Elaboratable) -> None:
+        """The RHD2000 SPI bus on the board's ADC pins.
+
+        Outputs leave through fabric registers that hold their idle levels from
+        configuration on (CS must not glitch active at power-up); MISO enters through one
+        register. The two cycles this adds to the round trip are part of what the MISO
+        delay calibration measures.
+        """
+        lines = self.config.rhd.lines
+        names = {r.name for r in self.adc_resources}
+        extra = sum(1 for r in self.adc_resources if r.name == "adc_cipo")
+        if "adc_spi" not in names or extra < lines - 1:
+            raise BoardConfigError(
+                f"the {get_board(self.board).title} has ADC pins for {extra + ('adc_spi' in names)}"
+                f" RHD chip(s), not {lines}; use fewer rhd.chips")
+        platform.add_resources(self.adc_resources)
+        spi = platform.request("adc_spi", 0, dir="-")
+        # cs is active low at the pin; the resource inverts it (PinsN), so drive "selected".
+        for pin, signal, idle, invert in ((spi.cs, system.rhd_cs, 1, True),
+                                          (spi.clk, system.rhd_sclk, 0, False),
+                                          (spi.copi, system.rhd_mosi, 0, False)):
+            retimed = Signal(init=idle)
+            m.d.sync += retimed.eq(signal)
+            buffer = io.Buffer("o", pin)
+            m.submodules += buffer
+            m.d.comb += buffer.o.eq(~retimed if invert else retimed)
+        cipo = [spi.cipo] + [platform.request("adc_cipo", line, dir="-")
+                             for line in range(1, lines)]
+        for line, pin in enumerate(cipo):
+            buffer = io.Buffer("i", pin)
+            m.submodules += buffer
+            m.d.sync += system.rhd_miso[line].eq(buffer.i)

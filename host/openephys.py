@@ -1,0 +1,219 @@
+"""Writes recordings in the Open Ephys binary format, readable by neo and SpikeInterface.
+
+Layout (Open Ephys GUI >= 0.6)::
+
+    OUT/Record Node 101/settings.xml
+    OUT/Record Node 101/experiment1/recording1/structure.oebin
+        continuous/spikeforge-100.acquisition/continuous.dat      int16, interleaved
+        continuous/spikeforge-100.acquisition/sample_numbers.npy  int64, one per sweep
+        continuous/spikeforge-100.acquisition/timestamps.npy      float64 seconds
+        events/spikeforge-100.acquisition/TTL/{states,sample_numbers,timestamps,full_words}.npy
+    OUT/Record Node 101/experiment1/recording1/spikeforge.json    device, link and loss record
+
+Samples lost on the way (frames the device dropped, frames corrupted on the link) are
+written as zeros so that sample ``k`` of the file is always sweep ``k`` of the device; each
+lost stretch is also an event on TTL line 1 (state +1 at its first sample, -1 after its
+last) and a row of ``losses`` in ``spikeforge.json``. Nothing is lost silently.
+
+Data is appended as it arrives; :meth:`OpenEphysWriter.flush` makes everything written so
+far readable (the ``.npy`` headers are rewritten with the current length), so after a crash
+everything up to the last flush is intact.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikeforge.firmware.config import SystemConfig
+
+__all__ = ["OpenEphysWriter", "MICROVOLTS_PER_BIT", "LOSS_TTL_LINE"]
+
+#: Input-referred scale of a sample, as for the RHD2000 family (0.195 µV per LSB).
+MICROVOLTS_PER_BIT = 0.195
+#: TTL line that marks samples lost on the way (zero-filled).
+LOSS_TTL_LINE = 1
+_NODE = "Record Node 101"
+_STREAM = "spikeforge-100.acquisition"
+
+
+class _NpyAppender:
+    """A 1-D .npy file that grows; the header is rewritten with the length on flush."""
+
+    _HEADER_BYTES = 128
+
+    def __init__(self, path: Path, dtype: str):
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.length = 0
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._write_header()
+
+    def _write_header(self) -> None:
+        header = {"descr": self.dtype.str, "fortran_order": False, "shape": (self.length,)}
+        text = repr(header).encode("latin1")
+        pad = self._HEADER_BYTES - 10 - len(text) - 1
+        self._file.seek(0)
+        self._file.write(b"\x93NUMPY\x01\x00" + (self._HEADER_BYTES - 10).to_bytes(2, "little")
+                         + text + b" " * pad + b"\n")
+        self._file.seek(0, os.SEEK_END)
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        self._file.write(values.tobytes())
+        self.length += len(values)
+
+    def flush(self) -> None:
+        self._write_header()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self.flush()
+        self._file.close()
+
+
+class OpenEphysWriter:
+    """Appends sweeps of one device to an Open Ephys binary recording.
+
+    Parameters
+    ----------
+    out:
+        Folder to create (must not exist or be empty).
+    config:
+        The device's configuration (channels, sample rate), as the device reported it.
+    metadata:
+        Extra JSON-serialisable facts kept in ``spikeforge.json`` (device identity, port).
+    """
+
+    def __init__(self, out: Path, config: SystemConfig, metadata: dict[str, Any] | None = None):
+        self.config = config
+        self.root = Path(out)
+        if self.root.exists() and any(self.root.iterdir()):
+            raise FileExistsError(
+                f"{self.root} already holds files; choose a new folder for the recording")
+        self.recording = self.root / _NODE / "experiment1" / "recording1"
+        continuous = self.recording / "continuous" / _STREAM
+        events = self.recording / "events" / _STREAM / "TTL"
+        continuous.mkdir(parents=True)
+        events.mkdir(parents=True)
+        (self.root / _NODE / "settings.xml").write_text(_settings_xml(config))
+        (self.recording / "structure.oebin").write_text(json.dumps(_structure(config), indent=2))
+
+        self._data = open(continuous / "continuous.dat", "wb")  # noqa: SIM115
+        self._sample_numbers = _NpyAppender(continuous / "sample_numbers.npy", "<i8")
+        self._timestamps = _NpyAppender(continuous / "timestamps.npy", "<f8")
+        self._ttl = {name: _NpyAppender(events / f"{name}.npy", dtype) for name, dtype in
+                     (("states", "<i2"), ("sample_numbers", "<i8"), ("timestamps", "<f8"),
+                      ("full_words", "<u8"))}
+        self.metadata: dict[str, Any] = {
+            "device": config.to_dict(), "losses": [], **(metadata or {})}
+        self.first_sample: int | None = None
+        self.next_sample: int | None = None
+        self.samples_lost = 0
+
+    @property
+    def sweeps_written(self) -> int:
+        return self._sample_numbers.length
+
+    @property
+    def bytes_written(self) -> int:
+        return self.sweeps_written * self.config.channels * 2
+
+    def write(self, first_sample: int, samples: np.ndarray) -> None:
+        """Append ``samples`` (sweeps x channels, int16) starting at device sweep
+        ``first_sample``; a gap since the last block is zero-filled and marked as a loss."""
+        if samples.ndim != 2 or samples.shape[1] != self.config.channels:
+            raise ValueError(
+                f"samples must have shape (sweeps, {self.config.channels}), not {samples.shape}")
+        if self.next_sample is None:
+            self.first_sample = self.next_sample = first_sample
+        if first_sample < self.next_sample:
+            raise ValueError(
+                f"block starts at sweep {first_sample}, before the end of the last one "
+                f"({self.next_sample}); blocks must arrive in order")
+        if first_sample > self.next_sample:
+            self._mark_loss(self.next_sample, first_sample)
+        self._append(first_sample, samples.astype("<i2", copy=False))
+
+    def skip_to(self, sample: int) -> None:
+        """Everything before device sweep ``sample`` that has not arrived is lost: mark it."""
+        if self.next_sample is not None and sample > self.next_sample:
+            self._mark_loss(self.next_sample, sample)
+
+    def _mark_loss(self, start: int, stop: int) -> None:
+        count = stop - start
+        self.metadata["losses"].append({"first_sample": start, "samples": count})
+        self.samples_lost += count
+        for sample, state in ((start, LOSS_TTL_LINE), (stop, -LOSS_TTL_LINE)):
+            self._ttl["states"].append(np.array([state]))
+            self._ttl["sample_numbers"].append(np.array([sample]))
+            self._ttl["timestamps"].append(np.array([sample / self.config.sample_rate_hz]))
+            self._ttl["full_words"].append(np.array([1 if state > 0 else 0]))
+        step = 1 << 16
+        for chunk_start in range(start, stop, step):
+            chunk = min(step, stop - chunk_start)
+            self._append(chunk_start, np.zeros((chunk, self.config.channels), dtype="<i2"))
+
+    def _append(self, first_sample: int, samples: np.ndarray) -> None:
+        numbers = np.arange(first_sample, first_sample + len(samples), dtype=np.int64)
+        self._data.write(samples.tobytes())
+        self._sample_numbers.append(numbers)
+        self._timestamps.append(numbers / self.config.sample_rate_hz)
+        self.next_sample = first_sample + len(samples)
+
+    def update_metadata(self, **values: Any) -> None:
+        self.metadata.update(values)
+
+    def flush(self) -> None:
+        """Make everything written so far readable, on disk."""
+        self._data.flush()
+        os.fsync(self._data.fileno())
+        for appender in (self._sample_numbers, self._timestamps, *self._ttl.values()):
+            appender.flush()
+        temporary = self.recording / "spikeforge.json.tmp"
+        temporary.write_text(json.dumps(self.metadata, indent=2, default=str))
+        temporary.replace(self.recording / "spikeforge.json")
+
+    def close(self) -> None:
+        self.flush()
+        self._data.close()
+        for appender in (self._sample_numbers, self._timestamps, *self._ttl.values()):
+            appender.close()
+
+
+def _structure(config: SystemConfig) -> dict[str, Any]:
+    channels = [
+        {"channel_name": f"CH{index + 1}", "description": "spikeforge channel",
+         "identifier": "genericdata.continuous", "history": "spikeforge",
+         "bit_volts": MICROVOLTS_PER_BIT, "units": "uV"}
+        for index in range(config.channels)
+    ]
+    return {
+        "GUI version": "0.6.7",
+        "continuous": [{
+            "folder_name": f"{_STREAM}/", "sample_rate": float(config.sample_rate_hz),
+            "source_processor_name": "spikeforge", "source_processor_id": 100,
+            "stream_name": "acquisition", "recorded_processor": "spikeforge",
+            "recorded_processor_id": 100, "num_channels": config.channels,
+            "channels": channels,
+        }],
+        "events": [{
+            "folder_name": f"{_STREAM}/TTL/", "channel_name": "spikeforge data loss",
+            "description": f"TTL line {LOSS_TTL_LINE}: samples lost on the way (zero-filled)",
+            "identifier": "spikeforge.loss", "sample_rate": float(config.sample_rate_hz),
+            "type": "int16", "num_channels": 1, "source_processor": "spikeforge",
+            "stream_name": "acquisition",
+        }],
+        "spikes": [],
+    }
+
+
+def _settings_xml(config: SystemConfig) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<SETTINGS>\n'
+        '  <INFO><VERSION>0.6.7</VERSION><MACHINE>spikeforge</MACHINE></INFO>\n'
+        f'  <!-- {config.describe()} -->\n</SETTINGS>\n'
+    )

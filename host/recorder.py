@@ -1,0 +1,118 @@
+"""Records a device to an Open Ephys binary folder, with a live status and a clean ending.
+
+The recording always ends readable: on the requested duration, Ctrl-C, a device that
+disappears or goes silent, and a full disk alike, the files are flushed and closed and the
+reason is written into ``spikeforge.json``. While recording, everything is flushed at
+least every ``flush_interval_s`` (1 s), so even after ``kill -9`` all but the last second
+is readable.
+"""
+
+import errno
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from spikeforge.firmware.errors import SpikeforgeError
+
+from .device import Device, DeviceError
+from .frames import DataBlock
+from .openephys import OpenEphysWriter
+
+__all__ = ["RecordingStatus", "record", "DiskFull"]
+
+
+class DiskFull(SpikeforgeError):
+    exit_code = 6
+
+
+@dataclass
+class RecordingStatus:
+    elapsed_s: float          #: wall time since the first sample
+    recorded_s: float         #: device time written (sweeps / sample rate)
+    duration_s: float | None  #: what was asked for
+    bytes_written: int
+    data_rate_bps: float      #: bytes of samples per wall second
+    samples_lost: int         #: sweeps zero-filled because their frames never arrived
+    crc_errors: int
+    ended: str | None = None  #: why the recording ended, once it has
+
+    def line(self) -> str:
+        progress = ""
+        if self.duration_s:
+            done = min(1.0, self.recorded_s / self.duration_s)
+            bar = "#" * int(done * 20)
+            progress = f"[{bar:<20}] {done:4.0%} "
+        return (f"{progress}{self.recorded_s:7.1f} s recorded  "
+                f"{self.bytes_written / 1e6:8.2f} MB  {self.data_rate_bps / 1e3:7.1f} kB/s  "
+                f"lost {self.samples_lost} sweeps  CRC errors {self.crc_errors}")
+
+
+def record(device: Device, out: Path, *, duration_s: float | None = None,
+           flush_interval_s: float = 1.0,
+           on_status: Callable[[RecordingStatus], None] | None = None) -> RecordingStatus:
+    """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever).
+
+    Raises the device error or :class:`DiskFull` after closing the recording; a
+    ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
+    """
+    config = device.identify()
+    writer = OpenEphysWriter(out, config, {"port": device.url})
+    started = time.monotonic()
+    last_flush = started
+    target_sweeps = None if duration_s is None else round(duration_s * config.sample_rate_hz)
+    end: int | None = None  # device sweep at which to stop, once the first block is seen
+
+    def status(ended: str | None = None) -> RecordingStatus:
+        elapsed = time.monotonic() - started
+        return RecordingStatus(
+            elapsed_s=elapsed, recorded_s=writer.sweeps_written / config.sample_rate_hz,
+            duration_s=duration_s, bytes_written=writer.bytes_written,
+            data_rate_bps=writer.bytes_written / elapsed if elapsed > 0 else 0.0,
+            samples_lost=writer.samples_lost, crc_errors=device.stats.crc_errors, ended=ended)
+
+    def finish(reason: str) -> RecordingStatus:
+        final = status(reason)
+        writer.update_metadata(ended=reason, link=asdict(device.stats),
+                               samples_lost=writer.samples_lost,
+                               sweeps=writer.sweeps_written)
+        writer.close()
+        if on_status:
+            on_status(final)
+        return final
+
+    try:
+        for item in device.items():
+            if isinstance(item, DataBlock):
+                if writer.first_sample is None:
+                    end = None if target_sweeps is None else item.first_sample + target_sweeps
+                if end is not None and item.first_sample >= end:
+                    writer.skip_to(end)
+                    return finish("duration reached")
+                writer.write(item.first_sample, item.samples[:None if end is None
+                                                             else end - item.first_sample])
+                if end is not None and writer.next_sample >= end:
+                    return finish("duration reached")
+            now = time.monotonic()
+            if now - last_flush >= flush_interval_s:
+                writer.update_metadata(link=asdict(device.stats), ended="still recording")
+                writer.flush()
+                last_flush = now
+                if on_status:
+                    on_status(status())
+    except KeyboardInterrupt:
+        return finish("interrupted")
+    except DeviceError as exc:
+        finish(f"device error: {exc}")
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            try:
+                finish("disk full")
+            except OSError:
+                pass
+            raise DiskFull(
+                f"the disk holding {out} is full; the recording up to the last flush is "
+                "readable. Free space or record elsewhere") from None
+        raise
+    return finish("device stopped")

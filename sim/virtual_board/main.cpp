@@ -1,0 +1,176 @@
+// spikeforge virtual board: the Verilated AcquisitionSystem, its UART bridged to TCP.
+//
+// Runs the design cycle by cycle in C++ (no Python in the loop), decodes the 8N1 line
+// `uart_tx` at bit level exactly as a USB-serial bridge would, and writes every byte to
+// the one TCP client it accepts. Usage:
+//
+//   vboard --port N --divisor D [--cycles C] [--realtime CLOCK_HZ] [--stats FILE]
+//
+// Prints "listening on PORT" (PORT is the real port when N is 0) and then waits for a
+// client. Runs until the client disconnects or C cycles have run; then prints a line of
+// statistics (cycles, bytes, wall seconds) to stdout and to FILE if given.
+
+#include "Vtop.h"
+#include "verilated.h"
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+struct Options {
+    int port = 0;
+    int divisor = 4;
+    uint64_t cycles = 0;          // 0: until the client goes away
+    double realtime_hz = 0;       // 0: as fast as possible
+    std::string stats_file;
+};
+
+Options parse(int argc, char **argv) {
+    Options o;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        std::string key = argv[i];
+        const char *value = argv[i + 1];
+        if (key == "--port") o.port = std::atoi(value);
+        else if (key == "--divisor") o.divisor = std::atoi(value);
+        else if (key == "--cycles") o.cycles = std::strtoull(value, nullptr, 10);
+        else if (key == "--realtime") o.realtime_hz = std::atof(value);
+        else if (key == "--stats") o.stats_file = value;
+        else { std::fprintf(stderr, "vboard: unknown option %s\n", key.c_str()); std::exit(2); }
+    }
+    if (o.divisor < 1) { std::fprintf(stderr, "vboard: --divisor must be >= 1\n"); std::exit(2); }
+    return o;
+}
+
+// Bit-level 8N1 receiver: waits for a falling edge, samples every bit in its middle.
+class UartReceiver {
+  public:
+    explicit UartReceiver(int divisor) : divisor_(divisor) {}
+    // Called once per clock cycle with the line level; returns true when `byte` is complete.
+    bool clock(int line, uint8_t &byte) {
+        if (state_ == -1) {
+            bool start_bit = !line && last_;
+            last_ = line;
+            if (!start_bit) return false;
+            state_ = 0;                          // first cycle of the start bit
+            count_ = (divisor_ - 1) / 2;         // cycles from here to its middle
+        }
+        last_ = line;
+        if (count_ > 0) { --count_; return false; }
+        count_ = divisor_ - 1;
+        if (state_ == 0) {                       // middle of the start bit
+            if (line) { state_ = -1; framing_errors++; return false; }
+            state_ = 1; shift_ = 0; return false;
+        }
+        if (state_ <= 8) { shift_ |= (line & 1) << (state_ - 1); state_++; return false; }
+        state_ = -1;                             // middle of the stop bit
+        if (!line) { framing_errors++; return false; }
+        byte = shift_;
+        return true;
+    }
+    uint64_t framing_errors = 0;
+
+  private:
+    int divisor_;
+    int state_ = -1;
+    int count_ = 0;
+    int last_ = 1;
+    uint8_t shift_ = 0;
+};
+
+volatile std::sig_atomic_t stop_requested = 0;
+void on_signal(int) { stop_requested = 1; }
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    Options options = parse(argc, argv);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    int server = socket(AF_INET, SOCK_STREAM, 0);
+    int yes = 1;
+    setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(options.port);
+    if (bind(server, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0 ||
+        listen(server, 1) != 0) {
+        std::perror("vboard: cannot listen");
+        return 3;
+    }
+    socklen_t length = sizeof address;
+    getsockname(server, reinterpret_cast<sockaddr *>(&address), &length);
+    std::printf("listening on %d\n", ntohs(address.sin_port));
+    std::fflush(stdout);
+    int client = accept(server, nullptr, nullptr);
+    if (client < 0) { std::perror("vboard: accept"); return 3; }
+    setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
+
+    auto context = std::make_unique<VerilatedContext>();
+    auto top = std::make_unique<Vtop>(context.get());
+    top->registers___05Fw_en = 0;  // Verilator escapes "__" in port names
+    top->registers___05Faddr = 0;
+    top->registers___05Fw_data = 0;
+    top->clk = 0;
+    top->rst = 1;
+    for (int i = 0; i < 8; ++i) { top->clk = !top->clk; top->eval(); }
+    top->rst = 0;
+
+    UartReceiver uart(options.divisor);
+    std::vector<uint8_t> out;
+    out.reserve(1 << 16);
+    uint64_t cycle = 0, bytes = 0;
+    bool client_alive = true;
+    const auto started = std::chrono::steady_clock::now();
+    const uint64_t batch = 1 << 14;  // cycles between socket writes and clock checks
+
+    while (client_alive && !stop_requested && (options.cycles == 0 || cycle < options.cycles)) {
+        for (uint64_t i = 0; i < batch; ++i, ++cycle) {
+            top->clk = 1; top->eval();
+            top->clk = 0; top->eval();
+            uint8_t byte;
+            if (uart.clock(top->uart_tx, byte)) out.push_back(byte);
+        }
+        size_t sent = 0;
+        while (sent < out.size()) {
+            ssize_t n = send(client, out.data() + sent, out.size() - sent, 0);
+            if (n <= 0) { client_alive = false; break; }
+            sent += static_cast<size_t>(n);
+        }
+        bytes += sent;
+        out.clear();
+        if (options.realtime_hz > 0) {
+            auto due = started + std::chrono::duration<double>(cycle / options.realtime_hz);
+            std::this_thread::sleep_until(due);
+        }
+    }
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "cycles %llu bytes %llu wall_s %.3f cycles_per_s %.0f framing_errors %llu\n",
+                  static_cast<unsigned long long>(cycle), static_cast<unsigned long long>(bytes),
+                  wall, cycle / wall, static_cast<unsigned long long>(uart.framing_errors));
+    std::fputs(line, stdout);
+    if (!options.stats_file.empty()) {
+        if (FILE *f = std::fopen(options.stats_file.c_str(), "w")) { std::fputs(line, f); std::fclose(f); }
+    }
+    close(client);
+    close(server);
+    top->final();
+    return 0;
+}

@@ -1,0 +1,31 @@
+"""CI regression guard: the reference configuration of each CI board still fits and meets
+timing. The reference is the largest channel count recorded as fitting in
+``boards/figures.json`` (by ``spikeforge figures``), so a change that makes the recorded
+figures untrue fails here. One build per board, under a minute each here."""
+
+import pytest
+
+from spikeforge.boards import board_names
+from spikeforge.boards.build import build
+from spikeforge.boards.figures import load_figures, max_channels, reference_config
+
+pytestmark = pytest.mark.slow
+
+#: Every board: the ULX3S sizes share the design but not the placement (Fmax differs),
+#: and a build takes well under a minute here, so all four cost about 3 minutes of CI.
+CI_BOARDS = tuple(board_names())
+
+
+@pytest.mark.parametrize("board", CI_BOARDS)
+def test_the_largest_recorded_reference_configuration_still_fits_and_meets_timing(
+        board, tmp_path):
+    best = max_channels(load_figures()["rows"], board)
+    if best is None:
+        pytest.fail(f"no recorded figure for {board}: run `spikeforge figures --board {board}`")
+    config = reference_config(board, best.channels)
+    result = build(board, config, tmp_path)  # raises DoesNotFit / TimingNotMet
+    assert result.fmax_achieved_mhz >= result.fmax_required_mhz
+    for name, use in result.utilization.items():
+        assert use.used <= use.available, name
+    print(f"\n{board} {best.channels} channels:\n{result.summary()}")
+

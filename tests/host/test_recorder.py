@@ -1,0 +1,200 @@
+"""Recording to Open Ephys binary: read back by neo, losses marked, every ending readable.
+
+A device is played by a TCP server in this process that sends, paced in real time, exactly
+the bytes the golden models say the device sends (test source -> framer -> UART), including
+a link too slow for the data, so frames are dropped on the "device".
+"""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.host.device import Device, DeviceDisconnected, DeviceNotFound, DeviceSilent
+from spikeforge.host.nwb import export_nwb
+from spikeforge.host.recorder import record
+from spikeforge.sim.models.framer import frame_stream
+from spikeforge.sim.models.source import source_signal
+
+neo = pytest.importorskip("neo")
+
+RECORDING = Path("Record Node 101/experiment1/recording1")
+
+
+class PlayedDevice:
+    """Serves the model's byte stream on a local TCP port, at the link's real byte rate."""
+
+    def __init__(self, config: SystemConfig, seconds: float, *, close_after_s: float | None = None):
+        self.config = config
+        sweeps = int(seconds * config.sample_rate_hz)
+        sweeps -= sweeps % config.sweeps_per_frame
+        self.truth = source_signal(config, sweeps).samples
+        self.schedule = frame_stream(config, self.truth)
+        self.close_after_s = close_after_s
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self._server.accept()
+        time.sleep(0.2)  # pyserial discards what arrives while it opens the port
+        data = bytes(self.schedule.data)
+        cycles = np.asarray(self.schedule.accept_cycle)
+        started = time.monotonic()
+        sent = 0
+        with connection:
+            while sent < len(data):
+                now_cycle = (time.monotonic() - started) * self.config.clock_hz
+                due = int(np.searchsorted(cycles, now_cycle, side="right"))
+                elapsed = time.monotonic() - started
+                if self.close_after_s is not None and elapsed > self.close_after_s:
+                    return
+                if due > sent:
+                    try:
+                        connection.sendall(data[sent:due])
+                    except OSError:
+                        return
+                    sent = due
+                time.sleep(0.01)
+            time.sleep(0.5)
+
+
+def _read_back(out: Path):
+    reader = neo.rawio.OpenEphysBinaryRawIO(str(out))
+    reader.parse_header()
+    samples = reader.get_analogsignal_chunk(0, 0, stream_index=0)
+    return reader, samples, json.loads((out / RECORDING / "spikeforge.json").read_text())
+
+
+def test_recording_equals_what_the_device_sent_and_marks_every_loss(tmp_path):
+    # 8 channels on a 3 Mbaud link need 176 % of it: frames are dropped on the device.
+    config = SystemConfig(channels=8, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100)
+    played = PlayedDevice(config, seconds=2.0)
+    with Device.open(played.url) as device:
+        final = record(device, tmp_path / "rec", duration_s=1.0)
+    assert final.ended == "duration reached"
+
+    reader, samples, meta = _read_back(tmp_path / "rec")
+    sweeps = config.sample_rate_hz
+    assert samples.shape == (sweeps, config.channels)
+    assert reader.get_signal_sampling_rate(0) == config.sample_rate_hz
+    spf = config.sweeps_per_frame
+    sent = [s for s in played.schedule.sent_slots if s * spf < sweeps]
+    dropped = [s for s in played.schedule.dropped_slots if sent[0] < s < sweeps // spf]
+    assert dropped, "this configuration must drop frames"
+    first = sent[0] * spf
+    for slot in sent:
+        np.testing.assert_array_equal(
+            samples[slot * spf - first:(slot + 1) * spf - first],
+            played.truth[slot * spf:(slot + 1) * spf])
+    lost = {loss["first_sample"] // spf for loss in meta["losses"]}
+    lost_slots = {s for loss in meta["losses"]
+                  for s in range(loss["first_sample"] // spf,
+                                 (loss["first_sample"] + loss["samples"]) // spf)}
+    assert lost <= lost_slots
+    assert lost_slots == {s for s in dropped if s * spf - first < sweeps}
+    for slot in lost_slots:
+        assert not samples[slot * spf - first:(slot + 1) * spf - first].any()
+    assert meta["samples_lost"] == len(lost_slots) * spf
+    assert meta["link"]["sequence_gaps"] >= len(lost_slots)
+    # Each loss is a TTL event (a start and an end) the readers see.
+    assert reader.event_channels_count() == 1
+    assert reader.event_count(0, 0, 0) == len(meta["losses"])
+
+    # The same recording, exported to NWB, holds the same samples and the same losses.
+    pynwb = pytest.importorskip("pynwb")
+    nwb_path = export_nwb(tmp_path / "rec", tmp_path / "rec.nwb")
+    with pynwb.NWBHDF5IO(str(nwb_path), "r") as io:
+        nwb = io.read()
+        series = nwb.acquisition["ElectricalSeries"]
+        np.testing.assert_array_equal(series.data[:], samples)
+        assert series.rate == config.sample_rate_hz
+        assert series.starting_time == first / config.sample_rate_hz
+        assert series.conversion == pytest.approx(0.195e-6)
+        losses = nwb.intervals["data_loss"].to_dataframe()
+        assert list(losses["samples"]) == [loss["samples"] for loss in meta["losses"]]
+
+
+def test_device_that_goes_away_leaves_a_readable_recording(tmp_path):
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100)
+    played = PlayedDevice(config, seconds=5.0, close_after_s=1.0)
+    with Device.open(played.url) as device, pytest.raises(DeviceDisconnected, match="lost"):
+        record(device, tmp_path / "rec")
+    _, samples, meta = _read_back(tmp_path / "rec")
+    assert meta["ended"].startswith("device error")
+    assert 0.5 * config.sample_rate_hz < len(samples) <= 1.2 * config.sample_rate_hz
+
+
+def test_ports_that_do_not_work_say_what_to_do():
+    with pytest.raises(DeviceNotFound, match="no serial port.*plugged in"):
+        Device.open("/dev/ttyNOSUCHPORT")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DeviceNotFound, match="nothing listens"):
+        Device.open(f"socket://127.0.0.1:{port}")
+    with Device.open("loop://") as device, pytest.raises(DeviceSilent, match="no data"):
+        device.identify(timeout_s=0.3)
+
+
+def _record_in_subprocess(url: str, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "spikeforge.cli", "record", "--port", url, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_data(out: Path, nbytes: int, process: subprocess.Popen) -> None:
+    """Wait until the recorder has written ``nbytes`` of samples (the machine may be slow)."""
+    data = out / RECORDING / "continuous" / "spikeforge-100.acquisition" / "continuous.dat"
+    deadline = time.monotonic() + 60
+    while not (data.exists() and data.stat().st_size >= nbytes):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the recorder wrote nothing for a minute"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_ends_the_recording_cleanly(tmp_path):
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100)
+    played = PlayedDevice(config, seconds=7.0)
+    process = _record_in_subprocess(played.url, tmp_path / "rec")
+    one_second = config.sample_rate_hz * config.channels * 2
+    _wait_for_data(tmp_path / "rec", one_second, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "recording ended (interrupted)" in stdout
+    _, samples, meta = _read_back(tmp_path / "rec")
+    assert meta["ended"] == "interrupted"
+    assert len(samples) >= config.sample_rate_hz
+    np.testing.assert_array_equal(samples, played.truth[:len(samples)])
+
+
+def test_after_kill_9_all_but_the_last_second_is_readable(tmp_path):
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100)
+    played = PlayedDevice(config, seconds=7.0)
+    process = _record_in_subprocess(played.url, tmp_path / "rec")
+    one_second = config.sample_rate_hz * config.channels * 2
+    _wait_for_data(tmp_path / "rec", one_second, process)
+    # Everything written by now is older than the flush that must happen within a second.
+    written_before = (tmp_path / "rec" / RECORDING / "continuous" / "spikeforge-100.acquisition"
+                      / "continuous.dat").stat().st_size // (2 * config.channels)
+    time.sleep(1.5)
+    process.kill()
+    process.wait(timeout=10)
+    _, samples, meta = _read_back(tmp_path / "rec")
+    assert meta["ended"] == "still recording"
+    assert len(samples) >= written_before
+    np.testing.assert_array_equal(samples, played.truth[:len(samples)])
