@@ -10,8 +10,8 @@ UART TX        9           FPGA -> FT2232H channel B, i.e. the second ``/dev/tty
                            12 Mbaud by default (one bit per clock; the FT2232H's maximum)
 LED green      37          streaming
 LED red        11          on for 125 ms after a frame was dropped (overflow)
-LED L2 green   PMOD2 1     chip found (break-off LED board in PMOD2; off until the ADC
-                           front-end has a ``chip_found`` output)
+LED L2 green   PMOD2 1     chip found (break-off LED board in PMOD2; with the RHD source:
+                           the start-up calibration found a chip; off otherwise)
 =============  ==========  ============================================================
 
 ADC interface (used with ``config.source == "rhd"``): PMOD1A, Digilent PMOD SPI order —
