@@ -58,6 +58,9 @@ class BoardTop(Elaboratable):
 
     #: Registry name of the board; set by subclasses.
     board: str = ""
+    #: Amaranth resources of the ADC interface: ``adc_spi`` 0 (cs, copi, cipo, clk) and,
+    #: for more chips, ``adc_cipo`` 1..3; added to the platform when ``source == "rhd"``.
+    adc_resources: list = []
 
     def __init__(self, config: SystemConfig,
                  system: Callable[[SystemConfig], Elaboratable] | None = None):
@@ -97,9 +100,11 @@ class BoardTop(Elaboratable):
         m.d.comb += tx_buffer.o.eq(uart_tx)
         # pins["uart"].rx stays an input: nothing listens to the host yet.
 
+        if self.config.source == "rhd":
+            self._connect_adc(m, platform, system)
+
         members = system.signature.members if hasattr(system, "signature") else {}
-        # TODO(rhd front-end): AcquisitionSystem.chip_found (out, 1) lights this LED once the
-        # front-end has read the chip's ID registers; until then it is off, not faked.
+        # AcquisitionSystem.chip_found (RHD source): the start-up calibration found a chip.
         chip_found = system.chip_found if "chip_found" in members else Const(0)
         for name, value in (("streaming", system.streaming), ("overflow", system.overflow),
                             ("chip_found", chip_found)):
@@ -107,3 +112,36 @@ class BoardTop(Elaboratable):
             m.submodules[f"led_{name}"] = buffer
             m.d.comb += buffer.o.eq(value)
         return m
+
+    def _connect_adc(self, m: Module, platform, system: Elaboratable) -> None:
+        """The RHD2000 SPI bus on the board's ADC pins.
+
+        Outputs leave through fabric registers that hold their idle levels from
+        configuration on (CS must not glitch active at power-up); MISO enters through one
+        register. The two cycles this adds to the round trip are part of what the MISO
+        delay calibration measures.
+        """
+        lines = self.config.rhd.lines
+        names = {r.name for r in self.adc_resources}
+        extra = sum(1 for r in self.adc_resources if r.name == "adc_cipo")
+        if "adc_spi" not in names or extra < lines - 1:
+            raise BoardConfigError(
+                f"the {get_board(self.board).title} has ADC pins for {extra + ('adc_spi' in names)}"
+                f" RHD chip(s), not {lines}; use fewer rhd.chips")
+        platform.add_resources(self.adc_resources)
+        spi = platform.request("adc_spi", 0, dir="-")
+        # cs is active low at the pin; the resource inverts it (PinsN), so drive "selected".
+        for pin, signal, idle, invert in ((spi.cs, system.rhd_cs, 1, True),
+                                          (spi.clk, system.rhd_sclk, 0, False),
+                                          (spi.copi, system.rhd_mosi, 0, False)):
+            retimed = Signal(init=idle)
+            m.d.sync += retimed.eq(signal)
+            buffer = io.Buffer("o", pin)
+            m.submodules += buffer
+            m.d.comb += buffer.o.eq(~retimed if invert else retimed)
+        cipo = [spi.cipo] + [platform.request("adc_cipo", line, dir="-")
+                             for line in range(1, lines)]
+        for line, pin in enumerate(cipo):
+            buffer = io.Buffer("i", pin)
+            m.submodules += buffer
+            m.d.sync += system.rhd_miso[line].eq(buffer.i)

@@ -16,7 +16,7 @@ what           pin    notes
 UART TX        L4     FPGA -> FT231X (``/dev/ttyUSB0``), 3 Mbaud (the FT231X's maximum)
 LED D0         B2     streaming
 LED D1         C2     overflow: on for 125 ms after a frame was dropped
-LED D2         C1     chip found (off until the ADC front-end has a ``chip_found`` output)
+LED D2         C1     chip found (RHD source: start-up calibration found a chip)
 LED D7         H3     PLL locked
 =============  =====  =================================================================
 
@@ -66,6 +66,7 @@ class ULX3STop(BoardTop):
     """
 
     board = "ulx3s-85f"
+    adc_resources = ADC_RESOURCES
 
     def clocking(self, m: Module, platform) -> None:
         if _pll_output_hz() != ULX3S_CLOCK_HZ or self.config.clock_hz != ULX3S_CLOCK_HZ:

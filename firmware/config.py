@@ -12,13 +12,14 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import ConfigError
+from .rhd2000 import RHDConfig
 from .test_signal import SPIKE_TEMPLATE
 
-__all__ = ["TestSourceConfig", "SystemConfig", "SOURCES"]
+__all__ = ["TestSourceConfig", "SystemConfig", "SOURCES", "RHDConfig"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
-#: generator; later front-ends (e.g. an RHD2000 interface) add their names here.
-SOURCES = ("test",)
+#: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
+SOURCES = ("test", "rhd")
 
 #: Largest channel count the wire format and the cores are sized for.
 MAX_CHANNELS = 1024
@@ -96,6 +97,9 @@ class SystemConfig:
         Which sample source feeds the chain (one of :data:`SOURCES`).
     test_source:
         Parameters of the test-signal source.
+    rhd:
+        The RHD2000 front-end (chips, SPI timing, amplifier targets); used when
+        ``source == "rhd"``.
     """
 
     channels: int = 4
@@ -107,6 +111,7 @@ class SystemConfig:
     identity_interval_frames: int = 1024
     source: str = "test"
     test_source: TestSourceConfig = field(default_factory=TestSourceConfig)
+    rhd: RHDConfig = field(default_factory=RHDConfig)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -175,6 +180,33 @@ class SystemConfig:
                 f"test_source must be a TestSourceConfig, not {type(self.test_source).__name__}"
             )
         self.test_source.validate(self.sample_rate_hz)
+        if not isinstance(self.rhd, RHDConfig):
+            raise ConfigError(f"rhd must be an RHDConfig, not {type(self.rhd).__name__}")
+        if self.source == "rhd":
+            self._validate_rhd()
+
+    def _validate_rhd(self) -> None:
+        rhd = self.rhd
+        if self.channels != rhd.channels:
+            per_chip = " + ".join(
+                f"{bin(rhd.mask(line)).count('1')} ({name})" for line, name in
+                enumerate(rhd.chips))
+            raise ConfigError(
+                f"channels must equal the enabled amplifiers of the RHD chips, "
+                f"{per_chip} = {rhd.channels}, not {self.channels}; set channels={rhd.channels} "
+                f"or change rhd.amplifier_masks")
+        need = rhd.pass_cycles
+        if need > self.cycles_per_sample:
+            sclk_hz = self.clock_hz / (2 * rhd.sclk_half_period_cycles)
+            best_rate = self.clock_hz // need
+            raise ConfigError(
+                f"the RHD conversion loop does not fit the sample period: {rhd.loop_words} "
+                f"commands x {rhd.word_cycles} cycles per SPI word (SCLK {sclk_hz / 1e6:g} MHz) "
+                f"+ {need - rhd.loop_words * rhd.word_cycles} cycles of set-up and result "
+                f"latency = {need} cycles, but {self.sample_rate_hz} Hz at "
+                f"{self.clock_hz / 1e6:g} MHz gives {self.cycles_per_sample}; lower the sample "
+                f"rate to at most {best_rate} Hz, stream fewer amplifiers, or use a clock of at "
+                f"least {need * self.sample_rate_hz / 1e6:g} MHz")
 
     # -- derived quantities -------------------------------------------------------------------
 
@@ -229,7 +261,7 @@ class SystemConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, TestSourceConfig):
+            if isinstance(value, TestSourceConfig | RHDConfig):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             out[f.name] = value
         return out
@@ -246,12 +278,15 @@ class SystemConfig:
             )
         if isinstance(data.get("test_source"), dict):
             data["test_source"] = TestSourceConfig(**data["test_source"])
+        if isinstance(data.get("rhd"), dict):
+            data["rhd"] = RHDConfig(**data["rhd"])
         return cls(**data)
 
     def describe(self) -> str:
         """A one-line human summary, used in bench tables and logs."""
+        source = "" if self.source == "test" else f"{self.source}:{'+'.join(self.rhd.chips)} "
         return (
-            f"{self.channels}ch@{self.sample_rate_hz / 1000:g}kS/s "
+            f"{source}{self.channels}ch@{self.sample_rate_hz / 1000:g}kS/s "
             f"clk={self.clock_hz / 1e6:g}MHz baud={self.baud / 1e6:g}M "
             f"spf={self.sweeps_per_frame} load={self.link_load:.0%}"
         )

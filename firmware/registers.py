@@ -9,6 +9,7 @@ Address blocks: 0x00-0x0F identity (read-only constants), 0x10-0x1F stream contr
 0x20-0x3F counters, 0x40-0x7F front-end, 0x80-0xBF detection, 0xC0-0xFF compression.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +26,15 @@ class Register:
     address: int
     access: Literal["const", "rw", "status"]
     doc: str
-    reset: int = 0
+    reset: int | Callable[[SystemConfig], int] = 0
+    #: Only present in builds with this sample source (None: always).
+    source: str | None = None
+
+    def reset_value(self, config: SystemConfig) -> int:
+        return self.reset(config) if callable(self.reset) else self.reset
+
+    def present(self, config: SystemConfig) -> bool:
+        return self.source is None or self.source == config.source
 
     @property
     def port_name(self) -> str:
@@ -45,7 +54,49 @@ REGISTERS: tuple[Register, ...] = (
     Register("FRAMES_DROPPED", 0x21, "status", "DATA frames dropped whole: link too slow"),
     Register("SOURCE_OVERRUNS", 0x22, "status", "samples the source lost to a stalled consumer"),
     Register("SWEEPS", 0x23, "status", "sample periods since reset (the device's clock)"),
+    # RHD2000 front-end (spikeforge.hdl.rhd2000); lists are start | length << 16.
+    Register("RHD_CONTROL", 0x40, "rw",
+             "bit 0: run the conversion loop; bit 1: use the delays found at start-up "
+             "(RHD_FOUND_DELAYS) instead of RHD_MISO_DELAY",
+             lambda c: 1 | int(c.rhd.calibrate_on_start) << 1, "rhd"),
+    Register("RHD_LOOP_LIST", 0x41, "rw", "the conversion loop list",
+             lambda c: _boot_list(c, "loop"), "rhd"),
+    Register("RHD_ONESHOT_LIST", 0x42, "rw", "the one-shot list to run next",
+             lambda c: _boot_list(c, "setup"), "rhd"),
+    Register("RHD_ONESHOT_REQUEST", 0x43, "rw",
+             "a one-shot list runs while this differs from RHD_ONESHOT_DONE (1: set-up at boot)",
+             1, "rhd"),
+    Register("RHD_ONESHOT_DONE", 0x44, "status", "one-shot lists finished", 0, "rhd"),
+    Register("RHD_MISO_DELAY", 0x45, "rw", "MISO sampling delay, 4 bits per line (line 0 low)",
+             lambda c: sum(d << 4 * i for i, d in enumerate(c.rhd.miso_delay_cycles)), "rhd"),
+    Register("RHD_AUX0", 0x46, "rw", "auxiliary list 0", lambda c: _boot_list(c, "aux0"), "rhd"),
+    Register("RHD_AUX1", 0x47, "rw", "auxiliary list 1", lambda c: _boot_list(c, "aux1"), "rhd"),
+    Register("RHD_AUX2", 0x48, "rw", "auxiliary list 2", lambda c: _boot_list(c, "aux2"), "rhd"),
+    Register("RHD_PROGRAM_ADDR", 0x49, "rw", "program memory address for RHD_PROGRAM_DATA", 0,
+             "rhd"),
+    Register("RHD_PROGRAM_DATA", 0x4A, "rw", "writing stores an 18-bit entry at the address",
+             0, "rhd"),
+    Register("RHD_CAPTURE_ADDR", 0x4B, "rw", "one-shot result to show in RHD_CAPTURE_DATA", 0,
+             "rhd"),
+    Register("RHD_CAPTURE_DATA", 0x4C, "status", "one-shot result (hdl.rhd2000.capture_address)",
+             0, "rhd"),
+    Register("RHD_WORDS", 0x4D, "status", "SPI words sent since reset", 0, "rhd"),
+    Register("RHD_CHIPS", 0x4E, "status",
+             "chip ID found per line at start-up, 8 bits per line (0: none)", 0, "rhd"),
+    Register("RHD_FOUND_DELAYS", 0x4F, "status",
+             "MISO delay chosen per line, 4 bits per line; bit 31: start-up calibration done",
+             0, "rhd"),
+    Register("RHD_GOOD_DELAYS_01", 0x50, "status",
+             "delays that read the ROM correctly: line 0 bits 0-15, line 1 bits 16-31", 0, "rhd"),
+    Register("RHD_GOOD_DELAYS_23", 0x51, "status", "the same for lines 2 and 3", 0, "rhd"),
 )
+
+
+def _boot_list(config: SystemConfig, name: str) -> int:
+    from .rhd_programs import build_image
+
+    start, length = build_image(config).lists[name]
+    return start | length << 16
 
 _BY_NAME = {r.name: r for r in REGISTERS}
 assert len({r.address for r in REGISTERS}) == len(REGISTERS), "register addresses clash"

@@ -26,8 +26,9 @@ import struct
 import zlib
 from enum import IntEnum
 
-from .config import SOURCES, SystemConfig, TestSourceConfig
+from .config import SOURCES, RHDConfig, SystemConfig, TestSourceConfig
 from .errors import WireFormatError
+from .rhd2000 import CHIPS, MAX_MISO_LINES, ChipKind
 
 __all__ = [
     "SYNC", "FrameType", "HEADER", "HEADER_BYTES", "CRC_BYTES", "DATA_FRAME_OVERHEAD_BYTES",
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 SYNC = b"\xa5\x5a"
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 
 
 class FrameType(IntEnum):
@@ -76,7 +77,39 @@ IDENTITY_MAGIC = b"SPKF"
 #: baud, sweeps per frame, link buffer samples, identity interval, test seed,
 #: spike rate in mHz.
 _IDENTITY = struct.Struct("<4sBBBBHIIIHIIII")
-IDENTITY_PAYLOAD_BYTES = _IDENTITY.size
+#: RHD front-end (version 2): chip IDs per line (0: none), amplifier masks (0: all), SCLK
+#: half period, CS-high cycles, MISO delays, upper/lower/DSP cutoff in mHz, two's complement,
+#: calibrate on start.
+_RHD = struct.Struct("<4B4QBB4BIIIBB")
+IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size
+
+
+def _encode_rhd(rhd: RHDConfig) -> bytes:
+    pad = MAX_MISO_LINES - rhd.lines
+    masks = rhd.amplifier_masks or (0,) * rhd.lines
+    return _RHD.pack(
+        *[int(CHIPS[c].kind) for c in rhd.chips], *[0] * pad, *masks, *[0] * pad,
+        rhd.sclk_half_period_cycles, rhd.cs_high_cycles, *rhd.miso_delay_cycles, *[0] * pad,
+        round(rhd.upper_cutoff_hz * 1000), round(rhd.lower_cutoff_hz * 1000),
+        round(rhd.dsp_cutoff_hz * 1000), int(rhd.twos_complement),
+        int(rhd.calibrate_on_start))
+
+
+def _decode_rhd(payload: bytes) -> RHDConfig:
+    fields = _RHD.unpack(payload)
+    ids, masks, (half, cs_high), delays = fields[:4], fields[4:8], fields[8:10], fields[10:14]
+    upper, lower, dsp, twos, calibrate = fields[14:]
+    lines = sum(1 for i in ids if i)
+    try:
+        chips = tuple(ChipKind(i).name for i in ids[:lines])
+    except ValueError:
+        raise WireFormatError(f"device reports unknown RHD chip IDs {ids}; update the host") \
+            from None
+    return RHDConfig(
+        chips=chips, amplifier_masks=None if not any(masks) else masks[:lines],
+        sclk_half_period_cycles=half, cs_high_cycles=cs_high, miso_delay_cycles=delays[:lines],
+        upper_cutoff_hz=upper / 1000, lower_cutoff_hz=lower / 1000, dsp_cutoff_hz=dsp / 1000,
+        twos_complement=bool(twos), calibrate_on_start=bool(calibrate))
 
 
 def encode_identity(config: SystemConfig) -> bytes:
@@ -87,24 +120,24 @@ def encode_identity(config: SystemConfig) -> bytes:
         config.channels, config.sample_rate_hz, config.clock_hz, config.baud,
         config.sweeps_per_frame, config.link_buffer_samples, config.identity_interval_frames,
         ts.seed, round(ts.spike_rate_hz * 1000),
-    )
+    ) + _encode_rhd(config.rhd)
 
 
 def decode_identity(payload: bytes) -> SystemConfig:
     """The configuration an IDENTITY payload describes."""
-    if len(payload) != _IDENTITY.size:
+    if len(payload) > 4 and payload[:4] == IDENTITY_MAGIC and payload[4] != WIRE_VERSION:
         raise WireFormatError(
-            f"identity payload must be {_IDENTITY.size} bytes, not {len(payload)}"
-        )
-    (magic, version, source, noise_shift, _reserved, channels, rate, clock, baud, spf,
-     buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack(payload)
-    if magic != IDENTITY_MAGIC:
-        raise WireFormatError(f"identity magic must be {IDENTITY_MAGIC!r}, not {magic!r}")
-    if version != WIRE_VERSION:
-        raise WireFormatError(
-            f"device speaks wire format version {version}, this host speaks {WIRE_VERSION}; "
+            f"device speaks wire format version {payload[4]}, this host speaks {WIRE_VERSION}; "
             "update spikeforge on the host or rebuild the bitstream from the same version"
         )
+    if len(payload) != IDENTITY_PAYLOAD_BYTES:
+        raise WireFormatError(
+            f"identity payload must be {IDENTITY_PAYLOAD_BYTES} bytes, not {len(payload)}"
+        )
+    (magic, _version, source, noise_shift, _reserved, channels, rate, clock, baud, spf,
+     buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack(payload[:_IDENTITY.size])
+    if magic != IDENTITY_MAGIC:
+        raise WireFormatError(f"identity magic must be {IDENTITY_MAGIC!r}, not {magic!r}")
     if source >= len(SOURCES):
         raise WireFormatError(f"device reports unknown source index {source}; update the host")
     return SystemConfig(
@@ -113,4 +146,5 @@ def decode_identity(payload: bytes) -> SystemConfig:
         identity_interval_frames=interval, source=SOURCES[source],
         test_source=TestSourceConfig(seed=seed, noise_shift=noise_shift,
                                      spike_rate_hz=spike_mhz / 1000),
+        rhd=_decode_rhd(payload[_IDENTITY.size:]),
     )

@@ -35,6 +35,7 @@ class RegisterBank(wiring.Component):
     bus : :class:`RegisterBus`, in (the bank is the responder)
     <name> : one port per register of :data:`REGISTERS` (lower-case name) —
         ``rw`` registers are outputs holding the value written (reset value from the map);
+        registers of another sample source than ``config.source`` are absent;
         ``status`` registers are inputs the cores drive; ``const`` registers have no port,
         their values come from the configuration.
     """
@@ -42,9 +43,10 @@ class RegisterBank(wiring.Component):
     def __init__(self, config: SystemConfig):
         self._constants = identity_values(config)
         members = {"bus": In(RegisterBus())}
-        for reg in REGISTERS:
+        self._registers = [reg for reg in REGISTERS if reg.present(config)]
+        for reg in self._registers:
             if reg.access == "rw":
-                members[reg.port_name] = Out(32, init=reg.reset)
+                members[reg.port_name] = Out(32, init=reg.reset_value(config))
             elif reg.access == "status":
                 members[reg.port_name] = In(32)
         super().__init__(members)
@@ -52,7 +54,7 @@ class RegisterBank(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         with m.Switch(self.bus.addr):
-            for reg in REGISTERS:
+            for reg in self._registers:
                 with m.Case(reg.address):
                     if reg.access == "const":
                         m.d.sync += self.bus.r_data.eq(self._constants[reg.name])

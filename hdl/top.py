@@ -1,13 +1,15 @@
 """The board-independent acquisition system: source -> framer -> UART."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import C, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.registers import register
 
 from .framer import Framer
 from .registers import RegisterBank, RegisterBus
+from .rhd2000 import RHDFrontEnd
 from .source import TestSource
 from .uart import UARTTransmitter
 
@@ -31,21 +33,38 @@ class AcquisitionSystem(wiring.Component):
     registers : :class:`RegisterBus`, in
         Access to the register map for a controller (the UART command decoder of a later
         capability). Tie ``w_en`` low when there is none.
-    """
+    rhd_cs, rhd_sclk, rhd_mosi : out; rhd_miso : in, one bit per chip
+    chip_found : out
+        Only with the RHD source: the start-up calibration found a chip (status LED).
+        Only when ``config.source == "rhd"``: the RHD2000 SPI bus
+        (:class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`), controlled by the RHD_* registers.
+        At reset the front-end runs the set-up list and then the conversion loop.
 
-    uart_tx: Out(1, init=1)
-    streaming: Out(1)
-    overflow: Out(1)
-    registers: In(RegisterBus())
+    The sample source is :class:`~spikeforge.hdl.source.TestSource` or
+    :class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`; both emit the same stream with the same
+    timing, so nothing downstream knows which one it is.
+    """
 
     def __init__(self, config: SystemConfig):
         self.config = config
-        super().__init__()
+        members = {
+            "uart_tx": Out(1, init=1),
+            "streaming": Out(1),
+            "overflow": Out(1),
+            "registers": In(RegisterBus()),
+        }
+        if config.source == "rhd":
+            members.update({"rhd_cs": Out(1, init=1), "rhd_sclk": Out(1), "rhd_mosi": Out(1),
+                            "rhd_miso": In(config.rhd.lines), "chip_found": Out(1)})
+        super().__init__(members)
 
     def elaborate(self, platform):
         config = self.config
         m = Module()
-        m.submodules.source = source = TestSource(config)
+        if config.source == "rhd":
+            m.submodules.source = source = RHDFrontEnd(config)
+        else:
+            m.submodules.source = source = TestSource(config)
         m.submodules.framer = framer = Framer(config)
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
@@ -62,6 +81,8 @@ class AcquisitionSystem(wiring.Component):
             bank.source_overruns.eq(source.overruns),
             bank.sweeps.eq(source.sweep),
         ]
+        if config.source == "rhd":
+            self._connect_rhd(m, source, bank)
 
         hold_cycles = int(config.clock_hz * OVERFLOW_HOLD_S)
         hold = Signal(range(hold_cycles + 1))
@@ -73,3 +94,31 @@ class AcquisitionSystem(wiring.Component):
             m.d.sync += hold.eq(hold - 1)
         m.d.comb += self.overflow.eq(hold != 0)
         return m
+
+    def _connect_rhd(self, m: Module, front_end: RHDFrontEnd, bank: RegisterBank) -> None:
+        program_data = register("RHD_PROGRAM_DATA").address
+        # Control registers that are front-end inputs of the same name.
+        for name in ("loop_list", "oneshot_list", "oneshot_request", "aux0", "aux1", "aux2",
+                     "miso_delay", "program_addr", "capture_addr"):
+            m.d.comb += getattr(front_end, name).eq(getattr(bank, f"rhd_{name}"))
+        m.d.comb += [
+            self.rhd_cs.eq(front_end.cs),
+            self.rhd_sclk.eq(front_end.sclk),
+            self.rhd_mosi.eq(front_end.mosi),
+            front_end.miso.eq(self.rhd_miso),
+            front_end.loop_enable.eq(bank.rhd_control[0]),
+            front_end.use_found_delays.eq(bank.rhd_control[1]),
+            bank.rhd_oneshot_done.eq(front_end.oneshot_done),
+            bank.rhd_chips.eq(front_end.chip_ids),
+            self.chip_found.eq(front_end.calibrated & (front_end.chip_ids != 0)),
+            bank.rhd_found_delays.eq(Cat(front_end.found_delays,
+                                         C(0, 31 - len(front_end.found_delays)),
+                                         front_end.calibrated)),
+            bank.rhd_good_delays_01.eq(front_end.good_delays[:32]),
+            bank.rhd_good_delays_23.eq(front_end.good_delays[32:64]),
+            front_end.program_data.eq(self.registers.w_data),
+            front_end.program_write.eq(self.registers.w_en
+                                       & (self.registers.addr == program_data)),
+            bank.rhd_capture_data.eq(front_end.capture_data),
+            bank.rhd_words.eq(front_end.words),
+        ]

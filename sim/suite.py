@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spikeforge.firmware.config import SystemConfig, TestSourceConfig
+from spikeforge.firmware.config import RHDConfig, SystemConfig, TestSourceConfig
 
 from .runner import BUILD_ROOT, BenchResult, run_bench
 
@@ -34,13 +34,16 @@ class BenchCase:
         return (BUILD_ROOT / "captures" / f"{self.bench}-{safe}.bin").resolve()
 
 
-def _system(config: SystemConfig, cycles: int, why: str) -> BenchCase:
+def _system(config: SystemConfig, cycles: int, why: str,
+            cable_delays: list[int] | None = None) -> BenchCase:
     from spikeforge.hdl.top import AcquisitionSystem
 
+    params: dict[str, Any] = {"config": config.to_dict(), "cycles": cycles}
+    if cable_delays is not None:
+        params["cable_delays"] = cable_delays
     return BenchCase(
         bench="system", label=f"{config.describe()} ({why})",
-        component=lambda: AcquisitionSystem(config),
-        params={"config": config.to_dict(), "cycles": cycles}, config=config,
+        component=lambda: AcquisitionSystem(config), params=params, config=config,
     )
 
 
@@ -66,6 +69,30 @@ def _uart(divisor: int, count: int) -> BenchCase:
     )
 
 
+def _rhd(config: SystemConfig, cable_delays: list[int], sweeps: int, why: str,
+         stall: str = "always-ready") -> BenchCase:
+    from spikeforge.hdl.rhd2000 import RHDFrontEnd
+
+    return BenchCase(
+        bench="rhd2000",
+        label=f"{'+'.join(config.rhd.chips)} cable={','.join(map(str, cable_delays))} "
+              f"sclk/{2 * config.rhd.sclk_half_period_cycles} {config.channels}ch sink={stall} "
+              f"({why})",
+        component=lambda: RHDFrontEnd(config),
+        params={"config": config.to_dict(), "cable_delays": cable_delays, "sweeps": sweeps,
+                "stall": stall},
+        config=config,
+    )
+
+
+def _rhd_config(chips: tuple[str, ...], masks: tuple[int, ...] | None, rate: int,
+                **rhd: Any) -> SystemConfig:
+    front_end = RHDConfig(chips=chips, amplifier_masks=masks,
+                          miso_delay_cycles=(0,) * len(chips), **rhd)
+    return SystemConfig(source="rhd", channels=front_end.channels, sample_rate_hz=rate,
+                        sweeps_per_frame=4, link_buffer_samples=1024, rhd=front_end)
+
+
 def _registers(config: SystemConfig, operations: int) -> BenchCase:
     from spikeforge.hdl.registers import RegisterBank
 
@@ -85,6 +112,7 @@ CASES: tuple[BenchCase, ...] = (
                                                       spike_rate_hz=30_000)),
             4000, "random-stalls"),
     _registers(SystemConfig(channels=8), 3000),
+    _registers(SystemConfig(source="rhd", channels=32, sample_rate_hz=8000), 3000),
     _uart(1, 400),
     _uart(4, 400),
     _uart(13, 150),
@@ -102,6 +130,20 @@ CASES: tuple[BenchCase, ...] = (
     _system(SystemConfig(channels=3, sample_rate_hz=20_000, baud=1_000_000, sweeps_per_frame=5,
                          link_buffer_samples=64, identity_interval_frames=7),
             200_000, "slow link, frequent identity"),
+    _rhd(_rhd_config(("RHD2132",), None, 8_000), [2], 12, "all 32 amplifiers"),
+    _rhd(_rhd_config(("RHD2164",), (0xF0000000_0000000F | 1 << 40,), 20_000), [3], 30,
+         "DDR MISO"),
+    _rhd(_rhd_config(("RHD2216",), (0xA5A5,), 10_000, sclk_half_period_cycles=2,
+                     twos_complement=True), [5], 30, "slow SCLK, two's complement"),
+    _rhd(_rhd_config(("RHD2132", "RHD2164", "RHD2216", "RHD2132"),
+                     (0x8000_0001, 0x1_0000_0003, 0x0300, 0x00F0), 20_000),
+         [0, 1, 4, 7], 30, "4 mixed chips", stall="random-stalls"),
+    _system(SystemConfig(source="rhd", channels=6, sample_rate_hz=20_000, baud=12_000_000,
+                         sweeps_per_frame=8, link_buffer_samples=256,
+                         rhd=RHDConfig(chips=("RHD2164", "RHD2132"),
+                                       amplifier_masks=(1 << 63 | 0b101, 0b111 << 29),
+                                       miso_delay_cycles=(2, 3))),
+            60_000, "RHD front-end, chips on the pins", cable_delays=[2, 2]),
 )
 
 

@@ -5,17 +5,24 @@ its start bit begins — equals the golden models' (test source -> framer -> UAR
 byte has a framing error, and that the device's FRAMES_SENT and FRAMES_DROPPED registers,
 read over the register bus, equal the model's counts. The captured bytes are saved to
 ``uart.bin`` in the run folder for the host-side decoding test.
+
+With the RHD2000 source, behavioural chips (:mod:`spikeforge.sim.chips.rhd2000`) sit on
+the SPI pins behind the given cable delays; the front-end boots (set-up list, then the
+conversion loop) on its own, and the expected samples are the arrays fed to the chips
+(zeros until the first loop pass is emitted). They are saved next to the capture.
 """
 
 from pathlib import Path
 
 import cocotb
+import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.registers import register
 from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, UARTMonitor
 from spikeforge.sim.models.framer import frame_stream
+from spikeforge.sim.models.rhd2000 import frontend_samples, random_recordings
 from spikeforge.sim.models.source import source_signal
 from spikeforge.sim.runner import bench_parameters, report
 
@@ -43,14 +50,27 @@ async def uart_bytes_match_model(dut):
     dut.registers__w_data.value = 0
     bench = Bench(dut)
     uart = UARTMonitor(dut.uart_tx, bit_cycles * CLOCK_PERIOD_NS)
-    await bench.reset()
-    await bench.cycles(cycles)
-
     sweeps = cycles // config.cycles_per_sample + 1
     sweeps -= sweeps % config.sweeps_per_frame
     sweeps += config.sweeps_per_frame
-    signal = source_signal(config, sweeps)
-    schedule = frame_stream(config, signal.samples)
+    if config.source == "rhd":
+        from spikeforge.sim.chips.rhd2000 import RHD2000Bus, RHD2000Chip
+
+        recordings = random_recordings(config, sweeps, seed=7)
+        chips = [RHD2000Chip(kind, rec) for kind, rec in zip(config.rhd.chips, recordings)]
+        RHD2000Bus(dut, chips, params["cable_delays"], CLOCK_PERIOD_NS, prefix="rhd_")
+    await bench.reset()
+    await bench.cycles(cycles)
+
+    if config.source == "rhd":
+        converts = [c for c in chips[0].log if c.word >> 14 == 0]
+        assert converts, "the front-end never started its conversion loop"
+        first_pass = bench.cycle_of(converts[0].time_ns) // config.cycles_per_sample
+        samples = frontend_samples(config, recordings, first_pass, sweeps)
+        np.save(Path(params["capture"]).with_suffix(".truth.npy"), samples)
+    else:
+        samples = source_signal(config, sweeps).samples
+    schedule = frame_stream(config, samples)
 
     # Bytes whose stop bit has been sampled by the end of the run.
     end_cycle = bench.cycle()

@@ -12,9 +12,10 @@ class RegisterBankModel:
     drive; unmapped addresses read 0, and writes to anything but ``rw`` are ignored."""
 
     def __init__(self, config: SystemConfig):
-        self._by_address = {r.address: r for r in REGISTERS}
+        present = [r for r in REGISTERS if r.present(config)]
+        self._by_address = {r.address: r for r in present}
         self._constants = identity_values(config)
-        self.values = {r.name: r.reset for r in REGISTERS if r.access == "rw"}
+        self.values = {r.name: r.reset_value(config) for r in present if r.access == "rw"}
 
     def write(self, address: int, value: int) -> None:
         reg = self._by_address.get(address)

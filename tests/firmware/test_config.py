@@ -39,7 +39,7 @@ def test_frame_over_the_length_field_is_refused():
 
 
 @pytest.mark.parametrize("field, value", [
-    ("channels", 0), ("channels", 2000), ("sweeps_per_frame", -1), ("source", "rhd"),
+    ("channels", 0), ("channels", 2000), ("sweeps_per_frame", -1), ("source", "adc"),
     ("link_buffer_samples", 1000), ("channels", 4.0),
 ])
 def test_bad_fields_are_refused_by_name(field, value):

@@ -1,0 +1,1 @@
+"""Behavioural models of acquisition chips, for cocotb benches and the virtual board."""
