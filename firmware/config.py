@@ -11,10 +11,12 @@ and nowhere else.
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .detection import DetectorConfig
 from .errors import ConfigError
 from .test_signal import SPIKE_TEMPLATE
 
-__all__ = ["TestSourceConfig", "SystemConfig", "SOURCES"]
+__all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES",
+           "MIN_SAME_CHANNEL_SPACING"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; later front-ends (e.g. an RHD2000 interface) add their names here.
@@ -28,6 +30,10 @@ SPIKE_TEMPLATE_SAMPLES = len(SPIKE_TEMPLATE)
 MAX_PAYLOAD_BYTES = 65535
 #: Largest relative baud-rate error a UART receiver tolerates comfortably (8N1).
 MAX_BAUD_ERROR = 0.02
+#: Fewest cycles between two samples of the same channel that the read-modify-write
+#: pipelines of the conditioner and the detector handle (their state memories are read
+#: transparently to their write ports, so back-to-back samples of one channel would work).
+MIN_SAME_CHANNEL_SPACING = 1
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class SystemConfig:
         Which sample source feeds the chain (one of :data:`SOURCES`).
     test_source:
         Parameters of the test-signal source.
+    detector:
+        Parameters of the conditioning and spike-detection cores.
     """
 
     channels: int = 4
@@ -107,6 +115,7 @@ class SystemConfig:
     identity_interval_frames: int = 1024
     source: str = "test"
     test_source: TestSourceConfig = field(default_factory=TestSourceConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -175,6 +184,19 @@ class SystemConfig:
                 f"test_source must be a TestSourceConfig, not {type(self.test_source).__name__}"
             )
         self.test_source.validate(self.sample_rate_hz)
+        if not isinstance(self.detector, DetectorConfig):
+            raise ConfigError(
+                f"detector must be a DetectorConfig, not {type(self.detector).__name__}"
+            )
+        self.detector.validate(self.sample_rate_hz)
+        # A sweep's channels are one cycle apart and the same channel comes back after
+        # cycles_per_sample cycles; with one channel that is the closest spacing.
+        if self.cycles_per_sample < MIN_SAME_CHANNEL_SPACING:
+            raise ConfigError(
+                f"samples of one channel must be at least {MIN_SAME_CHANNEL_SPACING} cycles "
+                f"apart for the conditioner and detector pipelines, not "
+                f"{self.cycles_per_sample}; lower the sample rate or raise the clock"
+            )
 
     # -- derived quantities -------------------------------------------------------------------
 
@@ -229,7 +251,7 @@ class SystemConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, TestSourceConfig):
+            if isinstance(value, TestSourceConfig | DetectorConfig):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             out[f.name] = value
         return out
@@ -246,6 +268,8 @@ class SystemConfig:
             )
         if isinstance(data.get("test_source"), dict):
             data["test_source"] = TestSourceConfig(**data["test_source"])
+        if isinstance(data.get("detector"), dict):
+            data["detector"] = DetectorConfig(**data["detector"])
         return cls(**data)
 
     def describe(self) -> str:

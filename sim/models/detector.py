@@ -1,0 +1,252 @@
+"""Bit-exact golden models of the conditioner and the detector.
+
+:func:`condition` models :class:`spikeforge.hdl.conditioner.Conditioner`, :func:`detect`
+the per-channel detection of :class:`spikeforge.hdl.detector.Detector` (which events are
+emitted, in which sweep, with which snippet), and :func:`admit_events` its output side
+(which emitted events fit the queue and buffer, and which are dropped whole and counted).
+
+Both recursions are sequential in time, so the models loop over sweeps and are vectorised
+over channels within each sweep (int64 arithmetic, ``>>`` is the same floor shift as the
+gateware's arithmetic shift). The arithmetic is specified in
+:mod:`spikeforge.firmware.detection`.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.detection import (
+    COEF_BITS,
+    EVENT_HEADER_WORDS,
+    FILTER_FRAC_BITS,
+    K_FRAC_BITS,
+    NOISE_FRAC_BITS,
+    SIGMA_NUM,
+    THRESHOLD_SHIFT,
+)
+
+__all__ = ["condition", "DetectorParams", "DetectedEvents", "detect", "event_words",
+           "admit_events", "Admission"]
+
+ARMED, SEARCH, DEAD = 0, 1, 2
+
+
+def condition(config: SystemConfig, samples: np.ndarray) -> np.ndarray:
+    """Conditioner output for ``samples`` (shape (sweeps, channels), int16) from reset."""
+    det = config.detector
+    F = FILTER_FRAC_BITS
+    a_hp = det.highpass_coefficient(config.sample_rate_hz)
+    a_lp = det.lowpass_coefficient(config.sample_rate_hz)
+    x_all = np.asarray(samples, dtype=np.int64)
+    out = np.empty(x_all.shape, dtype=np.int16)
+    channels = x_all.shape[1]
+    d = np.zeros(channels, dtype=np.int64)
+    h = np.zeros(channels, dtype=np.int64)
+    lp = np.zeros(channels, dtype=np.int64)
+    for n in range(x_all.shape[0]):
+        x = x_all[n]
+        d += ((x << F) - d) >> det.dc_shift
+        y1 = x - (d >> F)
+        h += (a_hp * ((y1 << F) - h)) >> COEF_BITS
+        y2 = y1 - (h >> F)
+        lp += (a_lp * ((y2 << F) - lp)) >> COEF_BITS
+        out[n] = np.clip(lp >> F, -32768, 32767)
+    return out
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """The run-time parameters (register values) of a detection run."""
+
+    k16: np.ndarray          #: threshold factor per channel, in sixteenths
+    polarity: int            #: 1 negative, 2 positive, 3 both
+    dead_samples: int
+    snippet_pre: int
+    snippet_post: int
+
+    @classmethod
+    def from_config(cls, config: SystemConfig) -> "DetectorParams":
+        det = config.detector
+        return cls(np.full(config.channels, det.threshold_k16, dtype=np.int64),
+                   det.polarity_code, det.dead_samples, det.snippet_pre, det.snippet_post)
+
+
+@dataclass
+class DetectedEvents:
+    """Events in order of emission (sweep-major, then channel), as the detector emits them.
+
+    ``emit_sweep`` is the sweep in which the event was decided, ``sweep`` the timestamp
+    (sweep of the peak), ``peak`` the conditioned value at the peak, ``snippets`` shape
+    (events, pre + 1 + post).
+    """
+
+    emit_sweep: np.ndarray
+    channel: np.ndarray
+    sweep: np.ndarray
+    peak: np.ndarray
+    snippets: np.ndarray
+    pre: int
+    post: int
+    noise: np.ndarray = field(default_factory=lambda: np.zeros(0))  #: final tracker state
+
+    def __len__(self) -> int:
+        return len(self.channel)
+
+
+def _score(x: np.ndarray, polarity: int) -> np.ndarray:
+    if polarity == 1:
+        return -x
+    if polarity == 2:
+        return x
+    return np.abs(x)  # both (3); also 0, where nothing crosses
+
+
+def detect(config: SystemConfig, filtered: np.ndarray,
+           params: DetectorParams | None = None) -> DetectedEvents:
+    """Detection on conditioned samples (shape (sweeps, channels)) from reset."""
+    det = config.detector
+    p = DetectorParams.from_config(config) if params is None else params
+    pre = min(p.snippet_pre, det.max_snippet_pre)
+    post = min(p.snippet_post, det.max_snippet_post)
+    polarity = p.polarity & 3
+    window = det.align_samples
+    emit_at = window - 1 + post
+    y_all = np.asarray(filtered, dtype=np.int64)
+    sweeps, channels = y_all.shape
+    k16 = np.asarray(p.k16, dtype=np.int64)
+    step = det.noise_step
+
+    noise = np.full(channels, det.noise_init_lsb << NOISE_FRAC_BITS, dtype=np.int64)
+    phase = np.zeros(channels, dtype=np.int64)
+    count = np.zeros(channels, dtype=np.int64)
+    peak_value = np.zeros(channels, dtype=np.int64)
+    peak_count = np.zeros(channels, dtype=np.int64)
+    emitted: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    for n in range(sweeps):
+        y = y_all[n]
+        score = _score(y, polarity)
+        threshold = (noise * k16 * SIGMA_NUM) >> THRESHOLD_SHIFT
+        magnitude = np.abs(y) << NOISE_FRAC_BITS
+        noise = np.where(magnitude > noise, noise + step,
+                         np.where(magnitude < noise, np.maximum(noise - step, 0), noise))
+
+        armed = phase == ARMED
+        searching = phase == SEARCH
+        dead = phase == DEAD
+        cross = armed & (score > threshold) & (polarity != 0)
+        next_count = count + 1
+        better = searching & (next_count < window) & (score > _score(peak_value, polarity))
+        emit = searching & (next_count == emit_at)
+
+        new_peak_value = np.where(cross | better, y, peak_value)
+        new_peak_count = np.where(cross, 0, np.where(better, next_count, peak_count))
+        if emit.any():
+            idx = np.flatnonzero(emit)
+            ts = n - (next_count[idx] - new_peak_count[idx])
+            emitted.append((n, idx, ts, new_peak_value[idx]))
+        end_dead = dead & (next_count >= p.dead_samples)
+        emit_phase = DEAD if p.dead_samples else ARMED
+        new_phase = np.where(cross, SEARCH, np.where(emit, emit_phase,
+                             np.where(end_dead, ARMED, phase)))
+        new_count = np.where(cross | emit, 0, np.where(searching | dead, next_count, count))
+        phase, count = new_phase, new_count
+        peak_value, peak_count = new_peak_value, new_peak_count
+
+    length = pre + 1 + post
+    if emitted:
+        emit_sweep = np.concatenate([np.full(len(e[1]), e[0]) for e in emitted])
+        channel = np.concatenate([e[1] for e in emitted])
+        sweep = np.concatenate([e[2] for e in emitted])
+        peak = np.concatenate([e[3] for e in emitted])
+        rows = sweep[:, None] + np.arange(-pre, post + 1)[None, :]
+        snippets = y_all[np.clip(rows, 0, sweeps - 1), channel[:, None]]
+        snippets[rows < 0] = 0  # never-written ring slots read as zero after reset
+    else:
+        emit_sweep = channel = sweep = peak = np.zeros(0, dtype=np.int64)
+        snippets = np.zeros((0, length), dtype=np.int64)
+    return DetectedEvents(emit_sweep.astype(np.int64), channel.astype(np.int64),
+                          sweep.astype(np.int64), peak.astype(np.int64),
+                          snippets.astype(np.int64), pre, post, noise)
+
+
+def event_words(events: DetectedEvents, index: int) -> list[int]:
+    """The 16-bit words of event ``index`` as the detector's output stream carries them."""
+    ts = int(events.sweep[index]) & 0xFFFFFFFF
+    words = [ts & 0xFFFF, ts >> 16, int(events.channel[index]),
+             int(events.peak[index]) & 0xFFFF, events.pre | (events.post << 8)]
+    words += [int(v) & 0xFFFF for v in events.snippets[index]]
+    assert len(words) == EVENT_HEADER_WORDS + events.pre + 1 + events.post
+    return words
+
+
+@dataclass
+class Admission:
+    """Which events the detector's output side kept: ``kept[i]`` for event i, the number
+    dropped, and the cycle each kept event's first word is written to the buffer."""
+
+    kept: np.ndarray
+    dropped: int
+    first_word_cycle: np.ndarray
+
+
+def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.ndarray,
+                 ready: np.ndarray | None = None) -> Admission:
+    """The queue/buffer admission of the detector's output side, cycle by cycle.
+
+    ``emit_cycle[i]`` is the cycle event i reaches the admission logic; ``ready[t]`` the
+    consumer's ready in cycle t (always ready if None). An event is admitted only if the
+    header queue has room and the output buffer can take all of its words (space is
+    reserved at admission and freed as words leave); otherwise it is dropped whole.
+
+    Timing (as :class:`spikeforge.hdl.detector.Detector`): a queued event can be taken by
+    the copier from the cycle after it was written; the copier takes it in a cycle where it
+    is idle, writes its words to the buffer in the following ``words`` cycles, and is idle
+    again in the cycle after the last word. A word written in cycle t can leave from t+1.
+    """
+    det = config.detector
+    words = EVENT_HEADER_WORDS + events.pre + 1 + events.post
+    capacity = det.event_buffer_words
+    queue_depth = det.event_queue
+    count = len(events)
+    kept = np.zeros(count, dtype=bool)
+    first_word = np.full(count, -1, dtype=np.int64)
+    dropped = 0
+    if count == 0:
+        return Admission(kept, 0, first_word)
+    end = int(emit_cycle.max()) + (count + 2) * (words + 2) + 8
+    if ready is None:
+        ready = np.ones(end, dtype=bool)
+    queue: list[tuple[int, int]] = []   # (index, readable from cycle)
+    copier_busy_until = -1               # last cycle the copier writes a word
+    copier_idle_from = 0
+    buffer_words = 0                     # words in the output buffer
+    writes: dict[int, int] = {}          # cycle -> words written that cycle (0/1)
+    reserved = 0
+    next_event = 0
+    for t in range(max(end, len(ready))):
+        # Admission, with registers as they are at the start of cycle t.
+        admit_now = 0
+        if next_event < count and emit_cycle[next_event] == t:
+            if len(queue) < queue_depth and reserved + words <= capacity:
+                kept[next_event] = True
+                queue.append((next_event, t + 1))
+                admit_now = words
+            else:
+                dropped += 1
+            next_event += 1
+        # Copier takes the head of the queue when idle.
+        if t >= copier_idle_from and queue and queue[0][1] <= t:
+            index, _ = queue.pop(0)
+            first_word[index] = t + 1
+            copier_busy_until = t + words
+            copier_idle_from = t + words + 1
+            for w in range(words):
+                writes[t + 1 + w] = 1
+        popped = 1 if (buffer_words > 0 and t < len(ready) and ready[t]) else 0
+        buffer_words += writes.pop(t, 0) - popped
+        reserved += admit_now - popped
+        if next_event >= count and not queue and t > copier_busy_until and buffer_words == 0:
+            break
+    return Admission(kept, dropped, first_word)
