@@ -18,6 +18,12 @@ the frame's first sweep, and a gap in ``seq`` is exactly the number of frames lo
 A DATA payload holds ``sweeps_per_frame`` sweeps, each one little-endian int16 sample per
 channel in channel order (sweep-major, the interleaved layout of Open Ephys' continuous.dat).
 
+An EVENTS payload is a sequence of whole event records (:data:`EVENT_RECORD` then the
+snippet): timestamp (uint32, sample number of the peak), channel (uint16), peak amplitude
+(int16, conditioned LSB), samples before and after the peak in the snippet (uint8 each),
+then ``pre + 1 + post`` int16 snippet samples, all little-endian. The record is exactly the
+16-bit word stream of the detector core, so the framer copies words without reformatting.
+
 An IDENTITY payload is the device configuration (:func:`encode_identity`), so the host
 learns channels, rates and formats from the device itself.
 """
@@ -32,7 +38,7 @@ from .errors import WireFormatError
 __all__ = [
     "SYNC", "FrameType", "HEADER", "HEADER_BYTES", "CRC_BYTES", "DATA_FRAME_OVERHEAD_BYTES",
     "WIRE_VERSION", "IDENTITY_MAGIC", "crc32", "build_frame", "encode_identity",
-    "decode_identity", "IDENTITY_PAYLOAD_BYTES",
+    "decode_identity", "IDENTITY_PAYLOAD_BYTES", "EVENT_RECORD", "encode_event",
 ]
 
 SYNC = b"\xa5\x5a"
@@ -69,6 +75,21 @@ def build_frame(frame_type: int, seq: int, payload: bytes) -> bytes:
         )
     body = HEADER.pack(int(frame_type), seq & 0xFFFFFFFF, len(payload)) + payload
     return SYNC + body + crc32(body).to_bytes(4, "little")
+
+
+#: timestamp, channel, peak, snippet samples before the peak, after the peak.
+EVENT_RECORD = struct.Struct("<IHhBB")
+
+
+def encode_event(sample: int, channel: int, peak: int, snippet, pre: int) -> bytes:
+    """One event record of an EVENTS payload; ``snippet`` holds pre + 1 + post samples."""
+    post = len(snippet) - pre - 1
+    if not (0 <= pre <= 255 and 0 <= post <= 255):
+        raise WireFormatError(
+            f"an event snippet must have 0..255 samples on each side of the peak, not "
+            f"pre={pre}, post={post}")
+    body = EVENT_RECORD.pack(sample & 0xFFFFFFFF, channel, peak, pre, post)
+    return body + struct.pack(f"<{len(snippet)}h", *(int(v) for v in snippet))
 
 
 IDENTITY_MAGIC = b"SPKF"

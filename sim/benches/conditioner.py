@@ -9,7 +9,6 @@ import itertools
 import random
 
 import cocotb
-import numpy as np
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.sim.drivers import Bench, StreamDriver, StreamMonitor

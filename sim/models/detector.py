@@ -20,7 +20,6 @@ from spikeforge.firmware.detection import (
     COEF_BITS,
     EVENT_HEADER_WORDS,
     FILTER_FRAC_BITS,
-    K_FRAC_BITS,
     NOISE_FRAC_BITS,
     SIGMA_NUM,
     THRESHOLD_SHIFT,
