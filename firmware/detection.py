@@ -44,8 +44,8 @@ SIGMA_NUM = round(2**SIGMA_SHIFT / 0.6745)
 THRESHOLD_SHIFT = NOISE_FRAC_BITS + K_FRAC_BITS + SIGMA_SHIFT
 #: Width of the per-channel sample counter (search window, dead time).
 COUNTER_BITS = 16
-#: Words of an event record before its snippet: timestamp low, timestamp high, channel,
-#: peak amplitude, snippet lengths (pre | post << 8).
+#: Words of an event record before its snippet: snippet lengths (pre | post << 8),
+#: timestamp low, timestamp high, channel, peak amplitude (see wire.EVENT_RECORD).
 EVENT_HEADER_WORDS = 5
 
 #: Polarity names and their register codes (bit 0: negative-going, bit 1: positive-going).

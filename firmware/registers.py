@@ -16,7 +16,7 @@ from .config import SOURCES, SystemConfig
 from .errors import ConfigError
 from .wire import IDENTITY_MAGIC, WIRE_VERSION
 
-__all__ = ["Register", "REGISTERS", "register", "identity_values"]
+__all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,21 @@ REGISTERS: tuple[Register, ...] = (
     Register("FRAMES_DROPPED", 0x21, "status", "DATA frames dropped whole: link too slow"),
     Register("SOURCE_OVERRUNS", 0x22, "status", "samples the source lost to a stalled consumer"),
     Register("SWEEPS", 0x23, "status", "sample periods since reset (the device's clock)"),
+    Register("EVENTS_EMITTED", 0x24, "status", "spike events the detector emitted"),
+    Register("EVENTS_DROPPED", 0x25, "status",
+             "events dropped whole: event queue or buffer full (link too slow)"),
+    Register("EVENT_FRAMES_SENT", 0x26, "status", "EVENTS frames sent"),
+    Register("DETECT_POLARITY", 0x80, "rw",
+             "0 off, 1 negative-going, 2 positive-going, 3 both (config.detector.polarity)"),
+    Register("DETECT_DEAD_SAMPLES", 0x81, "rw", "samples ignored after each event"),
+    Register("DETECT_SNIPPET_PRE", 0x82, "rw",
+             "snippet samples before the peak (clamped to max_snippet_pre)"),
+    Register("DETECT_SNIPPET_POST", 0x83, "rw",
+             "snippet samples after the peak (clamped to max_snippet_post)"),
+    Register("DETECT_K_CHANNEL", 0x84, "rw", "channel whose threshold DETECT_K writes"),
+    Register("DETECT_K", 0x85, "rw",
+             "writing stores threshold k in sixteenths (80 = 5.0 sigma) for channel "
+             "DETECT_K_CHANNEL; reads the last value written"),
 )
 
 _BY_NAME = {r.name: r for r in REGISTERS}
@@ -70,3 +85,18 @@ def identity_values(config: SystemConfig) -> dict[str, int]:
         "CLOCK_HZ": config.clock_hz,
         "SOURCE": SOURCES.index(config.source),
     }
+
+
+def reset_values(config: SystemConfig) -> dict[str, int]:
+    """Reset values of the ``rw`` registers for a build of ``config`` (the table's own reset,
+    or the configuration's default where the configuration sets one)."""
+    det = config.detector
+    values = {r.name: r.reset for r in REGISTERS if r.access == "rw"}
+    values.update({
+        "DETECT_POLARITY": det.polarity_code,
+        "DETECT_DEAD_SAMPLES": det.dead_samples,
+        "DETECT_SNIPPET_PRE": det.snippet_pre,
+        "DETECT_SNIPPET_POST": det.snippet_post,
+        "DETECT_K": det.threshold_k16,
+    })
+    return values

@@ -19,9 +19,10 @@ A DATA payload holds ``sweeps_per_frame`` sweeps, each one little-endian int16 s
 channel in channel order (sweep-major, the interleaved layout of Open Ephys' continuous.dat).
 
 An EVENTS payload is a sequence of whole event records (:data:`EVENT_RECORD` then the
-snippet): timestamp (uint32, sample number of the peak), channel (uint16), peak amplitude
-(int16, conditioned LSB), samples before and after the peak in the snippet (uint8 each),
-then ``pre + 1 + post`` int16 snippet samples, all little-endian. The record is exactly the
+snippet): samples before and after the peak in the snippet (uint8 each, so the record's
+length is in its first 16-bit word), timestamp (uint32, sample number of the peak), channel
+(uint16), peak amplitude (int16, conditioned LSB), then ``pre + 1 + post`` int16 snippet
+samples, all little-endian. The record is exactly the
 16-bit word stream of the detector core, so the framer copies words without reformatting.
 
 An IDENTITY payload is the device configuration (:func:`encode_identity`), so the host
@@ -77,8 +78,8 @@ def build_frame(frame_type: int, seq: int, payload: bytes) -> bytes:
     return SYNC + body + crc32(body).to_bytes(4, "little")
 
 
-#: timestamp, channel, peak, snippet samples before the peak, after the peak.
-EVENT_RECORD = struct.Struct("<IHhBB")
+#: snippet samples before the peak, after the peak, timestamp, channel, peak.
+EVENT_RECORD = struct.Struct("<BBIHh")
 
 
 def encode_event(sample: int, channel: int, peak: int, snippet, pre: int) -> bytes:
@@ -88,7 +89,7 @@ def encode_event(sample: int, channel: int, peak: int, snippet, pre: int) -> byt
         raise WireFormatError(
             f"an event snippet must have 0..255 samples on each side of the peak, not "
             f"pre={pre}, post={post}")
-    body = EVENT_RECORD.pack(sample & 0xFFFFFFFF, channel, peak, pre, post)
+    body = EVENT_RECORD.pack(pre, post, sample & 0xFFFFFFFF, channel, peak)
     return body + struct.pack(f"<{len(snippet)}h", *(int(v) for v in snippet))
 
 

@@ -16,18 +16,11 @@ from spikeforge.firmware.detection import (
 )
 
 from .fifo import StreamFifo
-from .layouts import SampleLayout
+from .layouts import EventWordLayout, SampleLayout
 
 __all__ = ["Detector", "EventWordLayout", "DetectorState"]
 
 ARMED, SEARCH, DEAD = 0, 1, 2
-
-
-class EventWordLayout(data.StructLayout):
-    """One word of the event stream; ``first`` marks the first word of an event."""
-
-    def __init__(self):
-        super().__init__({"data": 16, "first": 1})
 
 
 class DetectorState(data.StructLayout):
@@ -269,15 +262,15 @@ class Detector(wiring.Component):
         ]
         with m.Switch(index):
             with m.Case(0):
-                m.d.comb += word.eq(current.sweep[:16])
-            with m.Case(1):
-                m.d.comb += word.eq(current.sweep[16:])
-            with m.Case(2):
-                m.d.comb += word.eq(current.channel)
-            with m.Case(3):
-                m.d.comb += word.eq(current.peak)
-            with m.Case(4):
                 m.d.comb += word.eq(Cat(current.pre, current.post))
+            with m.Case(1):
+                m.d.comb += word.eq(current.sweep[:16])
+            with m.Case(2):
+                m.d.comb += word.eq(current.sweep[16:])
+            with m.Case(3):
+                m.d.comb += word.eq(current.channel)
+            with m.Case(4):
+                m.d.comb += word.eq(current.peak)
             with m.Default():
                 m.d.comb += word.eq(ring_rd.data)
         out_word = EventWordLayout()(buffer.w.payload)

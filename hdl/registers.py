@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.registers import REGISTERS, identity_values
+from spikeforge.firmware.registers import REGISTERS, identity_values, reset_values
 
 __all__ = ["RegisterBank", "RegisterBus"]
 
@@ -34,17 +34,19 @@ class RegisterBank(wiring.Component):
     -----
     bus : :class:`RegisterBus`, in (the bank is the responder)
     <name> : one port per register of :data:`REGISTERS` (lower-case name) —
-        ``rw`` registers are outputs holding the value written (reset value from the map);
+        ``rw`` registers are outputs holding the value written (reset value from
+        :func:`~spikeforge.firmware.registers.reset_values`);
         ``status`` registers are inputs the cores drive; ``const`` registers have no port,
         their values come from the configuration.
     """
 
     def __init__(self, config: SystemConfig):
         self._constants = identity_values(config)
+        resets = reset_values(config)
         members = {"bus": In(RegisterBus())}
         for reg in REGISTERS:
             if reg.access == "rw":
-                members[reg.port_name] = Out(32, init=reg.reset)
+                members[reg.port_name] = Out(32, init=resets[reg.name])
             elif reg.access == "status":
                 members[reg.port_name] = In(32)
         super().__init__(members)

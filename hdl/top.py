@@ -1,11 +1,15 @@
-"""The board-independent acquisition system: source -> framer -> UART."""
+"""The board-independent acquisition system: source -> framer -> UART, with the
+conditioning and detection path (source -> conditioner -> detector -> framer events)."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.registers import register
 
+from .conditioner import Conditioner
+from .detector import Detector
 from .framer import Framer
 from .registers import RegisterBank, RegisterBus
 from .source import TestSource
@@ -49,9 +53,35 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.framer = framer = Framer(config)
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
+        m.submodules.conditioner = conditioner = Conditioner(config)
+        m.submodules.detector = detector = Detector(config)
 
-        wiring.connect(m, source.o, framer.i)
+        # The source feeds the framer (raw DATA) and the conditioner; both are always ready
+        # (the detector never stalls the conditioner), so the fan-out never stalls.
+        m.d.comb += [
+            framer.i.payload.eq(source.o.payload),
+            conditioner.i.payload.eq(source.o.payload),
+            framer.i.valid.eq(source.o.valid),
+            conditioner.i.valid.eq(source.o.valid),
+            source.o.ready.eq(framer.i.ready & conditioner.i.ready),
+        ]
+        wiring.connect(m, conditioner.o, detector.i)
+        wiring.connect(m, detector.o, framer.events)
         wiring.connect(m, framer.o, uart.i)
+        k_write = (self.registers.w_en
+                   & (self.registers.addr == register("DETECT_K").address))
+        m.d.comb += [
+            detector.polarity.eq(bank.detect_polarity),
+            detector.dead_samples.eq(bank.detect_dead_samples),
+            detector.snippet_pre.eq(bank.detect_snippet_pre),
+            detector.snippet_post.eq(bank.detect_snippet_post),
+            detector.k_channel.eq(bank.detect_k_channel),
+            detector.k_value.eq(self.registers.w_data),
+            detector.k_write.eq(k_write),
+            bank.events_emitted.eq(detector.events_emitted),
+            bank.events_dropped.eq(detector.events_dropped),
+            bank.event_frames_sent.eq(framer.event_frames_sent),
+        ]
         wiring.connect(m, wiring.flipped(self.registers), bank.bus)
         m.d.comb += [
             self.uart_tx.eq(uart.tx),

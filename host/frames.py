@@ -133,7 +133,7 @@ class EventBlock:
             if len(payload) - at < EVENT_RECORD.size:
                 raise WireFormatError(
                     f"events frame seq {frame.seq} ends inside an event record at byte {at}")
-            sample, channel, peak, pre, post = EVENT_RECORD.unpack_from(payload, at)
+            pre, post, sample, channel, peak = EVENT_RECORD.unpack_from(payload, at)
             at += EVENT_RECORD.size
             count = pre + 1 + post
             if len(payload) - at < 2 * count:

@@ -126,6 +126,7 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
         from spikeforge.hdl.detector import Detector
         from spikeforge.sim.cost import state_bits_per_channel, synthesize_ice40
 
+        print(format_table(rows), flush=True)
         config = SystemConfig()
         bits = state_bits_per_channel(config)
         sections += ["", f"State bits per channel ({config.describe()}):", "",
@@ -137,8 +138,8 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
         for name, core in (("Conditioner", Conditioner), ("Detector", Detector)):
             for channels in (32, 256):
                 print(f"  synthesizing {name} at {channels} channels ...", flush=True)
-                result = synthesize_ice40(core(config.replace(channels=channels)),
-                                          design=name, channels=channels)
+                sized = config.replace(channels=channels, sweeps_per_frame=1)
+                result = synthesize_ice40(core(sized), design=name, channels=channels)
                 cells = result.cells
                 ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
                 sections.append(

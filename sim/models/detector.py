@@ -173,8 +173,8 @@ def detect(config: SystemConfig, filtered: np.ndarray,
 def event_words(events: DetectedEvents, index: int) -> list[int]:
     """The 16-bit words of event ``index`` as the detector's output stream carries them."""
     ts = int(events.sweep[index]) & 0xFFFFFFFF
-    words = [ts & 0xFFFF, ts >> 16, int(events.channel[index]),
-             int(events.peak[index]) & 0xFFFF, events.pre | (events.post << 8)]
+    words = [events.pre | (events.post << 8), ts & 0xFFFF, ts >> 16,
+             int(events.channel[index]), int(events.peak[index]) & 0xFFFF]
     words += [int(v) & 0xFFFF for v in events.snippets[index]]
     assert len(words) == EVENT_HEADER_WORDS + events.pre + 1 + events.post
     return words
@@ -249,3 +249,87 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
         if next_event >= count and not queue and t > copier_busy_until and buffer_words == 0:
             break
     return Admission(kept, dropped, first_word)
+
+
+#: Cycles from a sample leaving the source to its detection stage (conditioner latency 2,
+#: detector stage 1): an event decided on sample (n, c) is admitted in cycle
+#: ``n * cycles_per_sample + c + SOURCE_LATENCY + EMIT_LATENCY``.
+EMIT_LATENCY = 3
+
+
+@dataclass
+class DeviceEvents:
+    """The events the acquisition system's detector emits, with their emission cycles and
+    word records (what :class:`EventOutput` admits and the framer sends)."""
+
+    events: DetectedEvents
+    emit_cycle: np.ndarray
+    words: list[list[int]]
+
+
+def device_events(config: SystemConfig, samples: np.ndarray, source_latency: int
+                  ) -> DeviceEvents:
+    """Events of the system's conditioner + detector for source ``samples`` from reset."""
+    events = detect(config, condition(config, samples))
+    emit_cycle = (events.emit_sweep * config.cycles_per_sample + events.channel
+                  + source_latency + EMIT_LATENCY)
+    return DeviceEvents(events, emit_cycle, [event_words(events, i) for i in range(len(events))])
+
+
+class EventOutput:
+    """The detector's admission queue, copier and buffer, driven by a consumer whose pops
+    are reported as they are scheduled (the framer model), in time order.
+
+    Same timing as :func:`admit_events`: admission at the emission cycle against the queue
+    level and buffer reservation as they stand at the start of that cycle; the copier takes
+    an event in the first cycle it is idle and the event is readable; word j of the event
+    taken in cycle c is written in cycle c+1+j and readable from c+2+j.
+    """
+
+    def __init__(self, config: SystemConfig, device: DeviceEvents):
+        self.capacity = config.detector.event_buffer_words
+        self.queue_depth = config.detector.event_queue
+        self.emit_cycle = [int(c) for c in device.emit_cycle]
+        self.words = device.words
+        self.decided = 0                 # events decided so far (in emission order)
+        self.kept: list[int] = []        # indices of admitted events, in order
+        self.take_cycle: list[int] = []  # per kept event, the cycle the copier took it
+        self.dropped = 0
+        self._reserve_log: list[tuple[int, int]] = []  # (cycle, words) of admissions
+        self._pops: list[int] = []       # cycles of word pops (non-decreasing)
+        self._copier_idle_from = 0
+
+    def next_emission(self) -> int | None:
+        return self.emit_cycle[self.decided] if self.decided < len(self.emit_cycle) else None
+
+    def decide_until(self, cycle: int) -> None:
+        """Decide every emission at or before ``cycle``; all pops before it must be known."""
+        while self.decided < len(self.emit_cycle) and self.emit_cycle[self.decided] <= cycle:
+            e = self.emit_cycle[self.decided]
+            words = len(self.words[self.decided])
+            reserved = (sum(w for c, w in self._reserve_log if c < e)
+                        - sum(1 for p in self._pops if p < e))
+            in_queue = sum(1 for take in self.take_cycle if take >= e)
+            if in_queue < self.queue_depth and reserved + words <= self.capacity:
+                take = max(e + 1, self._copier_idle_from)
+                self.kept.append(self.decided)
+                self.take_cycle.append(take)
+                self._copier_idle_from = take + words + 1
+                self._reserve_log.append((e, words))
+            else:
+                self.dropped += 1
+            self.decided += 1
+
+    def dropped_before(self, cycle: int) -> int:
+        kept = set(self.kept)
+        return sum(1 for i in range(self.decided)
+                   if i not in kept and self.emit_cycle[i] < cycle)
+
+    def emitted_before(self, cycle: int) -> int:
+        return sum(1 for c in self.emit_cycle if c < cycle)
+
+    def word_readable(self, kept_position: int, word: int) -> int:
+        return self.take_cycle[kept_position] + 2 + word
+
+    def pop(self, cycle: int) -> None:
+        self._pops.append(cycle)
