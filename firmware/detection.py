@@ -4,11 +4,12 @@ The gateware (:mod:`spikeforge.hdl.conditioner`, :mod:`spikeforge.hdl.detector`)
 bit-exact golden models (:mod:`spikeforge.sim.models.detector`) and the host all take these.
 ``docs/detection.md`` explains the arithmetic; the short version:
 
-Conditioning, per channel, three first-order stages on integers (``>>`` is floor)::
+Conditioning, per channel, four first-order stages on integers (``>>`` is floor)::
 
-    d  += ((x  << F) - d ) >> dc_shift           y1 = x  - (d  >> F)      DC removal
-    h  += (A_hp * ((y1 << F) - h)) >> COEF_BITS  y2 = y1 - (h  >> F)      high-pass
-    l  += (A_lp * ((y2 << F) - l)) >> COEF_BITS  y  = sat16(l >> F)       low-pass
+    d  += ((x  << F) - d ) >> dc_shift            y1 = x  - (d  >> F)      DC removal
+    h  += (A_hp * ((y1 << F) - h)) >> COEF_BITS   y2 = y1 - (h  >> F)      high-pass
+    l  += (A_lp * ((y2 << F) - l)) >> COEF_BITS   y3 = l >> F              low-pass
+    l2 += (A_lp * ((y3 << F) - l2)) >> COEF_BITS  y  = sat16(l2 >> F)      low-pass again
 
 Detection, per channel: a median tracker ``m`` of ``|y|`` (``NOISE_FRAC_BITS`` fraction
 bits, steps of ``noise_step``), threshold ``(m * k16 * SIGMA_NUM) >> THRESHOLD_SHIFT`` (that
@@ -83,7 +84,8 @@ class DetectorConfig:
     dc_shift:
         DC removal cutoff: about ``fs / (2 pi 2**dc_shift)`` (10: 4.7 Hz at 30 kS/s).
     highpass_hz, lowpass_hz:
-        Corners of the first-order band-pass stages. A low-pass corner near or above
+        Corners of the band-pass: one first-order high-pass stage and two first-order
+        low-pass stages (the low-pass response is second order). A low-pass corner near or above
         Nyquist saturates its coefficient: the stage then passes (almost) everything.
     noise_step:
         Step of the median tracker in 1/16 LSB per sample.
@@ -118,7 +120,7 @@ class DetectorConfig:
     threshold_k: float = 5.0
     polarity: str = "negative"
     align_samples: int = 8
-    dead_samples: int = 30
+    dead_samples: int = 5
     snippet_pre: int = 8
     snippet_post: int = 16
     max_snippet_pre: int = 16

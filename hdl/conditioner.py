@@ -22,11 +22,13 @@ class ConditionerState(data.StructLayout):
             "dc": signed(16 + F + 1),        # tracks x (int16)
             "highpass": signed(17 + F + 1),  # tracks y1 (17 bits)
             "lowpass": signed(18 + F + 1),   # tracks y2 (18 bits)
+            "lowpass2": signed(19 + F + 1),  # tracks y3 (19 bits)
         })
 
 
 class Conditioner(wiring.Component):
-    """DC removal, first-order high-pass and low-pass per channel, one sample per clock.
+    """DC removal, first-order high-pass and second-order low-pass per channel, one sample
+    per clock.
 
     The arithmetic is in :mod:`spikeforge.firmware.detection` and modelled bit-exactly by
     :func:`spikeforge.sim.models.detector.condition`. Coefficients are fixed at build time
@@ -43,8 +45,8 @@ class Conditioner(wiring.Component):
     while ``o`` holds an untaken sample). Samples of one channel may follow each other in
     consecutive cycles: the state memory is read transparently to its write port.
 
-    Per-channel state: :class:`ConditionerState`, 3 x ~26 = 78 bits in one memory of
-    ``channels`` words.
+    Per-channel state: :class:`ConditionerState`, 25 + 26 + 27 + 28 = 106 bits in one memory
+    of ``channels`` words.
     """
 
     LATENCY = 2
@@ -91,18 +93,23 @@ class Conditioner(wiring.Component):
         hp = Signal(signed(17 + F + 1))
         y2 = Signal(signed(18))
         lp = Signal(signed(18 + F + 1))
-        y = Signal(signed(18 + 1))
+        y3 = Signal(signed(18 + 1))
+        lp2 = Signal(signed(19 + F + 1))
+        y = Signal(signed(19 + 1))
         m.d.comb += [
             dc.eq(state.dc + (((x << F) - state.dc) >> det.dc_shift)),
             y1.eq(x - (dc >> F)),
             hp.eq(state.highpass + ((a_hp * ((y1 << F) - state.highpass)) >> COEF_BITS)),
             y2.eq(y1 - (hp >> F)),
             lp.eq(state.lowpass + ((a_lp * ((y2 << F) - state.lowpass)) >> COEF_BITS)),
-            y.eq(lp >> F),
+            y3.eq(lp >> F),
+            lp2.eq(state.lowpass2 + ((a_lp * ((y3 << F) - state.lowpass2)) >> COEF_BITS)),
+            y.eq(lp2 >> F),
         ]
         new_state = Signal(layout)
         m.d.comb += [
             new_state.dc.eq(dc), new_state.highpass.eq(hp), new_state.lowpass.eq(lp),
+            new_state.lowpass2.eq(lp2),
             wr.addr.eq(s1.channel),
             wr.data.eq(new_state),
             wr.en.eq(s1_valid & advance),

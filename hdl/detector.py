@@ -50,15 +50,16 @@ class Detector(wiring.Component):
     modelled bit-exactly by :func:`spikeforge.sim.models.detector.detect`): the threshold
     ``k_c * median|y| / 0.6745`` from the channel's median tracker (updated after use), a
     crossing by the polarity's score arms a search over ``align_samples`` samples for the
-    extremum; ``align_samples - 1 + snippet_post`` samples after the crossing the event is
-    emitted (timestamp = sweep of the extremum), then the channel ignores crossings for
+    extremum; ``align_samples - 1`` samples after the crossing the event is emitted
+    (timestamp = sweep of the extremum), then the channel ignores crossings for
     ``dead_samples`` samples.
 
     Emitted events are admitted to a queue only if the queue has room and the output buffer
     can take all of the event's words (reserved at admission); otherwise the event is
     dropped whole and ``events_dropped`` counts it. A copier turns each queued event into
     ``5 + pre + 1 + post`` words (see :data:`EVENT_HEADER_WORDS`), reading the snippet from
-    the channel's ring buffer; the ring is sized (``DetectorConfig.ring_depth``) so a snippet
+    the channel's ring buffer once the sweep after its last sample has started (events are
+    copied in order, so a later event may wait for an earlier one's post samples); the ring is sized (``DetectorConfig.ring_depth``) so a snippet
     is always copied before it is overwritten.
 
     Ports
@@ -187,7 +188,7 @@ class Detector(wiring.Component):
         emit_at = Signal(COUNTER_BITS)
         m.d.comb += [
             next_count.eq(state.count + 1),
-            emit_at.eq(det.align_samples - 1 + post),
+            emit_at.eq(det.align_samples - 1),
         ]
         new = Signal(layout)
         emit = Signal()
@@ -277,8 +278,12 @@ class Detector(wiring.Component):
         m.d.comb += [out_word.data.eq(word), out_word.first.eq(index == 0)]
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += queue.r.ready.eq(1)
-                with m.If(queue.r.valid):
+                head = pending_layout(queue.r.payload)
+                # Wait until the sweep after the snippet's last sample has started, so all
+                # of the snippet is in the ring (difference taken modulo 2**32).
+                complete = ~(sweep - (head.sweep + head.post + 1))[31]
+                m.d.comb += queue.r.ready.eq(complete)
+                with m.If(queue.r.valid & complete):
                     m.d.sync += [
                         current.eq(queue.r.payload), index.eq(0),
                         current_words.eq(EVENT_HEADER_WORDS + 1 + pending_layout(

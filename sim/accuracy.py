@@ -108,7 +108,7 @@ class Row:
     ours: Score
     si_own_filter: Score
     si_our_filter: Score
-    latency_samples: tuple[float, int]   #: median, max (peak -> emission sweep)
+    latency_samples: tuple[float, int]   #: median, max (peak -> sweep the event can leave)
 
 
 def _si_detect(traces: np.ndarray, rate_hz: int, bandpass: bool) -> tuple[np.ndarray,
@@ -159,8 +159,9 @@ def _evaluate(name: str, samples: np.ndarray, rate_hz: int,
     # Latency: from the true peak to the sweep in which the event is emitted.
     all_truth = (np.concatenate(truth) if per_channel else np.asarray(truth)).astype(float)
     scored = events.sweep >= start
-    emit = events.emit_sweep[scored]
     peaks = events.sweep[scored]
+    # The event leaves once its snippet is complete (and it was emitted).
+    emit = np.maximum(events.emit_sweep[scored], peaks + events.post + 1)
     matched = _within(peaks.astype(float), all_truth, window)
     ref = np.sort(all_truth)
     if matched.any():

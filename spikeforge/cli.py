@@ -115,8 +115,8 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
     sections = [
         f"Match window +/-{MATCH_WINDOW_MS:g} ms; threshold k = {THRESHOLD_K:g} (negative); "
         f"first {WARMUP_S:g} s not scored. Latency: sweeps from the true peak to the sweep "
-        "in which the event is emitted (its first word leaves the core 4 cycles later at the "
-        "earliest).",
+        "in which the event can leave the core (emitted, and its snippet complete: the sweep "
+        "after peak + post starts; its first word leaves 3 cycles later at the earliest).",
         "",
         format_table(rows),
     ]

@@ -19,7 +19,13 @@ from cocotb.triggers import FallingEdge
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.sim.benches.conditioner import pack_sample
 from spikeforge.sim.drivers import Bench, StreamDriver, StreamMonitor
-from spikeforge.sim.models.detector import DetectorParams, admit_events, detect, event_words
+from spikeforge.sim.models.detector import (
+    DetectorParams,
+    admit_events,
+    detect,
+    event_words,
+    snippet_complete_cycle,
+)
 from spikeforge.sim.runner import bench_parameters, report
 from spikeforge.sim.stimuli import stimulus
 
@@ -74,7 +80,8 @@ async def events_match_model(dut):
         sweeps, channels)
     events = detect(config, samples, run)
     emit_cycle = arrival[events.emit_sweep, events.channel] + 1
-    admission = admit_events(config, events, emit_cycle, ready)
+    complete_cycle = snippet_complete_cycle(events, arrival[:, 0])
+    admission = admit_events(config, events, emit_cycle, complete_cycle, ready)
     expected = []
     for index in np.flatnonzero(admission.kept):
         words = event_words(events, int(index))

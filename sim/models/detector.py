@@ -43,6 +43,7 @@ def condition(config: SystemConfig, samples: np.ndarray) -> np.ndarray:
     d = np.zeros(channels, dtype=np.int64)
     h = np.zeros(channels, dtype=np.int64)
     lp = np.zeros(channels, dtype=np.int64)
+    lp2 = np.zeros(channels, dtype=np.int64)
     for n in range(x_all.shape[0]):
         x = x_all[n]
         d += ((x << F) - d) >> det.dc_shift
@@ -50,7 +51,9 @@ def condition(config: SystemConfig, samples: np.ndarray) -> np.ndarray:
         h += (a_hp * ((y1 << F) - h)) >> COEF_BITS
         y2 = y1 - (h >> F)
         lp += (a_lp * ((y2 << F) - lp)) >> COEF_BITS
-        out[n] = np.clip(lp >> F, -32768, 32767)
+        y3 = lp >> F
+        lp2 += (a_lp * ((y3 << F) - lp2)) >> COEF_BITS
+        out[n] = np.clip(lp2 >> F, -32768, 32767)
     return out
 
 
@@ -110,7 +113,7 @@ def detect(config: SystemConfig, filtered: np.ndarray,
     post = min(p.snippet_post, det.max_snippet_post)
     polarity = p.polarity & 3
     window = det.align_samples
-    emit_at = window - 1 + post
+    emit_at = window - 1  # the extremum is known; the copier waits for the post samples
     y_all = np.asarray(filtered, dtype=np.int64)
     sweeps, channels = y_all.shape
     k16 = np.asarray(p.k16, dtype=np.int64)
@@ -180,6 +183,17 @@ def event_words(events: DetectedEvents, index: int) -> list[int]:
     return words
 
 
+def snippet_complete_cycle(events: DetectedEvents, sweep_start: np.ndarray) -> np.ndarray:
+    """Per event, the first cycle its snippet is complete: the cycle after channel 0 of
+    sweep ``sweep + post + 1`` entered the detector (``sweep_start[n]``: the cycle it did);
+    a huge number if that sweep is not in ``sweep_start``."""
+    needed = events.sweep + events.post + 1
+    inside = needed < len(sweep_start)
+    out = np.full(len(events), np.iinfo(np.int64).max // 2, dtype=np.int64)
+    out[inside] = np.asarray(sweep_start, dtype=np.int64)[needed[inside]] + 1
+    return out
+
+
 @dataclass
 class Admission:
     """Which events the detector's output side kept: ``kept[i]`` for event i, the number
@@ -191,17 +205,19 @@ class Admission:
 
 
 def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.ndarray,
-                 ready: np.ndarray | None = None) -> Admission:
+                 complete_cycle: np.ndarray, ready: np.ndarray | None = None) -> Admission:
     """The queue/buffer admission of the detector's output side, cycle by cycle.
 
-    ``emit_cycle[i]`` is the cycle event i reaches the admission logic; ``ready[t]`` the
-    consumer's ready in cycle t (always ready if None). An event is admitted only if the
+    ``emit_cycle[i]`` is the cycle event i reaches the admission logic;
+    ``complete_cycle[i]`` the first cycle in which its snippet is complete in the ring (the
+    cycle after sweep ``sweep + post + 1`` started: see :func:`snippet_complete_cycle`);
+    ``ready[t]`` the consumer's ready in cycle t (always ready if None). An event is admitted only if the
     header queue has room and the output buffer can take all of its words (space is
     reserved at admission and freed as words leave); otherwise it is dropped whole.
 
     Timing (as :class:`spikeforge.hdl.detector.Detector`): a queued event can be taken by
     the copier from the cycle after it was written; the copier takes it in a cycle where it
-    is idle, writes its words to the buffer in the following ``words`` cycles, and is idle
+    is idle and the snippet is complete, writes its words to the buffer in the following ``words`` cycles, and is idle
     again in the cycle after the last word. A word written in cycle t can leave from t+1.
     """
     det = config.detector
@@ -236,7 +252,8 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
                 dropped += 1
             next_event += 1
         # Copier takes the head of the queue when idle.
-        if t >= copier_idle_from and queue and queue[0][1] <= t:
+        if (t >= copier_idle_from and queue and queue[0][1] <= t
+                and complete_cycle[queue[0][0]] <= t):
             index, _ = queue.pop(0)
             first_word[index] = t + 1
             copier_busy_until = t + words
@@ -264,6 +281,7 @@ class DeviceEvents:
 
     events: DetectedEvents
     emit_cycle: np.ndarray
+    complete_cycle: np.ndarray
     words: list[list[int]]
 
 
@@ -273,7 +291,11 @@ def device_events(config: SystemConfig, samples: np.ndarray, source_latency: int
     events = detect(config, condition(config, samples))
     emit_cycle = (events.emit_sweep * config.cycles_per_sample + events.channel
                   + source_latency + EMIT_LATENCY)
-    return DeviceEvents(events, emit_cycle, [event_words(events, i) for i in range(len(events))])
+    # Channel 0 of sweep n enters the detector one cycle before its emission stage.
+    sweep_start = (np.arange(samples.shape[0], dtype=np.int64) * config.cycles_per_sample
+                   + source_latency + EMIT_LATENCY - 1)
+    return DeviceEvents(events, emit_cycle, snippet_complete_cycle(events, sweep_start),
+                        [event_words(events, i) for i in range(len(events))])
 
 
 class EventOutput:
@@ -282,7 +304,8 @@ class EventOutput:
 
     Same timing as :func:`admit_events`: admission at the emission cycle against the queue
     level and buffer reservation as they stand at the start of that cycle; the copier takes
-    an event in the first cycle it is idle and the event is readable; word j of the event
+    an event in the first cycle it is idle, the event is readable and its snippet complete;
+    word j of the event
     taken in cycle c is written in cycle c+1+j and readable from c+2+j.
     """
 
@@ -290,6 +313,7 @@ class EventOutput:
         self.capacity = config.detector.event_buffer_words
         self.queue_depth = config.detector.event_queue
         self.emit_cycle = [int(c) for c in device.emit_cycle]
+        self.complete_cycle = [int(c) for c in device.complete_cycle]
         self.words = device.words
         self.decided = 0                 # events decided so far (in emission order)
         self.kept: list[int] = []        # indices of admitted events, in order
@@ -311,7 +335,8 @@ class EventOutput:
                         - sum(1 for p in self._pops if p < e))
             in_queue = sum(1 for take in self.take_cycle if take >= e)
             if in_queue < self.queue_depth and reserved + words <= self.capacity:
-                take = max(e + 1, self._copier_idle_from)
+                take = max(e + 1, self._copier_idle_from,
+                           self.complete_cycle[self.decided])
                 self.kept.append(self.decided)
                 self.take_cycle.append(take)
                 self._copier_idle_from = take + words + 1

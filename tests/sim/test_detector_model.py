@@ -59,8 +59,8 @@ def test_dead_time_and_alignment_bound_the_event_spacing():
     events = detect(config, samples, DetectorParams(np.array([48, 48]), 3, 40, 4, 6))
     for c in range(2):
         emits = events.emit_sweep[events.channel == c]
-        # emission, then 40 dead samples, then a crossing, then align-1+post samples
-        assert np.all(np.diff(emits) >= 40 + 1 + config.detector.align_samples - 1 + 6)
+        # emission, then 40 dead samples, then a crossing, then align-1 samples
+        assert np.all(np.diff(emits) >= 40 + 1 + config.detector.align_samples - 1)
     peaks = events.snippets[:, 4]
     np.testing.assert_array_equal(peaks, events.peak)
 
@@ -93,7 +93,8 @@ def test_a_burst_on_every_channel_drops_whole_events_and_counts_them():
                                                               event_buffer_words=64))
     events = detect(config, stimulus("burst", 2000, 8))
     emit = events.emit_sweep * config.cycles_per_sample + events.channel
-    admission = admit_events(config, events, emit, np.zeros(10**6, dtype=bool))
+    complete = emit + (config.detector.snippet_post + 1) * config.cycles_per_sample
+    admission = admit_events(config, events, emit, complete, np.zeros(10**6, dtype=bool))
     assert admission.dropped > 0
     assert admission.kept.sum() + admission.dropped == len(events)
     # With nobody reading, the buffer holds at most what it can take whole.
