@@ -54,13 +54,13 @@ class Detector(wiring.Component):
     (timestamp = sweep of the extremum), then the channel ignores crossings for
     ``dead_samples`` samples.
 
-    Emitted events are admitted to a queue only if the queue has room and the output buffer
-    can take all of the event's words (reserved at admission); otherwise the event is
-    dropped whole and ``events_dropped`` counts it. A copier turns each queued event into
-    ``5 + pre + 1 + post`` words (see :data:`EVENT_HEADER_WORDS`), reading the snippet from
-    the channel's ring buffer once the sweep after its last sample has started (events are
-    copied in order, so a later event may wait for an earlier one's post samples); the ring is sized (``DetectorConfig.ring_depth``) so a snippet
-    is always copied before it is overwritten.
+    Emitted events are admitted to a queue only if the queue has room and the output buffer can
+    take all of the event's words (reserved at admission); otherwise the event is dropped whole
+    and ``events_dropped`` counts it. A copier turns each queued event into ``5 + pre + 1 +
+    post`` words (see :data:`EVENT_HEADER_WORDS`), reading the snippet from the channel's ring
+    buffer once the sweep after its last sample has started (events are copied in order, so a
+    later event may wait for an earlier one's post samples); the ring is sized
+    (``DetectorConfig.ring_depth``) so a snippet is always copied before it is overwritten.
 
     Ports
     -----

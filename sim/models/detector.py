@@ -208,17 +208,18 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
                  complete_cycle: np.ndarray, ready: np.ndarray | None = None) -> Admission:
     """The queue/buffer admission of the detector's output side, cycle by cycle.
 
-    ``emit_cycle[i]`` is the cycle event i reaches the admission logic;
-    ``complete_cycle[i]`` the first cycle in which its snippet is complete in the ring (the
-    cycle after sweep ``sweep + post + 1`` started: see :func:`snippet_complete_cycle`);
-    ``ready[t]`` the consumer's ready in cycle t (always ready if None). An event is admitted only if the
-    header queue has room and the output buffer can take all of its words (space is
-    reserved at admission and freed as words leave); otherwise it is dropped whole.
+    ``emit_cycle[i]`` is the cycle event i reaches the admission logic; ``complete_cycle[i]``
+    the first cycle in which its snippet is complete in the ring (the cycle after sweep ``sweep
+    + post + 1`` started: see :func:`snippet_complete_cycle`); ``ready[t]`` the consumer's ready
+    in cycle t (always ready if None). An event is admitted only if the header queue has room
+    and the output buffer can take all of its words (space is reserved at admission and freed as
+    words leave); otherwise it is dropped whole.
 
-    Timing (as :class:`spikeforge.hdl.detector.Detector`): a queued event can be taken by
-    the copier from the cycle after it was written; the copier takes it in a cycle where it
-    is idle and the snippet is complete, writes its words to the buffer in the following ``words`` cycles, and is idle
-    again in the cycle after the last word. A word written in cycle t can leave from t+1.
+    Timing (as :class:`spikeforge.hdl.detector.Detector`): a queued event can be taken by the
+    copier from the cycle after it was written; the copier takes it in a cycle where it is idle
+    and the snippet is complete, writes its words to the buffer in the following ``words``
+    cycles, and is idle again in the cycle after the last word. A word written in cycle t can
+    leave from t+1.
     """
     det = config.detector
     words = EVENT_HEADER_WORDS + events.pre + 1 + events.post
