@@ -71,8 +71,10 @@ class Detector(wiring.Component):
     k_channel, k_value, k_write : in — write k (sixteenths) of one channel.
     events_emitted, events_dropped : unsigned(32), out.
 
-    Latency: sample in cycle t, its event (if any) is admitted in cycle t+1 and its first
-    word can leave in cycle t+3 when the copier is idle.
+    Latency: a sample transferred in cycle t is decided in cycle t+1 (admission); the event's
+    first word can leave 3 cycles after the copier takes it, which is no earlier than the
+    cycle after the sweep following ``peak + post`` entered (so ``post + 1`` sample periods
+    after the peak at least).
 
     Per-channel state: :class:`DetectorState` (noise 20, phase 2, count 16, peak 16,
     peak index) + k (8 bits) + a ring of ``ring_depth`` x 16 bits.

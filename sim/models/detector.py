@@ -285,6 +285,13 @@ class DeviceEvents:
     complete_cycle: np.ndarray
     words: list[list[int]]
 
+    @classmethod
+    def none(cls) -> "DeviceEvents":
+        """No events (a framer without a detector behind it)."""
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(DetectedEvents(empty, empty, empty, empty, np.zeros((0, 1), np.int64), 0, 0),
+                   empty, empty, [])
+
 
 def device_events(config: SystemConfig, samples: np.ndarray, source_latency: int
                   ) -> DeviceEvents:

@@ -96,8 +96,7 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
     T = config.cycles_per_byte
     slots = samples.shape[0] // spf
     identity_payload = encode_identity(config)
-    event_side = EventOutput(config, events if events is not None else DeviceEvents(
-        None, np.zeros(0, dtype=np.int64), []))  # type: ignore[arg-type]
+    event_side = EventOutput(config, events if events is not None else DeviceEvents.none())
 
     out = LinkSchedule()
     out.event_output = event_side
