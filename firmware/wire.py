@@ -33,7 +33,8 @@ import struct
 import zlib
 from enum import IntEnum
 
-from .config import SOURCES, SystemConfig, TestSourceConfig
+from .config import SOURCES, DetectorConfig, SystemConfig, TestSourceConfig
+from .detection import POLARITIES
 from .errors import WireFormatError
 
 __all__ = [
@@ -43,7 +44,8 @@ __all__ = [
 ]
 
 SYNC = b"\xa5\x5a"
-WIRE_VERSION = 1
+#: 2: EVENTS frames; the identity carries the detector's configuration.
+WIRE_VERSION = 2
 
 
 class FrameType(IntEnum):
@@ -98,28 +100,40 @@ IDENTITY_MAGIC = b"SPKF"
 #: baud, sweeps per frame, link buffer samples, identity interval, test seed,
 #: spike rate in mHz.
 _IDENTITY = struct.Struct("<4sBBBBHIIIHIIII")
-IDENTITY_PAYLOAD_BYTES = _IDENTITY.size
+#: The detector's configuration, after the fields above: dc_shift, polarity code,
+#: align_samples, snippet_pre, snippet_post, max_snippet_pre, max_snippet_post, threshold k
+#: in sixteenths, noise_step, noise_init_lsb, dead_samples, event_queue, event_buffer_words,
+#: highpass_hz, lowpass_hz (float64, exact).
+_DETECTOR = struct.Struct("<BBBBBBBBHHHHIdd")
+IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _DETECTOR.size
+_POLARITY_NAMES = {code: name for name, code in POLARITIES.items()}
 
 
 def encode_identity(config: SystemConfig) -> bytes:
     """The IDENTITY payload that describes ``config``."""
     ts = config.test_source
+    det = config.detector
     return _IDENTITY.pack(
         IDENTITY_MAGIC, WIRE_VERSION, SOURCES.index(config.source), ts.noise_shift, 0,
         config.channels, config.sample_rate_hz, config.clock_hz, config.baud,
         config.sweeps_per_frame, config.link_buffer_samples, config.identity_interval_frames,
         ts.seed, round(ts.spike_rate_hz * 1000),
+    ) + _DETECTOR.pack(
+        det.dc_shift, det.polarity_code, det.align_samples, det.snippet_pre, det.snippet_post,
+        det.max_snippet_pre, det.max_snippet_post, det.threshold_k16, det.noise_step,
+        det.noise_init_lsb, det.dead_samples, det.event_queue, det.event_buffer_words,
+        det.highpass_hz, det.lowpass_hz,
     )
 
 
 def decode_identity(payload: bytes) -> SystemConfig:
     """The configuration an IDENTITY payload describes."""
-    if len(payload) != _IDENTITY.size:
+    if len(payload) < 5:
         raise WireFormatError(
-            f"identity payload must be {_IDENTITY.size} bytes, not {len(payload)}"
-        )
+            f"identity payload must be {IDENTITY_PAYLOAD_BYTES} bytes, not {len(payload)}")
     (magic, version, source, noise_shift, _reserved, channels, rate, clock, baud, spf,
-     buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack(payload)
+     buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack_from(
+        payload.ljust(_IDENTITY.size, b"\0"))
     if magic != IDENTITY_MAGIC:
         raise WireFormatError(f"identity magic must be {IDENTITY_MAGIC!r}, not {magic!r}")
     if version != WIRE_VERSION:
@@ -127,6 +141,15 @@ def decode_identity(payload: bytes) -> SystemConfig:
             f"device speaks wire format version {version}, this host speaks {WIRE_VERSION}; "
             "update spikeforge on the host or rebuild the bitstream from the same version"
         )
+    if len(payload) != IDENTITY_PAYLOAD_BYTES:
+        raise WireFormatError(
+            f"identity payload must be {IDENTITY_PAYLOAD_BYTES} bytes, not {len(payload)}"
+        )
+    (dc_shift, polarity, align, pre, post, max_pre, max_post, k16, noise_step, noise_init,
+     dead, queue, buffer_words, highpass, lowpass) = _DETECTOR.unpack_from(payload,
+                                                                         _IDENTITY.size)
+    if polarity not in _POLARITY_NAMES:
+        raise WireFormatError(f"device reports unknown detector polarity code {polarity}")
     if source >= len(SOURCES):
         raise WireFormatError(f"device reports unknown source index {source}; update the host")
     return SystemConfig(
@@ -135,4 +158,10 @@ def decode_identity(payload: bytes) -> SystemConfig:
         identity_interval_frames=interval, source=SOURCES[source],
         test_source=TestSourceConfig(seed=seed, noise_shift=noise_shift,
                                      spike_rate_hz=spike_mhz / 1000),
+        detector=DetectorConfig(
+            dc_shift=dc_shift, highpass_hz=highpass, lowpass_hz=lowpass, noise_step=noise_step,
+            noise_init_lsb=noise_init, threshold_k=k16 / 16, polarity=_POLARITY_NAMES[polarity],
+            align_samples=align, dead_samples=dead, snippet_pre=pre, snippet_post=post,
+            max_snippet_pre=max_pre, max_snippet_post=max_post, event_queue=queue,
+            event_buffer_words=buffer_words),
     )
