@@ -136,6 +136,21 @@ class Framer(wiring.Component):
                 crc.eq(0xFFFFFFFF),
             ]
 
+        def send_words(source, word, words_left):
+            """Payload of 16-bit words from a stream, low byte first; a word is taken with
+            its high byte; TRAILER follows the last word."""
+            m.d.comb += [
+                byte.eq(word.word_select(high_byte, 8)),
+                self.o.valid.eq(source.valid),
+                source.ready.eq(accepted & high_byte),
+            ]
+            with m.If(accepted):
+                m.d.sync += high_byte.eq(~high_byte)
+                with m.If(high_byte):
+                    m.d.sync += words_left.eq(words_left - 1)
+                    with m.If(words_left == 1):
+                        m.next = "TRAILER"
+
         m.d.comb += self.o.payload.eq(byte)
         with m.FSM():
             with m.State("IDLE"):
@@ -183,29 +198,9 @@ class Framer(wiring.Component):
                             m.d.sync += index.eq(0)
                             m.next = "TRAILER"
                 with m.Elif(is_events):
-                    m.d.comb += [
-                        byte.eq(self.events.payload.data.word_select(high_byte, 8)),
-                        self.o.valid.eq(self.events.valid),
-                        self.events.ready.eq(accepted & high_byte),
-                    ]
-                    with m.If(accepted):
-                        m.d.sync += high_byte.eq(~high_byte)
-                        with m.If(high_byte):
-                            m.d.sync += event_words_left.eq(event_words_left - 1)
-                            with m.If(event_words_left == 1):
-                                m.next = "TRAILER"
+                    send_words(self.events, self.events.payload.data, event_words_left)
                 with m.Else():
-                    m.d.comb += [
-                        byte.eq(samples.r.payload.word_select(high_byte, 8)),
-                        self.o.valid.eq(samples.r.valid),
-                        samples.r.ready.eq(accepted & high_byte),
-                    ]
-                    with m.If(accepted):
-                        m.d.sync += high_byte.eq(~high_byte)
-                        with m.If(high_byte):
-                            m.d.sync += samples_left.eq(samples_left - 1)
-                            with m.If(samples_left == 1):
-                                m.next = "TRAILER"
+                    send_words(samples.r, samples.r.payload, samples_left)
                 with m.If(accepted):
                     m.d.sync += crc.eq(crc32_update(crc, byte))
 
