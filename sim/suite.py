@@ -132,7 +132,7 @@ CASES: tuple[BenchCase, ...] = (
                          link_buffer_samples=64, identity_interval_frames=7),
             200_000, "slow link, frequent identity"),
     _system(SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
-                         test_source=TestSourceConfig(spike_rate_hz=400.0)),
+                         baud=6_000_000, test_source=TestSourceConfig(spike_rate_hz=400.0)),
             150_000, "many spikes: EVENTS frames"),
     _system(SystemConfig(channels=6, sweeps_per_frame=4, link_buffer_samples=64,
                          baud=1_000_000,

@@ -197,7 +197,8 @@ def snippet_complete_cycle(events: DetectedEvents, sweep_start: np.ndarray) -> n
 @dataclass
 class Admission:
     """Which events the detector's output side kept: ``kept[i]`` for event i, the number
-    dropped, and the cycle each kept event's first word is written to the buffer."""
+    dropped, and the cycle each kept event's first word is written to the buffer (-1 for an
+    event not copied: dropped, or its snippet never completed)."""
 
     kept: np.ndarray
     dropped: int
