@@ -74,10 +74,10 @@ class DetectorConfig:
 
     Build-time (fixed in the bitstream): ``dc_shift``, ``highpass_hz``, ``lowpass_hz``,
     ``noise_step``, ``noise_init_lsb``, ``align_samples``, ``max_snippet_pre``,
-    ``max_snippet_post``, ``event_queue``, ``event_buffer_words``.
+    ``max_snippet_post``, ``event_queue``, ``event_buffer_words``, ``neo_shift``.
 
     Run-time (registers, reset values here): ``threshold_k`` (per channel), ``polarity``,
-    ``dead_samples``, ``snippet_pre``, ``snippet_post``.
+    ``dead_samples``, ``snippet_pre``, ``snippet_post``, ``neo``.
 
     Parameters
     ----------
@@ -101,6 +101,13 @@ class DetectorConfig:
         the threshold crossing (at least 2).
     dead_samples:
         Samples after an event's emission during which the channel ignores crossings.
+    neo:
+        Detect on the nonlinear energy operator ``psi[n] = y[n-1]^2 - y[n] y[n-2]`` (scaled
+        by ``2**-neo_shift`` and saturated to int16) instead of on ``y``: the score is psi
+        itself (polarity only switches detection on or off), the threshold is
+        ``k * median|psi| / 0.6745``, and the event is aligned to the psi peak (sample n-1).
+    neo_shift:
+        Right shift of psi before saturation (build-time), 0..16.
     snippet_pre, snippet_post:
         Snippet samples before and after the peak (run-time; at most the maxima).
     max_snippet_pre, max_snippet_post:
@@ -121,6 +128,8 @@ class DetectorConfig:
     polarity: str = "negative"
     align_samples: int = 8
     dead_samples: int = 5
+    neo: bool = False
+    neo_shift: int = 4
     snippet_pre: int = 8
     snippet_post: int = 16
     max_snippet_pre: int = 16
@@ -149,6 +158,10 @@ class DetectorConfig:
                 f"{self.threshold_k!r}; round it to {round(k16) / 16:g}"
             )
         polarity_code(self.polarity)
+        if not isinstance(self.neo, bool):
+            raise ConfigError(f"detector neo must be True or False, not {self.neo!r}")
+        if not 0 <= self.neo_shift <= 16:
+            raise ConfigError(f"detector neo_shift must be 0..16, not {self.neo_shift!r}")
         if not 2 <= self.align_samples <= 64:
             raise ConfigError(
                 f"detector align_samples must be 2..64, not {self.align_samples!r}")

@@ -60,6 +60,7 @@ REGISTERS: tuple[Register, ...] = (
     Register("DETECT_K", 0x85, "rw",
              "writing stores threshold k in sixteenths (80 = 5.0 sigma) for channel "
              "DETECT_K_CHANNEL; reads the last value written"),
+    Register("DETECT_NEO", 0x86, "rw", "1: detect on the nonlinear energy operator"),
 )
 
 _BY_NAME = {r.name: r for r in REGISTERS}
@@ -98,5 +99,6 @@ def reset_values(config: SystemConfig) -> dict[str, int]:
         "DETECT_SNIPPET_PRE": det.snippet_pre,
         "DETECT_SNIPPET_POST": det.snippet_post,
         "DETECT_K": det.threshold_k16,
+        "DETECT_NEO": int(det.neo),
     })
     return values

@@ -31,8 +31,11 @@ class DetectorState(data.StructLayout):
             "noise": unsigned(NOISE_BITS),          # median tracker of |y|, Q.4
             "phase": unsigned(2),                   # ARMED, SEARCH, DEAD
             "count": unsigned(COUNTER_BITS),        # samples since crossing / emission
-            "peak_value": signed(16),               # extremum so far in the window
+            "peak_value": signed(16),               # y at the extremum so far
+            "peak_score": signed(18),               # the extremum's score
             "peak_count": range(config.detector.align_samples),
+            "previous": signed(16),                 # y[n-1], for the NEO
+            "before": signed(16),                   # y[n-2]
         })
 
 
@@ -66,8 +69,9 @@ class Detector(wiring.Component):
     -----
     i : stream of :class:`SampleLayout` in; ``ready`` is always high (an ADC cannot wait).
     o : stream of :class:`EventWordLayout` out.
-    polarity, dead_samples, snippet_pre, snippet_post : in (registers; pre/post are clamped
-        to the build's maxima).
+    polarity, dead_samples, snippet_pre, snippet_post, neo : in (registers; pre/post are
+        clamped to the build's maxima; neo selects detection on the nonlinear energy
+        operator, see :class:`~spikeforge.firmware.detection.DetectorConfig`).
     k_channel, k_value, k_write : in — write k (sixteenths) of one channel.
     events_emitted, events_dropped : unsigned(32), out.
 
@@ -76,8 +80,9 @@ class Detector(wiring.Component):
     cycle after the sweep following ``peak + post`` entered (so ``post + 1`` sample periods
     after the peak at least).
 
-    Per-channel state: :class:`DetectorState` (noise 20, phase 2, count 16, peak 16,
-    peak index) + k (8 bits) + a ring of ``ring_depth`` x 16 bits.
+    Per-channel state: :class:`DetectorState` (noise 20, phase 2, count 16, peak value 16,
+    peak score 18, peak index, two previous samples for the NEO 32) + k (8 bits) + a ring
+    of ``ring_depth`` x 16 bits.
     """
 
     LATENCY = 1
@@ -91,6 +96,7 @@ class Detector(wiring.Component):
             "dead_samples": In(COUNTER_BITS, init=config.detector.dead_samples),
             "snippet_pre": In(8, init=config.detector.snippet_pre),
             "snippet_post": In(8, init=config.detector.snippet_post),
+            "neo": In(1, init=int(config.detector.neo)),
             "k_channel": In(config.channel_bits),
             "k_value": In(K_BITS),
             "k_write": In(1),
@@ -167,15 +173,25 @@ class Detector(wiring.Component):
             return Mux(self.polarity == 1, -value,
                        Mux(self.polarity == 2, value, magnitude)).as_signed()
 
+        # NEO: psi[n] = y[n-1]^2 - y[n] y[n-2] belongs to sample n-1; scaled, saturated.
+        psi = Signal(signed(34))
+        psi_scaled = Signal(signed(34))
+        signal = Signal(signed(16))
+        centre = Signal(signed(16))
+        m.d.comb += [
+            psi.eq(state.previous * state.previous - y * state.before),
+            psi_scaled.eq(psi >> det.neo_shift),
+            signal.eq(Mux(self.neo, Mux(psi_scaled > 32767, 32767,
+                                        Mux(psi_scaled < -32768, -32768, psi_scaled)), y)),
+            centre.eq(Mux(self.neo, state.previous, y)),
+        ]
         y_score = Signal(signed(18))
-        peak_score = Signal(signed(18))
         threshold = Signal(NOISE_BITS + K_BITS + 11)
         magnitude = Signal(17 + NOISE_FRAC_BITS)
         m.d.comb += [
-            y_score.eq(score(y)),
-            peak_score.eq(score(state.peak_value)),
+            y_score.eq(Mux(self.neo, signal, score(signal))),
             threshold.eq((state.noise * k_rd.data * SIGMA_NUM) >> THRESHOLD_SHIFT),
-            magnitude.eq(Mux(y < 0, -y, y).as_unsigned() << NOISE_FRAC_BITS),
+            magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
         ]
         noise = Signal(NOISE_BITS)
         step = det.noise_step
@@ -195,18 +211,19 @@ class Detector(wiring.Component):
         new = Signal(layout)
         emit = Signal()
         m.d.comb += new.eq(state)
-        m.d.comb += new.noise.eq(noise)
+        m.d.comb += [new.noise.eq(noise), new.previous.eq(y), new.before.eq(state.previous)]
         with m.Switch(state.phase):
             with m.Case(ARMED):
                 with m.If((self.polarity != 0) & (y_score > threshold)):
                     m.d.comb += [
-                        new.phase.eq(SEARCH), new.count.eq(0),
-                        new.peak_value.eq(y), new.peak_count.eq(0),
+                        new.phase.eq(SEARCH), new.count.eq(0), new.peak_value.eq(centre),
+                        new.peak_score.eq(y_score), new.peak_count.eq(0),
                     ]
             with m.Case(SEARCH):
                 m.d.comb += new.count.eq(next_count)
-                with m.If((next_count < det.align_samples) & (y_score > peak_score)):
-                    m.d.comb += [new.peak_value.eq(y), new.peak_count.eq(next_count)]
+                with m.If((next_count < det.align_samples) & (y_score > state.peak_score)):
+                    m.d.comb += [new.peak_value.eq(centre), new.peak_score.eq(y_score),
+                                 new.peak_count.eq(next_count)]
                 with m.If(next_count == emit_at):
                     m.d.comb += [
                         emit.eq(1),
@@ -238,7 +255,7 @@ class Detector(wiring.Component):
         pending = pending_layout(queue.w.payload)
         m.d.comb += [
             queue.w.valid.eq(admit),
-            pending.sweep.eq(s1_sweep - (next_count - new.peak_count)),
+            pending.sweep.eq(s1_sweep - (next_count - new.peak_count) - self.neo),
             pending.channel.eq(s1_channel),
             pending.peak.eq(new.peak_value),
             pending.pre.eq(pre),

@@ -75,6 +75,7 @@ class AcquisitionSystem(wiring.Component):
             detector.dead_samples.eq(bank.detect_dead_samples),
             detector.snippet_pre.eq(bank.detect_snippet_pre),
             detector.snippet_post.eq(bank.detect_snippet_post),
+            detector.neo.eq(bank.detect_neo[0]),
             detector.k_channel.eq(bank.detect_k_channel),
             detector.k_value.eq(self.registers.w_data),
             detector.k_write.eq(k_write),

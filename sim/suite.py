@@ -90,19 +90,21 @@ def _conditioner(config: SystemConfig, stimulus: str, sweeps: int, stall: str) -
 
 def _detector(config: SystemConfig, stimulus: str, sweeps: int, stall: str, *,
               polarity: int = 1, dead_samples: int = 30, pre: int = 8, post: int = 16,
-              k16: list[int] | None = None, expect_drops: bool = False) -> BenchCase:
+              k16: list[int] | None = None, expect_drops: bool = False,
+              neo: bool = False) -> BenchCase:
     from spikeforge.hdl.detector import Detector
 
     k16 = k16 if k16 is not None else [80] * config.channels
     return BenchCase(
         bench="detector",
-        label=f"{config.channels}ch {stimulus} pol={polarity} dead={dead_samples} "
+        label=f"{config.channels}ch {stimulus} {'NEO ' if neo else ''}pol={polarity} "
+              f"dead={dead_samples} "
               f"snip={pre}+1+{post} q={config.detector.event_queue} stall={stall}",
         component=lambda: Detector(config),
         params={"config": config.to_dict(), "sweeps": sweeps, "stimulus": stimulus,
                 "stall": stall, "polarity": polarity, "dead_samples": dead_samples,
                 "snippet_pre": pre, "snippet_post": post, "k16": k16,
-                "expect_drops": expect_drops}, config=config,
+                "expect_drops": expect_drops, "neo": neo}, config=config,
     )
 
 
@@ -158,6 +160,10 @@ CASES: tuple[BenchCase, ...] = (
     _detector(_fast(3), "silence", 800, "none", polarity=3),
     _detector(_fast(2), "dc-steps", 2000, "random", polarity=3, dead_samples=100),
     _detector(_fast(256), "burst", 100, "random", dead_samples=10, expect_drops=True),
+    _detector(_fast(4, neo_shift=6), "spikes", 3000, "random", neo=True, dead_samples=3),
+    _detector(_fast(2, neo_shift=0), "saturation", 1500, "none", neo=True, polarity=3,
+              k16=[40, 200]),
+    _detector(_fast(3), "random", 1500, "random", neo=True, dead_samples=0, pre=2, post=2),
 )
 
 

@@ -41,7 +41,7 @@ async def events_match_model(dut):
     samples = stimulus(params["stimulus"], sweeps, channels, seed)
     k16 = np.array(params["k16"], dtype=np.int64)
     run = DetectorParams(k16, params["polarity"], params["dead_samples"],
-                         params["snippet_pre"], params["snippet_post"])
+                         params["snippet_pre"], params["snippet_post"], params["neo"])
 
     dut.i__valid.value = 0
     dut.k_write.value = 0
@@ -49,6 +49,7 @@ async def events_match_model(dut):
     dut.dead_samples.value = run.dead_samples
     dut.snippet_pre.value = run.snippet_pre
     dut.snippet_post.value = run.snippet_post
+    dut.neo.value = int(run.neo)
     bench = Bench(dut)
     await bench.reset()
     for channel, k in enumerate(k16):

@@ -66,12 +66,14 @@ class DetectorParams:
     dead_samples: int
     snippet_pre: int
     snippet_post: int
+    neo: bool = False        #: detect on the nonlinear energy operator
 
     @classmethod
     def from_config(cls, config: SystemConfig) -> "DetectorParams":
         det = config.detector
         return cls(np.full(config.channels, det.threshold_k16, dtype=np.int64),
-                   det.polarity_code, det.dead_samples, det.snippet_pre, det.snippet_post)
+                   det.polarity_code, det.dead_samples, det.snippet_pre, det.snippet_post,
+                   det.neo)
 
 
 @dataclass
@@ -123,14 +125,26 @@ def detect(config: SystemConfig, filtered: np.ndarray,
     phase = np.zeros(channels, dtype=np.int64)
     count = np.zeros(channels, dtype=np.int64)
     peak_value = np.zeros(channels, dtype=np.int64)
+    peak_score = np.zeros(channels, dtype=np.int64)
     peak_count = np.zeros(channels, dtype=np.int64)
+    previous = np.zeros(channels, dtype=np.int64)   # y[n-1]
+    before = np.zeros(channels, dtype=np.int64)     # y[n-2]
+    neo = bool(p.neo)
     emitted: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
 
     for n in range(sweeps):
         y = y_all[n]
-        score = _score(y, polarity)
+        if neo:
+            # psi[n] = y[n-1]^2 - y[n] y[n-2] belongs to sample n-1; scaled and saturated.
+            signal = np.clip((previous * previous - y * before) >> det.neo_shift,
+                             -32768, 32767)
+            score, centre = signal, previous
+        else:
+            signal, centre = y, y
+            score = _score(y, polarity)
+        before, previous = previous, y
         threshold = (noise * k16 * SIGMA_NUM) >> THRESHOLD_SHIFT
-        magnitude = np.abs(y) << NOISE_FRAC_BITS
+        magnitude = np.abs(signal) << NOISE_FRAC_BITS
         noise = np.where(magnitude > noise, noise + step,
                          np.where(magnitude < noise, np.maximum(noise - step, 0), noise))
 
@@ -139,14 +153,15 @@ def detect(config: SystemConfig, filtered: np.ndarray,
         dead = phase == DEAD
         cross = armed & (score > threshold) & (polarity != 0)
         next_count = count + 1
-        better = searching & (next_count < window) & (score > _score(peak_value, polarity))
+        better = searching & (next_count < window) & (score > peak_score)
         emit = searching & (next_count == emit_at)
 
-        new_peak_value = np.where(cross | better, y, peak_value)
+        new_peak_value = np.where(cross | better, centre, peak_value)
+        peak_score = np.where(cross | better, score, peak_score)
         new_peak_count = np.where(cross, 0, np.where(better, next_count, peak_count))
         if emit.any():
             idx = np.flatnonzero(emit)
-            ts = n - (next_count[idx] - new_peak_count[idx])
+            ts = n - (next_count[idx] - new_peak_count[idx]) - int(neo)
             emitted.append((n, idx, ts, new_peak_value[idx]))
         end_dead = dead & (next_count >= p.dead_samples)
         emit_phase = DEAD if p.dead_samples else ARMED
