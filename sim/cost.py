@@ -56,7 +56,9 @@ def synthesize_ice40(component, *, design: str, channels: int) -> SynthesisResul
     toolchain = select_toolchain("ice40")
     yosys = toolchain.executables["yosys"]
     # Relative paths in a working folder: YoWASP tools only see the current directory.
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
+    work = Path("build") / "synth"
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
         Path(tmp, "top.il").write_text(rtlil.convert(component, name="top", emit_src=False))
         subprocess.run(
             [yosys, "-q", "-p", "read_rtlil top.il; synth_ice40 -top top; "

@@ -120,3 +120,18 @@ def test_ring_holds_every_snippet_until_it_is_copied():
         span = det.max_snippet_pre + det.align_samples + det.max_snippet_post
         assert depth > span
         assert (depth - span - 1) * cps >= (det.event_queue + 1) * det.max_event_words
+
+
+def test_neo_aligns_to_the_energy_peak_one_sample_back_and_ignores_polarity():
+    config = SystemConfig(channels=3)
+    samples = stimulus("spikes", 8000, 3)
+    neo = detect(config, samples, DetectorParams(np.full(3, 80), 1, 5, 8, 16, neo=True))
+    assert len(neo) > 0
+    # The reported peak is the conditioned value at the aligned sample (psi's centre).
+    np.testing.assert_array_equal(neo.peak, samples[neo.sweep, neo.channel])
+    flipped = detect(config, -samples.astype(np.int32).clip(-32767, 32767).astype(np.int16),
+                     DetectorParams(np.full(3, 80), 2, 5, 8, 16, neo=True))
+    np.testing.assert_array_equal(neo.sweep, flipped.sweep)
+    plain = detect(config, samples, DetectorParams(np.full(3, 80), 1, 5, 8, 16))
+    near = np.abs(neo.sweep[:, None] - plain.sweep[None, :]).min(axis=1)
+    assert np.median(near) <= 2  # both find the same spikes, about the same sample
