@@ -81,6 +81,10 @@ class DetectorConfig:
 
     Parameters
     ----------
+    enabled:
+        Build the conditioner and detector into the acquisition system (build-time). Off by
+        default: with its multipliers the path does not fit an iCE40UP5K next to the rest
+        (see docs/detection.md); the cores and their benches do not depend on it.
     dc_shift:
         DC removal cutoff: about ``fs / (2 pi 2**dc_shift)`` (10: 4.7 Hz at 30 kS/s).
     highpass_hz, lowpass_hz:
@@ -119,6 +123,7 @@ class DetectorConfig:
         dropped and counted.
     """
 
+    enabled: bool = False
     dc_shift: int = 10
     highpass_hz: float = 300.0
     lowpass_hz: float = 6000.0
@@ -158,6 +163,8 @@ class DetectorConfig:
                 f"{self.threshold_k!r}; round it to {round(k16) / 16:g}"
             )
         polarity_code(self.polarity)
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"detector enabled must be True or False, not {self.enabled!r}")
         if not isinstance(self.neo, bool):
             raise ConfigError(f"detector neo must be True or False, not {self.neo!r}")
         if not 0 <= self.neo_shift <= 16:

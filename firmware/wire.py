@@ -103,8 +103,8 @@ _IDENTITY = struct.Struct("<4sBBBBHIIIHIIII")
 #: The detector's configuration, after the fields above: dc_shift, polarity code,
 #: align_samples, snippet_pre, snippet_post, max_snippet_pre, max_snippet_post, threshold k
 #: in sixteenths, noise_step, noise_init_lsb, dead_samples, event_queue, event_buffer_words,
-#: highpass_hz, lowpass_hz (float64, exact), neo, neo_shift.
-_DETECTOR = struct.Struct("<BBBBBBBBHHHHIddBB")
+#: highpass_hz, lowpass_hz (float64, exact), neo, neo_shift, enabled.
+_DETECTOR = struct.Struct("<BBBBBBBBHHHHIddBBB")
 IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _DETECTOR.size
 _POLARITY_NAMES = {code: name for name, code in POLARITIES.items()}
 
@@ -122,7 +122,7 @@ def encode_identity(config: SystemConfig) -> bytes:
         det.dc_shift, det.polarity_code, det.align_samples, det.snippet_pre, det.snippet_post,
         det.max_snippet_pre, det.max_snippet_post, det.threshold_k16, det.noise_step,
         det.noise_init_lsb, det.dead_samples, det.event_queue, det.event_buffer_words,
-        det.highpass_hz, det.lowpass_hz, int(det.neo), det.neo_shift,
+        det.highpass_hz, det.lowpass_hz, int(det.neo), det.neo_shift, int(det.enabled),
     )
 
 
@@ -146,8 +146,8 @@ def decode_identity(payload: bytes) -> SystemConfig:
             f"identity payload must be {IDENTITY_PAYLOAD_BYTES} bytes, not {len(payload)}"
         )
     (dc_shift, polarity, align, pre, post, max_pre, max_post, k16, noise_step, noise_init,
-     dead, queue, buffer_words, highpass, lowpass, neo, neo_shift) = _DETECTOR.unpack_from(
-        payload,
+     dead, queue, buffer_words, highpass, lowpass, neo, neo_shift,
+     enabled) = _DETECTOR.unpack_from(payload,
                                                                          _IDENTITY.size)
     if polarity not in _POLARITY_NAMES:
         raise WireFormatError(f"device reports unknown detector polarity code {polarity}")
@@ -164,5 +164,6 @@ def decode_identity(payload: bytes) -> SystemConfig:
             noise_init_lsb=noise_init, threshold_k=k16 / 16, polarity=_POLARITY_NAMES[polarity],
             align_samples=align, dead_samples=dead, snippet_pre=pre, snippet_post=post,
             max_snippet_pre=max_pre, max_snippet_post=max_post, event_queue=queue,
-            event_buffer_words=buffer_words, neo=bool(neo), neo_shift=neo_shift),
+            event_buffer_words=buffer_words, neo=bool(neo), neo_shift=neo_shift,
+            enabled=bool(enabled)),
     )

@@ -53,36 +53,13 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.framer = framer = Framer(config)
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
-        m.submodules.conditioner = conditioner = Conditioner(config)
-        m.submodules.detector = detector = Detector(config)
-
-        # The source feeds the framer (raw DATA) and the conditioner; both are always ready
-        # (the detector never stalls the conditioner), so the fan-out never stalls.
-        m.d.comb += [
-            framer.i.payload.eq(source.o.payload),
-            conditioner.i.payload.eq(source.o.payload),
-            framer.i.valid.eq(source.o.valid),
-            conditioner.i.valid.eq(source.o.valid),
-            source.o.ready.eq(framer.i.ready & conditioner.i.ready),
-        ]
-        wiring.connect(m, conditioner.o, detector.i)
-        wiring.connect(m, detector.o, framer.events)
         wiring.connect(m, framer.o, uart.i)
-        k_write = (self.registers.w_en
-                   & (self.registers.addr == register("DETECT_K").address))
-        m.d.comb += [
-            detector.polarity.eq(bank.detect_polarity),
-            detector.dead_samples.eq(bank.detect_dead_samples),
-            detector.snippet_pre.eq(bank.detect_snippet_pre),
-            detector.snippet_post.eq(bank.detect_snippet_post),
-            detector.neo.eq(bank.detect_neo[0]),
-            detector.k_channel.eq(bank.detect_k_channel),
-            detector.k_value.eq(self.registers.w_data),
-            detector.k_write.eq(k_write),
-            bank.events_emitted.eq(detector.events_emitted),
-            bank.events_dropped.eq(detector.events_dropped),
-            bank.event_frames_sent.eq(framer.event_frames_sent),
-        ]
+        if not config.detector.enabled:
+            wiring.connect(m, source.o, framer.i)
+            m.d.comb += framer.events.valid.eq(0)
+        else:
+            self._detection(m, source, framer, bank)
+        m.d.comb += bank.event_frames_sent.eq(framer.event_frames_sent)
         wiring.connect(m, wiring.flipped(self.registers), bank.bus)
         m.d.comb += [
             self.uart_tx.eq(uart.tx),
@@ -104,3 +81,35 @@ class AcquisitionSystem(wiring.Component):
             m.d.sync += hold.eq(hold - 1)
         m.d.comb += self.overflow.eq(hold != 0)
         return m
+
+    def _detection(self, m, source, framer, bank):
+        """Source -> conditioner -> detector -> framer events, with the detection registers."""
+        config = self.config
+        m.submodules.conditioner = conditioner = Conditioner(config)
+        m.submodules.detector = detector = Detector(config)
+
+        # The source feeds the framer (raw DATA) and the conditioner; both are always ready
+        # (the detector never stalls the conditioner), so the fan-out never stalls.
+        m.d.comb += [
+            framer.i.payload.eq(source.o.payload),
+            conditioner.i.payload.eq(source.o.payload),
+            framer.i.valid.eq(source.o.valid),
+            conditioner.i.valid.eq(source.o.valid),
+            source.o.ready.eq(framer.i.ready & conditioner.i.ready),
+        ]
+        wiring.connect(m, conditioner.o, detector.i)
+        wiring.connect(m, detector.o, framer.events)
+        k_write = (self.registers.w_en
+                   & (self.registers.addr == register("DETECT_K").address))
+        m.d.comb += [
+            detector.polarity.eq(bank.detect_polarity),
+            detector.dead_samples.eq(bank.detect_dead_samples),
+            detector.snippet_pre.eq(bank.detect_snippet_pre),
+            detector.snippet_post.eq(bank.detect_snippet_post),
+            detector.neo.eq(bank.detect_neo[0]),
+            detector.k_channel.eq(bank.detect_k_channel),
+            detector.k_value.eq(self.registers.w_data),
+            detector.k_write.eq(k_write),
+            bank.events_emitted.eq(detector.events_emitted),
+            bank.events_dropped.eq(detector.events_dropped),
+        ]

@@ -311,7 +311,10 @@ class DeviceEvents:
 
 def device_events(config: SystemConfig, samples: np.ndarray, source_latency: int
                   ) -> DeviceEvents:
-    """Events of the system's conditioner + detector for source ``samples`` from reset."""
+    """Events of the system's conditioner + detector for source ``samples`` from reset
+    (none when the configuration does not build the detection path)."""
+    if not config.detector.enabled:
+        return DeviceEvents.none()
     events = detect(config, condition(config, samples))
     emit_cycle = (events.emit_sweep * config.cycles_per_sample + events.channel
                   + source_latency + EMIT_LATENCY)
