@@ -11,11 +11,13 @@ and nowhere else.
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .detection import DetectorConfig
 from .errors import ConfigError
 from .rhd2000 import RHDConfig
 from .test_signal import SPIKE_TEMPLATE
 
-__all__ = ["TestSourceConfig", "SystemConfig", "SOURCES", "RHDConfig"]
+__all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
+           "MIN_SAME_CHANNEL_SPACING"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
@@ -29,6 +31,10 @@ SPIKE_TEMPLATE_SAMPLES = len(SPIKE_TEMPLATE)
 MAX_PAYLOAD_BYTES = 65535
 #: Largest relative baud-rate error a UART receiver tolerates comfortably (8N1).
 MAX_BAUD_ERROR = 0.02
+#: Fewest cycles between two samples of the same channel that the read-modify-write
+#: pipelines of the conditioner and the detector handle (their state memories are read
+#: transparently to their write ports, so back-to-back samples of one channel would work).
+MIN_SAME_CHANNEL_SPACING = 1
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class SystemConfig:
     rhd:
         The RHD2000 front-end (chips, SPI timing, amplifier targets); used when
         ``source == "rhd"``.
+    detector:
+        Parameters of the conditioning and spike-detection cores.
     """
 
     channels: int = 4
@@ -112,6 +120,7 @@ class SystemConfig:
     source: str = "test"
     test_source: TestSourceConfig = field(default_factory=TestSourceConfig)
     rhd: RHDConfig = field(default_factory=RHDConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -180,6 +189,19 @@ class SystemConfig:
                 f"test_source must be a TestSourceConfig, not {type(self.test_source).__name__}"
             )
         self.test_source.validate(self.sample_rate_hz)
+        if not isinstance(self.detector, DetectorConfig):
+            raise ConfigError(
+                f"detector must be a DetectorConfig, not {type(self.detector).__name__}"
+            )
+        self.detector.validate(self.sample_rate_hz)
+        # A sweep's channels are one cycle apart and the same channel comes back after
+        # cycles_per_sample cycles; with one channel that is the closest spacing.
+        if self.cycles_per_sample < MIN_SAME_CHANNEL_SPACING:
+            raise ConfigError(
+                f"samples of one channel must be at least {MIN_SAME_CHANNEL_SPACING} cycles "
+                f"apart for the conditioner and detector pipelines, not "
+                f"{self.cycles_per_sample}; lower the sample rate or raise the clock"
+            )
         if not isinstance(self.rhd, RHDConfig):
             raise ConfigError(f"rhd must be an RHDConfig, not {type(self.rhd).__name__}")
         if self.source == "rhd":
@@ -261,7 +283,7 @@ class SystemConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, TestSourceConfig | RHDConfig):
+            if isinstance(value, TestSourceConfig | RHDConfig | DetectorConfig):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             out[f.name] = value
         return out
@@ -280,6 +302,8 @@ class SystemConfig:
             data["test_source"] = TestSourceConfig(**data["test_source"])
         if isinstance(data.get("rhd"), dict):
             data["rhd"] = RHDConfig(**data["rhd"])
+        if isinstance(data.get("detector"), dict):
+            data["detector"] = DetectorConfig(**data["detector"])
         return cls(**data)
 
     def describe(self) -> str:

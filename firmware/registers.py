@@ -17,7 +17,7 @@ from .config import SOURCES, SystemConfig
 from .errors import ConfigError
 from .wire import IDENTITY_MAGIC, WIRE_VERSION
 
-__all__ = ["Register", "REGISTERS", "register", "identity_values"]
+__all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,10 @@ REGISTERS: tuple[Register, ...] = (
     Register("FRAMES_DROPPED", 0x21, "status", "DATA frames dropped whole: link too slow"),
     Register("SOURCE_OVERRUNS", 0x22, "status", "samples the source lost to a stalled consumer"),
     Register("SWEEPS", 0x23, "status", "sample periods since reset (the device's clock)"),
+    Register("EVENTS_EMITTED", 0x24, "status", "spike events the detector emitted"),
+    Register("EVENTS_DROPPED", 0x25, "status",
+             "events dropped whole: event queue or buffer full (link too slow)"),
+    Register("EVENT_FRAMES_SENT", 0x26, "status", "EVENTS frames sent"),
     # RHD2000 front-end (spikeforge.hdl.rhd2000); lists are start | length << 16.
     Register("RHD_CONTROL", 0x40, "rw",
              "bit 0: run the conversion loop; bit 1: use the delays found at start-up "
@@ -89,6 +93,24 @@ REGISTERS: tuple[Register, ...] = (
     Register("RHD_GOOD_DELAYS_01", 0x50, "status",
              "delays that read the ROM correctly: line 0 bits 0-15, line 1 bits 16-31", 0, "rhd"),
     Register("RHD_GOOD_DELAYS_23", 0x51, "status", "the same for lines 2 and 3", 0, "rhd"),
+    Register("DETECT_POLARITY", 0x80, "rw",
+             "0 off, 1 negative-going, 2 positive-going, 3 both (config.detector.polarity)",
+             lambda c: c.detector.polarity_code),
+    Register("DETECT_DEAD_SAMPLES", 0x81, "rw", "samples ignored after each event",
+             lambda c: c.detector.dead_samples),
+    Register("DETECT_SNIPPET_PRE", 0x82, "rw",
+             "snippet samples before the peak (clamped to max_snippet_pre)",
+             lambda c: c.detector.snippet_pre),
+    Register("DETECT_SNIPPET_POST", 0x83, "rw",
+             "snippet samples after the peak (clamped to max_snippet_post)",
+             lambda c: c.detector.snippet_post),
+    Register("DETECT_K_CHANNEL", 0x84, "rw", "channel whose threshold DETECT_K writes"),
+    Register("DETECT_K", 0x85, "rw",
+             "writing stores threshold k in sixteenths (80 = 5.0 sigma) for channel "
+             "DETECT_K_CHANNEL; reads the last value written",
+             lambda c: c.detector.threshold_k16),
+    Register("DETECT_NEO", 0x86, "rw", "1: detect on the nonlinear energy operator",
+             lambda c: int(c.detector.neo)),
 )
 
 
@@ -121,3 +143,9 @@ def identity_values(config: SystemConfig) -> dict[str, int]:
         "CLOCK_HZ": config.clock_hz,
         "SOURCE": SOURCES.index(config.source),
     }
+
+
+def reset_values(config: SystemConfig) -> dict[str, int]:
+    """Reset values of the ``rw`` registers present in a build of ``config``."""
+    return {r.name: r.reset_value(config) for r in REGISTERS
+            if r.access == "rw" and r.present(config)}

@@ -18,6 +18,13 @@ the frame's first sweep, and a gap in ``seq`` is exactly the number of frames lo
 A DATA payload holds ``sweeps_per_frame`` sweeps, each one little-endian int16 sample per
 channel in channel order (sweep-major, the interleaved layout of Open Ephys' continuous.dat).
 
+An EVENTS payload is a sequence of whole event records (:data:`EVENT_RECORD` then the
+snippet): samples before and after the peak in the snippet (uint8 each, so the record's
+length is in its first 16-bit word), timestamp (uint32, sample number of the peak), channel
+(uint16), peak amplitude (int16, conditioned LSB), then ``pre + 1 + post`` int16 snippet
+samples, all little-endian. The record is exactly the
+16-bit word stream of the detector core, so the framer copies words without reformatting.
+
 An IDENTITY payload is the device configuration (:func:`encode_identity`), so the host
 learns channels, rates and formats from the device itself.
 """
@@ -26,17 +33,20 @@ import struct
 import zlib
 from enum import IntEnum
 
-from .config import SOURCES, RHDConfig, SystemConfig, TestSourceConfig
+from .config import SOURCES, DetectorConfig, RHDConfig, SystemConfig, TestSourceConfig
+from .detection import POLARITIES
 from .errors import WireFormatError
 from .rhd2000 import CHIPS, MAX_MISO_LINES, ChipKind
 
 __all__ = [
     "SYNC", "FrameType", "HEADER", "HEADER_BYTES", "CRC_BYTES", "DATA_FRAME_OVERHEAD_BYTES",
     "WIRE_VERSION", "IDENTITY_MAGIC", "crc32", "build_frame", "encode_identity",
-    "decode_identity", "IDENTITY_PAYLOAD_BYTES",
+    "decode_identity", "IDENTITY_PAYLOAD_BYTES", "EVENT_RECORD", "encode_event",
 ]
 
 SYNC = b"\xa5\x5a"
+#: 2: EVENTS frames; the identity carries the RHD front-end's and the detector's
+#: configuration.
 WIRE_VERSION = 2
 
 
@@ -72,6 +82,21 @@ def build_frame(frame_type: int, seq: int, payload: bytes) -> bytes:
     return SYNC + body + crc32(body).to_bytes(4, "little")
 
 
+#: snippet samples before the peak, after the peak, timestamp, channel, peak.
+EVENT_RECORD = struct.Struct("<BBIHh")
+
+
+def encode_event(sample: int, channel: int, peak: int, snippet, pre: int) -> bytes:
+    """One event record of an EVENTS payload; ``snippet`` holds pre + 1 + post samples."""
+    post = len(snippet) - pre - 1
+    if not (0 <= pre <= 255 and 0 <= post <= 255):
+        raise WireFormatError(
+            f"an event snippet must have 0..255 samples on each side of the peak, not "
+            f"pre={pre}, post={post}")
+    body = EVENT_RECORD.pack(pre, post, sample & 0xFFFFFFFF, channel, peak)
+    return body + struct.pack(f"<{len(snippet)}h", *(int(v) for v in snippet))
+
+
 IDENTITY_MAGIC = b"SPKF"
 #: magic, wire version, source index, noise_shift, reserved, channels, sample rate, clock,
 #: baud, sweeps per frame, link buffer samples, identity interval, test seed,
@@ -81,7 +106,6 @@ _IDENTITY = struct.Struct("<4sBBBBHIIIHIIII")
 #: half period, CS-high cycles, MISO delays, upper/lower/DSP cutoff in mHz, two's complement,
 #: calibrate on start.
 _RHD = struct.Struct("<4B4QBB4BIIIBB")
-IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size
 
 
 def _encode_rhd(rhd: RHDConfig) -> bytes:
@@ -110,17 +134,30 @@ def _decode_rhd(payload: bytes) -> RHDConfig:
         sclk_half_period_cycles=half, cs_high_cycles=cs_high, miso_delay_cycles=delays[:lines],
         upper_cutoff_hz=upper / 1000, lower_cutoff_hz=lower / 1000, dsp_cutoff_hz=dsp / 1000,
         twos_complement=bool(twos), calibrate_on_start=bool(calibrate))
+#: The detector's configuration, after the fields above: dc_shift, polarity code,
+#: align_samples, snippet_pre, snippet_post, max_snippet_pre, max_snippet_post, threshold k
+#: in sixteenths, noise_step, noise_init_lsb, dead_samples, event_queue, event_buffer_words,
+#: highpass_hz, lowpass_hz (float64, exact), neo, neo_shift, enabled.
+_DETECTOR = struct.Struct("<BBBBBBBBHHHHIddBBB")
+IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size
+_POLARITY_NAMES = {code: name for name, code in POLARITIES.items()}
 
 
 def encode_identity(config: SystemConfig) -> bytes:
     """The IDENTITY payload that describes ``config``."""
     ts = config.test_source
+    det = config.detector
     return _IDENTITY.pack(
         IDENTITY_MAGIC, WIRE_VERSION, SOURCES.index(config.source), ts.noise_shift, 0,
         config.channels, config.sample_rate_hz, config.clock_hz, config.baud,
         config.sweeps_per_frame, config.link_buffer_samples, config.identity_interval_frames,
         ts.seed, round(ts.spike_rate_hz * 1000),
-    ) + _encode_rhd(config.rhd)
+    ) + _encode_rhd(config.rhd) + _DETECTOR.pack(
+        det.dc_shift, det.polarity_code, det.align_samples, det.snippet_pre, det.snippet_post,
+        det.max_snippet_pre, det.max_snippet_post, det.threshold_k16, det.noise_step,
+        det.noise_init_lsb, det.dead_samples, det.event_queue, det.event_buffer_words,
+        det.highpass_hz, det.lowpass_hz, int(det.neo), det.neo_shift, int(det.enabled),
+    )
 
 
 def decode_identity(payload: bytes) -> SystemConfig:
@@ -138,6 +175,12 @@ def decode_identity(payload: bytes) -> SystemConfig:
      buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack(payload[:_IDENTITY.size])
     if magic != IDENTITY_MAGIC:
         raise WireFormatError(f"identity magic must be {IDENTITY_MAGIC!r}, not {magic!r}")
+    rhd_end = _IDENTITY.size + _RHD.size
+    (dc_shift, polarity, align, pre, post, max_pre, max_post, k16, noise_step, noise_init,
+     dead, queue, buffer_words, highpass, lowpass, neo, neo_shift,
+     enabled) = _DETECTOR.unpack_from(payload, rhd_end)
+    if polarity not in _POLARITY_NAMES:
+        raise WireFormatError(f"device reports unknown detector polarity code {polarity}")
     if source >= len(SOURCES):
         raise WireFormatError(f"device reports unknown source index {source}; update the host")
     return SystemConfig(
@@ -146,5 +189,12 @@ def decode_identity(payload: bytes) -> SystemConfig:
         identity_interval_frames=interval, source=SOURCES[source],
         test_source=TestSourceConfig(seed=seed, noise_shift=noise_shift,
                                      spike_rate_hz=spike_mhz / 1000),
-        rhd=_decode_rhd(payload[_IDENTITY.size:]),
+        rhd=_decode_rhd(payload[_IDENTITY.size:rhd_end]),
+        detector=DetectorConfig(
+            dc_shift=dc_shift, highpass_hz=highpass, lowpass_hz=lowpass, noise_step=noise_step,
+            noise_init_lsb=noise_init, threshold_k=k16 / 16, polarity=_POLARITY_NAMES[polarity],
+            align_samples=align, dead_samples=dead, snippet_pre=pre, snippet_post=post,
+            max_snippet_pre=max_pre, max_snippet_post=max_post, event_queue=queue,
+            event_buffer_words=buffer_words, neo=bool(neo), neo_shift=neo_shift,
+            enabled=bool(enabled)),
     )

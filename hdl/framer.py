@@ -5,11 +5,12 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.detection import EVENT_HEADER_WORDS
 from spikeforge.firmware.wire import SYNC, FrameType, encode_identity
 
 from .crc import crc32_update
 from .fifo import StreamFifo
-from .layouts import SampleLayout
+from .layouts import EventWordLayout, SampleLayout
 
 __all__ = ["Framer"]
 
@@ -31,28 +32,42 @@ class Framer(wiring.Component):
     The serializer sends each buffered frame as header, payload and CRC-32
     (:mod:`spikeforge.firmware.wire`). Before the first data frame, and before the first one
     sent once ``identity_interval_frames`` slots have passed since the last identity frame,
-    it sends an IDENTITY frame carrying the configuration. The byte stream and the drop
-    decisions are modelled cycle-exactly by :mod:`spikeforge.sim.models.framer`.
+    it sends an IDENTITY frame carrying the configuration.
+
+    Events: when the serializer is idle and no DATA slot waits, an event record at the head
+    of ``events`` (its first word holds the snippet lengths, so the frame length is known)
+    is sent as one EVENTS frame (:mod:`spikeforge.firmware.wire`), seq counting EVENTS
+    frames. Whole events are admitted or dropped upstream, in the detector's buffer, which
+    counts its drops; the framer never drops or splits an event.
+
+    The byte stream and the drop decisions are modelled cycle-exactly by
+    :mod:`spikeforge.sim.models.framer`.
 
     Ports
     -----
     i : stream of :class:`SampleLayout` in
         ``ready`` is always high: the framer never stalls the sample source.
     o : stream of bytes out, to the UART.
+    events : stream of :class:`EventWordLayout` in
+        Event records from the detector, whole records back to back.
     enable : in
         Stream enable (register ``STREAM_ENABLE``).
     frames_sent, frames_dropped : unsigned(32), out
         DATA frames fully sent, and DATA frames dropped for lack of buffer space.
+    event_frames_sent : unsigned(32), out
+        EVENTS frames fully sent.
     """
 
     def __init__(self, config: SystemConfig):
         self._config = config
         super().__init__({
             "i": In(stream.Signature(SampleLayout(config))),
+            "events": In(stream.Signature(EventWordLayout())),
             "o": Out(stream.Signature(8)),
             "enable": In(1),
             "frames_sent": Out(32),
             "frames_dropped": Out(32),
+            "event_frames_sent": Out(32),
         })
 
     def elaborate(self, platform):
@@ -99,6 +114,9 @@ class Framer(wiring.Component):
         frame_seq = Signal(32)
         frame_len = Signal(16)
         is_identity = Signal()
+        is_events = Signal()
+        event_words_left = Signal(range(EVENT_HEADER_WORDS + 2 * 255 + 2))
+        events_seq = Signal(32)
         index = Signal(range(max(len(identity), 9)))
         high_byte = Signal()
         samples_left = Signal(range(frame_samples + 1))
@@ -113,9 +131,25 @@ class Framer(wiring.Component):
             m.d.sync += [
                 frame_type.eq(kind), frame_seq.eq(seq), frame_len.eq(length),
                 is_identity.eq(kind == FrameType.IDENTITY),
+                is_events.eq(kind == FrameType.EVENTS),
                 index.eq(0), high_byte.eq(0), samples_left.eq(frame_samples),
                 crc.eq(0xFFFFFFFF),
             ]
+
+        def send_words(source, word, words_left):
+            """Payload of 16-bit words from a stream, low byte first; a word is taken with
+            its high byte; TRAILER follows the last word."""
+            m.d.comb += [
+                byte.eq(word.word_select(high_byte, 8)),
+                self.o.valid.eq(source.valid),
+                source.ready.eq(accepted & high_byte),
+            ]
+            with m.If(accepted):
+                m.d.sync += high_byte.eq(~high_byte)
+                with m.If(high_byte):
+                    m.d.sync += words_left.eq(words_left - 1)
+                    with m.If(words_left == 1):
+                        m.next = "TRAILER"
 
         m.d.comb += self.o.payload.eq(byte)
         with m.FSM():
@@ -126,6 +160,12 @@ class Framer(wiring.Component):
                         m.d.sync += identity_count.eq(identity_count + 1)
                     with m.Else():
                         start_frame(FrameType.DATA, slots.r.payload, config.payload_bytes)
+                    m.next = "HEADER"
+                with m.Elif(self.events.valid):
+                    head = self.events.payload.data
+                    words = EVENT_HEADER_WORDS + 1 + head[0:8] + head[8:16]
+                    start_frame(FrameType.EVENTS, events_seq, words * 2)
+                    m.d.sync += [event_words_left.eq(words), events_seq.eq(events_seq + 1)]
                     m.next = "HEADER"
 
             with m.State("HEADER"):
@@ -157,18 +197,10 @@ class Framer(wiring.Component):
                         with m.If(index == len(identity) - 1):
                             m.d.sync += index.eq(0)
                             m.next = "TRAILER"
+                with m.Elif(is_events):
+                    send_words(self.events, self.events.payload.data, event_words_left)
                 with m.Else():
-                    m.d.comb += [
-                        byte.eq(samples.r.payload.word_select(high_byte, 8)),
-                        self.o.valid.eq(samples.r.valid),
-                        samples.r.ready.eq(accepted & high_byte),
-                    ]
-                    with m.If(accepted):
-                        m.d.sync += high_byte.eq(~high_byte)
-                        with m.If(high_byte):
-                            m.d.sync += samples_left.eq(samples_left - 1)
-                            with m.If(samples_left == 1):
-                                m.next = "TRAILER"
+                    send_words(samples.r, samples.r.payload, samples_left)
                 with m.If(accepted):
                     m.d.sync += crc.eq(crc32_update(crc, byte))
 
@@ -185,6 +217,9 @@ class Framer(wiring.Component):
                                 slots.r.payload + config.identity_interval_frames)
                             start_frame(FrameType.DATA, slots.r.payload, config.payload_bytes)
                             m.next = "HEADER"
+                        with m.Elif(is_events):
+                            m.d.sync += self.event_frames_sent.eq(self.event_frames_sent + 1)
+                            m.next = "IDLE"
                         with m.Else():
                             m.d.comb += slots.r.ready.eq(1)
                             m.d.sync += self.frames_sent.eq(self.frames_sent + 1)

@@ -5,7 +5,7 @@ from amaranth.lib import data
 
 from spikeforge.firmware.config import SystemConfig
 
-__all__ = ["SampleLayout"]
+__all__ = ["SampleLayout", "EventWordLayout"]
 
 
 class SampleLayout(data.StructLayout):
@@ -21,3 +21,11 @@ class SampleLayout(data.StructLayout):
             "value": signed(16),
             "first": 1,
         })
+
+
+class EventWordLayout(data.StructLayout):
+    """One 16-bit word of the detector's event stream (the EVENTS record, word by word);
+    ``first`` marks the first word of an event."""
+
+    def __init__(self):
+        super().__init__({"data": 16, "first": 1})

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.registers import REGISTERS, identity_values
+from spikeforge.firmware.registers import REGISTERS, identity_values, reset_values
 
 __all__ = ["RegisterBank", "RegisterBus"]
 
@@ -34,14 +34,16 @@ class RegisterBank(wiring.Component):
     -----
     bus : :class:`RegisterBus`, in (the bank is the responder)
     <name> : one port per register of :data:`REGISTERS` (lower-case name) —
-        ``rw`` registers are outputs holding the value written (reset value from the map);
-        registers of another sample source than ``config.source`` are absent;
+        ``rw`` registers are outputs holding the value written (reset value from
+        :func:`~spikeforge.firmware.registers.reset_values`); registers of another sample
+        source than ``config.source`` are absent;
         ``status`` registers are inputs the cores drive; ``const`` registers have no port,
         their values come from the configuration.
     """
 
     def __init__(self, config: SystemConfig):
         self._constants = identity_values(config)
+        resets = reset_values(config)
         members = {"bus": In(RegisterBus())}
         self._registers = [reg for reg in REGISTERS if reg.present(config)]
         for reg in self._registers:

@@ -1,4 +1,5 @@
-"""The board-independent acquisition system: source -> framer -> UART."""
+"""The board-independent acquisition system: source -> framer -> UART, with the
+conditioning and detection path (source -> conditioner -> detector -> framer events)."""
 
 from amaranth.hdl import C, Cat, Module, Signal
 from amaranth.lib import wiring
@@ -7,6 +8,8 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.registers import register
 
+from .conditioner import Conditioner
+from .detector import Detector
 from .framer import Framer
 from .registers import RegisterBank, RegisterBus
 from .rhd2000 import RHDFrontEnd
@@ -34,11 +37,11 @@ class AcquisitionSystem(wiring.Component):
         Access to the register map for a controller (the UART command decoder of a later
         capability). Tie ``w_en`` low when there is none.
     rhd_cs, rhd_sclk, rhd_mosi : out; rhd_miso : in, one bit per chip
-    chip_found : out
-        Only with the RHD source: the start-up calibration found a chip (status LED).
         Only when ``config.source == "rhd"``: the RHD2000 SPI bus
         (:class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`), controlled by the RHD_* registers.
         At reset the front-end runs the set-up list and then the conversion loop.
+    chip_found : out
+        Only with the RHD source: the start-up calibration found a chip (status LED).
 
     The sample source is :class:`~spikeforge.hdl.source.TestSource` or
     :class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`; both emit the same stream with the same
@@ -68,9 +71,13 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.framer = framer = Framer(config)
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
-
-        wiring.connect(m, source.o, framer.i)
         wiring.connect(m, framer.o, uart.i)
+        if not config.detector.enabled:
+            wiring.connect(m, source.o, framer.i)
+            m.d.comb += framer.events.valid.eq(0)
+        else:
+            self._detection(m, source, framer, bank)
+        m.d.comb += bank.event_frames_sent.eq(framer.event_frames_sent)
         wiring.connect(m, wiring.flipped(self.registers), bank.bus)
         m.d.comb += [
             self.uart_tx.eq(uart.tx),
@@ -121,4 +128,36 @@ class AcquisitionSystem(wiring.Component):
                                        & (self.registers.addr == program_data)),
             bank.rhd_capture_data.eq(front_end.capture_data),
             bank.rhd_words.eq(front_end.words),
+        ]
+
+    def _detection(self, m, source, framer, bank):
+        """Source -> conditioner -> detector -> framer events, with the detection registers."""
+        config = self.config
+        m.submodules.conditioner = conditioner = Conditioner(config)
+        m.submodules.detector = detector = Detector(config)
+
+        # The source feeds the framer (raw DATA) and the conditioner; both are always ready
+        # (the detector never stalls the conditioner), so the fan-out never stalls.
+        m.d.comb += [
+            framer.i.payload.eq(source.o.payload),
+            conditioner.i.payload.eq(source.o.payload),
+            framer.i.valid.eq(source.o.valid),
+            conditioner.i.valid.eq(source.o.valid),
+            source.o.ready.eq(framer.i.ready & conditioner.i.ready),
+        ]
+        wiring.connect(m, conditioner.o, detector.i)
+        wiring.connect(m, detector.o, framer.events)
+        k_write = (self.registers.w_en
+                   & (self.registers.addr == register("DETECT_K").address))
+        m.d.comb += [
+            detector.polarity.eq(bank.detect_polarity),
+            detector.dead_samples.eq(bank.detect_dead_samples),
+            detector.snippet_pre.eq(bank.detect_snippet_pre),
+            detector.snippet_post.eq(bank.detect_snippet_post),
+            detector.neo.eq(bank.detect_neo[0]),
+            detector.k_channel.eq(bank.detect_k_channel),
+            detector.k_value.eq(self.registers.w_data),
+            detector.k_write.eq(k_write),
+            bank.events_emitted.eq(detector.events_emitted),
+            bank.events_dropped.eq(detector.events_dropped),
         ]

@@ -22,6 +22,7 @@ from spikeforge.firmware.config import MAX_PAYLOAD_BYTES, SystemConfig
 from spikeforge.firmware.errors import ConfigError, WireFormatError
 from spikeforge.firmware.wire import (
     CRC_BYTES,
+    EVENT_RECORD,
     HEADER,
     HEADER_BYTES,
     SYNC,
@@ -32,6 +33,7 @@ from spikeforge.firmware.wire import (
 
 __all__ = [
     "Frame", "DataBlock", "Identity", "LinkStats", "FrameParser", "StreamDecoder", "StreamItem",
+    "DetectorEvent", "EventBlock",
 ]
 
 _KNOWN_TYPES = {int(frame_type): frame_type for frame_type in FrameType}
@@ -93,8 +95,62 @@ class Identity:
         return cls(frame.seq, decode_identity(frame.payload))
 
 
+@dataclass(frozen=True, eq=False)
+class DetectorEvent:
+    """One spike the device detected.
+
+    ``sample`` is the sample number of the peak (the device's sweep count, wrapping at
+    2**32), ``peak`` the conditioned value at the peak, ``snippet`` the conditioned samples
+    ``sample - pre .. sample + post`` (int16, read-only).
+    """
+
+    sample: int
+    channel: int
+    peak: int
+    pre: int
+    snippet: np.ndarray
+
+    @property
+    def post(self) -> int:
+        return len(self.snippet) - self.pre - 1
+
+
+@dataclass(frozen=True)
+class EventBlock:
+    """The events of one EVENTS frame, in the order the device detected them."""
+
+    seq: int
+    events: tuple[DetectorEvent, ...]
+
+    @classmethod
+    def from_frame(cls, frame: Frame, config: SystemConfig | None = None) -> "EventBlock":
+        """Decode an EVENTS frame; raises :class:`WireFormatError` if it is not whole
+        records (or names a channel the configuration does not have)."""
+        payload = frame.payload
+        events = []
+        at = 0
+        while at < len(payload):
+            if len(payload) - at < EVENT_RECORD.size:
+                raise WireFormatError(
+                    f"events frame seq {frame.seq} ends inside an event record at byte {at}")
+            pre, post, sample, channel, peak = EVENT_RECORD.unpack_from(payload, at)
+            at += EVENT_RECORD.size
+            count = pre + 1 + post
+            if len(payload) - at < 2 * count:
+                raise WireFormatError(
+                    f"events frame seq {frame.seq} ends inside a snippet of {count} samples")
+            if config is not None and channel >= config.channels:
+                raise WireFormatError(
+                    f"events frame seq {frame.seq} names channel {channel}, but the device "
+                    f"has {config.channels}")
+            snippet = np.frombuffer(payload, dtype="<i2", count=count, offset=at)
+            at += 2 * count
+            events.append(DetectorEvent(sample, channel, peak, pre, snippet))
+        return cls(frame.seq, tuple(events))
+
+
 #: What :meth:`StreamDecoder.feed` yields: typed items, and plain frames of other types.
-StreamItem = Identity | DataBlock | Frame
+StreamItem = Identity | DataBlock | EventBlock | Frame
 
 
 @dataclass
@@ -128,7 +184,8 @@ class LinkStats:
         (modulo 2**32). Malformed DATA frames take part, since they did arrive.
     malformed:
         Good frames whose payload cannot be decoded: a DATA frame whose size does not match
-        the configuration, an IDENTITY frame that does not decode. They yield nothing.
+        the configuration, an IDENTITY frame that does not decode, an EVENTS frame that is
+        not whole event records. They yield nothing.
     pending_dropped:
         DATA frames dropped because no configuration was known and ``max_pending_frames``
         were already waiting for one.
@@ -256,7 +313,8 @@ class FrameParser:
 
 
 class StreamDecoder:
-    """Link bytes in, :class:`Identity`, :class:`DataBlock` and other :class:`Frame` out.
+    """Link bytes in, :class:`Identity`, :class:`DataBlock`, :class:`EventBlock` and other
+    :class:`Frame` out.
 
     The configuration comes from IDENTITY frames, or from ``config`` until the first one
     arrives. With neither, DATA frames wait (up to ``max_pending_frames``, oldest dropped
@@ -323,6 +381,11 @@ class StreamDecoder:
                     self._decode_data(frame, items)
             elif frame.type == FrameType.IDENTITY:
                 self._decode_identity(frame, items)
+            elif frame.type == FrameType.EVENTS:
+                try:
+                    items.append(EventBlock.from_frame(frame, self.config))
+                except WireFormatError as error:
+                    self._reject(error)
             else:
                 items.append(frame)
         return items

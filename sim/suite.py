@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spikeforge.firmware.config import RHDConfig, SystemConfig, TestSourceConfig
+from spikeforge.firmware.config import (
+    DetectorConfig,
+    RHDConfig,
+    SystemConfig,
+    TestSourceConfig,
+)
 
 from .runner import BUILD_ROOT, BenchResult, run_bench
 
@@ -103,6 +108,48 @@ def _registers(config: SystemConfig, operations: int) -> BenchCase:
     )
 
 
+def _fast(channels: int, rate: int = 30_000, **detector) -> SystemConfig:
+    """A configuration with few idle cycles per sweep, so benches cover many sweeps."""
+    clock = rate * max(10, channels + 4)
+    return SystemConfig(channels=channels, sample_rate_hz=rate, clock_hz=clock, baud=clock,
+                        sweeps_per_frame=1, link_buffer_samples=max(2, 1 << (
+                            2 * channels - 1).bit_length()),
+                        detector=DetectorConfig(**detector))
+
+
+def _conditioner(config: SystemConfig, stimulus: str, sweeps: int, stall: str) -> BenchCase:
+    from spikeforge.hdl.conditioner import Conditioner
+
+    return BenchCase(
+        bench="conditioner",
+        label=f"{config.channels}ch {config.sample_rate_hz // 1000}kS/s {stimulus} "
+              f"stall={stall}",
+        component=lambda: Conditioner(config),
+        params={"config": config.to_dict(), "sweeps": sweeps, "stimulus": stimulus,
+                "stall": stall}, config=config,
+    )
+
+
+def _detector(config: SystemConfig, stimulus: str, sweeps: int, stall: str, *,
+              polarity: int = 1, dead_samples: int = 30, pre: int = 8, post: int = 16,
+              k16: list[int] | None = None, expect_drops: bool = False,
+              neo: bool = False) -> BenchCase:
+    from spikeforge.hdl.detector import Detector
+
+    k16 = k16 if k16 is not None else [80] * config.channels
+    return BenchCase(
+        bench="detector",
+        label=f"{config.channels}ch {stimulus} {'NEO ' if neo else ''}pol={polarity} "
+              f"dead={dead_samples} "
+              f"snip={pre}+1+{post} q={config.detector.event_queue} stall={stall}",
+        component=lambda: Detector(config),
+        params={"config": config.to_dict(), "sweeps": sweeps, "stimulus": stimulus,
+                "stall": stall, "polarity": polarity, "dead_samples": dead_samples,
+                "snippet_pre": pre, "snippet_post": post, "k16": k16,
+                "expect_drops": expect_drops, "neo": neo}, config=config,
+    )
+
+
 CASES: tuple[BenchCase, ...] = (
     _source(SystemConfig(channels=5, sample_rate_hz=1_000_000, clock_hz=12_000_000,
                          test_source=TestSourceConfig(spike_rate_hz=20_000)),
@@ -119,13 +166,14 @@ CASES: tuple[BenchCase, ...] = (
     _system(SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256),
             150_000, "link just fast enough"),
     _system(SystemConfig(channels=1, baud=12_000_000, sweeps_per_frame=16,
-                         link_buffer_samples=64),
+                         link_buffer_samples=64, detector=DetectorConfig(enabled=True)),
             100_000, "one channel, 1 cycle/bit"),
     _system(SystemConfig(channels=32, sample_rate_hz=5_000, baud=12_000_000,
                          sweeps_per_frame=2, link_buffer_samples=256,
-                         identity_interval_frames=16),
+                         identity_interval_frames=16, detector=DetectorConfig(enabled=True)),
             150_000, "32 channels"),
-    _system(SystemConfig(channels=8, sweeps_per_frame=8, link_buffer_samples=256),
+    _system(SystemConfig(channels=8, sweeps_per_frame=8, link_buffer_samples=256,
+                         detector=DetectorConfig(enabled=True)),
             150_000, "link too slow: drops"),
     _system(SystemConfig(channels=3, sample_rate_hz=20_000, baud=1_000_000, sweeps_per_frame=5,
                          link_buffer_samples=64, identity_interval_frames=7),
@@ -144,6 +192,39 @@ CASES: tuple[BenchCase, ...] = (
                                        amplifier_masks=(1 << 63 | 0b101, 0b111 << 29),
                                        miso_delay_cycles=(2, 3))),
             60_000, "RHD front-end, chips on the pins", cable_delays=[2, 2]),
+    _system(SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                         baud=6_000_000, test_source=TestSourceConfig(spike_rate_hz=400.0),
+                         detector=DetectorConfig(enabled=True)),
+            150_000, "many spikes: EVENTS frames"),
+    _system(SystemConfig(channels=6, sweeps_per_frame=4, link_buffer_samples=64,
+                         baud=1_000_000,
+                         test_source=TestSourceConfig(spike_rate_hz=900.0),
+                         detector=DetectorConfig(enabled=True, event_queue=2,
+                                                 event_buffer_words=128,
+                                                 dead_samples=2, threshold_k=3.0)),
+            150_000, "events and data drops"),
+    _conditioner(_fast(4), "spikes", 3000, "random"),
+    _conditioner(_fast(1), "saturation", 4000, "random"),
+    _conditioner(_fast(1, 20_000), "dc-steps", 4000, "none"),
+    _conditioner(_fast(3), "silence", 1500, "none"),
+    _conditioner(_fast(7, dc_shift=3, highpass_hz=1000.0, lowpass_hz=3000.0), "random",
+                 1500, "random"),
+    _conditioner(_fast(256), "spikes", 60, "random"),
+    _detector(_fast(4), "spikes", 3000, "none"),
+    _detector(_fast(1, noise_step=16), "spikes", 6000, "random", polarity=3, dead_samples=0,
+              pre=3, post=40, k16=[56]),
+    _detector(_fast(8, event_queue=2, event_buffer_words=64), "burst", 800, "random",
+              polarity=1, dead_samples=5, k16=[48, 64, 80, 96, 112, 40, 72, 255],
+              expect_drops=True),
+    _detector(_fast(5, align_samples=2), "saturation", 1500, "random", polarity=2,
+              dead_samples=3, pre=0, post=0, k16=[16, 32, 48, 0, 255]),
+    _detector(_fast(3), "silence", 800, "none", polarity=3),
+    _detector(_fast(2), "dc-steps", 2000, "random", polarity=3, dead_samples=100),
+    _detector(_fast(256), "burst", 100, "random", dead_samples=10, expect_drops=True),
+    _detector(_fast(4, neo_shift=6), "spikes", 3000, "random", neo=True, dead_samples=3),
+    _detector(_fast(2, neo_shift=0), "saturation", 1500, "none", neo=True, polarity=3,
+              k16=[40, 200]),
+    _detector(_fast(3), "random", 1500, "random", neo=True, dead_samples=0, pre=2, post=2),
 )
 
 

@@ -259,6 +259,63 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_detect(args: argparse.Namespace) -> int:
+    from spikeforge.sim.accuracy import (
+        MATCH_WINDOW_MS,
+        THRESHOLD_K,
+        WARMUP_S,
+        format_table,
+        run_benchmark,
+    )
+
+    started = time.perf_counter()
+    print(f"detection benchmark: k={THRESHOLD_K:g}, negative peaks, match window "
+          f"+/-{MATCH_WINDOW_MS:g} ms, first {WARMUP_S:g} s of each recording not scored",
+          flush=True)
+    rows = run_benchmark(seconds=args.seconds, progress=lambda line: print(line, flush=True))
+    sections = [
+        f"Match window +/-{MATCH_WINDOW_MS:g} ms; threshold k = {THRESHOLD_K:g} (negative); "
+        f"first {WARMUP_S:g} s not scored. Latency: sweeps from the true peak to the sweep "
+        "in which the event can leave the core (emitted, and its snippet complete: the sweep "
+        "after peak + post starts; its first word leaves 3 cycles later at the earliest).",
+        "",
+        format_table(rows),
+    ]
+    if args.synth:
+        from spikeforge.firmware.config import SystemConfig
+        from spikeforge.hdl.conditioner import Conditioner
+        from spikeforge.hdl.detector import Detector
+        from spikeforge.sim.cost import state_bits_per_channel, synthesize_ice40
+
+        print(format_table(rows), flush=True)
+        config = SystemConfig()
+        bits = state_bits_per_channel(config)
+        sections += ["", f"State bits per channel ({config.describe()}):", "",
+                     "| memory | bits/channel |", "| --- | --- |"]
+        sections += [f"| {name} | {value} |" for name, value in bits.items()]
+        sections += ["", "Yosys synth_ice40 (no DSP inference), 30 kS/s, 12 MHz:", "",
+                     "| core | channels | SB_LUT4 | flip-flops | SB_CARRY | SB_RAM40_4K |",
+                     "| --- | --- | --- | --- | --- | --- |"]
+        for name, core in (("Conditioner", Conditioner), ("Detector", Detector)):
+            for channels in (32, 256):
+                print(f"  synthesizing {name} at {channels} channels ...", flush=True)
+                sized = config.replace(channels=channels, sweeps_per_frame=1)
+                result = synthesize_ice40(core(sized), design=name, channels=channels)
+                cells = result.cells
+                ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+                sections.append(
+                    f"| {name} | {channels} | {cells.get('SB_LUT4', 0)} | {ffs} "
+                    f"| {cells.get('SB_CARRY', 0)} | {cells.get('SB_RAM40_4K', 0)} |")
+    text = "\n".join(sections)
+    print()
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"\nwritten to {args.out}")
+    print(f"\n{time.perf_counter() - started:.0f} s")
+    return 0
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     print(config.describe())
@@ -338,6 +395,16 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("recording", help="folder written by spikeforge record")
     export.add_argument("--nwb", required=True, metavar="OUT.nwb", help="write NWB (pynwb)")
     export.set_defaults(run=_cmd_export)
+    bench = commands.add_parser("bench", help="benchmarks (accuracy, cost)")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    detect = benches.add_parser(
+        "detect", help="score the bit-exact detector against ground truth and SpikeInterface")
+    detect.add_argument("--out", metavar="FILE.md", help="also write the tables to this file")
+    detect.add_argument("--seconds", type=float, default=4.0,
+                        help="length of each recording (default 4)")
+    detect.add_argument("--synth", action="store_true",
+                        help="also synthesize the cores with Yosys at 32 and 256 channels")
+    detect.set_defaults(run=_cmd_bench_detect)
 
     check = commands.add_parser("config", help="validate and show a configuration")
     _add_config_options(check)

@@ -1,9 +1,11 @@
 """System bench: the whole acquisition top, from reset to bits on the UART pin.
 
 Proves, for one configuration, that every byte on the serial line — its value and the cycle
-its start bit begins — equals the golden models' (test source -> framer -> UART), that no
-byte has a framing error, and that the device's FRAMES_SENT and FRAMES_DROPPED registers,
-read over the register bus, equal the model's counts. The captured bytes are saved to
+its start bit begins — equals the golden models' (test source -> framer -> UART, and test
+source -> conditioner -> detector -> framer for the EVENTS frames), that no byte has a
+framing error, and that the device's FRAMES_SENT, FRAMES_DROPPED, EVENTS_EMITTED,
+EVENTS_DROPPED and EVENT_FRAMES_SENT registers, read over the register bus, equal the
+model's counts. The captured bytes are saved to
 ``uart.bin`` in the run folder for the host-side decoding test.
 
 With the RHD2000 source, behavioural chips (:mod:`spikeforge.sim.chips.rhd2000`) sit on
@@ -21,7 +23,8 @@ from cocotb.triggers import FallingEdge, ReadOnly
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.registers import register
 from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, UARTMonitor
-from spikeforge.sim.models.framer import frame_stream
+from spikeforge.sim.models.detector import device_events
+from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
 from spikeforge.sim.models.rhd2000 import frontend_samples, random_recordings
 from spikeforge.sim.models.source import source_signal
 from spikeforge.sim.runner import bench_parameters, report
@@ -70,7 +73,11 @@ async def uart_bytes_match_model(dut):
         np.save(Path(params["capture"]).with_suffix(".truth.npy"), samples)
     else:
         samples = source_signal(config, sweeps).samples
-    schedule = frame_stream(config, samples)
+    # The RHD front-end emits its samples in the test source's cycles, so the detector
+    # model sees them with the same latency.
+    events = device_events(config, samples, SOURCE_LATENCY)
+    schedule = frame_stream(config, samples, events=events)
+    event_output = schedule.event_output
 
     # Bytes whose stop bit has been sampled by the end of the run.
     end_cycle = bench.cycle()
@@ -96,8 +103,18 @@ async def uart_bytes_match_model(dut):
     sent, at = await read_register(bench, "FRAMES_SENT")
     assert sent == schedule.sent_by(at), (
         f"FRAMES_SENT reads {sent}, model sent {schedule.sent_by(at)} by cycle {at}")
+    emitted, at = await read_register(bench, "EVENTS_EMITTED")
+    assert emitted == event_output.emitted_before(at + 1), (
+        f"EVENTS_EMITTED reads {emitted}, model {event_output.emitted_before(at + 1)}")
+    events_dropped, at = await read_register(bench, "EVENTS_DROPPED")
+    assert events_dropped == event_output.dropped_before(at + 1), (
+        f"EVENTS_DROPPED reads {events_dropped}, model {event_output.dropped_before(at + 1)}")
+    event_frames, at = await read_register(bench, "EVENT_FRAMES_SENT")
+    assert event_frames == schedule.event_frames_sent_by(at), (
+        f"EVENT_FRAMES_SENT reads {event_frames}, model {schedule.event_frames_sent_by(at)}")
     overruns, _ = await read_register(bench, "SOURCE_OVERRUNS")
     assert overruns == 0, f"the source lost {overruns} samples; the framer must never stall it"
 
     report(items=len(got), cycles=bench.cycle(), frames_sent=sent, frames_dropped=dropped,
-           identity_frames=schedule.identity_frames)
+           identity_frames=schedule.identity_frames, event_frames=event_frames,
+           events_emitted=emitted, events_dropped=events_dropped)

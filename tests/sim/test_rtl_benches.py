@@ -9,8 +9,9 @@ the device dropped (counted as sequence gaps on the host).
 import numpy as np
 import pytest
 
-from spikeforge.host import DataBlock, Identity, StreamDecoder
-from spikeforge.sim.models.framer import frame_stream
+from spikeforge.host import DataBlock, EventBlock, Identity, StreamDecoder
+from spikeforge.sim.models.detector import device_events
+from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
 from spikeforge.sim.models.source import source_signal
 from spikeforge.sim.suite import CASES, run_case
 
@@ -45,9 +46,26 @@ def test_rtl_matches_golden_model(case):
             block.samples, truth[block.first_sample:block.first_sample + config.sweeps_per_frame],
             err_msg=f"frame {block.seq} decodes to samples the source did not emit")
     seqs = [b.seq for b in blocks]
-    schedule = frame_stream(config, truth)
+    events = device_events(config, truth, SOURCE_LATENCY)
+    schedule = frame_stream(config, truth, events=events)
     assert seqs == schedule.sent_slots[:len(seqs)], "decoded frames differ from those sent"
     dropped_between = [s for s in schedule.dropped_slots if seqs[0] < s < seqs[-1]]
     assert decoder.stats.sequence_gaps == len(dropped_between)
     if "drops" in case.label:
         assert dropped_between, "this case exists to drop frames, and none were dropped"
+
+    # EVENTS frames: decoded by the host into exactly the model's events, in order.
+    event_blocks = [i for i in items if isinstance(i, EventBlock)]
+    assert [b.seq for b in event_blocks] == list(range(len(event_blocks)))
+    decoded = [e for b in event_blocks for e in b.events]
+    sent = [index for index, _ in schedule.event_frames][:len(decoded)]
+    model = events.events
+    for event, index in zip(decoded, sent):
+        assert (event.sample, event.channel, event.peak) == (
+            model.sweep[index], model.channel[index], model.peak[index])
+        np.testing.assert_array_equal(event.snippet, model.snippets[index])
+    assert len(decoded) == len(sent)
+    if "EVENTS" in case.label:
+        assert decoded, "this case exists to send EVENTS frames, and none were decoded"
+    if "events and data drops" in case.label:
+        assert schedule.event_output.dropped > 0, "no event was dropped"

@@ -1,0 +1,231 @@
+"""Conditioning and spike detection: parameters and fixed-point constants, defined once.
+
+The gateware (:mod:`spikeforge.hdl.conditioner`, :mod:`spikeforge.hdl.detector`), the
+bit-exact golden models (:mod:`spikeforge.sim.models.detector`) and the host all take these.
+``docs/detection.md`` explains the arithmetic; the short version:
+
+Conditioning, per channel, four first-order stages on integers (``>>`` is floor)::
+
+    d  += ((x  << F) - d ) >> dc_shift            y1 = x  - (d  >> F)      DC removal
+    h  += (A_hp * ((y1 << F) - h)) >> COEF_BITS   y2 = y1 - (h  >> F)      high-pass
+    l  += (A_lp * ((y2 << F) - l)) >> COEF_BITS   y3 = l >> F              low-pass
+    l2 += (A_lp * ((y3 << F) - l2)) >> COEF_BITS  y  = sat16(l2 >> F)      low-pass again
+
+Detection, per channel: a median tracker ``m`` of ``|y|`` (``NOISE_FRAC_BITS`` fraction
+bits, steps of ``noise_step``), threshold ``(m * k16 * SIGMA_NUM) >> THRESHOLD_SHIFT`` (that
+is k * median|y| / 0.6745 with k in sixteenths), a crossing search window, a dead time, and
+snippets from a per-channel ring buffer.
+"""
+
+import math
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+__all__ = [
+    "DetectorConfig", "POLARITIES", "FILTER_FRAC_BITS", "COEF_BITS", "NOISE_FRAC_BITS",
+    "NOISE_BITS", "K_FRAC_BITS", "K_BITS", "SIGMA_NUM", "SIGMA_SHIFT", "THRESHOLD_SHIFT",
+    "EVENT_HEADER_WORDS", "COUNTER_BITS", "polarity_code",
+]
+
+#: Fraction bits of the filter states (states are value << FILTER_FRAC_BITS).
+FILTER_FRAC_BITS = 8
+#: Filter coefficients are unsigned fractions of 2**COEF_BITS.
+COEF_BITS = 15
+#: Fraction bits of the noise tracker (median of |y| in LSB).
+NOISE_FRAC_BITS = 4
+#: Width of the noise tracker: |y| <= 32768 with NOISE_FRAC_BITS fraction bits.
+NOISE_BITS = 16 + NOISE_FRAC_BITS
+#: The threshold factor k is stored in sixteenths (k16 = 80 is k = 5.0), 8 bits.
+K_FRAC_BITS = 4
+K_BITS = 8
+#: 1 / 0.6745 (sigma of Gaussian noise from the median of |x|) as SIGMA_NUM / 2**SIGMA_SHIFT.
+SIGMA_SHIFT = 10
+SIGMA_NUM = round(2**SIGMA_SHIFT / 0.6745)
+THRESHOLD_SHIFT = NOISE_FRAC_BITS + K_FRAC_BITS + SIGMA_SHIFT
+#: Width of the per-channel sample counter (search window, dead time).
+COUNTER_BITS = 16
+#: Words of an event record before its snippet: snippet lengths (pre | post << 8),
+#: timestamp low, timestamp high, channel, peak amplitude (see wire.EVENT_RECORD).
+EVENT_HEADER_WORDS = 5
+
+#: Polarity names and their register codes (bit 0: negative-going, bit 1: positive-going).
+POLARITIES = {"negative": 1, "positive": 2, "both": 3}
+
+
+def polarity_code(name: str) -> int:
+    try:
+        return POLARITIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"detector polarity must be one of {', '.join(POLARITIES)}, not {name!r}"
+        ) from None
+
+
+def _ema_coefficient(cutoff_hz: float, sample_rate_hz: int) -> int:
+    """First-order smoothing coefficient 1 - exp(-2 pi fc / fs) in units of 2**-COEF_BITS."""
+    alpha = 1 - math.exp(-2 * math.pi * cutoff_hz / sample_rate_hz)
+    return max(1, min(2**COEF_BITS - 1, round(alpha * 2**COEF_BITS)))
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Parameters of the conditioning and detection cores.
+
+    Build-time (fixed in the bitstream): ``dc_shift``, ``highpass_hz``, ``lowpass_hz``,
+    ``noise_step``, ``noise_init_lsb``, ``align_samples``, ``max_snippet_pre``,
+    ``max_snippet_post``, ``event_queue``, ``event_buffer_words``, ``neo_shift``.
+
+    Run-time (registers, reset values here): ``threshold_k`` (per channel), ``polarity``,
+    ``dead_samples``, ``snippet_pre``, ``snippet_post``, ``neo``.
+
+    Parameters
+    ----------
+    enabled:
+        Build the conditioner and detector into the acquisition system (build-time). Off by
+        default: with its multipliers the path does not fit an iCE40UP5K next to the rest
+        (see docs/detection.md); the cores and their benches do not depend on it.
+    dc_shift:
+        DC removal cutoff: about ``fs / (2 pi 2**dc_shift)`` (10: 4.7 Hz at 30 kS/s).
+    highpass_hz, lowpass_hz:
+        Corners of the band-pass: one first-order high-pass stage and two first-order
+        low-pass stages (the low-pass response is second order). A low-pass corner near or above
+        Nyquist saturates its coefficient: the stage then passes (almost) everything.
+    noise_step:
+        Step of the median tracker in 1/16 LSB per sample.
+    noise_init_lsb:
+        Start value of the median tracker, in LSB (so detection starts near a sensible
+        threshold instead of at zero).
+    threshold_k:
+        Threshold in noise standard deviations, a multiple of 1/16 in 0 .. 15.9375.
+    polarity:
+        "negative", "positive" or "both".
+    align_samples:
+        The event is aligned to the extremum among the first ``align_samples`` samples from
+        the threshold crossing (at least 2).
+    dead_samples:
+        Samples after an event's emission during which the channel ignores crossings.
+    neo:
+        Detect on the nonlinear energy operator ``psi[n] = y[n-1]^2 - y[n] y[n-2]`` (scaled
+        by ``2**-neo_shift`` and saturated to int16) instead of on ``y``: the score is psi
+        itself (polarity only switches detection on or off), the threshold is
+        ``k * median|psi| / 0.6745``, and the event is aligned to the psi peak (sample n-1).
+    neo_shift:
+        Right shift of psi before saturation (build-time), 0..16.
+    snippet_pre, snippet_post:
+        Snippet samples before and after the peak (run-time; at most the maxima).
+    max_snippet_pre, max_snippet_post:
+        Largest snippet lengths the ring buffer is sized for.
+    event_queue:
+        Events that may wait for the snippet copier (a power of two).
+    event_buffer_words:
+        Output buffer of event words (a power of two); an event that does not fit whole is
+        dropped and counted.
+    """
+
+    enabled: bool = False
+    dc_shift: int = 10
+    highpass_hz: float = 300.0
+    lowpass_hz: float = 6000.0
+    noise_step: int = 4
+    noise_init_lsb: int = 32
+    threshold_k: float = 5.0
+    polarity: str = "negative"
+    align_samples: int = 8
+    dead_samples: int = 5
+    neo: bool = False
+    neo_shift: int = 4
+    snippet_pre: int = 8
+    snippet_post: int = 16
+    max_snippet_pre: int = 16
+    max_snippet_post: int = 31
+    event_queue: int = 8
+    event_buffer_words: int = 512
+
+    def validate(self, sample_rate_hz: int) -> None:
+        if not 1 <= self.dc_shift <= 16:
+            raise ConfigError(f"detector dc_shift must be 1..16, not {self.dc_shift!r}")
+        nyquist = sample_rate_hz / 2
+        if not 0 < self.highpass_hz < min(self.lowpass_hz, nyquist):
+            raise ConfigError(
+                f"detector band must satisfy 0 < highpass_hz < lowpass_hz and highpass_hz < "
+                f"{nyquist:g} Hz (Nyquist), not {self.highpass_hz!r} .. {self.lowpass_hz!r}"
+            )
+        if not 1 <= self.noise_step <= 256:
+            raise ConfigError(f"detector noise_step must be 1..256, not {self.noise_step!r}")
+        if not 0 <= self.noise_init_lsb < 2**15:
+            raise ConfigError(
+                f"detector noise_init_lsb must be 0..32767, not {self.noise_init_lsb!r}")
+        k16 = self.threshold_k * 2**K_FRAC_BITS
+        if not (k16 == int(k16) and 0 <= k16 < 2**K_BITS):
+            raise ConfigError(
+                f"detector threshold_k must be a multiple of 1/16 in 0..15.9375, not "
+                f"{self.threshold_k!r}; round it to {round(k16) / 16:g}"
+            )
+        polarity_code(self.polarity)
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"detector enabled must be True or False, not {self.enabled!r}")
+        if not isinstance(self.neo, bool):
+            raise ConfigError(f"detector neo must be True or False, not {self.neo!r}")
+        if not 0 <= self.neo_shift <= 16:
+            raise ConfigError(f"detector neo_shift must be 0..16, not {self.neo_shift!r}")
+        if not 2 <= self.align_samples <= 64:
+            raise ConfigError(
+                f"detector align_samples must be 2..64, not {self.align_samples!r}")
+        if not 0 <= self.dead_samples < 2**COUNTER_BITS:
+            raise ConfigError(
+                f"detector dead_samples must be 0..{2**COUNTER_BITS - 1}, "
+                f"not {self.dead_samples!r}")
+        for name, limit in (("max_snippet_pre", 255), ("max_snippet_post", 255)):
+            if not 0 <= getattr(self, name) <= limit:
+                raise ConfigError(f"detector {name} must be 0..{limit}, not "
+                                  f"{getattr(self, name)!r}")
+        if not 0 <= self.snippet_pre <= self.max_snippet_pre:
+            raise ConfigError(f"detector snippet_pre must be 0..max_snippet_pre="
+                              f"{self.max_snippet_pre}, not {self.snippet_pre!r}")
+        if not 0 <= self.snippet_post <= self.max_snippet_post:
+            raise ConfigError(f"detector snippet_post must be 0..max_snippet_post="
+                              f"{self.max_snippet_post}, not {self.snippet_post!r}")
+        for name in ("event_queue", "event_buffer_words"):
+            value = getattr(self, name)
+            if value < 2 or value & (value - 1):
+                raise ConfigError(f"detector {name} must be a power of two >= 2, not {value!r}")
+        if self.event_buffer_words < self.max_event_words:
+            need = 1 << (self.max_event_words - 1).bit_length()
+            raise ConfigError(
+                f"detector event_buffer_words {self.event_buffer_words} cannot hold one event "
+                f"of {self.max_event_words} words; use event_buffer_words={need}"
+            )
+
+    # -- derived ------------------------------------------------------------------------------
+
+    def highpass_coefficient(self, sample_rate_hz: int) -> int:
+        return _ema_coefficient(self.highpass_hz, sample_rate_hz)
+
+    def lowpass_coefficient(self, sample_rate_hz: int) -> int:
+        return _ema_coefficient(self.lowpass_hz, sample_rate_hz)
+
+    @property
+    def threshold_k16(self) -> int:
+        return int(self.threshold_k * 2**K_FRAC_BITS)
+
+    @property
+    def polarity_code(self) -> int:
+        return polarity_code(self.polarity)
+
+    @property
+    def max_event_words(self) -> int:
+        return EVENT_HEADER_WORDS + self.max_snippet_pre + 1 + self.max_snippet_post
+
+    def ring_depth(self, cycles_per_sample: int) -> int:
+        """Samples kept per channel for snippets (a power of two).
+
+        Holds the longest stretch from the oldest snippet sample to the emission, plus the
+        sweeps the copier may need, in the worst case, to reach an event: every queued event
+        ahead of it and its own copy, ``(event_queue + 1) * max_event_words`` cycles, plus
+        pipeline slack. So a snippet is always copied before the ring overwrites it.
+        """
+        span = self.max_snippet_pre + self.align_samples + self.max_snippet_post
+        copy_cycles = (self.event_queue + 1) * (self.max_event_words + 2) + 4
+        need = span + 1 + -(-copy_cycles // cycles_per_sample)
+        return 1 << (need - 1).bit_length()

@@ -1,0 +1,317 @@
+"""Detector: per-channel adaptive-threshold spike detection with snippets, channel-serial."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.detection import (
+    COUNTER_BITS,
+    EVENT_HEADER_WORDS,
+    K_BITS,
+    NOISE_BITS,
+    NOISE_FRAC_BITS,
+    SIGMA_NUM,
+    THRESHOLD_SHIFT,
+)
+
+from .fifo import StreamFifo
+from .layouts import EventWordLayout, SampleLayout
+
+__all__ = ["Detector", "EventWordLayout", "DetectorState"]
+
+ARMED, SEARCH, DEAD = 0, 1, 2
+
+
+class DetectorState(data.StructLayout):
+    """One channel's detection state."""
+
+    def __init__(self, config: SystemConfig):
+        super().__init__({
+            "noise": unsigned(NOISE_BITS),          # median tracker of |y|, Q.4
+            "phase": unsigned(2),                   # ARMED, SEARCH, DEAD
+            "count": unsigned(COUNTER_BITS),        # samples since crossing / emission
+            "peak_value": signed(16),               # y at the extremum so far
+            "peak_score": signed(18),               # the extremum's score
+            "peak_count": range(config.detector.align_samples),
+            "previous": signed(16),                 # y[n-1], for the NEO
+            "before": signed(16),                   # y[n-2]
+        })
+
+
+class _Pending(data.StructLayout):
+    def __init__(self, config: SystemConfig):
+        super().__init__({
+            "sweep": 32, "channel": config.channel_bits, "peak": 16, "pre": 8, "post": 8,
+        })
+
+
+class Detector(wiring.Component):
+    """Threshold detection with peak alignment, dead time and snippets; one sample per clock.
+
+    Per sample of channel c (the arithmetic is in :mod:`spikeforge.firmware.detection`,
+    modelled bit-exactly by :func:`spikeforge.sim.models.detector.detect`): the threshold
+    ``k_c * median|y| / 0.6745`` from the channel's median tracker (updated after use), a
+    crossing by the polarity's score arms a search over ``align_samples`` samples for the
+    extremum; ``align_samples - 1`` samples after the crossing the event is emitted
+    (timestamp = sweep of the extremum), then the channel ignores crossings for
+    ``dead_samples`` samples.
+
+    Emitted events are admitted to a queue only if the queue has room and the output buffer can
+    take all of the event's words (reserved at admission); otherwise the event is dropped whole
+    and ``events_dropped`` counts it. A copier turns each queued event into ``5 + pre + 1 +
+    post`` words (see :data:`EVENT_HEADER_WORDS`), reading the snippet from the channel's ring
+    buffer once the sweep after its last sample has started (events are copied in order, so a
+    later event may wait for an earlier one's post samples); the ring is sized
+    (``DetectorConfig.ring_depth``) so a snippet is always copied before it is overwritten.
+
+    Ports
+    -----
+    i : stream of :class:`SampleLayout` in; ``ready`` is always high (an ADC cannot wait).
+    o : stream of :class:`EventWordLayout` out.
+    polarity, dead_samples, snippet_pre, snippet_post, neo : in (registers; pre/post are
+        clamped to the build's maxima; neo selects detection on the nonlinear energy
+        operator, see :class:`~spikeforge.firmware.detection.DetectorConfig`).
+    k_channel, k_value, k_write : in — write k (sixteenths) of one channel.
+    events_emitted, events_dropped : unsigned(32), out.
+
+    Latency: a sample transferred in cycle t is decided in cycle t+1 (admission); the event's
+    first word can leave 3 cycles after the copier takes it, which is no earlier than the
+    cycle after the sweep following ``peak + post`` entered (so ``post + 1`` sample periods
+    after the peak at least).
+
+    Per-channel state: :class:`DetectorState` (noise 20, phase 2, count 16, peak value 16,
+    peak score 18, peak index, two previous samples for the NEO 32) + k (8 bits) + a ring
+    of ``ring_depth`` x 16 bits.
+    """
+
+    LATENCY = 1
+
+    def __init__(self, config: SystemConfig):
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(SampleLayout(config))),
+            "o": Out(stream.Signature(EventWordLayout())),
+            "polarity": In(2, init=config.detector.polarity_code),
+            "dead_samples": In(COUNTER_BITS, init=config.detector.dead_samples),
+            "snippet_pre": In(8, init=config.detector.snippet_pre),
+            "snippet_post": In(8, init=config.detector.snippet_post),
+            "neo": In(1, init=int(config.detector.neo)),
+            "k_channel": In(config.channel_bits),
+            "k_value": In(K_BITS),
+            "k_write": In(1),
+            "events_emitted": Out(32),
+            "events_dropped": Out(32),
+        })
+
+    @property
+    def ring_depth(self) -> int:
+        return self._config.detector.ring_depth(self._config.cycles_per_sample)
+
+    def elaborate(self, platform):
+        config = self._config
+        det = config.detector
+        m = Module()
+        ring_bits = (self.ring_depth - 1).bit_length()
+        chan_bits = config.channel_bits
+
+        layout = DetectorState(config)
+        init_state = {"noise": det.noise_init_lsb << NOISE_FRAC_BITS}
+        m.submodules.state = state_mem = memory.Memory(
+            shape=layout, depth=config.channels, init=[init_state] * config.channels)
+        state_wr = state_mem.write_port()
+        state_rd = state_mem.read_port(transparent_for=(state_wr,))
+        m.submodules.k = k_mem = memory.Memory(
+            shape=K_BITS, depth=config.channels, init=[det.threshold_k16] * config.channels)
+        k_wr = k_mem.write_port()
+        k_rd = k_mem.read_port(transparent_for=(k_wr,))
+        m.submodules.ring = ring = memory.Memory(
+            shape=signed(16), depth=self.ring_depth << chan_bits, init=[])
+        ring_wr = ring.write_port()
+        ring_rd = ring.read_port()
+
+        m.d.comb += [
+            k_wr.addr.eq(self.k_channel), k_wr.data.eq(self.k_value), k_wr.en.eq(self.k_write),
+        ]
+
+        # Stage 0: count sweeps, read the channel's state.
+        sweep = Signal(32, init=0xFFFFFFFF)
+        sample_sweep = Signal(32)
+        m.d.comb += [
+            self.i.ready.eq(1),
+            sample_sweep.eq(Mux(self.i.payload.first, sweep + 1, sweep)),
+            state_rd.addr.eq(self.i.payload.channel),
+            k_rd.addr.eq(self.i.payload.channel),
+        ]
+        with m.If(self.i.valid & self.i.payload.first):
+            m.d.sync += sweep.eq(sweep + 1)
+        s1_valid = Signal()
+        s1_channel = Signal(chan_bits)
+        s1_value = Signal(signed(16))
+        s1_sweep = Signal(32)
+        m.d.sync += [
+            s1_valid.eq(self.i.valid),
+            s1_channel.eq(self.i.payload.channel),
+            s1_value.eq(self.i.payload.value),
+            s1_sweep.eq(sample_sweep),
+        ]
+
+        # Stage 1: threshold, tracker, search/dead state machine; ring write; emission.
+        state = layout(state_rd.data)
+        y = s1_value
+        pre = Signal(8)
+        post = Signal(8)
+        m.d.comb += [
+            pre.eq(Mux(self.snippet_pre > det.max_snippet_pre, det.max_snippet_pre,
+                       self.snippet_pre)),
+            post.eq(Mux(self.snippet_post > det.max_snippet_post, det.max_snippet_post,
+                        self.snippet_post)),
+        ]
+
+        def score(value):
+            magnitude = Mux(value < 0, -value, value)
+            return Mux(self.polarity == 1, -value,
+                       Mux(self.polarity == 2, value, magnitude)).as_signed()
+
+        # NEO: psi[n] = y[n-1]^2 - y[n] y[n-2] belongs to sample n-1; scaled, saturated.
+        psi = Signal(signed(34))
+        psi_scaled = Signal(signed(34))
+        signal = Signal(signed(16))
+        centre = Signal(signed(16))
+        m.d.comb += [
+            psi.eq(state.previous * state.previous - y * state.before),
+            psi_scaled.eq(psi >> det.neo_shift),
+            signal.eq(Mux(self.neo, Mux(psi_scaled > 32767, 32767,
+                                        Mux(psi_scaled < -32768, -32768, psi_scaled)), y)),
+            centre.eq(Mux(self.neo, state.previous, y)),
+        ]
+        y_score = Signal(signed(18))
+        threshold = Signal(NOISE_BITS + K_BITS + 11)
+        magnitude = Signal(17 + NOISE_FRAC_BITS)
+        m.d.comb += [
+            y_score.eq(Mux(self.neo, signal, score(signal))),
+            threshold.eq((state.noise * k_rd.data * SIGMA_NUM) >> THRESHOLD_SHIFT),
+            magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
+        ]
+        noise = Signal(NOISE_BITS)
+        step = det.noise_step
+        with m.If(magnitude > state.noise):
+            m.d.comb += noise.eq(state.noise + step)
+        with m.Elif(magnitude < state.noise):
+            m.d.comb += noise.eq(Mux(state.noise >= step, state.noise - step, 0))
+        with m.Else():
+            m.d.comb += noise.eq(state.noise)
+
+        next_count = Signal(COUNTER_BITS + 1)
+        emit_at = Signal(COUNTER_BITS)
+        m.d.comb += [
+            next_count.eq(state.count + 1),
+            emit_at.eq(det.align_samples - 1),
+        ]
+        new = Signal(layout)
+        emit = Signal()
+        m.d.comb += new.eq(state)
+        m.d.comb += [new.noise.eq(noise), new.previous.eq(y), new.before.eq(state.previous)]
+        with m.Switch(state.phase):
+            with m.Case(ARMED):
+                with m.If((self.polarity != 0) & (y_score > threshold)):
+                    m.d.comb += [
+                        new.phase.eq(SEARCH), new.count.eq(0), new.peak_value.eq(centre),
+                        new.peak_score.eq(y_score), new.peak_count.eq(0),
+                    ]
+            with m.Case(SEARCH):
+                m.d.comb += new.count.eq(next_count)
+                with m.If((next_count < det.align_samples) & (y_score > state.peak_score)):
+                    m.d.comb += [new.peak_value.eq(centre), new.peak_score.eq(y_score),
+                                 new.peak_count.eq(next_count)]
+                with m.If(next_count == emit_at):
+                    m.d.comb += [
+                        emit.eq(1),
+                        new.phase.eq(Mux(self.dead_samples != 0, DEAD, ARMED)),
+                        new.count.eq(0),
+                    ]
+            with m.Case(DEAD):
+                m.d.comb += new.count.eq(next_count)
+                with m.If(next_count >= self.dead_samples):
+                    m.d.comb += new.phase.eq(ARMED)
+
+        m.d.comb += [
+            state_wr.addr.eq(s1_channel), state_wr.data.eq(new), state_wr.en.eq(s1_valid),
+            ring_wr.addr.eq(Cat(s1_sweep[:ring_bits], s1_channel)),
+            ring_wr.data.eq(y), ring_wr.en.eq(s1_valid),
+        ]
+
+        # Admission: whole events or nothing.
+        pending_layout = _Pending(config)
+        m.submodules.queue = queue = StreamFifo(pending_layout, det.event_queue)
+        m.submodules.buffer = buffer = StreamFifo(EventWordLayout(), det.event_buffer_words)
+        capacity = det.event_buffer_words
+        reserved = Signal(range(capacity + 1))
+        words = Signal(range(det.max_event_words + 1))
+        m.d.comb += words.eq(EVENT_HEADER_WORDS + 1 + pre + post)
+        emitted = s1_valid & emit
+        admit = Signal()
+        m.d.comb += admit.eq(emitted & queue.w.ready & (reserved + words <= capacity))
+        pending = pending_layout(queue.w.payload)
+        m.d.comb += [
+            queue.w.valid.eq(admit),
+            pending.sweep.eq(s1_sweep - (next_count - new.peak_count) - self.neo),
+            pending.channel.eq(s1_channel),
+            pending.peak.eq(new.peak_value),
+            pending.pre.eq(pre),
+            pending.post.eq(post),
+        ]
+        with m.If(emitted):
+            m.d.sync += self.events_emitted.eq(self.events_emitted + 1)
+            with m.If(~admit):
+                m.d.sync += self.events_dropped.eq(self.events_dropped + 1)
+        pop = buffer.r.valid & buffer.r.ready
+        m.d.sync += reserved.eq(reserved + Mux(admit, words, 0) - pop)
+        wiring.connect(m, buffer.r, wiring.flipped(self.o))
+
+        # Copier: one queued event -> header words and snippet, one word per cycle.
+        current = Signal(pending_layout)
+        index = Signal(range(det.max_event_words + 1))
+        current_words = Signal.like(words)
+        base = Signal(32)
+        word = Signal(16)
+        m.d.comb += [
+            base.eq(current.sweep - current.pre),
+            ring_rd.addr.eq(Cat((base + index - (EVENT_HEADER_WORDS - 1))[:ring_bits],
+                                current.channel)),
+        ]
+        with m.Switch(index):
+            with m.Case(0):
+                m.d.comb += word.eq(Cat(current.pre, current.post))
+            with m.Case(1):
+                m.d.comb += word.eq(current.sweep[:16])
+            with m.Case(2):
+                m.d.comb += word.eq(current.sweep[16:])
+            with m.Case(3):
+                m.d.comb += word.eq(current.channel)
+            with m.Case(4):
+                m.d.comb += word.eq(current.peak)
+            with m.Default():
+                m.d.comb += word.eq(ring_rd.data)
+        out_word = EventWordLayout()(buffer.w.payload)
+        m.d.comb += [out_word.data.eq(word), out_word.first.eq(index == 0)]
+        with m.FSM():
+            with m.State("IDLE"):
+                head = pending_layout(queue.r.payload)
+                # Wait until the sweep after the snippet's last sample has started, so all
+                # of the snippet is in the ring (difference taken modulo 2**32).
+                complete = ~(sweep - (head.sweep + head.post + 1))[31]
+                m.d.comb += queue.r.ready.eq(complete)
+                with m.If(queue.r.valid & complete):
+                    m.d.sync += [
+                        current.eq(queue.r.payload), index.eq(0),
+                        current_words.eq(EVENT_HEADER_WORDS + 1 + pending_layout(
+                            queue.r.payload).pre + pending_layout(queue.r.payload).post),
+                    ]
+                    m.next = "COPY"
+            with m.State("COPY"):
+                m.d.comb += buffer.w.valid.eq(1)
+                m.d.sync += index.eq(index + 1)
+                with m.If(index == current_words - 1):
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,137 @@
+"""Properties of the conditioning and detection golden models (the benches compare them to
+the RTL bit for bit; these check that what they compute is what a spike detector should)."""
+
+import numpy as np
+import pytest
+
+from spikeforge.firmware.config import DetectorConfig, SystemConfig, TestSourceConfig
+from spikeforge.firmware.errors import ConfigError
+from spikeforge.sim.accuracy import Score, score_times
+from spikeforge.sim.models.detector import (
+    DetectorParams,
+    admit_events,
+    condition,
+    detect,
+    event_words,
+)
+from spikeforge.sim.models.source import source_signal
+from spikeforge.sim.stimuli import STIMULI, stimulus
+
+CONFIG = SystemConfig(channels=4)
+
+
+def test_conditioner_removes_dc_and_keeps_spike_band():
+    sweeps = 30_000
+    t = np.arange(sweeps) / CONFIG.sample_rate_hz
+    x = np.zeros((sweeps, 4))
+    x[:, 0] = 5000                                   # DC
+    x[:, 1] = 3000 * np.sin(2 * np.pi * 1000 * t)    # in band
+    x[:, 2] = 3000 * np.sin(2 * np.pi * 20 * t)      # LFP, below the band
+    x[:, 3] = -32768                                 # negative full scale
+    y = condition(CONFIG, x.astype(np.int16)).astype(float)[15_000:]
+    assert np.abs(y[:, 0]).max() <= 2
+    assert 0.6 < y[:, 1].std() / (3000 / np.sqrt(2)) < 1.0
+    assert y[:, 2].std() < 0.1 * 3000 / np.sqrt(2)
+    assert np.abs(y[:, 3]).max() <= 2
+
+
+@pytest.mark.parametrize("kind", STIMULI)
+def test_conditioner_output_stays_in_int16_for_every_stimulus(kind: str):
+    y = condition(CONFIG, stimulus(kind, 2000, 4))
+    assert y.dtype == np.int16 and y.shape == (2000, 4)
+
+
+def test_detector_finds_the_test_source_spikes_on_their_channel():
+    config = SystemConfig(channels=4, test_source=TestSourceConfig(noise_shift=1))
+    signal = source_signal(config, 60_000)
+    events = detect(config, condition(config, signal.samples))
+    total = Score(0, 0, 0, 0)
+    for c in range(4):
+        total += score_times(events.sweep[events.channel == c].astype(float),
+                             signal.spike_peaks(c).astype(float), 15, 6000, 59_000)
+    assert total.truth > 100
+    assert total.precision > 0.99 and total.recall > 0.95
+
+
+def test_dead_time_and_alignment_bound_the_event_spacing():
+    config = SystemConfig(channels=2)
+    samples = stimulus("burst", 5000, 2)
+    events = detect(config, samples, DetectorParams(np.array([48, 48]), 3, 40, 4, 6))
+    for c in range(2):
+        emits = events.emit_sweep[events.channel == c]
+        # emission, then 40 dead samples, then a crossing, then align-1 samples
+        assert np.all(np.diff(emits) >= 40 + 1 + config.detector.align_samples - 1)
+    peaks = events.snippets[:, 4]
+    np.testing.assert_array_equal(peaks, events.peak)
+
+
+def test_polarity_selects_the_sign_of_the_peak():
+    config = SystemConfig(channels=3)
+    samples = stimulus("spikes", 8000, 3)
+    negative = detect(config, samples, DetectorParams(np.full(3, 80), 1, 30, 8, 16))
+    positive = detect(config, -samples.astype(np.int32).clip(-32767, 32767).astype(np.int16),
+                      DetectorParams(np.full(3, 80), 2, 30, 8, 16))
+    assert len(negative) > 0 and np.all(negative.peak < 0)
+    np.testing.assert_array_equal(negative.sweep, positive.sweep)
+    off = detect(config, samples, DetectorParams(np.full(3, 80), 0, 30, 8, 16))
+    assert len(off) == 0
+
+
+def test_event_words_are_the_wire_record():
+    from spikeforge.firmware.wire import encode_event
+
+    config = SystemConfig(channels=3)
+    events = detect(config, stimulus("spikes", 4000, 3))
+    words = event_words(events, 0)
+    record = encode_event(int(events.sweep[0]), int(events.channel[0]), int(events.peak[0]),
+                          events.snippets[0], events.pre)
+    assert b"".join(w.to_bytes(2, "little") for w in words) == record
+
+
+def test_a_burst_on_every_channel_drops_whole_events_and_counts_them():
+    config = SystemConfig(channels=8, detector=DetectorConfig(event_queue=2,
+                                                              event_buffer_words=64))
+    events = detect(config, stimulus("burst", 2000, 8))
+    emit = events.emit_sweep * config.cycles_per_sample + events.channel
+    complete = emit + (config.detector.snippet_post + 1) * config.cycles_per_sample
+    admission = admit_events(config, events, emit, complete, np.zeros(10**6, dtype=bool))
+    assert admission.dropped > 0
+    assert admission.kept.sum() + admission.dropped == len(events)
+    # With nobody reading, the buffer holds at most what it can take whole.
+    words = 5 + events.pre + 1 + events.post
+    assert admission.kept.sum() * words <= config.detector.event_buffer_words
+
+
+def test_detector_parameters_are_validated_with_a_fix():
+    with pytest.raises(ConfigError, match="multiple of 1/16.*round it to 5.0625"):
+        DetectorConfig(threshold_k=5.07).validate(30_000)
+    with pytest.raises(ConfigError, match="polarity"):
+        SystemConfig(detector=DetectorConfig(polarity="up"))
+    with pytest.raises(ConfigError, match="event_buffer_words=64"):
+        SystemConfig(detector=DetectorConfig(event_buffer_words=32))
+    with pytest.raises(ConfigError, match="highpass_hz"):
+        SystemConfig(detector=DetectorConfig(highpass_hz=20_000))
+
+
+def test_ring_holds_every_snippet_until_it_is_copied():
+    for cps in (2, 12, 400):
+        det = DetectorConfig()
+        depth = det.ring_depth(cps)
+        span = det.max_snippet_pre + det.align_samples + det.max_snippet_post
+        assert depth > span
+        assert (depth - span - 1) * cps >= (det.event_queue + 1) * det.max_event_words
+
+
+def test_neo_aligns_to_the_energy_peak_one_sample_back_and_ignores_polarity():
+    config = SystemConfig(channels=3)
+    samples = stimulus("spikes", 8000, 3)
+    neo = detect(config, samples, DetectorParams(np.full(3, 80), 1, 5, 8, 16, neo=True))
+    assert len(neo) > 0
+    # The reported peak is the conditioned value at the aligned sample (psi's centre).
+    np.testing.assert_array_equal(neo.peak, samples[neo.sweep, neo.channel])
+    flipped = detect(config, -samples.astype(np.int32).clip(-32767, 32767).astype(np.int16),
+                     DetectorParams(np.full(3, 80), 2, 5, 8, 16, neo=True))
+    np.testing.assert_array_equal(neo.sweep, flipped.sweep)
+    plain = detect(config, samples, DetectorParams(np.full(3, 80), 1, 5, 8, 16))
+    near = np.abs(neo.sweep[:, None] - plain.sweep[None, :]).min(axis=1)
+    assert np.median(near) <= 2  # both find the same spikes, about the same sample
