@@ -48,7 +48,7 @@ class RegisterBank(wiring.Component):
         self._registers = [reg for reg in REGISTERS if reg.present(config)]
         for reg in self._registers:
             if reg.access == "rw":
-                members[reg.port_name] = Out(32, init=reg.reset_value(config))
+                members[reg.port_name] = Out(32, init=resets[reg.name])
             elif reg.access == "status":
                 members[reg.port_name] = In(32)
         super().__init__(members)
