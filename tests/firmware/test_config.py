@@ -74,7 +74,8 @@ def test_identity_and_dict_carry_the_detector_configuration():
     from spikeforge.firmware.config import DetectorConfig
 
     config = SystemConfig(channels=8, detector=DetectorConfig(
-        enabled=True, dc_shift=7, highpass_hz=333.3, lowpass_hz=5123.4, noise_step=9, noise_init_lsb=100,
+        enabled=True, dc_shift=7, highpass_hz=333.3, lowpass_hz=5123.4, noise_step=9,
+        noise_init_lsb=100,
         threshold_k=4.5625, polarity="both", align_samples=12, dead_samples=1000,
         snippet_pre=3, snippet_post=20, max_snippet_pre=10, max_snippet_post=40,
         event_queue=4, event_buffer_words=1024))
