@@ -148,29 +148,29 @@ def test_ports_that_do_not_work_say_what_to_do():
         device.identify(timeout_s=0.3)
 
 
-def _record_in_subprocess(url: str, out: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "spikeforge.cli", "record", "--port", url, "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_data(out: Path, nbytes: int, process: subprocess.Popen) -> None:
-    """Wait until the recorder has written ``nbytes`` of samples (the machine may be slow)."""
-    data = out / RECORDING / "continuous" / "spikeforge-100.acquisition" / "continuous.dat"
-    deadline = time.monotonic() + 60
-    while not (data.exists() and data.stat().st_size >= nbytes):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the recorder wrote nothing for a minute"
-        time.sleep(0.05)
-
-
-def test_ctrl_c_ends_the_recording_cleanly(tmp_path):
+def _recording_in_progress(tmp_path: Path) -> tuple[SystemConfig, PlayedDevice,
+                                                    subprocess.Popen, Path]:
+    """`spikeforge record` in a subprocess, from a played device, once it has written a
+    second of samples; returns the configuration, the device, the process and the data file."""
     config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
                           identity_interval_frames=100)
     played = PlayedDevice(config, seconds=7.0)
-    process = _record_in_subprocess(played.url, tmp_path / "rec")
+    out = tmp_path / "rec"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spikeforge.cli", "record", "--port", played.url, "--out",
+         str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    data = out / RECORDING / "continuous" / "spikeforge-100.acquisition" / "continuous.dat"
     one_second = config.sample_rate_hz * config.channels * 2
-    _wait_for_data(tmp_path / "rec", one_second, process)
+    deadline = time.monotonic() + 60  # the machine may be slow
+    while not (data.exists() and data.stat().st_size >= one_second):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the recorder wrote nothing for a minute"
+        time.sleep(0.05)
+    return config, played, process, data
+
+
+def test_ctrl_c_ends_the_recording_cleanly(tmp_path):
+    config, played, process, _ = _recording_in_progress(tmp_path)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
@@ -182,15 +182,9 @@ def test_ctrl_c_ends_the_recording_cleanly(tmp_path):
 
 
 def test_after_kill_9_all_but_the_last_second_is_readable(tmp_path):
-    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
-                          identity_interval_frames=100)
-    played = PlayedDevice(config, seconds=7.0)
-    process = _record_in_subprocess(played.url, tmp_path / "rec")
-    one_second = config.sample_rate_hz * config.channels * 2
-    _wait_for_data(tmp_path / "rec", one_second, process)
+    config, played, process, data = _recording_in_progress(tmp_path)
     # Everything written by now is older than the flush that must happen within a second.
-    written_before = (tmp_path / "rec" / RECORDING / "continuous" / "spikeforge-100.acquisition"
-                      / "continuous.dat").stat().st_size // (2 * config.channels)
+    written_before = data.stat().st_size // (2 * config.channels)
     time.sleep(1.5)
     process.kill()
     process.wait(timeout=10)
