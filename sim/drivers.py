@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
 
 __all__ = ["CLOCK_PERIOD_NS", "Bench", "UARTMonitor", "StreamDriver", "StreamMonitor"]
 
@@ -45,8 +45,9 @@ class Bench:
         return int((time_ns - self._release_ns) // CLOCK_PERIOD_NS)
 
     async def cycles(self, count: int) -> None:
-        for _ in range(count):
-            await RisingEdge(self.dut.clk)
+        """Wait ``count`` rising edges (one trigger, not a Python wake-up per cycle)."""
+        if count > 0:
+            await ClockCycles(self.dut.clk, count)
 
 
 def _now_ns() -> float:

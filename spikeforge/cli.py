@@ -96,7 +96,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     config = _board_config(args)
     result = build(args.board, config)
-    print(result.summary() if hasattr(result, "summary") else result)
+    print(result.summary())
     return 0
 
 
