@@ -7,7 +7,8 @@ design; the short version, per sample ``v`` (int16) of channel ``c`` at sweep ``
 block (``n = 0 .. block_sweeps-1``)::
 
     s = code_of(v) with a codebook, else v              symbol (value -> ADC code)
-    n == 0:  emit v in 16 bits; history h1 = h2 = h3 = s; S = S0; costs C = 0
+    n == 0:  emit v in 16 bits (with a codebook: a 0 bit and s in codebook_bits bits, or,
+             off the grid, a 1 bit and v in 16 bits); h1 = h2 = h3 = s; S = S0; costs C = 0
     n  > 0:  predictions p0 = 0, p1 = h1, p2 = 2h1 - h2, p3 = 3h1 - 3h2 + h3
              order = fixed, or argmin C (ties: 1, 2, 3, 0); e = s - p[order]
              u = zigzag(e); k = rice_k(S); q = u >> k
@@ -171,11 +172,12 @@ def initial_rice_sum(config: CodecConfig) -> int:
 
 
 def worst_case_bits(channels: int, block_sweeps: int, config: CodecConfig) -> int:
-    """The most bits one block can take, whatever the input: the first sweep raw, every other
-    sample at most an escape, padded to a whole word. Compare with the raw block,
-    ``16 * channels * block_sweeps`` bits: the expansion is at most
-    ``(escape_threshold + 16) / 16``."""
-    bits = channels * RAW_BITS + channels * (block_sweeps - 1) * config.max_sample_bits
+    """The most bits one block can take, whatever the input: the first sweep raw (plus a
+    flag bit with a codebook), every other sample at most an escape, padded to a whole word.
+    Compare with the raw block, ``16 * channels * block_sweeps`` bits: the expansion is at
+    most ``(escape_threshold + 16) / 16``."""
+    first = RAW_BITS + int(config.codebook)
+    bits = channels * first + channels * (block_sweeps - 1) * config.max_sample_bits
     return -(-bits // WORD_BITS) * WORD_BITS
 
 

@@ -246,7 +246,16 @@ class Compressor(wiring.Component):
         raw = Signal(RAW_BITS)
         m.d.comb += raw.eq(b_value)
         with m.If(b_raw):
-            m.d.comb += [code_bits.eq(raw), code_length.eq(RAW_BITS)]
+            if codec.codebook:
+                # A flag, then the code (on the grid) or the raw value (off the grid).
+                with m.If(b_off_grid):
+                    m.d.comb += [code_bits.eq(Cat(Const(1, 1), raw)),
+                                 code_length.eq(1 + RAW_BITS)]
+                with m.Else():
+                    m.d.comb += [code_bits.eq(Cat(Const(0, 1), b_symbol[:codec.codebook_bits])),
+                                 code_length.eq(1 + codec.codebook_bits)]
+            else:
+                m.d.comb += [code_bits.eq(raw), code_length.eq(RAW_BITS)]
         with m.Elif(escape):
             m.d.comb += [code_bits.eq(Cat(Const((1 << q_limit) - 1, q_limit), raw)),
                          code_length.eq(q_limit + RAW_BITS)]

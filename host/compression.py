@@ -103,6 +103,9 @@ def _decode_kernel(words, ends, out, block_sweeps, fixed_order, rice_shift, sele
     """Fills ``out``; returns -1, or the index of the first block that does not fit."""
     sweeps, channels = out.shape
     code_max = table.shape[0] - 1
+    code_bits = 0
+    while (1 << code_bits) <= code_max:
+        code_bits += 1
     h1 = np.zeros(channels, np.int64)
     h2 = np.zeros(channels, np.int64)
     h3 = np.zeros(channels, np.int64)
@@ -142,15 +145,25 @@ def _decode_kernel(words, ends, out, block_sweeps, fixed_order, rice_shift, sele
                 loaded += 1
                 fill += WORD_BITS
             if index == 0:
-                v = np.int64(acc & np.uint64(0xFFFF))
-                if v >= 32768:
-                    v -= 65536
-                acc >>= np.uint64(RAW_BITS)
-                fill -= RAW_BITS
-                if use_codebook:
-                    s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
+                if use_codebook and not (acc & one):
+                    # flag 0: the code, on the grid
+                    s = np.int64((acc >> one) & np.uint64(code_max))
+                    acc >>= np.uint64(1 + code_bits)
+                    fill -= 1 + code_bits
+                    v = np.int64(table[s])
                 else:
-                    s = v
+                    if use_codebook:   # flag 1: the raw value follows
+                        acc >>= one
+                        fill -= 1
+                    v = np.int64(acc & np.uint64(0xFFFF))
+                    if v >= 32768:
+                        v -= 65536
+                    acc >>= np.uint64(RAW_BITS)
+                    fill -= RAW_BITS
+                    if use_codebook:
+                        s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
+                    else:
+                        s = v
                 out[n, c] = v
                 h1[c] = s
                 h2[c] = s

@@ -100,6 +100,7 @@ def _encode_kernel(samples, block_sweeps, fixed_order, rice_shift, select_shift,
                    use_codebook, table, base, multiplier, shift, words, ends):
     sweeps, channels = samples.shape
     code_max = table.shape[0] - 1
+    code_bits = _bit_length(code_max)
     h1 = np.zeros(channels, np.int64)
     h2 = np.zeros(channels, np.int64)
     h3 = np.zeros(channels, np.int64)
@@ -122,8 +123,15 @@ def _encode_kernel(samples, block_sweeps, fixed_order, rice_shift, select_shift,
             else:
                 s = v
             if index == 0:
-                bits = np.uint64(v & 0xFFFF)
-                length = RAW_BITS
+                if not use_codebook:
+                    bits = np.uint64(v & 0xFFFF)
+                    length = RAW_BITS
+                elif escape:   # flag 1, then the raw value
+                    bits = np.uint64(1) | (np.uint64(v & 0xFFFF) << np.uint64(1))
+                    length = 1 + RAW_BITS
+                else:          # flag 0, then the code
+                    bits = np.uint64(s) << np.uint64(1)
+                    length = 1 + code_bits
                 h1[c] = s
                 h2[c] = s
                 h3[c] = s

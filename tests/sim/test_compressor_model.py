@@ -81,6 +81,18 @@ def test_bit_layout_is_the_documented_one():
     assert block == bytes([5, 0, bits & 0xFF, bits >> 8])
 
 
+def test_first_sample_with_a_codebook_is_a_flag_and_a_code():
+    codebook = Codebook(values=(0, 64, 128, 192), base=-32, multiplier=1024, shift=16)
+    config = CodecConfig(predictor="order1", initial_k=0, codebook=True, codebook_bits=2)
+    # 64 is code 1: flag "0", code "01" (LSB first); then 0 is code 0: u = zigzag(-1) = 1,
+    # "1" "0".
+    (block,) = encode(np.array([[64], [0]], dtype=np.int16), config, codebook)
+    assert block == bytes([0b01010, 0])
+    # 65 is off the grid: flag "1", then 65 raw.
+    (block,) = encode(np.array([[65]], dtype=np.int16), config, codebook)
+    assert int.from_bytes(block, "little") == 1 | 65 << 1
+
+
 def test_escape_carries_the_raw_sample():
     config = CodecConfig(predictor="order1", initial_k=0, escape_threshold=3)
     samples = np.array([[0], [-2]], dtype=np.int16)   # u = 3 -> q = 3: escape
