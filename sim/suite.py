@@ -150,6 +150,18 @@ def _detector(config: SystemConfig, stimulus: str, sweeps: int, stall: str, *,
     )
 
 
+def _control(config: SystemConfig, operations: int, baud_error: float, why: str) -> BenchCase:
+    from spikeforge.hdl.top import AcquisitionSystem
+
+    return BenchCase(
+        bench="control",
+        label=f"{config.describe()} host baud {baud_error:+.1%} ({why})",
+        component=lambda: AcquisitionSystem(config),
+        params={"config": config.to_dict(), "operations": operations,
+                "baud_error": baud_error, "seed": operations}, config=config,
+    )
+
+
 CASES: tuple[BenchCase, ...] = (
     _source(SystemConfig(channels=5, sample_rate_hz=1_000_000, clock_hz=12_000_000,
                          test_source=TestSourceConfig(spike_rate_hz=20_000)),
@@ -225,6 +237,13 @@ CASES: tuple[BenchCase, ...] = (
     _detector(_fast(2, neo_shift=0), "saturation", 1500, "none", neo=True, polarity=3,
               k16=[40, 200]),
     _detector(_fast(3), "random", 1500, "random", neo=True, dead_samples=0, pre=2, post=2),
+    # Control path: commands in on uart_rx, replies between the frames on uart_tx.
+    _control(SystemConfig(channels=8, sweeps_per_frame=4, link_buffer_samples=256,
+                          detector=DetectorConfig(enabled=True)),
+             24, 0.015, "link saturated, 4 cycles/bit"),
+    _control(SystemConfig(channels=2, baud=4_000_000, sweeps_per_frame=8,
+                          link_buffer_samples=64),
+             25, -0.015, "smallest divisor, 3 cycles/bit"),
 )
 
 
