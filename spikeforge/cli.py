@@ -230,6 +230,40 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Identity, chips found and counters of a device, read over its control path."""
+    from spikeforge.host.device import Device
+
+    board = None
+    url = args.port
+    if url.startswith("sim://"):
+        from spikeforge.sim.virtual_board import VirtualBoard, config_from_sim_url
+
+        board = VirtualBoard.start(config_from_sim_url(url))
+        url = board.url
+    try:
+        with Device.open(url, baud=_record_baud(args)) as device:
+            config = device.identify()
+            print(f"device: {config.describe()} on {url}")
+            if args.stop:
+                device.stop()
+                print("streaming stopped")
+            if args.start:
+                device.start()
+                print("streaming started")
+            if config.source == "rhd":
+                chips = device.chips_found or []
+                print("chips found: " + (", ".join(
+                    f"line {c.line}: {c.kind} ({c.amplifiers} amplifiers, MISO delay "
+                    f"{c.miso_delay})" for c in chips) or "none"))
+            for line in device.status().lines():
+                print(line)
+    finally:
+        if board is not None:
+            board.stop()
+    return 0
+
+
 def _cmd_sim_board(args: argparse.Namespace) -> int:
     from spikeforge.sim.virtual_board import VirtualBoard
 
@@ -380,6 +414,17 @@ def main(argv: list[str] | None = None) -> int:
                      "Ctrl-C)")
     rec.add_argument("--out", required=True, help="folder to create")
     rec.set_defaults(run=_cmd_record)
+
+    status = commands.add_parser(
+        "status", help="read a device's identity, chips found and counters over its control "
+                       "path; optionally start or stop its stream")
+    status.add_argument("--port", required=True,
+                        help="serial port or pyserial URL, or sim://... for a virtual board")
+    status.add_argument("--baud", type=int, help="line rate of a real serial port")
+    status.add_argument("--board", help="the board; sets the default --baud")
+    status.add_argument("--start", action="store_true", help="start streaming (STREAM_ENABLE=1)")
+    status.add_argument("--stop", action="store_true", help="stop streaming (STREAM_ENABLE=0)")
+    status.set_defaults(run=_cmd_status)
 
     board = commands.add_parser(
         "sim-board", help="run the virtual board: the Verilated design, its UART on TCP")

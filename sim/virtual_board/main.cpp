@@ -15,11 +15,13 @@
 
 #include <arpa/inet.h>
 #include <chrono>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string>
@@ -90,6 +92,49 @@ class UartReceiver {
     uint8_t shift_ = 0;
 };
 
+// ---- host -> device: the client's bytes onto uart_rx ------------------------------------
+// Bit-level 8N1 transmitter, as the USB-serial bridge drives the FPGA's RX pin: each byte
+// is a start bit, 8 data bits LSB first and a stop bit, `divisor` cycles each, back to back.
+class UartLineDriver {
+  public:
+    explicit UartLineDriver(int divisor) : divisor_(divisor) {}
+    void push(const uint8_t *data, size_t n) { queue_.insert(queue_.end(), data, data + n); }
+    // Called once per clock cycle; returns the line level for this cycle.
+    int clock() {
+        if (bit_ == 10) {
+            if (queue_.empty()) return 1;
+            frame_ = 0x200u | (static_cast<unsigned>(queue_.front()) << 1);
+            queue_.pop_front();
+            bit_ = 0;
+            count_ = divisor_;
+        }
+        int level = (frame_ >> bit_) & 1;
+        if (--count_ == 0) { ++bit_; count_ = divisor_; }
+        return level;
+    }
+    uint64_t bytes_sent = 0;
+
+  private:
+    int divisor_;
+    std::deque<uint8_t> queue_;
+    unsigned frame_ = 0x3FF;
+    int bit_ = 10;       // 10: idle
+    int count_ = 0;
+};
+
+// Moves whatever the client sent since the last call into the line driver; false when the
+// client has closed its side.
+bool receive_commands(int client, UartLineDriver &line) {
+    uint8_t buffer[4096];
+    while (true) {
+        ssize_t n = recv(client, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0) { line.push(buffer, static_cast<size_t>(n)); line.bytes_sent += n; continue; }
+        if (n == 0) return false;
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    }
+}
+// ---- end of host -> device ------------------------------------------------------------------
+
 volatile std::sig_atomic_t stop_requested = 0;
 void on_signal(int) { stop_requested = 1; }
 
@@ -126,12 +171,14 @@ int main(int argc, char **argv) {
     top->registers___05Fw_en = 0;  // Verilator escapes "__" in port names
     top->registers___05Faddr = 0;
     top->registers___05Fw_data = 0;
+    top->uart_rx = 1;              // the host's line idles high
     top->clk = 0;
     top->rst = 1;
     for (int i = 0; i < 8; ++i) { top->clk = !top->clk; top->eval(); }
     top->rst = 0;
 
     UartReceiver uart(options.divisor);
+    UartLineDriver host_line(options.divisor);
     std::vector<uint8_t> out;
     out.reserve(1 << 16);
     uint64_t cycle = 0, bytes = 0;
@@ -140,7 +187,9 @@ int main(int argc, char **argv) {
     const uint64_t batch = 1 << 14;  // cycles between socket writes and clock checks
 
     while (client_alive && !stop_requested && (options.cycles == 0 || cycle < options.cycles)) {
+        if (!receive_commands(client, host_line)) client_alive = false;
         for (uint64_t i = 0; i < batch; ++i, ++cycle) {
+            top->uart_rx = host_line.clock();
             top->clk = 1; top->eval();
             top->clk = 0; top->eval();
             uint8_t byte;
@@ -162,9 +211,11 @@ int main(int argc, char **argv) {
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     char line[256];
     std::snprintf(line, sizeof line,
-                  "cycles %llu bytes %llu wall_s %.3f cycles_per_s %.0f framing_errors %llu\n",
+                  "cycles %llu bytes %llu wall_s %.3f cycles_per_s %.0f framing_errors %llu "
+                  "bytes_in %llu\n",
                   static_cast<unsigned long long>(cycle), static_cast<unsigned long long>(bytes),
-                  wall, cycle / wall, static_cast<unsigned long long>(uart.framing_errors));
+                  wall, cycle / wall, static_cast<unsigned long long>(uart.framing_errors),
+                  static_cast<unsigned long long>(host_line.bytes_sent));
     std::fputs(line, stdout);
     if (!options.stats_file.empty()) {
         if (FILE *f = std::fopen(options.stats_file.c_str(), "w")) { std::fputs(line, f); std::fclose(f); }

@@ -43,3 +43,51 @@ def test_sim_urls_carry_the_configuration(tmp_path):
     path = Path(tmp_path / "c.json")
     path.write_text(json.dumps({"channels": 2}))
     assert config_from_sim_url(f"sim://{path}").channels == 2
+
+
+def test_the_host_controls_the_virtual_board():
+    """Registers read and written through the virtual board's uart_rx, streaming stopped and
+    started, a garbled command discarded and counted, the host's retry carrying it."""
+    import time
+
+    from spikeforge.host.device import Device, RegisterRefused
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    config = config_from_sim_url("sim://?channels=4&identity_interval_frames=16")
+    board = VirtualBoard.start(config)
+    try:
+        with Device.open(board.url) as device:
+            assert device.identify() == config
+            assert device.supports_control()
+            assert device.read_register("CHANNELS") == 4
+            assert device.read_register("IDENTITY") == int.from_bytes(b"SPKF", "little")
+            assert device.write_register("DETECT_DEAD_SAMPLES", 77) == 77
+            assert device.read_register("DETECT_DEAD_SAMPLES") == 77
+            with pytest.raises(RegisterRefused, match="not writable"):
+                device.write_register("FRAMES_SENT", 1)
+
+            device.stop()
+            time.sleep(1.0)     # the frames already buffered on the device go out
+            stopped = device.read_register("FRAMES_SENT")
+            time.sleep(1.0)
+            assert device.read_register("FRAMES_SENT") == stopped, "still streaming"
+            device.start()
+            time.sleep(1.0)
+            assert device.read_register("FRAMES_SENT") > stopped, "did not resume"
+
+            # A half command, then a whole one: the device drops the half one (timed out, or
+            # read together with the whole one as one bad frame, which the host's retry with
+            # the same tag then repairs); either way one command error, and the read works.
+            device._port.write(b"\xa5\x5a\x06\x01\x02")
+            assert device.read_register("SAMPLE_RATE_HZ") == config.sample_rate_hz
+
+            status = device.status()
+            assert status.registers["COMMAND_ERRORS"] >= 1
+            assert status.registers["UART_FRAMING_ERRORS"] == 0
+            assert status.registers["COMMANDS_EXECUTED"] >= 10
+            assert status.registers["FRAMES_SENT"] > stopped
+            assert status.link.crc_errors == 0 and status.link.bytes_discarded == 0
+            blocks = device.blocks()
+            assert next(blocks).samples.shape[1] == 4
+    finally:
+        board.stop()
