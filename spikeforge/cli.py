@@ -189,7 +189,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _record_baud(args: argparse.Namespace) -> int:
-    """``--baud``; else the default of ``--board`` (boards differ: 12 Mbaud on the
+    """``--baud``; else the default of ``--board`` (boards differ: 4 Mbaud on the
     iCEBreaker, 3 Mbaud on the ULX3S); else the default configuration's."""
     if args.baud is not None:
         return args.baud
