@@ -150,6 +150,16 @@ def _detector(config: SystemConfig, stimulus: str, sweeps: int, stall: str, *,
     )
 
 
+def _uart_rx(divisor: int, count: int, baud_error: float) -> BenchCase:
+    from spikeforge.hdl.uart import UARTReceiver
+
+    return BenchCase(
+        bench="uart_rx", label=f"divisor={divisor} bytes={count} sender baud {baud_error:+.1%}",
+        component=lambda: UARTReceiver(divisor),
+        params={"divisor": divisor, "count": count, "baud_error": baud_error},
+    )
+
+
 def _control(config: SystemConfig, operations: int, baud_error: float, why: str) -> BenchCase:
     from spikeforge.hdl.top import AcquisitionSystem
 
@@ -238,6 +248,10 @@ CASES: tuple[BenchCase, ...] = (
               k16=[40, 200]),
     _detector(_fast(3), "random", 1500, "random", neo=True, dead_samples=0, pre=2, post=2),
     # Control path: commands in on uart_rx, replies between the frames on uart_tx.
+    _uart_rx(3, 300, 0.02),
+    _uart_rx(3, 300, -0.02),
+    _uart_rx(4, 200, 0.0),
+    _uart_rx(15, 100, -0.02),
     _control(SystemConfig(channels=8, sweeps_per_frame=4, link_buffer_samples=256,
                           detector=DetectorConfig(enabled=True)),
              24, 0.015, "link saturated, 4 cycles/bit"),
