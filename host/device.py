@@ -228,7 +228,7 @@ class Device:
 
     # -- control --------------------------------------------------------------------------------
     def command(self, address: int, op: CommandOp, value: int = 0, *,
-                timeout_s: float = 0.25, retries: int = 3) -> Reply:
+                timeout_s: float = 0.5, retries: int = 3) -> Reply:
         """Send one command and return the device's reply, retrying (same tag) on a timeout
         or a reply that does not fit. Frames that arrive meanwhile are kept for
         :meth:`items`. Raises :class:`DeviceNoControl` if no reply comes."""

@@ -13,7 +13,7 @@ import pytest
 from spikeforge.firmware.config import DetectorConfig, SystemConfig
 from spikeforge.firmware.registers import REGISTERS, register
 from spikeforge.firmware.wire import FrameType, build_frame, encode_identity
-from spikeforge.host.device import Device, DeviceNoControl, RegisterRefused
+from spikeforge.host.device import ChipFound, Device, DeviceNoControl, RegisterRefused
 from spikeforge.host.frames import DataBlock
 from spikeforge.sim.models.control import CommandDecoderModel
 
@@ -182,3 +182,16 @@ def test_a_build_without_the_control_path_is_named_without_waiting(make_device):
         device.identify()
         with pytest.raises(DeviceNoControl, match="without the control path.*at least 3"):
             device.read_register("CHANNELS")
+
+
+def test_identify_reports_the_rhd_chips_the_device_found(make_device):
+    config = SystemConfig(source="rhd", channels=32, sample_rate_hz=8000, sweeps_per_frame=2)
+    fake, device = make_device(config)
+    # Line 0: an RHD2132 (ID 1) at delay 3; line 1: an RHD2164 (ID 4) at delay 5.
+    fake.model.status.update(RHD_CHIPS=0x0401, RHD_FOUND_DELAYS=1 << 31 | 5 << 4 | 3)
+    with device:
+        assert device.identify() == config
+        assert device.chips_found == [ChipFound(0, "RHD2132", 32, 3),
+                                      ChipFound(1, "RHD2164", 64, 5)]
+        fake.model.status.update(RHD_FOUND_DELAYS=0)   # calibration not finished
+        assert device.chips() == []

@@ -91,3 +91,15 @@ def test_the_host_controls_the_virtual_board():
             assert next(blocks).samples.shape[1] == 4
     finally:
         board.stop()
+
+
+def test_spikeforge_status_reads_the_virtual_boards_counters():
+    url = "sim://?channels=4&identity_interval_frames=16"   # the build of the test above
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.cli", "status", "--port", url, "--stop"],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "streaming stopped" in result.stdout
+    counters = dict(line.split() for line in result.stdout.splitlines()
+                    if line.split()[0] in ("commands_executed", "command_errors"))
+    assert int(counters["commands_executed"]) >= 2 and counters["command_errors"] == "0"
