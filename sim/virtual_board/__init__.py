@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
 
 import numpy as np
+
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 
