@@ -231,6 +231,18 @@ template <typename Root>
 struct HasClockTrigger<Root, std::void_t<decltype(std::declval<Root &>().__Vtrigprevexpr___TOP__clk__0)>>
     : std::true_type {};
 
+// The top the Python side builds holds itself in reset (top.py); a top with a `rst` input
+// (the bare AcquisitionSystem, built for speed comparisons) is reset from here.
+template <typename Top, typename = void>
+struct HasResetInput : std::false_type {};
+template <typename Top>
+struct HasResetInput<Top, std::void_t<decltype(std::declval<Top &>().rst)>> : std::true_type {};
+
+template <typename Top>
+inline void set_reset(Top *top, int value) {
+    if constexpr (HasResetInput<Top>::value) top->rst = value;
+}
+
 inline void falling_edge(Vtop *top, int evals_per_cycle) {
     top->clk = 0;
     if constexpr (HasClockTrigger<Vtop___024root>::value) {
@@ -279,7 +291,9 @@ int main(int argc, char **argv) {
     rhd_start();
     // The design holds itself in reset for its first 4 rising edges (top.py, power-on
     // reset: no logic depends on a reset input); cycle 0 is the first one after them.
+    set_reset(top.get(), 1);
     for (int i = 0; i < 8; ++i) { top->clk = !top->clk; top->eval(); }
+    set_reset(top.get(), 0);
 
     UartReceiver uart(options.divisor);
     std::vector<uint8_t> out;
