@@ -35,6 +35,7 @@ __all__ = [
     "RESULT_LATENCY_COMMANDS", "MAX_MISO_LINES", "AUX_SLOTS", "MAX_MISO_DELAY_CYCLES",
     "RHDConfig", "ChannelSource", "channel_sources", "convert_slots", "PMOD_PINOUT",
     "ADC_MICROVOLTS_PER_BIT", "ZCHECK_DAC_VOLTS_PER_STEP", "ZCHECK_CAPACITOR_FARADS",
+    "MAX_SCLK_HZ", "MIN_CS_HIGH_NS",
 ]
 
 
@@ -100,6 +101,11 @@ PMOD_PINOUT: tuple[tuple[str, str, int], ...] = (
 
 #: Largest MISO sampling delay the gateware offers, in clock cycles.
 MAX_MISO_DELAY_CYCLES = 15
+
+#: SPI timing limits (datasheet "SPI Interface" timing table): SCLK at most 25 MHz, CS high
+#: between words at least 154 ns.
+MAX_SCLK_HZ = 25_000_000
+MIN_CS_HIGH_NS = 154
 
 #: Input-referred voltage of one amplifier ADC step (datasheet "Amplifier ... ADC"): 0.195 uV.
 ADC_MICROVOLTS_PER_BIT = 0.195

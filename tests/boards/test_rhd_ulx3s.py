@@ -1,6 +1,7 @@
 """The ULX3S top with the RHD2000 front-end at full rate: one RHD2132, 32 channels at
-30 kS/s, which needs a clock of at least 38.61 MHz for the SPI conversion loop (the ULX3S
-runs 45 MHz from its PLL; the iCEBreaker's 12 MHz cannot). Builds, fits and meets timing.
+30 kS/s. With the datasheet's CS-high time (>= 154 ns: 7 cycles at 45 MHz) the conversion
+loop takes 1431 cycles, so it needs a clock of at least 42.93 MHz (the ULX3S runs 45 MHz
+from its PLL; the iCEBreaker's 12 MHz cannot). Builds, fits and meets timing.
 
 Run with ``pytest -m slow tests/boards/test_rhd_ulx3s.py -s`` to see the figures.
 """
@@ -14,16 +15,20 @@ from spikeforge.firmware.errors import ConfigError
 #: One RHD2132 streaming all 32 amplifiers at 30 kS/s on the ULX3S's 45 MHz clock.
 RHD_ULX3S = get_board("ulx3s-85f").default_config.replace(
     source="rhd", channels=32, sample_rate_hz=30_000, sweeps_per_frame=8,
-    link_buffer_samples=1024, rhd=RHDConfig(chips=("RHD2132",), miso_delay_cycles=(3,)))
+    link_buffer_samples=1024,
+    rhd=RHDConfig(chips=("RHD2132",), miso_delay_cycles=(3,), cs_high_cycles=7))
 
 
 def test_full_rate_rhd2132_needs_more_than_the_icebreaker_clock():
     assert RHD_ULX3S.clock_hz == ULX3S_CLOCK_HZ
-    assert RHD_ULX3S.rhd.pass_cycles <= RHD_ULX3S.cycles_per_sample
-    # 38.61 MHz is the least clock for 32 x 30 kS/s (pass_cycles x rate).
-    assert RHD_ULX3S.rhd.pass_cycles * 30_000 == 38_610_000
+    assert RHD_ULX3S.rhd.pass_cycles == 1431 <= RHD_ULX3S.cycles_per_sample == 1500
     with pytest.raises(ConfigError, match="38.61 MHz"):
         SystemConfig(source="rhd", channels=32, sample_rate_hz=30_000)
+    # The datasheet's SPI limits are checked at the configured clock.
+    with pytest.raises(ConfigError, match="cs_high_cycles=7"):
+        RHD_ULX3S.replace(rhd=RHDConfig(chips=("RHD2132",), miso_delay_cycles=(3,)))
+    with pytest.raises(ConfigError, match="sclk_half_period_cycles=2"):
+        RHD_ULX3S.replace(clock_hz=60_000_000, rhd=RHDConfig(cs_high_cycles=10))
 
 
 @pytest.mark.slow
