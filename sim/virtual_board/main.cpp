@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <chrono>
 #include <csignal>
+#include <ctime>
 #include <memory>
 #include <cstdint>
 #include <cstdio>
@@ -301,6 +302,7 @@ int main(int argc, char **argv) {
     uint64_t cycle = 0, bytes = 0;
     bool client_alive = true;
     const auto started = std::chrono::steady_clock::now();
+    const std::clock_t cpu_started = std::clock();  // CPU time of the loop alone
     const uint64_t batch = 1 << 14;  // cycles between socket writes and clock checks
 
     while (client_alive && !stop_requested && (options.cycles == 0 || cycle < options.cycles)) {
@@ -331,7 +333,11 @@ int main(int argc, char **argv) {
                   "cycles %llu bytes %llu wall_s %.3f cycles_per_s %.0f framing_errors %llu",
                   static_cast<unsigned long long>(cycle), static_cast<unsigned long long>(bytes),
                   wall, cycle / wall, static_cast<unsigned long long>(uart.framing_errors));
-    const std::string stats = text + rhd_stats() + "\n";
+    const double cpu = static_cast<double>(std::clock() - cpu_started) / CLOCKS_PER_SEC;
+    char cpu_text[96];
+    std::snprintf(cpu_text, sizeof cpu_text, " cpu_s %.3f cycles_per_cpu_s %.0f", cpu,
+                  cpu > 0 ? cycle / cpu : 0.0);
+    const std::string stats = text + std::string(cpu_text) + rhd_stats() + "\n";
     const char *line = stats.c_str();
     std::fputs(line, stdout);
     if (!options.stats_file.empty()) {
