@@ -339,6 +339,8 @@ def board_from_sim_url(url: str) -> tuple[SystemConfig, SampleFeed | None]:
     if "from" not in query:
         return config, None
     channels = int(query["channels"]) if "channels" in query else None
+    if channels is None and config.source == "rhd":
+        channels = config.channels        # a configuration file that names the RHD source
     config, feed = feed_from_file(config, Path(query["from"]), channels,
                                   repeat=query.get("repeat", "0") not in ("0", ""),
                                   cable_delay=int(query["cable_delay"])
