@@ -299,6 +299,13 @@ def _sim_board_input(args: argparse.Namespace, config: SystemConfig):
                               repeat=args.repeat, cable_delay=args.cable_delay, chips=chips)
     if args.source == "rhd" and config.source != "rhd":
         config = rhd_config_for(config, config.channels, chips or ("RHD2132",))
+    if config.source == "rhd" and args.cable_delay is not None:
+        from dataclasses import replace
+
+        from spikeforge.sim.virtual_board import source_signal_feed
+
+        return config, replace(source_signal_feed(config),
+                               cable_delays=(args.cable_delay,) * config.rhd.lines)
     return config, None
 
 

@@ -28,7 +28,8 @@ from ..toolchain import verilator_environment
 
 __all__ = ["VirtualBoard", "build_virtual_board", "config_from_sim_url", "VirtualBoardError",
            "SampleFeed", "read_sample_file", "rhd_config_for", "board_from_sim_url",
-           "expected_recording", "DEFAULT_CABLE_DELAY_CYCLES"]
+           "expected_recording", "DEFAULT_CABLE_DELAY_CYCLES", "source_signal_feed",
+           "feed_from_file"]
 
 _HARNESS = Path(__file__).with_name("main.cpp")
 _CHIP_MODEL = Path(__file__).with_name("rhd_chip.h")
@@ -115,7 +116,7 @@ def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
         command = [str(training), "--port", "0", "--divisor", str(config.uart_divisor),
                    "--cycles", str(PGO_TRAINING_CYCLES)]
         if config.source == "rhd":
-            command += _rhd_arguments(config, _test_signal_feed(config))
+            command += _rhd_arguments(config, source_signal_feed(config))
         _drain(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
         flags += ["-CFLAGS", f"-fprofile-use={profile} -fprofile-partial-training "
                              "-Wno-missing-profile"]
@@ -178,7 +179,7 @@ class VirtualBoard:
         command = [str(binary), "--port", str(port), "--divisor", str(config.uart_divisor),
                    "--cycles", str(cycles)]
         if config.source == "rhd":
-            command += _rhd_arguments(config, feed or _test_signal_feed(config))
+            command += _rhd_arguments(config, feed or source_signal_feed(config))
         if realtime:
             command += ["--realtime", str(config.clock_hz)]
         if stats_file is not None:
@@ -205,7 +206,7 @@ class VirtualBoard:
             command = [str(binary), "--port", "0", "--divisor", str(config.uart_divisor),
                        "--cycles", str(cycles), "--evals-per-cycle", "2"]
             if config.source == "rhd":
-                command += _rhd_arguments(config, feed or _test_signal_feed(config))
+                command += _rhd_arguments(config, feed or source_signal_feed(config))
         else:
             binary = build_virtual_board(config, profile_guided=profile_guided)
             command = None
@@ -372,7 +373,7 @@ def feed_from_file(config: SystemConfig, path: Path, channels: int | None = None
     return config, SampleFeed(flat.resolve(), data.shape[1], repeat, delays)
 
 
-def _test_signal_feed(config: SystemConfig, seconds: float = 4.0) -> SampleFeed:
+def source_signal_feed(config: SystemConfig, seconds: float = 4.0) -> SampleFeed:
     """The test source's signal (golden model) as the chips' input, repeated."""
     from spikeforge.sim.models.source import source_signal
 
