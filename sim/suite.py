@@ -150,6 +150,21 @@ def _detector(config: SystemConfig, stimulus: str, sweeps: int, stall: str, *,
     )
 
 
+def _decimator(config: SystemConfig, factor: int, order: int, stimulus: str, sweeps: int,
+               stall: str) -> BenchCase:
+    from spikeforge.firmware.decimation import DecimatorConfig
+    from spikeforge.hdl.decimator import Decimator
+
+    decimation = DecimatorConfig(factor=factor, order=order)
+    return BenchCase(
+        bench="decimator",
+        label=f"{config.channels}ch R={factor} N={order} {stimulus} stall={stall}",
+        component=lambda: Decimator(config, decimation),
+        params={"config": config.to_dict(), "decimation": {"factor": factor, "order": order},
+                "sweeps": sweeps, "stimulus": stimulus, "stall": stall}, config=config,
+    )
+
+
 CASES: tuple[BenchCase, ...] = (
     _source(SystemConfig(channels=5, sample_rate_hz=1_000_000, clock_hz=12_000_000,
                          test_source=TestSourceConfig(spike_rate_hz=20_000)),
@@ -225,6 +240,13 @@ CASES: tuple[BenchCase, ...] = (
     _detector(_fast(2, neo_shift=0), "saturation", 1500, "none", neo=True, polarity=3,
               k16=[40, 200]),
     _detector(_fast(3), "random", 1500, "random", neo=True, dead_samples=0, pre=2, post=2),
+    # LFP decimator: full-scale random wraps every integrator; rails saturate the output.
+    _decimator(_fast(4), 30, 3, "random", 1800, "random"),
+    _decimator(_fast(1), 2, 1, "saturation", 3000, "random"),
+    _decimator(_fast(3), 1024, 3, "dc-steps", 4200, "none"),
+    _decimator(_fast(5), 7, 5, "spikes", 1500, "random"),
+    _decimator(_fast(2), 16, 4, "silence", 1000, "none"),
+    _decimator(_fast(256), 4, 3, "saturation", 24, "random"),
 )
 
 
