@@ -29,7 +29,7 @@ import lzma
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ from .models.source import source_signal
 __all__ = ["BenchmarkUnavailable", "Recording", "CodecResult", "RecordingResult",
            "Codec", "reference_codecs", "coder_codecs", "file_recordings", "stack_recordings",
            "synthetic_recordings", "measure", "run_benchmark", "summarise", "format_report",
-           "to_json", "FLAC_MAX_CHANNELS", "CODER", "CODER_CODEBOOK"]
+           "to_json", "FLAC_MAX_CHANNELS", "CODER", "CODER_CODEBOOK", "worst_case_ratio",
+           "recording_ratio", "RoundTripError"]
 
 #: FLAC's channel limit (per stream); wider recordings are coded in groups.
 FLAC_MAX_CHANNELS = 8
@@ -86,6 +87,7 @@ class Codec:
     size: Callable[[Any], int]
     decode: Callable[[Any, np.ndarray], np.ndarray]
     note: str = ""
+    extra: Callable[[Any], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -176,27 +178,62 @@ def reference_codecs() -> list[Codec]:
 
 def coder_codecs(codec_config: Any = None) -> list[Codec]:
     """The gateware coder (golden model + host decoder), without and with a codebook
-    learned from each recording."""
+    learned from each recording (when :func:`learn_codebook` finds no value grid, the
+    second column codes without one, and says so)."""
     from spikeforge.firmware.compression import CodecConfig, learn_codebook
     from spikeforge.host.compression import decode
     from spikeforge.sim.models.compressor import encode
 
-    config = codec_config if codec_config is not None else CodecConfig()
+    base = codec_config if codec_config is not None else CodecConfig(enabled=True)
+    plain = replace(base, codebook=False)
 
-    def make(codebook: bool) -> Codec:
-        def enc(samples: np.ndarray, _r: Recording) -> tuple[list[bytes], Any]:
-            book = learn_codebook(samples) if codebook else None
-            return encode(samples, config, codebook=book), book
+    def make(use_codebook: bool) -> Codec:
+        def enc(samples: np.ndarray, _r: Recording) -> tuple[list[bytes], Any, Any]:
+            book = learn_codebook(samples) if use_codebook else None
+            config = plain if book is None else replace(base, codebook=True)
+            return encode(samples, config, codebook=book), config, book
 
-        def dec(state: tuple[list[bytes], Any], like: np.ndarray) -> np.ndarray:
-            blocks, book = state
-            return np.asarray(decode(blocks, like.shape[1], config, codebook=book))
+        def dec(state: tuple[list[bytes], Any, Any], like: np.ndarray) -> np.ndarray:
+            blocks, config, book = state
+            return np.asarray(decode(blocks, like.shape[1], config, codebook=book,
+                                     sweeps=like.shape[0]))
 
-        return Codec(CODER_CODEBOOK if codebook else CODER, enc,
+        def extra(state: tuple[list[bytes], Any, Any]) -> dict[str, Any]:
+            book = state[2]
+            return {"blocks": len(state[0]),
+                    "codebook_values": 0 if book is None else len(book.values)}
+
+        return Codec(CODER_CODEBOOK if use_codebook else CODER, enc,
                      lambda state: sum(map(len, state[0])), dec,
-                     "codebook learned from the recording itself" if codebook else "")
+                     f"block {base.block_sweeps} sweeps, predictor {base.predictor}"
+                     + (", codebook learned from each recording itself (loaded into the "
+                        "device once, not counted in the ratio)" if use_codebook else ""),
+                     extra)
 
     return [make(False), make(True)]
+
+
+def worst_case_ratio(channels: int = 1, codec_config: Any = None) -> float:
+    """Raw bits / coded bits of the coder's worst case (incompressible input), below 1."""
+    from spikeforge.firmware.compression import CodecConfig, worst_case_bits
+
+    config = codec_config if codec_config is not None else CodecConfig(enabled=True)
+    raw_bits = 16 * channels * config.block_sweeps
+    return raw_bits / worst_case_bits(channels, config.block_sweeps, config)
+
+
+def recording_ratio(paths: Iterable[str | Path], channels: int | None = None,
+                    codec_config: Any = None) -> tuple[float, str]:
+    """The coder's ratio over the user's recordings (sum of raw / sum of coded bytes), the
+    better of without and with a learned codebook, and a sentence saying how it was got."""
+    paths = list(paths)
+    recordings = file_recordings(paths, channels)
+    rows = run_benchmark(recordings, coder_codecs(codec_config), progress=lambda _: None)
+    _, overall = summarise(rows)
+    best = max((CODER, CODER_CODEBOOK), key=overall.ratio)
+    how = "with a codebook learned from it" if best == CODER_CODEBOOK else "no codebook"
+    return overall.ratio(best), (f"coder model over {len(recordings)} recording(s) in "
+                                 f"{', '.join(map(str, paths))}, {how}")
 
 
 # -- recordings -------------------------------------------------------------------------------
@@ -277,7 +314,8 @@ def measure(recording: Recording, codecs: list[Codec]) -> RecordingResult:
                    if bad is not None else "") + "); this is a bug in the codec or its "
                 "decoder, please report it with the recording")
         results[codec.name] = CodecResult(codec.name, codec.size(state), encoded - started,
-                                          decoded - encoded)
+                                          decoded - encoded,
+                                          codec.extra(state) if codec.extra else {})
     return RecordingResult(recording.name, recording.kind, samples.shape[1], samples.shape[0],
                            recording.sample_rate_hz, recording.raw_bytes, results)
 
@@ -361,12 +399,17 @@ def format_report(rows: list[RecordingResult], *, n1_kinds: Iterable[str] = (),
     per_kind, overall = summarise(rows)
     head = "| " + " | ".join(codecs) + " |"
     rule = " --- |" * len(codecs)
-    lines = ["Ratio = raw 16-bit bytes / compressed bytes (higher is better).", "",
-             f"| class | recording | ch | samples {head}", f"| --- | --- | --- | --- |{rule}"]
+    books = CODER_CODEBOOK in codecs
+    lines = ["Ratio = raw 16-bit bytes / compressed bytes (higher is better; best in bold).",
+             "", f"| class | recording | ch | samples {head}" + (" codebook |" if books else ""),
+             f"| --- | --- | --- | --- |{rule}" + (" --- |" if books else "")]
     for r in rows:
         best = max(r.codecs, key=r.ratio)
         cells = " | ".join(f"**{r.ratio(c):.3f}**" if c == best else f"{r.ratio(c):.3f}"
                            for c in codecs)
+        if books:
+            values = r.codecs[CODER_CODEBOOK].extra.get("codebook_values", 0)
+            cells += f" | {values} values" if values else " | none found"
         lines.append(f"| {r.kind} | {r.name} | {r.channels} | {r.raw_bytes // 2:,} | {cells} |")
     n1 = set(n1_kinds)
     lines += ["", "Per class and overall (sum of raw bytes / sum of compressed bytes):", "",
@@ -401,7 +444,8 @@ def to_json(rows: list[RecordingResult], settings: dict[str, Any]) -> dict[str, 
              "compressed_bytes": {c: v.compressed_bytes for c, v in r.codecs.items()},
              "ratio": {c: r.ratio(c) for c in r.codecs},
              "encode_s": {c: v.encode_s for c, v in r.codecs.items()},
-             "decode_s": {c: v.decode_s for c, v in r.codecs.items()}}
+             "decode_s": {c: v.decode_s for c, v in r.codecs.items()},
+             "extra": {c: v.extra for c, v in r.codecs.items() if v.extra}}
             for r in rows],
         "classes": [summary(s) for s in per_kind],
         "overall": summary(overall),
