@@ -45,7 +45,7 @@ __all__ = ["BenchmarkUnavailable", "Recording", "CodecResult", "RecordingResult"
            "Codec", "reference_codecs", "coder_codecs", "file_recordings", "stack_recordings",
            "synthetic_recordings", "measure", "run_benchmark", "summarise", "format_report",
            "to_json", "FLAC_MAX_CHANNELS", "CODER", "CODER_CODEBOOK", "worst_case_ratio",
-           "recording_ratio", "RoundTripError"]
+           "recording_ratio", "RoundTripError", "warm_up"]
 
 #: FLAC's channel limit (per stream); wider recordings are coded in groups.
 FLAC_MAX_CHANNELS = 8
@@ -320,8 +320,18 @@ def measure(recording: Recording, codecs: list[Codec]) -> RecordingResult:
                            recording.sample_rate_hz, recording.raw_bytes, results)
 
 
+def warm_up(codecs: list[Codec], recording: Recording) -> None:
+    """Run every codec once on a short piece, so that one-time costs (numba compiling the
+    coder's kernels, library set-up) do not count as coding speed."""
+    piece = Recording("warm-up", "warm-up", recording.samples[:256], recording.sample_rate_hz)
+    measure(piece, codecs)
+
+
 def run_benchmark(recordings: list[Recording], codecs: list[Codec],
                   progress: Callable[[str], None] = print) -> list[RecordingResult]:
+    """Measure every recording with every codec (after a warm-up)."""
+    if recordings:
+        warm_up(codecs, recordings[0])
     rows = []
     for recording in recordings:
         rows.append(measure(recording, codecs))

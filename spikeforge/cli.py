@@ -332,7 +332,12 @@ def _cmd_bench_compress(args: argparse.Namespace) -> int:
     if not recordings:
         print("nothing to compress: name recording files or folders, or drop --no-synthetic")
         return EXIT_USAGE
-    codecs = cb.coder_codecs() + cb.reference_codecs()
+    codec_config = None
+    if args.block_sweeps is not None:
+        from spikeforge.firmware.compression import CodecConfig
+
+        codec_config = CodecConfig(enabled=True, block_sweeps=args.block_sweeps)
+    codecs = cb.coder_codecs(codec_config) + cb.reference_codecs()
     print(f"compression benchmark: {len(recordings)} recordings, codecs "
           f"{', '.join(c.name for c in codecs)}", flush=True)
     for codec in codecs:
@@ -348,6 +353,7 @@ def _cmd_bench_compress(args: argparse.Namespace) -> int:
         settings = {"command": " ".join(["spikeforge", *sys.argv[1:]]),
                     "paths": [str(p) for p in args.paths], "seconds": args.seconds,
                     "synthetic": not args.no_synthetic, "stack": args.stack,
+                    "block_sweeps": args.block_sweeps,
                     "codecs": {c.name: c.note for c in codecs}}
         Path(args.json).write_text(json.dumps(cb.to_json(rows, settings), indent=2) + "\n")
         print(f"\nwritten to {args.json}")
@@ -392,18 +398,12 @@ def _cmd_budget(args: argparse.Namespace) -> int:
     ratio, source = DEFAULT_COMPRESSION_RATIO, "default, docs/compression-benchmark.md"
     if args.compression_ratio is not None:
         ratio, source = args.compression_ratio, "given"
-    worst = None
+    from spikeforge.sim.compression_bench import recording_ratio, worst_case_ratio
+
     if args.recording:
-        from spikeforge.sim.compression_bench import recording_ratio
-
-        ratio, source, worst = recording_ratio(args.recording, args.recording_channels)
-    else:
-        try:
-            from spikeforge.sim.compression_bench import worst_case_ratio
-
-            worst = worst_case_ratio()
-        except ImportError:
-            worst = None
+        print(f"measuring the coder's ratio over {' '.join(args.recording)} ...", flush=True)
+        ratio, source = recording_ratio(args.recording, args.recording_channels)
+    worst = worst_case_ratio(stream.channels)
     result = budget(stream, link, compression_ratio=ratio, compression_ratio_source=source,
                     worst_case_ratio=worst, lfp_decimation=args.lfp_decimation,
                     bits_per_byte=8 if args.raw_link else 10)
@@ -528,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     compress.add_argument("--target-class", action="append", default=None,
                           help="recording classes (substring) the target applies to "
                                "(default: any class naming n1)")
+    compress.add_argument("--block-sweeps", dest="block_sweeps", type=int,
+                          help="sweeps per coded block (default: CodecConfig's)")
     compress.add_argument("--json", metavar="FILE.json", help="write machine-readable results")
     compress.set_defaults(run=_cmd_bench_compress)
 

@@ -2,13 +2,18 @@
 ratios are real (every codec's output decodes to the input, sizes are what the codecs
 produce), and bad inputs are refused with a message that says what to do."""
 
+import json
 import zlib
 
 import numpy as np
 import pytest
+from scipy.io import wavfile
 
 from spikeforge.cli import main
+from spikeforge.firmware.compression import CodecConfig, learn_codebook
+from spikeforge.host.compression import decode
 from spikeforge.sim import compression_bench as cb
+from spikeforge.sim.models.compressor import encode
 
 pytest.importorskip("zstandard")
 pytest.importorskip("soundfile")
@@ -76,3 +81,52 @@ def test_cli_refuses_bad_recording_files(tmp_path, capsys, name, content, extra,
     (tmp_path / name).write_bytes(content)
     assert main(["bench", "compress", "--no-synthetic", str(tmp_path / name), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def gridded(sweeps: int, channels: int, seed: int = 5) -> np.ndarray:
+    """A slow random walk on an irregular grid of ~64-count steps, like the N1 ADC codes."""
+    rng = np.random.default_rng(seed)
+    codes = np.clip(np.cumsum(rng.integers(-2, 3, (sweeps, channels)), axis=0) + 100, 0, 200)
+    grid = np.rint(np.arange(201) * 64.3 - 6400).astype(np.int16)
+    return grid[codes]
+
+
+def test_gateware_coder_round_trips_and_reports_the_bytes_the_model_emits(recordings):
+    rows = cb.run_benchmark(recordings, cb.coder_codecs(), progress=lambda _: None)
+    config = CodecConfig(enabled=True)
+    for recording, row in zip(recordings, rows):
+        blocks = encode(recording.samples, config)
+        assert row.codecs[cb.CODER].compressed_bytes == sum(map(len, blocks))
+        np.testing.assert_array_equal(
+            decode(blocks, recording.samples.shape[1], config,
+                   sweeps=recording.samples.shape[0]), recording.samples)
+        assert row.ratio(cb.CODER) > 1.0
+        # The test source has no value grid: the codebook column codes without one.
+        assert row.codecs[cb.CODER_CODEBOOK].extra["codebook_values"] == 0
+        assert row.ratio(cb.CODER_CODEBOOK) == row.ratio(cb.CODER)
+
+
+def test_codebook_column_learns_the_grid_and_codes_smaller():
+    samples = gridded(2000, 2)
+    assert learn_codebook(samples) is not None
+    recording = cb.Recording("grid", "gridded", samples, 20_000)
+    row = cb.measure(recording, cb.coder_codecs())
+    assert row.codecs[cb.CODER_CODEBOOK].extra["codebook_values"] > 100
+    assert row.ratio(cb.CODER_CODEBOOK) > row.ratio(cb.CODER) > 1.0
+
+
+def test_cli_bench_on_a_wav_writes_json_with_every_codec(tmp_path, capsys):
+    wavfile.write(tmp_path / "grid.wav", 19_531, gridded(3000, 1)[:, 0])
+    out = tmp_path / "result.json"
+    assert main(["bench", "compress", "--no-synthetic", str(tmp_path), "--json", str(out),
+                 "--target-class", "files"]) == 0
+    text = capsys.readouterr().out
+    assert "| files: " in text and ("reaches 3.4x" in text or "MISSES 3.4x" in text)
+    result = json.loads(out.read_text())
+    (recording,) = result["recordings"]
+    assert recording["name"] == "grid.wav" and recording["sample_rate_hz"] == 19_531
+    assert set(recording["ratio"]) == {"coder", "coder+codebook", "zlib-9", "lzma-9e",
+                                       "zstd-19", "flac-8"}
+    assert recording["raw_bytes"] == 6000
+    assert result["overall"]["ratio"]["coder+codebook"] == pytest.approx(
+        6000 / recording["compressed_bytes"]["coder+codebook"])
