@@ -8,10 +8,12 @@ bits per second each bandwidth mode puts on the link:
 ``raw``
     DATA frames: ``sweeps_per_frame`` sweeps of int16 samples per frame.
 ``lossless``
-    The same slots coded by the lossless coder: payload = raw payload / compression
-    ratio, one frame per slot. Reported at the expected ratio (measured by ``spikeforge
-    bench compress``, or over the user's own recording) and at the coder's worst case,
-    when the caller knows it (full-scale white noise, which must still never lose data).
+    The samples coded by the lossless coder: payload = raw payload / compression ratio,
+    one COMPRESSED frame per coded block of ``codec.block_sweeps`` sweeps. Reported at the
+    expected ratio (measured by ``spikeforge bench compress``, or over the user's own
+    recording) and at the coder's worst case
+    (:func:`~spikeforge.firmware.compression.worst_case_bits`: adversarial input, which
+    must still never lose data).
 ``events``
     EVENTS frames only (``STREAM_ENABLE`` = 0): one frame per spike, each an event record
     and its snippet (:data:`~spikeforge.firmware.wire.EVENT_RECORD`), at the expected spike
@@ -31,9 +33,10 @@ This module is host-side: it needs no Amaranth and no simulation models.
 """
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from spikeforge.firmware.compression import CodecConfig, worst_case_bits
 from spikeforge.firmware.config import MAX_CHANNELS, SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.wire import (
@@ -82,6 +85,7 @@ class StreamDescription:
     spike_rate_hz: float = DEFAULT_SPIKE_RATE_HZ
     snippet_pre: int = 8
     snippet_post: int = 16
+    codec: CodecConfig = field(default_factory=CodecConfig)
 
     def __post_init__(self) -> None:
         for name in ("channels", "sample_rate_hz", "sweeps_per_frame",
@@ -109,12 +113,24 @@ class StreamDescription:
                    sweeps_per_frame=config.sweeps_per_frame,
                    identity_interval_frames=config.identity_interval_frames,
                    detector_enabled=det.enabled, spike_rate_hz=spike_rate_hz,
-                   snippet_pre=det.snippet_pre, snippet_post=det.snippet_post)
+                   snippet_pre=det.snippet_pre, snippet_post=det.snippet_post,
+                   codec=config.codec)
 
     @property
     def slot_rate_hz(self) -> float:
         """Frame slots per second (one DATA or COMPRESSED frame each)."""
         return self.sample_rate_hz / self.sweeps_per_frame
+
+    @property
+    def block_rate_hz(self) -> float:
+        """Coded blocks per second (one COMPRESSED frame each)."""
+        return self.sample_rate_hz / self.codec.block_sweeps
+
+    @property
+    def worst_case_ratio(self) -> float:
+        """Raw bits / coded bits of the coder's worst-case block (below 1)."""
+        block = self.codec.block_sweeps
+        return 16 * self.channels * block / worst_case_bits(self.channels, block, self.codec)
 
     @property
     def event_bytes(self) -> int:
@@ -205,15 +221,15 @@ def _mode(name: str, stream: StreamDescription, capacity_bps: float, bits_per_by
 def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | None = None,
            *, compression_ratio: float = DEFAULT_COMPRESSION_RATIO,
            compression_ratio_source: str = "default (docs/compression-benchmark.md)",
-           worst_case_ratio: float | None = None,
+           worst_case: bool = True,
            lfp_decimation: int = DEFAULT_LFP_DECIMATION,
            spike_rate_hz: float | None = None,
            bits_per_byte: int = UART_BITS_PER_BYTE) -> Budget:
     """The link budget of every mode in :data:`MODES`.
 
     ``stream`` may be a :class:`SystemConfig` (its ``baud`` is then the default link rate).
-    ``worst_case_ratio`` (raw bits / coded bits of incompressible input, below 1) adds a
-    ``lossless (worst case)`` row.
+    ``worst_case`` adds a ``lossless (worst case)`` row: the coder's bounded expansion on
+    adversarial input (:func:`~spikeforge.firmware.compression.worst_case_bits`).
     """
     if isinstance(stream, SystemConfig):
         if link_bits_per_s is None:
@@ -221,7 +237,7 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
         stream = StreamDescription.from_config(
             stream, DEFAULT_SPIKE_RATE_HZ if spike_rate_hz is None else spike_rate_hz)
     elif spike_rate_hz is not None:
-        stream = StreamDescription(**{**asdict(stream), "spike_rate_hz": spike_rate_hz})
+        stream = replace(stream, spike_rate_hz=spike_rate_hz)
     if link_bits_per_s is None:
         raise BudgetError("no link rate: give link_bits_per_s (--link-bps), a --board, or a "
                           "configuration whose baud is the link")
@@ -246,13 +262,14 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
     modes = [
         _mode("raw", *args, raw_per_channel, stream.slot_rate_hz, 0.0, True,
               "int16 samples in DATA frames"),
-        _mode("lossless", *args, raw_per_channel / compression_ratio, stream.slot_rate_hz,
+        _mode("lossless", *args, raw_per_channel / compression_ratio, stream.block_rate_hz,
               0.0, True, f"ratio {compression_ratio:.3g}x ({compression_ratio_source})"),
     ]
-    if worst_case_ratio is not None:
-        modes.append(_mode("lossless (worst case)", *args, raw_per_channel / worst_case_ratio,
-                           stream.slot_rate_hz, 0.0, True,
-                           f"incompressible input: ratio {worst_case_ratio:.4g}x"))
+    if worst_case:
+        worst = stream.worst_case_ratio
+        modes.append(_mode("lossless (worst case)", *args, raw_per_channel / worst,
+                           stream.block_rate_hz, 0.0, True,
+                           f"adversarial input: ratio {worst:.3g}x (bounded expansion)"))
     modes += [
         _mode("events", *args, events_per_channel * stream.event_bytes, 0.0,
               events_per_channel, stream.detector_enabled,

@@ -362,6 +362,7 @@ def _cmd_bench_compress(args: argparse.Namespace) -> int:
 
 
 def _cmd_budget(args: argparse.Namespace) -> int:
+    from spikeforge.firmware.compression import CodecConfig
     from spikeforge.host.budget import (
         DEFAULT_COMPRESSION_RATIO,
         StreamDescription,
@@ -392,20 +393,22 @@ def _cmd_budget(args: argparse.Namespace) -> int:
         snippet_pre=(args.snippet_pre if args.snippet_pre is not None
                      else data.get("detector", {}).get("snippet_pre", 8)),
         snippet_post=(args.snippet_post if args.snippet_post is not None
-                      else data.get("detector", {}).get("snippet_post", 16)))
+                      else data.get("detector", {}).get("snippet_post", 16)),
+        codec=CodecConfig(**{**data.get("codec", {}),
+                             **({"block_sweeps": args.block_sweeps} if args.block_sweeps
+                                else {})}))
     if link is None:
         link = float(args.baud or data["baud"])
     ratio, source = DEFAULT_COMPRESSION_RATIO, "default, docs/compression-benchmark.md"
     if args.compression_ratio is not None:
         ratio, source = args.compression_ratio, "given"
-    from spikeforge.sim.compression_bench import recording_ratio, worst_case_ratio
-
     if args.recording:
+        from spikeforge.sim.compression_bench import recording_ratio
+
         print(f"measuring the coder's ratio over {' '.join(args.recording)} ...", flush=True)
-        ratio, source = recording_ratio(args.recording, args.recording_channels)
-    worst = worst_case_ratio(stream.channels)
+        ratio, source = recording_ratio(args.recording, args.recording_channels, stream.codec)
     result = budget(stream, link, compression_ratio=ratio, compression_ratio_source=source,
-                    worst_case_ratio=worst, lfp_decimation=args.lfp_decimation,
+                    lfp_decimation=args.lfp_decimation,
                     bits_per_byte=8 if args.raw_link else 10)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -552,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="expected events per second per channel (default 20)")
     budget.add_argument("--snippet-pre", dest="snippet_pre", type=int)
     budget.add_argument("--snippet-post", dest="snippet_post", type=int)
+    budget.add_argument("--block-sweeps", dest="block_sweeps", type=int,
+                        help="sweeps per coded block of the lossless mode (default: the "
+                             "configuration's codec.block_sweeps)")
     budget.add_argument("--lfp-decimation", dest="lfp_decimation", type=int, default=30,
                         help="LFP decimation factor (default 30: 30 kS/s -> 1 kS/s)")
     budget.add_argument("--compression-ratio", dest="compression_ratio", type=float,

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from spikeforge.cli import main
+from spikeforge.firmware.compression import CodecConfig
 from spikeforge.firmware.config import DetectorConfig, SystemConfig
 from spikeforge.firmware.wire import IDENTITY_PAYLOAD_BYTES
 from spikeforge.host.budget import BudgetError, StreamDescription, budget
@@ -45,11 +46,21 @@ def test_lossless_mode_divides_the_payload_by_the_ratio_not_the_framing():
     assert lossless.max_channels == 11
 
 
-def test_worst_case_row_only_when_the_worst_case_ratio_is_known():
-    assert [m.mode for m in budget(STREAM, 3e6).modes] == [
+def test_lossless_frames_follow_the_coded_block_not_the_data_frame():
+    stream = StreamDescription(channels=4, sample_rate_hz=30_000, sweeps_per_frame=16,
+                               codec=CodecConfig(block_sweeps=256))
+    lossless = budget(stream, 3e6, compression_ratio=2.0).mode("lossless")
+    assert lossless.framing_bytes_per_s == pytest.approx(30_000 / 256 * 13)
+
+
+def test_worst_case_row_is_the_coders_bounded_expansion():
+    worst = budget(STREAM, 3e6).mode("lossless (worst case)")
+    # A block of 32 sweeps x 4 channels: 4 raw samples + 31 x 4 escapes of 12 + 16 bits
+    # = 3536 bits instead of 2048.
+    assert worst.payload_bytes_per_s == pytest.approx(240_000 * 3536 / 2048)
+    assert not worst.fits
+    assert [m.mode for m in budget(STREAM, 3e6, worst_case=False).modes] == [
         "raw", "lossless", "events", "events+lfp"]
-    worst = budget(STREAM, 3e6, worst_case_ratio=0.9).mode("lossless (worst case)")
-    assert worst.payload_bytes_per_s == pytest.approx(240_000 / 0.9)
 
 
 def test_events_mode_is_one_frame_per_event_with_record_and_snippet():
