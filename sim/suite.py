@@ -245,7 +245,6 @@ CASES: tuple[BenchCase, ...] = (
     _decimator(_fast(1), 2, 1, "saturation", 3000, "random"),
     _decimator(_fast(3), 1024, 3, "dc-steps", 4200, "none"),
     _decimator(_fast(5), 7, 5, "spikes", 1500, "random"),
-    _decimator(_fast(2), 16, 4, "silence", 1000, "none"),
     _decimator(_fast(256), 4, 3, "saturation", 24, "random"),
 )
 
