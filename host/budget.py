@@ -52,10 +52,11 @@ __all__ = ["BudgetError", "StreamDescription", "ModeBudget", "Budget", "budget",
 #: Start bit, 8 data bits, stop bit.
 UART_BITS_PER_BYTE = 10
 #: Expected lossless ratio (raw bytes / coded bytes) when the user gives neither a ratio
-#: nor a recording: the gateware coder's lowest per-class ratio in the committed benchmark
-#: run (docs/compression-benchmark.md, ``spikeforge bench compress``). Conservative on
-#: purpose: the high N1 ratios come from a coarse ADC grid that another front-end lacks.
-DEFAULT_COMPRESSION_RATIO = 2.0
+#: nor a recording: the gateware coder on the SpikeInterface ground-truth class (5-10 uV
+#: noise at 0.195 uV/bit, as an RHD2000 front-end sees it), 1.956 at the default block of
+#: 32 sweeps, rounded down (docs/compression-benchmark.md, ``spikeforge bench compress``).
+#: Not the N1 figure (~2.9-3.3): that comes from a coarse ADC grid other front-ends lack.
+DEFAULT_COMPRESSION_RATIO = 1.95
 #: Threshold crossings per second per channel assumed when none is given (multi-unit
 #: activity in cortex is typically 5-50 Hz per electrode at a 4-5 sigma threshold).
 DEFAULT_SPIKE_RATE_HZ = 20.0
@@ -301,12 +302,15 @@ def format_budget(result: Budget) -> str:
         f"events/s/channel, snippets {s.snippet_pre}+1+{s.snippet_post} samples",
         f"link {_rate(result.link_bits_per_s)}, {result.bits_per_byte} line bits per byte",
         "",
-        f"{'mode':<22} {'needs':>13} {'load':>8} {'margin':>8}  {'fits':<4} "
+        f"{'mode':<22} {'needs':>13} {'load':>7} {'left free':>14}  {'fits':<4} "
         f"{'max ch':>6}  note",
     ]
     for m in result.modes:
         fits = "yes" if m.fits else ("n/a" if not m.available else "NO")
+        load = f"{m.load:.1%}" if m.load < 10 else f"{m.load:,.0f}x"
+        free = m.capacity_bits_per_s - m.link_bits_per_s
+        free_text = ("-" if free < 0 else "") + _rate(abs(free))
         lines.append(
-            f"{m.mode:<22} {_rate(m.link_bits_per_s):>13} {m.load:>8.1%} {m.margin:>8.1%}  "
+            f"{m.mode:<22} {_rate(m.link_bits_per_s):>13} {load:>7} {free_text:>14}  "
             f"{fits:<4} {m.max_channels:>6}  {m.note}")
     return "\n".join(lines)
