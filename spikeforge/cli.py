@@ -406,7 +406,14 @@ def _cmd_budget(args: argparse.Namespace) -> int:
         from spikeforge.sim.compression_bench import recording_ratio
 
         print(f"measuring the coder's ratio over {' '.join(args.recording)} ...", flush=True)
-        ratio, source = recording_ratio(args.recording, args.recording_channels, stream.codec)
+        from spikeforge.host.sample_files import RecordingFileError
+
+        try:
+            ratio, source = recording_ratio(args.recording, args.recording_channels,
+                                            stream.codec)
+        except RecordingFileError as exc:
+            raise RecordingFileError(
+                str(exc).replace("--channels", "--recording-channels")) from None
     result = budget(stream, link, compression_ratio=ratio, compression_ratio_source=source,
                     lfp_decimation=args.lfp_decimation,
                     bits_per_byte=8 if args.raw_link else 10)

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from spikeforge.cli import main
@@ -137,3 +138,26 @@ def test_cli_budget_for_a_board_uses_its_link(capsys):
 def test_cli_budget_error_exits_with_usage_code(capsys):
     assert main(["budget", "--channels", "4", "--link-bps", "-5"]) == 2
     assert "link rate must be a positive number" in capsys.readouterr().err
+
+
+def test_cli_budget_measures_the_ratio_on_the_users_recording(tmp_path, capsys):
+    pytest.importorskip("zstandard")
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.integers(-3, 4, (4000, 2)), axis=0).astype("<i2")
+    walk.tofile(tmp_path / "rec.dat")
+    assert main(["budget", "--channels", "2", "--link-bps", "1e6", "--recording",
+                 str(tmp_path / "rec.dat"), "--recording-channels", "2", "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"):])
+    assert "coder model over 1 recording" in result["compression_ratio_source"]
+    # A +-3 random walk codes to ~3-4 bits per sample.
+    assert 3.0 < result["compression_ratio"] < 6.0
+    lossless = [m for m in result["modes"] if m["mode"] == "lossless"][0]
+    assert lossless["payload_bytes_per_s"] == pytest.approx(
+        2 * 30_000 * 2 / result["compression_ratio"])
+
+
+def test_cli_budget_recording_needs_channels_for_flat_files(tmp_path, capsys):
+    (tmp_path / "rec.dat").write_bytes(b"\x00" * 8)
+    assert main(["budget", "--recording", str(tmp_path / "rec.dat")]) == 2
+    assert "give it with --recording-channels N" in capsys.readouterr().err
