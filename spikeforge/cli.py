@@ -361,6 +361,42 @@ def _cmd_bench_compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_decimator(args: argparse.Namespace) -> int:
+    from spikeforge.firmware.decimation import DecimatorConfig
+
+    decimation = DecimatorConfig(factor=args.factor, order=args.order)
+    rate = args.sample_rate_hz
+    out_rate = decimation.output_rate_hz(rate)
+    print(f"CIC decimator R={decimation.factor} N={decimation.order} at {rate:,} S/s -> "
+          f"{out_rate:g} S/s; state {decimation.state_bits_per_channel} bits/channel "
+          f"({2 * decimation.order} x {decimation.state_bits}), gain "
+          f"{decimation.gain_num}/2^{decimation.gain_shift}")
+    print("| frequency Hz | response | dB |")
+    print("| --- | --- | --- |")
+    import math
+
+    for f in sorted({10, 100, 300, out_rate / 4, out_rate / 2, out_rate * 0.75, out_rate,
+                     out_rate * 1.25, out_rate * 1.5}):
+        r = decimation.response(f, rate)
+        db = f"{20 * math.log10(r):.1f}" if r > 1e-9 else "null"
+        print(f"| {f:g} | {r:.4f} | {db} |")
+    if args.synth:
+        from spikeforge.hdl.decimator import Decimator
+        from spikeforge.sim.cost import synthesize_ice40
+
+        print("\nYosys synth_ice40 (no DSP inference):\n")
+        print("| channels | SB_LUT4 | flip-flops | SB_CARRY | SB_RAM40_4K |")
+        print("| --- | --- | --- | --- | --- |")
+        for channels in (32, 256):
+            config = SystemConfig(channels=channels, sweeps_per_frame=1)
+            cells = synthesize_ice40(Decimator(config, decimation), design="Decimator",
+                                     channels=channels).cells
+            ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+            print(f"| {channels} | {cells.get('SB_LUT4', 0)} | {ffs} | "
+                  f"{cells.get('SB_CARRY', 0)} | {cells.get('SB_RAM40_4K', 0)} |", flush=True)
+    return 0
+
+
 def _cmd_budget(args: argparse.Namespace) -> int:
     from spikeforge.firmware.compression import CodecConfig
     from spikeforge.host.budget import (
@@ -542,6 +578,16 @@ def main(argv: list[str] | None = None) -> int:
                           help="sweeps per coded block (default: CodecConfig's)")
     compress.add_argument("--json", metavar="FILE.json", help="write machine-readable results")
     compress.set_defaults(run=_cmd_bench_compress)
+
+    decimator = benches.add_parser(
+        "decimator", help="the LFP decimator's response, state and (--synth) iCE40 cost")
+    decimator.add_argument("--factor", type=int, default=30)
+    decimator.add_argument("--order", type=int, default=3)
+    decimator.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int,
+                           default=30_000)
+    decimator.add_argument("--synth", action="store_true",
+                           help="also synthesize it with Yosys at 32 and 256 channels")
+    decimator.set_defaults(run=_cmd_bench_decimator)
 
     budget = commands.add_parser(
         "budget", help="which bandwidth modes (raw, lossless, events, events+LFP) fit a link")
