@@ -284,7 +284,11 @@ def synthetic_recordings(*, seconds: float = 2.0, channels: int = 4,
                                      f"SpikeInterface gt ({UV_PER_LSB} uV/bit)", samples,
                                      rate_hz))
     for noise_shift in (0, 2):
-        config = SystemConfig(channels=channels, sample_rate_hz=rate_hz,
+        # A clock just fast enough for the channel count (the signal does not depend on it).
+        clock_hz = rate_hz * max(10, channels + 4)
+        config = SystemConfig(channels=channels, sample_rate_hz=rate_hz, clock_hz=clock_hz,
+                              baud=clock_hz, sweeps_per_frame=1,
+                              link_buffer_samples=1 << (2 * channels - 1).bit_length(),
                               test_source=TestSourceConfig(noise_shift=noise_shift))
         signal = source_signal(config, int(seconds * rate_hz))
         out.append(Recording(f"test source noise_shift={noise_shift}", "test source",

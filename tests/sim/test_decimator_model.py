@@ -64,3 +64,12 @@ def test_a_tone_at_the_output_rate_is_nulled_and_lfp_passes():
 def test_bad_decimator_configurations_name_the_fix(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         DecimatorConfig(**kwargs)
+
+
+def test_cli_bench_decimator_prints_the_response(capsys):
+    from spikeforge.cli import main
+
+    assert main(["bench", "decimator", "--factor", "30", "--order", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "186 bits/channel" in out
+    assert "| 1000 | 0.0000 | null |" in out and "| 100 | 0.9517 | -0.4 |" in out
