@@ -106,7 +106,6 @@ def _encode_kernel(samples, block_sweeps, fixed_order, rice_shift, select_shift,
     rice_sum = np.zeros(channels, np.int64)
     cost = np.zeros((channels, 4), np.int64)
     pred = np.zeros(4, np.int64)
-    tie_order = np.array([1, 2, 3, 0])
     out = 0
     block = 0
     acc = np.uint64(0)
@@ -139,11 +138,14 @@ def _encode_kernel(samples, block_sweeps, fixed_order, rice_shift, select_shift,
                 if fixed_order >= 0:
                     order = fixed_order
                 else:
-                    order = tie_order[0]
-                    for t in range(1, 4):
-                        j = tie_order[t]
-                        if cost[c, j] < cost[c, order]:
-                            order = j
+                    # SELECT_TIE_ORDER: a later order wins only when strictly cheaper.
+                    order = 1
+                    if cost[c, 2] < cost[c, order]:
+                        order = 2
+                    if cost[c, 3] < cost[c, order]:
+                        order = 3
+                    if cost[c, 0] < cost[c, order]:
+                        order = 0
                 e = s - pred[order]
                 u = 2 * e if e >= 0 else -2 * e - 1
                 k = min(K_MAX, _bit_length(rice_sum[c] >> (rice_shift + 1)))
@@ -157,7 +159,7 @@ def _encode_kernel(samples, block_sweeps, fixed_order, rice_shift, select_shift,
                                                       << np.uint64(q + 1))
                     length = q + 1 + k
                 rice_sum[c] += min(u, U_CAP) - (rice_sum[c] >> rice_shift)
-                for j in range(4):
+                for j in range(4 if fixed_order < 0 else 0):
                     a = s - pred[j]
                     if a < 0:
                         a = -a

@@ -42,3 +42,34 @@ def test_decoder_does_not_import_the_hdl_toolchain():
             "bad = [m for m in sys.modules if m.startswith(('amaranth', 'spikeforge.hdl', "
             "'spikeforge.sim'))]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_stream_decoder_turns_compressed_frames_into_data_blocks():
+    from spikeforge.firmware.compression import learn_codebook
+    from spikeforge.firmware.config import SystemConfig
+    from spikeforge.firmware.wire import FrameType, build_frame, encode_identity
+    from spikeforge.host import DataBlock, StreamDecoder
+    from spikeforge.sim.stimuli import codec_stimulus
+
+    config = SystemConfig(channels=3, codec=CodecConfig(enabled=True, block_sweeps=20,
+                                                        codebook=True))
+    samples = codec_stimulus("gridded", 200, 3, seed=9)
+    codebook = learn_codebook(samples)
+    blocks = encode(samples, config.codec, codebook)
+    stream = build_frame(FrameType.IDENTITY, 0, encode_identity(config))
+    for seq, block in enumerate(blocks):
+        if seq != 4:   # one frame lost on the link
+            stream += build_frame(FrameType.COMPRESSED, seq, block)
+    stream += build_frame(FrameType.COMPRESSED, 10, blocks[0][:-2])   # damaged block
+    decoder = StreamDecoder(codebook=codebook)
+    rng = np.random.default_rng(0)
+    cuts = sorted(rng.integers(0, len(stream), 30))
+    items = [i for a, b in zip([0, *cuts], [*cuts, len(stream)]) for i in decoder.feed(
+        stream[a:b])]
+    data = [i for i in items if isinstance(i, DataBlock)]
+    assert [d.seq for d in data] == [s for s in range(10) if s != 4]
+    for block in data:
+        np.testing.assert_array_equal(block.samples,
+                                      samples[block.first_sample:block.first_sample + 20])
+    assert decoder.stats.sequence_gaps == 1
+    assert decoder.stats.malformed == 1
