@@ -96,7 +96,7 @@ class CodecConfig:
     enabled: bool = False
     block_sweeps: int = 32
     predictor: str = "adaptive"
-    rice_shift: int = 3
+    rice_shift: int = 4
     select_shift: int = 4
     initial_k: int = 4
     escape_threshold: int = 12

@@ -296,6 +296,5 @@ CASES = CASES + (
     _compressor(16, 40, "ramps", 20, "random", block_sweeps=3, rice_shift=0, select_shift=0),
     _compressor(3, 16, "saturation", 4, "random", predictor="order0", block_sweeps=50,
                 escape_threshold=32, rice_shift=7, select_shift=7, initial_k=15),
-    _compressor(6, 16, "dc-steps", 2, "random", block_sweeps=100),
     _compressor(4, 12, "white", 40, "long", fifo_entries=8, block_sweeps=4),
 )
