@@ -53,10 +53,10 @@ __all__ = ["BudgetError", "StreamDescription", "ModeBudget", "Budget", "budget",
 UART_BITS_PER_BYTE = 10
 #: Expected lossless ratio (raw bytes / coded bytes) when the user gives neither a ratio
 #: nor a recording: the gateware coder on the SpikeInterface ground-truth class (5-10 uV
-#: noise at 0.195 uV/bit, as an RHD2000 front-end sees it), 1.956 at the default block of
+#: noise at 0.195 uV/bit, as an RHD2000 front-end sees it), 1.919 at the default block of
 #: 32 sweeps, rounded down (docs/compression-benchmark.md, ``spikeforge bench compress``).
 #: Not the N1 figure (~2.9-3.3): that comes from a coarse ADC grid other front-ends lack.
-DEFAULT_COMPRESSION_RATIO = 1.95
+DEFAULT_COMPRESSION_RATIO = 1.9
 #: Threshold crossings per second per channel assumed when none is given (multi-unit
 #: activity in cortex is typically 5-50 Hz per electrode at a 4-5 sigma threshold).
 DEFAULT_SPIKE_RATE_HZ = 20.0
