@@ -77,11 +77,13 @@ class Compressor(wiring.Component):
         Load the code -> value table (``2**codebook_bits`` int16 entries).
     codebook_base, codebook_multiplier, codebook_shift : in (``codec.codebook`` only)
         The reciprocal map value -> code (:class:`~spikeforge.firmware.compression.Codebook`).
+        Plain ports for now: the register/command path that lets the host load them comes
+        with the framer integration.
 
     Pipeline: a sample accepted in cycle t has its channel state (and codebook entry) read
-    in t, its code computed and its state written in t+1, is packed in t+2; its words can
-    leave from t+4. Samples of one channel may come in consecutive cycles (the state memory
-    is read transparently to its write port).
+    in t, its code computed and its state written in t+1, is packed (its FIFO entry written)
+    in t+2; its words can leave from t+3. Samples of one channel may come in consecutive
+    cycles (the state memory is read transparently to its write port).
 
     Per-channel state: :class:`CompressorState`, 48 + 16 + rice_shift bits, plus
     4 x (16 + select_shift) bits with the adaptive predictor, in one memory of ``channels``
