@@ -130,3 +130,13 @@ def test_cli_bench_on_a_wav_writes_json_with_every_codec(tmp_path, capsys):
     assert recording["raw_bytes"] == 6000
     assert result["overall"]["ratio"]["coder+codebook"] == pytest.approx(
         6000 / recording["compressed_bytes"]["coder+codebook"])
+
+
+def test_spikeinterface_recordings_are_int16_at_the_rhd_lsb():
+    pytest.importorskip("spikeinterface")
+    (si, *_) = cb.synthetic_recordings(seconds=0.1, channels=2, seeds=(1,), noise_uv=(5.0,))
+    assert si.kind.startswith("SpikeInterface") and si.samples.dtype == np.int16
+    assert si.samples.shape == (3000, 2) and si.sample_rate_hz == 30_000
+    # 5 uV of noise at 0.195 uV/bit is ~26 LSB (robust estimate: spikes excluded).
+    centred = si.samples - np.median(si.samples, axis=0)
+    assert np.allclose(np.median(np.abs(centred), axis=0) / 0.6745, 5.0 / 0.195, rtol=0.2)
