@@ -11,13 +11,14 @@ and nowhere else.
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .compression import CodecConfig
 from .detection import DetectorConfig
 from .errors import ConfigError
 from .rhd2000 import RHDConfig
 from .test_signal import SPIKE_TEMPLATE
 
 __all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
-           "MIN_SAME_CHANNEL_SPACING"]
+           "MIN_SAME_CHANNEL_SPACING", "CodecConfig"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
@@ -108,6 +109,8 @@ class SystemConfig:
         ``source == "rhd"``.
     detector:
         Parameters of the conditioning and spike-detection cores.
+    codec:
+        Parameters of the lossless coder (``docs/compression.md``); disabled by default.
     """
 
     channels: int = 4
@@ -121,6 +124,7 @@ class SystemConfig:
     test_source: TestSourceConfig = field(default_factory=TestSourceConfig)
     rhd: RHDConfig = field(default_factory=RHDConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -202,6 +206,8 @@ class SystemConfig:
                 f"apart for the conditioner and detector pipelines, not "
                 f"{self.cycles_per_sample}; lower the sample rate or raise the clock"
             )
+        if not isinstance(self.codec, CodecConfig):
+            raise ConfigError(f"codec must be a CodecConfig, not {type(self.codec).__name__}")
         if not isinstance(self.rhd, RHDConfig):
             raise ConfigError(f"rhd must be an RHDConfig, not {type(self.rhd).__name__}")
         if self.source == "rhd":
@@ -304,7 +310,7 @@ class SystemConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, TestSourceConfig | RHDConfig | DetectorConfig):
+            if isinstance(value, TestSourceConfig | RHDConfig | DetectorConfig | CodecConfig):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             out[f.name] = value
         return out
@@ -325,6 +331,8 @@ class SystemConfig:
             data["rhd"] = RHDConfig(**data["rhd"])
         if isinstance(data.get("detector"), dict):
             data["detector"] = DetectorConfig(**data["detector"])
+        if isinstance(data.get("codec"), dict):
+            data["codec"] = CodecConfig(**data["codec"])
         return cls(**data)
 
     def describe(self) -> str:

@@ -34,6 +34,7 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
+from .compression import CodecConfig
 from .config import SOURCES, DetectorConfig, RHDConfig, SystemConfig, TestSourceConfig
 from .detection import POLARITIES
 from .errors import WireFormatError
@@ -52,7 +53,7 @@ __all__ = [
 SYNC = b"\xa5\x5a"
 #: 2: EVENTS frames; the identity carries the RHD front-end's and the detector's
 #: configuration.
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 
 
 class FrameType(IntEnum):
@@ -146,7 +147,11 @@ def _decode_rhd(payload: bytes) -> RHDConfig:
 #: in sixteenths, noise_step, noise_init_lsb, dead_samples, event_queue, event_buffer_words,
 #: highpass_hz, lowpass_hz (float64, exact), neo, neo_shift, enabled.
 _DETECTOR = struct.Struct("<BBBBBBBBHHHHIddBBB")
-IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size
+#: The lossless coder's configuration (version 3), after the detector's: enabled,
+#: block_sweeps, predictor code (0..3 fixed order, 4 adaptive), rice_shift, select_shift,
+#: initial_k, escape_threshold, codebook, codebook_bits.
+_CODEC = struct.Struct("<BHBBBBBBB")
+IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size + _CODEC.size
 _POLARITY_NAMES = {code: name for name, code in POLARITIES.items()}
 
 
@@ -164,7 +169,24 @@ def encode_identity(config: SystemConfig) -> bytes:
         det.max_snippet_pre, det.max_snippet_post, det.threshold_k16, det.noise_step,
         det.noise_init_lsb, det.dead_samples, det.event_queue, det.event_buffer_words,
         det.highpass_hz, det.lowpass_hz, int(det.neo), det.neo_shift, int(det.enabled),
-    )
+    ) + _encode_codec(config.codec)
+
+
+def _encode_codec(codec: CodecConfig) -> bytes:
+    return _CODEC.pack(int(codec.enabled), codec.block_sweeps, codec.predictor_code,
+                       codec.rice_shift, codec.select_shift, codec.initial_k,
+                       codec.escape_threshold, int(codec.codebook), codec.codebook_bits)
+
+
+def _decode_codec(payload: bytes, offset: int) -> CodecConfig:
+    (enabled, block_sweeps, predictor, rice_shift, select_shift, initial_k, escape,
+     codebook, codebook_bits) = _CODEC.unpack_from(payload, offset)
+    if predictor > 4:
+        raise WireFormatError(f"device reports unknown codec predictor code {predictor}")
+    return CodecConfig.from_predictor_code(
+        predictor, enabled=bool(enabled), block_sweeps=block_sweeps, rice_shift=rice_shift,
+        select_shift=select_shift, initial_k=initial_k, escape_threshold=escape,
+        codebook=bool(codebook), codebook_bits=codebook_bits)
 
 
 def decode_identity(payload: bytes) -> SystemConfig:
@@ -204,6 +226,7 @@ def decode_identity(payload: bytes) -> SystemConfig:
             max_snippet_pre=max_pre, max_snippet_post=max_post, event_queue=queue,
             event_buffer_words=buffer_words, neo=bool(neo), neo_shift=neo_shift,
             enabled=bool(enabled)),
+        codec=_decode_codec(payload, rhd_end + _DETECTOR.size),
     )
 
 

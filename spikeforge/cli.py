@@ -407,6 +407,150 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_compress(args: argparse.Namespace) -> int:
+    from spikeforge.sim import compression_bench as cb
+
+    started = time.perf_counter()
+    recordings = cb.file_recordings(args.paths, args.channels, args.sample_rate_hz)
+    if args.stack:
+        for kind in list(dict.fromkeys(r.kind for r in recordings)):
+            stacked = cb.stack_recordings([r for r in recordings if r.kind == kind])
+            if stacked is not None:
+                recordings.append(stacked)
+    if not args.no_synthetic:
+        recordings += cb.synthetic_recordings(seconds=args.seconds, channels=args.synth_channels,
+                                              spikeinterface=not args.no_spikeinterface)
+    if not recordings:
+        print("nothing to compress: name recording files or folders, or drop --no-synthetic")
+        return EXIT_USAGE
+    codec_config = None
+    if args.block_sweeps is not None:
+        from spikeforge.firmware.compression import CodecConfig
+
+        codec_config = CodecConfig(enabled=True, block_sweeps=args.block_sweeps)
+    codecs = cb.coder_codecs(codec_config) + cb.reference_codecs()
+    print(f"compression benchmark: {len(recordings)} recordings, codecs "
+          f"{', '.join(c.name for c in codecs)}", flush=True)
+    for codec in codecs:
+        if codec.note:
+            print(f"  {codec.name}: {codec.note}")
+    rows = cb.run_benchmark(recordings, codecs, progress=lambda line: print(line, flush=True))
+    target_classes = [c.lower() for c in args.target_class or ["n1"]]
+    n1_kinds = [r.kind for r in recordings if any(c in r.kind.lower() for c in target_classes)]
+    text = cb.format_report(rows, n1_kinds=n1_kinds, n1_target=args.target)
+    print()
+    print(text)
+    if args.json:
+        settings = {"command": " ".join(["spikeforge", *sys.argv[1:]]),
+                    "paths": [str(p) for p in args.paths], "seconds": args.seconds,
+                    "synthetic": not args.no_synthetic, "stack": args.stack,
+                    "block_sweeps": args.block_sweeps,
+                    "codecs": {c.name: c.note for c in codecs}}
+        Path(args.json).write_text(json.dumps(cb.to_json(rows, settings), indent=2) + "\n")
+        print(f"\nwritten to {args.json}")
+    print(f"\n{time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _cmd_bench_decimator(args: argparse.Namespace) -> int:
+    from spikeforge.firmware.decimation import DecimatorConfig
+
+    decimation = DecimatorConfig(factor=args.factor, order=args.order)
+    rate = args.sample_rate_hz
+    out_rate = decimation.output_rate_hz(rate)
+    print(f"CIC decimator R={decimation.factor} N={decimation.order} at {rate:,} S/s -> "
+          f"{out_rate:g} S/s; state {decimation.state_bits_per_channel} bits/channel "
+          f"({2 * decimation.order} x {decimation.state_bits}), gain "
+          f"{decimation.gain_num}/2^{decimation.gain_shift}")
+    print("| frequency Hz | response | dB |")
+    print("| --- | --- | --- |")
+    import math
+
+    for f in sorted({10, 100, 300, out_rate / 4, out_rate / 2, out_rate * 0.75, out_rate,
+                     out_rate * 1.25, out_rate * 1.5}):
+        r = decimation.response(f, rate)
+        db = f"{20 * math.log10(r):.1f}" if r > 1e-9 else "null"
+        print(f"| {f:g} | {r:.4f} | {db} |")
+    if args.synth:
+        from spikeforge.hdl.decimator import Decimator
+        from spikeforge.sim.cost import synthesize_ice40
+
+        print("\nYosys synth_ice40 (no DSP inference):\n")
+        print("| channels | SB_LUT4 | flip-flops | SB_CARRY | SB_RAM40_4K |")
+        print("| --- | --- | --- | --- | --- |")
+        for channels in (32, 256):
+            config = SystemConfig(channels=channels, sweeps_per_frame=1)
+            cells = synthesize_ice40(Decimator(config, decimation), design="Decimator",
+                                     channels=channels).cells
+            ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+            print(f"| {channels} | {cells.get('SB_LUT4', 0)} | {ffs} | "
+                  f"{cells.get('SB_CARRY', 0)} | {cells.get('SB_RAM40_4K', 0)} |", flush=True)
+    return 0
+
+
+def _cmd_budget(args: argparse.Namespace) -> int:
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.host.budget import (
+        DEFAULT_COMPRESSION_RATIO,
+        StreamDescription,
+        budget,
+        format_budget,
+    )
+
+    base = None
+    link = args.link_bps
+    if args.board:
+        from spikeforge.boards.registry import get_board
+
+        board = get_board(args.board)
+        base = board.default_config
+        if link is None:
+            link = float(board.default_config.baud)
+    data = base.to_dict() if base is not None else SystemConfig().to_dict()
+    if args.config:
+        data.update(json.loads(Path(args.config).read_text()))
+    stream = StreamDescription(
+        channels=args.channels or data["channels"],
+        sample_rate_hz=args.sample_rate_hz or data["sample_rate_hz"],
+        sweeps_per_frame=args.sweeps_per_frame or data["sweeps_per_frame"],
+        identity_interval_frames=data["identity_interval_frames"],
+        detector_enabled=(args.detector if args.detector is not None
+                          else bool(data.get("detector", {}).get("enabled", False))),
+        spike_rate_hz=args.spike_rate_hz,
+        snippet_pre=(args.snippet_pre if args.snippet_pre is not None
+                     else data.get("detector", {}).get("snippet_pre", 8)),
+        snippet_post=(args.snippet_post if args.snippet_post is not None
+                      else data.get("detector", {}).get("snippet_post", 16)),
+        codec=CodecConfig(**{**data.get("codec", {}),
+                             **({"block_sweeps": args.block_sweeps} if args.block_sweeps
+                                else {})}))
+    if link is None:
+        link = float(args.baud or data["baud"])
+    ratio, source = DEFAULT_COMPRESSION_RATIO, "default, docs/compression-benchmark.md"
+    if args.compression_ratio is not None:
+        ratio, source = args.compression_ratio, "given"
+    if args.recording:
+        from spikeforge.sim.compression_bench import recording_ratio
+
+        print(f"measuring the coder's ratio over {' '.join(args.recording)} ...", flush=True)
+        from spikeforge.host.sample_files import RecordingFileError
+
+        try:
+            ratio, source = recording_ratio(args.recording, args.recording_channels,
+                                            stream.codec)
+        except RecordingFileError as exc:
+            raise RecordingFileError(
+                str(exc).replace("--channels", "--recording-channels")) from None
+    result = budget(stream, link, compression_ratio=ratio, compression_ratio_source=source,
+                    lfp_decimation=args.lfp_decimation,
+                    bits_per_byte=8 if args.raw_link else 10)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(format_budget(result))
+    return 0
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     print(config.describe())
@@ -529,6 +673,78 @@ def main(argv: list[str] | None = None) -> int:
     detect.add_argument("--synth", action="store_true",
                         help="also synthesize the cores with Yosys at 32 and 256 channels")
     detect.set_defaults(run=_cmd_bench_detect)
+
+    compress = benches.add_parser(
+        "compress", help="compression ratio and speed of the gateware coder vs zlib, lzma, "
+                         "zstd and FLAC")
+    compress.add_argument("paths", nargs="*", help="recording files or folders (WAV, or flat "
+                          "int16 .dat/.bin/.raw with --channels)")
+    compress.add_argument("--channels", type=int, help="channels of flat int16 files")
+    compress.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int,
+                          help="sample rate of flat int16 files (labels only)")
+    compress.add_argument("--stack", action="store_true",
+                          help="also code the single-channel files of each folder side by "
+                               "side as one multi-channel recording")
+    compress.add_argument("--no-synthetic", action="store_true",
+                          help="skip the SpikeInterface and test-source recordings")
+    compress.add_argument("--no-spikeinterface", action="store_true",
+                          help="skip the SpikeInterface recordings (keep the test source)")
+    compress.add_argument("--seconds", type=float, default=2.0,
+                          help="length of each synthetic recording (default 2)")
+    compress.add_argument("--synth-channels", type=int, default=4,
+                          help="channels of each synthetic recording (default 4)")
+    compress.add_argument("--target", type=float, default=3.4,
+                          help="ratio the coder must reach on --target-class (default 3.4)")
+    compress.add_argument("--target-class", action="append", default=None,
+                          help="recording classes (substring) the target applies to "
+                               "(default: any class naming n1)")
+    compress.add_argument("--block-sweeps", dest="block_sweeps", type=int,
+                          help="sweeps per coded block (default: CodecConfig's)")
+    compress.add_argument("--json", metavar="FILE.json", help="write machine-readable results")
+    compress.set_defaults(run=_cmd_bench_compress)
+
+    decimator = benches.add_parser(
+        "decimator", help="the LFP decimator's response, state and (--synth) iCE40 cost")
+    decimator.add_argument("--factor", type=int, default=30)
+    decimator.add_argument("--order", type=int, default=3)
+    decimator.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int,
+                           default=30_000)
+    decimator.add_argument("--synth", action="store_true",
+                           help="also synthesize it with Yosys at 32 and 256 channels")
+    decimator.set_defaults(run=_cmd_bench_decimator)
+
+    budget = commands.add_parser(
+        "budget", help="which bandwidth modes (raw, lossless, events, events+LFP) fit a link")
+    budget.add_argument("--board", help="take the configuration and link rate of this board")
+    budget.add_argument("--config", metavar="FILE.json",
+                        help="configuration file (SystemConfig fields as JSON)")
+    budget.add_argument("--link-bps", dest="link_bps", type=float,
+                        help="link rate in bit/s (default: the board's or config's baud)")
+    budget.add_argument("--raw-link", action="store_true",
+                        help="the link carries 8 bits per byte (default: UART, 10)")
+    budget.add_argument("--channels", type=int)
+    budget.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int)
+    budget.add_argument("--baud", type=int)
+    budget.add_argument("--sweeps-per-frame", dest="sweeps_per_frame", type=int)
+    budget.add_argument("--detector", action=argparse.BooleanOptionalAction, default=None,
+                        help="the build has the detector (default: from the configuration)")
+    budget.add_argument("--spike-rate-hz", dest="spike_rate_hz", type=float, default=20.0,
+                        help="expected events per second per channel (default 20)")
+    budget.add_argument("--snippet-pre", dest="snippet_pre", type=int)
+    budget.add_argument("--snippet-post", dest="snippet_post", type=int)
+    budget.add_argument("--block-sweeps", dest="block_sweeps", type=int,
+                        help="sweeps per coded block of the lossless mode (default: the "
+                             "configuration's codec.block_sweeps)")
+    budget.add_argument("--lfp-decimation", dest="lfp_decimation", type=int, default=30,
+                        help="LFP decimation factor (default 30: 30 kS/s -> 1 kS/s)")
+    budget.add_argument("--compression-ratio", dest="compression_ratio", type=float,
+                        help="expected lossless ratio (default: the measured benchmark's)")
+    budget.add_argument("--recording", nargs="+", metavar="FILE",
+                        help="measure the ratio by running the coder over these recordings")
+    budget.add_argument("--recording-channels", dest="recording_channels", type=int,
+                        help="channels of flat int16 --recording files")
+    budget.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    budget.set_defaults(run=_cmd_budget)
 
     check = commands.add_parser("config", help="validate and show a configuration")
     _add_config_options(check)
