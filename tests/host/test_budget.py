@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from spikeforge.boards.registry import BOARDS
 from spikeforge.cli import main
 from spikeforge.firmware.compression import CodecConfig
 from spikeforge.firmware.config import DetectorConfig, SystemConfig
@@ -130,8 +131,9 @@ def test_bad_stream_descriptions_name_the_problem(field, value, message):
 def test_cli_budget_for_a_board_uses_its_link(capsys):
     assert main(["budget", "--board", "icebreaker", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["link_bits_per_s"] == 12_000_000
-    assert result["stream"]["channels"] == 16
+    board = BOARDS["icebreaker"]
+    assert result["link_bits_per_s"] == board.default_config.baud
+    assert result["stream"]["channels"] == board.default_config.channels
     assert {m["mode"] for m in result["modes"]} >= {"raw", "lossless", "events", "events+lfp"}
 
 
