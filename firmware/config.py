@@ -223,6 +223,7 @@ class SystemConfig:
                 f"channels must equal the enabled amplifiers of the RHD chips, "
                 f"{per_chip} = {rhd.channels}, not {self.channels}; set channels={rhd.channels} "
                 f"or change rhd.amplifier_masks")
+        self._validate_rhd_timing()
         need = rhd.pass_cycles
         if need > self.cycles_per_sample:
             sclk_hz = self.clock_hz / (2 * rhd.sclk_half_period_cycles)
@@ -235,6 +236,26 @@ class SystemConfig:
                 f"{self.clock_hz / 1e6:g} MHz gives {self.cycles_per_sample}; lower the sample "
                 f"rate to at most {best_rate} Hz, stream fewer amplifiers, or use a clock of at "
                 f"least {need * self.sample_rate_hz / 1e6:g} MHz")
+
+    def _validate_rhd_timing(self) -> None:
+        """The datasheet's SPI limits at this clock: SCLK <= 25 MHz, CS high >= 154 ns."""
+        from .rhd2000 import MAX_SCLK_HZ, MIN_CS_HIGH_NS
+
+        rhd = self.rhd
+        sclk_hz = self.clock_hz / (2 * rhd.sclk_half_period_cycles)
+        if sclk_hz > MAX_SCLK_HZ:
+            least = -(-self.clock_hz // (2 * MAX_SCLK_HZ))
+            raise ConfigError(
+                f"SCLK would be {sclk_hz / 1e6:g} MHz (clock {self.clock_hz / 1e6:g} MHz / 2 / "
+                f"rhd.sclk_half_period_cycles {rhd.sclk_half_period_cycles}), over the RHD2000's "
+                f"{MAX_SCLK_HZ / 1e6:g} MHz; set rhd.sclk_half_period_cycles={least}")
+        cs_high_ns = rhd.cs_high_cycles * 1e9 / self.clock_hz
+        if cs_high_ns < MIN_CS_HIGH_NS:
+            least = -(-MIN_CS_HIGH_NS * self.clock_hz // 1_000_000_000)
+            raise ConfigError(
+                f"CS would stay high {cs_high_ns:.0f} ns between SPI words "
+                f"(rhd.cs_high_cycles {rhd.cs_high_cycles} at {self.clock_hz / 1e6:g} MHz); the "
+                f"RHD2000 needs at least {MIN_CS_HIGH_NS} ns: set rhd.cs_high_cycles={least}")
 
     # -- derived quantities -------------------------------------------------------------------
 

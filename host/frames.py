@@ -28,13 +28,15 @@ from spikeforge.firmware.wire import (
     HEADER_BYTES,
     SYNC,
     FrameType,
+    Reply,
     crc32,
     decode_identity,
+    decode_reply,
 )
 
 __all__ = [
     "Frame", "DataBlock", "Identity", "LinkStats", "FrameParser", "StreamDecoder", "StreamItem",
-    "DetectorEvent", "EventBlock",
+    "DetectorEvent", "EventBlock", "Reply",
 ]
 
 _KNOWN_TYPES = {int(frame_type): frame_type for frame_type in FrameType}
@@ -168,7 +170,7 @@ class EventBlock:
 
 
 #: What :meth:`StreamDecoder.feed` yields: typed items, and plain frames of other types.
-StreamItem = Identity | DataBlock | EventBlock | Frame
+StreamItem = Identity | DataBlock | EventBlock | Reply | Frame
 
 
 @dataclass
@@ -411,6 +413,11 @@ class StreamDecoder:
             elif frame.type == FrameType.EVENTS:
                 try:
                     items.append(EventBlock.from_frame(frame, self.config))
+                except WireFormatError as error:
+                    self._reject(error)
+            elif frame.type == FrameType.REPLY:
+                try:
+                    items.append(decode_reply(frame.seq, frame.payload))
                 except WireFormatError as error:
                     self._reject(error)
             else:
