@@ -9,7 +9,7 @@ BOARD  ?=
 CONFIG ?=
 PYTEST_ARGS ?=
 
-.PHONY: all sim test test-fast lint flash build boards figures clean
+.PHONY: all sim test test-slow test-all test-fast lint flash build boards figures clean
 
 all: test
 
@@ -25,9 +25,18 @@ $(STAMP): pyproject.toml
 sim: $(STAMP)
 	$(BIN)/spikeforge sim
 
-## The whole test suite (lint, models, host, RTL benches, board build). .ci/run calls this.
+## The default test run (lint, models, host, RTL benches against the golden models): the
+## suite a change must pass; well under 30 minutes on a 2-core machine.
 test: $(STAMP) lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+## The slow regression guards: full board builds (fit and timing of every board's reference
+## configurations, RHD builds) and long virtual-board recordings. CI runs them after `test`.
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+## Everything: what .ci/run runs.
+test-all: test test-slow
 
 ## Everything except the RTL benches and the board builds: seconds, for quick iteration.
 test-fast: $(STAMP) lint
