@@ -272,12 +272,15 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
     print(f"detection benchmark: k={THRESHOLD_K:g}, negative peaks, match window "
           f"+/-{MATCH_WINDOW_MS:g} ms, first {WARMUP_S:g} s of each recording not scored",
           flush=True)
-    rows = run_benchmark(seconds=args.seconds, progress=lambda line: print(line, flush=True))
+    rows = run_benchmark(seconds=args.seconds, neo_k=args.neo_k,
+                         progress=lambda line: print(line, flush=True))
     sections = [
         f"Match window +/-{MATCH_WINDOW_MS:g} ms; threshold k = {THRESHOLD_K:g} (negative); "
         f"first {WARMUP_S:g} s not scored. Latency: sweeps from the true peak to the sweep "
         "in which the event can leave the core (emitted, and its snippet complete: the sweep "
-        "after peak + post starts; its first word leaves 3 cycles later at the earliest).",
+        "after peak + post starts; its first word leaves 3 cycles later at the earliest). "
+        f"NEO: the same detector on the nonlinear energy operator, k = {args.neo_k:g} "
+        "(units of median|psi| / 0.6745).",
         "",
         format_table(rows),
     ]
@@ -402,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     detect.add_argument("--out", metavar="FILE.md", help="also write the tables to this file")
     detect.add_argument("--seconds", type=float, default=4.0,
                         help="length of each recording (default 4)")
+    detect.add_argument("--neo-k", dest="neo_k", type=float, default=15.0,
+                        help="threshold k of the NEO column (default 15, a multiple of 1/16)")
     detect.add_argument("--synth", action="store_true",
                         help="also synthesize the cores with Yosys at 32 and 256 channels")
     detect.set_defaults(run=_cmd_bench_detect)

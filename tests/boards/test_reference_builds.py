@@ -29,3 +29,20 @@ def test_the_largest_recorded_reference_configuration_still_fits_and_meets_timin
         assert use.used <= use.available, name
     print(f"\n{board} {best.channels} channels:\n{result.summary()}")
 
+
+
+def test_the_largest_recorded_detection_configuration_still_fits_and_meets_timing(tmp_path):
+    """The iCEBreaker with the conditioning and detection path enabled (one build: the
+    detection rows of the other boards are recorded but not rebuilt here, to keep CI short)."""
+    from spikeforge.boards.figures import DETECTION, DETECTION_OVERRIDES
+
+    best = max_channels(load_figures()["rows"], "icebreaker", DETECTION)
+    if best is None:
+        pytest.fail("no recorded detection figure for icebreaker: run `spikeforge figures "
+                    "--board icebreaker --config FILE` with FILE = "
+                    '{"detector": {"enabled": true}}')
+    config = reference_config("icebreaker", best.channels, DETECTION_OVERRIDES)
+    result = build("icebreaker", config, tmp_path)
+    assert result.fmax_achieved_mhz >= result.fmax_required_mhz
+    for name, use in result.utilization.items():
+        assert use.used <= use.available, name
