@@ -225,6 +225,10 @@ CASES: tuple[BenchCase, ...] = (
     _detector(_fast(2, neo_shift=0), "saturation", 1500, "none", neo=True, polarity=3,
               k16=[40, 200]),
     _detector(_fast(3), "random", 1500, "random", neo=True, dead_samples=0, pre=2, post=2),
+    # The largest channel count (MAX_CHANNELS): a few sweeps, the state memories 1024 deep,
+    # every channel bursting at once (the detector drops most events whole and counts them).
+    _conditioner(_fast(1024), "spikes", 12, "random"),
+    _detector(_fast(1024), "burst", 50, "random", dead_samples=10, expect_drops=True),
 )
 
 
