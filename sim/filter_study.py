@@ -37,18 +37,19 @@ def _first_order_highpass(cutoff_hz: float) -> tuple[list[float], list[float]]:
 
 
 def trough_snr(y: np.ndarray, peaks: list[np.ndarray], channels: tuple[int, ...] = (0, 1)
-               ) -> list[tuple[float, float]]:
-    """Per channel: (median trough / sigma, fraction of troughs beyond 5 sigma)."""
+               ) -> list[tuple[float, float, float]]:
+    """Per channel: (median trough / sigma, fraction of troughs beyond 5 sigma, sigma)."""
     out = []
     for c in channels:
         sigma = np.median(np.abs(y[WARMUP:, c])) / 0.6745
         at = peaks[c][(peaks[c] > WARMUP) & (peaks[c] < len(y) - 8)]
         troughs = np.array([y[p - 3:p + 8, c].min() for p in at])
-        out.append((float(-np.median(troughs) / sigma), float(np.mean(-troughs / sigma > 5))))
+        out.append((float(-np.median(troughs) / sigma), float(np.mean(-troughs / sigma > 5)),
+                    float(sigma)))
     return out
 
 
-def study() -> list[tuple[str, list[tuple[float, float]]]]:
+def study() -> list[tuple[str, list[tuple[float, float, float]]]]:
     config = SystemConfig(channels=4, test_source=TestSourceConfig(noise_shift=0,
                                                                    spike_rate_hz=20.0))
     recording = source_signal(config, SECONDS * RATE_HZ)
@@ -83,11 +84,12 @@ def study() -> list[tuple[str, list[tuple[float, float]]]]:
 
 
 def main() -> None:
-    print("| filter | ch0 (scale 4/8) trough/sigma, >5 sigma | ch1 (5/8) trough/sigma, "
-          ">5 sigma |")
+    print("| filter | ch0 (scale 4/8) trough/sigma, >5 sigma, sigma (LSB) | ch1 (5/8) "
+          "trough/sigma, >5 sigma, sigma (LSB) |")
     print("| --- | --- | --- |")
     for name, per_channel in study():
-        cells = " | ".join(f"{snr:.2f}, {frac:.3f}" for snr, frac in per_channel)
+        cells = " | ".join(f"{snr:.2f}, {frac:.3f}, {sigma:.1f}"
+                           for snr, frac, sigma in per_channel)
         print(f"| {name} | {cells} |")
 
 
