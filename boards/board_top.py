@@ -48,9 +48,9 @@ class BoardTop(Elaboratable):
         elaborated: :class:`~spikeforge.boards.errors.BoardConfigError` otherwise).
     system:
         Makes the design to put on the board from ``config``; default
-        :func:`acquisition_system`. Anything with the same ports (``uart_tx``,
-        ``streaming``, ``overflow``, optionally ``chip_found``; all outputs) will do, e.g.
-        a test design.
+        :func:`acquisition_system`. Anything with the same ports (outputs ``uart_tx``,
+        ``streaming``, ``overflow``, optionally ``chip_found``; optionally the input
+        ``uart_rx``) will do, e.g. a test design.
 
     Subclasses set :attr:`board` (registry name) and implement :meth:`pins`; they may
     override :meth:`clocking` to make the ``sync`` domain (default: the platform's clock).
@@ -98,12 +98,16 @@ class BoardTop(Elaboratable):
         m.d.sync += uart_tx.eq(system.uart_tx)
         m.submodules.uart_tx_buffer = tx_buffer = io.Buffer("o", pins["uart"].tx)
         m.d.comb += tx_buffer.o.eq(uart_tx)
-        # pins["uart"].rx stays an input: nothing listens to the host yet.
+
+        members = system.signature.members if hasattr(system, "signature") else {}
+        # The host's commands (AcquisitionSystem.uart_rx; it synchronises the line itself).
+        m.submodules.uart_rx_buffer = rx_buffer = io.Buffer("i", pins["uart"].rx)
+        if "uart_rx" in members:
+            m.d.comb += system.uart_rx.eq(rx_buffer.i)
 
         if self.config.source == "rhd":
             self._connect_adc(m, platform, system)
 
-        members = system.signature.members if hasattr(system, "signature") else {}
         # AcquisitionSystem.chip_found (RHD source): the start-up calibration found a chip.
         chip_found = system.chip_found if "chip_found" in members else Const(0)
         for name, value in (("streaming", system.streaming), ("overflow", system.overflow),

@@ -7,7 +7,8 @@ what           pin         notes
 =============  ==========  ============================================================
 ``clk12``      35          12 MHz oscillator, the ``sync`` domain (platform default clock)
 UART TX        9           FPGA -> FT2232H channel B, i.e. the second ``/dev/ttyUSB*``;
-                           12 Mbaud by default (one bit per clock; the FT2232H's maximum)
+                           4 Mbaud by default (3 clocks per bit, what the receiver needs)
+UART RX        6           FT2232H channel B -> FPGA: the host's commands (control path)
 LED green      37          streaming
 LED red        11          on for 125 ms after a frame was dropped (overflow)
 LED L2 green   PMOD2 1     chip found (break-off LED board in PMOD2; with the RHD source:

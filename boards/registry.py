@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.wire import MIN_RX_DIVISOR
 
 from .errors import BoardConfigError, UnknownBoard
 
@@ -107,6 +108,14 @@ class Board:
                 f"{self.max_baud / 1e6:g} Mbaud, but config.baud is {config.baud:,}; build "
                 f"with baud={self.default_config.baud} (the board default) or lower"
             )
+        if config.uart_divisor < MIN_RX_DIVISOR:
+            raise BoardConfigError(
+                f"{config.baud:,} baud at {config.clock_hz / 1e6:g} MHz is "
+                f"{config.uart_divisor} clock cycle(s) per bit; the UART receiver of the "
+                f"control path needs at least {MIN_RX_DIVISOR}, so on the {self.title} the "
+                f"link can run at most {self.clock_hz // MIN_RX_DIVISOR:,} baud; build with "
+                f"baud={self.default_config.baud} (the board default)"
+            )
 
 
 def _load(qualified_name: str) -> Any:
@@ -170,13 +179,16 @@ BOARDS: dict[str, Board] = {
             # The iCEBreaker's jumpers are set for SPI flash out of the box (SRAM loading
             # needs them changed), and flash survives a power cycle: write the flash.
             programmer_args=("--board", "ice40_generic", "--write-flash"),
-            # 12 Mbaud is one bit per 12 MHz cycle, exact, and the FT2232H's top rate
-            # (its 120 MHz baud generator / 10); high-speed USB carries the 1.2 MB/s easily.
-            default_config=SystemConfig(channels=16, clock_hz=12_000_000, baud=12_000_000,
+            # The FT2232H goes to 12 Mbaud, but that is one bit per 12 MHz cycle: nothing
+            # left to sample the host's commands with (one baud for both directions). 4 Mbaud
+            # (120 MHz / 10 / 3, exact on both sides) is the fastest the UART receiver takes
+            # (MIN_RX_DIVISOR = 3 cycles per bit); 4 channels at 30 kS/s use 66 % of it.
+            default_config=SystemConfig(channels=4, clock_hz=12_000_000, baud=4_000_000,
                                         sweeps_per_frame=16, link_buffer_samples=1024),
             max_baud=12_000_000,
-            link_note=("FT2232H high-speed USB UART, specified to 12 Mbaud; 12 MHz / 1 = 12 "
-                       "Mbaud exactly (one bit per system clock)"),
+            link_note=("FT2232H high-speed USB UART, specified to 12 Mbaud; 12 MHz / 3 = 4 "
+                       "Mbaud exactly, the fastest rate the control path's UART receiver "
+                       "samples (3 cycles per bit)"),
             adc_header="PMOD1A: pin 1 CS_n, 2 COPI, 3 CIPO, 4 SCLK (Digilent PMOD SPI order)",
         ),
         *(_ulx3s(size) for size in ("12F", "45F", "85F")),

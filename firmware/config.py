@@ -11,13 +11,14 @@ and nowhere else.
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .compression import CodecConfig
 from .detection import DetectorConfig
 from .errors import ConfigError
 from .rhd2000 import RHDConfig
 from .test_signal import SPIKE_TEMPLATE
 
 __all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
-           "MIN_SAME_CHANNEL_SPACING"]
+           "MIN_SAME_CHANNEL_SPACING", "CodecConfig"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
@@ -108,6 +109,8 @@ class SystemConfig:
         ``source == "rhd"``.
     detector:
         Parameters of the conditioning and spike-detection cores.
+    codec:
+        Parameters of the lossless coder (``docs/compression.md``); disabled by default.
     """
 
     channels: int = 4
@@ -121,6 +124,7 @@ class SystemConfig:
     test_source: TestSourceConfig = field(default_factory=TestSourceConfig)
     rhd: RHDConfig = field(default_factory=RHDConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -202,6 +206,8 @@ class SystemConfig:
                 f"apart for the conditioner and detector pipelines, not "
                 f"{self.cycles_per_sample}; lower the sample rate or raise the clock"
             )
+        if not isinstance(self.codec, CodecConfig):
+            raise ConfigError(f"codec must be a CodecConfig, not {type(self.codec).__name__}")
         if not isinstance(self.rhd, RHDConfig):
             raise ConfigError(f"rhd must be an RHDConfig, not {type(self.rhd).__name__}")
         if self.source == "rhd":
@@ -217,6 +223,7 @@ class SystemConfig:
                 f"channels must equal the enabled amplifiers of the RHD chips, "
                 f"{per_chip} = {rhd.channels}, not {self.channels}; set channels={rhd.channels} "
                 f"or change rhd.amplifier_masks")
+        self._validate_rhd_timing()
         need = rhd.pass_cycles
         if need > self.cycles_per_sample:
             sclk_hz = self.clock_hz / (2 * rhd.sclk_half_period_cycles)
@@ -229,6 +236,26 @@ class SystemConfig:
                 f"{self.clock_hz / 1e6:g} MHz gives {self.cycles_per_sample}; lower the sample "
                 f"rate to at most {best_rate} Hz, stream fewer amplifiers, or use a clock of at "
                 f"least {need * self.sample_rate_hz / 1e6:g} MHz")
+
+    def _validate_rhd_timing(self) -> None:
+        """The datasheet's SPI limits at this clock: SCLK <= 25 MHz, CS high >= 154 ns."""
+        from .rhd2000 import MAX_SCLK_HZ, MIN_CS_HIGH_NS
+
+        rhd = self.rhd
+        sclk_hz = self.clock_hz / (2 * rhd.sclk_half_period_cycles)
+        if sclk_hz > MAX_SCLK_HZ:
+            least = -(-self.clock_hz // (2 * MAX_SCLK_HZ))
+            raise ConfigError(
+                f"SCLK would be {sclk_hz / 1e6:g} MHz (clock {self.clock_hz / 1e6:g} MHz / 2 / "
+                f"rhd.sclk_half_period_cycles {rhd.sclk_half_period_cycles}), over the RHD2000's "
+                f"{MAX_SCLK_HZ / 1e6:g} MHz; set rhd.sclk_half_period_cycles={least}")
+        cs_high_ns = rhd.cs_high_cycles * 1e9 / self.clock_hz
+        if cs_high_ns < MIN_CS_HIGH_NS:
+            least = -(-MIN_CS_HIGH_NS * self.clock_hz // 1_000_000_000)
+            raise ConfigError(
+                f"CS would stay high {cs_high_ns:.0f} ns between SPI words "
+                f"(rhd.cs_high_cycles {rhd.cs_high_cycles} at {self.clock_hz / 1e6:g} MHz); the "
+                f"RHD2000 needs at least {MIN_CS_HIGH_NS} ns: set rhd.cs_high_cycles={least}")
 
     # -- derived quantities -------------------------------------------------------------------
 
@@ -283,7 +310,7 @@ class SystemConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, TestSourceConfig | RHDConfig | DetectorConfig):
+            if isinstance(value, TestSourceConfig | RHDConfig | DetectorConfig | CodecConfig):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             out[f.name] = value
         return out
@@ -304,6 +331,8 @@ class SystemConfig:
             data["rhd"] = RHDConfig(**data["rhd"])
         if isinstance(data.get("detector"), dict):
             data["detector"] = DetectorConfig(**data["detector"])
+        if isinstance(data.get("codec"), dict):
+            data["codec"] = CodecConfig(**data["codec"])
         return cls(**data)
 
     def describe(self) -> str:

@@ -58,6 +58,14 @@ REGISTERS: tuple[Register, ...] = (
     Register("EVENTS_DROPPED", 0x25, "status",
              "events dropped whole: event queue or buffer full (link too slow)"),
     Register("EVENT_FRAMES_SENT", 0x26, "status", "EVENTS frames sent"),
+    # Control path (hdl/control.py): the UART receiver and command decoder.
+    Register("COMMANDS_EXECUTED", 0x30, "status",
+             "commands carried out (a retry answered from the stored reply is not counted)"),
+    Register("COMMAND_ERRORS", 0x31, "status",
+             "commands discarded: bad CRC, wrong type or length, truncated (timed out)"),
+    Register("COMMANDS_DROPPED", 0x32, "status",
+             "good commands not carried out because the reply buffer was full"),
+    Register("UART_FRAMING_ERRORS", 0x33, "status", "received bytes with a bad stop bit"),
     # RHD2000 front-end (spikeforge.hdl.rhd2000); lists are start | length << 16.
     Register("RHD_CONTROL", 0x40, "rw",
              "bit 0: run the conversion loop; bit 1: use the delays found at start-up "

@@ -34,6 +34,8 @@ __all__ = [
     "ROM_AMPLIFIERS", "ROM_CHIP_ID", "ROM_MISO_MARKER", "CALIBRATION_DUMMIES",
     "RESULT_LATENCY_COMMANDS", "MAX_MISO_LINES", "AUX_SLOTS", "MAX_MISO_DELAY_CYCLES",
     "RHDConfig", "ChannelSource", "channel_sources", "convert_slots", "PMOD_PINOUT",
+    "ADC_MICROVOLTS_PER_BIT", "ZCHECK_DAC_VOLTS_PER_STEP", "ZCHECK_CAPACITOR_FARADS",
+    "MAX_SCLK_HZ", "MIN_CS_HIGH_NS",
 ]
 
 
@@ -99,6 +101,20 @@ PMOD_PINOUT: tuple[tuple[str, str, int], ...] = (
 
 #: Largest MISO sampling delay the gateware offers, in clock cycles.
 MAX_MISO_DELAY_CYCLES = 15
+
+#: SPI timing limits (datasheet "SPI Interface" timing table): SCLK at most 25 MHz, CS high
+#: between words at least 154 ns.
+MAX_SCLK_HZ = 25_000_000
+MIN_CS_HIGH_NS = 154
+
+#: Input-referred voltage of one amplifier ADC step (datasheet "Amplifier ... ADC"): 0.195 uV.
+ADC_MICROVOLTS_PER_BIT = 0.195
+#: Impedance test (datasheet "Electrode Impedance Test"): the 8-bit DAC of register 6 spans
+#: 1.225 V, so one step is 1.225 V / 256; it drives the selected electrode through a series
+#: capacitor chosen by the zcheck scale field of register 5.
+ZCHECK_DAC_VOLTS_PER_STEP = 1.225 / 256
+#: Series capacitor of each register-5 scale code (0: 0.1 pF, 1: 1 pF, 3: 10 pF).
+ZCHECK_CAPACITOR_FARADS = {0: 0.1e-12, 1: 1.0e-12, 3: 10.0e-12}
 
 
 class Command:

@@ -31,8 +31,10 @@ learns channels, rates and formats from the device itself.
 
 import struct
 import zlib
+from dataclasses import dataclass
 from enum import IntEnum
 
+from .compression import CodecConfig
 from .config import SOURCES, DetectorConfig, RHDConfig, SystemConfig, TestSourceConfig
 from .detection import POLARITIES
 from .errors import WireFormatError
@@ -42,12 +44,16 @@ __all__ = [
     "SYNC", "FrameType", "HEADER", "HEADER_BYTES", "CRC_BYTES", "DATA_FRAME_OVERHEAD_BYTES",
     "WIRE_VERSION", "IDENTITY_MAGIC", "crc32", "build_frame", "encode_identity",
     "decode_identity", "IDENTITY_PAYLOAD_BYTES", "EVENT_RECORD", "encode_event",
+    # control path
+    "COMMAND", "REPLY", "CommandOp", "ReplyStatus", "COMMAND_FRAME_BYTES", "REPLY_FRAME_BYTES",
+    "MIN_RX_DIVISOR", "COMMAND_TIMEOUT_S", "encode_command", "encode_reply", "decode_reply",
+    "has_control_path", "command_timeout_cycles", "Reply",
 ]
 
 SYNC = b"\xa5\x5a"
 #: 2: EVENTS frames; the identity carries the RHD front-end's and the detector's
 #: configuration.
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 
 
 class FrameType(IntEnum):
@@ -57,6 +63,8 @@ class FrameType(IntEnum):
     EVENTS = 0x03      #: detected spikes (timestamp, channel, amplitude, snippet)
     COMPRESSED = 0x04  #: losslessly coded samples
     STATUS = 0x05      #: counters and register read-back
+    COMMAND = 0x06     #: host -> device: read or write one register (control path)
+    REPLY = 0x07       #: device -> host: the answer to a COMMAND, tag echoed in seq
 
 
 #: type, seq, length — the part of the header after the sync bytes.
@@ -139,7 +147,11 @@ def _decode_rhd(payload: bytes) -> RHDConfig:
 #: in sixteenths, noise_step, noise_init_lsb, dead_samples, event_queue, event_buffer_words,
 #: highpass_hz, lowpass_hz (float64, exact), neo, neo_shift, enabled.
 _DETECTOR = struct.Struct("<BBBBBBBBHHHHIddBBB")
-IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size
+#: The lossless coder's configuration (version 3), after the detector's: enabled,
+#: block_sweeps, predictor code (0..3 fixed order, 4 adaptive), rice_shift, select_shift,
+#: initial_k, escape_threshold, codebook, codebook_bits.
+_CODEC = struct.Struct("<BHBBBBBBB")
+IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size + _CODEC.size
 _POLARITY_NAMES = {code: name for name, code in POLARITIES.items()}
 
 
@@ -157,7 +169,24 @@ def encode_identity(config: SystemConfig) -> bytes:
         det.max_snippet_pre, det.max_snippet_post, det.threshold_k16, det.noise_step,
         det.noise_init_lsb, det.dead_samples, det.event_queue, det.event_buffer_words,
         det.highpass_hz, det.lowpass_hz, int(det.neo), det.neo_shift, int(det.enabled),
-    )
+    ) + _encode_codec(config.codec)
+
+
+def _encode_codec(codec: CodecConfig) -> bytes:
+    return _CODEC.pack(int(codec.enabled), codec.block_sweeps, codec.predictor_code,
+                       codec.rice_shift, codec.select_shift, codec.initial_k,
+                       codec.escape_threshold, int(codec.codebook), codec.codebook_bits)
+
+
+def _decode_codec(payload: bytes, offset: int) -> CodecConfig:
+    (enabled, block_sweeps, predictor, rice_shift, select_shift, initial_k, escape,
+     codebook, codebook_bits) = _CODEC.unpack_from(payload, offset)
+    if predictor > 4:
+        raise WireFormatError(f"device reports unknown codec predictor code {predictor}")
+    return CodecConfig.from_predictor_code(
+        predictor, enabled=bool(enabled), block_sweeps=block_sweeps, rice_shift=rice_shift,
+        select_shift=select_shift, initial_k=initial_k, escape_threshold=escape,
+        codebook=bool(codebook), codebook_bits=codebook_bits)
 
 
 def decode_identity(payload: bytes) -> SystemConfig:
@@ -197,4 +226,90 @@ def decode_identity(payload: bytes) -> SystemConfig:
             max_snippet_pre=max_pre, max_snippet_post=max_post, event_queue=queue,
             event_buffer_words=buffer_words, neo=bool(neo), neo_shift=neo_shift,
             enabled=bool(enabled)),
+        codec=_decode_codec(payload, rhd_end + _DETECTOR.size),
     )
+
+
+# -- control path: commands (host -> device) and replies (device -> host) ---------------------
+#
+# Both are ordinary frames (sync, type, seq, length, payload, CRC-32), so one parser reads
+# them. A COMMAND's ``seq`` is the host's *tag*: a new command gets a new tag, a retry reuses
+# it. The device remembers the tag of the last command it carried out and answers a command
+# with the same tag by re-sending the stored reply without carrying it out again, so a retried
+# write never applies twice. The REPLY echoes the tag in its ``seq``.
+
+#: COMMAND payload: register address (uint8), operation (:class:`CommandOp`), value (uint32;
+#: ignored by reads).
+COMMAND = struct.Struct("<BBI")
+#: REPLY payload: register address (uint8), status (:class:`ReplyStatus`), value (uint32:
+#: the register's value after the command; 0 for an unknown register).
+REPLY = struct.Struct("<BBI")
+COMMAND_FRAME_BYTES = HEADER_BYTES + COMMAND.size + CRC_BYTES
+REPLY_FRAME_BYTES = HEADER_BYTES + REPLY.size + CRC_BYTES
+
+#: Fewest clock cycles per bit the device's UART receiver samples reliably: the start edge
+#: is known to one cycle, and each bit is sampled one cycle from its edges (with up to 2 %
+#: baud error over a byte). Configurations below it build without the control path (the
+#: transmitter alone works down to 1 cycle per bit); board builds refuse them.
+MIN_RX_DIVISOR = 3
+#: A command whose bytes stop arriving for this long is discarded as truncated.
+COMMAND_TIMEOUT_S = 0.001
+
+
+class CommandOp(IntEnum):
+    READ = 0
+    WRITE = 1
+
+
+class ReplyStatus(IntEnum):
+    OK = 0
+    UNKNOWN_REGISTER = 1   #: no register at that address in this build
+    READ_ONLY = 2          #: a write to a const or status register (not applied)
+
+
+def has_control_path(config: SystemConfig) -> bool:
+    """Whether a build of ``config`` has the UART receiver and command decoder."""
+    return config.uart_divisor >= MIN_RX_DIVISOR
+
+
+def command_timeout_cycles(config: SystemConfig) -> int:
+    """Idle cycles after which the device discards a half-received command: 1 ms, and at
+    least 40 byte times."""
+    return max(round(config.clock_hz * COMMAND_TIMEOUT_S), 40 * config.cycles_per_byte)
+
+
+def encode_command(tag: int, address: int, op: CommandOp, value: int = 0) -> bytes:
+    """The bytes of one COMMAND frame."""
+    if not 0 <= address <= 0xFF:
+        raise WireFormatError(f"register address must be 0..255, not {address!r}")
+    return build_frame(FrameType.COMMAND, tag,
+                       COMMAND.pack(address, int(op), value & 0xFFFFFFFF))
+
+
+def encode_reply(tag: int, address: int, status: ReplyStatus, value: int) -> bytes:
+    """The bytes of one REPLY frame (what the device's command decoder sends)."""
+    return build_frame(FrameType.REPLY, tag,
+                       REPLY.pack(address, int(status), value & 0xFFFFFFFF))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A decoded REPLY frame."""
+
+    tag: int
+    address: int
+    status: ReplyStatus
+    value: int
+
+
+def decode_reply(seq: int, payload: bytes) -> Reply:
+    """The REPLY a frame's ``seq`` and payload carry."""
+    if len(payload) != REPLY.size:
+        raise WireFormatError(f"reply payload must be {REPLY.size} bytes, not {len(payload)}")
+    address, status, value = REPLY.unpack(payload)
+    try:
+        status = ReplyStatus(status)
+    except ValueError:
+        raise WireFormatError(f"device reports unknown reply status {status}; update the host") \
+            from None
+    return Reply(seq, address, status, value)

@@ -1,20 +1,22 @@
 """The board-independent acquisition system: source -> framer -> UART, with the
 conditioning and detection path (source -> conditioner -> detector -> framer events)."""
 
-from amaranth.hdl import C, Cat, Module, Signal
+from amaranth.hdl import C, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.registers import register
+from spikeforge.firmware.wire import has_control_path
 
 from .conditioner import Conditioner
+from .control import CommandDecoder, LinkArbiter
 from .detector import Detector
 from .framer import Framer
 from .registers import RegisterBank, RegisterBus
 from .rhd2000 import RHDFrontEnd
 from .source import TestSource
-from .uart import UARTTransmitter
+from .uart import UARTReceiver, UARTTransmitter
 
 __all__ = ["AcquisitionSystem"]
 
@@ -29,13 +31,19 @@ class AcquisitionSystem(wiring.Component):
     -----
     uart_tx : out
         8N1 serial line to the host at ``config.baud``; idles high.
+    uart_rx : in
+        8N1 serial line from the host (commands, :mod:`spikeforge.hdl.control`); idles
+        high. Only listened to when the configuration has the control path
+        (``wire.has_control_path``: at least ``MIN_RX_DIVISOR`` cycles per bit); replies
+        share ``uart_tx`` with the frames, between frames.
     streaming : out
         High while the stream is enabled (for a status LED).
     overflow : out
         High for 125 ms after a frame was dropped because the link was too slow.
     registers : :class:`RegisterBus`, in
-        Access to the register map for a controller (the UART command decoder of a later
-        capability). Tie ``w_en`` low when there is none.
+        Access to the register map for another controller (benches). Tie ``w_en`` low when
+        there is none. While the command decoder carries out a command (2 cycles) its
+        address wins; writes from both are not expected at once.
     rhd_cs, rhd_sclk, rhd_mosi : out; rhd_miso : in, one bit per chip
         Only when ``config.source == "rhd"``: the RHD2000 SPI bus
         (:class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`), controlled by the RHD_* registers.
@@ -52,6 +60,7 @@ class AcquisitionSystem(wiring.Component):
         self.config = config
         members = {
             "uart_tx": Out(1, init=1),
+            "uart_rx": In(1),
             "streaming": Out(1),
             "overflow": Out(1),
             "registers": In(RegisterBus()),
@@ -71,14 +80,13 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.framer = framer = Framer(config)
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
-        wiring.connect(m, framer.o, uart.i)
+        bus = self._control(m, framer, uart, bank)
         if not config.detector.enabled:
             wiring.connect(m, source.o, framer.i)
             m.d.comb += framer.events.valid.eq(0)
         else:
-            self._detection(m, source, framer, bank)
+            self._detection(m, source, framer, bank, bus)
         m.d.comb += bank.event_frames_sent.eq(framer.event_frames_sent)
-        wiring.connect(m, wiring.flipped(self.registers), bank.bus)
         m.d.comb += [
             self.uart_tx.eq(uart.tx),
             framer.enable.eq(bank.stream_enable[0]),
@@ -89,7 +97,7 @@ class AcquisitionSystem(wiring.Component):
             bank.sweeps.eq(source.sweep),
         ]
         if config.source == "rhd":
-            self._connect_rhd(m, source, bank)
+            self._connect_rhd(m, source, bank, bus)
 
         hold_cycles = int(config.clock_hz * OVERFLOW_HOLD_S)
         hold = Signal(range(hold_cycles + 1))
@@ -102,7 +110,45 @@ class AcquisitionSystem(wiring.Component):
         m.d.comb += self.overflow.eq(hold != 0)
         return m
 
-    def _connect_rhd(self, m: Module, front_end: RHDFrontEnd, bank: RegisterBank) -> None:
+    def _control(self, m: Module, framer: Framer, uart: UARTTransmitter,
+                 bank: RegisterBank):
+        """The UART receiver, command decoder and link arbiter, if the configuration has
+        the control path; returns the bus the bank sees (decoder and ``registers`` port)."""
+        config = self.config
+        external = self.registers
+        if not has_control_path(config):
+            wiring.connect(m, framer.o, uart.i)
+            wiring.connect(m, wiring.flipped(external), bank.bus)
+            return external
+        m.submodules.uart_rx = receiver = UARTReceiver(config.uart_divisor)
+        m.submodules.control = control = CommandDecoder(config)
+        m.submodules.link = link = LinkArbiter()
+        m.d.comb += receiver.rx.eq(self.uart_rx)
+        wiring.connect(m, receiver.o, control.i)
+        wiring.connect(m, framer.o, link.data)
+        wiring.connect(m, control.o, link.reply)
+        wiring.connect(m, link.o, uart.i)
+        bus = RegisterBus().create(path=("bus",))
+        ours = control.bus_active
+        m.d.comb += [
+            bus.addr.eq(Mux(ours, control.bus.addr, external.addr)),
+            bus.w_en.eq(control.bus.w_en | external.w_en),
+            bus.w_data.eq(Mux(control.bus.w_en, control.bus.w_data, external.w_data)),
+            bank.bus.addr.eq(bus.addr),
+            bank.bus.w_en.eq(bus.w_en),
+            bank.bus.w_data.eq(bus.w_data),
+            bus.r_data.eq(bank.bus.r_data),
+            control.bus.r_data.eq(bank.bus.r_data),
+            external.r_data.eq(bank.bus.r_data),
+            bank.commands_executed.eq(control.commands_executed),
+            bank.command_errors.eq(control.command_errors),
+            bank.commands_dropped.eq(control.commands_dropped),
+            bank.uart_framing_errors.eq(receiver.framing_errors),
+        ]
+        return bus
+
+    def _connect_rhd(self, m: Module, front_end: RHDFrontEnd, bank: RegisterBank,
+                     bus) -> None:
         program_data = register("RHD_PROGRAM_DATA").address
         # Control registers that are front-end inputs of the same name.
         for name in ("loop_list", "oneshot_list", "oneshot_request", "aux0", "aux1", "aux2",
@@ -123,14 +169,13 @@ class AcquisitionSystem(wiring.Component):
                                          front_end.calibrated)),
             bank.rhd_good_delays_01.eq(front_end.good_delays[:32]),
             bank.rhd_good_delays_23.eq(front_end.good_delays[32:64]),
-            front_end.program_data.eq(self.registers.w_data),
-            front_end.program_write.eq(self.registers.w_en
-                                       & (self.registers.addr == program_data)),
+            front_end.program_data.eq(bus.w_data),
+            front_end.program_write.eq(bus.w_en & (bus.addr == program_data)),
             bank.rhd_capture_data.eq(front_end.capture_data),
             bank.rhd_words.eq(front_end.words),
         ]
 
-    def _detection(self, m, source, framer, bank):
+    def _detection(self, m, source, framer, bank, bus):
         """Source -> conditioner -> detector -> framer events, with the detection registers."""
         config = self.config
         m.submodules.conditioner = conditioner = Conditioner(config)
@@ -147,8 +192,7 @@ class AcquisitionSystem(wiring.Component):
         ]
         wiring.connect(m, conditioner.o, detector.i)
         wiring.connect(m, detector.o, framer.events)
-        k_write = (self.registers.w_en
-                   & (self.registers.addr == register("DETECT_K").address))
+        k_write = bus.w_en & (bus.addr == register("DETECT_K").address)
         m.d.comb += [
             detector.polarity.eq(bank.detect_polarity),
             detector.dead_samples.eq(bank.detect_dead_samples),
@@ -156,7 +200,7 @@ class AcquisitionSystem(wiring.Component):
             detector.snippet_post.eq(bank.detect_snippet_post),
             detector.neo.eq(bank.detect_neo[0]),
             detector.k_channel.eq(bank.detect_k_channel),
-            detector.k_value.eq(self.registers.w_data),
+            detector.k_value.eq(bus.w_data),
             detector.k_write.eq(k_write),
             bank.events_emitted.eq(detector.events_emitted),
             bank.events_dropped.eq(detector.events_dropped),

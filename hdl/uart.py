@@ -1,10 +1,14 @@
-"""UART transmitter, 8N1."""
+"""UART transmitter and receiver, 8N1."""
 
 from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UARTTransmitter"]
+from spikeforge.firmware.errors import ConfigError
+from spikeforge.firmware.wire import MIN_RX_DIVISOR
+
+__all__ = ["UARTTransmitter", "UARTReceiver"]
 
 
 class UARTTransmitter(wiring.Component):
@@ -66,4 +70,85 @@ class UARTTransmitter(wiring.Component):
                 bits_left.eq(10),
                 div_count.eq(divisor - 1),
             ]
+        return m
+
+
+class UARTReceiver(wiring.Component):
+    """Receives 8N1 bytes from an asynchronous serial line.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit, at least :data:`~spikeforge.firmware.wire.MIN_RX_DIVISOR` (3).
+
+    The line passes a two-register synchronizer. A low level while idle is a start bit;
+    taking its first low cycle as ``e``, bit k (0: start, 1-8: data LSB first, 9: stop) is
+    sampled at cycle ``e + (divisor - 1) // 2 + k * divisor`` — the middle of the bit to
+    within the one cycle the edge is uncertain. A start bit that is high again at its
+    sample point is a glitch and ignored. After a good stop bit the receiver is idle at
+    once (mid stop bit), so back-to-back bytes and a slightly fast sender are received.
+
+    Ports
+    -----
+    rx : in
+        The serial line; idles high.
+    o : stream of bytes out
+        A byte is offered from the cycle after its stop bit was sampled and held until
+        taken; the consumer must take it within 9 bit times (the command decoder always is
+        ready).
+    framing_errors : unsigned(32), out
+        Bytes whose stop bit was low; such a byte is discarded, and the receiver waits for
+        the line to go high before looking for the next start bit.
+    """
+
+    rx: In(1)
+    o: Out(stream.Signature(8))
+    framing_errors: Out(32)
+
+    def __init__(self, divisor: int):
+        if divisor < MIN_RX_DIVISOR:
+            raise ConfigError(
+                f"the UART receiver needs at least {MIN_RX_DIVISOR} clock cycles per bit, not "
+                f"{divisor!r}; lower the baud rate to clock_hz / {MIN_RX_DIVISOR} or less")
+        self._divisor = divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        divisor = self._divisor
+        line = Signal(init=1)
+        m.submodules.sync = FFSynchronizer(self.rx, line, init=1)
+
+        count = Signal(range(divisor))
+        bit = Signal(range(10))
+        shift = Signal(8)
+
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~line):
+                    m.d.sync += [count.eq((divisor - 1) // 2 - 1), bit.eq(0)]
+                    m.next = "BITS"
+            with m.State("BITS"):
+                with m.If(count != 0):
+                    m.d.sync += count.eq(count - 1)
+                with m.Else():
+                    m.d.sync += [count.eq(divisor - 1), bit.eq(bit + 1)]
+                    with m.If(bit == 0):
+                        with m.If(line):
+                            m.next = "IDLE"     # a glitch, not a start bit
+                    with m.Elif(bit <= 8):
+                        m.d.sync += shift.eq(Cat(shift[1:], line))
+                    with m.Else():
+                        with m.If(line):
+                            m.d.sync += [self.o.payload.eq(shift), self.o.valid.eq(1)]
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.d.sync += self.framing_errors.eq(self.framing_errors + 1)
+                            m.next = "BREAK"
+            with m.State("BREAK"):
+                with m.If(line):
+                    m.next = "IDLE"
         return m

@@ -8,11 +8,12 @@ from .frames import (
     FrameParser,
     Identity,
     LinkStats,
+    Reply,
     StreamDecoder,
     StreamItem,
 )
 
 __all__ = [
     "Frame", "DataBlock", "Identity", "LinkStats", "FrameParser", "StreamDecoder", "StreamItem",
-    "DetectorEvent", "EventBlock",
+    "DetectorEvent", "EventBlock", "Reply",
 ]

@@ -5,11 +5,15 @@
 its configuration in IDENTITY frames, so :meth:`Device.identify` needs no guessing; only
 the baud rate must be known to open a real serial port (the board's default is used).
 
-Reading is all this version does: the control path (writing registers from the host)
-arrives with the device's UART command decoder.
+Control: :meth:`Device.read_register` / :meth:`Device.write_register` send COMMAND frames
+(:mod:`spikeforge.firmware.wire`) and wait for the REPLY among the streamed frames; a lost,
+corrupt or late reply is retried with the same tag, which the device recognises (it re-sends
+its stored reply instead of carrying the command out again). :meth:`configure`,
+:meth:`start`, :meth:`stop`, :meth:`status` and :meth:`chips` are built on them.
 """
 
 import errno
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,11 +23,22 @@ import serial.tools.list_ports
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.firmware.registers import REGISTERS, Register, register
+from spikeforge.firmware.rhd2000 import CHIPS, ChipKind
+from spikeforge.firmware.wire import (
+    MIN_RX_DIVISOR,
+    CommandOp,
+    Reply,
+    ReplyStatus,
+    encode_command,
+    has_control_path,
+)
 
 from .frames import DataBlock, Identity, LinkStats, StreamDecoder, StreamItem
 
 __all__ = ["Device", "DeviceError", "DeviceNotFound", "DevicePermissionDenied", "DeviceBusy",
-           "DeviceSilent", "DeviceDisconnected"]
+           "DeviceSilent", "DeviceDisconnected", "DeviceNoControl", "RegisterRefused",
+           "DeviceStatus", "ChipFound"]
 
 DEFAULT_BAUD = SystemConfig().baud
 
@@ -52,6 +67,42 @@ class DeviceDisconnected(DeviceError):
     pass
 
 
+class DeviceNoControl(DeviceError):
+    """The device streams but does not answer commands."""
+
+
+class RegisterRefused(DeviceError):
+    """The device answered a command with an error status."""
+
+
+@dataclass(frozen=True)
+class ChipFound:
+    """An RHD2000 chip the device found at start-up on MISO line ``line``."""
+
+    line: int
+    kind: str           #: "RHD2132", "RHD2164", "RHD2216"
+    amplifiers: int
+    miso_delay: int     #: the sampling delay the start-up calibration chose, in cycles
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """What :meth:`Device.status` reads: the device's status registers by name (frames
+    sent/dropped, overruns, events, command counters, ...) and the host's link counters."""
+
+    registers: dict[str, int]
+    link: LinkStats
+
+    def lines(self) -> list[str]:
+        rows = [f"{name.lower():<22} {value}" for name, value in self.registers.items()]
+        link = self.link
+        rows += [f"{'host crc_errors':<22} {link.crc_errors}",
+                 f"{'host sequence_gaps':<22} {link.sequence_gaps}",
+                 f"{'host bytes_discarded':<22} {link.bytes_discarded}",
+                 f"{'host malformed':<22} {link.malformed}"]
+        return rows
+
+
 def _available_ports() -> str:
     ports = [p.device for p in serial.tools.list_ports.comports()]
     return ", ".join(ports) if ports else "none"
@@ -73,6 +124,10 @@ class Device:
         self._decoder = StreamDecoder()
         self.config: SystemConfig | None = None
         self._pending: list[StreamItem] = []
+        # A random start, so a new session never repeats the tag the device remembers.
+        self._tag = int.from_bytes(os.urandom(4), "little")
+        #: RHD2000 chips found (filled by :meth:`identify` with the RHD source).
+        self.chips_found: list[ChipFound] | None = None
 
     @classmethod
     def open(cls, url: str, *, baud: int = DEFAULT_BAUD, timeout_s: float = 0.05) -> "Device":
@@ -109,7 +164,20 @@ class Device:
         return _Chunk(self._decoder.feed(data), len(data))
 
     def identify(self, timeout_s: float = 3.0) -> SystemConfig:
-        """Wait for the device's IDENTITY frame and return its configuration."""
+        """Wait for the device's IDENTITY frame and return its configuration.
+
+        With the RHD2000 source and a device that answers commands, the chips the device
+        found at start-up are read too and kept in :attr:`chips_found` (see :meth:`chips`).
+        """
+        config = self._wait_identity(timeout_s)
+        if config.source == "rhd" and has_control_path(config):
+            try:
+                self.chips_found = self.chips()
+            except DeviceNoControl:
+                self.chips_found = None
+        return config
+
+    def _wait_identity(self, timeout_s: float) -> SystemConfig:
         deadline = time.monotonic() + timeout_s
         received = 0
         while time.monotonic() < deadline:
@@ -157,6 +225,171 @@ class Device:
         for item in self.items(**kwargs):
             if isinstance(item, DataBlock):
                 yield item
+
+    # -- control --------------------------------------------------------------------------------
+    def command(self, address: int, op: CommandOp, value: int = 0, *,
+                timeout_s: float = 0.5, retries: int = 3) -> Reply:
+        """Send one command and return the device's reply, retrying (same tag) on a timeout
+        or a reply that does not fit. Frames that arrive meanwhile are kept for
+        :meth:`items`. Raises :class:`DeviceNoControl` if no reply comes."""
+        if self.config is not None and not has_control_path(self.config):
+            raise DeviceNoControl(self._no_control_reason())
+        self._tag = (self._tag + 1) & 0xFFFFFFFF
+        tag = self._tag
+        frame = encode_command(tag, address, op, value)
+        for _ in range(retries + 1):
+            self._write(frame)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                reply = None
+                for item in self._read().items:
+                    if isinstance(item, Reply):
+                        if item.tag == tag and item.address == address and reply is None:
+                            reply = item
+                        continue          # a late reply to an earlier command
+                    if isinstance(item, Identity):
+                        self.config = item.config
+                    self._pending.append(item)
+                if reply is not None:
+                    return reply
+        raise DeviceNoControl(
+            f"the device on {self.url} did not answer a command ({retries + 1} tries, "
+            f"{timeout_s:g} s each). {self._no_control_reason()}")
+
+    def _no_control_reason(self) -> str:
+        config = self.config
+        if config is not None and not has_control_path(config):
+            return (f"It was built without the control path: {config.clock_hz:,} Hz / "
+                    f"{config.baud:,} baud is {config.uart_divisor} clock cycles per bit, and "
+                    f"the UART receiver needs at least {MIN_RX_DIVISOR}. Rebuild it with "
+                    f"baud <= {config.clock_hz // MIN_RX_DIVISOR:,} (the board default does).")
+        return ("Is the bitstream older than the control path (rebuild and flash it), is "
+                "something else writing to the port, or is the baud rate wrong?")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceDisconnected(
+                f"lost the device on {self.url}: {exc}; is the cable still plugged in?"
+            ) from None
+
+    def read_register(self, name: str | Register, **kwargs: float) -> int:
+        """The value of a register (by name, as in :mod:`spikeforge.firmware.registers`)."""
+        reg = name if isinstance(name, Register) else register(name)
+        return self._checked(reg, self.command(reg.address, CommandOp.READ, **kwargs))
+
+    def write_register(self, name: str | Register, value: int, **kwargs: float) -> int:
+        """Write a register; returns the value the device holds afterwards."""
+        reg = name if isinstance(name, Register) else register(name)
+        if reg.access != "rw":
+            raise RegisterRefused(f"register {reg.name} is {reg.access}, not writable; "
+                                  "writable registers: " + ", ".join(
+                                      r.name for r in REGISTERS if r.access == "rw"))
+        return self._checked(reg, self.command(reg.address, CommandOp.WRITE, value, **kwargs))
+
+    def _checked(self, reg: Register, reply: Reply) -> int:
+        if reply.status == ReplyStatus.UNKNOWN_REGISTER:
+            raise RegisterRefused(
+                f"the device has no register {reg.name} (0x{reg.address:02x}): it was built "
+                "without that capability or from an older version; rebuild it, or check "
+                "the configuration with identify()")
+        if reply.status == ReplyStatus.READ_ONLY:
+            raise RegisterRefused(f"the device refused the write: {reg.name} is read-only")
+        return reply.value
+
+    def supports_control(self, timeout_s: float = 0.3) -> bool:
+        """Whether the device answers commands (one quick read of IDENTITY)."""
+        if self.config is not None and not has_control_path(self.config):
+            return False
+        try:
+            self.read_register("IDENTITY", timeout_s=timeout_s, retries=1)
+        except DeviceNoControl:
+            return False
+        return True
+
+    def start(self) -> None:
+        """Start streaming DATA frames (``STREAM_ENABLE`` = 1)."""
+        self.write_register("STREAM_ENABLE", 1)
+
+    def stop(self) -> None:
+        """Stop streaming DATA frames (``STREAM_ENABLE`` = 0); frames already buffered on
+        the device still arrive. Events and replies keep flowing."""
+        self.write_register("STREAM_ENABLE", 0)
+
+    def configure(self, *, stream: bool | None = None, polarity: str | int | None = None,
+                  dead_samples: int | None = None, snippet_pre: int | None = None,
+                  snippet_post: int | None = None, neo: bool | None = None,
+                  threshold_k: float | dict[int, float] | None = None,
+                  **registers: int) -> None:
+        """Set what the register map offers; ``None`` leaves a setting as it is.
+
+        ``polarity`` is "negative", "positive", "both", "off" or the code; ``threshold_k``
+        (in standard deviations, 1/16 steps) is one value for all channels or a
+        ``{channel: k}`` mapping. Any other register can be given by name
+        (``rhd_miso_delay=0x21``).
+        """
+        from spikeforge.firmware.detection import POLARITIES
+
+        if stream is not None:
+            self.write_register("STREAM_ENABLE", int(stream))
+        if polarity is not None:
+            if isinstance(polarity, str):
+                codes = {"off": 0, **POLARITIES}
+                if polarity not in codes:
+                    raise RegisterRefused(f"polarity must be one of {', '.join(codes)}, "
+                                          f"not {polarity!r}")
+                polarity = codes[polarity]
+            self.write_register("DETECT_POLARITY", int(polarity))
+        for name, value in (("DETECT_DEAD_SAMPLES", dead_samples),
+                            ("DETECT_SNIPPET_PRE", snippet_pre),
+                            ("DETECT_SNIPPET_POST", snippet_post)):
+            if value is not None:
+                self.write_register(name, int(value))
+        if neo is not None:
+            self.write_register("DETECT_NEO", int(neo))
+        if threshold_k is not None:
+            channels = (self.config.channels if self.config is not None else 0)
+            per_channel = (threshold_k if isinstance(threshold_k, dict)
+                           else dict.fromkeys(range(channels), threshold_k))
+            for channel, k in per_channel.items():
+                k16 = round(k * 16)
+                if not 0 <= k16 <= 255:
+                    raise RegisterRefused(f"threshold k must be 0..15.9 standard deviations, "
+                                          f"not {k!r}")
+                self.write_register("DETECT_K_CHANNEL", channel)
+                self.write_register("DETECT_K", k16)
+        for name, value in registers.items():
+            self.write_register(name, value)
+
+    def status(self) -> DeviceStatus:
+        """The device's status registers (counters) and the host's link counters."""
+        config = self.config or self.identify()
+        values = {r.name: self.read_register(r) for r in REGISTERS
+                  if r.access == "status" and r.present(config)}
+        return DeviceStatus(values, self.stats)
+
+    def chips(self) -> list[ChipFound]:
+        """The RHD2000 chips the device found at start-up (registers ``RHD_CHIPS`` and
+        ``RHD_FOUND_DELAYS``); empty if none answered or the calibration has not finished."""
+        ids = self.read_register("RHD_CHIPS")
+        delays = self.read_register("RHD_FOUND_DELAYS")
+        if not delays >> 31:
+            return []
+        found = []
+        for line in range(4):
+            code = (ids >> 8 * line) & 0xFF
+            if not code:
+                continue
+            try:
+                kind = ChipKind(code).name
+            except ValueError:
+                raise DeviceError(f"the device reports unknown chip ID {code} on line {line}; "
+                                  "update spikeforge on the host") from None
+            found.append(ChipFound(line, kind, CHIPS[kind].amplifiers,
+                                   (delays >> 4 * line) & 0xF))
+        return found
 
 
 def _translate_open_error(url: str, exc: serial.SerialException) -> DeviceError:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spikeforge.firmware.compression import Codebook
 from spikeforge.firmware.config import MAX_PAYLOAD_BYTES, SystemConfig
 from spikeforge.firmware.errors import ConfigError, WireFormatError
 from spikeforge.firmware.wire import (
@@ -27,13 +28,15 @@ from spikeforge.firmware.wire import (
     HEADER_BYTES,
     SYNC,
     FrameType,
+    Reply,
     crc32,
     decode_identity,
+    decode_reply,
 )
 
 __all__ = [
     "Frame", "DataBlock", "Identity", "LinkStats", "FrameParser", "StreamDecoder", "StreamItem",
-    "DetectorEvent", "EventBlock",
+    "DetectorEvent", "EventBlock", "Reply",
 ]
 
 _KNOWN_TYPES = {int(frame_type): frame_type for frame_type in FrameType}
@@ -80,6 +83,23 @@ class DataBlock:
             config.sweeps_per_frame, config.channels
         )
         return cls(frame.seq, frame.seq * config.sweeps_per_frame, samples)
+
+    @classmethod
+    def from_compressed_frame(cls, frame: Frame, config: SystemConfig,
+                              codebook: Codebook | None = None) -> "DataBlock":
+        """Decode a COMPRESSED frame: one coded block of ``config.codec.block_sweeps`` sweeps
+        (``docs/compression.md``), ``seq`` numbering blocks. Raises
+        :class:`WireFormatError` if it does not decode to exactly one block."""
+        from .compression import decode_block
+
+        if not config.codec.enabled:
+            raise WireFormatError(
+                f"compressed frame seq {frame.seq}, but the device's configuration has no "
+                "codec; the device and the configuration disagree")
+        sweeps = config.codec.block_sweeps
+        samples = decode_block(frame.payload, config.channels, config.codec, codebook)
+        samples.flags.writeable = False
+        return cls(frame.seq, frame.seq * sweeps, samples)
 
 
 @dataclass(frozen=True)
@@ -150,7 +170,7 @@ class EventBlock:
 
 
 #: What :meth:`StreamDecoder.feed` yields: typed items, and plain frames of other types.
-StreamItem = Identity | DataBlock | EventBlock | Frame
+StreamItem = Identity | DataBlock | EventBlock | Reply | Frame
 
 
 @dataclass
@@ -343,12 +363,21 @@ class StreamDecoder:
         Passed to the :class:`FrameParser`.
     max_pending_frames:
         DATA frames kept while waiting for the first configuration.
+    codebook:
+        The value map the device's coder was loaded with (:class:`Codebook`), needed to
+        decode COMPRESSED frames of a codec built with ``codebook=True``.
+
+    COMPRESSED frames (one coded block each, ``docs/compression.md``) become the same
+    :class:`DataBlock` as DATA frames, ``first_sample = seq * codec.block_sweeps``; they
+    share DATA's sequence tracking. A block that does not decode is ``malformed``.
     """
 
     def __init__(self, config: SystemConfig | None = None, *,
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-                 max_pending_frames: int = 4096) -> None:
+                 max_pending_frames: int = 4096,
+                 codebook: Codebook | None = None) -> None:
         self.stats = LinkStats()
+        self.codebook = codebook
         self.parser = FrameParser(max_payload_bytes, stats=self.stats)
         self.config = config
         self.last_error: WireFormatError | ConfigError | None = None
@@ -372,7 +401,7 @@ class StreamDecoder:
     def _decode(self, frames: list[Frame]) -> list[StreamItem]:
         items: list[StreamItem] = []
         for frame in frames:
-            if frame.type == FrameType.DATA:
+            if frame.type in (FrameType.DATA, FrameType.COMPRESSED):
                 if self.config is None:
                     if len(self._pending) == self._pending.maxlen:
                         self.stats.pending_dropped += 1
@@ -384,6 +413,11 @@ class StreamDecoder:
             elif frame.type == FrameType.EVENTS:
                 try:
                     items.append(EventBlock.from_frame(frame, self.config))
+                except WireFormatError as error:
+                    self._reject(error)
+            elif frame.type == FrameType.REPLY:
+                try:
+                    items.append(decode_reply(frame.seq, frame.payload))
                 except WireFormatError as error:
                     self._reject(error)
             else:
@@ -407,7 +441,11 @@ class StreamDecoder:
         assert self.config is not None
         self._track_seq(frame.seq)
         try:
-            items.append(DataBlock.from_frame(frame, self.config))
+            if frame.type == FrameType.COMPRESSED:
+                items.append(DataBlock.from_compressed_frame(frame, self.config,
+                                                             self.codebook))
+            else:
+                items.append(DataBlock.from_frame(frame, self.config))
         except WireFormatError as error:
             self._reject(error)
 

@@ -50,14 +50,24 @@ class RecordingStatus:
 
 def record(device: Device, out: Path, *, duration_s: float | None = None,
            flush_interval_s: float = 1.0,
-           on_status: Callable[[RecordingStatus], None] | None = None) -> RecordingStatus:
+           on_status: Callable[[RecordingStatus], None] | None = None,
+           control: bool | None = None) -> RecordingStatus:
     """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever).
+
+    ``control``: use the device's control path — :meth:`Device.start` before recording,
+    :meth:`Device.stop` when it ends (not after a device error). ``None`` (default): if the
+    device answers commands (:meth:`Device.supports_control`); a device that only streams is
+    recorded as it streams.
 
     Raises the device error or :class:`DiskFull` after closing the recording; a
     ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
     """
     config = device.identify()
-    writer = OpenEphysWriter(out, config, {"port": device.url})
+    if control is None:
+        control = device.supports_control()
+    if control:
+        device.start()
+    writer = OpenEphysWriter(out, config, {"port": device.url, "control": control})
     started = time.monotonic()
     last_flush = started
     target_sweeps = None if duration_s is None else round(duration_s * config.sample_rate_hz)
@@ -72,6 +82,11 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
             samples_lost=writer.samples_lost, crc_errors=device.stats.crc_errors, ended=ended)
 
     def finish(reason: str) -> RecordingStatus:
+        if control and not reason.startswith("device error"):
+            try:
+                device.stop()
+            except DeviceError:
+                pass     # the recording is what matters; its ending says what happened
         final = status(reason)
         writer.update_metadata(ended=reason, link=asdict(device.stats),
                                samples_lost=writer.samples_lost,

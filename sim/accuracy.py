@@ -32,7 +32,8 @@ from .models.detector import condition, detect
 from .models.source import source_signal
 
 __all__ = ["UV_PER_LSB", "MATCH_WINDOW_MS", "WARMUP_S", "Score", "Row", "score_times",
-           "run_benchmark", "format_table", "quantise", "NEO_THRESHOLD_K"]
+           "run_benchmark", "format_table", "quantise", "ground_truth_recording",
+           "NEO_THRESHOLD_K"]
 
 #: Intan RHD2000 LSB.
 UV_PER_LSB = 0.195
@@ -187,28 +188,39 @@ def _evaluate(name: str, samples: np.ndarray, rate_hz: int,
                neo, neo_k, latency)
 
 
+def ground_truth_recording(*, seed: int, noise_uv: float, rate_hz: int, seconds: float,
+                           channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A SpikeInterface ground-truth recording (5 units), quantised to int16 at
+    :data:`UV_PER_LSB`: (samples (sweeps, channels), sorted spike sample indices).
+
+    Shared by the detection and the compression benchmarks.
+    """
+    try:
+        from spikeinterface.core import generate_ground_truth_recording
+    except ImportError as exc:
+        raise BenchmarkUnavailable(
+            f"this benchmark needs SpikeInterface ({exc}); install it with "
+            "pip install 'spikeforge[bench]'") from None
+    recording, sorting = generate_ground_truth_recording(
+        durations=[seconds], sampling_frequency=float(rate_hz), num_channels=channels,
+        num_units=5, seed=seed, noise_kwargs=dict(noise_levels=noise_uv, strategy="on_the_fly"))
+    samples = quantise(recording.get_traces())
+    return samples, np.sort(sorting.to_spike_vector()["sample_index"])
+
+
 def run_benchmark(*, seconds: float = 4.0, seeds: tuple[int, ...] = (1, 2),
                   noise_uv: tuple[float, ...] = (5.0, 10.0), rates: tuple[int, ...] = (20_000,
                                                                                     30_000),
                   channels: int = 4, neo_k: float = NEO_THRESHOLD_K,
                   progress=print) -> list[Row]:
     """Score every recording; ``progress`` gets one line per recording."""
-    try:
-        from spikeinterface.core import generate_ground_truth_recording
-    except ImportError as exc:
-        raise BenchmarkUnavailable(
-            f"the detection benchmark needs SpikeInterface ({exc}); install it with "
-            "pip install 'spikeforge[bench]'") from None
     rows = []
     for rate in rates:
         for noise in noise_uv:
             for seed in seeds:
-                recording, sorting = generate_ground_truth_recording(
-                    durations=[seconds], sampling_frequency=float(rate), num_channels=channels,
-                    num_units=5, seed=seed,
-                    noise_kwargs=dict(noise_levels=noise, strategy="on_the_fly"))
-                samples = quantise(recording.get_traces())
-                truth = np.sort(sorting.to_spike_vector()["sample_index"])
+                samples, truth = ground_truth_recording(
+                    seed=seed, noise_uv=noise, rate_hz=rate, seconds=seconds,
+                    channels=channels)
                 name = f"SI gt seed={seed} noise={noise:g}uV"
                 rows.append(_evaluate(name, samples, rate, truth, per_channel=False,
                                       neo_k=neo_k))

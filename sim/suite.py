@@ -150,6 +150,43 @@ def _detector(config: SystemConfig, stimulus: str, sweeps: int, stall: str, *,
     )
 
 
+def _uart_rx(divisor: int, count: int, baud_error: float) -> BenchCase:
+    from spikeforge.hdl.uart import UARTReceiver
+
+    return BenchCase(
+        bench="uart_rx", label=f"divisor={divisor} bytes={count} sender baud {baud_error:+.1%}",
+        component=lambda: UARTReceiver(divisor),
+        params={"divisor": divisor, "count": count, "baud_error": baud_error},
+    )
+
+
+def _control(config: SystemConfig, operations: int, baud_error: float, why: str) -> BenchCase:
+    from spikeforge.hdl.top import AcquisitionSystem
+
+    return BenchCase(
+        bench="control",
+        label=f"{config.describe()} host baud {baud_error:+.1%} ({why})",
+        component=lambda: AcquisitionSystem(config),
+        params={"config": config.to_dict(), "operations": operations,
+                "baud_error": baud_error, "seed": operations}, config=config,
+    )
+
+
+def _decimator(config: SystemConfig, factor: int, order: int, stimulus: str, sweeps: int,
+               stall: str) -> BenchCase:
+    from spikeforge.firmware.decimation import DecimatorConfig
+    from spikeforge.hdl.decimator import Decimator
+
+    decimation = DecimatorConfig(factor=factor, order=order)
+    return BenchCase(
+        bench="decimator",
+        label=f"{config.channels}ch R={factor} N={order} {stimulus} stall={stall}",
+        component=lambda: Decimator(config, decimation),
+        params={"config": config.to_dict(), "decimation": {"factor": factor, "order": order},
+                "sweeps": sweeps, "stimulus": stimulus, "stall": stall}, config=config,
+    )
+
+
 CASES: tuple[BenchCase, ...] = (
     _source(SystemConfig(channels=5, sample_rate_hz=1_000_000, clock_hz=12_000_000,
                          test_source=TestSourceConfig(spike_rate_hz=20_000)),
@@ -225,6 +262,23 @@ CASES: tuple[BenchCase, ...] = (
     _detector(_fast(2, neo_shift=0), "saturation", 1500, "none", neo=True, polarity=3,
               k16=[40, 200]),
     _detector(_fast(3), "random", 1500, "random", neo=True, dead_samples=0, pre=2, post=2),
+    # Control path: commands in on uart_rx, replies between the frames on uart_tx.
+    _uart_rx(3, 300, 0.02),
+    _uart_rx(3, 300, -0.02),
+    _uart_rx(4, 200, 0.0),
+    _uart_rx(15, 100, -0.02),
+    _control(SystemConfig(channels=8, sweeps_per_frame=4, link_buffer_samples=256,
+                          detector=DetectorConfig(enabled=True)),
+             24, 0.015, "link saturated, 4 cycles/bit"),
+    _control(SystemConfig(channels=2, baud=4_000_000, sweeps_per_frame=8,
+                          link_buffer_samples=64),
+             25, -0.015, "smallest divisor, 3 cycles/bit"),
+    # LFP decimator: full-scale random wraps every integrator; rails saturate the output.
+    _decimator(_fast(4), 30, 3, "random", 1800, "random"),
+    _decimator(_fast(1), 2, 1, "saturation", 3000, "random"),
+    _decimator(_fast(3), 1024, 3, "dc-steps", 4200, "none"),
+    _decimator(_fast(5), 7, 5, "spikes", 1500, "random"),
+    _decimator(_fast(256), 4, 3, "saturation", 24, "random"),
     # The largest channel count (MAX_CHANNELS): a few sweeps, the state memories 1024 deep,
     # every channel bursting at once (the detector drops most events whole and counts them).
     _conditioner(_fast(1024), "spikes", 12, "random"),
@@ -238,3 +292,46 @@ def run_case(case: BenchCase) -> BenchResult:
         case.capture_path.parent.mkdir(parents=True, exist_ok=True)
         params["capture"] = str(case.capture_path)
     return run_bench(case.bench, case.component(), params, label=case.label)
+
+
+# -- lossless coder (hdl/compressor.py) ---------------------------------------------------------
+
+
+def _compressor(channels: int, cycles_per_sample: int, stimulus: str, blocks: int, stall: str,
+                fifo_entries: int | None = None, **codec: Any) -> BenchCase:
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.hdl.compressor import Compressor
+
+    rate = 30_000
+    clock = rate * cycles_per_sample
+    config = SystemConfig(channels=channels, sample_rate_hz=rate, clock_hz=clock, baud=clock,
+                          sweeps_per_frame=1,
+                          link_buffer_samples=max(2, 1 << (2 * channels - 1).bit_length()),
+                          codec=CodecConfig(enabled=True, **codec))
+    codec_config = config.codec
+    return BenchCase(
+        bench="compressor",
+        label=f"{channels}ch cps={cycles_per_sample} {stimulus} {codec_config.predictor} "
+              f"B={codec_config.block_sweeps} esc={codec_config.escape_threshold}"
+              f"{' codebook' if codec_config.codebook else ''} stall={stall}"
+              f"{f' fifo={fifo_entries} (overflows)' if fifo_entries else ''}",
+        component=lambda: Compressor(config, fifo_entries=fifo_entries),
+        params={"config": config.to_dict(), "blocks": blocks, "stimulus": stimulus,
+                "stall": stall, "expect_overflow": fifo_entries is not None}, config=config,
+    )
+
+
+CASES = CASES + (
+    _compressor(4, 24, "white", 6, "random", block_sweeps=16),
+    _compressor(1, 2, "spikes", 40, "none", predictor="order1", block_sweeps=5),
+    _compressor(8, 40, "gridded", 3, "random", block_sweeps=32, codebook=True),
+    _compressor(3, 12, "gridded-off", 12, "random", predictor="order2", block_sweeps=7,
+                codebook=True, codebook_bits=10),
+    _compressor(5, 20, "alternating", 10, "random", predictor="order3", block_sweeps=9,
+                escape_threshold=4),
+    _compressor(2, 6, "long-silence", 3, "none", block_sweeps=64, initial_k=0),
+    _compressor(16, 40, "ramps", 20, "random", block_sweeps=3, rice_shift=0, select_shift=0),
+    _compressor(3, 16, "saturation", 4, "random", predictor="order0", block_sweeps=50,
+                escape_threshold=32, rice_shift=7, select_shift=7, initial_k=15),
+    _compressor(4, 12, "white", 40, "long", fifo_entries=8, block_sweeps=4),
+)

@@ -189,7 +189,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _record_baud(args: argparse.Namespace) -> int:
-    """``--baud``; else the default of ``--board`` (boards differ: 12 Mbaud on the
+    """``--baud``; else the default of ``--board`` (boards differ: 4 Mbaud on the
     iCEBreaker, 3 Mbaud on the ULX3S); else the default configuration's."""
     if args.baud is not None:
         return args.baud
@@ -212,9 +212,10 @@ def _cmd_record(args: argparse.Namespace) -> int:
     url = args.port
     if url.startswith("sim://"):
         # The CLI is the one place that ties the host to the simulation layer.
-        from spikeforge.sim.virtual_board import VirtualBoard, config_from_sim_url
+        from spikeforge.sim.virtual_board import VirtualBoard, board_from_sim_url
 
-        board = VirtualBoard.start(config_from_sim_url(url))
+        sim_config, feed = board_from_sim_url(url)
+        board = VirtualBoard.start(sim_config, feed=feed)
         url = board.url
         print(f"virtual board: {board.config.describe()} at {url}", file=sys.stderr)
     try:
@@ -230,18 +231,57 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Identity, chips found and counters of a device, read over its control path."""
+    from spikeforge.host.device import Device
+
+    board = None
+    url = args.port
+    if url.startswith("sim://"):
+        from spikeforge.sim.virtual_board import VirtualBoard, config_from_sim_url
+
+        board = VirtualBoard.start(config_from_sim_url(url))
+        url = board.url
+    try:
+        with Device.open(url, baud=_record_baud(args)) as device:
+            config = device.identify()
+            print(f"device: {config.describe()} on {url}")
+            if args.stop:
+                device.stop()
+                print("streaming stopped")
+            if args.start:
+                device.start()
+                print("streaming started")
+            if config.source == "rhd":
+                chips = device.chips_found or []
+                print("chips found: " + (", ".join(
+                    f"line {c.line}: {c.kind} ({c.amplifiers} amplifiers, MISO delay "
+                    f"{c.miso_delay})" for c in chips) or "none"))
+            for line in device.status().lines():
+                print(line)
+    finally:
+        if board is not None:
+            board.stop()
+    return 0
+
+
 def _cmd_sim_board(args: argparse.Namespace) -> int:
     from spikeforge.sim.virtual_board import VirtualBoard
 
     config = _config_from_args(args)
+    config, feed = _sim_board_input(args, config)
+    if args.measure and args.compare:
+        return _compare_speed(args, config, feed)
     if args.measure:
-        stats = VirtualBoard.measure(config, args.measure)
+        stats = VirtualBoard.measure(config, args.measure, feed=feed, profile_guided=args.pgo)
         print(f"{config.describe()}: {stats['cycles']:.0f} cycles in {stats['wall_s']:.2f} s = "
               f"{stats['cycles_per_s'] / 1e6:.2f} M cycles/s = {stats['realtime_ratio']:.3f} x "
-              f"real time ({stats['bytes_received']:.0f} bytes, "
+              f"real time; {stats['cycles_per_cpu_s'] / 1e6:.2f} M cycles per CPU second "
+              f"({stats['bytes_received']:.0f} bytes, "
               f"{stats['framing_errors']:.0f} framing errors)")
         return 0
-    board = VirtualBoard.start(config, port=args.tcp_port, realtime=args.realtime)
+    board = VirtualBoard.start(config, port=args.tcp_port, realtime=args.realtime, feed=feed,
+                               profile_guided=args.pgo)
     print(f"virtual board {config.describe()} serving its UART at {board.url}", flush=True)
     print(f"record from it: spikeforge record --port {board.url} --out DIR", flush=True)
     try:
@@ -250,6 +290,57 @@ def _cmd_sim_board(args: argparse.Namespace) -> int:
         pass
     print(board.stop())
     return 0
+
+
+def _compare_speed(args: argparse.Namespace, config: SystemConfig, feed) -> int:
+    """``sim-board --measure N --compare``: the board before its speed work (bare design with
+    a reset input, two evals per cycle), as built now, and profile-guided, measured in turn
+    ``--repeats`` times; the best of each (the least disturbed by other load)."""
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    variants = {"before (reset input, 2 evals/cycle)": {"baseline": True},
+                "now": {}, "now + --pgo": {"profile_guided": True}}
+    for options in variants.values():      # build everything first
+        VirtualBoard.measure(config, 1000, feed=feed, **options)
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(args.repeats):
+        for name, options in variants.items():
+            stats = VirtualBoard.measure(config, args.measure, feed=feed, **options)
+            if name not in best or stats["cycles_per_cpu_s"] > best[name]["cycles_per_cpu_s"]:
+                best[name] = stats
+    base = best[next(iter(variants))]
+    print(f"{config.describe()}, {args.measure} cycles, best of {args.repeats}:")
+    for name, stats in best.items():
+        print(f"  {name:<36} {stats['cycles_per_cpu_s'] / 1e6:5.2f} M cycles/CPU-s "
+              f"({stats['cycles_per_cpu_s'] / config.clock_hz:.3f} x real time)  "
+              f"{stats['cycles_per_s'] / 1e6:5.2f} M cycles/wall-s  "
+              f"x{stats['cycles_per_cpu_s'] / base['cycles_per_cpu_s']:.2f}")
+    return 0
+
+
+def _sim_board_input(args: argparse.Namespace, config: SystemConfig):
+    """``--source rhd`` / ``--from FILE``: the RHD configuration and the chips' sample feed
+    (None: the test source, or with ``--source rhd`` the test signal through the chips)."""
+    from spikeforge.firmware.errors import ConfigError
+    from spikeforge.sim.virtual_board import feed_from_file, rhd_config_for
+
+    chips = tuple(args.rhd_chips.split(",")) if args.rhd_chips else None
+    if args.source == "test" and (args.sample_file or chips):
+        raise ConfigError("--from and --rhd-chips need --source rhd (the test source makes "
+                          "its own signal)")
+    if args.sample_file:
+        return feed_from_file(config, Path(args.sample_file), args.channels,
+                              repeat=args.repeat, cable_delay=args.cable_delay, chips=chips)
+    if args.source == "rhd" and config.source != "rhd":
+        config = rhd_config_for(config, config.channels, chips or ("RHD2132",))
+    if config.source == "rhd" and args.cable_delay is not None:
+        from dataclasses import replace
+
+        from spikeforge.sim.virtual_board import source_signal_feed
+
+        return config, replace(source_signal_feed(config),
+                               cable_delays=(args.cable_delay,) * config.rhd.lines)
+    return config, None
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -320,6 +411,150 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_compress(args: argparse.Namespace) -> int:
+    from spikeforge.sim import compression_bench as cb
+
+    started = time.perf_counter()
+    recordings = cb.file_recordings(args.paths, args.channels, args.sample_rate_hz)
+    if args.stack:
+        for kind in list(dict.fromkeys(r.kind for r in recordings)):
+            stacked = cb.stack_recordings([r for r in recordings if r.kind == kind])
+            if stacked is not None:
+                recordings.append(stacked)
+    if not args.no_synthetic:
+        recordings += cb.synthetic_recordings(seconds=args.seconds, channels=args.synth_channels,
+                                              spikeinterface=not args.no_spikeinterface)
+    if not recordings:
+        print("nothing to compress: name recording files or folders, or drop --no-synthetic")
+        return EXIT_USAGE
+    codec_config = None
+    if args.block_sweeps is not None:
+        from spikeforge.firmware.compression import CodecConfig
+
+        codec_config = CodecConfig(enabled=True, block_sweeps=args.block_sweeps)
+    codecs = cb.coder_codecs(codec_config) + cb.reference_codecs()
+    print(f"compression benchmark: {len(recordings)} recordings, codecs "
+          f"{', '.join(c.name for c in codecs)}", flush=True)
+    for codec in codecs:
+        if codec.note:
+            print(f"  {codec.name}: {codec.note}")
+    rows = cb.run_benchmark(recordings, codecs, progress=lambda line: print(line, flush=True))
+    target_classes = [c.lower() for c in args.target_class or ["n1"]]
+    n1_kinds = [r.kind for r in recordings if any(c in r.kind.lower() for c in target_classes)]
+    text = cb.format_report(rows, n1_kinds=n1_kinds, n1_target=args.target)
+    print()
+    print(text)
+    if args.json:
+        settings = {"command": " ".join(["spikeforge", *sys.argv[1:]]),
+                    "paths": [str(p) for p in args.paths], "seconds": args.seconds,
+                    "synthetic": not args.no_synthetic, "stack": args.stack,
+                    "block_sweeps": args.block_sweeps,
+                    "codecs": {c.name: c.note for c in codecs}}
+        Path(args.json).write_text(json.dumps(cb.to_json(rows, settings), indent=2) + "\n")
+        print(f"\nwritten to {args.json}")
+    print(f"\n{time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _cmd_bench_decimator(args: argparse.Namespace) -> int:
+    from spikeforge.firmware.decimation import DecimatorConfig
+
+    decimation = DecimatorConfig(factor=args.factor, order=args.order)
+    rate = args.sample_rate_hz
+    out_rate = decimation.output_rate_hz(rate)
+    print(f"CIC decimator R={decimation.factor} N={decimation.order} at {rate:,} S/s -> "
+          f"{out_rate:g} S/s; state {decimation.state_bits_per_channel} bits/channel "
+          f"({2 * decimation.order} x {decimation.state_bits}), gain "
+          f"{decimation.gain_num}/2^{decimation.gain_shift}")
+    print("| frequency Hz | response | dB |")
+    print("| --- | --- | --- |")
+    import math
+
+    for f in sorted({10, 100, 300, out_rate / 4, out_rate / 2, out_rate * 0.75, out_rate,
+                     out_rate * 1.25, out_rate * 1.5}):
+        r = decimation.response(f, rate)
+        db = f"{20 * math.log10(r):.1f}" if r > 1e-9 else "null"
+        print(f"| {f:g} | {r:.4f} | {db} |")
+    if args.synth:
+        from spikeforge.hdl.decimator import Decimator
+        from spikeforge.sim.cost import synthesize_ice40
+
+        print("\nYosys synth_ice40 (no DSP inference):\n")
+        print("| channels | SB_LUT4 | flip-flops | SB_CARRY | SB_RAM40_4K |")
+        print("| --- | --- | --- | --- | --- |")
+        for channels in (32, 256):
+            config = SystemConfig(channels=channels, sweeps_per_frame=1)
+            cells = synthesize_ice40(Decimator(config, decimation), design="Decimator",
+                                     channels=channels).cells
+            ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+            print(f"| {channels} | {cells.get('SB_LUT4', 0)} | {ffs} | "
+                  f"{cells.get('SB_CARRY', 0)} | {cells.get('SB_RAM40_4K', 0)} |", flush=True)
+    return 0
+
+
+def _cmd_budget(args: argparse.Namespace) -> int:
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.host.budget import (
+        DEFAULT_COMPRESSION_RATIO,
+        StreamDescription,
+        budget,
+        format_budget,
+    )
+
+    base = None
+    link = args.link_bps
+    if args.board:
+        from spikeforge.boards.registry import get_board
+
+        board = get_board(args.board)
+        base = board.default_config
+        if link is None:
+            link = float(board.default_config.baud)
+    data = base.to_dict() if base is not None else SystemConfig().to_dict()
+    if args.config:
+        data.update(json.loads(Path(args.config).read_text()))
+    stream = StreamDescription(
+        channels=args.channels or data["channels"],
+        sample_rate_hz=args.sample_rate_hz or data["sample_rate_hz"],
+        sweeps_per_frame=args.sweeps_per_frame or data["sweeps_per_frame"],
+        identity_interval_frames=data["identity_interval_frames"],
+        detector_enabled=(args.detector if args.detector is not None
+                          else bool(data.get("detector", {}).get("enabled", False))),
+        spike_rate_hz=args.spike_rate_hz,
+        snippet_pre=(args.snippet_pre if args.snippet_pre is not None
+                     else data.get("detector", {}).get("snippet_pre", 8)),
+        snippet_post=(args.snippet_post if args.snippet_post is not None
+                      else data.get("detector", {}).get("snippet_post", 16)),
+        codec=CodecConfig(**{**data.get("codec", {}),
+                             **({"block_sweeps": args.block_sweeps} if args.block_sweeps
+                                else {})}))
+    if link is None:
+        link = float(args.baud or data["baud"])
+    ratio, source = DEFAULT_COMPRESSION_RATIO, "default, docs/compression-benchmark.md"
+    if args.compression_ratio is not None:
+        ratio, source = args.compression_ratio, "given"
+    if args.recording:
+        from spikeforge.sim.compression_bench import recording_ratio
+
+        print(f"measuring the coder's ratio over {' '.join(args.recording)} ...", flush=True)
+        from spikeforge.host.sample_files import RecordingFileError
+
+        try:
+            ratio, source = recording_ratio(args.recording, args.recording_channels,
+                                            stream.codec)
+        except RecordingFileError as exc:
+            raise RecordingFileError(
+                str(exc).replace("--channels", "--recording-channels")) from None
+    result = budget(stream, link, compression_ratio=ratio, compression_ratio_source=source,
+                    lfp_decimation=args.lfp_decimation,
+                    bits_per_byte=8 if args.raw_link else 10)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(format_budget(result))
+    return 0
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     print(config.describe())
@@ -385,6 +620,17 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--out", required=True, help="folder to create")
     rec.set_defaults(run=_cmd_record)
 
+    status = commands.add_parser(
+        "status", help="read a device's identity, chips found and counters over its control "
+                       "path; optionally start or stop its stream")
+    status.add_argument("--port", required=True,
+                        help="serial port or pyserial URL, or sim://... for a virtual board")
+    status.add_argument("--baud", type=int, help="line rate of a real serial port")
+    status.add_argument("--board", help="the board; sets the default --baud")
+    status.add_argument("--start", action="store_true", help="start streaming (STREAM_ENABLE=1)")
+    status.add_argument("--stop", action="store_true", help="stop streaming (STREAM_ENABLE=0)")
+    status.set_defaults(run=_cmd_status)
+
     board = commands.add_parser(
         "sim-board", help="run the virtual board: the Verilated design, its UART on TCP")
     _add_config_options(board)
@@ -393,6 +639,28 @@ def main(argv: list[str] | None = None) -> int:
                        help="run this many cycles with a draining client, report the speed")
     board.add_argument("--realtime", action="store_true",
                        help="pace the simulation to the real clock (default: as fast as it runs)")
+    board.add_argument("--source", choices=("test", "rhd"), default=None,
+                       help="sample source: the test source, or the RHD2000 front-end with "
+                            "behavioural chips on its SPI pins (default: test; rhd with --from)")
+    board.add_argument("--from", dest="sample_file", metavar="FILE",
+                       help="play this recording through the RHD chips: a 16-bit WAV, or a "
+                            "flat file of interleaved int16 frames with --channels columns; "
+                            "one column per stream channel")
+    board.add_argument("--rhd-chips", metavar="RHD2132[,RHD2164...]",
+                       help="chips on MISO lines 0..3 (default RHD2132); the channels fill "
+                            "their amplifiers chip by chip")
+    board.add_argument("--cable-delay", type=int, metavar="CYCLES",
+                       help="cable round trip of the chips' MISO in clock cycles (default 2; "
+                            "the start-up calibration finds it)")
+    board.add_argument("--compare", action="store_true",
+                       help="with --measure: also measure the board as it was before its speed "
+                            "work and the --pgo build, in turn, and print the ratios")
+    board.add_argument("--repeats", type=int, default=3,
+                       help="with --compare: measurements of each variant (default 3)")
+    board.add_argument("--pgo", action="store_true",
+                       help="profile-guided build: about 10%% faster, twice the build time")
+    board.add_argument("--repeat", action="store_true",
+                       help="replay the file from the start when it ends (default: zeros)")
     board.set_defaults(run=_cmd_sim_board)
 
     export = commands.add_parser("export", help="convert a recording to another format")
@@ -411,6 +679,78 @@ def main(argv: list[str] | None = None) -> int:
     detect.add_argument("--synth", action="store_true",
                         help="also synthesize the cores with Yosys at 32 and 256 channels")
     detect.set_defaults(run=_cmd_bench_detect)
+
+    compress = benches.add_parser(
+        "compress", help="compression ratio and speed of the gateware coder vs zlib, lzma, "
+                         "zstd and FLAC")
+    compress.add_argument("paths", nargs="*", help="recording files or folders (WAV, or flat "
+                          "int16 .dat/.bin/.raw with --channels)")
+    compress.add_argument("--channels", type=int, help="channels of flat int16 files")
+    compress.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int,
+                          help="sample rate of flat int16 files (labels only)")
+    compress.add_argument("--stack", action="store_true",
+                          help="also code the single-channel files of each folder side by "
+                               "side as one multi-channel recording")
+    compress.add_argument("--no-synthetic", action="store_true",
+                          help="skip the SpikeInterface and test-source recordings")
+    compress.add_argument("--no-spikeinterface", action="store_true",
+                          help="skip the SpikeInterface recordings (keep the test source)")
+    compress.add_argument("--seconds", type=float, default=2.0,
+                          help="length of each synthetic recording (default 2)")
+    compress.add_argument("--synth-channels", type=int, default=4,
+                          help="channels of each synthetic recording (default 4)")
+    compress.add_argument("--target", type=float, default=3.4,
+                          help="ratio the coder must reach on --target-class (default 3.4)")
+    compress.add_argument("--target-class", action="append", default=None,
+                          help="recording classes (substring) the target applies to "
+                               "(default: any class naming n1)")
+    compress.add_argument("--block-sweeps", dest="block_sweeps", type=int,
+                          help="sweeps per coded block (default: CodecConfig's)")
+    compress.add_argument("--json", metavar="FILE.json", help="write machine-readable results")
+    compress.set_defaults(run=_cmd_bench_compress)
+
+    decimator = benches.add_parser(
+        "decimator", help="the LFP decimator's response, state and (--synth) iCE40 cost")
+    decimator.add_argument("--factor", type=int, default=30)
+    decimator.add_argument("--order", type=int, default=3)
+    decimator.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int,
+                           default=30_000)
+    decimator.add_argument("--synth", action="store_true",
+                           help="also synthesize it with Yosys at 32 and 256 channels")
+    decimator.set_defaults(run=_cmd_bench_decimator)
+
+    budget = commands.add_parser(
+        "budget", help="which bandwidth modes (raw, lossless, events, events+LFP) fit a link")
+    budget.add_argument("--board", help="take the configuration and link rate of this board")
+    budget.add_argument("--config", metavar="FILE.json",
+                        help="configuration file (SystemConfig fields as JSON)")
+    budget.add_argument("--link-bps", dest="link_bps", type=float,
+                        help="link rate in bit/s (default: the board's or config's baud)")
+    budget.add_argument("--raw-link", action="store_true",
+                        help="the link carries 8 bits per byte (default: UART, 10)")
+    budget.add_argument("--channels", type=int)
+    budget.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int)
+    budget.add_argument("--baud", type=int)
+    budget.add_argument("--sweeps-per-frame", dest="sweeps_per_frame", type=int)
+    budget.add_argument("--detector", action=argparse.BooleanOptionalAction, default=None,
+                        help="the build has the detector (default: from the configuration)")
+    budget.add_argument("--spike-rate-hz", dest="spike_rate_hz", type=float, default=20.0,
+                        help="expected events per second per channel (default 20)")
+    budget.add_argument("--snippet-pre", dest="snippet_pre", type=int)
+    budget.add_argument("--snippet-post", dest="snippet_post", type=int)
+    budget.add_argument("--block-sweeps", dest="block_sweeps", type=int,
+                        help="sweeps per coded block of the lossless mode (default: the "
+                             "configuration's codec.block_sweeps)")
+    budget.add_argument("--lfp-decimation", dest="lfp_decimation", type=int, default=30,
+                        help="LFP decimation factor (default 30: 30 kS/s -> 1 kS/s)")
+    budget.add_argument("--compression-ratio", dest="compression_ratio", type=float,
+                        help="expected lossless ratio (default: the measured benchmark's)")
+    budget.add_argument("--recording", nargs="+", metavar="FILE",
+                        help="measure the ratio by running the coder over these recordings")
+    budget.add_argument("--recording-channels", dest="recording_channels", type=int,
+                        help="channels of flat int16 --recording files")
+    budget.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    budget.set_defaults(run=_cmd_budget)
 
     check = commands.add_parser("config", help="validate and show a configuration")
     _add_config_options(check)

@@ -8,18 +8,30 @@ and plays ADC samples from one NumPy array per amplifier, so recordings can be r
 Not modelled: the analogue front-end, the DSP offset-removal filter (samples pass
 unchanged), auxiliary ADC inputs (CONVERT of a non-amplifier channel returns 0).
 
+The impedance test is modelled for electrodes given in ``electrodes`` (amplifier ->
+:class:`Electrode`, a resistance in series with a capacitance): while register 5 enables
+the test and register 7 selects the amplifier, every WRITE to the DAC (register 6) pushes
+the charge ``C dV`` through the series capacitor of register 5's scale into the electrode,
+and that amplifier's conversions add the electrode's voltage to their samples: ``R`` times
+the mean current of the last DAC step (``C dV`` over the time between the last two DAC
+writes) plus the charge over the electrode capacitance, both taken at the middle of that
+step (the trapezoid rule). :func:`spikeforge.host.impedance.electrode_impedance` inverts
+it.
+
 :class:`RHD2000Bus` attaches chips to a design's ``cs``/``sclk``/``mosi``/``miso`` pins. It
 reacts to CS and SCLK edges only, and drives each MISO line ``cable_delay_cycles`` clock
 cycles plus half a cycle after the SCLK edge that caused the change (the round trip of a
 headstage cable plus the chip's output delay).
 """
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from spikeforge.firmware.rhd2000 import (
+    ADC_MICROVOLTS_PER_BIT,
     CALIBRATE,
     CALIBRATION_DUMMIES,
     CHIPS,
@@ -34,9 +46,25 @@ from spikeforge.firmware.rhd2000 import (
     ROM_DIE_REVISION,
     ROM_MISO_MARKER,
     ROM_UNIPOLAR,
+    ZCHECK_CAPACITOR_FARADS,
+    ZCHECK_DAC_VOLTS_PER_STEP,
 )
 
-__all__ = ["RHD2000Chip", "RHD2000Bus", "LoggedCommand"]
+__all__ = ["RHD2000Chip", "RHD2000Bus", "LoggedCommand", "Electrode"]
+
+
+@dataclass(frozen=True)
+class Electrode:
+    """An electrode for the impedance test: a resistance in series with a capacitance
+    (``math.inf``: a plain resistor). ``impedance(f)`` is its complex impedance."""
+
+    resistance_ohm: float
+    capacitance_farad: float = math.inf
+
+    def impedance(self, frequency_hz: float) -> complex:
+        reactance = 0.0 if math.isinf(self.capacitance_farad) else \
+            1 / (2 * math.pi * frequency_hz * self.capacitance_farad)
+        return complex(self.resistance_ohm, -reactance)
 
 DIE_REVISION = 1
 
@@ -59,6 +87,7 @@ class RHD2000Chip:
     conversions: np.ndarray = field(init=False)
     calibrations: int = 0
     calibration_violations: int = 0
+    electrodes: dict[int, Electrode] = field(default_factory=dict)
     _pending: deque = field(init=False)
     _since_calibrate: int = field(init=False, default=CALIBRATION_DUMMIES)
 
@@ -72,6 +101,11 @@ class RHD2000Chip:
             raise ValueError(f"an {self.kind} needs samples for {amplifiers} amplifiers, "
                              f"not {self.samples.shape[0]}")
         self.conversions = np.zeros(amplifiers, dtype=np.int64)
+        # Impedance-test DAC: the last two codes written and when (mid-scale at power-up).
+        self._now_ns = 0.0
+        self._dac_now = self._dac_before = 128
+        self._dac_time_ns: float | None = None
+        self._dac_step_s = 0.0
         # What a chip shifts out before two commands have been executed.
         self._pending = deque([(0, 0)] * RESULT_LATENCY_COMMANDS)
         rom = self.registers
@@ -93,7 +127,28 @@ class RHD2000Chip:
         self.conversions[amplifier] += 1
         row = self.samples[amplifier]
         value = int(row[k]) if k < len(row) else 0
+        if amplifier in self.electrodes:
+            value = min(32767, max(-32768, value + self._electrode_code(amplifier)))
         return value & 0xFFFF if self.twos_complement else (value + 0x8000) & 0xFFFF
+
+    def _electrode_code(self, amplifier: int) -> int:
+        """The impedance test's voltage on ``amplifier``'s electrode, in ADC codes."""
+        electrode = self.electrodes[amplifier]
+        zcheck = self.registers[5]
+        if not zcheck & 1 or (self.registers[7] & 0x3F) != amplifier or self._dac_step_s <= 0:
+            return 0
+        capacitor = ZCHECK_CAPACITOR_FARADS.get(zcheck >> 3 & 3, 0.0)
+        step_v = (self._dac_now - self._dac_before) * ZCHECK_DAC_VOLTS_PER_STEP
+        middle_v = ((self._dac_now + self._dac_before) / 2 - 128) * ZCHECK_DAC_VOLTS_PER_STEP
+        volts = electrode.resistance_ohm * capacitor * step_v / self._dac_step_s
+        if not math.isinf(electrode.capacitance_farad):
+            volts += capacitor * middle_v / electrode.capacitance_farad
+        return round(volts / (ADC_MICROVOLTS_PER_BIT * 1e-6))
+
+    def _dac_write(self, code: int) -> None:
+        if self._dac_time_ns is not None:
+            self._dac_step_s = (self._now_ns - self._dac_time_ns) * 1e-9
+        self._dac_before, self._dac_now, self._dac_time_ns = self._dac_now, code, self._now_ns
 
     def execute(self, word: int) -> tuple[int, int]:
         """Execute one command; returns its (A, B) result words."""
@@ -117,6 +172,8 @@ class RHD2000Chip:
             return 0, 0
         if top == 0b10:                                  # WRITE
             data = word & 0xFF
+            if register == 6:
+                self._dac_write(data)
             if register <= 17:
                 self.registers[register] = data
             result = 0xFF00 | data
@@ -131,6 +188,7 @@ class RHD2000Chip:
     def transfer(self, mosi_word: int, time_ns: float = 0.0) -> None:
         """Execute the word received in one CS-low period (queues its result)."""
         self.log.append(LoggedCommand(mosi_word, time_ns))
+        self._now_ns = time_ns
         self._pending.append(self.execute(mosi_word))
 
     def next_output(self) -> tuple[int, int]:

@@ -4,6 +4,12 @@ UART is a TCP socket, so the host records from simulated hardware exactly as fro
 The C++ harness (``main.cpp``) clocks the Verilated design, decodes ``uart_tx`` at bit level
 like a USB-serial bridge, and sends the bytes to one TCP client; no Python runs per cycle.
 Builds are cached under ``build/vboard/<digest>/`` by the generated Verilog.
+
+With the RHD2000 source (``config.source == "rhd"``) the harness also plays behavioural
+RHD2000 chips on the SPI pins (``rhd_chip.h``, the C++ twin of
+:mod:`spikeforge.sim.chips.rhd2000`), fed from a file of int16 samples
+(:class:`SampleFeed`): the recording goes through the chips, the front-end, the framer and
+the UART, and the host records it back.
 """
 
 import hashlib
@@ -13,14 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
 
+import numpy as np
+
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 
 from ..toolchain import verilator_environment
 
-__all__ = ["VirtualBoard", "build_virtual_board", "config_from_sim_url", "VirtualBoardError"]
+__all__ = ["VirtualBoard", "build_virtual_board", "config_from_sim_url", "VirtualBoardError",
+           "SampleFeed", "read_sample_file", "rhd_config_for", "board_from_sim_url",
+           "expected_recording", "DEFAULT_CABLE_DELAY_CYCLES", "source_signal_feed",
+           "feed_from_file"]
 
 _HARNESS = Path(__file__).with_name("main.cpp")
+_CHIP_MODEL = Path(__file__).with_name("rhd_chip.h")
 BUILD_ROOT = Path(os.environ.get("SPIKEFORGE_BUILD", "build")) / "vboard"
 
 
@@ -50,19 +62,45 @@ def config_from_sim_url(url: str) -> SystemConfig:
     else:
         data = {}
     for key, value in parse_qsl(parsed.query):
+        if key in _BOARD_KEYS:
+            continue
         data[key] = int(value) if value.lstrip("-").isdigit() else value
     return SystemConfig.from_dict(data)
 
 
-def build_virtual_board(config: SystemConfig) -> Path:
-    """Compile the virtual board for ``config`` (cached); return the executable."""
+#: Cycles the profile-guided build's training run simulates (about a second).
+PGO_TRAINING_CYCLES = 2_000_000
+
+
+def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
+                        reset_input: bool = False) -> Path:
+    """Compile the virtual board for ``config`` (cached); return the executable.
+
+    ``profile_guided``: compile twice, the first time instrumented, run that for
+    :data:`PGO_TRAINING_CYCLES` cycles, and compile the model again with the profile (GCC
+    ``-fprofile-use``); about 10 % faster, twice the build time.
+    ``reset_input``: compile the bare :class:`~spikeforge.hdl.top.AcquisitionSystem` with
+    its ``rst`` input instead of :class:`~.top.VirtualBoardTop` (slower; for comparisons).
+    """
     from amaranth.back import verilog
 
     from spikeforge.hdl.top import AcquisitionSystem
 
-    source = verilog.convert(AcquisitionSystem(config), name="top", emit_src=False)
+    from .top import VirtualBoardTop
+
+    if reset_input:
+        source = verilog.convert(AcquisitionSystem(config), name="top", emit_src=False)
+    else:
+        top = VirtualBoardTop(config)
+        source = verilog.convert(top, name="top", ports=top.ports, emit_src=False)
+    flags = list(_VERILATOR_FLAGS)
+    if config.source == "rhd":
+        # Compiles the harness's RHD section (the chips on the SPI pins).
+        flags += ["-CFLAGS", f"-DSPIKEFORGE_RHD_LINES={config.rhd.lines}"]
+    flags += ["-CFLAGS", f"-I{_HARNESS.parent.resolve()}"]
     digest = hashlib.sha256(
-        source.encode() + _HARNESS.read_bytes() + " ".join(_VERILATOR_FLAGS).encode()
+        source.encode() + _HARNESS.read_bytes() + _CHIP_MODEL.read_bytes()
+        + " ".join(flags).encode() + (b" pgo" if profile_guided else b"")
     ).hexdigest()[:16]
     folder = (BUILD_ROOT / digest).resolve()
     binary = folder / "vboard"
@@ -70,10 +108,28 @@ def build_virtual_board(config: SystemConfig) -> Path:
         return binary
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(source)
+    if profile_guided:
+        profile = folder / "profile"
+        training = _compile(folder / "training", folder / "top.v", flags + [
+            "-CFLAGS", f"-fprofile-generate={profile}",
+            "-LDFLAGS", f"-fprofile-generate={profile}"])
+        command = [str(training), "--port", "0", "--divisor", str(config.uart_divisor),
+                   "--cycles", str(PGO_TRAINING_CYCLES)]
+        if config.source == "rhd":
+            command += _rhd_arguments(config, source_signal_feed(config))
+        _drain(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+        flags += ["-CFLAGS", f"-fprofile-use={profile} -fprofile-partial-training "
+                             "-Wno-missing-profile"]
+    return _compile(folder, folder / "top.v", flags)
+
+
+def _compile(folder: Path, verilog_file: Path, flags: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    binary = folder / "vboard"
     env = {**os.environ, **verilator_environment()}
     command = [
-        "verilator", *_VERILATOR_FLAGS, "-Mdir", str(folder / "obj"),
-        "-o", str(binary), str(folder / "top.v"), str(_HARNESS),
+        "verilator", *flags, "-Mdir", str(folder / "obj"),
+        "-o", str(binary), str(verilog_file), str(_HARNESS),
     ]
     log = folder / "build.log"
     with open(log, "w") as out:
@@ -81,6 +137,23 @@ def build_virtual_board(config: SystemConfig) -> Path:
     if result.returncode != 0 or not binary.exists():
         raise VirtualBoardError(f"building the virtual board failed; see {log}")
     return binary
+
+
+def _drain(process: subprocess.Popen, first: str = "") -> tuple[int, str]:
+    """Connect to a started harness, read until it closes; (bytes received, its stats).
+    ``first``: its "listening on" line if the caller has read it already."""
+    import socket
+
+    first = first or (process.stdout.readline() if process.stdout else "")
+    if not first.startswith("listening on "):
+        process.kill()
+        raise VirtualBoardError(f"the virtual board did not start: {first!r}")
+    received = 0
+    with socket.create_connection(("127.0.0.1", int(first.split()[-1]))) as client:
+        while chunk := client.recv(1 << 16):
+            received += len(chunk)
+    out, _ = process.communicate(timeout=60)
+    return received, out.strip()
 
 
 @dataclass
@@ -93,10 +166,20 @@ class VirtualBoard:
 
     @classmethod
     def start(cls, config: SystemConfig, *, port: int = 0, cycles: int = 0,
-              realtime: bool = False, stats_file: Path | None = None) -> "VirtualBoard":
-        binary = build_virtual_board(config)
+              realtime: bool = False, stats_file: Path | None = None,
+              feed: "SampleFeed | None" = None,
+              profile_guided: bool = False) -> "VirtualBoard":
+        """Build (cached) and start the board. With the RHD source its chips play ``feed``
+        (default: the test source's signal, repeated)."""
+        if feed is not None and config.source != "rhd":
+            raise VirtualBoardError(
+                "only a virtual board with the RHD front-end (source=rhd) plays a sample "
+                "file; the test source makes its own signal")
+        binary = build_virtual_board(config, profile_guided=profile_guided)
         command = [str(binary), "--port", str(port), "--divisor", str(config.uart_divisor),
                    "--cycles", str(cycles)]
+        if config.source == "rhd":
+            command += _rhd_arguments(config, feed or source_signal_feed(config))
         if realtime:
             command += ["--realtime", str(config.clock_hz)]
         if stats_file is not None:
@@ -109,18 +192,33 @@ class VirtualBoard:
         return cls(process, f"socket://127.0.0.1:{int(first.split()[-1])}", config)
 
     @classmethod
-    def measure(cls, config: SystemConfig, cycles: int) -> dict[str, float]:
+    def measure(cls, config: SystemConfig, cycles: int, feed: "SampleFeed | None" = None,
+                profile_guided: bool = False, baseline: bool = False) -> dict[str, float]:
         """Run ``cycles`` cycles with a client that drains the socket; return the speed
-        (simulated cycles per wall second and the ratio to real time)."""
-        import socket
+        (simulated cycles per wall second and per CPU second of the simulation loop, and
+        the ratio to real time).
 
-        board = cls.start(config, cycles=cycles)
-        host, port = board.url.removeprefix("socket://").split(":")
-        received = 0
-        with socket.create_connection((host, int(port))) as client:
-            while chunk := client.recv(1 << 16):
-                received += len(chunk)
-        fields = board.stop().split()
+        ``baseline``: the board as it was before its speed work (the bare acquisition system
+        with a reset input, two ``eval()`` per cycle), for comparisons in one run.
+        """
+        if baseline:
+            binary = build_virtual_board(config, reset_input=True)
+            command = [str(binary), "--port", "0", "--divisor", str(config.uart_divisor),
+                       "--cycles", str(cycles), "--evals-per-cycle", "2"]
+            if config.source == "rhd":
+                command += _rhd_arguments(config, feed or source_signal_feed(config))
+        else:
+            binary = build_virtual_board(config, profile_guided=profile_guided)
+            command = None
+        if command is None:
+            board = cls.start(config, cycles=cycles, feed=feed, profile_guided=profile_guided)
+            process = board.process
+            first = f"listening on {board.url.rsplit(':', 1)[1]}\n"
+        else:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+            first = ""
+        received, line = _drain(process, first)
+        fields = line.split()
         stats = {fields[i]: float(fields[i + 1]) for i in range(0, len(fields) - 1, 2)}
         stats["bytes_received"] = received
         stats["realtime_ratio"] = stats["cycles_per_s"] / config.clock_hz
@@ -132,3 +230,198 @@ class VirtualBoard:
             self.process.terminate()
         out, _ = self.process.communicate(timeout=30)
         return out.strip()
+
+
+# -- the RHD2000 chips' samples -----------------------------------------------------------------
+
+#: Cable round trip the chips sit behind by default, in cycles: not 0, so the start-up delay
+#: calibration has something to find (as on a real headstage cable).
+DEFAULT_CABLE_DELAY_CYCLES = 2
+
+#: Query keys of a sim:// URL that describe the board's input, not the configuration.
+_BOARD_KEYS = ("from", "cable_delay", "repeat")
+
+
+@dataclass(frozen=True)
+class SampleFeed:
+    """What the virtual board's RHD2000 chips play: a flat file of interleaved int16 frames
+    (one column per stream channel, in stream channel order), from the first frame.
+
+    Conversion k of a stream channel's amplifier returns frame k of its column; after the
+    last frame the chips return 0 (or, with ``repeat``, start again).
+    """
+
+    path: Path
+    channels: int
+    repeat: bool = False
+    cable_delays: tuple[int, ...] | None = None
+
+    def frames(self) -> np.ndarray:
+        """The samples, shape (frames, channels)."""
+        return np.fromfile(self.path, dtype="<i2").reshape(-1, self.channels)
+
+
+def read_sample_file(path: Path, channels: int | None = None) -> tuple[np.ndarray, int | None]:
+    """Samples (frames, channels) of a WAV file (16-bit PCM) or a flat file of interleaved
+    little-endian int16 frames (``channels`` columns); and the WAV's sample rate (None for a
+    flat file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sample file {str(path)!r} does not exist")
+    if path.read_bytes()[:4] == b"RIFF":
+        import wave
+
+        try:
+            with wave.open(str(path), "rb") as wav:
+                if wav.getsampwidth() != 2:
+                    raise ConfigError(
+                        f"{path} has {8 * wav.getsampwidth()}-bit samples; the chips play 16-bit "
+                        "PCM: convert it (e.g. with sox -b 16) or give a flat int16 file")
+                if channels is not None and channels != wav.getnchannels():
+                    raise ConfigError(
+                        f"{path} has {wav.getnchannels()} channels, not {channels}; drop "
+                        "--channels for a WAV file (it says how many it has)")
+                raw = wav.readframes(wav.getnframes())
+                data = np.frombuffer(raw, dtype="<i2").reshape(-1, wav.getnchannels())
+                return data, wav.getframerate()
+        except wave.Error as exc:
+            raise ConfigError(f"{path} is not a WAV file Python can read ({exc}); give a "
+                              "16-bit PCM WAV or a flat int16 file with --file-channels") from None
+    if channels is None or channels < 1:
+        raise ConfigError(
+            f"{path} is a flat sample file: say how many interleaved int16 channels it has "
+            "(--channels N, or channels=N in a sim:// URL)")
+    size = path.stat().st_size
+    if size % (2 * channels):
+        raise ConfigError(
+            f"{path} has {size} bytes, not a whole number of {channels}-channel int16 frames; "
+            "check --channels")
+    return np.fromfile(path, dtype="<i2").reshape(-1, channels), None
+
+
+def rhd_config_for(base: SystemConfig, channels: int,
+                   chips: tuple[str, ...] = ("RHD2132",)) -> SystemConfig:
+    """``base`` with the RHD source streaming ``channels`` amplifiers: the first amplifiers of
+    the chips, chip by chip (the chips' other settings from ``base.rhd``)."""
+    from dataclasses import replace
+
+    from spikeforge.firmware.rhd2000 import CHIPS
+
+    masks = []
+    left = channels
+    for name in chips:
+        if name not in CHIPS:
+            raise ConfigError(f"unknown chip {name!r}; use one of {', '.join(CHIPS)}")
+        take = min(left, CHIPS[name].amplifiers)
+        if take == 0:
+            raise ConfigError(
+                f"{channels} channels need fewer chips than {', '.join(chips)}; drop {name}")
+        masks.append((1 << take) - 1)
+        left -= take
+    if left:
+        total = sum(CHIPS[n].amplifiers for n in chips)
+        raise ConfigError(
+            f"{channels} channels do not fit on {', '.join(chips)} ({total} amplifiers); "
+            "add chips (at most 4)")
+    delays = base.rhd.miso_delay_cycles
+    delays = (delays + (delays[-1],) * len(chips))[:len(chips)]
+    rhd = replace(base.rhd, chips=tuple(chips), amplifier_masks=tuple(masks),
+                  miso_delay_cycles=delays)
+    return base.replace(source="rhd", channels=channels, rhd=rhd)
+
+
+def board_from_sim_url(url: str) -> tuple[SystemConfig, SampleFeed | None]:
+    """The configuration and the chips' input a sim:// URL names:
+    ``sim://[CONFIG.json]?from=FILE&channels=N&cable_delay=D&repeat=1``. With ``from``,
+    the board has the RHD source streaming the file's channels (a flat file has
+    ``channels`` columns; a WAV file says how many it has and its sample rate)."""
+    config = config_from_sim_url(url)
+    query = dict(parse_qsl(urlparse(url).query))
+    if "from" not in query:
+        return config, None
+    channels = int(query["channels"]) if "channels" in query else None
+    if channels is None and config.source == "rhd":
+        channels = config.channels        # a configuration file that names the RHD source
+    config, feed = feed_from_file(config, Path(query["from"]), channels,
+                                  repeat=query.get("repeat", "0") not in ("0", ""),
+                                  cable_delay=int(query["cable_delay"])
+                                  if "cable_delay" in query else None)
+    return config, feed
+
+
+def feed_from_file(config: SystemConfig, path: Path, channels: int | None = None, *,
+                   repeat: bool = False, cable_delay: int | None = None,
+                   chips: tuple[str, ...] | None = None, folder: Path | None = None
+                   ) -> tuple[SystemConfig, SampleFeed]:
+    """The RHD configuration for a sample file and the feed that plays it. A WAV file's
+    sample rate becomes the configuration's; a WAV file is converted to a flat file in
+    ``folder`` (default: the build folder)."""
+    data, rate = read_sample_file(path, channels)
+    if rate is not None and rate != config.sample_rate_hz:
+        config = config.replace(sample_rate_hz=rate)
+    if config.source != "rhd" or config.channels != data.shape[1] or chips is not None:
+        config = rhd_config_for(config, data.shape[1],
+                                tuple(chips) if chips else config.rhd.chips)
+    flat = Path(path)
+    if rate is not None:
+        folder = folder or BUILD_ROOT / "feeds"
+        folder.mkdir(parents=True, exist_ok=True)
+        flat = folder / (hashlib.sha256(data.tobytes()).hexdigest()[:16] + ".i16")
+        if not flat.exists():
+            data.astype("<i2").tofile(flat)
+    delays = None if cable_delay is None else (cable_delay,) * config.rhd.lines
+    return config, SampleFeed(flat.resolve(), data.shape[1], repeat, delays)
+
+
+def source_signal_feed(config: SystemConfig, seconds: float = 4.0) -> SampleFeed:
+    """The test source's signal (golden model) as the chips' input, repeated."""
+    from spikeforge.sim.models.source import source_signal
+
+    sweeps = max(1, int(seconds * config.sample_rate_hz))
+    folder = BUILD_ROOT / "feeds"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"test-signal-{config.channels}ch-{sweeps}.i16"
+    if not path.exists():
+        source_signal(config, sweeps).samples.astype("<i2").tofile(path)
+    return SampleFeed(path.resolve(), config.channels, repeat=True)
+
+
+def _rhd_arguments(config: SystemConfig, feed: SampleFeed) -> list[str]:
+    from spikeforge.firmware.rhd2000 import channel_sources
+
+    rhd = config.rhd
+    if feed.channels != config.channels:
+        raise VirtualBoardError(
+            f"the sample file has {feed.channels} channels but the board streams "
+            f"{config.channels}; give a file with one column per stream channel")
+    if feed.cable_delays is not None:
+        delays = feed.cable_delays
+    elif rhd.calibrate_on_start:
+        delays = (DEFAULT_CABLE_DELAY_CYCLES,) * rhd.lines
+    else:
+        delays = rhd.miso_delay_cycles  # read correctly at the configured delays
+    mapping = ",".join(f"{s.line}:{s.amplifier}" for s in channel_sources(rhd))
+    return ["--rhd-chips", ",".join(rhd.chips), "--rhd-delays", ",".join(map(str, delays)),
+            "--rhd-samples", str(feed.path), "--rhd-file-channels", str(feed.channels),
+            "--rhd-map", mapping, "--rhd-repeat", str(int(feed.repeat))]
+
+
+def expected_recording(feed: SampleFeed, first_convert_cycle: int, config: SystemConfig,
+                       sample_numbers: np.ndarray) -> np.ndarray:
+    """What the device streams at ``sample_numbers`` (device sweeps) when its chips play
+    ``feed`` and the first CONVERT ended in cycle ``first_convert_cycle`` (the harness's
+    ``rhd_first_convert_cycle``): the front-end emits in sweep n the pass of sweep n-1, and
+    pass k (counted from the first) converts frame k; zeros before the first pass and after
+    the end of the file."""
+    frames = feed.frames()
+    first_pass = first_convert_cycle // config.cycles_per_sample
+    index = np.asarray(sample_numbers, dtype=np.int64) - first_pass - 1
+    if feed.repeat:
+        valid = index >= 0
+        index = np.where(valid, index % len(frames), 0)
+    else:
+        valid = (index >= 0) & (index < len(frames))
+        index = np.where(valid, index, 0)
+    out = frames[index]
+    out[~valid] = 0
+    return out

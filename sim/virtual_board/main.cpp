@@ -5,26 +5,36 @@
 // the one TCP client it accepts. Usage:
 //
 //   vboard --port N --divisor D [--cycles C] [--realtime CLOCK_HZ] [--stats FILE]
+//          [--evals-per-cycle 1|2]
+//          [RHD options, when built with -DSPIKEFORGE_RHD_LINES=L: see rhd_options below]
 //
 // Prints "listening on PORT" (PORT is the real port when N is 0) and then waits for a
 // client. Runs until the client disconnects or C cycles have run; then prints a line of
 // statistics (cycles, bytes, wall seconds) to stdout and to FILE if given.
 
 #include "Vtop.h"
+#include "Vtop___024root.h"
 #include "verilated.h"
+#include "rhd_chip.h"
 
 #include <arpa/inet.h>
 #include <chrono>
+#include <cerrno>
 #include <csignal>
+#include <ctime>
+#include <memory>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <unistd.h>
 #include <vector>
 
@@ -36,7 +46,125 @@ struct Options {
     uint64_t cycles = 0;          // 0: until the client goes away
     double realtime_hz = 0;       // 0: as fast as possible
     std::string stats_file;
+    int evals_per_cycle = 1;      // 2: also eval() after the falling edge (for comparison)
 };
+
+// -- RHD2000 chips on the SPI pins (only in a build of the RHD source) ------------------------
+//
+//   --rhd-chips RHD2132,RHD2164     chip on each MISO line ("none": no chip)
+//   --rhd-delays 2,3                cable delay of each line, in clock cycles
+//   --rhd-samples FILE              interleaved int16 frames, --rhd-file-channels columns
+//   --rhd-file-channels N
+//   --rhd-map L:A,L:A,...           column c plays amplifier A of the chip on line L
+//   --rhd-repeat 0|1                replay the file from the start when it ends (else zeros)
+struct RhdOptions {
+    std::vector<std::string> chips;
+    std::vector<int> delays;
+    std::string samples;
+    size_t file_channels = 0;
+    std::vector<std::pair<int, int>> map;
+    bool repeat = false;
+};
+RhdOptions rhd_options;
+
+std::vector<std::string> split(const std::string &text, char separator) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t end = text.find(separator, start);
+        if (end == std::string::npos) end = text.size();
+        if (end > start) out.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
+}
+
+bool parse_rhd_option(const std::string &key, const char *value) {
+    RhdOptions &o = rhd_options;
+    if (key == "--rhd-chips") o.chips = split(value, ',');
+    else if (key == "--rhd-delays") for (auto &d : split(value, ',')) o.delays.push_back(std::atoi(d.c_str()));
+    else if (key == "--rhd-samples") o.samples = value;
+    else if (key == "--rhd-file-channels") o.file_channels = std::strtoull(value, nullptr, 10);
+    else if (key == "--rhd-repeat") o.repeat = std::atoi(value) != 0;
+    else if (key == "--rhd-map") {
+        for (auto &pair : split(value, ',')) {
+            size_t colon = pair.find(':');
+            if (colon == std::string::npos) return false;
+            o.map.emplace_back(std::atoi(pair.substr(0, colon).c_str()),
+                               std::atoi(pair.substr(colon + 1).c_str()));
+        }
+    } else return false;
+    return true;
+}
+
+// The chips, their sample file and the bus; built from rhd_options.
+struct RhdBoard {
+    rhd::SampleFile file;
+    std::vector<std::unique_ptr<rhd::Chip>> chips;
+    rhd::Bus bus;
+
+    void setup(const RhdOptions &o) {
+        if (o.delays.size() != o.chips.size()) {
+            std::fprintf(stderr, "vboard: --rhd-delays needs one delay per chip\n");
+            std::exit(2);
+        }
+        if (!o.samples.empty() && !file.load(o.samples, o.file_channels, o.repeat)) {
+            std::fprintf(stderr, "vboard: cannot read samples from %s\n", o.samples.c_str());
+            std::exit(2);
+        }
+        for (size_t line = 0; line < o.chips.size(); ++line) {
+            rhd::Facts facts;
+            if (o.delays[line] < 0 || o.delays[line] >= rhd::kMaxDelay - 1) {
+                std::fprintf(stderr, "vboard: cable delay must be 0..%d\n", rhd::kMaxDelay - 2);
+                std::exit(2);
+            }
+            if (!rhd::facts_of(o.chips[line], facts)) {
+                chips.emplace_back(nullptr);
+                bus.add_line(nullptr, o.delays[line]);
+                continue;
+            }
+            chips.emplace_back(new rhd::Chip(facts, &file));
+            bus.add_line(chips.back().get(), o.delays[line]);
+        }
+        for (size_t column = 0; column < o.map.size(); ++column) {
+            auto [line, amplifier] = o.map[column];
+            if (line < 0 || static_cast<size_t>(line) >= chips.size() || !chips[line] ||
+                amplifier < 0 || amplifier >= chips[line]->facts().amplifiers) {
+                std::fprintf(stderr, "vboard: --rhd-map %d:%d names no amplifier\n", line, amplifier);
+                std::exit(2);
+            }
+            chips[line]->map_column(amplifier, static_cast<int>(column));
+        }
+    }
+
+    std::string stats() const {
+        uint64_t violations = 0;
+        for (auto &chip : chips) if (chip) violations += chip->calibration_violations;
+        char text[160];
+        std::snprintf(text, sizeof text,
+                      " rhd_transfers %llu rhd_first_convert_cycle %lld rhd_calibration_violations %llu",
+                      static_cast<unsigned long long>(bus.transfers),
+                      bus.first_convert_cycle == UINT64_MAX ? -1LL
+                          : static_cast<long long>(bus.first_convert_cycle),
+                      static_cast<unsigned long long>(violations));
+        return text;
+    }
+};
+
+#ifdef SPIKEFORGE_RHD_LINES
+RhdBoard rhd_board;
+inline void rhd_start() { rhd_board.setup(rhd_options); }
+inline void rhd_before_edge(Vtop *top, uint64_t cycle) { top->rhd_miso = rhd_board.bus.miso(cycle); }
+inline void rhd_after_edge(Vtop *top, uint64_t cycle) {
+    rhd_board.bus.observe(cycle, top->rhd_cs, top->rhd_sclk, top->rhd_mosi);
+}
+inline std::string rhd_stats() { return rhd_board.stats(); }
+#else
+inline void rhd_start() {}
+inline void rhd_before_edge(Vtop *, uint64_t) {}
+inline void rhd_after_edge(Vtop *, uint64_t) {}
+inline std::string rhd_stats() { return ""; }
+#endif
 
 Options parse(int argc, char **argv) {
     Options o;
@@ -48,6 +176,8 @@ Options parse(int argc, char **argv) {
         else if (key == "--cycles") o.cycles = std::strtoull(value, nullptr, 10);
         else if (key == "--realtime") o.realtime_hz = std::atof(value);
         else if (key == "--stats") o.stats_file = value;
+        else if (key == "--evals-per-cycle") o.evals_per_cycle = std::atoi(value);
+        else if (parse_rhd_option(key, value)) {}
         else { std::fprintf(stderr, "vboard: unknown option %s\n", key.c_str()); std::exit(2); }
     }
     if (o.divisor < 1) { std::fprintf(stderr, "vboard: --divisor must be >= 1\n"); std::exit(2); }
@@ -90,6 +220,82 @@ class UartReceiver {
     uint8_t shift_ = 0;
 };
 
+// ---- host -> device: the client's bytes onto uart_rx ------------------------------------
+// Bit-level 8N1 transmitter, as the USB-serial bridge drives the FPGA's RX pin: each byte
+// is a start bit, 8 data bits LSB first and a stop bit, `divisor` cycles each, back to back.
+class UartLineDriver {
+  public:
+    explicit UartLineDriver(int divisor) : divisor_(divisor) {}
+    void push(const uint8_t *data, size_t n) { queue_.insert(queue_.end(), data, data + n); }
+    // Called once per clock cycle; returns the line level for this cycle.
+    int clock() {
+        if (bit_ == 10) {
+            if (queue_.empty()) return 1;
+            frame_ = 0x200u | (static_cast<unsigned>(queue_.front()) << 1);
+            queue_.pop_front();
+            bit_ = 0;
+            count_ = divisor_;
+        }
+        int level = (frame_ >> bit_) & 1;
+        if (--count_ == 0) { ++bit_; count_ = divisor_; }
+        return level;
+    }
+    uint64_t bytes_sent = 0;
+
+  private:
+    int divisor_;
+    std::deque<uint8_t> queue_;
+    unsigned frame_ = 0x3FF;
+    int bit_ = 10;       // 10: idle
+    int count_ = 0;
+};
+
+// Moves whatever the client sent since the last call into the line driver; false when the
+// client has closed its side.
+bool receive_commands(int client, UartLineDriver &line) {
+    uint8_t buffer[4096];
+    while (true) {
+        ssize_t n = recv(client, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0) { line.push(buffer, static_cast<size_t>(n)); line.bytes_sent += n; continue; }
+        if (n == 0) return false;
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    }
+}
+// ---- end of host -> device ------------------------------------------------------------------
+// -- one eval() per clock cycle ----------------------------------------------------------------
+//
+// Every register of the design is in the one `sync` domain, on the rising edge of `clk`, and
+// no logic reads `clk` itself, so the model's only trigger is "posedge clk": an eval() after
+// the falling edge runs no logic, it only records that clk is now 0 (and costs the per-eval
+// overhead: trigger computation, end-of-eval bookkeeping). Recording that ourselves halves
+// the eval() calls. Verilator names the remembered clock value __Vtrigprevexpr___TOP__clk__0;
+// if a Verilator version names it otherwise, the harness falls back to a real eval().
+template <typename Root, typename = void>
+struct HasClockTrigger : std::false_type {};
+template <typename Root>
+struct HasClockTrigger<Root, std::void_t<decltype(std::declval<Root &>().__Vtrigprevexpr___TOP__clk__0)>>
+    : std::true_type {};
+
+// The top the Python side builds holds itself in reset (top.py); a top with a `rst` input
+// (the bare AcquisitionSystem, built for speed comparisons) is reset from here.
+template <typename Top, typename = void>
+struct HasResetInput : std::false_type {};
+template <typename Top>
+struct HasResetInput<Top, std::void_t<decltype(std::declval<Top &>().rst)>> : std::true_type {};
+
+template <typename Top>
+inline void set_reset(Top *top, int value) {
+    if constexpr (HasResetInput<Top>::value) top->rst = value;
+}
+
+inline void falling_edge(Vtop *top, int evals_per_cycle) {
+    top->clk = 0;
+    if constexpr (HasClockTrigger<Vtop___024root>::value) {
+        if (evals_per_cycle == 1) { top->rootp->__Vtrigprevexpr___TOP__clk__0 = 0; return; }
+    }
+    top->eval();
+}
+
 volatile std::sig_atomic_t stop_requested = 0;
 void on_signal(int) { stop_requested = 1; }
 
@@ -126,23 +332,33 @@ int main(int argc, char **argv) {
     top->registers___05Fw_en = 0;  // Verilator escapes "__" in port names
     top->registers___05Faddr = 0;
     top->registers___05Fw_data = 0;
+    top->uart_rx = 1;              // the host's line idles high
     top->clk = 0;
-    top->rst = 1;
+    rhd_start();
+    // The design holds itself in reset for its first 4 rising edges (top.py, power-on
+    // reset: no logic depends on a reset input); cycle 0 is the first one after them.
+    set_reset(top.get(), 1);
     for (int i = 0; i < 8; ++i) { top->clk = !top->clk; top->eval(); }
-    top->rst = 0;
+    set_reset(top.get(), 0);
 
     UartReceiver uart(options.divisor);
+    UartLineDriver host_line(options.divisor);
     std::vector<uint8_t> out;
     out.reserve(1 << 16);
     uint64_t cycle = 0, bytes = 0;
     bool client_alive = true;
     const auto started = std::chrono::steady_clock::now();
+    const std::clock_t cpu_started = std::clock();  // CPU time of the loop alone
     const uint64_t batch = 1 << 14;  // cycles between socket writes and clock checks
 
     while (client_alive && !stop_requested && (options.cycles == 0 || cycle < options.cycles)) {
+        if (!receive_commands(client, host_line)) client_alive = false;
         for (uint64_t i = 0; i < batch; ++i, ++cycle) {
+            top->uart_rx = host_line.clock();
+            rhd_before_edge(top.get(), cycle);
             top->clk = 1; top->eval();
-            top->clk = 0; top->eval();
+            rhd_after_edge(top.get(), cycle);
+            falling_edge(top.get(), options.evals_per_cycle);
             uint8_t byte;
             if (uart.clock(top->uart_tx, byte)) out.push_back(byte);
         }
@@ -160,11 +376,19 @@ int main(int argc, char **argv) {
         }
     }
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    char line[256];
-    std::snprintf(line, sizeof line,
-                  "cycles %llu bytes %llu wall_s %.3f cycles_per_s %.0f framing_errors %llu\n",
+    char text[256];
+    std::snprintf(text, sizeof text,
+                  "cycles %llu bytes %llu wall_s %.3f cycles_per_s %.0f framing_errors %llu "
+                  "bytes_in %llu",
                   static_cast<unsigned long long>(cycle), static_cast<unsigned long long>(bytes),
-                  wall, cycle / wall, static_cast<unsigned long long>(uart.framing_errors));
+                  wall, cycle / wall, static_cast<unsigned long long>(uart.framing_errors),
+                  static_cast<unsigned long long>(host_line.bytes_sent));
+    const double cpu = static_cast<double>(std::clock() - cpu_started) / CLOCKS_PER_SEC;
+    char cpu_text[96];
+    std::snprintf(cpu_text, sizeof cpu_text, " cpu_s %.3f cycles_per_cpu_s %.0f", cpu,
+                  cpu > 0 ? cycle / cpu : 0.0);
+    const std::string stats = text + std::string(cpu_text) + rhd_stats() + "\n";
+    const char *line = stats.c_str();
     std::fputs(line, stdout);
     if (!options.stats_file.empty()) {
         if (FILE *f = std::fopen(options.stats_file.c_str(), "w")) { std::fputs(line, f); std::fclose(f); }

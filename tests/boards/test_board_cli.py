@@ -32,7 +32,7 @@ def test_recording_from_a_board_uses_its_link_rate_unless_baud_is_given():
     from spikeforge.cli import _record_baud
     from spikeforge.firmware.config import SystemConfig
 
-    assert _record_baud(argparse.Namespace(baud=None, board="icebreaker")) == 12_000_000
+    assert _record_baud(argparse.Namespace(baud=None, board="icebreaker")) == 4_000_000
     assert _record_baud(argparse.Namespace(baud=None, board="ulx3s-12f")) == 3_000_000
     assert _record_baud(argparse.Namespace(baud=115_200, board="icebreaker")) == 115_200
     assert _record_baud(argparse.Namespace(baud=None, board=None)) == SystemConfig().baud

@@ -9,6 +9,7 @@ from spikeforge.boards.errors import BoardConfigError, UnknownBoard
 from spikeforge.boards.flash import UDEV_RULES
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import ConfigError, SpikeforgeError
+from spikeforge.firmware.wire import MIN_RX_DIVISOR, has_control_path
 
 
 def test_icebreaker_is_registered_with_its_fpga_clock_and_programmer():
@@ -78,11 +79,12 @@ def test_ulx3s_sizes_are_registered_with_the_pll_clock_and_the_ft231x(size):
     board.platform_class()  # the amaranth_boards class exists under that name
 
 
-def test_every_default_config_uses_the_fastest_rate_its_bridge_takes_exactly():
+def test_every_default_config_uses_the_fastest_rate_its_bridge_and_receiver_take_exactly():
     for board in BOARDS.values():
         config = board.default_config
         board.check_config(config)
-        assert config.baud == board.max_baud, board.name
+        assert config.baud == min(board.max_baud, board.clock_hz // MIN_RX_DIVISOR), board.name
+        assert has_control_path(config), board.name
         assert config.clock_hz % config.baud == 0, board.name  # an exact bit time
         assert config.link_load < 1, f"{board.name} default drops frames"
         assert board.link_note and board.adc_header
@@ -92,6 +94,13 @@ def test_a_baud_rate_above_the_usb_bridge_is_refused_with_the_fix():
     board = get_board("ulx3s-85f")
     config = board.default_config.replace(baud=4_500_000)
     with pytest.raises(BoardConfigError, match="FT231X.*3 Mbaud.*baud=3000000"):
+        board.check_config(config)
+
+
+def test_a_baud_rate_too_fast_for_the_command_receiver_is_refused_with_the_fix():
+    board = get_board("icebreaker")
+    config = board.default_config.replace(baud=12_000_000)   # the FT2232H takes it
+    with pytest.raises(BoardConfigError, match="1 clock cycle.*at least 3.*baud=4000000"):
         board.check_config(config)
 
 

@@ -150,7 +150,7 @@ def test_spikeforge_boards_lists_every_board_with_fpga_link_and_largest_config(c
     out = capsys.readouterr().out
     for board in BOARDS.values():
         assert board.name in out and board.fpga in out and board.usb_chip in out
-    assert "12 Mbaud" in out and "3 Mbaud" in out
+    assert "4 Mbaud" in out and "3 Mbaud" in out
     record = load_figures()
     for board in BOARDS:
         best = max_channels(record["rows"], board)

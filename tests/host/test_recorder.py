@@ -57,6 +57,7 @@ class PlayedDevice:
                 due = int(np.searchsorted(cycles, now_cycle, side="right"))
                 elapsed = time.monotonic() - started
                 if self.close_after_s is not None and elapsed > self.close_after_s:
+                    _drain(connection)
                     return
                 if due > sent:
                     try:
@@ -66,6 +67,18 @@ class PlayedDevice:
                     sent = due
                 time.sleep(0.01)
             time.sleep(0.5)
+            _drain(connection)
+
+
+def _drain(connection: socket.socket) -> None:
+    """Take what the host sent (its control probe), as a device does, so that closing ends
+    the stream with a FIN, not a reset that discards the bytes the host has not read yet."""
+    connection.setblocking(False)
+    try:
+        while connection.recv(4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _read_back(out: Path):

@@ -43,3 +43,175 @@ def test_sim_urls_carry_the_configuration(tmp_path):
     path = Path(tmp_path / "c.json")
     path.write_text(json.dumps({"channels": 2}))
     assert config_from_sim_url(f"sim://{path}").channels == 2
+
+
+def test_the_host_controls_the_virtual_board():
+    """Registers read and written through the virtual board's uart_rx, streaming stopped and
+    started, a garbled command discarded and counted, the host's retry carrying it."""
+    import time
+
+    from spikeforge.host.device import Device, RegisterRefused
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    config = config_from_sim_url("sim://?channels=4&identity_interval_frames=16")
+    board = VirtualBoard.start(config)
+    try:
+        with Device.open(board.url) as device:
+            assert device.identify() == config
+            assert device.supports_control()
+            assert device.read_register("CHANNELS") == 4
+            assert device.read_register("IDENTITY") == int.from_bytes(b"SPKF", "little")
+            assert device.write_register("DETECT_DEAD_SAMPLES", 77) == 77
+            assert device.read_register("DETECT_DEAD_SAMPLES") == 77
+            with pytest.raises(RegisterRefused, match="not writable"):
+                device.write_register("FRAMES_SENT", 1)
+
+            device.stop()
+            time.sleep(1.0)     # the frames already buffered on the device go out
+            stopped = device.read_register("FRAMES_SENT")
+            time.sleep(1.0)
+            assert device.read_register("FRAMES_SENT") == stopped, "still streaming"
+            device.start()
+            time.sleep(1.0)
+            assert device.read_register("FRAMES_SENT") > stopped, "did not resume"
+
+            # A half command, then a whole one: the device drops the half one (timed out, or
+            # read together with the whole one as one bad frame, which the host's retry with
+            # the same tag then repairs); either way one command error, and the read works.
+            device._port.write(b"\xa5\x5a\x06\x01\x02")
+            assert device.read_register("SAMPLE_RATE_HZ") == config.sample_rate_hz
+
+            status = device.status()
+            assert status.registers["COMMAND_ERRORS"] >= 1
+            assert status.registers["UART_FRAMING_ERRORS"] == 0
+            assert status.registers["COMMANDS_EXECUTED"] >= 10
+            assert status.registers["FRAMES_SENT"] > stopped
+            assert status.link.crc_errors == 0 and status.link.bytes_discarded == 0
+            blocks = device.blocks()
+            assert next(blocks).samples.shape[1] == 4
+    finally:
+        board.stop()
+
+
+def test_spikeforge_status_reads_the_virtual_boards_counters():
+    url = "sim://?channels=4&identity_interval_frames=16"   # the build of the test above
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.cli", "status", "--port", url, "--stop"],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "streaming stopped" in result.stdout
+    counters = dict(line.split() for line in result.stdout.splitlines()
+                    if line.split()[0] in ("commands_executed", "command_errors"))
+    assert int(counters["commands_executed"]) >= 2 and counters["command_errors"] == "0"
+
+
+def _adversarial_frames(frames: int, channels: int, seed: int) -> np.ndarray:
+    """Full-scale extremes, zero crossings, steps and noise, different on every channel."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(-32768, 32768, size=(frames, channels), dtype=np.int32)
+    data[0::7] = 32767
+    data[1::7] = -32768
+    data[2::11] = 0
+    data[3::11] = -1
+    data[100:2000, ::2] = 1234
+    return data.astype(np.int16)
+
+
+def _write_wav(path: Path, frames: np.ndarray, rate_hz: int) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(frames.shape[1])
+        wav.setsampwidth(2)
+        wav.setframerate(rate_hz)
+        wav.writeframes(frames.astype("<i2").tobytes())
+
+
+def _record_and_compare(tmp_path: Path, url: str, frames: np.ndarray, rate_hz: int,
+                        duration_s: float) -> None:
+    """Record ``url`` through the CLI; the recording must be ``frames`` played through the
+    chips: sample n is frame n - first_pass - 1, zeros before, nothing lost."""
+    from spikeforge.sim.virtual_board import SampleFeed, board_from_sim_url, expected_recording
+
+    channels = frames.shape[1]
+    out = tmp_path / "rec"
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.cli", "record", "--port", url, "--duration",
+         str(duration_s), "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    stats = result.stderr.split("virtual board: cycles ")[1].split()
+    stats = dict(zip(stats[1::2], stats[2::2]))
+    assert int(stats["rhd_calibration_violations"]) == 0
+    first_convert = int(stats["rhd_first_convert_cycle"])
+    assert first_convert > 0
+
+    recording = out / "Record Node 101" / "experiment1" / "recording1"
+    folder = recording / "continuous" / "spikeforge-100.acquisition"
+    samples = np.fromfile(folder / "continuous.dat", dtype="<i2").reshape(-1, channels)
+    numbers = np.load(folder / "sample_numbers.npy")
+    meta = json.loads((recording / "spikeforge.json").read_text())
+    assert meta["samples_lost"] == 0 and meta["link"]["crc_errors"] == 0
+    assert len(samples) == round(duration_s * rate_hz)
+    config, _ = board_from_sim_url(url)
+    feed = SampleFeed(tmp_path / "flat.i16", channels)
+    frames.tofile(feed.path)
+    truth = expected_recording(feed, first_convert, config, numbers)
+    played = (numbers - first_convert // config.cycles_per_sample - 1 >= 0).sum()
+    assert played > len(samples) // 2, "the recording should be mostly file data"
+    np.testing.assert_array_equal(samples, truth)
+
+
+def test_record_from_a_wav_played_through_the_rhd_chips_equals_the_file(tmp_path):
+    """A WAV file plays through the C++ RHD2132 model (behind a 2-cycle cable, found by the
+    start-up calibration), the RHD front-end, the framer and the UART; the recording is the
+    file, sample for sample, one sweep after each conversion pass."""
+    frames = _adversarial_frames(12_000, 4, seed=3)          # 0.4 s at 30 kS/s
+    wav = tmp_path / "input.wav"
+    _write_wav(wav, frames, 30_000)
+    _record_and_compare(tmp_path, f"sim://?from={wav}&identity_interval_frames=16", frames,
+                        30_000, 0.35)
+
+
+@pytest.mark.slow
+def test_record_through_an_rhd2164_ddr_and_twos_complement_equals_the_file(tmp_path):
+    """40 channels of a flat int16 file through one RHD2164 (amplifiers 32-39 come from the
+    B words of its double-data-rate MISO), two's-complement output, a 5-cycle cable."""
+    frames = _adversarial_frames(3_000, 40, seed=5)          # 0.375 s at 8 kS/s
+    flat = tmp_path / "input.i16"
+    frames.tofile(flat)
+    config = {"source": "rhd", "channels": 40, "sample_rate_hz": 8000, "baud": 12_000_000,
+              "sweeps_per_frame": 8, "identity_interval_frames": 16,
+              "rhd": {"chips": ["RHD2164"], "amplifier_masks": [2**40 - 1],
+                      "miso_delay_cycles": [0], "twos_complement": True}}
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps(config))
+    _record_and_compare(tmp_path, f"sim://{path}?from={flat}&cable_delay=5", frames, 8000,
+                        0.3)
+
+
+def test_sample_files_and_their_rhd_configuration(tmp_path):
+    from spikeforge.firmware.errors import ConfigError
+    from spikeforge.sim.virtual_board import board_from_sim_url, read_sample_file, rhd_config_for
+
+    frames = _adversarial_frames(100, 3, seed=1)
+    flat = tmp_path / "x.i16"
+    frames.tofile(flat)
+    data, rate = read_sample_file(flat, 3)
+    assert rate is None and np.array_equal(data, frames)
+    with pytest.raises(ConfigError, match="--channels"):
+        read_sample_file(flat)
+    with pytest.raises(ConfigError, match="whole number"):
+        read_sample_file(flat, 7)
+    config, feed = board_from_sim_url(f"sim://?from={flat}&channels=3&sample_rate_hz=8000")
+    assert config.source == "rhd" and config.channels == 3 and config.rhd.amplifier_masks == (7,)
+    assert np.array_equal(feed.frames(), frames)
+    wav = tmp_path / "x.wav"
+    _write_wav(wav, frames, 20_000)
+    config, feed = board_from_sim_url(f"sim://?from={wav}&cable_delay=5")
+    assert config.sample_rate_hz == 20_000 and feed.cable_delays == (5,)
+    assert np.array_equal(feed.frames(), frames)
+    with pytest.raises(ConfigError, match="add chips"):
+        rhd_config_for(config, 40, ("RHD2132",))
+    two = rhd_config_for(config.replace(sweeps_per_frame=4, sample_rate_hz=8000), 40,
+                         ("RHD2132", "RHD2164"))
+    assert two.rhd.amplifier_masks == (2**32 - 1, 2**8 - 1) and two.channels == 40

@@ -1,0 +1,316 @@
+"""Link-budget calculator: which bandwidth modes fit a link, and with what margin.
+
+``spikeforge budget`` and :func:`budget` answer, for a stream description (channels,
+sample rate, detector on or off, expected spike rate, snippet length; usually taken from a
+:class:`~spikeforge.firmware.config.SystemConfig`) and a link rate in bit/s, how many
+bits per second each bandwidth mode puts on the link:
+
+``raw``
+    DATA frames: ``sweeps_per_frame`` sweeps of int16 samples per frame.
+``lossless``
+    The samples coded by the lossless coder: payload = raw payload / compression ratio,
+    one COMPRESSED frame per coded block of ``codec.block_sweeps`` sweeps. Reported at the
+    expected ratio (measured by ``spikeforge bench compress``, or over the user's own
+    recording) and at the coder's worst case
+    (:func:`~spikeforge.firmware.compression.worst_case_bits`: adversarial input, which
+    must still never lose data).
+``events``
+    EVENTS frames only (``STREAM_ENABLE`` = 0): one frame per spike, each an event record
+    and its snippet (:data:`~spikeforge.firmware.wire.EVENT_RECORD`), at the expected spike
+    rate per channel.
+``events+lfp``
+    The events, plus the samples low-pass filtered and decimated by ``lfp_decimation``,
+    framed like DATA frames of ``sweeps_per_frame`` decimated sweeps.
+
+Every mode also carries the IDENTITY frame, sent once per ``identity_interval_frames``
+frame slots. Every frame costs :data:`~spikeforge.firmware.wire.DATA_FRAME_OVERHEAD_BYTES`
+(sync, header, CRC), and a UART sends ``bits_per_byte`` = 10 bits per byte (start, 8 data,
+stop). The margin is the fraction of the link left free; a mode fits when that is >= 0.
+Events come in bursts, so an events mode with little margin will still drop events
+(whole, and counted) when many channels fire together.
+
+This module is host-side: it needs no Amaranth and no simulation models.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from spikeforge.firmware.compression import CodecConfig, worst_case_bits
+from spikeforge.firmware.config import MAX_CHANNELS, SystemConfig
+from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.firmware.wire import (
+    DATA_FRAME_OVERHEAD_BYTES,
+    EVENT_RECORD,
+    IDENTITY_PAYLOAD_BYTES,
+)
+
+__all__ = ["BudgetError", "StreamDescription", "ModeBudget", "Budget", "budget",
+           "UART_BITS_PER_BYTE", "DEFAULT_COMPRESSION_RATIO", "DEFAULT_SPIKE_RATE_HZ",
+           "DEFAULT_LFP_DECIMATION", "MODES", "format_budget"]
+
+#: Start bit, 8 data bits, stop bit.
+UART_BITS_PER_BYTE = 10
+#: Expected lossless ratio (raw bytes / coded bytes) when the user gives neither a ratio
+#: nor a recording: the gateware coder on the SpikeInterface ground-truth class (5-10 uV
+#: noise at 0.195 uV/bit, as an RHD2000 front-end sees it), 1.919 at the default block of
+#: 32 sweeps, rounded down (docs/compression-benchmark.md, ``spikeforge bench compress``).
+#: Not the N1 figure (~2.9-3.3): that comes from a coarse ADC grid other front-ends lack.
+DEFAULT_COMPRESSION_RATIO = 1.9
+#: Threshold crossings per second per channel assumed when none is given (multi-unit
+#: activity in cortex is typically 5-50 Hz per electrode at a 4-5 sigma threshold).
+DEFAULT_SPIKE_RATE_HZ = 20.0
+#: LFP decimation when none is given: 30 kS/s -> 1 kS/s (LFP lies below ~300 Hz).
+DEFAULT_LFP_DECIMATION = 30
+MODES = ("raw", "lossless", "events", "events+lfp")
+
+
+class BudgetError(SpikeforgeError, ValueError):
+    """A link budget that cannot be computed from the values given."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class StreamDescription:
+    """What the device streams; every field a :class:`SystemConfig` also has means the same.
+
+    ``spike_rate_hz`` is the expected detected events per second per channel.
+    """
+
+    channels: int
+    sample_rate_hz: int
+    sweeps_per_frame: int = 32
+    identity_interval_frames: int = 1024
+    detector_enabled: bool = True
+    spike_rate_hz: float = DEFAULT_SPIKE_RATE_HZ
+    snippet_pre: int = 8
+    snippet_post: int = 16
+    codec: CodecConfig = field(default_factory=CodecConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "sample_rate_hz", "sweeps_per_frame",
+                     "identity_interval_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise BudgetError(f"{name} must be a positive integer, not {value!r}")
+        if self.channels > MAX_CHANNELS:
+            raise BudgetError(f"channels must be at most {MAX_CHANNELS}, not {self.channels}")
+        if not (math.isfinite(self.spike_rate_hz) and self.spike_rate_hz >= 0):
+            raise BudgetError(
+                f"spike_rate_hz must be a rate >= 0 events/s per channel, not "
+                f"{self.spike_rate_hz!r}")
+        for name in ("snippet_pre", "snippet_post"):
+            value = getattr(self, name)
+            if not 0 <= value <= 255:
+                raise BudgetError(f"{name} must be 0..255 samples (one byte on the wire), "
+                                  f"not {value!r}")
+
+    @classmethod
+    def from_config(cls, config: SystemConfig,
+                    spike_rate_hz: float = DEFAULT_SPIKE_RATE_HZ) -> "StreamDescription":
+        det = config.detector
+        return cls(channels=config.channels, sample_rate_hz=config.sample_rate_hz,
+                   sweeps_per_frame=config.sweeps_per_frame,
+                   identity_interval_frames=config.identity_interval_frames,
+                   detector_enabled=det.enabled, spike_rate_hz=spike_rate_hz,
+                   snippet_pre=det.snippet_pre, snippet_post=det.snippet_post,
+                   codec=config.codec)
+
+    @property
+    def slot_rate_hz(self) -> float:
+        """Frame slots per second (one DATA or COMPRESSED frame each)."""
+        return self.sample_rate_hz / self.sweeps_per_frame
+
+    @property
+    def block_rate_hz(self) -> float:
+        """Coded blocks per second (one COMPRESSED frame each)."""
+        return self.sample_rate_hz / self.codec.block_sweeps
+
+    @property
+    def worst_case_ratio(self) -> float:
+        """Raw bits / coded bits of the coder's worst-case block (below 1)."""
+        block = self.codec.block_sweeps
+        return 16 * self.channels * block / worst_case_bits(self.channels, block, self.codec)
+
+    @property
+    def event_bytes(self) -> int:
+        """Bytes one event takes on the wire (payload): record + snippet."""
+        return EVENT_RECORD.size + 2 * (self.snippet_pre + 1 + self.snippet_post)
+
+
+@dataclass(frozen=True)
+class ModeBudget:
+    """One bandwidth mode on one link. Rates are bytes/s unless named bits."""
+
+    mode: str
+    payload_bytes_per_s: float       #: samples, coded blocks or event records
+    framing_bytes_per_s: float       #: 13 bytes per frame
+    identity_bytes_per_s: float      #: the periodic IDENTITY frame
+    link_bits_per_s: float           #: everything, in line bits (UART framing included)
+    capacity_bits_per_s: float
+    available: bool                  #: False: this build cannot produce the mode
+    max_channels: int                #: most channels that fit at this rate (0: none)
+    note: str = ""
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.payload_bytes_per_s + self.framing_bytes_per_s + self.identity_bytes_per_s
+
+    @property
+    def load(self) -> float:
+        """Fraction of the link this mode uses."""
+        return self.link_bits_per_s / self.capacity_bits_per_s
+
+    @property
+    def margin(self) -> float:
+        """Fraction of the link left free (negative: the mode does not fit)."""
+        return 1.0 - self.load
+
+    @property
+    def fits(self) -> bool:
+        return self.available and self.load <= 1.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    stream: StreamDescription
+    link_bits_per_s: float
+    bits_per_byte: int
+    compression_ratio: float
+    compression_ratio_source: str
+    lfp_decimation: int
+    modes: list[ModeBudget] = field(default_factory=list)
+
+    def mode(self, name: str) -> ModeBudget:
+        for m in self.modes:
+            if m.mode == name:
+                return m
+        raise BudgetError(f"unknown mode {name!r}; modes are {', '.join(MODES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["modes"] = [dict(asdict(m), load=m.load, margin=m.margin, fits=m.fits,
+                             bytes_per_s=m.bytes_per_s) for m in self.modes]
+        return out
+
+
+def _mode(name: str, stream: StreamDescription, capacity_bps: float, bits_per_byte: int,
+          per_channel_payload: float, frames_per_s_fixed: float,
+          frames_per_s_per_channel: float, available: bool, note: str) -> ModeBudget:
+    """A mode whose payload grows linearly with channels; frames either per slot (fixed)
+    or per event (per channel)."""
+    overhead = DATA_FRAME_OVERHEAD_BYTES
+    identity = (overhead + IDENTITY_PAYLOAD_BYTES) * stream.slot_rate_hz \
+        / stream.identity_interval_frames
+    fixed = frames_per_s_fixed * overhead + identity
+    per_channel = per_channel_payload + frames_per_s_per_channel * overhead
+    payload = per_channel_payload * stream.channels
+    framing = (frames_per_s_fixed + frames_per_s_per_channel * stream.channels) * overhead
+    line_bits = (payload + framing + identity) * bits_per_byte
+    capacity_bytes = capacity_bps / bits_per_byte
+    if not available or capacity_bytes <= fixed:
+        max_channels = 0
+    elif per_channel == 0:
+        max_channels = MAX_CHANNELS
+    else:
+        max_channels = min(MAX_CHANNELS, math.floor((capacity_bytes - fixed) / per_channel))
+    return ModeBudget(name, payload, framing, identity, line_bits, capacity_bps, available,
+                      max_channels, note)
+
+
+def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | None = None,
+           *, compression_ratio: float = DEFAULT_COMPRESSION_RATIO,
+           compression_ratio_source: str = "default (docs/compression-benchmark.md)",
+           worst_case: bool = True,
+           lfp_decimation: int = DEFAULT_LFP_DECIMATION,
+           spike_rate_hz: float | None = None,
+           bits_per_byte: int = UART_BITS_PER_BYTE) -> Budget:
+    """The link budget of every mode in :data:`MODES`.
+
+    ``stream`` may be a :class:`SystemConfig` (its ``baud`` is then the default link rate).
+    ``worst_case`` adds a ``lossless (worst case)`` row: the coder's bounded expansion on
+    adversarial input (:func:`~spikeforge.firmware.compression.worst_case_bits`).
+    """
+    if isinstance(stream, SystemConfig):
+        if link_bits_per_s is None:
+            link_bits_per_s = float(stream.baud)
+        stream = StreamDescription.from_config(
+            stream, DEFAULT_SPIKE_RATE_HZ if spike_rate_hz is None else spike_rate_hz)
+    elif spike_rate_hz is not None:
+        stream = replace(stream, spike_rate_hz=spike_rate_hz)
+    if link_bits_per_s is None:
+        raise BudgetError("no link rate: give link_bits_per_s (--link-bps), a --board, or a "
+                          "configuration whose baud is the link")
+    if not (math.isfinite(link_bits_per_s) and link_bits_per_s > 0):
+        raise BudgetError(f"the link rate must be a positive number of bit/s, not "
+                          f"{link_bits_per_s!r}")
+    if not (math.isfinite(compression_ratio) and compression_ratio > 0):
+        raise BudgetError(
+            f"compression ratio must be a positive number (raw bytes / coded bytes, e.g. "
+            f"2.5), not {compression_ratio!r}")
+    if not isinstance(lfp_decimation, int) or lfp_decimation < 1:
+        raise BudgetError(f"lfp_decimation must be a whole factor >= 1, not {lfp_decimation!r}")
+    if bits_per_byte < 8:
+        raise BudgetError(f"bits_per_byte must be at least 8, not {bits_per_byte}")
+
+    args = (stream, link_bits_per_s, bits_per_byte)
+    raw_per_channel = 2.0 * stream.sample_rate_hz
+    events_note = "" if stream.detector_enabled else \
+        "needs the detector: build with detector.enabled = True"
+    events_per_channel = stream.spike_rate_hz
+    lfp_rate = stream.sample_rate_hz / lfp_decimation
+    modes = [
+        _mode("raw", *args, raw_per_channel, stream.slot_rate_hz, 0.0, True,
+              "int16 samples in DATA frames"),
+        _mode("lossless", *args, raw_per_channel / compression_ratio, stream.block_rate_hz,
+              0.0, True, f"ratio {compression_ratio:.3g}x ({compression_ratio_source})"),
+    ]
+    if worst_case:
+        worst = stream.worst_case_ratio
+        modes.append(_mode("lossless (worst case)", *args, raw_per_channel / worst,
+                           stream.block_rate_hz, 0.0, True,
+                           f"adversarial input: ratio {worst:.3g}x (bounded expansion)"))
+    modes += [
+        _mode("events", *args, events_per_channel * stream.event_bytes, 0.0,
+              events_per_channel, stream.detector_enabled,
+              events_note or f"{stream.spike_rate_hz:g} events/s/channel x "
+                             f"{stream.event_bytes} B + frame"),
+        _mode("events+lfp", *args,
+              events_per_channel * stream.event_bytes + 2.0 * lfp_rate,
+              stream.slot_rate_hz / lfp_decimation, events_per_channel,
+              stream.detector_enabled,
+              events_note or f"LFP at {lfp_rate:g} S/s (/{lfp_decimation})"),
+    ]
+    return Budget(stream, link_bits_per_s, bits_per_byte, compression_ratio,
+                  compression_ratio_source, lfp_decimation, modes)
+
+
+def _rate(bits_per_s: float) -> str:
+    for scale, unit in ((1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")):
+        if bits_per_s >= scale:
+            return f"{bits_per_s / scale:.3g} {unit}"
+    return f"{bits_per_s:.3g} bit/s"
+
+
+def format_budget(result: Budget) -> str:
+    """A readable table, one line per mode."""
+    s = result.stream
+    lines = [
+        f"{s.channels} channels at {s.sample_rate_hz:,} S/s, {s.sweeps_per_frame} sweeps per "
+        f"frame; detector {'on' if s.detector_enabled else 'off'}, {s.spike_rate_hz:g} "
+        f"events/s/channel, snippets {s.snippet_pre}+1+{s.snippet_post} samples",
+        f"link {_rate(result.link_bits_per_s)}, {result.bits_per_byte} line bits per byte",
+        "",
+        f"{'mode':<22} {'needs':>13} {'load':>7} {'left free':>14}  {'fits':<4} "
+        f"{'max ch':>6}  note",
+    ]
+    for m in result.modes:
+        fits = "yes" if m.fits else ("n/a" if not m.available else "NO")
+        load = f"{m.load:.1%}" if m.load < 10 else f"{m.load:,.0f}x"
+        free = m.capacity_bits_per_s - m.link_bits_per_s
+        free_text = ("-" if free < 0 else "") + _rate(abs(free))
+        lines.append(
+            f"{m.mode:<22} {_rate(m.link_bits_per_s):>13} {load:>7} {free_text:>14}  "
+            f"{fits:<4} {m.max_channels:>6}  {m.note}")
+    return "\n".join(lines)

@@ -1,0 +1,240 @@
+"""Host decoder of the lossless coder: the exact inverse of the gateware and its model.
+
+The bit layout is :mod:`spikeforge.firmware.compression` (``docs/compression.md``). Decoding
+is sequential within a block (adaptive per-channel state, variable-length codes), so the
+loop is compiled with numba; all blocks handed to :func:`decode` go through one compiled
+call. No Amaranth, no sim/ import: a lab PC that records needs neither.
+"""
+
+import numba
+import numpy as np
+
+from spikeforge.firmware.compression import (
+    K_MAX,
+    RAW_BITS,
+    U_CAP,
+    WORD_BITS,
+    Codebook,
+    CodecConfig,
+    initial_rice_sum,
+)
+from spikeforge.firmware.errors import WireFormatError
+
+__all__ = ["decode_block", "decode", "CompressedBlockError"]
+
+
+class CompressedBlockError(WireFormatError):
+    """A compressed block that does not decode to the expected number of samples."""
+
+
+def decode_block(data: bytes, channels: int, config: CodecConfig,
+                 codebook: Codebook | None = None, *, sweeps: int | None = None) -> np.ndarray:
+    """Decode one block into int16 samples of shape ``(sweeps, channels)``.
+
+    ``sweeps`` defaults to ``config.block_sweeps`` (pass it for a shorter last block).
+    """
+    return decode([data], channels, config, codebook,
+                  sweeps=config.block_sweeps if sweeps is None else sweeps)
+
+
+def decode(blocks: list[bytes], channels: int, config: CodecConfig,
+           codebook: Codebook | None = None, *, sweeps: int | None = None) -> np.ndarray:
+    """Decode consecutive blocks into one ``(sweeps, channels)`` int16 array.
+
+    Every block holds ``config.block_sweeps`` sweeps, except that when ``sweeps`` (the total)
+    is given, the last block holds the remainder.
+    """
+    count = len(blocks)
+    full = count * config.block_sweeps
+    total = full if sweeps is None else sweeps
+    if count and not full - config.block_sweeps < total <= full:
+        raise CompressedBlockError(
+            f"{count} blocks of {config.block_sweeps} sweeps cannot hold {total} sweeps; "
+            f"pass the sweep count the encoder was given")
+    if count == 0:
+        return np.zeros((0, channels), dtype=np.int16)
+    raw = b"".join(blocks)
+    if len(raw) % 2 or any(len(b) % 2 for b in blocks):
+        raise CompressedBlockError("a compressed block is a whole number of 16-bit words; "
+                                   "this one has an odd number of bytes")
+    words = np.frombuffer(raw, dtype="<u2").astype(np.uint16)
+    ends = np.cumsum([len(b) // 2 for b in blocks]).astype(np.int64)
+    if config.codebook:
+        if codebook is None:
+            raise CompressedBlockError(
+                "these blocks were coded with a codebook; pass the codebook the device was "
+                "loaded with (learn_codebook on a recording from it)")
+        table = codebook.table(config.codebook_bits)
+        base, multiplier, shift = codebook.base, codebook.multiplier, codebook.shift
+    else:
+        table = np.zeros(1, dtype=np.int16)
+        base = multiplier = shift = 0
+    out = np.empty((total, channels), dtype=np.int16)
+    order = config.fixed_order
+    status = _decode_kernel(words, ends, out, config.block_sweeps,
+                            -1 if order is None else order, config.rice_shift,
+                            config.select_shift, initial_rice_sum(config),
+                            config.escape_threshold, config.codebook, table, base, multiplier,
+                            shift)
+    if status >= 0:
+        raise CompressedBlockError(
+            f"compressed block {status} ends before its {channels} x {config.block_sweeps} "
+            "samples, or has words left over; it was not coded with this configuration "
+            "(channels, codec parameters, codebook) or is damaged")
+    return out
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    trailing = np.zeros(256, dtype=np.int64)
+    for byte in range(256):
+        while byte >> trailing[byte] & 1:
+            trailing[byte] += 1
+    # rice_k as a table: rice_sum >> (rice_shift + 1) < U_CAP + 1 (the sum saturates).
+    k = np.minimum(K_MAX, np.array([int(i).bit_length() for i in range(U_CAP + 1)]))
+    return trailing, k.astype(np.int64)
+
+
+_TRAILING_ONES, _K_TABLE = _tables()
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_kernel(words, ends, out, block_sweeps, fixed_order, rice_shift, select_shift, sum0,
+                   q_limit, use_codebook, table, base, multiplier, shift):
+    """Fills ``out``; returns -1, or the index of the first block that does not fit."""
+    sweeps, channels = out.shape
+    code_max = table.shape[0] - 1
+    h1 = np.zeros(channels, np.int64)
+    h2 = np.zeros(channels, np.int64)
+    h3 = np.zeros(channels, np.int64)
+    rice_sum = np.zeros(channels, np.int64)
+    cost = np.zeros((channels, 4), np.int64)
+    q_mask = np.uint64((1 << q_limit) - 1)
+    trailing_ones = _TRAILING_ONES
+    k_table = _K_TABLE
+    one = np.uint64(1)
+    block = 0
+    start = 0          # first word of the block
+    pos = 0            # next word to load
+    end = ends[0]
+    loaded = 0         # words loaded, including zeros past the block's end
+    acc = np.uint64(0)
+    fill = 0
+    for n in range(sweeps):
+        index = n % block_sweeps
+        if index == 0 and n > 0:
+            # The block's bits must end in its last word (then only padding follows).
+            consumed = WORD_BITS * loaded - fill
+            if -(-consumed // WORD_BITS) != end - start:
+                return block
+            block += 1
+            start = end
+            pos = end
+            end = ends[block]
+            loaded = 0
+            acc = np.uint64(0)
+            fill = 0
+        for c in range(channels):
+            # Keep at least 48 bits in hand (the longest code); past the block's end, zeros.
+            while fill <= 48:
+                if pos < end:
+                    acc |= np.uint64(words[pos]) << np.uint64(fill)
+                    pos += 1
+                loaded += 1
+                fill += WORD_BITS
+            if index == 0:
+                v = np.int64(acc & np.uint64(0xFFFF))
+                if v >= 32768:
+                    v -= 65536
+                acc >>= np.uint64(RAW_BITS)
+                fill -= RAW_BITS
+                if use_codebook:
+                    s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
+                else:
+                    s = v
+                out[n, c] = v
+                h1[c] = s
+                h2[c] = s
+                h3[c] = s
+                rice_sum[c] = sum0
+                cost[c, 0] = 0
+                cost[c, 1] = 0
+                cost[c, 2] = 0
+                cost[c, 3] = 0
+                continue
+            c0 = c1 = c2 = c3 = 0
+            hc1 = h1[c]
+            hc2 = h2[c]
+            hc3 = h3[c]
+            p1 = hc1
+            p2 = 2 * hc1 - hc2
+            p3 = 3 * hc1 - 3 * hc2 + hc3
+            if fixed_order < 0:
+                # The cheapest recent predictor; ties go to SELECT_TIE_ORDER (1, 2, 3, 0).
+                c0 = cost[c, 0]
+                c1 = cost[c, 1]
+                c2 = cost[c, 2]
+                c3 = cost[c, 3]
+                p = p1
+                best = c1
+                p = p2 if c2 < best else p
+                best = c2 if c2 < best else best
+                p = p3 if c3 < best else p
+                best = c3 if c3 < best else best
+                p = 0 if c0 < best else p
+            elif fixed_order == 1:
+                p = p1
+            elif fixed_order == 2:
+                p = p2
+            elif fixed_order == 3:
+                p = p3
+            else:
+                p = 0
+            # Unary part: count ones, at most q_limit.
+            if (acc & q_mask) == q_mask:
+                acc >>= np.uint64(q_limit)
+                fill -= q_limit
+                v = np.int64(acc & np.uint64(0xFFFF))
+                if v >= 32768:
+                    v -= 65536
+                acc >>= np.uint64(RAW_BITS)
+                fill -= RAW_BITS
+                if use_codebook:
+                    s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
+                else:
+                    s = v
+                e = s - p
+                u = 2 * e if e >= 0 else -2 * e - 1
+            else:
+                q = trailing_ones[acc & np.uint64(0xFF)]
+                if q == 8:
+                    acc >>= np.uint64(8)
+                    while acc & one:
+                        acc >>= one
+                        q += 1
+                    acc >>= one
+                else:
+                    acc >>= np.uint64(q + 1)
+                k = k_table[rice_sum[c] >> (rice_shift + 1)]
+                u = (q << k) | np.int64(acc & np.uint64((1 << k) - 1))
+                acc >>= np.uint64(k)
+                fill -= q + 1 + k
+                e = (u >> 1) ^ -(u & 1)
+                s = p + e
+                if use_codebook:
+                    v = np.int64(table[min(max(s, 0), code_max)])
+                else:
+                    v = s
+            out[n, c] = v
+            rice_sum[c] += min(u, U_CAP) - (rice_sum[c] >> rice_shift)
+            if fixed_order < 0:
+                cost[c, 0] = c0 + min(abs(s), U_CAP) - (c0 >> select_shift)
+                cost[c, 1] = c1 + min(abs(s - p1), U_CAP) - (c1 >> select_shift)
+                cost[c, 2] = c2 + min(abs(s - p2), U_CAP) - (c2 >> select_shift)
+                cost[c, 3] = c3 + min(abs(s - p3), U_CAP) - (c3 >> select_shift)
+            h3[c] = hc2
+            h2[c] = hc1
+            h1[c] = s
+    consumed = WORD_BITS * loaded - fill
+    if -(-consumed // WORD_BITS) != end - start:
+        return block
+    return -1

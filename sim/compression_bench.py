@@ -1,0 +1,466 @@
+"""Compression ratio benchmark: the gateware coder against general-purpose and audio codecs.
+
+``spikeforge bench compress`` runs :func:`run_benchmark`. For every recording it reports the
+ratio raw 16-bit bytes / compressed bytes of
+
+* the gateware coder, through its golden model
+  (:func:`spikeforge.sim.models.compressor.encode`, bit exact with the RTL), decoded again
+  with the host decoder (:func:`spikeforge.host.compression.decode`), which must give the
+  input back exactly; once without a codebook and once with a codebook learned from the
+  recording itself (:func:`spikeforge.firmware.compression.learn_codebook`);
+* zlib level 9, lzma (preset 9 | EXTREME, xz container), zstd level 19 (``zstandard``) on
+  the raw little-endian int16 bytes, interleaved sweep-major as the device sends them;
+* FLAC through libsndfile (``soundfile``, ``compression_level=1.0``, which libsndfile maps
+  to FLAC's strongest preset, level 8); FLAC frames hold at most 8 channels, so wider
+  recordings are coded in groups of 8 channels;
+
+and the host encode/decode speed of each (mega-samples per second on this machine, single
+thread, in the same run). Every codec's output is decoded and compared with the input, so
+a ratio is only reported for a codec that reproduced the recording exactly.
+
+Recordings: files and folders the user names (WAV or flat int16, see
+:mod:`spikeforge.host.sample_files`), SpikeInterface ground-truth recordings at realistic
+noise (:func:`spikeforge.sim.accuracy.ground_truth_recording`), and the test-signal
+source's output (:func:`spikeforge.sim.models.source.source_signal`).
+"""
+
+import io
+import lzma
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikeforge.firmware.config import SystemConfig, TestSourceConfig
+from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.host.sample_files import SampleFile, read_sample_files
+
+from .models.source import source_signal
+
+__all__ = ["BenchmarkUnavailable", "Recording", "CodecResult", "RecordingResult",
+           "Codec", "reference_codecs", "coder_codecs", "file_recordings", "stack_recordings",
+           "synthetic_recordings", "measure", "run_benchmark", "summarise", "format_report",
+           "to_json", "FLAC_MAX_CHANNELS", "CODER", "CODER_CODEBOOK", "worst_case_ratio",
+           "recording_ratio", "RoundTripError", "warm_up"]
+
+#: FLAC's channel limit (per stream); wider recordings are coded in groups.
+FLAC_MAX_CHANNELS = 8
+#: Sample rate written into FLAC headers when a recording does not know its own (the rate
+#: only labels the stream; it does not change the coding).
+_FLAC_FALLBACK_RATE_HZ = 30_000
+#: Names of the gateware coder's two columns.
+CODER = "coder"
+CODER_CODEBOOK = "coder+codebook"
+
+
+class BenchmarkUnavailable(SpikeforgeError):
+    """A codec or recording source of the benchmark needs a package that is not installed."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording to compress: int16 samples of shape (sweeps, channels)."""
+
+    name: str
+    kind: str                    #: the recording class the summary groups by
+    samples: np.ndarray
+    sample_rate_hz: int | None = None
+
+    @property
+    def raw_bytes(self) -> int:
+        return int(self.samples.size) * 2
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A lossless codec under test: ``encode(samples) -> state``, ``size(state) -> bytes``,
+    ``decode(state, samples) -> samples`` (the input is passed for the shape only)."""
+
+    name: str
+    encode: Callable[[np.ndarray, "Recording"], Any]
+    size: Callable[[Any], int]
+    decode: Callable[[Any, np.ndarray], np.ndarray]
+    note: str = ""
+    extra: Callable[[Any], dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class CodecResult:
+    codec: str
+    compressed_bytes: int
+    encode_s: float
+    decode_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    name: str
+    kind: str
+    channels: int
+    sweeps: int
+    sample_rate_hz: int | None
+    raw_bytes: int
+    codecs: dict[str, CodecResult]
+
+    def ratio(self, codec: str) -> float:
+        return self.raw_bytes / self.codecs[codec].compressed_bytes
+
+
+class RoundTripError(SpikeforgeError):
+    """A codec did not give the recording back exactly (a bug, not a benchmark result)."""
+
+
+# -- reference codecs -------------------------------------------------------------------------
+
+def _raw(samples: np.ndarray) -> bytes:
+    return np.ascontiguousarray(samples, dtype="<i2").tobytes()
+
+
+def _from_raw(data: bytes, like: np.ndarray) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i2").astype(np.int16).reshape(like.shape)
+
+
+def _bytes_codec(name: str, compress: Callable[[bytes], bytes],
+                 decompress: Callable[[bytes], bytes], note: str) -> Codec:
+    return Codec(name, lambda s, _r: compress(_raw(s)), len,
+                 lambda data, like: _from_raw(decompress(data), like), note)
+
+
+def _flac_encode(samples: np.ndarray, recording: Recording) -> list[bytes]:
+    import soundfile
+
+    rate = recording.sample_rate_hz or _FLAC_FALLBACK_RATE_HZ
+    out = []
+    for first in range(0, samples.shape[1], FLAC_MAX_CHANNELS):
+        buffer = io.BytesIO()
+        soundfile.write(buffer, samples[:, first:first + FLAC_MAX_CHANNELS], rate,
+                        format="FLAC", subtype="PCM_16", compression_level=1.0)
+        out.append(buffer.getvalue())
+    return out
+
+
+def _flac_decode(streams: list[bytes], like: np.ndarray) -> np.ndarray:
+    import soundfile
+
+    parts = [soundfile.read(io.BytesIO(s), dtype="int16", always_2d=True)[0] for s in streams]
+    return np.concatenate(parts, axis=1).reshape(like.shape)
+
+
+def reference_codecs() -> list[Codec]:
+    """zlib -9, lzma -9e, zstd -19, FLAC -8; raises if zstandard or soundfile is missing."""
+    try:
+        import soundfile  # noqa: F401
+        import zstandard
+    except ImportError as exc:
+        raise BenchmarkUnavailable(
+            f"the compression benchmark needs zstandard and soundfile ({exc}); install them "
+            "with pip install 'spikeforge[bench]'") from None
+    zstd_c = zstandard.ZstdCompressor(level=19)
+    zstd_d = zstandard.ZstdDecompressor()
+    return [
+        _bytes_codec("zlib-9", lambda b: zlib.compress(b, 9), zlib.decompress, "zlib level 9"),
+        _bytes_codec("lzma-9e", lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),
+                     lzma.decompress, "xz, preset 9 | EXTREME"),
+        _bytes_codec("zstd-19", zstd_c.compress, zstd_d.decompress, "zstandard level 19"),
+        Codec("flac-8", _flac_encode, lambda streams: sum(map(len, streams)), _flac_decode,
+              "libsndfile FLAC, compression_level=1.0 (FLAC level 8), <= 8 channels/stream"),
+    ]
+
+
+# -- the gateware coder -----------------------------------------------------------------------
+
+def coder_codecs(codec_config: Any = None) -> list[Codec]:
+    """The gateware coder (golden model + host decoder), without and with a codebook
+    learned from each recording (when :func:`learn_codebook` finds no value grid, the
+    second column codes without one, and says so)."""
+    from spikeforge.firmware.compression import CodecConfig, learn_codebook
+    from spikeforge.host.compression import decode
+    from spikeforge.sim.models.compressor import encode
+
+    base = codec_config if codec_config is not None else CodecConfig(enabled=True)
+    plain = replace(base, codebook=False)
+
+    def make(use_codebook: bool) -> Codec:
+        def enc(samples: np.ndarray, _r: Recording) -> tuple[list[bytes], Any, Any]:
+            book = learn_codebook(samples) if use_codebook else None
+            config = plain if book is None else replace(base, codebook=True)
+            return encode(samples, config, codebook=book), config, book
+
+        def dec(state: tuple[list[bytes], Any, Any], like: np.ndarray) -> np.ndarray:
+            blocks, config, book = state
+            return np.asarray(decode(blocks, like.shape[1], config, codebook=book,
+                                     sweeps=like.shape[0]))
+
+        def extra(state: tuple[list[bytes], Any, Any]) -> dict[str, Any]:
+            book = state[2]
+            return {"blocks": len(state[0]),
+                    "codebook_values": 0 if book is None else len(book.values)}
+
+        return Codec(CODER_CODEBOOK if use_codebook else CODER, enc,
+                     lambda state: sum(map(len, state[0])), dec,
+                     f"block {base.block_sweeps} sweeps, predictor {base.predictor}"
+                     + (", codebook learned from each recording itself (loaded into the "
+                        "device once, not counted in the ratio)" if use_codebook else ""),
+                     extra)
+
+    return [make(False), make(True)]
+
+
+def worst_case_ratio(channels: int = 1, codec_config: Any = None) -> float:
+    """Raw bits / coded bits of the coder's worst case (incompressible input), below 1."""
+    from spikeforge.firmware.compression import CodecConfig, worst_case_bits
+
+    config = codec_config if codec_config is not None else CodecConfig(enabled=True)
+    raw_bits = 16 * channels * config.block_sweeps
+    return raw_bits / worst_case_bits(channels, config.block_sweeps, config)
+
+
+def recording_ratio(paths: Iterable[str | Path], channels: int | None = None,
+                    codec_config: Any = None) -> tuple[float, str]:
+    """The coder's ratio over the user's recordings (sum of raw / sum of coded bytes), the
+    better of without and with a learned codebook, and a sentence saying how it was got."""
+    paths = list(paths)
+    recordings = file_recordings(paths, channels)
+    rows = run_benchmark(recordings, coder_codecs(codec_config), progress=lambda _: None)
+    _, overall = summarise(rows)
+    best = max((CODER, CODER_CODEBOOK), key=overall.ratio)
+    how = "with a codebook learned from it" if best == CODER_CODEBOOK else "no codebook"
+    return overall.ratio(best), (f"coder model over {len(recordings)} recording(s) in "
+                                 f"{', '.join(map(str, paths))}, {how}")
+
+
+# -- recordings -------------------------------------------------------------------------------
+
+def file_recordings(paths: Iterable[str | Path], channels: int | None = None,
+                    sample_rate_hz: int | None = None) -> list[Recording]:
+    """The recordings in the files and folders named; the class is the folder name."""
+    out = []
+    for path in map(Path, paths):
+        kind = f"files: {path.name}" if path.is_dir() else f"file: {path.name}"
+        for f in read_sample_files([path], channels, sample_rate_hz):
+            out.append(_from_file(f, kind))
+    return out
+
+
+def _from_file(f: SampleFile, kind: str) -> Recording:
+    return Recording(f.name, kind, f.samples, f.sample_rate_hz)
+
+
+def stack_recordings(recordings: list[Recording]) -> Recording | None:
+    """The single-channel recordings of one class side by side as one multi-channel
+    recording (cut to the shortest), as a multi-electrode device would send them; None if
+    there are fewer than two or their sample rates differ."""
+    mono = [r for r in recordings if r.samples.shape[1] == 1]
+    if len(mono) < 2 or len({r.sample_rate_hz for r in mono}) != 1:
+        return None
+    sweeps = min(r.samples.shape[0] for r in mono)
+    samples = np.concatenate([r.samples[:sweeps] for r in mono], axis=1)
+    return Recording(f"{len(mono)} files as channels", f"{mono[0].kind} (stacked)", samples,
+                     mono[0].sample_rate_hz)
+
+
+def synthetic_recordings(*, seconds: float = 2.0, channels: int = 4,
+                         seeds: tuple[int, ...] = (1, 2),
+                         noise_uv: tuple[float, ...] = (5.0, 10.0), rate_hz: int = 30_000,
+                         spikeinterface: bool = True) -> list[Recording]:
+    """SpikeInterface ground-truth recordings (every seed x noise level) and the test
+    source at two noise levels."""
+    out = []
+    if spikeinterface:
+        from .accuracy import UV_PER_LSB, ground_truth_recording
+
+        for noise in noise_uv:
+            for seed in seeds:
+                samples, _ = ground_truth_recording(seed=seed, noise_uv=noise, rate_hz=rate_hz,
+                                                    seconds=seconds, channels=channels)
+                out.append(Recording(f"SI gt seed={seed} noise={noise:g}uV",
+                                     f"SpikeInterface gt ({UV_PER_LSB} uV/bit)", samples,
+                                     rate_hz))
+    for noise_shift in (0, 2):
+        # A clock just fast enough for the channel count (the signal does not depend on it).
+        clock_hz = rate_hz * max(10, channels + 4)
+        config = SystemConfig(channels=channels, sample_rate_hz=rate_hz, clock_hz=clock_hz,
+                              baud=clock_hz, sweeps_per_frame=1,
+                              link_buffer_samples=1 << (2 * channels - 1).bit_length(),
+                              test_source=TestSourceConfig(noise_shift=noise_shift))
+        signal = source_signal(config, int(seconds * rate_hz))
+        out.append(Recording(f"test source noise_shift={noise_shift}", "test source",
+                             signal.samples, rate_hz))
+    return out
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+def measure(recording: Recording, codecs: list[Codec]) -> RecordingResult:
+    """Compress, decompress and time ``recording`` with every codec; the round trip must be
+    exact."""
+    samples = np.ascontiguousarray(recording.samples, dtype=np.int16)
+    results = {}
+    for codec in codecs:
+        started = time.perf_counter()
+        state = codec.encode(samples, recording)
+        encoded = time.perf_counter()
+        back = codec.decode(state, samples)
+        decoded = time.perf_counter()
+        if back.shape != samples.shape or not np.array_equal(back, samples):
+            bad = (np.argwhere(back != samples)[0] if back.shape == samples.shape else None)
+            raise RoundTripError(
+                f"{codec.name} did not reproduce {recording.name} exactly "
+                f"(shape {back.shape} vs {samples.shape}"
+                + (f", first difference at sweep {bad[0]}, channel {bad[1]}"
+                   if bad is not None else "") + "); this is a bug in the codec or its "
+                "decoder, please report it with the recording")
+        results[codec.name] = CodecResult(codec.name, codec.size(state), encoded - started,
+                                          decoded - encoded,
+                                          codec.extra(state) if codec.extra else {})
+    return RecordingResult(recording.name, recording.kind, samples.shape[1], samples.shape[0],
+                           recording.sample_rate_hz, recording.raw_bytes, results)
+
+
+def warm_up(codecs: list[Codec], recording: Recording) -> None:
+    """Run every codec once on a short piece, so that one-time costs (numba compiling the
+    coder's kernels, library set-up) do not count as coding speed."""
+    piece = Recording("warm-up", "warm-up", recording.samples[:256], recording.sample_rate_hz)
+    measure(piece, codecs)
+
+
+def run_benchmark(recordings: list[Recording], codecs: list[Codec],
+                  progress: Callable[[str], None] = print) -> list[RecordingResult]:
+    """Measure every recording with every codec (after a warm-up)."""
+    if recordings:
+        warm_up(codecs, recordings[0])
+    rows = []
+    for recording in recordings:
+        rows.append(measure(recording, codecs))
+        best = max(rows[-1].codecs, key=rows[-1].ratio)
+        progress(f"  {recording.kind} / {recording.name}: best {best} "
+                 f"{rows[-1].ratio(best):.3f}x")
+    return rows
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Summary:
+    """Ratios over a group of recordings: sum of raw bytes / sum of compressed bytes."""
+
+    kind: str
+    recordings: int
+    raw_bytes: int
+    compressed_bytes: dict[str, int]
+    samples: int
+    encode_s: dict[str, float]
+    decode_s: dict[str, float]
+
+    def ratio(self, codec: str) -> float:
+        return self.raw_bytes / self.compressed_bytes[codec]
+
+    def encode_msps(self, codec: str) -> float:
+        return self.samples / self.encode_s[codec] / 1e6 if self.encode_s[codec] else 0.0
+
+    def decode_msps(self, codec: str) -> float:
+        return self.samples / self.decode_s[codec] / 1e6 if self.decode_s[codec] else 0.0
+
+
+def _summary(kind: str, rows: list[RecordingResult]) -> Summary:
+    codecs = list(rows[0].codecs)
+    return Summary(
+        kind, len(rows), sum(r.raw_bytes for r in rows),
+        {c: sum(r.codecs[c].compressed_bytes for r in rows) for c in codecs},
+        sum(r.raw_bytes // 2 for r in rows),
+        {c: sum(r.codecs[c].encode_s for r in rows) for c in codecs},
+        {c: sum(r.codecs[c].decode_s for r in rows) for c in codecs})
+
+
+def summarise(rows: list[RecordingResult]) -> tuple[list[Summary], Summary]:
+    """Per recording class (in order of appearance), and overall."""
+    kinds = list(dict.fromkeys(r.kind for r in rows))
+    per_kind = [_summary(k, [r for r in rows if r.kind == k]) for k in kinds]
+    return per_kind, _summary("overall", rows)
+
+
+def _coder_columns(codecs: list[str]) -> list[str]:
+    return [c for c in (CODER, CODER_CODEBOOK) if c in codecs]
+
+
+def verdicts(summary: Summary, n1_target: float | None = None) -> str:
+    """Whether the best gateware column beats FLAC and zstd -19 (and reaches a target)."""
+    codecs = list(summary.compressed_bytes)
+    coders = _coder_columns(codecs)
+    if not coders:
+        return ""
+    coder = max(summary.ratio(c) for c in coders)
+    parts = []
+    for rival in ("flac-8", "zstd-19"):
+        if rival in codecs:
+            parts.append(f"{'beats' if coder > summary.ratio(rival) else 'LOSES TO'} {rival}")
+    if n1_target is not None:
+        parts.append(f"{'reaches' if coder >= n1_target else 'MISSES'} {n1_target:g}x")
+    return ", ".join(parts)
+
+
+def format_report(rows: list[RecordingResult], *, n1_kinds: Iterable[str] = (),
+                  n1_target: float = 3.4) -> str:
+    """Markdown: per-recording ratios, per-class and overall ratios with verdicts, speeds."""
+    codecs = list(rows[0].codecs)
+    per_kind, overall = summarise(rows)
+    head = "| " + " | ".join(codecs) + " |"
+    rule = " --- |" * len(codecs)
+    books = CODER_CODEBOOK in codecs
+    lines = ["Ratio = raw 16-bit bytes / compressed bytes (higher is better; best in bold).",
+             "", f"| class | recording | ch | samples {head}" + (" codebook |" if books else ""),
+             f"| --- | --- | --- | --- |{rule}" + (" --- |" if books else "")]
+    for r in rows:
+        best = max(r.codecs, key=r.ratio)
+        cells = " | ".join(f"**{r.ratio(c):.3f}**" if c == best else f"{r.ratio(c):.3f}"
+                           for c in codecs)
+        if books:
+            values = r.codecs[CODER_CODEBOOK].extra.get("codebook_values", 0)
+            cells += f" | {values} values" if values else " | none found"
+        lines.append(f"| {r.kind} | {r.name} | {r.channels} | {r.raw_bytes // 2:,} | {cells} |")
+    n1 = set(n1_kinds)
+    lines += ["", "Per class and overall (sum of raw bytes / sum of compressed bytes):", "",
+              f"| class | recordings {head} gateware coder |",
+              f"| --- | --- |{rule} --- |"]
+    for s in [*per_kind, overall]:
+        cells = " | ".join(f"{s.ratio(c):.3f}" for c in codecs)
+        target = n1_target if s.kind in n1 else None
+        lines.append(f"| {s.kind} | {s.recordings} | {cells} | {verdicts(s, target)} |")
+    lines += ["", "Host speed, all recordings, one thread (mega-samples per second):", "",
+              "| codec | encode MS/s | decode MS/s |", "| --- | --- | --- |"]
+    for c in codecs:
+        lines.append(f"| {c} | {overall.encode_msps(c):.2f} | {overall.decode_msps(c):.2f} |")
+    return "\n".join(lines)
+
+
+def to_json(rows: list[RecordingResult], settings: dict[str, Any]) -> dict[str, Any]:
+    per_kind, overall = summarise(rows)
+
+    def summary(s: Summary) -> dict[str, Any]:
+        return {"class": s.kind, "recordings": s.recordings, "raw_bytes": s.raw_bytes,
+                "compressed_bytes": s.compressed_bytes,
+                "ratio": {c: s.ratio(c) for c in s.compressed_bytes},
+                "encode_msps": {c: s.encode_msps(c) for c in s.compressed_bytes},
+                "decode_msps": {c: s.decode_msps(c) for c in s.compressed_bytes}}
+
+    return {
+        "settings": settings,
+        "recordings": [
+            {"name": r.name, "class": r.kind, "channels": r.channels, "sweeps": r.sweeps,
+             "sample_rate_hz": r.sample_rate_hz, "raw_bytes": r.raw_bytes,
+             "compressed_bytes": {c: v.compressed_bytes for c, v in r.codecs.items()},
+             "ratio": {c: r.ratio(c) for c in r.codecs},
+             "encode_s": {c: v.encode_s for c, v in r.codecs.items()},
+             "decode_s": {c: v.decode_s for c, v in r.codecs.items()},
+             "extra": {c: v.extra for c, v in r.codecs.items() if v.extra}}
+            for r in rows],
+        "classes": [summary(s) for s in per_kind],
+        "overall": summary(overall),
+    }

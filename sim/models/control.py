@@ -1,0 +1,112 @@
+"""Golden model of the command decoder (:class:`spikeforge.hdl.control.CommandDecoder`).
+
+Bytes in (as the UART receiver delivers them), reply frames out, register effects on a
+:class:`~spikeforge.sim.models.registers.RegisterBankModel`. Timing enters only where it
+changes what happens: :meth:`CommandDecoderModel.timeout` stands for the line staying idle
+for ``command_timeout_cycles`` in the middle of a frame, and :meth:`framing_error` for a
+byte the receiver discarded for its stop bit.
+"""
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.registers import REGISTERS
+from spikeforge.firmware.wire import (
+    COMMAND,
+    COMMAND_FRAME_BYTES,
+    HEADER,
+    SYNC,
+    CommandOp,
+    FrameType,
+    ReplyStatus,
+    crc32,
+    encode_reply,
+)
+
+from .registers import RegisterBankModel
+
+__all__ = ["CommandDecoderModel", "CONTROL_COUNTERS"]
+
+#: The status registers the control path itself drives (the model knows their values).
+CONTROL_COUNTERS = ("COMMANDS_EXECUTED", "COMMAND_ERRORS", "COMMANDS_DROPPED",
+                    "UART_FRAMING_ERRORS")
+
+
+class CommandDecoderModel:
+    """What the decoder answers and does. ``status`` supplies the values of status
+    registers other than the control counters when a command reads one (a name -> value
+    mapping, consulted at that moment)."""
+
+    def __init__(self, config: SystemConfig, status: dict[str, int] | None = None):
+        self.bank = RegisterBankModel(config)
+        self._present = {r.address: r for r in REGISTERS if r.present(config)}
+        self.status = dict(status or {})
+        self.counters = dict.fromkeys(CONTROL_COUNTERS, 0)
+        self._state = "HUNT"
+        self._body = bytearray()
+        self._last: tuple[int, bytes] | None = None    # (tag, reply frame)
+        #: Register writes carried out, in order: (address, value).
+        self.writes: list[tuple[int, int]] = []
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[bytes]:
+        """Bytes received; returns the reply frames they cause, in order."""
+        replies = []
+        for byte in data:
+            reply = self._byte(byte)
+            if reply is not None:
+                replies.append(reply)
+        return replies
+
+    def timeout(self) -> None:
+        """The line was idle for the command timeout."""
+        if self._state != "HUNT":
+            self.counters["COMMAND_ERRORS"] += 1
+            self._state = "HUNT"
+
+    def framing_error(self) -> None:
+        """The receiver discarded a byte (low stop bit)."""
+        self.counters["UART_FRAMING_ERRORS"] += 1
+
+    # -- the decoder ----------------------------------------------------------------------------
+    def _byte(self, byte: int) -> bytes | None:
+        if self._state == "HUNT":
+            if byte == SYNC[0]:
+                self._state = "SYNC1"
+            return None
+        if self._state == "SYNC1":
+            if byte == SYNC[1]:
+                self._state, self._body = "BODY", bytearray()
+            elif byte != SYNC[0]:
+                self._state = "HUNT"
+            return None
+        self._body.append(byte)
+        if len(self._body) < COMMAND_FRAME_BYTES - len(SYNC):
+            return None
+        self._state = "HUNT"
+        return self._command(bytes(self._body))
+
+    def _command(self, body: bytes) -> bytes | None:
+        frame_type, tag, length = HEADER.unpack_from(body)
+        payload = body[HEADER.size:HEADER.size + COMMAND.size]
+        address, op, value = COMMAND.unpack(payload)
+        crc_ok = crc32(body[:-4]) == int.from_bytes(body[-4:], "little")
+        if not (crc_ok and frame_type == FrameType.COMMAND and length == COMMAND.size
+                and op <= CommandOp.WRITE):
+            self.counters["COMMAND_ERRORS"] += 1
+            return None
+        if self._last is not None and self._last[0] == tag:
+            return self._last[1]
+        self.counters["COMMANDS_EXECUTED"] += 1
+        reg = self._present.get(address)
+        if reg is None:
+            status, result = ReplyStatus.UNKNOWN_REGISTER, 0
+        else:
+            if op == CommandOp.WRITE and reg.access == "rw":
+                self.bank.write(address, value)
+                self.writes.append((address, value))
+                status = ReplyStatus.OK
+            else:
+                status = (ReplyStatus.READ_ONLY if op == CommandOp.WRITE else ReplyStatus.OK)
+            result = self.bank.read(address, {**self.status, **self.counters})
+        reply = encode_reply(tag, address, status, result)
+        self._last = (tag, reply)
+        return reply

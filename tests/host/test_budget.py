@@ -1,0 +1,165 @@
+"""The link-budget calculator against budgets worked out by hand, and its error messages."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spikeforge.boards.registry import BOARDS
+from spikeforge.cli import main
+from spikeforge.firmware.compression import CodecConfig
+from spikeforge.firmware.config import DetectorConfig, SystemConfig
+from spikeforge.firmware.wire import IDENTITY_PAYLOAD_BYTES
+from spikeforge.host.budget import BudgetError, StreamDescription, budget
+
+# 4 channels at 30 kS/s, 32 sweeps per frame: 937.5 frame slots per second.
+STREAM = StreamDescription(channels=4, sample_rate_hz=30_000, sweeps_per_frame=32,
+                           identity_interval_frames=1024, detector_enabled=True,
+                           spike_rate_hz=20.0, snippet_pre=8, snippet_post=16)
+#: One IDENTITY frame (13 bytes of framing + payload) every 1024 slots.
+IDENTITY_BYTES_PER_S = (13 + IDENTITY_PAYLOAD_BYTES) * 937.5 / 1024
+
+
+def test_raw_mode_counts_samples_frame_overhead_identity_and_uart_bits():
+    raw = budget(STREAM, 3_000_000).mode("raw")
+    # 4 ch x 30000 S/s x 2 B = 240000 B/s; 937.5 frames/s x 13 B = 12187.5 B/s.
+    assert raw.payload_bytes_per_s == 240_000
+    assert raw.framing_bytes_per_s == 12_187.5
+    assert raw.identity_bytes_per_s == pytest.approx(IDENTITY_BYTES_PER_S)
+    assert raw.link_bits_per_s == pytest.approx((252_187.5 + IDENTITY_BYTES_PER_S) * 10)
+    assert raw.load == pytest.approx(raw.link_bits_per_s / 3e6)
+    assert raw.fits and raw.margin == pytest.approx(1 - raw.load)
+    # 300000 B/s of link; each channel needs 60000 B/s after the fixed framing: 4 fit.
+    assert raw.max_channels == 4
+
+
+def test_raw_mode_agrees_with_the_configurations_own_link_load():
+    config = SystemConfig(channels=8, sweeps_per_frame=16)
+    raw = budget(config).mode("raw")
+    data_only = (raw.payload_bytes_per_s + raw.framing_bytes_per_s) * 10 / config.baud
+    assert data_only == pytest.approx(config.link_load)
+
+
+def test_lossless_mode_divides_the_payload_by_the_ratio_not_the_framing():
+    lossless = budget(STREAM, 3_000_000, compression_ratio=2.5).mode("lossless")
+    assert lossless.payload_bytes_per_s == 96_000
+    assert lossless.framing_bytes_per_s == 12_187.5
+    # (300000 - 12187.5 - identity) / 24000 per channel
+    assert lossless.max_channels == 11
+
+
+def test_lossless_frames_follow_the_coded_block_not_the_data_frame():
+    stream = StreamDescription(channels=4, sample_rate_hz=30_000, sweeps_per_frame=16,
+                               codec=CodecConfig(block_sweeps=256))
+    lossless = budget(stream, 3e6, compression_ratio=2.0).mode("lossless")
+    assert lossless.framing_bytes_per_s == pytest.approx(30_000 / 256 * 13)
+
+
+def test_worst_case_row_is_the_coders_bounded_expansion():
+    worst = budget(STREAM, 3e6).mode("lossless (worst case)")
+    # A block of 32 sweeps x 4 channels: 4 raw samples + 31 x 4 escapes of 12 + 16 bits
+    # = 3536 bits instead of 2048.
+    assert worst.payload_bytes_per_s == pytest.approx(240_000 * 3536 / 2048)
+    assert not worst.fits
+    assert [m.mode for m in budget(STREAM, 3e6, worst_case=False).modes] == [
+        "raw", "lossless", "events", "events+lfp"]
+
+
+def test_events_mode_is_one_frame_per_event_with_record_and_snippet():
+    events = budget(STREAM, 3_000_000).mode("events")
+    # 80 events/s; record 10 B + 25 snippet samples x 2 B = 60 B, + 13 B of frame.
+    assert events.payload_bytes_per_s == 80 * 60
+    assert events.framing_bytes_per_s == 80 * 13
+    assert events.link_bits_per_s == pytest.approx((80 * 73 + IDENTITY_BYTES_PER_S) * 10)
+    # (300000 - identity) / (20 x 73) = 205.4 -> 205 channels
+    assert events.max_channels == 205
+
+
+def test_events_plus_lfp_adds_decimated_samples_in_frames_of_decimated_sweeps():
+    mode = budget(STREAM, 3_000_000, lfp_decimation=30).mode("events+lfp")
+    # LFP: 1000 S/s x 4 ch x 2 B = 8000 B/s in 937.5 / 30 = 31.25 frames/s.
+    assert mode.payload_bytes_per_s == 80 * 60 + 8000
+    assert mode.framing_bytes_per_s == 80 * 13 + 31.25 * 13
+
+
+def test_a_slow_link_refuses_raw_but_fits_events_and_says_by_how_much():
+    stream = StreamDescription(channels=1024, sample_rate_hz=30_000, spike_rate_hz=1.0)
+    result = budget(stream, 1_000_000, bits_per_byte=8)
+    assert not result.mode("raw").fits
+    assert result.mode("raw").margin < -60          # ~491 Mbit/s vs 1 Mbit/s
+    events = result.mode("events")
+    # 1024 events/s x 73 B + identity, 8 bits per byte
+    assert events.link_bits_per_s == pytest.approx(
+        (1024 * 73 + (13 + IDENTITY_PAYLOAD_BYTES) * 937.5 / 1024) * 8)
+    assert events.fits
+
+
+def test_events_modes_need_the_detector():
+    config = SystemConfig(channels=4, detector=DetectorConfig(enabled=False))
+    result = budget(config)
+    for name in ("events", "events+lfp"):
+        mode = result.mode(name)
+        assert not mode.available and not mode.fits and mode.max_channels == 0
+        assert "detector.enabled" in mode.note
+    assert result.mode("raw").fits
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(link_bits_per_s=0), "link rate must be a positive number"),
+    (dict(link_bits_per_s=3e6, compression_ratio=0), "compression ratio must be a positive"),
+    (dict(link_bits_per_s=3e6, lfp_decimation=0), "lfp_decimation must be a whole factor"),
+    (dict(link_bits_per_s=None), "no link rate: give link_bits_per_s"),
+])
+def test_bad_budget_arguments_name_the_problem(kwargs, message):
+    with pytest.raises(BudgetError, match=message):
+        budget(STREAM, **kwargs)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("channels", 0, "channels must be a positive integer"),
+    ("channels", 2048, "channels must be at most 1024"),
+    ("spike_rate_hz", -1.0, "spike_rate_hz must be a rate >= 0"),
+    ("snippet_post", 300, "snippet_post must be 0..255"),
+])
+def test_bad_stream_descriptions_name_the_problem(field, value, message):
+    fields = dict(channels=4, sample_rate_hz=30_000)
+    fields[field] = value
+    with pytest.raises(BudgetError, match=message):
+        StreamDescription(**fields)
+
+
+def test_cli_budget_for_a_board_uses_its_link(capsys):
+    assert main(["budget", "--board", "icebreaker", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    board = BOARDS["icebreaker"]
+    assert result["link_bits_per_s"] == board.default_config.baud
+    assert result["stream"]["channels"] == board.default_config.channels
+    assert {m["mode"] for m in result["modes"]} >= {"raw", "lossless", "events", "events+lfp"}
+
+
+def test_cli_budget_error_exits_with_usage_code(capsys):
+    assert main(["budget", "--channels", "4", "--link-bps", "-5"]) == 2
+    assert "link rate must be a positive number" in capsys.readouterr().err
+
+
+def test_cli_budget_measures_the_ratio_on_the_users_recording(tmp_path, capsys):
+    pytest.importorskip("zstandard")
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.integers(-3, 4, (4000, 2)), axis=0).astype("<i2")
+    walk.tofile(tmp_path / "rec.dat")
+    assert main(["budget", "--channels", "2", "--link-bps", "1e6", "--recording",
+                 str(tmp_path / "rec.dat"), "--recording-channels", "2", "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"):])
+    assert "coder model over 1 recording" in result["compression_ratio_source"]
+    # A +-3 random walk codes to ~3-4 bits per sample.
+    assert 3.0 < result["compression_ratio"] < 6.0
+    lossless = [m for m in result["modes"] if m["mode"] == "lossless"][0]
+    assert lossless["payload_bytes_per_s"] == pytest.approx(
+        2 * 30_000 * 2 / result["compression_ratio"])
+
+
+def test_cli_budget_recording_needs_channels_for_flat_files(tmp_path, capsys):
+    (tmp_path / "rec.dat").write_bytes(b"\x00" * 8)
+    assert main(["budget", "--recording", str(tmp_path / "rec.dat")]) == 2
+    assert "give it with --recording-channels N" in capsys.readouterr().err

@@ -1,0 +1,197 @@
+"""The host's control path against a device made of the command decoder's golden model: a
+TCP server that streams frames and answers commands as the gateware does, and can lose or
+corrupt replies to exercise the host's retries."""
+
+import select
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from spikeforge.firmware.config import DetectorConfig, SystemConfig
+from spikeforge.firmware.registers import REGISTERS, register
+from spikeforge.firmware.wire import FrameType, build_frame, encode_identity
+from spikeforge.host.device import ChipFound, Device, DeviceNoControl, RegisterRefused
+from spikeforge.host.frames import DataBlock
+from spikeforge.sim.models.control import CommandDecoderModel
+
+
+class ModelDevice:
+    """Streams an IDENTITY frame and DATA frames; answers commands with the model. The first
+    ``lose`` replies are not sent, the next ``corrupt`` are sent with a flipped bit."""
+
+    def __init__(self, config: SystemConfig, *, lose: int = 0, corrupt: int = 0,
+                 answers: bool = True):
+        self.config = config
+        self.model = CommandDecoderModel(
+            config, status={r.name: 0 for r in REGISTERS if r.access == "status"})
+        self.lose, self.corrupt, self.answers = lose, corrupt, answers
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        client, _ = self.server.accept()
+        seq = 0
+        with client:
+            while not self.stop.is_set():
+                if seq % 16 == 0:   # as identity_interval_frames does on the device
+                    client.sendall(build_frame(FrameType.IDENTITY, seq // 16,
+                                               encode_identity(self.config)))
+                payload = np.full(self.config.frame_samples, seq, "<i2").tobytes()
+                try:
+                    client.sendall(build_frame(FrameType.DATA, seq, payload))
+                except OSError:
+                    return
+                seq += 1
+                if not select.select([client], [], [], 0.005)[0]:
+                    continue
+                try:
+                    data = client.recv(4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                if not self.answers:
+                    continue
+                for reply in self.model.feed(data):
+                    if self.lose:
+                        self.lose -= 1
+                        continue
+                    if self.corrupt:
+                        self.corrupt -= 1
+                        reply = reply[:12] + bytes([reply[12] ^ 0x10]) + reply[13:]
+                    try:
+                        client.sendall(reply)
+                    except OSError:
+                        return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+
+
+@pytest.fixture
+def make_device():
+    devices = []
+
+    def make(config=None, **kwargs):
+        config = config or SystemConfig(channels=4)
+        device = ModelDevice(config, **kwargs)
+        devices.append(device)
+        return device, Device.open(device.url)
+
+    yield make
+    for device in devices:
+        device.close()
+
+
+def test_registers_read_and_write_through_commands(make_device):
+    fake, device = make_device()
+    with device:
+        assert device.identify().channels == 4
+        assert device.read_register("CHANNELS") == 4
+        assert device.write_register("DETECT_DEAD_SAMPLES", 12) == 12
+        assert fake.model.bank.values["DETECT_DEAD_SAMPLES"] == 12
+        device.stop()
+        device.start()
+        assert [w[1] for w in fake.model.writes if w[0] == 0x10] == [0, 1]
+        status = device.status().registers
+        # The 4 commands above, then status() reads its registers in order, this one too.
+        assert status["COMMANDS_EXECUTED"] == 4 + list(status).index("COMMANDS_EXECUTED") + 1
+        assert status["COMMAND_ERRORS"] == 0
+
+
+def test_a_lost_reply_is_retried_and_the_write_applies_once(make_device):
+    fake, device = make_device(lose=2)
+    with device:
+        device.identify()
+        assert device.write_register("DETECT_K", 99, timeout_s=0.05) == 99
+        assert fake.model.writes == [(register("DETECT_K").address, 99)]
+        assert fake.model.counters["COMMANDS_EXECUTED"] == 1
+
+
+def test_a_corrupt_reply_is_counted_and_retried(make_device):
+    fake, device = make_device(corrupt=1)
+    with device:
+        device.identify()
+        assert device.read_register("SAMPLE_RATE_HZ", timeout_s=0.05) == 30_000
+        assert device.stats.crc_errors >= 1
+
+
+def test_frames_that_arrive_during_a_command_are_kept(make_device):
+    _, device = make_device()
+    with device:
+        device.identify()
+        for _ in range(5):
+            device.read_register("CLOCK_HZ")
+        seqs = []
+        for item in device.items():
+            if isinstance(item, DataBlock):
+                seqs.append(item.seq)
+            if len(seqs) == 20:
+                break
+        assert seqs == list(range(seqs[0], seqs[0] + 20)), "frames lost while commanding"
+        assert device.stats.sequence_gaps == 0
+
+
+def test_configure_writes_the_detector_registers(make_device):
+    config = SystemConfig(channels=3, detector=DetectorConfig(enabled=True))
+    fake, device = make_device(config)
+    with device:
+        device.identify()
+        device.configure(polarity="both", dead_samples=20, threshold_k=4.5, neo=True)
+        values = fake.model.bank.values
+        assert values["DETECT_POLARITY"] == 3 and values["DETECT_DEAD_SAMPLES"] == 20
+        assert values["DETECT_NEO"] == 1
+        k_writes = [(c, k) for (a, c), (b, k) in zip(fake.model.writes, fake.model.writes[1:])
+                    if a == register("DETECT_K_CHANNEL").address
+                    and b == register("DETECT_K").address]
+        assert k_writes == [(0, 72), (1, 72), (2, 72)]
+        with pytest.raises(RegisterRefused, match="polarity must be one of"):
+            device.configure(polarity="sideways")
+
+
+def test_a_register_the_build_lacks_is_refused_clearly(make_device):
+    _, device = make_device()
+    with device:
+        device.identify()
+        with pytest.raises(RegisterRefused, match="no register RHD_CHIPS"):
+            device.read_register("RHD_CHIPS")
+
+
+def test_a_device_that_does_not_answer_says_so(make_device):
+    _, device = make_device(answers=False)
+    with device:
+        device.identify()
+        started = time.monotonic()
+        assert not device.supports_control(timeout_s=0.05)
+        with pytest.raises(DeviceNoControl, match="did not answer a command"):
+            device.read_register("CHANNELS", timeout_s=0.05, retries=1)
+        assert time.monotonic() - started < 2
+
+
+def test_a_build_without_the_control_path_is_named_without_waiting(make_device):
+    config = SystemConfig(channels=1, baud=12_000_000)   # 1 cycle per bit
+    _, device = make_device(config, answers=False)
+    with device:
+        device.identify()
+        with pytest.raises(DeviceNoControl, match="without the control path.*at least 3"):
+            device.read_register("CHANNELS")
+
+
+def test_identify_reports_the_rhd_chips_the_device_found(make_device):
+    config = SystemConfig(source="rhd", channels=32, sample_rate_hz=8000, sweeps_per_frame=2)
+    fake, device = make_device(config)
+    # Line 0: an RHD2132 (ID 1) at delay 3; line 1: an RHD2164 (ID 4) at delay 5.
+    fake.model.status.update(RHD_CHIPS=0x0401, RHD_FOUND_DELAYS=1 << 31 | 5 << 4 | 3)
+    with device:
+        assert device.identify() == config
+        assert device.chips_found == [ChipFound(0, "RHD2132", 32, 3),
+                                      ChipFound(1, "RHD2164", 64, 5)]
+        fake.model.status.update(RHD_FOUND_DELAYS=0)   # calibration not finished
+        assert device.chips() == []

@@ -1,0 +1,142 @@
+"""The compression benchmark on small synthetic recordings (no /work/shared needed): the
+ratios are real (every codec's output decodes to the input, sizes are what the codecs
+produce), and bad inputs are refused with a message that says what to do."""
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from spikeforge.cli import main
+from spikeforge.firmware.compression import CodecConfig, learn_codebook
+from spikeforge.host.compression import decode
+from spikeforge.sim import compression_bench as cb
+from spikeforge.sim.models.compressor import encode
+
+pytest.importorskip("zstandard")
+pytest.importorskip("soundfile")
+
+
+@pytest.fixture(scope="module")
+def recordings():
+    return cb.synthetic_recordings(seconds=0.05, channels=3, spikeinterface=False)
+
+
+@pytest.fixture(scope="module")
+def reference_rows(recordings):
+    return cb.run_benchmark(recordings, cb.reference_codecs(), progress=lambda _: None)
+
+
+def test_reference_codecs_decode_to_the_input_and_report_their_true_sizes(recordings,
+                                                                          reference_rows):
+    for recording, row in zip(recordings, reference_rows):
+        raw = recording.samples.astype("<i2").tobytes()
+        assert row.raw_bytes == len(raw)
+        assert row.codecs["zlib-9"].compressed_bytes == len(zlib.compress(raw, 9))
+        for codec in ("zlib-9", "lzma-9e", "zstd-19", "flac-8"):
+            assert 1.0 < row.ratio(codec) < 8.0, (recording.name, codec)
+
+
+def test_flac_codes_more_than_eight_channels_in_groups():
+    rng = np.random.default_rng(3)
+    samples = np.cumsum(rng.integers(-20, 21, (500, 11)), axis=0).astype(np.int16)
+    flac = [c for c in cb.reference_codecs() if c.name == "flac-8"][0]
+    recording = cb.Recording("wide", "test", samples, 30_000)
+    streams = flac.encode(samples, recording)
+    assert len(streams) == 2
+    np.testing.assert_array_equal(flac.decode(streams, samples), samples)
+
+
+def test_a_codec_that_does_not_round_trip_is_caught(recordings):
+    lossy = cb.Codec("lossy", lambda s, _r: s.copy(), lambda s: s.nbytes,
+                     lambda s, like: (s >> 1) << 1)
+    with pytest.raises(cb.RoundTripError, match="lossy did not reproduce .* first difference"):
+        cb.measure(recordings[0], [lossy])
+
+
+def test_summary_ratios_are_byte_sums_not_mean_ratios(reference_rows):
+    per_class, overall = cb.summarise(reference_rows)
+    total_raw = sum(r.raw_bytes for r in reference_rows)
+    total_zstd = sum(r.codecs["zstd-19"].compressed_bytes for r in reference_rows)
+    assert overall.ratio("zstd-19") == pytest.approx(total_raw / total_zstd)
+    assert [s.kind for s in per_class] == ["test source"]
+
+
+def test_stacking_mono_recordings_cuts_to_the_shortest():
+    a = cb.Recording("a", "files: x", np.arange(10, dtype=np.int16)[:, None], 1000)
+    b = cb.Recording("b", "files: x", np.arange(7, dtype=np.int16)[:, None], 1000)
+    stacked = cb.stack_recordings([a, b])
+    assert stacked.samples.shape == (7, 2) and stacked.kind == "files: x (stacked)"
+    assert cb.stack_recordings([a]) is None
+
+
+@pytest.mark.parametrize("name, content, extra, message", [
+    ("rec.xyz", b"\x00\x00", [], "unknown recording file type '.xyz'"),
+    ("rec.dat", b"\x00" * 7, ["--channels", "1"], "odd number, so it is not int16"),
+    ("rec.dat", b"\x00" * 8, [], "give it with --channels N"),
+])
+def test_cli_refuses_bad_recording_files(tmp_path, capsys, name, content, extra, message):
+    (tmp_path / name).write_bytes(content)
+    assert main(["bench", "compress", "--no-synthetic", str(tmp_path / name), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def gridded(sweeps: int, channels: int, seed: int = 5) -> np.ndarray:
+    """A slow random walk on an irregular grid of ~64-count steps, like the N1 ADC codes."""
+    rng = np.random.default_rng(seed)
+    codes = np.clip(np.cumsum(rng.integers(-2, 3, (sweeps, channels)), axis=0) + 100, 0, 200)
+    grid = np.rint(np.arange(201) * 64.3 - 6400).astype(np.int16)
+    return grid[codes]
+
+
+def test_gateware_coder_round_trips_and_reports_the_bytes_the_model_emits(recordings):
+    rows = cb.run_benchmark(recordings, cb.coder_codecs(), progress=lambda _: None)
+    config = CodecConfig(enabled=True)
+    for recording, row in zip(recordings, rows):
+        blocks = encode(recording.samples, config)
+        assert row.codecs[cb.CODER].compressed_bytes == sum(map(len, blocks))
+        np.testing.assert_array_equal(
+            decode(blocks, recording.samples.shape[1], config,
+                   sweeps=recording.samples.shape[0]), recording.samples)
+        assert row.ratio(cb.CODER) > 1.0
+        # The test source has no value grid: the codebook column codes without one.
+        assert row.codecs[cb.CODER_CODEBOOK].extra["codebook_values"] == 0
+        assert row.ratio(cb.CODER_CODEBOOK) == row.ratio(cb.CODER)
+
+
+def test_codebook_column_learns_the_grid_and_codes_smaller():
+    samples = gridded(2000, 2)
+    assert learn_codebook(samples) is not None
+    recording = cb.Recording("grid", "gridded", samples, 20_000)
+    row = cb.measure(recording, cb.coder_codecs())
+    assert row.codecs[cb.CODER_CODEBOOK].extra["codebook_values"] > 100
+    assert row.ratio(cb.CODER_CODEBOOK) > row.ratio(cb.CODER) > 1.0
+
+
+def test_cli_bench_on_a_wav_writes_json_with_every_codec(tmp_path, capsys):
+    wavfile.write(tmp_path / "grid.wav", 19_531, gridded(3000, 1)[:, 0])
+    out = tmp_path / "result.json"
+    assert main(["bench", "compress", "--no-synthetic", str(tmp_path), "--json", str(out),
+                 "--target-class", "files"]) == 0
+    text = capsys.readouterr().out
+    assert "| files: " in text and ("reaches 3.4x" in text or "MISSES 3.4x" in text)
+    result = json.loads(out.read_text())
+    (recording,) = result["recordings"]
+    assert recording["name"] == "grid.wav" and recording["sample_rate_hz"] == 19_531
+    assert set(recording["ratio"]) == {"coder", "coder+codebook", "zlib-9", "lzma-9e",
+                                       "zstd-19", "flac-8"}
+    assert recording["raw_bytes"] == 6000
+    assert result["overall"]["ratio"]["coder+codebook"] == pytest.approx(
+        6000 / recording["compressed_bytes"]["coder+codebook"])
+
+
+def test_spikeinterface_recordings_are_int16_at_the_rhd_lsb():
+    pytest.importorskip("spikeinterface")
+    (si, *_) = cb.synthetic_recordings(seconds=0.1, channels=2, seeds=(1,), noise_uv=(5.0,))
+    assert si.kind.startswith("SpikeInterface") and si.samples.dtype == np.int16
+    assert si.samples.shape == (3000, 2) and si.sample_rate_hz == 30_000
+    # 5 uV of noise at 0.195 uV/bit is ~26 LSB (robust estimate: spikes excluded).
+    centred = si.samples - np.median(si.samples, axis=0)
+    assert np.allclose(np.median(np.abs(centred), axis=0) / 0.6745, 5.0 / 0.195, rtol=0.2)
