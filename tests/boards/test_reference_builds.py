@@ -36,11 +36,15 @@ def test_the_largest_recorded_detection_configuration_still_fits_and_meets_timin
     detection rows of the other boards are recorded but not rebuilt here, to keep CI short)."""
     from spikeforge.boards.figures import DETECTION, DETECTION_OVERRIDES
 
-    best = max_channels(load_figures()["rows"], "icebreaker", DETECTION)
-    if best is None:
+    rows = [r for r in load_figures()["rows"]
+            if r.board == "icebreaker" and r.variant == DETECTION]
+    if not rows:
         pytest.fail("no recorded detection figure for icebreaker: run `spikeforge figures "
-                    "--board icebreaker --config FILE` with FILE = "
-                    '{"detector": {"enabled": true}}')
+                    "--board icebreaker --config boards/detection.json`")
+    best = max_channels(rows, "icebreaker", DETECTION)
+    if best is None:
+        pytest.skip("the record says no detection configuration fits the iCEBreaker "
+                    "(docs/detection.md): nothing to guard")
     config = reference_config("icebreaker", best.channels, DETECTION_OVERRIDES)
     result = build("icebreaker", config, tmp_path)
     assert result.fmax_achieved_mhz >= result.fmax_required_mhz
