@@ -51,6 +51,9 @@ _DIR_DIGITS = 16
 #: ``--timing-allow-fail``: let nextpnr finish and write its report when timing fails, so
 #: that the failure is reported here with the figures, not as a bare tool error.
 NEXTPNR_OPTS = f"--report {REPORT_FILE} --timing-allow-fail"
+#: Extra Yosys synthesis options per FPGA family. ``-dsp``: map multipliers (the detector's
+#: threshold and NEO products) to the iCE40UP's SB_MAC16 blocks instead of logic cells.
+SYNTH_OPTS = {"ice40": "-dsp"}
 
 
 class Utilization(NamedTuple):
@@ -223,7 +226,9 @@ def prepare(board: str, config: SystemConfig, *,
     toolchain = select_toolchain(spec.family)
     platform = spec.platform_class()()
     top = spec.top_class()(config, system=system)
-    plan = platform.prepare(top, name=DESIGN_NAME, emit_src=False, nextpnr_opts=NEXTPNR_OPTS)
+    options = {"synth_opts": SYNTH_OPTS[spec.family]} if spec.family in SYNTH_OPTS else {}
+    plan = platform.prepare(top, name=DESIGN_NAME, emit_src=False, nextpnr_opts=NEXTPNR_OPTS,
+                            **options)
     key = {
         "cache_format": CACHE_FORMAT,
         "board": spec.name,

@@ -36,7 +36,8 @@ from .registry import Board, get_board
 __all__ = [
     "REFERENCE_CHANNELS", "REFERENCE_RATE_HZ", "FIGURES_FILE", "DOCS_BEGIN", "DOCS_END",
     "FigureRow", "reference_config", "run_figures", "load_figures", "save_figures",
-    "max_channels", "render_table", "update_docs", "system_cores",
+    "max_channels", "render_table", "update_docs", "system_cores", "DETECTION",
+    "DETECTION_OVERRIDES", "variant_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,17 @@ TOO_SLOW = "timing not met"
 TOO_FEW_CYCLES = "sample period too short"
 NOT_BUILT = "not built"
 TOOL_FAILED = "tool failed"
+
+#: The detection-enabled reference configurations: ``spikeforge figures --config FILE`` with
+#: these overrides (FILE holding ``{"detector": {"enabled": true}}``) records rows of this
+#: variant next to the board's default rows.
+DETECTION = "detection"
+DETECTION_OVERRIDES = {"detector": {"enabled": True}}
+
+
+def variant_of(config: SystemConfig) -> str:
+    """The reference variant a configuration belongs to."""
+    return DETECTION if config.detector.enabled else ""
 
 #: nextpnr resource names per column, first match wins (iCE40 names, then ECP5 names).
 _COLUMNS = {
@@ -85,6 +97,9 @@ class FigureRow:
     message: str = ""
     cores: list[str] = field(default_factory=list)
     build_seconds: float | None = None
+    #: Which reference configuration: "" the board's default, :data:`DETECTION` with the
+    #: conditioning and detection path enabled (``--config`` with ``detector.enabled``).
+    variant: str = ""
 
     @property
     def ok(self) -> bool:
@@ -193,6 +208,7 @@ def figure_for(board: str, channels: int, build_dir: Path, *,
                          message=f"{spec.clock_hz / 1e6:g} MHz / {REFERENCE_RATE_HZ // 1000} "
                                  f"kS/s = {cycles} cycles serve at most {cycles - 1} channels")
     cores = system_cores(config, system)
+    variant = variant_of(config)
     try:
         result = build(spec.name, config, build_dir, system=system)
         row = _row_from_result(spec.name, config, result)
@@ -220,6 +236,7 @@ def figure_for(board: str, channels: int, build_dir: Path, *,
         row = FigureRow(board=spec.name, channels=channels, status=TOOL_FAILED,
                         config=config.to_dict(), message=str(exc).splitlines()[0])
     row.cores = cores
+    row.variant = variant
     return row
 
 
@@ -283,13 +300,14 @@ def save_figures(rows: list[FigureRow], *, command: str, toolchain: str,
     """Merge ``rows`` into the record at ``path`` (rows of other boards are kept, rows of
     the same board and channel count replaced) and write it."""
     record = load_figures(path)
-    fresh = {(r.board, r.channels) for r in rows}
-    kept = [r for r in record["rows"] if (r.board, r.channels) not in fresh]
+    fresh = {(r.board, r.channels, r.variant) for r in rows}
+    kept = [r for r in record["rows"] if (r.board, r.channels, r.variant) not in fresh]
     boards = list(dict.fromkeys(r.board for r in [*kept, *rows]))
-    merged = sorted([*kept, *rows], key=lambda r: (boards.index(r.board), r.channels))
+    merged = sorted([*kept, *rows],
+                    key=lambda r: (boards.index(r.board), r.variant, r.channels))
     commands = dict(record.get("commands", {}))
-    for board in {r.board for r in rows}:
-        commands[board] = command
+    for board, variant in {(r.board, r.variant) for r in rows}:
+        commands[f"{board} + {variant}" if variant else board] = command
     data = {
         "reference_rate_hz": REFERENCE_RATE_HZ,
         "toolchain": toolchain,
@@ -302,9 +320,10 @@ def save_figures(rows: list[FigureRow], *, command: str, toolchain: str,
     return data
 
 
-def max_channels(rows: Iterable[FigureRow], board: str) -> FigureRow | None:
-    """The largest reference configuration of ``board`` that fits and meets timing."""
-    fitting = [r for r in rows if r.board == board and r.ok]
+def max_channels(rows: Iterable[FigureRow], board: str, variant: str = "") -> FigureRow | None:
+    """The largest reference configuration of ``board`` (of ``variant``) that fits and meets
+    timing."""
+    fitting = [r for r in rows if r.board == board and r.ok and r.variant == variant]
     return max(fitting, key=lambda r: r.channels) if fitting else None
 
 
@@ -328,18 +347,20 @@ def render_table(rows: list[FigureRow]) -> str:
         fmax = (f"{row.fmax_achieved_mhz:.1f} / {row.fmax_required_mhz:.1f}"
                 if row.fmax_achieved_mhz is not None else "–")
         result = row.status if row.ok or not row.message else f"{row.status}: {row.message}"
+        board = f"{row.board} + {row.variant}" if row.variant else row.board
         lines.append(
-            f"| {row.board} | {row.channels} | {_cell(row, 'logic')} | {_cell(row, 'ff')} | "
+            f"| {board} | {row.channels} | {_cell(row, 'logic')} | {_cell(row, 'ff')} | "
             f"{_cell(row, 'bram')} | {_cell(row, 'spram')} | {_cell(row, 'dsp')} | {fmax} | "
             f"{result} | {row.binding or '–'} |")
     lines.append("")
-    for board in dict.fromkeys(r.board for r in rows):
-        best = max_channels(rows, board)
-        first_failure = next((r for r in rows if r.board == board and not r.ok
-                              and r.status != NOT_BUILT), None)
-        text = (f"**{board}**: at most **{best.channels} channels** at "
+    for board, variant in dict.fromkeys((r.board, r.variant) for r in rows):
+        best = max_channels(rows, board, variant)
+        first_failure = next((r for r in rows if r.board == board and r.variant == variant
+                              and not r.ok and r.status != NOT_BUILT), None)
+        name = f"{board} + {variant}" if variant else board
+        text = (f"**{name}**: at most **{best.channels} channels** at "
                 f"{REFERENCE_RATE_HZ // 1000} kS/s fit and meet timing"
-                if best else f"**{board}**: no reference configuration fits")
+                if best else f"**{name}**: no reference configuration fits")
         if first_failure is not None:
             text += (f"; {first_failure.channels} channels fail: {first_failure.status} "
                      f"({first_failure.binding or first_failure.message})")

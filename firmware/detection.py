@@ -89,10 +89,15 @@ class DetectorConfig:
         DC removal cutoff: about ``fs / (2 pi 2**dc_shift)`` (10: 4.7 Hz at 30 kS/s).
     highpass_hz, lowpass_hz:
         Corners of the band-pass: one first-order high-pass stage and two first-order
-        low-pass stages (the low-pass response is second order). A low-pass corner near or above
-        Nyquist saturates its coefficient: the stage then passes (almost) everything.
+        low-pass stages (the low-pass response is second order; two stages at 3000 Hz put its
+        -3 dB point near 1.9 kHz). The default 300 / 3000 Hz is the detection optimum measured
+        by ``spikeforge bench detect`` (docs/detection.md: a wider band passes more white noise
+        than spike energy). A low-pass corner near or above Nyquist saturates its
+        coefficient: the stage then passes (almost) everything.
     noise_step:
-        Step of the median tracker in 1/16 LSB per sample.
+        Step of the median tracker in 1/16 LSB per sample (default 1: the smallest step, the
+        least jitter of the noise estimate; it still settles from ``noise_init_lsb`` within
+        tens of milliseconds).
     noise_init_lsb:
         Start value of the median tracker, in LSB (so detection starts near a sensible
         threshold instead of at zero).
@@ -126,8 +131,8 @@ class DetectorConfig:
     enabled: bool = False
     dc_shift: int = 10
     highpass_hz: float = 300.0
-    lowpass_hz: float = 6000.0
-    noise_step: int = 4
+    lowpass_hz: float = 3000.0
+    noise_step: int = 1
     noise_init_lsb: int = 32
     threshold_k: float = 5.0
     polarity: str = "negative"

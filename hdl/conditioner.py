@@ -9,7 +9,7 @@ from spikeforge.firmware.detection import COEF_BITS, FILTER_FRAC_BITS
 
 from .layouts import SampleLayout
 
-__all__ = ["Conditioner"]
+__all__ = ["Conditioner", "csd_terms", "multiply_by_constant"]
 
 F = FILTER_FRAC_BITS
 
@@ -26,13 +26,48 @@ class ConditionerState(data.StructLayout):
         })
 
 
+def csd_terms(constant: int) -> list[tuple[int, int]]:
+    """``constant`` in canonical signed digits: ``[(sign, shift), ...]`` with
+    ``constant == sum(sign << shift)`` and no two adjacent non-zero digits (the fewest adders
+    for a multiplication by a constant)."""
+    if constant < 0:
+        raise ValueError(f"constant must be non-negative, not {constant!r}")
+    terms = []
+    shift = 0
+    while constant:
+        if constant & 1:
+            digit = 2 - (constant & 3)  # +1 if ...01, -1 if ...11
+            terms.append((digit, shift))
+            constant -= digit
+        constant >>= 1
+        shift += 1
+    return terms
+
+
+def multiply_by_constant(value, constant: int):
+    """``value * constant`` as shifts and adds (exactly the product, no multiplier cell)."""
+    terms = csd_terms(constant)
+    if not terms:
+        return value * 0
+    total = None
+    for sign, shift in terms:
+        term = value << shift
+        if total is None:
+            total = term if sign > 0 else -term
+        else:
+            total = total + term if sign > 0 else total - term
+    return total
+
+
 class Conditioner(wiring.Component):
     """DC removal, first-order high-pass and second-order low-pass per channel, one sample
     per clock.
 
     The arithmetic is in :mod:`spikeforge.firmware.detection` and modelled bit-exactly by
     :func:`spikeforge.sim.models.detector.condition`. Coefficients are fixed at build time
-    from ``config.detector`` (``dc_shift``, ``highpass_hz``, ``lowpass_hz``).
+    from ``config.detector`` (``dc_shift``, ``highpass_hz``, ``lowpass_hz``); the products
+    by them are shifts and adds (canonical signed digits, :func:`csd_terms`), so the core
+    uses no multiplier (DSP) cell.
 
     Ports
     -----
@@ -40,16 +75,20 @@ class Conditioner(wiring.Component):
     o : stream of :class:`SampleLayout` out, same channel and ``first``; value is the
         conditioned sample saturated to int16.
 
-    Latency 2 cycles (input transfer in cycle t, output valid from t+2); throughput one
-    sample per cycle. Back-pressure on ``o`` stalls the whole pipeline (``i.ready`` is low
-    while ``o`` holds an untaken sample). Samples of one channel may follow each other in
-    consecutive cycles: the state memory is read transparently to its write port.
+    Latency :data:`LATENCY` = 5 cycles (input transfer in cycle t, output valid from t+5):
+    one pipeline stage per filter (DC removal, high-pass, low-pass, low-pass again), each
+    with the channel's state of that filter in its own memory, read in the cycle before the
+    stage and written back by it. Throughput one sample per cycle. Back-pressure on ``o``
+    stalls the whole pipeline (``i.ready`` is low while ``o`` holds an untaken sample).
+    Samples of one channel may follow each other in consecutive cycles: each state memory is
+    read transparently to its write port, so a stage always sees the state its previous
+    sample of that channel left.
 
-    Per-channel state: :class:`ConditionerState`, 25 + 26 + 27 + 28 = 106 bits in one memory
-    of ``channels`` words.
+    Per-channel state: :class:`ConditionerState`, 25 + 26 + 27 + 28 = 106 bits, in four
+    memories of ``channels`` words (one per filter stage).
     """
 
-    LATENCY = 2
+    LATENCY = 5
 
     def __init__(self, config: SystemConfig):
         self._config = config
@@ -64,62 +103,78 @@ class Conditioner(wiring.Component):
         a_hp = det.highpass_coefficient(config.sample_rate_hz)
         a_lp = det.lowpass_coefficient(config.sample_rate_hz)
         m = Module()
-
         layout = ConditionerState()
-        m.submodules.state = state_mem = memory.Memory(
-            shape=layout, depth=config.channels, init=[])
-        wr = state_mem.write_port()
-        rd = state_mem.read_port(transparent_for=(wr,))
 
         advance = Signal()
         m.d.comb += [
             advance.eq(~self.o.valid | self.o.ready),
             self.i.ready.eq(advance),
-            rd.addr.eq(self.i.payload.channel),
-            rd.en.eq(advance),
         ]
 
-        # Stage 1: the sample whose state is being read.
-        s1_valid = Signal()
-        s1 = Signal.like(self.i.payload)
-        with m.If(advance):
-            m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(self.i.payload)]
+        # The stages: (state field, how the stage's output follows from its input and its
+        # updated state). Each stage reads its state memory at the address of the sample
+        # entering it and writes the updated state back when the sample leaves it.
+        def dc_stage(x, old):
+            new = old + (((x << F) - old) >> det.dc_shift)
+            return new, x - (new >> F)
 
-        # Stage 2 (combinational on stage 1 + memory data): update, write back, output.
-        state = layout(rd.data)
-        x = s1.value
-        dc = Signal(signed(16 + F + 1))
-        y1 = Signal(signed(17))
-        hp = Signal(signed(17 + F + 1))
-        y2 = Signal(signed(18))
-        lp = Signal(signed(18 + F + 1))
-        y3 = Signal(signed(18 + 1))
-        lp2 = Signal(signed(19 + F + 1))
-        y = Signal(signed(19 + 1))
-        m.d.comb += [
-            dc.eq(state.dc + (((x << F) - state.dc) >> det.dc_shift)),
-            y1.eq(x - (dc >> F)),
-            hp.eq(state.highpass + ((a_hp * ((y1 << F) - state.highpass)) >> COEF_BITS)),
-            y2.eq(y1 - (hp >> F)),
-            lp.eq(state.lowpass + ((a_lp * ((y2 << F) - state.lowpass)) >> COEF_BITS)),
-            y3.eq(lp >> F),
-            lp2.eq(state.lowpass2 + ((a_lp * ((y3 << F) - state.lowpass2)) >> COEF_BITS)),
-            y.eq(lp2 >> F),
-        ]
-        new_state = Signal(layout)
-        m.d.comb += [
-            new_state.dc.eq(dc), new_state.highpass.eq(hp), new_state.lowpass.eq(lp),
-            new_state.lowpass2.eq(lp2),
-            wr.addr.eq(s1.channel),
-            wr.data.eq(new_state),
-            wr.en.eq(s1_valid & advance),
-        ]
+        def highpass_stage(x, old):
+            new = old + (multiply_by_constant((x << F) - old, a_hp) >> COEF_BITS)
+            return new, x - (new >> F)
+
+        def lowpass_stage(x, old):
+            new = old + (multiply_by_constant((x << F) - old, a_lp) >> COEF_BITS)
+            return new, new >> F
+
+        stages = [("dc", dc_stage, 17), ("highpass", highpass_stage, 18),
+                  ("lowpass", lowpass_stage, 19), ("lowpass2", lowpass_stage, 20)]
+
+        # Stage input registers: valid, channel, first, value (widening down the chain).
+        entering_valid = self.i.valid
+        entering = self.i.payload
+        entering_value = self.i.payload.value
+        for name, update, out_bits in stages:
+            shape = layout[name].shape
+            mem = memory.Memory(shape=shape, depth=config.channels, init=[])
+            m.submodules[f"{name}_state"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=(wr,))
+            m.d.comb += [rd.addr.eq(entering.channel), rd.en.eq(advance)]
+
+            valid = Signal(name=f"{name}_valid")
+            channel = Signal(config.channel_bits, name=f"{name}_channel")
+            first = Signal(name=f"{name}_first")
+            value = Signal(signed(len(entering_value)), name=f"{name}_in")
+            with m.If(advance):
+                m.d.sync += [valid.eq(entering_valid), channel.eq(entering.channel),
+                             first.eq(entering.first), value.eq(entering_value)]
+
+            new_state = Signal(shape, name=f"{name}_new")
+            result = Signal(signed(out_bits), name=f"{name}_out")
+            new, out = update(value, rd.data)
+            m.d.comb += [
+                new_state.eq(new), result.eq(out),
+                wr.addr.eq(channel), wr.data.eq(new_state), wr.en.eq(valid & advance),
+            ]
+            entering_valid = valid
+            entering = _Entering(channel, first)
+            entering_value = result
+
+        y = entering_value
         saturated = Mux(y > 32767, 32767, Mux(y < -32768, -32768, y))
         with m.If(advance):
             m.d.sync += [
-                self.o.valid.eq(s1_valid),
-                self.o.payload.channel.eq(s1.channel),
-                self.o.payload.first.eq(s1.first),
+                self.o.valid.eq(entering_valid),
+                self.o.payload.channel.eq(entering.channel),
+                self.o.payload.first.eq(entering.first),
                 self.o.payload.value.eq(saturated),
             ]
         return m
+
+
+class _Entering:
+    """Channel and sweep-start flag of the sample entering the next stage."""
+
+    def __init__(self, channel, first):
+        self.channel = channel
+        self.first = first

@@ -15,6 +15,7 @@ from spikeforge.firmware.detection import (
     THRESHOLD_SHIFT,
 )
 
+from .conditioner import multiply_by_constant
 from .fifo import StreamFifo
 from .layouts import EventWordLayout, SampleLayout
 
@@ -190,7 +191,9 @@ class Detector(wiring.Component):
         magnitude = Signal(17 + NOISE_FRAC_BITS)
         m.d.comb += [
             y_score.eq(Mux(self.neo, signal, score(signal))),
-            threshold.eq((state.noise * k_rd.data * SIGMA_NUM) >> THRESHOLD_SHIFT),
+            # k * noise by one (DSP) multiplier; the constant 1/0.6745 by shifts and adds.
+            threshold.eq(multiply_by_constant(state.noise * k_rd.data, SIGMA_NUM)
+                         >> THRESHOLD_SHIFT),
             magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
         ]
         noise = Signal(NOISE_BITS)

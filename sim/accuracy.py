@@ -32,7 +32,8 @@ from .models.detector import condition, detect
 from .models.source import source_signal
 
 __all__ = ["UV_PER_LSB", "MATCH_WINDOW_MS", "WARMUP_S", "Score", "Row", "score_times",
-           "run_benchmark", "format_table", "quantise", "ground_truth_recording"]
+           "run_benchmark", "format_table", "quantise", "ground_truth_recording",
+           "NEO_THRESHOLD_K"]
 
 #: Intan RHD2000 LSB.
 UV_PER_LSB = 0.195
@@ -43,6 +44,9 @@ WARMUP_S = 0.2
 #: Reference detection settings shared with our detector.
 THRESHOLD_K = 5.0
 PEAK_SIGN = "neg"
+#: Threshold of the NEO option (k in units of median|psi| / 0.6745, not a Gaussian sigma:
+#: psi is heavy-tailed, so its k is larger; ``spikeforge bench detect --neo-k`` changes it).
+NEO_THRESHOLD_K = 15.0
 
 
 class BenchmarkUnavailable(SpikeforgeError):
@@ -108,6 +112,8 @@ class Row:
     ours: Score
     si_own_filter: Score
     si_our_filter: Score
+    neo: Score                           #: ours with the NEO pre-emphasis at ``neo_k``
+    neo_k: float
     latency_samples: tuple[float, int]   #: median, max (peak -> sweep the event can leave)
 
 
@@ -133,12 +139,16 @@ def _si_detect(traces: np.ndarray, rate_hz: int, bandpass: bool) -> tuple[np.nda
 
 
 def _evaluate(name: str, samples: np.ndarray, rate_hz: int,
-              truth: list[np.ndarray] | np.ndarray, per_channel: bool) -> Row:
+              truth: list[np.ndarray] | np.ndarray, per_channel: bool,
+              neo_k: float = NEO_THRESHOLD_K) -> Row:
     channels = samples.shape[1]
     config = SystemConfig(channels=channels, sample_rate_hz=rate_hz,
                           detector=DetectorConfig(threshold_k=THRESHOLD_K, polarity="negative"))
     filtered = condition(config, samples)
     events = detect(config, filtered)
+    neo_config = SystemConfig(channels=channels, sample_rate_hz=rate_hz,
+                              detector=DetectorConfig(threshold_k=neo_k, neo=True))
+    neo_events = detect(neo_config, filtered)
     window = MATCH_WINDOW_MS * 1e-3 * rate_hz
     start, stop = WARMUP_S * rate_hz, samples.shape[0] - window
 
@@ -153,6 +163,7 @@ def _evaluate(name: str, samples: np.ndarray, rate_hz: int,
         return total
 
     ours = score(events.sweep, events.channel)
+    neo = score(neo_events.sweep, neo_events.channel)
     si_own = score(*_si_detect(samples, rate_hz, bandpass=True))
     si_ours = score(*_si_detect(filtered, rate_hz, bandpass=False))
 
@@ -174,7 +185,7 @@ def _evaluate(name: str, samples: np.ndarray, rate_hz: int,
     else:
         latency = (float("nan"), 0)
     return Row(name, rate_hz, channels, samples.shape[0] / rate_hz, ours, si_own, si_ours,
-               latency)
+               neo, neo_k, latency)
 
 
 def ground_truth_recording(*, seed: int, noise_uv: float, rate_hz: int, seconds: float,
@@ -200,7 +211,8 @@ def ground_truth_recording(*, seed: int, noise_uv: float, rate_hz: int, seconds:
 def run_benchmark(*, seconds: float = 4.0, seeds: tuple[int, ...] = (1, 2),
                   noise_uv: tuple[float, ...] = (5.0, 10.0), rates: tuple[int, ...] = (20_000,
                                                                                     30_000),
-                  channels: int = 4, progress=print) -> list[Row]:
+                  channels: int = 4, neo_k: float = NEO_THRESHOLD_K,
+                  progress=print) -> list[Row]:
     """Score every recording; ``progress`` gets one line per recording."""
     rows = []
     for rate in rates:
@@ -210,7 +222,8 @@ def run_benchmark(*, seconds: float = 4.0, seeds: tuple[int, ...] = (1, 2),
                     seed=seed, noise_uv=noise, rate_hz=rate, seconds=seconds,
                     channels=channels)
                 name = f"SI gt seed={seed} noise={noise:g}uV"
-                rows.append(_evaluate(name, samples, rate, truth, per_channel=False))
+                rows.append(_evaluate(name, samples, rate, truth, per_channel=False,
+                                      neo_k=neo_k))
                 progress(f"  {name} @ {rate // 1000} kS/s done")
     for noise_shift in (0, 1):
         config = SystemConfig(channels=channels, test_source=TestSourceConfig(
@@ -220,7 +233,7 @@ def run_benchmark(*, seconds: float = 4.0, seeds: tuple[int, ...] = (1, 2),
         sigma = 104 / 2**noise_shift * UV_PER_LSB
         name = f"test source noise~{sigma:.0f}uV"
         rows.append(_evaluate(name, signal.samples, config.sample_rate_hz, truth,
-                              per_channel=True))
+                              per_channel=True, neo_k=neo_k))
         progress(f"  {name} done")
     return rows
 
@@ -229,8 +242,9 @@ def format_table(rows: list[Row]) -> str:
     """A Markdown table, one line per recording, and a verdict per line."""
     lines = [
         "| recording | rate | ch | s | ours P / R / F1 | SI (own band-pass) P / R / F1 "
-        "| SI (our conditioner) P / R / F1 | F1 >= SI? | latency median / max (samples) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| SI (our conditioner) P / R / F1 | F1 >= SI? | ours NEO P / R / F1 "
+        "| latency median / max (samples) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         def cell(s: Score) -> str:
@@ -241,6 +255,7 @@ def format_table(rows: list[Row]) -> str:
         lines.append(
             f"| {r.name} | {r.rate_hz // 1000} kS/s | {r.channels} | {r.seconds:g} "
             f"| {cell(r.ours)} | {cell(r.si_own_filter)} | {cell(r.si_our_filter)} "
-            f"| {verdict} | {r.latency_samples[0]:.0f} / {r.latency_samples[1]} |")
+            f"| {verdict} | {cell(r.neo)} (k={r.neo_k:g}) "
+            f"| {r.latency_samples[0]:.0f} / {r.latency_samples[1]} |")
     return "\n".join(lines)
 

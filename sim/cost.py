@@ -47,8 +47,8 @@ class SynthesisResult:
 
 
 def synthesize_ice40(component, *, design: str, channels: int) -> SynthesisResult:
-    """Run ``synth_ice40`` (YoWASP or system Yosys, as boards.toolchain selects) on one
-    component and return its cell counts."""
+    """Run ``synth_ice40 -dsp`` (as the iCEBreaker build does; YoWASP or system Yosys, as
+    boards.toolchain selects) on one component and return its cell counts."""
     from amaranth.back import rtlil
 
     from spikeforge.boards.toolchain import select_toolchain
@@ -61,7 +61,7 @@ def synthesize_ice40(component, *, design: str, channels: int) -> SynthesisResul
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         Path(tmp, "top.il").write_text(rtlil.convert(component, name="top", emit_src=False))
         subprocess.run(
-            [yosys, "-q", "-p", "read_rtlil top.il; synth_ice40 -top top; "
+            [yosys, "-q", "-p", "read_rtlil top.il; synth_ice40 -dsp -top top; "
              "tee -q -o stat.json stat -json"],
             check=True, capture_output=True, text=True, env=toolchain.environment(), cwd=tmp)
         text = Path(tmp, "stat.json").read_text()

@@ -279,6 +279,10 @@ CASES: tuple[BenchCase, ...] = (
     _decimator(_fast(3), 1024, 3, "dc-steps", 4200, "none"),
     _decimator(_fast(5), 7, 5, "spikes", 1500, "random"),
     _decimator(_fast(256), 4, 3, "saturation", 24, "random"),
+    # The largest channel count (MAX_CHANNELS): a few sweeps, the state memories 1024 deep,
+    # every channel bursting at once (the detector drops most events whole and counts them).
+    _conditioner(_fast(1024), "spikes", 12, "random"),
+    _detector(_fast(1024), "burst", 50, "random", dead_samples=10, expect_drops=True),
 )
 
 

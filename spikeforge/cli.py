@@ -363,12 +363,15 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
     print(f"detection benchmark: k={THRESHOLD_K:g}, negative peaks, match window "
           f"+/-{MATCH_WINDOW_MS:g} ms, first {WARMUP_S:g} s of each recording not scored",
           flush=True)
-    rows = run_benchmark(seconds=args.seconds, progress=lambda line: print(line, flush=True))
+    rows = run_benchmark(seconds=args.seconds, neo_k=args.neo_k,
+                         progress=lambda line: print(line, flush=True))
     sections = [
         f"Match window +/-{MATCH_WINDOW_MS:g} ms; threshold k = {THRESHOLD_K:g} (negative); "
         f"first {WARMUP_S:g} s not scored. Latency: sweeps from the true peak to the sweep "
         "in which the event can leave the core (emitted, and its snippet complete: the sweep "
-        "after peak + post starts; its first word leaves 3 cycles later at the earliest).",
+        "after peak + post starts; its first word leaves 3 cycles later at the earliest). "
+        f"NEO: the same detector on the nonlinear energy operator, k = {args.neo_k:g} "
+        "(units of median|psi| / 0.6745).",
         "",
         format_table(rows),
     ]
@@ -384,9 +387,9 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
         sections += ["", f"State bits per channel ({config.describe()}):", "",
                      "| memory | bits/channel |", "| --- | --- |"]
         sections += [f"| {name} | {value} |" for name, value in bits.items()]
-        sections += ["", "Yosys synth_ice40 (no DSP inference), 30 kS/s, 12 MHz:", "",
-                     "| core | channels | SB_LUT4 | flip-flops | SB_CARRY | SB_RAM40_4K |",
-                     "| --- | --- | --- | --- | --- | --- |"]
+        sections += ["", "Yosys synth_ice40 -dsp (as the iCEBreaker build), 30 kS/s, 12 MHz:",
+                     "", "| core | channels | SB_LUT4 | flip-flops | SB_CARRY | SB_RAM40_4K "
+                     "| SB_MAC16 |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for name, core in (("Conditioner", Conditioner), ("Detector", Detector)):
             for channels in (32, 256):
                 print(f"  synthesizing {name} at {channels} channels ...", flush=True)
@@ -396,7 +399,8 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
                 ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
                 sections.append(
                     f"| {name} | {channels} | {cells.get('SB_LUT4', 0)} | {ffs} "
-                    f"| {cells.get('SB_CARRY', 0)} | {cells.get('SB_RAM40_4K', 0)} |")
+                    f"| {cells.get('SB_CARRY', 0)} | {cells.get('SB_RAM40_4K', 0)} "
+                    f"| {cells.get('SB_MAC16', 0)} |")
     text = "\n".join(sections)
     print()
     print(text)
@@ -670,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
     detect.add_argument("--out", metavar="FILE.md", help="also write the tables to this file")
     detect.add_argument("--seconds", type=float, default=4.0,
                         help="length of each recording (default 4)")
+    detect.add_argument("--neo-k", dest="neo_k", type=float, default=15.0,
+                        help="threshold k of the NEO column (default 15, a multiple of 1/16)")
     detect.add_argument("--synth", action="store_true",
                         help="also synthesize the cores with Yosys at 32 and 256 channels")
     detect.set_defaults(run=_cmd_bench_detect)

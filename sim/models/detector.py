@@ -285,10 +285,10 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
     return Admission(kept, dropped, first_word)
 
 
-#: Cycles from a sample leaving the source to its detection stage (conditioner latency 2,
-#: detector stage 1): an event decided on sample (n, c) is admitted in cycle
-#: ``n * cycles_per_sample + c + SOURCE_LATENCY + EMIT_LATENCY``.
-EMIT_LATENCY = 3
+#: Cycles from a sample leaving the source to its detection stage (conditioner latency 5,
+#: one pipeline stage per filter; detector stage 1): an event decided on sample (n, c) is
+#: admitted in cycle ``n * cycles_per_sample + c + SOURCE_LATENCY + EMIT_LATENCY``.
+EMIT_LATENCY = 6
 
 
 @dataclass

@@ -194,3 +194,17 @@ def test_the_recorded_logic_is_nearly_flat_in_the_channel_count():
         assert largest <= 1.15 * smallest, (
             f"{board}: {largest} logic cells at {max(logic)} channels vs {smallest} at "
             f"{min(logic)}: logic grows with the channel count")
+
+
+def test_detection_rows_are_kept_apart_from_the_default_rows(tmp_path):
+    from spikeforge.boards.figures import DETECTION
+
+    path = tmp_path / "figures.json"
+    plain = FigureRow("icebreaker", 16, "ok")
+    detection = FigureRow("icebreaker", 16, "ok", variant=DETECTION)
+    save_figures([plain], command="a", toolchain="t", path=path)
+    record = save_figures([detection], command="b", toolchain="t", path=path)
+    assert [(r.channels, r.variant) for r in record["rows"]] == [(16, ""), (16, DETECTION)]
+    assert max_channels(record["rows"], "icebreaker").variant == ""
+    assert max_channels(record["rows"], "icebreaker", DETECTION).variant == DETECTION
+    assert "icebreaker + detection" in render_table(record["rows"])

@@ -29,3 +29,24 @@ def test_the_largest_recorded_reference_configuration_still_fits_and_meets_timin
         assert use.used <= use.available, name
     print(f"\n{board} {best.channels} channels:\n{result.summary()}")
 
+
+
+def test_the_largest_recorded_detection_configuration_still_fits_and_meets_timing(tmp_path):
+    """The iCEBreaker with the conditioning and detection path enabled (one build: the
+    detection rows of the other boards are recorded but not rebuilt here, to keep CI short)."""
+    from spikeforge.boards.figures import DETECTION, DETECTION_OVERRIDES
+
+    rows = [r for r in load_figures()["rows"]
+            if r.board == "icebreaker" and r.variant == DETECTION]
+    if not rows:
+        pytest.fail("no recorded detection figure for icebreaker: run `spikeforge figures "
+                    "--board icebreaker --config boards/detection.json`")
+    best = max_channels(rows, "icebreaker", DETECTION)
+    if best is None:
+        pytest.skip("the record says no detection configuration fits the iCEBreaker "
+                    "(docs/detection.md): nothing to guard")
+    config = reference_config("icebreaker", best.channels, DETECTION_OVERRIDES)
+    result = build("icebreaker", config, tmp_path)
+    assert result.fmax_achieved_mhz >= result.fmax_required_mhz
+    for name, use in result.utilization.items():
+        assert use.used <= use.available, name

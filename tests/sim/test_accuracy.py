@@ -32,3 +32,17 @@ def test_a_short_benchmark_runs_and_scores_every_recording():
         assert row.ours.truth > 0 and row.ours.detected > 0
         assert 0 < row.ours.f1 <= 1 and 0 < row.si_own_filter.f1 <= 1
     assert "| SI gt seed=3" in format_table(rows)
+
+
+@pytest.mark.slow
+def test_the_benchmark_scores_the_neo_option_on_the_same_recordings():
+    pytest.importorskip("spikeinterface")
+    from spikeforge.sim.accuracy import run_benchmark
+
+    rows = run_benchmark(seconds=1.0, seeds=(3,), noise_uv=(5.0,), rates=(30_000,),
+                         neo_k=12.0, progress=lambda line: None)
+    for row in rows:
+        assert row.neo_k == 12.0
+        assert row.neo.truth == row.ours.truth > 0 and row.neo.detected > 0
+        assert 0 < row.neo.f1 <= 1
+    assert "(k=12)" in format_table(rows)
