@@ -215,3 +215,33 @@ def test_sample_files_and_their_rhd_configuration(tmp_path):
     two = rhd_config_for(config.replace(sweeps_per_frame=4, sample_rate_hz=8000), 40,
                          ("RHD2132", "RHD2164"))
     assert two.rhd.amplifier_masks == (2**32 - 1, 2**8 - 1) and two.channels == 40
+
+
+def test_the_host_learns_the_chips_the_board_found(tmp_path):
+    """Issue 3's loop closed without hardware: the virtual board's start-up calibration reads
+    the ROM of a C++ RHD2132 behind a 3-cycle cable at every candidate delay; the host reads
+    what it found over the control path: line 0, an RHD2132 with 32 amplifiers, at the
+    delay in the middle of the good window, and that window excludes the too-early delays."""
+    from spikeforge.firmware.rhd_programs import choose_delay
+    from spikeforge.host.device import ChipFound, Device
+    from spikeforge.sim.virtual_board import VirtualBoard, board_from_sim_url
+
+    frames = _adversarial_frames(3_000, 4, seed=7)
+    wav = tmp_path / "input.wav"
+    _write_wav(wav, frames, 30_000)
+    cable = 3
+    config, feed = board_from_sim_url(
+        f"sim://?from={wav}&identity_interval_frames=16&cable_delay={cable}")
+    board = VirtualBoard.start(config, feed=feed)
+    try:
+        with Device.open(board.url) as device:
+            assert device.identify() == config
+            chips = device.chips()
+            good_bits = device.read_register("RHD_GOOD_DELAYS_01") & 0xFFFF
+    finally:
+        board.stop()
+    good = [bool(good_bits >> d & 1) for d in range(16)]
+    assert not any(good[:cable]), f"delays below the cable's {cable} cycles read the ROM: {good}"
+    assert any(good), "no delay read the ROM"
+    assert chips == [ChipFound(line=0, kind="RHD2132", amplifiers=32,
+                               miso_delay=choose_delay(good))]
