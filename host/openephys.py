@@ -8,12 +8,20 @@ Layout (Open Ephys GUI >= 0.6)::
         continuous/spikeforge-100.acquisition/sample_numbers.npy  int64, one per sweep
         continuous/spikeforge-100.acquisition/timestamps.npy      float64 seconds
         events/spikeforge-100.acquisition/TTL/{states,sample_numbers,timestamps,full_words}.npy
+        spikeforge-detections/{sample_numbers,channels,peaks,snippet_pre,waveforms}.npy
     OUT/Record Node 101/experiment1/recording1/spikeforge.json    device, link and loss record
 
 Samples lost on the way (frames the device dropped, frames corrupted on the link) are
 written as zeros so that sample ``k`` of the file is always sweep ``k`` of the device; each
 lost stretch is also an event on TTL line 1 (state +1 at its first sample, -1 after its
 last) and a row of ``losses`` in ``spikeforge.json``. Nothing is lost silently.
+
+Spikes the device's detector found (EVENTS frames, when the detection path is built) go to
+``spikeforge-detections/``, a folder of this recording that Open Ephys readers ignore: per
+event the sample number of the peak (same numbering as ``sample_numbers.npy``), the
+channel, the peak's conditioned value, the snippet's samples before the peak, and the
+snippet (conditioned int16, ``max_snippet_pre + 1 + max_snippet_post`` wide, the peak at
+column ``max_snippet_pre``, zero where the device sent shorter snippets).
 
 Data is appended as it arrives; :meth:`OpenEphysWriter.flush` makes everything written so
 far readable (the ``.npy`` headers are rewritten with the current length), so after a crash
@@ -29,6 +37,8 @@ import numpy as np
 
 from spikeforge.firmware.config import SystemConfig
 
+from .frames import EventBlock
+
 __all__ = ["OpenEphysWriter", "MICROVOLTS_PER_BIT", "LOSS_TTL_LINE"]
 
 #: Input-referred scale of a sample, as for the RHD2000 family (0.195 µV per LSB).
@@ -40,19 +50,22 @@ _STREAM = "spikeforge-100.acquisition"
 
 
 class _NpyAppender:
-    """A 1-D .npy file that grows; the header is rewritten with the length on flush."""
+    """A .npy file that grows along its first axis (rows of ``row_shape``); the header is
+    rewritten with the length on flush."""
 
     _HEADER_BYTES = 128
 
-    def __init__(self, path: Path, dtype: str):
+    def __init__(self, path: Path, dtype: str, row_shape: tuple[int, ...] = ()):
         self.path = path
         self.dtype = np.dtype(dtype)
+        self.row_shape = row_shape
         self.length = 0
         self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._write_header()
 
     def _write_header(self) -> None:
-        header = {"descr": self.dtype.str, "fortran_order": False, "shape": (self.length,)}
+        header = {"descr": self.dtype.str, "fortran_order": False,
+                  "shape": (self.length, *self.row_shape)}
         text = repr(header).encode("latin1")
         pad = self._HEADER_BYTES - 10 - len(text) - 1
         self._file.seek(0)
@@ -113,6 +126,36 @@ class OpenEphysWriter:
         self.first_sample: int | None = None
         self.next_sample: int | None = None
         self.samples_lost = 0
+        detector = config.detector
+        self._peak_column = detector.max_snippet_pre
+        self._snippet_width = detector.max_snippet_pre + 1 + detector.max_snippet_post
+        self._detections: dict[str, _NpyAppender] = {}
+        self.spikes_written = 0
+
+    def write_events(self, block: EventBlock) -> None:
+        """Append the detector events of one EVENTS frame (``spikeforge-detections/``)."""
+        if not block.events:
+            return
+        if not self._detections:
+            folder = self.recording / "spikeforge-detections"
+            folder.mkdir()
+            self._detections = {
+                name: _NpyAppender(folder / f"{name}.npy", dtype, shape) for name, dtype, shape
+                in (("sample_numbers", "<i8", ()), ("channels", "<i2", ()),
+                    ("peaks", "<i2", ()), ("snippet_pre", "<i2", ()),
+                    ("waveforms", "<i2", (self._snippet_width,)))}
+        waveforms = np.zeros((len(block.events), self._snippet_width), dtype="<i2")
+        for row, event in enumerate(block.events):
+            start = self._peak_column - event.pre
+            waveforms[row, start:start + len(event.snippet)] = event.snippet
+        columns = {"sample_numbers": [e.sample for e in block.events],
+                   "channels": [e.channel for e in block.events],
+                   "peaks": [e.peak for e in block.events],
+                   "snippet_pre": [e.pre for e in block.events]}
+        for name, values in columns.items():
+            self._detections[name].append(np.asarray(values))
+        self._detections["waveforms"].append(waveforms)
+        self.spikes_written += len(block.events)
 
     @property
     def sweeps_written(self) -> int:
@@ -171,7 +214,8 @@ class OpenEphysWriter:
         """Make everything written so far readable, on disk."""
         self._data.flush()
         os.fsync(self._data.fileno())
-        for appender in (self._sample_numbers, self._timestamps, *self._ttl.values()):
+        for appender in (self._sample_numbers, self._timestamps, *self._ttl.values(),
+                         *self._detections.values()):
             appender.flush()
         temporary = self.recording / "spikeforge.json.tmp"
         temporary.write_text(json.dumps(self.metadata, indent=2, default=str))
@@ -180,7 +224,8 @@ class OpenEphysWriter:
     def close(self) -> None:
         self.flush()
         self._data.close()
-        for appender in (self._sample_numbers, self._timestamps, *self._ttl.values()):
+        for appender in (self._sample_numbers, self._timestamps, *self._ttl.values(),
+                         *self._detections.values()):
             appender.close()
 
 

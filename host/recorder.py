@@ -10,13 +10,13 @@ is readable.
 import errno
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from spikeforge.firmware.errors import SpikeforgeError
 
 from .device import Device, DeviceError
-from .frames import DataBlock
+from .frames import DataBlock, EventBlock
 from .openephys import OpenEphysWriter
 
 __all__ = ["RecordingStatus", "record", "DiskFull"]
@@ -35,7 +35,13 @@ class RecordingStatus:
     data_rate_bps: float      #: bytes of samples per wall second
     samples_lost: int         #: sweeps zero-filled because their frames never arrived
     crc_errors: int
+    spikes: int = 0           #: detector events recorded (EVENTS frames)
     ended: str | None = None  #: why the recording ended, once it has
+
+    @property
+    def spikes_per_s(self) -> float:
+        """Detected spikes per second of device time, all channels together."""
+        return self.spikes / self.recorded_s if self.recorded_s > 0 else 0.0
 
     def line(self) -> str:
         progress = ""
@@ -45,6 +51,7 @@ class RecordingStatus:
             progress = f"[{bar:<20}] {done:4.0%} "
         return (f"{progress}{self.recorded_s:7.1f} s recorded  "
                 f"{self.bytes_written / 1e6:8.2f} MB  {self.data_rate_bps / 1e3:7.1f} kB/s  "
+                f"{self.spikes_per_s:7.1f} spikes/s  "
                 f"lost {self.samples_lost} sweeps  CRC errors {self.crc_errors}")
 
 
@@ -79,7 +86,8 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
             elapsed_s=elapsed, recorded_s=writer.sweeps_written / config.sample_rate_hz,
             duration_s=duration_s, bytes_written=writer.bytes_written,
             data_rate_bps=writer.bytes_written / elapsed if elapsed > 0 else 0.0,
-            samples_lost=writer.samples_lost, crc_errors=device.stats.crc_errors, ended=ended)
+            samples_lost=writer.samples_lost, crc_errors=device.stats.crc_errors,
+            spikes=writer.spikes_written, ended=ended)
 
     def finish(reason: str) -> RecordingStatus:
         if control and not reason.startswith("device error"):
@@ -90,7 +98,7 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
         final = status(reason)
         writer.update_metadata(ended=reason, link=asdict(device.stats),
                                samples_lost=writer.samples_lost,
-                               sweeps=writer.sweeps_written)
+                               sweeps=writer.sweeps_written, spikes=writer.spikes_written)
         writer.close()
         if on_status:
             on_status(final)
@@ -98,6 +106,11 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
 
     try:
         for item in device.items():
+            if isinstance(item, EventBlock) and writer.first_sample is not None:
+                # Only the spikes inside the recorded stretch of samples belong to it.
+                inside = tuple(e for e in item.events if writer.first_sample <= e.sample
+                               and (end is None or e.sample < end))
+                writer.write_events(replace(item, events=inside))
             if isinstance(item, DataBlock):
                 if writer.first_sample is None:
                     end = None if target_sweeps is None else item.first_sample + target_sweeps

@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.config import DetectorConfig, SystemConfig, TestSourceConfig
+from spikeforge.host import EventBlock, StreamDecoder
 from spikeforge.host.device import Device, DeviceDisconnected, DeviceNotFound, DeviceSilent
 from spikeforge.host.nwb import export_nwb
 from spikeforge.host.recorder import record
-from spikeforge.sim.models.framer import frame_stream
+from spikeforge.sim.models.detector import device_events
+from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
 from spikeforge.sim.models.source import source_signal
 
 neo = pytest.importorskip("neo")
@@ -37,7 +39,8 @@ class PlayedDevice:
         sweeps = int(seconds * config.sample_rate_hz)
         sweeps -= sweeps % config.sweeps_per_frame
         self.truth = source_signal(config, sweeps).samples
-        self.schedule = frame_stream(config, self.truth)
+        self.events = device_events(config, self.truth, SOURCE_LATENCY)
+        self.schedule = frame_stream(config, self.truth, events=self.events)
         self.close_after_s = close_after_s
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
@@ -136,6 +139,53 @@ def test_recording_equals_what_the_device_sent_and_marks_every_loss(tmp_path):
         assert series.conversion == pytest.approx(0.195e-6)
         losses = nwb.intervals["data_loss"].to_dataframe()
         assert list(losses["samples"]) == [loss["samples"] for loss in meta["losses"]]
+
+
+def test_detected_spikes_are_recorded_and_counted_in_the_status(tmp_path):
+    """With the detection path built, the EVENTS frames the device sends land in the
+    recording's spikeforge-detections/ folder, exactly as the detector model made them, and
+    the status line shows the spike rate."""
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          baud=6_000_000, identity_interval_frames=100,
+                          test_source=TestSourceConfig(spike_rate_hz=400.0),
+                          detector=DetectorConfig(enabled=True))
+    played = PlayedDevice(config, seconds=1.5)
+    lines = []
+    with Device.open(played.url) as device:
+        final = record(device, tmp_path / "rec", duration_s=1.0,
+                       on_status=lambda status: lines.append(status.line()))
+    assert final.ended == "duration reached"
+
+    folder = tmp_path / "rec" / RECORDING / "spikeforge-detections"
+    numbers = np.load(folder / "sample_numbers.npy")
+    channels = np.load(folder / "channels.npy")
+    peaks = np.load(folder / "peaks.npy")
+    pre = np.load(folder / "snippet_pre.npy")
+    waveforms = np.load(folder / "waveforms.npy")
+    first = int(np.load(tmp_path / "rec" / RECORDING / "continuous" / "spikeforge-100.acquisition"
+                        / "sample_numbers.npy")[0])
+    end = first + config.sample_rate_hz
+    sent = []      # what the device sent, decoded by the host's own parser
+    for item in StreamDecoder().feed(bytes(played.schedule.data)):
+        if isinstance(item, EventBlock):
+            sent.extend(e for e in item.events if first <= e.sample < end)
+    recorded = len(numbers)
+    # Events still in flight when the duration was reached are not part of the recording.
+    assert recorded >= sum(e.sample < end - 300 for e in sent) > 50
+    assert recorded <= len(sent)
+    assert list(numbers) == [e.sample for e in sent[:recorded]]
+    assert list(channels) == [e.channel for e in sent[:recorded]]
+    assert list(peaks) == [e.peak for e in sent[:recorded]]
+    peak_column = config.detector.max_snippet_pre
+    for row, event in enumerate(sent[:recorded]):
+        assert pre[row] == event.pre
+        start = peak_column - event.pre
+        np.testing.assert_array_equal(waveforms[row, start:start + len(event.snippet)],
+                                      event.snippet)
+    meta = json.loads((tmp_path / "rec" / RECORDING / "spikeforge.json").read_text())
+    assert meta["spikes"] == recorded == final.spikes
+    assert final.spikes_per_s == pytest.approx(recorded / 1.0)
+    assert "spikes/s" in final.line()
 
 
 def test_device_that_goes_away_leaves_a_readable_recording(tmp_path):
