@@ -97,6 +97,23 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
 _TRAILING_ONES, _K_TABLE = _tables()
 
 
+@numba.njit(inline="always")
+def _read_raw(acc, fill, use_codebook, base, multiplier, shift, code_max):
+    """Takes one raw (escaped, or a block's first) value off the bit accumulator; returns
+    ``(acc, fill, value, code)``: the value is the int16 sample, the code its symbol (the
+    value itself, or its codebook code)."""
+    v = np.int64(acc & np.uint64(0xFFFF))
+    if v >= 32768:
+        v -= 65536
+    acc >>= np.uint64(RAW_BITS)
+    fill -= RAW_BITS
+    if use_codebook:
+        s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
+    else:
+        s = v
+    return acc, fill, v, s
+
+
 @numba.njit(cache=True, nogil=True)
 def _decode_kernel(words, ends, out, block_sweeps, fixed_order, rice_shift, select_shift, sum0,
                    q_limit, use_codebook, table, base, multiplier, shift):
@@ -155,15 +172,8 @@ def _decode_kernel(words, ends, out, block_sweeps, fixed_order, rice_shift, sele
                     if use_codebook:   # flag 1: the raw value follows
                         acc >>= one
                         fill -= 1
-                    v = np.int64(acc & np.uint64(0xFFFF))
-                    if v >= 32768:
-                        v -= 65536
-                    acc >>= np.uint64(RAW_BITS)
-                    fill -= RAW_BITS
-                    if use_codebook:
-                        s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
-                    else:
-                        s = v
+                    acc, fill, v, s = _read_raw(acc, fill, use_codebook, base, multiplier,
+                                                shift, code_max)
                 out[n, c] = v
                 h1[c] = s
                 h2[c] = s
@@ -206,15 +216,8 @@ def _decode_kernel(words, ends, out, block_sweeps, fixed_order, rice_shift, sele
             if (acc & q_mask) == q_mask:
                 acc >>= np.uint64(q_limit)
                 fill -= q_limit
-                v = np.int64(acc & np.uint64(0xFFFF))
-                if v >= 32768:
-                    v -= 65536
-                acc >>= np.uint64(RAW_BITS)
-                fill -= RAW_BITS
-                if use_codebook:
-                    s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
-                else:
-                    s = v
+                acc, fill, v, s = _read_raw(acc, fill, use_codebook, base, multiplier, shift,
+                                            code_max)
                 e = s - p
                 u = 2 * e if e >= 0 else -2 * e - 1
             else:

@@ -17,10 +17,10 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _config_from_args(args: argparse.Namespace,
-                      base: SystemConfig | None = None) -> SystemConfig:
-    """The configuration the options name: ``base``'s fields (e.g. a board's default), the
-    fields of ``--config`` on top, then the single-field options."""
+def _config_fields(args: argparse.Namespace,
+                   base: SystemConfig | None = None) -> dict:
+    """The configuration fields the options name, not yet validated: ``base``'s fields (e.g.
+    a board's default), the fields of ``--config`` on top, then the single-field options."""
     data = base.to_dict() if base is not None else {}
     if args.config:
         data.update(json.loads(Path(args.config).read_text()))
@@ -29,7 +29,13 @@ def _config_from_args(args: argparse.Namespace,
         value = getattr(args, name, None)
         if value is not None:
             data[name] = value
-    return SystemConfig.from_dict(data)
+    return data
+
+
+def _config_from_args(args: argparse.Namespace,
+                      base: SystemConfig | None = None) -> SystemConfig:
+    """The configuration the options name (:func:`_config_fields`), validated."""
+    return SystemConfig.from_dict(_config_fields(args, base))
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -501,35 +507,31 @@ def _cmd_budget(args: argparse.Namespace) -> int:
         format_budget,
     )
 
-    base = None
-    link = args.link_bps
+    base = SystemConfig()
     if args.board:
         from spikeforge.boards.registry import get_board
 
-        board = get_board(args.board)
-        base = board.default_config
-        if link is None:
-            link = float(board.default_config.baud)
-    data = base.to_dict() if base is not None else SystemConfig().to_dict()
-    if args.config:
-        data.update(json.loads(Path(args.config).read_text()))
+        base = get_board(args.board).default_config
+    # Not validated as a SystemConfig: a budget may ask about a stream the board's clock
+    # cannot produce (e.g. 1024 channels over a given link).
+    data = _config_fields(args, base)
+    detector = data.get("detector", {})
     stream = StreamDescription(
-        channels=args.channels or data["channels"],
-        sample_rate_hz=args.sample_rate_hz or data["sample_rate_hz"],
-        sweeps_per_frame=args.sweeps_per_frame or data["sweeps_per_frame"],
+        channels=data["channels"],
+        sample_rate_hz=data["sample_rate_hz"],
+        sweeps_per_frame=data["sweeps_per_frame"],
         identity_interval_frames=data["identity_interval_frames"],
         detector_enabled=(args.detector if args.detector is not None
-                          else bool(data.get("detector", {}).get("enabled", False))),
+                          else bool(detector.get("enabled", False))),
         spike_rate_hz=args.spike_rate_hz,
         snippet_pre=(args.snippet_pre if args.snippet_pre is not None
-                     else data.get("detector", {}).get("snippet_pre", 8)),
+                     else detector.get("snippet_pre", 8)),
         snippet_post=(args.snippet_post if args.snippet_post is not None
-                      else data.get("detector", {}).get("snippet_post", 16)),
+                      else detector.get("snippet_post", 16)),
         codec=CodecConfig(**{**data.get("codec", {}),
                              **({"block_sweeps": args.block_sweeps} if args.block_sweeps
                                 else {})}))
-    if link is None:
-        link = float(args.baud or data["baud"])
+    link = args.link_bps if args.link_bps is not None else float(data["baud"])
     ratio, source = DEFAULT_COMPRESSION_RATIO, "default, docs/compression-benchmark.md"
     if args.compression_ratio is not None:
         ratio, source = args.compression_ratio, "given"
@@ -722,16 +724,11 @@ def main(argv: list[str] | None = None) -> int:
     budget = commands.add_parser(
         "budget", help="which bandwidth modes (raw, lossless, events, events+LFP) fit a link")
     budget.add_argument("--board", help="take the configuration and link rate of this board")
-    budget.add_argument("--config", metavar="FILE.json",
-                        help="configuration file (SystemConfig fields as JSON)")
+    _add_config_options(budget)
     budget.add_argument("--link-bps", dest="link_bps", type=float,
                         help="link rate in bit/s (default: the board's or config's baud)")
     budget.add_argument("--raw-link", action="store_true",
                         help="the link carries 8 bits per byte (default: UART, 10)")
-    budget.add_argument("--channels", type=int)
-    budget.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int)
-    budget.add_argument("--baud", type=int)
-    budget.add_argument("--sweeps-per-frame", dest="sweeps_per_frame", type=int)
     budget.add_argument("--detector", action=argparse.BooleanOptionalAction, default=None,
                         help="the build has the detector (default: from the configuration)")
     budget.add_argument("--spike-rate-hz", dest="spike_rate_hz", type=float, default=20.0,
