@@ -4,7 +4,14 @@
 (int16 with ``conversion`` to volts, so no copy is rescaled), one electrode per channel on
 one ``Device`` that carries the device configuration, and every stretch of lost samples
 (zero-filled in the recording) becomes a row of a ``data_loss`` interval table — losses
-stay visible in NWB too. pynwb is an optional extra: ``pip install spikeforge[nwb]``.
+stay visible in NWB too.
+
+Spikes the device detected (``spikeforge-detections/``) go to the ``ecephys`` processing
+module: one ``SpikeEventSeries`` per channel that fired, ``channel_NNNN`` (the
+conditioned snippets, peak at column ``max_snippet_pre``, in volts through ``conversion``)
+and a ``spike_detections`` table with one row per event (sample number, time, channel, peak,
+samples before the peak), in recording order. pynwb is an optional extra:
+``pip install spikeforge[nwb]``.
 """
 
 import json
@@ -39,8 +46,10 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
     """Write the recording under ``recording`` to the NWB file ``out``; return ``out``."""
     try:
         from hdmf.backends.hdf5.h5_utils import H5DataIO
+        from hdmf.common import VectorData
         from pynwb import NWBHDF5IO, NWBFile
         from pynwb.ecephys import ElectricalSeries
+        from pynwb.epoch import TimeIntervals
     except ImportError:
         raise NWBExportError(
             "NWB export needs pynwb: pip install 'spikeforge[nwb]' (or `pip install pynwb`)"
@@ -73,14 +82,57 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
         rate=float(config.sample_rate_hz), conversion=MICROVOLTS_PER_BIT * 1e-6,
         description="raw samples, int16; multiply by conversion for volts",
     ))
-    losses = nwb.create_time_intervals(
-        name="data_loss", description="samples lost on the way (zero-filled in the data)")
-    losses.add_column(name="samples", description="number of samples lost")
-    for loss in meta.get("losses", []):
-        start = loss["first_sample"] / config.sample_rate_hz
-        losses.add_row(start_time=start,
-                       stop_time=start + loss["samples"] / config.sample_rate_hz,
-                       samples=loss["samples"])
+    lost = meta.get("losses", [])
+    starts = np.array([loss["first_sample"] for loss in lost], dtype=np.int64)
+    counts = np.array([loss["samples"] for loss in lost], dtype=np.int64)
+    rate = config.sample_rate_hz
+    # Whole columns with their dtype, so a recording without losses gets an empty table.
+    nwb.add_time_intervals(TimeIntervals(
+        name="data_loss", description="samples lost on the way (zero-filled in the data)",
+        columns=[VectorData(name="start_time", description="first lost sample, seconds",
+                            data=starts / rate),
+                 VectorData(name="stop_time", description="after the last lost one, seconds",
+                            data=(starts + counts) / rate),
+                 VectorData(name="samples", description="number of samples lost",
+                            data=counts)]))
+    detections = folder / "spikeforge-detections"
+    if detections.is_dir():
+        _add_detections(nwb, detections, config)
     with NWBHDF5IO(str(out), "w") as io:
         io.write(nwb)
     return Path(out)
+
+
+def _add_detections(nwb, folder: Path, config: SystemConfig) -> None:
+    """The detector's events: per-channel snippet series and one table of every event."""
+    from hdmf.common import DynamicTable, VectorData
+    from pynwb.ecephys import SpikeEventSeries
+
+    columns = {name: np.load(folder / f"{name}.npy")
+               for name in ("sample_numbers", "channels", "peaks", "snippet_pre", "waveforms")}
+    numbers = columns["sample_numbers"]
+    times = numbers / config.sample_rate_hz
+    module = nwb.create_processing_module(
+        name="ecephys", description="spikes detected on the device (spikeforge detector)")
+    peak_column = config.detector.max_snippet_pre
+    for channel in np.unique(columns["channels"]):
+        rows = columns["channels"] == channel
+        module.add(SpikeEventSeries(
+            name=f"channel_{int(channel):04d}", data=columns["waveforms"][rows][:, None, :],
+            timestamps=times[rows],
+            electrodes=nwb.create_electrode_table_region([int(channel)], f"channel {channel}"),
+            conversion=MICROVOLTS_PER_BIT * 1e-6,
+            description=f"conditioned snippets, int16; the peak at column {peak_column}, "
+                        "zero where the device sent a shorter snippet"))
+    described = (
+        ("sample_number", "device sample number of the peak", numbers),
+        ("time", "seconds: sample_number / sample rate", times),
+        ("channel", "channel (electrode id)", columns["channels"]),
+        ("peak", "conditioned value at the peak, int16 (x conversion for volts)",
+         columns["peaks"]),
+        ("snippet_pre", "snippet samples the device sent before the peak",
+         columns["snippet_pre"]))
+    module.add(DynamicTable(
+        name="spike_detections", description="every event the device's detector sent",
+        columns=[VectorData(name=name, description=text, data=np.asarray(data))
+                 for name, text, data in described]))

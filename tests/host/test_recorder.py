@@ -187,6 +187,26 @@ def test_detected_spikes_are_recorded_and_counted_in_the_status(tmp_path):
     assert final.spikes_per_s == pytest.approx(recorded / 1.0)
     assert "spikes/s" in final.line()
 
+    # Exported to NWB, the same events: the table row for row, the snippets per channel.
+    pynwb = pytest.importorskip("pynwb")
+    with pynwb.NWBHDF5IO(str(export_nwb(tmp_path / "rec", tmp_path / "rec.nwb")), "r") as io:
+        module = io.read().processing["ecephys"]
+        table = module["spike_detections"].to_dataframe()
+        assert list(table["sample_number"]) == list(numbers)
+        assert list(table["channel"]) == list(channels)
+        assert list(table["peak"]) == list(peaks)
+        np.testing.assert_allclose(table["time"], numbers / config.sample_rate_hz)
+        series = {name: data for name, data in module.data_interfaces.items()
+                  if name.startswith("channel_")}
+        assert sorted(series) == [f"channel_{c:04d}" for c in sorted(set(channels))]
+        for channel in set(channels):
+            rows = channels == channel
+            one = series[f"channel_{channel:04d}"]
+            np.testing.assert_array_equal(one.data[:, 0, :], waveforms[rows])
+            np.testing.assert_allclose(one.timestamps[:],
+                                       numbers[rows] / config.sample_rate_hz)
+            assert list(one.electrodes.data[:]) == [channel]
+
 
 def test_device_that_goes_away_leaves_a_readable_recording(tmp_path):
     config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
