@@ -21,7 +21,9 @@ __all__ = ["Framer", "BlockBuffer", "coded_buffer_words", "min_block_words"]
 def coded_buffer_words(config: SystemConfig) -> int:
     """Size of the framer's link buffer for COMPRESSED frames, in 16-bit words: as many words
     as the raw buffer has samples (``link_buffer_samples``), so both modes ride out the same
-    link stall in bytes. It must hold one worst-case block; :class:`Framer` says so if not."""
+    link stall in bytes. It must hold two worst-case blocks (one being sent while the next is
+    admitted, else every other block is dropped even on a fast link); :class:`Framer` says
+    so if not."""
     return config.link_buffer_samples
 
 
@@ -167,12 +169,13 @@ class Framer(wiring.Component):
         })
         if config.codec.enabled:
             worst = worst_case_words(config.channels, config.codec.block_sweeps, config.codec)
-            if worst > coded_buffer_words(config):
+            if 2 * worst > coded_buffer_words(config):
                 raise ConfigError(
-                    f"the link buffer ({config.link_buffer_samples} words) cannot hold one "
-                    f"worst-case coded block ({worst} words: {config.channels} channels x "
-                    f"{config.codec.block_sweeps} sweeps); raise link_buffer_samples to at "
-                    f"least {worst} or lower codec.block_sweeps")
+                    f"the link buffer ({config.link_buffer_samples} words) cannot hold two "
+                    f"worst-case coded blocks ({worst} words each: {config.channels} channels "
+                    f"x {config.codec.block_sweeps} sweeps), one being sent while the next is "
+                    f"admitted; raise link_buffer_samples to at least {2 * worst} or lower "
+                    "codec.block_sweeps")
 
     def elaborate(self, platform):
         config = self._config
