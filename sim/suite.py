@@ -366,6 +366,6 @@ CASES = CASES + (
     _system_modes(_coded(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
                          block_sweeps=16, detector=DetectorConfig(enabled=True),
                          test_source=TestSourceConfig(spike_rate_hz=400.0)),
-                  60_000, "mode switch raw, lossless, refused, events",
-                  [(15_003, 1), (25_000, 3), (35_011, 2)]),
+                  60_000, "mode switch raw, lossless, refused, raw, events",
+                  [(12_003, 1), (25_000, 3), (32_011, 0), (45_000, 2)]),
 )
