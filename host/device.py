@@ -403,7 +403,11 @@ class Device:
         config = self.config or self.identify()
         values = {r.name: self.read_register(r) for r in REGISTERS
                   if r.access == "status" and r.present(config)}
-        return DeviceStatus(values, self.stats, self.mode())
+        try:
+            mode = self.mode()
+        except RegisterRefused:      # a device from before bandwidth modes
+            mode = None
+        return DeviceStatus(values, self.stats, mode)
 
     def chips(self) -> list[ChipFound]:
         """The RHD2000 chips the device found at start-up (registers ``RHD_CHIPS`` and
