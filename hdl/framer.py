@@ -281,8 +281,9 @@ class Framer(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(slots.r.valid):
-                    m.d.sync += [identity_key.eq(slots.r.payload),
-                                 identity_before_block.eq(0)]
+                    if config.codec.enabled:
+                        m.d.sync += [identity_key.eq(slots.r.payload),
+                                     identity_before_block.eq(0)]
                     with m.If(slots.r.payload >= next_identity_slot):
                         start_frame(FrameType.IDENTITY, identity_count, len(identity))
                         m.d.sync += identity_count.eq(identity_count + 1)
@@ -357,8 +358,10 @@ class Framer(wiring.Component):
                     with m.If(index == 3):
                         with m.If(is_identity):
                             m.d.sync += next_identity_slot.eq(
-                                identity_key + config.identity_interval_frames)
-                            with m.If(~identity_before_block):
+                                (identity_key if config.codec.enabled else slots.r.payload)
+                                + config.identity_interval_frames)
+                            with m.If(~identity_before_block if config.codec.enabled
+                                      else 1):
                                 start_frame(FrameType.DATA, slots.r.payload,
                                             config.payload_bytes)
                             if blocks is not None:

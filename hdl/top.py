@@ -109,7 +109,8 @@ class AcquisitionSystem(wiring.Component):
         if config.source == "rhd":
             self._connect_rhd(m, source, bank, bus)
         # -- bandwidth modes: the coder takes the framer's input samples too ----------------
-        m.d.comb += framer.mode.eq(bank.bandwidth_mode[:2])
+        if available_modes(config) != 1:      # raw only: the framer's mode stays 0
+            m.d.comb += framer.mode.eq(bank.bandwidth_mode[:2])
         if compressor is not None:
             m.d.comb += [
                 compressor.i.payload.eq(source.o.payload),

@@ -369,8 +369,9 @@ class StreamDecoder:
 
     COMPRESSED frames (one coded block each, ``docs/compression.md``) become the same
     :class:`DataBlock` as DATA frames, ``first_sample = seq * codec.block_sweeps``. Their
-    seq counts blocks, DATA's counts slots, so each type's gaps are tracked on their own
-    (a bandwidth-mode switch is no gap). A block that does not decode is ``malformed``.
+    seq counts blocks, DATA's counts slots, so gaps are counted within a run of one type
+    only: a bandwidth-mode switch (raw <-> lossless) restarts tracking without counting the
+    stretch the other mode carried. A block that does not decode is ``malformed``.
     """
 
     def __init__(self, config: SystemConfig | None = None, *,
@@ -452,12 +453,14 @@ class StreamDecoder:
             self._reject(error)
 
     def _track_seq(self, frame_type: int, seq: int) -> None:
+        if self._last_seq and frame_type not in self._last_seq:
+            self._last_seq.clear()   # a bandwidth-mode switch: the other type's stretch
         last = self._last_seq.get(frame_type)
         if last is not None:
             step = (seq - last) % _SEQ_MODULUS
             if 0 < step < _SEQ_MODULUS // 2:
                 self.stats.sequence_gaps += step - 1
-        self._last_seq[frame_type] = seq
+        self._last_seq = {frame_type: seq}
 
     def _reject(self, error: WireFormatError | ConfigError) -> None:
         self.stats.malformed += 1

@@ -105,12 +105,11 @@ def _check_modes(case):
     assert kinds == schedule.sent_frames[:len(kinds)], (
         "decoded frames differ from those the model sent")
     assert len(kinds) == len(blocks)
-    gaps = 0
-    for kind, dropped in ((FrameType.DATA, schedule.dropped_slots),
-                          (FrameType.COMPRESSED, schedule.dropped_blocks)):
-        seqs = [seq for k, seq in kinds if k == kind]
-        if seqs:
-            gaps += sum(1 for s in dropped if seqs[0] < s < seqs[-1])
+    # Gaps count within each run of one frame type (a mode switch restarts tracking).
+    dropped = {FrameType.DATA: schedule.dropped_slots,
+               FrameType.COMPRESSED: schedule.dropped_blocks}
+    gaps = sum(1 for (k0, s0), (k1, s1) in zip(kinds, kinds[1:]) if k0 == k1
+               for s in dropped[k0] if s0 < s < s1)
     assert decoder.stats.sequence_gaps == gaps
     if "drops" in case.label:
         assert schedule.dropped_blocks, "this case exists to drop blocks, and none were dropped"
