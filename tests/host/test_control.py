@@ -237,3 +237,21 @@ def test_events_plus_lfp_is_refused_until_it_is_built(make_device):
         with pytest.raises(RegisterRefused, match="LFP"):
             device.set_mode("events+lfp")
         assert device.mode() == "events"
+
+
+def test_record_sets_the_mode_it_is_asked_for(make_device, tmp_path):
+    import json
+
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.host.recorder import RecordingModeError, record
+
+    config = SystemConfig(channels=4, codec=CodecConfig(enabled=True, block_sweeps=8))
+    fake, device = make_device(config)
+    with device:
+        with pytest.raises(RecordingModeError, match="raw, lossless"):
+            record(device, tmp_path / "events", duration_s=0.01, mode="events")
+        final = record(device, tmp_path / "rec", duration_s=0.01, mode="lossless")
+        assert final.ended == "duration reached"
+        assert fake.model.bank.values["BANDWIDTH_MODE"] == 1
+    meta = json.loads(next((tmp_path / "rec").rglob("spikeforge.json")).read_text())
+    assert meta["mode"] == "lossless"
