@@ -109,7 +109,7 @@ class AcquisitionSystem(wiring.Component):
         if config.source == "rhd":
             self._connect_rhd(m, source, bank, bus)
         # -- bandwidth modes: the coder takes the framer's input samples too ----------------
-        if available_modes(config) != 1:      # raw only: the framer's mode stays 0
+        if register("BANDWIDTH_MODE").present(config):   # raw-only builds: mode stays 0
             m.d.comb += framer.mode.eq(bank.bandwidth_mode[:2])
         if compressor is not None:
             m.d.comb += [
@@ -174,6 +174,8 @@ class AcquisitionSystem(wiring.Component):
     def _write_allowed(self, bus):
         """The bus's write enable, except for a write of a bandwidth mode the build lacks
         (the register then keeps the mode in force, and the reply shows it)."""
+        if not register("BANDWIDTH_MODE").present(self.config):
+            return bus.w_en
         modes = available_modes(self.config)
         accepted = (bus.w_data < 4) & (C(modes, 4).bit_select(bus.w_data[:2], 1))
         mode_address = register("BANDWIDTH_MODE").address

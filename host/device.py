@@ -325,7 +325,11 @@ class Device:
         self.write_register("STREAM_ENABLE", 0)
 
     def mode(self) -> str:
-        """The bandwidth mode in force (register ``BANDWIDTH_MODE``), by name."""
+        """The bandwidth mode in force (register ``BANDWIDTH_MODE``), by name. A build that
+        has only the raw mode has no such register and is always "raw"."""
+        config = self.config or self.identify()
+        if not register("BANDWIDTH_MODE").present(config):
+            return "raw"
         return _mode_name(self.read_register("BANDWIDTH_MODE"))
 
     def set_mode(self, mode: str | int) -> None:
@@ -340,11 +344,14 @@ class Device:
             code = int(MODE_NAMES[mode])
         else:
             code = int(mode)
-        held = self.write_register("BANDWIDTH_MODE", code)
+        config = self.config or self.identify()
+        if register("BANDWIDTH_MODE").present(config):
+            held = self.write_register("BANDWIDTH_MODE", code)
+        else:      # a raw-only build has no mode register: it is raw, and stays raw
+            held = BandwidthMode.RAW
         if held != code:
-            config = self.config or self.identify()
             reason = (mode_unavailable_reason(config, code)
-                      or "the device did not say why; read BANDWIDTH_MODES for what it runs")
+                      or "the device did not say why; BANDWIDTH_MODES lists what it runs")
             raise RegisterRefused(
                 f"the device refused bandwidth mode {_mode_name(code)!r} and stays in "
                 f"{_mode_name(held)!r}: {reason}")

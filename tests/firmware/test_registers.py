@@ -70,4 +70,5 @@ def test_bandwidth_modes_follow_what_the_build_has():
     assert "SystemConfig.detector" in mode_unavailable_reason(plain, BandwidthMode.EVENTS)
     assert "no bandwidth mode 7" in mode_unavailable_reason(full, 7)
     assert register("BANDWIDTH_MODE").address == 0xC0
-    assert reset_values(plain)["BANDWIDTH_MODE"] == 0
+    assert reset_values(full)["BANDWIDTH_MODE"] == 0
+    assert not register("BANDWIDTH_MODE").present(plain)      # raw only: no register
