@@ -15,7 +15,7 @@ from typing import Literal
 
 from .config import SOURCES, SystemConfig
 from .errors import ConfigError
-from .wire import IDENTITY_MAGIC, WIRE_VERSION
+from .wire import IDENTITY_MAGIC, WIRE_VERSION, BandwidthMode, available_modes
 
 __all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values"]
 
@@ -29,12 +29,16 @@ class Register:
     reset: int | Callable[[SystemConfig], int] = 0
     #: Only present in builds with this sample source (None: always).
     source: str | None = None
+    #: Only present in builds for which this is true (None: always), so a capability a
+    #: build lacks costs it no register.
+    needs: Callable[[SystemConfig], bool] | None = None
 
     def reset_value(self, config: SystemConfig) -> int:
         return self.reset(config) if callable(self.reset) else self.reset
 
     def present(self, config: SystemConfig) -> bool:
-        return self.source is None or self.source == config.source
+        return ((self.source is None or self.source == config.source)
+                and (self.needs is None or self.needs(config)))
 
     @property
     def port_name(self) -> str:
@@ -50,8 +54,9 @@ REGISTERS: tuple[Register, ...] = (
     Register("CLOCK_HZ", 0x04, "const", "system clock"),
     Register("SOURCE", 0x05, "const", "index of the sample source in config.SOURCES"),
     Register("STREAM_ENABLE", 0x10, "rw", "1: data frames are sent; 0: slots are skipped", 1),
-    Register("FRAMES_SENT", 0x20, "status", "DATA frames sent since reset"),
-    Register("FRAMES_DROPPED", 0x21, "status", "DATA frames dropped whole: link too slow"),
+    Register("FRAMES_SENT", 0x20, "status", "DATA and COMPRESSED frames sent since reset"),
+    Register("FRAMES_DROPPED", 0x21, "status",
+             "DATA and COMPRESSED frames dropped whole: link too slow"),
     Register("SOURCE_OVERRUNS", 0x22, "status", "samples the source lost to a stalled consumer"),
     Register("SWEEPS", 0x23, "status", "sample periods since reset (the device's clock)"),
     Register("EVENTS_EMITTED", 0x24, "status", "spike events the detector emitted"),
@@ -119,6 +124,20 @@ REGISTERS: tuple[Register, ...] = (
              lambda c: c.detector.threshold_k16),
     Register("DETECT_NEO", 0x86, "rw", "1: detect on the nonlinear energy operator",
              lambda c: int(c.detector.neo)),
+    # Bandwidth modes (docs/wire-format.md): what goes on the link, without a new bitstream.
+    # Only built when there is a mode besides raw: a raw-only build is always raw (its
+    # identity says it has neither coder nor detector), and spends no logic on them.
+    Register("BANDWIDTH_MODE", 0xC0, "rw",
+             "0 raw (DATA), 1 lossless (COMPRESSED), 2 events only, 3 events + LFP; a mode the "
+             "build lacks (BANDWIDTH_MODES) is refused: the write is ignored. Takes effect at "
+             "the next frame slot (DATA) or coder block (COMPRESSED)",
+             needs=lambda c: available_modes(c) != 1 << BandwidthMode.RAW),
+    Register("BANDWIDTH_MODES", 0xC1, "const",
+             "bit m set: the build runs bandwidth mode m (wire.available_modes)",
+             needs=lambda c: available_modes(c) != 1 << BandwidthMode.RAW),
+    Register("COMPRESSED_BLOCKS_DAMAGED", 0xC2, "status",
+             "coder blocks lost to a coder output overflow (also in FRAMES_DROPPED)",
+             needs=lambda c: c.codec.enabled),
 )
 
 
@@ -143,14 +162,16 @@ def register(name: str) -> Register:
 
 def identity_values(config: SystemConfig) -> dict[str, int]:
     """Values of the constant registers for a build of ``config``."""
-    return {
+    values = {
         "IDENTITY": int.from_bytes(IDENTITY_MAGIC, "little"),
         "WIRE_VERSION": WIRE_VERSION,
         "CHANNELS": config.channels,
         "SAMPLE_RATE_HZ": config.sample_rate_hz,
         "CLOCK_HZ": config.clock_hz,
         "SOURCE": SOURCES.index(config.source),
+        "BANDWIDTH_MODES": available_modes(config),
     }
+    return {name: value for name, value in values.items() if register(name).present(config)}
 
 
 def reset_values(config: SystemConfig) -> dict[str, int]:

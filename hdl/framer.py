@@ -1,18 +1,93 @@
 """Framer: packs the channel-serial sample stream into frames of the wire format."""
 
-from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spikeforge.firmware.compression import WORD_BITS, worst_case_words
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.detection import EVENT_HEADER_WORDS
-from spikeforge.firmware.wire import SYNC, FrameType, encode_identity
+from spikeforge.firmware.errors import ConfigError
+from spikeforge.firmware.wire import SYNC, BandwidthMode, FrameType, encode_identity
 
+from .compressor import CompressedWordLayout
 from .crc import crc32_update
 from .fifo import StreamFifo
 from .layouts import EventWordLayout, SampleLayout
 
-__all__ = ["Framer"]
+__all__ = ["Framer", "BlockBuffer", "coded_buffer_words", "min_block_words"]
+
+
+def coded_buffer_words(config: SystemConfig) -> int:
+    """Size of the framer's link buffer for COMPRESSED frames, in 16-bit words: as many words
+    as the raw buffer has samples (``link_buffer_samples``), so both modes ride out the same
+    link stall in bytes. It must hold two worst-case blocks (one being sent while the next is
+    admitted, else every other block is dropped even on a fast link); :class:`Framer` says
+    so if not."""
+    return config.link_buffer_samples
+
+
+def min_block_words(config: SystemConfig) -> int:
+    """The fewest words a coded block can take (first sweep raw or flag + code, then one
+    bit per sample): bounds how many blocks the buffer can hold."""
+    codec = config.codec
+    first = 1 + codec.codebook_bits if codec.codebook else 16
+    bits = config.channels * first + (codec.block_sweeps - 1) * config.channels
+    return -(-bits // WORD_BITS)
+
+
+class BlockBuffer(wiring.Component):
+    """FIFO of 16-bit words in block RAM whose writes become readable only when committed.
+
+    Ports
+    -----
+    w : stream in; ``ready`` is always high (the writer reserves space beforehand).
+    commit : in
+        The words written so far, including one written in the same cycle, become readable
+        from the next cycle.
+    rollback : in
+        The words written since the last commit are discarded (takes precedence over a
+        write in the same cycle).
+    r : stream out; ``valid`` while committed words are unread.
+    """
+
+    def __init__(self, depth: int):
+        self.depth = 1 << max(1, (depth - 1).bit_length())
+        super().__init__({
+            "w": In(stream.Signature(WORD_BITS)),
+            "commit": In(1),
+            "rollback": In(1),
+            "r": Out(stream.Signature(WORD_BITS)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = storage = memory.Memory(
+            shape=WORD_BITS, depth=self.depth, init=[])
+        wr = storage.write_port()
+        rd = storage.read_port(transparent_for=(wr,))
+        bits = self.depth.bit_length()          # one more bit than the address: full != empty
+        write_ptr = Signal(bits)
+        commit_ptr = Signal(bits)
+        read_ptr = Signal(bits)
+        push = self.w.valid & ~self.rollback
+        pop = self.r.valid & self.r.ready
+        m.d.comb += [
+            self.w.ready.eq(1),
+            wr.addr.eq(write_ptr), wr.data.eq(self.w.payload), wr.en.eq(push),
+            rd.addr.eq(read_ptr + pop),
+            self.r.valid.eq(read_ptr != commit_ptr),
+            self.r.payload.eq(rd.data),
+        ]
+        with m.If(self.rollback):
+            m.d.sync += write_ptr.eq(commit_ptr)
+        with m.Elif(push):
+            m.d.sync += write_ptr.eq(write_ptr + 1)
+        with m.If(self.commit & ~self.rollback):
+            m.d.sync += commit_ptr.eq(write_ptr + push)
+        with m.If(pop):
+            m.d.sync += read_ptr.eq(read_ptr + 1)
+        return m
 
 
 class Framer(wiring.Component):
@@ -40,6 +115,21 @@ class Framer(wiring.Component):
     frames. Whole events are admitted or dropped upstream, in the detector's buffer, which
     counts its drops; the framer never drops or splits an event.
 
+    Bandwidth modes (``mode``, register ``BANDWIDTH_MODE``): each path reads the mode at its
+    own boundary, so no frame is ever half one mode, half another. A DATA slot is admitted
+    only if the mode at its first sample is RAW (otherwise skipped, not counted as a drop).
+    With a coder (``config.codec.enabled``), ``compressed`` carries the
+    :class:`~spikeforge.hdl.compressor.Compressor`'s words of every block; at a block's first
+    sample (sweep a multiple of ``block_sweeps``) the framer admits the block if the mode is
+    LOSSLESS and a worst-case block (``worst_case_words``) fits in the coded buffer
+    (:func:`coded_buffer_words` words, space reserved per block), else drops it whole and
+    counts it (mode LOSSLESS) or skips it (other modes). An admitted block's words are
+    written as they come; at its ``last`` word the unused reservation is released and the
+    block is committed as one COMPRESSED frame, ``seq`` the block number since reset (first
+    sweep ``seq * block_sweeps``), its header going out once the whole block is buffered. A
+    block the coder marks ``damaged`` is rolled back whole and counted in ``frames_dropped``.
+    Events are sent in every mode, when the serializer is idle and no frame waits.
+
     The byte stream and the drop decisions are modelled cycle-exactly by
     :mod:`spikeforge.sim.models.framer`.
 
@@ -51,9 +141,14 @@ class Framer(wiring.Component):
     events : stream of :class:`EventWordLayout` in
         Event records from the detector, whole records back to back.
     enable : in
-        Stream enable (register ``STREAM_ENABLE``).
+        Stream enable (register ``STREAM_ENABLE``): gates DATA and COMPRESSED frames.
+    mode : unsigned(2), in
+        Bandwidth mode (:class:`~spikeforge.firmware.wire.BandwidthMode`).
+    compressed : stream of :class:`~spikeforge.hdl.compressor.CompressedWordLayout` in
+        Only with ``config.codec.enabled``. ``ready`` is always high.
     frames_sent, frames_dropped : unsigned(32), out
-        DATA frames fully sent, and DATA frames dropped for lack of buffer space.
+        DATA and COMPRESSED frames fully sent, and those dropped whole (no buffer space, or
+        a damaged block).
     event_frames_sent : unsigned(32), out
         EVENTS frames fully sent.
     """
@@ -65,10 +160,22 @@ class Framer(wiring.Component):
             "events": In(stream.Signature(EventWordLayout())),
             "o": Out(stream.Signature(8)),
             "enable": In(1),
+            "mode": In(2),
             "frames_sent": Out(32),
             "frames_dropped": Out(32),
             "event_frames_sent": Out(32),
+            **({"compressed": In(stream.Signature(CompressedWordLayout()))}
+               if config.codec.enabled else {}),
         })
+        if config.codec.enabled:
+            worst = worst_case_words(config.channels, config.codec.block_sweeps, config.codec)
+            if 2 * worst > coded_buffer_words(config):
+                raise ConfigError(
+                    f"the link buffer ({config.link_buffer_samples} words) cannot hold two "
+                    f"worst-case coded blocks ({worst} words each: {config.channels} channels "
+                    f"x {config.codec.block_sweeps} sweeps), one being sent while the next is "
+                    f"admitted; raise link_buffer_samples to at least {2 * worst} or lower "
+                    "codec.block_sweeps")
 
     def elaborate(self, platform):
         config = self._config
@@ -80,6 +187,15 @@ class Framer(wiring.Component):
         m.submodules.samples = samples = StreamFifo(16, capacity)
         m.submodules.slots = slots = StreamFifo(32, capacity // frame_samples + 1)
 
+        data_dropped = Signal()       # a DATA slot is dropped in this cycle
+        block_dropped = Signal(2)     # coded blocks dropped (refused, rolled back) this cycle
+        data_sent = Signal()
+        block_sent = Signal()
+        m.d.sync += [
+            self.frames_dropped.eq(self.frames_dropped + data_dropped + block_dropped),
+            self.frames_sent.eq(self.frames_sent + data_sent + block_sent),
+        ]
+
         # -- admission: whole frames or nothing ---------------------------------------------
         reserved = Signal(range(capacity + 1))
         sweep_in_slot = Signal(range(config.sweeps_per_frame))
@@ -87,7 +203,8 @@ class Framer(wiring.Component):
         writing = Signal()
 
         slot_start = self.i.valid & self.i.payload.first & (sweep_in_slot == 0)
-        fits = self.enable & (reserved + frame_samples <= capacity)
+        fits = (self.enable & (self.mode == BandwidthMode.RAW)
+                & (reserved + frame_samples <= capacity))
         admit = slot_start & fits
         write = self.i.valid & ((slot_start & fits) | (~slot_start & writing))
 
@@ -103,11 +220,15 @@ class Framer(wiring.Component):
                 (sweep_in_slot + 1) % config.sweeps_per_frame)
         with m.If(slot_start):
             m.d.sync += [slot_seq.eq(slot_seq + 1), writing.eq(fits)]
-            with m.If(self.enable & ~fits):
-                m.d.sync += self.frames_dropped.eq(self.frames_dropped + 1)
+            m.d.comb += data_dropped.eq(self.enable & (self.mode == BandwidthMode.RAW) & ~fits)
 
         sample_pop = samples.r.valid & samples.r.ready
         m.d.sync += reserved.eq(reserved + Mux(admit, frame_samples, 0) - sample_pop)
+
+        # -- COMPRESSED path: one block per frame, admitted whole at the block's start -------
+        coded = blocks = None
+        if config.codec.enabled:
+            coded, blocks, slot_count = self._compressed_path(m, slot_seq, block_dropped)
 
         # -- serializer ------------------------------------------------------------------------
         frame_type = Signal(8)
@@ -115,6 +236,10 @@ class Framer(wiring.Component):
         frame_len = Signal(16)
         is_identity = Signal()
         is_events = Signal()
+        is_compressed = Signal()
+        identity_key = Signal(32)     # slot number the next identity frame is due from
+        identity_before_block = Signal()   # the identity frame precedes a COMPRESSED frame
+        coded_left = Signal(16)
         event_words_left = Signal(range(EVENT_HEADER_WORDS + 2 * 255 + 2))
         events_seq = Signal(32)
         index = Signal(range(max(len(identity), 9)))
@@ -132,6 +257,7 @@ class Framer(wiring.Component):
                 frame_type.eq(kind), frame_seq.eq(seq), frame_len.eq(length),
                 is_identity.eq(kind == FrameType.IDENTITY),
                 is_events.eq(kind == FrameType.EVENTS),
+                is_compressed.eq(kind == FrameType.COMPRESSED),
                 index.eq(0), high_byte.eq(0), samples_left.eq(frame_samples),
                 crc.eq(0xFFFFFFFF),
             ]
@@ -155,12 +281,27 @@ class Framer(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(slots.r.valid):
+                    if config.codec.enabled:
+                        m.d.sync += [identity_key.eq(slots.r.payload),
+                                     identity_before_block.eq(0)]
                     with m.If(slots.r.payload >= next_identity_slot):
                         start_frame(FrameType.IDENTITY, identity_count, len(identity))
                         m.d.sync += identity_count.eq(identity_count + 1)
                     with m.Else():
                         start_frame(FrameType.DATA, slots.r.payload, config.payload_bytes)
                     m.next = "HEADER"
+                if blocks is not None:
+                    with m.Elif(blocks.r.valid):
+                        block_seq, block_words = blocks.r.payload[:32], blocks.r.payload[32:]
+                        # Identity is due by the slot count (slots pass in every mode).
+                        m.d.sync += [identity_key.eq(slot_count), coded_left.eq(block_words),
+                                     identity_before_block.eq(1)]
+                        with m.If(slot_count >= next_identity_slot):
+                            start_frame(FrameType.IDENTITY, identity_count, len(identity))
+                            m.d.sync += identity_count.eq(identity_count + 1)
+                        with m.Else():
+                            start_frame(FrameType.COMPRESSED, block_seq, block_words * 2)
+                        m.next = "HEADER"
                 with m.Elif(self.events.valid):
                     head = self.events.payload.data
                     words = EVENT_HEADER_WORDS + 1 + head[0:8] + head[8:16]
@@ -199,6 +340,9 @@ class Framer(wiring.Component):
                             m.next = "TRAILER"
                 with m.Elif(is_events):
                     send_words(self.events, self.events.payload.data, event_words_left)
+                if coded is not None:
+                    with m.Elif(is_compressed):
+                        send_words(coded.r, coded.r.payload, coded_left)
                 with m.Else():
                     send_words(samples.r, samples.r.payload, samples_left)
                 with m.If(accepted):
@@ -214,14 +358,85 @@ class Framer(wiring.Component):
                     with m.If(index == 3):
                         with m.If(is_identity):
                             m.d.sync += next_identity_slot.eq(
-                                slots.r.payload + config.identity_interval_frames)
-                            start_frame(FrameType.DATA, slots.r.payload, config.payload_bytes)
+                                (identity_key if config.codec.enabled else slots.r.payload)
+                                + config.identity_interval_frames)
+                            with m.If(~identity_before_block if config.codec.enabled
+                                      else 1):
+                                start_frame(FrameType.DATA, slots.r.payload,
+                                            config.payload_bytes)
+                            if blocks is not None:
+                                with m.Else():
+                                    start_frame(FrameType.COMPRESSED, blocks.r.payload[:32],
+                                                blocks.r.payload[32:] * 2)
                             m.next = "HEADER"
                         with m.Elif(is_events):
                             m.d.sync += self.event_frames_sent.eq(self.event_frames_sent + 1)
                             m.next = "IDLE"
+                        if blocks is not None:
+                            with m.Elif(is_compressed):
+                                m.d.comb += [blocks.r.ready.eq(1), block_sent.eq(1)]
+                                m.next = "IDLE"
                         with m.Else():
-                            m.d.comb += slots.r.ready.eq(1)
-                            m.d.sync += self.frames_sent.eq(self.frames_sent + 1)
+                            m.d.comb += [slots.r.ready.eq(1), data_sent.eq(1)]
                             m.next = "IDLE"
         return m
+
+    def _compressed_path(self, m: Module, slot_seq: Signal, block_dropped: Signal):
+        """Block admission, the coded buffer and its frame descriptors (codec builds only).
+
+        Returns the buffer, the descriptor FIFO (seq | words << 32) and the slot count the
+        identity schedule uses."""
+        config = self._config
+        codec = config.codec
+        capacity = coded_buffer_words(config)
+        worst = worst_case_words(config.channels, codec.block_sweeps, codec)
+        m.submodules.coded = coded = BlockBuffer(capacity)
+        m.submodules.blocks = blocks = StreamFifo(48, capacity // min_block_words(config) + 2)
+        # Admission decisions of blocks whose words have not all come out of the coder yet
+        # (the coder's latency is below one block, so two are ever outstanding).
+        m.submodules.decisions = decisions = fifo.SyncFIFO(width=33, depth=4)
+
+        reserved = Signal(range(capacity + 1))
+        sweep_in_block = Signal(range(codec.block_sweeps))
+        block_seq = Signal(32)
+        block_start = self.i.valid & self.i.payload.first & (sweep_in_block == 0)
+        lossless = self.enable & (self.mode == BandwidthMode.LOSSLESS)
+        fits = lossless & (reserved + worst <= capacity)
+        admit = block_start & fits
+        with m.If(self.i.valid & self.i.payload.first):
+            m.d.sync += sweep_in_block.eq((sweep_in_block + 1) % codec.block_sweeps)
+        with m.If(block_start):
+            m.d.sync += block_seq.eq(block_seq + 1)
+        m.d.comb += [
+            decisions.w_data.eq(Cat(block_seq, fits)),
+            decisions.w_en.eq(block_start),
+        ]
+
+        word = self.compressed.payload
+        keep = decisions.r_data[32]
+        arriving = self.compressed.valid
+        words_in_block = Signal(16)
+        end = arriving & word.last
+        release = Signal(range(worst + 1))
+        m.d.comb += [
+            self.compressed.ready.eq(1),
+            coded.w.payload.eq(word.data),
+            coded.w.valid.eq(arriving & keep & ~word.damaged),
+            decisions.r_en.eq(end),
+            blocks.w.payload.eq(Cat(decisions.r_data[:32], words_in_block + 1)),
+        ]
+        with m.If(arriving):
+            m.d.sync += words_in_block.eq(Mux(word.last, 0, words_in_block + 1))
+        with m.If(end & keep):
+            with m.If(word.damaged):
+                m.d.comb += [coded.rollback.eq(1), release.eq(worst)]
+            with m.Else():
+                m.d.comb += [coded.commit.eq(1), blocks.w.valid.eq(1),
+                             release.eq(worst - words_in_block - 1)]
+        # A refused block start and a damaged block end may fall in the same cycle.
+        m.d.comb += block_dropped.eq((block_start & lossless & ~fits)
+                                     + (end & keep & word.damaged))
+        pop = coded.r.valid & coded.r.ready
+        m.d.sync += reserved.eq(reserved + Mux(admit, worst, 0) - release - pop)
+        return coded, blocks, slot_seq
+

@@ -6,9 +6,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.errors import ConfigError
 from spikeforge.firmware.registers import register
-from spikeforge.firmware.wire import has_control_path
+from spikeforge.firmware.wire import available_modes, has_control_path
 
+from .compressor import Compressor
 from .conditioner import Conditioner
 from .control import CommandDecoder, LinkArbiter
 from .detector import Detector
@@ -51,6 +53,13 @@ class AcquisitionSystem(wiring.Component):
     chip_found : out
         Only with the RHD source: the start-up calibration found a chip (status LED).
 
+    Bandwidth modes (register ``BANDWIDTH_MODE``, :class:`~spikeforge.hdl.framer.Framer`):
+    with ``config.codec.enabled`` a :class:`~spikeforge.hdl.compressor.Compressor` takes the
+    same sample stream as the framer (it is always ready, so the fan-out never stalls) and
+    its words go to the framer's COMPRESSED path. A write of a mode the build lacks
+    (``wire.available_modes``) is not passed to the register bank, so the register keeps,
+    and reads back, the mode in force.
+
     The sample source is :class:`~spikeforge.hdl.source.TestSource` or
     :class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`; both emit the same stream with the same
     timing, so nothing downstream knows which one it is.
@@ -78,6 +87,7 @@ class AcquisitionSystem(wiring.Component):
         else:
             m.submodules.source = source = TestSource(config)
         m.submodules.framer = framer = Framer(config)
+        compressor = self._compressor(m, framer)
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
         bus = self._control(m, framer, uart, bank)
@@ -98,6 +108,15 @@ class AcquisitionSystem(wiring.Component):
         ]
         if config.source == "rhd":
             self._connect_rhd(m, source, bank, bus)
+        # -- bandwidth modes: the coder takes the framer's input samples too ----------------
+        if register("BANDWIDTH_MODE").present(config):   # raw-only builds: mode stays 0
+            m.d.comb += framer.mode.eq(bank.bandwidth_mode[:2])
+        if compressor is not None:
+            m.d.comb += [
+                compressor.i.payload.eq(source.o.payload),
+                compressor.i.valid.eq(source.o.valid & source.o.ready),
+                bank.compressed_blocks_damaged.eq(compressor.blocks_damaged),
+            ]
 
         hold_cycles = int(config.clock_hz * OVERFLOW_HOLD_S)
         hold = Signal(range(hold_cycles + 1))
@@ -118,7 +137,12 @@ class AcquisitionSystem(wiring.Component):
         external = self.registers
         if not has_control_path(config):
             wiring.connect(m, framer.o, uart.i)
-            wiring.connect(m, wiring.flipped(external), bank.bus)
+            m.d.comb += [
+                bank.bus.addr.eq(external.addr),
+                bank.bus.w_en.eq(self._write_allowed(external)),
+                bank.bus.w_data.eq(external.w_data),
+                external.r_data.eq(bank.bus.r_data),
+            ]
             return external
         m.submodules.uart_rx = receiver = UARTReceiver(config.uart_divisor)
         m.submodules.control = control = CommandDecoder(config)
@@ -135,7 +159,7 @@ class AcquisitionSystem(wiring.Component):
             bus.w_en.eq(control.bus.w_en | external.w_en),
             bus.w_data.eq(Mux(control.bus.w_en, control.bus.w_data, external.w_data)),
             bank.bus.addr.eq(bus.addr),
-            bank.bus.w_en.eq(bus.w_en),
+            bank.bus.w_en.eq(self._write_allowed(bus)),
             bank.bus.w_data.eq(bus.w_data),
             bus.r_data.eq(bank.bus.r_data),
             control.bus.r_data.eq(bank.bus.r_data),
@@ -146,6 +170,29 @@ class AcquisitionSystem(wiring.Component):
             bank.uart_framing_errors.eq(receiver.framing_errors),
         ]
         return bus
+
+    def _write_allowed(self, bus):
+        """The bus's write enable, except for a write of a bandwidth mode the build lacks
+        (the register then keeps the mode in force, and the reply shows it)."""
+        if not register("BANDWIDTH_MODE").present(self.config):
+            return bus.w_en
+        modes = available_modes(self.config)
+        accepted = (bus.w_data < 4) & (C(modes, 4).bit_select(bus.w_data[:2], 1))
+        mode_address = register("BANDWIDTH_MODE").address
+        return bus.w_en & ((bus.addr != mode_address) | accepted)
+
+    def _compressor(self, m: Module, framer: Framer):
+        """The lossless coder (codec builds only), its words into the framer."""
+        config = self.config
+        if not config.codec.enabled:
+            return None
+        if config.codec.codebook:
+            raise ConfigError(
+                "codec.codebook=True needs the codebook loaded over registers, which the "
+                "acquisition system does not have yet; build with codebook=False")
+        m.submodules.compressor = compressor = Compressor(config)
+        wiring.connect(m, compressor.o, framer.compressed)
+        return compressor
 
     def _connect_rhd(self, m: Module, front_end: RHDFrontEnd, bank: RegisterBank,
                      bus) -> None:

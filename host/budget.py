@@ -43,6 +43,7 @@ from spikeforge.firmware.wire import (
     DATA_FRAME_OVERHEAD_BYTES,
     EVENT_RECORD,
     IDENTITY_PAYLOAD_BYTES,
+    MODE_NAMES,
 )
 
 __all__ = ["BudgetError", "StreamDescription", "ModeBudget", "Budget", "budget",
@@ -62,7 +63,8 @@ DEFAULT_COMPRESSION_RATIO = 1.9
 DEFAULT_SPIKE_RATE_HZ = 20.0
 #: LFP decimation when none is given: 30 kS/s -> 1 kS/s (LFP lies below ~300 Hz).
 DEFAULT_LFP_DECIMATION = 30
-MODES = ("raw", "lossless", "events", "events+lfp")
+#: The device's bandwidth modes (register BANDWIDTH_MODE), named as in firmware/wire.py.
+MODES = tuple(MODE_NAMES)
 
 
 class BudgetError(SpikeforgeError, ValueError):

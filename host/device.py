@@ -27,11 +27,14 @@ from spikeforge.firmware.registers import REGISTERS, Register, register
 from spikeforge.firmware.rhd2000 import CHIPS, ChipKind
 from spikeforge.firmware.wire import (
     MIN_RX_DIVISOR,
+    MODE_NAMES,
+    BandwidthMode,
     CommandOp,
     Reply,
     ReplyStatus,
     encode_command,
     has_control_path,
+    mode_unavailable_reason,
 )
 
 from .frames import DataBlock, Identity, LinkStats, StreamDecoder, StreamItem
@@ -92,9 +95,12 @@ class DeviceStatus:
 
     registers: dict[str, int]
     link: LinkStats
+    #: The bandwidth mode in force ("raw", "lossless", "events", "events+lfp").
+    mode: str | None = None
 
     def lines(self) -> list[str]:
-        rows = [f"{name.lower():<22} {value}" for name, value in self.registers.items()]
+        rows = [f"{'bandwidth mode':<22} {self.mode}"] if self.mode is not None else []
+        rows += [f"{name.lower():<22} {value}" for name, value in self.registers.items()]
         link = self.link
         rows += [f"{'host crc_errors':<22} {link.crc_errors}",
                  f"{'host sequence_gaps':<22} {link.sequence_gaps}",
@@ -318,13 +324,47 @@ class Device:
         the device still arrive. Events and replies keep flowing."""
         self.write_register("STREAM_ENABLE", 0)
 
-    def configure(self, *, stream: bool | None = None, polarity: str | int | None = None,
+    def mode(self) -> str:
+        """The bandwidth mode in force (register ``BANDWIDTH_MODE``), by name. A build that
+        has only the raw mode has no such register and is always "raw"."""
+        config = self.config or self.identify()
+        if not register("BANDWIDTH_MODE").present(config):
+            return "raw"
+        return _mode_name(self.read_register("BANDWIDTH_MODE"))
+
+    def set_mode(self, mode: str | int) -> None:
+        """Switch the bandwidth mode ("raw", "lossless", "events", "events+lfp"; see
+        ``docs/wire-format.md``). It takes effect at the device's next frame slot / coder
+        block. Raises :class:`RegisterRefused` if the device kept its mode: the read-back
+        differs when the build lacks the mode (no coder, no detector, no LFP path)."""
+        if isinstance(mode, str):
+            if mode not in MODE_NAMES:
+                raise RegisterRefused(f"mode must be one of {', '.join(MODE_NAMES)}, "
+                                      f"not {mode!r}")
+            code = int(MODE_NAMES[mode])
+        else:
+            code = int(mode)
+        config = self.config or self.identify()
+        if register("BANDWIDTH_MODE").present(config):
+            held = self.write_register("BANDWIDTH_MODE", code)
+        else:      # a raw-only build has no mode register: it is raw, and stays raw
+            held = BandwidthMode.RAW
+        if held != code:
+            reason = (mode_unavailable_reason(config, code)
+                      or "the device did not say why; BANDWIDTH_MODES lists what it runs")
+            raise RegisterRefused(
+                f"the device refused bandwidth mode {_mode_name(code)!r} and stays in "
+                f"{_mode_name(held)!r}: {reason}")
+
+    def configure(self, *, stream: bool | None = None, mode: str | int | None = None,
+                  polarity: str | int | None = None,
                   dead_samples: int | None = None, snippet_pre: int | None = None,
                   snippet_post: int | None = None, neo: bool | None = None,
                   threshold_k: float | dict[int, float] | None = None,
                   **registers: int) -> None:
         """Set what the register map offers; ``None`` leaves a setting as it is.
 
+        ``mode`` is the bandwidth mode (:meth:`set_mode`, read back and checked).
         ``polarity`` is "negative", "positive", "both", "off" or the code; ``threshold_k``
         (in standard deviations, 1/16 steps) is one value for all channels or a
         ``{channel: k}`` mapping. Any other register can be given by name
@@ -332,6 +372,8 @@ class Device:
         """
         from spikeforge.firmware.detection import POLARITIES
 
+        if mode is not None:
+            self.set_mode(mode)
         if stream is not None:
             self.write_register("STREAM_ENABLE", int(stream))
         if polarity is not None:
@@ -368,7 +410,11 @@ class Device:
         config = self.config or self.identify()
         values = {r.name: self.read_register(r) for r in REGISTERS
                   if r.access == "status" and r.present(config)}
-        return DeviceStatus(values, self.stats)
+        try:
+            mode = self.mode()
+        except RegisterRefused:      # a device from before bandwidth modes
+            mode = None
+        return DeviceStatus(values, self.stats, mode)
 
     def chips(self) -> list[ChipFound]:
         """The RHD2000 chips the device found at start-up (registers ``RHD_CHIPS`` and
@@ -390,6 +436,13 @@ class Device:
             found.append(ChipFound(line, kind, CHIPS[kind].amplifiers,
                                    (delays >> 4 * line) & 0xF))
         return found
+
+
+def _mode_name(code: int) -> str:
+    try:
+        return next(name for name, mode in MODE_NAMES.items() if mode == BandwidthMode(code))
+    except ValueError:
+        return f"mode {code}"
 
 
 def _translate_open_error(url: str, exc: serial.SerialException) -> DeviceError:

@@ -368,8 +368,10 @@ class StreamDecoder:
         decode COMPRESSED frames of a codec built with ``codebook=True``.
 
     COMPRESSED frames (one coded block each, ``docs/compression.md``) become the same
-    :class:`DataBlock` as DATA frames, ``first_sample = seq * codec.block_sweeps``; they
-    share DATA's sequence tracking. A block that does not decode is ``malformed``.
+    :class:`DataBlock` as DATA frames, ``first_sample = seq * codec.block_sweeps``. Their
+    seq counts blocks, DATA's counts slots, so gaps are counted within a run of one type
+    only: a bandwidth-mode switch (raw <-> lossless) restarts tracking without counting the
+    stretch the other mode carried. A block that does not decode is ``malformed``.
     """
 
     def __init__(self, config: SystemConfig | None = None, *,
@@ -382,7 +384,8 @@ class StreamDecoder:
         self.config = config
         self.last_error: WireFormatError | ConfigError | None = None
         self._pending: deque[Frame] = deque(maxlen=max_pending_frames)
-        self._last_data_seq: int | None = None
+        #: Last seq per frame type (DATA slots and COMPRESSED blocks count separately).
+        self._last_seq: dict[int, int] = {}
 
     @property
     def pending_frames(self) -> int:
@@ -432,14 +435,14 @@ class StreamDecoder:
             return
         if identity.config != self.config:
             self.config = identity.config
-            self._last_data_seq = None
+            self._last_seq.clear()
         items.append(identity)
         while self._pending:
             self._decode_data(self._pending.popleft(), items)
 
     def _decode_data(self, frame: Frame, items: list[StreamItem]) -> None:
         assert self.config is not None
-        self._track_seq(frame.seq)
+        self._track_seq(frame.type, frame.seq)
         try:
             if frame.type == FrameType.COMPRESSED:
                 items.append(DataBlock.from_compressed_frame(frame, self.config,
@@ -449,12 +452,15 @@ class StreamDecoder:
         except WireFormatError as error:
             self._reject(error)
 
-    def _track_seq(self, seq: int) -> None:
-        if self._last_data_seq is not None:
-            step = (seq - self._last_data_seq) % _SEQ_MODULUS
+    def _track_seq(self, frame_type: int, seq: int) -> None:
+        if self._last_seq and frame_type not in self._last_seq:
+            self._last_seq.clear()   # a bandwidth-mode switch: the other type's stretch
+        last = self._last_seq.get(frame_type)
+        if last is not None:
+            step = (seq - last) % _SEQ_MODULUS
             if 0 < step < _SEQ_MODULUS // 2:
                 self.stats.sequence_gaps += step - 1
-        self._last_data_seq = seq
+        self._last_seq = {frame_type: seq}
 
     def _reject(self, error: WireFormatError | ConfigError) -> None:
         self.stats.malformed += 1

@@ -15,15 +15,23 @@ from pathlib import Path
 
 from spikeforge.firmware.errors import SpikeforgeError
 
-from .device import Device, DeviceError
+from .device import Device, DeviceError, DeviceNoControl
 from .frames import DataBlock, EventBlock
 from .openephys import OpenEphysWriter
 
-__all__ = ["RecordingStatus", "record", "DiskFull"]
+__all__ = ["RecordingStatus", "record", "DiskFull", "RecordingModeError", "RECORDABLE_MODES"]
 
 
 class DiskFull(SpikeforgeError):
     exit_code = 6
+
+
+class RecordingModeError(SpikeforgeError):
+    exit_code = 2
+
+
+#: Bandwidth modes that carry continuous samples (docs/recording.md).
+RECORDABLE_MODES = ("raw", "lossless")
 
 
 @dataclass
@@ -58,7 +66,7 @@ class RecordingStatus:
 def record(device: Device, out: Path, *, duration_s: float | None = None,
            flush_interval_s: float = 1.0,
            on_status: Callable[[RecordingStatus], None] | None = None,
-           control: bool | None = None) -> RecordingStatus:
+           control: bool | None = None, mode: str | None = None) -> RecordingStatus:
     """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever).
 
     ``control``: use the device's control path — :meth:`Device.start` before recording,
@@ -66,15 +74,34 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
     device answers commands (:meth:`Device.supports_control`); a device that only streams is
     recorded as it streams.
 
+    ``mode``: the bandwidth mode to record in, "raw" or "lossless" (set over the control
+    path, read back and checked, before streaming starts). Raw DATA and lossless COMPRESSED
+    frames decode to the same samples, so both give the same recording. The events-only
+    modes carry no continuous samples, which this recorder is built around: not supported
+    yet. ``None``: as the device is.
+
     Raises the device error or :class:`DiskFull` after closing the recording; a
     ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
     """
     config = device.identify()
     if control is None:
         control = device.supports_control()
+    if mode is not None:
+        if mode not in RECORDABLE_MODES:
+            raise RecordingModeError(
+                f"the recorder records continuous samples: mode must be one of "
+                f"{', '.join(RECORDABLE_MODES)}, not {mode!r} (recording events-only modes "
+                "is not built yet)")
+        if not control:
+            raise DeviceNoControl(
+                f"recording in bandwidth mode {mode!r} needs the device's control path, and "
+                f"{device.url} does not answer commands; record without --mode")
+        device.set_mode(mode)
     if control:
         device.start()
-    writer = OpenEphysWriter(out, config, {"port": device.url, "control": control})
+    writer = OpenEphysWriter(out, config, {"port": device.url, "control": control,
+                                           "mode": mode or (device.mode() if control else
+                                                            "as streamed")})
     started = time.monotonic()
     last_flush = started
     target_sweeps = None if duration_s is None else round(duration_s * config.sample_rate_hz)

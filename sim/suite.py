@@ -335,3 +335,37 @@ CASES = CASES + (
                 escape_threshold=32, rice_shift=7, select_shift=7, initial_k=15),
     _compressor(4, 12, "white", 40, "long", fifo_entries=8, block_sweeps=4),
 )
+
+
+# -- bandwidth modes through the whole system (hdl/framer.py, docs/wire-format.md) ---------------
+
+
+def _system_modes(config: SystemConfig, cycles: int, why: str,
+                  mode_writes: list[tuple[int, int]]) -> BenchCase:
+    """A system bench that writes BANDWIDTH_MODE over the register bus at the given cycles."""
+    case = _system(config, cycles, why)
+    params = dict(case.params, mode_writes=[list(w) for w in mode_writes])
+    return BenchCase(bench=case.bench, label=case.label, component=case.component,
+                     params=params, config=config)
+
+
+def _coded(**fields: Any) -> SystemConfig:
+    from spikeforge.firmware.compression import CodecConfig
+
+    codec = CodecConfig(enabled=True, block_sweeps=fields.pop("block_sweeps"))
+    return SystemConfig(codec=codec, **fields)
+
+
+CASES = CASES + (
+    _system_modes(_coded(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                         block_sweeps=16, test_source=TestSourceConfig(noise_shift=3)),
+                  50_000, "lossless mode", [(0, 1)]),
+    _system_modes(_coded(channels=8, sweeps_per_frame=4, baud=1_000_000,
+                         link_buffer_samples=128, block_sweeps=4),
+                  60_000, "lossless, link too slow: drops", [(0, 1)]),
+    _system_modes(_coded(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                         block_sweeps=16, detector=DetectorConfig(enabled=True),
+                         test_source=TestSourceConfig(spike_rate_hz=400.0)),
+                  60_000, "mode switch raw, lossless, refused, raw, events",
+                  [(12_003, 1), (25_000, 3), (32_011, 0), (45_000, 2)]),
+)

@@ -226,7 +226,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
         print(f"virtual board: {board.config.describe()} at {url}", file=sys.stderr)
     try:
         with Device.open(url, baud=_record_baud(args)) as device:
-            final = record(device, Path(args.out), duration_s=args.duration, on_status=show)
+            final = record(device, Path(args.out), duration_s=args.duration, on_status=show,
+                           mode=args.mode)
     finally:
         if board is not None:
             print(f"virtual board: {board.stop()}", file=sys.stderr)
@@ -620,6 +621,10 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--duration", type=float, help="seconds of device time (default: until "
                      "Ctrl-C)")
     rec.add_argument("--out", required=True, help="folder to create")
+    rec.add_argument("--mode", choices=("raw", "lossless"),
+                     help="bandwidth mode to record in (set over the control path; the "
+                          "device refuses a mode its build lacks, e.g. lossless without "
+                          "a coder). Default: as the device is")
     rec.set_defaults(run=_cmd_record)
 
     status = commands.add_parser(

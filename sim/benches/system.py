@@ -5,7 +5,9 @@ its start bit begins — equals the golden models' (test source -> framer -> UAR
 source -> conditioner -> detector -> framer for the EVENTS frames), that no byte has a
 framing error, and that the device's FRAMES_SENT, FRAMES_DROPPED, EVENTS_EMITTED,
 EVENTS_DROPPED and EVENT_FRAMES_SENT registers, read over the register bus, equal the
-model's counts. The captured bytes are saved to
+model's counts. ``mode_writes`` ([cycle, mode] pairs) switch the bandwidth mode over the
+register bus mid-run (a mode the build lacks is refused, and the bench checks the
+read-back); the model follows the accepted ones from the next cycle. The captured bytes are saved to
 ``uart.bin`` in the run folder for the host-side decoding test.
 
 With the RHD2000 source, behavioural chips (:mod:`spikeforge.sim.chips.rhd2000`) sit on
@@ -22,12 +24,38 @@ from cocotb.triggers import FallingEdge, ReadOnly
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.registers import register
+from spikeforge.firmware.wire import mode_unavailable_reason
 from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, UARTMonitor
 from spikeforge.sim.models.detector import device_events
 from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
 from spikeforge.sim.models.rhd2000 import frontend_samples, random_recordings
 from spikeforge.sim.models.source import source_signal
 from spikeforge.sim.runner import bench_parameters, report
+
+
+async def write_modes(bench: Bench, config: SystemConfig,
+                      writes: list[tuple[int, int]]) -> None:
+    """Write BANDWIDTH_MODE over the register bus: value v held on the bus in cycle w for
+    each (w, v). A mode the build lacks is refused by the device (not modelled as a change)."""
+    dut = bench.dut
+    for cycle, value in writes:
+        if cycle - bench.cycle() > 2:
+            await bench.cycles(cycle - bench.cycle() - 2)
+        await FallingEdge(dut.clk)
+        while bench.cycle() < cycle:
+            await FallingEdge(dut.clk)
+        assert bench.cycle() == cycle, f"mode write for cycle {cycle} came too late"
+        dut.registers__addr.value = register("BANDWIDTH_MODE").address
+        dut.registers__w_data.value = value
+        dut.registers__w_en.value = 1
+        await FallingEdge(dut.clk)
+        dut.registers__w_en.value = 0
+
+
+def modes_in_force(config: SystemConfig, writes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The framer's view of ``writes``: (first cycle, mode) of each accepted write."""
+    return [(cycle + 1, value) for cycle, value in writes
+            if mode_unavailable_reason(config, value) is None]
 
 
 async def read_register(bench: Bench, name: str) -> tuple[int, int]:
@@ -62,7 +90,10 @@ async def uart_bytes_match_model(dut):
         recordings = random_recordings(config, sweeps, seed=7)
         chips = [RHD2000Chip(kind, rec) for kind, rec in zip(config.rhd.chips, recordings)]
         RHD2000Bus(dut, chips, params["cable_delays"], CLOCK_PERIOD_NS, prefix="rhd_")
+    writes = [tuple(w) for w in params.get("mode_writes", [])]
     await bench.reset()
+    if writes:
+        cocotb.start_soon(write_modes(bench, config, writes))
     await bench.cycles(cycles)
 
     if config.source == "rhd":
@@ -76,7 +107,8 @@ async def uart_bytes_match_model(dut):
     # The RHD front-end emits its samples in the test source's cycles, so the detector
     # model sees them with the same latency.
     events = device_events(config, samples, SOURCE_LATENCY)
-    schedule = frame_stream(config, samples, events=events)
+    modes = modes_in_force(config, writes)
+    schedule = frame_stream(config, samples, events=events, modes=modes)
     event_output = schedule.event_output
 
     # Bytes whose stop bit has been sampled by the end of the run.
@@ -112,9 +144,15 @@ async def uart_bytes_match_model(dut):
     event_frames, at = await read_register(bench, "EVENT_FRAMES_SENT")
     assert event_frames == schedule.event_frames_sent_by(at), (
         f"EVENT_FRAMES_SENT reads {event_frames}, model {schedule.event_frames_sent_by(at)}")
+    mode, _ = await read_register(bench, "BANDWIDTH_MODE")
+    assert mode == (modes[-1][1] if modes else 0), (
+        f"BANDWIDTH_MODE reads {mode}; the writes accepted were {modes}")
+    damaged, _ = await read_register(bench, "COMPRESSED_BLOCKS_DAMAGED")
+    assert damaged == 0, f"the coder damaged {damaged} blocks; the framer must drain it"
     overruns, _ = await read_register(bench, "SOURCE_OVERRUNS")
     assert overruns == 0, f"the source lost {overruns} samples; the framer must never stall it"
 
     report(items=len(got), cycles=bench.cycle(), frames_sent=sent, frames_dropped=dropped,
            identity_frames=schedule.identity_frames, event_frames=event_frames,
-           events_emitted=emitted, events_dropped=events_dropped)
+           events_emitted=emitted, events_dropped=events_dropped,
+           blocks_sent=len(schedule.sent_blocks), blocks_dropped=len(schedule.dropped_blocks))

@@ -21,7 +21,7 @@ from spikeforge.firmware.compression import (
 )
 from spikeforge.firmware.errors import ConfigError
 
-__all__ = ["encode", "encode_words", "symbols"]
+__all__ = ["encode", "encode_words", "symbols", "code_lengths"]
 
 
 def encode(samples: np.ndarray, config: CodecConfig,
@@ -45,6 +45,11 @@ def encode(samples: np.ndarray, config: CodecConfig,
 def encode_words(samples: np.ndarray, config: CodecConfig,
                  codebook: Codebook | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All blocks as one uint16 word array, and the end index of each block in it."""
+    words, ends, _ = _encode(samples, config, codebook)
+    return words, ends
+
+
+def _encode(samples: np.ndarray, config: CodecConfig, codebook: Codebook | None):
     samples = np.ascontiguousarray(samples, dtype=np.int16)
     if samples.ndim != 2:
         raise ConfigError(f"samples must have shape (sweeps, channels), not {samples.shape}")
@@ -58,11 +63,20 @@ def encode_words(samples: np.ndarray, config: CodecConfig,
     words = np.zeros(capacity, dtype=np.uint16)
     ends = np.zeros(blocks, dtype=np.int64)
     order = config.fixed_order
+    lengths = np.zeros((sweeps, channels), dtype=np.int64)
     _encode_kernel(samples, config.block_sweeps, -1 if order is None else order,
                    config.rice_shift, config.select_shift, initial_rice_sum(config),
                    config.escape_threshold, config.codebook, table, base, multiplier, shift,
-                   words, ends)
-    return words[:ends[-1] if blocks else 0], ends
+                   words, ends, lengths)
+    return words[:ends[-1] if blocks else 0], ends, lengths
+
+
+def code_lengths(samples: np.ndarray, config: CodecConfig,
+                 codebook: Codebook | None = None) -> np.ndarray:
+    """The length in bits of each sample's code, shape ``(sweeps, channels)``: what the
+    framer model needs to know when the coder's words come out (its packer emits a word
+    each time 16 bits are complete)."""
+    return _encode(samples, config, codebook)[2]
 
 
 def symbols(samples: np.ndarray, config: CodecConfig,
@@ -97,7 +111,7 @@ def _bit_length(x):
 
 @numba.njit(cache=True)
 def _encode_kernel(samples, block_sweeps, fixed_order, rice_shift, select_shift, sum0, q_limit,
-                   use_codebook, table, base, multiplier, shift, words, ends):
+                   use_codebook, table, base, multiplier, shift, words, ends, lengths):
     sweeps, channels = samples.shape
     code_max = table.shape[0] - 1
     code_bits = _bit_length(code_max)
@@ -175,6 +189,7 @@ def _encode_kernel(samples, block_sweeps, fixed_order, rice_shift, select_shift,
                 h3[c] = h2[c]
                 h2[c] = h1[c]
                 h1[c] = s
+            lengths[n, c] = length
             acc |= bits << np.uint64(fill)
             fill += length
             while fill >= WORD_BITS:

@@ -19,6 +19,7 @@ from spikeforge.firmware.wire import (
     ReplyStatus,
     crc32,
     encode_reply,
+    mode_unavailable_reason,
 )
 
 from .registers import RegisterBankModel
@@ -36,6 +37,7 @@ class CommandDecoderModel:
     mapping, consulted at that moment)."""
 
     def __init__(self, config: SystemConfig, status: dict[str, int] | None = None):
+        self.config = config
         self.bank = RegisterBankModel(config)
         self._present = {r.address: r for r in REGISTERS if r.present(config)}
         self.status = dict(status or {})
@@ -101,7 +103,9 @@ class CommandDecoderModel:
             status, result = ReplyStatus.UNKNOWN_REGISTER, 0
         else:
             if op == CommandOp.WRITE and reg.access == "rw":
-                self.bank.write(address, value)
+                if reg.name != "BANDWIDTH_MODE" or mode_unavailable_reason(
+                        self.config, value) is None:
+                    self.bank.write(address, value)   # a mode the build lacks is refused
                 self.writes.append((address, value))
                 status = ReplyStatus.OK
             else:

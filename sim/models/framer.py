@@ -15,6 +15,13 @@ byte hand-overs to the UART), using the latencies each core's docstring states:
   ``10 * uart_divisor`` cycles later;
 * a sample leaves the buffer in the cycle its high byte is taken, freeing its reservation
   from the next cycle.
+
+Bandwidth modes (``modes``): the DATA path reads the mode at each slot's first sample, the
+COMPRESSED path at each coder block's first sample. The coder's words are timed by
+:func:`coder_blocks` from the coder's pipeline (``Compressor`` docstring): sample arriving
+in cycle a has its packer entry written in a+2, readable from a+3, and the coder's output
+FIFO gives one word per cycle; an admitted block is committed at its last word L, its frame
+descriptor readable from L+1 and its unused reservation freed from L+1.
 """
 
 from bisect import bisect_left
@@ -22,17 +29,82 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spikeforge.firmware.compression import WORD_BITS, worst_case_words
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.wire import (
     CRC_BYTES,
     HEADER_BYTES,
+    BandwidthMode,
     FrameType,
     build_frame,
     encode_identity,
 )
 from spikeforge.sim.models.detector import DeviceEvents, EventOutput
 
-__all__ = ["LinkSchedule", "frame_stream", "SOURCE_LATENCY"]
+__all__ = ["LinkSchedule", "frame_stream", "SOURCE_LATENCY", "CoderBlock", "coder_blocks",
+           "ModelLimit"]
+
+
+class ModelLimit(SpikeforgeError):
+    """The run goes where the model does not follow the RTL (a coder output overflow)."""
+
+
+@dataclass(frozen=True)
+class CoderBlock:
+    """One block as the coder emits it: its bytes and the cycle its last word comes out."""
+
+    payload: bytes
+    last_word_cycle: int
+
+    @property
+    def words(self) -> int:
+        return len(self.payload) // 2
+
+
+def coder_blocks(config: SystemConfig, samples: np.ndarray) -> list[CoderBlock]:
+    """The coder's blocks for ``samples`` (whole blocks only) and when their last words leave
+    the :class:`~spikeforge.hdl.compressor.Compressor` in the system (its sink, the framer,
+    is always ready). Raises :class:`ModelLimit` if its output FIFO would overflow."""
+    from spikeforge.sim.models.compressor import code_lengths, encode
+
+    codec = config.codec
+    cps = config.cycles_per_sample
+    channels = config.channels
+    block_sweeps = codec.block_sweeps
+    count = samples.shape[0] // block_sweeps
+    samples = samples[:count * block_sweeps]
+    payloads = encode(samples, codec)
+    lengths = code_lengths(samples, codec)
+    entries = max(16, 2 * channels)
+    depth = 1 << max(1, (entries - 1).bit_length())
+    written: list[int] = []      # entry write cycles
+    popped: list[int] = []       # cycle each entry's final word left
+    last_word = -1
+    out: list[CoderBlock] = []
+    fill = 0
+    for n in range(samples.shape[0]):
+        block_end = n % block_sweeps == block_sweeps - 1
+        for c in range(channels):
+            arrival = n * cps + c + SOURCE_LATENCY
+            total = fill + int(lengths[n, c])
+            if block_end and c == channels - 1:
+                words, fill = -(-total // WORD_BITS), 0
+            else:
+                words, fill = total // WORD_BITS, total % WORD_BITS
+            if words == 0:
+                continue
+            write = arrival + 2
+            level = len(written) - bisect_left(popped, write)
+            if level >= depth - 1:
+                raise ModelLimit(f"the coder's output FIFO overflows at cycle {write}; the "
+                                 "framer model does not follow damaged blocks")
+            written.append(write)
+            last_word = max(write + 1, last_word + 1) + words - 1
+            popped.append(last_word)
+            if block_end and c == channels - 1:
+                out.append(CoderBlock(payloads[len(out)], last_word))
+    return out
 
 #: Cycles from a sweep's start to its channel 0 sample reaching the framer.
 SOURCE_LATENCY = 2
@@ -52,6 +124,12 @@ class LinkSchedule:
     sent_slots: list[int] = field(default_factory=list)
     dropped_slots: list[int] = field(default_factory=list)
     identity_frames: int = 0
+    #: COMPRESSED frames: block numbers sent and dropped, and the cycles of the drops.
+    sent_blocks: list[int] = field(default_factory=list)
+    dropped_blocks: list[int] = field(default_factory=list)
+    _block_drop_cycles: list[int] = field(default_factory=list)
+    #: DATA and COMPRESSED frames in the order they went out: (FrameType, seq).
+    sent_frames: list[tuple[int, int]] = field(default_factory=list)
 
     def bytes_done_by(self, cycle: int, cycles_per_byte: int) -> bytes:
         """The bytes whose stop bit has ended by ``cycle``."""
@@ -60,10 +138,11 @@ class LinkSchedule:
 
     def dropped_before(self, cycle: int, config: SystemConfig) -> int:
         period = config.sweeps_per_frame * config.cycles_per_sample
-        return sum(1 for s in self.dropped_slots if s * period + SOURCE_LATENCY < cycle)
+        return (sum(1 for s in self.dropped_slots if s * period + SOURCE_LATENCY < cycle)
+                + sum(1 for d in self._block_drop_cycles if d < cycle))
 
     def sent_by(self, cycle: int) -> int:
-        """DATA frames whose last byte the UART had taken before ``cycle``."""
+        """DATA and COMPRESSED frames whose last byte the UART had taken before ``cycle``."""
         return sum(1 for end in self._data_frame_ends if end < cycle)
 
     _data_frame_ends: list[int] = field(default_factory=list)
@@ -76,8 +155,12 @@ class LinkSchedule:
 
 
 def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = True,
-                 events: DeviceEvents | None = None) -> LinkSchedule:
+                 events: DeviceEvents | None = None,
+                 modes: list[tuple[int, int]] | None = None) -> LinkSchedule:
     """The link's behaviour for ``samples`` (shape (sweeps, channels)) from reset on.
+
+    ``modes`` lists ``(cycle, mode)``: the bandwidth mode the framer sees from that cycle on
+    (a register write in cycle w is seen from w + 1); RAW before the first entry.
 
     Slots whose first sample is in ``samples`` are decided; a frame is only complete when
     all of its sweeps are given, so pass whole frames (trailing sweeps are ignored).
@@ -109,6 +192,24 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
     next_slot = 0
     next_event = 0                        # position in event_side.kept to send next
     events_seq = 0
+    mode_changes = sorted(modes or [])
+    mode_cycles = [cycle for cycle, _ in mode_changes]
+
+    def mode_at(cycle: int) -> int:
+        index = bisect_left(mode_cycles, cycle + 1)
+        return mode_changes[index - 1][1] if index else BandwidthMode.RAW
+
+    # COMPRESSED path (codec builds): decisions at block starts, descriptors at block ends.
+    coded = coder_blocks(config, samples) if config.codec.enabled else []
+    block_period = config.codec.block_sweeps * cps
+    worst = (worst_case_words(config.channels, config.codec.block_sweeps, config.codec)
+             if config.codec.enabled else 0)
+    coded_capacity = config.link_buffer_samples
+    block_admits: list[int] = []
+    block_releases: list[tuple[int, int]] = []   # (cycle of the last word, words freed)
+    coded_pops: list[int] = []
+    ready_blocks: list[int] = []                  # admitted blocks, in order
+    next_block = 0
 
     def send(byte_values: bytes, earliest: int) -> None:
         nonlocal uart_ready
@@ -127,7 +228,7 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
             t_decide = slot * spf * cps + SOURCE_LATENCY
             reserved = (frame_samples * bisect_left(admits, t_decide)
                         - bisect_left(pops, t_decide))
-            if not enable:
+            if not enable or mode_at(t_decide) != BandwidthMode.RAW:
                 continue
             if reserved + frame_samples > capacity:
                 out.dropped_slots.append(slot)
@@ -144,6 +245,7 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
             next_identity_slot = slot + config.identity_interval_frames
             start = out.accept_cycle[-1] + 1
         block = samples[slot * spf:(slot + 1) * spf]
+        out.sent_frames.append((FrameType.DATA, slot))
         frame = build_frame(FrameType.DATA, slot, block.astype("<i2").tobytes())
         send(frame[:HEADER_BYTES], start)
         payload = frame[HEADER_BYTES:-CRC_BYTES]
@@ -153,6 +255,49 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
             send(payload[2 * j:2 * j + 1], arrival + 1)
             send(payload[2 * j + 1:2 * j + 2], 0)
             pops.append(out.accept_cycle[-1])
+        send(frame[-CRC_BYTES:], 0)
+        out._data_frame_ends.append(out.accept_cycle[-1])
+
+    def decide_blocks(until: int) -> None:
+        nonlocal next_block
+        while next_block < len(coded) and next_block * block_period + SOURCE_LATENCY <= until:
+            block = next_block
+            next_block += 1
+            t_decide = block * block_period + SOURCE_LATENCY
+            if not enable or mode_at(t_decide) != BandwidthMode.LOSSLESS:
+                continue
+            reserved = (worst * bisect_left(block_admits, t_decide)
+                        - sum(freed for end, freed in block_releases if end < t_decide)
+                        - bisect_left(coded_pops, t_decide))
+            if reserved + worst > coded_capacity:
+                out.dropped_blocks.append(block)
+                out._block_drop_cycles.append(t_decide)
+                continue
+            block_admits.append(t_decide)
+            block_releases.append((coded[block].last_word_cycle, worst - coded[block].words))
+            out.sent_blocks.append(block)
+            ready_blocks.append(block)
+
+    def slots_started_before(cycle: int) -> int:
+        period = spf * cps
+        return max(0, -(-(cycle - SOURCE_LATENCY) // period))
+
+    def send_compressed(block: int, idle_cycle: int) -> None:
+        nonlocal identity_count, next_identity_slot
+        start = idle_cycle + 1
+        key = slots_started_before(idle_cycle)
+        if key >= next_identity_slot:
+            send(build_frame(FrameType.IDENTITY, identity_count, identity_payload), start)
+            identity_count += 1
+            next_identity_slot = key + config.identity_interval_frames
+            start = out.accept_cycle[-1] + 1
+        payload = coded[block].payload
+        out.sent_frames.append((FrameType.COMPRESSED, block))
+        frame = build_frame(FrameType.COMPRESSED, block, payload)
+        send(frame[:HEADER_BYTES], start)
+        for j in range(len(payload) // 2):
+            send(payload[2 * j:2 * j + 2], 0)
+            coded_pops.append(out.accept_cycle[-1])
         send(frame[-CRC_BYTES:], 0)
         out._data_frame_ends.append(out.accept_cycle[-1])
 
@@ -174,10 +319,13 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
     t = 0
     while True:
         decide_slots(t)
+        decide_blocks(t)
         event_side.decide_until(t)
         if waiting and waiting[0][1] + 1 <= t:
             slot, t_decide = waiting.pop(0)
             send_data(slot, t_decide, t + 1)
+        elif ready_blocks and coded[ready_blocks[0]].last_word_cycle + 1 <= t:
+            send_compressed(ready_blocks.pop(0), t)
         elif next_event < len(event_side.kept) and event_side.word_readable(next_event, 0) <= t:
             send_events(next_event, t + 1)
             next_event += 1
@@ -187,6 +335,10 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
                 candidates.append(waiting[0][1] + 1)
             if next_slot < slots:
                 candidates.append(next_slot * spf * cps + SOURCE_LATENCY)
+            if ready_blocks:
+                candidates.append(coded[ready_blocks[0]].last_word_cycle + 1)
+            if next_block < len(coded):
+                candidates.append(next_block * block_period + SOURCE_LATENCY)
             if next_event < len(event_side.kept):
                 candidates.append(event_side.word_readable(next_event, 0))
             emission = event_side.next_emission()

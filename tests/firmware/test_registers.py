@@ -52,3 +52,23 @@ def test_register_bank_reads_writes_and_ignores_read_only():
     assert seen["after CHANNELS"] == 8
     assert seen["after FRAMES_DROPPED"] == 1234
     assert seen["unmapped"] == 0
+
+
+def test_bandwidth_modes_follow_what_the_build_has():
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.firmware.config import DetectorConfig
+    from spikeforge.firmware.registers import reset_values
+    from spikeforge.firmware.wire import BandwidthMode, available_modes, mode_unavailable_reason
+
+    plain = SystemConfig(channels=4)
+    full = SystemConfig(channels=4, codec=CodecConfig(enabled=True),
+                        detector=DetectorConfig(enabled=True))
+    assert available_modes(plain) == 0b0001
+    assert available_modes(full) == 0b0111          # events+lfp is not built yet
+    assert identity_values(full)["BANDWIDTH_MODES"] == 0b0111
+    assert "SystemConfig.codec" in mode_unavailable_reason(plain, BandwidthMode.LOSSLESS)
+    assert "SystemConfig.detector" in mode_unavailable_reason(plain, BandwidthMode.EVENTS)
+    assert "no bandwidth mode 7" in mode_unavailable_reason(full, 7)
+    assert register("BANDWIDTH_MODE").address == 0xC0
+    assert reset_values(full)["BANDWIDTH_MODE"] == 0
+    assert not register("BANDWIDTH_MODE").present(plain)      # raw only: no register

@@ -195,3 +195,67 @@ def test_identify_reports_the_rhd_chips_the_device_found(make_device):
                                       ChipFound(1, "RHD2164", 64, 5)]
         fake.model.status.update(RHD_FOUND_DELAYS=0)   # calibration not finished
         assert device.chips() == []
+
+
+def test_configure_mode_switches_and_status_shows_it(make_device):
+    from spikeforge.firmware.compression import CodecConfig
+
+    config = SystemConfig(channels=4, codec=CodecConfig(enabled=True, block_sweeps=8))
+    fake, device = make_device(config)
+    with device:
+        device.identify()
+        assert device.mode() == "raw"
+        device.configure(mode="lossless")
+        assert fake.model.bank.values["BANDWIDTH_MODE"] == 1
+        assert device.mode() == "lossless"
+        assert "bandwidth mode         lossless" in device.status().lines()
+        device.configure(mode="raw")
+        assert fake.model.bank.values["BANDWIDTH_MODE"] == 0
+        with pytest.raises(RegisterRefused, match="mode must be one of"):
+            device.configure(mode="zip")
+
+
+def test_a_mode_the_build_lacks_is_refused_naming_the_config_field(make_device):
+    fake, device = make_device(SystemConfig(channels=4))
+    with device:
+        device.identify()
+        with pytest.raises(RegisterRefused, match="no register BANDWIDTH_MODES"):
+            device.read_register("BANDWIDTH_MODES")      # raw only: the identity says so
+        with pytest.raises(RegisterRefused, match=r"stays in 'raw'.*SystemConfig\.codec"):
+            device.configure(mode="lossless")
+        with pytest.raises(RegisterRefused, match=r"SystemConfig\.detector"):
+            device.set_mode("events")
+        device.set_mode("raw")
+        assert device.mode() == "raw"
+        # A raw-only build spends no logic on a mode register.
+        assert "BANDWIDTH_MODE" not in fake.model.bank.values
+        assert not [w for w in fake.model.writes if w[0] == register("BANDWIDTH_MODE").address]
+
+
+def test_events_plus_lfp_is_refused_until_it_is_built(make_device):
+    _, device = make_device(SystemConfig(channels=4, detector=DetectorConfig(enabled=True)))
+    with device:
+        device.identify()
+        assert device.read_register("BANDWIDTH_MODES") == 0b0101
+        device.set_mode("events")
+        with pytest.raises(RegisterRefused, match="LFP"):
+            device.set_mode("events+lfp")
+        assert device.mode() == "events"
+
+
+def test_record_sets_the_mode_it_is_asked_for(make_device, tmp_path):
+    import json
+
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.host.recorder import RecordingModeError, record
+
+    config = SystemConfig(channels=4, codec=CodecConfig(enabled=True, block_sweeps=8))
+    fake, device = make_device(config)
+    with device:
+        with pytest.raises(RecordingModeError, match="raw, lossless"):
+            record(device, tmp_path / "events", duration_s=0.01, mode="events")
+        final = record(device, tmp_path / "rec", duration_s=0.01, mode="lossless")
+        assert final.ended == "duration reached"
+        assert fake.model.bank.values["BANDWIDTH_MODE"] == 1
+    meta = json.loads(next((tmp_path / "rec").rglob("spikeforge.json")).read_text())
+    assert meta["mode"] == "lossless"

@@ -381,3 +381,33 @@ def test_sequence_gaps_count_lost_frames_across_the_wrap():
 def test_a_seq_going_backwards_restarts_tracking_without_a_gap():
     _, decoder = decode([seq_stream([100, 101, 5, 7])])
     assert decoder.stats.sequence_gaps == 1
+
+
+def test_a_bandwidth_mode_switch_is_no_gap_but_losses_within_a_mode_are():
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.sim.models.compressor import encode
+
+    config = SystemConfig(channels=2, sweeps_per_frame=4,
+                          codec=CodecConfig(enabled=True, block_sweeps=8))
+    rng = np.random.default_rng(3)
+    samples = rng.integers(-300, 300, size=(64, 2)).astype(np.int16)
+    blocks = encode(samples, config.codec)
+
+    def data(slot: int) -> bytes:
+        block = samples[slot * 4:(slot + 1) * 4]
+        return build_frame(FrameType.DATA, slot, block.astype("<i2").tobytes())
+
+    def coded(block: int) -> bytes:
+        return build_frame(FrameType.COMPRESSED, block, blocks[block])
+
+    # raw slots 0, 1, (2 lost), 3; lossless blocks 3, (4 lost), 5; raw again from slot 12
+    stream = [data(0), data(1), data(3), coded(3), coded(5), data(12), data(13)]
+    decoder = StreamDecoder(config)
+    items = decoder.feed(build_frame(FrameType.IDENTITY, 0, encode_identity(config))
+                         + b"".join(stream))
+    got = [i for i in items if isinstance(i, DataBlock)]
+    for block in got:
+        np.testing.assert_array_equal(
+            block.samples, samples[block.first_sample:block.first_sample + len(block.samples)])
+    assert [b.first_sample for b in got] == [0, 4, 12, 24, 40, 48, 52]
+    assert decoder.stats.sequence_gaps == 2

@@ -34,13 +34,14 @@ RECORDING = Path("Record Node 101/experiment1/recording1")
 class PlayedDevice:
     """Serves the model's byte stream on a local TCP port, at the link's real byte rate."""
 
-    def __init__(self, config: SystemConfig, seconds: float, *, close_after_s: float | None = None):
+    def __init__(self, config: SystemConfig, seconds: float, *, close_after_s: float | None = None,
+                 modes: list[tuple[int, int]] | None = None):
         self.config = config
         sweeps = int(seconds * config.sample_rate_hz)
         sweeps -= sweeps % config.sweeps_per_frame
         self.truth = source_signal(config, sweeps).samples
         self.events = device_events(config, self.truth, SOURCE_LATENCY)
-        self.schedule = frame_stream(config, self.truth, events=self.events)
+        self.schedule = frame_stream(config, self.truth, events=self.events, modes=modes)
         self.close_after_s = close_after_s
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
@@ -275,3 +276,36 @@ def test_after_kill_9_all_but_the_last_second_is_readable(tmp_path):
     assert meta["ended"] == "still recording"
     assert len(samples) >= written_before
     np.testing.assert_array_equal(samples, played.truth[:len(samples)])
+
+
+def test_lossless_frames_make_the_same_recording_as_raw_ones(tmp_path):
+    """A device in lossless mode (COMPRESSED frames, one coded block each) is recorded into
+    the same Open Ephys folder as the same device sending raw DATA frames."""
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.firmware.wire import BandwidthMode
+
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100,
+                          codec=CodecConfig(enabled=True, block_sweeps=16),
+                          test_source=TestSourceConfig(noise_shift=3))
+    recordings = {}
+    for name, modes in (("raw", None), ("lossless", [(0, BandwidthMode.LOSSLESS)])):
+        played = PlayedDevice(config, seconds=1.5, modes=modes)
+        kinds = {"raw": played.schedule.sent_slots, "lossless": played.schedule.sent_blocks}
+        assert kinds[name] and not (played.schedule.sent_blocks if name == "raw"
+                                    else played.schedule.sent_slots)
+        with Device.open(played.url) as device:
+            final = record(device, tmp_path / name, duration_s=0.5)
+        assert final.ended == "duration reached" and final.samples_lost == 0
+        reader, samples, meta = _read_back(tmp_path / name)
+        first = reader.get_signal_t_start(0, 0, 0) * config.sample_rate_hz
+        first = round(first)
+        np.testing.assert_array_equal(samples, played.truth[first:first + samples.shape[0]])
+        recordings[name] = (first, samples)
+    (raw_first, raw), (coded_first, coded) = recordings["raw"], recordings["lossless"]
+    assert raw.shape == coded.shape == (config.sample_rate_hz // 2, config.channels)
+    start = max(raw_first, coded_first)
+    stop = min(raw_first, coded_first) + raw.shape[0]
+    assert stop - start > raw.shape[0] // 2
+    np.testing.assert_array_equal(raw[start - raw_first:stop - raw_first],
+                                  coded[start - coded_first:stop - coded_first])

@@ -27,6 +27,9 @@ def test_rtl_matches_golden_model(case):
         return
 
     config = case.config
+    if "mode_writes" in case.params:
+        _check_modes(case)
+        return
     decoder = StreamDecoder()
     items = decoder.feed(case.capture_path.read_bytes())
     identities = [i for i in items if isinstance(i, Identity)]
@@ -69,3 +72,49 @@ def test_rtl_matches_golden_model(case):
         assert decoded, "this case exists to send EVENTS frames, and none were decoded"
     if "events and data drops" in case.label:
         assert schedule.event_output.dropped > 0, "no event was dropped"
+
+
+def _check_modes(case):
+    """Bandwidth-mode cases: every DATA and COMPRESSED frame on the wire, decoded by the real
+    host decoder, is exactly the source's samples; the frames are the model's, in order; the
+    host's gaps are the device's drops."""
+    from spikeforge.firmware.wire import FrameType
+    from spikeforge.host import FrameParser
+    from spikeforge.sim.benches.system import modes_in_force
+
+    config = case.config
+    capture = case.capture_path.read_bytes()
+    decoder = StreamDecoder()
+    items = decoder.feed(capture)
+    assert decoder.stats.crc_errors == 0 and decoder.stats.bytes_discarded == 0
+    assert decoder.stats.malformed == 0, decoder.last_error
+    blocks = [i for i in items if isinstance(i, DataBlock)]
+    assert blocks, "no data decoded"
+    last = max(b.first_sample + b.samples.shape[0] for b in blocks)
+    truth = source_signal(config, last + config.sweeps_per_frame).samples
+    for block in blocks:
+        np.testing.assert_array_equal(
+            block.samples, truth[block.first_sample:block.first_sample + block.samples.shape[0]],
+            err_msg=f"frame {block.seq} decodes to samples the source did not emit")
+
+    kinds = [(f.type, f.seq) for f in FrameParser().feed(capture)
+             if f.type in (FrameType.DATA, FrameType.COMPRESSED)]
+    modes = modes_in_force(config, [tuple(w) for w in case.params["mode_writes"]])
+    events = device_events(config, truth, SOURCE_LATENCY)
+    schedule = frame_stream(config, truth, events=events, modes=modes)
+    assert kinds == schedule.sent_frames[:len(kinds)], (
+        "decoded frames differ from those the model sent")
+    assert len(kinds) == len(blocks)
+    # Gaps count within each run of one frame type (a mode switch restarts tracking).
+    dropped = {FrameType.DATA: schedule.dropped_slots,
+               FrameType.COMPRESSED: schedule.dropped_blocks}
+    gaps = sum(1 for (k0, s0), (k1, s1) in zip(kinds, kinds[1:]) if k0 == k1
+               for s in dropped[k0] if s0 < s < s1)
+    assert decoder.stats.sequence_gaps == gaps
+    if "drops" in case.label:
+        assert schedule.dropped_blocks, "this case exists to drop blocks, and none were dropped"
+    if "lossless" in case.label:
+        assert any(k == FrameType.COMPRESSED for k, _ in kinds), "no COMPRESSED frame"
+    if "switch" in case.label:
+        assert any(k == FrameType.DATA for k, _ in kinds), "no DATA frame before the switch"
+        assert [i for i in items if isinstance(i, EventBlock)], "no EVENTS after the switch"

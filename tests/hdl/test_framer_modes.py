@@ -1,0 +1,88 @@
+"""The framer's COMPRESSED path on its own (Amaranth simulator): blocks become one frame
+each, a block the coder marks damaged is rolled back whole and counted, never sent."""
+
+from amaranth.sim import Simulator
+
+from spikeforge.firmware.compression import CodecConfig
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.wire import BandwidthMode, FrameType
+from spikeforge.hdl.framer import Framer
+from spikeforge.host import FrameParser
+
+CHANNELS = 2
+CPS = 8
+BLOCK_SWEEPS = 2
+
+
+def _run(blocks: list[tuple[list[int], bool]], mode: int) -> tuple[list, int, int]:
+    """Drive samples for len(blocks) blocks; after each block's samples the coder 'emits'
+    its words (the last one ``last``, ``damaged`` if asked). Returns the frames sent and
+    the frames_sent / frames_dropped counters."""
+    config = SystemConfig(channels=CHANNELS, sample_rate_hz=30_000, clock_hz=30_000 * CPS,
+                          baud=30_000 * CPS, sweeps_per_frame=1, link_buffer_samples=256,
+                          codec=CodecConfig(enabled=True, block_sweeps=BLOCK_SWEEPS))
+    dut = Framer(config)
+    out = bytearray()
+    counters = {}
+
+    async def bench(ctx):
+        ctx.set(dut.enable, 1)
+        ctx.set(dut.mode, mode)
+        ctx.set(dut.o.ready, 1)
+        for words, damaged in blocks:
+            # the block's samples, channel-serial
+            for sweep in range(BLOCK_SWEEPS):
+                for channel in range(CPS):
+                    valid = channel < CHANNELS
+                    ctx.set(dut.i.valid, valid)
+                    ctx.set(dut.i.payload.channel, channel if valid else 0)
+                    ctx.set(dut.i.payload.value, 100 * sweep + channel)
+                    ctx.set(dut.i.payload.first, valid and channel == 0)
+                    await _tick(ctx, dut, out)
+            ctx.set(dut.i.valid, 0)
+            # the coder's words of this block, before the next block's first sample
+            for index, word in enumerate(words):
+                last = index == len(words) - 1
+                ctx.set(dut.compressed.valid, 1)
+                ctx.set(dut.compressed.payload.data, word)
+                ctx.set(dut.compressed.payload.last, last)
+                ctx.set(dut.compressed.payload.damaged, damaged and last)
+                await _tick(ctx, dut, out)
+            ctx.set(dut.compressed.valid, 0)
+        for _ in range(400):
+            await _tick(ctx, dut, out)
+        counters["sent"] = ctx.get(dut.frames_sent)
+        counters["dropped"] = ctx.get(dut.frames_dropped)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    frames = [f for f in FrameParser().feed(bytes(out)) if f.type != FrameType.IDENTITY]
+    return frames, counters["sent"], counters["dropped"]
+
+
+async def _tick(ctx, dut, out: bytearray) -> None:
+    if ctx.get(dut.o.valid):
+        out.append(ctx.get(dut.o.payload))
+    await ctx.tick()
+
+
+def test_each_block_is_one_compressed_frame_and_a_damaged_block_is_never_sent():
+    blocks = [([0x1234, 0x2222, 0x3333], False),
+              ([0x4444, 0x5555, 0xDEAD], True),      # lost words: the coder marks it damaged
+              ([0x6666], False),
+              ([0x7777, 0x8888], False)]
+    frames, sent, dropped = _run(blocks, BandwidthMode.LOSSLESS)
+    assert [(f.type, f.seq) for f in frames] == [
+        (FrameType.COMPRESSED, 0), (FrameType.COMPRESSED, 2), (FrameType.COMPRESSED, 3)]
+    assert frames[0].payload == bytes.fromhex("341222223333")      # words little-endian
+    assert frames[1].payload == bytes.fromhex("6666")
+    assert frames[2].payload == bytes.fromhex("77778888")
+    assert (sent, dropped) == (3, 1)
+
+
+def test_other_modes_skip_the_coder_blocks_without_counting_drops():
+    blocks = [([0x1111, 0x2222], False), ([0x3333], True)]
+    frames, sent, dropped = _run(blocks, BandwidthMode.EVENTS)
+    assert frames == [] and (sent, dropped) == (0, 0)
