@@ -58,7 +58,8 @@ class RecordingStatus:
 def record(device: Device, out: Path, *, duration_s: float | None = None,
            flush_interval_s: float = 1.0,
            on_status: Callable[[RecordingStatus], None] | None = None,
-           control: bool | None = None) -> RecordingStatus:
+           control: bool | None = None,
+           channels: "list[int] | tuple[int, ...] | None" = None) -> RecordingStatus:
     """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever).
 
     ``control``: use the device's control path — :meth:`Device.start` before recording,
@@ -66,15 +67,33 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
     device answers commands (:meth:`Device.supports_control`); a device that only streams is
     recorded as it streams.
 
+    ``channels``: the channels to record, set as the device's channel mask before the
+    stream starts (needs the control path). Only the channels the mask enables are written
+    (the mask in force is read from the device when it answers commands, else the identity
+    frame's reset mask is assumed).
+
     Raises the device error or :class:`DiskFull` after closing the recording; a
     ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
     """
     config = device.identify()
     if control is None:
         control = device.supports_control()
+    if channels is not None and not control:
+        raise DeviceError(
+            "recording chosen channels needs a device that answers commands (the channel "
+            "mask is set through its registers); record every channel, or use a build with "
+            "the control path")
     if control:
+        # channel mask (branch mask): set it, or learn the one in force
+        if channels is not None:
+            device.stop()
+            device.set_channel_mask(channels)
+        else:
+            device.read_channel_mask()
         device.start()
-    writer = OpenEphysWriter(out, config, {"port": device.url, "control": control})
+    enabled = device.enabled_channels or config.enabled_channels
+    writer = OpenEphysWriter(out, config, {"port": device.url, "control": control},
+                             channels=enabled)
     started = time.monotonic()
     last_flush = started
     target_sweeps = None if duration_s is None else round(duration_s * config.sample_rate_hz)
@@ -112,6 +131,10 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
                                and (end is None or e.sample < end))
                 writer.write_events(replace(item, events=inside))
             if isinstance(item, DataBlock):
+                if item.channels != writer.channels:   # channel mask
+                    if writer.first_sample is None:
+                        continue    # buffered before the mask was set: not recorded
+                    return finish("the channel mask changed on the device; recording ended")
                 if writer.first_sample is None:
                     end = None if target_sweeps is None else item.first_sample + target_sweeps
                 if end is not None and item.first_sample >= end:

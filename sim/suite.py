@@ -335,3 +335,18 @@ CASES = CASES + (
                 escape_threshold=32, rice_shift=7, select_shift=7, initial_k=15),
     _compressor(4, 12, "white", 40, "long", fifo_entries=8, block_sweeps=4),
 )
+
+
+# -- channel mask (branch mask): masked builds, DATA frames carry the enabled channels -------
+CASES = CASES + (
+    _system(SystemConfig(channels=8, sweeps_per_frame=8, link_buffer_samples=256,
+                         channel_mask=(1, 3, 4, 7), detector=DetectorConfig(enabled=True)),
+            80_000, "channel mask 1,3,4,7"),
+    _system(SystemConfig(channels=6, sweeps_per_frame=4, link_buffer_samples=64,
+                         channel_mask=(5,)),
+            60_000, "channel mask: one channel, the last"),
+    _system(SystemConfig(channels=40, sample_rate_hz=10_000, baud=12_000_000,
+                         sweeps_per_frame=2, link_buffer_samples=256,
+                         identity_interval_frames=8, channel_mask=(0, 31, 32, 39)),
+            60_000, "channel mask across two words"),
+)

@@ -226,7 +226,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
         print(f"virtual board: {board.config.describe()} at {url}", file=sys.stderr)
     try:
         with Device.open(url, baud=_record_baud(args)) as device:
-            final = record(device, Path(args.out), duration_s=args.duration, on_status=show)
+            final = record(device, Path(args.out), duration_s=args.duration, on_status=show,
+                           channels=_channels_enabled(args))
     finally:
         if board is not None:
             print(f"virtual board: {board.stop()}", file=sys.stderr)
@@ -235,6 +236,14 @@ def _cmd_record(args: argparse.Namespace) -> int:
         print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
               f"listed in spikeforge.json", file=sys.stderr)
     return 0
+
+
+def _channels_enabled(args: argparse.Namespace) -> "tuple[int, ...] | None":
+    """``record --channels-enabled 0,2,5-7`` (channel mask; None: leave the device's)."""
+    from spikeforge.firmware.config import parse_channels
+
+    text = getattr(args, "channels_enabled", None)
+    return None if text is None else parse_channels(text)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -620,6 +629,10 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--duration", type=float, help="seconds of device time (default: until "
                      "Ctrl-C)")
     rec.add_argument("--out", required=True, help="folder to create")
+    rec.add_argument("--channels-enabled", metavar="LIST",
+                     help="record only these device channels, e.g. 0,2,5-7: set as the "
+                          "device's channel mask before the stream starts (needs the control "
+                          "path; default: the mask the device has, after reset every channel)")
     rec.set_defaults(run=_cmd_record)
 
     status = commands.add_parser(
