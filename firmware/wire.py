@@ -16,7 +16,9 @@ on the device still uses its number; so ``seq * sweeps_per_frame`` is the sample
 the frame's first sweep, and a gap in ``seq`` is exactly the number of frames lost.
 
 A DATA payload holds ``sweeps_per_frame`` sweeps, each one little-endian int16 sample per
-channel in channel order (sweep-major, the interleaved layout of Open Ephys' continuous.dat).
+channel in channel order (sweep-major, the interleaved layout of Open Ephys' continuous.dat);
+only the channels the channel mask enables (all by default, ``SystemConfig.channel_mask``
+and registers ``CHANNEL_MASK*``).
 
 An EVENTS payload is a sequence of whole event records (:data:`EVENT_RECORD` then the
 snippet): samples before and after the peak in the snippet (uint8 each, so the record's

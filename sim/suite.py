@@ -350,3 +350,21 @@ CASES = CASES + (
                          identity_interval_frames=8, channel_mask=(0, 31, 32, 39)),
             60_000, "channel mask across two words"),
 )
+
+
+def _channel_mask(config: SystemConfig, cycles: int, seed: int, why: str) -> BenchCase:
+    from spikeforge.hdl.channel_mask import ChannelMask
+
+    return BenchCase(
+        bench="channel_mask", label=f"{config.channels}ch {why}",
+        component=lambda: ChannelMask(config),
+        params={"config": config.to_dict(), "cycles": cycles, "seed": seed}, config=config,
+    )
+
+
+CASES = CASES + (
+    _channel_mask(SystemConfig(channels=1), 3000, 1, "one channel"),
+    _channel_mask(SystemConfig(channels=7, channel_mask=(2, 6)), 4000, 2, "reset mask 2,6"),
+    _channel_mask(SystemConfig(channels=70, sweeps_per_frame=8, link_buffer_samples=2048,
+                               channel_mask=(69,)), 6000, 3, "three words, partial last"),
+)
