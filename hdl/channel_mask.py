@@ -36,7 +36,8 @@ class ChannelMask(wiring.Component):
         that sample passes, and ``keep`` is ready in the next sample's own cycle.
     keep : out
         Whether the sample on ``channel`` in this cycle is enabled. Combinational; no
-        latency is added to the sample path.
+        latency is added to the sample path. Valid from the first cycle after reset (the
+        sources' first sample comes two cycles later).
     enabled : out
         Channels enabled (1 .. ``config.channels``).
     index : in

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from spikeforge.firmware.errors import SpikeforgeError
 
-from .device import Device, DeviceError
+from .device import Device, DeviceError, RegisterRefused
 from .frames import DataBlock, EventBlock
 from .openephys import OpenEphysWriter
 
@@ -89,7 +89,10 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
             device.stop()
             device.set_channel_mask(channels)
         else:
-            device.read_channel_mask()
+            try:
+                device.read_channel_mask()
+            except RegisterRefused:
+                pass    # a bitstream older than the channel mask: every channel
         device.start()
     enabled = device.enabled_channels or config.enabled_channels
     writer = OpenEphysWriter(out, config, {"port": device.url, "control": control},
