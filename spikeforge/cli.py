@@ -238,6 +238,17 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_channel_mask(device) -> None:
+    """``status``: the channels DATA frames carry, read from the device."""
+    from spikeforge.firmware.config import format_channels
+    from spikeforge.host.device import RegisterRefused
+
+    try:
+        print(f"channels enabled: {format_channels(device.read_channel_mask())}")
+    except RegisterRefused:
+        print("channels enabled: all (the bitstream has no channel mask registers)")
+
+
 def _channels_enabled(args: argparse.Namespace) -> "tuple[int, ...] | None":
     """``record --channels-enabled 0,2,5-7`` (channel mask; None: leave the device's)."""
     from spikeforge.firmware.config import parse_channels
@@ -272,6 +283,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 print("chips found: " + (", ".join(
                     f"line {c.line}: {c.kind} ({c.amplifiers} amplifiers, MISO delay "
                     f"{c.miso_delay})" for c in chips) or "none"))
+            _print_channel_mask(device)  # channel mask (branch mask)
             for line in device.status().lines():
                 print(line)
     finally:
