@@ -18,7 +18,7 @@ from .rhd2000 import RHDConfig
 from .test_signal import SPIKE_TEMPLATE
 
 __all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
-           "MIN_SAME_CHANNEL_SPACING", "CodecConfig"]
+           "MIN_SAME_CHANNEL_SPACING", "CodecConfig", "format_channels", "parse_channels"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
@@ -111,6 +111,12 @@ class SystemConfig:
         Parameters of the conditioning and spike-detection cores.
     codec:
         Parameters of the lossless coder (``docs/compression.md``); disabled by default.
+    channel_mask:
+        The channels DATA frames carry after reset, as channel indices (``None``: every
+        channel). The device can change it at run time (registers ``CHANNEL_MASK_INDEX`` /
+        ``CHANNEL_MASK``, while the stream is stopped); builds without the control path keep
+        it fixed. Only DATA frames are masked: conditioner, detector and coder see every
+        channel. Stored sorted, and ``None`` when it names every channel.
     """
 
     channels: int = 4
@@ -125,9 +131,33 @@ class SystemConfig:
     rhd: RHDConfig = field(default_factory=RHDConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
+    # -- channel mask (branch mask) --
+    channel_mask: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self._validate()
+        self._normalise_channel_mask()
+
+    def _normalise_channel_mask(self) -> None:
+        mask = self.channel_mask
+        if mask is None:
+            return
+        if isinstance(mask, str | bytes) or not all(
+                isinstance(c, int) and not isinstance(c, bool) for c in mask):
+            raise ConfigError(
+                f"channel_mask must be a sequence of channel indices (or None for every "
+                f"channel), not {mask!r}")
+        enabled = tuple(sorted(set(mask)))
+        if not enabled:
+            raise ConfigError(
+                "channel_mask must enable at least one channel; use None for every channel")
+        if enabled[0] < 0 or enabled[-1] >= self.channels:
+            raise ConfigError(
+                f"channel_mask names channel(s) "
+                f"{', '.join(str(c) for c in enabled if not 0 <= c < self.channels)}, but "
+                f"the device has channels 0..{self.channels - 1}")
+        object.__setattr__(self, "channel_mask",
+                           None if len(enabled) == self.channels else enabled)
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -283,6 +313,20 @@ class SystemConfig:
         return 2 * self.frame_samples
 
     @property
+    def enabled_channels(self) -> tuple[int, ...]:
+        """The channels DATA frames carry after reset (``channel_mask``), ascending."""
+        return tuple(range(self.channels)) if self.channel_mask is None else self.channel_mask
+
+    @property
+    def channel_mask_words(self) -> tuple[int, ...]:
+        """The reset mask as 32-bit words, channel ``c`` at bit ``c % 32`` of word
+        ``c // 32`` (the ``CHANNEL_MASK`` register's layout)."""
+        words = [0] * (-(-self.channels // 32))
+        for channel in self.enabled_channels:
+            words[channel // 32] |= 1 << channel % 32
+        return tuple(words)
+
+    @property
     def spike_start_threshold(self) -> int:
         return self.test_source.spike_start_threshold(self.sample_rate_hz)
 
@@ -333,6 +377,8 @@ class SystemConfig:
             data["detector"] = DetectorConfig(**data["detector"])
         if isinstance(data.get("codec"), dict):
             data["codec"] = CodecConfig(**data["codec"])
+        if isinstance(data.get("channel_mask"), list):
+            data["channel_mask"] = tuple(data["channel_mask"])
         return cls(**data)
 
     def describe(self) -> str:
@@ -342,4 +388,41 @@ class SystemConfig:
             f"{source}{self.channels}ch@{self.sample_rate_hz / 1000:g}kS/s "
             f"clk={self.clock_hz / 1e6:g}MHz baud={self.baud / 1e6:g}M "
             f"spf={self.sweeps_per_frame} load={self.link_load:.0%}"
+            + ("" if self.channel_mask is None
+               else f" mask={format_channels(self.channel_mask)}")
         )
+
+
+def format_channels(channels: "tuple[int, ...] | list[int]") -> str:
+    """Channel indices as ranges, ``0,2,5-7`` (the form ``parse_channels`` reads)."""
+    parts: list[str] = []
+    values = sorted(set(channels))
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and values[end + 1] == values[end] + 1:
+            end += 1
+        parts.append(str(values[start]) if end == start
+                     else f"{values[start]}-{values[end]}")
+        start = end + 1
+    return ",".join(parts)
+
+
+def parse_channels(text: str) -> tuple[int, ...]:
+    """``"0,2,5-7"`` -> ``(0, 2, 5, 6, 7)``; raises :class:`ConfigError` naming the bad part."""
+    channels: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                low, high = (int(v) for v in part.split("-", 1))
+                if high < low:
+                    raise ValueError
+                channels.update(range(low, high + 1))
+            else:
+                channels.add(int(part))
+        except ValueError:
+            raise ConfigError(
+                f"cannot read channel list {text!r} at {part!r}; write channel numbers and "
+                f"ranges separated by commas, e.g. 0,2,5-7") from None
+    return tuple(sorted(channels))

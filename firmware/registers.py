@@ -54,6 +54,18 @@ REGISTERS: tuple[Register, ...] = (
     Register("CLOCK_HZ", 0x04, "const", "system clock"),
     Register("SOURCE", 0x05, "const", "index of the sample source in config.SOURCES"),
     Register("STREAM_ENABLE", 0x10, "rw", "1: data frames are sent; 0: slots are skipped", 1),
+    # channel mask (hdl/channel_mask.py)
+    Register("CHANNEL_MASK_INDEX", 0x11, "rw",
+             "which 32-channel word CHANNEL_MASK and CHANNEL_MASK_IN_FORCE address"),
+    Register("CHANNEL_MASK", 0x12, "rw",
+             "writing stores the word (channel 32*index+i at bit i) into the mask of the "
+             "channels DATA frames carry, only while STREAM_ENABLE is 0 and no DATA frame is "
+             "buffered, and only if at least one channel stays enabled (else ignored); reads "
+             "the last value written",
+             lambda c: c.channel_mask_words[0]),
+    Register("CHANNEL_MASK_IN_FORCE", 0x13, "status",
+             "the mask word at CHANNEL_MASK_INDEX as the framer uses it (0 past the channels)"),
+    Register("ENABLED_CHANNELS", 0x14, "status", "channels in each DATA sweep"),
     Register("FRAMES_SENT", 0x20, "status", "DATA and COMPRESSED frames sent since reset"),
     Register("FRAMES_DROPPED", 0x21, "status",
              "DATA and COMPRESSED frames dropped whole: link too slow"),

@@ -16,7 +16,9 @@ on the device still uses its number; so ``seq * sweeps_per_frame`` is the sample
 the frame's first sweep, and a gap in ``seq`` is exactly the number of frames lost.
 
 A DATA payload holds ``sweeps_per_frame`` sweeps, each one little-endian int16 sample per
-channel in channel order (sweep-major, the interleaved layout of Open Ephys' continuous.dat).
+channel in channel order (sweep-major, the interleaved layout of Open Ephys' continuous.dat);
+only the channels the channel mask enables (all by default, ``SystemConfig.channel_mask``
+and registers ``CHANNEL_MASK*``).
 
 An EVENTS payload is a sequence of whole event records (:data:`EVENT_RECORD` then the
 snippet): samples before and after the peak in the snippet (uint8 each, so the record's
@@ -44,6 +46,7 @@ __all__ = [
     "SYNC", "FrameType", "HEADER", "HEADER_BYTES", "CRC_BYTES", "DATA_FRAME_OVERHEAD_BYTES",
     "WIRE_VERSION", "IDENTITY_MAGIC", "crc32", "build_frame", "encode_identity",
     "decode_identity", "IDENTITY_PAYLOAD_BYTES", "EVENT_RECORD", "encode_event",
+    "identity_payload_bytes",
     # control path
     "COMMAND", "REPLY", "CommandOp", "ReplyStatus", "COMMAND_FRAME_BYTES", "REPLY_FRAME_BYTES",
     "MIN_RX_DIVISOR", "COMMAND_TIMEOUT_S", "encode_command", "encode_reply", "decode_reply",
@@ -54,8 +57,8 @@ __all__ = [
 
 SYNC = b"\xa5\x5a"
 #: 2: EVENTS frames; the identity carries the RHD front-end's and the detector's
-#: configuration.
-WIRE_VERSION = 3
+#: configuration. 3: the codec's configuration. 4: the reset channel mask (branch mask).
+WIRE_VERSION = 4
 
 
 class FrameType(IntEnum):
@@ -153,7 +156,26 @@ _DETECTOR = struct.Struct("<BBBBBBBBHHHHIddBBB")
 #: block_sweeps, predictor code (0..3 fixed order, 4 adaptive), rice_shift, select_shift,
 #: initial_k, escape_threshold, codebook, codebook_bits.
 _CODEC = struct.Struct("<BHBBBBBBB")
+#: The fixed part of an IDENTITY payload; since version 4 the reset channel mask follows
+#: (:func:`identity_payload_bytes`).
 IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size + _CODEC.size
+
+
+# -- channel mask (branch mask) --
+def identity_payload_bytes(channels: int) -> int:
+    """Length of the IDENTITY payload of a device with ``channels`` channels: the fixed part
+    and the reset channel mask, one little-endian uint32 per 32 channels (channel ``c`` at
+    bit ``c % 32`` of word ``c // 32``, as the ``CHANNEL_MASK`` register)."""
+    return IDENTITY_PAYLOAD_BYTES + 4 * -(-channels // 32)
+
+
+def _encode_mask(config: SystemConfig) -> bytes:
+    return b"".join(word.to_bytes(4, "little") for word in config.channel_mask_words)
+
+
+def _decode_mask(payload: bytes, channels: int) -> tuple[int, ...]:
+    words = [int.from_bytes(payload[i:i + 4], "little") for i in range(0, len(payload), 4)]
+    return tuple(c for c in range(channels) if words[c // 32] >> c % 32 & 1)
 _POLARITY_NAMES = {code: name for name, code in POLARITIES.items()}
 
 
@@ -171,7 +193,7 @@ def encode_identity(config: SystemConfig) -> bytes:
         det.max_snippet_pre, det.max_snippet_post, det.threshold_k16, det.noise_step,
         det.noise_init_lsb, det.dead_samples, det.event_queue, det.event_buffer_words,
         det.highpass_hz, det.lowpass_hz, int(det.neo), det.neo_shift, int(det.enabled),
-    ) + _encode_codec(config.codec)
+    ) + _encode_codec(config.codec) + _encode_mask(config)
 
 
 def _encode_codec(codec: CodecConfig) -> bytes:
@@ -198,12 +220,17 @@ def decode_identity(payload: bytes) -> SystemConfig:
             f"device speaks wire format version {payload[4]}, this host speaks {WIRE_VERSION}; "
             "update spikeforge on the host or rebuild the bitstream from the same version"
         )
-    if len(payload) != IDENTITY_PAYLOAD_BYTES:
+    if len(payload) < _IDENTITY.size:
         raise WireFormatError(
-            f"identity payload must be {IDENTITY_PAYLOAD_BYTES} bytes, not {len(payload)}"
-        )
+            f"identity payload must be at least {IDENTITY_PAYLOAD_BYTES} bytes, not "
+            f"{len(payload)}")
     (magic, _version, source, noise_shift, _reserved, channels, rate, clock, baud, spf,
      buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack(payload[:_IDENTITY.size])
+    if len(payload) != identity_payload_bytes(channels):
+        raise WireFormatError(
+            f"identity payload of a {channels}-channel device must be "
+            f"{identity_payload_bytes(channels)} bytes, not {len(payload)}"
+        )
     if magic != IDENTITY_MAGIC:
         raise WireFormatError(f"identity magic must be {IDENTITY_MAGIC!r}, not {magic!r}")
     rhd_end = _IDENTITY.size + _RHD.size
@@ -229,6 +256,7 @@ def decode_identity(payload: bytes) -> SystemConfig:
             event_buffer_words=buffer_words, neo=bool(neo), neo_shift=neo_shift,
             enabled=bool(enabled)),
         codec=_decode_codec(payload, rhd_end + _DETECTOR.size),
+        channel_mask=_decode_mask(payload[IDENTITY_PAYLOAD_BYTES:], channels),
     )
 
 

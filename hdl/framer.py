@@ -151,6 +151,16 @@ class Framer(wiring.Component):
         a damaged block).
     event_frames_sent : unsigned(32), out
         EVENTS frames fully sent.
+    keep : in
+        Channel mask (:class:`~spikeforge.hdl.channel_mask.ChannelMask`): whether the sample
+        on ``i`` in this cycle goes into the DATA frame. Masked samples are not buffered;
+        the slot decision is still made at channel 0's sample of the slot's first sweep.
+        Tied high (every channel) when not driven.
+    frame_samples : in
+        Samples in a DATA frame, enabled channels x ``sweeps_per_frame``; must only change
+        while ``idle`` is high and ``enable`` low (the DATA frame length is 2 x this).
+    idle : out
+        No DATA frame is being filled or waits to be sent.
     """
 
     def __init__(self, config: SystemConfig):
@@ -166,6 +176,9 @@ class Framer(wiring.Component):
             "event_frames_sent": Out(32),
             **({"compressed": In(stream.Signature(CompressedWordLayout()))}
                if config.codec.enabled else {}),
+            "keep": In(1, init=1),
+            "frame_samples": In(range(config.frame_samples + 1), init=config.frame_samples),
+            "idle": Out(1),
         })
         if config.codec.enabled:
             worst = worst_case_words(config.channels, config.codec.block_sweeps, config.codec)
@@ -180,12 +193,13 @@ class Framer(wiring.Component):
     def elaborate(self, platform):
         config = self._config
         m = Module()
-        frame_samples = config.frame_samples
+        frame_samples = self.frame_samples  # channel mask: run-time, enabled x spf
         capacity = config.link_buffer_samples
         identity = encode_identity(config)
 
         m.submodules.samples = samples = StreamFifo(16, capacity)
-        m.submodules.slots = slots = StreamFifo(32, capacity // frame_samples + 1)
+        # channel mask: as many slots as frames of one channel fit
+        m.submodules.slots = slots = StreamFifo(32, capacity // config.sweeps_per_frame + 1)
 
         data_dropped = Signal()       # a DATA slot is dropped in this cycle
         block_dropped = Signal(2)     # coded blocks dropped (refused, rolled back) this cycle
@@ -207,6 +221,7 @@ class Framer(wiring.Component):
                 & (reserved + frame_samples <= capacity))
         admit = slot_start & fits
         write = self.i.valid & ((slot_start & fits) | (~slot_start & writing))
+        write = write & self.keep  # channel mask: masked samples are not buffered
 
         m.d.comb += [
             self.i.ready.eq(1),
@@ -214,6 +229,7 @@ class Framer(wiring.Component):
             samples.w.valid.eq(write),
             slots.w.payload.eq(slot_seq),
             slots.w.valid.eq(admit),
+            self.idle.eq(~writing & ~slots.r.valid),  # channel mask: may change now
         ]
         with m.If(self.i.valid & self.i.payload.first):
             m.d.sync += sweep_in_slot.eq(
@@ -244,7 +260,7 @@ class Framer(wiring.Component):
         events_seq = Signal(32)
         index = Signal(range(max(len(identity), 9)))
         high_byte = Signal()
-        samples_left = Signal(range(frame_samples + 1))
+        samples_left = Signal(range(config.frame_samples + 1))
         crc = Signal(32)
         identity_count = Signal(32)
         next_identity_slot = Signal(32)
@@ -288,7 +304,7 @@ class Framer(wiring.Component):
                         start_frame(FrameType.IDENTITY, identity_count, len(identity))
                         m.d.sync += identity_count.eq(identity_count + 1)
                     with m.Else():
-                        start_frame(FrameType.DATA, slots.r.payload, config.payload_bytes)
+                        start_frame(FrameType.DATA, slots.r.payload, 2 * frame_samples)  # mask
                     m.next = "HEADER"
                 if blocks is not None:
                     with m.Elif(blocks.r.valid):
@@ -363,7 +379,7 @@ class Framer(wiring.Component):
                             with m.If(~identity_before_block if config.codec.enabled
                                       else 1):
                                 start_frame(FrameType.DATA, slots.r.payload,
-                                            config.payload_bytes)
+                                            2 * frame_samples)
                             if blocks is not None:
                                 with m.Else():
                                     start_frame(FrameType.COMPRESSED, blocks.r.payload[:32],

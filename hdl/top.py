@@ -10,6 +10,7 @@ from spikeforge.firmware.errors import ConfigError
 from spikeforge.firmware.registers import register
 from spikeforge.firmware.wire import available_modes, has_control_path
 
+from .channel_mask import ChannelMask
 from .compressor import Compressor
 from .conditioner import Conditioner
 from .control import CommandDecoder, LinkArbiter
@@ -91,6 +92,7 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
         bus = self._control(m, framer, uart, bank)
+        self._channel_mask(m, source, framer, bank, bus)  # channel mask (branch mask)
         if not config.detector.enabled:
             wiring.connect(m, source.o, framer.i)
             m.d.comb += framer.events.valid.eq(0)
@@ -193,6 +195,27 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.compressor = compressor = Compressor(config)
         wiring.connect(m, compressor.o, framer.compressed)
         return compressor
+
+    def _channel_mask(self, m: Module, source, framer: Framer, bank: RegisterBank,
+                      bus) -> None:
+        """The run-time channel mask: which samples the framer puts into DATA frames
+        (registers CHANNEL_MASK_INDEX, CHANNEL_MASK, CHANNEL_MASK_IN_FORCE,
+        ENABLED_CHANNELS). It changes only while the stream is stopped and the framer
+        holds no DATA frame."""
+        config = self.config
+        m.submodules.channel_mask = mask = ChannelMask(config)
+        m.d.comb += [
+            mask.valid.eq(source.o.valid),
+            mask.channel.eq(source.o.payload.channel),
+            framer.keep.eq(mask.keep),
+            framer.frame_samples.eq(mask.enabled * config.sweeps_per_frame),
+            mask.index.eq(bank.channel_mask_index),
+            mask.w_en.eq(bus.w_en & (bus.addr == register("CHANNEL_MASK").address)),
+            mask.w_data.eq(bus.w_data),
+            mask.allow.eq(~bank.stream_enable[0] & framer.idle),
+            bank.channel_mask_in_force.eq(mask.in_force),
+            bank.enabled_channels.eq(mask.enabled),
+        ]
 
     def _connect_rhd(self, m: Module, front_end: RHDFrontEnd, bank: RegisterBank,
                      bus) -> None:

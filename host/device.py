@@ -10,6 +10,12 @@ Control: :meth:`Device.read_register` / :meth:`Device.write_register` send COMMA
 corrupt or late reply is retried with the same tag, which the device recognises (it re-sends
 its stored reply instead of carrying the command out again). :meth:`configure`,
 :meth:`start`, :meth:`stop`, :meth:`status` and :meth:`chips` are built on them.
+
+Channel mask: DATA frames carry only the channels the device's mask enables.
+:meth:`identify` learns the reset mask from the identity frame; :meth:`read_channel_mask`
+reads the mask in force from the registers, and ``configure(channels=[...])`` changes it
+(only while the stream is stopped; see :meth:`set_channel_mask`). Either way the decoder
+follows, so :class:`DataBlock` names its channels.
 """
 
 import errno
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 import serial
 import serial.tools.list_ports
 
-from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.config import SystemConfig, format_channels
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.registers import REGISTERS, Register, register
 from spikeforge.firmware.rhd2000 import CHIPS, ChipKind
@@ -226,6 +232,86 @@ class Device:
                     self.config = item.config
                 yield item
 
+    # -- channel mask (branch mask) -------------------------------------------------------------
+    @property
+    def enabled_channels(self) -> tuple[int, ...] | None:
+        """The channels DATA frames carry, as far as the host knows (None before
+        :meth:`identify`)."""
+        return self._decoder.enabled_channels
+
+    def read_channel_mask(self) -> tuple[int, ...]:
+        """Read the channel mask in force from the device (``ENABLED_CHANNELS``,
+        ``CHANNEL_MASK_IN_FORCE``) and decode the following DATA frames with it."""
+        config = self.config or self.identify()
+        enabled = self.read_register("ENABLED_CHANNELS")
+        if enabled == config.channels:
+            channels = tuple(range(config.channels))
+        else:
+            words = []
+            for index in range(-(-config.channels // 32)):
+                self.write_register("CHANNEL_MASK_INDEX", index)
+                words.append(self.read_register("CHANNEL_MASK_IN_FORCE"))
+            channels = tuple(c for c in range(config.channels) if words[c // 32] >> c % 32 & 1)
+            if len(channels) != enabled:
+                raise DeviceError(
+                    f"the device reports {enabled} enabled channels but its mask words "
+                    f"{[hex(w) for w in words]} enable {len(channels)}; was the mask "
+                    "changed while reading it? Read it again")
+        self._decoder.set_enabled_channels(channels)
+        return channels
+
+    def set_channel_mask(self, channels: "list[int] | tuple[int, ...] | range",
+                         *, drain_timeout_s: float = 5.0) -> tuple[int, ...]:
+        """Make DATA frames carry only ``channels`` (device channel numbers).
+
+        The device takes a new mask only while the stream is stopped (``STREAM_ENABLE`` 0)
+        and once the DATA frames it still buffers have gone out, so every frame has one
+        mask; until ``drain_timeout_s`` has passed a word the device did not take is written
+        again. Each word is checked against ``CHANNEL_MASK_IN_FORCE``; a word the device
+        refuses raises :class:`RegisterRefused`. Returns the channels now enabled.
+        """
+        config = self.config or self.identify()
+        try:
+            enabled = config.replace(channel_mask=tuple(channels)).enabled_channels
+        except SpikeforgeError as exc:
+            raise RegisterRefused(f"cannot set the channel mask: {exc}") from None
+        new = config.replace(channel_mask=enabled).channel_mask_words
+        # Words that enable channels first, so at least one channel is enabled throughout.
+        order = sorted(range(len(new)), key=lambda index: new[index] == 0)
+        for index in order:
+            self._write_mask_word(index, new[index], drain_timeout_s)
+        count = self.read_register("ENABLED_CHANNELS")
+        if count != len(enabled):
+            raise DeviceError(
+                f"the device reports {count} enabled channels after the mask "
+                f"{format_channels(enabled)} ({len(enabled)}) was written; is another "
+                "program writing to the device?")
+        self._decoder.set_enabled_channels(enabled)
+        return enabled
+
+    def _write_mask_word(self, index: int, word: int, drain_timeout_s: float) -> None:
+        self.write_register("CHANNEL_MASK_INDEX", index)
+        deadline = time.monotonic() + drain_timeout_s
+        while True:
+            self.write_register("CHANNEL_MASK", word)
+            in_force = self.read_register("CHANNEL_MASK_IN_FORCE")
+            if in_force == word:
+                return
+            if self.read_register("STREAM_ENABLE"):
+                raise RegisterRefused(
+                    f"the device refused the channel mask (word {index} reads "
+                    f"0x{in_force:08x}, not 0x{word:08x}): it is streaming; stop the stream "
+                    "first (Device.stop(), or configure(stream=False, channels=...)) and "
+                    "start it again afterwards")
+            if time.monotonic() > deadline:
+                raise RegisterRefused(
+                    f"the device refused the channel mask (word {index} reads "
+                    f"0x{in_force:08x}, not 0x{word:08x}) for {drain_timeout_s:g} s although "
+                    "the stream is stopped: DATA frames are still waiting to go out (is the "
+                    "link stalled?), or the mask would leave no channel enabled; at least "
+                    "one channel must stay enabled")
+            time.sleep(0.02)   # let the device send the DATA frames it still buffers
+
     def blocks(self, **kwargs: float) -> Iterator[DataBlock]:
         """Only the sample blocks of :meth:`items`."""
         for item in self.items(**kwargs):
@@ -361,10 +447,18 @@ class Device:
                   dead_samples: int | None = None, snippet_pre: int | None = None,
                   snippet_post: int | None = None, neo: bool | None = None,
                   threshold_k: float | dict[int, float] | None = None,
+                  channels: "list[int] | tuple[int, ...] | range | None" = None,
                   **registers: int) -> None:
         """Set what the register map offers; ``None`` leaves a setting as it is.
 
         ``mode`` is the bandwidth mode (:meth:`set_mode`, read back and checked).
+        ``channels``: the channels DATA frames carry (:meth:`set_channel_mask`). The stream
+        must be stopped for it: ``stream=False`` is applied before the mask and
+        ``stream=True`` after it, so ``configure(stream=False, channels=[0, 2])`` then
+        ``start()`` (or ``stream=True`` in a later call) changes the mask of a running
+        device; on a streaming device without ``stream=False`` it raises
+        :class:`RegisterRefused` (stop the stream first).
+
         ``polarity`` is "negative", "positive", "both", "off" or the code; ``threshold_k``
         (in standard deviations, 1/16 steps) is one value for all channels or a
         ``{channel: k}`` mapping. Any other register can be given by name
@@ -374,8 +468,10 @@ class Device:
 
         if mode is not None:
             self.set_mode(mode)
-        if stream is not None:
-            self.write_register("STREAM_ENABLE", int(stream))
+        if stream is False:
+            self.write_register("STREAM_ENABLE", 0)
+        if channels is not None:
+            self.set_channel_mask(channels)
         if polarity is not None:
             if isinstance(polarity, str):
                 codes = {"off": 0, **POLARITIES}
@@ -404,6 +500,8 @@ class Device:
                 self.write_register("DETECT_K", k16)
         for name, value in registers.items():
             self.write_register(name, value)
+        if stream is True:
+            self.write_register("STREAM_ENABLE", 1)
 
     def status(self) -> DeviceStatus:
         """The device's status registers (counters) and the host's link counters."""

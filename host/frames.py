@@ -60,7 +60,9 @@ class Frame:
 class DataBlock:
     """The samples of one DATA frame.
 
-    ``samples`` has shape ``(sweeps_per_frame, channels)``, dtype int16, and is read-only.
+    ``samples`` has shape ``(sweeps_per_frame, len(channels))``, dtype int16, and is
+    read-only. ``channels`` are the device's channel numbers of its columns, ascending: the
+    channels enabled by the channel mask (every channel, ``0 .. n-1``, when not given).
     ``first_sample`` is the sample number of its first sweep, ``seq * sweeps_per_frame``;
     like ``seq`` it wraps after 2**32 frames (about 145 years at 30 kS/s, 32 sweeps/frame).
     """
@@ -68,21 +70,36 @@ class DataBlock:
     seq: int
     first_sample: int
     samples: np.ndarray
+    channels: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.channels:
+            object.__setattr__(self, "channels", tuple(range(self.samples.shape[1])))
+        elif len(self.channels) != self.samples.shape[1]:
+            raise WireFormatError(
+                f"a data block of {self.samples.shape[1]} columns cannot carry channels "
+                f"{self.channels}")
 
     @classmethod
-    def from_frame(cls, frame: Frame, config: SystemConfig) -> "DataBlock":
-        """Decode a DATA frame; raises :class:`WireFormatError` if its size does not fit."""
-        if len(frame.payload) != config.payload_bytes:
+    def from_frame(cls, frame: Frame, config: SystemConfig,
+                   channels: tuple[int, ...] | None = None) -> "DataBlock":
+        """Decode a DATA frame carrying ``channels`` (the channel mask in force; the
+        configuration's reset mask if not given); raises :class:`WireFormatError` if its
+        size does not fit."""
+        channels = config.enabled_channels if channels is None else tuple(channels)
+        expected = 2 * config.sweeps_per_frame * len(channels)
+        if len(frame.payload) != expected:
             raise WireFormatError(
-                f"data frame seq {frame.seq} must carry {config.payload_bytes} bytes "
-                f"({config.sweeps_per_frame} sweeps x {config.channels} channels x 2), not "
+                f"data frame seq {frame.seq} must carry {expected} bytes "
+                f"({config.sweeps_per_frame} sweeps x {len(channels)} channels x 2), not "
                 f"{len(frame.payload)}; the device and the configuration disagree "
-                "(is the identity frame from the same bitstream?)"
+                "(is the identity frame from the same bitstream? was the channel mask "
+                "changed without Device.configure?)"
             )
         samples = np.frombuffer(frame.payload, dtype="<i2").reshape(
-            config.sweeps_per_frame, config.channels
+            config.sweeps_per_frame, len(channels)
         )
-        return cls(frame.seq, frame.seq * config.sweeps_per_frame, samples)
+        return cls(frame.seq, frame.seq * config.sweeps_per_frame, samples, channels)
 
     @classmethod
     def from_compressed_frame(cls, frame: Frame, config: SystemConfig,
@@ -367,11 +384,17 @@ class StreamDecoder:
         The value map the device's coder was loaded with (:class:`Codebook`), needed to
         decode COMPRESSED frames of a codec built with ``codebook=True``.
 
+    Channel mask: DATA frames carry the channels in :attr:`enabled_channels`, the reset mask
+    of the identity's configuration until :meth:`set_enabled_channels` says otherwise (the
+    host does after it changed the mask on the device: ``Device.configure``); a new
+    configuration in an identity frame resets it. :class:`DataBlock.channels` names them.
+
     COMPRESSED frames (one coded block each, ``docs/compression.md``) become the same
-    :class:`DataBlock` as DATA frames, ``first_sample = seq * codec.block_sweeps``. Their
-    seq counts blocks, DATA's counts slots, so gaps are counted within a run of one type
-    only: a bandwidth-mode switch (raw <-> lossless) restarts tracking without counting the
-    stretch the other mode carried. A block that does not decode is ``malformed``.
+    :class:`DataBlock` as DATA frames (every channel: the coder sees them all, whatever the
+    channel mask), ``first_sample = seq * codec.block_sweeps``. Their seq counts blocks,
+    DATA's counts slots, so gaps are counted within a run of one type only: a
+    bandwidth-mode switch (raw <-> lossless) restarts tracking without counting the stretch
+    the other mode carried. A block that does not decode is ``malformed``.
     """
 
     def __init__(self, config: SystemConfig | None = None, *,
@@ -386,6 +409,20 @@ class StreamDecoder:
         self._pending: deque[Frame] = deque(maxlen=max_pending_frames)
         #: Last seq per frame type (DATA slots and COMPRESSED blocks count separately).
         self._last_seq: dict[int, int] = {}
+        self._enabled_channels: tuple[int, ...] | None = None
+
+    # -- channel mask --
+    @property
+    def enabled_channels(self) -> tuple[int, ...] | None:
+        """The channels DATA frames carry (None while no configuration is known)."""
+        if self._enabled_channels is not None:
+            return self._enabled_channels
+        return None if self.config is None else self.config.enabled_channels
+
+    def set_enabled_channels(self, channels: "tuple[int, ...] | list[int] | None") -> None:
+        """DATA frames from now on carry ``channels`` (None: the configuration's reset
+        mask). Call it when no DATA frame of the old mask can still arrive."""
+        self._enabled_channels = None if channels is None else tuple(sorted(set(channels)))
 
     @property
     def pending_frames(self) -> int:
@@ -436,6 +473,7 @@ class StreamDecoder:
         if identity.config != self.config:
             self.config = identity.config
             self._last_seq.clear()
+            self._enabled_channels = None  # channel mask: a new device starts at its reset mask
         items.append(identity)
         while self._pending:
             self._decode_data(self._pending.popleft(), items)
@@ -448,7 +486,7 @@ class StreamDecoder:
                 items.append(DataBlock.from_compressed_frame(frame, self.config,
                                                              self.codebook))
             else:
-                items.append(DataBlock.from_frame(frame, self.config))
+                items.append(DataBlock.from_frame(frame, self.config, self.enabled_channels))
         except WireFormatError as error:
             self._reject(error)
 

@@ -1,10 +1,11 @@
 """Exports a spikeforge recording (Open Ephys binary folder) to NWB, with pynwb.
 
 ``spikeforge export --nwb OUT.nwb RECORDING``. The samples become an ``ElectricalSeries``
-(int16 with ``conversion`` to volts, so no copy is rescaled), one electrode per channel on
-one ``Device`` that carries the device configuration, and every stretch of lost samples
-(zero-filled in the recording) becomes a row of a ``data_loss`` interval table — losses
-stay visible in NWB too.
+(int16 with ``conversion`` to volts, so no copy is rescaled) over the channels the
+recording holds (those the channel mask enabled), one electrode per device channel (its id
+the channel number) on one ``Device`` that carries the device configuration, and every
+stretch of lost samples (zero-filled in the recording) becomes a row of a ``data_loss``
+interval table — losses stay visible in NWB too.
 
 Spikes the device detected (``spikeforge-detections/``) go to the ``ecephys`` processing
 module: one ``SpikeEventSeries`` per channel that fired, ``channel_NNNN`` (the
@@ -62,8 +63,10 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
     config = SystemConfig.from_dict(meta["device"])
     continuous = folder / "continuous" / stream["folder_name"].rstrip("/")
     samples = np.memmap(continuous / "continuous.dat", dtype="<i2", mode="r")
-    samples = samples[: len(samples) // config.channels * config.channels]
-    samples = samples.reshape(-1, config.channels)
+    # channel mask: the file holds the enabled channels only (all in older recordings)
+    enabled = [int(c) for c in meta.get("channels_enabled", range(config.channels))]
+    samples = samples[: len(samples) // len(enabled) * len(enabled)]
+    samples = samples.reshape(-1, len(enabled))
     sample_numbers = np.load(continuous / "sample_numbers.npy", mmap_mode="r")
     first_sample = int(sample_numbers[0]) if len(sample_numbers) else 0
 
@@ -73,9 +76,13 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
     device = nwb.create_device(name="spikeforge", description=json.dumps(config.to_dict()))
     group = nwb.create_electrode_group(name="channels", description="spikeforge channels",
                                        location="unknown", device=device)
+    # Every channel is an electrode (row = id = channel number; the detector sees them all);
+    # the ElectricalSeries refers to the recorded (enabled) ones.
     for channel in range(config.channels):
         nwb.add_electrode(group=group, location="unknown", id=channel)
-    region = nwb.create_electrode_table_region(list(range(config.channels)), "all channels")
+    region = nwb.create_electrode_table_region(
+        enabled, "all channels" if len(enabled) == config.channels
+        else "channels enabled by the channel mask")
     nwb.add_acquisition(ElectricalSeries(
         name="ElectricalSeries", data=H5DataIO(np.asarray(samples), chunks=True),
         electrodes=region, starting_time=first_sample / config.sample_rate_hz,

@@ -11,6 +11,11 @@ Layout (Open Ephys GUI >= 0.6)::
         spikeforge-detections/{sample_numbers,channels,peaks,snippet_pre,waveforms}.npy
     OUT/Record Node 101/experiment1/recording1/spikeforge.json    device, link and loss record
 
+Only the channels enabled by the device's channel mask are written: ``structure.oebin``
+lists them (``num_channels`` and one entry each, named ``CH<n+1>`` after the device's
+channel number ``n``, so neo and SpikeInterface see the real channel ids), and
+``spikeforge.json`` records the mask as ``channels_enabled``.
+
 Samples lost on the way (frames the device dropped, frames corrupted on the link) are
 written as zeros so that sample ``k`` of the file is always sweep ``k`` of the device; each
 lost stretch is also an event on TTL line 1 (state +1 at its first sample, -1 after its
@@ -99,10 +104,16 @@ class OpenEphysWriter:
         The device's configuration (channels, sample rate), as the device reported it.
     metadata:
         Extra JSON-serialisable facts kept in ``spikeforge.json`` (device identity, port).
+    channels:
+        The device channels recorded, ascending: the channel mask in force
+        (``config.enabled_channels`` if not given). Blocks must carry exactly these.
     """
 
-    def __init__(self, out: Path, config: SystemConfig, metadata: dict[str, Any] | None = None):
+    def __init__(self, out: Path, config: SystemConfig, metadata: dict[str, Any] | None = None,
+                 channels: "tuple[int, ...] | list[int] | None" = None):
         self.config = config
+        self.channels = (config.enabled_channels if channels is None
+                         else tuple(sorted(set(channels))))
         self.root = Path(out)
         if self.root.exists() and any(self.root.iterdir()):
             raise FileExistsError(
@@ -113,7 +124,8 @@ class OpenEphysWriter:
         continuous.mkdir(parents=True)
         events.mkdir(parents=True)
         (self.root / _NODE / "settings.xml").write_text(_settings_xml(config))
-        (self.recording / "structure.oebin").write_text(json.dumps(_structure(config), indent=2))
+        structure = _structure(config, self.channels)
+        (self.recording / "structure.oebin").write_text(json.dumps(structure, indent=2))
 
         self._data = open(continuous / "continuous.dat", "wb")  # noqa: SIM115
         self._sample_numbers = _NpyAppender(continuous / "sample_numbers.npy", "<i8")
@@ -122,7 +134,8 @@ class OpenEphysWriter:
                      (("states", "<i2"), ("sample_numbers", "<i8"), ("timestamps", "<f8"),
                       ("full_words", "<u8"))}
         self.metadata: dict[str, Any] = {
-            "device": config.to_dict(), "losses": [], **(metadata or {})}
+            "device": config.to_dict(), "channels_enabled": list(self.channels),
+            "losses": [], **(metadata or {})}
         self.first_sample: int | None = None
         self.next_sample: int | None = None
         self.samples_lost = 0
@@ -163,14 +176,15 @@ class OpenEphysWriter:
 
     @property
     def bytes_written(self) -> int:
-        return self.sweeps_written * self.config.channels * 2
+        return self.sweeps_written * len(self.channels) * 2
 
     def write(self, first_sample: int, samples: np.ndarray) -> None:
-        """Append ``samples`` (sweeps x channels, int16) starting at device sweep
+        """Append ``samples`` (sweeps x recorded channels, int16) starting at device sweep
         ``first_sample``; a gap since the last block is zero-filled and marked as a loss."""
-        if samples.ndim != 2 or samples.shape[1] != self.config.channels:
+        if samples.ndim != 2 or samples.shape[1] != len(self.channels):
             raise ValueError(
-                f"samples must have shape (sweeps, {self.config.channels}), not {samples.shape}")
+                f"samples must have shape (sweeps, {len(self.channels)}) for the "
+                f"{len(self.channels)} recorded channels, not {samples.shape}")
         if self.next_sample is None:
             self.first_sample = self.next_sample = first_sample
         if first_sample < self.next_sample:
@@ -198,7 +212,7 @@ class OpenEphysWriter:
         step = 1 << 16
         for chunk_start in range(start, stop, step):
             chunk = min(step, stop - chunk_start)
-            self._append(chunk_start, np.zeros((chunk, self.config.channels), dtype="<i2"))
+            self._append(chunk_start, np.zeros((chunk, len(self.channels)), dtype="<i2"))
 
     def _append(self, first_sample: int, samples: np.ndarray) -> None:
         numbers = np.arange(first_sample, first_sample + len(samples), dtype=np.int64)
@@ -229,12 +243,12 @@ class OpenEphysWriter:
             appender.close()
 
 
-def _structure(config: SystemConfig) -> dict[str, Any]:
+def _structure(config: SystemConfig, enabled: tuple[int, ...]) -> dict[str, Any]:
     channels = [
-        {"channel_name": f"CH{index + 1}", "description": "spikeforge channel",
+        {"channel_name": f"CH{index + 1}", "description": f"spikeforge channel {index}",
          "identifier": "genericdata.continuous", "history": "spikeforge",
          "bit_volts": MICROVOLTS_PER_BIT, "units": "uV"}
-        for index in range(config.channels)
+        for index in enabled
     ]
     return {
         "GUI version": "0.6.7",
@@ -242,7 +256,7 @@ def _structure(config: SystemConfig) -> dict[str, Any]:
             "folder_name": f"{_STREAM}/", "sample_rate": float(config.sample_rate_hz),
             "source_processor_name": "spikeforge", "source_processor_id": 100,
             "stream_name": "acquisition", "recorded_processor": "spikeforge",
-            "recorded_processor_id": 100, "num_channels": config.channels,
+            "recorded_processor_id": 100, "num_channels": len(enabled),
             "channels": channels,
         }],
         "events": [{

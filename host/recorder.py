@@ -15,7 +15,7 @@ from pathlib import Path
 
 from spikeforge.firmware.errors import SpikeforgeError
 
-from .device import Device, DeviceError, DeviceNoControl
+from .device import Device, DeviceError, DeviceNoControl, RegisterRefused
 from .frames import DataBlock, EventBlock
 from .openephys import OpenEphysWriter
 
@@ -66,7 +66,8 @@ class RecordingStatus:
 def record(device: Device, out: Path, *, duration_s: float | None = None,
            flush_interval_s: float = 1.0,
            on_status: Callable[[RecordingStatus], None] | None = None,
-           control: bool | None = None, mode: str | None = None) -> RecordingStatus:
+           control: bool | None = None, mode: str | None = None,
+           channels: "list[int] | tuple[int, ...] | None" = None) -> RecordingStatus:
     """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever).
 
     ``control``: use the device's control path — :meth:`Device.start` before recording,
@@ -79,6 +80,10 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
     frames decode to the same samples, so both give the same recording. The events-only
     modes carry no continuous samples, which this recorder is built around: not supported
     yet. ``None``: as the device is.
+    ``channels``: the channels to record, set as the device's channel mask before the
+    stream starts (needs the control path). Only the channels the mask enables are written
+    (the mask in force is read from the device when it answers commands, else the identity
+    frame's reset mask is assumed).
 
     Raises the device error or :class:`DiskFull` after closing the recording; a
     ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
@@ -97,11 +102,27 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
                 f"recording in bandwidth mode {mode!r} needs the device's control path, and "
                 f"{device.url} does not answer commands; record without --mode")
         device.set_mode(mode)
+    if channels is not None and not control:
+        raise DeviceError(
+            "recording chosen channels needs a device that answers commands (the channel "
+            "mask is set through its registers); record every channel, or use a build with "
+            "the control path")
     if control:
+        # The channel mask: set it, or learn the one in force.
+        if channels is not None:
+            device.stop()
+            device.set_channel_mask(channels)
+        else:
+            try:
+                device.read_channel_mask()
+            except RegisterRefused:
+                pass    # a bitstream older than the channel mask: every channel
         device.start()
+    enabled = device.enabled_channels or config.enabled_channels
     writer = OpenEphysWriter(out, config, {"port": device.url, "control": control,
                                            "mode": mode or (device.mode() if control else
-                                                            "as streamed")})
+                                                            "as streamed")},
+                             channels=enabled)
     started = time.monotonic()
     last_flush = started
     target_sweeps = None if duration_s is None else round(duration_s * config.sample_rate_hz)
@@ -139,6 +160,17 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
                                and (end is None or e.sample < end))
                 writer.write_events(replace(item, events=inside))
             if isinstance(item, DataBlock):
+                if item.channels != writer.channels and set(writer.channels) <= set(
+                        item.channels):
+                    # COMPRESSED blocks carry every channel (the coder ignores the mask):
+                    # the recording keeps the enabled ones.
+                    columns = [item.channels.index(c) for c in writer.channels]
+                    item = replace(item, samples=item.samples[:, columns],
+                                   channels=writer.channels)
+                if item.channels != writer.channels:   # the channel mask changed
+                    if writer.first_sample is None:
+                        continue    # buffered before the mask was set: not recorded
+                    return finish("the channel mask changed on the device; recording ended")
                 if writer.first_sample is None:
                     end = None if target_sweeps is None else item.first_sample + target_sweeps
                 if end is not None and item.first_sample >= end:

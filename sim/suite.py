@@ -369,3 +369,36 @@ CASES = CASES + (
                   60_000, "mode switch raw, lossless, refused, raw, events",
                   [(12_003, 1), (25_000, 3), (32_011, 0), (45_000, 2)]),
 )
+
+
+# -- channel mask (hdl/channel_mask.py): masked builds, DATA frames carry the enabled channels
+CASES = CASES + (
+    _system(SystemConfig(channels=8, sweeps_per_frame=8, link_buffer_samples=256,
+                         channel_mask=(1, 3, 4, 7), detector=DetectorConfig(enabled=True)),
+            80_000, "channel mask 1,3,4,7"),
+    _system(SystemConfig(channels=6, sweeps_per_frame=4, link_buffer_samples=64,
+                         channel_mask=(5,)),
+            60_000, "channel mask: one channel, the last"),
+    _system(SystemConfig(channels=40, sample_rate_hz=10_000, baud=12_000_000,
+                         sweeps_per_frame=2, link_buffer_samples=256,
+                         identity_interval_frames=8, channel_mask=(0, 31, 32, 39)),
+            60_000, "channel mask across two words"),
+)
+
+
+def _channel_mask(config: SystemConfig, cycles: int, seed: int, why: str) -> BenchCase:
+    from spikeforge.hdl.channel_mask import ChannelMask
+
+    return BenchCase(
+        bench="channel_mask", label=f"{config.channels}ch {why}",
+        component=lambda: ChannelMask(config),
+        params={"config": config.to_dict(), "cycles": cycles, "seed": seed}, config=config,
+    )
+
+
+CASES = CASES + (
+    _channel_mask(SystemConfig(channels=1), 3000, 1, "one channel"),
+    _channel_mask(SystemConfig(channels=7, channel_mask=(2, 6)), 4000, 2, "reset mask 2,6"),
+    _channel_mask(SystemConfig(channels=70, sweeps_per_frame=8, link_buffer_samples=2048,
+                               channel_mask=(69,)), 6000, 3, "three words, partial last"),
+)

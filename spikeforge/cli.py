@@ -227,7 +227,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     try:
         with Device.open(url, baud=_record_baud(args)) as device:
             final = record(device, Path(args.out), duration_s=args.duration, on_status=show,
-                           mode=args.mode)
+                           mode=args.mode, channels=_channels_enabled(args))
     finally:
         if board is not None:
             print(f"virtual board: {board.stop()}", file=sys.stderr)
@@ -236,6 +236,25 @@ def _cmd_record(args: argparse.Namespace) -> int:
         print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
               f"listed in spikeforge.json", file=sys.stderr)
     return 0
+
+
+def _print_channel_mask(device) -> None:
+    """``status``: the channels DATA frames carry, read from the device."""
+    from spikeforge.firmware.config import format_channels
+    from spikeforge.host.device import RegisterRefused
+
+    try:
+        print(f"channels enabled: {format_channels(device.read_channel_mask())}")
+    except RegisterRefused:
+        print("channels enabled: all (the bitstream has no channel mask registers)")
+
+
+def _channels_enabled(args: argparse.Namespace) -> "tuple[int, ...] | None":
+    """``record --channels-enabled 0,2,5-7`` (channel mask; None: leave the device's)."""
+    from spikeforge.firmware.config import parse_channels
+
+    text = getattr(args, "channels_enabled", None)
+    return None if text is None else parse_channels(text)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -264,6 +283,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 print("chips found: " + (", ".join(
                     f"line {c.line}: {c.kind} ({c.amplifiers} amplifiers, MISO delay "
                     f"{c.miso_delay})" for c in chips) or "none"))
+            _print_channel_mask(device)  # channel mask (branch mask)
             for line in device.status().lines():
                 print(line)
     finally:
@@ -625,6 +645,10 @@ def main(argv: list[str] | None = None) -> int:
                      help="bandwidth mode to record in (set over the control path; the "
                           "device refuses a mode its build lacks, e.g. lossless without "
                           "a coder). Default: as the device is")
+    rec.add_argument("--channels-enabled", metavar="LIST",
+                     help="record only these device channels, e.g. 0,2,5-7: set as the "
+                          "device's channel mask before the stream starts (needs the control "
+                          "path; default: the mask the device has, after reset every channel)")
     rec.set_defaults(run=_cmd_record)
 
     status = commands.add_parser(

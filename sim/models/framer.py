@@ -22,6 +22,10 @@ COMPRESSED path at each coder block's first sample. The coder's words are timed 
 in cycle a has its packer entry written in a+2, readable from a+3, and the coder's output
 FIFO gives one word per cycle; an admitted block is committed at its last word L, its frame
 descriptor readable from L+1 and its unused reservation freed from L+1.
+
+The channel mask (``config.channel_mask``, the reset mask; the model does not change it at
+run time) selects the channels DATA frames carry: a frame holds ``sweeps_per_frame`` x the
+enabled channels, and each payload byte waits for its own channel's sample.
 """
 
 from bisect import bisect_left
@@ -174,7 +178,8 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
     """
     cps = config.cycles_per_sample
     spf = config.sweeps_per_frame
-    frame_samples = config.frame_samples
+    enabled = list(config.enabled_channels)  # channel mask
+    frame_samples = config.sweeps_per_frame * len(enabled)  # channel mask
     capacity = config.link_buffer_samples
     T = config.cycles_per_byte
     slots = samples.shape[0] // spf
@@ -244,13 +249,14 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
             identity_count += 1
             next_identity_slot = slot + config.identity_interval_frames
             start = out.accept_cycle[-1] + 1
-        block = samples[slot * spf:(slot + 1) * spf]
+        block = samples[slot * spf:(slot + 1) * spf][:, enabled]  # channel mask
         out.sent_frames.append((FrameType.DATA, slot))
         frame = build_frame(FrameType.DATA, slot, block.astype("<i2").tobytes())
         send(frame[:HEADER_BYTES], start)
         payload = frame[HEADER_BYTES:-CRC_BYTES]
         for j in range(frame_samples):
-            sweep, channel = divmod(j, config.channels)
+            sweep, position = divmod(j, len(enabled))
+            channel = enabled[position]  # channel mask: the sample's real channel
             arrival = t_decide + sweep * cps + channel
             send(payload[2 * j:2 * j + 1], arrival + 1)
             send(payload[2 * j + 1:2 * j + 2], 0)

@@ -309,3 +309,28 @@ def test_lossless_frames_make_the_same_recording_as_raw_ones(tmp_path):
     assert stop - start > raw.shape[0] // 2
     np.testing.assert_array_equal(raw[start - raw_first:stop - raw_first],
                                   coded[start - coded_first:stop - coded_first])
+
+
+def test_a_masked_device_is_recorded_with_its_enabled_channels_only(tmp_path):
+    """A build whose reset mask enables 1, 3, 4, 7 of 8 channels: the recording holds those
+    four, named after the device channels, and NWB refers to them as electrodes 1, 3, 4, 7."""
+    config = SystemConfig(channels=8, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100, channel_mask=(1, 3, 4, 7))
+    played = PlayedDevice(config, seconds=1.0)
+    with Device.open(played.url) as device:
+        final = record(device, tmp_path / "rec", duration_s=0.5, control=False)
+    assert final.ended == "duration reached"
+
+    reader, samples, meta = _read_back(tmp_path / "rec")
+    assert samples.shape == (config.sample_rate_hz // 2, 4)
+    assert list(reader.header["signal_channels"]["name"]) == ["CH2", "CH4", "CH5", "CH8"]
+    assert meta["channels_enabled"] == [1, 3, 4, 7] and meta["samples_lost"] == 0
+    first = played.schedule.sent_slots[0] * config.sweeps_per_frame
+    np.testing.assert_array_equal(
+        samples, played.truth[first:first + len(samples)][:, [1, 3, 4, 7]])
+
+    pynwb = pytest.importorskip("pynwb")
+    with pynwb.NWBHDF5IO(str(export_nwb(tmp_path / "rec", tmp_path / "rec.nwb")), "r") as io:
+        series = io.read().acquisition["ElectricalSeries"]
+        np.testing.assert_array_equal(series.data[:], samples)
+        assert list(series.electrodes.to_dataframe().index) == [1, 3, 4, 7]

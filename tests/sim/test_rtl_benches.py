@@ -45,8 +45,11 @@ def test_rtl_matches_golden_model(case):
     else:
         truth = source_signal(config, last).samples
     for block in blocks:
+        # channel mask: DATA frames carry the enabled channels only
+        assert block.channels == config.enabled_channels
         np.testing.assert_array_equal(
-            block.samples, truth[block.first_sample:block.first_sample + config.sweeps_per_frame],
+            block.samples, truth[block.first_sample:block.first_sample + config.sweeps_per_frame,
+                                 list(block.channels)],
             err_msg=f"frame {block.seq} decodes to samples the source did not emit")
     seqs = [b.seq for b in blocks]
     events = device_events(config, truth, SOURCE_LATENCY)

@@ -245,3 +245,65 @@ def test_the_host_learns_the_chips_the_board_found(tmp_path):
     assert any(good), "no delay read the ROM"
     assert chips == [ChipFound(line=0, kind="RHD2132", amplifiers=32,
                                miso_delay=choose_delay(good))]
+
+
+# -- channel mask (branch mask) -----------------------------------------------------------------
+_MASK_URL = "sim://?channels=4&identity_interval_frames=16"   # the build of the tests above
+
+
+def test_record_chosen_channels_from_the_virtual_board(tmp_path):
+    """`spikeforge record --channels-enabled` sets the mask through configure() before the
+    stream starts; the recording holds exactly the source's samples of those channels."""
+    config = config_from_sim_url(_MASK_URL)
+    out = tmp_path / "rec"
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.cli", "record", "--port", _MASK_URL, "--duration",
+         "0.2", "--channels-enabled", "1,3", "--out", str(out)],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    reader = neo.rawio.OpenEphysBinaryRawIO(str(out))
+    reader.parse_header()
+    samples = reader.get_analogsignal_chunk(0, 0, stream_index=0)
+    assert list(reader.header["signal_channels"]["name"]) == ["CH2", "CH4"]
+    recording = out / "Record Node 101" / "experiment1" / "recording1"
+    first = int(np.load(recording / "continuous" / "spikeforge-100.acquisition" /
+                        "sample_numbers.npy")[0])
+    meta = json.loads((recording / "spikeforge.json").read_text())
+    assert meta["channels_enabled"] == [1, 3]
+    assert meta["samples_lost"] == 0 and meta["link"]["crc_errors"] == 0
+    assert samples.shape == (config.sample_rate_hz // 5, 2)
+    truth = source_signal(config, first + len(samples)).samples[first:, [1, 3]]
+    np.testing.assert_array_equal(samples, truth)
+
+
+def test_the_channel_mask_changes_only_while_the_stream_is_stopped():
+    from spikeforge.host.device import Device, RegisterRefused
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    config = config_from_sim_url(_MASK_URL)
+    board = VirtualBoard.start(config)
+    try:
+        with Device.open(board.url) as device:
+            assert device.identify() == config
+            assert device.read_channel_mask() == (0, 1, 2, 3)
+            with pytest.raises(RegisterRefused, match="streaming; stop the stream first"):
+                device.configure(channels=[2])
+            assert device.read_channel_mask() == (0, 1, 2, 3), "taken while streaming"
+            with pytest.raises(RegisterRefused, match="at least one channel"):
+                device.configure(channels=[])
+
+            device.configure(stream=False, channels=[0, 2])
+            # The device itself refuses a word that would leave no channel enabled.
+            device.write_register("CHANNEL_MASK_INDEX", 0)
+            device.write_register("CHANNEL_MASK", 0)
+            assert device.read_register("CHANNEL_MASK_IN_FORCE") == 0b0101
+            assert device.read_register("ENABLED_CHANNELS") == 2
+            device.start()
+            blocks = device.blocks()
+            block = next(b for b in blocks if b.channels == (0, 2))
+            truth = source_signal(config, block.first_sample + 32).samples
+            np.testing.assert_array_equal(
+                block.samples, truth[block.first_sample:block.first_sample + 32][:, [0, 2]])
+            assert device.stats.malformed == 0
+    finally:
+        board.stop()
