@@ -31,7 +31,9 @@ test: $(STAMP) lint
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 ## The slow regression guards: full board builds (fit and timing of every board's reference
-## configurations, RHD builds) and long virtual-board recordings. CI runs them after `test`.
+## configurations, RHD builds), long virtual-board recordings and the RTL bench cases of
+## sim.suite.SLOW_CASES (whole-system runs a faster default case also covers). CI runs them
+## after `test`.
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 

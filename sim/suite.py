@@ -402,3 +402,22 @@ CASES = CASES + (
     _channel_mask(SystemConfig(channels=70, sweeps_per_frame=8, link_buffer_samples=2048,
                                channel_mask=(69,)), 6000, 3, "three words, partial last"),
 )
+
+
+#: Cases `make test` leaves to `make test-slow` (CI runs both, `make sim` runs every case):
+#: each is a whole-system build and run whose ground a faster case of the default run also
+#: covers — (bench, the "why" its label ends with).
+SLOW_CASES: frozenset[tuple[str, str]] = frozenset({
+    ("system", "one channel, 1 cycle/bit"),
+    ("system", "32 channels"),
+    ("system", "slow link, frequent identity"),
+    ("system", "many spikes: EVENTS frames"),
+    ("system", "lossless mode"),
+    ("system", "channel mask: one channel, the last"),
+})
+
+
+def is_slow(case: BenchCase) -> bool:
+    """Whether ``case`` is one of :data:`SLOW_CASES`."""
+    return any(case.bench == bench and case.label.endswith(f"({why})")
+               for bench, why in SLOW_CASES)

@@ -13,12 +13,19 @@ from spikeforge.host import DataBlock, EventBlock, Identity, StreamDecoder
 from spikeforge.sim.models.detector import device_events
 from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
 from spikeforge.sim.models.source import source_signal
-from spikeforge.sim.suite import CASES, run_case
+from spikeforge.sim.suite import CASES, SLOW_CASES, is_slow, run_case
 
 pytestmark = pytest.mark.sim
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.case_id for c in CASES])
+def test_every_slow_case_names_one_case():
+    for bench, why in SLOW_CASES:
+        named = [c for c in CASES if c.bench == bench and c.label.endswith(f"({why})")]
+        assert len(named) == 1, f"SLOW_CASES entry {(bench, why)} names {len(named)} cases"
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if is_slow(c) else c
+                                  for c in CASES], ids=[c.case_id for c in CASES])
 def test_rtl_matches_golden_model(case):
     result = run_case(case)
     assert result.passed, f"{case.case_id} failed; the bench log is {result.log}"
