@@ -76,7 +76,13 @@ class Detector(wiring.Component):
     k_channel, k_value, k_write : in — write k (sixteenths) of one channel.
     events_emitted, events_dropped : unsigned(32), out.
 
-    Latency: a sample transferred in cycle t is decided in cycle t+1 (admission); the event's
+    Pipeline: stage 0 reads the channel's state; stage 1 computes and registers the products
+    (``k * noise`` and the NEO's) and the score; stage 2 compares, updates and writes the state
+    back. The state read of cycle t sees a write of cycle t (transparent), so two samples of
+    the same channel must be at least two cycles apart (``MIN_SAME_CHANNEL_SPACING``; the
+    acquisition schedule spaces them a sweep apart).
+
+    Latency: a sample transferred in cycle t is decided in cycle t+2 (admission); the event's
     first word can leave 3 cycles after the copier takes it, which is no earlier than the
     cycle after the sweep following ``peak + post`` entered (so ``post + 1`` sample periods
     after the peak at least).
@@ -86,7 +92,8 @@ class Detector(wiring.Component):
     of ``ring_depth`` x 16 bits.
     """
 
-    LATENCY = 1
+    LATENCY = 2
+    MIN_SAME_CHANNEL_SPACING = 2
 
     def __init__(self, config: SystemConfig):
         self._config = config
@@ -157,8 +164,11 @@ class Detector(wiring.Component):
             s1_sweep.eq(sample_sweep),
         ]
 
-        # Stage 1: threshold, tracker, search/dead state machine; ring write; emission.
-        state = layout(state_rd.data)
+        # Stage 1: the state read arrives; the products (threshold, NEO) and the score are
+        # computed and registered, so no path runs from the state memory through a product
+        # into the comparisons (the 85F's critical path when this was one stage). The ring
+        # is written here.
+        state1 = layout(state_rd.data)
         y = s1_value
         pre = Signal(8)
         post = Signal(8)
@@ -178,24 +188,45 @@ class Detector(wiring.Component):
         psi = Signal(signed(34))
         psi_scaled = Signal(signed(34))
         signal = Signal(signed(16))
-        centre = Signal(signed(16))
         m.d.comb += [
-            psi.eq(state.previous * state.previous - y * state.before),
+            psi.eq(state1.previous * state1.previous - y * state1.before),
             psi_scaled.eq(psi >> det.neo_shift),
             signal.eq(Mux(self.neo, Mux(psi_scaled > 32767, 32767,
                                         Mux(psi_scaled < -32768, -32768, psi_scaled)), y)),
-            centre.eq(Mux(self.neo, state.previous, y)),
         ]
-        y_score = Signal(signed(18))
-        threshold = Signal(NOISE_BITS + K_BITS + 11)
-        magnitude = Signal(17 + NOISE_FRAC_BITS)
-        m.d.comb += [
-            y_score.eq(Mux(self.neo, signal, score(signal))),
+        s2_valid = Signal()
+        s2_channel = Signal(chan_bits)
+        s2_value = Signal(signed(16))
+        s2_sweep = Signal(32)
+        s2_state = Signal(layout)
+        s2_centre = Signal(signed(16))
+        s2_score = Signal(signed(18))
+        s2_threshold = Signal(NOISE_BITS + K_BITS + 11)
+        s2_magnitude = Signal(17 + NOISE_FRAC_BITS)
+        m.d.sync += [
+            s2_valid.eq(s1_valid),
+            s2_channel.eq(s1_channel),
+            s2_value.eq(y),
+            s2_sweep.eq(s1_sweep),
+            s2_state.eq(state1),
+            s2_centre.eq(Mux(self.neo, state1.previous, y)),
+            s2_score.eq(Mux(self.neo, signal, score(signal))),
             # k * noise by one (DSP) multiplier; the constant 1/0.6745 by shifts and adds.
-            threshold.eq(multiply_by_constant(state.noise * k_rd.data, SIGMA_NUM)
-                         >> THRESHOLD_SHIFT),
-            magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
+            s2_threshold.eq(multiply_by_constant(state1.noise * k_rd.data, SIGMA_NUM)
+                            >> THRESHOLD_SHIFT),
+            s2_magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
         ]
+        m.d.comb += [
+            ring_wr.addr.eq(Cat(s1_sweep[:ring_bits], s1_channel)),
+            ring_wr.data.eq(y), ring_wr.en.eq(s1_valid),
+        ]
+
+        # Stage 2: tracker, search/dead state machine, state write-back; emission.
+        state = s2_state
+        y_score = s2_score
+        threshold = s2_threshold
+        magnitude = s2_magnitude
+        centre = s2_centre
         noise = Signal(NOISE_BITS)
         step = det.noise_step
         with m.If(magnitude > state.noise):
@@ -214,7 +245,8 @@ class Detector(wiring.Component):
         new = Signal(layout)
         emit = Signal()
         m.d.comb += new.eq(state)
-        m.d.comb += [new.noise.eq(noise), new.previous.eq(y), new.before.eq(state.previous)]
+        m.d.comb += [new.noise.eq(noise), new.previous.eq(s2_value),
+                     new.before.eq(state.previous)]
         with m.Switch(state.phase):
             with m.Case(ARMED):
                 with m.If((self.polarity != 0) & (y_score > threshold)):
@@ -239,9 +271,7 @@ class Detector(wiring.Component):
                     m.d.comb += new.phase.eq(ARMED)
 
         m.d.comb += [
-            state_wr.addr.eq(s1_channel), state_wr.data.eq(new), state_wr.en.eq(s1_valid),
-            ring_wr.addr.eq(Cat(s1_sweep[:ring_bits], s1_channel)),
-            ring_wr.data.eq(y), ring_wr.en.eq(s1_valid),
+            state_wr.addr.eq(s2_channel), state_wr.data.eq(new), state_wr.en.eq(s2_valid),
         ]
 
         # Admission: whole events or nothing.
@@ -252,14 +282,14 @@ class Detector(wiring.Component):
         reserved = Signal(range(capacity + 1))
         words = Signal(range(det.max_event_words + 1))
         m.d.comb += words.eq(EVENT_HEADER_WORDS + 1 + pre + post)
-        emitted = s1_valid & emit
+        emitted = s2_valid & emit
         admit = Signal()
         m.d.comb += admit.eq(emitted & queue.w.ready & (reserved + words <= capacity))
         pending = pending_layout(queue.w.payload)
         m.d.comb += [
             queue.w.valid.eq(admit),
-            pending.sweep.eq(s1_sweep - (next_count - new.peak_count) - self.neo),
-            pending.channel.eq(s1_channel),
+            pending.sweep.eq(s2_sweep - (next_count - new.peak_count) - self.neo),
+            pending.channel.eq(s2_channel),
             pending.peak.eq(new.peak_value),
             pending.pre.eq(pre),
             pending.post.eq(post),
