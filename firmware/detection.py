@@ -32,8 +32,10 @@ __all__ = [
 FILTER_FRAC_BITS = 8
 #: Filter coefficients are unsigned fractions of 2**COEF_BITS.
 COEF_BITS = 15
-#: Fraction bits of the noise tracker (median of |y| in LSB).
-NOISE_FRAC_BITS = 4
+#: Fraction bits of the noise tracker (median of |y| in LSB): its step is 1/64 LSB at the
+#: smallest, which keeps the estimate's jitter (and so the threshold's) low; 4 bits (1/16
+#: LSB) left it wandering by 6 % (``python -m spikeforge.sim.miss_study``).
+NOISE_FRAC_BITS = 6
 #: Width of the noise tracker: |y| <= 32768 with NOISE_FRAC_BITS fraction bits.
 NOISE_BITS = 16 + NOISE_FRAC_BITS
 #: The threshold factor k is stored in sixteenths (k16 = 80 is k = 5.0), 8 bits.
@@ -95,9 +97,10 @@ class DetectorConfig:
         than spike energy). A low-pass corner near or above Nyquist saturates its
         coefficient: the stage then passes (almost) everything.
     noise_step:
-        Step of the median tracker in 1/16 LSB per sample (default 1: the smallest step, the
-        least jitter of the noise estimate; it still settles from ``noise_init_lsb`` within
-        tens of milliseconds).
+        Step of the median tracker in 1/64 LSB per sample (``2**-NOISE_FRAC_BITS``; default 1:
+        the smallest step, the least jitter of the noise estimate; it still settles from
+        ``noise_init_lsb`` within about 0.1 s; 4 is the earlier default of 1/16 LSB, which
+        gives exactly the earlier detector).
     noise_init_lsb:
         Start value of the median tracker, in LSB (so detection starts near a sensible
         threshold instead of at zero).
@@ -156,8 +159,9 @@ class DetectorConfig:
                 f"detector band must satisfy 0 < highpass_hz < lowpass_hz and highpass_hz < "
                 f"{nyquist:g} Hz (Nyquist), not {self.highpass_hz!r} .. {self.lowpass_hz!r}"
             )
-        if not 1 <= self.noise_step <= 256:
-            raise ConfigError(f"detector noise_step must be 1..256, not {self.noise_step!r}")
+        if not 1 <= self.noise_step <= 1024:
+            raise ConfigError(f"detector noise_step must be 1..1024 (1/64 LSB each), not "
+                              f"{self.noise_step!r}")
         if not 0 <= self.noise_init_lsb < 2**15:
             raise ConfigError(
                 f"detector noise_init_lsb must be 0..32767, not {self.noise_init_lsb!r}")

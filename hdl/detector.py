@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.config import MIN_SAME_CHANNEL_SPACING, SystemConfig
 from spikeforge.firmware.detection import (
     COUNTER_BITS,
     EVENT_HEADER_WORDS,
@@ -29,7 +29,7 @@ class DetectorState(data.StructLayout):
 
     def __init__(self, config: SystemConfig):
         super().__init__({
-            "noise": unsigned(NOISE_BITS),          # median tracker of |y|, Q.4
+            "noise": unsigned(NOISE_BITS),          # median tracker of |y|, Q.6
             "phase": unsigned(2),                   # ARMED, SEARCH, DEAD
             "count": unsigned(COUNTER_BITS),        # samples since crossing / emission
             "peak_value": signed(16),               # y at the extremum so far
@@ -76,24 +76,25 @@ class Detector(wiring.Component):
     k_channel, k_value, k_write : in — write k (sixteenths) of one channel.
     events_emitted, events_dropped : unsigned(32), out.
 
-    Pipeline: stage 0 reads the channel's state; stage 1 computes and registers the products
-    (``k * noise`` and the NEO's) and the score; stage 2 compares, updates and writes the state
-    back. The state read of cycle t sees a write of cycle t (transparent), so two samples of
-    the same channel must be at least two cycles apart (``MIN_SAME_CHANNEL_SPACING``; the
-    acquisition schedule spaces them a sweep apart).
+    Pipeline: stage 0 reads the channel's state and k; stage 1 registers them (and writes the
+    sample to the ring); stage 2 computes and registers the products (``k * noise`` and the
+    NEO's) and the score; stage 3 compares, updates and writes the state back. The state read
+    of cycle t sees a write of cycle t (transparent), so two samples of the same channel must
+    be at least three cycles apart (``MIN_SAME_CHANNEL_SPACING``; the acquisition schedule
+    spaces them a sweep apart, at least 10 cycles).
 
-    Latency: a sample transferred in cycle t is decided in cycle t+2 (admission); the event's
+    Latency: a sample transferred in cycle t is decided in cycle t+3 (admission); the event's
     first word can leave 3 cycles after the copier takes it, which is no earlier than the
     cycle after the sweep following ``peak + post`` entered (so ``post + 1`` sample periods
     after the peak at least).
 
-    Per-channel state: :class:`DetectorState` (noise 20, phase 2, count 16, peak value 16,
+    Per-channel state: :class:`DetectorState` (noise 22, phase 2, count 16, peak value 16,
     peak score 18, peak index, two previous samples for the NEO 32) + k (8 bits) + a ring
     of ``ring_depth`` x 16 bits.
     """
 
-    LATENCY = 2
-    MIN_SAME_CHANNEL_SPACING = 2
+    LATENCY = 3
+    MIN_SAME_CHANNEL_SPACING = MIN_SAME_CHANNEL_SPACING
 
     def __init__(self, config: SystemConfig):
         self._config = config
@@ -164,12 +165,33 @@ class Detector(wiring.Component):
             s1_sweep.eq(sample_sweep),
         ]
 
-        # Stage 1: the state read arrives; the products (threshold, NEO) and the score are
-        # computed and registered, so no path runs from the state memory through a product
-        # into the comparisons (the 85F's critical path when this was one stage). The ring
-        # is written here.
-        state1 = layout(state_rd.data)
-        y = s1_value
+        # Stage 1: the state and k arrive from their memories and are registered as they
+        # are (a block RAM's output is slow: 5.8 ns of the 22 ns of 45 MHz on the ECP5). The
+        # ring is written here.
+        s2_valid = Signal()
+        s2_channel = Signal(chan_bits)
+        s2_value = Signal(signed(16))
+        s2_sweep = Signal(32)
+        s2_state = Signal(layout)
+        s2_k = Signal(K_BITS)
+        m.d.sync += [
+            s2_valid.eq(s1_valid),
+            s2_channel.eq(s1_channel),
+            s2_value.eq(s1_value),
+            s2_sweep.eq(s1_sweep),
+            s2_state.eq(state_rd.data),
+            s2_k.eq(k_rd.data),
+        ]
+        m.d.comb += [
+            ring_wr.addr.eq(Cat(s1_sweep[:ring_bits], s1_channel)),
+            ring_wr.data.eq(s1_value), ring_wr.en.eq(s1_valid),
+        ]
+
+        # Stage 2: the products (threshold, NEO) and the score are computed and registered,
+        # so no path runs from the state memory through a product into the comparisons (the
+        # 85F's critical path when detection was one stage).
+        state1 = s2_state
+        y = s2_value
         pre = Signal(8)
         post = Signal(8)
         m.d.comb += [
@@ -194,39 +216,34 @@ class Detector(wiring.Component):
             signal.eq(Mux(self.neo, Mux(psi_scaled > 32767, 32767,
                                         Mux(psi_scaled < -32768, -32768, psi_scaled)), y)),
         ]
-        s2_valid = Signal()
-        s2_channel = Signal(chan_bits)
-        s2_value = Signal(signed(16))
-        s2_sweep = Signal(32)
-        s2_state = Signal(layout)
-        s2_centre = Signal(signed(16))
-        s2_score = Signal(signed(18))
-        s2_threshold = Signal(NOISE_BITS + K_BITS + 11)
-        s2_magnitude = Signal(17 + NOISE_FRAC_BITS)
+        s3_valid = Signal()
+        s3_channel = Signal(chan_bits)
+        s3_value = Signal(signed(16))
+        s3_sweep = Signal(32)
+        s3_state = Signal(layout)
+        s3_centre = Signal(signed(16))
+        s3_score = Signal(signed(18))
+        s3_threshold = Signal(NOISE_BITS + K_BITS + 11)
+        s3_magnitude = Signal(17 + NOISE_FRAC_BITS)
         m.d.sync += [
-            s2_valid.eq(s1_valid),
-            s2_channel.eq(s1_channel),
-            s2_value.eq(y),
-            s2_sweep.eq(s1_sweep),
-            s2_state.eq(state1),
-            s2_centre.eq(Mux(self.neo, state1.previous, y)),
-            s2_score.eq(Mux(self.neo, signal, score(signal))),
+            s3_valid.eq(s2_valid),
+            s3_channel.eq(s2_channel),
+            s3_value.eq(y),
+            s3_sweep.eq(s2_sweep),
+            s3_state.eq(state1),
+            s3_centre.eq(Mux(self.neo, state1.previous, y)),
+            s3_score.eq(Mux(self.neo, signal, score(signal))),
             # k * noise by one (DSP) multiplier; the constant 1/0.6745 by shifts and adds.
-            s2_threshold.eq(multiply_by_constant(state1.noise * k_rd.data, SIGMA_NUM)
+            s3_threshold.eq(multiply_by_constant(state1.noise * s2_k, SIGMA_NUM)
                             >> THRESHOLD_SHIFT),
-            s2_magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
+            s3_magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
         ]
-        m.d.comb += [
-            ring_wr.addr.eq(Cat(s1_sweep[:ring_bits], s1_channel)),
-            ring_wr.data.eq(y), ring_wr.en.eq(s1_valid),
-        ]
-
-        # Stage 2: tracker, search/dead state machine, state write-back; emission.
-        state = s2_state
-        y_score = s2_score
-        threshold = s2_threshold
-        magnitude = s2_magnitude
-        centre = s2_centre
+        # Stage 3: tracker, search/dead state machine, state write-back; emission.
+        state = s3_state
+        y_score = s3_score
+        threshold = s3_threshold
+        magnitude = s3_magnitude
+        centre = s3_centre
         noise = Signal(NOISE_BITS)
         step = det.noise_step
         with m.If(magnitude > state.noise):
@@ -245,7 +262,7 @@ class Detector(wiring.Component):
         new = Signal(layout)
         emit = Signal()
         m.d.comb += new.eq(state)
-        m.d.comb += [new.noise.eq(noise), new.previous.eq(s2_value),
+        m.d.comb += [new.noise.eq(noise), new.previous.eq(s3_value),
                      new.before.eq(state.previous)]
         with m.Switch(state.phase):
             with m.Case(ARMED):
@@ -271,7 +288,7 @@ class Detector(wiring.Component):
                     m.d.comb += new.phase.eq(ARMED)
 
         m.d.comb += [
-            state_wr.addr.eq(s2_channel), state_wr.data.eq(new), state_wr.en.eq(s2_valid),
+            state_wr.addr.eq(s3_channel), state_wr.data.eq(new), state_wr.en.eq(s3_valid),
         ]
 
         # Admission: whole events or nothing.
@@ -282,14 +299,14 @@ class Detector(wiring.Component):
         reserved = Signal(range(capacity + 1))
         words = Signal(range(det.max_event_words + 1))
         m.d.comb += words.eq(EVENT_HEADER_WORDS + 1 + pre + post)
-        emitted = s2_valid & emit
+        emitted = s3_valid & emit
         admit = Signal()
         m.d.comb += admit.eq(emitted & queue.w.ready & (reserved + words <= capacity))
         pending = pending_layout(queue.w.payload)
         m.d.comb += [
             queue.w.valid.eq(admit),
-            pending.sweep.eq(s2_sweep - (next_count - new.peak_count) - self.neo),
-            pending.channel.eq(s2_channel),
+            pending.sweep.eq(s3_sweep - (next_count - new.peak_count) - self.neo),
+            pending.channel.eq(s3_channel),
             pending.peak.eq(new.peak_value),
             pending.pre.eq(pre),
             pending.post.eq(post),

@@ -298,11 +298,11 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
     return Admission(kept, dropped, first_word)
 
 
-#: Cycles from a sample entering the detector to its admission decision (state read, products,
-#: decision: :attr:`spikeforge.hdl.detector.Detector.LATENCY`).
-DETECTOR_LATENCY = 2
+#: Cycles from a sample entering the detector to its admission decision (state read, state
+#: registered, products, decision: :attr:`spikeforge.hdl.detector.Detector.LATENCY`).
+DETECTOR_LATENCY = 3
 #: Cycles from a sample leaving the source to its detection stage (conditioner latency 5,
-#: one pipeline stage per filter; detector 2): an event decided on sample (n, c) is
+#: one pipeline stage per filter; detector 3): an event decided on sample (n, c) is
 #: admitted in cycle ``n * cycles_per_sample + c + SOURCE_LATENCY + EMIT_LATENCY``.
 EMIT_LATENCY = 5 + DETECTOR_LATENCY
 

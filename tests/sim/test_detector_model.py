@@ -124,8 +124,8 @@ def test_ring_holds_every_snippet_until_it_is_copied():
 
 def test_neo_aligns_to_the_energy_peak_one_sample_back_and_ignores_polarity():
     # psi of this unfiltered stimulus is in the thousands: a faster tracker than the default
-    # (1/16 LSB per sample) settles on it within the recording.
-    config = SystemConfig(channels=3, detector=DetectorConfig(noise_step=4))
+    # (1/64 LSB per sample) settles on it within the recording: 1/4 LSB.
+    config = SystemConfig(channels=3, detector=DetectorConfig(noise_step=16))
     samples = stimulus("spikes", 8000, 3)
     neo = detect(config, samples, DetectorParams(np.full(3, 80), 1, 5, 8, 16, neo=True))
     assert len(neo) > 0
@@ -165,3 +165,15 @@ def test_1024_channels_are_independent_and_each_finds_its_own_spikes():
         both = np.isin(events.channel, [c, c + 1])
         assert np.array_equal(single.sweep, events.sweep[both])
         assert np.array_equal(single.snippets, events.snippets[both])
+
+
+def test_model_latency_is_the_gateways_pipeline_depth():
+    """The models time admissions and snippet completion by DETECTOR_LATENCY; it must be
+    the RTL's pipeline depth, and the configuration must space a channel's samples enough
+    for the detector's read-modify-write."""
+    from spikeforge.firmware.config import MIN_SAME_CHANNEL_SPACING
+    from spikeforge.hdl.detector import Detector
+    from spikeforge.sim.models.detector import DETECTOR_LATENCY
+
+    assert Detector.LATENCY == DETECTOR_LATENCY
+    assert MIN_SAME_CHANNEL_SPACING >= Detector.LATENCY
