@@ -34,9 +34,8 @@ MAX_PAYLOAD_BYTES = 65535
 MAX_BAUD_ERROR = 0.02
 #: Fewest cycles between two samples of the same channel that the read-modify-write
 #: pipelines of the conditioner and the detector handle (their state memories are read
-#: transparently to their write ports; the detector writes a channel's state back 3 cycles
-#: after reading it, so its samples must be 3 cycles apart; the conditioner needs 1).
-MIN_SAME_CHANNEL_SPACING = 3
+#: transparently to their write ports, so back-to-back samples of one channel would work).
+MIN_SAME_CHANNEL_SPACING = 1
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .errors import ConfigError
 __all__ = [
     "DetectorConfig", "POLARITIES", "FILTER_FRAC_BITS", "COEF_BITS", "NOISE_FRAC_BITS",
     "NOISE_BITS", "K_FRAC_BITS", "K_BITS", "SIGMA_NUM", "SIGMA_SHIFT", "THRESHOLD_SHIFT",
-    "EVENT_HEADER_WORDS", "COUNTER_BITS", "polarity_code",
+    "EVENT_HEADER_WORDS", "COUNTER_BITS", "polarity_code", "DETECTOR_SAME_CHANNEL_SPACING",
 ]
 
 #: Fraction bits of the filter states (states are value << FILTER_FRAC_BITS).
@@ -47,6 +47,9 @@ SIGMA_NUM = round(2**SIGMA_SHIFT / 0.6745)
 THRESHOLD_SHIFT = NOISE_FRAC_BITS + K_FRAC_BITS + SIGMA_SHIFT
 #: Width of the per-channel sample counter (search window, dead time).
 COUNTER_BITS = 16
+#: Fewest cycles between two samples of one channel that the detector handles: it writes a
+#: channel's state back 3 cycles after reading it (read, registered, products, decision).
+DETECTOR_SAME_CHANNEL_SPACING = 3
 #: Words of an event record before its snippet: snippet lengths (pre | post << 8),
 #: timestamp low, timestamp high, channel, peak amplitude (see wire.EVENT_RECORD).
 EVENT_HEADER_WORDS = 5
@@ -226,15 +229,23 @@ class DetectorConfig:
     def max_event_words(self) -> int:
         return EVENT_HEADER_WORDS + self.max_snippet_pre + 1 + self.max_snippet_post
 
-    def ring_depth(self, cycles_per_sample: int) -> int:
+    def ring_depth(self, cycles_per_sample: int, copy_cycles_per_sweep: int | None = None
+                   ) -> int:
         """Samples kept per channel for snippets (a power of two).
 
         Holds the longest stretch from the oldest snippet sample to the emission, plus the
         sweeps the copier may need, in the worst case, to reach an event: every queued event
         ahead of it and its own copy, ``(event_queue + 1) * max_event_words`` cycles, plus
         pipeline slack. So a snippet is always copied before the ring overwrites it.
+        ``copy_cycles_per_sweep``: the cycles of a sweep in which the copier can read the
+        ring (all of them for a dual-port block RAM ring, the default; only those without a
+        sample for a single-port SPRAM ring: ``cycles_per_sample - channels``).
         """
+        per_sweep = cycles_per_sample if copy_cycles_per_sweep is None else copy_cycles_per_sweep
+        if per_sweep < 1:
+            raise ConfigError(f"the snippet copier needs at least one cycle per sweep, not "
+                              f"{per_sweep}; raise the clock or lower the channel count")
         span = self.max_snippet_pre + self.align_samples + self.max_snippet_post
         copy_cycles = (self.event_queue + 1) * (self.max_event_words + 2) + 4
-        need = span + 1 + -(-copy_cycles // cycles_per_sample)
+        need = span + 1 + -(-copy_cycles // per_sweep) + (per_sweep < cycles_per_sample)
         return 1 << (need - 1).bit_length()

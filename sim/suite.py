@@ -335,3 +335,29 @@ CASES = CASES + (
                 escape_threshold=32, rice_shift=7, select_shift=7, initial_k=15),
     _compressor(4, 12, "white", 40, "long", fifo_entries=8, block_sweeps=4),
 )
+
+
+# -- detector with its snippet ring in single-port iCE40UP SPRAM (behavioural model) ----------
+
+
+def _detector_spram(config: SystemConfig, stimulus: str, sweeps: int, stall: str,
+                    **options: Any) -> BenchCase:
+    import dataclasses
+
+    from spikeforge.hdl.detector import Detector
+    from spikeforge.sim.models.spram import spram_model
+
+    case = _detector(config, stimulus, sweeps, stall, **options)
+    return dataclasses.replace(
+        case, label=case.label + " ring=SPRAM",
+        component=lambda: Detector(config, ring_storage="spram", spram_factory=spram_model),
+        params={**case.params, "ring_storage": "spram"})
+
+
+CASES = CASES + (
+    # 4 free cycles per sweep: the copier reads the ring only there, one word at a time.
+    _detector_spram(_fast(8, event_queue=2, event_buffer_words=64), "burst", 600, "random",
+                    dead_samples=5),
+    _detector_spram(_fast(3), "spikes", 1500, "random", polarity=3, dead_samples=0, pre=3,
+                    post=31),
+)

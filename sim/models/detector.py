@@ -26,7 +26,7 @@ from spikeforge.firmware.detection import (
 )
 
 __all__ = ["condition", "DetectorParams", "DetectedEvents", "detect", "event_words",
-           "admit_events", "Admission", "DETECTOR_LATENCY", "EMIT_LATENCY"]
+           "admit_events", "copy_write_cycles", "Admission", "DETECTOR_LATENCY", "EMIT_LATENCY"]
 
 ARMED, SEARCH, DEAD = 0, 1, 2
 
@@ -233,8 +233,24 @@ class Admission:
     first_word_cycle: np.ndarray
 
 
+def copy_write_cycles(take: int, words: int, ring_busy: np.ndarray | None) -> list[int]:
+    """The cycles in which the copier writes the ``words`` words of an event taken in cycle
+    ``take`` (see :func:`admit_events`)."""
+    header = [take + 1 + w for w in range(EVENT_HEADER_WORDS)]
+    if ring_busy is None:
+        return header + [take + 1 + w for w in range(EVENT_HEADER_WORDS, words)]
+    cycles = []
+    read = take + EVENT_HEADER_WORDS
+    while len(cycles) < words - EVENT_HEADER_WORDS:
+        if not (read < len(ring_busy) and ring_busy[read]):
+            cycles.append(read + 1)
+        read += 1
+    return header + cycles
+
+
 def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.ndarray,
-                 complete_cycle: np.ndarray, ready: np.ndarray | None = None) -> Admission:
+                 complete_cycle: np.ndarray, ready: np.ndarray | None = None,
+                 ring_busy: np.ndarray | None = None) -> Admission:
     """The queue/buffer admission of the detector's output side, cycle by cycle.
 
     ``emit_cycle[i]`` is the cycle event i reaches the admission logic; ``complete_cycle[i]``
@@ -249,6 +265,13 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
     and the snippet is complete, writes its words to the buffer in the following ``words``
     cycles, and is idle again in the cycle after the last word. A word written in cycle t can
     leave from t+1.
+
+    ``ring_busy[t]`` (a single-port SPRAM ring: the cycles in which a sample is written to
+    it, one cycle after the sample entered the detector; None for a block RAM ring, never
+    busy): the copier then writes the header words in the 5 cycles after taking the event,
+    reads snippet word j in the j-th cycle not busy from the cycle of the last header word
+    on, and writes it in the cycle after its read (with a never-busy ring, exactly the
+    word-per-cycle timing above).
     """
     det = config.detector
     words = EVENT_HEADER_WORDS + events.pre + 1 + events.post
@@ -261,6 +284,8 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
     if count == 0:
         return Admission(kept, 0, first_word)
     end = int(emit_cycle.max()) + (count + 2) * (words + 2) + 8
+    if ring_busy is not None:
+        end = max(end, len(ring_busy)) + (count + 2) * (words + 2)
     if ready is None:
         ready = np.ones(end, dtype=bool)
     queue: list[tuple[int, int]] = []   # (index, readable from cycle)
@@ -286,10 +311,11 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
                 and complete_cycle[queue[0][0]] <= t):
             index, _ = queue.pop(0)
             first_word[index] = t + 1
-            copier_busy_until = t + words
-            copier_idle_from = t + words + 1
-            for w in range(words):
-                writes[t + 1 + w] = 1
+            word_cycles = copy_write_cycles(t, words, ring_busy)
+            copier_busy_until = word_cycles[-1]
+            copier_idle_from = word_cycles[-1] + 1
+            for cycle in word_cycles:
+                writes[cycle] = 1
         popped = 1 if (buffer_words > 0 and t < len(ready) and ready[t]) else 0
         buffer_words += writes.pop(t, 0) - popped
         reserved += admit_now - popped

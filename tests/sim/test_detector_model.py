@@ -171,9 +171,15 @@ def test_model_latency_is_the_gateways_pipeline_depth():
     """The models time admissions and snippet completion by DETECTOR_LATENCY; it must be
     the RTL's pipeline depth, and the configuration must space a channel's samples enough
     for the detector's read-modify-write."""
-    from spikeforge.firmware.config import MIN_SAME_CHANNEL_SPACING
+    import pytest
+
+    from spikeforge.firmware.errors import ConfigError
     from spikeforge.hdl.detector import Detector
     from spikeforge.sim.models.detector import DETECTOR_LATENCY
 
     assert Detector.LATENCY == DETECTOR_LATENCY
-    assert MIN_SAME_CHANNEL_SPACING >= Detector.LATENCY
+    assert Detector.MIN_SAME_CHANNEL_SPACING >= Detector.LATENCY
+    too_fast = SystemConfig(channels=1, sample_rate_hz=30_000, clock_hz=60_000, baud=60_000,
+                            sweeps_per_frame=1, link_buffer_samples=2)
+    with pytest.raises(ConfigError, match="at least 3 cycles apart"):
+        Detector(too_fast)
