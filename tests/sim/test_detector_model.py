@@ -183,3 +183,38 @@ def test_model_latency_is_the_gateways_pipeline_depth():
                             sweeps_per_frame=1, link_buffer_samples=2)
     with pytest.raises(ConfigError, match="at least 3 cycles apart"):
         Detector(too_fast)
+
+
+def test_copier_reads_a_single_port_ring_only_in_cycles_without_a_sample_write():
+    from spikeforge.sim.models.detector import copy_write_cycles
+
+    # Block RAM ring: one word per cycle from the cycle after taking the event.
+    assert copy_write_cycles(10, 8, None) == list(range(11, 19))
+    # SPRAM ring: header words as before; snippet reads from cycle 15 on skip busy cycles.
+    busy = np.zeros(40, dtype=bool)
+    busy[15:18] = True
+    busy[19] = True
+    assert copy_write_cycles(10, 8, busy) == [11, 12, 13, 14, 15, 19, 21, 22]
+    # A never-busy ring is exactly the block RAM timing.
+    assert copy_write_cycles(10, 8, np.zeros(40, dtype=bool)) == copy_write_cycles(10, 8, None)
+
+
+def test_snippet_ring_goes_to_spram_on_the_up5k_when_large_and_is_deep_enough_there():
+    from types import SimpleNamespace
+
+    from spikeforge.hdl.detector import Detector
+
+    up5k = SimpleNamespace(device="iCE40UP5K")
+    ecp5 = SimpleNamespace(device="LFE5U-85F")
+    big = Detector(SystemConfig().replace(channels=256, sweeps_per_frame=1))
+    small = Detector(SystemConfig().replace(channels=16, sweeps_per_frame=1))
+    assert big.resolve_ring_storage(up5k) == "spram"
+    assert big.resolve_ring_storage(ecp5) == "block"
+    assert big.resolve_ring_storage(None) == "block"
+    assert small.resolve_ring_storage(up5k) == "block"
+    # 256 channels at 12 MHz, 30 kS/s: 144 free cycles per sweep; 64 samples still suffice,
+    # so the ring is 16 K words, one SPRAM.
+    assert big.ring_depth_for("spram") * 256 == 16384
+    # Few free cycles per sweep: the copier is slower, so the ring must be deeper.
+    det = DetectorConfig()
+    assert det.ring_depth(260, 4) > det.ring_depth(260)
