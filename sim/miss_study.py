@@ -50,6 +50,9 @@ class MissReport:
     offsets: Counter        #: event sweep - true peak, over matched spikes
     si_found_of_ours_missed: int | None = None
     si_missed: int | None = None
+    #: per channel: (sigma estimate's mean, its standard deviation over time, and sigma of
+    #: the whole recording as SpikeInterface estimates it, median|y| / 0.6745), in LSB
+    sigma: list[tuple[float, float, float]] | None = None
 
 
 def study(*, noise_shift: int = 0, seconds: float = 4.0, channels: int = 4,
@@ -105,8 +108,11 @@ def study(*, noise_shift: int = 0, seconds: float = 4.0, channels: int = 4,
                     si_found += 1
         if si_c is not None:
             si_missed += int((~_within(truth.astype(float), si_c, window)).sum())
+    scored = slice(int(start), None)
+    sigma = [(float(sigma_lsb[scored, c].mean()), float(sigma_lsb[scored, c].std()),
+              float(np.median(np.abs(filtered[scored, c])) / 0.6745)) for c in range(channels)]
     return MissReport(truth_total, found, detected, false_events, misses, offsets,
-                      si_found, si_missed)
+                      si_found, si_missed, sigma)
 
 
 def _si_times(samples: np.ndarray, rate_hz: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -137,6 +143,10 @@ def format_report(report: MissReport) -> str:
         lines.append(f"SpikeInterface (own zero-phase band-pass) finds "
                      f"{report.si_found_of_ours_missed} of our {len(report.misses)} misses, "
                      f"and misses {report.si_missed} spikes itself")
+    for c, (mean, spread, whole) in enumerate(report.sigma or []):
+        lines.append(f"ch{c} sigma estimate (threshold / k): mean {mean:.2f} LSB, wanders by "
+                     f"{spread:.2f} ({spread / mean:.1%}); whole recording median|y|/0.6745 "
+                     f"{whole:.2f}")
     total = sum(report.offsets.values())
     if total:
         spread = ", ".join(f"{k:+d}: {v}" for k, v in sorted(report.offsets.items()))
@@ -153,10 +163,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise-shift", type=int, default=0,
                         help="test source noise: 0 is about 20 uV, 1 about 10 uV")
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--noise-step", type=int, default=DetectorConfig.noise_step,
+                        help="noise tracker step in 1/64 LSB (4: the earlier 1/16 LSB)")
     parser.add_argument("--no-si", action="store_true", help="skip SpikeInterface")
     args = parser.parse_args(argv)
+    detector = DetectorConfig(threshold_k=THRESHOLD_K, polarity="negative",
+                              noise_step=args.noise_step)
     print(format_report(study(noise_shift=args.noise_shift, seconds=args.seconds,
-                              with_si=not args.no_si)))
+                              detector=detector, with_si=not args.no_si)))
 
 
 if __name__ == "__main__":
