@@ -90,7 +90,16 @@ class Detector(wiring.Component):
     NEO's) and the score; stage 3 compares, updates and writes the state back. The state read
     of cycle t sees a write of cycle t (transparent), so two samples of the same channel must
     be at least three cycles apart (``MIN_SAME_CHANNEL_SPACING``; the acquisition schedule
-    spaces them a sweep apart, at least 10 cycles).
+    spaces them a sweep apart, ``cycles_per_sample`` cycles; the constructor refuses fewer
+    than 3).
+
+    Snippet ring storage (``ring_storage``): ``"block"`` (block RAM, dual-ported: the copier
+    reads one word per cycle); ``"spram"`` (the iCE40UP's single-port SB_SPRAM256KA, banked
+    by the top address bits, up to four: the sample write wins the port, and the copier reads
+    snippet words only in cycles without a sample, so copying is slower and the ring deeper,
+    :meth:`ring_depth_for`); ``"auto"`` (default): SPRAM on an iCE40UP from 32 Kbit of ring
+    on, block RAM otherwise and without a platform. ``spram_factory`` replaces the primitive
+    (e.g. :func:`spikeforge.sim.models.spram.spram_model` for simulation).
 
     Latency: a sample transferred in cycle t is decided in cycle t+3 (admission); the event's
     first word can leave 3 cycles after the copier takes it, which is no earlier than the
