@@ -25,15 +25,17 @@ from .errors import ConfigError
 __all__ = [
     "DetectorConfig", "POLARITIES", "FILTER_FRAC_BITS", "COEF_BITS", "NOISE_FRAC_BITS",
     "NOISE_BITS", "K_FRAC_BITS", "K_BITS", "SIGMA_NUM", "SIGMA_SHIFT", "THRESHOLD_SHIFT",
-    "EVENT_HEADER_WORDS", "COUNTER_BITS", "polarity_code",
+    "EVENT_HEADER_WORDS", "COUNTER_BITS", "polarity_code", "DETECTOR_SAME_CHANNEL_SPACING",
 ]
 
 #: Fraction bits of the filter states (states are value << FILTER_FRAC_BITS).
 FILTER_FRAC_BITS = 8
 #: Filter coefficients are unsigned fractions of 2**COEF_BITS.
 COEF_BITS = 15
-#: Fraction bits of the noise tracker (median of |y| in LSB).
-NOISE_FRAC_BITS = 4
+#: Fraction bits of the noise tracker (median of |y| in LSB): its step is 1/64 LSB at the
+#: smallest, which keeps the estimate's jitter (and so the threshold's) low; 4 bits (1/16
+#: LSB) left it wandering by 6 % (``python -m spikeforge.sim.miss_study``).
+NOISE_FRAC_BITS = 6
 #: Width of the noise tracker: |y| <= 32768 with NOISE_FRAC_BITS fraction bits.
 NOISE_BITS = 16 + NOISE_FRAC_BITS
 #: The threshold factor k is stored in sixteenths (k16 = 80 is k = 5.0), 8 bits.
@@ -45,6 +47,9 @@ SIGMA_NUM = round(2**SIGMA_SHIFT / 0.6745)
 THRESHOLD_SHIFT = NOISE_FRAC_BITS + K_FRAC_BITS + SIGMA_SHIFT
 #: Width of the per-channel sample counter (search window, dead time).
 COUNTER_BITS = 16
+#: Fewest cycles between two samples of one channel that the detector handles: it writes a
+#: channel's state back 3 cycles after reading it (read, registered, products, decision).
+DETECTOR_SAME_CHANNEL_SPACING = 3
 #: Words of an event record before its snippet: snippet lengths (pre | post << 8),
 #: timestamp low, timestamp high, channel, peak amplitude (see wire.EVENT_RECORD).
 EVENT_HEADER_WORDS = 5
@@ -95,9 +100,10 @@ class DetectorConfig:
         than spike energy). A low-pass corner near or above Nyquist saturates its
         coefficient: the stage then passes (almost) everything.
     noise_step:
-        Step of the median tracker in 1/16 LSB per sample (default 1: the smallest step, the
-        least jitter of the noise estimate; it still settles from ``noise_init_lsb`` within
-        tens of milliseconds).
+        Step of the median tracker in 1/64 LSB per sample (``2**-NOISE_FRAC_BITS``; default 1:
+        the smallest step, the least jitter of the noise estimate; it still settles from
+        ``noise_init_lsb`` within about 0.1 s; 4 is the earlier default of 1/16 LSB, which
+        gives exactly the earlier detector).
     noise_init_lsb:
         Start value of the median tracker, in LSB (so detection starts near a sensible
         threshold instead of at zero).
@@ -156,8 +162,9 @@ class DetectorConfig:
                 f"detector band must satisfy 0 < highpass_hz < lowpass_hz and highpass_hz < "
                 f"{nyquist:g} Hz (Nyquist), not {self.highpass_hz!r} .. {self.lowpass_hz!r}"
             )
-        if not 1 <= self.noise_step <= 256:
-            raise ConfigError(f"detector noise_step must be 1..256, not {self.noise_step!r}")
+        if not 1 <= self.noise_step <= 1024:
+            raise ConfigError(f"detector noise_step must be 1..1024 (1/64 LSB each), not "
+                              f"{self.noise_step!r}")
         if not 0 <= self.noise_init_lsb < 2**15:
             raise ConfigError(
                 f"detector noise_init_lsb must be 0..32767, not {self.noise_init_lsb!r}")
@@ -222,15 +229,23 @@ class DetectorConfig:
     def max_event_words(self) -> int:
         return EVENT_HEADER_WORDS + self.max_snippet_pre + 1 + self.max_snippet_post
 
-    def ring_depth(self, cycles_per_sample: int) -> int:
+    def ring_depth(self, cycles_per_sample: int, copy_cycles_per_sweep: int | None = None
+                   ) -> int:
         """Samples kept per channel for snippets (a power of two).
 
         Holds the longest stretch from the oldest snippet sample to the emission, plus the
         sweeps the copier may need, in the worst case, to reach an event: every queued event
         ahead of it and its own copy, ``(event_queue + 1) * max_event_words`` cycles, plus
         pipeline slack. So a snippet is always copied before the ring overwrites it.
+        ``copy_cycles_per_sweep``: the cycles of a sweep in which the copier can read the
+        ring (all of them for a dual-port block RAM ring, the default; only those without a
+        sample for a single-port SPRAM ring: ``cycles_per_sample - channels``).
         """
+        per_sweep = cycles_per_sample if copy_cycles_per_sweep is None else copy_cycles_per_sweep
+        if per_sweep < 1:
+            raise ConfigError(f"the snippet copier needs at least one cycle per sweep, not "
+                              f"{per_sweep}; raise the clock or lower the channel count")
         span = self.max_snippet_pre + self.align_samples + self.max_snippet_post
         copy_cycles = (self.event_queue + 1) * (self.max_event_words + 2) + 4
-        need = span + 1 + -(-copy_cycles // cycles_per_sample)
+        need = span + 1 + -(-copy_cycles // per_sweep) + (per_sweep < cycles_per_sample)
         return 1 << (need - 1).bit_length()

@@ -1,12 +1,13 @@
 """Detector: per-channel adaptive-threshold spike detection with snippets, channel-serial."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.detection import (
     COUNTER_BITS,
+    DETECTOR_SAME_CHANNEL_SPACING,
     EVENT_HEADER_WORDS,
     K_BITS,
     NOISE_BITS,
@@ -14,7 +15,15 @@ from spikeforge.firmware.detection import (
     SIGMA_NUM,
     THRESHOLD_SHIFT,
 )
+from spikeforge.firmware.errors import ConfigError
 
+from .channel_memory import (
+    ICE40UP_SPRAMS,
+    SPRAM_AUTO_BITS,
+    SPRAM_DEPTH,
+    SpramFactory,
+    sb_spram256ka,
+)
 from .conditioner import multiply_by_constant
 from .fifo import StreamFifo
 from .layouts import EventWordLayout, SampleLayout
@@ -29,7 +38,7 @@ class DetectorState(data.StructLayout):
 
     def __init__(self, config: SystemConfig):
         super().__init__({
-            "noise": unsigned(NOISE_BITS),          # median tracker of |y|, Q.4
+            "noise": unsigned(NOISE_BITS),          # median tracker of |y|, Q.6
             "phase": unsigned(2),                   # ARMED, SEARCH, DEAD
             "count": unsigned(COUNTER_BITS),        # samples since crossing / emission
             "peak_value": signed(16),               # y at the extremum so far
@@ -76,20 +85,48 @@ class Detector(wiring.Component):
     k_channel, k_value, k_write : in — write k (sixteenths) of one channel.
     events_emitted, events_dropped : unsigned(32), out.
 
-    Latency: a sample transferred in cycle t is decided in cycle t+1 (admission); the event's
+    Pipeline: stage 0 reads the channel's state and k; stage 1 registers them (and writes the
+    sample to the ring); stage 2 computes and registers the products (``k * noise`` and the
+    NEO's) and the score; stage 3 compares, updates and writes the state back. The state read
+    of cycle t sees a write of cycle t (transparent), so two samples of the same channel must
+    be at least three cycles apart (``MIN_SAME_CHANNEL_SPACING``; the acquisition schedule
+    spaces them a sweep apart, ``cycles_per_sample`` cycles; the constructor refuses fewer
+    than 3).
+
+    Snippet ring storage (``ring_storage``): ``"block"`` (block RAM, dual-ported: the copier
+    reads one word per cycle); ``"spram"`` (the iCE40UP's single-port SB_SPRAM256KA, banked
+    by the top address bits, up to four: the sample write wins the port, and the copier reads
+    snippet words only in cycles without a sample, so copying is slower and the ring deeper,
+    :meth:`ring_depth_for`); ``"auto"`` (default): SPRAM on an iCE40UP from 32 Kbit of ring
+    on, block RAM otherwise and without a platform. ``spram_factory`` replaces the primitive
+    (e.g. :func:`spikeforge.sim.models.spram.spram_model` for simulation).
+
+    Latency: a sample transferred in cycle t is decided in cycle t+3 (admission); the event's
     first word can leave 3 cycles after the copier takes it, which is no earlier than the
     cycle after the sweep following ``peak + post`` entered (so ``post + 1`` sample periods
     after the peak at least).
 
-    Per-channel state: :class:`DetectorState` (noise 20, phase 2, count 16, peak value 16,
+    Per-channel state: :class:`DetectorState` (noise 22, phase 2, count 16, peak value 16,
     peak score 18, peak index, two previous samples for the NEO 32) + k (8 bits) + a ring
     of ``ring_depth`` x 16 bits.
     """
 
-    LATENCY = 1
+    LATENCY = 3
+    MIN_SAME_CHANNEL_SPACING = DETECTOR_SAME_CHANNEL_SPACING
 
-    def __init__(self, config: SystemConfig):
+    def __init__(self, config: SystemConfig, *, ring_storage: str = "auto",
+                 spram_factory: SpramFactory | None = None):
+        if ring_storage not in ("auto", "block", "spram"):
+            raise ValueError(
+                f"ring_storage must be 'auto', 'block' or 'spram', not {ring_storage!r}")
+        if config.cycles_per_sample < DETECTOR_SAME_CHANNEL_SPACING:
+            raise ConfigError(
+                f"the detector needs samples of one channel at least "
+                f"{DETECTOR_SAME_CHANNEL_SPACING} cycles apart, not {config.cycles_per_sample} "
+                f"(cycles per sample period); lower the sample rate or raise the clock")
         self._config = config
+        self.ring_storage = ring_storage
+        self._spram_factory = spram_factory
         super().__init__({
             "i": In(stream.Signature(SampleLayout(config))),
             "o": Out(stream.Signature(EventWordLayout())),
@@ -107,13 +144,32 @@ class Detector(wiring.Component):
 
     @property
     def ring_depth(self) -> int:
-        return self._config.detector.ring_depth(self._config.cycles_per_sample)
+        """Samples per channel of the snippet ring in block RAM."""
+        return self.ring_depth_for("block")
+
+    def ring_depth_for(self, storage: str) -> int:
+        """Samples per channel of the snippet ring in ``storage`` ("block" or "spram": the
+        single-ported SPRAM is read only in the ``cycles_per_sample - channels`` cycles of a
+        sweep without a sample, so the copier is slower and the ring deeper)."""
+        config = self._config
+        free = None if storage == "block" else config.cycles_per_sample - config.channels
+        return config.detector.ring_depth(config.cycles_per_sample, free)
+
+    def resolve_ring_storage(self, platform) -> str:
+        """Where the ring goes when elaborated for ``platform``: SPRAM on an iCE40UP when it
+        is at least :data:`SPRAM_AUTO_BITS` (``"auto"``), else block RAM."""
+        if self.ring_storage != "auto":
+            return self.ring_storage
+        device = str(getattr(platform, "device", "") or "")
+        bits = 16 * (self.ring_depth_for("block") << self._config.channel_bits)
+        return "spram" if device.startswith("iCE40UP") and bits >= SPRAM_AUTO_BITS else "block"
 
     def elaborate(self, platform):
         config = self._config
         det = config.detector
         m = Module()
-        ring_bits = (self.ring_depth - 1).bit_length()
+        storage = self.resolve_ring_storage(platform)
+        ring_bits = (self.ring_depth_for(storage) - 1).bit_length()
         chan_bits = config.channel_bits
 
         layout = DetectorState(config)
@@ -126,10 +182,27 @@ class Detector(wiring.Component):
             shape=K_BITS, depth=config.channels, init=[det.threshold_k16] * config.channels)
         k_wr = k_mem.write_port()
         k_rd = k_mem.read_port(transparent_for=(k_wr,))
-        m.submodules.ring = ring = memory.Memory(
-            shape=signed(16), depth=self.ring_depth << chan_bits, init=[])
-        ring_wr = ring.write_port()
-        ring_rd = ring.read_port()
+        ring_write_addr = Signal(ring_bits + chan_bits)
+        ring_write_data = Signal(16)
+        ring_write_en = Signal()
+        ring_read_addr = Signal(ring_bits + chan_bits)
+        ring_read_data = Signal(16)
+        if storage == "block":
+            ring_busy = Const(0)
+            m.submodules.ring = ring = memory.Memory(
+                shape=signed(16), depth=1 << (ring_bits + chan_bits), init=[])
+            ring_wr = ring.write_port()
+            ring_rd = ring.read_port()
+            m.d.comb += [
+                ring_wr.addr.eq(ring_write_addr), ring_wr.data.eq(ring_write_data),
+                ring_wr.en.eq(ring_write_en),
+                ring_rd.addr.eq(ring_read_addr), ring_read_data.eq(ring_rd.data),
+            ]
+        else:
+            # One port: the sample write wins; the copier reads in the other cycles.
+            ring_busy = ring_write_en
+            self._spram_ring(m, ring_bits + chan_bits, ring_write_addr, ring_write_data,
+                             ring_write_en, ring_read_addr, ring_read_data)
 
         m.d.comb += [
             k_wr.addr.eq(self.k_channel), k_wr.data.eq(self.k_value), k_wr.en.eq(self.k_write),
@@ -157,9 +230,33 @@ class Detector(wiring.Component):
             s1_sweep.eq(sample_sweep),
         ]
 
-        # Stage 1: threshold, tracker, search/dead state machine; ring write; emission.
-        state = layout(state_rd.data)
-        y = s1_value
+        # Stage 1: the state and k arrive from their memories and are registered as they
+        # are (a block RAM's output is slow: 5.8 ns of the 22 ns of 45 MHz on the ECP5). The
+        # ring is written here.
+        s2_valid = Signal()
+        s2_channel = Signal(chan_bits)
+        s2_value = Signal(signed(16))
+        s2_sweep = Signal(32)
+        s2_state = Signal(layout)
+        s2_k = Signal(K_BITS)
+        m.d.sync += [
+            s2_valid.eq(s1_valid),
+            s2_channel.eq(s1_channel),
+            s2_value.eq(s1_value),
+            s2_sweep.eq(s1_sweep),
+            s2_state.eq(state_rd.data),
+            s2_k.eq(k_rd.data),
+        ]
+        m.d.comb += [
+            ring_write_addr.eq(Cat(s1_sweep[:ring_bits], s1_channel)),
+            ring_write_data.eq(s1_value), ring_write_en.eq(s1_valid),
+        ]
+
+        # Stage 2: the products (threshold, NEO) and the score are computed and registered,
+        # so no path runs from the state memory through a product into the comparisons (the
+        # 85F's critical path when detection was one stage).
+        state1 = s2_state
+        y = s2_value
         pre = Signal(8)
         post = Signal(8)
         m.d.comb += [
@@ -178,24 +275,40 @@ class Detector(wiring.Component):
         psi = Signal(signed(34))
         psi_scaled = Signal(signed(34))
         signal = Signal(signed(16))
-        centre = Signal(signed(16))
         m.d.comb += [
-            psi.eq(state.previous * state.previous - y * state.before),
+            psi.eq(state1.previous * state1.previous - y * state1.before),
             psi_scaled.eq(psi >> det.neo_shift),
             signal.eq(Mux(self.neo, Mux(psi_scaled > 32767, 32767,
                                         Mux(psi_scaled < -32768, -32768, psi_scaled)), y)),
-            centre.eq(Mux(self.neo, state.previous, y)),
         ]
-        y_score = Signal(signed(18))
-        threshold = Signal(NOISE_BITS + K_BITS + 11)
-        magnitude = Signal(17 + NOISE_FRAC_BITS)
-        m.d.comb += [
-            y_score.eq(Mux(self.neo, signal, score(signal))),
+        s3_valid = Signal()
+        s3_channel = Signal(chan_bits)
+        s3_value = Signal(signed(16))
+        s3_sweep = Signal(32)
+        s3_state = Signal(layout)
+        s3_centre = Signal(signed(16))
+        s3_score = Signal(signed(18))
+        s3_threshold = Signal(NOISE_BITS + K_BITS + 11)
+        s3_magnitude = Signal(17 + NOISE_FRAC_BITS)
+        m.d.sync += [
+            s3_valid.eq(s2_valid),
+            s3_channel.eq(s2_channel),
+            s3_value.eq(y),
+            s3_sweep.eq(s2_sweep),
+            s3_state.eq(state1),
+            s3_centre.eq(Mux(self.neo, state1.previous, y)),
+            s3_score.eq(Mux(self.neo, signal, score(signal))),
             # k * noise by one (DSP) multiplier; the constant 1/0.6745 by shifts and adds.
-            threshold.eq(multiply_by_constant(state.noise * k_rd.data, SIGMA_NUM)
-                         >> THRESHOLD_SHIFT),
-            magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
+            s3_threshold.eq(multiply_by_constant(state1.noise * s2_k, SIGMA_NUM)
+                            >> THRESHOLD_SHIFT),
+            s3_magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
         ]
+        # Stage 3: tracker, search/dead state machine, state write-back; emission.
+        state = s3_state
+        y_score = s3_score
+        threshold = s3_threshold
+        magnitude = s3_magnitude
+        centre = s3_centre
         noise = Signal(NOISE_BITS)
         step = det.noise_step
         with m.If(magnitude > state.noise):
@@ -214,7 +327,8 @@ class Detector(wiring.Component):
         new = Signal(layout)
         emit = Signal()
         m.d.comb += new.eq(state)
-        m.d.comb += [new.noise.eq(noise), new.previous.eq(y), new.before.eq(state.previous)]
+        m.d.comb += [new.noise.eq(noise), new.previous.eq(s3_value),
+                     new.before.eq(state.previous)]
         with m.Switch(state.phase):
             with m.Case(ARMED):
                 with m.If((self.polarity != 0) & (y_score > threshold)):
@@ -239,9 +353,7 @@ class Detector(wiring.Component):
                     m.d.comb += new.phase.eq(ARMED)
 
         m.d.comb += [
-            state_wr.addr.eq(s1_channel), state_wr.data.eq(new), state_wr.en.eq(s1_valid),
-            ring_wr.addr.eq(Cat(s1_sweep[:ring_bits], s1_channel)),
-            ring_wr.data.eq(y), ring_wr.en.eq(s1_valid),
+            state_wr.addr.eq(s3_channel), state_wr.data.eq(new), state_wr.en.eq(s3_valid),
         ]
 
         # Admission: whole events or nothing.
@@ -252,14 +364,14 @@ class Detector(wiring.Component):
         reserved = Signal(range(capacity + 1))
         words = Signal(range(det.max_event_words + 1))
         m.d.comb += words.eq(EVENT_HEADER_WORDS + 1 + pre + post)
-        emitted = s1_valid & emit
+        emitted = s3_valid & emit
         admit = Signal()
         m.d.comb += admit.eq(emitted & queue.w.ready & (reserved + words <= capacity))
         pending = pending_layout(queue.w.payload)
         m.d.comb += [
             queue.w.valid.eq(admit),
-            pending.sweep.eq(s1_sweep - (next_count - new.peak_count) - self.neo),
-            pending.channel.eq(s1_channel),
+            pending.sweep.eq(s3_sweep - (next_count - new.peak_count) - self.neo),
+            pending.channel.eq(s3_channel),
             pending.peak.eq(new.peak_value),
             pending.pre.eq(pre),
             pending.post.eq(post),
@@ -272,16 +384,21 @@ class Detector(wiring.Component):
         m.d.sync += reserved.eq(reserved + Mux(admit, words, 0) - pop)
         wiring.connect(m, buffer.r, wiring.flipped(self.o))
 
-        # Copier: one queued event -> header words and snippet, one word per cycle.
+        # Copier: one queued event -> header words and snippet. Header words go out one per
+        # cycle; each snippet word is read from the ring in a cycle the ring is free (always,
+        # for block RAM) and written to the buffer in the next.
         current = Signal(pending_layout)
         index = Signal(range(det.max_event_words + 1))
         current_words = Signal.like(words)
+        snippet_length = Signal(range(det.max_snippet_pre + det.max_snippet_post + 2))
+        read_next = Signal.like(snippet_length)
+        read_valid = Signal()
         base = Signal(32)
         word = Signal(16)
+        reading = Signal()
         m.d.comb += [
             base.eq(current.sweep - current.pre),
-            ring_rd.addr.eq(Cat((base + index - (EVENT_HEADER_WORDS - 1))[:ring_bits],
-                                current.channel)),
+            ring_read_addr.eq(Cat((base + read_next)[:ring_bits], current.channel)),
         ]
         with m.Switch(index):
             with m.Case(0):
@@ -295,9 +412,10 @@ class Detector(wiring.Component):
             with m.Case(4):
                 m.d.comb += word.eq(current.peak)
             with m.Default():
-                m.d.comb += word.eq(ring_rd.data)
+                m.d.comb += word.eq(ring_read_data)
         out_word = EventWordLayout()(buffer.w.payload)
         m.d.comb += [out_word.data.eq(word), out_word.first.eq(index == 0)]
+        m.d.sync += read_valid.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 head = pending_layout(queue.r.payload)
@@ -307,14 +425,54 @@ class Detector(wiring.Component):
                 m.d.comb += queue.r.ready.eq(complete)
                 with m.If(queue.r.valid & complete):
                     m.d.sync += [
-                        current.eq(queue.r.payload), index.eq(0),
-                        current_words.eq(EVENT_HEADER_WORDS + 1 + pending_layout(
-                            queue.r.payload).pre + pending_layout(queue.r.payload).post),
+                        current.eq(queue.r.payload), index.eq(0), read_next.eq(0),
+                        current_words.eq(EVENT_HEADER_WORDS + 1 + head.pre + head.post),
+                        snippet_length.eq(1 + head.pre + head.post),
                     ]
                     m.next = "COPY"
             with m.State("COPY"):
-                m.d.comb += buffer.w.valid.eq(1)
-                m.d.sync += index.eq(index + 1)
-                with m.If(index == current_words - 1):
-                    m.next = "IDLE"
+                header = index < EVENT_HEADER_WORDS
+                write = header | read_valid
+                m.d.comb += [
+                    buffer.w.valid.eq(write),
+                    reading.eq((index >= EVENT_HEADER_WORDS - 1) & (read_next < snippet_length)
+                               & ~ring_busy),
+                ]
+                with m.If(reading):
+                    m.d.sync += [read_next.eq(read_next + 1), read_valid.eq(1)]
+                with m.If(write):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == current_words - 1):
+                        m.next = "IDLE"
         return m
+
+    def _spram_ring(self, m: Module, address_bits: int, write_addr, write_data, write_en,
+                    read_addr, read_data) -> None:
+        """The ring in iCE40UP SPRAMs (16 K x 16 each, one port), banked by the top address
+        bits: a cycle either writes (``write_en``) or reads ``read_addr``, whose word
+        arrives in ``read_data`` in the next cycle."""
+        factory = self._spram_factory or sb_spram256ka
+        spram_bits = (SPRAM_DEPTH - 1).bit_length()
+        banks = 1 << max(0, address_bits - spram_bits)
+        if banks > ICE40UP_SPRAMS:
+            raise ValueError(
+                f"a snippet ring of {1 << address_bits} words needs {banks} SPRAMs; the "
+                f"iCE40UP has {ICE40UP_SPRAMS}: use fewer channels, a smaller max snippet, or "
+                f"ring_storage='block'")
+        address = Signal(address_bits)
+        m.d.comb += address.eq(Mux(write_en, write_addr, read_addr))
+        bank = Signal(range(banks)) if banks > 1 else Const(0)
+        read_bank = Signal.like(bank) if banks > 1 else Const(0)
+        if banks > 1:
+            m.d.comb += bank.eq(address[spram_bits:])
+            m.d.sync += read_bank.eq(bank)
+        outputs = []
+        for index in range(banks):
+            low = Signal(spram_bits, name=f"ring_bank{index}_address")
+            m.d.comb += low.eq(address[:spram_bits])
+            outputs.append(factory(m, f"ring_spram{index}", low, write_data,
+                                   write_en & (bank == index)))
+        selected = outputs[0]
+        for index in range(1, banks):
+            selected = Mux(read_bank == index, outputs[index], selected)
+        m.d.comb += read_data.eq(selected)

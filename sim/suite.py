@@ -421,3 +421,27 @@ def is_slow(case: BenchCase) -> bool:
     """Whether ``case`` is one of :data:`SLOW_CASES`."""
     return any(case.bench == bench and case.label.endswith(f"({why})")
                for bench, why in SLOW_CASES)
+# -- detector with its snippet ring in single-port iCE40UP SPRAM (behavioural model) ----------
+
+
+def _detector_spram(config: SystemConfig, stimulus: str, sweeps: int, stall: str,
+                    **options: Any) -> BenchCase:
+    import dataclasses
+
+    from spikeforge.hdl.detector import Detector
+    from spikeforge.sim.models.spram import spram_model
+
+    case = _detector(config, stimulus, sweeps, stall, **options)
+    return dataclasses.replace(
+        case, label=case.label + " ring=SPRAM",
+        component=lambda: Detector(config, ring_storage="spram", spram_factory=spram_model),
+        params={**case.params, "ring_storage": "spram"})
+
+
+CASES = CASES + (
+    # 4 free cycles per sweep: the copier reads the ring only there, one word at a time.
+    _detector_spram(_fast(8, event_queue=2, event_buffer_words=64), "burst", 600, "random",
+                    dead_samples=5),
+    _detector_spram(_fast(3), "spikes", 1500, "random", polarity=3, dead_samples=0, pre=3,
+                    post=31),
+)

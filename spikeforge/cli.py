@@ -428,6 +428,21 @@ def _cmd_bench_detect(args: argparse.Namespace) -> int:
                     f"| {name} | {channels} | {cells.get('SB_LUT4', 0)} | {ffs} "
                     f"| {cells.get('SB_CARRY', 0)} | {cells.get('SB_RAM40_4K', 0)} "
                     f"| {cells.get('SB_MAC16', 0)} |")
+        # The detector with its snippet ring in the iCE40UP's SPRAM (as a UP5K build does it
+        # from 256 channels on): block RAM is left to the per-channel state.
+        sections += ["", "Detector, snippet ring in SPRAM (`ring_storage='spram'`):", "",
+                     "| channels | ring (words) | SB_LUT4 | SB_RAM40_4K | SB_SPRAM256KA "
+                     "| SB_MAC16 |", "| --- | --- | --- | --- | --- | --- |"]
+        for channels in (256,):
+            print(f"  synthesizing Detector (ring in SPRAM) at {channels} channels ...",
+                  flush=True)
+            sized = config.replace(channels=channels, sweeps_per_frame=1)
+            detector = Detector(sized, ring_storage="spram")
+            cells = synthesize_ice40(detector, design="Detector", channels=channels).cells
+            sections.append(
+                f"| {channels} | {detector.ring_depth_for('spram') * channels} "
+                f"| {cells.get('SB_LUT4', 0)} | {cells.get('SB_RAM40_4K', 0)} "
+                f"| {cells.get('SB_SPRAM256KA', 0)} | {cells.get('SB_MAC16', 0)} |")
     text = "\n".join(sections)
     print()
     print(text)

@@ -20,6 +20,7 @@ from spikeforge.firmware.config import SystemConfig
 from spikeforge.sim.benches.conditioner import pack_sample
 from spikeforge.sim.drivers import Bench, StreamDriver, StreamMonitor
 from spikeforge.sim.models.detector import (
+    DETECTOR_LATENCY,
     DetectorParams,
     admit_events,
     detect,
@@ -80,9 +81,14 @@ async def events_match_model(dut):
     arrival = np.array([bench.cycle_of(t) - start for t, _ in driver.sent]).reshape(
         sweeps, channels)
     events = detect(config, samples, run)
-    emit_cycle = arrival[events.emit_sweep, events.channel] + 1
+    emit_cycle = arrival[events.emit_sweep, events.channel] + DETECTOR_LATENCY
     complete_cycle = snippet_complete_cycle(events, arrival[:, 0])
-    admission = admit_events(config, events, emit_cycle, complete_cycle, ready)
+    ring_busy = None
+    if params.get("ring_storage") == "spram":
+        # The single-port ring is written in the cycle after each sample entered.
+        ring_busy = np.zeros(int(arrival.max()) + 2, dtype=bool)
+        ring_busy[arrival.ravel() + 1] = True
+    admission = admit_events(config, events, emit_cycle, complete_cycle, ready, ring_busy)
     expected = []
     # Admitted events whose snippet completes after the last sweep are never copied.
     for index in np.flatnonzero(admission.kept & (admission.first_word_cycle >= 0)):

@@ -26,7 +26,7 @@ from spikeforge.firmware.detection import (
 )
 
 __all__ = ["condition", "DetectorParams", "DetectedEvents", "detect", "event_words",
-           "admit_events", "Admission"]
+           "admit_events", "copy_write_cycles", "Admission", "DETECTOR_LATENCY", "EMIT_LATENCY"]
 
 ARMED, SEARCH, DEAD = 0, 1, 2
 
@@ -93,6 +93,10 @@ class DetectedEvents:
     pre: int
     post: int
     noise: np.ndarray = field(default_factory=lambda: np.zeros(0))  #: final tracker state
+    #: With ``detect(..., trace=True)``: per sweep and channel, the threshold the score was
+    #: compared with and whether the channel was armed (could cross); else empty.
+    threshold_trace: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    armed_trace: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
 
     def __len__(self) -> int:
         return len(self.channel)
@@ -107,8 +111,11 @@ def _score(x: np.ndarray, polarity: int) -> np.ndarray:
 
 
 def detect(config: SystemConfig, filtered: np.ndarray,
-           params: DetectorParams | None = None) -> DetectedEvents:
-    """Detection on conditioned samples (shape (sweeps, channels)) from reset."""
+           params: DetectorParams | None = None, *, trace: bool = False) -> DetectedEvents:
+    """Detection on conditioned samples (shape (sweeps, channels)) from reset.
+
+    ``trace`` also records the threshold and the armed state per sample (for studies of
+    which spikes are missed and why; it does not change the events)."""
     det = config.detector
     p = DetectorParams.from_config(config) if params is None else params
     pre = min(p.snippet_pre, det.max_snippet_pre)
@@ -131,6 +138,8 @@ def detect(config: SystemConfig, filtered: np.ndarray,
     before = np.zeros(channels, dtype=np.int64)     # y[n-2]
     neo = bool(p.neo)
     emitted: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    threshold_trace = np.zeros((sweeps if trace else 0, channels), dtype=np.int64)
+    armed_trace = np.zeros((sweeps if trace else 0, channels), dtype=bool)
 
     for n in range(sweeps):
         y = y_all[n]
@@ -149,6 +158,9 @@ def detect(config: SystemConfig, filtered: np.ndarray,
                          np.where(magnitude < noise, np.maximum(noise - step, 0), noise))
 
         armed = phase == ARMED
+        if trace:
+            threshold_trace[n] = threshold
+            armed_trace[n] = armed
         searching = phase == SEARCH
         dead = phase == DEAD
         cross = armed & (score > threshold) & (polarity != 0)
@@ -185,7 +197,8 @@ def detect(config: SystemConfig, filtered: np.ndarray,
         snippets = np.zeros((0, length), dtype=np.int64)
     return DetectedEvents(emit_sweep.astype(np.int64), channel.astype(np.int64),
                           sweep.astype(np.int64), peak.astype(np.int64),
-                          snippets.astype(np.int64), pre, post, noise)
+                          snippets.astype(np.int64), pre, post, noise, threshold_trace,
+                          armed_trace)
 
 
 def event_words(events: DetectedEvents, index: int) -> list[int]:
@@ -220,8 +233,24 @@ class Admission:
     first_word_cycle: np.ndarray
 
 
+def copy_write_cycles(take: int, words: int, ring_busy: np.ndarray | None) -> list[int]:
+    """The cycles in which the copier writes the ``words`` words of an event taken in cycle
+    ``take`` (see :func:`admit_events`)."""
+    header = [take + 1 + w for w in range(EVENT_HEADER_WORDS)]
+    if ring_busy is None:
+        return header + [take + 1 + w for w in range(EVENT_HEADER_WORDS, words)]
+    cycles = []
+    read = take + EVENT_HEADER_WORDS
+    while len(cycles) < words - EVENT_HEADER_WORDS:
+        if not (read < len(ring_busy) and ring_busy[read]):
+            cycles.append(read + 1)
+        read += 1
+    return header + cycles
+
+
 def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.ndarray,
-                 complete_cycle: np.ndarray, ready: np.ndarray | None = None) -> Admission:
+                 complete_cycle: np.ndarray, ready: np.ndarray | None = None,
+                 ring_busy: np.ndarray | None = None) -> Admission:
     """The queue/buffer admission of the detector's output side, cycle by cycle.
 
     ``emit_cycle[i]`` is the cycle event i reaches the admission logic; ``complete_cycle[i]``
@@ -236,6 +265,13 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
     and the snippet is complete, writes its words to the buffer in the following ``words``
     cycles, and is idle again in the cycle after the last word. A word written in cycle t can
     leave from t+1.
+
+    ``ring_busy[t]`` (a single-port SPRAM ring: the cycles in which a sample is written to
+    it, one cycle after the sample entered the detector; None for a block RAM ring, never
+    busy): the copier then writes the header words in the 5 cycles after taking the event,
+    reads snippet word j in the j-th cycle not busy from the cycle of the last header word
+    on, and writes it in the cycle after its read (with a never-busy ring, exactly the
+    word-per-cycle timing above).
     """
     det = config.detector
     words = EVENT_HEADER_WORDS + events.pre + 1 + events.post
@@ -248,6 +284,8 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
     if count == 0:
         return Admission(kept, 0, first_word)
     end = int(emit_cycle.max()) + (count + 2) * (words + 2) + 8
+    if ring_busy is not None:
+        end = max(end, len(ring_busy)) + (count + 2) * (words + 2)
     if ready is None:
         ready = np.ones(end, dtype=bool)
     queue: list[tuple[int, int]] = []   # (index, readable from cycle)
@@ -273,10 +311,11 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
                 and complete_cycle[queue[0][0]] <= t):
             index, _ = queue.pop(0)
             first_word[index] = t + 1
-            copier_busy_until = t + words
-            copier_idle_from = t + words + 1
-            for w in range(words):
-                writes[t + 1 + w] = 1
+            word_cycles = copy_write_cycles(t, words, ring_busy)
+            copier_busy_until = word_cycles[-1]
+            copier_idle_from = word_cycles[-1] + 1
+            for cycle in word_cycles:
+                writes[cycle] = 1
         popped = 1 if (buffer_words > 0 and t < len(ready) and ready[t]) else 0
         buffer_words += writes.pop(t, 0) - popped
         reserved += admit_now - popped
@@ -285,10 +324,13 @@ def admit_events(config: SystemConfig, events: DetectedEvents, emit_cycle: np.nd
     return Admission(kept, dropped, first_word)
 
 
+#: Cycles from a sample entering the detector to its admission decision (state read, state
+#: registered, products, decision: :attr:`spikeforge.hdl.detector.Detector.LATENCY`).
+DETECTOR_LATENCY = 3
 #: Cycles from a sample leaving the source to its detection stage (conditioner latency 5,
-#: one pipeline stage per filter; detector stage 1): an event decided on sample (n, c) is
+#: one pipeline stage per filter; detector 3): an event decided on sample (n, c) is
 #: admitted in cycle ``n * cycles_per_sample + c + SOURCE_LATENCY + EMIT_LATENCY``.
-EMIT_LATENCY = 6
+EMIT_LATENCY = 5 + DETECTOR_LATENCY
 
 
 @dataclass
@@ -318,9 +360,9 @@ def device_events(config: SystemConfig, samples: np.ndarray, source_latency: int
     events = detect(config, condition(config, samples))
     emit_cycle = (events.emit_sweep * config.cycles_per_sample + events.channel
                   + source_latency + EMIT_LATENCY)
-    # Channel 0 of sweep n enters the detector one cycle before its emission stage.
+    # Channel 0 of sweep n enters the detector DETECTOR_LATENCY cycles before its decision.
     sweep_start = (np.arange(samples.shape[0], dtype=np.int64) * config.cycles_per_sample
-                   + source_latency + EMIT_LATENCY - 1)
+                   + source_latency + EMIT_LATENCY - DETECTOR_LATENCY)
     return DeviceEvents(events, emit_cycle, snippet_complete_cycle(events, sweep_start),
                         [event_words(events, i) for i in range(len(events))])
 

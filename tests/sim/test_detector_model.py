@@ -124,8 +124,8 @@ def test_ring_holds_every_snippet_until_it_is_copied():
 
 def test_neo_aligns_to_the_energy_peak_one_sample_back_and_ignores_polarity():
     # psi of this unfiltered stimulus is in the thousands: a faster tracker than the default
-    # (1/16 LSB per sample) settles on it within the recording.
-    config = SystemConfig(channels=3, detector=DetectorConfig(noise_step=4))
+    # (1/64 LSB per sample) settles on it within the recording: 1/4 LSB.
+    config = SystemConfig(channels=3, detector=DetectorConfig(noise_step=16))
     samples = stimulus("spikes", 8000, 3)
     neo = detect(config, samples, DetectorParams(np.full(3, 80), 1, 5, 8, 16, neo=True))
     assert len(neo) > 0
@@ -165,3 +165,56 @@ def test_1024_channels_are_independent_and_each_finds_its_own_spikes():
         both = np.isin(events.channel, [c, c + 1])
         assert np.array_equal(single.sweep, events.sweep[both])
         assert np.array_equal(single.snippets, events.snippets[both])
+
+
+def test_model_latency_is_the_gateways_pipeline_depth():
+    """The models time admissions and snippet completion by DETECTOR_LATENCY; it must be
+    the RTL's pipeline depth, and the configuration must space a channel's samples enough
+    for the detector's read-modify-write."""
+    import pytest
+
+    from spikeforge.firmware.errors import ConfigError
+    from spikeforge.hdl.detector import Detector
+    from spikeforge.sim.models.detector import DETECTOR_LATENCY
+
+    assert Detector.LATENCY == DETECTOR_LATENCY
+    assert Detector.MIN_SAME_CHANNEL_SPACING >= Detector.LATENCY
+    too_fast = SystemConfig(channels=1, sample_rate_hz=30_000, clock_hz=60_000, baud=60_000,
+                            sweeps_per_frame=1, link_buffer_samples=2)
+    with pytest.raises(ConfigError, match="at least 3 cycles apart"):
+        Detector(too_fast)
+
+
+def test_copier_reads_a_single_port_ring_only_in_cycles_without_a_sample_write():
+    from spikeforge.sim.models.detector import copy_write_cycles
+
+    # Block RAM ring: one word per cycle from the cycle after taking the event.
+    assert copy_write_cycles(10, 8, None) == list(range(11, 19))
+    # SPRAM ring: header words as before; snippet reads from cycle 15 on skip busy cycles.
+    busy = np.zeros(40, dtype=bool)
+    busy[15:18] = True
+    busy[19] = True
+    assert copy_write_cycles(10, 8, busy) == [11, 12, 13, 14, 15, 19, 21, 22]
+    # A never-busy ring is exactly the block RAM timing.
+    assert copy_write_cycles(10, 8, np.zeros(40, dtype=bool)) == copy_write_cycles(10, 8, None)
+
+
+def test_snippet_ring_goes_to_spram_on_the_up5k_when_large_and_is_deep_enough_there():
+    from types import SimpleNamespace
+
+    from spikeforge.hdl.detector import Detector
+
+    up5k = SimpleNamespace(device="iCE40UP5K")
+    ecp5 = SimpleNamespace(device="LFE5U-85F")
+    big = Detector(SystemConfig().replace(channels=256, sweeps_per_frame=1))
+    small = Detector(SystemConfig().replace(channels=16, sweeps_per_frame=1))
+    assert big.resolve_ring_storage(up5k) == "spram"
+    assert big.resolve_ring_storage(ecp5) == "block"
+    assert big.resolve_ring_storage(None) == "block"
+    assert small.resolve_ring_storage(up5k) == "block"
+    # 256 channels at 12 MHz, 30 kS/s: 144 free cycles per sweep; 64 samples still suffice,
+    # so the ring is 16 K words, one SPRAM.
+    assert big.ring_depth_for("spram") * 256 == 16384
+    # Few free cycles per sweep: the copier is slower, so the ring must be deeper.
+    det = DetectorConfig()
+    assert det.ring_depth(260, 4) > det.ring_depth(260)
