@@ -43,13 +43,31 @@ def _cores(config: SystemConfig) -> dict[str, Callable[[], Any]]:
     }
 
 
-def control_path_costs(config: SystemConfig,
-                       cores: tuple[str, ...] | None = None) -> list[ControlCost]:
-    """Synthesise each control-path core of ``config`` (all, or those named in ``cores``)."""
+def _other_cores(config: SystemConfig) -> dict[str, Callable[[], Any]]:
+    """The rest of the system, to compare with (``--other-cores``)."""
+    from spikeforge.hdl.framer import Framer
+    from spikeforge.hdl.source import TestSource
+
+    cores: dict[str, Callable[[], Any]] = {"TestSource": lambda: TestSource(config),
+                                           "Framer": lambda: Framer(config)}
+    if config.detector.enabled:
+        from spikeforge.hdl.conditioner import Conditioner
+        from spikeforge.hdl.detector import Detector
+
+        cores["Conditioner"] = lambda: Conditioner(config)
+        cores["Detector"] = lambda: Detector(config)
+    return cores
+
+
+def control_path_costs(config: SystemConfig, cores: tuple[str, ...] | None = None, *,
+                       other_cores: bool = False) -> list[ControlCost]:
+    """Synthesise each control-path core of ``config`` (all, or those named in ``cores``),
+    and with ``other_cores`` the system's other cores too."""
     from spikeforge.sim.cost import synthesize_ice40
 
+    makers = {**_cores(config), **(_other_cores(config) if other_cores else {})}
     results = []
-    for name, make in _cores(config).items():
+    for name, make in makers.items():
         if cores is not None and name not in cores:
             continue
         cells = synthesize_ice40(make(), design=name, channels=config.channels).cells
@@ -68,17 +86,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--detection", action="store_true",
                         help="the detection reference configuration (more registers)")
+    parser.add_argument("--other-cores", action="store_true",
+                        help="also the system's other cores (source, framer, conditioner, "
+                             "detector), for comparison; not in the total")
     args = parser.parse_args(argv)
     config = reference_config("icebreaker", args.channels,
                               DETECTION_OVERRIDES if args.detection else None)
-    costs = control_path_costs(config)
+    costs = control_path_costs(config, other_cores=args.other_cores)
+    control = [c for c in costs if c.core in _cores(config)]
     print("| core | LUT4 | flip-flops | SB_CARRY | block RAM |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for cost in costs:
         print(f"| {cost.core} | {cost.luts} | {cost.flip_flops} | {cost.carries} | "
               f"{cost.block_rams} |")
-    print(f"| total | {sum(c.luts for c in costs)} | {sum(c.flip_flops for c in costs)} | "
-          f"{sum(c.carries for c in costs)} | {sum(c.block_rams for c in costs)} |")
+        if cost is control[-1]:
+            print(f"| control path | {sum(c.luts for c in control)} | "
+                  f"{sum(c.flip_flops for c in control)} | {sum(c.carries for c in control)} "
+                  f"| {sum(c.block_rams for c in control)} |")
 
 
 if __name__ == "__main__":
