@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .config import SOURCES, SystemConfig
+from .detection import COUNTER_BITS, K_BITS
 from .errors import ConfigError
 from .wire import IDENTITY_MAGIC, WIRE_VERSION, BandwidthMode, available_modes
 
-__all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values"]
+__all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values",
+           "ERROR_COUNTER_BITS"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,15 @@ class Register:
     #: Only present in builds for which this is true (None: always), so a capability a
     #: build lacks costs it no register.
     needs: Callable[[SystemConfig], bool] | None = None
+    #: Bits the register holds; it reads zero-extended to 32 bits. An ``rw`` register keeps
+    #: the low bits of a write; a ``status`` counter this narrow wraps at ``2**bits``. Narrow
+    #: where the consumer uses fewer bits (or a count that wraps is enough): each bit is a
+    #: flip-flop and a read-mux input in the register bank.
+    bits: int | Callable[[SystemConfig], int] = 32
+
+    def width(self, config: SystemConfig) -> int:
+        """Bits the register holds in a build of ``config``."""
+        return self.bits(config) if callable(self.bits) else self.bits
 
     def reset_value(self, config: SystemConfig) -> int:
         return self.reset(config) if callable(self.reset) else self.reset
@@ -46,6 +57,11 @@ class Register:
         return self.name.lower()
 
 
+#: Width of the error and drop counters (they wrap): what matters is whether and how fast
+#: they grow, and 16 bits instead of 32 save a flip-flop, an adder bit and a read-mux input
+#: per bit on the device.
+ERROR_COUNTER_BITS = 16
+
 REGISTERS: tuple[Register, ...] = (
     Register("IDENTITY", 0x00, "const", "ASCII 'SPKF', little-endian"),
     Register("WIRE_VERSION", 0x01, "const", "wire format version the device speaks"),
@@ -53,7 +69,8 @@ REGISTERS: tuple[Register, ...] = (
     Register("SAMPLE_RATE_HZ", 0x03, "const", "samples per second per channel"),
     Register("CLOCK_HZ", 0x04, "const", "system clock"),
     Register("SOURCE", 0x05, "const", "index of the sample source in config.SOURCES"),
-    Register("STREAM_ENABLE", 0x10, "rw", "1: data frames are sent; 0: slots are skipped", 1),
+    Register("STREAM_ENABLE", 0x10, "rw", "1: data frames are sent; 0: slots are skipped", 1,
+             bits=1),
     # channel mask (hdl/channel_mask.py)
     Register("CHANNEL_MASK_INDEX", 0x11, "rw",
              "which 32-channel word CHANNEL_MASK and CHANNEL_MASK_IN_FORCE address"),
@@ -68,21 +85,27 @@ REGISTERS: tuple[Register, ...] = (
     Register("ENABLED_CHANNELS", 0x14, "status", "channels in each DATA sweep"),
     Register("FRAMES_SENT", 0x20, "status", "DATA and COMPRESSED frames sent since reset"),
     Register("FRAMES_DROPPED", 0x21, "status",
-             "DATA and COMPRESSED frames dropped whole: link too slow"),
-    Register("SOURCE_OVERRUNS", 0x22, "status", "samples the source lost to a stalled consumer"),
+             "DATA and COMPRESSED frames dropped whole: link too slow",
+             bits=ERROR_COUNTER_BITS),
+    Register("SOURCE_OVERRUNS", 0x22, "status", "samples the source lost to a stalled consumer",
+             bits=ERROR_COUNTER_BITS),
     Register("SWEEPS", 0x23, "status", "sample periods since reset (the device's clock)"),
     Register("EVENTS_EMITTED", 0x24, "status", "spike events the detector emitted"),
     Register("EVENTS_DROPPED", 0x25, "status",
-             "events dropped whole: event queue or buffer full (link too slow)"),
+             "events dropped whole: event queue or buffer full (link too slow)",
+             bits=ERROR_COUNTER_BITS),
     Register("EVENT_FRAMES_SENT", 0x26, "status", "EVENTS frames sent"),
     # Control path (hdl/control.py): the UART receiver and command decoder.
     Register("COMMANDS_EXECUTED", 0x30, "status",
              "commands carried out (a retry answered from the stored reply is not counted)"),
     Register("COMMAND_ERRORS", 0x31, "status",
-             "commands discarded: bad CRC, wrong type or length, truncated (timed out)"),
+             "commands discarded: bad CRC, wrong type or length, truncated (timed out)",
+             bits=ERROR_COUNTER_BITS),
     Register("COMMANDS_DROPPED", 0x32, "status",
-             "good commands not carried out because the reply buffer was full"),
-    Register("UART_FRAMING_ERRORS", 0x33, "status", "received bytes with a bad stop bit"),
+             "good commands not carried out (retries not answered) because the reply "
+             "buffer was full", bits=ERROR_COUNTER_BITS),
+    Register("UART_FRAMING_ERRORS", 0x33, "status", "received bytes with a bad stop bit",
+             bits=ERROR_COUNTER_BITS),
     # RHD2000 front-end (spikeforge.hdl.rhd2000); lists are start | length << 16.
     Register("RHD_CONTROL", 0x40, "rw",
              "bit 0: run the conversion loop; bit 1: use the delays found at start-up "
@@ -120,29 +143,30 @@ REGISTERS: tuple[Register, ...] = (
     Register("RHD_GOOD_DELAYS_23", 0x51, "status", "the same for lines 2 and 3", 0, "rhd"),
     Register("DETECT_POLARITY", 0x80, "rw",
              "0 off, 1 negative-going, 2 positive-going, 3 both (config.detector.polarity)",
-             lambda c: c.detector.polarity_code),
+             lambda c: c.detector.polarity_code, bits=2),
     Register("DETECT_DEAD_SAMPLES", 0x81, "rw", "samples ignored after each event",
-             lambda c: c.detector.dead_samples),
+             lambda c: c.detector.dead_samples, bits=COUNTER_BITS),
     Register("DETECT_SNIPPET_PRE", 0x82, "rw",
              "snippet samples before the peak (clamped to max_snippet_pre)",
-             lambda c: c.detector.snippet_pre),
+             lambda c: c.detector.snippet_pre, bits=8),
     Register("DETECT_SNIPPET_POST", 0x83, "rw",
              "snippet samples after the peak (clamped to max_snippet_post)",
-             lambda c: c.detector.snippet_post),
-    Register("DETECT_K_CHANNEL", 0x84, "rw", "channel whose threshold DETECT_K writes"),
+             lambda c: c.detector.snippet_post, bits=8),
+    Register("DETECT_K_CHANNEL", 0x84, "rw", "channel whose threshold DETECT_K writes",
+             bits=lambda c: c.channel_bits),
     Register("DETECT_K", 0x85, "rw",
              "writing stores threshold k in sixteenths (80 = 5.0 sigma) for channel "
              "DETECT_K_CHANNEL; reads the last value written",
-             lambda c: c.detector.threshold_k16),
+             lambda c: c.detector.threshold_k16, bits=K_BITS),
     Register("DETECT_NEO", 0x86, "rw", "1: detect on the nonlinear energy operator",
-             lambda c: int(c.detector.neo)),
+             lambda c: int(c.detector.neo), bits=1),
     # Bandwidth modes (docs/wire-format.md): what goes on the link, without a new bitstream.
     # Only built when there is a mode besides raw: a raw-only build is always raw (its
     # identity says it has neither coder nor detector), and spends no logic on them.
     Register("BANDWIDTH_MODE", 0xC0, "rw",
              "0 raw (DATA), 1 lossless (COMPRESSED), 2 events only, 3 events + LFP; a mode the "
              "build lacks (BANDWIDTH_MODES) is refused: the write is ignored. Takes effect at "
-             "the next frame slot (DATA) or coder block (COMPRESSED)",
+             "the next frame slot (DATA) or coder block (COMPRESSED)", bits=2,
              needs=lambda c: available_modes(c) != 1 << BandwidthMode.RAW),
     Register("BANDWIDTH_MODES", 0xC1, "const",
              "bit m set: the build runs bandwidth mode m (wire.available_modes)",

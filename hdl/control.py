@@ -12,7 +12,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.registers import REGISTERS
+from spikeforge.firmware.registers import REGISTERS, register
 from spikeforge.firmware.wire import (
     COMMAND,
     CRC_BYTES,
@@ -43,10 +43,12 @@ class CommandDecoder(wiring.Component):
     """Carries out COMMAND frames on the register bus and answers each with a REPLY frame.
 
     Parsing: two sync bytes, then the 17 bytes of type, tag (``seq``), length, payload and
-    CRC-32. The command is carried out only when the whole frame is in and checks (type
-    COMMAND, length 6, operation read or write, CRC); anything else — a bad CRC, a wrong
-    field, or a frame whose bytes stop for ``command_timeout_cycles`` (truncated) — is
-    discarded and counted in ``command_errors``, never half applied.
+    CRC-32, consumed as they arrive: the fields the command needs (tag, address, operation,
+    value) are kept, the others are checked on the fly (type COMMAND, length 6, operation
+    read or write) and the CRC is run over every byte. The command is carried out only when
+    the whole frame is in and checks; anything else — a bad CRC, a wrong field, or a frame
+    whose bytes stop for ``command_timeout_cycles`` (truncated) — is discarded and counted
+    in ``command_errors``, never half applied.
 
     Carrying out (4 cycles after the last byte): the address is looked up in the register
     map of ``config``; a write to an ``rw`` register pulses ``bus.w_en`` for one cycle; the
@@ -57,19 +59,32 @@ class CommandDecoder(wiring.Component):
     Retries: the decoder keeps the tag and reply of the last command it carried out. A
     command with the same tag is not carried out again; the stored reply is sent again.
 
+    One CRC-32 unit (a byte per cycle) serves both directions: it checks the command's
+    bytes as they arrive and, once the command is carried out, computes the reply's CRC
+    while the reply is written. The UART delivers at most one byte every 10 *
+    ``MIN_RX_DIVISOR`` = 30 cycles and the decoder is busy for at most 23 cycles after a
+    command's last byte, so the two never meet and no byte waits.
+
     Ports
     -----
     i : stream of bytes in, from :class:`~spikeforge.hdl.uart.UARTReceiver`
-        ``ready`` is low for the 4 cycles a command is being carried out.
+        ``ready`` is low from the cycle after a frame's last byte until its reply is written
+        (4 cycles to carry the command out and 19 to write the reply; 1 + 19 for a retry,
+        1 for a discarded frame).
     bus : :class:`RegisterBus`, out (the decoder is the controller)
+        ``addr`` and ``w_data`` show the current command's address and value at all times;
+        they matter only while ``bus_active`` is high (``w_en`` pulses only then).
     bus_active : out
         High while the decoder drives ``bus`` (2 cycles per command).
     o : stream of bytes out
         Reply frames, whole (19 bytes, written one per cycle into a 256-byte block-RAM FIFO
-        before they are offered, so a reply is never starved once it has started).
-    commands_executed, command_errors, commands_dropped : unsigned(32), out
+        before they are offered, so a reply is never starved once it has started). A reply
+        is written only when the FIFO has room for all of it.
+    commands_executed, command_errors, commands_dropped : out
+        Counters as wide as their registers (32, 16 and 16 bits; the narrow ones wrap):
         Commands carried out (retries answered from the stored reply not counted);
-        discarded; good but not carried out because the reply FIFO had no room.
+        discarded; good but not carried out — or, for a retry, not answered — because the
+        reply FIFO had no room for the reply.
     """
 
     REPLY_FIFO_BYTES = 256
@@ -81,9 +96,9 @@ class CommandDecoder(wiring.Component):
             "bus": Out(RegisterBus()),
             "bus_active": Out(1),
             "o": Out(stream.Signature(8)),
-            "commands_executed": Out(32),
-            "command_errors": Out(32),
-            "commands_dropped": Out(32),
+            "commands_executed": Out(register("COMMANDS_EXECUTED").width(config)),
+            "command_errors": Out(register("COMMAND_ERRORS").width(config)),
+            "commands_dropped": Out(register("COMMANDS_DROPPED").width(config)),
         })
 
     def elaborate(self, platform):
@@ -92,18 +107,21 @@ class CommandDecoder(wiring.Component):
         m.submodules.replies = fifo = StreamFifo(8, self.REPLY_FIFO_BYTES)
         wiring.connect(m, fifo.r, wiring.flipped(self.o))
 
-        # -- parser -------------------------------------------------------------------------
         timeout = command_timeout_cycles(config)
-        body = Signal(8 * _BODY_BYTES)
-        got = Signal(range(_BODY_BYTES + 1))
-        crc = Signal(32)
+        # Bytes taken of the frame body while parsing; bytes written of the reply while
+        # writing (one counter: the decoder does one or the other).
+        count = Signal(range(max(_BODY_BYTES, REPLY_FRAME_BYTES)))
         idle = Signal(range(timeout + 1))
+        crc = Signal(32)
+        crc_byte = Signal(8)
+        m.d.comb += crc_byte.eq(self.i.payload)   # the writer overrides it while writing
 
-        def field(offset: int, size: int):
-            return body[8 * offset:8 * (offset + size)]
-
-        frame_type, tag, length = field(0, 1), field(1, 4), field(5, 2)
-        address, op, value = field(7, 1), field(8, 1), field(9, 4)
+        # -- the command being received, kept field by field ------------------------------
+        tag = Signal(32)
+        address = Signal(8)
+        value = Signal(32)
+        is_write = Signal()
+        malformed = Signal()    # a checked field (type, length, operation) was wrong
 
         byte = self.i.payload
         take = self.i.valid & self.i.ready
@@ -112,9 +130,8 @@ class CommandDecoder(wiring.Component):
         last_valid = Signal()
         last_tag = Signal(32)
         reply_address = Signal(8)
-        reply_status = Signal(8)
+        reply_status = Signal(2)
         reply_value = Signal(32)
-        send = Signal()     # pulse: write the stored reply into the FIFO
 
         # Register kinds of this build, for the status.
         writable = Signal()
@@ -125,9 +142,32 @@ class CommandDecoder(wiring.Component):
                     with m.Case(reg.address):
                         m.d.comb += [known.eq(1), writable.eq(reg.access == "rw")]
 
-        well_formed = ((frame_type == FrameType.COMMAND) & (length == COMMAND.size)
-                       & (op <= CommandOp.WRITE) & (crc == CRC_RESIDUE))
-        is_write = op == CommandOp.WRITE
+        # The bus shows the command at all times; only w_en and bus_active are timed.
+        m.d.comb += [self.bus.addr.eq(address), self.bus.w_data.eq(value)]
+
+        # Where each field sits in the body (after the sync bytes).
+        tag_at = range(1, 5)
+        length_at = (5, 6)
+        address_at, op_at = 7, 8
+        value_at = range(9, 13)
+
+        # The reply's bytes, by position.
+        header = [SYNC[0], SYNC[1], FrameType.REPLY, *(last_tag.word_select(k, 8)
+                                                      for k in range(4)),
+                  REPLY.size & 0xFF, REPLY.size >> 8]
+        payload = [reply_address, reply_status, *(reply_value.word_select(k, 8)
+                                                  for k in range(4))]
+        out_byte = Signal(8)
+        crc_start = HEADER_BYTES + REPLY.size
+        with m.Switch(count):
+            for position, value_ in enumerate(header + payload):
+                with m.Case(position):
+                    m.d.comb += out_byte.eq(value_)
+            for k in range(CRC_BYTES):
+                with m.Case(crc_start + k):
+                    m.d.comb += out_byte.eq((~crc).word_select(k, 8))
+        m.d.comb += fifo.w.payload.eq(out_byte)
+        room = fifo.level <= fifo.depth - REPLY_FRAME_BYTES
 
         with m.FSM():
             with m.State("HUNT"):
@@ -139,7 +179,8 @@ class CommandDecoder(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 m.d.sync += idle.eq(idle + 1)
                 with m.If(take):
-                    m.d.sync += [idle.eq(0), got.eq(0), crc.eq(0xFFFFFFFF)]
+                    m.d.sync += [idle.eq(0), count.eq(0), crc.eq(0xFFFFFFFF),
+                                 malformed.eq(0)]
                     with m.If(byte == SYNC[1]):
                         m.next = "BODY"
                     with m.Elif(byte != SYNC[0]):
@@ -151,44 +192,52 @@ class CommandDecoder(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 m.d.sync += idle.eq(idle + 1)
                 with m.If(take):
-                    m.d.sync += [
-                        idle.eq(0),
-                        body.eq(Cat(body[8:], byte)),
-                        crc.eq(crc32_update(crc, byte)),
-                        got.eq(got + 1),
-                    ]
-                    with m.If(got == _BODY_BYTES - 1):
+                    m.d.sync += [idle.eq(0), crc.eq(crc32_update(crc, crc_byte)),
+                                 count.eq(count + 1)]
+                    with m.If(count == 0):
+                        with m.If(byte != FrameType.COMMAND):
+                            m.d.sync += malformed.eq(1)
+                    with m.If((count >= tag_at.start) & (count < tag_at.stop)):
+                        m.d.sync += tag.eq(Cat(tag[8:], byte))
+                    for k, expected in zip(length_at, COMMAND.size.to_bytes(2, "little")):
+                        with m.If((count == k) & (byte != expected)):
+                            m.d.sync += malformed.eq(1)
+                    with m.If(count == address_at):
+                        m.d.sync += address.eq(byte)
+                    with m.If(count == op_at):
+                        m.d.sync += is_write.eq(byte == CommandOp.WRITE)
+                        with m.If(byte > CommandOp.WRITE):
+                            m.d.sync += malformed.eq(1)
+                    with m.If((count >= value_at.start) & (count < value_at.stop)):
+                        m.d.sync += value.eq(Cat(value[8:], byte))
+                    with m.If(count == _BODY_BYTES - 1):
                         m.next = "CHECK"
                 with m.Elif(idle == timeout - 1):
                     m.d.sync += self.command_errors.eq(self.command_errors + 1)
                     m.next = "HUNT"
             with m.State("CHECK"):
-                with m.If(~well_formed):
+                m.d.sync += count.eq(0)
+                with m.If(malformed | (crc != CRC_RESIDUE)):
                     m.d.sync += self.command_errors.eq(self.command_errors + 1)
                     m.next = "HUNT"
-                with m.Elif(last_valid & (tag == last_tag)):
-                    m.d.comb += send.eq(1)     # a retry: the stored reply again
-                    m.next = "HUNT"
-                with m.Elif(fifo.level > fifo.depth - REPLY_FRAME_BYTES):
+                with m.Elif(~room):
                     m.d.sync += self.commands_dropped.eq(self.commands_dropped + 1)
                     m.next = "HUNT"
+                with m.Elif(last_valid & (tag == last_tag)):
+                    m.d.sync += crc.eq(0xFFFFFFFF)
+                    m.next = "WRITE"        # a retry: the stored reply again
                 with m.Else():
                     m.d.sync += self.commands_executed.eq(self.commands_executed + 1)
                     m.next = "ACCESS"
             with m.State("ACCESS"):
-                m.d.comb += [
-                    self.bus_active.eq(1),
-                    self.bus.addr.eq(address),
-                    self.bus.w_data.eq(value),
-                    self.bus.w_en.eq(is_write & writable),
-                ]
+                m.d.comb += [self.bus_active.eq(1), self.bus.w_en.eq(is_write & writable)]
                 m.next = "SETTLE"
             with m.State("SETTLE"):
                 # The bank shows the register (after the write) one cycle after this.
-                m.d.comb += [self.bus_active.eq(1), self.bus.addr.eq(address)]
+                m.d.comb += self.bus_active.eq(1)
                 m.next = "CAPTURE"
             with m.State("CAPTURE"):
-                status = Signal(8)
+                status = Signal(2)
                 with m.If(~known):
                     m.d.comb += status.eq(ReplyStatus.UNKNOWN_REGISTER)
                 with m.Elif(is_write & ~writable):
@@ -198,43 +247,17 @@ class CommandDecoder(wiring.Component):
                 m.d.sync += [
                     last_valid.eq(1), last_tag.eq(tag), reply_address.eq(address),
                     reply_status.eq(status), reply_value.eq(self.bus.r_data),
+                    crc.eq(0xFFFFFFFF),
                 ]
-                m.next = "REPLY"
-            with m.State("REPLY"):
-                m.d.comb += send.eq(1)
-                m.next = "HUNT"
-
-        # -- reply writer: 19 bytes into the FIFO, one per cycle ---------------------------------
-        header = [SYNC[0], SYNC[1], FrameType.REPLY, *(last_tag.word_select(k, 8)
-                                                      for k in range(4)),
-                  REPLY.size & 0xFF, REPLY.size >> 8]
-        payload = [reply_address, reply_status, *(reply_value.word_select(k, 8)
-                                                  for k in range(4))]
-        index = Signal(range(REPLY_FRAME_BYTES))
-        out_crc = Signal(32)
-        out_byte = Signal(8)
-        crc_start = HEADER_BYTES + REPLY.size
-        with m.Switch(index):
-            for position, value_ in enumerate(header + payload):
-                with m.Case(position):
-                    m.d.comb += out_byte.eq(value_)
-            for k in range(CRC_BYTES):
-                with m.Case(crc_start + k):
-                    m.d.comb += out_byte.eq((~out_crc).word_select(k, 8))
-        m.d.comb += fifo.w.payload.eq(out_byte)
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(send):
-                    m.d.sync += [index.eq(0), out_crc.eq(0xFFFFFFFF)]
-                    m.next = "WRITE"
+                m.next = "WRITE"
             with m.State("WRITE"):
-                m.d.comb += fifo.w.valid.eq(1)
-                with m.If(fifo.w.ready):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If((index >= len(SYNC)) & (index < crc_start)):
-                        m.d.sync += out_crc.eq(crc32_update(out_crc, out_byte))
-                    with m.If(index == REPLY_FRAME_BYTES - 1):
-                        m.next = "IDLE"
+                # 19 bytes into the FIFO, one per cycle (``room`` was checked: never stalls).
+                m.d.comb += [fifo.w.valid.eq(1), crc_byte.eq(out_byte)]
+                m.d.sync += count.eq(count + 1)
+                with m.If((count >= len(SYNC)) & (count < crc_start)):
+                    m.d.sync += crc.eq(crc32_update(crc, crc_byte))
+                with m.If(count == REPLY_FRAME_BYTES - 1):
+                    m.next = "HUNT"
         return m
 
 

@@ -6,6 +6,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.errors import ConfigError
+from spikeforge.firmware.registers import ERROR_COUNTER_BITS
 from spikeforge.firmware.wire import MIN_RX_DIVISOR
 
 __all__ = ["UARTTransmitter", "UARTReceiver"]
@@ -94,16 +95,17 @@ class UARTReceiver(wiring.Component):
         The serial line; idles high.
     o : stream of bytes out
         A byte is offered from the cycle after its stop bit was sampled and held until
-        taken; the consumer must take it within 9 bit times (the command decoder always is
-        ready).
-    framing_errors : unsigned(32), out
-        Bytes whose stop bit was low; such a byte is discarded, and the receiver waits for
-        the line to go high before looking for the next start bit.
+        taken; the consumer must take it within 9 bit times (the command decoder is busy
+        for at most 23 cycles after a command's last byte, less than one byte time).
+    framing_errors : unsigned(16), out
+        Bytes whose stop bit was low (wraps, as its register UART_FRAMING_ERRORS); such a
+        byte is discarded, and the receiver waits for the line to go high before looking
+        for the next start bit.
     """
 
     rx: In(1)
     o: Out(stream.Signature(8))
-    framing_errors: Out(32)
+    framing_errors: Out(ERROR_COUNTER_BITS)
 
     def __init__(self, divisor: int):
         if divisor < MIN_RX_DIVISOR:

@@ -4,7 +4,9 @@ Bytes in (as the UART receiver delivers them), reply frames out, register effect
 :class:`~spikeforge.sim.models.registers.RegisterBankModel`. Timing enters only where it
 changes what happens: :meth:`CommandDecoderModel.timeout` stands for the line staying idle
 for ``command_timeout_cycles`` in the middle of a frame, and :meth:`framing_error` for a
-byte the receiver discarded for its stop bit.
+byte the receiver discarded for its stop bit. The reply buffer is assumed to have room:
+a command or retry that finds it full is dropped by the device (``COMMANDS_DROPPED``), which
+depends on the link's timing and is not modelled (the benches never fill it).
 """
 
 from spikeforge.firmware.config import SystemConfig
