@@ -73,13 +73,14 @@ REGISTERS: tuple[Register, ...] = (
              bits=1),
     # channel mask (hdl/channel_mask.py)
     Register("CHANNEL_MASK_INDEX", 0x11, "rw",
-             "which 32-channel word CHANNEL_MASK and CHANNEL_MASK_IN_FORCE address"),
+             "which 32-channel word CHANNEL_MASK and CHANNEL_MASK_IN_FORCE address",
+             bits=lambda c: max(1, ((c.channels - 1) // 32).bit_length())),
     Register("CHANNEL_MASK", 0x12, "rw",
              "writing stores the word (channel 32*index+i at bit i) into the mask of the "
              "channels DATA frames carry, only while STREAM_ENABLE is 0 and no DATA frame is "
              "buffered, and only if at least one channel stays enabled (else ignored); reads "
              "the last value written",
-             lambda c: c.channel_mask_words[0]),
+             lambda c: c.channel_mask_words[0], bits=lambda c: min(32, c.channels)),
     Register("CHANNEL_MASK_IN_FORCE", 0x13, "status",
              "the mask word at CHANNEL_MASK_INDEX as the framer uses it (0 past the channels)"),
     Register("ENABLED_CHANNELS", 0x14, "status", "channels in each DATA sweep"),
