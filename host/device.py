@@ -105,8 +105,16 @@ class DeviceStatus:
     mode: str | None = None
 
     def lines(self) -> list[str]:
+        from spikeforge.firmware.registers import register
+
         rows = [f"{'bandwidth mode':<22} {self.mode}"] if self.mode is not None else []
-        rows += [f"{name.lower():<22} {value}" for name, value in self.registers.items()]
+        for name, value in self.registers.items():
+            reg = register(name)
+            # Narrow device counters wrap (firmware.registers.ERROR_COUNTER_BITS); the host's
+            # own sequence-gap count below does not.
+            narrow = reg.access == "status" and isinstance(reg.bits, int) and reg.bits < 32
+            wraps = f"  (mod {1 << reg.bits})" if narrow else ""
+            rows.append(f"{name.lower():<22} {value}{wraps}")
         link = self.link
         rows += [f"{'host crc_errors':<22} {link.crc_errors}",
                  f"{'host sequence_gaps':<22} {link.sequence_gaps}",
