@@ -71,6 +71,8 @@ class DataBlock:
     first_sample: int
     samples: np.ndarray
     channels: tuple[int, ...] = ()
+    #: From a COMPRESSED frame: the coder carries every channel, whatever the channel mask.
+    compressed: bool = False
 
     def __post_init__(self) -> None:
         if not self.channels:
@@ -116,7 +118,7 @@ class DataBlock:
         sweeps = config.codec.block_sweeps
         samples = decode_block(frame.payload, config.channels, config.codec, codebook)
         samples.flags.writeable = False
-        return cls(frame.seq, frame.seq * sweeps, samples)
+        return cls(frame.seq, frame.seq * sweeps, samples, compressed=True)
 
 
 @dataclass(frozen=True)

@@ -160,8 +160,8 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
                                and (end is None or e.sample < end))
                 writer.write_events(replace(item, events=inside))
             if isinstance(item, DataBlock):
-                if item.channels != writer.channels and set(writer.channels) <= set(
-                        item.channels):
+                if (item.compressed and item.channels != writer.channels
+                        and set(writer.channels) <= set(item.channels)):
                     # COMPRESSED blocks carry every channel (the coder ignores the mask):
                     # the recording keeps the enabled ones.
                     columns = [item.channels.index(c) for c in writer.channels]

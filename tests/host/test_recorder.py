@@ -334,3 +334,26 @@ def test_a_masked_device_is_recorded_with_its_enabled_channels_only(tmp_path):
         series = io.read().acquisition["ElectricalSeries"]
         np.testing.assert_array_equal(series.data[:], samples)
         assert list(series.electrodes.to_dataframe().index) == [1, 3, 4, 7]
+
+
+def test_lossless_frames_of_a_masked_device_are_recorded_with_its_enabled_channels(tmp_path):
+    """COMPRESSED blocks carry every channel (the coder ignores the mask); the recording keeps
+    the channels the mask enables, exactly the source's samples."""
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.firmware.wire import BandwidthMode
+
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100, channel_mask=(1, 3),
+                          codec=CodecConfig(enabled=True, block_sweeps=16),
+                          test_source=TestSourceConfig(noise_shift=3))
+    played = PlayedDevice(config, seconds=1.0, modes=[(0, BandwidthMode.LOSSLESS)])
+    assert played.schedule.sent_blocks
+    with Device.open(played.url) as device:
+        final = record(device, tmp_path / "rec", duration_s=0.4, control=False)
+    assert final.ended == "duration reached" and final.samples_lost == 0
+    reader, samples, meta = _read_back(tmp_path / "rec")
+    assert list(reader.header["signal_channels"]["name"]) == ["CH2", "CH4"]
+    assert meta["channels_enabled"] == [1, 3]
+    first = round(reader.get_signal_t_start(0, 0, 0) * config.sample_rate_hz)
+    assert samples.shape == (round(0.4 * config.sample_rate_hz), 2)
+    np.testing.assert_array_equal(samples, played.truth[first:first + len(samples)][:, [1, 3]])
