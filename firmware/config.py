@@ -131,7 +131,7 @@ class SystemConfig:
     rhd: RHDConfig = field(default_factory=RHDConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
-    # -- channel mask (branch mask) --
+    # -- channel mask --
     channel_mask: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:

@@ -57,7 +57,7 @@ __all__ = [
 
 SYNC = b"\xa5\x5a"
 #: 2: EVENTS frames; the identity carries the RHD front-end's and the detector's
-#: configuration. 3: the codec's configuration. 4: the reset channel mask (branch mask).
+#: configuration. 3: the codec's configuration. 4: the reset channel mask.
 WIRE_VERSION = 4
 
 
@@ -161,7 +161,7 @@ _CODEC = struct.Struct("<BHBBBBBBB")
 IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size + _CODEC.size
 
 
-# -- channel mask (branch mask) --
+# -- channel mask --
 def identity_payload_bytes(channels: int) -> int:
     """Length of the IDENTITY payload of a device with ``channels`` channels: the fixed part
     and the reset channel mask, one little-endian uint32 per 32 channels (channel ``c`` at

@@ -304,7 +304,7 @@ class Framer(wiring.Component):
                         start_frame(FrameType.IDENTITY, identity_count, len(identity))
                         m.d.sync += identity_count.eq(identity_count + 1)
                     with m.Else():
-                        start_frame(FrameType.DATA, slots.r.payload, 2 * frame_samples)  # mask
+                        start_frame(FrameType.DATA, slots.r.payload, 2 * frame_samples)
                     m.next = "HEADER"
                 if blocks is not None:
                     with m.Elif(blocks.r.valid):

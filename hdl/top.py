@@ -92,7 +92,7 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
         bus = self._control(m, framer, uart, bank)
-        self._channel_mask(m, source, framer, bank, bus)  # channel mask (branch mask)
+        self._channel_mask(m, source, framer, bank, bus)
         if not config.detector.enabled:
             wiring.connect(m, source.o, framer.i)
             m.d.comb += framer.events.valid.eq(0)

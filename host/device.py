@@ -240,7 +240,7 @@ class Device:
                     self.config = item.config
                 yield item
 
-    # -- channel mask (branch mask) -------------------------------------------------------------
+    # -- channel mask -------------------------------------------------------------
     @property
     def enabled_channels(self) -> tuple[int, ...] | None:
         """The channels DATA frames carry, as far as the host knows (None before

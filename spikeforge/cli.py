@@ -283,7 +283,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 print("chips found: " + (", ".join(
                     f"line {c.line}: {c.kind} ({c.amplifiers} amplifiers, MISO delay "
                     f"{c.miso_delay})" for c in chips) or "none"))
-            _print_channel_mask(device)  # channel mask (branch mask)
+            _print_channel_mask(device)
             for line in device.status().lines():
                 print(line)
     finally:

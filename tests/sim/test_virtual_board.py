@@ -247,7 +247,7 @@ def test_the_host_learns_the_chips_the_board_found(tmp_path):
                                miso_delay=choose_delay(good))]
 
 
-# -- channel mask (branch mask) -----------------------------------------------------------------
+# -- channel mask -----------------------------------------------------------------
 _MASK_URL = "sim://?channels=4&identity_interval_frames=16"   # the build of the tests above
 
 
