@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     overrides = dict(DETECTION_OVERRIDES if args.detection else {})
     if args.codec != "off":
-        overrides["codec"] = {"enabled": True, "codebook": args.codec == "codebook"}
+        # Blocks of 8 sweeps, so the reference link buffer holds two worst-case blocks.
+        overrides["codec"] = {"enabled": True, "codebook": args.codec == "codebook",
+                              "block_sweeps": 8}
     config = reference_config("icebreaker", args.channels, overrides or None)
     costs = control_path_costs(config, other_cores=args.other_cores)
     control = [c for c in costs if c.core in _cores(config)]
