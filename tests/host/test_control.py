@@ -308,3 +308,23 @@ def test_load_codebook_is_refused_by_a_build_without_one(make_device):
         with pytest.raises(RegisterRefused, match="codebook_bits=2"):
             device.load_codebook(Codebook(values=tuple(range(5)), base=0, multiplier=1,
                                           shift=0))
+
+
+def test_record_codebook_from_loads_it_and_records_lossless(tmp_path, capsys):
+    import json
+
+    from spikeforge.cli import main
+    from spikeforge.firmware.compression import Codebook
+
+    book = Codebook(values=(-64, 0, 64), base=-64, multiplier=1 << 10, shift=16)
+    path = tmp_path / "book.json"
+    path.write_text(json.dumps(book.to_dict()))
+    fake = ModelDevice(_codebook_build())      # the CLI opens the port itself
+    try:
+        assert main(["record", "--port", fake.url, "--out", str(tmp_path / "rec"),
+                     "--duration", "0.01", "--codebook-from", str(path)]) == 0
+        assert fake.model.codebook_table == [int(v) & 0xFFFF for v in book.table(2)]
+        assert fake.model.bank.values["BANDWIDTH_MODE"] == 1
+    finally:
+        fake.close()
+    assert "codebook loaded: 3 values" in capsys.readouterr().err
