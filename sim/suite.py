@@ -468,10 +468,11 @@ def _bench_codebook(config: SystemConfig) -> dict[str, Any]:
 
 
 def _system_codebook(config: SystemConfig, cycles: int, why: str,
-                     mode_writes: list[tuple[int, int]]) -> BenchCase:
-    """A system bench that loads a codebook over the register bus, then writes the modes."""
+                     mode_writes: list[tuple[int, int]], reload: bool = False) -> BenchCase:
+    """A system bench that loads a codebook over the register bus, then writes the modes
+    (``reload``: then checks when a new codebook write is taken)."""
     case = _system_modes(config, cycles, why, mode_writes)
-    params = dict(case.params, codebook=_bench_codebook(config))
+    params = dict(case.params, codebook=_bench_codebook(config), codebook_reload=reload)
     return BenchCase(bench=case.bench, label=case.label, component=case.component,
                      params=params, config=config)
 
@@ -488,4 +489,7 @@ def _codebook_config() -> SystemConfig:
 CASES = CASES + (
     _system_codebook(_codebook_config(), 30_000, "codebook loaded, then lossless",
                      [(5_000, 1)]),
+    _system_codebook(_codebook_config(), 25_000,
+                     "codebook loaded, lossless, raw: a new table waits for a block",
+                     [(5_000, 1), (20_000, 0)], reload=True),
 )

@@ -10,8 +10,9 @@ register bus mid-run (a mode the build lacks is refused, and the bench checks th
 read-back); the model follows the accepted ones from the next cycle. With a ``codebook``
 (``codec.codebook`` builds) the bench first loads it over the register bus (each table
 entry read back through CODEBOOK_VALUE), then makes the mode writes, and at the end checks
-that codebook writes are refused in lossless mode. The captured bytes are saved to
-``uart.bin`` in the run folder for the host-side decoding test.
+that codebook writes are refused in lossless mode; with ``codebook_reload``, that after the
+last write (leaving lossless) they stay refused until the coder's next block starts.
+The captured bytes are saved to ``uart.bin`` in the run folder for the host-side decoding test.
 
 With the RHD2000 source, behavioural chips (:mod:`spikeforge.sim.chips.rhd2000`) sit on
 the SPI pins behind the given cable delays; the front-end boots (set-up list, then the
@@ -125,6 +126,26 @@ async def check_codebook_refused(bench: Bench, config: SystemConfig,
     assert value == int(table[index]) & 0xFFFF, "the table changed in lossless mode"
 
 
+async def check_codebook_waits_for_a_block(bench: Bench, config: SystemConfig,
+                                           codebook: Codebook, left_lossless: int) -> None:
+    """After a switch out of lossless (written in cycle ``left_lossless``) codebook writes
+    stay refused until the coder's next block starts (a block admitted in lossless mode is
+    still being coded), and are taken after it."""
+    period = config.codec.block_sweeps * config.cycles_per_sample
+    next_block = SOURCE_LATENCY + -(-(left_lossless + 1 - SOURCE_LATENCY) // period) * period
+    assert bench.cycle() + 8 < next_block, "the switch out of lossless is too close to a block"
+    shift = (codebook.shift + 1) % 32
+    await write_register(bench, "CODEBOOK_SHIFT", shift)
+    held, at = await read_register(bench, "CODEBOOK_SHIFT")
+    assert held == codebook.shift, (
+        f"a codebook write in cycle {at - 1}, before the first block after leaving lossless "
+        f"(cycle {next_block}), was taken")
+    await bench.cycles(next_block + 2 - bench.cycle())
+    await write_register(bench, "CODEBOOK_SHIFT", shift)
+    held, at = await read_register(bench, "CODEBOOK_SHIFT")
+    assert held == shift, f"a codebook write in cycle {at - 1}, after a block start, was refused"
+
+
 @cocotb.test()
 async def uart_bytes_match_model(dut):
     params = bench_parameters()
@@ -154,6 +175,8 @@ async def uart_bytes_match_model(dut):
         async def load_then_switch() -> None:
             await load_codebook(bench, config, codebook)
             await write_modes(bench, config, writes)
+            if params.get("codebook_reload"):
+                await check_codebook_waits_for_a_block(bench, config, codebook, writes[-1][0])
 
         cocotb.start_soon(load_then_switch())
     elif writes:
