@@ -95,8 +95,9 @@ class AcquisitionSystem(wiring.Component):
         compressor = self._compressor(m, framer)
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
-        # codebook: refuses codebook writes while set (see _codebook)
-        self._codebook_lock = Signal(name="codebook_lock") if config.codec.codebook else None
+        # codebook: codebook writes are refused while this is high (see _codebook)
+        self._codebook_lock = (Signal(name="codebook_lock") if config.codec.codebook
+                               else None)
         bus = self._control(m, framer, uart, bank)
         self._channel_mask(m, source, framer, bank, bus)
         if not config.detector.enabled:
@@ -216,12 +217,16 @@ class AcquisitionSystem(wiring.Component):
         """
         config = self.config
         bits = config.codec.codebook_bits
-        lock = self._codebook_lock
         lossless = bank.bandwidth_mode[:2] == BandwidthMode.LOSSLESS
+        # A block admitted in lossless mode may still be being coded.
+        block_open = Signal(name="codebook_block_open")
         with m.If(lossless):
-            m.d.sync += lock.eq(1)
+            m.d.sync += block_open.eq(1)
         with m.Elif(compressor.block_start):
-            m.d.sync += lock.eq(0)
+            m.d.sync += block_open.eq(0)
+        # Lossless itself refuses at once: the first block may start the cycle after the
+        # mode write.
+        m.d.comb += self._codebook_lock.eq(lossless | block_open)
         entry_address = register("CODEBOOK_ENTRY").address
         m.d.comb += [
             # bank.bus carries only the writes _write_allowed let through

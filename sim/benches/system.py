@@ -9,8 +9,9 @@ model's counts. ``mode_writes`` ([cycle, mode] pairs) switch the bandwidth mode 
 register bus mid-run (a mode the build lacks is refused, and the bench checks the
 read-back); the model follows the accepted ones from the next cycle. With a ``codebook``
 (``codec.codebook`` builds) the bench first loads it over the register bus (each table
-entry read back through CODEBOOK_VALUE), then makes the mode writes, and at the end checks
-that codebook writes are refused in lossless mode; with ``codebook_reload``, that after the
+entry read back through CODEBOOK_VALUE), then makes the mode writes (a codebook write in the
+cycle right after a switch to lossless), and at the end checks that codebook writes are
+refused in lossless mode; with ``codebook_reload``, that after the
 last write (leaving lossless) they stay refused until the coder's next block starts.
 The captured bytes are saved to ``uart.bin`` in the run folder for the host-side decoding test.
 
@@ -109,6 +110,18 @@ async def load_codebook(bench: Bench, config: SystemConfig, codebook: Codebook) 
             "written")
 
 
+async def write_right_after(bench: Bench, cycle: int, name: str, value: int) -> None:
+    """A write in ``cycle`` + 1, straight after the bus write of ``cycle`` (``write_modes``
+    returns in that cycle)."""
+    dut = bench.dut
+    assert bench.cycle() == cycle + 1, f"the write after cycle {cycle} came too late"
+    dut.registers__addr.value = register(name).address
+    dut.registers__w_data.value = value
+    dut.registers__w_en.value = 1
+    await FallingEdge(dut.clk)
+    dut.registers__w_en.value = 0
+
+
 async def check_codebook_refused(bench: Bench, config: SystemConfig,
                                  codebook: Codebook) -> None:
     """In lossless mode every codebook write is refused: the registers and the table keep
@@ -121,6 +134,9 @@ async def check_codebook_refused(bench: Bench, config: SystemConfig,
     assert held_index == index, "a CODEBOOK_ENTRY write was taken in lossless mode"
     base, _ = await read_register(bench, "CODEBOOK_BASE")
     assert base == codebook.base & 0xFFFF, "a CODEBOOK_BASE write was taken in lossless mode"
+    shift, _ = await read_register(bench, "CODEBOOK_SHIFT")
+    assert shift == codebook.shift, (
+        "a CODEBOOK_SHIFT write in the cycle after the switch to lossless was taken")
     await bench.cycles(config.channels + 4)
     value, _ = await read_register(bench, "CODEBOOK_VALUE")
     assert value == int(table[index]) & 0xFFFF, "the table changed in lossless mode"
@@ -175,6 +191,9 @@ async def uart_bytes_match_model(dut):
         async def load_then_switch() -> None:
             await load_codebook(bench, config, codebook)
             await write_modes(bench, config, writes)
+            if writes and writes[-1][1] == BandwidthMode.LOSSLESS:
+                await write_right_after(bench, writes[-1][0], "CODEBOOK_SHIFT",
+                                        (codebook.shift + 1) % 32)
             if params.get("codebook_reload"):
                 await check_codebook_waits_for_a_block(bench, config, codebook, writes[-1][0])
 
