@@ -228,10 +228,12 @@ def _cmd_record(args: argparse.Namespace) -> int:
     try:
         with Device.open(url, baud=_record_baud(args)) as device:
             if codebook is not None:
-                _load_codebook(device, codebook)
+                print(f"loading the codebook: {len(codebook.values)} values, base "
+                      f"{codebook.base}, multiplier {codebook.multiplier}, shift "
+                      f"{codebook.shift}", file=sys.stderr)
             final = record(device, Path(args.out), duration_s=args.duration, on_status=show,
                            mode=args.mode or ("lossless" if codebook is not None else None),
-                           channels=_channels_enabled(args))
+                           channels=_channels_enabled(args), codebook=codebook)
     finally:
         if board is not None:
             print(f"virtual board: {board.stop()}", file=sys.stderr)
@@ -249,17 +251,6 @@ def _record_codebook(args: argparse.Namespace):
     from spikeforge.host.compression import codebook_from_file
 
     return codebook_from_file(args.codebook_from, args.codebook_channels)
-
-
-def _load_codebook(device, codebook) -> None:
-    """Load ``codebook`` into the device (outside lossless mode, as the device requires);
-    the Device decodes COMPRESSED frames with it from then on."""
-    device.identify()
-    if device.mode() == "lossless":
-        device.set_mode("raw")
-    device.load_codebook(codebook)
-    print(f"codebook loaded: {len(codebook.values)} values, base {codebook.base}, "
-          f"multiplier {codebook.multiplier}, shift {codebook.shift}", file=sys.stderr)
 
 
 def _print_channel_mask(device) -> None:

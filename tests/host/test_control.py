@@ -327,4 +327,6 @@ def test_record_codebook_from_loads_it_and_records_lossless(tmp_path, capsys):
         assert fake.model.bank.values["BANDWIDTH_MODE"] == 1
     finally:
         fake.close()
-    assert "codebook loaded: 3 values" in capsys.readouterr().err
+    assert "loading the codebook: 3 values" in capsys.readouterr().err
+    meta = json.loads(next((tmp_path / "rec").rglob("spikeforge.json")).read_text())
+    assert meta["mode"] == "lossless" and Codebook.from_dict(meta["codebook"]) == book
