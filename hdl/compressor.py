@@ -15,7 +15,11 @@ from spikeforge.firmware.config import SystemConfig
 from .fifo import StreamFifo
 from .layouts import SampleLayout
 
-__all__ = ["Compressor", "CompressedWordLayout", "CompressorState"]
+__all__ = ["Compressor", "CompressedWordLayout", "CompressorState", "PACK_LATENCY"]
+
+#: Cycles from a sample's acceptance to the cycle its packer entry is written (readable from
+#: the next cycle). The cycle-exact models (sim/models/framer.py) time the coder's words by it.
+PACK_LATENCY = 5
 
 
 class CompressedWordLayout(data.StructLayout):
@@ -89,10 +93,14 @@ class Compressor(wiring.Component):
         High in the cycle the first sample of a block is accepted (the table, base,
         multiplier and shift are used for a sample in the cycle it is accepted).
 
-    Pipeline: a sample accepted in cycle t has its channel state (and codebook entry) read
-    in t, its code computed and its state written in t+1, is packed (its FIFO entry written)
-    in t+2; its words can leave from t+3. Samples of one channel may come in consecutive
-    cycles (the state memory is read transparently to its write port).
+    Pipeline (six stages, so the 45 MHz ECP5 build meets timing): a sample accepted in cycle
+    t (A) has its channel state read in t (and codebook entry), the state forwarded and its
+    four residuals computed in t+1 (B), its predictor chosen and its state written in t+2 (C),
+    its quotient and remainder in t+3 (D), its code in t+4 (E), and it is packed (its FIFO
+    entry written) in t+5 (F); its words can leave from t+6 (:data:`PACK_LATENCY` = 5).
+    Samples of one channel may come in consecutive cycles: the state read misses the writes
+    of the two samples ahead, so stage B takes the newest of those instead when it is the
+    same channel's (the state being written in C, or the one written in the cycle before).
 
     Per-channel state: :class:`CompressorState`, 48 + 16 + rice_shift bits, plus
     4 x (16 + select_shift) bits with the adaptive predictor, in one memory of ``channels``
@@ -147,7 +155,7 @@ class Compressor(wiring.Component):
         layout = CompressorState(config)
         m.submodules.state = state_mem = memory.Memory(shape=layout, depth=channels, init=[])
         state_wr = state_mem.write_port()
-        state_rd = state_mem.read_port(transparent_for=(state_wr,))
+        state_rd = state_mem.read_port()
 
         # -- stage A: accept, block position, read state, value -> code ---------------------
         sample = self.i.payload
@@ -223,8 +231,22 @@ class Compressor(wiring.Component):
         else:
             m.d.comb += b_symbol.eq(b_value)
 
-        # -- stage B: predict, select, Rice code, update state ------------------------------
-        state = data.View(layout, state_rd.data)
+        # -- stage B: forward the state in flight, predict -----------------------------------
+        # The state read in A misses the writes of the two samples ahead of this one (the
+        # one in C writes now, the one in D wrote in the cycle of the read): take the newest
+        # of those when it is this channel's, so one channel may come in consecutive cycles.
+        new_state = Signal(layout)          # computed in C, written in C
+        w_valid = Signal()                  # D: the state C wrote in the previous cycle
+        w_channel = Signal.like(sample.channel)
+        w_state = Signal(layout)
+        state = Signal(layout)
+        forward_c = Signal()
+        with m.If(forward_c):
+            m.d.comb += state.eq(new_state)
+        with m.Elif(w_valid & (w_channel == b_channel)):
+            m.d.comb += state.eq(w_state)
+        with m.Else():
+            m.d.comb += state.eq(state_rd.data)
         h1, h2, h3 = state.h1, state.h2, state.h3
         predictions = [Signal(signed(20), name=f"prediction{j}") for j in range(4)]
         m.d.comb += [
@@ -233,97 +255,157 @@ class Compressor(wiring.Component):
             predictions[2].eq(2 * h1 - h2),
             predictions[3].eq(3 * h1 - 3 * h2 + h3),
         ]
-        residuals = [Signal(signed(21), name=f"residual{j}") for j in range(4)]
-        for j in range(4):
-            m.d.comb += residuals[j].eq(b_symbol - predictions[j])
 
-        residual = Signal(signed(21))
-        if adaptive:
-            costs = [state[f"cost{j}"] for j in range(4)]
-            # The cheapest predictor; ties go to order 1, 2, 3, 0 (SELECT_TIE_ORDER).
-            best_cost = costs[1]
-            chosen = residuals[1]
-            for j in (2, 3, 0):
-                better = costs[j] < best_cost
-                chosen = Mux(better, residuals[j], chosen)
-                best_cost = Mux(better, costs[j], best_cost)
-            m.d.comb += residual.eq(chosen)
-        else:
-            m.d.comb += residual.eq(residuals[codec.fixed_order])
+        c_valid = Signal()
+        c_channel = Signal.like(sample.channel)
+        c_value = Signal(signed(16))
+        c_symbol = Signal(signed(17))
+        c_raw = Signal()
+        c_off_grid = Signal()
+        c_block_end = Signal()
+        c_state = Signal(layout)
+        c_residuals = [Signal(signed(21), name=f"c_residual{j}") for j in range(4)]
+        m.d.comb += forward_c.eq(c_valid & (c_channel == b_channel))
+        m.d.sync += [
+            c_valid.eq(b_valid), c_channel.eq(b_channel), c_value.eq(b_value),
+            c_symbol.eq(b_symbol), c_raw.eq(b_raw), c_off_grid.eq(b_off_grid),
+            c_block_end.eq(b_block_end), c_state.eq(state),
+        ]
+        m.d.sync += [c_residuals[j].eq(b_symbol - predictions[j]) for j in range(4)]
 
-        zigzag = Signal(21)
-        m.d.comb += zigzag.eq(Mux(residual >= 0, residual << 1, (-residual << 1) - 1))
-        rice_sum = state.rice_sum
-        k = _bit_length(m, rice_sum >> (rice_shift + 1), 15, "rice_k")
-        quotient = Signal(21)
-        m.d.comb += quotient.eq(zigzag >> k)
-        escape = Signal()
-        m.d.comb += escape.eq(b_off_grid | (quotient >= q_limit))
-
-        code_bits = Signal(max_bits)
-        code_length = Signal(range(max_bits + 1))
-        raw = Signal(RAW_BITS)
-        m.d.comb += raw.eq(b_value)
-        with m.If(b_raw):
-            if codec.codebook:
-                # A flag, then the code (on the grid) or the raw value (off the grid).
-                with m.If(b_off_grid):
-                    m.d.comb += [code_bits.eq(Cat(Const(1, 1), raw)),
-                                 code_length.eq(1 + RAW_BITS)]
-                with m.Else():
-                    m.d.comb += [code_bits.eq(Cat(Const(0, 1), b_symbol[:codec.codebook_bits])),
-                                 code_length.eq(1 + codec.codebook_bits)]
-            else:
-                m.d.comb += [code_bits.eq(raw), code_length.eq(RAW_BITS)]
-        with m.Elif(escape):
-            m.d.comb += [code_bits.eq(Cat(Const((1 << q_limit) - 1, q_limit), raw)),
-                         code_length.eq(q_limit + RAW_BITS)]
-        with m.Else():
-            ones = Signal(max_bits)
-            remainder = Signal(16)
-            m.d.comb += [
-                ones.eq((Const(1, max_bits + 1) << quotient[:6]) - 1),
-                remainder.eq(zigzag & ((Const(1, 17) << k) - 1)),
-                code_bits.eq(ones | (remainder << (quotient[:6] + 1))),
-                code_length.eq(quotient[:6] + 1 + k),
-            ]
-
+        # -- stage C: select the predictor, update and write the state -----------------------
         def saturated(value):
-            return Mux(value > U_CAP, U_CAP, value)
+            """min(value, U_CAP) for a value known to be >= 0."""
+            return Mux(value[16:].any(), U_CAP, value[:16])
 
-        new_state = Signal(layout)
-        with m.If(b_raw):
+        def zigzag_of(residual):
+            # 2e for e >= 0, -2e - 1 for e < 0: a shift and an XOR with the sign, no adder.
+            return (residual << 1)[:21] ^ residual[20].replicate(21)
+
+        zigzags = [Signal(21, name=f"zigzag{j}") for j in range(4)]
+        m.d.comb += [zigzags[j].eq(zigzag_of(c_residuals[j])) for j in range(4)]
+        zigzag = Signal(21)
+        if adaptive:
+            costs = [c_state[f"cost{j}"] for j in range(4)]
+            # The cheapest predictor; ties go to order 1, 2, 3, 0 (SELECT_TIE_ORDER): order j
+            # is chosen when it is strictly cheaper than every order before it in that list
+            # and no dearer than every order after it. All six comparisons run in parallel.
+            tie_order = (1, 2, 3, 0)
+            # less[(b, a)]: order b (later in the tie order) is strictly cheaper than a.
+            less = {(b, a): Signal(name=f"cost{b}_lt_cost{a}")
+                    for p, a in enumerate(tie_order) for b in tie_order[p + 1:]}
+            m.d.comb += [less[key].eq(costs[key[0]] < costs[key[1]]) for key in less]
+            chosen = Const(0, 21)
+            for position, j in enumerate(tie_order):
+                before = tie_order[:position]
+                after = tie_order[position + 1:]
+                terms = [less[(j, i)] for i in before] + [~less[(i, j)] for i in after]
+                select = Signal(name=f"select{j}")
+                m.d.comb += select.eq(Cat(*terms).all())
+                chosen = chosen | Mux(select, zigzags[j], 0)
+            m.d.comb += zigzag.eq(chosen)
+        else:
+            m.d.comb += zigzag.eq(zigzags[codec.fixed_order])
+
+        rice_sum = c_state.rice_sum
+        with m.If(c_raw):
             m.d.comb += [
-                new_state.h1.eq(b_symbol), new_state.h2.eq(b_symbol),
-                new_state.h3.eq(b_symbol), new_state.rice_sum.eq(initial_rice_sum(codec)),
+                new_state.h1.eq(c_symbol), new_state.h2.eq(c_symbol),
+                new_state.h3.eq(c_symbol), new_state.rice_sum.eq(initial_rice_sum(codec)),
             ]
             # costs reset to zero (new_state's default)
         with m.Else():
             m.d.comb += [
-                new_state.h1.eq(b_symbol), new_state.h2.eq(h1), new_state.h3.eq(h2),
+                new_state.h1.eq(c_symbol), new_state.h2.eq(c_state.h1),
+                new_state.h3.eq(c_state.h2),
                 new_state.rice_sum.eq(rice_sum + saturated(zigzag) - (rice_sum >> rice_shift)),
             ]
             if adaptive:
                 for j in range(4):
-                    magnitude = Mux(residuals[j] >= 0, residuals[j], -residuals[j])
-                    cost = state[f"cost{j}"]
+                    magnitude = Mux(c_residuals[j] >= 0, c_residuals[j], -c_residuals[j])
+                    cost = c_state[f"cost{j}"]
                     m.d.comb += new_state[f"cost{j}"].eq(
                         cost + saturated(magnitude) - (cost >> select_shift))
         m.d.comb += [
-            state_wr.addr.eq(b_channel), state_wr.data.eq(new_state),
-            state_wr.en.eq(b_valid),
+            state_wr.addr.eq(c_channel), state_wr.data.eq(new_state),
+            state_wr.en.eq(c_valid),
         ]
+        m.d.sync += [w_valid.eq(c_valid), w_channel.eq(c_channel), w_state.eq(new_state)]
 
-        c_valid = Signal()
-        c_bits = Signal(max_bits)
-        c_length = Signal.like(code_length)
-        c_block_end = Signal()
+        # The Rice parameter from the sum before this sample's update.
+        k = _bit_length(m, rice_sum >> (rice_shift + 1), 15, "rice_k")
+        d_valid = Signal()
+        d_zigzag = Signal(21)
+        d_k = Signal.like(k)
+        d_value = Signal(signed(16))
+        d_symbol = Signal(signed(17))
+        d_raw = Signal()
+        d_off_grid = Signal()
+        d_block_end = Signal()
         m.d.sync += [
-            c_valid.eq(b_valid), c_bits.eq(code_bits), c_length.eq(code_length),
-            c_block_end.eq(b_block_end),
+            d_valid.eq(c_valid), d_zigzag.eq(zigzag), d_k.eq(k), d_value.eq(c_value),
+            d_symbol.eq(c_symbol), d_raw.eq(c_raw), d_off_grid.eq(c_off_grid),
+            d_block_end.eq(c_block_end),
         ]
 
-        # -- stage C: bit packer -> FIFO of 1..4-word entries --------------------------------
+        # -- stage D: quotient, remainder, escape --------------------------------------------
+        quotient = Signal(21)
+        m.d.comb += quotient.eq(d_zigzag >> d_k)
+        e_valid = Signal()
+        e_quotient = Signal(6)
+        e_escape = Signal()
+        e_remainder = Signal(16)
+        e_k = Signal.like(k)
+        e_value = Signal(signed(16))
+        e_symbol = Signal(signed(17))
+        e_raw = Signal()
+        e_off_grid = Signal()
+        e_block_end = Signal()
+        m.d.sync += [
+            e_valid.eq(d_valid), e_quotient.eq(quotient[:6]),
+            e_escape.eq(d_off_grid | (quotient >= q_limit)),
+            e_remainder.eq(d_zigzag & ((Const(1, 17) << d_k) - 1)),
+            e_k.eq(d_k), e_value.eq(d_value), e_symbol.eq(d_symbol), e_raw.eq(d_raw),
+            e_off_grid.eq(d_off_grid), e_block_end.eq(d_block_end),
+        ]
+
+        # -- stage E: the code's bits and length ---------------------------------------------
+        code_bits = Signal(max_bits)
+        code_length = Signal(range(max_bits + 1))
+        raw = Signal(RAW_BITS)
+        m.d.comb += raw.eq(e_value)
+        with m.If(e_raw):
+            if codec.codebook:
+                # A flag, then the code (on the grid) or the raw value (off the grid).
+                with m.If(e_off_grid):
+                    m.d.comb += [code_bits.eq(Cat(Const(1, 1), raw)),
+                                 code_length.eq(1 + RAW_BITS)]
+                with m.Else():
+                    m.d.comb += [code_bits.eq(Cat(Const(0, 1), e_symbol[:codec.codebook_bits])),
+                                 code_length.eq(1 + codec.codebook_bits)]
+            else:
+                m.d.comb += [code_bits.eq(raw), code_length.eq(RAW_BITS)]
+        with m.Elif(e_escape):
+            m.d.comb += [code_bits.eq(Cat(Const((1 << q_limit) - 1, q_limit), raw)),
+                         code_length.eq(q_limit + RAW_BITS)]
+        with m.Else():
+            ones = Signal(max_bits)
+            m.d.comb += [
+                ones.eq((Const(1, max_bits + 1) << e_quotient) - 1),
+                code_bits.eq(ones | (e_remainder << (e_quotient + 1))),
+                code_length.eq(e_quotient + 1 + e_k),
+            ]
+
+        p_valid = Signal()
+        p_bits = Signal(max_bits)
+        p_length = Signal.like(code_length)
+        p_block_end = Signal()
+        m.d.sync += [
+            p_valid.eq(e_valid), p_bits.eq(code_bits), p_length.eq(code_length),
+            p_block_end.eq(e_block_end),
+        ]
+
+        # -- stage F: bit packer -> FIFO of 1..4-word entries --------------------------------
         entry_layout = data.StructLayout(
             {"data": 4 * WORD_BITS, "words": 3, "last": 1, "damaged": 1})
         m.submodules.fifo = fifo = StreamFifo(entry_layout, self.fifo_entries)
@@ -332,8 +414,8 @@ class Compressor(wiring.Component):
         merged = Signal(4 * WORD_BITS)
         merged_fill = Signal(range(4 * WORD_BITS + 1))
         m.d.comb += [
-            merged.eq(acc | (c_bits << fill)),
-            merged_fill.eq(fill + c_length),
+            merged.eq(acc | (p_bits << fill)),
+            merged_fill.eq(fill + p_length),
         ]
         full_words = Signal(3)
         m.d.comb += full_words.eq(merged_fill >> 4)
@@ -346,8 +428,8 @@ class Compressor(wiring.Component):
         push_marker = Signal()
         new_damage = Signal()     # a block ends damaged in this cycle
         lost_entry = Signal()
-        with m.If(c_valid):
-            with m.If(c_block_end):
+        with m.If(p_valid):
+            with m.If(p_block_end):
                 m.d.sync += [acc.eq(0), fill.eq(0), dropping.eq(0)]
                 with m.If(admit):
                     m.d.comb += push_entry.eq(1)
@@ -372,8 +454,8 @@ class Compressor(wiring.Component):
         with m.If(push_entry):
             m.d.comb += [
                 fifo.w.payload.data.eq(merged),
-                fifo.w.payload.last.eq(c_block_end),
-                fifo.w.payload.words.eq(Mux(c_block_end, (merged_fill + WORD_BITS - 1) >> 4,
+                fifo.w.payload.last.eq(p_block_end),
+                fifo.w.payload.words.eq(Mux(p_block_end, (merged_fill + WORD_BITS - 1) >> 4,
                                             full_words)),
             ]
         with m.Else():

@@ -337,6 +337,23 @@ CASES = CASES + (
 )
 
 
+# One channel's samples closer together than the coder's state pipeline (hdl/compressor.py):
+# the same channel 1, 2 and 3 cycles apart, so its state comes from the write in flight
+# (stage C), from the write of the cycle before (stage D), and from the memory. A system never
+# sends one channel faster than every 2 cycles (an idle cycle per sweep); the first case drops
+# the bench's idle cycles (``sweep_gap``) so the coder's own limit (none) is tested too.
+def _coder_back_to_back(case: BenchCase) -> BenchCase:
+    return BenchCase(bench=case.bench, label=f"{case.label} back-to-back",
+                     component=case.component, params={**case.params, "sweep_gap": 0},
+                     config=case.config)
+
+
+CASES = CASES + (
+    _coder_back_to_back(_compressor(1, 2, "dc-steps", 60, "none", block_sweeps=6)),
+    _compressor(1, 2, "spikes", 40, "random", block_sweeps=8, rice_shift=0, select_shift=0),
+    _compressor(2, 3, "ramps", 12, "random", block_sweeps=7),
+)
+
 # -- bandwidth modes through the whole system (hdl/framer.py, docs/wire-format.md) ---------------
 
 

@@ -86,7 +86,9 @@ async def blocks_match_model_and_decode_to_the_input(dut):
     else:
         ready = (int(rng.random() > 0.25) for _ in itertools.count())
     sink = StreamMonitor(dut, "o", ready_pattern=ready)
-    gap = config.cycles_per_sample - channels
+    # Idle cycles between sweeps: the configured rate's, or ``sweep_gap`` (0: one channel's
+    # samples in consecutive cycles, closer than any system sends them).
+    gap = int(params.get("sweep_gap", config.cycles_per_sample - channels))
     idle = (gap if index % channels == 0 and index else 0 for index in itertools.count())
     driver = StreamDriver(dut, "i", idle=idle)
     items = [pack_sample(config, c, int(samples[n, c]), c == 0)

@@ -19,9 +19,10 @@ byte hand-overs to the UART), using the latencies each core's docstring states:
 Bandwidth modes (``modes``): the DATA path reads the mode at each slot's first sample, the
 COMPRESSED path at each coder block's first sample. The coder's words are timed by
 :func:`coder_blocks` from the coder's pipeline (``Compressor`` docstring): sample arriving
-in cycle a has its packer entry written in a+2, readable from a+3, and the coder's output
-FIFO gives one word per cycle; an admitted block is committed at its last word L, its frame
-descriptor readable from L+1 and its unused reservation freed from L+1.
+in cycle a has its packer entry written in a + PACK_LATENCY (5), readable from the next
+cycle, and the coder's output FIFO gives one word per cycle; an admitted block is committed
+at its last word L, its frame descriptor readable from L+1 and its unused reservation freed
+from L+1.
 
 The channel mask (``config.channel_mask``, the reset mask; the model does not change it at
 run time) selects the channels DATA frames carry: a frame holds ``sweeps_per_frame`` x the
@@ -44,6 +45,7 @@ from spikeforge.firmware.wire import (
     build_frame,
     encode_identity,
 )
+from spikeforge.hdl.compressor import PACK_LATENCY as CODER_PACK_LATENCY  # (ctime)
 from spikeforge.sim.models.detector import DeviceEvents, EventOutput
 
 __all__ = ["LinkSchedule", "frame_stream", "SOURCE_LATENCY", "CoderBlock", "coder_blocks",
@@ -108,7 +110,7 @@ def coder_blocks(config: SystemConfig, samples: np.ndarray,
                 words, fill = total // WORD_BITS, total % WORD_BITS
             if words == 0:
                 continue
-            write = arrival + 2
+            write = arrival + CODER_PACK_LATENCY  # (ctime) coder pipeline depth
             level = len(written) - bisect_left(popped, write)
             if level >= depth - 1:
                 raise ModelLimit(f"the coder's output FIFO overflows at cycle {write}; the "
