@@ -106,7 +106,8 @@ class Compressor(wiring.Component):
     4 x (16 + select_shift) bits with the adaptive predictor, in one memory of ``channels``
     words. Logic does not depend on the channel count. (A plain block-RAM memory rather than
     :class:`~spikeforge.hdl.channel_memory.ChannelMemory`: its SPRAM option holds at most 32
-    bits per channel, and the transparent read is what lets one channel run back to back.)
+    bits per channel.) The read port is not transparent: stage B forwards the writes it
+    misses, from registers, which keeps the memory's output path short.
 
     Throughput: one sample per cycle in; one word per cycle out when ``o`` is ready. A
     sample's code is at most ``escape_threshold + 16`` bits, so a sweep adds at most
