@@ -103,7 +103,7 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
                 f"{device.url} does not answer commands; record without --mode")
         device.set_mode(mode)
     if channels is not None and not control:
-        raise DeviceError(
+        raise DeviceNoControl(
             "recording chosen channels needs a device that answers commands (the channel "
             "mask is set through its registers); record every channel, or use a build with "
             "the control path")

@@ -19,7 +19,13 @@ import pytest
 
 from spikeforge.firmware.config import DetectorConfig, SystemConfig, TestSourceConfig
 from spikeforge.host import EventBlock, StreamDecoder
-from spikeforge.host.device import Device, DeviceDisconnected, DeviceNotFound, DeviceSilent
+from spikeforge.host.device import (
+    Device,
+    DeviceDisconnected,
+    DeviceNoControl,
+    DeviceNotFound,
+    DeviceSilent,
+)
 from spikeforge.host.nwb import export_nwb
 from spikeforge.host.recorder import record
 from spikeforge.sim.models.detector import device_events
@@ -230,6 +236,20 @@ def test_ports_that_do_not_work_say_what_to_do():
         Device.open(f"socket://127.0.0.1:{port}")
     with Device.open("loop://") as device, pytest.raises(DeviceSilent, match="no data"):
         device.identify(timeout_s=0.3)
+
+
+def test_a_device_without_commands_refuses_modes_and_masks_the_same_way(tmp_path):
+    """Both requests that need the control path fail with DeviceNoControl, naming the fix,
+    before anything is written."""
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100)
+    played = PlayedDevice(config, seconds=0.5)
+    with Device.open(played.url) as device:
+        with pytest.raises(DeviceNoControl, match="record without --mode"):
+            record(device, tmp_path / "a", duration_s=0.1, control=False, mode="lossless")
+        with pytest.raises(DeviceNoControl, match="record every channel"):
+            record(device, tmp_path / "b", duration_s=0.1, control=False, channels=[0])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def _recording_in_progress(tmp_path: Path) -> tuple[SystemConfig, PlayedDevice,
