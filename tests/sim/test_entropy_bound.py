@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from spikeforge.firmware.compression import CodecConfig
-from spikeforge.sim.entropy_bound import entropy_bound, main, residual_entropy_bits
+from spikeforge.sim.entropy_bound import (
+    entropy_bound,
+    golomb_oracle_bits,
+    main,
+    residual_entropy_bits,
+)
 from spikeforge.sim.models.compressor import encode
 
 
@@ -16,6 +21,18 @@ def test_known_entropies():
     steps = np.cumsum(np.tile([1, -1], 500))                  # differences +1, -1, ...
     assert residual_entropy_bits(steps, 1) == pytest.approx(16.0 + 999 * 1.0, rel=1e-5)
     assert residual_entropy_bits(np.zeros(5), 3) == 16.0 * 3
+
+
+def test_golomb_oracle():
+    flat = np.full(100, 7)
+    assert golomb_oracle_bits(flat, 32) == 16 + 99 * 1            # M = 1: one bit each
+    rng = np.random.default_rng(3)
+    steps = rng.geometric(0.05, size=20000) * rng.choice([-1, 1], size=20000)
+    walk = np.cumsum(steps)
+    entropy = residual_entropy_bits(walk, 1)
+    # Golomb codes are near optimal on geometric residuals, and never beat their entropy
+    # by more than the per-block model it does not pay for
+    assert entropy * 0.99 < golomb_oracle_bits(walk, 1024) < entropy * 1.03
 
 
 def test_the_coder_does_not_beat_the_bound():
