@@ -35,7 +35,8 @@ from .errors import ConfigError
 __all__ = [
     "CodecConfig", "Codebook", "PREDICTORS", "RAW_BITS", "WORD_BITS", "K_MAX", "U_CAP",
     "CODEBOOK_MAX_BITS", "SELECT_TIE_ORDER", "worst_case_bits", "worst_case_words",
-    "learn_codebook", "rice_k", "initial_rice_sum",
+    "learn_codebook", "rice_k", "initial_rice_sum", "CODEBOOK_ENTRY_VALUE_SHIFT",
+    "codebook_entry_word", "RESET_CODEBOOK",
 ]
 
 #: Width of a raw sample (first sample of a channel in a block, escape payload).
@@ -247,6 +248,26 @@ class Codebook:
     def from_dict(cls, data: dict[str, Any]) -> "Codebook":
         return cls(values=tuple(int(v) for v in data["values"]), base=int(data["base"]),
                    multiplier=int(data["multiplier"]), shift=int(data["shift"]))
+
+
+#: Register CODEBOOK_ENTRY (firmware/registers.py): the table index in the low
+#: ``codebook_bits`` bits, the entry's int16 value (two's complement) from this bit on.
+CODEBOOK_ENTRY_VALUE_SHIFT = 16
+
+
+#: What a device's coder holds from reset until the host loads a codebook: a zero table,
+#: base, multiplier and shift (every value maps to code 0; only 0 is on the grid).
+RESET_CODEBOOK = Codebook(values=(0,), base=0, multiplier=0, shift=0)
+
+
+def codebook_entry_word(index: int, value: int) -> int:
+    """The CODEBOOK_ENTRY register value that stores ``value`` at ``table[index]``."""
+    if not 0 <= index < 1 << CODEBOOK_MAX_BITS:
+        raise ConfigError(f"codebook index must be 0..{(1 << CODEBOOK_MAX_BITS) - 1}, "
+                          f"not {index}")
+    if not -32768 <= value <= 32767:
+        raise ConfigError(f"codebook values must be int16, not {value}")
+    return index | (value & 0xFFFF) << CODEBOOK_ENTRY_VALUE_SHIFT
 
 
 def learn_codebook(samples: np.ndarray, *, min_step: float = 4.0,

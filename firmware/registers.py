@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .wire import IDENTITY_MAGIC, WIRE_VERSION, BandwidthMode, available_modes
 
 __all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values",
-           "ERROR_COUNTER_BITS"]
+           "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE"]
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,30 @@ REGISTERS: tuple[Register, ...] = (
     Register("COMPRESSED_BLOCKS_DAMAGED", 0xC2, "status",
              "coder blocks lost to a coder output overflow (also in FRAMES_DROPPED)",
              needs=lambda c: c.codec.enabled),
+    # Codebook of the lossless coder (codec.codebook builds only; docs/compression.md,
+    # "Loading the codebook"). Writes to these four are refused (ignored, the read-back
+    # shows the value kept) while BANDWIDTH_MODE is lossless and until the coder's next block
+    # starts after it left lossless, so no block that may be sent mixes two tables.
+    Register("CODEBOOK_ENTRY", 0xC3, "rw",
+             "writing stores table[bits 0..codebook_bits-1] = bits 16..31 (int16) in the "
+             "coder's value table; reads the index last written (CODEBOOK_VALUE shows its "
+             "entry)", bits=lambda c: c.codec.codebook_bits,
+             needs=lambda c: c.codec.enabled and c.codec.codebook),
+    Register("CODEBOOK_BASE", 0xC4, "rw", "codebook base (int16, two's complement)",
+             bits=16, needs=lambda c: c.codec.enabled and c.codec.codebook),
+    Register("CODEBOOK_MULTIPLIER", 0xC5, "rw", "codebook reciprocal multiplier",
+             bits=16, needs=lambda c: c.codec.enabled and c.codec.codebook),
+    Register("CODEBOOK_SHIFT", 0xC6, "rw", "codebook reciprocal shift (0..31)",
+             bits=5, needs=lambda c: c.codec.enabled and c.codec.codebook),
+    Register("CODEBOOK_VALUE", 0xC7, "status",
+             "table[CODEBOOK_ENTRY] as the coder's memory holds it (int16 in 16 bits), "
+             "refreshed within a sample period of a write: the host's read-back",
+             bits=16, needs=lambda c: c.codec.enabled and c.codec.codebook),
 )
+
+#: The codebook registers whose writes are refused while lossless blocks may be sent.
+CODEBOOK_WRITABLE = ("CODEBOOK_ENTRY", "CODEBOOK_BASE", "CODEBOOK_MULTIPLIER",
+                     "CODEBOOK_SHIFT")
 
 
 def _boot_list(config: SystemConfig, name: str) -> int:

@@ -77,8 +77,17 @@ class Compressor(wiring.Component):
         Load the code -> value table (``2**codebook_bits`` int16 entries).
     codebook_base, codebook_multiplier, codebook_shift : in (``codec.codebook`` only)
         The reciprocal map value -> code (:class:`~spikeforge.firmware.compression.Codebook`).
-        Plain ports for now: the register/command path that lets the host load them comes
-        with the framer integration.
+        In the system they are registers (``CODEBOOK_*``, loaded over the control path;
+        :class:`~spikeforge.hdl.top.AcquisitionSystem` keeps them still while blocks that
+        may be sent are coded).
+    codebook_read_addr : in; codebook_read_data : out (``codec.codebook`` only)
+        Read-back of the table: ``codebook_read_data`` shows ``table[codebook_read_addr]``.
+        The table's one read port serves the samples; it reads ``codebook_read_addr`` in
+        every cycle without an incoming sample, and ``codebook_read_data`` takes that entry
+        two cycles later, so it is current within a sample period of a change.
+    block_start : out (``codec.codebook`` only)
+        High in the cycle the first sample of a block is accepted (the table, base,
+        multiplier and shift are used for a sample in the cycle it is accepted).
 
     Pipeline: a sample accepted in cycle t has its channel state (and codebook entry) read
     in t, its code computed and its state written in t+1, is packed (its FIFO entry written)
@@ -117,6 +126,9 @@ class Compressor(wiring.Component):
                 "codebook_base": In(signed(16)),
                 "codebook_multiplier": In(16),
                 "codebook_shift": In(5),
+                "codebook_read_addr": In(codec.codebook_bits),
+                "codebook_read_data": Out(signed(16)),
+                "block_start": Out(1),
             })
         super().__init__(ports)
 
@@ -172,6 +184,7 @@ class Compressor(wiring.Component):
         b_symbol = Signal(signed(17))
         b_off_grid = Signal()
         if codec.codebook:
+            m.d.comb += self.block_start.eq(accept & sample.first & (current_index == 0))
             code_max = (1 << codec.codebook_bits) - 1
             m.submodules.codebook = book = memory.Memory(
                 shape=signed(16), depth=1 << codec.codebook_bits, init=[])
@@ -196,8 +209,14 @@ class Compressor(wiring.Component):
                 m.d.comb += code.eq(scaled)
             b_code = Signal.like(code)
             m.d.sync += b_code.eq(code)
+            # The read port serves the read-back in cycles without a sample.
+            read_back = Signal()
+            m.d.sync += read_back.eq(~self.i.valid)
+            with m.If(read_back):
+                m.d.sync += self.codebook_read_data.eq(book_rd.data)
             m.d.comb += [
-                book_rd.addr.eq(code), book_rd.en.eq(1),
+                book_rd.addr.eq(Mux(self.i.valid, code, self.codebook_read_addr)),
+                book_rd.en.eq(1),
                 b_symbol.eq(b_code),
                 b_off_grid.eq(book_rd.data != b_value),
             ]

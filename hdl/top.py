@@ -6,9 +6,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.errors import ConfigError
-from spikeforge.firmware.registers import register
-from spikeforge.firmware.wire import available_modes, has_control_path
+from spikeforge.firmware.registers import CODEBOOK_WRITABLE, register
+from spikeforge.firmware.wire import BandwidthMode, available_modes, has_control_path
 
 from .channel_mask import ChannelMask
 from .compressor import Compressor
@@ -61,6 +60,11 @@ class AcquisitionSystem(wiring.Component):
     (``wire.available_modes``) is not passed to the register bank, so the register keeps,
     and reads back, the mode in force.
 
+    Codebook (``config.codec.codebook``): the coder's value table, base, multiplier and
+    shift are the CODEBOOK_* registers, loaded by the host (``Device.load_codebook``). Their
+    writes are refused while BANDWIDTH_MODE is lossless and until the coder's next block
+    after leaving it (see :meth:`_codebook`): load the table in another mode, then switch.
+
     The sample source is :class:`~spikeforge.hdl.source.TestSource` or
     :class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`; both emit the same stream with the same
     timing, so nothing downstream knows which one it is.
@@ -91,6 +95,9 @@ class AcquisitionSystem(wiring.Component):
         compressor = self._compressor(m, framer)
         m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
+        # codebook: codebook writes are refused while this is high (see _codebook)
+        self._codebook_lock = (Signal(name="codebook_lock") if config.codec.codebook
+                               else None)
         bus = self._control(m, framer, uart, bank)
         self._channel_mask(m, source, framer, bank, bus)
         if not config.detector.enabled:
@@ -119,6 +126,8 @@ class AcquisitionSystem(wiring.Component):
                 compressor.i.valid.eq(source.o.valid & source.o.ready),
                 bank.compressed_blocks_damaged.eq(compressor.blocks_damaged),
             ]
+            if config.codec.codebook:
+                self._codebook(m, compressor, bank)
 
         hold_cycles = int(config.clock_hz * OVERFLOW_HOLD_S)
         hold = Signal(range(hold_cycles + 1))
@@ -181,20 +190,55 @@ class AcquisitionSystem(wiring.Component):
         modes = available_modes(self.config)
         accepted = (bus.w_data < 4) & (C(modes, 4).bit_select(bus.w_data[:2], 1))
         mode_address = register("BANDWIDTH_MODE").address
-        return bus.w_en & ((bus.addr != mode_address) | accepted)
+        allowed = bus.w_en & ((bus.addr != mode_address) | accepted)
+        if self._codebook_lock is not None:     # codebook: no table change mid-stream
+            codebook = Cat(bus.addr == register(name).address for name in CODEBOOK_WRITABLE)
+            allowed = allowed & ~(codebook.any() & self._codebook_lock)
+        return allowed
 
     def _compressor(self, m: Module, framer: Framer):
         """The lossless coder (codec builds only), its words into the framer."""
         config = self.config
         if not config.codec.enabled:
             return None
-        if config.codec.codebook:
-            raise ConfigError(
-                "codec.codebook=True needs the codebook loaded over registers, which the "
-                "acquisition system does not have yet; build with codebook=False")
         m.submodules.compressor = compressor = Compressor(config)
         wiring.connect(m, compressor.o, framer.compressed)
         return compressor
+
+    def _codebook(self, m: Module, compressor: Compressor, bank: RegisterBank) -> None:
+        """The coder's codebook on the CODEBOOK_* registers (``codec.codebook`` builds).
+
+        A write of CODEBOOK_ENTRY stores its bits 16..31 at ``table[low bits]``;
+        CODEBOOK_VALUE reads the entry at the index last written. Writes of the table,
+        base, multiplier and shift are refused (``_write_allowed``) while BANDWIDTH_MODE is
+        lossless and, after it left lossless, until the coder's next block starts: the
+        framer admits a block at its first sample only in lossless mode, so every block it
+        may send is coded from start to end with one table.
+        """
+        config = self.config
+        bits = config.codec.codebook_bits
+        lossless = bank.bandwidth_mode[:2] == BandwidthMode.LOSSLESS
+        # A block admitted in lossless mode may still be being coded.
+        block_open = Signal(name="codebook_block_open")
+        with m.If(lossless):
+            m.d.sync += block_open.eq(1)
+        with m.Elif(compressor.block_start):
+            m.d.sync += block_open.eq(0)
+        # Lossless itself refuses at once: the first block may start the cycle after the
+        # mode write.
+        m.d.comb += self._codebook_lock.eq(lossless | block_open)
+        entry_address = register("CODEBOOK_ENTRY").address
+        m.d.comb += [
+            # bank.bus carries only the writes _write_allowed let through
+            compressor.codebook_write.eq(bank.bus.w_en & (bank.bus.addr == entry_address)),
+            compressor.codebook_addr.eq(bank.bus.w_data[:bits]),
+            compressor.codebook_data.eq(bank.bus.w_data[16:32]),
+            compressor.codebook_base.eq(bank.codebook_base[:16]),
+            compressor.codebook_multiplier.eq(bank.codebook_multiplier[:16]),
+            compressor.codebook_shift.eq(bank.codebook_shift[:5]),
+            compressor.codebook_read_addr.eq(bank.codebook_entry[:bits]),
+            bank.codebook_value.eq(compressor.codebook_read_data.as_unsigned()),
+        ]
 
     def _channel_mask(self, m: Module, source, framer: Framer, bank: RegisterBank,
                       bus) -> None:

@@ -6,6 +6,8 @@ loop is compiled with numba; all blocks handed to :func:`decode` go through one 
 call. No Amaranth, no sim/ import: a lab PC that records needs neither.
 """
 
+from pathlib import Path
+
 import numba
 import numpy as np
 
@@ -20,7 +22,7 @@ from spikeforge.firmware.compression import (
 )
 from spikeforge.firmware.errors import WireFormatError
 
-__all__ = ["decode_block", "decode", "CompressedBlockError"]
+__all__ = ["decode_block", "decode", "CompressedBlockError", "codebook_from_file"]
 
 
 class CompressedBlockError(WireFormatError):
@@ -254,3 +256,33 @@ def _decode_kernel(words, ends, out, block_sweeps, fixed_order, rice_shift, sele
     if -(-consumed // WORD_BITS) != end - start:
         return block
     return -1
+
+
+def codebook_from_file(path: str | Path, channels: int | None = None) -> Codebook:
+    """The codebook to load into a device (``spikeforge record --codebook-from``): a JSON
+    file as :meth:`Codebook.to_dict` writes it, or a recording
+    (:func:`~spikeforge.host.sample_files.read_sample_file`: WAV, or flat int16 with
+    ``channels``) from the same ADC, whose grid
+    :func:`~spikeforge.firmware.compression.learn_codebook` learns."""
+    import json
+
+    from spikeforge.firmware.compression import learn_codebook
+
+    from .sample_files import RecordingFileError, read_sample_file
+
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        try:
+            return Codebook.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RecordingFileError(
+                f"{path} is not a codebook file ({exc}); write one with "
+                "json.dump(codebook.to_dict(), file), or give a recording to learn from"
+            ) from None
+    recording = read_sample_file(path, channels)
+    book = learn_codebook(recording.samples)
+    if book is None:
+        raise RecordingFileError(
+            f"{path} has no value grid worth a codebook (its samples are not on a sparse "
+            "ADC grid); record without --codebook-from: the coder does as well without one")
+    return book

@@ -16,6 +16,10 @@ Channel mask: DATA frames carry only the channels the device's mask enables.
 reads the mask in force from the registers, and ``configure(channels=[...])`` changes it
 (only while the stream is stopped; see :meth:`set_channel_mask`). Either way the decoder
 follows, so :class:`DataBlock` names its channels.
+
+Codebook (``codec.codebook`` builds): :meth:`load_codebook` writes the coder's value table
+over the control path, verifies it, and hands the same table to this Device's decoder, so
+COMPRESSED frames decode with the table the device codes with.
 """
 
 import errno
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 import serial
 import serial.tools.list_ports
 
+from spikeforge.firmware.compression import Codebook, codebook_entry_word
 from spikeforge.firmware.config import SystemConfig, format_channels
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.registers import REGISTERS, Register, register
@@ -449,6 +454,75 @@ class Device:
             raise RegisterRefused(
                 f"the device refused bandwidth mode {_mode_name(code)!r} and stays in "
                 f"{_mode_name(held)!r}: {reason}")
+
+    # -- codebook (codec.codebook builds; docs/compression.md, "Loading the codebook") -----
+    @property
+    def codebook(self) -> Codebook | None:
+        """The codebook COMPRESSED frames are decoded with (set by :meth:`load_codebook`)."""
+        return self._decoder.codebook
+
+    def load_codebook(self, codebook: Codebook, *, refused_timeout_s: float = 2.0) -> None:
+        """Load ``codebook`` into the device's coder and decode COMPRESSED frames with it.
+
+        Learns nothing: the table, base, multiplier and shift come from the caller (e.g.
+        :func:`~spikeforge.firmware.compression.learn_codebook` on a recording from the
+        same ADC). Writes CODEBOOK_BASE, CODEBOOK_MULTIPLIER, CODEBOOK_SHIFT (each read
+        back in the reply), then one CODEBOOK_ENTRY per table entry (``2**codebook_bits``,
+        zero padded), each verified by reading CODEBOOK_VALUE: two commands per entry.
+
+        The device refuses codebook writes while its bandwidth mode is lossless (and until
+        its coder starts the next block after leaving it), so no block on the wire mixes
+        two tables: load in another mode, then :meth:`set_mode` ("lossless"). Raises
+        :class:`RegisterRefused` in lossless mode, if a write stays refused for
+        ``refused_timeout_s``, or if the build has no codebook; :class:`DeviceError` if an
+        entry reads back wrong.
+        """
+        config = self.config or self.identify()
+        codec = config.codec
+        if not (codec.enabled and codec.codebook):
+            raise RegisterRefused(
+                "the device's coder has no codebook (it was built with "
+                f"codec.enabled={codec.enabled}, codec.codebook={codec.codebook}); rebuild "
+                "it with a codebook (codec codebook=True) to load one")
+        try:
+            table = codebook.table(codec.codebook_bits)
+        except SpikeforgeError as exc:
+            raise RegisterRefused(f"cannot load the codebook: {exc}") from None
+        if self.mode() == "lossless":
+            raise RegisterRefused(
+                "the device refuses codebook writes in lossless mode (a block must be coded "
+                "with one table); switch to raw first (set_mode('raw')), load the codebook, "
+                "then set_mode('lossless')")
+        deadline = time.monotonic() + refused_timeout_s
+        for name, value in (("CODEBOOK_BASE", codebook.base & 0xFFFF),
+                            ("CODEBOOK_MULTIPLIER", codebook.multiplier),
+                            ("CODEBOOK_SHIFT", codebook.shift)):
+            self._write_codebook(name, value, value, deadline)
+        for index, value in enumerate(table):
+            self._write_codebook("CODEBOOK_ENTRY", codebook_entry_word(index, int(value)),
+                                 index, deadline)
+            held = self.read_register("CODEBOOK_VALUE")
+            if held != int(value) & 0xFFFF:
+                raise DeviceError(
+                    f"codebook entry {index} reads back 0x{held:04x} from the device, not the "
+                    f"0x{int(value) & 0xFFFF:04x} written; is another program writing to the "
+                    "device? Load the codebook again")
+        self._decoder.codebook = codebook
+
+    def _write_codebook(self, name: str, value: int, expected: int, deadline: float) -> None:
+        """Write a codebook register until the device takes it (it refuses while a lossless
+        block may still be coded) or ``deadline`` passes."""
+        while True:
+            held = self.write_register(name, value)
+            if held == expected:
+                return
+            if time.monotonic() > deadline:
+                raise RegisterRefused(
+                    f"the device refused the codebook ({name} holds {held}, not {expected}): "
+                    f"it takes codebook writes only outside lossless mode (now "
+                    f"{self.mode()!r}) and once its coder has started a block since; switch "
+                    "to raw (set_mode('raw')) and load again")
+            time.sleep(0.01)
 
     def configure(self, *, stream: bool | None = None, mode: str | int | None = None,
                   polarity: str | int | None = None,

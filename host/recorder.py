@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from spikeforge.firmware.compression import Codebook
 from spikeforge.firmware.errors import SpikeforgeError
 
 from .device import Device, DeviceError, DeviceNoControl, RegisterRefused
@@ -67,7 +68,8 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
            flush_interval_s: float = 1.0,
            on_status: Callable[[RecordingStatus], None] | None = None,
            control: bool | None = None, mode: str | None = None,
-           channels: "list[int] | tuple[int, ...] | None" = None) -> RecordingStatus:
+           channels: "list[int] | tuple[int, ...] | None" = None,
+           codebook: Codebook | None = None) -> RecordingStatus:
     """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever).
 
     ``control``: use the device's control path — :meth:`Device.start` before recording,
@@ -85,12 +87,25 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
     (the mask in force is read from the device when it answers commands, else the identity
     frame's reset mask is assumed).
 
+    ``codebook``: load it into the device's coder first (``codec.codebook`` builds, needs
+    the control path; the device is switched to raw for it if it is lossless, see
+    :meth:`Device.load_codebook`); COMPRESSED frames are decoded with it, and it is kept in
+    ``spikeforge.json``.
+
     Raises the device error or :class:`DiskFull` after closing the recording; a
     ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
     """
     config = device.identify()
     if control is None:
         control = device.supports_control()
+    if codebook is not None:
+        if not control:
+            raise DeviceNoControl(
+                f"loading a codebook needs the device's control path, and {device.url} does "
+                "not answer commands; record without a codebook")
+        if device.mode() == "lossless":
+            device.set_mode("raw")   # the device takes a codebook only outside lossless
+        device.load_codebook(codebook)
     if mode is not None:
         if mode not in RECORDABLE_MODES:
             raise RecordingModeError(
@@ -121,7 +136,9 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
     enabled = device.enabled_channels or config.enabled_channels
     writer = OpenEphysWriter(out, config, {"port": device.url, "control": control,
                                            "mode": mode or (device.mode() if control else
-                                                            "as streamed")},
+                                                            "as streamed"),
+                                           **({"codebook": codebook.to_dict()}
+                                              if codebook is not None else {})},
                              channels=enabled)
     started = time.monotonic()
     last_flush = started

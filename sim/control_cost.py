@@ -1,7 +1,7 @@
 """What the control path costs on the iCE40: each of its cores synthesised on its own.
 
-``python -m spikeforge.sim.control_cost [--channels N] [--detection]`` runs Yosys'
-``synth_ice40 -dsp`` (as the iCEBreaker build does, through
+``python -m spikeforge.sim.control_cost [--channels N] [--detection] [--codec MODE]``
+runs Yosys' ``synth_ice40 -dsp`` (as the iCEBreaker build does, through
 :func:`spikeforge.sim.cost.synthesize_ice40`) on the command decoder, the link arbiter, the
 UART receiver and the register bank of the iCEBreaker's reference configuration
 (:func:`spikeforge.boards.figures.reference_config`), and prints their LUT4s, flip-flops,
@@ -56,6 +56,10 @@ def _other_cores(config: SystemConfig) -> dict[str, Callable[[], Any]]:
 
         cores["Conditioner"] = lambda: Conditioner(config)
         cores["Detector"] = lambda: Detector(config)
+    if config.codec.enabled:     # the lossless coder (with its codebook, if built with one)
+        from spikeforge.hdl.compressor import Compressor
+
+        cores["Compressor"] = lambda: Compressor(config)
     return cores
 
 
@@ -89,9 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--other-cores", action="store_true",
                         help="also the system's other cores (source, framer, conditioner, "
                              "detector), for comparison; not in the total")
+    parser.add_argument("--codec", choices=("off", "lossless", "codebook"), default="off",
+                        help="with the lossless coder (BANDWIDTH_MODE registers), and with "
+                             "its codebook (CODEBOOK_* registers)")
     args = parser.parse_args(argv)
-    config = reference_config("icebreaker", args.channels,
-                              DETECTION_OVERRIDES if args.detection else None)
+    overrides = dict(DETECTION_OVERRIDES if args.detection else {})
+    if args.codec != "off":
+        # Blocks of 8 sweeps, so the reference link buffer holds two worst-case blocks.
+        overrides["codec"] = {"enabled": True, "codebook": args.codec == "codebook",
+                              "block_sweeps": 8}
+    config = reference_config("icebreaker", args.channels, overrides or None)
     costs = control_path_costs(config, other_cores=args.other_cores)
     control = [c for c in costs if c.core in _cores(config)]
     print("| core | LUT4 | flip-flops | SB_CARRY | block RAM |")

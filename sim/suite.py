@@ -445,3 +445,51 @@ CASES = CASES + (
     _detector_spram(_fast(3), "spikes", 1500, "random", polarity=3, dead_samples=0, pre=3,
                     post=31),
 )
+
+
+# -- codebook loading over the control path (hdl/top.py, docs/compression.md) ------------------
+
+
+def _bench_codebook(config: SystemConfig) -> dict[str, Any]:
+    """A codebook for the test source (which has no ADC grid of its own): two values in
+    three on the grid (a reciprocal of 0.75) from a little below channel 0's range, so the
+    bench sees values on the grid, between grid values (escaped), and below and above the
+    table (clamped, escaped)."""
+    import numpy as np
+
+    from spikeforge.firmware.compression import Codebook
+    from spikeforge.sim.models.source import source_signal
+
+    bits = config.codec.codebook_bits
+    base = int(np.median(source_signal(config, 64).samples[:, 0])) - 8
+    multiplier, shift = 0xC000, 16
+    values = tuple(base + -(-code * (1 << shift) // multiplier) for code in range(1 << bits))
+    return Codebook(values=values, base=base, multiplier=multiplier, shift=shift).to_dict()
+
+
+def _system_codebook(config: SystemConfig, cycles: int, why: str,
+                     mode_writes: list[tuple[int, int]], reload: bool = False) -> BenchCase:
+    """A system bench that loads a codebook over the register bus, then writes the modes
+    (``reload``: then checks when a new codebook write is taken)."""
+    case = _system_modes(config, cycles, why, mode_writes)
+    params = dict(case.params, codebook=_bench_codebook(config), codebook_reload=reload)
+    return BenchCase(bench=case.bench, label=case.label, component=case.component,
+                     params=params, config=config)
+
+
+def _codebook_config() -> SystemConfig:
+    from spikeforge.firmware.compression import CodecConfig
+
+    return SystemConfig(channels=4, sweeps_per_frame=8,
+                        link_buffer_samples=256, test_source=TestSourceConfig(noise_shift=5),
+                        codec=CodecConfig(enabled=True, block_sweeps=8, codebook=True,
+                                          codebook_bits=8))
+
+
+CASES = CASES + (
+    _system_codebook(_codebook_config(), 30_000, "codebook loaded, then lossless",
+                     [(5_000, 1)]),
+    _system_codebook(_codebook_config(), 25_000,
+                     "codebook loaded, lossless, raw: a new table waits for a block",
+                     [(5_000, 1), (20_000, 0)], reload=True),
+)

@@ -224,10 +224,16 @@ def _cmd_record(args: argparse.Namespace) -> int:
         board = VirtualBoard.start(sim_config, feed=feed)
         url = board.url
         print(f"virtual board: {board.config.describe()} at {url}", file=sys.stderr)
+    codebook = _record_codebook(args)
     try:
         with Device.open(url, baud=_record_baud(args)) as device:
+            if codebook is not None:
+                print(f"loading the codebook: {len(codebook.values)} values, base "
+                      f"{codebook.base}, multiplier {codebook.multiplier}, shift "
+                      f"{codebook.shift}", file=sys.stderr)
             final = record(device, Path(args.out), duration_s=args.duration, on_status=show,
-                           mode=args.mode, channels=_channels_enabled(args))
+                           mode=args.mode or ("lossless" if codebook is not None else None),
+                           channels=_channels_enabled(args), codebook=codebook)
     finally:
         if board is not None:
             print(f"virtual board: {board.stop()}", file=sys.stderr)
@@ -236,6 +242,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
         print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
               f"listed in spikeforge.json", file=sys.stderr)
     return 0
+
+
+def _record_codebook(args: argparse.Namespace):
+    """``record --codebook-from FILE``: the codebook to load (None without the option)."""
+    if getattr(args, "codebook_from", None) is None:
+        return None
+    from spikeforge.host.compression import codebook_from_file
+
+    return codebook_from_file(args.codebook_from, args.codebook_channels)
 
 
 def _print_channel_mask(device) -> None:
@@ -664,6 +679,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="record only these device channels, e.g. 0,2,5-7: set as the "
                           "device's channel mask before the stream starts (needs the control "
                           "path; default: the mask the device has, after reset every channel)")
+    rec.add_argument("--codebook-from", metavar="FILE",
+                     help="load the coder's codebook before recording (builds with codec "
+                          "codebook=True): learned from FILE, a recording from the same ADC "
+                          "(WAV, or flat int16 with --codebook-channels), or a codebook "
+                          ".json (Codebook.to_dict); records in lossless mode unless --mode "
+                          "says otherwise")
+    rec.add_argument("--codebook-channels", type=int, metavar="N",
+                     help="channels of a flat int16 --codebook-from recording")
     rec.set_defaults(run=_cmd_record)
 
     status = commands.add_parser(

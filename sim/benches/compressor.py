@@ -42,6 +42,17 @@ async def load_codebook(bench: Bench, dut, codebook, bits: int) -> None:
         dut.codebook_write.value = 1
     await FallingEdge(dut.clk)
     dut.codebook_write.value = 0
+    # The read-back port (the system's CODEBOOK_VALUE): no sample comes yet, so every
+    # address is read and shown two cycles later. Backwards, so each entry differs in time.
+    for address in reversed(range(len(table))):
+        dut.codebook_read_addr.value = address
+        await FallingEdge(dut.clk)
+        await FallingEdge(dut.clk)
+        await FallingEdge(dut.clk)
+        held = int(dut.codebook_read_data.value) & 0xFFFF
+        assert held == int(table[address]) & 0xFFFF, (
+            f"codebook read-back of {address} shows 0x{held:04x}, not "
+            f"0x{int(table[address]) & 0xFFFF:04x}")
 
 
 @cocotb.test()

@@ -7,8 +7,13 @@ framing error, and that the device's FRAMES_SENT, FRAMES_DROPPED, EVENTS_EMITTED
 EVENTS_DROPPED and EVENT_FRAMES_SENT registers, read over the register bus, equal the
 model's counts. ``mode_writes`` ([cycle, mode] pairs) switch the bandwidth mode over the
 register bus mid-run (a mode the build lacks is refused, and the bench checks the
-read-back); the model follows the accepted ones from the next cycle. The captured bytes are saved to
-``uart.bin`` in the run folder for the host-side decoding test.
+read-back); the model follows the accepted ones from the next cycle. With a ``codebook``
+(``codec.codebook`` builds) the bench first loads it over the register bus (each table
+entry read back through CODEBOOK_VALUE), then makes the mode writes (a codebook write in the
+cycle right after a switch to lossless), and at the end checks that codebook writes are
+refused in lossless mode; with ``codebook_reload``, that after the
+last write (leaving lossless) they stay refused until the coder's next block starts.
+The captured bytes are saved to ``uart.bin`` in the run folder for the host-side decoding test.
 
 With the RHD2000 source, behavioural chips (:mod:`spikeforge.sim.chips.rhd2000`) sit on
 the SPI pins behind the given cable delays; the front-end boots (set-up list, then the
@@ -22,9 +27,10 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly
 
+from spikeforge.firmware.compression import Codebook, codebook_entry_word
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.registers import register
-from spikeforge.firmware.wire import mode_unavailable_reason
+from spikeforge.firmware.wire import BandwidthMode, mode_unavailable_reason
 from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, UARTMonitor
 from spikeforge.sim.models.detector import device_events
 from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
@@ -69,6 +75,93 @@ async def read_register(bench: Bench, name: str) -> tuple[int, int]:
     return int(dut.registers__r_data.value), sampled_in
 
 
+# -- codebook loading (codec.codebook builds; docs/compression.md) ----------------------------
+
+
+async def write_register(bench: Bench, name: str, value: int) -> None:
+    """One register write over the bus (held for one cycle)."""
+    dut = bench.dut
+    await FallingEdge(dut.clk)
+    dut.registers__addr.value = register(name).address
+    dut.registers__w_data.value = value
+    dut.registers__w_en.value = 1
+    await FallingEdge(dut.clk)
+    dut.registers__w_en.value = 0
+
+
+async def load_codebook(bench: Bench, config: SystemConfig, codebook: Codebook) -> None:
+    """Load ``codebook`` over the register bus as the host does (``Device.load_codebook``):
+    base, multiplier, shift, then CODEBOOK_ENTRY per table entry, each entry read back
+    through CODEBOOK_VALUE (current once a sweep's burst of samples has left the table's read
+    port free: ``channels`` + 4 cycles after the write)."""
+    bits = config.codec.codebook_bits
+    for name, value in (("CODEBOOK_BASE", codebook.base & 0xFFFF),
+                        ("CODEBOOK_MULTIPLIER", codebook.multiplier),
+                        ("CODEBOOK_SHIFT", codebook.shift)):
+        await write_register(bench, name, value)
+        held, _ = await read_register(bench, name)
+        assert held == value, f"{name} reads {held}, not the {value} written"
+    for index, value in enumerate(codebook.table(bits)):
+        await write_register(bench, "CODEBOOK_ENTRY", codebook_entry_word(index, int(value)))
+        await bench.cycles(config.channels + 4)
+        held, _ = await read_register(bench, "CODEBOOK_VALUE")
+        assert held == int(value) & 0xFFFF, (
+            f"table[{index}] reads back 0x{held:04x}, not the 0x{int(value) & 0xFFFF:04x} "
+            "written")
+
+
+async def write_right_after(bench: Bench, cycle: int, name: str, value: int) -> None:
+    """A write in ``cycle`` + 1, straight after the bus write of ``cycle`` (``write_modes``
+    returns in that cycle)."""
+    dut = bench.dut
+    assert bench.cycle() == cycle + 1, f"the write after cycle {cycle} came too late"
+    dut.registers__addr.value = register(name).address
+    dut.registers__w_data.value = value
+    dut.registers__w_en.value = 1
+    await FallingEdge(dut.clk)
+    dut.registers__w_en.value = 0
+
+
+async def check_codebook_refused(bench: Bench, config: SystemConfig,
+                                 codebook: Codebook) -> None:
+    """In lossless mode every codebook write is refused: the registers and the table keep
+    what was loaded."""
+    table = codebook.table(config.codec.codebook_bits)
+    index, _ = await read_register(bench, "CODEBOOK_ENTRY")
+    await write_register(bench, "CODEBOOK_ENTRY", codebook_entry_word(0, int(table[0]) ^ 0x55))
+    await write_register(bench, "CODEBOOK_BASE", (codebook.base + 1) & 0xFFFF)
+    held_index, _ = await read_register(bench, "CODEBOOK_ENTRY")
+    assert held_index == index, "a CODEBOOK_ENTRY write was taken in lossless mode"
+    base, _ = await read_register(bench, "CODEBOOK_BASE")
+    assert base == codebook.base & 0xFFFF, "a CODEBOOK_BASE write was taken in lossless mode"
+    shift, _ = await read_register(bench, "CODEBOOK_SHIFT")
+    assert shift == codebook.shift, (
+        "a CODEBOOK_SHIFT write in the cycle after the switch to lossless was taken")
+    await bench.cycles(config.channels + 4)
+    value, _ = await read_register(bench, "CODEBOOK_VALUE")
+    assert value == int(table[index]) & 0xFFFF, "the table changed in lossless mode"
+
+
+async def check_codebook_waits_for_a_block(bench: Bench, config: SystemConfig,
+                                           codebook: Codebook, left_lossless: int) -> None:
+    """After a switch out of lossless (written in cycle ``left_lossless``) codebook writes
+    stay refused until the coder's next block starts (a block admitted in lossless mode is
+    still being coded), and are taken after it."""
+    period = config.codec.block_sweeps * config.cycles_per_sample
+    next_block = SOURCE_LATENCY + -(-(left_lossless + 1 - SOURCE_LATENCY) // period) * period
+    assert bench.cycle() + 8 < next_block, "the switch out of lossless is too close to a block"
+    shift = (codebook.shift + 1) % 32
+    await write_register(bench, "CODEBOOK_SHIFT", shift)
+    held, at = await read_register(bench, "CODEBOOK_SHIFT")
+    assert held == codebook.shift, (
+        f"a codebook write in cycle {at - 1}, before the first block after leaving lossless "
+        f"(cycle {next_block}), was taken")
+    await bench.cycles(next_block + 2 - bench.cycle())
+    await write_register(bench, "CODEBOOK_SHIFT", shift)
+    held, at = await read_register(bench, "CODEBOOK_SHIFT")
+    assert held == shift, f"a codebook write in cycle {at - 1}, after a block start, was refused"
+
+
 @cocotb.test()
 async def uart_bytes_match_model(dut):
     params = bench_parameters()
@@ -92,7 +185,20 @@ async def uart_bytes_match_model(dut):
         RHD2000Bus(dut, chips, params["cable_delays"], CLOCK_PERIOD_NS, prefix="rhd_")
     writes = [tuple(w) for w in params.get("mode_writes", [])]
     await bench.reset()
-    if writes:
+    codebook = Codebook.from_dict(params["codebook"]) if "codebook" in params else None
+    if codebook is not None:     # codebook: loaded before the mode writes
+
+        async def load_then_switch() -> None:
+            await load_codebook(bench, config, codebook)
+            await write_modes(bench, config, writes)
+            if writes and writes[-1][1] == BandwidthMode.LOSSLESS:
+                await write_right_after(bench, writes[-1][0], "CODEBOOK_SHIFT",
+                                        (codebook.shift + 1) % 32)
+            if params.get("codebook_reload"):
+                await check_codebook_waits_for_a_block(bench, config, codebook, writes[-1][0])
+
+        cocotb.start_soon(load_then_switch())
+    elif writes:
         cocotb.start_soon(write_modes(bench, config, writes))
     await bench.cycles(cycles)
 
@@ -108,7 +214,7 @@ async def uart_bytes_match_model(dut):
     # model sees them with the same latency.
     events = device_events(config, samples, SOURCE_LATENCY)
     modes = modes_in_force(config, writes)
-    schedule = frame_stream(config, samples, events=events, modes=modes)
+    schedule = frame_stream(config, samples, events=events, modes=modes, codebook=codebook)
     event_output = schedule.event_output
 
     # Bytes whose stop bit has been sampled by the end of the run.
@@ -151,6 +257,8 @@ async def uart_bytes_match_model(dut):
     assert damaged == 0, f"the coder damaged {damaged} blocks; the framer must drain it"
     overruns, _ = await read_register(bench, "SOURCE_OVERRUNS")
     assert overruns == 0, f"the source lost {overruns} samples; the framer must never stall it"
+    if codebook is not None and modes and modes[-1][1] == BandwidthMode.LOSSLESS:
+        await check_codebook_refused(bench, config, codebook)
 
     report(items=len(got), cycles=bench.cycle(), frames_sent=sent, frames_dropped=dropped,
            identity_frames=schedule.identity_frames, event_frames=event_frames,

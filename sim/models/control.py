@@ -9,13 +9,15 @@ a command or retry that finds it full is dropped by the device (``COMMANDS_DROPP
 depends on the link's timing and is not modelled (the benches never fill it).
 """
 
+from spikeforge.firmware.compression import CODEBOOK_ENTRY_VALUE_SHIFT
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.registers import REGISTERS
+from spikeforge.firmware.registers import CODEBOOK_WRITABLE, REGISTERS
 from spikeforge.firmware.wire import (
     COMMAND,
     COMMAND_FRAME_BYTES,
     HEADER,
     SYNC,
+    BandwidthMode,
     CommandOp,
     FrameType,
     ReplyStatus,
@@ -49,6 +51,11 @@ class CommandDecoderModel:
         self._last: tuple[int, bytes] | None = None    # (tag, reply frame)
         #: Register writes carried out, in order: (address, value).
         self.writes: list[tuple[int, int]] = []
+        #: codebook builds: the coder's value table as CODEBOOK_ENTRY writes fill it
+        #: (uint16 entries); None without a codebook.
+        codec = config.codec
+        self.codebook_table: list[int] | None = (
+            [0] * (1 << codec.codebook_bits) if codec.enabled and codec.codebook else None)
 
     # -- inputs ---------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[bytes]:
@@ -105,14 +112,35 @@ class CommandDecoderModel:
             status, result = ReplyStatus.UNKNOWN_REGISTER, 0
         else:
             if op == CommandOp.WRITE and reg.access == "rw":
-                if reg.name != "BANDWIDTH_MODE" or mode_unavailable_reason(
+                if self._codebook_refused(reg.name):
+                    pass
+                elif reg.name != "BANDWIDTH_MODE" or mode_unavailable_reason(
                         self.config, value) is None:
                     self.bank.write(address, value)   # a mode the build lacks is refused
+                    self._codebook_write(reg.name, value)
                 self.writes.append((address, value))
                 status = ReplyStatus.OK
             else:
                 status = (ReplyStatus.READ_ONLY if op == CommandOp.WRITE else ReplyStatus.OK)
-            result = self.bank.read(address, {**self.status, **self.counters})
+            result = self.bank.read(address, {**self.status, **self.counters,
+                                              **self._codebook_status()})
         reply = encode_reply(tag, address, status, result)
         self._last = (tag, reply)
         return reply
+
+    # -- codebook (codec.codebook builds; hdl/top.py AcquisitionSystem._codebook) ------------
+    def _codebook_refused(self, name: str) -> bool:
+        """Codebook writes are refused in lossless mode. (The device also refuses them until
+        its coder's next block after leaving lossless: timing, not modelled here.)"""
+        return (self.codebook_table is not None and name in CODEBOOK_WRITABLE
+                and self.bank.values.get("BANDWIDTH_MODE") == BandwidthMode.LOSSLESS)
+
+    def _codebook_write(self, name: str, value: int) -> None:
+        if self.codebook_table is not None and name == "CODEBOOK_ENTRY":
+            index = value & (len(self.codebook_table) - 1)
+            self.codebook_table[index] = value >> CODEBOOK_ENTRY_VALUE_SHIFT & 0xFFFF
+
+    def _codebook_status(self) -> dict[str, int]:
+        if self.codebook_table is None:
+            return {}
+        return {"CODEBOOK_VALUE": self.codebook_table[self.bank.values["CODEBOOK_ENTRY"]]}

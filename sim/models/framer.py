@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikeforge.firmware.compression import WORD_BITS, worst_case_words
+from spikeforge.firmware.compression import WORD_BITS, Codebook, worst_case_words
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.wire import (
@@ -66,10 +66,16 @@ class CoderBlock:
         return len(self.payload) // 2
 
 
-def coder_blocks(config: SystemConfig, samples: np.ndarray) -> list[CoderBlock]:
+def coder_blocks(config: SystemConfig, samples: np.ndarray,
+                 codebook: Codebook | None = None) -> list[CoderBlock]:
     """The coder's blocks for ``samples`` (whole blocks only) and when their last words leave
     the :class:`~spikeforge.hdl.compressor.Compressor` in the system (its sink, the framer,
-    is always ready). Raises :class:`ModelLimit` if its output FIFO would overflow."""
+    is always ready). Raises :class:`ModelLimit` if its output FIFO would overflow.
+
+    ``codebook``: the table a ``codec.codebook`` build was loaded with (None: the reset
+    table). Blocks the device coded before the load are modelled with it too: they are
+    never sent (the device takes a table only outside lossless mode), and the coder's
+    output drains within every sweep, so their lengths do not move later blocks."""
     from spikeforge.sim.models.compressor import code_lengths, encode
 
     codec = config.codec
@@ -78,8 +84,12 @@ def coder_blocks(config: SystemConfig, samples: np.ndarray) -> list[CoderBlock]:
     block_sweeps = codec.block_sweeps
     count = samples.shape[0] // block_sweeps
     samples = samples[:count * block_sweeps]
-    payloads = encode(samples, codec)
-    lengths = code_lengths(samples, codec)
+    if codec.codebook and codebook is None:
+        from spikeforge.firmware.compression import RESET_CODEBOOK
+
+        codebook = RESET_CODEBOOK
+    payloads = encode(samples, codec, codebook)
+    lengths = code_lengths(samples, codec, codebook)
     entries = max(16, 2 * channels)
     depth = 1 << max(1, (entries - 1).bit_length())
     written: list[int] = []      # entry write cycles
@@ -160,7 +170,8 @@ class LinkSchedule:
 
 def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = True,
                  events: DeviceEvents | None = None,
-                 modes: list[tuple[int, int]] | None = None) -> LinkSchedule:
+                 modes: list[tuple[int, int]] | None = None,
+                 codebook: Codebook | None = None) -> LinkSchedule:
     """The link's behaviour for ``samples`` (shape (sweeps, channels)) from reset on.
 
     ``modes`` lists ``(cycle, mode)``: the bandwidth mode the framer sees from that cycle on
@@ -169,7 +180,8 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
     Slots whose first sample is in ``samples`` are decided; a frame is only complete when
     all of its sweeps are given, so pass whole frames (trailing sweeps are ignored).
     ``events`` are the detector's (see :func:`~spikeforge.sim.models.detector.device_events`);
-    without them no EVENTS frame is sent.
+    without them no EVENTS frame is sent. ``codebook``: the coder's loaded table
+    (``codec.codebook`` builds; see :func:`coder_blocks`).
 
     The serializer is followed frame by frame in time order: whenever it is idle, every
     slot decision and event admission up to that cycle is made first (all buffer pops
@@ -205,7 +217,7 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
         return mode_changes[index - 1][1] if index else BandwidthMode.RAW
 
     # COMPRESSED path (codec builds): decisions at block starts, descriptors at block ends.
-    coded = coder_blocks(config, samples) if config.codec.enabled else []
+    coded = coder_blocks(config, samples, codebook) if config.codec.enabled else []
     block_period = config.codec.block_sweeps * cps
     worst = (worst_case_words(config.channels, config.codec.block_sweeps, config.codec)
              if config.codec.enabled else 0)

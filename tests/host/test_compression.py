@@ -83,3 +83,35 @@ def test_stream_decoder_turns_compressed_frames_into_data_blocks():
                                       samples[block.first_sample:block.first_sample + 20])
     assert decoder.stats.sequence_gaps == 1
     assert decoder.stats.malformed == 1
+
+
+# -- codebook files (spikeforge record --codebook-from) -----------------------------------------
+
+
+def test_codebook_from_file_reads_json_and_learns_from_a_recording(tmp_path):
+    import json
+
+    from spikeforge.firmware.compression import learn_codebook
+    from spikeforge.host.compression import codebook_from_file
+    from spikeforge.host.sample_files import RecordingFileError
+
+    rng = np.random.default_rng(3)
+    codes = np.clip(np.cumsum(rng.integers(-2, 3, (4000, 2)), axis=0) + 500, 0, 1023)
+    gridded = (codes * 64 - 32768 + 40).astype("<i2")   # a 10-bit ADC scaled into int16
+    flat = tmp_path / "grid.dat"
+    gridded.tofile(flat)
+    learned = codebook_from_file(flat, channels=2)
+    assert learned == learn_codebook(gridded)
+    table = learned.table(learned.bits)
+    assert np.array_equal(table[learned.code_of(gridded, learned.bits)], gridded)
+
+    saved = tmp_path / "book.json"
+    saved.write_text(json.dumps(learned.to_dict()))
+    assert codebook_from_file(saved) == learned
+    saved.write_text("{}")
+    with pytest.raises(RecordingFileError, match="not a codebook file"):
+        codebook_from_file(saved)
+    noise = tmp_path / "noise.dat"
+    rng.integers(-300, 300, (4000, 2)).astype("<i2").tofile(noise)
+    with pytest.raises(RecordingFileError, match="no value grid"):
+        codebook_from_file(noise, channels=2)

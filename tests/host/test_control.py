@@ -259,3 +259,74 @@ def test_record_sets_the_mode_it_is_asked_for(make_device, tmp_path):
         assert fake.model.bank.values["BANDWIDTH_MODE"] == 1
     meta = json.loads(next((tmp_path / "rec").rglob("spikeforge.json")).read_text())
     assert meta["mode"] == "lossless"
+
+
+# -- codebook loading (codec.codebook builds; docs/compression.md) ------------------------------
+
+
+def _codebook_build() -> SystemConfig:
+    from spikeforge.firmware.compression import CodecConfig
+
+    return SystemConfig(channels=4, codec=CodecConfig(enabled=True, block_sweeps=8,
+                                                      codebook=True, codebook_bits=2))
+
+
+def test_load_codebook_writes_verifies_and_hands_the_table_to_the_decoder(make_device):
+    from spikeforge.firmware.compression import Codebook
+
+    book = Codebook(values=(-7, -32768, 32767), base=-7, multiplier=3 << 14, shift=16)
+    fake, device = make_device(_codebook_build())
+    with device:
+        device.identify()
+        device.load_codebook(book)
+        table = [int(v) & 0xFFFF for v in book.table(2)]
+        assert fake.model.codebook_table == table
+        values = fake.model.bank.values
+        assert (values["CODEBOOK_BASE"], values["CODEBOOK_MULTIPLIER"],
+                values["CODEBOOK_SHIFT"]) == (-7 & 0xFFFF, 3 << 14, 16)
+        assert device.codebook == book
+        # In lossless mode the device refuses codebook writes, and the host says why.
+        device.set_mode("lossless")
+        with pytest.raises(RegisterRefused, match="switch to raw first"):
+            device.load_codebook(Codebook(values=(1, 2), base=1, multiplier=1, shift=0))
+        assert device.write_register("CODEBOOK_SHIFT", 3) == 16
+        assert fake.model.codebook_table == table
+
+
+def test_load_codebook_is_refused_by_a_build_without_one(make_device):
+    from spikeforge.firmware.compression import Codebook, CodecConfig
+
+    book = Codebook(values=(0, 1), base=0, multiplier=1, shift=0)
+    _, device = make_device(SystemConfig(channels=4, codec=CodecConfig(enabled=True)))
+    with device:
+        device.identify()
+        with pytest.raises(RegisterRefused, match="codec.codebook=False"):
+            device.load_codebook(book)
+    _, device = make_device(_codebook_build())
+    with device:
+        device.identify()
+        with pytest.raises(RegisterRefused, match="codebook_bits=2"):
+            device.load_codebook(Codebook(values=tuple(range(5)), base=0, multiplier=1,
+                                          shift=0))
+
+
+def test_record_codebook_from_loads_it_and_records_lossless(tmp_path, capsys):
+    import json
+
+    from spikeforge.cli import main
+    from spikeforge.firmware.compression import Codebook
+
+    book = Codebook(values=(-64, 0, 64), base=-64, multiplier=1 << 10, shift=16)
+    path = tmp_path / "book.json"
+    path.write_text(json.dumps(book.to_dict()))
+    fake = ModelDevice(_codebook_build())      # the CLI opens the port itself
+    try:
+        assert main(["record", "--port", fake.url, "--out", str(tmp_path / "rec"),
+                     "--duration", "0.01", "--codebook-from", str(path)]) == 0
+        assert fake.model.codebook_table == [int(v) & 0xFFFF for v in book.table(2)]
+        assert fake.model.bank.values["BANDWIDTH_MODE"] == 1
+    finally:
+        fake.close()
+    assert "loading the codebook: 3 values" in capsys.readouterr().err
+    meta = json.loads(next((tmp_path / "rec").rglob("spikeforge.json")).read_text())
+    assert meta["mode"] == "lossless" and Codebook.from_dict(meta["codebook"]) == book

@@ -9,6 +9,7 @@ the device dropped (counted as sequence gaps on the host).
 import numpy as np
 import pytest
 
+from spikeforge.firmware.compression import Codebook
 from spikeforge.host import DataBlock, EventBlock, Identity, StreamDecoder
 from spikeforge.sim.models.detector import device_events
 from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
@@ -94,7 +95,10 @@ def _check_modes(case):
 
     config = case.config
     capture = case.capture_path.read_bytes()
-    decoder = StreamDecoder()
+    # codebook cases: the host decodes with the table the bench loaded into the device
+    codebook = (Codebook.from_dict(case.params["codebook"]) if "codebook" in case.params
+                else None)
+    decoder = StreamDecoder(codebook=codebook)
     items = decoder.feed(capture)
     assert decoder.stats.crc_errors == 0 and decoder.stats.bytes_discarded == 0
     assert decoder.stats.malformed == 0, decoder.last_error
@@ -111,7 +115,7 @@ def _check_modes(case):
              if f.type in (FrameType.DATA, FrameType.COMPRESSED)]
     modes = modes_in_force(config, [tuple(w) for w in case.params["mode_writes"]])
     events = device_events(config, truth, SOURCE_LATENCY)
-    schedule = frame_stream(config, truth, events=events, modes=modes)
+    schedule = frame_stream(config, truth, events=events, modes=modes, codebook=codebook)
     assert kinds == schedule.sent_frames[:len(kinds)], (
         "decoded frames differ from those the model sent")
     assert len(kinds) == len(blocks)

@@ -307,3 +307,38 @@ def test_the_channel_mask_changes_only_while_the_stream_is_stopped():
             assert device.stats.malformed == 0
     finally:
         board.stop()
+
+
+# -- codebook loading over the control path (codec.codebook builds) ------------------------------
+
+
+@pytest.mark.slow
+def test_record_with_a_codebook_loads_it_over_the_uart_and_decodes_lossless(tmp_path):
+    """The codebook goes through the real command path (UART receiver, command decoder,
+    register bank, read-back) of the Verilated system; the lossless recording equals the
+    source."""
+    from spikeforge.firmware.compression import Codebook, CodecConfig
+    from spikeforge.firmware.config import SystemConfig
+
+    config = SystemConfig(channels=4, codec=CodecConfig(enabled=True, block_sweeps=8,
+                                                        codebook=True, codebook_bits=6))
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    base = int(source_signal(config, 64).samples[:, 0].min()) - 4
+    book = Codebook(values=tuple(range(base, base + 64)), base=base, multiplier=1, shift=0)
+    (tmp_path / "book.json").write_text(json.dumps(book.to_dict()))
+    out = tmp_path / "rec"
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.cli", "record", "--port",
+         f"sim://{tmp_path / 'config.json'}", "--codebook-from", str(tmp_path / "book.json"),
+         "--duration", "0.1", "--out", str(out)], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr
+    recording = out / "Record Node 101" / "experiment1" / "recording1"
+    folder = recording / "continuous" / "spikeforge-100.acquisition"
+    samples = np.fromfile(folder / "continuous.dat", dtype="<i2").reshape(-1, config.channels)
+    numbers = np.load(folder / "sample_numbers.npy")
+    meta = json.loads((recording / "spikeforge.json").read_text())
+    assert meta["mode"] == "lossless" and Codebook.from_dict(meta["codebook"]) == book
+    assert meta["samples_lost"] == 0 and meta["link"]["crc_errors"] == 0
+    assert len(samples) == config.sample_rate_hz // 10
+    truth = source_signal(config, int(numbers[-1]) + 1).samples[numbers]
+    np.testing.assert_array_equal(samples, truth)
