@@ -7,7 +7,8 @@ framing error, and that the device's FRAMES_SENT, FRAMES_DROPPED, EVENTS_EMITTED
 EVENTS_DROPPED and EVENT_FRAMES_SENT registers, read over the register bus, equal the
 model's counts. ``mode_writes`` ([cycle, mode] pairs) switch the bandwidth mode over the
 register bus mid-run (a mode the build lacks is refused, and the bench checks the
-read-back); the model follows the accepted ones from the next cycle. The captured bytes are saved to
+read-back); the model follows the accepted ones from the next cycle. In LFP builds the
+LFP frames (mode events+lfp) are compared byte for byte and cycle for cycle the same way. The captured bytes are saved to
 ``uart.bin`` in the run folder for the host-side decoding test.
 
 With the RHD2000 source, behavioural chips (:mod:`spikeforge.sim.chips.rhd2000`) sit on
@@ -84,6 +85,8 @@ async def uart_bytes_match_model(dut):
     sweeps = cycles // config.cycles_per_sample + 1
     sweeps -= sweeps % config.sweeps_per_frame
     sweeps += config.sweeps_per_frame
+    if config.lfp is not None:   # LFP: whole LFP frames of decimated sweeps past the end
+        sweeps += config.sweeps_per_frame * config.lfp.factor
     if config.source == "rhd":
         from spikeforge.sim.chips.rhd2000 import RHD2000Bus, RHD2000Chip
 
@@ -155,4 +158,5 @@ async def uart_bytes_match_model(dut):
     report(items=len(got), cycles=bench.cycle(), frames_sent=sent, frames_dropped=dropped,
            identity_frames=schedule.identity_frames, event_frames=event_frames,
            events_emitted=emitted, events_dropped=events_dropped,
-           blocks_sent=len(schedule.sent_blocks), blocks_dropped=len(schedule.dropped_blocks))
+           blocks_sent=len(schedule.sent_blocks), blocks_dropped=len(schedule.dropped_blocks),
+           lfp_sent=len(schedule.sent_lfp_slots), lfp_dropped=len(schedule.dropped_lfp_slots))

@@ -232,7 +232,7 @@ def test_a_mode_the_build_lacks_is_refused_naming_the_config_field(make_device):
         assert not [w for w in fake.model.writes if w[0] == register("BANDWIDTH_MODE").address]
 
 
-def test_events_plus_lfp_is_refused_until_it_is_built(make_device):
+def test_events_plus_lfp_is_refused_by_a_build_without_lfp(make_device):
     _, device = make_device(SystemConfig(channels=4, detector=DetectorConfig(enabled=True)))
     with device:
         device.identify()
