@@ -8,8 +8,9 @@ EVENTS_DROPPED and EVENT_FRAMES_SENT registers, read over the register bus, equa
 model's counts. ``mode_writes`` ([cycle, mode] pairs) switch the bandwidth mode over the
 register bus mid-run (a mode the build lacks is refused, and the bench checks the
 read-back); the model follows the accepted ones from the next cycle. In LFP builds the
-LFP frames (mode events+lfp) are compared byte for byte and cycle for cycle the same way. The captured bytes are saved to
-``uart.bin`` in the run folder for the host-side decoding test.
+LFP frames (mode events+lfp) are compared byte for byte and cycle for cycle the same way.
+The captured bytes are saved to ``uart.bin`` in the run folder for the host-side decoding
+test.
 
 With the RHD2000 source, behavioural chips (:mod:`spikeforge.sim.chips.rhd2000`) sit on
 the SPI pins behind the given cable delays; the front-end boots (set-up list, then the

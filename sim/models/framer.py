@@ -262,7 +262,8 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
         lfp_values = out.lfp_samples = decimate(config.lfp, samples)
         lfp_slots = lfp_values.shape[0] // spf
     last_channel = config.channels - 1
-    filling: list[tuple[int, int, int]] = []   # admitted frames: (kind, decided, last sample)
+    # The last admitted frame of each kind: (decided, its last sample's cycle).
+    filling: dict[int, tuple[int, int]] = {}
 
     def data_decision(slot: int) -> int:
         return slot * spf * cps + SOURCE_LATENCY
@@ -292,7 +293,8 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
             if not enable or mode_at(t_decide) != wanted:
                 continue
             # One frame fills the buffer at a time (LFP builds only have two kinds).
-            other_filling = any(k != kind and a < t_decide <= end for k, a, end in filling)
+            other_filling = any(k != kind and a < t_decide <= end
+                                for k, (a, end) in filling.items())
             if reserved + frame_samples > capacity or other_filling:
                 if kind == FrameType.DATA:
                     out.dropped_slots.append(slot)
@@ -301,7 +303,7 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
                     out._lfp_drop_cycles.append(t_decide)
                 continue
             admits.append(t_decide)
-            filling.append((kind, t_decide, last))
+            filling[kind] = (t_decide, last)
             (out.sent_slots if kind == FrameType.DATA else out.sent_lfp_slots).append(slot)
             waiting.append((slot, t_decide, kind))
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from spikeforge.host import DataBlock, EventBlock, Identity, StreamDecoder
-from spikeforge.sim.models.detector import device_events
 from spikeforge.sim.models.decimator import decimate
+from spikeforge.sim.models.detector import device_events
 from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
 from spikeforge.sim.models.source import source_signal
 from spikeforge.sim.suite import CASES, SLOW_CASES, is_slow, run_case
