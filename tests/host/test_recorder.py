@@ -406,3 +406,16 @@ def test_events_plus_lfp_is_recorded_as_a_second_continuous_stream(tmp_path):
     assert len(inside) > 10
     assert list(detections) == inside[:len(detections)]
     assert len(detections) >= sum(s < high - 300 for s in inside)
+
+    # Exported to NWB: the LFP at its own rate, the events as before, no empty raw series.
+    pynwb = pytest.importorskip("pynwb")
+    with pynwb.NWBHDF5IO(str(export_nwb(tmp_path / "rec", tmp_path / "rec.nwb")), "r") as io:
+        nwb = io.read()
+        assert "ElectricalSeries" not in nwb.acquisition
+        series = nwb.processing["ecephys"]["LFP"]["LFP"]
+        np.testing.assert_array_equal(series.data[:], samples)
+        assert series.rate == 3000.0
+        assert series.starting_time == pytest.approx(numbers[0] / 3000.0)
+        assert list(series.electrodes.data[:]) == [0, 1, 3]
+        table = nwb.processing["ecephys"]["spike_detections"].to_dataframe()
+        assert list(table["sample_number"]) == list(detections)
