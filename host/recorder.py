@@ -123,16 +123,18 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
                 pass    # a bitstream older than the channel mask: every channel
         device.start()
     enabled = device.enabled_channels or config.enabled_channels
+    in_force = mode or (device.mode() if control else None)
     writer = OpenEphysWriter(out, config, {"port": device.url, "control": control,
-                                           "mode": mode or (device.mode() if control else
-                                                            "as streamed")},
+                                           "mode": in_force or "as streamed"},
                              channels=enabled)
     started = time.monotonic()
     last_flush = started
     target_sweeps = None if duration_s is None else round(duration_s * config.sample_rate_hz)
     end: int | None = None  # device sweep at which to stop, once the first block is seen
     # -- LFP (mode events+lfp): the stream the recording follows, set by its first block --
-    following: str | None = None
+    # (frames of the other stream buffered before the mode was set are not recorded)
+    following: str | None = (None if in_force is None
+                             else "lfp" if in_force == "events+lfp" else "data")
     lfp_end: int | None = None  # decimated sweep at which to stop
 
     def status(ended: str | None = None) -> RecordingStatus:
@@ -194,10 +196,11 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
                     continue   # buffered before the channel mask was set: not recorded
                 if following is None:
                     following = "lfp"
-                    lfp_end = (None if duration_s is None or config.lfp_rate_hz is None
-                               else item.first_sample + round(duration_s * config.lfp_rate_hz))
                 if following != "lfp":
                     continue   # the mode changed to events+lfp: not this recording's
+                if writer.lfp is None:   # the recording's first LFP block
+                    lfp_end = (None if duration_s is None or config.lfp_rate_hz is None
+                               else item.first_sample + round(duration_s * config.lfp_rate_hz))
                 if lfp_end is not None and item.first_sample >= lfp_end:
                     return finish("duration reached")
                 writer.write_lfp(item.first_sample, item.samples[

@@ -43,8 +43,11 @@ class ModelDevice:
                     client.sendall(build_frame(FrameType.IDENTITY, seq // 16,
                                                encode_identity(self.config)))
                 payload = np.full(self.config.frame_samples, seq, "<i2").tobytes()
+                # LFP: in mode events+lfp the slots carry LFP frames instead of DATA
+                lfp = self.model.bank.values.get("BANDWIDTH_MODE") == 3
                 try:
-                    client.sendall(build_frame(FrameType.DATA, seq, payload))
+                    client.sendall(build_frame(FrameType.LFP if lfp else FrameType.DATA, seq,
+                                               payload))
                 except OSError:
                     return
                 seq += 1
@@ -259,3 +262,27 @@ def test_record_sets_the_mode_it_is_asked_for(make_device, tmp_path):
         assert fake.model.bank.values["BANDWIDTH_MODE"] == 1
     meta = json.loads(next((tmp_path / "rec").rglob("spikeforge.json")).read_text())
     assert meta["mode"] == "lossless"
+
+
+def test_record_in_events_plus_lfp_sets_the_mode_and_records_the_lfp_stream(make_device,
+                                                                             tmp_path):
+    import json
+
+    from spikeforge.firmware.config import DecimatorConfig
+    from spikeforge.host.recorder import record
+
+    config = SystemConfig(channels=4, detector=DetectorConfig(enabled=True),
+                          lfp=DecimatorConfig(factor=30, order=3))
+    fake, device = make_device(config)
+    with device:
+        final = record(device, tmp_path / "rec", duration_s=0.064, mode="events+lfp")
+        assert final.ended == "duration reached"
+        assert fake.model.bank.values["BANDWIDTH_MODE"] == 3
+    recording = next((tmp_path / "rec").rglob("spikeforge.json")).parent
+    meta = json.loads((recording / "spikeforge.json").read_text())
+    assert meta["mode"] == "events+lfp" and meta["lfp_sweeps"] == 64
+    samples = np.fromfile(recording / "continuous" / "spikeforge-100.lfp" / "continuous.dat",
+                          dtype="<i2").reshape(-1, 4)
+    numbers = np.load(recording / "continuous" / "spikeforge-100.lfp" / "sample_numbers.npy")
+    # The model device fills slot s with the value s: 32 decimated sweeps per LFP frame.
+    np.testing.assert_array_equal(samples[:, 0], numbers // 32)
