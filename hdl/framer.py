@@ -130,6 +130,17 @@ class Framer(wiring.Component):
     block the coder marks ``damaged`` is rolled back whole and counted in ``frames_dropped``.
     Events are sent in every mode, when the serializer is idle and no frame waits.
 
+    LFP (``config.lfp``, mode EVENTS_LFP): the decimated sweeps on ``lfp`` take the DATA
+    path. LFP slots of ``sweeps_per_frame`` decimated sweeps are numbered from reset and
+    decided at their first sample like DATA slots (admitted if the mode is EVENTS_LFP and a
+    frame fits, else dropped and counted, or skipped in other modes), into the same sample
+    buffer, reservation and slot FIFO (a bit marks LFP slots), and sent as LFP frames
+    (``seq`` the LFP slot number) in slot order with the DATA frames. The buffer is filled
+    by one frame at a time: a slot of either kind that starts while an admitted frame of
+    the other kind still awaits samples is dropped and counted (only around a raw <->
+    events+lfp switch). An LFP frame's identity schedule goes by the DATA slot count, as a
+    COMPRESSED frame's does.
+
     The byte stream and the drop decisions are modelled cycle-exactly by
     :mod:`spikeforge.sim.models.framer`.
 
@@ -161,6 +172,12 @@ class Framer(wiring.Component):
         while ``idle`` is high and ``enable`` low (the DATA frame length is 2 x this).
     idle : out
         No DATA frame is being filled or waits to be sent.
+    lfp : stream of :class:`SampleLayout` in
+        Only with ``config.lfp``: the :class:`~spikeforge.hdl.decimator.Decimator`'s
+        decimated sweeps, ``first`` on channel 0. ``ready`` is always high.
+    lfp_keep : in
+        Only with ``config.lfp``: whether the sample on ``lfp`` in this cycle goes into the
+        LFP frame (the channel mask, as ``keep``). Tied high when not driven.
     """
 
     def __init__(self, config: SystemConfig):

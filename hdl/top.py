@@ -58,7 +58,10 @@ class AcquisitionSystem(wiring.Component):
     Bandwidth modes (register ``BANDWIDTH_MODE``, :class:`~spikeforge.hdl.framer.Framer`):
     with ``config.codec.enabled`` a :class:`~spikeforge.hdl.compressor.Compressor` takes the
     same sample stream as the framer (it is always ready, so the fan-out never stalls) and
-    its words go to the framer's COMPRESSED path. A write of a mode the build lacks
+    its words go to the framer's COMPRESSED path. With ``config.lfp`` a
+    :class:`~spikeforge.hdl.decimator.Decimator` takes the same stream (the framer always
+    takes its output, so it never stalls) and its decimated sweeps go to the framer's LFP
+    path (mode events+lfp). A write of a mode the build lacks
     (``wire.available_modes``) is not passed to the register bank, so the register keeps,
     and reads back, the mode in force.
 
