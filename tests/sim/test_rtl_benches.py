@@ -105,6 +105,10 @@ def _check_modes(case):
     if config.lfp is not None:
         last = max(last, max(((b.first_sample + b.samples.shape[0]) * config.lfp.factor
                               for b in blocks if b.stream == "lfp"), default=0))
+    if config.lfp is not None:   # every slot the bench's run decided, sent or not
+        spf = config.sweeps_per_frame
+        last = max(last, case.params["cycles"] // config.cycles_per_sample + 1
+                   + spf * (1 + config.lfp.factor))
     truth = source_signal(config, last + config.sweeps_per_frame).samples
     # LFP frames: exactly the decimator's golden model applied to the source samples.
     lfp_truth = None if config.lfp is None else decimate(config.lfp, truth)
