@@ -258,6 +258,11 @@ class SystemConfig:
             raise ConfigError(
                 f"lfp must be a DecimatorConfig (or None: no LFP decimator), not "
                 f"{type(self.lfp).__name__}; e.g. lfp=DecimatorConfig(factor=30, order=3)")
+        if self.lfp is not None and not self.detector.enabled:
+            raise ConfigError(
+                "lfp needs the spike detector: the LFP decimator only serves bandwidth mode "
+                "events+lfp, which sends EVENTS frames too; set detector=DetectorConfig("
+                "enabled=True), or lfp=None")
 
     def _validate_rhd(self) -> None:
         rhd = self.rhd

@@ -25,7 +25,8 @@ def test_default_builds_have_no_lfp_decimator():
 
 @pytest.mark.parametrize("lfp", [None, DecimatorConfig(), DecimatorConfig(factor=7, order=5)])
 def test_the_identity_carries_the_lfp_decimator(lfp):
-    config = SystemConfig(channels=6, sweeps_per_frame=4, lfp=lfp)
+    config = SystemConfig(channels=6, sweeps_per_frame=4, lfp=lfp,
+                          detector=DetectorConfig(enabled=True))
     payload = encode_identity(config)
     assert len(payload) == identity_payload_bytes(6)
     assert decode_identity(payload) == config
@@ -33,7 +34,8 @@ def test_the_identity_carries_the_lfp_decimator(lfp):
 
 
 def test_the_lfp_decimator_round_trips_through_json():
-    config = SystemConfig(channels=4, lfp=DecimatorConfig(factor=10, order=2))
+    config = SystemConfig(channels=4, lfp=DecimatorConfig(factor=10, order=2),
+                          detector=DetectorConfig(enabled=True))
     data = json.loads(json.dumps(config.to_dict()))
     assert data["lfp"] == {"factor": 10, "order": 2}
     assert SystemConfig.from_dict(data) == config
@@ -48,6 +50,11 @@ def test_the_lfp_decimator_round_trips_through_json():
 def test_a_bad_lfp_field_names_the_fix(lfp, message):
     with pytest.raises(ConfigError, match=message):
         SystemConfig(lfp=lfp)
+
+
+def test_lfp_without_the_detector_is_refused_naming_both_fixes():
+    with pytest.raises(ConfigError, match="lfp needs the spike detector.*or lfp=None"):
+        SystemConfig(lfp=DecimatorConfig())
 
 
 def test_a_bad_decimator_in_a_dict_is_refused_with_its_reason():
