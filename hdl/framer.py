@@ -228,9 +228,11 @@ class Framer(wiring.Component):
         block_dropped = Signal(2)     # coded blocks dropped (refused, rolled back) this cycle
         data_sent = Signal()
         block_sent = Signal()
+        dropped_total = self.frames_dropped + data_dropped + block_dropped
+        if config.lfp is not None:
+            dropped_total = dropped_total + lfp_dropped
         m.d.sync += [
-            self.frames_dropped.eq(self.frames_dropped + data_dropped + block_dropped
-                                   + lfp_dropped),
+            self.frames_dropped.eq(dropped_total),
             self.frames_sent.eq(self.frames_sent + data_sent + block_sent),
         ]
 
