@@ -493,3 +493,27 @@ CASES = CASES + (
                      "codebook loaded, lossless, raw: a new table waits for a block",
                      [(5_000, 1), (20_000, 0)], reload=True),
 )
+
+
+# -- LFP: bandwidth mode 3, events + decimated low band (hdl/decimator.py in the system) -------
+
+
+def _lfp_system(**fields: Any) -> SystemConfig:
+    from spikeforge.firmware.decimation import DecimatorConfig
+
+    lfp = DecimatorConfig(factor=fields.pop("factor"), order=fields.pop("order"))
+    return SystemConfig(detector=DetectorConfig(enabled=True), lfp=lfp, **fields)
+
+
+CASES = CASES + (
+    # raw, then events+lfp; back to raw in the middle of an LFP frame (the DATA slots that
+    # start while it fills are refused and counted), then events+lfp again in the middle of
+    # a DATA frame (the LFP slot that starts while it fills is refused and counted); an
+    # identity frame is due every 8 DATA slots, so some LFP frames follow one.
+    _system_modes(_lfp_system(channels=4, sweeps_per_frame=4, link_buffer_samples=64,
+                              factor=4, order=3, channel_mask=(0, 2, 3),
+                              identity_interval_frames=8,
+                              test_source=TestSourceConfig(spike_rate_hz=400.0)),
+                  48_000, "events+lfp: mode switches, LFP frames, drops",
+                  [(6_003, 3), (22_000, 0), (32_500, 3)]),
+)
