@@ -247,6 +247,9 @@ CASES: tuple[BenchCase, ...] = (
     _conditioner(_fast(7, dc_shift=3, highpass_hz=1000.0, lowpass_hz=3000.0), "random",
                  1500, "random"),
     _conditioner(_fast(256), "spikes", 60, "random"),
+    # Two channels: the sample two ahead is the same channel (the registered state reads'
+    # transparency path), one ahead is not (then, with one channel, both at once).
+    _conditioner(_fast(2), "random", 1500, "random"),
     _detector(_fast(4), "spikes", 3000, "none"),
     _detector(_fast(1, noise_step=16), "spikes", 6000, "random", polarity=3, dead_samples=0,
               pre=3, post=40, k16=[56]),
