@@ -187,8 +187,12 @@ def test_the_recorded_logic_is_nearly_flat_in_the_channel_count():
     the channels (memory grows instead). Checks the committed record, so regenerating the
     figures after a core that breaks this fails CI."""
     rows = [r for r in load_figures()["rows"] if r.ok]
-    for board in BOARDS:
-        logic = {r.channels: r.used("logic")[0] for r in rows if r.board == board}
+    for board, variant in {(r.board, r.variant) for r in rows} | {(b, "") for b in BOARDS}:
+        # One variant at a time: enabling a core adds logic, more channels must not.
+        logic = {r.channels: r.used("logic")[0] for r in rows
+                 if r.board == board and r.variant == variant}
+        if variant and len(logic) < 2:
+            continue
         assert len(logic) >= 2, f"too few recorded figures for {board}"
         smallest, largest = logic[min(logic)], logic[max(logic)]
         assert largest <= 1.15 * smallest, (
@@ -208,3 +212,23 @@ def test_detection_rows_are_kept_apart_from_the_default_rows(tmp_path):
     assert max_channels(record["rows"], "icebreaker").variant == ""
     assert max_channels(record["rows"], "icebreaker", DETECTION).variant == DETECTION
     assert "icebreaker + detection" in render_table(record["rows"])
+
+
+@pytest.mark.parametrize("channels", [16, 256, 1024])
+def test_full_reference_configs_enable_every_core_and_hold_two_worst_case_blocks(channels):
+    from pathlib import Path
+
+    from spikeforge.boards.figures import FULL, REFERENCE_BLOCK_SAMPLES, variant_of
+    from spikeforge.firmware.compression import worst_case_words
+    from spikeforge.hdl.framer import coded_buffer_words
+
+    full = json.loads((Path(__file__).parents[2] / "boards" / "full.json").read_text())
+    config = reference_config("ulx3s-85f", channels, full)
+    assert config.detector.enabled and config.codec.enabled and not config.codec.codebook
+    assert config.codec.predictor == full["codec"]["predictor"]
+    assert variant_of(config) == FULL
+    assert config.codec.block_sweeps == min(full["codec"]["block_sweeps"],
+                                            REFERENCE_BLOCK_SAMPLES // channels)
+    worst = worst_case_words(channels, config.codec.block_sweeps, config.codec)
+    assert 2 * worst <= coded_buffer_words(config) < 4 * worst + 2 * config.frame_samples
+    assert {"conditioner", "detector", "compressor"} <= set(system_cores(config))
