@@ -84,7 +84,8 @@ class Conditioner(wiring.Component):
     45 MHz on the ECP5 at 1024 channels). On an iCE40 (``state_reads="auto"``) they read
     in the cycle before, as the DC stage does (about 100 LUT4s and 80 flip-flops fewer);
     both forms are cycle- and bit-exact to the same model. Throughput one sample per cycle.
-    Back-pressure on ``o`` stalls the whole pipeline (``i.ready`` is low while ``o`` holds an untaken sample).
+    Back-pressure on ``o`` stalls the whole pipeline (``i.ready`` is low while ``o`` holds
+    an untaken sample).
     Samples of one channel may follow each other in consecutive cycles: each state memory is
     read transparently to its write port, so a stage always sees the state its previous
     sample of that channel left.
