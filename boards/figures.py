@@ -387,7 +387,7 @@ def render_table(rows: list[FigureRow]) -> str:
         name = f"{board} + {variant}" if variant else board
         text = (f"**{name}**: at most **{best.channels} channels** at "
                 f"{REFERENCE_RATE_HZ // 1000} kS/s fit and meet timing"
-                if best else f"**{name}**: no reference configuration fits")
+                if best else f"**{name}**: no reference configuration fits and meets timing")
         if first_failure is not None:
             text += (f"; {first_failure.channels} channels fail: {first_failure.status} "
                      f"({first_failure.binding or first_failure.message})")
