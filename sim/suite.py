@@ -117,14 +117,16 @@ def _fast(channels: int, rate: int = 30_000, **detector) -> SystemConfig:
                         detector=DetectorConfig(**detector))
 
 
-def _conditioner(config: SystemConfig, stimulus: str, sweeps: int, stall: str) -> BenchCase:
+def _conditioner(config: SystemConfig, stimulus: str, sweeps: int, stall: str,
+                 state_reads: str = "auto") -> BenchCase:
     from spikeforge.hdl.conditioner import Conditioner
 
+    reads = "" if state_reads == "auto" else f" reads={state_reads}"
     return BenchCase(
         bench="conditioner",
         label=f"{config.channels}ch {config.sample_rate_hz // 1000}kS/s {stimulus} "
-              f"stall={stall}",
-        component=lambda: Conditioner(config),
+              f"stall={stall}{reads}",
+        component=lambda: Conditioner(config, state_reads),
         params={"config": config.to_dict(), "sweeps": sweeps, "stimulus": stimulus,
                 "stall": stall}, config=config,
     )
@@ -247,6 +249,12 @@ CASES: tuple[BenchCase, ...] = (
     _conditioner(_fast(7, dc_shift=3, highpass_hz=1000.0, lowpass_hz=3000.0), "random",
                  1500, "random"),
     _conditioner(_fast(256), "spikes", 60, "random"),
+    # Two channels: the sample two ahead is the same channel (the registered state reads'
+    # transparency path), one ahead is not (then, with one channel, both at once).
+    _conditioner(_fast(2), "random", 1500, "random"),
+    # The iCE40 form (state read in the cycle before each stage, no registered read).
+    _conditioner(_fast(1), "saturation", 1500, "random", state_reads="direct"),
+    _conditioner(_fast(3), "random", 1000, "random", state_reads="direct"),
     _detector(_fast(4), "spikes", 3000, "none"),
     _detector(_fast(1, noise_step=16), "spikes", 6000, "random", polarity=3, dead_samples=0,
               pre=3, post=40, k16=[56]),
