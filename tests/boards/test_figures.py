@@ -182,16 +182,17 @@ def test_ice40_flip_flops_come_from_the_last_yosys_statistics(tmp_path):
     assert _flip_flops(ecp5) == 488
 
 
-#: (board, variant) -> why the recorded logic grows more than 15 % from the smallest to the
-#: largest count. Rebuilt after the run-time channel mask merged (2026-11-26): the ECP5's
-#: default build grows 2 527 -> 3 173 LUT4s from 16 to 1024 channels (before the mask:
-#: 2 195 -> 2 256); the cause is not located yet (the mask's storage and addressing, the
-#: framer's frame-slot FIFO sized for one-channel frames are the suspects). Listed so the
-#: other boards stay guarded; the test fails once an entry is no longer needed.
-KNOWN_GROWTH = {
-    ("ulx3s-85f", ""): "channel mask merge: 2527 -> 3173 LUT4s, cause not located",
-    ("ulx3s-12f", ""): "channel mask merge: 2527 -> 3173 LUT4s, cause not located",
-    ("ulx3s-45f", ""): "channel mask merge: 2527 -> 3173 LUT4s, cause not located",
+#: (board, variant) -> the growth allowed from the smallest to the largest recorded count,
+#: where it is more than 15 %. The ECP5's default build grows 2 527 -> 3 173 LUT4s (26 %)
+#: from 16 to 1024 channels since the run-time channel mask (2 195 -> 2 256 before it). The
+#: cause is located (`python -m spikeforge.sim.control_cost --other-cores --channels N`,
+#: docs/boards.md): the mask's words (32 of them at 1024 channels, one memory per read port)
+#: and its two popcounts, the register bank's mask registers, sized by the channel count, and
+#: the framer's frame-slot FIFO. The bound keeps any further growth from passing unseen.
+GROWTH_ALLOWED = {
+    ("ulx3s-85f", ""): 1.30,
+    ("ulx3s-12f", ""): 1.30,
+    ("ulx3s-45f", ""): 1.30,
 }
 
 
@@ -208,11 +209,8 @@ def test_the_recorded_logic_is_nearly_flat_in_the_channel_count():
             continue
         assert len(logic) >= 2, f"too few recorded figures for {board}"
         smallest, largest = logic[min(logic)], logic[max(logic)]
-        if (board, variant) in KNOWN_GROWTH:
-            assert largest > 1.15 * smallest, (
-                f"{board} {variant}: logic is flat again; drop it from KNOWN_GROWTH")
-            continue
-        assert largest <= 1.15 * smallest, (
+        allowed = GROWTH_ALLOWED.get((board, variant), 1.15)
+        assert largest <= allowed * smallest, (
             f"{board}: {largest} logic cells at {max(logic)} channels vs {smallest} at "
             f"{min(logic)}: logic grows with the channel count")
 
