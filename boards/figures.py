@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spikeforge.firmware.compression import CodecConfig, worst_case_words
 from spikeforge.firmware.config import MAX_CHANNELS, SystemConfig
 from spikeforge.firmware.errors import ConfigError
 
@@ -37,7 +38,7 @@ __all__ = [
     "REFERENCE_CHANNELS", "REFERENCE_RATE_HZ", "FIGURES_FILE", "DOCS_BEGIN", "DOCS_END",
     "FigureRow", "reference_config", "run_figures", "load_figures", "save_figures",
     "max_channels", "render_table", "update_docs", "system_cores", "DETECTION",
-    "DETECTION_OVERRIDES", "variant_of",
+    "DETECTION_OVERRIDES", "variant_of", "FULL", "CODEC", "REFERENCE_BLOCK_SAMPLES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,8 +68,21 @@ DETECTION = "detection"
 DETECTION_OVERRIDES = {"detector": {"enabled": True}}
 
 
+#: Every core that exists enabled: detection and the lossless coder (``boards/full.json``).
+FULL = "full"
+#: The lossless coder without detection.
+CODEC = "codec"
+#: Samples in one coded block of a reference configuration, at most: ``codec.block_sweeps``
+#: is capped at this many samples' worth of sweeps (256 sweeps at 16 channels, 4 at 1024),
+#: because the link buffer must hold two worst-case blocks (``hdl/framer.py``) and grows
+#: with the block, not with the channel count alone.
+REFERENCE_BLOCK_SAMPLES = 4096
+
+
 def variant_of(config: SystemConfig) -> str:
     """The reference variant a configuration belongs to."""
+    if config.codec.enabled:
+        return FULL if config.detector.enabled else CODEC
     return DETECTION if config.detector.enabled else ""
 
 #: nextpnr resource names per column, first match wins (iCE40 names, then ECP5 names).
@@ -98,7 +112,8 @@ class FigureRow:
     cores: list[str] = field(default_factory=list)
     build_seconds: float | None = None
     #: Which reference configuration: "" the board's default, :data:`DETECTION` with the
-    #: conditioning and detection path enabled (``--config`` with ``detector.enabled``).
+    #: conditioning and detection path enabled (``--config`` with ``detector.enabled``),
+    #: :data:`FULL` with detection and the lossless coder (``boards/full.json``).
     variant: str = ""
 
     @property
@@ -126,7 +141,9 @@ def reference_config(board: Board | str, channels: int,
     it, at :data:`REFERENCE_RATE_HZ`; frames of whole sweeps up to
     :data:`REFERENCE_FRAME_SAMPLES` samples (one sweep per frame from 256 channels up) and
     a link buffer of two frames rounded up to a power of two, so that the configuration
-    validates at any channel count. Large counts drop frames on the UART link: expected,
+    validates at any channel count. With the lossless coder enabled, ``codec.block_sweeps``
+    is capped at :data:`REFERENCE_BLOCK_SAMPLES` samples per block and the link buffer also
+    holds two worst-case blocks. Large counts drop frames on the UART link: expected,
     counted, and not what the figures are about (fit and timing).
 
     Raises :class:`~spikeforge.firmware.errors.ConfigError` if the board's clock has fewer
@@ -136,9 +153,19 @@ def reference_config(board: Board | str, channels: int,
     sweeps_per_frame = max(1, REFERENCE_FRAME_SAMPLES // channels)
     frame_samples = sweeps_per_frame * channels
     data = {**spec.default_config.to_dict(), **(overrides or {})}
+    buffer_words = 2 * frame_samples
+    codec = data.get("codec")
+    if isinstance(codec, dict) and codec.get("enabled"):
+        # The coded buffer must hold two worst-case blocks (one sent, one admitted).
+        codec = {**spec.default_config.codec.to_dict(), **codec}
+        codec["block_sweeps"] = max(1, min(codec["block_sweeps"],
+                                           REFERENCE_BLOCK_SAMPLES // channels))
+        data["codec"] = codec
+        worst = worst_case_words(channels, codec["block_sweeps"], CodecConfig(**codec))
+        buffer_words = max(buffer_words, 2 * worst)
     data.update(channels=channels, sample_rate_hz=REFERENCE_RATE_HZ, clock_hz=spec.clock_hz,
                 sweeps_per_frame=sweeps_per_frame,
-                link_buffer_samples=1 << (2 * frame_samples - 1).bit_length())
+                link_buffer_samples=1 << (buffer_words - 1).bit_length())
     return SystemConfig.from_dict(data)
 
 
@@ -360,7 +387,7 @@ def render_table(rows: list[FigureRow]) -> str:
         name = f"{board} + {variant}" if variant else board
         text = (f"**{name}**: at most **{best.channels} channels** at "
                 f"{REFERENCE_RATE_HZ // 1000} kS/s fit and meet timing"
-                if best else f"**{name}**: no reference configuration fits")
+                if best else f"**{name}**: no reference configuration fits and meets timing")
         if first_failure is not None:
             text += (f"; {first_failure.channels} channels fail: {first_failure.status} "
                      f"({first_failure.binding or first_failure.message})")

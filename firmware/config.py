@@ -12,13 +12,15 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .compression import CodecConfig
+from .decimation import DecimatorConfig
 from .detection import DetectorConfig
 from .errors import ConfigError
 from .rhd2000 import RHDConfig
 from .test_signal import SPIKE_TEMPLATE
 
 __all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
-           "MIN_SAME_CHANNEL_SPACING", "CodecConfig", "format_channels", "parse_channels"]
+           "MIN_SAME_CHANNEL_SPACING", "CodecConfig", "format_channels", "parse_channels",
+           "DecimatorConfig"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
@@ -117,6 +119,11 @@ class SystemConfig:
         ``CHANNEL_MASK``, while the stream is stopped); builds without the control path keep
         it fixed. Only DATA frames are masked: conditioner, detector and coder see every
         channel. Stored sorted, and ``None`` when it names every channel.
+    lfp:
+        The LFP decimator (:class:`~spikeforge.firmware.decimation.DecimatorConfig`) that
+        adds bandwidth mode 3, events + LFP (``docs/compression.md``); ``None`` (default):
+        not built. LFP frames carry ``sweeps_per_frame`` decimated sweeps of the enabled
+        channels, so one LFP frame spans ``sweeps_per_frame * lfp.factor`` sample periods.
     """
 
     channels: int = 4
@@ -133,6 +140,8 @@ class SystemConfig:
     codec: CodecConfig = field(default_factory=CodecConfig)
     # -- channel mask --
     channel_mask: tuple[int, ...] | None = None
+    # -- LFP (bandwidth mode 3) --
+    lfp: DecimatorConfig | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -242,6 +251,18 @@ class SystemConfig:
             raise ConfigError(f"rhd must be an RHDConfig, not {type(self.rhd).__name__}")
         if self.source == "rhd":
             self._validate_rhd()
+        self._validate_lfp()
+
+    def _validate_lfp(self) -> None:
+        if self.lfp is not None and not isinstance(self.lfp, DecimatorConfig):
+            raise ConfigError(
+                f"lfp must be a DecimatorConfig (or None: no LFP decimator), not "
+                f"{type(self.lfp).__name__}; e.g. lfp=DecimatorConfig(factor=30, order=3)")
+        if self.lfp is not None and not self.detector.enabled:
+            raise ConfigError(
+                "lfp needs the spike detector: the LFP decimator only serves bandwidth mode "
+                "events+lfp, which sends EVENTS frames too; set detector=DetectorConfig("
+                "enabled=True), or lfp=None")
 
     def _validate_rhd(self) -> None:
         rhd = self.rhd
@@ -327,6 +348,11 @@ class SystemConfig:
         return tuple(words)
 
     @property
+    def lfp_rate_hz(self) -> float | None:
+        """Sweeps per second of the decimated LFP stream (None: no LFP decimator)."""
+        return None if self.lfp is None else self.lfp.output_rate_hz(self.sample_rate_hz)
+
+    @property
     def spike_start_threshold(self) -> int:
         return self.test_source.spike_start_threshold(self.sample_rate_hz)
 
@@ -354,7 +380,8 @@ class SystemConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, TestSourceConfig | RHDConfig | DetectorConfig | CodecConfig):
+            if isinstance(value, TestSourceConfig | RHDConfig | DetectorConfig | CodecConfig
+                          | DecimatorConfig):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             out[f.name] = value
         return out
@@ -379,6 +406,8 @@ class SystemConfig:
             data["codec"] = CodecConfig(**data["codec"])
         if isinstance(data.get("channel_mask"), list):
             data["channel_mask"] = tuple(data["channel_mask"])
+        if isinstance(data.get("lfp"), dict):
+            data["lfp"] = DecimatorConfig(**data["lfp"])
         return cls(**data)
 
     def describe(self) -> str:
@@ -390,6 +419,7 @@ class SystemConfig:
             f"spf={self.sweeps_per_frame} load={self.link_load:.0%}"
             + ("" if self.channel_mask is None
                else f" mask={format_channels(self.channel_mask)}")
+            + ("" if self.lfp is None else f" lfp=/{self.lfp.factor}x{self.lfp.order}")
         )
 
 

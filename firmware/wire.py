@@ -27,6 +27,12 @@ length is in its first 16-bit word), timestamp (uint32, sample number of the pea
 samples, all little-endian. The record is exactly the
 16-bit word stream of the detector core, so the framer copies words without reformatting.
 
+An LFP payload (bandwidth mode 3, events + LFP) is laid out like a DATA payload:
+``sweeps_per_frame`` decimated sweeps of the enabled channels, int16 sweep-major. Its seq
+counts LFP slots (``sweeps_per_frame`` decimated sweeps each, dropped ones included), so
+``seq * sweeps_per_frame`` is the decimated sample number of its first sweep, in the clock
+of the decimated stream (``SystemConfig.lfp_rate_hz``).
+
 An IDENTITY payload is the device configuration (:func:`encode_identity`), so the host
 learns channels, rates and formats from the device itself.
 """
@@ -38,6 +44,7 @@ from enum import IntEnum
 
 from .compression import CodecConfig
 from .config import SOURCES, DetectorConfig, RHDConfig, SystemConfig, TestSourceConfig
+from .decimation import DecimatorConfig
 from .detection import POLARITIES
 from .errors import WireFormatError
 from .rhd2000 import CHIPS, MAX_MISO_LINES, ChipKind
@@ -57,8 +64,9 @@ __all__ = [
 
 SYNC = b"\xa5\x5a"
 #: 2: EVENTS frames; the identity carries the RHD front-end's and the detector's
-#: configuration. 3: the codec's configuration. 4: the reset channel mask.
-WIRE_VERSION = 4
+#: configuration. 3: the codec's configuration. 4: the reset channel mask. 5: LFP frames and
+#: the LFP decimator's configuration.
+WIRE_VERSION = 5
 
 
 class FrameType(IntEnum):
@@ -70,6 +78,7 @@ class FrameType(IntEnum):
     STATUS = 0x05      #: counters and register read-back
     COMMAND = 0x06     #: host -> device: read or write one register (control path)
     REPLY = 0x07       #: device -> host: the answer to a COMMAND, tag echoed in seq
+    LFP = 0x08         #: decimated samples (mode events+lfp), int16, sweep-major like DATA
 
 
 #: type, seq, length — the part of the header after the sync bytes.
@@ -156,9 +165,11 @@ _DETECTOR = struct.Struct("<BBBBBBBBHHHHIddBBB")
 #: block_sweeps, predictor code (0..3 fixed order, 4 adaptive), rice_shift, select_shift,
 #: initial_k, escape_threshold, codebook, codebook_bits.
 _CODEC = struct.Struct("<BHBBBBBBB")
+#: The LFP decimator (version 5), after the codec's: built, factor, order (0, 0 if not built).
+_LFP = struct.Struct("<BHB")
 #: The fixed part of an IDENTITY payload; since version 4 the reset channel mask follows
 #: (:func:`identity_payload_bytes`).
-IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size + _CODEC.size
+IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size + _CODEC.size + _LFP.size
 
 
 # -- channel mask --
@@ -193,7 +204,16 @@ def encode_identity(config: SystemConfig) -> bytes:
         det.max_snippet_pre, det.max_snippet_post, det.threshold_k16, det.noise_step,
         det.noise_init_lsb, det.dead_samples, det.event_queue, det.event_buffer_words,
         det.highpass_hz, det.lowpass_hz, int(det.neo), det.neo_shift, int(det.enabled),
-    ) + _encode_codec(config.codec) + _encode_mask(config)
+    ) + _encode_codec(config.codec) + _encode_lfp(config.lfp) + _encode_mask(config)
+
+
+def _encode_lfp(lfp: DecimatorConfig | None) -> bytes:
+    return _LFP.pack(0, 0, 0) if lfp is None else _LFP.pack(1, lfp.factor, lfp.order)
+
+
+def _decode_lfp(payload: bytes, offset: int) -> DecimatorConfig | None:
+    built, factor, order = _LFP.unpack_from(payload, offset)
+    return DecimatorConfig(factor=factor, order=order) if built else None
 
 
 def _encode_codec(codec: CodecConfig) -> bytes:
@@ -256,6 +276,7 @@ def decode_identity(payload: bytes) -> SystemConfig:
             event_buffer_words=buffer_words, neo=bool(neo), neo_shift=neo_shift,
             enabled=bool(enabled)),
         codec=_decode_codec(payload, rhd_end + _DETECTOR.size),
+        lfp=_decode_lfp(payload, rhd_end + _DETECTOR.size + _CODEC.size),
         channel_mask=_decode_mask(payload[IDENTITY_PAYLOAD_BYTES:], channels),
     )
 
@@ -354,7 +375,7 @@ class BandwidthMode(IntEnum):
     RAW = 0          #: DATA frames (raw samples), EVENTS frames when the detector is built
     LOSSLESS = 1     #: COMPRESSED frames (one coded block each) instead of DATA
     EVENTS = 2       #: EVENTS frames only; DATA slots are skipped
-    EVENTS_LFP = 3   #: EVENTS frames and a decimated low band (not built yet)
+    EVENTS_LFP = 3   #: EVENTS frames and LFP frames (decimated samples) instead of DATA
 
 
 #: Mode names as the host API, the CLI and the link budget (host/budget.py) spell them.
@@ -381,9 +402,9 @@ def mode_unavailable_reason(config: SystemConfig, mode: int) -> str | None:
         if not config.detector.enabled:
             return ("the build has no spike detector; rebuild with detector=DetectorConfig("
                     "enabled=True) (SystemConfig.detector)")
-        if mode == BandwidthMode.EVENTS_LFP:
-            return ("the build has no LFP decimator in the link: mode events+lfp is not "
-                    "built yet (hdl/decimator.py is not wired into the framer)")
+        if mode == BandwidthMode.EVENTS_LFP and config.lfp is None:
+            return ("the build has no LFP decimator; rebuild with lfp=DecimatorConfig("
+                    "factor=30, order=3) (SystemConfig.lfp)")
         return None
     return f"there is no bandwidth mode {mode}; modes are 0-3 ({', '.join(MODE_NAMES)})"
 

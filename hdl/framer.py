@@ -130,6 +130,17 @@ class Framer(wiring.Component):
     block the coder marks ``damaged`` is rolled back whole and counted in ``frames_dropped``.
     Events are sent in every mode, when the serializer is idle and no frame waits.
 
+    LFP (``config.lfp``, mode EVENTS_LFP): the decimated sweeps on ``lfp`` take the DATA
+    path. LFP slots of ``sweeps_per_frame`` decimated sweeps are numbered from reset and
+    decided at their first sample like DATA slots (admitted if the mode is EVENTS_LFP and a
+    frame fits, else dropped and counted, or skipped in other modes), into the same sample
+    buffer, reservation and slot FIFO (a bit marks LFP slots), and sent as LFP frames
+    (``seq`` the LFP slot number) in slot order with the DATA frames. The buffer is filled
+    by one frame at a time: a slot of either kind that starts while an admitted frame of
+    the other kind still awaits samples is dropped and counted (only around a raw <->
+    events+lfp switch). An LFP frame's identity schedule goes by the DATA slot count, as a
+    COMPRESSED frame's does.
+
     The byte stream and the drop decisions are modelled cycle-exactly by
     :mod:`spikeforge.sim.models.framer`.
 
@@ -161,6 +172,12 @@ class Framer(wiring.Component):
         while ``idle`` is high and ``enable`` low (the DATA frame length is 2 x this).
     idle : out
         No DATA frame is being filled or waits to be sent.
+    lfp : stream of :class:`SampleLayout` in
+        Only with ``config.lfp``: the :class:`~spikeforge.hdl.decimator.Decimator`'s
+        decimated sweeps, ``first`` on channel 0. ``ready`` is always high.
+    lfp_keep : in
+        Only with ``config.lfp``: whether the sample on ``lfp`` in this cycle goes into the
+        LFP frame (the channel mask, as ``keep``). Tied high when not driven.
     """
 
     def __init__(self, config: SystemConfig):
@@ -179,6 +196,9 @@ class Framer(wiring.Component):
             "keep": In(1, init=1),
             "frame_samples": In(range(config.frame_samples + 1), init=config.frame_samples),
             "idle": Out(1),
+            # -- LFP (bandwidth mode 3) --
+            **({"lfp": In(stream.Signature(SampleLayout(config))), "lfp_keep": In(1, init=1)}
+               if config.lfp is not None else {}),
         })
         if config.codec.enabled:
             worst = worst_case_words(config.channels, config.codec.block_sweeps, config.codec)
@@ -199,14 +219,20 @@ class Framer(wiring.Component):
 
         m.submodules.samples = samples = StreamFifo(16, capacity)
         # channel mask: as many slots as frames of one channel fit
-        m.submodules.slots = slots = StreamFifo(32, capacity // config.sweeps_per_frame + 1)
+        # LFP builds: bit 32 marks an LFP slot (seq counting LFP slots) in the same FIFO.
+        m.submodules.slots = slots = StreamFifo(32 + (config.lfp is not None),
+                                                capacity // config.sweeps_per_frame + 1)
+        lfp_dropped = Signal()        # an LFP slot is dropped in this cycle
 
         data_dropped = Signal()       # a DATA slot is dropped in this cycle
         block_dropped = Signal(2)     # coded blocks dropped (refused, rolled back) this cycle
         data_sent = Signal()
         block_sent = Signal()
+        dropped_total = self.frames_dropped + data_dropped + block_dropped
+        if config.lfp is not None:
+            dropped_total = dropped_total + lfp_dropped
         m.d.sync += [
-            self.frames_dropped.eq(self.frames_dropped + data_dropped + block_dropped),
+            self.frames_dropped.eq(dropped_total),
             self.frames_sent.eq(self.frames_sent + data_sent + block_sent),
         ]
 
@@ -219,6 +245,10 @@ class Framer(wiring.Component):
         slot_start = self.i.valid & self.i.payload.first & (sweep_in_slot == 0)
         fits = (self.enable & (self.mode == BandwidthMode.RAW)
                 & (reserved + frame_samples <= capacity))
+        lfp_path = None
+        if config.lfp is not None:
+            lfp_path = self._lfp_path(m, reserved, frame_samples, capacity, lfp_dropped)
+            fits = fits & lfp_path["idle"]   # never two frames filling the buffer at once
         admit = slot_start & fits
         write = self.i.valid & ((slot_start & fits) | (~slot_start & writing))
         write = write & self.keep  # channel mask: masked samples are not buffered
@@ -231,6 +261,9 @@ class Framer(wiring.Component):
             slots.w.valid.eq(admit),
             self.idle.eq(~writing & ~slots.r.valid),  # channel mask: may change now
         ]
+        if lfp_path is not None:
+            self._lfp_admission(m, lfp_path, admit, samples, slots)
+        admitted = admit if lfp_path is None else admit | lfp_path["admit"]
         with m.If(self.i.valid & self.i.payload.first):
             m.d.sync += sweep_in_slot.eq(
                 (sweep_in_slot + 1) % config.sweeps_per_frame)
@@ -239,7 +272,7 @@ class Framer(wiring.Component):
             m.d.comb += data_dropped.eq(self.enable & (self.mode == BandwidthMode.RAW) & ~fits)
 
         sample_pop = samples.r.valid & samples.r.ready
-        m.d.sync += reserved.eq(reserved + Mux(admit, frame_samples, 0) - sample_pop)
+        m.d.sync += reserved.eq(reserved + Mux(admitted, frame_samples, 0) - sample_pop)
 
         # -- COMPRESSED path: one block per frame, admitted whole at the block's start -------
         coded = blocks = None
@@ -293,18 +326,30 @@ class Framer(wiring.Component):
                     with m.If(words_left == 1):
                         m.next = "TRAILER"
 
+        # Frames from the slot FIFO: DATA, or LFP in LFP builds. An LFP slot's identity
+        # schedule goes by the DATA slot count (slots pass in every mode), as a block's does.
+        keyed = config.codec.enabled or config.lfp is not None
+        slot_frame_seq = slots.r.payload[:32]
+        if config.lfp is None:
+            slot_frame_type = FrameType.DATA
+            slot_key = slot_frame_seq
+        else:
+            is_lfp_slot = slots.r.payload[32]
+            slot_frame_type = Mux(is_lfp_slot, FrameType.LFP, FrameType.DATA)
+            slot_key = Mux(is_lfp_slot, slot_seq, slot_frame_seq)
+
         m.d.comb += self.o.payload.eq(byte)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(slots.r.valid):
-                    if config.codec.enabled:
-                        m.d.sync += [identity_key.eq(slots.r.payload),
+                    if keyed:
+                        m.d.sync += [identity_key.eq(slot_key),
                                      identity_before_block.eq(0)]
-                    with m.If(slots.r.payload >= next_identity_slot):
+                    with m.If(slot_key >= next_identity_slot):
                         start_frame(FrameType.IDENTITY, identity_count, len(identity))
                         m.d.sync += identity_count.eq(identity_count + 1)
                     with m.Else():
-                        start_frame(FrameType.DATA, slots.r.payload, 2 * frame_samples)
+                        start_frame(slot_frame_type, slot_frame_seq, 2 * frame_samples)
                     m.next = "HEADER"
                 if blocks is not None:
                     with m.Elif(blocks.r.valid):
@@ -374,11 +419,10 @@ class Framer(wiring.Component):
                     with m.If(index == 3):
                         with m.If(is_identity):
                             m.d.sync += next_identity_slot.eq(
-                                (identity_key if config.codec.enabled else slots.r.payload)
+                                (identity_key if keyed else slots.r.payload)
                                 + config.identity_interval_frames)
-                            with m.If(~identity_before_block if config.codec.enabled
-                                      else 1):
-                                start_frame(FrameType.DATA, slots.r.payload,
+                            with m.If(~identity_before_block if keyed else 1):
+                                start_frame(slot_frame_type, slot_frame_seq,
                                             2 * frame_samples)
                             if blocks is not None:
                                 with m.Else():
@@ -456,3 +500,47 @@ class Framer(wiring.Component):
         m.d.sync += reserved.eq(reserved + Mux(admit, worst, 0) - release - pop)
         return coded, blocks, slot_seq
 
+
+    def _lfp_path(self, m: Module, reserved: Signal, frame_samples, capacity: int,
+                  lfp_dropped: Signal) -> dict:
+        """LFP slot admission (LFP builds only): the DATA path's rule on the decimated
+        stream ``lfp``. Returns the signals the DATA path shares with it."""
+        config = self._config
+        slot_total = config.sweeps_per_frame * config.channels
+        # Samples of an admitted frame still to arrive, per path: the buffer is filled by
+        # one frame at a time, so a slot of one path is refused (and counted) while a frame
+        # of the other is filling (only around a raw <-> events+lfp switch).
+        data_left = Signal(range(slot_total + 1))
+        lfp_left = Signal(range(slot_total + 1))
+        sweep_in_slot = Signal(range(config.sweeps_per_frame))
+        lfp_seq = Signal(32)
+        lfp = self.lfp
+        slot_start = lfp.valid & lfp.payload.first & (sweep_in_slot == 0)
+        mode_lfp = self.enable & (self.mode == BandwidthMode.EVENTS_LFP)
+        fits = mode_lfp & (reserved + frame_samples <= capacity) & (data_left == 0)
+        admit = slot_start & fits
+        write = lfp.valid & self.lfp_keep & (admit | (~slot_start & (lfp_left != 0)))
+        m.d.comb += lfp.ready.eq(1)
+        with m.If(lfp.valid & lfp.payload.first):
+            m.d.sync += sweep_in_slot.eq((sweep_in_slot + 1) % config.sweeps_per_frame)
+        with m.If(slot_start):
+            m.d.sync += lfp_seq.eq(lfp_seq + 1)
+            m.d.comb += lfp_dropped.eq(mode_lfp & ~fits)
+        with m.If(admit):
+            m.d.sync += lfp_left.eq(slot_total - 1)
+        with m.Elif(lfp.valid & (lfp_left != 0)):
+            m.d.sync += lfp_left.eq(lfp_left - 1)
+        return {"idle": lfp_left == 0, "admit": admit, "write": write, "seq": lfp_seq,
+                "data_left": data_left, "lfp_left": lfp_left, "total": slot_total}
+
+    def _lfp_admission(self, m: Module, path: dict, data_admit, samples, slots) -> None:
+        """The LFP slot's share of the sample buffer and the slot FIFO (LFP builds only)."""
+        data_left = path["data_left"]
+        with m.If(data_admit):
+            m.d.sync += data_left.eq(path["total"] - 1)
+        with m.Elif(self.i.valid & (data_left != 0)):
+            m.d.sync += data_left.eq(data_left - 1)
+        with m.If(path["write"]):
+            m.d.comb += [samples.w.payload.eq(self.lfp.payload.value), samples.w.valid.eq(1)]
+        with m.If(path["admit"]):
+            m.d.comb += [slots.w.payload.eq(Cat(path["seq"], 1)), slots.w.valid.eq(1)]

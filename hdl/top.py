@@ -13,6 +13,7 @@ from .channel_mask import ChannelMask
 from .compressor import Compressor
 from .conditioner import Conditioner
 from .control import CommandDecoder, LinkArbiter
+from .decimator import Decimator
 from .detector import Detector
 from .framer import Framer
 from .registers import RegisterBank, RegisterBus
@@ -56,7 +57,10 @@ class AcquisitionSystem(wiring.Component):
     Bandwidth modes (register ``BANDWIDTH_MODE``, :class:`~spikeforge.hdl.framer.Framer`):
     with ``config.codec.enabled`` a :class:`~spikeforge.hdl.compressor.Compressor` takes the
     same sample stream as the framer (it is always ready, so the fan-out never stalls) and
-    its words go to the framer's COMPRESSED path. A write of a mode the build lacks
+    its words go to the framer's COMPRESSED path. With ``config.lfp`` a
+    :class:`~spikeforge.hdl.decimator.Decimator` takes the same stream (the framer always
+    takes its output, so it never stalls) and its decimated sweeps go to the framer's LFP
+    path (mode events+lfp). A write of a mode the build lacks
     (``wire.available_modes``) is not passed to the register bank, so the register keeps,
     and reads back, the mode in force.
 
@@ -128,6 +132,10 @@ class AcquisitionSystem(wiring.Component):
             ]
             if config.codec.codebook:
                 self._codebook(m, compressor, bank)
+
+        # -- LFP decimator (bandwidth mode 3) ------------------------------------------------
+        if config.lfp is not None:
+            self._lfp(m, source, framer)
 
         hold_cycles = int(config.clock_hz * OVERFLOW_HOLD_S)
         hold = Signal(range(hold_cycles + 1))
@@ -260,6 +268,27 @@ class AcquisitionSystem(wiring.Component):
             bank.channel_mask_in_force.eq(mask.in_force),
             bank.enabled_channels.eq(mask.enabled),
         ]
+
+    def _lfp(self, m: Module, source, framer: Framer) -> None:
+        """The LFP decimator (LFP builds only): it takes the same sample stream as the
+        framer (the framer always takes its output, so it is always ready and the fan-out
+        never stalls the source); its decimated sweeps go to the framer's LFP path. The
+        channel mask applies to LFP frames as to DATA frames: the mask bit of each source
+        sample, delayed by the decimator's fixed latency, travels with its decimated
+        sample."""
+        config = self.config
+        m.submodules.decimator = decimator = Decimator(config, config.lfp)
+        m.d.comb += [
+            decimator.i.payload.eq(source.o.payload),
+            decimator.i.valid.eq(source.o.valid & source.o.ready),
+        ]
+        wiring.connect(m, decimator.o, framer.lfp)
+        keep = m.submodules.channel_mask.keep
+        for stage in range(Decimator.LATENCY):
+            delayed = Signal(init=1, name=f"lfp_keep{stage}")
+            m.d.sync += delayed.eq(keep)
+            keep = delayed
+        m.d.comb += framer.lfp_keep.eq(keep)
 
     def _connect_rhd(self, m: Module, front_end: RHDFrontEnd, bank: RegisterBank,
                      bus) -> None:

@@ -19,8 +19,10 @@ bits per second each bandwidth mode puts on the link:
     and its snippet (:data:`~spikeforge.firmware.wire.EVENT_RECORD`), at the expected spike
     rate per channel.
 ``events+lfp``
-    The events, plus the samples low-pass filtered and decimated by ``lfp_decimation``,
-    framed like DATA frames of ``sweeps_per_frame`` decimated sweeps.
+    The events, plus the samples low-pass filtered and decimated by ``lfp_decimation``
+    (a configuration's ``lfp.factor`` when it has one), in LFP frames of
+    ``sweeps_per_frame`` decimated sweeps of int16 (13 bytes of frame each), exactly as the
+    device sends them (docs/wire-format.md). A configuration without ``lfp`` cannot run it.
 
 Every mode also carries the IDENTITY frame, sent once per ``identity_interval_frames``
 frame slots. Every frame costs :data:`~spikeforge.firmware.wire.DATA_FRAME_OVERHEAD_BYTES`
@@ -225,7 +227,7 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
            *, compression_ratio: float = DEFAULT_COMPRESSION_RATIO,
            compression_ratio_source: str = "default (docs/compression-benchmark.md)",
            worst_case: bool = True,
-           lfp_decimation: int = DEFAULT_LFP_DECIMATION,
+           lfp_decimation: int | None = None,
            spike_rate_hz: float | None = None,
            bits_per_byte: int = UART_BITS_PER_BYTE) -> Budget:
     """The link budget of every mode in :data:`MODES`.
@@ -233,8 +235,16 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
     ``stream`` may be a :class:`SystemConfig` (its ``baud`` is then the default link rate).
     ``worst_case`` adds a ``lossless (worst case)`` row: the coder's bounded expansion on
     adversarial input (:func:`~spikeforge.firmware.compression.worst_case_bits`).
+    ``lfp_decimation``: default the configuration's ``lfp.factor``, else
+    :data:`DEFAULT_LFP_DECIMATION`.
     """
+    lfp_note = ""
     if isinstance(stream, SystemConfig):
+        if lfp_decimation is None and stream.lfp is not None:
+            lfp_decimation = stream.lfp.factor
+        if stream.lfp is None:
+            lfp_note = ("needs the LFP decimator: build with lfp=DecimatorConfig(...) "
+                        "(SystemConfig.lfp)")
         if link_bits_per_s is None:
             link_bits_per_s = float(stream.baud)
         stream = StreamDescription.from_config(
@@ -251,6 +261,8 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
         raise BudgetError(
             f"compression ratio must be a positive number (raw bytes / coded bytes, e.g. "
             f"2.5), not {compression_ratio!r}")
+    if lfp_decimation is None:
+        lfp_decimation = DEFAULT_LFP_DECIMATION
     if not isinstance(lfp_decimation, int) or lfp_decimation < 1:
         raise BudgetError(f"lfp_decimation must be a whole factor >= 1, not {lfp_decimation!r}")
     if bits_per_byte < 8:
@@ -281,8 +293,8 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
         _mode("events+lfp", *args,
               events_per_channel * stream.event_bytes + 2.0 * lfp_rate,
               stream.slot_rate_hz / lfp_decimation, events_per_channel,
-              stream.detector_enabled,
-              events_note or f"LFP at {lfp_rate:g} S/s (/{lfp_decimation})"),
+              stream.detector_enabled and not lfp_note,
+              events_note or lfp_note or f"LFP at {lfp_rate:g} S/s (/{lfp_decimation})"),
     ]
     return Budget(stream, link_bits_per_s, bits_per_byte, compression_ratio,
                   compression_ratio_source, lfp_decimation, modes)

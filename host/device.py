@@ -551,7 +551,7 @@ class Device:
         if mode is not None:
             self.set_mode(mode)
         if stream is False:
-            self.write_register("STREAM_ENABLE", 0)
+            self.stop()
         if channels is not None:
             self.set_channel_mask(channels)
         if polarity is not None:
@@ -583,7 +583,7 @@ class Device:
         for name, value in registers.items():
             self.write_register(name, value)
         if stream is True:
-            self.write_register("STREAM_ENABLE", 1)
+            self.start()
 
     def status(self) -> DeviceStatus:
         """The device's status registers (counters) and the host's link counters."""

@@ -58,7 +58,7 @@ class Frame:
 
 @dataclass(frozen=True, eq=False)
 class DataBlock:
-    """The samples of one DATA frame.
+    """The samples of one DATA frame (or of a COMPRESSED or LFP frame).
 
     ``samples`` has shape ``(sweeps_per_frame, len(channels))``, dtype int16, and is
     read-only. ``channels`` are the device's channel numbers of its columns, ascending: the
@@ -73,6 +73,10 @@ class DataBlock:
     channels: tuple[int, ...] = ()
     #: From a COMPRESSED frame: the coder carries every channel, whatever the channel mask.
     compressed: bool = False
+    #: Which stream the block belongs to: ``"data"`` (DATA and COMPRESSED frames, at
+    #: ``sample_rate_hz``) or ``"lfp"`` (LFP frames: decimated sweeps at
+    #: ``SystemConfig.lfp_rate_hz``; ``first_sample`` counts decimated sweeps).
+    stream: str = "data"
 
     def __post_init__(self) -> None:
         if not self.channels:
@@ -102,6 +106,18 @@ class DataBlock:
             config.sweeps_per_frame, len(channels)
         )
         return cls(frame.seq, frame.seq * config.sweeps_per_frame, samples, channels)
+
+    @classmethod
+    def from_lfp_frame(cls, frame: Frame, config: SystemConfig,
+                       channels: tuple[int, ...] | None = None) -> "DataBlock":
+        """Decode an LFP frame (mode events+lfp): laid out like a DATA frame, its samples
+        decimated sweeps; ``first_sample = seq * sweeps_per_frame`` in the decimated clock."""
+        if config.lfp is None:
+            raise WireFormatError(
+                f"LFP frame seq {frame.seq}, but the device's configuration has no LFP "
+                "decimator; the device and the configuration disagree")
+        block = cls.from_frame(frame, config, channels)
+        return cls(block.seq, block.first_sample, block.samples, block.channels, stream="lfp")
 
     @classmethod
     def from_compressed_frame(cls, frame: Frame, config: SystemConfig,
@@ -397,6 +413,10 @@ class StreamDecoder:
     DATA's counts slots, so gaps are counted within a run of one type only: a
     bandwidth-mode switch (raw <-> lossless) restarts tracking without counting the stretch
     the other mode carried. A block that does not decode is ``malformed``.
+
+    LFP frames (mode events+lfp) become :class:`DataBlock` with ``stream == "lfp"``: the
+    enabled channels, like DATA, ``first_sample = seq * sweeps_per_frame`` decimated sweeps.
+    Their seq counts LFP slots; gaps are tracked within a run of LFP frames as above.
     """
 
     def __init__(self, config: SystemConfig | None = None, *,
@@ -443,7 +463,7 @@ class StreamDecoder:
     def _decode(self, frames: list[Frame]) -> list[StreamItem]:
         items: list[StreamItem] = []
         for frame in frames:
-            if frame.type in (FrameType.DATA, FrameType.COMPRESSED):
+            if frame.type in (FrameType.DATA, FrameType.COMPRESSED, FrameType.LFP):
                 if self.config is None:
                     if len(self._pending) == self._pending.maxlen:
                         self.stats.pending_dropped += 1
@@ -487,6 +507,9 @@ class StreamDecoder:
             if frame.type == FrameType.COMPRESSED:
                 items.append(DataBlock.from_compressed_frame(frame, self.config,
                                                              self.codebook))
+            elif frame.type == FrameType.LFP:
+                items.append(DataBlock.from_lfp_frame(frame, self.config,
+                                                      self.enabled_channels))
             else:
                 items.append(DataBlock.from_frame(frame, self.config, self.enabled_channels))
         except WireFormatError as error:

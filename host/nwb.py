@@ -62,7 +62,9 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
     meta = json.loads((folder / "spikeforge.json").read_text())
     config = SystemConfig.from_dict(meta["device"])
     continuous = folder / "continuous" / stream["folder_name"].rstrip("/")
-    samples = np.memmap(continuous / "continuous.dat", dtype="<i2", mode="r")
+    data_file = continuous / "continuous.dat"
+    samples = (np.memmap(data_file, dtype="<i2", mode="r") if data_file.stat().st_size
+               else np.zeros(0, dtype="<i2"))   # mode events+lfp: no full-rate samples
     # channel mask: the file holds the enabled channels only (all in older recordings)
     enabled = [int(c) for c in meta.get("channels_enabled", range(config.channels))]
     samples = samples[: len(samples) // len(enabled) * len(enabled)]
@@ -83,12 +85,13 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
     region = nwb.create_electrode_table_region(
         enabled, "all channels" if len(enabled) == config.channels
         else "channels enabled by the channel mask")
-    nwb.add_acquisition(ElectricalSeries(
-        name="ElectricalSeries", data=H5DataIO(np.asarray(samples), chunks=True),
-        electrodes=region, starting_time=first_sample / config.sample_rate_hz,
-        rate=float(config.sample_rate_hz), conversion=MICROVOLTS_PER_BIT * 1e-6,
-        description="raw samples, int16; multiply by conversion for volts",
-    ))
+    if len(samples) or not _has_lfp(folder):   # mode events+lfp: no full-rate samples
+        nwb.add_acquisition(ElectricalSeries(
+            name="ElectricalSeries", data=H5DataIO(np.asarray(samples), chunks=True),
+            electrodes=region, starting_time=first_sample / config.sample_rate_hz,
+            rate=float(config.sample_rate_hz), conversion=MICROVOLTS_PER_BIT * 1e-6,
+            description="raw samples, int16; multiply by conversion for volts",
+        ))
     lost = meta.get("losses", [])
     starts = np.array([loss["first_sample"] for loss in lost], dtype=np.int64)
     counts = np.array([loss["samples"] for loss in lost], dtype=np.int64)
@@ -105,6 +108,8 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
     detections = folder / "spikeforge-detections"
     if detections.is_dir():
         _add_detections(nwb, detections, config)
+    if _has_lfp(folder):
+        _add_lfp(nwb, folder, config, enabled)
     with NWBHDF5IO(str(out), "w") as io:
         io.write(nwb)
     return Path(out)
@@ -119,8 +124,7 @@ def _add_detections(nwb, folder: Path, config: SystemConfig) -> None:
                for name in ("sample_numbers", "channels", "peaks", "snippet_pre", "waveforms")}
     numbers = columns["sample_numbers"]
     times = numbers / config.sample_rate_hz
-    module = nwb.create_processing_module(
-        name="ecephys", description="spikes detected on the device (spikeforge detector)")
+    module = _ecephys_module(nwb)
     peak_column = config.detector.max_snippet_pre
     for channel in np.unique(columns["channels"]):
         rows = columns["channels"] == channel
@@ -143,3 +147,41 @@ def _add_detections(nwb, folder: Path, config: SystemConfig) -> None:
         name="spike_detections", description="every event the device's detector sent",
         columns=[VectorData(name=name, description=text, data=np.asarray(data))
                  for name, text, data in described]))
+
+
+# -- LFP (mode events+lfp): the recording's second continuous stream --
+_LFP_FOLDER = "spikeforge-100.lfp"
+
+
+def _has_lfp(folder: Path) -> bool:
+    return (folder / "continuous" / _LFP_FOLDER / "continuous.dat").is_file()
+
+
+def _ecephys_module(nwb):
+    if "ecephys" in nwb.processing:
+        return nwb.processing["ecephys"]
+    return nwb.create_processing_module(
+        name="ecephys", description="processed on the device (spikeforge detector, LFP)")
+
+
+def _add_lfp(nwb, folder: Path, config: SystemConfig, enabled: list[int]) -> None:
+    """The LFP stream as ``processing/ecephys/LFP/LFP`` (an ElectricalSeries at the
+    decimated rate, ``starting_time`` = first decimated sweep / lfp rate)."""
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from pynwb.ecephys import LFP, ElectricalSeries
+
+    stream = folder / "continuous" / _LFP_FOLDER
+    channels = len(enabled)
+    region = nwb.create_electrode_table_region(enabled, "channels of the LFP stream")
+    samples = np.fromfile(stream / "continuous.dat", dtype="<i2")
+    samples = samples[: len(samples) // channels * channels].reshape(-1, channels)
+    numbers = np.load(stream / "sample_numbers.npy")
+    rate = config.lfp_rate_hz if config.lfp_rate_hz else 1.0
+    series = ElectricalSeries(
+        name="LFP", data=H5DataIO(samples, chunks=True) if len(samples) else samples,
+        electrodes=region, starting_time=int(numbers[0]) / rate if len(numbers) else 0.0,
+        rate=float(rate), conversion=MICROVOLTS_PER_BIT * 1e-6,
+        description=f"LFP: CIC decimator factor {config.lfp.factor if config.lfp else '?'}, "
+                    f"order {config.lfp.order if config.lfp else '?'}, int16; multiply by "
+                    "conversion for volts")
+    _ecephys_module(nwb).add(LFP(electrical_series=series, name="LFP"))

@@ -10,6 +10,8 @@ Layout (Open Ephys GUI >= 0.6)::
         events/spikeforge-100.acquisition/TTL/{states,sample_numbers,timestamps,full_words}.npy
         spikeforge-detections/{sample_numbers,channels,peaks,snippet_pre,waveforms}.npy
     OUT/Record Node 101/experiment1/recording1/spikeforge.json    device, link and loss record
+        continuous/spikeforge-100.lfp/{continuous.dat,sample_numbers.npy,timestamps.npy}
+                                                          mode events+lfp: the LFP stream
 
 Only the channels enabled by the device's channel mask are written: ``structure.oebin``
 lists them (``num_channels`` and one entry each, named ``CH<n+1>`` after the device's
@@ -27,6 +29,14 @@ event the sample number of the peak (same numbering as ``sample_numbers.npy``), 
 channel, the peak's conditioned value, the snippet's samples before the peak, and the
 snippet (conditioned int16, ``max_snippet_pre + 1 + max_snippet_post`` wide, the peak at
 column ``max_snippet_pre``, zero where the device sent shorter snippets).
+
+LFP (bandwidth mode events+lfp): the decimated stream is a second continuous stream,
+``spikeforge-100.lfp``, created when the first LFP block arrives and listed second in
+``structure.oebin`` with its own ``sample_rate`` (``SystemConfig.lfp_rate_hz``). Its
+``sample_numbers.npy`` count decimated sweeps (LFP sample ``d`` is the decimator's output
+after source sweep ``(d + 1) * factor - 1``, the CIC's delay not removed) and its
+``timestamps.npy`` are ``d / lfp_rate_hz``. Lost LFP frames are zero-filled too and listed
+in ``spikeforge.json`` as ``lfp_losses``.
 
 Data is appended as it arrives; :meth:`OpenEphysWriter.flush` makes everything written so
 far readable (the ``.npy`` headers are rewritten with the current length), so after a crash
@@ -52,6 +62,7 @@ MICROVOLTS_PER_BIT = 0.195
 LOSS_TTL_LINE = 1
 _NODE = "Record Node 101"
 _STREAM = "spikeforge-100.acquisition"
+_LFP_STREAM = "spikeforge-100.lfp"
 
 
 class _NpyAppender:
@@ -144,6 +155,24 @@ class OpenEphysWriter:
         self._snippet_width = detector.max_snippet_pre + 1 + detector.max_snippet_post
         self._detections: dict[str, _NpyAppender] = {}
         self.spikes_written = 0
+        self.lfp: _LfpStream | None = None   # mode events+lfp: created by write_lfp
+
+    # -- LFP stream (mode events+lfp) --
+    def write_lfp(self, first_sample: int, samples: np.ndarray) -> None:
+        """Append decimated sweeps (LFP frames) to the ``spikeforge-100.lfp`` stream,
+        ``first_sample`` counting decimated sweeps; a gap is zero-filled and listed in
+        ``lfp_losses``. The stream is created (and listed in ``structure.oebin``) on first
+        use."""
+        if self.lfp is None:
+            if self.config.lfp is None:
+                raise ValueError("the device's configuration has no LFP decimator")
+            self.lfp = _LfpStream(self.recording / "continuous" / _LFP_STREAM,
+                                  self.config.lfp_rate_hz, len(self.channels))
+            self.metadata["lfp_losses"] = self.lfp.losses
+            structure = _structure(self.config, self.channels)
+            structure["continuous"].append(_lfp_structure(self.config, self.channels))
+            (self.recording / "structure.oebin").write_text(json.dumps(structure, indent=2))
+        self.lfp.write(first_sample, samples)
 
     def write_events(self, block: EventBlock) -> None:
         """Append the detector events of one EVENTS frame (``spikeforge-detections/``)."""
@@ -231,6 +260,8 @@ class OpenEphysWriter:
         for appender in (self._sample_numbers, self._timestamps, *self._ttl.values(),
                          *self._detections.values()):
             appender.flush()
+        if self.lfp is not None:
+            self.lfp.flush()
         temporary = self.recording / "spikeforge.json.tmp"
         temporary.write_text(json.dumps(self.metadata, indent=2, default=str))
         temporary.replace(self.recording / "spikeforge.json")
@@ -241,6 +272,8 @@ class OpenEphysWriter:
         for appender in (self._sample_numbers, self._timestamps, *self._ttl.values(),
                          *self._detections.values()):
             appender.close()
+        if self.lfp is not None:
+            self.lfp.close()
 
 
 def _structure(config: SystemConfig, enabled: tuple[int, ...]) -> dict[str, Any]:
@@ -276,3 +309,71 @@ def _settings_xml(config: SystemConfig) -> str:
         '  <INFO><VERSION>0.6.7</VERSION><MACHINE>spikeforge</MACHINE></INFO>\n'
         f'  <!-- {config.describe()} -->\n</SETTINGS>\n'
     )
+
+
+# -- LFP stream (mode events+lfp) --
+
+
+class _LfpStream:
+    """The decimated continuous stream: continuous.dat, sample numbers and timestamps in the
+    decimated clock; gaps zero-filled and listed in ``losses``."""
+
+    def __init__(self, folder: Path, rate_hz: float, channels: int):
+        folder.mkdir(parents=True)
+        self.rate_hz = rate_hz
+        self.channels = channels
+        self._data = open(folder / "continuous.dat", "wb")  # noqa: SIM115 - closed in close()
+        self._sample_numbers = _NpyAppender(folder / "sample_numbers.npy", "<i8")
+        self._timestamps = _NpyAppender(folder / "timestamps.npy", "<f8")
+        self.first_sample: int | None = None
+        self.next_sample: int | None = None
+        self.samples_lost = 0
+        self.losses: list[dict[str, int]] = []
+
+    @property
+    def sweeps_written(self) -> int:
+        return self._sample_numbers.length
+
+    def write(self, first_sample: int, samples: np.ndarray) -> None:
+        if samples.ndim != 2 or samples.shape[1] != self.channels:
+            raise ValueError(
+                f"LFP samples must have shape (sweeps, {self.channels}), not {samples.shape}")
+        if self.next_sample is None:
+            self.first_sample = self.next_sample = first_sample
+        if first_sample < self.next_sample:
+            raise ValueError(
+                f"LFP block starts at sweep {first_sample}, before the end of the last one "
+                f"({self.next_sample}); blocks must arrive in order")
+        if first_sample > self.next_sample:
+            count = first_sample - self.next_sample
+            self.losses.append({"first_sample": self.next_sample, "samples": count})
+            self.samples_lost += count
+            self._append(self.next_sample, np.zeros((count, self.channels), dtype="<i2"))
+        self._append(first_sample, samples.astype("<i2", copy=False))
+
+    def _append(self, first_sample: int, samples: np.ndarray) -> None:
+        numbers = np.arange(first_sample, first_sample + len(samples), dtype=np.int64)
+        self._data.write(np.ascontiguousarray(samples).tobytes())
+        self._sample_numbers.append(numbers)
+        self._timestamps.append(numbers / self.rate_hz)
+        self.next_sample = first_sample + len(samples)
+
+    def flush(self) -> None:
+        self._data.flush()
+        os.fsync(self._data.fileno())
+        self._sample_numbers.flush()
+        self._timestamps.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._data.close()
+        self._sample_numbers.close()
+        self._timestamps.close()
+
+
+def _lfp_structure(config: SystemConfig, enabled: tuple[int, ...]) -> dict[str, Any]:
+    """The LFP stream's entry in structure.oebin: same channels, the decimated rate."""
+    entry = dict(_structure(config, enabled)["continuous"][0])
+    entry.update({"folder_name": f"{_LFP_STREAM}/", "stream_name": "lfp",
+                  "sample_rate": float(config.lfp_rate_hz)})
+    return entry

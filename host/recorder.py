@@ -31,8 +31,9 @@ class RecordingModeError(SpikeforgeError):
     exit_code = 2
 
 
-#: Bandwidth modes that carry continuous samples (docs/recording.md).
-RECORDABLE_MODES = ("raw", "lossless")
+#: Bandwidth modes that carry continuous samples (docs/recording.md): raw and lossless the
+#: full-rate stream, events+lfp the decimated LFP stream (with the detector's events).
+RECORDABLE_MODES = ("raw", "lossless", "events+lfp")
 
 
 @dataclass
@@ -79,9 +80,12 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
 
     ``mode``: the bandwidth mode to record in, "raw" or "lossless" (set over the control
     path, read back and checked, before streaming starts). Raw DATA and lossless COMPRESSED
-    frames decode to the same samples, so both give the same recording. The events-only
-    modes carry no continuous samples, which this recorder is built around: not supported
-    yet. ``None``: as the device is.
+    frames decode to the same samples, so both give the same recording. "events+lfp"
+    records the LFP frames as the recording's second continuous stream
+    (``spikeforge-100.lfp``, at ``lfp_rate_hz``) and the events; the duration then counts
+    decimated sweeps. Mode "events" carries no continuous samples, which this recorder is
+    built around: not supported. ``None``: as the device is (the first continuous block
+    decides which stream the recording follows).
     ``channels``: the channels to record, set as the device's channel mask before the
     stream starts (needs the control path). Only the channels the mask enables are written
     (the mask in force is read from the device when it answers commands, else the identity
@@ -110,15 +114,15 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
         if mode not in RECORDABLE_MODES:
             raise RecordingModeError(
                 f"the recorder records continuous samples: mode must be one of "
-                f"{', '.join(RECORDABLE_MODES)}, not {mode!r} (recording events-only modes "
-                "is not built yet)")
+                f"{', '.join(RECORDABLE_MODES)}, not {mode!r} (mode events carries no "
+                "continuous stream; record events+lfp on a build with SystemConfig.lfp)")
         if not control:
             raise DeviceNoControl(
                 f"recording in bandwidth mode {mode!r} needs the device's control path, and "
                 f"{device.url} does not answer commands; record without --mode")
         device.set_mode(mode)
     if channels is not None and not control:
-        raise DeviceError(
+        raise DeviceNoControl(
             "recording chosen channels needs a device that answers commands (the channel "
             "mask is set through its registers); record every channel, or use a build with "
             "the control path")
@@ -134,9 +138,9 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
                 pass    # a bitstream older than the channel mask: every channel
         device.start()
     enabled = device.enabled_channels or config.enabled_channels
+    in_force = mode or (device.mode() if control else None)
     writer = OpenEphysWriter(out, config, {"port": device.url, "control": control,
-                                           "mode": mode or (device.mode() if control else
-                                                            "as streamed"),
+                                           "mode": in_force or "as streamed",
                                            **({"codebook": codebook.to_dict()}
                                               if codebook is not None else {})},
                              channels=enabled)
@@ -144,15 +148,38 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
     last_flush = started
     target_sweeps = None if duration_s is None else round(duration_s * config.sample_rate_hz)
     end: int | None = None  # device sweep at which to stop, once the first block is seen
+    # -- LFP (mode events+lfp): the stream the recording follows, set by its first block --
+    # (frames of the other stream buffered before the mode was set are not recorded)
+    following: str | None = (None if in_force is None
+                             else "lfp" if in_force == "events+lfp" else "data")
+    lfp_end: int | None = None  # decimated sweep at which to stop
 
     def status(ended: str | None = None) -> RecordingStatus:
         elapsed = time.monotonic() - started
+        recorded_s = writer.sweeps_written / config.sample_rate_hz
+        written, lost = writer.bytes_written, writer.samples_lost
+        if writer.lfp is not None and config.lfp_rate_hz:
+            recorded_s = max(recorded_s, writer.lfp.sweeps_written / config.lfp_rate_hz)
+            written += writer.lfp.sweeps_written * len(writer.channels) * 2
+            lost += writer.lfp.samples_lost
         return RecordingStatus(
-            elapsed_s=elapsed, recorded_s=writer.sweeps_written / config.sample_rate_hz,
-            duration_s=duration_s, bytes_written=writer.bytes_written,
-            data_rate_bps=writer.bytes_written / elapsed if elapsed > 0 else 0.0,
-            samples_lost=writer.samples_lost, crc_errors=device.stats.crc_errors,
+            elapsed_s=elapsed, recorded_s=recorded_s,
+            duration_s=duration_s, bytes_written=written,
+            data_rate_bps=written / elapsed if elapsed > 0 else 0.0,
+            samples_lost=lost, crc_errors=device.stats.crc_errors,
             spikes=writer.spikes_written, ended=ended)
+
+    def event_window() -> tuple[int, int | None] | None:
+        """The source sweeps the recorded stretch covers (None: nothing recorded yet)."""
+        if following == "lfp":
+            if writer.lfp is None or writer.lfp.first_sample is None or config.lfp is None:
+                return None
+            factor = config.lfp.factor
+            return (writer.lfp.first_sample * factor,
+                    None if lfp_end is None else lfp_end * factor)
+        if writer.first_sample is None:
+            return None
+        return writer.first_sample, end
 
     def finish(reason: str) -> RecordingStatus:
         if control and not reason.startswith("device error"):
@@ -164,6 +191,9 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
         writer.update_metadata(ended=reason, link=asdict(device.stats),
                                samples_lost=writer.samples_lost,
                                sweeps=writer.sweeps_written, spikes=writer.spikes_written)
+        if writer.lfp is not None:
+            writer.update_metadata(lfp_sweeps=writer.lfp.sweeps_written,
+                                   lfp_samples_lost=writer.lfp.samples_lost)
         writer.close()
         if on_status:
             on_status(final)
@@ -171,12 +201,33 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
 
     try:
         for item in device.items():
-            if isinstance(item, EventBlock) and writer.first_sample is not None:
+            window = event_window()
+            if isinstance(item, EventBlock) and window is not None:
                 # Only the spikes inside the recorded stretch of samples belong to it.
-                inside = tuple(e for e in item.events if writer.first_sample <= e.sample
-                               and (end is None or e.sample < end))
+                low, high = window
+                inside = tuple(e for e in item.events if low <= e.sample
+                               and (high is None or e.sample < high))
                 writer.write_events(replace(item, events=inside))
-            if isinstance(item, DataBlock):
+            if isinstance(item, DataBlock) and item.stream == "lfp":
+                if item.channels != writer.channels:
+                    continue   # buffered before the channel mask was set: not recorded
+                if following is None:
+                    following = "lfp"
+                if following != "lfp":
+                    continue   # the mode changed to events+lfp: not this recording's
+                if writer.lfp is None:   # the recording's first LFP block
+                    lfp_end = (None if duration_s is None or config.lfp_rate_hz is None
+                               else item.first_sample + round(duration_s * config.lfp_rate_hz))
+                if lfp_end is not None and item.first_sample >= lfp_end:
+                    return finish("duration reached")
+                writer.write_lfp(item.first_sample, item.samples[
+                    :None if lfp_end is None else lfp_end - item.first_sample])
+                if (lfp_end is not None and writer.lfp is not None
+                        and writer.lfp.next_sample is not None
+                        and writer.lfp.next_sample >= lfp_end):
+                    return finish("duration reached")
+            elif isinstance(item, DataBlock) and following != "lfp":
+                following = "data"
                 if (item.compressed and item.channels != writer.channels
                         and set(writer.channels) <= set(item.channels)):
                     # COMPRESSED blocks carry every channel (the coder ignores the mask):

@@ -45,11 +45,13 @@ def _cores(config: SystemConfig) -> dict[str, Callable[[], Any]]:
 
 def _other_cores(config: SystemConfig) -> dict[str, Callable[[], Any]]:
     """The rest of the system, to compare with (``--other-cores``)."""
+    from spikeforge.hdl.channel_mask import ChannelMask
     from spikeforge.hdl.framer import Framer
     from spikeforge.hdl.source import TestSource
 
     cores: dict[str, Callable[[], Any]] = {"TestSource": lambda: TestSource(config),
-                                           "Framer": lambda: Framer(config)}
+                                           "Framer": lambda: Framer(config),
+                                           "ChannelMask": lambda: ChannelMask(config)}
     if config.detector.enabled:
         from spikeforge.hdl.conditioner import Conditioner
         from spikeforge.hdl.detector import Detector

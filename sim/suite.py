@@ -117,14 +117,16 @@ def _fast(channels: int, rate: int = 30_000, **detector) -> SystemConfig:
                         detector=DetectorConfig(**detector))
 
 
-def _conditioner(config: SystemConfig, stimulus: str, sweeps: int, stall: str) -> BenchCase:
+def _conditioner(config: SystemConfig, stimulus: str, sweeps: int, stall: str,
+                 state_reads: str = "auto") -> BenchCase:
     from spikeforge.hdl.conditioner import Conditioner
 
+    reads = "" if state_reads == "auto" else f" reads={state_reads}"
     return BenchCase(
         bench="conditioner",
         label=f"{config.channels}ch {config.sample_rate_hz // 1000}kS/s {stimulus} "
-              f"stall={stall}",
-        component=lambda: Conditioner(config),
+              f"stall={stall}{reads}",
+        component=lambda: Conditioner(config, state_reads),
         params={"config": config.to_dict(), "sweeps": sweeps, "stimulus": stimulus,
                 "stall": stall}, config=config,
     )
@@ -247,6 +249,12 @@ CASES: tuple[BenchCase, ...] = (
     _conditioner(_fast(7, dc_shift=3, highpass_hz=1000.0, lowpass_hz=3000.0), "random",
                  1500, "random"),
     _conditioner(_fast(256), "spikes", 60, "random"),
+    # Two channels: the sample two ahead is the same channel (the registered state reads'
+    # transparency path), one ahead is not (then, with one channel, both at once).
+    _conditioner(_fast(2), "random", 1500, "random"),
+    # The iCE40 form (state read in the cycle before each stage, no registered read).
+    _conditioner(_fast(1), "saturation", 1500, "random", state_reads="direct"),
+    _conditioner(_fast(3), "random", 1000, "random", state_reads="direct"),
     _detector(_fast(4), "spikes", 3000, "none"),
     _detector(_fast(1, noise_step=16), "spikes", 6000, "random", polarity=3, dead_samples=0,
               pre=3, post=40, k16=[56]),
@@ -509,4 +517,28 @@ CASES = CASES + (
     _system_codebook(_codebook_config(), 25_000,
                      "codebook loaded, lossless, raw: a new table waits for a block",
                      [(5_000, 1), (20_000, 0)], reload=True),
+)
+
+
+# -- LFP: bandwidth mode 3, events + decimated low band (hdl/decimator.py in the system) -------
+
+
+def _lfp_system(**fields: Any) -> SystemConfig:
+    from spikeforge.firmware.decimation import DecimatorConfig
+
+    lfp = DecimatorConfig(factor=fields.pop("factor"), order=fields.pop("order"))
+    return SystemConfig(detector=DetectorConfig(enabled=True), lfp=lfp, **fields)
+
+
+CASES = CASES + (
+    # raw, then events+lfp; back to raw in the middle of an LFP frame (the DATA slots that
+    # start while it fills are refused and counted), then events+lfp again in the middle of
+    # a DATA frame (the LFP slot that starts while it fills is refused and counted); an
+    # identity frame is due every 8 DATA slots, so some LFP frames follow one.
+    _system_modes(_lfp_system(channels=4, sweeps_per_frame=4, link_buffer_samples=64,
+                              factor=4, order=3, channel_mask=(0, 2, 3),
+                              identity_interval_frames=8,
+                              test_source=TestSourceConfig(spike_rate_hz=400.0)),
+                  48_000, "events+lfp: mode switches, LFP frames, drops",
+                  [(6_003, 3), (22_000, 0), (32_500, 3)]),
 )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from spikeforge.firmware.errors import SpikeforgeError
 
+from .objcache import objcache_command
+
 __all__ = ["VerilatorNotFound", "verilator_environment"]
 
 
@@ -45,5 +47,9 @@ def verilator_environment() -> dict[str, str]:
         # passes the header as a stray input file and the C++ build fails. Supply it.
         "MAKEFLAGS": f"{os.environ.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip(),
     }
+    # Objects every build shares (Verilator's runtime, cocotb's main) come from a cache.
+    launcher = objcache_command()
+    if launcher is not None:
+        env["MAKEFLAGS"] += f" OBJCACHE={launcher}"
     os.environ.update(env)
     return env

@@ -598,8 +598,12 @@ def _cmd_budget(args: argparse.Namespace) -> int:
         except RecordingFileError as exc:
             raise RecordingFileError(
                 str(exc).replace("--channels", "--recording-channels")) from None
+    # LFP: the configuration's decimator factor unless --lfp-decimation says otherwise
+    lfp = data.get("lfp")
+    lfp_decimation = (args.lfp_decimation if args.lfp_decimation is not None
+                      else int(lfp["factor"]) if isinstance(lfp, dict) else 30)
     result = budget(stream, link, compression_ratio=ratio, compression_ratio_source=source,
-                    lfp_decimation=args.lfp_decimation,
+                    lfp_decimation=lfp_decimation,
                     bits_per_byte=8 if args.raw_link else 10)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -671,10 +675,12 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--duration", type=float, help="seconds of device time (default: until "
                      "Ctrl-C)")
     rec.add_argument("--out", required=True, help="folder to create")
-    rec.add_argument("--mode", choices=("raw", "lossless"),
+    rec.add_argument("--mode", choices=("raw", "lossless", "events+lfp"),
                      help="bandwidth mode to record in (set over the control path; the "
                           "device refuses a mode its build lacks, e.g. lossless without "
-                          "a coder). Default: as the device is")
+                          "a coder). events+lfp records the LFP as a second continuous "
+                          "stream and the events (docs/recording.md). Default: as the "
+                          "device is")
     rec.add_argument("--channels-enabled", metavar="LIST",
                      help="record only these device channels, e.g. 0,2,5-7: set as the "
                           "device's channel mask before the stream starts (needs the control "
@@ -805,8 +811,9 @@ def main(argv: list[str] | None = None) -> int:
     budget.add_argument("--block-sweeps", dest="block_sweeps", type=int,
                         help="sweeps per coded block of the lossless mode (default: the "
                              "configuration's codec.block_sweeps)")
-    budget.add_argument("--lfp-decimation", dest="lfp_decimation", type=int, default=30,
-                        help="LFP decimation factor (default 30: 30 kS/s -> 1 kS/s)")
+    budget.add_argument("--lfp-decimation", dest="lfp_decimation", type=int,
+                        help="LFP decimation factor (default: the configuration's lfp.factor, "
+                             "else 30: 30 kS/s -> 1 kS/s)")
     budget.add_argument("--compression-ratio", dest="compression_ratio", type=float,
                         help="expected lossless ratio (default: the measured benchmark's)")
     budget.add_argument("--recording", nargs="+", metavar="FILE",

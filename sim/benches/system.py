@@ -13,7 +13,9 @@ entry read back through CODEBOOK_VALUE), then makes the mode writes (a codebook 
 cycle right after a switch to lossless), and at the end checks that codebook writes are
 refused in lossless mode; with ``codebook_reload``, that after the
 last write (leaving lossless) they stay refused until the coder's next block starts.
-The captured bytes are saved to ``uart.bin`` in the run folder for the host-side decoding test.
+In LFP builds the LFP frames (mode events+lfp) are compared byte for byte and cycle for
+cycle the same way. The captured bytes are saved to ``uart.bin`` in the run folder for the
+host-side decoding test.
 
 With the RHD2000 source, behavioural chips (:mod:`spikeforge.sim.chips.rhd2000`) sit on
 the SPI pins behind the given cable delays; the front-end boots (set-up list, then the
@@ -177,6 +179,8 @@ async def uart_bytes_match_model(dut):
     sweeps = cycles // config.cycles_per_sample + 1
     sweeps -= sweeps % config.sweeps_per_frame
     sweeps += config.sweeps_per_frame
+    if config.lfp is not None:   # LFP: whole LFP frames of decimated sweeps past the end
+        sweeps += config.sweeps_per_frame * config.lfp.factor
     if config.source == "rhd":
         from spikeforge.sim.chips.rhd2000 import RHD2000Bus, RHD2000Chip
 
@@ -263,4 +267,5 @@ async def uart_bytes_match_model(dut):
     report(items=len(got), cycles=bench.cycle(), frames_sent=sent, frames_dropped=dropped,
            identity_frames=schedule.identity_frames, event_frames=event_frames,
            events_emitted=emitted, events_dropped=events_dropped,
-           blocks_sent=len(schedule.sent_blocks), blocks_dropped=len(schedule.dropped_blocks))
+           blocks_sent=len(schedule.sent_blocks), blocks_dropped=len(schedule.dropped_blocks),
+           lfp_sent=len(schedule.sent_lfp_slots), lfp_dropped=len(schedule.dropped_lfp_slots))

@@ -27,6 +27,15 @@ from L+1.
 The channel mask (``config.channel_mask``, the reset mask; the model does not change it at
 run time) selects the channels DATA frames carry: a frame holds ``sweeps_per_frame`` x the
 enabled channels, and each payload byte waits for its own channel's sample.
+
+LFP builds (``config.lfp``): the decimator (``Decimator`` docstring) takes the framer's input
+samples and emits decimated sweep d, channel c at cycle
+``((d + 1) * factor - 1) * cycles_per_sample + c + SOURCE_LATENCY + LFP_LATENCY``; its
+values are :func:`~spikeforge.sim.models.decimator.decimate`'s. LFP slots (``sweeps_per_frame``
+decimated sweeps) are decided at their first sample like DATA slots, in mode EVENTS_LFP,
+from the same buffer; a slot of either kind is refused (dropped, counted) while a frame of
+the other kind is still being filled, and an LFP frame's identity is due by the DATA slot
+count (as a COMPRESSED frame's).
 """
 
 from bisect import bisect_left
@@ -49,7 +58,7 @@ from spikeforge.hdl.compressor import PACK_LATENCY as CODER_PACK_LATENCY  # (cti
 from spikeforge.sim.models.detector import DeviceEvents, EventOutput
 
 __all__ = ["LinkSchedule", "frame_stream", "SOURCE_LATENCY", "CoderBlock", "coder_blocks",
-           "ModelLimit"]
+           "ModelLimit", "LFP_LATENCY", "lfp_arrival"]
 
 
 class ModelLimit(SpikeforgeError):
@@ -124,6 +133,16 @@ def coder_blocks(config: SystemConfig, samples: np.ndarray,
 
 #: Cycles from a sweep's start to its channel 0 sample reaching the framer.
 SOURCE_LATENCY = 2
+#: Cycles the decimator adds between a source sample and its decimated sample (its
+#: ``LATENCY``; the framer always takes the decimator's output, so it never stalls).
+LFP_LATENCY = 3
+
+
+def lfp_arrival(config: SystemConfig, sweep: int, channel: int) -> int:
+    """Cycle in which decimated sweep ``sweep``'s sample of ``channel`` reaches the framer."""
+    assert config.lfp is not None
+    source_sweep = (sweep + 1) * config.lfp.factor - 1
+    return source_sweep * config.cycles_per_sample + channel + SOURCE_LATENCY + LFP_LATENCY
 
 
 @dataclass
@@ -144,8 +163,14 @@ class LinkSchedule:
     sent_blocks: list[int] = field(default_factory=list)
     dropped_blocks: list[int] = field(default_factory=list)
     _block_drop_cycles: list[int] = field(default_factory=list)
-    #: DATA and COMPRESSED frames in the order they went out: (FrameType, seq).
+    #: DATA, COMPRESSED and LFP frames in the order they went out: (FrameType, seq).
     sent_frames: list[tuple[int, int]] = field(default_factory=list)
+    #: LFP frames: slot numbers sent and dropped, and the cycles of the drops.
+    sent_lfp_slots: list[int] = field(default_factory=list)
+    dropped_lfp_slots: list[int] = field(default_factory=list)
+    _lfp_drop_cycles: list[int] = field(default_factory=list)
+    #: The decimated samples (sweeps, channels) the LFP frames carry (LFP builds).
+    lfp_samples: "np.ndarray | None" = None
 
     def bytes_done_by(self, cycle: int, cycles_per_byte: int) -> bytes:
         """The bytes whose stop bit has ended by ``cycle``."""
@@ -155,7 +180,8 @@ class LinkSchedule:
     def dropped_before(self, cycle: int, config: SystemConfig) -> int:
         period = config.sweeps_per_frame * config.cycles_per_sample
         return (sum(1 for s in self.dropped_slots if s * period + SOURCE_LATENCY < cycle)
-                + sum(1 for d in self._block_drop_cycles if d < cycle))
+                + sum(1 for d in self._block_drop_cycles if d < cycle)
+                + sum(1 for d in self._lfp_drop_cycles if d < cycle))
 
     def sent_by(self, cycle: int) -> int:
         """DATA and COMPRESSED frames whose last byte the UART had taken before ``cycle``."""
@@ -207,7 +233,8 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
     uart_ready = 0
     identity_count = 0
     next_identity_slot = 0
-    waiting: list[tuple[int, int]] = []   # admitted slots not yet sent: (slot, decided at)
+    # admitted slots not yet sent: (slot, decided at, FrameType.DATA or LFP)
+    waiting: list[tuple[int, int, int]] = []
     next_slot = 0
     next_event = 0                        # position in event_side.kept to send next
     events_seq = 0
@@ -239,39 +266,84 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
             uart_ready = cycle + T
             earliest = cycle + 1
 
+    # LFP path (LFP builds): decimated sweeps, decided like DATA slots from the same buffer.
+    lfp_values = None
+    lfp_slots = 0
+    next_lfp = 0
+    if config.lfp is not None:
+        from spikeforge.sim.models.decimator import decimate
+
+        lfp_values = out.lfp_samples = decimate(config.lfp, samples)
+        lfp_slots = lfp_values.shape[0] // spf
+    last_channel = config.channels - 1
+    # The last admitted frame of each kind: (decided, its last sample's cycle).
+    filling: dict[int, tuple[int, int]] = {}
+
+    def data_decision(slot: int) -> int:
+        return slot * spf * cps + SOURCE_LATENCY
+
+    def lfp_decision(slot: int) -> int:
+        return lfp_arrival(config, slot * spf, 0)
+
     def decide_slots(until: int) -> None:
-        nonlocal next_slot
-        while next_slot < slots and next_slot * spf * cps + SOURCE_LATENCY <= until:
-            slot = next_slot
-            next_slot += 1
-            t_decide = slot * spf * cps + SOURCE_LATENCY
+        nonlocal next_slot, next_lfp
+        while True:
+            t_data = data_decision(next_slot) if next_slot < slots else None
+            t_lfp = lfp_decision(next_lfp) if next_lfp < lfp_slots else None
+            if t_data is not None and t_data <= until and (t_lfp is None or t_data <= t_lfp):
+                kind, slot, t_decide, wanted = FrameType.DATA, next_slot, t_data, \
+                    BandwidthMode.RAW
+                next_slot += 1
+                last = t_decide + (spf - 1) * cps + last_channel
+            elif t_lfp is not None and t_lfp <= until:
+                kind, slot, t_decide, wanted = FrameType.LFP, next_lfp, t_lfp, \
+                    BandwidthMode.EVENTS_LFP
+                next_lfp += 1
+                last = lfp_arrival(config, slot * spf + spf - 1, last_channel)
+            else:
+                return
             reserved = (frame_samples * bisect_left(admits, t_decide)
                         - bisect_left(pops, t_decide))
-            if not enable or mode_at(t_decide) != BandwidthMode.RAW:
+            if not enable or mode_at(t_decide) != wanted:
                 continue
-            if reserved + frame_samples > capacity:
-                out.dropped_slots.append(slot)
+            # One frame fills the buffer at a time (LFP builds only have two kinds).
+            other_filling = any(k != kind and a < t_decide <= end
+                                for k, (a, end) in filling.items())
+            if reserved + frame_samples > capacity or other_filling:
+                if kind == FrameType.DATA:
+                    out.dropped_slots.append(slot)
+                else:
+                    out.dropped_lfp_slots.append(slot)
+                    out._lfp_drop_cycles.append(t_decide)
                 continue
             admits.append(t_decide)
-            out.sent_slots.append(slot)
-            waiting.append((slot, t_decide))
+            filling[kind] = (t_decide, last)
+            (out.sent_slots if kind == FrameType.DATA else out.sent_lfp_slots).append(slot)
+            waiting.append((slot, t_decide, kind))
 
-    def send_data(slot: int, t_decide: int, start: int) -> None:
+    def send_data(slot: int, t_decide: int, start: int, kind: int = FrameType.DATA) -> None:
         nonlocal identity_count, next_identity_slot
-        if slot >= next_identity_slot:
+        # An LFP frame's identity is due by the DATA slots started before the serializer
+        # left IDLE (the RTL's slot counter), a DATA frame's by its own slot.
+        key = slot if kind == FrameType.DATA else slots_started_before(start - 1)
+        if key >= next_identity_slot:
             send(build_frame(FrameType.IDENTITY, identity_count, identity_payload), start)
             identity_count += 1
-            next_identity_slot = slot + config.identity_interval_frames
+            next_identity_slot = key + config.identity_interval_frames
             start = out.accept_cycle[-1] + 1
-        block = samples[slot * spf:(slot + 1) * spf][:, enabled]  # channel mask
-        out.sent_frames.append((FrameType.DATA, slot))
-        frame = build_frame(FrameType.DATA, slot, block.astype("<i2").tobytes())
+        values = samples if kind == FrameType.DATA else lfp_values
+        block = values[slot * spf:(slot + 1) * spf][:, enabled]  # channel mask
+        out.sent_frames.append((kind, slot))
+        frame = build_frame(kind, slot, block.astype("<i2").tobytes())
         send(frame[:HEADER_BYTES], start)
         payload = frame[HEADER_BYTES:-CRC_BYTES]
         for j in range(frame_samples):
             sweep, position = divmod(j, len(enabled))
             channel = enabled[position]  # channel mask: the sample's real channel
-            arrival = t_decide + sweep * cps + channel
+            if kind == FrameType.DATA:
+                arrival = t_decide + sweep * cps + channel
+            else:
+                arrival = lfp_arrival(config, slot * spf + sweep, channel)
             send(payload[2 * j:2 * j + 1], arrival + 1)
             send(payload[2 * j + 1:2 * j + 2], 0)
             pops.append(out.accept_cycle[-1])
@@ -342,8 +414,8 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
         decide_blocks(t)
         event_side.decide_until(t)
         if waiting and waiting[0][1] + 1 <= t:
-            slot, t_decide = waiting.pop(0)
-            send_data(slot, t_decide, t + 1)
+            slot, t_decide, kind = waiting.pop(0)
+            send_data(slot, t_decide, t + 1, kind)
         elif ready_blocks and coded[ready_blocks[0]].last_word_cycle + 1 <= t:
             send_compressed(ready_blocks.pop(0), t)
         elif next_event < len(event_side.kept) and event_side.word_readable(next_event, 0) <= t:
@@ -355,6 +427,8 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
                 candidates.append(waiting[0][1] + 1)
             if next_slot < slots:
                 candidates.append(next_slot * spf * cps + SOURCE_LATENCY)
+            if next_lfp < lfp_slots:
+                candidates.append(lfp_decision(next_lfp))
             if ready_blocks:
                 candidates.append(coded[ready_blocks[0]].last_word_cycle + 1)
             if next_block < len(coded):

@@ -116,7 +116,7 @@ def test_the_table_has_every_column_and_names_what_binds():
     assert "44.0 / 45.0" in table
     assert "at most **256 channels**" in table
     assert "512 channels fail: sample period too short (cycles per sample)" in table
-    assert "**ulx3s-85f**: no reference configuration fits" in table
+    assert "**ulx3s-85f**: no reference configuration fits and meets timing" in table
 
 
 def test_the_record_merges_by_board_and_count(tmp_path):
@@ -182,16 +182,35 @@ def test_ice40_flip_flops_come_from_the_last_yosys_statistics(tmp_path):
     assert _flip_flops(ecp5) == 488
 
 
+#: (board, variant) -> the growth allowed from the smallest to the largest recorded count,
+#: where it is more than 15 %. The ECP5's default build grows 2 527 -> 3 173 LUT4s (26 %)
+#: from 16 to 1024 channels since the run-time channel mask (2 195 -> 2 256 before it). The
+#: cause is located (`python -m spikeforge.sim.control_cost --other-cores --channels N`,
+#: docs/boards.md): the mask's words (32 of them at 1024 channels, one memory per read port)
+#: and its two popcounts, the register bank's mask registers, sized by the channel count, and
+#: the framer's frame-slot FIFO. The bound keeps any further growth from passing unseen.
+GROWTH_ALLOWED = {
+    ("ulx3s-85f", ""): 1.30,
+    ("ulx3s-12f", ""): 1.30,
+    ("ulx3s-45f", ""): 1.30,
+}
+
+
 def test_the_recorded_logic_is_nearly_flat_in_the_channel_count():
     """Channel-serial cores: logic may grow by the counters' and addresses' bits, not with
     the channels (memory grows instead). Checks the committed record, so regenerating the
     figures after a core that breaks this fails CI."""
     rows = [r for r in load_figures()["rows"] if r.ok]
-    for board in BOARDS:
-        logic = {r.channels: r.used("logic")[0] for r in rows if r.board == board}
+    for board, variant in {(r.board, r.variant) for r in rows} | {(b, "") for b in BOARDS}:
+        # One variant at a time: enabling a core adds logic, more channels must not.
+        logic = {r.channels: r.used("logic")[0] for r in rows
+                 if r.board == board and r.variant == variant}
+        if variant and len(logic) < 2:
+            continue
         assert len(logic) >= 2, f"too few recorded figures for {board}"
         smallest, largest = logic[min(logic)], logic[max(logic)]
-        assert largest <= 1.15 * smallest, (
+        allowed = GROWTH_ALLOWED.get((board, variant), 1.15)
+        assert largest <= allowed * smallest, (
             f"{board}: {largest} logic cells at {max(logic)} channels vs {smallest} at "
             f"{min(logic)}: logic grows with the channel count")
 
@@ -208,3 +227,23 @@ def test_detection_rows_are_kept_apart_from_the_default_rows(tmp_path):
     assert max_channels(record["rows"], "icebreaker").variant == ""
     assert max_channels(record["rows"], "icebreaker", DETECTION).variant == DETECTION
     assert "icebreaker + detection" in render_table(record["rows"])
+
+
+@pytest.mark.parametrize("channels", [16, 256, 1024])
+def test_full_reference_configs_enable_every_core_and_hold_two_worst_case_blocks(channels):
+    from pathlib import Path
+
+    from spikeforge.boards.figures import FULL, REFERENCE_BLOCK_SAMPLES, variant_of
+    from spikeforge.firmware.compression import worst_case_words
+    from spikeforge.hdl.framer import coded_buffer_words
+
+    full = json.loads((Path(__file__).parents[2] / "boards" / "full.json").read_text())
+    config = reference_config("ulx3s-85f", channels, full)
+    assert config.detector.enabled and config.codec.enabled and not config.codec.codebook
+    assert config.codec.predictor == full["codec"]["predictor"]
+    assert variant_of(config) == FULL
+    assert config.codec.block_sweeps == min(full["codec"]["block_sweeps"],
+                                            REFERENCE_BLOCK_SAMPLES // channels)
+    worst = worst_case_words(channels, config.codec.block_sweeps, config.codec)
+    assert 2 * worst <= coded_buffer_words(config) < 4 * worst + 2 * config.frame_samples
+    assert {"conditioner", "detector", "compressor"} <= set(system_cores(config))

@@ -56,7 +56,7 @@ def test_register_bank_reads_writes_and_ignores_read_only():
 
 def test_bandwidth_modes_follow_what_the_build_has():
     from spikeforge.firmware.compression import CodecConfig
-    from spikeforge.firmware.config import DetectorConfig
+    from spikeforge.firmware.config import DecimatorConfig, DetectorConfig
     from spikeforge.firmware.registers import reset_values
     from spikeforge.firmware.wire import BandwidthMode, available_modes, mode_unavailable_reason
 
@@ -64,8 +64,13 @@ def test_bandwidth_modes_follow_what_the_build_has():
     full = SystemConfig(channels=4, codec=CodecConfig(enabled=True),
                         detector=DetectorConfig(enabled=True))
     assert available_modes(plain) == 0b0001
-    assert available_modes(full) == 0b0111          # events+lfp is not built yet
+    assert available_modes(full) == 0b0111          # events+lfp needs the decimator
     assert identity_values(full)["BANDWIDTH_MODES"] == 0b0111
+    assert "SystemConfig.lfp" in mode_unavailable_reason(full, BandwidthMode.EVENTS_LFP)
+    with_lfp = full.replace(lfp=DecimatorConfig())
+    assert available_modes(with_lfp) == 0b1111
+    assert identity_values(with_lfp)["BANDWIDTH_MODES"] == 0b1111
+    assert "SystemConfig.detector" in mode_unavailable_reason(plain, BandwidthMode.EVENTS_LFP)
     assert "SystemConfig.codec" in mode_unavailable_reason(plain, BandwidthMode.LOSSLESS)
     assert "SystemConfig.detector" in mode_unavailable_reason(plain, BandwidthMode.EVENTS)
     assert "no bandwidth mode 7" in mode_unavailable_reason(full, 7)

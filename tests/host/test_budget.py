@@ -163,3 +163,32 @@ def test_cli_budget_recording_needs_channels_for_flat_files(tmp_path, capsys):
     (tmp_path / "rec.dat").write_bytes(b"\x00" * 8)
     assert main(["budget", "--recording", str(tmp_path / "rec.dat")]) == 2
     assert "give it with --recording-channels N" in capsys.readouterr().err
+
+
+def test_events_plus_lfp_counts_the_bytes_the_device_sends_in_lfp_frames():
+    """The LFP part of mode events+lfp is what the framer model puts on the wire: LFP
+    frames (13 bytes + sweeps_per_frame decimated sweeps of int16) at the decimated rate;
+    the configuration's decimator sets the factor, and a build without one cannot run it."""
+    from spikeforge.firmware.config import DecimatorConfig
+    from spikeforge.firmware.wire import BandwidthMode, FrameType
+    from spikeforge.host import FrameParser
+    from spikeforge.sim.models.framer import frame_stream
+    from spikeforge.sim.models.source import source_signal
+
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=10**6,
+                          detector=DetectorConfig(enabled=True),
+                          lfp=DecimatorConfig(factor=10, order=3))
+    sweeps = 8 * 10 * 50
+    schedule = frame_stream(config, source_signal(config, sweeps).samples,
+                            modes=[(0, BandwidthMode.EVENTS_LFP)])
+    lfp_bytes = sum(13 + len(f.payload) for f in FrameParser().feed(bytes(schedule.data))
+                    if f.type == FrameType.LFP)
+    assert len(schedule.sent_lfp_slots) == 50
+    seconds = sweeps / config.sample_rate_hz
+    mode = budget(config, spike_rate_hz=0.0).mode("events+lfp")
+    assert mode.available and "/10" in mode.note
+    assert mode.payload_bytes_per_s + mode.framing_bytes_per_s == pytest.approx(
+        lfp_bytes / seconds)
+    without = budget(config.replace(lfp=None)).mode("events+lfp")
+    assert not without.available and "SystemConfig.lfp" in without.note

@@ -43,8 +43,11 @@ class ModelDevice:
                     client.sendall(build_frame(FrameType.IDENTITY, seq // 16,
                                                encode_identity(self.config)))
                 payload = np.full(self.config.frame_samples, seq, "<i2").tobytes()
+                # LFP: in mode events+lfp the slots carry LFP frames instead of DATA
+                lfp = self.model.bank.values.get("BANDWIDTH_MODE") == 3
                 try:
-                    client.sendall(build_frame(FrameType.DATA, seq, payload))
+                    client.sendall(build_frame(FrameType.LFP if lfp else FrameType.DATA, seq,
+                                               payload))
                 except OSError:
                     return
                 seq += 1
@@ -232,7 +235,7 @@ def test_a_mode_the_build_lacks_is_refused_naming_the_config_field(make_device):
         assert not [w for w in fake.model.writes if w[0] == register("BANDWIDTH_MODE").address]
 
 
-def test_events_plus_lfp_is_refused_until_it_is_built(make_device):
+def test_events_plus_lfp_is_refused_by_a_build_without_lfp(make_device):
     _, device = make_device(SystemConfig(channels=4, detector=DetectorConfig(enabled=True)))
     with device:
         device.identify()
@@ -330,3 +333,27 @@ def test_record_codebook_from_loads_it_and_records_lossless(tmp_path, capsys):
     assert "loading the codebook: 3 values" in capsys.readouterr().err
     meta = json.loads(next((tmp_path / "rec").rglob("spikeforge.json")).read_text())
     assert meta["mode"] == "lossless" and Codebook.from_dict(meta["codebook"]) == book
+
+
+def test_record_in_events_plus_lfp_sets_the_mode_and_records_the_lfp_stream(make_device,
+                                                                             tmp_path):
+    import json
+
+    from spikeforge.firmware.config import DecimatorConfig
+    from spikeforge.host.recorder import record
+
+    config = SystemConfig(channels=4, detector=DetectorConfig(enabled=True),
+                          lfp=DecimatorConfig(factor=30, order=3))
+    fake, device = make_device(config)
+    with device:
+        final = record(device, tmp_path / "rec", duration_s=0.064, mode="events+lfp")
+        assert final.ended == "duration reached"
+        assert fake.model.bank.values["BANDWIDTH_MODE"] == 3
+    recording = next((tmp_path / "rec").rglob("spikeforge.json")).parent
+    meta = json.loads((recording / "spikeforge.json").read_text())
+    assert meta["mode"] == "events+lfp" and meta["lfp_sweeps"] == 64
+    samples = np.fromfile(recording / "continuous" / "spikeforge-100.lfp" / "continuous.dat",
+                          dtype="<i2").reshape(-1, 4)
+    numbers = np.load(recording / "continuous" / "spikeforge-100.lfp" / "sample_numbers.npy")
+    # The model device fills slot s with the value s: 32 decimated sweeps per LFP frame.
+    np.testing.assert_array_equal(samples[:, 0], numbers // 32)

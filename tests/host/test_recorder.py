@@ -19,7 +19,13 @@ import pytest
 
 from spikeforge.firmware.config import DetectorConfig, SystemConfig, TestSourceConfig
 from spikeforge.host import EventBlock, StreamDecoder
-from spikeforge.host.device import Device, DeviceDisconnected, DeviceNotFound, DeviceSilent
+from spikeforge.host.device import (
+    Device,
+    DeviceDisconnected,
+    DeviceNoControl,
+    DeviceNotFound,
+    DeviceSilent,
+)
 from spikeforge.host.nwb import export_nwb
 from spikeforge.host.recorder import record
 from spikeforge.sim.models.detector import device_events
@@ -232,6 +238,20 @@ def test_ports_that_do_not_work_say_what_to_do():
         device.identify(timeout_s=0.3)
 
 
+def test_a_device_without_commands_refuses_modes_and_masks_the_same_way(tmp_path):
+    """Both requests that need the control path fail with DeviceNoControl, naming the fix,
+    before anything is written."""
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100)
+    played = PlayedDevice(config, seconds=0.5)
+    with Device.open(played.url) as device:
+        with pytest.raises(DeviceNoControl, match="record without --mode"):
+            record(device, tmp_path / "a", duration_s=0.1, control=False, mode="lossless")
+        with pytest.raises(DeviceNoControl, match="record every channel"):
+            record(device, tmp_path / "b", duration_s=0.1, control=False, channels=[0])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def _recording_in_progress(tmp_path: Path) -> tuple[SystemConfig, PlayedDevice,
                                                     subprocess.Popen, Path]:
     """`spikeforge record` in a subprocess, from a played device, once it has written a
@@ -357,3 +377,65 @@ def test_lossless_frames_of_a_masked_device_are_recorded_with_its_enabled_channe
     first = round(reader.get_signal_t_start(0, 0, 0) * config.sample_rate_hz)
     assert samples.shape == (round(0.4 * config.sample_rate_hz), 2)
     np.testing.assert_array_equal(samples, played.truth[first:first + len(samples)][:, [1, 3]])
+
+
+def test_events_plus_lfp_is_recorded_as_a_second_continuous_stream(tmp_path):
+    """A device in mode events+lfp (LFP frames and EVENTS frames, no DATA) is recorded with
+    the LFP frames as the stream spikeforge-100.lfp at the decimated rate, exactly the
+    decimator model's output, and the events inside the recorded stretch."""
+    from spikeforge.firmware.config import DecimatorConfig
+    from spikeforge.firmware.wire import BandwidthMode
+    from spikeforge.sim.models.decimator import decimate
+
+    config = SystemConfig(channels=4, sweeps_per_frame=8, link_buffer_samples=256,
+                          identity_interval_frames=100, channel_mask=(0, 1, 3),
+                          test_source=TestSourceConfig(spike_rate_hz=100.0),
+                          detector=DetectorConfig(enabled=True),
+                          lfp=DecimatorConfig(factor=10, order=3))
+    played = PlayedDevice(config, seconds=0.8, modes=[(0, BandwidthMode.EVENTS_LFP)])
+    assert played.schedule.sent_lfp_slots and not played.schedule.sent_slots
+    with Device.open(played.url) as device:
+        final = record(device, tmp_path / "rec", duration_s=0.3)
+    assert final.ended == "duration reached" and final.samples_lost == 0
+    assert final.recorded_s == pytest.approx(0.3)
+
+    folder = tmp_path / "rec" / RECORDING
+    structure = json.loads((folder / "structure.oebin").read_text())
+    lfp_entry = structure["continuous"][1]
+    assert lfp_entry["folder_name"] == "spikeforge-100.lfp/"
+    assert lfp_entry["sample_rate"] == 3000.0
+    assert lfp_entry["num_channels"] == 3
+    stream = folder / "continuous" / "spikeforge-100.lfp"
+    numbers = np.load(stream / "sample_numbers.npy")
+    samples = np.fromfile(stream / "continuous.dat", dtype="<i2").reshape(-1, 3)
+    assert len(numbers) == len(samples) == 900
+    np.testing.assert_array_equal(numbers, np.arange(numbers[0], numbers[0] + 900))
+    np.testing.assert_allclose(np.load(stream / "timestamps.npy"), numbers / 3000.0)
+    model = decimate(config.lfp, played.truth)[:, [0, 1, 3]]
+    np.testing.assert_array_equal(samples, model[numbers[0]:numbers[0] + 900])
+    assert numbers[0] % config.sweeps_per_frame == 0   # starts with a whole LFP frame
+
+    # The events of the recorded stretch (source sweeps of the decimated ones).
+    meta = json.loads((folder / "spikeforge.json").read_text())
+    assert meta["lfp_sweeps"] == 900 and meta["lfp_samples_lost"] == 0
+    low, high = numbers[0] * 10, (numbers[0] + 900) * 10
+    detections = np.load(folder / "spikeforge-detections" / "sample_numbers.npy")
+    sent = [e.sample for item in StreamDecoder().feed(bytes(played.schedule.data))
+            if isinstance(item, EventBlock) for e in item.events]
+    inside = [s for s in sent if low <= s < high]
+    assert len(inside) > 10
+    assert list(detections) == inside[:len(detections)]
+    assert len(detections) >= sum(s < high - 300 for s in inside)
+
+    # Exported to NWB: the LFP at its own rate, the events as before, no empty raw series.
+    pynwb = pytest.importorskip("pynwb")
+    with pynwb.NWBHDF5IO(str(export_nwb(tmp_path / "rec", tmp_path / "rec.nwb")), "r") as io:
+        nwb = io.read()
+        assert "ElectricalSeries" not in nwb.acquisition
+        series = nwb.processing["ecephys"]["LFP"]["LFP"]
+        np.testing.assert_array_equal(series.data[:], samples)
+        assert series.rate == 3000.0
+        assert series.starting_time == pytest.approx(numbers[0] / 3000.0)
+        assert list(series.electrodes.data[:]) == [0, 1, 3]
+        table = nwb.processing["ecephys"]["spike_detections"].to_dataframe()
+        assert list(table["sample_number"]) == list(detections)

@@ -11,6 +11,7 @@ import pytest
 
 from spikeforge.firmware.compression import Codebook
 from spikeforge.host import DataBlock, EventBlock, Identity, StreamDecoder
+from spikeforge.sim.models.decimator import decimate
 from spikeforge.sim.models.detector import device_events
 from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
 from spikeforge.sim.models.source import source_signal
@@ -105,14 +106,27 @@ def _check_modes(case):
     blocks = [i for i in items if isinstance(i, DataBlock)]
     assert blocks, "no data decoded"
     last = max(b.first_sample + b.samples.shape[0] for b in blocks)
+    if config.lfp is not None:
+        last = max(last, max(((b.first_sample + b.samples.shape[0]) * config.lfp.factor
+                              for b in blocks if b.stream == "lfp"), default=0))
+    if config.lfp is not None:   # every slot the bench's run decided, sent or not
+        spf = config.sweeps_per_frame
+        last = max(last, case.params["cycles"] // config.cycles_per_sample + 1
+                   + spf * (1 + config.lfp.factor))
     truth = source_signal(config, last + config.sweeps_per_frame).samples
+    # LFP frames: exactly the decimator's golden model applied to the source samples.
+    lfp_truth = None if config.lfp is None else decimate(config.lfp, truth)
     for block in blocks:
+        reference = lfp_truth if block.stream == "lfp" else truth
         np.testing.assert_array_equal(
-            block.samples, truth[block.first_sample:block.first_sample + block.samples.shape[0]],
-            err_msg=f"frame {block.seq} decodes to samples the source did not emit")
+            block.samples,
+            reference[block.first_sample:block.first_sample + block.samples.shape[0],
+                      list(block.channels)],
+            err_msg=f"{block.stream} frame {block.seq} decodes to samples the device did "
+                    "not produce")
 
     kinds = [(f.type, f.seq) for f in FrameParser().feed(capture)
-             if f.type in (FrameType.DATA, FrameType.COMPRESSED)]
+             if f.type in (FrameType.DATA, FrameType.COMPRESSED, FrameType.LFP)]
     modes = modes_in_force(config, [tuple(w) for w in case.params["mode_writes"]])
     events = device_events(config, truth, SOURCE_LATENCY)
     schedule = frame_stream(config, truth, events=events, modes=modes, codebook=codebook)
@@ -121,14 +135,37 @@ def _check_modes(case):
     assert len(kinds) == len(blocks)
     # Gaps count within each run of one frame type (a mode switch restarts tracking).
     dropped = {FrameType.DATA: schedule.dropped_slots,
-               FrameType.COMPRESSED: schedule.dropped_blocks}
+               FrameType.COMPRESSED: schedule.dropped_blocks,
+               FrameType.LFP: schedule.dropped_lfp_slots}
     gaps = sum(1 for (k0, s0), (k1, s1) in zip(kinds, kinds[1:]) if k0 == k1
                for s in dropped[k0] if s0 < s < s1)
     assert decoder.stats.sequence_gaps == gaps
-    if "drops" in case.label:
+    if "drops" in case.label and config.lfp is None:
         assert schedule.dropped_blocks, "this case exists to drop blocks, and none were dropped"
+    if config.lfp is not None:
+        _check_lfp(config, items, kinds, schedule, events)
     if "lossless" in case.label:
         assert any(k == FrameType.COMPRESSED for k, _ in kinds), "no COMPRESSED frame"
     if "switch" in case.label:
         assert any(k == FrameType.DATA for k, _ in kinds), "no DATA frame before the switch"
         assert [i for i in items if isinstance(i, EventBlock)], "no EVENTS after the switch"
+
+
+def _check_lfp(config, items, kinds, schedule, events):
+    """LFP cases: LFP frames went out (and, in this case, slots of both kinds were refused
+    around the switches); the events decoded by the host are exactly the model's."""
+    from spikeforge.firmware.wire import FrameType
+
+    assert any(k == FrameType.LFP for k, _ in kinds), "no LFP frame"
+    assert any(k == FrameType.DATA for k, _ in kinds), "no DATA frame before the switch"
+    assert schedule.dropped_slots and schedule.dropped_lfp_slots, (
+        "this case exists to refuse a slot of each kind around the switches")
+    decoded = [e for b in items if isinstance(b, EventBlock) for e in b.events]
+    assert decoded, "no EVENTS in mode events+lfp"
+    sent = [index for index, _ in schedule.event_frames][:len(decoded)]
+    model = events.events
+    for event, index in zip(decoded, sent):
+        assert (event.sample, event.channel, event.peak) == (
+            model.sweep[index], model.channel[index], model.peak[index])
+        np.testing.assert_array_equal(event.snippet, model.snippets[index])
+    assert len(decoded) == len(sent)

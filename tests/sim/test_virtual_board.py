@@ -342,3 +342,35 @@ def test_record_with_a_codebook_loads_it_over_the_uart_and_decodes_lossless(tmp_
     assert len(samples) == config.sample_rate_hz // 10
     truth = source_signal(config, int(numbers[-1]) + 1).samples[numbers]
     np.testing.assert_array_equal(samples, truth)
+
+
+def test_record_events_plus_lfp_from_the_virtual_board(tmp_path):
+    """`spikeforge record --mode events+lfp` on a build with the detector and the LFP
+    decimator: the RTL's LFP frames are recorded as the spikeforge-100.lfp stream, exactly
+    the decimator model applied to the test source; no full-rate samples are recorded."""
+    from spikeforge.sim.models.decimator import decimate
+
+    path = tmp_path / "lfp.json"
+    path.write_text(json.dumps({"channels": 4, "identity_interval_frames": 16,
+                                "sweeps_per_frame": 8, "link_buffer_samples": 256,
+                                "detector": {"enabled": True},
+                                "lfp": {"factor": 30, "order": 3}}))
+    url = f"sim://{path}"
+    config = config_from_sim_url(url)
+    out = tmp_path / "rec"
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.cli", "record", "--port", url, "--duration", "0.1",
+         "--mode", "events+lfp", "--out", str(out)], capture_output=True, text=True,
+        timeout=1500)
+    assert result.returncode == 0, result.stderr
+    recording = out / "Record Node 101" / "experiment1" / "recording1"
+    stream = recording / "continuous" / "spikeforge-100.lfp"
+    numbers = np.load(stream / "sample_numbers.npy")
+    samples = np.fromfile(stream / "continuous.dat", dtype="<i2").reshape(-1, 4)
+    assert len(numbers) == len(samples) == 100       # 0.1 s at 1 kS/s
+    meta = json.loads((recording / "spikeforge.json").read_text())
+    assert meta["mode"] == "events+lfp" and meta["lfp_samples_lost"] == 0
+    assert meta["sweeps"] == 0                         # no DATA frames in this mode
+    first = int(numbers[0])
+    truth = decimate(config.lfp, source_signal(config, (first + 100) * 30).samples)
+    np.testing.assert_array_equal(samples, truth[first:first + 100])
