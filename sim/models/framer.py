@@ -184,8 +184,9 @@ class LinkSchedule:
                 + sum(1 for d in self._lfp_drop_cycles if d < cycle))
 
     def sent_by(self, cycle: int) -> int:
-        """DATA and COMPRESSED frames whose last byte the UART had taken before ``cycle``."""
-        return sum(1 for end in self._data_frame_ends if end < cycle)
+        """DATA and COMPRESSED frames whose last byte the UART had taken before
+        ``cycle - 1`` (FRAMES_SENT is registered once more before it counts)."""
+        return sum(1 for end in self._data_frame_ends if end + 1 < cycle)
 
     _data_frame_ends: list[int] = field(default_factory=list)
     #: EVENTS frames sent: (event index, cycle the UART took its last byte).

@@ -86,3 +86,40 @@ def test_other_modes_skip_the_coder_blocks_without_counting_drops():
     blocks = [([0x1111, 0x2222], False), ([0x3333], True)]
     frames, sent, dropped = _run(blocks, BandwidthMode.EVENTS)
     assert frames == [] and (sent, dropped) == (0, 0)
+
+
+def test_frames_sent_counts_a_frame_two_cycles_after_its_last_byte():
+    """FRAMES_SENT is registered once more than the frame end (a timing cut on the ECP5);
+    the system model's ``sent_by`` says the same, and this pins the framer to it."""
+    config = SystemConfig(channels=CHANNELS, sample_rate_hz=30_000, clock_hz=30_000 * CPS,
+                          baud=30_000 * CPS, sweeps_per_frame=1, link_buffer_samples=256)
+    dut = Framer(config)
+    taken: list[tuple[int, int]] = []     # (cycle, byte) the UART side took
+    counts: list[int] = []                # frames_sent in each cycle
+
+    async def bench(ctx):
+        ctx.set(dut.enable, 1)
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(60 * CPS):
+            channel = cycle % CPS
+            valid = channel < CHANNELS
+            ctx.set(dut.i.valid, valid)
+            ctx.set(dut.i.payload.channel, channel if valid else 0)
+            ctx.set(dut.i.payload.value, cycle)
+            ctx.set(dut.i.payload.first, valid and channel == 0)
+            counts.append(ctx.get(dut.frames_sent))
+            if ctx.get(dut.o.valid):
+                taken.append((cycle, ctx.get(dut.o.payload)))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    parser = FrameParser()
+    ends = []                             # cycle of each DATA frame's last byte
+    for cycle, byte in taken:
+        ends += [cycle for f in parser.feed(bytes([byte])) if f.type == FrameType.DATA]
+    assert len(ends) >= 3
+    for cycle, count in enumerate(counts):
+        assert count == sum(1 for end in ends if end + 2 <= cycle), f"cycle {cycle}"
