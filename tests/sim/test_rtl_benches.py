@@ -73,13 +73,7 @@ def test_rtl_matches_golden_model(case):
     event_blocks = [i for i in items if isinstance(i, EventBlock)]
     assert [b.seq for b in event_blocks] == list(range(len(event_blocks)))
     decoded = [e for b in event_blocks for e in b.events]
-    sent = [index for index, _ in schedule.event_frames][:len(decoded)]
-    model = events.events
-    for event, index in zip(decoded, sent):
-        assert (event.sample, event.channel, event.peak) == (
-            model.sweep[index], model.channel[index], model.peak[index])
-        np.testing.assert_array_equal(event.snippet, model.snippets[index])
-    assert len(decoded) == len(sent)
+    _assert_events_are_the_models(decoded, schedule, events)
     if "EVENTS" in case.label:
         assert decoded, "this case exists to send EVENTS frames, and none were decoded"
     if "events and data drops" in case.label:
@@ -162,6 +156,12 @@ def _check_lfp(config, items, kinds, schedule, events):
         "this case exists to refuse a slot of each kind around the switches")
     decoded = [e for b in items if isinstance(b, EventBlock) for e in b.events]
     assert decoded, "no EVENTS in mode events+lfp"
+    _assert_events_are_the_models(decoded, schedule, events)
+
+
+def _assert_events_are_the_models(decoded, schedule, events) -> None:
+    """The events the host decoded are exactly the model's, in the order the frames sent
+    them."""
     sent = [index for index, _ in schedule.event_frames][:len(decoded)]
     model = events.events
     for event, index in zip(decoded, sent):
