@@ -32,8 +32,14 @@ __all__ = ["cache_dir", "compile_cached", "objcache_command", "main"]
 _DISABLE_ENV = "SPIKEFORGE_OBJCACHE"
 
 
+_DIR_ENV = "SPIKEFORGE_OBJCACHE_DIR"
+
+
 def cache_dir() -> Path:
-    """Where cached objects live (created on first use)."""
+    """Where cached objects live (created on first use). The launcher fixes it as an
+    absolute path, because the compiles run in each build's own folder."""
+    if os.environ.get(_DIR_ENV):
+        return Path(os.environ[_DIR_ENV])
     return Path(os.environ.get("SPIKEFORGE_BUILD", "build")).resolve() / "sim" / "objcache"
 
 
@@ -48,7 +54,8 @@ def objcache_command() -> str | None:
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     launcher = directory / "objcache"
-    text = f"#!/bin/sh\nexec '{sys.executable}' -m spikeforge.sim.objcache \"$@\"\n"
+    text = (f"#!/bin/sh\nexport {_DIR_ENV}='{directory}'\n"
+            f"exec '{sys.executable}' -m spikeforge.sim.objcache \"$@\"\n")
     if not launcher.exists() or launcher.read_text() != text:
         _write_atomically(launcher, text.encode())
         launcher.chmod(0o755)

@@ -57,3 +57,25 @@ def test_other_commands_and_failures_pass_through(tmp_path, monkeypatch):
     assert compile_cached([CXX, "-c", "-o", str(tmp_path / "b.o"), str(broken)]) != 0
     assert not _objects(tmp_path / "build" / "sim" / "objcache")
     assert compile_cached([CXX, "--version"]) == 0               # not a compile: just run
+
+
+def test_the_launcher_caches_in_one_place_from_any_folder(tmp_path, monkeypatch):
+    """Verilator's makefile runs the launcher in each build's own folder, with a relative
+    SPIKEFORGE_BUILD (the default "build"): the objects must still land in one cache."""
+    from spikeforge.sim.objcache import objcache_command
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPIKEFORGE_BUILD", "build")
+    monkeypatch.delenv("SPIKEFORGE_OBJCACHE_DIR", raising=False)
+    launcher = objcache_command()
+    assert launcher is not None
+    source = tmp_path / "unit.cpp"
+    source.write_text("int one() { return 1; }\n")
+    for name in ("a", "b"):
+        folder = tmp_path / "build" / "sim" / f"top-{name}"   # a build folder, as Verilator's
+        folder.mkdir(parents=True)
+        subprocess.run([launcher, CXX, "-c", "-o", "unit.o", str(source)], cwd=folder,
+                       check=True)
+        assert (folder / "unit.o").exists()
+    assert len(_objects(tmp_path / "build" / "sim" / "objcache")) == 1
+    assert not list((tmp_path / "build" / "sim" / "top-a").rglob("objcache"))
