@@ -45,6 +45,7 @@ everything up to the last flush is intact.
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,24 +139,20 @@ class OpenEphysWriter:
         structure = _structure(config, self.channels)
         (self.recording / "structure.oebin").write_text(json.dumps(structure, indent=2))
 
-        self._data = open(continuous / "continuous.dat", "wb")  # noqa: SIM115
-        self._sample_numbers = _NpyAppender(continuous / "sample_numbers.npy", "<i8")
-        self._timestamps = _NpyAppender(continuous / "timestamps.npy", "<f8")
         self._ttl = {name: _NpyAppender(events / f"{name}.npy", dtype) for name, dtype in
                      (("states", "<i2"), ("sample_numbers", "<i8"), ("timestamps", "<f8"),
                       ("full_words", "<u8"))}
+        self._main = _ContinuousStream(continuous, config.sample_rate_hz, len(self.channels),
+                                       "", on_loss=self._mark_loss)
         self.metadata: dict[str, Any] = {
             "device": config.to_dict(), "channels_enabled": list(self.channels),
-            "losses": [], **(metadata or {})}
-        self.first_sample: int | None = None
-        self.next_sample: int | None = None
-        self.samples_lost = 0
+            "losses": self._main.losses, **(metadata or {})}
         detector = config.detector
         self._peak_column = detector.max_snippet_pre
         self._snippet_width = detector.max_snippet_pre + 1 + detector.max_snippet_post
         self._detections: dict[str, _NpyAppender] = {}
         self.spikes_written = 0
-        self.lfp: _LfpStream | None = None   # mode events+lfp: created by write_lfp
+        self.lfp: _ContinuousStream | None = None   # mode events+lfp: created by write_lfp
 
     # -- LFP stream (mode events+lfp) --
     def write_lfp(self, first_sample: int, samples: np.ndarray) -> None:
@@ -166,8 +163,10 @@ class OpenEphysWriter:
         if self.lfp is None:
             if self.config.lfp is None:
                 raise ValueError("the device's configuration has no LFP decimator")
-            self.lfp = _LfpStream(self.recording / "continuous" / _LFP_STREAM,
-                                  self.config.lfp_rate_hz, len(self.channels))
+            folder = self.recording / "continuous" / _LFP_STREAM
+            folder.mkdir(parents=True)
+            self.lfp = _ContinuousStream(folder, self.config.lfp_rate_hz, len(self.channels),
+                                         "LFP ")
             self.metadata["lfp_losses"] = self.lfp.losses
             structure = _structure(self.config, self.channels)
             structure["continuous"].append(_lfp_structure(self.config, self.channels))
@@ -199,9 +198,24 @@ class OpenEphysWriter:
         self._detections["waveforms"].append(waveforms)
         self.spikes_written += len(block.events)
 
+    # -- the acquisition stream --
+    @property
+    def first_sample(self) -> int | None:
+        """Device sweep of the recording's first sample (None before the first block)."""
+        return self._main.first_sample
+
+    @property
+    def next_sample(self) -> int | None:
+        """Device sweep the next block should start at."""
+        return self._main.next_sample
+
+    @property
+    def samples_lost(self) -> int:
+        return self._main.samples_lost
+
     @property
     def sweeps_written(self) -> int:
-        return self._sample_numbers.length
+        return self._main.sweeps_written
 
     @property
     def bytes_written(self) -> int:
@@ -210,55 +224,28 @@ class OpenEphysWriter:
     def write(self, first_sample: int, samples: np.ndarray) -> None:
         """Append ``samples`` (sweeps x recorded channels, int16) starting at device sweep
         ``first_sample``; a gap since the last block is zero-filled and marked as a loss."""
-        if samples.ndim != 2 or samples.shape[1] != len(self.channels):
-            raise ValueError(
-                f"samples must have shape (sweeps, {len(self.channels)}) for the "
-                f"{len(self.channels)} recorded channels, not {samples.shape}")
-        if self.next_sample is None:
-            self.first_sample = self.next_sample = first_sample
-        if first_sample < self.next_sample:
-            raise ValueError(
-                f"block starts at sweep {first_sample}, before the end of the last one "
-                f"({self.next_sample}); blocks must arrive in order")
-        if first_sample > self.next_sample:
-            self._mark_loss(self.next_sample, first_sample)
-        self._append(first_sample, samples.astype("<i2", copy=False))
+        self._main.write(first_sample, samples)
 
     def skip_to(self, sample: int) -> None:
         """Everything before device sweep ``sample`` that has not arrived is lost: mark it."""
-        if self.next_sample is not None and sample > self.next_sample:
-            self._mark_loss(self.next_sample, sample)
+        self._main.skip_to(sample)
 
     def _mark_loss(self, start: int, stop: int) -> None:
-        count = stop - start
-        self.metadata["losses"].append({"first_sample": start, "samples": count})
-        self.samples_lost += count
+        """A lost stretch of the acquisition stream as two TTL events (+1 at its first
+        sample, -1 after its last)."""
         for sample, state in ((start, LOSS_TTL_LINE), (stop, -LOSS_TTL_LINE)):
             self._ttl["states"].append(np.array([state]))
             self._ttl["sample_numbers"].append(np.array([sample]))
             self._ttl["timestamps"].append(np.array([sample / self.config.sample_rate_hz]))
             self._ttl["full_words"].append(np.array([1 if state > 0 else 0]))
-        step = 1 << 16
-        for chunk_start in range(start, stop, step):
-            chunk = min(step, stop - chunk_start)
-            self._append(chunk_start, np.zeros((chunk, len(self.channels)), dtype="<i2"))
-
-    def _append(self, first_sample: int, samples: np.ndarray) -> None:
-        numbers = np.arange(first_sample, first_sample + len(samples), dtype=np.int64)
-        self._data.write(samples.tobytes())
-        self._sample_numbers.append(numbers)
-        self._timestamps.append(numbers / self.config.sample_rate_hz)
-        self.next_sample = first_sample + len(samples)
 
     def update_metadata(self, **values: Any) -> None:
         self.metadata.update(values)
 
     def flush(self) -> None:
         """Make everything written so far readable, on disk."""
-        self._data.flush()
-        os.fsync(self._data.fileno())
-        for appender in (self._sample_numbers, self._timestamps, *self._ttl.values(),
-                         *self._detections.values()):
+        self._main.flush()
+        for appender in (*self._ttl.values(), *self._detections.values()):
             appender.flush()
         if self.lfp is not None:
             self.lfp.flush()
@@ -268,9 +255,8 @@ class OpenEphysWriter:
 
     def close(self) -> None:
         self.flush()
-        self._data.close()
-        for appender in (self._sample_numbers, self._timestamps, *self._ttl.values(),
-                         *self._detections.values()):
+        self._main.close()
+        for appender in (*self._ttl.values(), *self._detections.values()):
             appender.close()
         if self.lfp is not None:
             self.lfp.close()
@@ -311,17 +297,21 @@ def _settings_xml(config: SystemConfig) -> str:
     )
 
 
-# -- LFP stream (mode events+lfp) --
+class _ContinuousStream:
+    """One continuous stream of a recording (the acquisition stream, or the LFP stream of
+    mode events+lfp): ``continuous.dat`` (int16, interleaved), sample numbers and timestamps
+    at ``rate_hz``. Blocks must arrive in order; a gap is zero-filled, listed in ``losses``,
+    counted in ``samples_lost`` and reported to ``on_loss(first, stop)``."""
 
+    #: Rows of zeros written at a time for a gap (a long gap is not one huge array).
+    _FILL_ROWS = 1 << 16
 
-class _LfpStream:
-    """The decimated continuous stream: continuous.dat, sample numbers and timestamps in the
-    decimated clock; gaps zero-filled and listed in ``losses``."""
-
-    def __init__(self, folder: Path, rate_hz: float, channels: int):
-        folder.mkdir(parents=True)
+    def __init__(self, folder: Path, rate_hz: float, channels: int, what: str,
+                 on_loss: Callable[[int, int], None] | None = None):
         self.rate_hz = rate_hz
         self.channels = channels
+        self._what = what   # "" or "LFP ": names the stream in errors
+        self._on_loss = on_loss
         self._data = open(folder / "continuous.dat", "wb")  # noqa: SIM115 - closed in close()
         self._sample_numbers = _NpyAppender(folder / "sample_numbers.npy", "<i8")
         self._timestamps = _NpyAppender(folder / "timestamps.npy", "<f8")
@@ -337,19 +327,29 @@ class _LfpStream:
     def write(self, first_sample: int, samples: np.ndarray) -> None:
         if samples.ndim != 2 or samples.shape[1] != self.channels:
             raise ValueError(
-                f"LFP samples must have shape (sweeps, {self.channels}), not {samples.shape}")
+                f"{self._what}samples must have shape (sweeps, {self.channels}) for the "
+                f"{self.channels} recorded channels, not {samples.shape}")
         if self.next_sample is None:
             self.first_sample = self.next_sample = first_sample
         if first_sample < self.next_sample:
             raise ValueError(
-                f"LFP block starts at sweep {first_sample}, before the end of the last one "
-                f"({self.next_sample}); blocks must arrive in order")
-        if first_sample > self.next_sample:
-            count = first_sample - self.next_sample
-            self.losses.append({"first_sample": self.next_sample, "samples": count})
-            self.samples_lost += count
-            self._append(self.next_sample, np.zeros((count, self.channels), dtype="<i2"))
+                f"{self._what}block starts at sweep {first_sample}, before the end of the "
+                f"last one ({self.next_sample}); blocks must arrive in order")
+        self.skip_to(first_sample)
         self._append(first_sample, samples.astype("<i2", copy=False))
+
+    def skip_to(self, sample: int) -> None:
+        """Everything before ``sample`` that has not arrived is lost: zero-fill and list it."""
+        if self.next_sample is None or sample <= self.next_sample:
+            return
+        start = self.next_sample
+        self.losses.append({"first_sample": start, "samples": sample - start})
+        self.samples_lost += sample - start
+        if self._on_loss is not None:
+            self._on_loss(start, sample)
+        for chunk_start in range(start, sample, self._FILL_ROWS):
+            rows = min(self._FILL_ROWS, sample - chunk_start)
+            self._append(chunk_start, np.zeros((rows, self.channels), dtype="<i2"))
 
     def _append(self, first_sample: int, samples: np.ndarray) -> None:
         numbers = np.arange(first_sample, first_sample + len(samples), dtype=np.int64)
