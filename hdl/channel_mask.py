@@ -48,8 +48,13 @@ class ChannelMask(wiring.Component):
     w_en, w_data : in
         Write ``w_data`` to the word at ``index`` (bits past the last channel are cleared).
         Carried out only when ``allow`` is high, ``index`` names a word and at least one
-        channel stays enabled; otherwise ignored. A write must not come in the cycle right
-        after ``index`` changed (the old word is read one cycle ahead).
+        channel stays enabled; otherwise ignored. ``index`` must be unchanged for the two
+        cycles before a write, ``w_data`` for the one cycle before it, and a write must
+        not follow another in the next cycle: the old word is read, and both words
+        counted, ahead of the write, so that the write's cycle only adds the counts (the
+        register bus shows a command's address and value cycles before it pulses
+        ``w_en``, and commands are many cycles apart). The word and the count still
+        change at the end of the write's own cycle.
     allow : in
         High when the mask may change: the stream is stopped and the framer holds no DATA
         frame, so every frame is built with one mask from start to end.
@@ -90,21 +95,32 @@ class ChannelMask(wiring.Component):
             self.keep.eq(ahead.data.bit_select(self.channel % WORD_CHANNELS, 1)),
         ]
 
-        # Read, write and count at index.
+        # Read, write and count at index. The popcounts of the old and the new word and the
+        # index check are registered (index and data are stable before a write), so the
+        # write's cycle holds only the count's sum and its zero test (on the ECP5 at 1024
+        # channels the unregistered decision was the longest path).
         in_range = self.index < self.words
         last_bits = config.channels - (self.words - 1) * WORD_CHANNELS
         valid_bits = Mux(self.index == self.words - 1, (1 << last_bits) - 1, 0xFFFFFFFF)
         new_word = Signal(32)
+        old_count = Signal(range(WORD_CHANNELS + 1))
+        new_count = Signal(range(WORD_CHANNELS + 1))
+        index_named = Signal()
         new_enabled = Signal(range(config.channels + WORD_CHANNELS + 1))
         m.d.comb += [
             at_index.addr.eq(self.index),
             self.in_force.eq(Mux(in_range, at_index.data, 0)),
             new_word.eq(self.w_data & valid_bits),
-            new_enabled.eq(self.enabled - popcount(at_index.data) + popcount(new_word)),
+            new_enabled.eq(self.enabled - old_count + new_count),
             write.addr.eq(self.index),
             write.data.eq(new_word),
         ]
-        with m.If(self.w_en & self.allow & in_range & (new_enabled != 0)):
+        m.d.sync += [
+            old_count.eq(popcount(at_index.data)),
+            new_count.eq(popcount(new_word)),
+            index_named.eq(in_range),
+        ]
+        with m.If(self.w_en & self.allow & index_named & (new_enabled != 0)):
             m.d.comb += write.en.eq(1)
             m.d.sync += self.enabled.eq(new_enabled)
         return m

@@ -46,7 +46,10 @@ class AcquisitionSystem(wiring.Component):
     registers : :class:`RegisterBus`, in
         Access to the register map for another controller (benches). Tie ``w_en`` low when
         there is none. While the command decoder carries out a command (2 cycles) its
-        address wins; writes from both are not expected at once.
+        address and value win; writes from both are not expected at once. A
+        ``CHANNEL_MASK`` write needs its value on ``w_data`` one cycle before ``w_en`` (and
+        ``CHANNEL_MASK_INDEX`` written two cycles before; the mask counts the words ahead,
+        :class:`~spikeforge.hdl.channel_mask.ChannelMask`), as the decoder's commands have.
     rhd_cs, rhd_sclk, rhd_mosi : out; rhd_miso : in, one bit per chip
         Only when ``config.source == "rhd"``: the RHD2000 SPI bus
         (:class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`), controlled by the RHD_* registers.
@@ -176,7 +179,9 @@ class AcquisitionSystem(wiring.Component):
         m.d.comb += [
             bus.addr.eq(Mux(ours, control.bus.addr, external.addr)),
             bus.w_en.eq(control.bus.w_en | external.w_en),
-            bus.w_data.eq(Mux(control.bus.w_en, control.bus.w_data, external.w_data)),
+            # The decoder's value stays on the bus between its writes (the channel mask
+            # counts a word a cycle before it is written).
+            bus.w_data.eq(Mux(external.w_en & ~ours, external.w_data, control.bus.w_data)),
             bank.bus.addr.eq(bus.addr),
             bank.bus.w_en.eq(self._write_allowed(bus)),
             bank.bus.w_data.eq(bus.w_data),

@@ -35,34 +35,40 @@ async def keep_and_counts_match_model(dut):
     await bench.reset()
     channel = 0
     index = 0
-    index_stable = False      # index unchanged since the cycle before (in_force shows it)
+    data = 0
+    index_age = 0         # cycles since the index last changed
+    wrote_before = False  # a write in the previous cycle
     compared = 0
     for step in range(cycles):
         await FallingEdge(dut.clk)
-        # This cycle's inputs: a sample (or an idle cycle) and the register traffic, which
-        # changes the index or, with the index stable, maybe writes.
+        # This cycle's inputs: a sample (or an idle cycle) and the register traffic: a new
+        # index, a new value on w_data, or a write, which the contract allows two cycles after
+        # the index changed and one after w_data did, and not right after a write (writes
+        # come at the first such cycle as often as later).
         valid = rng.random() < 0.8
         dut.valid.value = int(valid)
         dut.channel.value = channel
         allow = rng.random() < 0.7
         dut.allow.value = int(allow)
         write = None
-        checked_index = None   # in_force shows the previous cycle's index: check it if unchanged
-        if not index_stable or rng.random() < 0.15:
+        index_age += 1
+        may_write = index_age >= 2 and not wrote_before
+        roll = rng.random()
+        if may_write and roll < 0.5:
+            write = data
+        elif roll < 0.65:
             new_index = rng.choice([rng.randrange(words), rng.randrange(words),
                                     words, rng.randrange(2**32)])
-            index_stable = new_index == index
+            if new_index != index:
+                index_age = 0
             index = new_index
             dut.index.value = index
-            dut.w_en.value = 0
-        else:
-            index_stable = True
-            checked_index = index
-            if rng.random() < 0.3:
-                write = rng.choice([0, 0, 0xFFFFFFFF, 1 << rng.randrange(32),
-                                    rng.randrange(2**32)])
-                dut.w_data.value = write
-            dut.w_en.value = int(write is not None)
+        elif roll < 0.9:
+            data = rng.choice([0, 0, 0xFFFFFFFF, 1 << rng.randrange(32), rng.randrange(2**32)])
+            dut.w_data.value = data
+        dut.w_en.value = int(write is not None)
+        wrote_before = write is not None
+        checked_index = index if index_age >= 1 else None   # in_force shows last cycle's index
         await ReadOnly()
         # Outputs of this cycle, against the model's state after the previous cycles.
         if valid:

@@ -81,11 +81,13 @@ async def read_register(bench: Bench, name: str) -> tuple[int, int]:
 
 
 async def write_register(bench: Bench, name: str, value: int) -> None:
-    """One register write over the bus (held for one cycle)."""
+    """One register write over the bus (held for one cycle), with its address and value on
+    the bus a cycle ahead, as the command decoder's writes come."""
     dut = bench.dut
     await FallingEdge(dut.clk)
     dut.registers__addr.value = register(name).address
     dut.registers__w_data.value = value
+    await FallingEdge(dut.clk)
     dut.registers__w_en.value = 1
     await FallingEdge(dut.clk)
     dut.registers__w_en.value = 0

@@ -52,9 +52,11 @@ def test_the_largest_recorded_detection_configuration_still_fits_and_meets_timin
         assert use.used <= use.available, name
 
 
-#: The 85F builds of the issue's headline target take 5–8 minutes each here (measured:
-#: detection at 1024 channels 295 s of build on a machine shared by four jobs), more than
-#: all other reference builds together, so CI runs them only when asked.
+#: The 85F builds of the issue's headline target take 5–8 minutes each here. CI runs the
+#: one with every core (``full.json``: conditioning, detection and the coder at 1024
+#: channels, 7 % Fmax margin, the issue's ECP5 target); the detection-only build covers a
+#: subset of its cores with a 1 % margin (place-and-route noise is about 2 %), so it runs
+#: only when asked.
 LONG_BUILDS = "SPIKEFORGE_LONG_BUILDS"
 
 
@@ -62,15 +64,16 @@ LONG_BUILDS = "SPIKEFORGE_LONG_BUILDS"
 def test_the_largest_recorded_85f_configuration_with_every_core_still_meets_timing(
         variant_file, tmp_path):
     """ULX3S-85F with conditioning and detection (and the lossless coder): the largest
-    count recorded as fitting still fits and meets 45 MHz (its margin was 1-2 %)."""
+    count recorded as fitting still fits and meets 45 MHz."""
     import json
     import os
     from pathlib import Path
 
     from spikeforge.boards.figures import variant_of
 
-    if not os.environ.get(LONG_BUILDS):
-        pytest.skip(f"an 85F build with every core takes 5-8 minutes; set {LONG_BUILDS}=1")
+    if variant_file != "full.json" and not os.environ.get(LONG_BUILDS):
+        pytest.skip(f"an 85F build takes 5-8 minutes and the full build covers this one's "
+                    f"cores; set {LONG_BUILDS}=1")
     overrides = json.loads((Path(__file__).parents[2] / "boards" / variant_file).read_text())
     variant = variant_of(reference_config("ulx3s-85f", 16, overrides))
     best = max_channels(load_figures()["rows"], "ulx3s-85f", variant)
