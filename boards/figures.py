@@ -354,6 +354,26 @@ def max_channels(rows: Iterable[FigureRow], board: str, variant: str = "") -> Fi
     return max(fitting, key=lambda r: r.channels) if fitting else None
 
 
+def largest_that_fits(rows: Iterable[FigureRow], board: str, variant: str = "") -> str:
+    """One line for ``spikeforge boards``: the largest recorded count of ``board`` (of
+    ``variant``) that fits and meets timing, and the first failure above it or, if none
+    failed, the limit closest to binding."""
+    rows = [r for r in rows if r.board == board and r.variant == variant]
+    if not rows:
+        return f"not measured; run spikeforge figures --board {board}"
+    best = max_channels(rows, board, variant)
+    fitted = best.channels if best else 0
+    failure = next((r for r in rows if r.channels > fitted and not r.ok
+                    and r.status != NOT_BUILT), None)
+    why = f"{failure.channels}: {failure.status}, {failure.binding}" if failure else ""
+    if best is None:
+        return f"none of the reference configurations ({why})" if why else \
+            "none of the reference configurations"
+    if why:
+        return f"{best.channels} channels ({why})"
+    return f"{best.channels} channels (the most tried; closest limit: {best.binding})"
+
+
 def _cell(row: FigureRow, column: str) -> str:
     value = row.used(column)
     if value is None:

@@ -108,28 +108,20 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _cmd_boards(args: argparse.Namespace) -> int:
     from spikeforge.boards import BOARDS
-    from spikeforge.boards.figures import REFERENCE_RATE_HZ, load_figures, max_channels
+    from spikeforge.boards.figures import REFERENCE_RATE_HZ, largest_that_fits, load_figures
 
     rows = load_figures()["rows"]
     print(f"{'board':<12} {'FPGA':<20} {'clock':>7}  {'link':<28} largest that fits "
           f"({REFERENCE_RATE_HZ // 1000} kS/s, recorded by `spikeforge figures`)")
     for board in BOARDS.values():
-        best = max_channels(rows, board.name)
-        failure = next((r for r in rows if r.board == board.name and r.channels >
-                        (best.channels if best else 0) and r.status != "not built"), None)
-        if best is not None and failure is not None:
-            largest = (f"{best.channels} channels ({failure.channels}: {failure.status}, "
-                       f"{failure.binding})")
-        elif best is not None:
-            largest = (f"{best.channels} channels (the most tried; closest limit: "
-                       f"{best.binding})")
-        elif any(r.board == board.name for r in rows):
-            largest = "none of the reference configurations"
-        else:
-            largest = f"not measured; run spikeforge figures --board {board.name}"
         link = f"{board.usb_chip}, {board.default_config.baud / 1e6:g} Mbaud"
         print(f"{board.name:<12} {board.fpga:<20} {board.clock_hz / 1e6:>4g} MHz  "
-              f"{link:<28} {largest}")
+              f"{link:<28} {largest_that_fits(rows, board.name)}")
+        # Configurations with more cores (`spikeforge figures --config boards/*.json`).
+        for variant in dict.fromkeys(r.variant for r in rows
+                                     if r.board == board.name and r.variant):
+            print(f"{'':<12} {'':<20} {'':>7}  {'+ ' + variant:<28} "
+                  f"{largest_that_fits(rows, board.name, variant)}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """The figures command's bookkeeping without synthesis: reference configurations, the
 record, the table, the docs section, and ``spikeforge boards`` reading the record."""
 
+import itertools
 import json
 
 import pytest
@@ -156,6 +157,16 @@ def test_spikeforge_boards_lists_every_board_with_fpga_link_and_largest_config(c
         best = max_channels(record["rows"], board)
         if best is not None:
             assert f"{best.channels} channels" in out
+    # Each recorded variant (more cores) has its own line under its board.
+    lines = out.splitlines()
+    for board, variant in {(r.board, r.variant) for r in record["rows"] if r.variant}:
+        start = next(i for i, line in enumerate(lines) if line.startswith(board)) + 1
+        under = itertools.takewhile(lambda line: line.startswith(" "), lines[start:])
+        line = next((line for line in under if f"+ {variant} " in line), None)
+        assert line is not None, f"no line for {board} + {variant}:\n{out}"
+        best = max_channels(record["rows"], board, variant)
+        assert (f"{best.channels} channels" in line if best
+                else "none of the reference configurations" in line), line
 
 
 def test_an_unknown_board_in_figures_lists_the_known_ones(capsys):
