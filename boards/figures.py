@@ -85,6 +85,12 @@ def variant_of(config: SystemConfig) -> str:
         return FULL if config.detector.enabled else CODEC
     return DETECTION if config.detector.enabled else ""
 
+
+def _variant(spec: Board, overrides: dict[str, Any] | None) -> str:
+    """The variant ``overrides`` make of ``spec``'s reference configurations (the same at
+    every channel count; asked of one channel, which every board's clock serves)."""
+    return variant_of(reference_config(spec, 1, overrides))
+
 #: nextpnr resource names per column, first match wins (iCE40 names, then ECP5 names).
 _COLUMNS = {
     "logic": ("ICESTORM_LC", "TRELLIS_COMB"),
@@ -231,7 +237,7 @@ def figure_for(board: str, channels: int, build_dir: Path, *,
         if channels + 1 <= cycles:  # another configuration problem: say it whole
             raise
         return FigureRow(board=spec.name, channels=channels, status=TOO_FEW_CYCLES,
-                         binding="cycles per sample",
+                         binding="cycles per sample", variant=_variant(spec, overrides),
                          message=f"{spec.clock_hz / 1e6:g} MHz / {REFERENCE_RATE_HZ // 1000} "
                                  f"kS/s = {cycles} cycles serve at most {cycles - 1} channels")
     cores = system_cores(config, system)
@@ -293,6 +299,7 @@ def run_figures(boards: Iterable[str], channels: Iterable[int] = REFERENCE_CHANN
                 continue
             if failed_at is not None and not keep_going:
                 row = FigureRow(board=spec.name, channels=count, status=NOT_BUILT,
+                                variant=_variant(spec, overrides),
                                 message=f"{failed_at} channels already failed")
             else:
                 started = time.monotonic()

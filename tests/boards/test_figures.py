@@ -73,6 +73,14 @@ def test_counts_above_the_first_failure_are_not_built(tmp_path):
     assert [r.status for r in rows] == ["sample period too short", "not built"]
 
 
+def test_rows_not_built_belong_to_the_variant_asked_for(tmp_path):
+    """A variant's failure must not overwrite the default rows of the same counts."""
+    rows = run_figures(["icebreaker"], [512, 1024], build_dir=tmp_path, clock_limit=False,
+                       overrides={"detector": {"enabled": True}})
+    assert [(r.status, r.variant) for r in rows] == [
+        ("sample period too short", "detection"), ("not built", "detection")]
+
+
 def test_the_clock_limit_is_a_candidate_count(tmp_path, monkeypatch):
     from spikeforge.boards import figures
 
