@@ -1,6 +1,7 @@
 """What the control path costs on the iCE40: each of its cores synthesised on its own.
 
-``python -m spikeforge.sim.control_cost [--channels N] [--detection] [--codec MODE]``
+``python -m spikeforge.sim.control_cost [--channels N] [--detection] [--codec MODE]
+[--predictor NAME]``
 runs Yosys' ``synth_ice40 -dsp`` (as the iCEBreaker build does, through
 :func:`spikeforge.sim.cost.synthesize_ice40`) on the command decoder, the link arbiter, the
 UART receiver and the register bank of the iCEBreaker's reference configuration
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spikeforge.boards.figures import DETECTION_OVERRIDES, reference_config
+from spikeforge.firmware.compression import PREDICTORS
 from spikeforge.firmware.config import SystemConfig
 
 __all__ = ["ControlCost", "control_path_costs", "main"]
@@ -98,12 +100,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--codec", choices=("off", "lossless", "codebook"), default="off",
                         help="with the lossless coder (BANDWIDTH_MODE registers), and with "
                              "its codebook (CODEBOOK_* registers)")
+    parser.add_argument("--predictor", choices=tuple(PREDICTORS), default="adaptive",
+                        help="the coder's predictor (with --codec)")
     args = parser.parse_args(argv)
     overrides = dict(DETECTION_OVERRIDES if args.detection else {})
     if args.codec != "off":
         # Blocks of 8 sweeps, so the reference link buffer holds two worst-case blocks.
         overrides["codec"] = {"enabled": True, "codebook": args.codec == "codebook",
-                              "block_sweeps": 8}
+                              "block_sweeps": 8, "predictor": args.predictor}
     config = reference_config("icebreaker", args.channels, overrides or None)
     costs = control_path_costs(config, other_cores=args.other_cores)
     control = [c for c in costs if c.core in _cores(config)]
