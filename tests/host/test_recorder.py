@@ -260,9 +260,13 @@ def _recording_in_progress(tmp_path: Path) -> tuple[SystemConfig, PlayedDevice,
                           identity_interval_frames=100)
     played = PlayedDevice(config, seconds=7.0)
     out = tmp_path / "rec"
+    # SIGINT at its default in the recorder, so Python turns it into KeyboardInterrupt as at
+    # a terminal: a test run started in the background by a non-interactive shell ignores
+    # SIGINT, and a child would inherit that.
     process = subprocess.Popen(
         [sys.executable, "-m", "spikeforge.cli", "record", "--port", played.url, "--out",
-         str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     data = out / RECORDING / "continuous" / "spikeforge-100.acquisition" / "continuous.dat"
     one_second = config.sample_rate_hz * config.channels * 2
     deadline = time.monotonic() + 60  # the machine may be slow
