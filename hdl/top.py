@@ -47,9 +47,10 @@ class AcquisitionSystem(wiring.Component):
         Access to the register map for another controller (benches). Tie ``w_en`` low when
         there is none. While the command decoder carries out a command (2 cycles) its
         address and value win; writes from both are not expected at once. A
-        ``CHANNEL_MASK`` write needs its value on ``w_data`` one cycle before ``w_en`` (and
-        ``CHANNEL_MASK_INDEX`` written two cycles before; the mask counts the words ahead,
-        :class:`~spikeforge.hdl.channel_mask.ChannelMask`), as the decoder's commands have.
+        ``CHANNEL_MASK`` write needs its value on ``w_data`` one cycle before ``w_en``, and
+        ``CHANNEL_MASK_INDEX`` written at least three cycles before (the bank shows it a
+        cycle after its write, and the mask counts the words two cycles ahead,
+        :class:`~spikeforge.hdl.channel_mask.ChannelMask`); the decoder's commands are.
     rhd_cs, rhd_sclk, rhd_mosi : out; rhd_miso : in, one bit per chip
         Only when ``config.source == "rhd"``: the RHD2000 SPI bus
         (:class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`), controlled by the RHD_* registers.
