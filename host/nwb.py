@@ -59,6 +59,10 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
     folder = _recording_folder(Path(recording))
     structure = json.loads((folder / "structure.oebin").read_text())
     stream = structure["continuous"][0]
+    # mode events+lfp: the LFP stream is the entry named "lfp" (host.openephys writes it)
+    lfp = next((folder / "continuous" / entry["folder_name"].rstrip("/")
+                for entry in structure["continuous"] if entry.get("stream_name") == "lfp"),
+               None)
     meta = json.loads((folder / "spikeforge.json").read_text())
     config = SystemConfig.from_dict(meta["device"])
     continuous = folder / "continuous" / stream["folder_name"].rstrip("/")
@@ -85,7 +89,7 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
     region = nwb.create_electrode_table_region(
         enabled, "all channels" if len(enabled) == config.channels
         else "channels enabled by the channel mask")
-    if len(samples) or not _has_lfp(folder):   # mode events+lfp: no full-rate samples
+    if len(samples) or lfp is None:   # mode events+lfp: no full-rate samples
         nwb.add_acquisition(ElectricalSeries(
             name="ElectricalSeries", data=H5DataIO(np.asarray(samples), chunks=True),
             electrodes=region, starting_time=first_sample / config.sample_rate_hz,
@@ -108,8 +112,8 @@ def export_nwb(recording: Path, out: Path, *, session_description: str = "spikef
     detections = folder / "spikeforge-detections"
     if detections.is_dir():
         _add_detections(nwb, detections, config)
-    if _has_lfp(folder):
-        _add_lfp(nwb, folder, config, enabled)
+    if lfp is not None:
+        _add_lfp(nwb, lfp, config, enabled)
     with NWBHDF5IO(str(out), "w") as io:
         io.write(nwb)
     return Path(out)
@@ -150,11 +154,6 @@ def _add_detections(nwb, folder: Path, config: SystemConfig) -> None:
 
 
 # -- LFP (mode events+lfp): the recording's second continuous stream --
-_LFP_FOLDER = "spikeforge-100.lfp"
-
-
-def _has_lfp(folder: Path) -> bool:
-    return (folder / "continuous" / _LFP_FOLDER / "continuous.dat").is_file()
 
 
 def _ecephys_module(nwb):
@@ -164,13 +163,13 @@ def _ecephys_module(nwb):
         name="ecephys", description="processed on the device (spikeforge detector, LFP)")
 
 
-def _add_lfp(nwb, folder: Path, config: SystemConfig, enabled: list[int]) -> None:
-    """The LFP stream as ``processing/ecephys/LFP/LFP`` (an ElectricalSeries at the
-    decimated rate, ``starting_time`` = first decimated sweep / lfp rate)."""
+def _add_lfp(nwb, stream: Path, config: SystemConfig, enabled: list[int]) -> None:
+    """The LFP stream (its folder ``stream``) as ``processing/ecephys/LFP/LFP`` (an
+    ElectricalSeries at the decimated rate, ``starting_time`` = first decimated sweep / lfp
+    rate)."""
     from hdmf.backends.hdf5.h5_utils import H5DataIO
     from pynwb.ecephys import LFP, ElectricalSeries
 
-    stream = folder / "continuous" / _LFP_FOLDER
     channels = len(enabled)
     region = nwb.create_electrode_table_region(enabled, "channels of the LFP stream")
     samples = np.fromfile(stream / "continuous.dat", dtype="<i2")

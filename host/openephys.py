@@ -219,7 +219,7 @@ class OpenEphysWriter:
 
     @property
     def bytes_written(self) -> int:
-        return self.sweeps_written * len(self.channels) * 2
+        return self._main.bytes_written
 
     def write(self, first_sample: int, samples: np.ndarray) -> None:
         """Append ``samples`` (sweeps x recorded channels, int16) starting at device sweep
@@ -323,6 +323,10 @@ class _ContinuousStream:
     @property
     def sweeps_written(self) -> int:
         return self._sample_numbers.length
+
+    @property
+    def bytes_written(self) -> int:
+        return self.sweeps_written * self.channels * 2
 
     def write(self, first_sample: int, samples: np.ndarray) -> None:
         if samples.ndim != 2 or samples.shape[1] != self.channels:

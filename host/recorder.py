@@ -160,7 +160,7 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
         written, lost = writer.bytes_written, writer.samples_lost
         if writer.lfp is not None and config.lfp_rate_hz:
             recorded_s = max(recorded_s, writer.lfp.sweeps_written / config.lfp_rate_hz)
-            written += writer.lfp.sweeps_written * len(writer.channels) * 2
+            written += writer.lfp.bytes_written
             lost += writer.lfp.samples_lost
         return RecordingStatus(
             elapsed_s=elapsed, recorded_s=recorded_s,
