@@ -591,9 +591,10 @@ def _cmd_budget(args: argparse.Namespace) -> int:
             raise RecordingFileError(
                 str(exc).replace("--channels", "--recording-channels")) from None
     # LFP: the configuration's decimator factor unless --lfp-decimation says otherwise
+    # (None: budget()'s default)
     lfp = data.get("lfp")
     lfp_decimation = (args.lfp_decimation if args.lfp_decimation is not None
-                      else int(lfp["factor"]) if isinstance(lfp, dict) else 30)
+                      else int(lfp["factor"]) if isinstance(lfp, dict) else None)
     result = budget(stream, link, compression_ratio=ratio, compression_ratio_source=source,
                     lfp_decimation=lfp_decimation,
                     bits_per_byte=8 if args.raw_link else 10)
