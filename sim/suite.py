@@ -4,9 +4,6 @@
 the same cases through pytest (``tests/sim``). Add a core's bench here and both pick it up.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from spikeforge.firmware.config import (
@@ -16,27 +13,11 @@ from spikeforge.firmware.config import (
     TestSourceConfig,
 )
 
-from .runner import BUILD_ROOT, BenchResult, run_bench
+from . import ethernet_rx_cases, ethernet_tx_cases
+from .runner import BenchResult, run_bench
+from .suite_case import BenchCase
 
 __all__ = ["BenchCase", "CASES", "run_case"]
-
-
-@dataclass(frozen=True)
-class BenchCase:
-    bench: str                         #: module in spikeforge.sim.benches
-    label: str                         #: the configuration, as the summary shows it
-    component: Callable[[], Any]       #: builds the Amaranth design under test
-    params: dict[str, Any] = field(default_factory=dict)
-    config: SystemConfig | None = None
-
-    @property
-    def case_id(self) -> str:
-        return f"{self.bench}[{self.label}]"
-
-    @property
-    def capture_path(self) -> Path:
-        safe = "".join(c if c.isalnum() else "_" for c in self.label)
-        return (BUILD_ROOT / "captures" / f"{self.bench}-{safe}.bin").resolve()
 
 
 def _system(config: SystemConfig, cycles: int, why: str,
@@ -291,7 +272,7 @@ CASES: tuple[BenchCase, ...] = (
     # every channel bursting at once (the detector drops most events whole and counts them).
     _conditioner(_fast(1024), "spikes", 12, "random"),
     _detector(_fast(1024), "burst", 50, "random", dead_samples=10, expect_drops=True),
-)
+) + ethernet_tx_cases.CASES + ethernet_rx_cases.CASES
 
 
 def run_case(case: BenchCase) -> BenchResult:
