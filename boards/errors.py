@@ -1,58 +1,58 @@
 """Errors of the board layer: building, checking and programming bitstreams.
 
-Every class carries an ``exit_code`` so that the CLI and scripts can tell the kinds of
-failure apart without parsing messages:
+Every class carries an ``exit_code`` from :class:`spikeforge.host.errors.ExitCode` (the one
+table of exit codes) so that the CLI and scripts can tell the kinds of failure apart
+without parsing messages: usage (unknown board, a configuration the board cannot implement,
+no such file), device (no board on USB, no permission, busy, programming failed), gateware
+(synthesis or place-and-route failed, does not fit, too slow), environment (a tool or a
+system library is missing).
 
-====  ===========================================================================
-code  meaning
-====  ===========================================================================
-2     usage: unknown board, a configuration the board cannot implement, no such file
-3     device: no board on USB, no permission to open it, programming failed
-4     gateware: synthesis or place-and-route failed, design does not fit or is too slow
-5     environment: a tool or a system library is missing
-====  ===========================================================================
+The device errors are the host's :class:`~spikeforge.host.errors.DeviceError` family, the
+same classes whether a serial port or a USB programmer fails; :class:`BoardNotFound` and
+:class:`ProgrammingFailed` are its board-specific members.
 """
 
 from pathlib import Path
 
 from spikeforge.firmware.errors import ConfigError, SpikeforgeError
+from spikeforge.host.errors import (
+    DeviceBusy,
+    DeviceError,
+    DeviceNotFound,
+    DevicePermissionDenied,
+    ExitCode,
+)
 
 __all__ = [
-    "EXIT_USAGE", "EXIT_DEVICE", "EXIT_GATEWARE", "EXIT_ENVIRONMENT",
     "BoardError", "UnknownBoard", "BoardConfigError", "BitstreamMissing",
     "GatewareError", "ToolFailed", "DoesNotFit", "TimingNotMet",
     "EnvironmentProblem", "ToolNotFound", "SystemLibraryMissing",
     "DeviceError", "BoardNotFound", "DevicePermissionDenied", "DeviceBusy", "ProgrammingFailed",
 ]
 
-EXIT_USAGE = 2
-EXIT_DEVICE = 3
-EXIT_GATEWARE = 4
-EXIT_ENVIRONMENT = 5
-
 
 class BoardError(SpikeforgeError):
     """Base of the board layer's errors."""
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.FAILURE
 
 
 class UnknownBoard(BoardError, ValueError):
     """A board name that is not in the registry."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
 
 class BoardConfigError(ConfigError, BoardError):
     """A valid configuration that this board cannot implement (e.g. another clock)."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
 
 class BitstreamMissing(BoardError, FileNotFoundError):
     """A bitstream file to program does not exist."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
 
 # -- gateware ---------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ class BitstreamMissing(BoardError, FileNotFoundError):
 class GatewareError(BoardError):
     """The design could not be turned into a usable bitstream."""
 
-    exit_code = EXIT_GATEWARE
+    exit_code = ExitCode.GATEWARE
 
 
 class ToolFailed(GatewareError):
@@ -113,7 +113,7 @@ class TimingNotMet(GatewareError):
 class EnvironmentProblem(BoardError):
     """Something the machine lacks: a tool, a library."""
 
-    exit_code = EXIT_ENVIRONMENT
+    exit_code = ExitCode.ENVIRONMENT
 
 
 class ToolNotFound(EnvironmentProblem):
@@ -124,34 +124,12 @@ class SystemLibraryMissing(EnvironmentProblem):
     """A shared library that a tool needs at run time (libusb, libftdi) is not installed."""
 
 
-# -- device -----------------------------------------------------------------------------------
+# -- device: the host's DeviceError family (spikeforge.host.errors) ----------------------------
 
 
-class DeviceError(BoardError):
-    """The board could not be programmed.
-
-    ``bitstream`` is the built file, so that the user can program it later by hand.
-    """
-
-    exit_code = EXIT_DEVICE
-
-    def __init__(self, message: str, *, bitstream: Path | None = None, output: str = ""):
-        super().__init__(message)
-        self.bitstream = bitstream
-        self.output = output
-
-
-class BoardNotFound(DeviceError):
+class BoardNotFound(DeviceNotFound, BoardError):
     """No matching USB device is attached."""
 
 
-class DevicePermissionDenied(DeviceError):
-    """The USB device is there but this user may not open it (udev rule missing)."""
-
-
-class DeviceBusy(DeviceError):
-    """The USB device is there but another program or kernel driver holds it."""
-
-
-class ProgrammingFailed(DeviceError):
+class ProgrammingFailed(DeviceError, BoardError):
     """The programmer opened the device but failed for another reason."""

@@ -48,6 +48,16 @@ from spikeforge.firmware.wire import (
     mode_unavailable_reason,
 )
 
+from .errors import (
+    DeviceBusy,
+    DeviceDisconnected,
+    DeviceError,
+    DeviceNoControl,
+    DeviceNotFound,
+    DevicePermissionDenied,
+    DeviceSilent,
+    RegisterRefused,
+)
 from .frames import DataBlock, Identity, LinkStats, StreamDecoder, StreamItem
 
 __all__ = ["Device", "DeviceError", "DeviceNotFound", "DevicePermissionDenied", "DeviceBusy",
@@ -55,38 +65,6 @@ __all__ = ["Device", "DeviceError", "DeviceNotFound", "DevicePermissionDenied", 
            "DeviceStatus", "ChipFound"]
 
 DEFAULT_BAUD = SystemConfig().baud
-
-
-class DeviceError(SpikeforgeError):
-    exit_code = 3
-
-
-class DeviceNotFound(DeviceError):
-    pass
-
-
-class DevicePermissionDenied(DeviceError):
-    pass
-
-
-class DeviceBusy(DeviceError):
-    pass
-
-
-class DeviceSilent(DeviceError):
-    pass
-
-
-class DeviceDisconnected(DeviceError):
-    pass
-
-
-class DeviceNoControl(DeviceError):
-    """The device streams but does not answer commands."""
-
-
-class RegisterRefused(DeviceError):
-    """The device answered a command with an error status."""
 
 
 @dataclass(frozen=True)
