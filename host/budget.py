@@ -48,6 +48,8 @@ from spikeforge.firmware.wire import (
     MODE_NAMES,
 )
 
+from .errors import ExitCode
+
 __all__ = ["BudgetError", "StreamDescription", "ModeBudget", "Budget", "budget",
            "UART_BITS_PER_BYTE", "DEFAULT_COMPRESSION_RATIO", "DEFAULT_SPIKE_RATE_HZ",
            "DEFAULT_LFP_DECIMATION", "MODES", "format_budget"]
@@ -72,7 +74,7 @@ MODES = tuple(MODE_NAMES)
 class BudgetError(SpikeforgeError, ValueError):
     """A link budget that cannot be computed from the values given."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)

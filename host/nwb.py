@@ -24,13 +24,14 @@ import numpy as np
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
 
+from .errors import ExitCode
 from .openephys import MICROVOLTS_PER_BIT
 
 __all__ = ["export_nwb", "NWBExportError"]
 
 
 class NWBExportError(SpikeforgeError):
-    exit_code = 5
+    exit_code = ExitCode.ENVIRONMENT
 
 
 def _recording_folder(root: Path) -> Path:

@@ -20,6 +20,8 @@ import numpy as np
 
 from spikeforge.firmware.errors import SpikeforgeError
 
+from .errors import ExitCode
+
 __all__ = ["RecordingFileError", "SampleFile", "WAV_SUFFIXES", "FLAT_SUFFIXES",
            "read_sample_file", "read_sample_files"]
 
@@ -30,7 +32,7 @@ FLAT_SUFFIXES = (".dat", ".bin", ".raw")
 class RecordingFileError(SpikeforgeError, ValueError):
     """A file that is not a recording spikeforge can read, or options that do not fit it."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 
 from spikeforge.firmware.config import DetectorConfig, SystemConfig, TestSourceConfig
 from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.host.errors import ExitCode
 
 from .models.detector import condition, detect
 from .models.source import source_signal
@@ -50,7 +51,10 @@ NEO_THRESHOLD_K = 15.0
 
 
 class BenchmarkUnavailable(SpikeforgeError):
-    """The accuracy benchmark needs SpikeInterface, which is not installed."""
+    """A benchmark (detection accuracy, compression) needs a package that is not installed:
+    SpikeInterface, zstandard, soundfile (``pip install 'spikeforge[bench]'``)."""
+
+    exit_code = ExitCode.ENVIRONMENT
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from spikeforge.firmware.config import SystemConfig, TestSourceConfig
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.host.sample_files import SampleFile, read_sample_files
 
+from .accuracy import BenchmarkUnavailable
 from .models.source import source_signal
 
 __all__ = ["BenchmarkUnavailable", "Recording", "CodecResult", "RecordingResult",
@@ -55,12 +56,6 @@ _FLAC_FALLBACK_RATE_HZ = 30_000
 #: Names of the gateware coder's two columns.
 CODER = "coder"
 CODER_CODEBOOK = "coder+codebook"
-
-
-class BenchmarkUnavailable(SpikeforgeError):
-    """A codec or recording source of the benchmark needs a package that is not installed."""
-
-    exit_code = 5
 
 
 @dataclass(frozen=True)

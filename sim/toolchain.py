@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.host.errors import ExitCode
 
 from .objcache import objcache_command
 
@@ -12,7 +13,7 @@ __all__ = ["VerilatorNotFound", "verilator_environment"]
 
 
 class VerilatorNotFound(SpikeforgeError):
-    exit_code = 5
+    exit_code = ExitCode.ENVIRONMENT
 
 
 def verilator_environment() -> dict[str, str]:
