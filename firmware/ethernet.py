@@ -30,7 +30,7 @@ __all__ = [
     "ETH_HEADER_BYTES", "IPV4_HEADER_BYTES", "UDP_HEADER_BYTES", "MIN_FRAME_BYTES",
     "PREAMBLE_SFD", "INTER_FRAME_GAP_BYTES", "FCS_BYTES", "ETHERTYPE_IPV4", "ETHERTYPE_ARP",
     "IP_PROTOCOL_UDP", "IP_PROTOCOL_ICMP", "LINK_RATE_BPS", "LINK_CLOCK_HZ",
-    "mac_bytes", "ip_bytes", "format_mac",
+    "mac_bytes", "ip_bytes", "format_mac", "MAX_WIRE_FRAME_BYTES",
 ]
 
 DATA_PORT = 5130
@@ -47,6 +47,9 @@ UDP_HEADER_BYTES = 8
 #: IP payload bytes per fragment: the most below the MTU that is a multiple of 8 (the
 #: fragment offset counts 8-byte units).
 FRAGMENT_PAYLOAD_BYTES = (MTU_BYTES - IPV4_HEADER_BYTES) // 8 * 8
+#: The largest wire frame one datagram carries (IPv4 total length is 16 bits); the
+#: transmitter drops and counts a longer one (the framer never makes one).
+MAX_WIRE_FRAME_BYTES = 0xFFFF - IPV4_HEADER_BYTES - UDP_HEADER_BYTES
 MIN_FRAME_BYTES = 60                  #: before the FCS; shorter frames are padded with zeros
 PREAMBLE_SFD = bytes([0x55] * 7 + [0xD5])
 INTER_FRAME_GAP_BYTES = 12            #: idle byte times between frames (96 bit times)

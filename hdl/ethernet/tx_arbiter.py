@@ -1,0 +1,64 @@
+"""Puts several sources of whole Ethernet frames on one frame stream, between frames only."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.firmware.errors import ConfigError
+
+from .layouts import FrameByteLayout
+
+__all__ = ["TxArbiter"]
+
+
+class TxArbiter(wiring.Component):
+    """``count`` streams of frames in, one out; a frame once begun keeps the output.
+
+    Between frames the lowest-numbered input with a byte ready wins (give the small,
+    rare frames — ARP and ping answers, control replies — the low numbers and the data
+    datagrams the highest). The winner's bytes pass straight through in the same cycle.
+    As soon as an input is offered on the output it is locked in (so the output's payload
+    never changes under ``valid``) until its ``last`` byte is taken.
+
+    Ports
+    -----
+    inputs[k] : stream of :data:`FrameByteLayout` in
+    o : stream of :data:`FrameByteLayout` out
+
+    No buffering and no latency; throughput one byte per cycle.
+    """
+
+    def __init__(self, count: int):
+        if count < 1:
+            raise ConfigError(f"TxArbiter needs at least one input, not {count}")
+        self._count = count
+        super().__init__({
+            "inputs": In(stream.Signature(FrameByteLayout)).array(count),
+            "o": Out(stream.Signature(FrameByteLayout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        busy = Signal()
+        selected = Signal(range(self._count))
+        choice = Signal(range(self._count))
+        for k in reversed(range(self._count)):
+            with m.If(self.inputs[k].valid):
+                m.d.comb += choice.eq(k)
+        current = Signal(range(self._count))
+        m.d.comb += current.eq(selected)
+        with m.If(~busy):
+            m.d.comb += current.eq(choice)
+        for k, source in enumerate(self.inputs):
+            with m.If(current == k):
+                m.d.comb += [
+                    self.o.valid.eq(source.valid),
+                    self.o.payload.eq(source.payload),
+                    source.ready.eq(self.o.ready),
+                ]
+        taken_last = self.o.valid & self.o.ready & self.o.payload.last
+        with m.If(taken_last):
+            m.d.sync += busy.eq(0)
+        with m.Elif(self.o.valid):
+            m.d.sync += [busy.eq(1), selected.eq(current)]
+        return m
