@@ -134,7 +134,12 @@ class Device:
 
     @classmethod
     def open(cls, url: str, *, baud: int = DEFAULT_BAUD, timeout_s: float = 0.05) -> "Device":
-        """Open ``url`` (a port name or a pyserial URL); translate what can go wrong."""
+        """Open ``url`` (a port name or a pyserial URL); translate what can go wrong.
+        ``udp://BOARD_IP[:CONTROL_PORT]``: a Gigabit Ethernet board (:mod:`.udp`)."""
+        if url.startswith("udp://"):
+            from .udp import UdpTransport
+
+            return cls(UdpTransport.open(url, timeout_s=timeout_s), url)  # type: ignore[arg-type]
         try:
             port = serial.serial_for_url(url, baudrate=baud, timeout=timeout_s)
         except serial.SerialException as exc:

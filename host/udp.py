@@ -1,0 +1,316 @@
+"""The host side of the Gigabit Ethernet link: a UDP transport that :class:`Device` reads
+like a serial port.
+
+``Device.open("udp://192.168.1.50")`` (or ``udp://HOST:CONTROL_PORT``, default
+:data:`~spikeforge.firmware.ethernet.CONTROL_PORT`) opens a :class:`UdpTransport`; the rest
+of :class:`~spikeforge.host.device.Device` is unchanged.
+
+The seam: the subset of pyserial's ``SerialBase`` that ``Device`` uses — ``read(size)``,
+``write(data)``, ``flush()``, ``close()``, ``in_waiting``, ``timeout``, ``is_open`` — with one
+difference that suits datagrams: :meth:`UdpTransport.read` returns *whole* datagrams (one
+wire frame each, :mod:`spikeforge.firmware.ethernet`), concatenated, never a part of one;
+``size`` is not a bound. The frame parser then sees exactly the byte stream a UART would
+carry, so loss accounting (sequence gaps) is the same on both links.
+
+What the socket does (and why):
+
+* One unconnected UDP socket on an ephemeral port. Commands go to the board's control port
+  with ``sendto``; the board learns this host (address and this port) from the first valid
+  command and sends both its data (from ``DATA_PORT``) and its replies (from
+  ``CONTROL_PORT``) here. A *connected* socket would filter out the data datagrams (their
+  source port differs), so datagrams are filtered by the board's IP instead; others are
+  counted in :attr:`UdpLinkStats.foreign_datagrams` and dropped.
+* Opening sends one harmless command (read ``IDENTITY``) so the board learns the host and
+  starts sending; no answer within ``reply_timeout_s`` (three tries) is a one-line
+  :class:`DeviceSilent`, an ICMP port unreachable a one-line :class:`DeviceNotFound`.
+* ``SO_RCVBUF`` asked as large as :data:`RECEIVE_BUFFER_BYTES` (64 MiB); the OS caps it
+  (Linux: ``net.core.rmem_max``). What was granted is in :attr:`UdpLinkStats.receive_buffer_bytes`;
+  below :data:`SMALL_RECEIVE_BUFFER_BYTES` a warning says how to raise the cap.
+* No Python work per byte: ``recvmsg_into`` fills a preallocated buffer, datagram after
+  datagram, until the socket is empty or the batch is full; the bytes are handed on as one
+  block. On Linux ``SO_RXQ_OVFL`` makes the kernel report in each datagram's ancillary data
+  how many datagrams it dropped on this socket because the buffer was full
+  (:attr:`UdpLinkStats.kernel_drops`); elsewhere sequence gaps still count every loss.
+  ``IP_RECVERR`` (Linux) lets an ICMP error on this unconnected socket surface as
+  ``ECONNREFUSED`` / ``EHOSTUNREACH``.
+* A board that stops sending (cable pulled, board reset) makes :meth:`read` return nothing;
+  ``Device.items`` ends with the serial path's "stopped sending" :class:`DeviceSilent`.
+"""
+
+import errno
+import logging
+import os
+import selectors
+import socket
+import sys
+import urllib.parse
+from dataclasses import dataclass
+
+from spikeforge.firmware.ethernet import CONTROL_PORT, DATA_PORT
+from spikeforge.firmware.registers import register
+from spikeforge.firmware.wire import CommandOp, encode_command
+
+from .device import DeviceDisconnected, DeviceError, DeviceNotFound, DeviceSilent
+
+__all__ = ["UdpTransport", "UdpLinkStats", "parse_udp_url", "udp_stats",
+           "RECEIVE_BUFFER_BYTES", "SMALL_RECEIVE_BUFFER_BYTES", "MAX_DATAGRAM_BYTES"]
+
+log = logging.getLogger(__name__)
+
+#: What the receiver asks for as its socket receive buffer (the OS may grant less).
+RECEIVE_BUFFER_BYTES = 64 * 2**20
+#: Below this granted size a warning is given: 4 MiB is ~65 ms of 1024 raw channels.
+SMALL_RECEIVE_BUFFER_BYTES = 4 * 2**20
+#: The largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP).
+MAX_DATAGRAM_BYTES = 65507
+#: Bytes collected per read at most (whole datagrams).
+BATCH_BYTES = 4 * 2**20
+#: Tries of the opening command before the board counts as not answering.
+OPEN_TRIES = 3
+
+# Linux socket options Python does not name (values from <asm-generic/socket.h>, <linux/in.h>).
+_SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
+_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+_LINUX = sys.platform.startswith("linux")
+_FIREWALL_HINT = (f"check the firewall allows UDP {DATA_PORT}-{CONTROL_PORT} in")
+
+
+@dataclass
+class UdpLinkStats:
+    """Counters of the UDP socket (the frame-level ones are in ``Device.stats``)."""
+
+    datagrams: int = 0            #: datagrams received from the board
+    bytes: int = 0                #: their bytes (UDP payload)
+    #: datagrams the kernel dropped for a full receive buffer (Linux, SO_RXQ_OVFL; else 0)
+    kernel_drops: int = 0
+    foreign_datagrams: int = 0    #: datagrams from another address, dropped
+    truncated: int = 0            #: datagrams larger than MAX_DATAGRAM_BYTES (cut, dropped)
+    receive_buffer_bytes: int = 0  #: SO_RCVBUF as granted by the OS
+    kernel_drop_counter: bool = False  #: whether kernel_drops is reported (SO_RXQ_OVFL)
+
+
+def parse_udp_url(url: str) -> tuple[str, int]:
+    """``udp://HOST[:PORT]`` -> (IPv4 address, control port). Raises :class:`DeviceNotFound`
+    with the form expected."""
+    form = "udp://BOARD_IP[:CONTROL_PORT], e.g. udp://192.168.1.50 or udp://127.0.0.1:5131"
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "udp" or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise DeviceNotFound(f"a UDP device URL must read {form}, not {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise DeviceNotFound(f"the port in {url!r} must be 1..65535 ({form})") from None
+    host = parts.hostname
+    if not host:
+        raise DeviceNotFound(f"no board address in {url!r}; a UDP device URL must read {form}")
+    if port == 0:
+        raise DeviceNotFound(f"the port in {url!r} must be 1..65535 ({form})")
+    try:
+        address = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DeviceNotFound(f"cannot resolve the board address {host!r} in {url!r}: "
+                             f"{exc}; give its IPv4 address ({form})") from None
+    return address, CONTROL_PORT if port is None else port
+
+
+class UdpTransport:
+    """A UDP socket talking to one board, with the read/write interface ``Device`` uses
+    (see the module docstring). Use :meth:`open`."""
+
+    def __init__(self, address: str, control_port: int, *, timeout: float = 0.05,
+                 receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES,
+                 batch_bytes: int = BATCH_BYTES) -> None:
+        self.address = address
+        self.control_port = control_port
+        self.timeout = timeout
+        self.stats = UdpLinkStats()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
+        except OSError:
+            pass    # keep the default; the granted size below says what we have
+        self.stats.receive_buffer_bytes = self._sock.getsockopt(socket.SOL_SOCKET,
+                                                                socket.SO_RCVBUF)
+        self._ancillary_bytes = 0
+        if _LINUX:
+            try:
+                self._sock.setsockopt(socket.SOL_SOCKET, _SO_RXQ_OVFL, 1)
+                self._ancillary_bytes = socket.CMSG_SPACE(4)
+                self.stats.kernel_drop_counter = True
+            except OSError:
+                pass
+            try:
+                self._sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+            except OSError:
+                pass
+        self._sock.bind(("0.0.0.0", 0))
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._sock, selectors.EVENT_READ)
+        # A batch holds whole datagrams: room for at least one of the largest.
+        self._buffer = bytearray(max(batch_bytes, MAX_DATAGRAM_BYTES + 1))
+        self._view = memoryview(self._buffer)
+        self._pending = bytearray()
+        self.is_open = True
+
+    @classmethod
+    def open(cls, url: str, *, timeout_s: float = 0.05, reply_timeout_s: float = 1.0,
+             **kwargs: int) -> "UdpTransport":
+        """Open ``url`` and make the board learn this host (see the module docstring)."""
+        address, port = parse_udp_url(url)
+        transport = cls(address, port, timeout=timeout_s, **kwargs)
+        try:
+            transport._check_buffer()
+            transport.announce(reply_timeout_s)
+        except BaseException:
+            transport.close()
+            raise
+        return transport
+
+    @property
+    def where(self) -> str:
+        return f"{self.address}:{self.control_port}"
+
+    def _check_buffer(self) -> None:
+        granted = self.stats.receive_buffer_bytes
+        if granted >= SMALL_RECEIVE_BUFFER_BYTES:
+            return
+        fix = (f"raise the cap: sudo sysctl -w net.core.rmem_max={RECEIVE_BUFFER_BYTES} "
+               "(add it to /etc/sysctl.d/ to keep it)" if _LINUX else
+               "raise the OS's socket buffer limit (macOS: sysctl kern.ipc.maxsockbuf)")
+        log.warning("the UDP receive buffer is %d KiB (the OS capped the %d MiB asked for): "
+                    "a busy host may drop datagrams at high channel counts; %s",
+                    granted // 1024, RECEIVE_BUFFER_BYTES // 2**20, fix)
+
+    def announce(self, reply_timeout_s: float = 1.0) -> None:
+        """Send one command (read IDENTITY) until the board answers with any datagram;
+        what arrives is kept for :meth:`read`."""
+        tag = int.from_bytes(os.urandom(4), "little")
+        command = encode_command(tag, register("IDENTITY").address, CommandOp.READ)
+        saved, self.timeout = self.timeout, reply_timeout_s
+        try:
+            for _ in range(OPEN_TRIES):
+                self.write(command)
+                data = self._receive(self._refused_at_open)
+                if data:
+                    self._pending += data
+                    return
+        finally:
+            self.timeout = saved
+        raise DeviceSilent(
+            f"no reply from {self.where} in {OPEN_TRIES} x {reply_timeout_s:g} s — is the "
+            f"board powered and on this segment? (ping it; {_FIREWALL_HINT}; is "
+            f"{self.control_port} its control port?)")
+
+    # -- the serial-port interface Device uses -------------------------------------------
+    @property
+    def in_waiting(self) -> int:
+        """0: :meth:`read` decides how much to take (whole datagrams)."""
+        return 0
+
+    def read(self, size: int = 1) -> bytes:
+        """Whole datagrams from the board, concatenated: waits up to :attr:`timeout` for
+        the first, then takes those already queued (up to the batch size). ``b""`` if none
+        came. ``size`` is ignored: a datagram is never split."""
+        if self._pending:
+            data, self._pending = bytes(self._pending), bytearray()
+            return data
+        return self._receive(self._refused_while_open)
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._sock.sendto(data, (self.address, self.control_port))
+        except ConnectionRefusedError:
+            self._drain_errors()
+            self._refused_while_open()
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+        return 0  # pragma: no cover (the branches above raise)
+
+    def flush(self) -> None:
+        """Nothing to flush: each write is one datagram, sent at once."""
+
+    def close(self) -> None:
+        if self.is_open:
+            self.is_open = False
+            self._selector.close()
+            self._sock.close()
+
+    def __enter__(self) -> "UdpTransport":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- receiving -----------------------------------------------------------------------
+    def _receive(self, on_refused) -> bytes:
+        if not self._selector.select(self.timeout):
+            return b""
+        stats = self.stats
+        view = self._view
+        limit = len(self._buffer) - MAX_DATAGRAM_BYTES - 1
+        filled = 0
+        sock = self._sock
+        board = self.address
+        ancillary = self._ancillary_bytes
+        while filled <= limit:
+            try:
+                size, ancdata, flags, source = sock.recvmsg_into(
+                    [view[filled:]], ancillary)
+            except BlockingIOError:
+                break
+            except ConnectionRefusedError:
+                self._drain_errors()
+                on_refused()
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                raise self._unreachable(exc) from None
+            for level, kind, data in ancdata:
+                if level == socket.SOL_SOCKET and kind == _SO_RXQ_OVFL and len(data) >= 4:
+                    stats.kernel_drops = int.from_bytes(data[:4], sys.byteorder)
+            if source[0] != board:
+                stats.foreign_datagrams += 1
+                continue
+            if flags & socket.MSG_TRUNC:
+                stats.truncated += 1
+                continue
+            stats.datagrams += 1
+            stats.bytes += size
+            filled += size
+        return bytes(view[:filled])
+
+    def _drain_errors(self) -> None:
+        """Empty the socket's error queue (IP_RECVERR queues each ICMP error there)."""
+        if not _LINUX:
+            return
+        for _ in range(1024):
+            try:
+                self._sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
+            except OSError:
+                return
+
+    def _refused_at_open(self) -> None:
+        raise DeviceNotFound(
+            f"nothing listens on UDP port {self.control_port} at {self.address} (ICMP port "
+            f"unreachable): is that the board's address, and its control port "
+            f"(udp://{self.address}:{CONTROL_PORT} by default)?")
+
+    def _refused_while_open(self) -> None:
+        raise DeviceDisconnected(
+            f"the board at {self.where} closed its control port (ICMP port unreachable): was "
+            "it reset, reprogrammed, or the virtual board stopped? Open it again")
+
+    def _unreachable(self, exc: OSError) -> DeviceError:
+        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN):
+            return DeviceSilent(
+                f"no route to the board at {self.address} ({os.strerror(exc.errno)}): it "
+                "answers no ARP — is it powered and on this segment, and is this host's "
+                f"interface on its subnet? (ping it; {_FIREWALL_HINT})")
+        return DeviceDisconnected(f"lost the board at {self.where}: {exc}")
+
+
+def udp_stats(device: object) -> UdpLinkStats | None:
+    """The UDP counters of a :class:`Device` opened on a ``udp://`` URL (None otherwise)."""
+    port = getattr(device, "_port", None)
+    return port.stats if isinstance(port, UdpTransport) else None
