@@ -46,19 +46,21 @@ import numpy as np
 from spikeforge.firmware.compression import WORD_BITS, Codebook, worst_case_words
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
-from spikeforge.firmware.wire import (
-    CRC_BYTES,
-    HEADER_BYTES,
-    BandwidthMode,
-    FrameType,
-    build_frame,
-    encode_identity,
-)
+from spikeforge.firmware.wire import BandwidthMode, FrameType
 from spikeforge.hdl.compressor import PACK_LATENCY as CODER_PACK_LATENCY  # (ctime)
 from spikeforge.sim.models.detector import DeviceEvents, EventOutput
+from spikeforge.sim.models.framer_parts import (
+    BlockAdmission,
+    ModeTimeline,
+    PendingFrame,
+    SampleBuffer,
+    Serializer,
+    SlotAdmission,
+    UartLink,
+)
 
-__all__ = ["LinkSchedule", "frame_stream", "SOURCE_LATENCY", "CoderBlock", "coder_blocks",
-           "ModelLimit", "LFP_LATENCY", "lfp_arrival"]
+__all__ = ["LinkSchedule", "frame_stream", "FramerModel", "SOURCE_LATENCY", "CoderBlock",
+           "coder_blocks", "ModelLimit", "LFP_LATENCY", "lfp_arrival"]
 
 
 class ModelLimit(SpikeforgeError):
@@ -211,240 +213,138 @@ def frame_stream(config: SystemConfig, samples: np.ndarray, *, enable: bool = Tr
     ``events`` are the detector's (see :func:`~spikeforge.sim.models.detector.device_events`);
     without them no EVENTS frame is sent. ``codebook``: the coder's loaded table
     (``codec.codebook`` builds; see :func:`coder_blocks`).
+    """
+    return FramerModel(config, samples, enable=enable, events=events, modes=modes,
+                       codebook=codebook).run()
+
+
+class FramerModel:
+    """The framer's parts (:mod:`spikeforge.sim.models.framer_parts`) wired as in the RTL.
 
     The serializer is followed frame by frame in time order: whenever it is idle, every
-    slot decision and event admission up to that cycle is made first (all buffer pops
-    before it are known by then), then it starts a DATA frame if a slot waits, else an
-    EVENTS frame if an event's first word is readable, else it waits for the next of those.
+    slot and block decision and event admission up to that cycle is made first (all buffer
+    pops before it are known by then), then it starts a DATA or LFP frame if a slot waits,
+    else a COMPRESSED frame if a block is committed, else an EVENTS frame if an event's
+    first word is readable, else it waits for the next of those.
     """
-    cps = config.cycles_per_sample
-    spf = config.sweeps_per_frame
-    enabled = list(config.enabled_channels)  # channel mask
-    frame_samples = config.sweeps_per_frame * len(enabled)  # channel mask
-    capacity = config.link_buffer_samples
-    T = config.cycles_per_byte
-    slots = samples.shape[0] // spf
-    identity_payload = encode_identity(config)
-    event_side = EventOutput(config, events if events is not None else DeviceEvents.none())
 
-    out = LinkSchedule()
-    out.event_output = event_side
-    pops: list[int] = []
-    admits: list[int] = []
-    uart_ready = 0
-    identity_count = 0
-    next_identity_slot = 0
-    # admitted slots not yet sent: (slot, decided at, FrameType.DATA or LFP)
-    waiting: list[tuple[int, int, int]] = []
-    next_slot = 0
-    next_event = 0                        # position in event_side.kept to send next
-    events_seq = 0
-    mode_changes = sorted(modes or [])
-    mode_cycles = [cycle for cycle, _ in mode_changes]
+    def __init__(self, config: SystemConfig, samples: np.ndarray, *, enable: bool = True,
+                 events: DeviceEvents | None = None,
+                 modes: list[tuple[int, int]] | None = None,
+                 codebook: Codebook | None = None):
+        self.config = config
+        self.enable = enable
+        self.modes = ModeTimeline(modes)
+        self.schedule = LinkSchedule()
+        self.events = EventOutput(config, events if events is not None else DeviceEvents.none())
+        self.schedule.event_output = self.events
+        self.link = UartLink(self.schedule, config.cycles_per_byte)
+        self.serializer = Serializer(config, self.link, self._slots_started_before)
+        spf = config.sweeps_per_frame
+        self.buffer = SampleBuffer(config.link_buffer_samples,
+                                   spf * len(config.enabled_channels))   # channel mask
+        self.data = SlotAdmission(FrameType.DATA, BandwidthMode.RAW, samples,
+                                  self._sample_arrival, spf)
+        self.paths = [self.data]
+        if config.lfp is not None:
+            from spikeforge.sim.models.decimator import decimate
 
-    def mode_at(cycle: int) -> int:
-        index = bisect_left(mode_cycles, cycle + 1)
-        return mode_changes[index - 1][1] if index else BandwidthMode.RAW
+            self.schedule.lfp_samples = decimate(config.lfp, samples)
+            lfp = SlotAdmission(FrameType.LFP, BandwidthMode.EVENTS_LFP,
+                                self.schedule.lfp_samples, self._lfp_arrival, spf,
+                                other=self.data)
+            self.data.other = lfp
+            self.paths.append(lfp)
+        self.blocks = None
+        if config.codec.enabled:
+            codec = config.codec
+            self.blocks = BlockAdmission(
+                coder_blocks(config, samples, codebook),
+                worst_case_words(config.channels, codec.block_sweeps, codec),
+                config.link_buffer_samples, self._block_start)
+        self.waiting: list[PendingFrame] = []     # admitted slots, in order
+        self.next_event = 0                       # position in events.kept to send next
 
-    # COMPRESSED path (codec builds): decisions at block starts, descriptors at block ends.
-    coded = coder_blocks(config, samples, codebook) if config.codec.enabled else []
-    block_period = config.codec.block_sweeps * cps
-    worst = (worst_case_words(config.channels, config.codec.block_sweeps, config.codec)
-             if config.codec.enabled else 0)
-    coded_capacity = config.link_buffer_samples
-    block_admits: list[int] = []
-    block_releases: list[tuple[int, int]] = []   # (cycle of the last word, words freed)
-    coded_pops: list[int] = []
-    ready_blocks: list[int] = []                  # admitted blocks, in order
-    next_block = 0
+    def _sample_arrival(self, sweep: int, channel: int) -> int:
+        return sweep * self.config.cycles_per_sample + channel + SOURCE_LATENCY
 
-    def send(byte_values: bytes, earliest: int) -> None:
-        nonlocal uart_ready
-        for value in byte_values:
-            cycle = max(earliest, uart_ready)
-            out.data.append(value)
-            out.accept_cycle.append(cycle)
-            uart_ready = cycle + T
-            earliest = cycle + 1
+    def _lfp_arrival(self, sweep: int, channel: int) -> int:
+        return lfp_arrival(self.config, sweep, channel)
 
-    # LFP path (LFP builds): decimated sweeps, decided like DATA slots from the same buffer.
-    lfp_values = None
-    lfp_slots = 0
-    next_lfp = 0
-    if config.lfp is not None:
-        from spikeforge.sim.models.decimator import decimate
+    def _block_start(self, block: int) -> int:
+        return self._sample_arrival(block * self.config.codec.block_sweeps, 0)
 
-        lfp_values = out.lfp_samples = decimate(config.lfp, samples)
-        lfp_slots = lfp_values.shape[0] // spf
-    last_channel = config.channels - 1
-    # The last admitted frame of each kind: (decided, its last sample's cycle).
-    filling: dict[int, tuple[int, int]] = {}
-
-    def data_decision(slot: int) -> int:
-        return slot * spf * cps + SOURCE_LATENCY
-
-    def lfp_decision(slot: int) -> int:
-        return lfp_arrival(config, slot * spf, 0)
-
-    def decide_slots(until: int) -> None:
-        nonlocal next_slot, next_lfp
-        while True:
-            t_data = data_decision(next_slot) if next_slot < slots else None
-            t_lfp = lfp_decision(next_lfp) if next_lfp < lfp_slots else None
-            if t_data is not None and t_data <= until and (t_lfp is None or t_data <= t_lfp):
-                kind, slot, t_decide, wanted = FrameType.DATA, next_slot, t_data, \
-                    BandwidthMode.RAW
-                next_slot += 1
-                last = t_decide + (spf - 1) * cps + last_channel
-            elif t_lfp is not None and t_lfp <= until:
-                kind, slot, t_decide, wanted = FrameType.LFP, next_lfp, t_lfp, \
-                    BandwidthMode.EVENTS_LFP
-                next_lfp += 1
-                last = lfp_arrival(config, slot * spf + spf - 1, last_channel)
-            else:
-                return
-            reserved = (frame_samples * bisect_left(admits, t_decide)
-                        - bisect_left(pops, t_decide))
-            if not enable or mode_at(t_decide) != wanted:
-                continue
-            # One frame fills the buffer at a time (LFP builds only have two kinds).
-            other_filling = any(k != kind and a < t_decide <= end
-                                for k, (a, end) in filling.items())
-            if reserved + frame_samples > capacity or other_filling:
-                if kind == FrameType.DATA:
-                    out.dropped_slots.append(slot)
-                else:
-                    out.dropped_lfp_slots.append(slot)
-                    out._lfp_drop_cycles.append(t_decide)
-                continue
-            admits.append(t_decide)
-            filling[kind] = (t_decide, last)
-            (out.sent_slots if kind == FrameType.DATA else out.sent_lfp_slots).append(slot)
-            waiting.append((slot, t_decide, kind))
-
-    def send_data(slot: int, t_decide: int, start: int, kind: int = FrameType.DATA) -> None:
-        nonlocal identity_count, next_identity_slot
-        # An LFP frame's identity is due by the DATA slots started before the serializer
-        # left IDLE (the RTL's slot counter), a DATA frame's by its own slot.
-        key = slot if kind == FrameType.DATA else slots_started_before(start - 1)
-        if key >= next_identity_slot:
-            send(build_frame(FrameType.IDENTITY, identity_count, identity_payload), start)
-            identity_count += 1
-            next_identity_slot = key + config.identity_interval_frames
-            start = out.accept_cycle[-1] + 1
-        values = samples if kind == FrameType.DATA else lfp_values
-        block = values[slot * spf:(slot + 1) * spf][:, enabled]  # channel mask
-        out.sent_frames.append((kind, slot))
-        frame = build_frame(kind, slot, block.astype("<i2").tobytes())
-        send(frame[:HEADER_BYTES], start)
-        payload = frame[HEADER_BYTES:-CRC_BYTES]
-        for j in range(frame_samples):
-            sweep, position = divmod(j, len(enabled))
-            channel = enabled[position]  # channel mask: the sample's real channel
-            if kind == FrameType.DATA:
-                arrival = t_decide + sweep * cps + channel
-            else:
-                arrival = lfp_arrival(config, slot * spf + sweep, channel)
-            send(payload[2 * j:2 * j + 1], arrival + 1)
-            send(payload[2 * j + 1:2 * j + 2], 0)
-            pops.append(out.accept_cycle[-1])
-        send(frame[-CRC_BYTES:], 0)
-        out._data_frame_ends.append(out.accept_cycle[-1])
-
-    def decide_blocks(until: int) -> None:
-        nonlocal next_block
-        while next_block < len(coded) and next_block * block_period + SOURCE_LATENCY <= until:
-            block = next_block
-            next_block += 1
-            t_decide = block * block_period + SOURCE_LATENCY
-            if not enable or mode_at(t_decide) != BandwidthMode.LOSSLESS:
-                continue
-            reserved = (worst * bisect_left(block_admits, t_decide)
-                        - sum(freed for end, freed in block_releases if end < t_decide)
-                        - bisect_left(coded_pops, t_decide))
-            if reserved + worst > coded_capacity:
-                out.dropped_blocks.append(block)
-                out._block_drop_cycles.append(t_decide)
-                continue
-            block_admits.append(t_decide)
-            block_releases.append((coded[block].last_word_cycle, worst - coded[block].words))
-            out.sent_blocks.append(block)
-            ready_blocks.append(block)
-
-    def slots_started_before(cycle: int) -> int:
-        period = spf * cps
+    def _slots_started_before(self, cycle: int) -> int:
+        period = self.config.sweeps_per_frame * self.config.cycles_per_sample
         return max(0, -(-(cycle - SOURCE_LATENCY) // period))
 
-    def send_compressed(block: int, idle_cycle: int) -> None:
-        nonlocal identity_count, next_identity_slot
-        start = idle_cycle + 1
-        key = slots_started_before(idle_cycle)
-        if key >= next_identity_slot:
-            send(build_frame(FrameType.IDENTITY, identity_count, identity_payload), start)
-            identity_count += 1
-            next_identity_slot = key + config.identity_interval_frames
-            start = out.accept_cycle[-1] + 1
-        payload = coded[block].payload
-        out.sent_frames.append((FrameType.COMPRESSED, block))
-        frame = build_frame(FrameType.COMPRESSED, block, payload)
-        send(frame[:HEADER_BYTES], start)
-        for j in range(len(payload) // 2):
-            send(payload[2 * j:2 * j + 2], 0)
-            coded_pops.append(out.accept_cycle[-1])
-        send(frame[-CRC_BYTES:], 0)
-        out._data_frame_ends.append(out.accept_cycle[-1])
+    def _decide_slots(self, until: int) -> None:
+        """Every slot decision up to ``until``, in time order (DATA first in a tie)."""
+        while True:
+            due = [(cycle, index) for index, path in enumerate(self.paths)
+                   if (cycle := path.next_decision()) is not None and cycle <= until]
+            if not due:
+                return
+            admitted = self.paths[min(due)[1]].decide(self.buffer, self.enable, self.modes)
+            if admitted is not None:
+                self.waiting.append(admitted)
 
-    def send_events(position: int, start: int) -> None:
-        nonlocal events_seq
-        words = event_side.words[event_side.kept[position]]
-        payload = b"".join(w.to_bytes(2, "little") for w in words)
-        frame = build_frame(FrameType.EVENTS, events_seq, payload)
-        events_seq += 1
-        send(frame[:HEADER_BYTES], start)
-        for j in range(len(words)):
-            send(payload[2 * j:2 * j + 1], event_side.word_readable(position, j))
-            send(payload[2 * j + 1:2 * j + 2], 0)
-            event_side.pop(out.accept_cycle[-1])
-        send(frame[-CRC_BYTES:], 0)
-        out.event_frames.append((event_side.kept[position], out.accept_cycle[-1]))
+    def _event_readable(self) -> int | None:
+        if self.next_event >= len(self.events.kept):
+            return None
+        return self.events.word_readable(self.next_event, 0)
 
-    idle = 0  # first cycle the serializer is in IDLE
-    t = 0
-    while True:
-        decide_slots(t)
-        decide_blocks(t)
-        event_side.decide_until(t)
-        if waiting and waiting[0][1] + 1 <= t:
-            slot, t_decide, kind = waiting.pop(0)
-            send_data(slot, t_decide, t + 1, kind)
-        elif ready_blocks and coded[ready_blocks[0]].last_word_cycle + 1 <= t:
-            send_compressed(ready_blocks.pop(0), t)
-        elif next_event < len(event_side.kept) and event_side.word_readable(next_event, 0) <= t:
-            send_events(next_event, t + 1)
-            next_event += 1
+    def _next_wake(self) -> int | None:
+        """The first cycle something may change while the serializer is idle."""
+        candidates = [path.next_decision() for path in self.paths]
+        if self.waiting:
+            candidates.append(self.waiting[0].decided + 1)
+        if self.blocks is not None:
+            candidates += [self.blocks.next_readable(), self.blocks.next_decision()]
+        candidates += [self._event_readable(), self.events.next_emission()]
+        known = [cycle for cycle in candidates if cycle is not None]
+        return min(known) if known else None
+
+    def _start_frame(self, t: int) -> bool:
+        """The serializer, idle in ``t``: sends the frame it picks; False if none."""
+        blocks = self.blocks
+        if self.waiting and self.waiting[0].decided + 1 <= t:
+            self.serializer.send_slot_frame(self.waiting.pop(0), t + 1, self.buffer)
+        elif blocks is not None and (readable := blocks.next_readable()) is not None \
+                and readable <= t:
+            self.serializer.send_compressed(blocks, t)
+        elif (readable := self._event_readable()) is not None and readable <= t:
+            self.serializer.send_events(self.events, self.next_event, t + 1)
+            self.next_event += 1
         else:
-            candidates = []
-            if waiting:
-                candidates.append(waiting[0][1] + 1)
-            if next_slot < slots:
-                candidates.append(next_slot * spf * cps + SOURCE_LATENCY)
-            if next_lfp < lfp_slots:
-                candidates.append(lfp_decision(next_lfp))
-            if ready_blocks:
-                candidates.append(coded[ready_blocks[0]].last_word_cycle + 1)
-            if next_block < len(coded):
-                candidates.append(next_block * block_period + SOURCE_LATENCY)
-            if next_event < len(event_side.kept):
-                candidates.append(event_side.word_readable(next_event, 0))
-            emission = event_side.next_emission()
-            if emission is not None:
-                candidates.append(emission)
-            if not candidates:
-                break
-            t = max(t + 1, min(candidates))
-            continue
-        idle = out.accept_cycle[-1] + 1
-        t = idle
+            return False
+        return True
 
-    out.identity_frames = identity_count
-    return out
+    def run(self) -> LinkSchedule:
+        t = 0                     # a cycle the serializer is in IDLE
+        while True:
+            self._decide_slots(t)
+            if self.blocks is not None:
+                self.blocks.decide_until(t, self.enable, self.modes)
+            self.events.decide_until(t)
+            if self._start_frame(t):
+                t = self.link.last_taken + 1
+                continue
+            wake = self._next_wake()
+            if wake is None:
+                break
+            t = max(t + 1, wake)
+        return self._result()
+
+    def _result(self) -> LinkSchedule:
+        out = self.schedule
+        out.identity_frames = self.serializer.identity_count
+        out.sent_slots, out.dropped_slots = self.data.sent, self.data.dropped
+        if len(self.paths) > 1:
+            lfp = self.paths[1]
+            out.sent_lfp_slots, out.dropped_lfp_slots = lfp.sent, lfp.dropped
+            out._lfp_drop_cycles = lfp.drop_cycles
+        if self.blocks is not None:
+            out.sent_blocks, out.dropped_blocks = self.blocks.sent, self.blocks.dropped
+            out._block_drop_cycles = self.blocks.drop_cycles
+        return out
