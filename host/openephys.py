@@ -239,11 +239,49 @@ class OpenEphysWriter:
             self._ttl["timestamps"].append(np.array([sample / self.config.sample_rate_hz]))
             self._ttl["full_words"].append(np.array([1 if state > 0 else 0]))
 
+    # -- as a recording sink (spikeforge.host.sinks.Sink) --
+    def write_continuous(self, stream: str, first_sample: int, samples: np.ndarray) -> None:
+        """A block of stream ``"data"`` (:meth:`write`) or ``"lfp"`` (:meth:`write_lfp`)."""
+        if stream == "lfp":
+            self.write_lfp(first_sample, samples)
+        else:
+            self._stream(stream).write(first_sample, samples)
+
+    def write_loss(self, stream: str, first_sample: int, sweeps: int) -> None:
+        """Sweeps that never arrived: zero-filled, listed and (full-rate stream) marked on
+        the loss TTL line. They must follow the last block of the stream."""
+        target = self._stream(stream)
+        if target.next_sample != first_sample:
+            raise ValueError(
+                f"a loss of the {stream} stream must start where it stands (sweep "
+                f"{target.next_sample}), not at sweep {first_sample}")
+        target.skip_to(first_sample + sweeps)
+
+    def _stream(self, stream: str) -> "_ContinuousStream":
+        if stream == "data":
+            return self._main
+        if stream == "lfp" and self.lfp is not None:
+            return self.lfp
+        raise ValueError(f"stream must be 'data' or 'lfp' (after its first block), not "
+                         f"{stream!r}")
+
     def update_metadata(self, **values: Any) -> None:
         self.metadata.update(values)
 
-    def flush(self) -> None:
-        """Make everything written so far readable, on disk."""
+    def _count_metadata(self) -> None:
+        """What the writer counted, into spikeforge.json."""
+        self.metadata.update(samples_lost=self.samples_lost, sweeps=self.sweeps_written,
+                             spikes=self.spikes_written)
+        if self.lfp is not None:
+            self.metadata.update(lfp_sweeps=self.lfp.sweeps_written,
+                                 lfp_samples_lost=self.lfp.samples_lost)
+
+    def flush(self, facts: dict[str, Any] | None = None) -> None:
+        """Make everything written so far readable, on disk; ``facts`` (the recording's
+        state, e.g. ``ended``, ``link``) and the writer's counts go into ``spikeforge.json``
+        first."""
+        self.metadata.update(facts or {})
+        self._count_metadata()
         self._main.flush()
         for appender in (*self._ttl.values(), *self._detections.values()):
             appender.flush()
@@ -253,8 +291,9 @@ class OpenEphysWriter:
         temporary.write_text(json.dumps(self.metadata, indent=2, default=str))
         temporary.replace(self.recording / "spikeforge.json")
 
-    def close(self) -> None:
-        self.flush()
+    def close(self, facts: dict[str, Any] | None = None) -> None:
+        """Flush with ``facts`` (e.g. ``ended``) and close."""
+        self.flush(facts)
         self._main.close()
         for appender in (*self._ttl.values(), *self._detections.values()):
             appender.close()

@@ -5,6 +5,13 @@ disappears or goes silent, and a full disk alike, the files are flushed and clos
 reason is written into ``spikeforge.json``. While recording, everything is flushed at
 least every ``flush_interval_s`` (1 s), so even after ``kill -9`` all but the last second
 is readable.
+
+:class:`Recorder` does it in three steps: ``prepare`` (identity, control path, codebook,
+bandwidth mode, channel mask; creates the Open Ephys writer), ``run`` (the loop over the
+device's stream) and ``close``. Each continuous stream goes through a
+:class:`~spikeforge.host.sinks.StreamWindow`, which cuts it at the duration and turns gaps
+into losses, and everything decoded goes to the recording's sinks
+(:mod:`spikeforge.host.sinks`): the Open Ephys writer, and any extra ones given.
 """
 
 import errno
@@ -14,13 +21,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from spikeforge.firmware.compression import Codebook
+from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
 
 from .device import Device, DeviceError, DeviceNoControl, RegisterRefused
-from .frames import DataBlock, EventBlock
+from .frames import DataBlock, EventBlock, StreamItem
 from .openephys import OpenEphysWriter
+from .sinks import FanOut, Sink, StreamWindow
 
-__all__ = ["RecordingStatus", "record", "DiskFull", "RecordingModeError", "RECORDABLE_MODES"]
+__all__ = ["RecordingStatus", "Recorder", "record", "DiskFull", "RecordingModeError",
+           "RECORDABLE_MODES"]
 
 
 class DiskFull(SpikeforgeError):
@@ -65,13 +75,13 @@ class RecordingStatus:
                 f"lost {self.samples_lost} sweeps  CRC errors {self.crc_errors}")
 
 
-def record(device: Device, out: Path, *, duration_s: float | None = None,
-           flush_interval_s: float = 1.0,
-           on_status: Callable[[RecordingStatus], None] | None = None,
-           control: bool | None = None, mode: str | None = None,
-           channels: "list[int] | tuple[int, ...] | None" = None,
-           codebook: Codebook | None = None) -> RecordingStatus:
-    """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever).
+class Recorder:
+    """Records ``device`` into the Open Ephys folder ``out`` (and into any extra ``sinks``)
+    until ``duration_s`` of device time (or forever)::
+
+        recorder = Recorder(device, out, duration_s=60)
+        recorder.prepare()     # identity, control, codebook, mode, channel mask; the writer
+        final = recorder.run()  # the loop; closes the recording however it ends
 
     ``control``: use the device's control path — :meth:`Device.start` before recording,
     :meth:`Device.stop` when it ends (not after a device error). ``None`` (default): if the
@@ -86,6 +96,7 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
     decimated sweeps. Mode "events" carries no continuous samples, which this recorder is
     built around: not supported. ``None``: as the device is (the first continuous block
     decides which stream the recording follows).
+
     ``channels``: the channels to record, set as the device's channel mask before the
     stream starts (needs the control path). Only the channels the mask enables are written
     (the mask in force is read from the device when it answers commands, else the identity
@@ -96,66 +107,202 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
     :meth:`Device.load_codebook`); COMPRESSED frames are decoded with it, and it is kept in
     ``spikeforge.json``.
 
-    Raises the device error or :class:`DiskFull` after closing the recording; a
+    ``sinks``: further consumers of the recording (:class:`~spikeforge.host.sinks.Sink`);
+    each receives exactly the calls the Open Ephys writer receives, after it.
+
+    ``run`` raises the device error or :class:`DiskFull` after closing the recording; a
     ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
     """
-    config = device.identify()
-    if control is None:
-        control = device.supports_control()
-    if codebook is not None:
-        if not control:
+
+    def __init__(self, device: Device, out: Path, *, duration_s: float | None = None,
+                 flush_interval_s: float = 1.0,
+                 on_status: Callable[[RecordingStatus], None] | None = None,
+                 control: bool | None = None, mode: str | None = None,
+                 channels: "list[int] | tuple[int, ...] | None" = None,
+                 codebook: Codebook | None = None,
+                 sinks: "list[Sink] | tuple[Sink, ...]" = ()):
+        self.device = device
+        self.out = Path(out)
+        self.duration_s = duration_s
+        self.flush_interval_s = flush_interval_s
+        self.on_status = on_status
+        self.control = control
+        self.mode = mode
+        self.channels = channels
+        self.codebook = codebook
+        self.extra_sinks = FanOut(sinks).sinks    # checked before anything is written
+        # -- set by prepare() --
+        self.config: SystemConfig | None = None
+        self.writer: OpenEphysWriter | None = None
+        self.sink: FanOut | None = None          # the writer, then the extra sinks
+        # -- set while running --
+        #: The continuous stream the recording follows ("data" or "lfp"): set by the mode in
+        #: force, else by the first block recorded; blocks of the other stream are skipped.
+        self.window: StreamWindow | None = None
+        self.started_s = self.last_flush_s = 0.0
+
+    # -- set-up --
+    def prepare(self) -> None:
+        """Learn the device, refuse what it cannot do, configure it, start its stream and
+        create the recording. Nothing is written before the requests are checked."""
+        self.config = self.device.identify()
+        if self.control is None:
+            self.control = self.device.supports_control()
+        self._refuse_what_needs_control()
+        self._configure_device()
+        mode_in_force = self.mode or (self.device.mode() if self.control else None)
+        enabled = self.device.enabled_channels or self.config.enabled_channels
+        self.writer = OpenEphysWriter(
+            self.out, self.config,
+            {"port": self.device.url, "control": self.control,
+             "mode": mode_in_force or "as streamed",
+             **({"codebook": self.codebook.to_dict()} if self.codebook is not None else {})},
+            channels=enabled)
+        self.sink = FanOut((self.writer, *self.extra_sinks))
+        if mode_in_force is not None:
+            self._follow("lfp" if mode_in_force == "events+lfp" else "data")
+
+    def _refuse_what_needs_control(self) -> None:
+        if self.codebook is not None and not self.control:
             raise DeviceNoControl(
-                f"loading a codebook needs the device's control path, and {device.url} does "
-                "not answer commands; record without a codebook")
-        if device.mode() == "lossless":
-            device.set_mode("raw")   # the device takes a codebook only outside lossless
-        device.load_codebook(codebook)
-    if mode is not None:
-        if mode not in RECORDABLE_MODES:
+                f"loading a codebook needs the device's control path, and {self.device.url} "
+                "does not answer commands; record without a codebook")
+        if self.mode is not None and self.mode not in RECORDABLE_MODES:
             raise RecordingModeError(
                 f"the recorder records continuous samples: mode must be one of "
-                f"{', '.join(RECORDABLE_MODES)}, not {mode!r} (mode events carries no "
+                f"{', '.join(RECORDABLE_MODES)}, not {self.mode!r} (mode events carries no "
                 "continuous stream; record events+lfp on a build with SystemConfig.lfp)")
-        if not control:
+        if self.mode is not None and not self.control:
             raise DeviceNoControl(
-                f"recording in bandwidth mode {mode!r} needs the device's control path, and "
-                f"{device.url} does not answer commands; record without --mode")
-        device.set_mode(mode)
-    if channels is not None and not control:
-        raise DeviceNoControl(
-            "recording chosen channels needs a device that answers commands (the channel "
-            "mask is set through its registers); record every channel, or use a build with "
-            "the control path")
-    if control:
-        # The channel mask: set it, or learn the one in force.
-        if channels is not None:
+                f"recording in bandwidth mode {self.mode!r} needs the device's control path, "
+                f"and {self.device.url} does not answer commands; record without --mode")
+        if self.channels is not None and not self.control:
+            raise DeviceNoControl(
+                "recording chosen channels needs a device that answers commands (the channel "
+                "mask is set through its registers); record every channel, or use a build "
+                "with the control path")
+
+    def _configure_device(self) -> None:
+        """Codebook, mode and channel mask (or learn the mask in force); start the stream."""
+        device = self.device
+        if self.codebook is not None:
+            if device.mode() == "lossless":
+                device.set_mode("raw")   # the device takes a codebook only outside lossless
+            device.load_codebook(self.codebook)
+        if self.mode is not None:
+            device.set_mode(self.mode)
+        if not self.control:
+            return
+        if self.channels is not None:
             device.stop()
-            device.set_channel_mask(channels)
+            device.set_channel_mask(self.channels)
         else:
             try:
                 device.read_channel_mask()
             except RegisterRefused:
                 pass    # a bitstream older than the channel mask: every channel
         device.start()
-    enabled = device.enabled_channels or config.enabled_channels
-    in_force = mode or (device.mode() if control else None)
-    writer = OpenEphysWriter(out, config, {"port": device.url, "control": control,
-                                           "mode": in_force or "as streamed",
-                                           **({"codebook": codebook.to_dict()}
-                                              if codebook is not None else {})},
-                             channels=enabled)
-    started = time.monotonic()
-    last_flush = started
-    target_sweeps = None if duration_s is None else round(duration_s * config.sample_rate_hz)
-    end: int | None = None  # device sweep at which to stop, once the first block is seen
-    # -- LFP (mode events+lfp): the stream the recording follows, set by its first block --
-    # (frames of the other stream buffered before the mode was set are not recorded)
-    following: str | None = (None if in_force is None
-                             else "lfp" if in_force == "events+lfp" else "data")
-    lfp_end: int | None = None  # decimated sweep at which to stop
 
-    def status(ended: str | None = None) -> RecordingStatus:
-        elapsed = time.monotonic() - started
+    def _follow(self, stream: str) -> None:
+        """Record ``stream`` ("data" or "lfp"), ``duration_s`` of it at its own rate."""
+        rate_hz = self.config.sample_rate_hz if stream == "data" else self.config.lfp_rate_hz
+        length = (None if self.duration_s is None or rate_hz is None
+                  else round(self.duration_s * rate_hz))
+        self.window = StreamWindow(stream, self.sink, length)
+
+    # -- the loop --
+    def run(self) -> RecordingStatus:
+        """Record until the duration, the device's end, Ctrl-C or an error; the recording
+        is closed however it ends. Returns the final status."""
+        if self.writer is None:
+            self.prepare()
+        self.started_s = self.last_flush_s = time.monotonic()
+        try:
+            for item in self.device.items():
+                ending = self._take(item)
+                if ending is not None:
+                    return self.close(ending)
+                self._flush_now_and_then()
+        except KeyboardInterrupt:
+            return self.close("interrupted")
+        except DeviceError as exc:
+            self.close(f"device error: {exc}")
+            raise
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            try:
+                self.close("disk full")
+            except OSError:
+                pass
+            raise DiskFull(
+                f"the disk holding {self.out} is full; the recording up to the last flush is "
+                "readable. Free space or record elsewhere") from None
+        return self.close("device stopped")
+
+    def _take(self, item: StreamItem) -> str | None:
+        """One item of the device's stream; returns why the recording ends, if it does."""
+        if isinstance(item, EventBlock):
+            self._take_events(item)
+            return None
+        if not isinstance(item, DataBlock):
+            return None
+        if self.window is not None and item.stream != self.window.stream:
+            return None     # the other stream (e.g. buffered before the mode was set)
+        block = self._recorded_columns(item)
+        if block is None:
+            if self.window is None or self.window.first_sample is None:
+                return None    # buffered before the channel mask was set: not recorded
+            return "the channel mask changed on the device; recording ended"
+        if self.window is None:
+            self._follow(block.stream)
+        if self.window.write(block.first_sample, block.samples):
+            return "duration reached"
+        return None
+
+    def _recorded_columns(self, block: DataBlock) -> DataBlock | None:
+        """``block`` with the recording's channels as its columns (None: it lacks some)."""
+        channels = self.writer.channels
+        if block.channels == channels:
+            return block
+        if block.compressed and set(channels) <= set(block.channels):
+            # COMPRESSED blocks carry every channel (the coder ignores the mask): the
+            # recording keeps the enabled ones.
+            columns = [block.channels.index(c) for c in channels]
+            return replace(block, samples=block.samples[:, columns], channels=channels)
+        return None
+
+    def _take_events(self, block: EventBlock) -> None:
+        """Only the spikes inside the recorded stretch of samples belong to the recording."""
+        window = self.window
+        if window is None or window.first_sample is None:
+            return
+        factor = 1
+        if window.stream == "lfp":   # decimated sweep d spans source sweeps d*R .. d*R+R-1
+            if self.config.lfp is None:
+                return
+            factor = self.config.lfp.factor
+        low = window.first_sample * factor
+        high = None if window.end is None else window.end * factor
+        inside = tuple(e for e in block.events
+                       if low <= e.sample and (high is None or e.sample < high))
+        if inside:
+            self.sink.write_events(replace(block, events=inside))
+
+    def _flush_now_and_then(self) -> None:
+        now = time.monotonic()
+        if now - self.last_flush_s < self.flush_interval_s:
+            return
+        self.sink.flush({"ended": "still recording", "link": asdict(self.device.stats)})
+        self.last_flush_s = now
+        if self.on_status:
+            self.on_status(self.status())
+
+    # -- status and ending --
+    def status(self, ended: str | None = None) -> RecordingStatus:
+        """Where the recording stands (what the Open Ephys writer has written)."""
+        writer, config = self.writer, self.config
+        elapsed = time.monotonic() - self.started_s
         recorded_s = writer.sweeps_written / config.sample_rate_hz
         written, lost = writer.bytes_written, writer.samples_lost
         if writer.lfp is not None and config.lfp_rate_hz:
@@ -164,110 +311,38 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
             lost += writer.lfp.samples_lost
         return RecordingStatus(
             elapsed_s=elapsed, recorded_s=recorded_s,
-            duration_s=duration_s, bytes_written=written,
+            duration_s=self.duration_s, bytes_written=written,
             data_rate_bps=written / elapsed if elapsed > 0 else 0.0,
-            samples_lost=lost, crc_errors=device.stats.crc_errors,
+            samples_lost=lost, crc_errors=self.device.stats.crc_errors,
             spikes=writer.spikes_written, ended=ended)
 
-    def event_window() -> tuple[int, int | None] | None:
-        """The source sweeps the recorded stretch covers (None: nothing recorded yet)."""
-        if following == "lfp":
-            if writer.lfp is None or writer.lfp.first_sample is None or config.lfp is None:
-                return None
-            factor = config.lfp.factor
-            return (writer.lfp.first_sample * factor,
-                    None if lfp_end is None else lfp_end * factor)
-        if writer.first_sample is None:
-            return None
-        return writer.first_sample, end
-
-    def finish(reason: str) -> RecordingStatus:
-        if control and not reason.startswith("device error"):
+    def close(self, reason: str) -> RecordingStatus:
+        """End the recording: stop the device's stream (not after a device error), close
+        every sink with ``reason`` as ``ended``; returns the final status."""
+        if self.control and not reason.startswith("device error"):
             try:
-                device.stop()
+                self.device.stop()
             except DeviceError:
                 pass     # the recording is what matters; its ending says what happened
-        final = status(reason)
-        writer.update_metadata(ended=reason, link=asdict(device.stats),
-                               samples_lost=writer.samples_lost,
-                               sweeps=writer.sweeps_written, spikes=writer.spikes_written)
-        if writer.lfp is not None:
-            writer.update_metadata(lfp_sweeps=writer.lfp.sweeps_written,
-                                   lfp_samples_lost=writer.lfp.samples_lost)
-        writer.close()
-        if on_status:
-            on_status(final)
+        final = self.status(reason)
+        self.sink.close({"ended": reason, "link": asdict(self.device.stats)})
+        if self.on_status:
+            self.on_status(final)
         return final
 
-    try:
-        for item in device.items():
-            window = event_window()
-            if isinstance(item, EventBlock) and window is not None:
-                # Only the spikes inside the recorded stretch of samples belong to it.
-                low, high = window
-                inside = tuple(e for e in item.events if low <= e.sample
-                               and (high is None or e.sample < high))
-                writer.write_events(replace(item, events=inside))
-            if isinstance(item, DataBlock) and item.stream == "lfp":
-                if item.channels != writer.channels:
-                    continue   # buffered before the channel mask was set: not recorded
-                if following is None:
-                    following = "lfp"
-                if following != "lfp":
-                    continue   # the mode changed to events+lfp: not this recording's
-                if writer.lfp is None:   # the recording's first LFP block
-                    lfp_end = (None if duration_s is None or config.lfp_rate_hz is None
-                               else item.first_sample + round(duration_s * config.lfp_rate_hz))
-                if lfp_end is not None and item.first_sample >= lfp_end:
-                    return finish("duration reached")
-                writer.write_lfp(item.first_sample, item.samples[
-                    :None if lfp_end is None else lfp_end - item.first_sample])
-                if (lfp_end is not None and writer.lfp is not None
-                        and writer.lfp.next_sample is not None
-                        and writer.lfp.next_sample >= lfp_end):
-                    return finish("duration reached")
-            elif isinstance(item, DataBlock) and following != "lfp":
-                following = "data"
-                if (item.compressed and item.channels != writer.channels
-                        and set(writer.channels) <= set(item.channels)):
-                    # COMPRESSED blocks carry every channel (the coder ignores the mask):
-                    # the recording keeps the enabled ones.
-                    columns = [item.channels.index(c) for c in writer.channels]
-                    item = replace(item, samples=item.samples[:, columns],
-                                   channels=writer.channels)
-                if item.channels != writer.channels:   # the channel mask changed
-                    if writer.first_sample is None:
-                        continue    # buffered before the mask was set: not recorded
-                    return finish("the channel mask changed on the device; recording ended")
-                if writer.first_sample is None:
-                    end = None if target_sweeps is None else item.first_sample + target_sweeps
-                if end is not None and item.first_sample >= end:
-                    writer.skip_to(end)
-                    return finish("duration reached")
-                writer.write(item.first_sample, item.samples[:None if end is None
-                                                             else end - item.first_sample])
-                if end is not None and writer.next_sample >= end:
-                    return finish("duration reached")
-            now = time.monotonic()
-            if now - last_flush >= flush_interval_s:
-                writer.update_metadata(link=asdict(device.stats), ended="still recording")
-                writer.flush()
-                last_flush = now
-                if on_status:
-                    on_status(status())
-    except KeyboardInterrupt:
-        return finish("interrupted")
-    except DeviceError as exc:
-        finish(f"device error: {exc}")
-        raise
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            try:
-                finish("disk full")
-            except OSError:
-                pass
-            raise DiskFull(
-                f"the disk holding {out} is full; the recording up to the last flush is "
-                "readable. Free space or record elsewhere") from None
-        raise
-    return finish("device stopped")
+
+def record(device: Device, out: Path, *, duration_s: float | None = None,
+           flush_interval_s: float = 1.0,
+           on_status: Callable[[RecordingStatus], None] | None = None,
+           control: bool | None = None, mode: str | None = None,
+           channels: "list[int] | tuple[int, ...] | None" = None,
+           codebook: Codebook | None = None,
+           sinks: "list[Sink] | tuple[Sink, ...]" = ()) -> RecordingStatus:
+    """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever):
+    :class:`Recorder` ``.prepare()`` then ``.run()``; the arguments are :class:`Recorder`'s.
+    Returns the final status."""
+    recorder = Recorder(device, out, duration_s=duration_s, flush_interval_s=flush_interval_s,
+                        on_status=on_status, control=control, mode=mode, channels=channels,
+                        codebook=codebook, sinks=sinks)
+    recorder.prepare()
+    return recorder.run()

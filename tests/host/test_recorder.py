@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from spikeforge.firmware.config import DetectorConfig, SystemConfig, TestSourceConfig
-from spikeforge.host import EventBlock, StreamDecoder
+from spikeforge.host import DataBlock, EventBlock, LinkStats, StreamDecoder
 from spikeforge.host.device import (
     Device,
     DeviceDisconnected,
@@ -443,3 +443,147 @@ def test_events_plus_lfp_is_recorded_as_a_second_continuous_stream(tmp_path):
         assert list(series.electrodes.data[:]) == [0, 1, 3]
         table = nwb.processing["ecephys"]["spike_detections"].to_dataframe()
         assert list(table["sample_number"]) == list(detections)
+
+
+class ScriptedDevice:
+    """A device that only streams, and streams exactly the items it is given (then ends)."""
+
+    url = "scripted://"
+    enabled_channels = None
+
+    def __init__(self, config: SystemConfig, items: list):
+        self.config = config
+        self._items = items
+        self.stats = LinkStats()
+
+    def identify(self) -> SystemConfig:
+        return self.config
+
+    def supports_control(self) -> bool:
+        return False
+
+    def items(self):
+        yield from self._items
+
+
+def _blocks(config: SystemConfig, stream: str, slots: list[int]) -> list[DataBlock]:
+    """Blocks of ``stream`` for frame slots ``slots``: sweep k holds the value k in every
+    channel, so each recorded sample says which sweep it is."""
+    spf = config.sweeps_per_frame
+    return [DataBlock(seq=slot, first_sample=slot * spf, stream=stream,
+                      samples=np.repeat(np.arange(slot * spf, (slot + 1) * spf, dtype=np.int16)
+                                        [:, None], config.channels, axis=1))
+            for slot in slots]
+
+
+@pytest.mark.parametrize("stream", ["data", "lfp"])
+def test_a_stream_whose_last_frames_are_lost_is_zero_filled_to_its_duration(tmp_path, stream):
+    """Frames lost just before the duration ends are a loss like any other: the stream is
+    zero-filled up to its duration and the loss is listed, for the full-rate stream and for
+    the LFP stream of mode events+lfp alike."""
+    from spikeforge.firmware.config import DecimatorConfig
+
+    config = SystemConfig(channels=4, sweeps_per_frame=8, detector=DetectorConfig(enabled=True),
+                          lfp=DecimatorConfig(factor=10, order=3))
+    rate_hz = config.sample_rate_hz if stream == "data" else config.lfp_rate_hz
+    # Slots 5..16 are the duration (12 frames); 14, 15 and 16 never arrive; 17 does.
+    device = ScriptedDevice(config, _blocks(config, stream, [5, 6, 7, 8, 9, 10, 11, 12, 13, 17]))
+    final = record(device, tmp_path / "rec", duration_s=96 / rate_hz, control=False)
+    assert final.ended == "duration reached"
+    assert final.samples_lost == 24
+
+    folder = tmp_path / "rec" / RECORDING
+    name = "spikeforge-100.acquisition" if stream == "data" else "spikeforge-100.lfp"
+    numbers = np.load(folder / "continuous" / name / "sample_numbers.npy")
+    samples = np.fromfile(folder / "continuous" / name / "continuous.dat",
+                          dtype="<i2").reshape(-1, 4)
+    np.testing.assert_array_equal(numbers, np.arange(40, 136))
+    np.testing.assert_array_equal(samples[:72, 0], np.arange(40, 112))
+    assert not samples[72:].any()
+    meta = json.loads((folder / "spikeforge.json").read_text())
+    prefix = "" if stream == "data" else "lfp_"
+    assert meta[f"{prefix}losses"] == [{"first_sample": 112, "samples": 24}]
+    assert meta[f"{prefix}samples_lost"] == 24
+
+
+class ListSink:
+    """A second consumer of the recording: keeps every call it receives."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+        self.closed: dict | None = None
+
+    def write_continuous(self, stream, first_sample, samples):
+        self.calls.append(("samples", stream, first_sample, np.array(samples)))
+
+    def write_loss(self, stream, first_sample, sweeps):
+        self.calls.append(("loss", stream, first_sample, sweeps))
+
+    def write_events(self, block):
+        self.calls.append(("events", block))
+
+    def flush(self, facts):
+        self.calls.append(("flush", dict(facts)))
+
+    def close(self, facts):
+        self.closed = dict(facts)
+
+
+def test_a_second_sink_receives_exactly_what_the_open_ephys_writer_wrote(tmp_path):
+    """An extra sink given to the recorder sees the same samples, losses and events as the
+    Open Ephys folder holds, without holes: every sweep is in a block or in a loss. The
+    device's stream is the models' (decoded by the host's parser), with DATA frames lost."""
+    config = SystemConfig(channels=8, sweeps_per_frame=8, link_buffer_samples=256,
+                          baud=6_000_000, identity_interval_frames=100,
+                          test_source=TestSourceConfig(spike_rate_hz=400.0),
+                          detector=DetectorConfig(enabled=True))
+    truth = source_signal(config, config.sample_rate_hz).samples
+    schedule = frame_stream(config, truth, events=device_events(config, truth, SOURCE_LATENCY))
+    lost_slots = {100, 101, 102, 700, 1873, 1874}   # 1873, 1874: the duration's last frames
+    items = [item for item in StreamDecoder().feed(bytes(schedule.data))
+             if not (isinstance(item, DataBlock) and item.seq in lost_slots)]
+    sink = ListSink()
+    final = record(ScriptedDevice(config, items), tmp_path / "rec", duration_s=0.5,
+                   control=False, sinks=[sink])
+    assert final.ended == "duration reached" and final.samples_lost == 6 * 8
+
+    reader, samples, meta = _read_back(tmp_path / "rec")
+    folder = tmp_path / "rec" / RECORDING
+    numbers = np.load(folder / "continuous" / "spikeforge-100.acquisition" / "sample_numbers.npy")
+    rows, sample_numbers, losses, events = [], [], [], []
+    for call in sink.calls:
+        if call[0] == "samples":
+            _, stream, first, block = call
+            rows.append(block)
+        elif call[0] == "loss":
+            _, stream, first, sweeps = call
+            losses.append({"first_sample": first, "samples": sweeps})
+            rows.append(np.zeros((sweeps, config.channels), dtype=np.int16))
+        elif call[0] == "events":
+            events.extend(call[1].events)
+            continue
+        else:
+            continue
+        assert stream == "data"
+        assert not sample_numbers or first == sample_numbers[-1] + 1   # no holes
+        sample_numbers.extend(range(first, first + len(rows[-1])))
+    np.testing.assert_array_equal(np.concatenate(rows), samples)
+    np.testing.assert_array_equal(sample_numbers, numbers)
+    assert losses == meta["losses"]
+    assert [loss["samples"] for loss in losses] == [24, 8, 16]
+    assert losses[-1]["first_sample"] + 16 == numbers[-1] + 1   # cut off at the duration
+    detections = folder / "spikeforge-detections"
+    assert [e.sample for e in events] == list(np.load(detections / "sample_numbers.npy"))
+    assert [e.channel for e in events] == list(np.load(detections / "channels.npy"))
+    assert [e.peak for e in events] == list(np.load(detections / "peaks.npy"))
+    assert len(events) == meta["spikes"] > 0
+    assert sink.closed["ended"] == meta["ended"] == "duration reached"
+    assert sink.closed["link"] == meta["link"]
+
+
+def test_the_recorder_refuses_a_sink_without_the_sink_methods(tmp_path):
+    config = SystemConfig(channels=4, sweeps_per_frame=8)
+    device = ScriptedDevice(config, _blocks(config, "data", [0, 1]))
+    with pytest.raises(TypeError, match="write_continuous"):
+        record(device, tmp_path / "rec", duration_s=0.001, control=False, sinks=[object()])
+    assert not (tmp_path / "rec").exists()
