@@ -41,6 +41,9 @@ in ``spikeforge.json`` as ``lfp_losses``.
 Data is appended as it arrives; :meth:`OpenEphysWriter.flush` makes everything written so
 far readable (the ``.npy`` headers are rewritten with the current length), so after a crash
 everything up to the last flush is intact.
+
+The writer is a recording sink (:class:`spikeforge.host.sinks.Sink`): the recorder calls
+``write_continuous``, ``write_loss``, ``write_events``, ``flush`` and ``close``.
 """
 
 import json
