@@ -23,10 +23,12 @@ import numpy as np
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import ConfigError, SpikeforgeError
+from spikeforge.host.errors import ExitCode
 
 from ..toolchain import verilator_environment
 
 __all__ = ["VirtualBoard", "build_virtual_board", "config_from_sim_url", "VirtualBoardError",
+           "SIM_URL_SCHEME", "is_sim_url",
            "SampleFeed", "read_sample_file", "rhd_config_for", "board_from_sim_url",
            "expected_recording", "DEFAULT_CABLE_DELAY_CYCLES", "source_signal_feed",
            "feed_from_file"]
@@ -46,22 +48,42 @@ _VERILATOR_FLAGS = (
 
 
 class VirtualBoardError(SpikeforgeError):
-    exit_code = 4
+    exit_code = ExitCode.GATEWARE
+
+
+#: The URL scheme that names a virtual board wherever a device URL is asked for:
+#: ``sim://[CONFIG.json]?field=value&...`` (:func:`board_from_sim_url`).
+SIM_URL_SCHEME = "sim"
+
+
+def is_sim_url(url: str) -> bool:
+    """Whether ``url`` names a virtual board rather than a port or a pyserial URL."""
+    return urlparse(url).scheme == SIM_URL_SCHEME
+
+
+def _parse_sim_url(url: str) -> tuple[str, dict[str, str]]:
+    """The one parser of sim:// URLs: the configuration file named (or ""), and the query
+    fields (a field given twice: the last)."""
+    parsed = urlparse(url)
+    if parsed.scheme != SIM_URL_SCHEME:
+        raise ConfigError(f"a virtual board URL starts with {SIM_URL_SCHEME}://, not {url!r}")
+    return (parsed.netloc + parsed.path).strip(), dict(parse_qsl(parsed.query))
 
 
 def config_from_sim_url(url: str) -> SystemConfig:
     """``sim://?channels=32&sample_rate_hz=20000`` or ``sim://path/to/config.json``."""
-    parsed = urlparse(url)
-    if parsed.scheme != "sim":
-        raise ConfigError(f"a virtual board URL starts with sim://, not {url!r}")
-    location = (parsed.netloc + parsed.path).strip()
+    location, query = _parse_sim_url(url)
+    return _config_from_sim_query(location, query)
+
+
+def _config_from_sim_query(location: str, query: dict[str, str]) -> SystemConfig:
     if location:
         import json
 
         data = json.loads(Path(location).read_text())
     else:
         data = {}
-    for key, value in parse_qsl(parsed.query):
+    for key, value in query.items():
         if key in _BOARD_KEYS:
             continue
         data[key] = int(value) if value.lstrip("-").isdigit() else value
@@ -335,8 +357,8 @@ def board_from_sim_url(url: str) -> tuple[SystemConfig, SampleFeed | None]:
     ``sim://[CONFIG.json]?from=FILE&channels=N&cable_delay=D&repeat=1``. With ``from``,
     the board has the RHD source streaming the file's channels (a flat file has
     ``channels`` columns; a WAV file says how many it has and its sample rate)."""
-    config = config_from_sim_url(url)
-    query = dict(parse_qsl(urlparse(url).query))
+    location, query = _parse_sim_url(url)
+    config = _config_from_sim_query(location, query)
     if "from" not in query:
         return config, None
     channels = int(query["channels"]) if "channels" in query else None

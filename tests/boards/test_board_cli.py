@@ -5,7 +5,7 @@ import argparse
 import json
 
 from spikeforge.boards import get_board
-from spikeforge.cli import _board_config
+from spikeforge.cli.boards import board_config as _board_config
 
 
 def _args(**values):
@@ -29,7 +29,7 @@ def test_options_and_a_config_file_override_fields_of_the_board_default(tmp_path
 
 
 def test_recording_from_a_board_uses_its_link_rate_unless_baud_is_given():
-    from spikeforge.cli import _record_baud
+    from spikeforge.cli.record import record_baud as _record_baud
     from spikeforge.firmware.config import SystemConfig
 
     assert _record_baud(argparse.Namespace(baud=None, board="icebreaker")) == 4_000_000

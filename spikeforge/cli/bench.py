@@ -1,0 +1,223 @@
+"""``spikeforge bench detect | compress | decimator``: accuracy and cost benchmarks."""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.decimation import DecimatorConfig
+from spikeforge.host.errors import ExitCode
+from spikeforge.sim.accuracy import NEO_THRESHOLD_K
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="benchmarks (accuracy, cost)")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    detect = benches.add_parser(
+        "detect", help="score the bit-exact detector against ground truth and SpikeInterface")
+    detect.add_argument("--out", metavar="FILE.md", help="also write the tables to this file")
+    detect.add_argument("--seconds", type=float, default=4.0,
+                        help="length of each recording (default 4)")
+    detect.add_argument("--neo-k", dest="neo_k", type=float, default=NEO_THRESHOLD_K,
+                        help="threshold k of the NEO column (default %(default)g, a multiple "
+                             "of 1/16)")
+    detect.add_argument("--synth", action="store_true",
+                        help="also synthesize the cores with Yosys at 32 and 256 channels")
+    detect.set_defaults(run=cmd_bench_detect)
+
+    compress = benches.add_parser(
+        "compress", help="compression ratio and speed of the gateware coder vs zlib, lzma, "
+                         "zstd and FLAC")
+    compress.add_argument("paths", nargs="*", help="recording files or folders (WAV, or flat "
+                          "int16 .dat/.bin/.raw with --channels)")
+    compress.add_argument("--channels", type=int, help="channels of flat int16 files")
+    compress.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int,
+                          help="sample rate of flat int16 files (labels only)")
+    compress.add_argument("--stack", action="store_true",
+                          help="also code the single-channel files of each folder side by "
+                               "side as one multi-channel recording")
+    compress.add_argument("--no-synthetic", action="store_true",
+                          help="skip the SpikeInterface and test-source recordings")
+    compress.add_argument("--no-spikeinterface", action="store_true",
+                          help="skip the SpikeInterface recordings (keep the test source)")
+    compress.add_argument("--seconds", type=float, default=2.0,
+                          help="length of each synthetic recording (default 2)")
+    compress.add_argument("--synth-channels", type=int, default=4,
+                          help="channels of each synthetic recording (default 4)")
+    compress.add_argument("--target", type=float, default=3.4,
+                          help="ratio the coder must reach on --target-class (default 3.4)")
+    compress.add_argument("--target-class", action="append", default=None,
+                          help="recording classes (substring) the target applies to "
+                               "(default: any class naming n1)")
+    compress.add_argument("--block-sweeps", dest="block_sweeps", type=int,
+                          help="sweeps per coded block (default: CodecConfig's)")
+    compress.add_argument("--json", metavar="FILE.json", help="write machine-readable results")
+    compress.set_defaults(run=cmd_bench_compress)
+
+    decimator = benches.add_parser(
+        "decimator", help="the LFP decimator's response, state and (--synth) iCE40 cost")
+    decimator.add_argument("--factor", type=int, default=DecimatorConfig().factor)
+    decimator.add_argument("--order", type=int, default=DecimatorConfig().order)
+    decimator.add_argument("--sample-rate-hz", dest="sample_rate_hz", type=int,
+                           default=SystemConfig().sample_rate_hz)
+    decimator.add_argument("--synth", action="store_true",
+                           help="also synthesize it with Yosys at 32 and 256 channels")
+    decimator.set_defaults(run=cmd_bench_decimator)
+
+
+def cmd_bench_detect(args: argparse.Namespace) -> int:
+    from spikeforge.sim.accuracy import (
+        MATCH_WINDOW_MS,
+        THRESHOLD_K,
+        WARMUP_S,
+        format_table,
+        run_benchmark,
+    )
+
+    started = time.perf_counter()
+    print(f"detection benchmark: k={THRESHOLD_K:g}, negative peaks, match window "
+          f"+/-{MATCH_WINDOW_MS:g} ms, first {WARMUP_S:g} s of each recording not scored",
+          flush=True)
+    rows = run_benchmark(seconds=args.seconds, neo_k=args.neo_k,
+                         progress=lambda line: print(line, flush=True))
+    sections = [
+        f"Match window +/-{MATCH_WINDOW_MS:g} ms; threshold k = {THRESHOLD_K:g} (negative); "
+        f"first {WARMUP_S:g} s not scored. Latency: sweeps from the true peak to the sweep "
+        "in which the event can leave the core (emitted, and its snippet complete: the sweep "
+        "after peak + post starts; its first word leaves 3 cycles later at the earliest). "
+        f"NEO: the same detector on the nonlinear energy operator, k = {args.neo_k:g} "
+        "(units of median|psi| / 0.6745).",
+        "",
+        format_table(rows),
+    ]
+    if args.synth:
+        from spikeforge.hdl.conditioner import Conditioner
+        from spikeforge.hdl.detector import Detector
+        from spikeforge.sim.cost import state_bits_per_channel, synthesize_ice40
+
+        print(format_table(rows), flush=True)
+        config = SystemConfig()
+        bits = state_bits_per_channel(config)
+        sections += ["", f"State bits per channel ({config.describe()}):", "",
+                     "| memory | bits/channel |", "| --- | --- |"]
+        sections += [f"| {name} | {value} |" for name, value in bits.items()]
+        sections += ["", "Yosys synth_ice40 -dsp (as the iCEBreaker build), 30 kS/s, 12 MHz:",
+                     "", "| core | channels | SB_LUT4 | flip-flops | SB_CARRY | SB_RAM40_4K "
+                     "| SB_MAC16 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for name, core in (("Conditioner", Conditioner), ("Detector", Detector)):
+            for channels in (32, 256):
+                print(f"  synthesizing {name} at {channels} channels ...", flush=True)
+                sized = config.replace(channels=channels, sweeps_per_frame=1)
+                result = synthesize_ice40(core(sized), design=name, channels=channels)
+                cells = result.cells
+                ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+                sections.append(
+                    f"| {name} | {channels} | {cells.get('SB_LUT4', 0)} | {ffs} "
+                    f"| {cells.get('SB_CARRY', 0)} | {cells.get('SB_RAM40_4K', 0)} "
+                    f"| {cells.get('SB_MAC16', 0)} |")
+        # The detector with its snippet ring in the iCE40UP's SPRAM (as a UP5K build does it
+        # from 256 channels on): block RAM is left to the per-channel state.
+        sections += ["", "Detector, snippet ring in SPRAM (`ring_storage='spram'`):", "",
+                     "| channels | ring (words) | SB_LUT4 | SB_RAM40_4K | SB_SPRAM256KA "
+                     "| SB_MAC16 |", "| --- | --- | --- | --- | --- | --- |"]
+        for channels in (256,):
+            print(f"  synthesizing Detector (ring in SPRAM) at {channels} channels ...",
+                  flush=True)
+            sized = config.replace(channels=channels, sweeps_per_frame=1)
+            detector = Detector(sized, ring_storage="spram")
+            cells = synthesize_ice40(detector, design="Detector", channels=channels).cells
+            sections.append(
+                f"| {channels} | {detector.ring_depth_for('spram') * channels} "
+                f"| {cells.get('SB_LUT4', 0)} | {cells.get('SB_RAM40_4K', 0)} "
+                f"| {cells.get('SB_SPRAM256KA', 0)} | {cells.get('SB_MAC16', 0)} |")
+    text = "\n".join(sections)
+    print()
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"\nwritten to {args.out}")
+    print(f"\n{time.perf_counter() - started:.0f} s")
+    return ExitCode.OK
+
+
+def cmd_bench_compress(args: argparse.Namespace) -> int:
+    from spikeforge.sim import compression_bench as cb
+
+    started = time.perf_counter()
+    recordings = cb.file_recordings(args.paths, args.channels, args.sample_rate_hz)
+    if args.stack:
+        for kind in list(dict.fromkeys(r.kind for r in recordings)):
+            stacked = cb.stack_recordings([r for r in recordings if r.kind == kind])
+            if stacked is not None:
+                recordings.append(stacked)
+    if not args.no_synthetic:
+        recordings += cb.synthetic_recordings(seconds=args.seconds, channels=args.synth_channels,
+                                              spikeinterface=not args.no_spikeinterface)
+    if not recordings:
+        print("nothing to compress: name recording files or folders, or drop --no-synthetic")
+        return ExitCode.USAGE
+    codec_config = None
+    if args.block_sweeps is not None:
+        from spikeforge.firmware.compression import CodecConfig
+
+        codec_config = CodecConfig(enabled=True, block_sweeps=args.block_sweeps)
+    codecs = cb.coder_codecs(codec_config) + cb.reference_codecs()
+    print(f"compression benchmark: {len(recordings)} recordings, codecs "
+          f"{', '.join(c.name for c in codecs)}", flush=True)
+    for codec in codecs:
+        if codec.note:
+            print(f"  {codec.name}: {codec.note}")
+    rows = cb.run_benchmark(recordings, codecs, progress=lambda line: print(line, flush=True))
+    target_classes = [c.lower() for c in args.target_class or ["n1"]]
+    n1_kinds = [r.kind for r in recordings if any(c in r.kind.lower() for c in target_classes)]
+    text = cb.format_report(rows, n1_kinds=n1_kinds, n1_target=args.target)
+    print()
+    print(text)
+    if args.json:
+        settings = {"command": " ".join(["spikeforge", *sys.argv[1:]]),
+                    "paths": [str(p) for p in args.paths], "seconds": args.seconds,
+                    "synthetic": not args.no_synthetic, "stack": args.stack,
+                    "block_sweeps": args.block_sweeps,
+                    "codecs": {c.name: c.note for c in codecs}}
+        Path(args.json).write_text(json.dumps(cb.to_json(rows, settings), indent=2) + "\n")
+        print(f"\nwritten to {args.json}")
+    print(f"\n{time.perf_counter() - started:.0f} s")
+    return ExitCode.OK
+
+
+def cmd_bench_decimator(args: argparse.Namespace) -> int:
+    decimation = DecimatorConfig(factor=args.factor, order=args.order)
+    rate = args.sample_rate_hz
+    out_rate = decimation.output_rate_hz(rate)
+    print(f"CIC decimator R={decimation.factor} N={decimation.order} at {rate:,} S/s -> "
+          f"{out_rate:g} S/s; state {decimation.state_bits_per_channel} bits/channel "
+          f"({2 * decimation.order} x {decimation.state_bits}), gain "
+          f"{decimation.gain_num}/2^{decimation.gain_shift}")
+    print("| frequency Hz | response | dB |")
+    print("| --- | --- | --- |")
+    import math
+
+    for f in sorted({10, 100, 300, out_rate / 4, out_rate / 2, out_rate * 0.75, out_rate,
+                     out_rate * 1.25, out_rate * 1.5}):
+        r = decimation.response(f, rate)
+        db = f"{20 * math.log10(r):.1f}" if r > 1e-9 else "null"
+        print(f"| {f:g} | {r:.4f} | {db} |")
+    if args.synth:
+        from spikeforge.hdl.decimator import Decimator
+        from spikeforge.sim.cost import synthesize_ice40
+
+        print("\nYosys synth_ice40 (no DSP inference):\n")
+        print("| channels | SB_LUT4 | flip-flops | SB_CARRY | SB_RAM40_4K |")
+        print("| --- | --- | --- | --- | --- |")
+        for channels in (32, 256):
+            config = SystemConfig(channels=channels, sweeps_per_frame=1)
+            cells = synthesize_ice40(Decimator(config, decimation), design="Decimator",
+                                     channels=channels).cells
+            ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
+            print(f"| {channels} | {cells.get('SB_LUT4', 0)} | {ffs} | "
+                  f"{cells.get('SB_CARRY', 0)} | {cells.get('SB_RAM40_4K', 0)} |", flush=True)
+    return ExitCode.OK

@@ -1,0 +1,195 @@
+"""``spikeforge record``, ``status``, ``decode`` and ``export``: talking to a device (a board,
+or the virtual board at a ``sim://`` URL) and converting what it sent."""
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.host.errors import ExitCode
+
+__all__ = ["register", "record_baud", "device_url"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    decode = commands.add_parser("decode", help="decode a captured byte stream from a device")
+    decode.add_argument("file")
+    decode.set_defaults(run=cmd_decode)
+
+    rec = commands.add_parser("record", help="record a device to an Open Ephys binary folder")
+    rec.add_argument("--port", required=True,
+                     help="serial port or pyserial URL (/dev/ttyUSB1, socket://host:port), "
+                          "or sim://?channels=8 for the virtual board")
+    rec.add_argument("--baud", type=int, help="line rate of a real serial port (default: "
+                     "the --board's default, else the default configuration's)")
+    rec.add_argument("--board", help="the board recorded from; sets the default --baud")
+    rec.add_argument("--duration", type=float, help="seconds of device time (default: until "
+                     "Ctrl-C)")
+    rec.add_argument("--out", required=True, help="folder to create")
+    rec.add_argument("--mode", choices=("raw", "lossless", "events+lfp"),
+                     help="bandwidth mode to record in (set over the control path; the "
+                          "device refuses a mode its build lacks, e.g. lossless without "
+                          "a coder). events+lfp records the LFP as a second continuous "
+                          "stream and the events (docs/recording.md). Default: as the "
+                          "device is")
+    rec.add_argument("--channels-enabled", metavar="LIST",
+                     help="record only these device channels, e.g. 0,2,5-7: set as the "
+                          "device's channel mask before the stream starts (needs the control "
+                          "path; default: the mask the device has, after reset every channel)")
+    rec.add_argument("--codebook-from", metavar="FILE",
+                     help="load the coder's codebook before recording (builds with codec "
+                          "codebook=True): learned from FILE, a recording from the same ADC "
+                          "(WAV, or flat int16 with --codebook-channels), or a codebook "
+                          ".json (Codebook.to_dict); records in lossless mode unless --mode "
+                          "says otherwise")
+    rec.add_argument("--codebook-channels", type=int, metavar="N",
+                     help="channels of a flat int16 --codebook-from recording")
+    rec.set_defaults(run=cmd_record)
+
+    status = commands.add_parser(
+        "status", help="read a device's identity, chips found and counters over its control "
+                       "path; optionally start or stop its stream")
+    status.add_argument("--port", required=True,
+                        help="serial port or pyserial URL, or sim://... for a virtual board")
+    status.add_argument("--baud", type=int, help="line rate of a real serial port")
+    status.add_argument("--board", help="the board; sets the default --baud")
+    status.add_argument("--start", action="store_true", help="start streaming (STREAM_ENABLE=1)")
+    status.add_argument("--stop", action="store_true", help="stop streaming (STREAM_ENABLE=0)")
+    status.set_defaults(run=cmd_status)
+
+    export = commands.add_parser("export", help="convert a recording to another format")
+    export.add_argument("recording", help="folder written by spikeforge record")
+    export.add_argument("--nwb", required=True, metavar="OUT.nwb", help="write NWB (pynwb)")
+    export.set_defaults(run=cmd_export)
+
+
+@contextmanager
+def device_url(port: str) -> Iterator[str]:
+    """The URL to open for ``--port``: the port itself, or, for a ``sim://`` URL, the TCP URL
+    of a virtual board started for the command (with the input the URL names) and stopped
+    after it. The CLI is the one place that ties the host to the simulation layer."""
+    from spikeforge.sim.virtual_board import VirtualBoard, board_from_sim_url, is_sim_url
+
+    if not is_sim_url(port):
+        yield port
+        return
+    config, feed = board_from_sim_url(port)
+    board = VirtualBoard.start(config, feed=feed)
+    print(f"virtual board: {board.config.describe()} at {board.url}", file=sys.stderr)
+    try:
+        yield board.url
+    finally:
+        print(f"virtual board: {board.stop()}", file=sys.stderr)
+
+
+def record_baud(args: argparse.Namespace) -> int:
+    """``--baud``; else the default of ``--board`` (boards differ: 4 Mbaud on the
+    iCEBreaker, 3 Mbaud on the ULX3S); else the default configuration's."""
+    if args.baud is not None:
+        return args.baud
+    if getattr(args, "board", None):
+        from spikeforge.boards import get_board
+
+        return get_board(args.board).default_config.baud
+    return SystemConfig().baud
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from spikeforge.host import DataBlock, Identity, StreamDecoder
+
+    decoder = StreamDecoder()
+    items = decoder.feed(Path(args.file).read_bytes()) + decoder.flush()
+    blocks = [i for i in items if isinstance(i, DataBlock)]
+    identity = next((i for i in items if isinstance(i, Identity)), None)
+    if identity is not None:
+        print(f"device: {identity.config.describe()}")
+    sweeps = sum(b.samples.shape[0] for b in blocks)
+    print(f"{len(blocks)} data frames, {sweeps} sweeps")
+    print(f"link: {decoder.stats}")
+    return ExitCode.OK
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from spikeforge.host.device import Device
+    from spikeforge.host.recorder import record
+
+    def show(status) -> None:
+        end = "\n" if status.ended else "\r"
+        print(status.line(), end=end, file=sys.stderr, flush=True)
+
+    codebook = _record_codebook(args)
+    with device_url(args.port) as url, Device.open(url, baud=record_baud(args)) as device:
+        if codebook is not None:
+            print(f"loading the codebook: {len(codebook.values)} values, base "
+                  f"{codebook.base}, multiplier {codebook.multiplier}, shift "
+                  f"{codebook.shift}", file=sys.stderr)
+        final = record(device, Path(args.out), duration_s=args.duration, on_status=show,
+                       mode=args.mode or ("lossless" if codebook is not None else None),
+                       channels=_channels_enabled(args), codebook=codebook)
+    print(f"recording ended ({final.ended}): {args.out}")
+    if final.samples_lost:
+        print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
+              f"listed in spikeforge.json", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _record_codebook(args: argparse.Namespace):
+    """``record --codebook-from FILE``: the codebook to load (None without the option)."""
+    if getattr(args, "codebook_from", None) is None:
+        return None
+    from spikeforge.host.compression import codebook_from_file
+
+    return codebook_from_file(args.codebook_from, args.codebook_channels)
+
+
+def _channels_enabled(args: argparse.Namespace) -> "tuple[int, ...] | None":
+    """``record --channels-enabled 0,2,5-7`` (channel mask; None: leave the device's)."""
+    from spikeforge.firmware.config import parse_channels
+
+    text = getattr(args, "channels_enabled", None)
+    return None if text is None else parse_channels(text)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Identity, chips found and counters of a device, read over its control path."""
+    from spikeforge.host.device import Device
+
+    with device_url(args.port) as url, Device.open(url, baud=record_baud(args)) as device:
+        config = device.identify()
+        print(f"device: {config.describe()} on {url}")
+        if args.stop:
+            device.stop()
+            print("streaming stopped")
+        if args.start:
+            device.start()
+            print("streaming started")
+        if config.source == "rhd":
+            chips = device.chips_found or []
+            print("chips found: " + (", ".join(
+                f"line {c.line}: {c.kind} ({c.amplifiers} amplifiers, MISO delay "
+                f"{c.miso_delay})" for c in chips) or "none"))
+        _print_channel_mask(device)
+        for line in device.status().lines():
+            print(line)
+    return ExitCode.OK
+
+
+def _print_channel_mask(device) -> None:
+    """``status``: the channels DATA frames carry, read from the device."""
+    from spikeforge.firmware.config import format_channels
+    from spikeforge.host.errors import RegisterRefused
+
+    try:
+        print(f"channels enabled: {format_channels(device.read_channel_mask())}")
+    except RegisterRefused:
+        print("channels enabled: all (the bitstream has no channel mask registers)")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from spikeforge.host.nwb import export_nwb
+
+    print(f"wrote {export_nwb(Path(args.recording), Path(args.nwb))}")
+    return ExitCode.OK
+

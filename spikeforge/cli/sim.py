@@ -1,0 +1,160 @@
+"""``spikeforge sim`` (the RTL verification benches) and ``spikeforge sim-board`` (the
+virtual board: the Verilated design, its UART on TCP)."""
+
+import argparse
+import time
+from pathlib import Path
+
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.host.errors import ExitCode
+
+from .options import add_config_options, config_from_args
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    sim = commands.add_parser("sim", help="run the RTL verification benches, print a summary")
+    sim.add_argument("only", nargs="*", help="run only benches whose name contains these")
+    sim.set_defaults(run=cmd_sim)
+
+    board = commands.add_parser(
+        "sim-board", help="run the virtual board: the Verilated design, its UART on TCP")
+    add_config_options(board)
+    board.add_argument("--tcp-port", type=int, default=0, help="default: any free port")
+    board.add_argument("--measure", type=int, metavar="CYCLES",
+                       help="run this many cycles with a draining client, report the speed")
+    board.add_argument("--realtime", action="store_true",
+                       help="pace the simulation to the real clock (default: as fast as it runs)")
+    board.add_argument("--source", choices=("test", "rhd"), default=None,
+                       help="sample source: the test source, or the RHD2000 front-end with "
+                            "behavioural chips on its SPI pins (default: test; rhd with --from)")
+    board.add_argument("--from", dest="sample_file", metavar="FILE",
+                       help="play this recording through the RHD chips: a 16-bit WAV, or a "
+                            "flat file of interleaved int16 frames with --channels columns; "
+                            "one column per stream channel")
+    board.add_argument("--rhd-chips", metavar="RHD2132[,RHD2164...]",
+                       help="chips on MISO lines 0..3 (default RHD2132); the channels fill "
+                            "their amplifiers chip by chip")
+    board.add_argument("--cable-delay", type=int, metavar="CYCLES",
+                       help="cable round trip of the chips' MISO in clock cycles (default 2; "
+                            "the start-up calibration finds it)")
+    board.add_argument("--compare", action="store_true",
+                       help="with --measure: also measure the board as it was before its speed "
+                            "work and the --pgo build, in turn, and print the ratios")
+    board.add_argument("--repeats", type=int, default=3,
+                       help="with --compare: measurements of each variant (default 3)")
+    board.add_argument("--pgo", action="store_true",
+                       help="profile-guided build: about 10%% faster, twice the build time")
+    board.add_argument("--repeat", action="store_true",
+                       help="replay the file from the start when it ends (default: zeros)")
+    board.set_defaults(run=cmd_sim_board)
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from spikeforge.sim.runner import BenchFailed
+    from spikeforge.sim.suite import CASES, run_case
+
+    cases = [c for c in CASES if not args.only or any(k in c.case_id for k in args.only)]
+    if not cases:
+        print(f"no bench matches {args.only}; benches: {sorted({c.bench for c in CASES})}")
+        return ExitCode.USAGE
+    rows = []
+    started = time.perf_counter()
+    for case in cases:
+        print(f"running {case.case_id} ...", flush=True)
+        try:
+            result = run_case(case)
+            rows.append((case.bench, case.label, result.items, result.cycles, result.wall_s,
+                         "PASS" if result.passed else f"FAIL (log: {result.log})"))
+        except BenchFailed as exc:
+            rows.append((case.bench, case.label, 0, 0, 0.0, f"FAIL ({exc})"))
+    print()
+    header = ("bench", "configuration", "items compared", "cycles", "wall s", "result")
+    widths = [max(len(str(r[i])) if i != 4 else 6 for r in [header, *rows]) for i in range(5)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  " + header[5])
+    for bench, label, items, cycles, wall, verdict in rows:
+        print(f"{bench.ljust(widths[0])}  {label.ljust(widths[1])}  {items:>{widths[2]},}  "
+              f"{cycles:>{widths[3]},}  {wall:>{widths[4]}.1f}  {verdict}")
+    failed = sum(1 for r in rows if r[5] != "PASS")
+    print(f"\n{len(rows) - failed} passed, {failed} failed "
+          f"in {time.perf_counter() - started:.0f} s")
+    return ExitCode.FAILURE if failed else ExitCode.OK
+
+
+def cmd_sim_board(args: argparse.Namespace) -> int:
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    config = config_from_args(args)
+    config, feed = _sim_board_input(args, config)
+    if args.measure and args.compare:
+        return _compare_speed(args, config, feed)
+    if args.measure:
+        stats = VirtualBoard.measure(config, args.measure, feed=feed, profile_guided=args.pgo)
+        print(f"{config.describe()}: {stats['cycles']:.0f} cycles in {stats['wall_s']:.2f} s = "
+              f"{stats['cycles_per_s'] / 1e6:.2f} M cycles/s = {stats['realtime_ratio']:.3f} x "
+              f"real time; {stats['cycles_per_cpu_s'] / 1e6:.2f} M cycles per CPU second "
+              f"({stats['bytes_received']:.0f} bytes, "
+              f"{stats['framing_errors']:.0f} framing errors)")
+        return ExitCode.OK
+    board = VirtualBoard.start(config, port=args.tcp_port, realtime=args.realtime, feed=feed,
+                               profile_guided=args.pgo)
+    print(f"virtual board {config.describe()} serving its UART at {board.url}", flush=True)
+    print(f"record from it: spikeforge record --port {board.url} --out DIR", flush=True)
+    try:
+        board.process.wait()
+    except KeyboardInterrupt:
+        pass
+    print(board.stop())
+    return ExitCode.OK
+
+
+def _compare_speed(args: argparse.Namespace, config: SystemConfig, feed) -> int:
+    """``sim-board --measure N --compare``: the board before its speed work (bare design with
+    a reset input, two evals per cycle), as built now, and profile-guided, measured in turn
+    ``--repeats`` times; the best of each (the least disturbed by other load)."""
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    variants = {"before (reset input, 2 evals/cycle)": {"baseline": True},
+                "now": {}, "now + --pgo": {"profile_guided": True}}
+    for options in variants.values():      # build everything first
+        VirtualBoard.measure(config, 1000, feed=feed, **options)
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(args.repeats):
+        for name, options in variants.items():
+            stats = VirtualBoard.measure(config, args.measure, feed=feed, **options)
+            if name not in best or stats["cycles_per_cpu_s"] > best[name]["cycles_per_cpu_s"]:
+                best[name] = stats
+    base = best[next(iter(variants))]
+    print(f"{config.describe()}, {args.measure} cycles, best of {args.repeats}:")
+    for name, stats in best.items():
+        print(f"  {name:<36} {stats['cycles_per_cpu_s'] / 1e6:5.2f} M cycles/CPU-s "
+              f"({stats['cycles_per_cpu_s'] / config.clock_hz:.3f} x real time)  "
+              f"{stats['cycles_per_s'] / 1e6:5.2f} M cycles/wall-s  "
+              f"x{stats['cycles_per_cpu_s'] / base['cycles_per_cpu_s']:.2f}")
+    return ExitCode.OK
+
+
+def _sim_board_input(args: argparse.Namespace, config: SystemConfig):
+    """``--source rhd`` / ``--from FILE``: the RHD configuration and the chips' sample feed
+    (None: the test source, or with ``--source rhd`` the test signal through the chips)."""
+    from spikeforge.firmware.errors import ConfigError
+    from spikeforge.sim.virtual_board import feed_from_file, rhd_config_for
+
+    chips = tuple(args.rhd_chips.split(",")) if args.rhd_chips else None
+    if args.source == "test" and (args.sample_file or chips):
+        raise ConfigError("--from and --rhd-chips need --source rhd (the test source makes "
+                          "its own signal)")
+    if args.sample_file:
+        return feed_from_file(config, Path(args.sample_file), args.channels,
+                              repeat=args.repeat, cable_delay=args.cable_delay, chips=chips)
+    if args.source == "rhd" and config.source != "rhd":
+        config = rhd_config_for(config, config.channels, chips or ("RHD2132",))
+    if config.source == "rhd" and args.cable_delay is not None:
+        from dataclasses import replace
+
+        from spikeforge.sim.virtual_board import source_signal_feed
+
+        return config, replace(source_signal_feed(config),
+                               cable_delays=(args.cable_delay,) * config.rhd.lines)
+    return config, None
