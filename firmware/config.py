@@ -2,7 +2,7 @@
 
 HDL elaboration, golden models, the host decoder and board builds all read the same
 :class:`SystemConfig`. The device also sends it over the link (see
-:mod:`spikeforge.firmware.wire`, the identity frame), so the host never guesses.
+:mod:`spikeforge.firmware.identity`, the identity frame), so the host never guesses.
 
 Every derived quantity (cycles per sample, UART divisor, frame sizes) is a property here
 and nowhere else.
@@ -11,16 +11,17 @@ and nowhere else.
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .compression import CodecConfig
+from .compression import CodecConfig, worst_case_words
 from .decimation import DecimatorConfig
-from .detection import DetectorConfig
+from .detection import DETECTOR_SAME_CHANNEL_SPACING, DetectorConfig
 from .errors import ConfigError
-from .rhd2000 import RHDConfig
+from .framing import DATA_FRAME_OVERHEAD_BYTES, MAX_PAYLOAD_BYTES
+from .rhd2000 import MAX_SCLK_HZ, MIN_CS_HIGH_NS, RHDConfig
 from .test_signal import SPIKE_TEMPLATE
 
 __all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
            "MIN_SAME_CHANNEL_SPACING", "CodecConfig", "format_channels", "parse_channels",
-           "DecimatorConfig"]
+           "DecimatorConfig", "MAX_CHANNELS", "MAX_PAYLOAD_BYTES"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
@@ -30,13 +31,13 @@ SOURCES = ("test", "rhd")
 MAX_CHANNELS = 1024
 #: Number of samples in the test source's spike template.
 SPIKE_TEMPLATE_SAMPLES = len(SPIKE_TEMPLATE)
-#: Largest payload the 16-bit length field of a frame can carry.
-MAX_PAYLOAD_BYTES = 65535
 #: Largest relative baud-rate error a UART receiver tolerates comfortably (8N1).
 MAX_BAUD_ERROR = 0.02
-#: Fewest cycles between two samples of the same channel that the read-modify-write
-#: pipelines of the conditioner and the detector handle (their state memories are read
-#: transparently to their write ports, so back-to-back samples of one channel would work).
+#: Fewest cycles between two samples of the same channel that the conditioner's
+#: read-modify-write pipeline handles (its state memory is read transparently to its write
+#: port, so back-to-back samples of one channel would work). The detector needs more,
+#: :data:`~spikeforge.firmware.detection.DETECTOR_SAME_CHANNEL_SPACING`, checked when it is
+#: built (``detector.enabled``).
 MIN_SAME_CHANNEL_SPACING = 1
 
 
@@ -242,16 +243,49 @@ class SystemConfig:
         if self.cycles_per_sample < MIN_SAME_CHANNEL_SPACING:
             raise ConfigError(
                 f"samples of one channel must be at least {MIN_SAME_CHANNEL_SPACING} cycles "
-                f"apart for the conditioner and detector pipelines, not "
-                f"{self.cycles_per_sample}; lower the sample rate or raise the clock"
+                f"apart for the conditioner pipeline, not {self.cycles_per_sample}; lower the "
+                f"sample rate or raise the clock"
             )
+        self._validate_detector_spacing()
         if not isinstance(self.codec, CodecConfig):
             raise ConfigError(f"codec must be a CodecConfig, not {type(self.codec).__name__}")
+        self._validate_coded_buffer()
         if not isinstance(self.rhd, RHDConfig):
             raise ConfigError(f"rhd must be an RHDConfig, not {type(self.rhd).__name__}")
         if self.source == "rhd":
             self._validate_rhd()
         self._validate_lfp()
+
+    def _validate_detector_spacing(self) -> None:
+        """The detector writes a channel's state back DETECTOR_SAME_CHANNEL_SPACING cycles
+        after reading it, so a channel's samples must come at least that far apart (the rule
+        :class:`spikeforge.hdl.detector.Detector` also checks)."""
+        spacing = DETECTOR_SAME_CHANNEL_SPACING
+        if self.detector.enabled and self.cycles_per_sample < spacing:
+            raise ConfigError(
+                f"the spike detector needs samples of one channel at least {spacing} cycles "
+                f"apart (it writes a channel's state back {spacing} cycles after reading it), "
+                f"but {self.sample_rate_hz} Hz at {self.clock_hz / 1e6:g} MHz gives "
+                f"{self.cycles_per_sample} cycles per sample period; raise clock_hz to at "
+                f"least {spacing * self.sample_rate_hz}, lower sample_rate_hz to at most "
+                f"{self.clock_hz // spacing}, or build without the detector "
+                f"(detector=DetectorConfig(enabled=False))")
+
+    def _validate_coded_buffer(self) -> None:
+        """The framer's buffer for COMPRESSED frames must hold two worst-case coded blocks:
+        one being sent while the next is admitted, else every other block is dropped even
+        on a fast link (the rule :class:`spikeforge.hdl.framer.Framer` also checks)."""
+        codec = self.codec
+        if not codec.enabled:
+            return
+        worst = worst_case_words(self.channels, codec.block_sweeps, codec)
+        if 2 * worst > self.coded_buffer_words:
+            need = 1 << (2 * worst - 1).bit_length()
+            raise ConfigError(
+                f"the link buffer ({self.link_buffer_samples} words) cannot hold two "
+                f"worst-case coded blocks ({worst} words each: {self.channels} channels x "
+                f"{codec.block_sweeps} sweeps), one being sent while the next is admitted; "
+                f"raise link_buffer_samples to {need} or lower codec.block_sweeps")
 
     def _validate_lfp(self) -> None:
         if self.lfp is not None and not isinstance(self.lfp, DecimatorConfig):
@@ -290,8 +324,6 @@ class SystemConfig:
 
     def _validate_rhd_timing(self) -> None:
         """The datasheet's SPI limits at this clock: SCLK <= 25 MHz, CS high >= 154 ns."""
-        from .rhd2000 import MAX_SCLK_HZ, MIN_CS_HIGH_NS
-
         rhd = self.rhd
         sclk_hz = self.clock_hz / (2 * rhd.sclk_half_period_cycles)
         if sclk_hz > MAX_SCLK_HZ:
@@ -324,6 +356,14 @@ class SystemConfig:
     def cycles_per_byte(self) -> int:
         """Clock cycles the UART needs for one 8N1 byte (start, 8 data, stop)."""
         return 10 * self.uart_divisor
+
+    @property
+    def coded_buffer_words(self) -> int:
+        """Size of the framer's link buffer for COMPRESSED frames, in 16-bit words: as many
+        words as the raw buffer has samples (``link_buffer_samples``), so both modes ride out
+        the same link stall in bytes. It holds at least two worst-case coded blocks
+        (validated)."""
+        return self.link_buffer_samples
 
     @property
     def frame_samples(self) -> int:
@@ -364,8 +404,6 @@ class SystemConfig:
     @property
     def link_load(self) -> float:
         """Fraction of the link that the continuous stream needs (>1: frames will drop)."""
-        from .wire import DATA_FRAME_OVERHEAD_BYTES
-
         bytes_per_frame = self.payload_bytes + DATA_FRAME_OVERHEAD_BYTES
         frame_period_s = self.sweeps_per_frame / self.sample_rate_hz
         link_bytes_per_s = self.clock_hz / self.cycles_per_byte

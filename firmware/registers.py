@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from .bandwidth import BandwidthMode, available_modes
 from .config import SOURCES, SystemConfig
 from .detection import COUNTER_BITS, K_BITS
 from .errors import ConfigError
-from .wire import IDENTITY_MAGIC, WIRE_VERSION, BandwidthMode, available_modes
+from .framing import WIRE_VERSION
+from .identity import IDENTITY_MAGIC
 
 __all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values",
            "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE"]
@@ -170,7 +172,7 @@ REGISTERS: tuple[Register, ...] = (
              "the next frame slot (DATA) or coder block (COMPRESSED)", bits=2,
              needs=lambda c: available_modes(c) != 1 << BandwidthMode.RAW),
     Register("BANDWIDTH_MODES", 0xC1, "const",
-             "bit m set: the build runs bandwidth mode m (wire.available_modes)",
+             "bit m set: the build runs bandwidth mode m (bandwidth.available_modes)",
              needs=lambda c: available_modes(c) != 1 << BandwidthMode.RAW),
     Register("COMPRESSED_BLOCKS_DAMAGED", 0xC2, "status",
              "coder blocks lost to a coder output overflow (also in FRAMES_DROPPED)",

@@ -288,15 +288,17 @@ def run_case(case: BenchCase) -> BenchResult:
 
 def _compressor(channels: int, cycles_per_sample: int, stimulus: str, blocks: int, stall: str,
                 fifo_entries: int | None = None, **codec: Any) -> BenchCase:
-    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.firmware.compression import CodecConfig, worst_case_words
     from spikeforge.hdl.compressor import Compressor
 
     rate = 30_000
     clock = rate * cycles_per_sample
+    codec_config = CodecConfig(enabled=True, **codec)
+    # SystemConfig requires the framer's buffer to hold two worst-case coded blocks.
+    buffer = 2 * max(channels, worst_case_words(channels, codec_config.block_sweeps, codec_config))
     config = SystemConfig(channels=channels, sample_rate_hz=rate, clock_hz=clock, baud=clock,
-                          sweeps_per_frame=1,
-                          link_buffer_samples=max(2, 1 << (2 * channels - 1).bit_length()),
-                          codec=CodecConfig(enabled=True, **codec))
+                          sweeps_per_frame=1, link_buffer_samples=1 << (buffer - 1).bit_length(),
+                          codec=codec_config)
     codec_config = config.codec
     return BenchCase(
         bench="compressor",

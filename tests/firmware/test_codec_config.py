@@ -14,7 +14,8 @@ from spikeforge.firmware.wire import decode_identity, encode_identity
 def test_codec_survives_dicts_and_the_identity_frame(predictor):
     config = SystemConfig(codec=CodecConfig(
         enabled=True, block_sweeps=4096, predictor=predictor, rice_shift=7, select_shift=0,
-        initial_k=15, escape_threshold=32, codebook=True, codebook_bits=9))
+        initial_k=15, escape_threshold=32, codebook=True, codebook_bits=9),
+        link_buffer_samples=1 << 17)  # two worst-case blocks of 4096 sweeps
     assert SystemConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert decode_identity(encode_identity(config)) == config
 
