@@ -25,6 +25,7 @@ from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
 
 from .device import Device, DeviceError, DeviceNoControl, RegisterRefused
+from .errors import ExitCode
 from .frames import DataBlock, EventBlock, StreamItem
 from .openephys import OpenEphysWriter
 from .sinks import FanOut, Sink, StreamWindow
@@ -34,11 +35,11 @@ __all__ = ["RecordingStatus", "Recorder", "record", "DiskFull", "RecordingModeEr
 
 
 class DiskFull(SpikeforgeError):
-    exit_code = 6
+    exit_code = ExitCode.DISK_FULL
 
 
 class RecordingModeError(SpikeforgeError):
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 #: Bandwidth modes that carry continuous samples (docs/recording.md): raw and lossless the
