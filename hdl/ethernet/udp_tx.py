@@ -119,7 +119,7 @@ class UDPTransmitter(wiring.Component):
 
         m.d.comb += [
             total_length.eq(IPV4_HEADER_BYTES + fragment_length),
-            flags_offset.eq(Cat(offset_units, Const(0, 2), more)),
+            flags_offset.eq(Cat(offset_units, more, Const(0, 2))),   # MF, DF 0, reserved 0
         ]
 
         words = [
