@@ -4,13 +4,19 @@ Imported only inside cocotb benches (it needs a running simulator).
 """
 
 import itertools
+import random
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge, Timer
 
-__all__ = ["CLOCK_PERIOD_NS", "Bench", "UARTMonitor", "StreamDriver", "StreamMonitor"]
+from spikeforge.firmware.config import SystemConfig
+
+__all__ = ["CLOCK_PERIOD_NS", "Bench", "UARTMonitor", "UARTSource", "StreamSource", "StreamSink",
+           "StreamMonitor", "idle_gaps", "ready_pattern", "pack_sample", "pack_sweeps",
+           "run_sample_stream", "assert_samples"]
 
 #: Simulated clock period. The benches count cycles; the absolute value does not matter.
 CLOCK_PERIOD_NS = 10
@@ -95,55 +101,109 @@ class UARTMonitor:
             # Mid stop bit: the line is high; the next start bit is a new falling edge.
 
 
-class StreamDriver:
+class StreamSource:
     """Drives the source side of a stream port (``<prefix>__valid``/``payload``/``ready``).
 
+    Items wait in a queue (:meth:`send_nowait`, :meth:`send`) and go out one per transfer.
     Values change at falling clock edges; a transfer happens at the rising edge where valid
     and ready are both high. ``idle`` yields, per item, how many cycles to wait before
-    offering it, so every stream is also tested under gaps.
+    offering it (see :func:`idle_gaps`), so every stream is also tested under gaps. While the
+    design's ``rst`` is high, valid is held low; :meth:`clear` drops what is queued.
+    :attr:`sent` keeps ``(time_ns, item)`` of every transfer.
     """
 
     def __init__(self, dut, prefix: str, idle: Iterable[int] = itertools.repeat(0)):
         self.clk = dut.clk
+        self.rst = getattr(dut, "rst", None)
         self.valid = getattr(dut, f"{prefix}__valid")
         self.payload = getattr(dut, f"{prefix}__payload")
         self.ready = getattr(dut, f"{prefix}__ready")
         self.idle: Iterator[int] = iter(idle)
         self.sent: list[tuple[float, int]] = []
+        self.queue: deque[int] = deque()
+        self._queued = Event()
+        self._idle = Event()
+        self._idle.set()
         self.valid.value = 0
+        cocotb.start_soon(self._run())
+
+    def send_nowait(self, item: int) -> None:
+        self.queue.append(item)
+        self._idle.clear()
+        self._queued.set()
 
     async def send(self, items: Iterable[int]) -> None:
+        """Queue ``items`` and wait until the last is taken and valid has dropped."""
         for item in items:
-            for _ in range(next(self.idle)):
+            self.send_nowait(item)
+        await self.wait()
+
+    async def wait(self) -> None:
+        """Wait until the queue is empty and the stream idle."""
+        if self.queue or not self._idle.is_set():
+            await self._idle.wait()
+
+    def empty(self) -> bool:
+        return not self.queue
+
+    def clear(self) -> None:
+        self.queue.clear()
+
+    async def _run(self) -> None:
+        while True:
+            if not self.queue:
+                self._idle.set()
+                self._queued.clear()
+                await self._queued.wait()
+            await self._offer(self.queue.popleft())
+            if not self.queue:
                 await FallingEdge(self.clk)
                 self.valid.value = 0
-            while True:
-                await FallingEdge(self.clk)
-                self.valid.value = 1
-                self.payload.value = item
-                await ReadOnly()
-                if int(self.ready.value):
-                    self.sent.append((_now_ns(), item))
-                    break
-        await FallingEdge(self.clk)
-        self.valid.value = 0
+
+    async def _offer(self, item: int) -> None:
+        for _ in range(next(self.idle)):
+            await FallingEdge(self.clk)
+            self.valid.value = 0
+        while True:
+            await FallingEdge(self.clk)
+            in_reset = self.rst is not None and int(self.rst.value)
+            self.valid.value = 0 if in_reset else 1
+            self.payload.value = item
+            await ReadOnly()
+            if not in_reset and int(self.ready.value):
+                self.sent.append((_now_ns(), item))
+                return
 
 
-class StreamMonitor:
-    """Records ``(time_ns, payload)`` of every transfer on the sink side of a stream port.
+class StreamSink:
+    """Takes transfers on the sink side of a stream port and keeps ``(time_ns, payload)``.
 
     ``ready`` (if the port has one) follows ``ready_pattern``, one value per cycle, set at
-    falling edges; transfers are sampled in the settled second half of each cycle.
+    falling edges (see :func:`ready_pattern`); transfers are sampled in the settled second
+    half of each cycle. :meth:`recv` waits for the next item not yet received.
     """
 
-    def __init__(self, dut, prefix: str, ready_pattern: Iterable[int] | None = None):
+    def __init__(self, dut, prefix: str, ready_pattern: Iterable[int] | None = None,
+                 *, drive_ready: bool = True):
         self.clk = dut.clk
         self.valid = getattr(dut, f"{prefix}__valid")
         self.payload = getattr(dut, f"{prefix}__payload")
-        self.ready = getattr(dut, f"{prefix}__ready", None)
+        self.ready = getattr(dut, f"{prefix}__ready", None) if drive_ready else None
         self.items: list[tuple[float, int]] = []
+        self._taken = 0
+        self._arrived = Event()
         pattern = iter(ready_pattern) if ready_pattern is not None else itertools.repeat(1)
         cocotb.start_soon(self._run(pattern))
+
+    def empty(self) -> bool:
+        return self._taken == len(self.items)
+
+    async def recv(self) -> int:
+        while self.empty():
+            self._arrived.clear()
+            await self._arrived.wait()
+        self._taken += 1
+        return self.items[self._taken - 1][1]
 
     async def _run(self, pattern: Iterator[int]) -> None:
         while True:
@@ -154,3 +214,109 @@ class StreamMonitor:
             await ReadOnly()
             if ready and int(self.valid.value):
                 self.items.append((_now_ns(), int(self.payload.value)))
+                self._arrived.set()
+
+
+class StreamMonitor(StreamSink):
+    """Watches a stream port without driving it: keeps every transfer (valid and ready high
+    in the same cycle), for ports another party drives."""
+
+    def __init__(self, dut, prefix: str):
+        super().__init__(dut, prefix, drive_ready=False)
+        self.ready = getattr(dut, f"{prefix}__ready", None)
+
+    async def _run(self, pattern: Iterator[int]) -> None:
+        while True:
+            await FallingEdge(self.clk)
+            await ReadOnly()
+            if int(self.valid.value) and (self.ready is None or int(self.ready.value)):
+                self.items.append((_now_ns(), int(self.payload.value)))
+                self._arrived.set()
+
+
+def idle_gaps(rng: random.Random, stall: str) -> Iterator[int]:
+    """Idle cycles before each item of a source: none for ``stall == "none"``, else short
+    random gaps (most items back to back)."""
+    if stall == "none":
+        return itertools.repeat(0)
+    return (rng.choice([0, 0, 0, 1, 3]) for _ in itertools.count())
+
+
+def ready_pattern(rng: random.Random, stall: str, busy: float = 0.3) -> Iterator[int]:
+    """A sink's ready, cycle by cycle: always for ``stall == "none"``, else low with
+    probability ``busy``."""
+    if stall == "none":
+        return itertools.repeat(1)
+    return (int(rng.random() > busy) for _ in itertools.count())
+
+
+class UARTSource:
+    """Drives an 8N1 line from the host side: ``bit_ps`` per bit (any baud error), idle
+    high; each :meth:`send` starts at a random phase against the design's clock, as an
+    asynchronous sender does."""
+
+    def __init__(self, line, bit_ps: int, rng: random.Random):
+        self.line = line
+        self.bit_ps = bit_ps
+        self.rng = rng
+        line.value = 1
+
+    async def send(self, data: bytes, *, bad_stop: bool = False) -> None:
+        await Timer(self.rng.randrange(1, CLOCK_PERIOD_NS * 1000), unit="ps")
+        for byte in data:
+            await self.send_byte(byte, stop=0 if bad_stop else 1)
+        if bad_stop:
+            await Timer(self.bit_ps, unit="ps")
+
+    async def send_byte(self, byte: int, *, stop: int = 1) -> None:
+        """One byte, from its start bit to the end of its stop bit (``stop=0``: a framing
+        error), then the line idle high."""
+        for bit in [0] + [(byte >> k) & 1 for k in range(8)] + [stop]:
+            self.line.value = bit
+            await Timer(self.bit_ps, unit="ps")
+        self.line.value = 1
+
+
+# Channel-serial sample streams (SampleLayout), shared by the benches of the cores that
+# take one sample per clock.
+
+def pack_sample(config: SystemConfig, channel: int, value: int, first: bool) -> int:
+    """SampleLayout packs channel, value, first from bit 0 up."""
+    bits = config.channel_bits
+    return channel | ((value & 0xFFFF) << bits) | (int(first) << (bits + 16))
+
+
+def pack_sweeps(config: SystemConfig, samples) -> list[int]:
+    """``samples`` (sweeps x channels) as SampleLayout payloads, channel-serial."""
+    return [pack_sample(config, c, int(samples[n, c]), c == 0)
+            for n in range(samples.shape[0]) for c in range(samples.shape[1])]
+
+
+async def run_sample_stream(dut, config: SystemConfig, samples, stall: str,
+                            rng: random.Random) -> tuple[Bench, list[int]]:
+    """Resets a channel-serial core, drives ``samples`` (sweeps x channels) into its ``i``
+    stream (with random idle gaps unless ``stall`` is "none") while its ``o`` stream sees
+    random back-pressure, and returns the bench and every payload the core put out."""
+    bench = Bench(dut)
+    await bench.reset()
+    idle = idle_gaps(rng, stall)
+    ready = ready_pattern(rng, stall)
+    sink = StreamSink(dut, "o", ready_pattern=ready)
+    source = StreamSource(dut, "i", idle=idle)
+    await source.send(pack_sweeps(config, samples))
+    await bench.cycles(20)
+    return bench, [p for _, p in sink.items]
+
+
+def assert_samples(config: SystemConfig, got: list[int], values, what: str) -> None:
+    """``got`` must be exactly ``values`` (sweeps x channels) as SampleLayout payloads."""
+    expected = pack_sweeps(config, values)
+    for index, (g, e) in enumerate(zip(got, expected)):
+        assert g == e, (
+            f"{what} {index // config.channels}, channel {index % config.channels}: "
+            f"RTL gave 0x{g:x}, model expects 0x{e:x}")
+    assert len(got) == len(expected), f"RTL gave {len(got)} samples, model {len(expected)}"
+
+
+#: Old name, for benches written before the sources had queues.
+StreamDriver = StreamSource

@@ -16,16 +16,10 @@ import numpy as np
 from spikeforge.firmware.compression import learn_codebook
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.host.compression import decode
-from spikeforge.sim.drivers import Bench, StreamDriver, StreamMonitor
+from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, pack_sample
 from spikeforge.sim.models.compressor import encode
 from spikeforge.sim.runner import bench_parameters, report
 from spikeforge.sim.stimuli import codec_stimulus
-
-
-def pack_sample(config: SystemConfig, channel: int, value: int, first: bool) -> int:
-    """SampleLayout packs channel, value, first from bit 0 up."""
-    bits = config.channel_bits
-    return channel | ((value & 0xFFFF) << bits) | (int(first) << (bits + 16))
 
 
 async def load_codebook(bench: Bench, dut, codebook, bits: int) -> None:
@@ -85,12 +79,12 @@ async def blocks_match_model_and_decode_to_the_input(dut):
             for _ in itertools.count())
     else:
         ready = (int(rng.random() > 0.25) for _ in itertools.count())
-    sink = StreamMonitor(dut, "o", ready_pattern=ready)
+    sink = StreamSink(dut, "o", ready_pattern=ready)
     # Idle cycles between sweeps: the configured rate's, or ``sweep_gap`` (0: one channel's
     # samples in consecutive cycles, closer than any system sends them).
     gap = int(params.get("sweep_gap", config.cycles_per_sample - channels))
     idle = (gap if index % channels == 0 and index else 0 for index in itertools.count())
-    driver = StreamDriver(dut, "i", idle=idle)
+    driver = StreamSource(dut, "i", idle=idle)
     items = [pack_sample(config, c, int(samples[n, c]), c == 0)
              for n in range(sweeps) for c in range(channels)]
     await driver.send(items)

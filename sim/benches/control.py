@@ -18,7 +18,6 @@ and bursts of commands back to back — all while the framer keeps the link busy
 import random
 
 import cocotb
-from cocotb.triggers import Timer
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.registers import REGISTERS, register
@@ -29,32 +28,9 @@ from spikeforge.firmware.wire import (
     encode_command,
 )
 from spikeforge.host.frames import DataBlock, Reply, StreamDecoder
-from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, UARTMonitor
+from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, UARTMonitor, UARTSource
 from spikeforge.sim.models.control import CONTROL_COUNTERS, CommandDecoderModel
 from spikeforge.sim.runner import bench_parameters, report
-
-
-class UARTLineDriver:
-    """Drives an 8N1 line from the host side: ``bit_ps`` per bit (any baud error), idle
-    high."""
-
-    def __init__(self, line, bit_ps: int, rng: random.Random):
-        self.line = line
-        self.bit_ps = bit_ps
-        self.rng = rng
-        line.value = 1
-
-    async def send(self, data: bytes, *, bad_stop: bool = False) -> None:
-        # A random phase against the design's clock, as an asynchronous sender has.
-        await Timer(self.rng.randrange(1, CLOCK_PERIOD_NS * 1000), unit="ps")
-        for byte in data:
-            bits = [0] + [(byte >> k) & 1 for k in range(8)] + [0 if bad_stop else 1]
-            for bit in bits:
-                self.line.value = bit
-                await Timer(self.bit_ps, unit="ps")
-            self.line.value = 1
-        if bad_stop:
-            await Timer(self.bit_ps, unit="ps")
 
 
 class ControlBench:
@@ -65,7 +41,7 @@ class ControlBench:
         self.bench = Bench(dut)
         bit_ns = config.uart_divisor * CLOCK_PERIOD_NS
         self.tx = UARTMonitor(dut.uart_tx, bit_ns)
-        self.rx = UARTLineDriver(dut.uart_rx, round(bit_ns * 1000 * (1 + baud_error)), rng)
+        self.rx = UARTSource(dut.uart_rx, round(bit_ns * 1000 * (1 + baud_error)), rng)
         self.model = CommandDecoderModel(config)
         self.decoder = StreamDecoder()
         self.fed = 0

@@ -12,7 +12,7 @@ import cocotb
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.decimation import DecimatorConfig
-from spikeforge.sim.benches.conditioner import assert_samples, run_sample_stream
+from spikeforge.sim.drivers import assert_samples, run_sample_stream
 from spikeforge.sim.models.decimator import decimate
 from spikeforge.sim.runner import bench_parameters, report
 from spikeforge.sim.stimuli import stimulus

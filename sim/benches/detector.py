@@ -17,8 +17,7 @@ import numpy as np
 from cocotb.triggers import FallingEdge
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.sim.benches.conditioner import pack_sample
-from spikeforge.sim.drivers import Bench, StreamDriver, StreamMonitor
+from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, pack_sample
 from spikeforge.sim.models.detector import (
     DETECTOR_LATENCY,
     DetectorParams,
@@ -68,11 +67,11 @@ async def events_match_model(dut):
         ready = np.array([rng.random() > 0.6 for _ in range(cycles_guess)])
         ready[-4096:] = True  # let the buffer drain at the end
     start = bench.cycle() + 1  # the monitor's pattern starts with the next cycle
-    sink = StreamMonitor(dut, "o", ready_pattern=itertools.chain(
+    sink = StreamSink(dut, "o", ready_pattern=itertools.chain(
         (int(r) for r in ready), itertools.repeat(1)))
     gap = config.cycles_per_sample - channels
     idle = itertools.chain([0], itertools.cycle([0] * (channels - 1) + [gap]))
-    driver = StreamDriver(dut, "i", idle=idle)
+    driver = StreamSource(dut, "i", idle=idle)
     items = [pack_sample(config, c, int(samples[n, c]), c == 0)
              for n in range(sweeps) for c in range(channels)]
     await driver.send(items)

@@ -40,7 +40,7 @@ from spikeforge.firmware.rhd_programs import (
 )
 from spikeforge.hdl.rhd2000 import RHDFrontEnd, capture_address
 from spikeforge.sim.chips.rhd2000 import RHD2000Bus, RHD2000Chip
-from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamMonitor
+from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamSink
 from spikeforge.sim.models.rhd2000 import frontend_samples, random_recordings
 from spikeforge.sim.models.source import source_output
 from spikeforge.sim.runner import bench_parameters, report
@@ -203,7 +203,7 @@ async def frontend_matches_chips(dut):
             t += rng.randrange(1, 3 * cps)
             ready[t:t + rng.choice([1, 2, 3, config.channels, 2 * cps])] = False
         ready[monitor_start + sweeps * cps:] = True
-    monitor = StreamMonitor(dut, "o", ready_pattern=itertools.chain(
+    monitor = StreamSink(dut, "o", ready_pattern=itertools.chain(
         (int(r) for r in ready[monitor_start + 1:]), itertools.repeat(1)))
     watched_from = monitor_start + 2
     dut.loop_enable.value = 1

@@ -13,7 +13,7 @@ from cocotb.triggers import FallingEdge
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.hdl.source import TestSource
-from spikeforge.sim.drivers import Bench, StreamMonitor
+from spikeforge.sim.drivers import Bench, StreamSink
 from spikeforge.sim.models.source import source_output, source_signal
 from spikeforge.sim.runner import bench_parameters, report
 
@@ -37,7 +37,7 @@ async def samples_match_model(dut):
     bench = Bench(dut)
     await bench.reset()
     # Started after reset, so element t of the pattern is the ready of cycle t.
-    sink = StreamMonitor(dut, "o", ready_pattern=(int(r) for r in np.append(ready, 1)))
+    sink = StreamSink(dut, "o", ready_pattern=(int(r) for r in np.append(ready, 1)))
     await bench.cycles(cycles)
 
     signal = source_signal(config, sweeps)

@@ -10,7 +10,7 @@ import random
 import cocotb
 from cocotb.triggers import Timer
 
-from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamDriver, UARTMonitor
+from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamSource, UARTMonitor
 from spikeforge.sim.runner import bench_parameters, report
 
 
@@ -27,7 +27,7 @@ async def bytes_on_the_line(dut):
 
     bench = Bench(dut)
     uart = UARTMonitor(dut.tx, divisor * CLOCK_PERIOD_NS)
-    driver = StreamDriver(dut, "i", idle=iter(gaps))
+    driver = StreamSource(dut, "i", idle=iter(gaps))
     await bench.reset()
     await driver.send(data)
     await Timer(12 * divisor * CLOCK_PERIOD_NS, unit="ns")

@@ -12,7 +12,7 @@ import random
 import cocotb
 from cocotb.triggers import Timer
 
-from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamMonitor
+from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamSink, UARTSource
 from spikeforge.sim.runner import bench_parameters, report
 
 
@@ -26,9 +26,9 @@ async def bytes_from_the_line(dut):
     bit_ps = round(divisor * CLOCK_PERIOD_NS * 1000 * (1 + baud_error))
     glitch_ps = max(1, (divisor - 1) // 2) * CLOCK_PERIOD_NS * 1000 - 2000
 
-    dut.rx.value = 1
+    line = UARTSource(dut.rx, bit_ps, rng)
     bench = Bench(dut)
-    monitor = StreamMonitor(dut, "o")
+    monitor = StreamSink(dut, "o")
     await bench.reset()
     await Timer(rng.randrange(1, CLOCK_PERIOD_NS * 1000), unit="ps")
 
@@ -44,10 +44,7 @@ async def bytes_from_the_line(dut):
             await Timer(glitch_ps, unit="ps")
             dut.rx.value = 1
             await Timer(3 * bit_ps, unit="ps")
-        for bit in [0] + [(byte >> k) & 1 for k in range(8)] + [stop]:
-            dut.rx.value = bit
-            await Timer(bit_ps, unit="ps")
-        dut.rx.value = 1
+        await line.send_byte(byte, stop=stop)
         if stop:
             good.append(byte)
         else:
