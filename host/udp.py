@@ -24,8 +24,10 @@ What the socket does (and why):
   starts sending; no answer within ``reply_timeout_s`` (three tries) is a one-line
   :class:`DeviceSilent`, an ICMP port unreachable a one-line :class:`DeviceNotFound`.
 * ``SO_RCVBUF`` asked as large as :data:`RECEIVE_BUFFER_BYTES` (64 MiB); the OS caps it
-  (Linux: ``net.core.rmem_max``). What was granted is in :attr:`UdpLinkStats.receive_buffer_bytes`;
-  below :data:`SMALL_RECEIVE_BUFFER_BYTES` a warning says how to raise the cap.
+  (Linux: ``net.core.rmem_max``, which a process with ``CAP_NET_ADMIN`` passes with
+  ``SO_RCVBUFFORCE``, tried first). What was granted is in
+  :attr:`UdpLinkStats.receive_buffer_bytes`; below :data:`SMALL_RECEIVE_BUFFER_BYTES` a
+  warning says how to raise the cap.
 * No Python work per byte: ``recvmsg_into`` fills a preallocated buffer, datagram after
   datagram, until the socket is empty or the batch is full; the bytes are handed on as one
   block. On Linux ``SO_RXQ_OVFL`` makes the kernel report in each datagram's ancillary data
@@ -126,10 +128,7 @@ class UdpTransport:
         self.stats = UdpLinkStats()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
-        try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
-        except OSError:
-            pass    # keep the default; the granted size below says what we have
+        self._size_receive_buffer(receive_buffer_bytes)
         self.stats.receive_buffer_bytes = self._sock.getsockopt(socket.SOL_SOCKET,
                                                                 socket.SO_RCVBUF)
         self._ancillary_bytes = 0
@@ -152,6 +151,20 @@ class UdpTransport:
         self._view = memoryview(self._buffer)
         self._pending = bytearray()
         self.is_open = True
+
+    def _size_receive_buffer(self, wanted: int) -> None:
+        # SO_RCVBUFFORCE passes net.core.rmem_max, for a process allowed to (CAP_NET_ADMIN);
+        # anyone else gets SO_RCVBUF, capped at rmem_max.
+        force = getattr(socket, "SO_RCVBUFFORCE", 33 if _LINUX else None)
+        for option in (force, socket.SO_RCVBUF):
+            if option is None:
+                continue
+            try:
+                self._sock.setsockopt(socket.SOL_SOCKET, option, wanted)
+            except OSError:
+                continue    # not allowed: try the next, else keep the default
+            if self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= wanted:
+                break
 
     @classmethod
     def open(cls, url: str, *, timeout_s: float = 0.05, reply_timeout_s: float = 1.0,
