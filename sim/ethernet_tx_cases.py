@@ -21,6 +21,20 @@ def _ethernet_tx(seed: int, frames: int, stall: float, extra_frames: int,
     )
 
 
+def _ethernet_tx_mac(seed: int, frames: int, underrun_chance: float) -> BenchCase:
+    def component():
+        from spikeforge.hdl.ethernet.transmitter import MACOnRGMII
+
+        return MACOnRGMII()
+
+    return BenchCase(
+        bench="ethernet_tx_mac",
+        label=f"seed={seed} frames={frames} underruns {underrun_chance:.0%}",
+        component=component,
+        params={"seed": seed, "frames": frames, "underrun_chance": underrun_chance},
+    )
+
+
 CASES: tuple[BenchCase, ...] = (
     # Input at full rate (the builder's own header time back-pressures it).
     _ethernet_tx(1, 24, 0.0, 6),
@@ -28,4 +42,6 @@ CASES: tuple[BenchCase, ...] = (
     _ethernet_tx(2, 24, 0.35, 10),
     # The smallest FIFO that holds one whole maximum frame (no double buffering).
     _ethernet_tx(3, 16, 0.1, 4, fifo_depth=2048),
+    # The MAC fed directly: exact frames, and underruns marked bad and counted.
+    _ethernet_tx_mac(4, 60, 0.3),
 )

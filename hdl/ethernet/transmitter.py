@@ -13,7 +13,7 @@ from .rgmii_tx import RGMIITransmitter
 from .tx_arbiter import TxArbiter
 from .udp_tx import UDPTransmitter
 
-__all__ = ["EthernetTransmitter"]
+__all__ = ["EthernetTransmitter", "MACOnRGMII"]
 
 
 class EthernetTransmitter(wiring.Component):
@@ -92,5 +92,37 @@ class EthernetTransmitter(wiring.Component):
             rgmii.tx_er.eq(mac.tx_er),
             self.txd.eq(rgmii.txd), self.tx_ctl.eq(rgmii.tx_ctl),
             self.tx_clk.eq(rgmii.tx_clk),
+        ]
+        return m
+
+
+class MACOnRGMII(wiring.Component):
+    """:class:`MACTransmitter` driving :class:`RGMIITransmitter`: frames in, RGMII lines out.
+
+    For a source that already guarantees whole frames without gaps (and for the MAC's own
+    bench). Ports as the two components': ``i``, ``underruns``, ``frames_sent``, ``txd``,
+    ``tx_ctl``, ``tx_clk``.
+    """
+
+    i: In(stream.Signature(FrameByteLayout))
+    underruns: Out(16)
+    frames_sent: Out(32)
+    txd: Out(4)
+    tx_ctl: Out(1)
+    tx_clk: Out(1)
+
+    def __init__(self, pins=None):
+        self._pins = pins
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mac = mac = MACTransmitter()
+        m.submodules.rgmii = rgmii = RGMIITransmitter(self._pins)
+        wiring.connect(m, wiring.flipped(self.i), mac.i)
+        m.d.comb += [
+            rgmii.tx_data.eq(mac.tx_data), rgmii.tx_en.eq(mac.tx_en), rgmii.tx_er.eq(mac.tx_er),
+            self.underruns.eq(mac.underruns), self.frames_sent.eq(mac.frames_sent),
+            self.txd.eq(rgmii.txd), self.tx_ctl.eq(rgmii.tx_ctl), self.tx_clk.eq(rgmii.tx_clk),
         ]
         return m
