@@ -10,8 +10,14 @@ import random
 import dpkt
 
 from spikeforge.firmware.ethernet import (
-    ETHERTYPE_ARP, ETHERTYPE_IPV4, IP_PROTOCOL_ICMP, IP_PROTOCOL_UDP, MIN_FRAME_BYTES,
-    EthernetConfig, ip_bytes, mac_bytes,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    IP_PROTOCOL_ICMP,
+    IP_PROTOCOL_UDP,
+    MIN_FRAME_BYTES,
+    EthernetConfig,
+    ip_bytes,
+    mac_bytes,
 )
 from spikeforge.firmware.wire import CommandOp, encode_command
 
@@ -19,6 +25,8 @@ from .models.ethernet_rx import RxFrame, with_fcs
 
 __all__ = ["HOST_MAC", "HOST_IP", "HOST_PORT", "OTHER_MAC", "OTHER_IP", "ethernet",
            "arp_request", "ping", "udp", "command_datagram", "catalogue", "random_mix"]
+
+_DEFAULT_CONFIG = EthernetConfig()    # the build's defaults
 
 HOST_MAC = 0x0A_1B_2C_3D_4E_5F
 HOST_IP = 0xC0_A8_01_0A             # 192.168.1.10
@@ -66,7 +74,7 @@ def _ipv4(payload, protocol: int, *, destination_ip: int, source_ip: int = HOST_
 
 
 def ping(data: bytes, *, identifier: int = 0x1234, sequence: int = 1,
-         destination_ip: int | None = None, config: EthernetConfig = EthernetConfig(),
+         destination_ip: int | None = None, config: EthernetConfig = _DEFAULT_CONFIG,
          identification: int = 7, bad_icmp_checksum: bool = False, icmp_type: int = 8,
          **frame) -> RxFrame:
     icmp = dpkt.icmp.ICMP(type=icmp_type, code=0,
@@ -81,7 +89,7 @@ def ping(data: bytes, *, identifier: int = 0x1234, sequence: int = 1,
 
 
 def udp(payload: bytes, *, destination_port: int, source_port: int = HOST_PORT,
-        destination_ip: int | None = None, config: EthernetConfig = EthernetConfig(),
+        destination_ip: int | None = None, config: EthernetConfig = _DEFAULT_CONFIG,
         source_ip: int = HOST_IP, ip_options: dict | None = None, **frame) -> RxFrame:
     datagram = dpkt.udp.UDP(sport=source_port, dport=destination_port, data=payload)
     packet = _ipv4(datagram, IP_PROTOCOL_UDP, source_ip=source_ip,
@@ -91,7 +99,7 @@ def udp(payload: bytes, *, destination_port: int, source_port: int = HOST_PORT,
     return ethernet(packet, ETHERTYPE_IPV4, **frame)
 
 
-def command_datagram(tag: int, *, config: EthernetConfig = EthernetConfig(),
+def command_datagram(tag: int, *, config: EthernetConfig = _DEFAULT_CONFIG,
                      **options) -> RxFrame:
     """A UDP datagram to the control port carrying one COMMAND wire frame."""
     command = encode_command(tag & 0xFF, tag % 7, CommandOp.WRITE if tag % 2 else CommandOp.READ,
@@ -100,7 +108,7 @@ def command_datagram(tag: int, *, config: EthernetConfig = EthernetConfig(),
     return udp(command, config=config, **options)
 
 
-def catalogue(config: EthernetConfig = EthernetConfig()) -> list[RxFrame]:
+def catalogue(config: EthernetConfig = _DEFAULT_CONFIG) -> list[RxFrame]:
     """One frame of every kind the receive path tells apart, in a fixed order."""
     board_mac = mac_bytes(config.mac)
     ipv6 = bytes(40)
@@ -137,7 +145,7 @@ def catalogue(config: EthernetConfig = EthernetConfig()) -> list[RxFrame]:
     ]
 
 
-def random_mix(seed: int, count: int, config: EthernetConfig = EthernetConfig(),
+def random_mix(seed: int, count: int, config: EthernetConfig = _DEFAULT_CONFIG,
                max_ping_bytes: int = 600) -> list[RxFrame]:
     """``count`` frames drawn at random from the kinds of :func:`catalogue`, with random
     payloads, senders and lengths."""

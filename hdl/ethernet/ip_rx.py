@@ -6,7 +6,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.ethernet import (
-    ETHERTYPE_ARP, ETHERTYPE_IPV4, IP_PROTOCOL_ICMP, IP_PROTOCOL_UDP, MTU_BYTES,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    IP_PROTOCOL_ICMP,
+    IP_PROTOCOL_UDP,
+    MTU_BYTES,
     EthernetConfig,
 )
 
@@ -15,6 +19,8 @@ from .icmp import echo_reply_header_bytes, ip_reply_checksum
 from .layouts import FrameByteLayout
 
 __all__ = ["FrameDispatcher", "LearnedHost"]
+
+_DEFAULT_CONFIG = EthernetConfig()    # the build's defaults
 
 HEADER_BYTES = 42          #: Ethernet + IPv4 (no options) + UDP headers; ARP ends at 42 too
 ICMP_OFFSET = 34           #: first byte of the ICMP message in the frame
@@ -81,7 +87,7 @@ class FrameDispatcher(wiring.Component):
     datagrams : out, 32-bit counters.
     """
 
-    def __init__(self, config: EthernetConfig = EthernetConfig()):
+    def __init__(self, config: EthernetConfig = _DEFAULT_CONFIG):
         self._config = config
         super().__init__({
             "i": In(stream.Signature(FrameByteLayout)),
@@ -103,6 +109,7 @@ class FrameDispatcher(wiring.Component):
         index = Signal(range(2048))                 # of the byte now at ``i``, saturating
         ip_sum = Signal(16)
         icmp_sum = Signal(16)
+        early_total_length = Signal(16)
 
         def field(offset: int, length: int):
             """Frame bytes ``offset..offset+length-1`` as a big-endian value."""
@@ -137,6 +144,7 @@ class FrameDispatcher(wiring.Component):
         out_index = Signal(range(2048))
         reply_length = Signal(range(2048))
         ip_checksum = Signal(16)
+        icmp_checksum = Signal(16)
         taken = self.reply.valid & self.reply.ready
 
         with m.FSM():
@@ -168,7 +176,11 @@ class FrameDispatcher(wiring.Component):
                     with m.If((index >= 14) & (index < ICMP_OFFSET)):
                         m.d.sync += ip_sum.eq(ones_complement_add(ip_sum, word))
                     # The ICMP sum of the reply: type (byte 34) and checksum (36, 37) as 0.
-                    with m.If((index >= ICMP_OFFSET) & (index < total_length + 14)
+                    # (The header register's fields line up only from byte 42 on, so the
+                    # IPv4 total length the ICMP sum needs from byte 34 is kept apart.)
+                    with m.If((index == 16) | (index == 17)):
+                        m.d.sync += early_total_length.eq(Cat(byte, early_total_length[:8]))
+                    with m.If((index >= ICMP_OFFSET) & (index < early_total_length + 14)
                               & (index != 34) & (index != 36) & (index != 37)):
                         m.d.sync += icmp_sum.eq(ones_complement_add(icmp_sum, word))
                     with m.If(index >= ICMP_OFFSET):
@@ -185,6 +197,7 @@ class FrameDispatcher(wiring.Component):
                 m.d.sync += [index.eq(0), ip_sum.eq(0), icmp_sum.eq(0), out_index.eq(0),
                              ip_checksum.eq(ip_reply_checksum(total_length, field(18, 2),
                                                               self.board_ip, field(26, 4))),
+                             icmp_checksum.eq(~icmp_sum),
                              reply_length.eq(total_length + 14)]
                 m.next = "RECEIVE"
 
@@ -244,7 +257,7 @@ class FrameDispatcher(wiring.Component):
             with m.State("ECHO_REPLY"):
                 reply_header = echo_reply_header_bytes(
                     field(6, 6), self.board_mac, total_length, field(18, 2), ip_checksum,
-                    self.board_ip, field(26, 4), ~icmp_sum)
+                    self.board_ip, field(26, 4), icmp_checksum)
                 # The block RAM shows the byte at out_index (its address runs one ahead when
                 # a byte is taken), so the payload needs no extra register stage.
                 m.d.comb += [

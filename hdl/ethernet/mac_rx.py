@@ -10,8 +10,8 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.firmware.errors import ConfigError
 from spikeforge.firmware.ethernet import FCS_BYTES
 
-from .layouts import FrameByteLayout
 from ..crc import crc32_update
+from .layouts import FrameByteLayout
 
 __all__ = ["MACReceiver", "RxVerdict", "MIN_RX_FRAME_BYTES", "MAX_RX_FRAME_BYTES"]
 

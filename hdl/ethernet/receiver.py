@@ -13,6 +13,8 @@ from .rgmii_rx import RGMIIReceiver
 
 __all__ = ["EthernetReceiver", "RECEIVER_COUNTERS"]
 
+_DEFAULT_CONFIG = EthernetConfig()    # the build's defaults
+
 RECEIVER_COUNTERS = ("frames_ok", "fcs_errors", "runts", "giants", "overflows", "dropped_mac",
                      "dropped_ip", "dropped_port", "dropped_other", "arp_answered",
                      "ping_answered", "datagrams")
@@ -27,7 +29,7 @@ class EthernetReceiver(wiring.Component):
     ``sender_*``, and every counter of the MAC and the dispatcher (:data:`RECEIVER_COUNTERS`).
     """
 
-    def __init__(self, config: EthernetConfig = EthernetConfig(), pins=None,
+    def __init__(self, config: EthernetConfig = _DEFAULT_CONFIG, pins=None,
                  buffer_bytes: int = 4096):
         self._config = config
         self._pins = pins

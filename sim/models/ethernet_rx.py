@@ -16,13 +16,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from spikeforge.firmware.ethernet import (
-    ETHERTYPE_ARP, ETHERTYPE_IPV4, IP_PROTOCOL_ICMP, IP_PROTOCOL_UDP, EthernetConfig, ip_bytes,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IPV4,
+    IP_PROTOCOL_ICMP,
+    IP_PROTOCOL_UDP,
+    EthernetConfig,
+    ip_bytes,
     mac_bytes,
 )
 
 __all__ = ["RxFrame", "Datagram", "RxResult", "receive", "with_fcs", "mac_verdict",
            "ones_complement_sum", "internet_checksum", "COUNTERS", "MIN_RX_FRAME_BYTES",
            "MAX_RX_FRAME_BYTES"]
+
+_DEFAULT_CONFIG = EthernetConfig()    # the build's defaults
 
 MIN_RX_FRAME_BYTES = 64
 MAX_RX_FRAME_BYTES = 1518
@@ -97,7 +104,7 @@ def internet_checksum(data: bytes) -> int:
     return ~ones_complement_sum(data) & 0xFFFF
 
 
-def receive(frames: Iterable[RxFrame], config: EthernetConfig = EthernetConfig()) -> RxResult:
+def receive(frames: Iterable[RxFrame], config: EthernetConfig = _DEFAULT_CONFIG) -> RxResult:
     """Run ``frames`` through the receive path in order; see the module docstring."""
     result = RxResult()
     counters = result.counters
