@@ -35,6 +35,11 @@ What the socket does (and why):
   (:attr:`UdpLinkStats.kernel_drops`); elsewhere sequence gaps still count every loss.
   ``IP_RECVERR`` (Linux) lets an ICMP error on this unconnected socket surface as
   ``ECONNREFUSED`` / ``EHOSTUNREACH``.
+* A receive thread (``threaded=True``, what :meth:`UdpTransport.open` does) empties the
+  socket into memory while the caller is busy — a recorder blocked writing or syncing its
+  files to a slow disk for a second no longer stops the draining. The queue is bounded
+  (:data:`MAX_QUEUE_BYTES`); what does not fit is dropped whole and counted in
+  :attr:`UdpLinkStats.host_queue_drops` (and shows as sequence gaps, like any loss).
 * A board that stops sending (cable pulled, board reset) makes :meth:`read` return nothing;
   ``Device.items`` ends with the serial path's "stopped sending" :class:`DeviceSilent`.
 """
@@ -42,9 +47,11 @@ What the socket does (and why):
 import errno
 import logging
 import os
+import queue
 import selectors
 import socket
 import sys
+import threading
 import urllib.parse
 from dataclasses import dataclass
 
@@ -55,7 +62,8 @@ from spikeforge.firmware.wire import CommandOp, encode_command
 from .device import DeviceDisconnected, DeviceError, DeviceNotFound, DeviceSilent
 
 __all__ = ["UdpTransport", "UdpLinkStats", "parse_udp_url", "udp_stats",
-           "RECEIVE_BUFFER_BYTES", "SMALL_RECEIVE_BUFFER_BYTES", "MAX_DATAGRAM_BYTES"]
+           "RECEIVE_BUFFER_BYTES", "MAX_QUEUE_BYTES", "SMALL_RECEIVE_BUFFER_BYTES",
+           "MAX_DATAGRAM_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,8 @@ SMALL_RECEIVE_BUFFER_BYTES = 4 * 2**20
 MAX_DATAGRAM_BYTES = 65507
 #: Bytes collected per read at most (whole datagrams).
 BATCH_BYTES = 4 * 2**20
+#: Datagrams held in memory by the receive thread at most, in bytes (~5 s of 1024 channels).
+MAX_QUEUE_BYTES = 256 * 2**20
 #: Tries of the opening command before the board counts as not answering.
 OPEN_TRIES = 3
 
@@ -87,6 +97,9 @@ class UdpLinkStats:
     kernel_drops: int = 0
     foreign_datagrams: int = 0    #: datagrams from another address, dropped
     truncated: int = 0            #: datagrams larger than MAX_DATAGRAM_BYTES (cut, dropped)
+    #: datagrams the receive thread dropped because MAX_QUEUE_BYTES were waiting
+    host_queue_drops: int = 0
+    queue_peak_bytes: int = 0     #: most bytes waiting in the receive thread's queue
     receive_buffer_bytes: int = 0  #: SO_RCVBUF as granted by the OS
     kernel_drop_counter: bool = False  #: whether kernel_drops is reported (SO_RXQ_OVFL)
 
@@ -121,7 +134,7 @@ class UdpTransport:
 
     def __init__(self, address: str, control_port: int, *, timeout: float = 0.05,
                  receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES,
-                 batch_bytes: int = BATCH_BYTES) -> None:
+                 batch_bytes: int = BATCH_BYTES, max_queue_bytes: int = MAX_QUEUE_BYTES) -> None:
         self.address = address
         self.control_port = control_port
         self.timeout = timeout
@@ -147,10 +160,18 @@ class UdpTransport:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._sock, selectors.EVENT_READ)
         # A batch holds whole datagrams: room for at least one of the largest.
-        self._buffer = bytearray(max(batch_bytes, MAX_DATAGRAM_BYTES + 1))
-        self._view = memoryview(self._buffer)
+        self._batch_bytes = max(batch_bytes, MAX_DATAGRAM_BYTES + 1)
+        self._view = memoryview(bytearray(self._batch_bytes))
         self._pending = bytearray()
         self.is_open = True
+        # -- the receive thread (start_thread) --
+        self.max_queue_bytes = max_queue_bytes
+        self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._queued_bytes = 0
+        self._queue_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._failure: DeviceError | None = None
 
     def _size_receive_buffer(self, wanted: int) -> None:
         # SO_RCVBUFFORCE passes net.core.rmem_max, for a process allowed to (CAP_NET_ADMIN);
@@ -168,13 +189,16 @@ class UdpTransport:
 
     @classmethod
     def open(cls, url: str, *, timeout_s: float = 0.05, reply_timeout_s: float = 1.0,
-             **kwargs: int) -> "UdpTransport":
-        """Open ``url`` and make the board learn this host (see the module docstring)."""
+             threaded: bool = True, **kwargs: int) -> "UdpTransport":
+        """Open ``url`` and make the board learn this host (see the module docstring);
+        ``threaded``: then start the receive thread."""
         address, port = parse_udp_url(url)
         transport = cls(address, port, timeout=timeout_s, **kwargs)
         try:
             transport._check_buffer()
             transport.announce(reply_timeout_s)
+            if threaded:
+                transport.start_thread()
         except BaseException:
             transport.close()
             raise
@@ -204,7 +228,7 @@ class UdpTransport:
         try:
             for _ in range(OPEN_TRIES):
                 self.write(command)
-                data = self._receive(self._refused_at_open)
+                data, _ = self._receive(self._view, self.timeout, self._refused_at_open)
                 if data:
                     self._pending += data
                     return
@@ -228,7 +252,9 @@ class UdpTransport:
         if self._pending:
             data, self._pending = bytes(self._pending), bytearray()
             return data
-        return self._receive(self._refused_while_open)
+        if self._thread is None:
+            return self._receive(self._view, self.timeout, self._refused_while_open)[0]
+        return self._take_queued()
 
     def write(self, data: bytes) -> int:
         try:
@@ -246,6 +272,9 @@ class UdpTransport:
     def close(self) -> None:
         if self.is_open:
             self.is_open = False
+            if self._thread is not None:
+                self._stop.set()
+                self._thread.join()
             self._selector.close()
             self._sock.close()
 
@@ -256,13 +285,58 @@ class UdpTransport:
         self.close()
 
     # -- receiving -----------------------------------------------------------------------
-    def _receive(self, on_refused) -> bytes:
-        if not self._selector.select(self.timeout):
-            return b""
+    def start_thread(self) -> None:
+        """Receive from now on in a thread (see the module docstring)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._receive_loop, daemon=True,
+                                            name=f"spikeforge-udp-{self.where}")
+            self._thread.start()
+
+    def _receive_loop(self) -> None:
+        view = memoryview(bytearray(self._batch_bytes))
         stats = self.stats
-        view = self._view
-        limit = len(self._buffer) - MAX_DATAGRAM_BYTES - 1
-        filled = 0
+        while not self._stop.is_set():
+            try:
+                data, datagrams = self._receive(view, 0.1, self._refused_while_open)
+            except DeviceError as exc:
+                self._failure = exc
+                return
+            if not data:
+                continue
+            with self._queue_lock:
+                if self._queued_bytes + len(data) > self.max_queue_bytes:
+                    stats.host_queue_drops += datagrams
+                    continue
+                self._queued_bytes += len(data)
+                stats.queue_peak_bytes = max(stats.queue_peak_bytes, self._queued_bytes)
+            self._queue.put(data)
+
+    def _take_queued(self) -> bytes:
+        try:
+            chunks = [self._queue.get(timeout=self.timeout)]
+        except queue.Empty:
+            if self._failure is not None:
+                raise self._failure from None
+            return b""
+        taken = len(chunks[0])
+        while taken < self._batch_bytes:
+            try:
+                chunks.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+            taken += len(chunks[-1])
+        with self._queue_lock:
+            self._queued_bytes -= taken
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _receive(self, view: memoryview, timeout: float, on_refused) -> tuple[bytes, int]:
+        """Whole datagrams from the board into ``view`` (waiting up to ``timeout`` for the
+        first): their bytes and how many."""
+        if not self._selector.select(timeout):
+            return b"", 0
+        stats = self.stats
+        limit = len(view) - MAX_DATAGRAM_BYTES - 1
+        filled = datagrams = 0
         sock = self._sock
         board = self.address
         ancillary = self._ancillary_bytes
@@ -291,7 +365,8 @@ class UdpTransport:
             stats.datagrams += 1
             stats.bytes += size
             filled += size
-        return bytes(view[:filled])
+            datagrams += 1
+        return bytes(view[:filled]), datagrams
 
     def _drain_errors(self) -> None:
         """Empty the socket's error queue (IP_RECVERR queues each ICMP error there)."""

@@ -248,6 +248,8 @@ class BenchStep:
     sequence_gaps: int
     crc_errors: int
     kernel_drops: int
+    host_queue_drops: int         #: dropped by the receive thread (its queue was full)
+    queue_peak_bytes: int
     datagrams: int
     sender: dict
     receive_buffer_bytes: int
@@ -256,7 +258,8 @@ class BenchStep:
 
     @property
     def lost(self) -> int:
-        return self.samples_lost + self.sequence_gaps + self.crc_errors + self.kernel_drops
+        return (self.samples_lost + self.sequence_gaps + self.crc_errors + self.kernel_drops
+                + self.host_queue_drops)
 
     @property
     def sender_kept_up(self) -> bool:
@@ -272,10 +275,11 @@ class BenchStep:
         return (f"{self.channels:5d} ch  offered {self.offered_bits_per_s / 1e6:7.1f} Mbit/s  "
                 f"received {self.received_bits_per_s / 1e6:7.1f} Mbit/s over "
                 f"{self.seconds:5.1f} s  {self.datagrams} datagrams  "
-                f"lost: {self.sequence_gaps} frames, {self.kernel_drops} kernel drops, "
-                f"{self.samples_lost} sweeps, {self.crc_errors} CRC  receiver CPU "
-                f"{self.receiver_cpu_s / max(self.seconds, 1e-9):.0%} of a core  -> {verdict} "
-                f"({self.ended})")
+                f"lost: {self.sequence_gaps} frames, {self.kernel_drops} kernel + "
+                f"{self.host_queue_drops} queue drops, {self.samples_lost} sweeps, "
+                f"{self.crc_errors} CRC  queue peak {self.queue_peak_bytes / 2**20:.0f} MiB  "
+                f"receiver CPU {self.receiver_cpu_s / max(self.seconds, 1e-9):.0%} of a core"
+                f"  -> {verdict} ({self.ended})")
 
 
 def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
@@ -313,6 +317,7 @@ def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
         ended=status.ended or "", sweeps=round(status.recorded_s * config.sample_rate_hz),
         samples_lost=status.samples_lost, sequence_gaps=link.sequence_gaps,
         crc_errors=link.crc_errors, kernel_drops=stats.kernel_drops,
+        host_queue_drops=stats.host_queue_drops, queue_peak_bytes=stats.queue_peak_bytes,
         datagrams=stats.datagrams, sender=sender,
         receive_buffer_bytes=stats.receive_buffer_bytes, out=out,
         receiver_cpu_s=(cpu_after.ru_utime - cpu_before.ru_utime
