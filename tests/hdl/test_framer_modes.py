@@ -123,3 +123,68 @@ def test_frames_sent_counts_a_frame_two_cycles_after_its_last_byte():
     assert len(ends) >= 3
     for cycle, count in enumerate(counts):
         assert count == sum(1 for end in ends if end + 2 <= cycle), f"cycle {cycle}"
+
+
+def test_slot_admission_admits_drops_and_skips_whole_slots():
+    """One SlotAdmission (the DATA and LFP paths' shared part): a slot is decided at its
+    first sample; admitted slots write every kept sample, refused ones none; with the
+    interlock a slot is refused while the other path's frame is incomplete."""
+    from spikeforge.hdl.framer_parts import SlotAdmission
+
+    config = SystemConfig(channels=2, sample_rate_hz=30_000, clock_hz=30_000 * 4,
+                          baud=30_000 * 4, sweeps_per_frame=2, link_buffer_samples=8)
+    dut = SlotAdmission(config, interlock=True)
+    # per slot: (wanted, reserved, other_incomplete) -> expected outcome
+    slots = [((1, 0, 0), "admit"), ((1, 5, 0), "drop"), ((0, 0, 0), "skip"),
+             ((1, 4, 0), "admit"), ((1, 0, 1), "drop")]
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.frame_samples, 4)
+        ctx.set(dut.keep, 1)
+        for (wanted, reserved, other), _ in slots:
+            ctx.set(dut.wanted, wanted)
+            ctx.set(dut.reserved, reserved)
+            ctx.set(dut.other_incomplete, other)
+            admit = dropped = writes = 0
+            incomplete_after = []
+            for _sweep in range(2):
+                for cycle in range(4):                 # 2 samples, 2 idle cycles
+                    valid = cycle < 2
+                    ctx.set(dut.valid, valid)
+                    ctx.set(dut.first, valid and cycle == 0)
+                    admit += ctx.get(dut.admit)
+                    dropped += ctx.get(dut.dropped)
+                    writes += ctx.get(dut.write)
+                    await ctx.tick()
+                    incomplete_after.append(ctx.get(dut.incomplete))
+            outcome = "admit" if admit else "drop" if dropped else "skip"
+            seen.append((outcome, writes, incomplete_after[-1], ctx.get(dut.seq)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [s[0] for s in seen] == [expected for _, expected in slots]
+    for (outcome, writes, incomplete, _), _ in zip(seen, slots):
+        assert writes == (4 if outcome == "admit" else 0)
+        assert incomplete == 0           # the frame is complete at its last sample
+    assert [s[3] for s in seen] == [1, 2, 3, 4, 5]   # seq counts every slot
+
+
+def test_framer_declares_its_always_ready_inputs():
+    """The sample, coded-word and LFP inputs never stall their producers: their signatures
+    say so (``always_ready``), which ``wiring.connect`` checks; the outputs and the event
+    input (taken as the serializer sends) do not."""
+    from spikeforge.firmware.config import DetectorConfig
+    from spikeforge.firmware.decimation import DecimatorConfig
+
+    config = SystemConfig(channels=4, sweeps_per_frame=4, link_buffer_samples=256,
+                          detector=DetectorConfig(enabled=True),
+                          codec=CodecConfig(enabled=True, block_sweeps=4),
+                          lfp=DecimatorConfig(factor=4, order=3))
+    members = Framer(config).signature.members
+    for name in ("i", "compressed", "lfp"):
+        assert members[name].signature.always_ready, name
+    assert not members["events"].signature.always_ready
+    assert not members["o"].signature.always_ready
