@@ -91,7 +91,8 @@ def ping(data: bytes, *, identifier: int = 0x1234, sequence: int = 1,
 def udp(payload: bytes, *, destination_port: int, source_port: int = HOST_PORT,
         destination_ip: int | None = None, config: EthernetConfig = _DEFAULT_CONFIG,
         source_ip: int = HOST_IP, ip_options: dict | None = None, **frame) -> RxFrame:
-    datagram = dpkt.udp.UDP(sport=source_port, dport=destination_port, data=payload)
+    datagram = dpkt.udp.UDP(sport=source_port, dport=destination_port, data=payload,
+                            ulen=8 + len(payload))      # dpkt leaves ulen at 8 otherwise
     packet = _ipv4(datagram, IP_PROTOCOL_UDP, source_ip=source_ip,
                    destination_ip=config.ip if destination_ip is None else destination_ip,
                    **(ip_options or {}))
