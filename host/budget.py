@@ -24,6 +24,16 @@ bits per second each bandwidth mode puts on the link:
     ``sweeps_per_frame`` decimated sweeps of int16 (13 bytes of frame each), exactly as the
     device sends them (docs/wire-format.md). A configuration without ``lfp`` cannot run it.
 
+Links (``link``): ``"uart"`` sends ``bits_per_byte`` line bits per byte (above).
+``"ethernet"`` is Gigabit Ethernet (:mod:`spikeforge.firmware.ethernet`, default 1000
+Mbit/s): every wire frame is one UDP datagram, sent as IPv4 fragments of at most
+``FRAGMENT_PAYLOAD_BYTES`` (1480) bytes, and every fragment costs preamble and SFD (8),
+Ethernet header (14), IPv4 header (20), FCS (4) and the inter-frame gap (12) — 58 byte
+times — plus the UDP header (8) once per datagram, and a short fragment is padded to the
+64-byte minimum frame (:func:`ethernet_line_bytes`). A frame longer than one datagram
+carries (``MAX_WIRE_FRAME_BYTES``) cannot be sent: that mode is not available until
+``sweeps_per_frame`` is lowered.
+
 Every mode also carries the IDENTITY frame, sent once per ``identity_interval_frames``
 frame slots. Every frame costs :data:`~spikeforge.firmware.wire.DATA_FRAME_OVERHEAD_BYTES`
 (sync, header, CRC), and a UART sends ``bits_per_byte`` = 10 bits per byte (start, 8 data,
@@ -41,6 +51,18 @@ from typing import Any
 from spikeforge.firmware.compression import CodecConfig, worst_case_bits
 from spikeforge.firmware.config import MAX_CHANNELS, SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.firmware.ethernet import (
+    ETH_HEADER_BYTES,
+    FCS_BYTES,
+    FRAGMENT_PAYLOAD_BYTES,
+    INTER_FRAME_GAP_BYTES,
+    IPV4_HEADER_BYTES,
+    LINK_RATE_BPS,
+    MAX_WIRE_FRAME_BYTES,
+    MIN_FRAME_BYTES,
+    PREAMBLE_SFD,
+    UDP_HEADER_BYTES,
+)
 from spikeforge.firmware.wire import (
     DATA_FRAME_OVERHEAD_BYTES,
     EVENT_RECORD,
@@ -52,7 +74,7 @@ from .errors import ExitCode
 
 __all__ = ["BudgetError", "StreamDescription", "ModeBudget", "Budget", "budget",
            "UART_BITS_PER_BYTE", "DEFAULT_COMPRESSION_RATIO", "DEFAULT_SPIKE_RATE_HZ",
-           "DEFAULT_LFP_DECIMATION", "MODES", "format_budget"]
+           "DEFAULT_LFP_DECIMATION", "MODES", "format_budget", "LINKS", "ethernet_line_bytes"]
 
 #: Start bit, 8 data bits, stop bit.
 UART_BITS_PER_BYTE = 10
@@ -67,6 +89,30 @@ DEFAULT_COMPRESSION_RATIO = 1.9
 DEFAULT_SPIKE_RATE_HZ = 20.0
 #: LFP decimation when none is given: 30 kS/s -> 1 kS/s (LFP lies below ~300 Hz).
 DEFAULT_LFP_DECIMATION = 30
+#: The links a budget knows (see the module docstring).
+LINKS = ("uart", "ethernet")
+#: Byte times every Ethernet frame costs besides its IP packet: preamble + SFD, header,
+#: FCS, inter-frame gap.
+_ETHERNET_FRAME_COST = len(PREAMBLE_SFD) + ETH_HEADER_BYTES + FCS_BYTES + INTER_FRAME_GAP_BYTES
+#: The smallest IP packet an Ethernet frame carries unpadded (64-byte minimum with FCS).
+_MIN_IP_PACKET = MIN_FRAME_BYTES - ETH_HEADER_BYTES
+
+
+def ethernet_line_bytes(wire_frame_bytes: float) -> float:
+    """Byte times one wire frame of ``wire_frame_bytes`` takes on Gigabit Ethernet: its UDP
+    datagram in IPv4 fragments (at most ``FRAGMENT_PAYLOAD_BYTES`` of IP payload each), each
+    fragment an Ethernet frame with preamble, SFD, header, FCS and inter-frame gap, padded
+    to the minimum frame. A fractional size (an average coded block) is costed as is."""
+    udp = wire_frame_bytes + UDP_HEADER_BYTES
+    fragments = max(1, math.ceil(udp / FRAGMENT_PAYLOAD_BYTES))
+    last = udp - (fragments - 1) * FRAGMENT_PAYLOAD_BYTES
+
+    def frame(ip_payload: float) -> float:
+        return _ETHERNET_FRAME_COST + max(_MIN_IP_PACKET, IPV4_HEADER_BYTES + ip_payload)
+
+    return (fragments - 1) * frame(FRAGMENT_PAYLOAD_BYTES) + frame(last)
+
+
 #: The device's bandwidth modes (register BANDWIDTH_MODE), named as in firmware/wire.py.
 MODES = tuple(MODE_NAMES)
 
@@ -158,6 +204,9 @@ class ModeBudget:
     available: bool                  #: False: this build cannot produce the mode
     max_channels: int                #: most channels that fit at this rate (0: none)
     note: str = ""
+    #: Ethernet links: the bytes per second Ethernet, IPv4 and UDP add (preamble, headers,
+    #: FCS, gaps, padding), already in ``link_bits_per_s``; 0 on a UART.
+    link_overhead_bytes_per_s: float = 0.0
 
     @property
     def bytes_per_s(self) -> float:
@@ -187,6 +236,7 @@ class Budget:
     compression_ratio_source: str
     lfp_decimation: int
     modes: list[ModeBudget] = field(default_factory=list)
+    link: str = "uart"
 
     def mode(self, name: str) -> ModeBudget:
         for m in self.modes:
@@ -202,17 +252,58 @@ class Budget:
 
 
 def _mode(name: str, stream: StreamDescription, capacity_bps: float, bits_per_byte: int,
-          per_channel_payload: float, frames_per_s_fixed: float,
-          frames_per_s_per_channel: float, available: bool, note: str) -> ModeBudget:
-    """A mode whose payload grows linearly with channels; frames either per slot (fixed)
-    or per event (per channel)."""
+          link: str, fixed_payload_per_channel: float, frames_per_s_fixed: float,
+          event_payload_per_channel: float, frames_per_s_per_channel: float,
+          available: bool, note: str) -> ModeBudget:
+    """A mode whose payload grows linearly with channels: ``fixed_payload_per_channel``
+    bytes/s ride in frames sent at a fixed rate (one per slot or block), and
+    ``event_payload_per_channel`` in frames sent per event (``frames_per_s_per_channel``
+    each, one event per frame)."""
     overhead = DATA_FRAME_OVERHEAD_BYTES
-    identity = (overhead + IDENTITY_PAYLOAD_BYTES) * stream.slot_rate_hz \
-        / stream.identity_interval_frames
+    per_channel_payload = fixed_payload_per_channel + event_payload_per_channel
+    identity_rate = stream.slot_rate_hz / stream.identity_interval_frames
+    identity = (overhead + IDENTITY_PAYLOAD_BYTES) * identity_rate
     fixed = frames_per_s_fixed * overhead + identity
     per_channel = per_channel_payload + frames_per_s_per_channel * overhead
     payload = per_channel_payload * stream.channels
     framing = (frames_per_s_fixed + frames_per_s_per_channel * stream.channels) * overhead
+    if link == "ethernet":
+        event_frame = (event_payload_per_channel / frames_per_s_per_channel
+                       if frames_per_s_per_channel else 0.0)
+
+        def line_bytes(channels: int) -> float:
+            total = identity_rate * ethernet_line_bytes(overhead + IDENTITY_PAYLOAD_BYTES)
+            if frames_per_s_fixed:
+                frame = fixed_payload_per_channel * channels / frames_per_s_fixed
+                total += frames_per_s_fixed * ethernet_line_bytes(overhead + frame)
+            if frames_per_s_per_channel:
+                total += (frames_per_s_per_channel * channels
+                          * ethernet_line_bytes(overhead + event_frame))
+            return total
+
+        def frame_fits(channels: int) -> bool:
+            return not frames_per_s_fixed or (
+                overhead + fixed_payload_per_channel * channels / frames_per_s_fixed
+                <= MAX_WIRE_FRAME_BYTES)
+
+        line_bits = line_bytes(stream.channels) * 8
+        link_overhead = line_bits / 8 - (payload + framing + identity)
+        capacity_bytes = capacity_bps / 8
+        if available and not frame_fits(stream.channels):
+            size = overhead + fixed_payload_per_channel * stream.channels / frames_per_s_fixed
+            available = False
+            note = (f"a frame of {size:,.0f} bytes does not fit one UDP datagram "
+                    f"({MAX_WIRE_FRAME_BYTES:,}): lower sweeps_per_frame (codec.block_sweeps "
+                    "for lossless)")
+        low, high = 0, MAX_CHANNELS if available else 0
+        while low < high:          # the most channels whose line bytes fit (monotonic)
+            middle = (low + high + 1) // 2
+            if frame_fits(middle) and line_bytes(middle) <= capacity_bytes:
+                low = middle
+            else:
+                high = middle - 1
+        return ModeBudget(name, payload, framing, identity, line_bits, capacity_bps,
+                          available, low, note, link_overhead)
     line_bits = (payload + framing + identity) * bits_per_byte
     capacity_bytes = capacity_bps / bits_per_byte
     if not available or capacity_bytes <= fixed:
@@ -231,15 +322,25 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
            worst_case: bool = True,
            lfp_decimation: int | None = None,
            spike_rate_hz: float | None = None,
-           bits_per_byte: int = UART_BITS_PER_BYTE) -> Budget:
+           bits_per_byte: int = UART_BITS_PER_BYTE, link: str = "uart") -> Budget:
     """The link budget of every mode in :data:`MODES`.
 
-    ``stream`` may be a :class:`SystemConfig` (its ``baud`` is then the default link rate).
+    ``link``: ``"uart"`` (``bits_per_byte`` line bits per byte) or ``"ethernet"`` (Gigabit
+    Ethernet, UDP datagrams in IPv4 fragments; ``link_bits_per_s`` defaults to 1000 Mbit/s
+    and ``bits_per_byte`` is 8). See the module docstring.
+    ``stream`` may be a :class:`SystemConfig` (its ``baud`` is then the default rate of a
+    UART link).
     ``worst_case`` adds a ``lossless (worst case)`` row: the coder's bounded expansion on
     adversarial input (:func:`~spikeforge.firmware.compression.worst_case_bits`).
     ``lfp_decimation``: default the configuration's ``lfp.factor``, else
     :data:`DEFAULT_LFP_DECIMATION`.
     """
+    if link not in LINKS:
+        raise BudgetError(f"link must be one of {', '.join(LINKS)}, not {link!r}")
+    if link == "ethernet":
+        bits_per_byte = 8
+        if link_bits_per_s is None:
+            link_bits_per_s = float(LINK_RATE_BPS)
     lfp_note = ""
     if isinstance(stream, SystemConfig):
         if lfp_decimation is None and stream.lfp is not None:
@@ -270,36 +371,35 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
     if bits_per_byte < 8:
         raise BudgetError(f"bits_per_byte must be at least 8, not {bits_per_byte}")
 
-    args = (stream, link_bits_per_s, bits_per_byte)
+    args = (stream, link_bits_per_s, bits_per_byte, link)
     raw_per_channel = 2.0 * stream.sample_rate_hz
     events_note = "" if stream.detector_enabled else \
         "needs the detector: build with detector.enabled = True"
     events_per_channel = stream.spike_rate_hz
     lfp_rate = stream.sample_rate_hz / lfp_decimation
     modes = [
-        _mode("raw", *args, raw_per_channel, stream.slot_rate_hz, 0.0, True,
+        _mode("raw", *args, raw_per_channel, stream.slot_rate_hz, 0.0, 0.0, True,
               "int16 samples in DATA frames"),
         _mode("lossless", *args, raw_per_channel / compression_ratio, stream.block_rate_hz,
-              0.0, True, f"ratio {compression_ratio:.3g}x ({compression_ratio_source})"),
+              0.0, 0.0, True, f"ratio {compression_ratio:.3g}x ({compression_ratio_source})"),
     ]
     if worst_case:
         worst = stream.worst_case_ratio
         modes.append(_mode("lossless (worst case)", *args, raw_per_channel / worst,
-                           stream.block_rate_hz, 0.0, True,
+                           stream.block_rate_hz, 0.0, 0.0, True,
                            f"adversarial input: ratio {worst:.3g}x (bounded expansion)"))
     modes += [
-        _mode("events", *args, events_per_channel * stream.event_bytes, 0.0,
+        _mode("events", *args, 0.0, 0.0, events_per_channel * stream.event_bytes,
               events_per_channel, stream.detector_enabled,
               events_note or f"{stream.spike_rate_hz:g} events/s/channel x "
                              f"{stream.event_bytes} B + frame"),
-        _mode("events+lfp", *args,
-              events_per_channel * stream.event_bytes + 2.0 * lfp_rate,
-              stream.slot_rate_hz / lfp_decimation, events_per_channel,
+        _mode("events+lfp", *args, 2.0 * lfp_rate, stream.slot_rate_hz / lfp_decimation,
+              events_per_channel * stream.event_bytes, events_per_channel,
               stream.detector_enabled and not lfp_note,
               events_note or lfp_note or f"LFP at {lfp_rate:g} S/s (/{lfp_decimation})"),
     ]
     return Budget(stream, link_bits_per_s, bits_per_byte, compression_ratio,
-                  compression_ratio_source, lfp_decimation, modes)
+                  compression_ratio_source, lfp_decimation, modes, link)
 
 
 def _rate(bits_per_s: float) -> str:
@@ -316,7 +416,12 @@ def format_budget(result: Budget) -> str:
         f"{s.channels} channels at {s.sample_rate_hz:,} S/s, {s.sweeps_per_frame} sweeps per "
         f"frame; detector {'on' if s.detector_enabled else 'off'}, {s.spike_rate_hz:g} "
         f"events/s/channel, snippets {s.snippet_pre}+1+{s.snippet_post} samples",
-        f"link {_rate(result.link_bits_per_s)}, {result.bits_per_byte} line bits per byte",
+        (f"link {_rate(result.link_bits_per_s)} Gigabit Ethernet: one UDP datagram per frame, "
+         f"IPv4 fragments of <= {FRAGMENT_PAYLOAD_BYTES} bytes, "
+         f"{_ETHERNET_FRAME_COST + IPV4_HEADER_BYTES} bytes per fragment + "
+         f"{UDP_HEADER_BYTES} per datagram"
+         if result.link == "ethernet" else
+         f"link {_rate(result.link_bits_per_s)}, {result.bits_per_byte} line bits per byte"),
         "",
         f"{'mode':<22} {'needs':>13} {'load':>7} {'left free':>14}  {'fits':<4} "
         f"{'max ch':>6}  note",

@@ -192,3 +192,71 @@ def test_events_plus_lfp_counts_the_bytes_the_device_sends_in_lfp_frames():
         lfp_bytes / seconds)
     without = budget(config.replace(lfp=None)).mode("events+lfp")
     assert not without.available and "SystemConfig.lfp" in without.note
+
+
+# -- Gigabit Ethernet (issue 14) ----------------------------------------------------------
+#: 1024 channels at 30 kS/s, 31 sweeps per frame: the largest DATA frame one datagram holds.
+GIGABIT_STREAM = StreamDescription(channels=1024, sample_rate_hz=30_000, sweeps_per_frame=31,
+                                   identity_interval_frames=1024)
+
+
+def test_ethernet_line_bytes_count_fragments_headers_gap_and_padding_by_hand():
+    from spikeforge.host.budget import ethernet_line_bytes
+
+    # A 13-byte frame (empty payload): UDP 21 B, IP packet 41 B, padded to 46, + 8 + 14 + 4 + 12.
+    assert ethernet_line_bytes(13) == 84
+    # Exactly one full fragment: 1480 B of IP payload = 1472 B of wire frame + UDP 8.
+    assert ethernet_line_bytes(1472) == 8 + 14 + 20 + 1480 + 4 + 12
+    # One byte more needs a second fragment: 1 byte of IP payload, padded.
+    assert ethernet_line_bytes(1473) == 1538 + 84
+    # 1024 channels x 31 sweeps: 63488 + 13 B frame, 63509 B datagram -> 43 fragments.
+    assert ethernet_line_bytes(63_501) == 42 * 1538 + (58 + 63_509 - 42 * 1480)
+
+
+def test_gigabit_link_carries_1024_raw_channels_with_its_load_shown():
+    from spikeforge.host.budget import ethernet_line_bytes, format_budget
+
+    result = budget(GIGABIT_STREAM, link="ethernet")
+    assert result.link_bits_per_s == 1e9 and result.bits_per_byte == 8
+    raw = result.mode("raw")
+    frames_per_s = 30_000 / 31
+    identity_per_s = frames_per_s / 1024
+    expected_bits = 8 * (frames_per_s * ethernet_line_bytes(63_501)
+                         + identity_per_s * ethernet_line_bytes(13 + IDENTITY_PAYLOAD_BYTES))
+    assert raw.link_bits_per_s == pytest.approx(expected_bits)
+    # The samples alone are 491.5 Mbit/s; Ethernet, IP and UDP add about 4 % on top.
+    assert raw.payload_bytes_per_s * 8 == 491_520_000
+    assert raw.link_overhead_bytes_per_s == pytest.approx(
+        raw.link_bits_per_s / 8 - raw.bytes_per_s)
+    assert 0.50 < raw.load < 0.52 and raw.fits and raw.max_channels == 1024
+    table = format_budget(result)
+    assert "Gigabit Ethernet" in table and "51.1%" in table
+
+
+def test_gigabit_max_channels_is_where_the_line_rate_runs_out():
+    # On a 100 Mbit/s link (--link-bps 1e8) raw stops fitting near 190 channels; the
+    # answer is the last channel count whose line bits fit, found exactly.
+    from spikeforge.host.budget import ethernet_line_bytes
+
+    stream = StreamDescription(channels=64, sample_rate_hz=30_000, sweeps_per_frame=31)
+    raw = budget(stream, 1e8, link="ethernet").mode("raw")
+
+    def line_bits(channels: int) -> float:
+        return 8 * (30_000 / 31 * ethernet_line_bytes(13 + 62 * channels)
+                    + 30_000 / 31 / 1024 * ethernet_line_bytes(13 + IDENTITY_PAYLOAD_BYTES))
+
+    assert line_bits(raw.max_channels) <= 1e8 < line_bits(raw.max_channels + 1)
+    assert 150 < raw.max_channels < 200
+
+
+def test_a_frame_larger_than_one_datagram_is_not_available_on_ethernet():
+    stream = StreamDescription(channels=1024, sample_rate_hz=30_000, sweeps_per_frame=32)
+    raw = budget(stream, link="ethernet").mode("raw")
+    assert not raw.fits and not raw.available and raw.max_channels == 0
+    assert "does not fit one UDP datagram" in raw.note and "sweeps_per_frame" in raw.note
+
+
+def test_uart_budget_is_unchanged_by_the_link_argument():
+    assert budget(STREAM, 3e6).to_dict() == budget(STREAM, 3e6, link="uart").to_dict()
+    with pytest.raises(BudgetError, match="link must be one of uart, ethernet"):
+        budget(STREAM, 3e6, link="wifi")
