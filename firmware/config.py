@@ -15,17 +15,32 @@ from .compression import CodecConfig, worst_case_words
 from .decimation import DecimatorConfig
 from .detection import DETECTOR_SAME_CHANNEL_SPACING, DetectorConfig
 from .errors import ConfigError
+from .ethernet import (
+    ETH_HEADER_BYTES,
+    FCS_BYTES,
+    FRAGMENT_PAYLOAD_BYTES,
+    INTER_FRAME_GAP_BYTES,
+    IPV4_HEADER_BYTES,
+    LINK_RATE_BPS,
+    PREAMBLE_SFD,
+    UDP_HEADER_BYTES,
+    EthernetConfig,
+)
 from .framing import DATA_FRAME_OVERHEAD_BYTES, MAX_PAYLOAD_BYTES
 from .rhd2000 import MAX_SCLK_HZ, MIN_CS_HIGH_NS, RHDConfig
 from .test_signal import SPIKE_TEMPLATE
 
 __all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
            "MIN_SAME_CHANNEL_SPACING", "CodecConfig", "format_channels", "parse_channels",
-           "DecimatorConfig", "MAX_CHANNELS", "MAX_PAYLOAD_BYTES"]
+           "DecimatorConfig", "MAX_CHANNELS", "MAX_PAYLOAD_BYTES", "LINKS", "EthernetConfig"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
 SOURCES = ("test", "rhd")
+#: Links the framer's byte stream can leave by: "uart" (8N1 at ``baud``, the default) or
+#: "ethernet" (UDP over Gigabit Ethernet, :mod:`spikeforge.firmware.ethernet`;
+#: :class:`spikeforge.hdl.ethernet.link.EthernetLink`).
+LINKS = ("uart", "ethernet")
 
 #: Largest channel count the wire format and the cores are sized for.
 MAX_CHANNELS = 1024
@@ -125,6 +140,15 @@ class SystemConfig:
         adds bandwidth mode 3, events + LFP (``docs/compression.md``); ``None`` (default):
         not built. LFP frames carry ``sweeps_per_frame`` decimated sweeps of the enabled
         channels, so one LFP frame spans ``sweeps_per_frame * lfp.factor`` sample periods.
+    link:
+        Which link carries the frames and commands (one of :data:`LINKS`): ``"uart"``
+        (default) or ``"ethernet"``. With ``"ethernet"`` the top has GMII ports instead of
+        the UART lines and ``baud`` plays no part (it is kept, and reported in the identity,
+        but not checked against the clock).
+    ethernet:
+        The board's Ethernet addresses and ports
+        (:class:`~spikeforge.firmware.ethernet.EthernetConfig`): the reset values of the
+        ETH_MAC_HI / ETH_MAC_LO / ETH_IP registers. Only used with ``link="ethernet"``.
     """
 
     channels: int = 4
@@ -143,6 +167,9 @@ class SystemConfig:
     channel_mask: tuple[int, ...] | None = None
     # -- LFP (bandwidth mode 3) --
     lfp: DecimatorConfig | None = None
+    # -- link --
+    link: str = "uart"
+    ethernet: EthernetConfig = field(default_factory=EthernetConfig)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -199,9 +226,17 @@ class SystemConfig:
                 f"{self.cycles_per_sample} cycles per sample period; use at most "
                 f"{self.cycles_per_sample - 1} channels, a lower rate, or a faster clock"
             )
+        if self.link not in LINKS:
+            raise ConfigError(f"link must be one of {', '.join(LINKS)}, not {self.link!r}")
+        if not isinstance(self.ethernet, EthernetConfig):
+            raise ConfigError(
+                f"ethernet must be an EthernetConfig, not {type(self.ethernet).__name__}; "
+                "e.g. ethernet=EthernetConfig(ip='192.168.1.50')")
         divisor = self.uart_divisor
         actual = self.clock_hz / divisor
-        if divisor < 1 or abs(actual - self.baud) / self.baud > MAX_BAUD_ERROR:
+        if self.link == "ethernet":
+            pass     # no UART: any baud is accepted (and stays in the identity)
+        elif divisor < 1 or abs(actual - self.baud) / self.baud > MAX_BAUD_ERROR:
             raise ConfigError(
                 f"baud {self.baud} cannot be made from a {self.clock_hz} Hz clock: the nearest "
                 f"divisor {max(divisor, 1)} gives {self.clock_hz / max(divisor, 1):.0f} baud; "
@@ -403,9 +438,19 @@ class SystemConfig:
 
     @property
     def link_load(self) -> float:
-        """Fraction of the link that the continuous stream needs (>1: frames will drop)."""
+        """Fraction of the link that the continuous stream needs (>1: frames will drop).
+
+        Ethernet: the line bytes of each frame's datagram (preamble, headers, FCS and gap of
+        each IPv4 fragment, the UDP header) against 125 MB/s."""
         bytes_per_frame = self.payload_bytes + DATA_FRAME_OVERHEAD_BYTES
         frame_period_s = self.sweeps_per_frame / self.sample_rate_hz
+        if self.link == "ethernet":
+            ip_bytes = bytes_per_frame + UDP_HEADER_BYTES
+            fragments = -(-ip_bytes // FRAGMENT_PAYLOAD_BYTES)
+            per_fragment = (len(PREAMBLE_SFD) + ETH_HEADER_BYTES + IPV4_HEADER_BYTES
+                            + FCS_BYTES + INTER_FRAME_GAP_BYTES)
+            line_bytes = ip_bytes + fragments * per_fragment
+            return line_bytes / frame_period_s / (LINK_RATE_BPS / 8)
         link_bytes_per_s = self.clock_hz / self.cycles_per_byte
         return bytes_per_frame / frame_period_s / link_bytes_per_s
 
@@ -419,7 +464,7 @@ class SystemConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, TestSourceConfig | RHDConfig | DetectorConfig | CodecConfig
-                          | DecimatorConfig):
+                          | DecimatorConfig | EthernetConfig):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             out[f.name] = value
         return out
@@ -446,14 +491,22 @@ class SystemConfig:
             data["channel_mask"] = tuple(data["channel_mask"])
         if isinstance(data.get("lfp"), dict):
             data["lfp"] = DecimatorConfig(**data["lfp"])
+        if isinstance(data.get("ethernet"), dict):
+            try:
+                data["ethernet"] = EthernetConfig(**data["ethernet"])
+            except TypeError as exc:
+                raise ConfigError(f"ethernet: {exc}; known fields are mac, ip, data_port, "
+                                  "control_port") from None
         return cls(**data)
 
     def describe(self) -> str:
         """A one-line human summary, used in bench tables and logs."""
         source = "" if self.source == "test" else f"{self.source}:{'+'.join(self.rhd.chips)} "
+        link = (f"baud={self.baud / 1e6:g}M" if self.link == "uart"
+                else f"ethernet={self.ethernet.ip_text}")
         return (
             f"{source}{self.channels}ch@{self.sample_rate_hz / 1000:g}kS/s "
-            f"clk={self.clock_hz / 1e6:g}MHz baud={self.baud / 1e6:g}M "
+            f"clk={self.clock_hz / 1e6:g}MHz {link} "
             f"spf={self.sweeps_per_frame} load={self.link_load:.0%}"
             + ("" if self.channel_mask is None
                else f" mask={format_channels(self.channel_mask)}")

@@ -13,7 +13,7 @@ LFP decimator) and then the reset channel mask, one little-endian uint32 per 32 
 import struct
 
 from .compression import CodecConfig
-from .config import SOURCES, SystemConfig, TestSourceConfig
+from .config import LINKS, SOURCES, SystemConfig, TestSourceConfig
 from .decimation import DecimatorConfig
 from .detection import POLARITIES, DetectorConfig
 from .errors import WireFormatError
@@ -24,7 +24,8 @@ __all__ = ["IDENTITY_MAGIC", "IDENTITY_PAYLOAD_BYTES", "identity_payload_bytes",
            "encode_identity", "decode_identity"]
 
 IDENTITY_MAGIC = b"SPKF"
-#: magic, wire version, source index, noise_shift, reserved, channels, sample rate, clock,
+#: magic, wire version, source index, noise_shift, link index (in config.LINKS; was
+#: reserved, 0 = uart, so older devices read as UART ones), channels, sample rate, clock,
 #: baud, sweeps per frame, link buffer samples, identity interval, test seed,
 #: spike rate in mHz.
 _IDENTITY = struct.Struct("<4sBBBBHIIIHIIII")
@@ -99,7 +100,8 @@ def encode_identity(config: SystemConfig) -> bytes:
     ts = config.test_source
     det = config.detector
     return _IDENTITY.pack(
-        IDENTITY_MAGIC, WIRE_VERSION, SOURCES.index(config.source), ts.noise_shift, 0,
+        IDENTITY_MAGIC, WIRE_VERSION, SOURCES.index(config.source), ts.noise_shift,
+        LINKS.index(config.link),
         config.channels, config.sample_rate_hz, config.clock_hz, config.baud,
         config.sweeps_per_frame, config.link_buffer_samples, config.identity_interval_frames,
         ts.seed, round(ts.spike_rate_hz * 1000),
@@ -148,7 +150,7 @@ def decode_identity(payload: bytes) -> SystemConfig:
         raise WireFormatError(
             f"identity payload must be at least {IDENTITY_PAYLOAD_BYTES} bytes, not "
             f"{len(payload)}")
-    (magic, _version, source, noise_shift, _reserved, channels, rate, clock, baud, spf,
+    (magic, _version, source, noise_shift, link, channels, rate, clock, baud, spf,
      buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack(payload[:_IDENTITY.size])
     if len(payload) != identity_payload_bytes(channels):
         raise WireFormatError(
@@ -165,6 +167,8 @@ def decode_identity(payload: bytes) -> SystemConfig:
         raise WireFormatError(f"device reports unknown detector polarity code {polarity}")
     if source >= len(SOURCES):
         raise WireFormatError(f"device reports unknown source index {source}; update the host")
+    if link >= len(LINKS):
+        raise WireFormatError(f"device reports unknown link index {link}; update the host")
     return SystemConfig(
         channels=channels, sample_rate_hz=rate, clock_hz=clock, baud=baud,
         sweeps_per_frame=spf, link_buffer_samples=buffer_samples,
@@ -182,6 +186,9 @@ def decode_identity(payload: bytes) -> SystemConfig:
         codec=_decode_codec(payload, rhd_end + _DETECTOR.size),
         lfp=_decode_lfp(payload, rhd_end + _DETECTOR.size + _CODEC.size),
         channel_mask=_decode_mask(payload[IDENTITY_PAYLOAD_BYTES:], channels),
+        # The board's Ethernet addresses are not carried (the host reaches the board at
+        # them; the ETH_* registers report them): the decoded config has the defaults.
+        link=LINKS[link],
     )
 
 

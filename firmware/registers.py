@@ -6,7 +6,8 @@ accessors look registers up here by name. Later capabilities add their registers
 table (thresholds, channel mask, modes) in the address block reserved for them.
 
 Address blocks: 0x00-0x0F identity (read-only constants), 0x10-0x1F stream control,
-0x20-0x3F counters, 0x40-0x7F front-end, 0x80-0xBF detection, 0xC0-0xFF compression.
+0x20-0x3F counters (0x34-0x3F: the Ethernet link, ``link="ethernet"`` builds only),
+0x40-0x7F front-end, 0x80-0xBF detection, 0xC0-0xFF compression.
 """
 
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from .framing import WIRE_VERSION
 from .identity import IDENTITY_MAGIC
 
 __all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values",
-           "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE"]
+           "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE", "ETHERNET_COUNTERS"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class Register:
 #: they grow, and 16 bits instead of 32 save a flip-flop, an adder bit and a read-mux input
 #: per bit on the device.
 ERROR_COUNTER_BITS = 16
+
+
+def _ethernet(config: SystemConfig) -> bool:
+    return config.link == "ethernet"
+
 
 REGISTERS: tuple[Register, ...] = (
     Register("IDENTITY", 0x00, "const", "ASCII 'SPKF', little-endian"),
@@ -109,6 +115,36 @@ REGISTERS: tuple[Register, ...] = (
              "buffer was full", bits=ERROR_COUNTER_BITS),
     Register("UART_FRAMING_ERRORS", 0x33, "status", "received bytes with a bad stop bit",
              bits=ERROR_COUNTER_BITS),
+    # Ethernet link (hdl/ethernet/link.py), link="ethernet" builds only. The counters are
+    # counted in the 125 MHz domains and copied into the register clock domain by a
+    # request/acknowledge snapshot: they read a few cycles late, never torn.
+    Register("ETH_DATAGRAMS_SENT", 0x34, "status", "data datagrams sent (one per wire frame)",
+             needs=_ethernet),
+    Register("ETH_DATAGRAMS_DROPPED", 0x35, "status",
+             "wire frames not sent because no host was learned yet (no valid command)",
+             bits=ERROR_COUNTER_BITS, needs=_ethernet),
+    Register("ETH_FCS_ERRORS", 0x36, "status",
+             "received frames with a bad FCS or a PHY error (rx_er)",
+             bits=ERROR_COUNTER_BITS, needs=_ethernet),
+    Register("ETH_ARP_ANSWERED", 0x37, "status", "ARP requests for the board's IP answered",
+             bits=ERROR_COUNTER_BITS, needs=_ethernet),
+    Register("ETH_PING_ANSWERED", 0x38, "status", "ICMP echo requests answered",
+             bits=ERROR_COUNTER_BITS, needs=_ethernet),
+    Register("ETH_RX_FILTERED", 0x39, "status",
+             "good received frames dropped by the filter: another MAC, IP or port, or not "
+             "ARP/ICMP echo/UDP", bits=ERROR_COUNTER_BITS, needs=_ethernet),
+    Register("ETH_RX_OVERFLOWS", 0x3A, "status",
+             "received frames dropped whole because the receive buffer was full",
+             bits=ERROR_COUNTER_BITS, needs=_ethernet),
+    Register("ETH_MAC_HI", 0x3B, "rw", "the board's MAC address, bits 47..32",
+             lambda c: c.ethernet.mac >> 32, bits=16, needs=_ethernet),
+    Register("ETH_MAC_LO", 0x3C, "rw", "the board's MAC address, bits 31..0",
+             lambda c: c.ethernet.mac & 0xFFFF_FFFF, needs=_ethernet),
+    Register("ETH_IP", 0x3D, "rw", "the board's IPv4 address (192.168.1.50 = 0xC0A80132)",
+             lambda c: c.ethernet.ip, needs=_ethernet),
+    Register("ETH_HOST_IP", 0x3E, "status",
+             "IPv4 address of the learned host (0: none yet; the sender of the first valid "
+             "command)", needs=_ethernet),
     # RHD2000 front-end (spikeforge.hdl.rhd2000); lists are start | length << 16.
     Register("RHD_CONTROL", 0x40, "rw",
              "bit 0: run the conversion loop; bit 1: use the delays found at start-up "
@@ -197,6 +233,12 @@ REGISTERS: tuple[Register, ...] = (
              "refreshed within a sample period of a write: the host's read-back",
              bits=16, needs=lambda c: c.codec.enabled and c.codec.codebook),
 )
+
+#: The Ethernet link's status counters (lower-case: their ports on the register bank and on
+#: :class:`spikeforge.hdl.ethernet.link.EthernetLink`).
+ETHERNET_COUNTERS = ("ETH_DATAGRAMS_SENT", "ETH_DATAGRAMS_DROPPED", "ETH_FCS_ERRORS",
+                     "ETH_ARP_ANSWERED", "ETH_PING_ANSWERED", "ETH_RX_FILTERED",
+                     "ETH_RX_OVERFLOWS")
 
 #: The codebook registers whose writes are refused while lossless blocks may be sent.
 CODEBOOK_WRITABLE = ("CODEBOOK_ENTRY", "CODEBOOK_BASE", "CODEBOOK_MULTIPLIER",
