@@ -205,6 +205,11 @@ class UdpTransport:
         return transport
 
     @property
+    def local_port(self) -> int:
+        """The UDP port this host receives on (the board learns it from the commands)."""
+        return self._sock.getsockname()[1]
+
+    @property
     def where(self) -> str:
         return f"{self.address}:{self.control_port}"
 
