@@ -1,5 +1,6 @@
-"""The board-independent acquisition system: source -> framer -> UART, with the
-conditioning and detection path (source -> conditioner -> detector -> framer events)."""
+"""The board-independent acquisition system: source -> framer -> link (UART or Gigabit
+Ethernet), with the conditioning and detection path (source -> conditioner -> detector ->
+framer events)."""
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
@@ -15,6 +16,7 @@ from .conditioner import Conditioner
 from .control import CommandDecoder, LinkArbiter
 from .decimator import Decimator
 from .detector import Detector
+from .ethernet.link import COUNTER_PORTS, EthernetLink
 from .framer import Framer
 from .registers import RegisterBank, RegisterBus
 from .rhd2000 import RHDFrontEnd
@@ -58,6 +60,20 @@ class AcquisitionSystem(wiring.Component):
     chip_found : out
         Only with the RHD source: the start-up calibration found a chip (status LED).
 
+    Ethernet (``config.link == "ethernet"``): no ``uart_tx``/``uart_rx``; instead GMII
+    ports, in two more clock domains the board top creates (and the RGMII adapters,
+    :mod:`~spikeforge.hdl.ethernet.rgmii_tx` / :mod:`~spikeforge.hdl.ethernet.rgmii_rx`):
+
+    gmii_tx_data : out(8), gmii_tx_en, gmii_tx_er : out, domain ``link`` (125 MHz)
+    gmii_rx_data : in(8), gmii_rx_dv, gmii_rx_er : in, domain ``eth_rx`` (the PHY's 125 MHz
+        receive clock)
+
+    The framer's frames and the command decoder's replies leave as UDP datagrams and
+    commands arrive as UDP datagrams (:class:`~spikeforge.hdl.ethernet.link.EthernetLink`,
+    which owns every clock-domain crossing); the control path is always built. The ETH_*
+    registers give its counters, the learned host and the board's MAC and IP (reset from
+    ``config.ethernet``).
+
     Bandwidth modes (register ``BANDWIDTH_MODE``, :class:`~spikeforge.hdl.framer.Framer`):
     with ``config.codec.enabled`` a :class:`~spikeforge.hdl.compressor.Compressor` takes the
     same sample stream as the framer (it is always ready, so the fan-out never stalls) and
@@ -80,9 +96,14 @@ class AcquisitionSystem(wiring.Component):
 
     def __init__(self, config: SystemConfig):
         self.config = config
-        members = {
-            "uart_tx": Out(1, init=1),
-            "uart_rx": In(1),
+        if config.link == "ethernet":
+            members = {
+                "gmii_tx_data": Out(8), "gmii_tx_en": Out(1), "gmii_tx_er": Out(1),
+                "gmii_rx_data": In(8), "gmii_rx_dv": In(1), "gmii_rx_er": In(1),
+            }
+        else:
+            members = {"uart_tx": Out(1, init=1), "uart_rx": In(1)}
+        members |= {
             "streaming": Out(1),
             "overflow": Out(1),
             "registers": In(RegisterBus()),
@@ -101,12 +122,18 @@ class AcquisitionSystem(wiring.Component):
             m.submodules.source = source = TestSource(config)
         m.submodules.framer = framer = Framer(config)
         compressor = self._compressor(m, framer)
-        m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
+        ethernet = config.link == "ethernet"
+        if not ethernet:
+            m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
         # codebook: codebook writes are refused while this is high (see _codebook)
         self._codebook_lock = (Signal(name="codebook_lock") if config.codec.codebook
                                else None)
-        bus = self._control(m, framer, uart, bank)
+        if ethernet:
+            bus = self._ethernet(m, framer, bank)
+        else:
+            bus = self._control(m, framer, uart, bank)
+            m.d.comb += self.uart_tx.eq(uart.tx)
         self._channel_mask(m, source, framer, bank, bus)
         if not config.detector.enabled:
             wiring.connect(m, source.o, framer.i)
@@ -115,7 +142,6 @@ class AcquisitionSystem(wiring.Component):
             self._detection(m, source, framer, bank, bus)
         m.d.comb += bank.event_frames_sent.eq(framer.event_frames_sent)
         m.d.comb += [
-            self.uart_tx.eq(uart.tx),
             framer.enable.eq(bank.stream_enable[0]),
             self.streaming.eq(bank.stream_enable[0]),
             bank.frames_sent.eq(framer.frames_sent),
@@ -175,6 +201,40 @@ class AcquisitionSystem(wiring.Component):
         wiring.connect(m, framer.o, link.data)
         wiring.connect(m, control.o, link.reply)
         wiring.connect(m, link.o, uart.i)
+        m.d.comb += bank.uart_framing_errors.eq(receiver.framing_errors)
+        return self._command_bus(m, control, bank)
+
+    def _ethernet(self, m: Module, framer: Framer, bank: RegisterBank):
+        """The Ethernet link with the command decoder (always: the control path is how the
+        host is learned); returns the bus the bank sees (decoder and ``registers`` port)."""
+        config = self.config
+        m.submodules.ethernet = link = EthernetLink(config.ethernet)
+        m.submodules.control = control = CommandDecoder(config)
+        wiring.connect(m, framer.o, link.data)
+        wiring.connect(m, control.o, link.reply)
+        wiring.connect(m, link.command, control.i)
+        # The decoder carries a command out in the cycle after its counter changes.
+        executed = Signal.like(control.commands_executed, name="commands_executed_seen")
+        m.d.sync += executed.eq(control.commands_executed)
+        m.d.comb += [
+            link.accept.eq(executed != control.commands_executed),
+            link.local_mac.eq(Cat(bank.eth_mac_lo, bank.eth_mac_hi[:16])),
+            link.local_ip.eq(bank.eth_ip),
+            bank.eth_host_ip.eq(link.host_ip),
+            self.gmii_tx_data.eq(link.gmii_tx_data),
+            self.gmii_tx_en.eq(link.gmii_tx_en),
+            self.gmii_tx_er.eq(link.gmii_tx_er),
+            link.gmii_rx_data.eq(self.gmii_rx_data),
+            link.gmii_rx_dv.eq(self.gmii_rx_dv),
+            link.gmii_rx_er.eq(self.gmii_rx_er),
+        ]
+        for name in COUNTER_PORTS:
+            m.d.comb += getattr(bank, name).eq(getattr(link, name))
+        return self._command_bus(m, control, bank)
+
+    def _command_bus(self, m: Module, control: CommandDecoder, bank: RegisterBank):
+        """The register bus shared by the command decoder and the ``registers`` port."""
+        external = self.registers
         bus = RegisterBus().create(path=("bus",))
         ours = control.bus_active
         m.d.comb += [
@@ -192,7 +252,6 @@ class AcquisitionSystem(wiring.Component):
             bank.commands_executed.eq(control.commands_executed),
             bank.command_errors.eq(control.command_errors),
             bank.commands_dropped.eq(control.commands_dropped),
-            bank.uart_framing_errors.eq(receiver.framing_errors),
         ]
         return bus
 
