@@ -1,5 +1,7 @@
 """Detector: per-channel adaptive-threshold spike detection with snippets, channel-serial."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -87,11 +89,12 @@ class Detector(wiring.Component):
 
     Pipeline: stage 0 reads the channel's state and k; stage 1 registers them (and writes the
     sample to the ring); stage 2 computes and registers the products (``k * noise`` and the
-    NEO's) and the score; stage 3 compares, updates and writes the state back. The state read
-    of cycle t sees a write of cycle t (transparent), so two samples of the same channel must
-    be at least three cycles apart (``MIN_SAME_CHANNEL_SPACING``; the acquisition schedule
-    spaces them a sweep apart, ``cycles_per_sample`` cycles; the constructor refuses fewer
-    than 3).
+    NEO's) and the score; stage 3 compares, updates and writes the state back (the methods
+    ``_read``, ``_fetch``, ``_products`` and ``_decide``; then ``_admit`` and ``_copy``). The
+    state read of cycle t sees a write of cycle t (transparent), so two samples of the same
+    channel must be at least three cycles apart (``MIN_SAME_CHANNEL_SPACING``; the acquisition
+    schedule spaces them a sweep apart, ``cycles_per_sample`` cycles; the constructor refuses
+    fewer than 3).
 
     Snippet ring storage (``ring_storage``): ``"block"`` (block RAM, dual-ported: the copier
     reads one word per cycle); ``"spram"`` (the iCE40UP's single-port SB_SPRAM256KA, banked
@@ -170,7 +173,6 @@ class Detector(wiring.Component):
         m = Module()
         storage = self.resolve_ring_storage(platform)
         ring_bits = (self.ring_depth_for(storage) - 1).bit_length()
-        chan_bits = config.channel_bits
 
         layout = DetectorState(config)
         init_state = {"noise": det.noise_init_lsb << NOISE_FRAC_BITS}
@@ -182,15 +184,40 @@ class Detector(wiring.Component):
             shape=K_BITS, depth=config.channels, init=[det.threshold_k16] * config.channels)
         k_wr = k_mem.write_port()
         k_rd = k_mem.read_port(transparent_for=(k_wr,))
-        ring_write_addr = Signal(ring_bits + chan_bits)
+        m.d.comb += [
+            k_wr.addr.eq(self.k_channel), k_wr.data.eq(self.k_value), k_wr.en.eq(self.k_write),
+        ]
+        ring = self._ring(m, storage, ring_bits)
+
+        sweep, s1 = self._read(m, state_rd, k_rd)
+        s2 = self._fetch(m, s1, state_rd.data, k_rd.data, ring, ring_bits)
+        s3 = self._products(m, s2)
+        new, emit, next_count = self._decide(m, s3, state_wr)
+        pre = Signal(8)
+        post = Signal(8)
+        m.d.comb += [
+            pre.eq(Mux(self.snippet_pre > det.max_snippet_pre, det.max_snippet_pre,
+                       self.snippet_pre)),
+            post.eq(Mux(self.snippet_post > det.max_snippet_post, det.max_snippet_post,
+                        self.snippet_post)),
+        ]
+        queue, buffer = self._admit(m, s3, new, s3.valid & emit, next_count, pre, post)
+        self._copy(m, queue, buffer, sweep, ring, ring_bits)
+        return m
+
+    def _ring(self, m: Module, storage: str, ring_bits: int) -> SimpleNamespace:
+        """The snippet ring (``ring_bits`` address bits per channel): one write port for the
+        samples, one read port for the copier (``busy`` while a write holds the SPRAM)."""
+        address_bits = ring_bits + self._config.channel_bits
+        ring_write_addr = Signal(address_bits)
         ring_write_data = Signal(16)
         ring_write_en = Signal()
-        ring_read_addr = Signal(ring_bits + chan_bits)
+        ring_read_addr = Signal(address_bits)
         ring_read_data = Signal(16)
         if storage == "block":
             ring_busy = Const(0)
             m.submodules.ring = ring = memory.Memory(
-                shape=signed(16), depth=1 << (ring_bits + chan_bits), init=[])
+                shape=signed(16), depth=1 << address_bits, init=[])
             ring_wr = ring.write_port()
             ring_rd = ring.read_port()
             m.d.comb += [
@@ -201,14 +228,15 @@ class Detector(wiring.Component):
         else:
             # One port: the sample write wins; the copier reads in the other cycles.
             ring_busy = ring_write_en
-            self._spram_ring(m, ring_bits + chan_bits, ring_write_addr, ring_write_data,
+            self._spram_ring(m, address_bits, ring_write_addr, ring_write_data,
                              ring_write_en, ring_read_addr, ring_read_data)
+        return SimpleNamespace(write_addr=ring_write_addr, write_data=ring_write_data,
+                               write_en=ring_write_en, read_addr=ring_read_addr,
+                               read_data=ring_read_data, busy=ring_busy)
 
-        m.d.comb += [
-            k_wr.addr.eq(self.k_channel), k_wr.data.eq(self.k_value), k_wr.en.eq(self.k_write),
-        ]
-
-        # Stage 0: count sweeps, read the channel's state.
+    def _read(self, m: Module, state_rd, k_rd) -> tuple[Signal, SimpleNamespace]:
+        """Stage 0: count sweeps, read the channel's state and k. Returns the sweep counter
+        and stage 1's registers."""
         sweep = Signal(32, init=0xFFFFFFFF)
         sample_sweep = Signal(32)
         m.d.comb += [
@@ -220,7 +248,7 @@ class Detector(wiring.Component):
         with m.If(self.i.valid & self.i.payload.first):
             m.d.sync += sweep.eq(sweep + 1)
         s1_valid = Signal()
-        s1_channel = Signal(chan_bits)
+        s1_channel = Signal(self._config.channel_bits)
         s1_value = Signal(signed(16))
         s1_sweep = Signal(32)
         m.d.sync += [
@@ -229,42 +257,42 @@ class Detector(wiring.Component):
             s1_value.eq(self.i.payload.value),
             s1_sweep.eq(sample_sweep),
         ]
+        return sweep, SimpleNamespace(valid=s1_valid, channel=s1_channel, value=s1_value,
+                                      sweep=s1_sweep)
 
-        # Stage 1: the state and k arrive from their memories and are registered as they
-        # are (a block RAM's output is slow: 5.8 ns of the 22 ns of 45 MHz on the ECP5). The
-        # ring is written here.
+    def _fetch(self, m: Module, s1: SimpleNamespace, state_read, k_read,
+               ring: SimpleNamespace, ring_bits: int) -> SimpleNamespace:
+        """Stage 1: the state and k arrive from their memories and are registered as they
+        are (a block RAM's output is slow: 5.8 ns of the 22 ns of 45 MHz on the ECP5). The
+        ring is written here. Returns stage 2's registers."""
         s2_valid = Signal()
-        s2_channel = Signal(chan_bits)
+        s2_channel = Signal(self._config.channel_bits)
         s2_value = Signal(signed(16))
         s2_sweep = Signal(32)
-        s2_state = Signal(layout)
+        s2_state = Signal(DetectorState(self._config))
         s2_k = Signal(K_BITS)
         m.d.sync += [
-            s2_valid.eq(s1_valid),
-            s2_channel.eq(s1_channel),
-            s2_value.eq(s1_value),
-            s2_sweep.eq(s1_sweep),
-            s2_state.eq(state_rd.data),
-            s2_k.eq(k_rd.data),
+            s2_valid.eq(s1.valid),
+            s2_channel.eq(s1.channel),
+            s2_value.eq(s1.value),
+            s2_sweep.eq(s1.sweep),
+            s2_state.eq(state_read),
+            s2_k.eq(k_read),
         ]
         m.d.comb += [
-            ring_write_addr.eq(Cat(s1_sweep[:ring_bits], s1_channel)),
-            ring_write_data.eq(s1_value), ring_write_en.eq(s1_valid),
+            ring.write_addr.eq(Cat(s1.sweep[:ring_bits], s1.channel)),
+            ring.write_data.eq(s1.value), ring.write_en.eq(s1.valid),
         ]
+        return SimpleNamespace(valid=s2_valid, channel=s2_channel, value=s2_value,
+                               sweep=s2_sweep, state=s2_state, k=s2_k)
 
-        # Stage 2: the products (threshold, NEO) and the score are computed and registered,
-        # so no path runs from the state memory through a product into the comparisons (the
-        # 85F's critical path when detection was one stage).
-        state1 = s2_state
-        y = s2_value
-        pre = Signal(8)
-        post = Signal(8)
-        m.d.comb += [
-            pre.eq(Mux(self.snippet_pre > det.max_snippet_pre, det.max_snippet_pre,
-                       self.snippet_pre)),
-            post.eq(Mux(self.snippet_post > det.max_snippet_post, det.max_snippet_post,
-                        self.snippet_post)),
-        ]
+    def _products(self, m: Module, s2: SimpleNamespace) -> SimpleNamespace:
+        """Stage 2: the products (threshold, NEO) and the score are computed and registered,
+        so no path runs from the state memory through a product into the comparisons (the
+        85F's critical path when detection was one stage). Returns stage 3's registers."""
+        det = self._config.detector
+        state1 = s2.state
+        y = s2.value
 
         def score(value):
             magnitude = Mux(value < 0, -value, value)
@@ -282,33 +310,42 @@ class Detector(wiring.Component):
                                         Mux(psi_scaled < -32768, -32768, psi_scaled)), y)),
         ]
         s3_valid = Signal()
-        s3_channel = Signal(chan_bits)
+        s3_channel = Signal(self._config.channel_bits)
         s3_value = Signal(signed(16))
         s3_sweep = Signal(32)
-        s3_state = Signal(layout)
+        s3_state = Signal(DetectorState(self._config))
         s3_centre = Signal(signed(16))
         s3_score = Signal(signed(18))
         s3_threshold = Signal(NOISE_BITS + K_BITS + 11)
         s3_magnitude = Signal(17 + NOISE_FRAC_BITS)
         m.d.sync += [
-            s3_valid.eq(s2_valid),
-            s3_channel.eq(s2_channel),
+            s3_valid.eq(s2.valid),
+            s3_channel.eq(s2.channel),
             s3_value.eq(y),
-            s3_sweep.eq(s2_sweep),
+            s3_sweep.eq(s2.sweep),
             s3_state.eq(state1),
             s3_centre.eq(Mux(self.neo, state1.previous, y)),
             s3_score.eq(Mux(self.neo, signal, score(signal))),
             # k * noise by one (DSP) multiplier; the constant 1/0.6745 by shifts and adds.
-            s3_threshold.eq(multiply_by_constant(state1.noise * s2_k, SIGMA_NUM)
+            s3_threshold.eq(multiply_by_constant(state1.noise * s2.k, SIGMA_NUM)
                             >> THRESHOLD_SHIFT),
             s3_magnitude.eq(Mux(signal < 0, -signal, signal).as_unsigned() << NOISE_FRAC_BITS),
         ]
-        # Stage 3: tracker, search/dead state machine, state write-back; emission.
-        state = s3_state
-        y_score = s3_score
-        threshold = s3_threshold
-        magnitude = s3_magnitude
-        centre = s3_centre
+        return SimpleNamespace(valid=s3_valid, channel=s3_channel, value=s3_value,
+                               sweep=s3_sweep, state=s3_state, centre=s3_centre,
+                               score=s3_score, threshold=s3_threshold, magnitude=s3_magnitude)
+
+    def _decide(self, m: Module, s3: SimpleNamespace,
+                state_wr) -> tuple[Signal, Signal, Signal]:
+        """Stage 3: the noise tracker, the search/dead state machine and the state
+        write-back. Returns the new state, whether an event is emitted, and the count
+        after this sample."""
+        det = self._config.detector
+        state = s3.state
+        y_score = s3.score
+        threshold = s3.threshold
+        magnitude = s3.magnitude
+        centre = s3.centre
         noise = Signal(NOISE_BITS)
         step = det.noise_step
         with m.If(magnitude > state.noise):
@@ -324,10 +361,10 @@ class Detector(wiring.Component):
             next_count.eq(state.count + 1),
             emit_at.eq(det.align_samples - 1),
         ]
-        new = Signal(layout)
+        new = Signal(DetectorState(self._config))
         emit = Signal()
         m.d.comb += new.eq(state)
-        m.d.comb += [new.noise.eq(noise), new.previous.eq(s3_value),
+        m.d.comb += [new.noise.eq(noise), new.previous.eq(s3.value),
                      new.before.eq(state.previous)]
         with m.Switch(state.phase):
             with m.Case(ARMED):
@@ -353,25 +390,30 @@ class Detector(wiring.Component):
                     m.d.comb += new.phase.eq(ARMED)
 
         m.d.comb += [
-            state_wr.addr.eq(s3_channel), state_wr.data.eq(new), state_wr.en.eq(s3_valid),
+            state_wr.addr.eq(s3.channel), state_wr.data.eq(new), state_wr.en.eq(s3.valid),
         ]
+        return new, emit, next_count
 
-        # Admission: whole events or nothing.
-        pending_layout = _Pending(config)
+    def _admit(self, m: Module, s3: SimpleNamespace, new, emitted, next_count,
+               pre, post) -> tuple[StreamFifo, StreamFifo]:
+        """Admission: whole events or nothing. An emitted event enters the queue only if
+        the queue has room and the output buffer's free words (counted by reservation)
+        take all of it. Returns the queue and the output buffer."""
+        det = self._config.detector
+        pending_layout = _Pending(self._config)
         m.submodules.queue = queue = StreamFifo(pending_layout, det.event_queue)
         m.submodules.buffer = buffer = StreamFifo(EventWordLayout(), det.event_buffer_words)
         capacity = det.event_buffer_words
         reserved = Signal(range(capacity + 1))
         words = Signal(range(det.max_event_words + 1))
         m.d.comb += words.eq(EVENT_HEADER_WORDS + 1 + pre + post)
-        emitted = s3_valid & emit
         admit = Signal()
         m.d.comb += admit.eq(emitted & queue.w.ready & (reserved + words <= capacity))
         pending = pending_layout(queue.w.payload)
         m.d.comb += [
             queue.w.valid.eq(admit),
-            pending.sweep.eq(s3_sweep - (next_count - new.peak_count) - self.neo),
-            pending.channel.eq(s3_channel),
+            pending.sweep.eq(s3.sweep - (next_count - new.peak_count) - self.neo),
+            pending.channel.eq(s3.channel),
             pending.peak.eq(new.peak_value),
             pending.pre.eq(pre),
             pending.post.eq(post),
@@ -383,13 +425,18 @@ class Detector(wiring.Component):
         pop = buffer.r.valid & buffer.r.ready
         m.d.sync += reserved.eq(reserved + Mux(admit, words, 0) - pop)
         wiring.connect(m, buffer.r, wiring.flipped(self.o))
+        return queue, buffer
 
-        # Copier: one queued event -> header words and snippet. Header words go out one per
-        # cycle; each snippet word is read from the ring in a cycle the ring is free (always,
-        # for block RAM) and written to the buffer in the next.
+    def _copy(self, m: Module, queue: StreamFifo, buffer: StreamFifo, sweep,
+              ring: SimpleNamespace, ring_bits: int) -> None:
+        """Copier: one queued event -> header words and snippet. Header words go out one per
+        cycle; each snippet word is read from the ring in a cycle the ring is free (always,
+        for block RAM) and written to the buffer in the next."""
+        det = self._config.detector
+        pending_layout = _Pending(self._config)
         current = Signal(pending_layout)
         index = Signal(range(det.max_event_words + 1))
-        current_words = Signal.like(words)
+        current_words = Signal(range(det.max_event_words + 1))
         snippet_length = Signal(range(det.max_snippet_pre + det.max_snippet_post + 2))
         read_next = Signal.like(snippet_length)
         read_valid = Signal()
@@ -398,7 +445,7 @@ class Detector(wiring.Component):
         reading = Signal()
         m.d.comb += [
             base.eq(current.sweep - current.pre),
-            ring_read_addr.eq(Cat((base + read_next)[:ring_bits], current.channel)),
+            ring.read_addr.eq(Cat((base + read_next)[:ring_bits], current.channel)),
         ]
         with m.Switch(index):
             with m.Case(0):
@@ -412,7 +459,7 @@ class Detector(wiring.Component):
             with m.Case(4):
                 m.d.comb += word.eq(current.peak)
             with m.Default():
-                m.d.comb += word.eq(ring_read_data)
+                m.d.comb += word.eq(ring.read_data)
         out_word = EventWordLayout()(buffer.w.payload)
         m.d.comb += [out_word.data.eq(word), out_word.first.eq(index == 0)]
         m.d.sync += read_valid.eq(0)
@@ -436,7 +483,7 @@ class Detector(wiring.Component):
                 m.d.comb += [
                     buffer.w.valid.eq(write),
                     reading.eq((index >= EVENT_HEADER_WORDS - 1) & (read_next < snippet_length)
-                               & ~ring_busy),
+                               & ~ring.busy),
                 ]
                 with m.If(reading):
                     m.d.sync += [read_next.eq(read_next + 1), read_valid.eq(1)]
@@ -444,7 +491,6 @@ class Detector(wiring.Component):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == current_words - 1):
                         m.next = "IDLE"
-        return m
 
     def _spram_ring(self, m: Module, address_bits: int, write_addr, write_data, write_en,
                     read_addr, read_data) -> None:
