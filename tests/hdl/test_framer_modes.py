@@ -1,12 +1,15 @@
 """The framer's COMPRESSED path on its own (Amaranth simulator): blocks become one frame
 each, a block the coder marks damaged is rolled back whole and counted, never sent."""
 
+from amaranth.hdl import Const, Fragment, Module
+from amaranth.lib import stream, wiring
 from amaranth.sim import Simulator
 
 from spikeforge.firmware.compression import CodecConfig
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.wire import BandwidthMode, FrameType
 from spikeforge.hdl.framer import Framer
+from spikeforge.hdl.layouts import SampleLayout
 from spikeforge.host import FrameParser
 
 CHANNELS = 2
@@ -183,8 +186,16 @@ def test_framer_declares_its_always_ready_inputs():
                           detector=DetectorConfig(enabled=True),
                           codec=CodecConfig(enabled=True, block_sweeps=4),
                           lfp=DecimatorConfig(factor=4, order=3))
-    members = Framer(config).signature.members
+    framer = Framer(config)
+    members = framer.signature.members
     for name in ("i", "compressed", "lfp"):
         assert members[name].signature.always_ready, name
+        assert isinstance(getattr(framer, name).ready, Const), name
     assert not members["events"].signature.always_ready
     assert not members["o"].signature.always_ready
+    # An ordinary producer (ready a signal it reads) connects: ready is tied high.
+    m = Module()
+    m.submodules.framer = framer
+    source = stream.Signature(SampleLayout(config)).create()
+    wiring.connect(m, source, framer.i)
+    Fragment.get(m, None)
