@@ -22,8 +22,10 @@ time, ``N / 1024`` times (the same bytes per second as N channels would be; the 
 duration is device time, so it covers ``duration * N / 1024`` s of samples).
 
 The search runs each rate of a ladder for ``--duration`` wall seconds and stops at the first
-that loses anything (a sequence gap, a kernel drop, a zero-filled sweep, a CRC error) or
-that the sender could not offer; the last line reads
+that loses anything (a sequence gap, a kernel or receive-queue drop, a zero-filled sweep, a
+CRC error), that the sender could not offer, or whose recording ended more than 5 % late
+(the receiver and writer fell behind and lived on the receive queue, which a longer run
+would overflow); the last line reads
 ``held: N channels at 30 kS/s raw (X Mbit/s), 0 lost``. X counts the UDP payload (the wire
 frames) of the offered stream.
 """
@@ -239,6 +241,7 @@ def offered_bits_per_s(channels: int) -> float:
 @dataclass
 class BenchStep:
     channels: int                 #: channel-equivalents offered
+    duration_s: float             #: wall seconds asked for
     offered_bits_per_s: float
     received_bits_per_s: float    #: UDP payload received / wall time of the recording
     seconds: float                #: wall time of the recording
@@ -266,12 +269,20 @@ class BenchStep:
         return self.sender.get("behind_s", 0.0) < 0.5 and not self.sender.get("send_errors")
 
     @property
+    def kept_pace(self) -> bool:
+        """The recording ended on time: receiving and writing kept up with the stream
+        (a receive queue that only grows would overflow in a longer run)."""
+        return self.seconds <= self.duration_s * 1.05 + 0.5
+
+    @property
     def held(self) -> bool:
-        return self.ended == "duration reached" and self.lost == 0 and self.sender_kept_up
+        return (self.ended == "duration reached" and self.lost == 0 and self.sender_kept_up
+                and self.kept_pace)
 
     def line(self) -> str:
-        verdict = "held" if self.held else (
-            "sender could not keep up" if not self.sender_kept_up else "LOST")
+        verdict = ("held" if self.held else "LOST" if self.lost
+                   else "sender could not keep up" if not self.sender_kept_up
+                   else "receiver fell behind" if not self.kept_pace else "not held")
         return (f"{self.channels:5d} ch  offered {self.offered_bits_per_s / 1e6:7.1f} Mbit/s  "
                 f"received {self.received_bits_per_s / 1e6:7.1f} Mbit/s over "
                 f"{self.seconds:5.1f} s  {self.datagrams} datagrams  "
@@ -312,7 +323,8 @@ def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
     assert stats is not None
     seconds = max(status.elapsed_s, 1e-9)
     return BenchStep(
-        channels=channels, offered_bits_per_s=offered_bits_per_s(channels),
+        channels=channels, duration_s=duration_s,
+        offered_bits_per_s=offered_bits_per_s(channels),
         received_bits_per_s=stats.bytes * 8 / seconds, seconds=status.elapsed_s,
         ended=status.ended or "", sweeps=round(status.recorded_s * config.sample_rate_hz),
         samples_lost=status.samples_lost, sequence_gaps=link.sequence_gaps,
