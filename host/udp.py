@@ -172,6 +172,7 @@ class UdpTransport:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._failure: DeviceError | None = None
+        self._announced = False
 
     def _size_receive_buffer(self, wanted: int) -> None:
         # SO_RCVBUFFORCE passes net.core.rmem_max, for a process allowed to (CAP_NET_ADMIN);
@@ -233,9 +234,10 @@ class UdpTransport:
         try:
             for _ in range(OPEN_TRIES):
                 self.write(command)
-                data, _ = self._receive(self._view, self.timeout, self._refused_at_open)
+                data, _ = self._receive(self._view, self.timeout)
                 if data:
                     self._pending += data
+                    self._announced = True
                     return
         finally:
             self.timeout = saved
@@ -258,7 +260,7 @@ class UdpTransport:
             data, self._pending = bytes(self._pending), bytearray()
             return data
         if self._thread is None:
-            return self._receive(self._view, self.timeout, self._refused_while_open)[0]
+            return self._receive(self._view, self.timeout)[0]
         return self._take_queued()
 
     def write(self, data: bytes) -> int:
@@ -266,10 +268,9 @@ class UdpTransport:
             return self._sock.sendto(data, (self.address, self.control_port))
         except ConnectionRefusedError:
             self._drain_errors()
-            self._refused_while_open()
+            raise self._refused() from None
         except OSError as exc:
             raise self._unreachable(exc) from None
-        return 0  # pragma: no cover (the branches above raise)
 
     def flush(self) -> None:
         """Nothing to flush: each write is one datagram, sent at once."""
@@ -302,7 +303,7 @@ class UdpTransport:
         stats = self.stats
         while not self._stop.is_set():
             try:
-                data, datagrams = self._receive(view, 0.1, self._refused_while_open)
+                data, datagrams = self._receive(view, 0.1)
             except DeviceError as exc:
                 self._failure = exc
                 return
@@ -334,7 +335,7 @@ class UdpTransport:
             self._queued_bytes -= taken
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _receive(self, view: memoryview, timeout: float, on_refused) -> tuple[bytes, int]:
+    def _receive(self, view: memoryview, timeout: float) -> tuple[bytes, int]:
         """Whole datagrams from the board into ``view`` (waiting up to ``timeout`` for the
         first): their bytes and how many."""
         if not self._selector.select(timeout):
@@ -353,7 +354,7 @@ class UdpTransport:
                 break
             except ConnectionRefusedError:
                 self._drain_errors()
-                on_refused()
+                raise self._refused() from None
             except OSError as exc:
                 if exc.errno == errno.EINTR:
                     continue
@@ -383,14 +384,15 @@ class UdpTransport:
             except OSError:
                 return
 
-    def _refused_at_open(self) -> None:
-        raise DeviceNotFound(
-            f"nothing listens on UDP port {self.control_port} at {self.address} (ICMP port "
-            f"unreachable): is that the board's address, and its control port "
-            f"(udp://{self.address}:{CONTROL_PORT} by default)?")
-
-    def _refused_while_open(self) -> None:
-        raise DeviceDisconnected(
+    def _refused(self) -> DeviceError:
+        """ICMP port unreachable: before the board answered, nothing listens there; after,
+        the board went away."""
+        if not self._announced:
+            return DeviceNotFound(
+                f"nothing listens on UDP port {self.control_port} at {self.address} (ICMP "
+                f"port unreachable): is that the board's address, and its control port "
+                f"(udp://{self.address}:{CONTROL_PORT} by default)?")
+        return DeviceDisconnected(
             f"the board at {self.where} closed its control port (ICMP port unreachable): was "
             "it reset, reprogrammed, or the virtual board stopped? Open it again")
 
