@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	  "spikeforge needs Python 3.11 or newer; run make PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[boards,nwb,bench,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[boards,nwb,bench,dev,lsl,report,crypto]'
 	@touch $(STAMP)
 
 ## RTL verification: every core against its golden model, with a summary table.
