@@ -41,7 +41,7 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -313,8 +313,9 @@ def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         with Device.open(board.url) as device:
             status = record(device, out, duration_s=duration_s * speed)
-            stats = udp_stats(device)
-            link = device.stats
+            # The counters as the recording ended (the receive thread goes on until close).
+            stats = replace(udp_stats(device))
+            link = replace(device.stats)
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     finally:
         sender = board.stop()
