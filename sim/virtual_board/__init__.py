@@ -10,6 +10,13 @@ RHD2000 chips on the SPI pins (``rhd_chip.h``, the C++ twin of
 :mod:`spikeforge.sim.chips.rhd2000`), fed from a file of int16 samples
 (:class:`SampleFeed`): the recording goes through the chips, the front-end, the framer and
 the UART, and the host records it back.
+
+With the Ethernet link (``config.link == "ethernet"``; in a URL ``sim://?link=udp``) the
+harness is ``main_eth.cpp``: the design's GMII frames become real UDP datagrams on
+127.0.0.1 (the control port on a socket of its own, the data from another), the host's
+datagrams become frames on the design's receive pins, and the board's URL is
+``udp://127.0.0.1:PORT``; ``pcap`` (``sim://?link=udp&pcap=FILE``) writes every frame of the
+link to a capture file (:meth:`VirtualBoard.start`).
 """
 
 import hashlib
@@ -31,10 +38,14 @@ __all__ = ["VirtualBoard", "build_virtual_board", "config_from_sim_url", "Virtua
            "SIM_URL_SCHEME", "is_sim_url",
            "SampleFeed", "read_sample_file", "rhd_config_for", "board_from_sim_url",
            "expected_recording", "DEFAULT_CABLE_DELAY_CYCLES", "source_signal_feed",
-           "feed_from_file"]
+           "feed_from_file", "sim_url_capture", "host_ip_for", "HOST_MAC"]
 
 _HARNESS = Path(__file__).with_name("main.cpp")
-_CHIP_MODEL = Path(__file__).with_name("rhd_chip.h")
+_ETHERNET_HARNESS = Path(__file__).with_name("main_eth.cpp")
+_HEADERS = (Path(__file__).with_name("rhd_chip.h"), Path(__file__).with_name("rhd_board.h"))
+#: The fixed addresses the Ethernet harness gives the host in the frames it makes of the
+#: host's datagrams (the board learns them from the first command).
+HOST_MAC = 0x02_53_46_00_00_FE
 BUILD_ROOT = Path(os.environ.get("SPIKEFORGE_BUILD", "build")) / "vboard"
 
 
@@ -76,6 +87,10 @@ def config_from_sim_url(url: str) -> SystemConfig:
     return _config_from_sim_query(location, query)
 
 
+#: ``link=`` values of a sim:// URL and the configuration's link they name.
+_LINK_NAMES = {"uart": "uart", "udp": "ethernet", "ethernet": "ethernet"}
+
+
 def _config_from_sim_query(location: str, query: dict[str, str]) -> SystemConfig:
     if location:
         import json
@@ -86,6 +101,11 @@ def _config_from_sim_query(location: str, query: dict[str, str]) -> SystemConfig
     for key, value in query.items():
         if key in _BOARD_KEYS:
             continue
+        if key == "link":
+            if value not in _LINK_NAMES:
+                raise ConfigError(f"link={value!r} in a sim:// URL names no link; use "
+                                  f"link=uart (TCP) or link=udp (Gigabit Ethernet as UDP)")
+            value = _LINK_NAMES[value]
         data[key] = int(value) if value.lstrip("-").isdigit() else value
     return SystemConfig.from_dict(data)
 
@@ -95,7 +115,7 @@ PGO_TRAINING_CYCLES = 2_000_000
 
 
 def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
-                        reset_input: bool = False) -> Path:
+                        reset_input: bool = False, system=None) -> Path:
     """Compile the virtual board for ``config`` (cached); return the executable.
 
     ``profile_guided``: compile twice, the first time instrumented, run that for
@@ -103,6 +123,8 @@ def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
     ``-fprofile-use``); about 10 % faster, twice the build time.
     ``reset_input``: compile the bare :class:`~spikeforge.hdl.top.AcquisitionSystem` with
     its ``rst`` input instead of :class:`~.top.VirtualBoardTop` (slower; for comparisons).
+    ``system``: a function of the configuration that makes the design to compile instead of
+    the acquisition system (tests of the harness use a stand-in with the same ports).
     """
     from amaranth.back import verilog
 
@@ -110,18 +132,22 @@ def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
 
     from .top import VirtualBoardTop
 
+    ethernet = config.link == "ethernet"
+    if reset_input and (ethernet or system is not None):
+        raise VirtualBoardError("reset_input builds only the UART acquisition system")
     if reset_input:
         source = verilog.convert(AcquisitionSystem(config), name="top", emit_src=False)
     else:
-        top = VirtualBoardTop(config)
+        top = VirtualBoardTop(config, None if system is None else system(config))
         source = verilog.convert(top, name="top", ports=top.ports, emit_src=False)
+    harness = _ETHERNET_HARNESS if ethernet else _HARNESS
     flags = list(_VERILATOR_FLAGS)
     if config.source == "rhd":
         # Compiles the harness's RHD section (the chips on the SPI pins).
         flags += ["-CFLAGS", f"-DSPIKEFORGE_RHD_LINES={config.rhd.lines}"]
     flags += ["-CFLAGS", f"-I{_HARNESS.parent.resolve()}"]
     digest = hashlib.sha256(
-        source.encode() + _HARNESS.read_bytes() + _CHIP_MODEL.read_bytes()
+        source.encode() + harness.read_bytes() + b"".join(h.read_bytes() for h in _HEADERS)
         + " ".join(flags).encode() + (b" pgo" if profile_guided else b"")
     ).hexdigest()[:16]
     folder = (BUILD_ROOT / digest).resolve()
@@ -132,26 +158,56 @@ def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
     (folder / "top.v").write_text(source)
     if profile_guided:
         profile = folder / "profile"
-        training = _compile(folder / "training", folder / "top.v", flags + [
+        training = _compile(folder / "training", folder / "top.v", harness, flags + [
             "-CFLAGS", f"-fprofile-generate={profile}",
             "-LDFLAGS", f"-fprofile-generate={profile}"])
-        command = [str(training), "--port", "0", "--divisor", str(config.uart_divisor),
-                   "--cycles", str(PGO_TRAINING_CYCLES)]
+        command = _harness_command(training, config, cycles=PGO_TRAINING_CYCLES)
         if config.source == "rhd":
             command += _rhd_arguments(config, source_signal_feed(config))
-        _drain(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+        if ethernet:
+            subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
+        else:
+            _drain(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
         flags += ["-CFLAGS", f"-fprofile-use={profile} -fprofile-partial-training "
                              "-Wno-missing-profile"]
-    return _compile(folder, folder / "top.v", flags)
+    return _compile(folder, folder / "top.v", harness, flags)
 
 
-def _compile(folder: Path, verilog_file: Path, flags: list[str]) -> Path:
+def host_ip_for(config: SystemConfig) -> str:
+    """The IPv4 address the Ethernet harness gives the host: the board's /24, host 1 (2 if
+    the board is .1)."""
+    board = config.ethernet.ip
+    host = (board & ~0xFF) | (2 if board & 0xFF == 1 else 1)
+    return ".".join(str(host >> s & 0xFF) for s in (24, 16, 8, 0))
+
+
+def _harness_command(binary: Path, config: SystemConfig, *, port: int = 0, cycles: int = 0,
+                     pcap: Path | None = None) -> list[str]:
+    """The harness's arguments for ``config`` (without those of the RHD chips)."""
+    if config.link != "ethernet":
+        return [str(binary), "--port", str(port), "--divisor", str(config.uart_divisor),
+                "--cycles", str(cycles)]
+    from spikeforge.firmware.ethernet import LINK_CLOCK_HZ
+
+    ethernet = config.ethernet
+    command = [str(binary), "--port", str(port), "--cycles", str(cycles),
+               "--clock-hz", str(config.clock_hz), "--link-hz", str(LINK_CLOCK_HZ),
+               "--board-mac", f"{ethernet.mac:012x}", "--board-ip", ethernet.ip_text,
+               "--board-control-port", str(ethernet.control_port),
+               "--board-data-port", str(ethernet.data_port),
+               "--host-mac", f"{HOST_MAC:012x}", "--host-ip", host_ip_for(config)]
+    if pcap is not None:
+        command += ["--pcap", str(pcap)]
+    return command
+
+
+def _compile(folder: Path, verilog_file: Path, harness: Path, flags: list[str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     binary = folder / "vboard"
     env = {**os.environ, **verilator_environment()}
     command = [
         "verilator", *flags, "-Mdir", str(folder / "obj"),
-        "-o", str(binary), str(verilog_file), str(_HARNESS),
+        "-o", str(binary), str(verilog_file), str(harness),
     ]
     log = folder / "build.log"
     with open(log, "w") as out:
@@ -190,20 +246,31 @@ class VirtualBoard:
     def start(cls, config: SystemConfig, *, port: int = 0, cycles: int = 0,
               realtime: bool = False, stats_file: Path | None = None,
               feed: "SampleFeed | None" = None,
-              profile_guided: bool = False) -> "VirtualBoard":
+              profile_guided: bool = False, pcap: Path | None = None,
+              system=None) -> "VirtualBoard":
         """Build (cached) and start the board. With the RHD source its chips play ``feed``
-        (default: the test source's signal, repeated)."""
+        (default: the test source's signal, repeated).
+
+        With the Ethernet link (``config.link == "ethernet"``) ``port`` is the UDP control
+        port on 127.0.0.1 (0: any free one), :attr:`url` is ``udp://127.0.0.1:PORT``, and
+        ``pcap`` names a capture file of the link's frames (classic pcap, Ethernet, FCS
+        stripped, simulated time). The board waits for the host's first datagram before it
+        runs (unless ``cycles`` is given). ``system``: see :func:`build_virtual_board`."""
+        ethernet = config.link == "ethernet"
         if feed is not None and config.source != "rhd":
             raise VirtualBoardError(
                 "only a virtual board with the RHD front-end (source=rhd) plays a sample "
                 "file; the test source makes its own signal")
-        binary = build_virtual_board(config, profile_guided=profile_guided)
-        command = [str(binary), "--port", str(port), "--divisor", str(config.uart_divisor),
-                   "--cycles", str(cycles)]
+        if pcap is not None and not ethernet:
+            raise VirtualBoardError(
+                "a capture (pcap) is written only by a virtual board with the Ethernet link; "
+                "add link=udp to the sim:// URL (or --link udp)")
+        binary = build_virtual_board(config, profile_guided=profile_guided, system=system)
+        command = _harness_command(binary, config, port=port, cycles=cycles, pcap=pcap)
         if config.source == "rhd":
             command += _rhd_arguments(config, feed or source_signal_feed(config))
         if realtime:
-            command += ["--realtime", str(config.clock_hz)]
+            command += ["--realtime", "1" if ethernet else str(config.clock_hz)]
         if stats_file is not None:
             command += ["--stats", str(stats_file)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -211,7 +278,8 @@ class VirtualBoard:
         if not first.startswith("listening on "):
             process.kill()
             raise VirtualBoardError(f"the virtual board did not start: {first!r}")
-        return cls(process, f"socket://127.0.0.1:{int(first.split()[-1])}", config)
+        scheme = "udp" if ethernet else "socket"
+        return cls(process, f"{scheme}://127.0.0.1:{int(first.split()[-1])}", config)
 
     @classmethod
     def measure(cls, config: SystemConfig, cycles: int, feed: "SampleFeed | None" = None,
@@ -223,6 +291,10 @@ class VirtualBoard:
         ``baseline``: the board as it was before its speed work (the bare acquisition system
         with a reset input, two ``eval()`` per cycle), for comparisons in one run.
         """
+        if config.link == "ethernet":
+            raise VirtualBoardError("measuring the speed works with the UART link only; "
+                                    "drop link=ethernet (the UDP board prints its speed when "
+                                    "stopped)")
         if baseline:
             binary = build_virtual_board(config, reset_input=True)
             command = [str(binary), "--port", "0", "--divisor", str(config.uart_divisor),
@@ -260,8 +332,9 @@ class VirtualBoard:
 #: calibration has something to find (as on a real headstage cable).
 DEFAULT_CABLE_DELAY_CYCLES = 2
 
-#: Query keys of a sim:// URL that describe the board's input, not the configuration.
-_BOARD_KEYS = ("from", "cable_delay", "repeat")
+#: Query keys of a sim:// URL that describe the board's input (or its capture), not the
+#: configuration.
+_BOARD_KEYS = ("from", "cable_delay", "repeat", "pcap")
 
 
 @dataclass(frozen=True)
@@ -369,6 +442,12 @@ def board_from_sim_url(url: str) -> tuple[SystemConfig, SampleFeed | None]:
                                   cable_delay=int(query["cable_delay"])
                                   if "cable_delay" in query else None)
     return config, feed
+
+
+def sim_url_capture(url: str) -> Path | None:
+    """The capture file a sim:// URL names (``pcap=FILE``), or None."""
+    _, query = _parse_sim_url(url)
+    return Path(query["pcap"]) if query.get("pcap") else None
 
 
 def feed_from_file(config: SystemConfig, path: Path, channels: int | None = None, *,
