@@ -342,15 +342,20 @@ def verify_recording(out: Path, channels: int, seed: int = 1) -> int:
     sweeps checked. Raises AssertionError on the first difference."""
     config = bench_config(channels)
     [stream] = list(out.glob("**/continuous/spikeforge-100.acquisition"))
-    numbers = np.load(stream / "sample_numbers.npy")
-    samples = np.fromfile(stream / "continuous.dat", dtype="<i2").reshape(-1, config.channels)
+    numbers = np.load(stream / "sample_numbers.npy", mmap_mode="r")
+    samples = np.memmap(stream / "continuous.dat", dtype="<i2", mode="r").reshape(
+        -1, config.channels)
     assert len(numbers) == len(samples), "sample_numbers.npy and continuous.dat disagree"
     assert len(samples), "the recording holds no samples"
-    assert np.array_equal(numbers, np.arange(numbers[0], numbers[0] + len(numbers))), \
-        "sample numbers are not consecutive"
-    expected = expected_samples(config, seed, int(numbers[0]), len(samples))
-    diff = np.flatnonzero((samples != expected).any(axis=1))
-    assert not len(diff), f"sweep {numbers[diff[0]]} differs from what was sent"
+    first = int(numbers[0])
+    chunk = 32_768          # sweeps compared at a time (a long recording is gigabytes)
+    for start in range(0, len(samples), chunk):
+        stop = min(start + chunk, len(samples))
+        assert np.array_equal(numbers[start:stop], np.arange(first + start, first + stop)), \
+            "sample numbers are not consecutive"
+        expected = expected_samples(config, seed, first + start, stop - start)
+        diff = np.flatnonzero((samples[start:stop] != expected).any(axis=1))
+        assert not len(diff), f"sweep {first + start + diff[0]} differs from what was sent"
     return len(samples)
 
 
