@@ -1,5 +1,7 @@
 """RHD2000 front-end: SPI master, command sequencer and channel-serial sample stream."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -107,21 +109,9 @@ class RHDFrontEnd(wiring.Component):
         config = self._config
         rhd = config.rhd
         lines = rhd.lines
-        halves = 2 if rhd.ddr else 1
-        half_period = rhd.sclk_half_period_cycles
         m = Module()
+        clock = self._sample_clock(m)
 
-        # -- sample clock ---------------------------------------------------------------------
-        tick = Signal(range(config.cycles_per_sample))
-        parity = Signal()        # LSB of the sweep number in progress
-        boundary = Signal()
-        m.d.comb += boundary.eq(tick == 0)
-        with m.If(tick == config.cycles_per_sample - 1):
-            m.d.sync += [tick.eq(0), parity.eq(~parity), self.sweep.eq(self.sweep + 1)]
-        with m.Else():
-            m.d.sync += tick.eq(tick + 1)
-
-        # -- memories -------------------------------------------------------------------------
         image = build_image(config)
         m.submodules.program = program = memory.Memory(
             shape=unsigned(18), depth=PROGRAM_DEPTH, init=image.words)
@@ -129,24 +119,52 @@ class RHDFrontEnd(wiring.Component):
         prog_wr = program.write_port()
         m.d.comb += [prog_wr.addr.eq(self.program_addr), prog_wr.data.eq(self.program_data),
                      prog_wr.en.eq(self.program_write)]
-
-        slots = max(1, len({s.slot for s in channel_sources(rhd)}))
-        half_bits = halves - 1
-        line_bits = (lines - 1).bit_length()
-        slot_bits = (slots - 1).bit_length()
-        raw_bits = slot_bits + line_bits + half_bits
-
-        def raw_address(slot, line, half):
-            return (slot << (line_bits + half_bits)) | (line << half_bits) | half
-
+        raw_bits = self._raw_bits()
         m.submodules.samples = samples = memory.Memory(
             shape=unsigned(16), depth=2 << raw_bits, init=[])
-        sample_rd = samples.read_port()
-        sample_wr = samples.write_port()
         m.submodules.capture = capture = memory.Memory(
             shape=unsigned(16), depth=lines * 2 * CAPTURE_DEPTH, init=[])
         capture_rd = capture.read_port()
-        capture_wr = capture.write_port()
+        calibrator, delays = self._calibration(m, image, capture_rd)
+
+        sequencer = self._sequencer(m, clock, prog_rd, calibrator)
+        self._sample_miso(m, sequencer, delays, samples.write_port(), capture.write_port())
+        self._emit(m, clock, sequencer, samples.read_port())
+        return m
+
+    def _raw_address_bits(self) -> tuple[int, int, int]:
+        """Bits of a sample-RAM address (slot, line, half), without the bank bit."""
+        rhd = self._config.rhd
+        slots = max(1, len({s.slot for s in channel_sources(rhd)}))
+        half_bits = 1 if rhd.ddr else 0
+        line_bits = (rhd.lines - 1).bit_length()
+        slot_bits = (slots - 1).bit_length()
+        return slot_bits, line_bits, half_bits
+
+    def _raw_bits(self) -> int:
+        return sum(self._raw_address_bits())
+
+    def _sample_clock(self, m: Module) -> SimpleNamespace:
+        """The sample clock: ``tick`` counts the cycles of a sample period, ``boundary`` is
+        its first cycle, ``parity`` the LSB of the sweep in progress, ``last`` its last
+        cycle; ``sweep`` counts periods."""
+        config = self._config
+        tick = Signal(range(config.cycles_per_sample))
+        parity = Signal()        # LSB of the sweep number in progress
+        boundary = Signal()
+        m.d.comb += boundary.eq(tick == 0)
+        last = tick == config.cycles_per_sample - 1
+        with m.If(last):
+            m.d.sync += [tick.eq(0), parity.eq(~parity), self.sweep.eq(self.sweep + 1)]
+        with m.Else():
+            m.d.sync += tick.eq(tick + 1)
+        return SimpleNamespace(parity=parity, boundary=boundary, last=last)
+
+    def _calibration(self, m: Module, image, capture_rd) -> tuple[RHDDelayCalibrator, Signal]:
+        """The delay calibrator (it shares the capture RAM's read port with the host) and
+        the MISO delays in use: the calibrator's trial delay while it runs, then the found
+        delays or the ``miso_delay`` register. Returns the calibrator and the delays."""
+        rhd = self._config.rhd
         m.submodules.calibrator = calibrator = RHDDelayCalibrator(rhd, image.lists["detect"])
         m.d.comb += [
             calibrator.start.eq(int(rhd.calibrate_on_start)),
@@ -160,19 +178,24 @@ class RHDFrontEnd(wiring.Component):
             self.found_delays.eq(calibrator.found_delays),
             self.good_delays.eq(calibrator.good_delays),
         ]
-        delays = Signal(4 * lines)
+        delays = Signal(4 * rhd.lines)
         with m.If(calibrator.active):
-            m.d.comb += delays.eq(Cat(*[calibrator.delay] * lines))
+            m.d.comb += delays.eq(Cat(*[calibrator.delay] * rhd.lines))
         with m.Elif(self.use_found_delays & calibrator.done):
             m.d.comb += delays.eq(calibrator.found_delays)
         with m.Else():
             m.d.comb += delays.eq(self.miso_delay)
-        m.submodules.channel_map = channel_map = memory.Memory(
-            shape=unsigned(max(1, raw_bits)), depth=config.channels,
-            init=[raw_address(s.slot, s.line, s.half) for s in channel_sources(rhd)])
-        map_rd = channel_map.read_port(domain="comb")
+        return calibrator, delays
 
-        # -- sequencer and SPI word engine ----------------------------------------------------
+    def _sequencer(self, m: Module, clock: SimpleNamespace, prog_rd,
+                   calibrator: RHDDelayCalibrator) -> SimpleNamespace:
+        """The sequencer and SPI word engine: runs the calibrator's, one-shot and loop lists
+        word by word. Returns what the MISO sampler and the emitter need: ``bit_start``,
+        ``last_bit``, the command tags of the last three words, ``ran_prev`` and
+        ``twos_complement``."""
+        config = self._config
+        rhd = config.rhd
+        half_period = rhd.sclk_half_period_cycles
         pc = Signal(range(PROGRAM_DEPTH))
         remaining = Signal(range(PROGRAM_DEPTH + 1))
         in_loop = Signal()
@@ -182,7 +205,7 @@ class RHDFrontEnd(wiring.Component):
         loop_bank = Signal()
         ran_this = Signal()      # a loop pass started in this sweep
         ran_prev = Signal()      # ... in the previous sweep (its results are emitted now)
-        with m.If(tick == config.cycles_per_sample - 1):
+        with m.If(clock.last):
             m.d.sync += [ran_prev.eq(ran_this), ran_this.eq(0)]
 
         aux_ports = [self.aux0, self.aux1, self.aux2]
@@ -194,24 +217,13 @@ class RHDFrontEnd(wiring.Component):
         command = Signal(16)
         store = Signal()
         is_aux = Signal()
-        drain = MAX_MISO_DELAY_CYCLES + half_period + 4 * lines + 4
+        drain = MAX_MISO_DELAY_CYCLES + half_period + 4 * rhd.lines + 4
         count = Signal(range(max(rhd.cs_high_cycles, half_period, drain) + 1))
         bit = Signal(range(16))
         high = Signal()
         twos_complement = Signal()
 
-        tag_layout = [("valid", 1), ("loop", 1), ("store", 1), ("bank", 1),
-                      ("index", len(pc))]
-        tag_width = sum(width for _, width in tag_layout)
-        tags = [Signal(tag_width, name=f"tag{i}") for i in range(3)]
-
-        def tag_fields(tag):
-            out, at = {}, 0
-            for name, width in tag_layout:
-                out[name] = tag[at:at + width]
-                at += width
-            return out
-
+        tags = [Signal(_tag_width(len(pc)), name=f"tag{i}") for i in range(3)]
         new_tag = Signal.like(tags[0])
         m.d.comb += new_tag.eq(Cat(Const(1, 1), in_loop, store, loop_bank,
                                    Mux(in_loop, store_slot, list_index)))
@@ -239,9 +251,9 @@ class RHDFrontEnd(wiring.Component):
                         m.d.sync += self.oneshot_done.eq(self.oneshot_request)
                     with m.Else():
                         m.next = "CS_HIGH"
-                with m.Elif(boundary & self.loop_enable & (self.loop_list[16:] != 0)):
+                with m.Elif(clock.boundary & self.loop_enable & (self.loop_list[16:] != 0)):
                     m.d.sync += [pc.eq(self.loop_list[:16]), remaining.eq(self.loop_list[16:]),
-                                 in_loop.eq(1), store_slot.eq(0), loop_bank.eq(parity),
+                                 in_loop.eq(1), store_slot.eq(0), loop_bank.eq(clock.parity),
                                  ran_this.eq(1), count.eq(0)]
                     m.next = "CS_HIGH"
 
@@ -302,8 +314,21 @@ class RHDFrontEnd(wiring.Component):
                     with m.Else():
                         m.d.sync += self.oneshot_done.eq(self.oneshot_done + 1)
                     m.next = "IDLE"
+        return SimpleNamespace(bit_start=bit_start, last_bit=last_bit, tags=tags,
+                               index_bits=len(pc), ran_prev=ran_prev,
+                               twos_complement=twos_complement)
 
-        # -- MISO sampling --------------------------------------------------------------------
+    def _sample_miso(self, m: Module, sequencer: SimpleNamespace, delays, sample_wr,
+                     capture_wr) -> None:
+        """MISO sampling: each line (and half, DDR) shifted in at its delay after each bit's
+        start and held after the last bit; the held words then written one per cycle to the
+        sample RAM (loop STORE entries) or the capture RAM (one-shot results)."""
+        rhd = self._config.rhd
+        halves = 2 if rhd.ddr else 1
+        half_period = rhd.sclk_half_period_cycles
+        _, line_bits, half_bits = self._raw_address_bits()
+        raw_bits = self._raw_bits()
+        bit_start, last_bit = sequencer.bit_start, sequencer.last_bit
         depth = MAX_MISO_DELAY_CYCLES + half_period + 2
         start_chain = Signal(depth)
         last_chain = Signal(depth)
@@ -313,7 +338,7 @@ class RHDFrontEnd(wiring.Component):
         last_taps = Cat(bit_start & last_bit, last_chain)
 
         holds = []
-        for line in range(lines):
+        for line in range(rhd.lines):
             delay = delays[4 * line:4 * line + 4]
             for half in range(halves):
                 tap = delay + half * half_period
@@ -327,6 +352,7 @@ class RHDFrontEnd(wiring.Component):
                 holds.append(hold)
 
         # The result in the words just sampled belongs to the command two words earlier.
+        tags = sequencer.tags
         done_tag = Signal.like(tags[0])
         with m.If(bit_start & last_bit):
             m.d.sync += done_tag.eq(tags[2])
@@ -334,14 +360,14 @@ class RHDFrontEnd(wiring.Component):
         writing = Signal()
         write_index = Signal(range(len(holds)))
         write_tag = Signal.like(tags[0])
-        with m.If(done & tag_fields(done_tag)["valid"]):
+        with m.If(done & _tag_fields(done_tag, sequencer.index_bits)["valid"]):
             m.d.sync += [writing.eq(1), write_index.eq(0), write_tag.eq(done_tag)]
         with m.Elif(writing):
             m.d.sync += write_index.eq(write_index + 1)
             with m.If(write_index == len(holds) - 1):
                 m.d.sync += writing.eq(0)
 
-        fields = tag_fields(write_tag)
+        fields = _tag_fields(write_tag, sequencer.index_bits)
         hold_data = Array(holds)[write_index]
         if halves == 2:
             line_of, half_of = write_index >> 1, write_index[0]
@@ -358,26 +384,40 @@ class RHDFrontEnd(wiring.Component):
             capture_wr.en.eq(writing & ~fields["loop"] & (fields["index"] < CAPTURE_DEPTH)),
         ]
 
-        # -- emission: the previous pass, channel by channel, on the sample clock -------------
+    def _emit(self, m: Module, clock: SimpleNamespace, sequencer: SimpleNamespace,
+              sample_rd) -> None:
+        """Emission: the previous pass, channel by channel, on the sample clock (a ROM maps
+        stream channels to sample-RAM addresses)."""
+        config = self._config
+        slot_bits, line_bits, half_bits = self._raw_address_bits()
+        raw_bits = self._raw_bits()
+
+        def raw_address(slot, line, half):
+            return (slot << (line_bits + half_bits)) | (line << half_bits) | half
+
+        m.submodules.channel_map = channel_map = memory.Memory(
+            shape=unsigned(max(1, raw_bits)), depth=config.channels,
+            init=[raw_address(s.slot, s.line, s.half) for s in channel_sources(config.rhd)])
+        map_rd = channel_map.read_port(domain="comb")
         issuing = Signal()
         channel = Signal(range(config.channels))
         issue = Signal()
-        m.d.comb += issue.eq(boundary | issuing)
+        m.d.comb += issue.eq(clock.boundary | issuing)
         with m.If(issue):
             with m.If(channel == config.channels - 1):
                 m.d.sync += [channel.eq(0), issuing.eq(0)]
             with m.Else():
                 m.d.sync += [channel.eq(channel + 1), issuing.eq(1)]
         m.d.comb += [map_rd.addr.eq(channel),
-                     sample_rd.addr.eq(Cat(map_rd.data[:raw_bits], ~parity))]
+                     sample_rd.addr.eq(Cat(map_rd.data[:raw_bits], ~clock.parity))]
 
         b_valid = Signal()
         b_channel = Signal.like(channel)
         b_has_data = Signal()
-        m.d.sync += [b_valid.eq(issue), b_channel.eq(channel), b_has_data.eq(ran_prev)]
+        m.d.sync += [b_valid.eq(issue), b_channel.eq(channel), b_has_data.eq(sequencer.ran_prev)]
         value = Signal(16)
-        m.d.comb += value.eq(Mux(b_has_data,
-                                 sample_rd.data ^ Mux(twos_complement, 0, 0x8000), 0))
+        m.d.comb += value.eq(Mux(b_has_data, sample_rd.data ^ Mux(sequencer.twos_complement,
+                                                                  0, 0x8000), 0))
         with m.If(~self.o.valid | self.o.ready):
             m.d.sync += [
                 self.o.valid.eq(b_valid),
@@ -387,4 +427,21 @@ class RHDFrontEnd(wiring.Component):
             ]
         with m.Elif(b_valid):
             m.d.sync += self.overruns.eq(self.overruns + 1)
-        return m
+
+
+#: A command's tag, travelling with it through the chips' two-word latency.
+_TAG_FIELDS = (("valid", 1), ("loop", 1), ("store", 1), ("bank", 1))
+
+
+def _tag_width(index_bits: int) -> int:
+    return sum(width for _, width in _TAG_FIELDS) + index_bits
+
+
+def _tag_fields(tag, index_bits: int) -> dict:
+    """The fields of a tag: valid, loop, store, bank, and the result's index (its list
+    position, or its store slot in a loop pass)."""
+    out, at = {}, 0
+    for name, width in (*_TAG_FIELDS, ("index", index_bits)):
+        out[name] = tag[at:at + width]
+        at += width
+    return out
