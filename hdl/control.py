@@ -133,14 +133,7 @@ class CommandDecoder(wiring.Component):
         reply_status = Signal(2)
         reply_value = Signal(32)
 
-        # Register kinds of this build, for the status.
-        writable = Signal()
-        known = Signal()
-        with m.Switch(address):
-            for reg in REGISTERS:
-                if reg.present(config):
-                    with m.Case(reg.address):
-                        m.d.comb += [known.eq(1), writable.eq(reg.access == "rw")]
+        known, writable = self._register_kind(m, address)
 
         # The bus shows the command at all times; only w_en and bus_active are timed.
         m.d.comb += [self.bus.addr.eq(address), self.bus.w_data.eq(value)]
@@ -151,21 +144,9 @@ class CommandDecoder(wiring.Component):
         address_at, op_at = 7, 8
         value_at = range(9, 13)
 
-        # The reply's bytes, by position.
-        header = [SYNC[0], SYNC[1], FrameType.REPLY, *(last_tag.word_select(k, 8)
-                                                      for k in range(4)),
-                  REPLY.size & 0xFF, REPLY.size >> 8]
-        payload = [reply_address, reply_status, *(reply_value.word_select(k, 8)
-                                                  for k in range(4))]
-        out_byte = Signal(8)
         crc_start = HEADER_BYTES + REPLY.size
-        with m.Switch(count):
-            for position, value_ in enumerate(header + payload):
-                with m.Case(position):
-                    m.d.comb += out_byte.eq(value_)
-            for k in range(CRC_BYTES):
-                with m.Case(crc_start + k):
-                    m.d.comb += out_byte.eq((~crc).word_select(k, 8))
+        out_byte = self._reply_byte(m, count, crc, last_tag, reply_address, reply_status,
+                                    reply_value)
         m.d.comb += fifo.w.payload.eq(out_byte)
         room = fifo.level <= fifo.depth - REPLY_FRAME_BYTES
 
@@ -259,6 +240,39 @@ class CommandDecoder(wiring.Component):
                 with m.If(count == REPLY_FRAME_BYTES - 1):
                     m.next = "HUNT"
         return m
+
+    def _register_kind(self, m: Module, address) -> tuple[Signal, Signal]:
+        """Whether ``address`` names a register of this build, and whether it is writable
+        (for the reply's status)."""
+        writable = Signal()
+        known = Signal()
+        with m.Switch(address):
+            for reg in REGISTERS:
+                if reg.present(self._config):
+                    with m.Case(reg.address):
+                        m.d.comb += [known.eq(1), writable.eq(reg.access == "rw")]
+        return known, writable
+
+    @staticmethod
+    def _reply_byte(m: Module, count, crc, last_tag, reply_address, reply_status,
+                    reply_value) -> Signal:
+        """The byte at position ``count`` of the stored reply frame (header, payload, then
+        the CRC of ``crc`` as it stands)."""
+        header = [SYNC[0], SYNC[1], FrameType.REPLY, *(last_tag.word_select(k, 8)
+                                                      for k in range(4)),
+                  REPLY.size & 0xFF, REPLY.size >> 8]
+        payload = [reply_address, reply_status, *(reply_value.word_select(k, 8)
+                                                  for k in range(4))]
+        out_byte = Signal(8)
+        crc_start = HEADER_BYTES + REPLY.size
+        with m.Switch(count):
+            for position, value_ in enumerate(header + payload):
+                with m.Case(position):
+                    m.d.comb += out_byte.eq(value_)
+            for k in range(CRC_BYTES):
+                with m.Case(crc_start + k):
+                    m.d.comb += out_byte.eq((~crc).word_select(k, 8))
+        return out_byte
 
 
 class LinkArbiter(wiring.Component):
