@@ -28,7 +28,7 @@ from .device import Device, DeviceError, DeviceNoControl, RegisterRefused
 from .errors import ExitCode
 from .frames import DataBlock, EventBlock, StreamItem
 from .openephys import OpenEphysWriter
-from .sinks import FanOut, Sink, StreamWindow
+from .sinks import FanOut, Sink, StreamWindow, Tally
 
 __all__ = ["RecordingStatus", "Recorder", "record", "DiskFull", "RecordingModeError",
            "RECORDABLE_MODES"]
@@ -109,13 +109,15 @@ class Recorder:
     ``spikeforge.json``.
 
     ``sinks``: further consumers of the recording (:class:`~spikeforge.host.sinks.Sink`);
-    each receives exactly the calls the Open Ephys writer receives, after it.
+    each receives exactly the calls the Open Ephys writer receives, after it. ``out`` None:
+    nothing is written to disk, the sinks are the recording's only consumers (live
+    streaming, :mod:`spikeforge.host.lsl`) and the status counts what they received.
 
     ``run`` raises the device error or :class:`DiskFull` after closing the recording; a
     ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
     """
 
-    def __init__(self, device: Device, out: Path, *, duration_s: float | None = None,
+    def __init__(self, device: Device, out: Path | None, *, duration_s: float | None = None,
                  flush_interval_s: float = 1.0,
                  on_status: Callable[[RecordingStatus], None] | None = None,
                  control: bool | None = None, mode: str | None = None,
@@ -123,7 +125,7 @@ class Recorder:
                  codebook: Codebook | None = None,
                  sinks: "list[Sink] | tuple[Sink, ...]" = ()):
         self.device = device
-        self.out = Path(out)
+        self.out = None if out is None else Path(out)
         self.duration_s = duration_s
         self.flush_interval_s = flush_interval_s
         self.on_status = on_status
@@ -134,7 +136,9 @@ class Recorder:
         self.extra_sinks = FanOut(sinks).sinks    # checked before anything is written
         # -- set by prepare() --
         self.config: SystemConfig | None = None
-        self.writer: OpenEphysWriter | None = None
+        self.writer: OpenEphysWriter | None = None   # None: out is None (sinks only)
+        #: The counters the status reports: the writer, or a Tally without one.
+        self.counts: OpenEphysWriter | Tally | None = None
         self.sink: FanOut | None = None          # the writer, then the extra sinks
         # -- set while running --
         #: The continuous stream the recording follows ("data" or "lfp"): set by the mode in
@@ -153,13 +157,16 @@ class Recorder:
         self._configure_device()
         mode_in_force = self.mode or (self.device.mode() if self.control else None)
         enabled = self.device.enabled_channels or self.config.enabled_channels
-        self.writer = OpenEphysWriter(
-            self.out, self.config,
-            {"port": self.device.url, "control": self.control,
-             "mode": mode_in_force or "as streamed",
-             **({"codebook": self.codebook.to_dict()} if self.codebook is not None else {})},
-            channels=enabled)
-        self.sink = FanOut((self.writer, *self.extra_sinks))
+        if self.out is not None:
+            self.writer = OpenEphysWriter(
+                self.out, self.config,
+                {"port": self.device.url, "control": self.control,
+                 "mode": mode_in_force or "as streamed",
+                 **({"codebook": self.codebook.to_dict()} if self.codebook is not None
+                    else {})},
+                channels=enabled)
+        self.counts = self.writer if self.writer is not None else Tally(enabled)
+        self.sink = FanOut((self.counts, *self.extra_sinks))
         if mode_in_force is not None:
             self._follow("lfp" if mode_in_force == "events+lfp" else "data")
 
@@ -215,7 +222,7 @@ class Recorder:
     def run(self) -> RecordingStatus:
         """Record until the duration, the device's end, Ctrl-C or an error; the recording
         is closed however it ends. Returns the final status."""
-        if self.writer is None:
+        if self.sink is None:
             self.prepare()
         self.started_s = self.last_flush_s = time.monotonic()
         try:
@@ -263,7 +270,7 @@ class Recorder:
 
     def _recorded_columns(self, block: DataBlock) -> DataBlock | None:
         """``block`` with the recording's channels as its columns (None: it lacks some)."""
-        channels = self.writer.channels
+        channels = self.counts.channels
         if block.channels == channels:
             return block
         if block.compressed and set(channels) <= set(block.channels):
@@ -302,7 +309,7 @@ class Recorder:
     # -- status and ending --
     def status(self, ended: str | None = None) -> RecordingStatus:
         """Where the recording stands (what the Open Ephys writer has written)."""
-        writer, config = self.writer, self.config
+        writer, config = self.counts, self.config
         elapsed = time.monotonic() - self.started_s
         recorded_s = writer.sweeps_written / config.sample_rate_hz
         written, lost = writer.bytes_written, writer.samples_lost

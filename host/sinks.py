@@ -19,7 +19,7 @@ import numpy as np
 
 from .frames import EventBlock
 
-__all__ = ["Sink", "FanOut", "StreamWindow"]
+__all__ = ["Sink", "FanOut", "StreamWindow", "Tally"]
 
 
 @runtime_checkable
@@ -140,3 +140,66 @@ class StreamWindow:
         if self.next_sample is not None and sample > self.next_sample:
             self.sink.write_loss(self.stream, self.next_sample, sample - self.next_sample)
             self.next_sample = sample
+
+
+@dataclass
+class StreamTally:
+    """The counters of one continuous stream, as a writer keeps them (lost sweeps count as
+    sweeps of the stream: it has no holes)."""
+
+    channels: int
+    sweeps_written: int = 0
+    samples_lost: int = 0
+
+    @property
+    def bytes_written(self) -> int:
+        return self.sweeps_written * self.channels * 2
+
+
+class Tally:
+    """A sink that only counts, with the Open Ephys writer's counters (``channels``,
+    ``sweeps_written``, ``samples_lost``, ``bytes_written``, ``spikes_written``, ``lfp``): what
+    the recorder reports on when nothing is written to disk (sinks only, e.g. live
+    streaming)."""
+
+    def __init__(self, channels: "tuple[int, ...] | list[int]"):
+        self.channels = tuple(channels)
+        self.main = StreamTally(len(self.channels))
+        self.lfp: StreamTally | None = None    # created by the first block of "lfp"
+        self.spikes_written = 0
+
+    @property
+    def sweeps_written(self) -> int:
+        return self.main.sweeps_written
+
+    @property
+    def samples_lost(self) -> int:
+        return self.main.samples_lost
+
+    @property
+    def bytes_written(self) -> int:
+        return self.main.bytes_written
+
+    def _stream(self, stream: str) -> StreamTally:
+        if stream != "lfp":
+            return self.main
+        if self.lfp is None:
+            self.lfp = StreamTally(len(self.channels))
+        return self.lfp
+
+    def write_continuous(self, stream: str, first_sample: int, samples: np.ndarray) -> None:
+        self._stream(stream).sweeps_written += len(samples)
+
+    def write_loss(self, stream: str, first_sample: int, sweeps: int) -> None:
+        tally = self._stream(stream)
+        tally.sweeps_written += sweeps
+        tally.samples_lost += sweeps
+
+    def write_events(self, block: EventBlock) -> None:
+        self.spikes_written += len(block.events)
+
+    def flush(self, facts: dict[str, Any]) -> None:
+        pass
+
+    def close(self, facts: dict[str, Any]) -> None:
+        pass
