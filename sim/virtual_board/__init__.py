@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlparse
 
 import numpy as np
 
-from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.config import SystemConfig, read_config_file
 from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 from spikeforge.host.errors import ExitCode
 
@@ -38,7 +38,8 @@ __all__ = ["VirtualBoard", "build_virtual_board", "config_from_sim_url", "Virtua
            "SIM_URL_SCHEME", "is_sim_url",
            "SampleFeed", "read_sample_file", "rhd_config_for", "board_from_sim_url",
            "expected_recording", "DEFAULT_CABLE_DELAY_CYCLES", "source_signal_feed",
-           "feed_from_file", "sim_url_capture", "host_ip_for", "HOST_MAC"]
+           "feed_from_file", "sim_url_capture", "host_ip_for", "HOST_MAC",
+           "UDP_IDENTITY_INTERVAL_FRAMES"]
 
 _HARNESS = Path(__file__).with_name("main.cpp")
 _ETHERNET_HARNESS = Path(__file__).with_name("main_eth.cpp")
@@ -87,17 +88,18 @@ def config_from_sim_url(url: str) -> SystemConfig:
     return _config_from_sim_query(location, query)
 
 
+#: The identity interval of a UDP virtual board unless its URL or configuration sets one: it
+#: simulates two clocks (the link's at 125 MHz), about 1/60 of real time per CPU second, so
+#: the default interval (over a second of device time) would outlast the host's wait for
+#: the identity.
+UDP_IDENTITY_INTERVAL_FRAMES = 8
+
 #: ``link=`` values of a sim:// URL and the configuration's link they name.
 _LINK_NAMES = {"uart": "uart", "udp": "ethernet", "ethernet": "ethernet"}
 
 
 def _config_from_sim_query(location: str, query: dict[str, str]) -> SystemConfig:
-    if location:
-        import json
-
-        data = json.loads(Path(location).read_text())
-    else:
-        data = {}
+    data = read_config_file(location) if location else {}
     for key, value in query.items():
         if key in _BOARD_KEYS:
             continue
@@ -107,6 +109,8 @@ def _config_from_sim_query(location: str, query: dict[str, str]) -> SystemConfig
                                   f"link=uart (TCP) or link=udp (Gigabit Ethernet as UDP)")
             value = _LINK_NAMES[value]
         data[key] = int(value) if value.lstrip("-").isdigit() else value
+    if data.get("link") == "ethernet":
+        data.setdefault("identity_interval_frames", UDP_IDENTITY_INTERVAL_FRAMES)
     return SystemConfig.from_dict(data)
 
 

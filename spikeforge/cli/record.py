@@ -70,13 +70,18 @@ def device_url(port: str) -> Iterator[str]:
     """The URL to open for ``--port``: the port itself, or, for a ``sim://`` URL, the TCP URL
     of a virtual board started for the command (with the input the URL names) and stopped
     after it. The CLI is the one place that ties the host to the simulation layer."""
-    from spikeforge.sim.virtual_board import VirtualBoard, board_from_sim_url, is_sim_url
+    from spikeforge.sim.virtual_board import (
+        VirtualBoard,
+        board_from_sim_url,
+        is_sim_url,
+        sim_url_capture,
+    )
 
     if not is_sim_url(port):
         yield port
         return
     config, feed = board_from_sim_url(port)
-    board = VirtualBoard.start(config, feed=feed)
+    board = VirtualBoard.start(config, feed=feed, pcap=sim_url_capture(port))
     print(f"virtual board: {board.config.describe()} at {board.url}", file=sys.stderr)
     try:
         yield board.url

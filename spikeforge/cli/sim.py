@@ -22,6 +22,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "sim-board", help="run the virtual board: the Verilated design, its UART on TCP")
     add_config_options(board)
     board.add_argument("--tcp-port", type=int, default=0, help="default: any free port")
+    board.add_argument("--link", choices=("uart", "udp"), default=None,
+                       help="udp: the design with the Gigabit Ethernet link, its frames "
+                            "served as UDP datagrams on 127.0.0.1 (default: the UART on TCP)")
+    board.add_argument("--udp-port", type=int, default=0,
+                       help="with --link udp: the control port on 127.0.0.1 (default: any "
+                            "free port)")
+    board.add_argument("--pcap", type=Path, metavar="FILE",
+                       help="with --link udp: write the link's frames to this capture file")
     board.add_argument("--measure", type=int, metavar="CYCLES",
                        help="run this many cycles with a draining client, report the speed")
     board.add_argument("--realtime", action="store_true",
@@ -86,6 +94,12 @@ def cmd_sim_board(args: argparse.Namespace) -> int:
     from spikeforge.sim.virtual_board import VirtualBoard
 
     config = config_from_args(args)
+    if args.link == "udp":
+        from spikeforge.sim.virtual_board import UDP_IDENTITY_INTERVAL_FRAMES
+
+        config = config.replace(link="ethernet")
+        if not args.config:     # a configuration file keeps its interval
+            config = config.replace(identity_interval_frames=UDP_IDENTITY_INTERVAL_FRAMES)
     config, feed = _sim_board_input(args, config)
     if args.measure and args.compare:
         return _compare_speed(args, config, feed)
@@ -97,9 +111,12 @@ def cmd_sim_board(args: argparse.Namespace) -> int:
               f"({stats['bytes_received']:.0f} bytes, "
               f"{stats['framing_errors']:.0f} framing errors)")
         return ExitCode.OK
-    board = VirtualBoard.start(config, port=args.tcp_port, realtime=args.realtime, feed=feed,
-                               profile_guided=args.pgo)
-    print(f"virtual board {config.describe()} serving its UART at {board.url}", flush=True)
+    udp = config.link == "ethernet"
+    board = VirtualBoard.start(config, port=args.udp_port if udp else args.tcp_port,
+                               realtime=args.realtime, feed=feed, profile_guided=args.pgo,
+                               pcap=args.pcap)
+    print(f"virtual board {config.describe()} serving its "
+          f"{'Ethernet link as UDP' if udp else 'UART'} at {board.url}", flush=True)
     print(f"record from it: spikeforge record --port {board.url} --out DIR", flush=True)
     try:
         board.process.wait()
