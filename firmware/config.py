@@ -8,6 +8,7 @@ Every derived quantity (cycles per sample, UART divisor, frame sizes) is a prope
 and nowhere else.
 """
 
+import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -32,7 +33,8 @@ from .test_signal import SPIKE_TEMPLATE
 
 __all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
            "MIN_SAME_CHANNEL_SPACING", "CodecConfig", "format_channels", "parse_channels",
-           "DecimatorConfig", "MAX_CHANNELS", "MAX_PAYLOAD_BYTES", "LINKS", "EthernetConfig"]
+           "DecimatorConfig", "MAX_CHANNELS", "MAX_PAYLOAD_BYTES", "LINKS", "EthernetConfig",
+           "read_config_file"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
@@ -547,3 +549,31 @@ def parse_channels(text: str) -> tuple[int, ...]:
                 f"cannot read channel list {text!r} at {part!r}; write channel numbers and "
                 f"ranges separated by commas, e.g. 0,2,5-7") from None
     return tuple(sorted(channels))
+
+
+def read_config_file(path: "str | os.PathLike[str]") -> dict[str, Any]:
+    """The fields of a configuration file (a JSON object of :class:`SystemConfig` fields),
+    not yet validated; a missing, unreadable or malformed file is a :class:`ConfigError`
+    that names it."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {str(path)!r} does not exist; check the "
+                          "path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"configuration file {str(path)!r} is not valid JSON ({exc}); "
+                          "is it complete? Fields as in `spikeforge config --channels 8`") \
+            from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration file {str(path)!r} holds a JSON "
+                          f"{type(data).__name__}, not an object of SystemConfig fields "
+                          "(e.g. {\"channels\": 8})")
+    return data
