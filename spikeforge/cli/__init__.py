@@ -14,12 +14,12 @@ import sys
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.host.errors import ExitCode, exit_code_of
 
-from . import bench, boards, budget, config, record, sim
+from . import bench, boards, budget, config, record, sim, stream
 
 __all__ = ["main", "build_parser"]
 
 #: The command families, in the order ``spikeforge --help`` lists them.
-FAMILIES = (sim, boards, record, bench, budget, config)
+FAMILIES = (sim, boards, record, stream, bench, budget, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

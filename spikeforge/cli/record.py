@@ -46,6 +46,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                           "says otherwise")
     rec.add_argument("--codebook-channels", type=int, metavar="N",
                      help="channels of a flat int16 --codebook-from recording")
+    from .stream import add_lsl_options
+
+    add_lsl_options(rec)     # record --lsl: record and stream live at once
     rec.set_defaults(run=cmd_record)
 
     status = commands.add_parser(
@@ -118,7 +121,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from spikeforge.host.device import Device
-    from spikeforge.host.recorder import record
+
+    from .stream import run_recorder
 
     def show(status) -> None:
         end = "\n" if status.ended else "\r"
@@ -130,9 +134,10 @@ def cmd_record(args: argparse.Namespace) -> int:
             print(f"loading the codebook: {len(codebook.values)} values, base "
                   f"{codebook.base}, multiplier {codebook.multiplier}, shift "
                   f"{codebook.shift}", file=sys.stderr)
-        final = record(device, Path(args.out), duration_s=args.duration, on_status=show,
-                       mode=args.mode or ("lossless" if codebook is not None else None),
-                       channels=_channels_enabled(args), codebook=codebook)
+        final = run_recorder(device, Path(args.out), args, duration_s=args.duration,
+                             on_status=show,
+                             mode=args.mode or ("lossless" if codebook is not None else None),
+                             channels=_channels_enabled(args), codebook=codebook)
     print(f"recording ended ({final.ended}): {args.out}")
     if final.samples_lost:
         print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
