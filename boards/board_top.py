@@ -79,7 +79,8 @@ class BoardTop(Elaboratable):
 
     def pins(self, platform) -> dict[str, object]:
         """The board's pins: ``{"uart": ..., "streaming": ..., "overflow": ...,
-        "chip_found": ...}``, each the result of ``platform.request(..., dir="-")``."""
+        "chip_found": ...}``, each the result of ``platform.request(..., dir="-")`` (a LED
+        may be None where the board has none; an Ethernet board has no ``"uart"``)."""
         raise NotImplementedError
 
     def elaborate(self, platform):
@@ -91,6 +92,32 @@ class BoardTop(Elaboratable):
         m.submodules.system = system = self._make_system(self.config)
         pins = self.pins(platform)
 
+        members = system.signature.members if hasattr(system, "signature") else {}
+        self.connect_link(m, platform, system, pins)
+
+        if self.config.source == "rhd":
+            self._connect_adc(m, platform, system)
+
+        # AcquisitionSystem.chip_found (RHD source): the start-up calibration found a chip.
+        chip_found = system.chip_found if "chip_found" in members else Const(0)
+        for name, value in (("streaming", system.streaming), ("overflow", system.overflow),
+                            ("chip_found", chip_found)):
+            if pins.get(name) is None:  # the board has no LED for it (documented per board)
+                continue
+            buffer = io.Buffer("o", pins[name])
+            m.submodules[f"led_{name}"] = buffer
+            m.d.comb += buffer.o.eq(value)
+        return m
+
+    def connect_link(self, m: Module, platform, system: Elaboratable,
+                     pins: dict[str, object]) -> None:
+        """Put the system's link on the board's pins; here the UART (``pins["uart"]``).
+        Ethernet boards override it (:class:`spikeforge.boards.ethernet_boards.EthernetBoardTop`:
+        RGMII adapters, the ``link`` and ``eth_rx`` domains)."""
+        if self.config.link != "uart":
+            raise BoardConfigError(
+                f"the {get_board(self.board).title} has no {self.config.link} link; build with "
+                f"link='uart'")
         # The system's line may come from logic (glitches within a cycle) and an FPGA I/O
         # register may power up low (a false start bit): retime it in a fabric register
         # that is high from configuration on, then drive the pin directly.
@@ -104,18 +131,6 @@ class BoardTop(Elaboratable):
         m.submodules.uart_rx_buffer = rx_buffer = io.Buffer("i", pins["uart"].rx)
         if "uart_rx" in members:
             m.d.comb += system.uart_rx.eq(rx_buffer.i)
-
-        if self.config.source == "rhd":
-            self._connect_adc(m, platform, system)
-
-        # AcquisitionSystem.chip_found (RHD source): the start-up calibration found a chip.
-        chip_found = system.chip_found if "chip_found" in members else Const(0)
-        for name, value in (("streaming", system.streaming), ("overflow", system.overflow),
-                            ("chip_found", chip_found)):
-            buffer = io.Buffer("o", pins[name])
-            m.submodules[f"led_{name}"] = buffer
-            m.d.comb += buffer.o.eq(value)
-        return m
 
     def _connect_adc(self, m: Module, platform, system: Elaboratable) -> None:
         """The RHD2000 SPI bus on the board's ADC pins.

@@ -229,7 +229,8 @@ def translate_failure(board: Board, returncode: int, output: str, *, bitstream: 
 
     match = _FTDI_OPEN.search(output)
     code = int(match.group(1)) if match else None
-    if code == -3 or re.search(r"No cable found|device not found", output):
+    if code == -3 or re.search(r"No cable found|device not found|No DFU compatible device",
+                               output):
         return not_found()
     if code == -4 or re.search(r"LIBUSB_ERROR_ACCESS|[Pp]ermission denied|"
                                r"(?:lib)?usb_open\(\) failed", output):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.ethernet import LINK_RATE_BPS
 from spikeforge.firmware.wire import MIN_RX_DIVISOR
 
 from .errors import BoardConfigError, UnknownBoard
@@ -61,6 +62,10 @@ class Board:
         Why ``default_config.baud`` is the fastest reliable rate on this board.
     adc_header:
         Where the ADC interface goes (connector and pins), for ``spikeforge boards``.
+    link:
+        Which link the board's top puts the system on (``SystemConfig.link``): ``"uart"``
+        (the USB-serial bridge, at ``default_config.baud``) or ``"ethernet"`` (Gigabit
+        Ethernet over the board's RGMII PHY, UDP).
     """
 
     name: str
@@ -80,6 +85,14 @@ class Board:
     max_baud: int = 3_000_000
     link_note: str = ""
     adc_header: str = ""
+    link: str = "uart"
+
+    @property
+    def link_description(self) -> str:
+        """The link and its rate, as ``spikeforge boards`` lists it."""
+        if self.link == "ethernet":
+            return f"Gigabit Ethernet, {LINK_RATE_BPS / 1e9:g} Gb/s UDP"
+        return f"{self.usb_chip}, {self.default_config.baud / 1e6:g} Mbaud"
 
     @property
     def usb_id(self) -> str:
@@ -102,6 +115,13 @@ class Board:
                 f"({source}), but config.clock_hz is {config.clock_hz:,} Hz; build with "
                 f"clock_hz={self.clock_hz} (other clocks are not supported)"
             )
+        if config.link != self.link:
+            raise BoardConfigError(
+                f"the {self.title}'s top puts the system on its {self.link} link, but "
+                f"config.link is {config.link!r}; build with link={self.link!r}"
+            )
+        if self.link != "uart":
+            return
         if config.baud > self.max_baud:
             raise BoardConfigError(
                 f"the {self.title}'s {self.usb_chip} USB-serial bridge runs at most "
@@ -161,6 +181,27 @@ def _ulx3s(size: str) -> Board:
     )
 
 
+#: The ButterStick's acquisition clock: one PLL from the 30 MHz oscillator, VCO 750 MHz,
+#: 125 MHz for the link (/6) and 75 MHz for ``sync`` (/10). 75 MHz is exact for 30 kS/s
+#: (2500 cycles per sample period) and carries the framer's byte stream (one byte per
+#: cycle, 75 MB/s) for 1024 raw channels (61.4 MB/s of samples, plus headers).
+BUTTERSTICK_CLOCK_HZ = 75_000_000
+#: The Colorlight 5A-75B's: one PLL from 25 MHz, VCO 750 MHz, 125 MHz (/6) and 37.5 MHz
+#: (/20): 1250 cycles per 30 kS/s sample period, a 37.5 MB/s byte stream (512 raw channels).
+COLORLIGHT_CLOCK_HZ = 37_500_000
+
+_ETHERNET_LINK_NOTE = (
+    "Gigabit Ethernet (RGMII PHY, 125 MHz): UDP datagrams of whole wire frames, about "
+    "120 MB/s of payload; what limits a raw stream first is the acquisition clock, as the "
+    "framer hands the link one byte per cycle"
+)
+
+
+def _ethernet_config(clock_hz: int, channels: int) -> SystemConfig:
+    return SystemConfig(channels=channels, clock_hz=clock_hz, link="ethernet",
+                        sweeps_per_frame=1, link_buffer_samples=4 * channels)
+
+
 BOARDS: dict[str, Board] = {
     board.name: board
     for board in [
@@ -192,6 +233,51 @@ BOARDS: dict[str, Board] = {
             adc_header="PMOD1A: pin 1 CS_n, 2 COPI, 3 CIPO, 4 SCLK (Digilent PMOD SPI order)",
         ),
         *(_ulx3s(size) for size in ("12F", "45F", "85F")),
+        Board(
+            name="butterstick",
+            title="ButterStick r1.0",
+            fpga="LFE5UM5G-85F-8BG381C",
+            family="ecp5",
+            platform="amaranth_boards.butterstick:ButterStickPlatform",
+            top="spikeforge.boards.ethernet_boards:ButterStickTop",
+            clock_hz=BUTTERSTICK_CLOCK_HZ,
+            oscillator_hz=30_000_000,
+            bitstream_suffix=".bit",
+            # The ButterStick's USB DFU bootloader (in its SPI flash, started by holding
+            # the button next to the USB connector at power-up) writes the bitstream into
+            # the user slot of the flash; openFPGALoader speaks DFU itself.
+            usb_vid=0x1209,
+            usb_pid=0x5AF1,
+            usb_chip="ButterStick DFU bootloader",
+            programmer_args=("--dfu", "--vid", "0x1209", "--pid", "0x5af1",
+                             "--altsetting", "0"),
+            default_config=_ethernet_config(BUTTERSTICK_CLOCK_HZ, 1024),
+            link_note=_ETHERNET_LINK_NOTE,
+            adc_header="SYZYGY port A (VIO0 set to 3.3 V): S0 CS_n, S1 SCLK, S2 COPI, S3 CIPO",
+            link="ethernet",
+        ),
+        Board(
+            name="colorlight-5a75b",
+            title="Colorlight 5A-75B v7.0",
+            fpga="LFE5U-25F-6BG256C",
+            family="ecp5",
+            platform="amaranth_boards.colorlight_5a75b_r7_0:Colorlight_5A75B_R70Platform",
+            top="spikeforge.boards.ethernet_boards:Colorlight5A75BTop",
+            clock_hz=COLORLIGHT_CLOCK_HZ,
+            oscillator_hz=25_000_000,
+            bitstream_suffix=".bit",
+            # No programmer on the board: an FT232H JTAG cable on its JTAG pads (J27),
+            # as amaranth-boards programs it (openFPGALoader -c ft232).
+            usb_vid=0x0403,
+            usb_pid=0x6014,
+            usb_chip="FTDI FT232H JTAG cable",
+            programmer_args=("--cable", "ft232", "--write-flash"),
+            default_config=_ethernet_config(COLORLIGHT_CLOCK_HZ, 512),
+            link_note=_ETHERNET_LINK_NOTE,
+            adc_header=("HUB75 J1 (after a hardware change: its 74HC245 bridged): pin 1 CS_n, "
+                        "2 SCLK, 3 COPI, 5 CIPO"),
+            link="ethernet",
+        ),
     ]
 }
 

@@ -81,7 +81,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
     print(f"{'board':<12} {'FPGA':<20} {'clock':>7}  {'link':<28} largest that fits "
           f"({REFERENCE_RATE_HZ // 1000} kS/s, recorded by `spikeforge figures`)")
     for board in BOARDS.values():
-        link = f"{board.usb_chip}, {board.default_config.baud / 1e6:g} Mbaud"
+        link = board.link_description
         print(f"{board.name:<12} {board.fpga:<20} {board.clock_hz / 1e6:>4g} MHz  "
               f"{link:<28} {largest_that_fits(rows, board.name)}")
         # Configurations with more cores (`spikeforge figures --config boards/*.json`).

@@ -158,7 +158,7 @@ def test_spikeforge_boards_lists_every_board_with_fpga_link_and_largest_config(c
     assert main(["boards"]) == 0
     out = capsys.readouterr().out
     for board in BOARDS.values():
-        assert board.name in out and board.fpga in out and board.usb_chip in out
+        assert board.name in out and board.fpga in out and board.link_description in out
     assert "4 Mbaud" in out and "3 Mbaud" in out
     record = load_figures()
     for board in BOARDS:
