@@ -1,4 +1,4 @@
-"""``spikeforge bench detect | compress | decimator``: accuracy and cost benchmarks."""
+"""``spikeforge bench detect | compress | decimator | link``: accuracy and cost benchmarks."""
 
 import argparse
 import json
@@ -67,6 +67,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     decimator.add_argument("--synth", action="store_true",
                            help="also synthesize it with Yosys at 32 and 256 channels")
     decimator.set_defaults(run=cmd_bench_decimator)
+
+    link = benches.add_parser(
+        "link", help="the highest raw rate the UDP receiver and recorder hold on loopback "
+                     "with zero datagrams lost")
+    from spikeforge.sim import link_bench
+
+    link_bench.add_arguments(link)
+    link.set_defaults(run=link_bench.run)
 
 
 def cmd_bench_detect(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ def test_every_family_registers_its_own_commands_and_together_they_are_the_cli()
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS) + ["bench detect", "bench compress",
-                                                        "bench decimator"])
+                                                        "bench decimator", "bench link"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([*command.split(), "--help"])
@@ -78,7 +78,7 @@ def test_exit_codes_keep_their_published_values():
     assert {code.name: int(code) for code in ExitCode} == {
         "OK": 0, "FAILURE": 1, "USAGE": 2, "DEVICE": 3, "GATEWARE": 4, "ENVIRONMENT": 5,
         "DISK_FULL": 6, "INTERRUPTED": 130}
-    assert exit_code_of(ConfigError("x")) == ExitCode.FAILURE
+    assert exit_code_of(ConfigError("x")) == ExitCode.USAGE
     assert exit_code_of(DeviceNotFound("x")) == ExitCode.DEVICE
 
 
