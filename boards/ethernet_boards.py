@@ -8,8 +8,9 @@ What every Ethernet top does (:class:`EthernetBoardTop`):
   (125 MHz, the transmit side of the MAC) from the board oscillator through ECP5 PLLs
   (``EHXPLLL``, dividers found and checked by :func:`pll_plan`); ``eth_rx`` from the PHY's
   receive clock pin (``rx_clk``, 125 MHz at 1000 Mb/s). All three are constrained for
-  nextpnr, so the build checks each one's Fmax. ``sync`` and ``link`` are held in reset
-  until the PLLs lock, ``eth_rx`` until the PHY is out of reset.
+  nextpnr (``rx_clk`` at its pin; the PLL outputs by nextpnr's derivation from the
+  oscillator's constraint), so the build checks each one's Fmax. ``sync`` and ``link``
+  are held in reset until the PLLs lock, ``eth_rx`` until the PHY is out of reset.
 * **RGMII adapters** between the pins and the system's GMII ports
   (:class:`~spikeforge.hdl.ethernet.rgmii_tx.RGMIITransmitter` in ``link``,
   :class:`~spikeforge.hdl.ethernet.rgmii_rx.RGMIIReceiver` in ``eth_rx``; DDR through
@@ -193,9 +194,11 @@ class EthernetBoardTop(BoardTop):
             return
         oscillator = platform.request(platform.default_clk, dir="-")
         m.submodules.oscillator_buffer = oscillator_buffer = io.Buffer("i", oscillator)
-        # Plain signals: Amaranth constrains signals, not domains.
-        link_clock = Signal(name="link_clock")
-        sync_clock = Signal(name="sync_clock")
+        # The PLL outputs drive the domains' clocks directly. nextpnr derives their
+        # constraints from the oscillator's (FREQUENCY PORT, from the platform) through the
+        # PLL's dividers ("Derived frequency constraint" in the log): a FREQUENCY NET on a
+        # signal of ours would be lost, as Yosys keeps only one of a net's names.
+        link_clock, sync_clock = ClockSignal("link"), ClockSignal("sync")
         locks = []
         if len(plan) == 1:
             lock = Signal()
@@ -209,13 +212,7 @@ class EthernetBoardTop(BoardTop):
                 m.submodules[name] = _ehxplll(settings, oscillator_buffer.i, clock, None,
                                               lock)
                 locks.append(lock)
-        m.d.comb += [
-            locked.eq(locks[0] if len(locks) == 1 else locks[0] & locks[1]),
-            ClockSignal("sync").eq(sync_clock),
-            ClockSignal("link").eq(link_clock),
-        ]
-        platform.add_clock_constraint(sync_clock, self.config.clock_hz)
-        platform.add_clock_constraint(link_clock, LINK_CLOCK_HZ)
+        m.d.comb += locked.eq(locks[0] if len(locks) == 1 else locks[0] & locks[1])
         m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
         m.submodules.reset_link = ResetSynchronizer(~locked, domain="link")
         led = self.pll_locked_led(platform)
@@ -235,11 +232,11 @@ class EthernetBoardTop(BoardTop):
         m.domains.eth_rx = ClockDomain("eth_rx")
         eth = platform.request("eth_rgmii", self.eth_index, dir="-")
 
-        # The PHY's receive clock is the eth_rx domain's clock.
+        # The PHY's receive clock is the eth_rx domain's clock, constrained at its pin
+        # (FREQUENCY PORT: a pin keeps its name through synthesis).
         m.submodules.eth_rx_clk_buffer = rx_clk_buffer = io.Buffer("i", eth.rx_clk)
-        rx_clock = Signal()
-        m.d.comb += [rx_clock.eq(rx_clk_buffer.i), ClockSignal("eth_rx").eq(rx_clock)]
-        platform.add_clock_constraint(rx_clock, LINK_CLOCK_HZ)
+        m.d.comb += ClockSignal("eth_rx").eq(rx_clk_buffer.i)
+        platform.add_clock_constraint(eth.rx_clk.io, LINK_CLOCK_HZ)
 
         # The PHY's reset: held for PHY_RESET_S after the PLLs lock (sync leaves reset
         # then), released for good afterwards; eth_rx stays in reset while the PHY is.
