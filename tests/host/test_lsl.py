@@ -247,3 +247,88 @@ def test_the_source_id_names_the_port_and_the_identity():
     assert device_source_id(one, "/dev/ttyUSB1") != device_source_id(one, "/dev/ttyUSB2")
     assert device_source_id(one, "/dev/ttyUSB1") \
         != device_source_id(SystemConfig(channels=8), "/dev/ttyUSB1")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("mode", ["raw", "events+lfp"])
+def test_lsl_from_the_virtual_board_carries_exactly_its_recording(tmp_path, mode):
+    """record --lsl on the virtual board (the Verilated acquisition system at a sim:// URL):
+    the continuous outlet (raw: the full-rate stream; events+lfp: the LFP) and the spikes
+    outlet carry every sweep and event the Open Ephys folder holds, in order, with the same
+    values, stamped start marker + (n - n0) / rate. In raw mode the link is too slow for the
+    stream and the events of this build: frames are dropped on the board, the lost sweeps
+    are not pushed and each loss is a marker."""
+    from spikeforge.host.device import Device
+    from spikeforge.sim.virtual_board import VirtualBoard, config_from_sim_url
+
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps({"channels": 4, "identity_interval_frames": 16,
+                                "sweeps_per_frame": 8, "link_buffer_samples": 256,
+                                "test_source": {"spike_rate_hz": 200.0},
+                                "detector": {"enabled": True},
+                                "lfp": {"factor": 30, "order": 3}}))
+    url = f"sim://{path}"
+    config = config_from_sim_url(url)
+    stream = "lfp" if mode == "events+lfp" else "data"
+    rate = config.lfp_rate_hz if stream == "lfp" else config.sample_rate_hz
+    duration_s = 0.1 if stream == "lfp" else 0.05
+    sweeps = round(duration_s * rate)
+    folder = tmp_path / "rec" / RECORDING
+
+    def expected(final):
+        meta = json.loads((folder / "spikeforge.json").read_text())
+        losses = len(meta["losses"]) + len(meta.get("lfp_losses", []))
+        return {stream: sweeps - final.samples_lost, "spikes": final.spikes,
+                "markers": 2 + losses}
+
+    board = VirtualBoard.start(config)
+    try:
+        with Device.open(board.url) as device:
+            sink = LslSink(f"spikeforge-test-vboard-{stream}")
+            recorder = Recorder(device, tmp_path / "rec", duration_s=duration_s, mode=mode,
+                                sinks=[sink])
+            final, got, _ = _stream_and_read(recorder, sink, url, expected)
+    finally:
+        board.stop()
+    assert final.ended == "duration reached"
+
+    name = "spikeforge-100.lfp" if stream == "lfp" else "spikeforge-100.acquisition"
+    numbers = np.load(folder / "continuous" / name / "sample_numbers.npy")
+    recorded = np.fromfile(folder / "continuous" / name / "continuous.dat",
+                           dtype="<i2").reshape(-1, 4)
+    assert len(recorded) == sweeps
+    meta = json.loads((folder / "spikeforge.json").read_text())
+    losses = meta["lfp_losses"] if stream == "lfp" else meta["losses"]
+    lost = np.zeros(len(numbers), dtype=bool)
+    for loss in losses:
+        lost[(numbers >= loss["first_sample"])
+             & (numbers < loss["first_sample"] + loss["samples"])] = True
+    assert lost.sum() == final.samples_lost
+    samples, stamps = got[stream]
+    np.testing.assert_array_equal(np.asarray(samples, dtype=np.int16), recorded[~lost])
+    markers, marker_times = got["markers"]
+    markers = [json.loads(m[0]) for m in markers]
+    assert markers[0]["event"] == "start" and markers[0]["first_sample"] == numbers[0]
+    np.testing.assert_allclose(stamps, marker_times[0] + (numbers[~lost] - numbers[0]) / rate,
+                               rtol=0, atol=1e-9)
+    assert [{"first_sample": m["first_sample"], "samples": m["sweeps"]}
+            for m in markers if m["event"] == "loss"] == losses
+    assert markers[-1]["event"] == "end"
+    assert markers[-1]["samples_lost"][stream] == final.samples_lost
+
+    detections = folder / "spikeforge-detections"
+    spikes, spike_times = got["spikes"]
+    assert len(spikes) == final.spikes == meta["spikes"]
+    if mode == "raw":
+        assert final.samples_lost > 0, "this build's link should drop frames in raw mode"
+        return     # raw mode carries no events
+    assert final.spikes > 0
+    spikes = np.asarray(spikes, dtype=np.int16)
+    np.testing.assert_array_equal(spikes[:, 0], np.load(detections / "channels.npy"))
+    np.testing.assert_array_equal(spikes[:, len(SPIKE_COLUMNS):],
+                                  np.load(detections / "waveforms.npy"))
+    source_first = numbers[0] * (config.lfp.factor if stream == "lfp" else 1)
+    np.testing.assert_allclose(
+        spike_times, marker_times[0] + (np.load(detections / "sample_numbers.npy")
+                                        - source_first) / config.sample_rate_hz,
+        rtol=0, atol=1e-9)
