@@ -151,6 +151,13 @@ class SystemConfig:
         The board's Ethernet addresses and ports
         (:class:`~spikeforge.firmware.ethernet.EthernetConfig`): the reset values of the
         ETH_MAC_HI / ETH_MAC_LO / ETH_IP registers. Only used with ``link="ethernet"``.
+    control_key:
+        The device's 128-bit control key, 32 hex digits (``spikeforge key new`` makes one
+        and ``spikeforge key provision`` puts it in a build's configuration), or ``None``
+        (default): commands are not authenticated, exactly as before. With a key every
+        command that writes must carry a SipHash-2-4 tag and a fresh counter
+        (``docs/wire-format.md``, "Authenticated commands"). The key is a build secret: it
+        is never sent by the device (not in the identity) and never shown by ``repr``.
     """
 
     channels: int = 4
@@ -172,6 +179,8 @@ class SystemConfig:
     # -- link --
     link: str = "uart"
     ethernet: EthernetConfig = field(default_factory=EthernetConfig)
+    # -- authenticated control --
+    control_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -234,6 +243,7 @@ class SystemConfig:
             raise ConfigError(
                 f"ethernet must be an EthernetConfig, not {type(self.ethernet).__name__}; "
                 "e.g. ethernet=EthernetConfig(ip='192.168.1.50')")
+        self._validate_control_key()
         divisor = self.uart_divisor
         actual = self.clock_hz / divisor
         if self.link == "ethernet":
@@ -292,6 +302,27 @@ class SystemConfig:
         if self.source == "rhd":
             self._validate_rhd()
         self._validate_lfp()
+
+    def _validate_control_key(self) -> None:
+        key = self.control_key
+        if key is None:
+            return
+        if (not isinstance(key, str) or len(key) != 32
+                or any(c not in "0123456789abcdefABCDEF" for c in key)):
+            # The value is a secret: the message describes it, never shows it.
+            what = (f"a {len(key)}-character string" if isinstance(key, str)
+                    else type(key).__name__)
+            raise ConfigError(f"control_key must be 32 hex digits (a 128-bit key), not {what}; "
+                              "make one with `spikeforge key new DEVICE`")
+        if self.link == "uart" and self.uart_divisor < 3:
+            raise ConfigError(
+                "control_key needs the control path, but this build has none (fewer than 3 "
+                "clock cycles per UART bit); lower the baud rate or drop the key")
+
+    @property
+    def control_key_bytes(self) -> bytes | None:
+        """The control key as 16 bytes (``None``: commands are not authenticated)."""
+        return None if self.control_key is None else bytes.fromhex(self.control_key)
 
     def _validate_detector_spacing(self) -> None:
         """The detector writes a channel's state back DETECTOR_SAME_CHANNEL_SPACING cycles
@@ -513,6 +544,7 @@ class SystemConfig:
             + ("" if self.channel_mask is None
                else f" mask={format_channels(self.channel_mask)}")
             + ("" if self.lfp is None else f" lfp=/{self.lfp.factor}x{self.lfp.order}")
+            + ("" if self.control_key is None else " auth")
         )
 
 
