@@ -7,6 +7,12 @@ carried out and answers a command with the same tag by re-sending the stored rep
 carrying it out again, so a retried write never applies twice. The REPLY echoes the tag in its
 ``seq``.
 
+Authenticated commands (builds with ``SystemConfig.control_key``): the COMMAND payload grows
+by a counter and a SipHash-2-4 tag (:data:`AUTH_COMMAND`, :func:`command_mac`). Such a build
+carries out a write only if its tag is right under the device's key and its counter is above
+the last one the device accepted; other writes are refused with a status of their own and
+counted. Reads stay open (plain or authenticated). ``docs/wire-format.md`` has the rules.
+
 At run time this module imports only the framing and the errors; the configuration appears in
 type hints alone.
 """
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from .errors import WireFormatError
 from .framing import CRC_BYTES, HEADER_BYTES, FrameType, build_frame
+from .siphash import TAG_BYTES, siphash24
 
 if TYPE_CHECKING:
     from .config import SystemConfig
@@ -25,7 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["COMMAND", "REPLY", "CommandOp", "ReplyStatus", "COMMAND_FRAME_BYTES",
            "REPLY_FRAME_BYTES", "MIN_RX_DIVISOR", "COMMAND_TIMEOUT_S", "encode_command",
            "encode_reply", "decode_reply", "has_control_path", "command_timeout_cycles",
-           "Reply"]
+           "Reply", "AUTH_COMMAND", "AUTH_COMMAND_FRAME_BYTES", "MAC_MESSAGE",
+           "COUNTER_LIMIT", "command_mac", "encode_authenticated_command", "AUTH_REFUSALS"]
 
 #: COMMAND payload: register address (uint8), operation (:class:`CommandOp`), value (uint32;
 #: ignored by reads).
@@ -34,6 +42,18 @@ COMMAND = struct.Struct("<BBI")
 #: the register's value after the command; 0 for an unknown register).
 REPLY = struct.Struct("<BBI")
 COMMAND_FRAME_BYTES = HEADER_BYTES + COMMAND.size + CRC_BYTES
+#: Authenticated COMMAND payload (version 2, builds with a control key): the plain payload,
+#: then the counter (uint32, above every counter the device accepted before) and the
+#: SipHash-2-4 tag (8 bytes, as the reference implementation writes it) of
+#: :data:`MAC_MESSAGE` under the device's key.
+AUTH_COMMAND = struct.Struct(f"<BBII{TAG_BYTES}s")
+#: What the tag covers: the first 10 bytes of the authenticated payload, address, operation,
+#: value and counter.
+MAC_MESSAGE = struct.Struct("<BBII")
+AUTH_COMMAND_FRAME_BYTES = HEADER_BYTES + AUTH_COMMAND.size + CRC_BYTES
+#: Counters are uint32; the device refuses every counter not above the last it accepted, so
+#: a key whose counter reached this is spent: rotate it.
+COUNTER_LIMIT = 0xFFFFFFFF
 REPLY_FRAME_BYTES = HEADER_BYTES + REPLY.size + CRC_BYTES
 
 #: Fewest clock cycles per bit the device's UART receiver samples reliably: the start edge
@@ -54,6 +74,17 @@ class ReplyStatus(IntEnum):
     OK = 0
     UNKNOWN_REGISTER = 1   #: no register at that address in this build
     READ_ONLY = 2          #: a write to a const or status register (not applied)
+    #: authenticated builds: a write without a tag (not applied; counted in AUTH_REFUSED)
+    AUTH_REQUIRED = 3
+    #: authenticated builds: a command whose tag is wrong (not applied; AUTH_REFUSED)
+    AUTH_FAILED = 4
+    #: authenticated builds: a right tag on a counter not above the last accepted one, a
+    #: replay (not applied; counted in REPLAYS_REFUSED)
+    REPLAYED = 5
+
+
+#: The statuses of refused authenticated-build commands (their reply's value is 0).
+AUTH_REFUSALS = (ReplyStatus.AUTH_REQUIRED, ReplyStatus.AUTH_FAILED, ReplyStatus.REPLAYED)
 
 
 def has_control_path(config: "SystemConfig") -> bool:
@@ -79,6 +110,26 @@ def encode_reply(tag: int, address: int, status: ReplyStatus, value: int) -> byt
     """The bytes of one REPLY frame (what the device's command decoder sends)."""
     return build_frame(FrameType.REPLY, tag,
                        REPLY.pack(address, int(status), value & 0xFFFFFFFF))
+
+
+def command_mac(key: bytes, counter: int, address: int, op: CommandOp, value: int) -> bytes:
+    """The 8-byte tag of an authenticated command: SipHash-2-4 under ``key`` of
+    :data:`MAC_MESSAGE` (address, operation, value, counter, little-endian)."""
+    message = MAC_MESSAGE.pack(address, int(op), value & 0xFFFFFFFF, counter)
+    return siphash24(key, message).to_bytes(TAG_BYTES, "little")
+
+
+def encode_authenticated_command(tag: int, address: int, op: CommandOp, value: int,
+                                 counter: int, key: bytes) -> bytes:
+    """The bytes of one authenticated COMMAND frame (``tag`` is the frame's ``seq``, the
+    retry tag; ``counter`` the replay counter)."""
+    if not 0 <= address <= 0xFF:
+        raise WireFormatError(f"register address must be 0..255, not {address!r}")
+    if not 0 <= counter <= COUNTER_LIMIT:
+        raise WireFormatError(f"command counter must be 0..{COUNTER_LIMIT}, not {counter!r}")
+    mac = command_mac(key, counter, address, op, value)
+    return build_frame(FrameType.COMMAND, tag,
+                       AUTH_COMMAND.pack(address, int(op), value & 0xFFFFFFFF, counter, mac))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from .framing import WIRE_VERSION
 from .identity import IDENTITY_MAGIC
 
 __all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values",
-           "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE", "ETHERNET_COUNTERS"]
+           "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE", "ETHERNET_COUNTERS", "AUTH_COUNTERS"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,10 @@ def _ethernet(config: SystemConfig) -> bool:
     return config.link == "ethernet"
 
 
+def _authenticated(config: SystemConfig) -> bool:
+    return config.control_key is not None
+
+
 REGISTERS: tuple[Register, ...] = (
     Register("IDENTITY", 0x00, "const", "ASCII 'SPKF', little-endian"),
     Register("WIRE_VERSION", 0x01, "const", "wire format version the device speaks"),
@@ -115,6 +119,17 @@ REGISTERS: tuple[Register, ...] = (
              "buffer was full", bits=ERROR_COUNTER_BITS),
     Register("UART_FRAMING_ERRORS", 0x33, "status", "received bytes with a bad stop bit",
              bits=ERROR_COUNTER_BITS),
+    # Authenticated control (builds with SystemConfig.control_key only; docs/wire-format.md).
+    Register("AUTH_REFUSED", 0x2C, "status",
+             "writes refused for want of a right tag: none (AUTH_REQUIRED) or a wrong one "
+             "(AUTH_FAILED); a retry answered from the stored reply is not counted again",
+             bits=ERROR_COUNTER_BITS, needs=_authenticated),
+    Register("REPLAYS_REFUSED", 0x2D, "status",
+             "commands with a right tag refused because their counter was not above "
+             "AUTH_COUNTER (REPLAYED)", bits=ERROR_COUNTER_BITS, needs=_authenticated),
+    Register("AUTH_COUNTER", 0x2E, "status",
+             "the counter of the last authenticated command carried out (0 after reset)",
+             needs=_authenticated),
     # Ethernet link (hdl/ethernet/link.py), link="ethernet" builds only. The counters are
     # counted in the 125 MHz domains and copied into the register clock domain by a
     # request/acknowledge snapshot: they read a few cycles late, never torn.
@@ -239,6 +254,10 @@ REGISTERS: tuple[Register, ...] = (
 ETHERNET_COUNTERS = ("ETH_DATAGRAMS_SENT", "ETH_DATAGRAMS_DROPPED", "ETH_FCS_ERRORS",
                      "ETH_ARP_ANSWERED", "ETH_PING_ANSWERED", "ETH_RX_FILTERED",
                      "ETH_RX_OVERFLOWS")
+
+#: The authenticated control path's status registers (lower-case: their ports on the
+#: register bank and on :class:`spikeforge.hdl.control.CommandDecoder`).
+AUTH_COUNTERS = ("AUTH_REFUSED", "REPLAYS_REFUSED", "AUTH_COUNTER")
 
 #: The codebook registers whose writes are refused while lossless blocks may be sent.
 CODEBOOK_WRITABLE = ("CODEBOOK_ENTRY", "CODEBOOK_BASE", "CODEBOOK_MULTIPLIER",
