@@ -51,17 +51,24 @@ learns channels, rates and formats from the device itself.
 
 from .bandwidth import MODE_NAMES, BandwidthMode, available_modes, mode_unavailable_reason
 from .control_protocol import (
+    AUTH_COMMAND,
+    AUTH_COMMAND_FRAME_BYTES,
+    AUTH_REFUSALS,
     COMMAND,
     COMMAND_FRAME_BYTES,
     COMMAND_TIMEOUT_S,
+    COUNTER_LIMIT,
+    MAC_MESSAGE,
     MIN_RX_DIVISOR,
     REPLY,
     REPLY_FRAME_BYTES,
     CommandOp,
     Reply,
     ReplyStatus,
+    command_mac,
     command_timeout_cycles,
     decode_reply,
+    encode_authenticated_command,
     encode_command,
     encode_reply,
     has_control_path,
@@ -95,6 +102,9 @@ __all__ = [
     "COMMAND", "REPLY", "CommandOp", "ReplyStatus", "COMMAND_FRAME_BYTES", "REPLY_FRAME_BYTES",
     "MIN_RX_DIVISOR", "COMMAND_TIMEOUT_S", "encode_command", "encode_reply", "decode_reply",
     "has_control_path", "command_timeout_cycles", "Reply",
+    # authenticated commands
+    "AUTH_COMMAND", "AUTH_COMMAND_FRAME_BYTES", "MAC_MESSAGE", "COUNTER_LIMIT", "command_mac",
+    "encode_authenticated_command", "AUTH_REFUSALS",
     # bandwidth modes
     "BandwidthMode", "MODE_NAMES", "mode_unavailable_reason", "available_modes",
 ]
