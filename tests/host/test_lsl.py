@@ -332,3 +332,47 @@ def test_lsl_from_the_virtual_board_carries_exactly_its_recording(tmp_path, mode
         spike_times, marker_times[0] + (np.load(detections / "sample_numbers.npy")
                                         - source_first) / config.sample_rate_hz,
         rtol=0, atol=1e-9)
+
+
+@pytest.mark.sim
+def test_spikeforge_stream_serves_lsl_without_a_folder():
+    """`spikeforge stream --port sim://... --lsl`: a consumer finds the outlets by name while
+    the command runs and receives sweeps spaced exactly by the device's sample period; the
+    end marker accounts for every sweep."""
+    import subprocess
+    import sys
+
+    name = "spikeforge-test-cli"
+    command = subprocess.Popen(
+        [sys.executable, "-m", "spikeforge.cli", "stream", "--port",
+         "sim://?channels=4&identity_interval_frames=16", "--duration", "0.3", "--lsl",
+         "--lsl-name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        found = {}
+        for stream in (name, f"{name}-markers"):
+            streams = pylsl.resolve_byprop("name", stream, 1, 120.0)
+            assert streams, f"spikeforge stream served no outlet {stream}"
+            found[stream] = pylsl.StreamInlet(streams[0], max_buflen=60, recover=False)
+            found[stream].open_stream(timeout=WAIT_S)
+        samples, stamps, markers = [], [], []
+        deadline = time.monotonic() + 300
+        # Pull while the command runs (the outlets go when it ends), up to the end marker.
+        while not (markers and '"end"' in markers[-1][0]) and time.monotonic() < deadline:
+            chunk, times = found[name].pull_chunk(timeout=0.1)
+            samples.extend(chunk)
+            stamps.extend(times)
+            markers.extend(found[f"{name}-markers"].pull_chunk(timeout=0.0)[0])
+        stdout, stderr = command.communicate(timeout=60)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait(timeout=10)
+    assert command.returncode == 0, stderr
+    assert "LSL outlets: spikeforge-test-cli" in stderr and "stream ended" in stdout
+    assert len(samples) > 100 and len(samples[0]) == 4
+    steps = np.diff(stamps) * 30000
+    np.testing.assert_allclose(steps, np.round(steps), rtol=0, atol=1e-6)
+    end = json.loads(markers[-1][0])
+    assert end["event"] == "end" and end["ended"] == "duration reached"
+    assert end["samples_pushed"]["data"] + end["samples_lost"]["data"] == 9000
