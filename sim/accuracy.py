@@ -321,7 +321,7 @@ class Layout:
             raise ValueError(f"a layout is CHANNELSxUNITS[@FIRING_HZ] (e.g. 32x40@15), "
                              f"not {text!r}") from None
         if layout.channels < 1 or layout.units < 1 or not layout.firing_hz > 0:
-            raise ValueError(f"a layout needs channels, units and a firing rate above 0, "
+            raise ValueError(f"a layout CHANNELSxUNITS[@FIRING_HZ] needs values above 0, "
                              f"not {text!r}")
         return layout
 
