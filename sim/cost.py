@@ -53,13 +53,16 @@ def synthesize_ice40(component, *, design: str, channels: int) -> SynthesisResul
 
     from spikeforge.boards.toolchain import select_toolchain
 
+    from .ports import top_ports
+
     toolchain = select_toolchain("ice40")
     yosys = toolchain.executables["yosys"]
     # Relative paths in a working folder: YoWASP tools only see the current directory.
     work = Path("build") / "synth"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
-        Path(tmp, "top.il").write_text(rtlil.convert(component, name="top", emit_src=False))
+        Path(tmp, "top.il").write_text(rtlil.convert(component, name="top", emit_src=False,
+                                                              ports=top_ports(component)))
         subprocess.run(
             [yosys, "-q", "-p", "read_rtlil top.il; synth_ice40 -dsp -top top; "
              "tee -q -o stat.json stat -json"],

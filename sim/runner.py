@@ -17,6 +17,7 @@ from typing import Any
 
 from spikeforge.firmware.errors import SpikeforgeError
 
+from .ports import top_ports
 from .toolchain import verilator_environment
 
 __all__ = ["BenchResult", "BenchFailed", "run_bench", "BUILD_ROOT", "bench_parameters",
@@ -55,7 +56,8 @@ def run_bench(bench: str, component: Any, params: dict[str, Any], *, label: str,
 
     env = verilator_environment()
     started = time.perf_counter()
-    source = verilog.convert(component, name=toplevel, emit_src=False)
+    source = verilog.convert(component, name=toplevel, emit_src=False,
+                             ports=top_ports(component))
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     build_dir = (BUILD_ROOT / f"{toplevel}-{digest}").resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
