@@ -13,7 +13,7 @@ from spikeforge.firmware.config import (
     TestSourceConfig,
 )
 
-from . import ethernet_rx_cases, ethernet_system_cases, ethernet_tx_cases
+from . import auth_cases, ethernet_rx_cases, ethernet_system_cases, ethernet_tx_cases
 from .runner import BenchResult, run_bench
 from .suite_case import BenchCase
 
@@ -525,3 +525,6 @@ CASES = CASES + (
                   48_000, "events+lfp: mode switches, LFP frames, drops",
                   [(6_003, 3), (22_000, 0), (32_500, 3)]),
 )
+
+# Authenticated control (hdl/siphash.py, hdl/control.py with SystemConfig.control_key).
+CASES = CASES + auth_cases.CASES
