@@ -16,7 +16,7 @@ toolchain.
 import enum
 from pathlib import Path
 
-from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 
 __all__ = ["ExitCode", "exit_code_of",
            "DeviceError", "DeviceNotFound", "DevicePermissionDenied", "DeviceBusy",
@@ -47,8 +47,13 @@ class ExitCode(enum.IntEnum):
 
 
 def exit_code_of(error: BaseException) -> int:
-    """The exit status for ``error``: its ``exit_code``, else :attr:`ExitCode.FAILURE`."""
-    return int(getattr(error, "exit_code", ExitCode.FAILURE))
+    """The exit status for ``error``: its ``exit_code``; else :attr:`ExitCode.USAGE` for a
+    :class:`ConfigError` (a configuration that cannot be built is a bad input; ``firmware/``
+    cannot name this table), else :attr:`ExitCode.FAILURE`."""
+    code = getattr(error, "exit_code", None)
+    if code is None:
+        code = ExitCode.USAGE if isinstance(error, ConfigError) else ExitCode.FAILURE
+    return int(code)
 
 
 class DeviceError(SpikeforgeError):

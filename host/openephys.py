@@ -69,6 +69,13 @@ _STREAM = "spikeforge-100.acquisition"
 _LFP_STREAM = "spikeforge-100.lfp"
 
 
+def _write_all(file: Any, data: bytes) -> None:
+    """All of ``data`` into an unbuffered file (a raw write may take only part)."""
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view):]
+
+
 class _NpyAppender:
     """A .npy file that grows along its first axis (rows of ``row_shape``); the header is
     rewritten with the length on flush."""
@@ -80,27 +87,36 @@ class _NpyAppender:
         self.dtype = np.dtype(dtype)
         self.row_shape = row_shape
         self.length = 0
-        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._write_header()
+        # Unbuffered: every header and every appended row reaches the OS at once, so a cut
+        # (kill -9) never leaves a file without its header or with a partial row.
+        # The file appears with its header (written aside, renamed into place).
+        aside = path.with_name(path.name + ".tmp")
+        with open(aside, "wb") as file:
+            file.write(self._header())
+        aside.replace(path)
+        self._file = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed in close()
+        self._file.seek(0, os.SEEK_END)
 
-    def _write_header(self) -> None:
+    def _header(self) -> bytes:
         header = {"descr": self.dtype.str, "fortran_order": False,
                   "shape": (self.length, *self.row_shape)}
         text = repr(header).encode("latin1")
         pad = self._HEADER_BYTES - 10 - len(text) - 1
+        size = (self._HEADER_BYTES - 10).to_bytes(2, "little")
+        return b"\x93NUMPY\x01\x00" + size + text + b" " * pad + b"\n"
+
+    def _write_header(self) -> None:
         self._file.seek(0)
-        self._file.write(b"\x93NUMPY\x01\x00" + (self._HEADER_BYTES - 10).to_bytes(2, "little")
-                         + text + b" " * pad + b"\n")
+        _write_all(self._file, self._header())
         self._file.seek(0, os.SEEK_END)
 
     def append(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=self.dtype)
-        self._file.write(values.tobytes())
+        _write_all(self._file, values.tobytes())
         self.length += len(values)
 
     def flush(self) -> None:
         self._write_header()
-        self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
@@ -134,28 +150,28 @@ class OpenEphysWriter:
             raise FileExistsError(
                 f"{self.root} already holds files; choose a new folder for the recording")
         self.recording = self.root / _NODE / "experiment1" / "recording1"
-        continuous = self.recording / "continuous" / _STREAM
         events = self.recording / "events" / _STREAM / "TTL"
-        continuous.mkdir(parents=True)
         events.mkdir(parents=True)
         (self.root / _NODE / "settings.xml").write_text(_settings_xml(config))
-        structure = _structure(config, self.channels)
-        (self.recording / "structure.oebin").write_text(json.dumps(structure, indent=2))
 
         self._ttl = {name: _NpyAppender(events / f"{name}.npy", dtype) for name, dtype in
                      (("states", "<i2"), ("sample_numbers", "<i8"), ("timestamps", "<f8"),
                       ("full_words", "<u8"))}
-        self._main = _ContinuousStream(continuous, config.sample_rate_hz, len(self.channels),
-                                       "", on_loss=self._mark_loss)
+        self._main = _ContinuousStream(self.recording / "continuous" / _STREAM,
+                                       config.sample_rate_hz, len(self.channels), "",
+                                       on_loss=self._mark_loss,
+                                       on_created=self._write_structure)
         self.metadata: dict[str, Any] = {
             "device": config.to_dict(), "channels_enabled": list(self.channels),
-            "losses": self._main.losses, **(metadata or {})}
+            "losses": self._main.losses, "ended": "still recording", **(metadata or {})}
         detector = config.detector
         self._peak_column = detector.max_snippet_pre
         self._snippet_width = detector.max_snippet_pre + 1 + detector.max_snippet_post
         self._detections: dict[str, _NpyAppender] = {}
         self.spikes_written = 0
         self.lfp: _ContinuousStream | None = None   # mode events+lfp: created by write_lfp
+        self._write_structure()
+        self._write_metadata()     # readable from the first instant: a cut finds it
 
     # -- LFP stream (mode events+lfp) --
     def write_lfp(self, first_sample: int, samples: np.ndarray) -> None:
@@ -166,15 +182,22 @@ class OpenEphysWriter:
         if self.lfp is None:
             if self.config.lfp is None:
                 raise ValueError("the device's configuration has no LFP decimator")
-            folder = self.recording / "continuous" / _LFP_STREAM
-            folder.mkdir(parents=True)
-            self.lfp = _ContinuousStream(folder, self.config.lfp_rate_hz, len(self.channels),
-                                         "LFP ")
+            self.lfp = _ContinuousStream(self.recording / "continuous" / _LFP_STREAM,
+                                         self.config.lfp_rate_hz, len(self.channels), "LFP ",
+                                         on_created=self._write_structure)
             self.metadata["lfp_losses"] = self.lfp.losses
-            structure = _structure(self.config, self.channels)
-            structure["continuous"].append(_lfp_structure(self.config, self.channels))
-            (self.recording / "structure.oebin").write_text(json.dumps(structure, indent=2))
         self.lfp.write(first_sample, samples)
+
+    def _write_structure(self) -> None:
+        """``structure.oebin`` listing the continuous streams that hold samples (a stream
+        is listed once its first sweeps are on disk: readers cannot open an empty one),
+        replaced atomically."""
+        structure = _structure(self.config, self.channels)
+        if not self._main.created:
+            structure["continuous"] = []
+        if self.lfp is not None and self.lfp.created:
+            structure["continuous"].append(_lfp_structure(self.config, self.channels))
+        _replace_text(self.recording / "structure.oebin", json.dumps(structure, indent=2))
 
     def write_events(self, block: EventBlock) -> None:
         """Append the detector events of one EVENTS frame (``spikeforge-detections/``)."""
@@ -290,9 +313,11 @@ class OpenEphysWriter:
             appender.flush()
         if self.lfp is not None:
             self.lfp.flush()
-        temporary = self.recording / "spikeforge.json.tmp"
-        temporary.write_text(json.dumps(self.metadata, indent=2, default=str))
-        temporary.replace(self.recording / "spikeforge.json")
+        self._write_metadata()
+
+    def _write_metadata(self) -> None:
+        _replace_text(self.recording / "spikeforge.json",
+                      json.dumps(self.metadata, indent=2, default=str))
 
     def close(self, facts: dict[str, Any] | None = None) -> None:
         """Flush with ``facts`` (e.g. ``ended``) and close."""
@@ -302,6 +327,13 @@ class OpenEphysWriter:
             appender.close()
         if self.lfp is not None:
             self.lfp.close()
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a cut leaves the old version or the new one)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 def _structure(config: SystemConfig, enabled: tuple[int, ...]) -> dict[str, Any]:
@@ -343,28 +375,40 @@ class _ContinuousStream:
     """One continuous stream of a recording (the acquisition stream, or the LFP stream of
     mode events+lfp): ``continuous.dat`` (int16, interleaved), sample numbers and timestamps
     at ``rate_hz``. Blocks must arrive in order; a gap is zero-filled, listed in ``losses``,
-    counted in ``samples_lost`` and reported to ``on_loss(first, stop)``."""
+    counted in ``samples_lost`` and reported to ``on_loss(first, stop)``.
+
+    The folder and its files are created with the first sweeps, which reach the OS before
+    ``on_created()`` is called (to list the stream): a stream that is listed is never empty.
+    Writes are unbuffered, whole blocks, so a cut leaves whole rows."""
 
     #: Rows of zeros written at a time for a gap (a long gap is not one huge array).
     _FILL_ROWS = 1 << 16
 
     def __init__(self, folder: Path, rate_hz: float, channels: int, what: str,
-                 on_loss: Callable[[int, int], None] | None = None):
+                 on_loss: Callable[[int, int], None] | None = None,
+                 on_created: Callable[[], None] | None = None):
+        self.folder = folder
         self.rate_hz = rate_hz
         self.channels = channels
         self._what = what   # "" or "LFP ": names the stream in errors
         self._on_loss = on_loss
-        self._data = open(folder / "continuous.dat", "wb")  # noqa: SIM115 - closed in close()
-        self._sample_numbers = _NpyAppender(folder / "sample_numbers.npy", "<i8")
-        self._timestamps = _NpyAppender(folder / "timestamps.npy", "<f8")
+        self._on_created = on_created
+        self._data: Any = None          # the files, from the first sweeps on
+        self._sample_numbers: _NpyAppender | None = None
+        self._timestamps: _NpyAppender | None = None
         self.first_sample: int | None = None
         self.next_sample: int | None = None
         self.samples_lost = 0
         self.losses: list[dict[str, int]] = []
 
     @property
+    def created(self) -> bool:
+        """The stream's files exist and hold its first sweeps."""
+        return self._data is not None
+
+    @property
     def sweeps_written(self) -> int:
-        return self._sample_numbers.length
+        return self._sample_numbers.length if self._sample_numbers is not None else 0
 
     @property
     def bytes_written(self) -> int:
@@ -399,18 +443,35 @@ class _ContinuousStream:
 
     def _append(self, first_sample: int, samples: np.ndarray) -> None:
         numbers = np.arange(first_sample, first_sample + len(samples), dtype=np.int64)
-        self._data.write(np.ascontiguousarray(samples).tobytes())
+        first = self._data is None
+        if first:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._data = open(self.folder / "continuous.dat", "wb",  # noqa: SIM115
+                              buffering=0)                            # closed in close()
+            self._sample_numbers = _NpyAppender(self.folder / "sample_numbers.npy", "<i8")
+            self._timestamps = _NpyAppender(self.folder / "timestamps.npy", "<f8")
+        _write_all(self._data, np.ascontiguousarray(samples).tobytes())
         self._sample_numbers.append(numbers)
         self._timestamps.append(numbers / self.rate_hz)
         self.next_sample = first_sample + len(samples)
+        if first:
+            # The first sample number is in the headers at once (readers take the start
+            # time from it), and only then is the stream listed.
+            self._sample_numbers.flush()
+            self._timestamps.flush()
+            if self._on_created is not None:
+                self._on_created()
 
     def flush(self) -> None:
-        self._data.flush()
+        if self._data is None:
+            return
         os.fsync(self._data.fileno())
         self._sample_numbers.flush()
         self._timestamps.flush()
 
     def close(self) -> None:
+        if self._data is None:
+            return
         self.flush()
         self._data.close()
         self._sample_numbers.close()

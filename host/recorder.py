@@ -31,7 +31,8 @@ from .openephys import OpenEphysWriter
 from .sinks import FanOut, Sink, StreamWindow, Tally
 
 __all__ = ["RecordingStatus", "Recorder", "record", "DiskFull", "RecordingModeError",
-           "RECORDABLE_MODES"]
+           "RECORDABLE_MODES", "OutputFolderError", "RecordingWriteError",
+           "check_output_folder"]
 
 
 class DiskFull(SpikeforgeError):
@@ -40,6 +41,45 @@ class DiskFull(SpikeforgeError):
 
 class RecordingModeError(SpikeforgeError):
     exit_code = ExitCode.USAGE
+
+
+class RecordingWriteError(SpikeforgeError):
+    """Writing the recording failed part-way (not a full disk: e.g. the disk went
+    read-only, an I/O error)."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class OutputFolderError(SpikeforgeError):
+    """The recording's folder cannot be used: it holds files, or cannot be written."""
+
+    exit_code = ExitCode.USAGE
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse, before any device is touched, a folder the recording could not be written
+    to: one that already holds files, or one that cannot be created or written (a read-only
+    disk, no permission). Leaves nothing behind that was not there."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"{out} is a file, not a folder; choose a new folder for the "
+                                "recording (--out)")
+    if out.is_dir() and any(out.iterdir()):
+        raise OutputFolderError(f"{out} already holds files; choose a new folder for the "
+                                "recording (--out), the recorder never overwrites one")
+    created = not out.exists()
+    probe = out / ".spikeforge-write-test"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+        if created:
+            out.rmdir()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputFolderError(f"cannot write the recording into {out}: {reason} "
+                                f"[errno {exc.errno}]; record onto a writable disk "
+                                "(--out)") from None
 
 
 #: Bandwidth modes that carry continuous samples (docs/recording.md): raw and lossless the
@@ -150,6 +190,8 @@ class Recorder:
     def prepare(self) -> None:
         """Learn the device, refuse what it cannot do, configure it, start its stream and
         create the recording. Nothing is written before the requests are checked."""
+        if self.out is not None:     # None: sinks only (live streaming)
+            check_output_folder(self.out)
         self.config = self.device.identify()
         if self.control is None:
             self.control = self.device.supports_control()
@@ -237,12 +279,16 @@ class Recorder:
             self.close(f"device error: {exc}")
             raise
         except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
+            full = exc.errno == errno.ENOSPC
             try:
-                self.close("disk full")
+                self.close("disk full" if full else f"write error: {exc.strerror or exc}")
             except OSError:
                 pass
+            if not full:
+                raise RecordingWriteError(
+                    f"writing the recording into {self.out} failed: {exc.strerror or exc} "
+                    f"[errno {exc.errno}]; what was flushed before is readable. Record onto "
+                    "a disk that works") from None
             raise DiskFull(
                 f"the disk holding {self.out} is full; the recording up to the last flush is "
                 "readable. Free space or record elsewhere") from None

@@ -2,10 +2,8 @@
 fields such as ``--channels``), and the configuration they name."""
 
 import argparse
-import json
-from pathlib import Path
 
-from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.config import SystemConfig, read_config_file
 
 __all__ = ["add_config_options", "config_fields", "config_from_args"]
 
@@ -28,7 +26,7 @@ def config_fields(args: argparse.Namespace, base: SystemConfig | None = None) ->
     a board's default), the fields of ``--config`` on top, then the single-field options."""
     data = base.to_dict() if base is not None else {}
     if args.config:
-        data.update(json.loads(Path(args.config).read_text()))
+        data.update(read_config_file(args.config))
     for name in CONFIG_FIELD_OPTIONS:
         value = getattr(args, name, None)
         if value is not None:

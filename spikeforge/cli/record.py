@@ -65,6 +65,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="convert a recording to another format")
     export.add_argument("recording", help="folder written by spikeforge record")
     export.add_argument("--nwb", required=True, metavar="OUT.nwb", help="write NWB (pynwb)")
+    export.add_argument("--subject-id", metavar="ID",
+                        help="the NWB Subject's id: a pseudonym, as the lab keeps them "
+                             "(default: subject-01; no host or user name is ever written)")
+    export.add_argument("--subject-age", metavar="ISO8601", default="P0D/",
+                        help="the subject's age, e.g. P90D, or a range P90D/P120D (default "
+                             "%(default)s: unknown)")
+    export.add_argument("--subject-sex", choices=("M", "F", "O", "U"), default="U",
+                        help="default %(default)s (unknown)")
+    export.add_argument("--subject-species", metavar="NAME",
+                        help="Latin binomial, e.g. 'Mus musculus' (default: none)")
     export.set_defaults(run=cmd_export)
 
 
@@ -108,7 +118,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from spikeforge.host import DataBlock, Identity, StreamDecoder
 
     decoder = StreamDecoder()
-    items = decoder.feed(Path(args.file).read_bytes()) + decoder.flush()
+    items = decoder.feed(_read_capture(Path(args.file))) + decoder.flush()
     blocks = [i for i in items if isinstance(i, DataBlock)]
     identity = next((i for i in items if isinstance(i, Identity)), None)
     if identity is not None:
@@ -119,10 +129,26 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _read_capture(path: Path) -> bytes:
+    """``decode FILE``: the captured bytes; a file that cannot be read is a usage error."""
+    from spikeforge.host.sample_files import RecordingFileError
+
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise RecordingFileError(f"{path} does not exist; give a file of bytes captured from "
+                                 "a device's link") from None
+    except OSError as exc:
+        raise RecordingFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from spikeforge.host.device import Device
+    from spikeforge.host.recorder import check_output_folder
 
     from .stream import run_recorder
+
+    check_output_folder(Path(args.out))     # before any board starts
 
     def show(status) -> None:
         end = "\n" if status.ended else "\r"
@@ -198,8 +224,12 @@ def _print_channel_mask(device) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from spikeforge.host.nwb import export_nwb
+    from spikeforge.host.nwb import DEFAULT_SUBJECT_ID, export_nwb
 
-    print(f"wrote {export_nwb(Path(args.recording), Path(args.nwb))}")
+    written = export_nwb(Path(args.recording), Path(args.nwb),
+                         subject_id=args.subject_id or DEFAULT_SUBJECT_ID,
+                         subject_age=args.subject_age, subject_sex=args.subject_sex,
+                         subject_species=args.subject_species)
+    print(f"wrote {written}")
     return ExitCode.OK
 

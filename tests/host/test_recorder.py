@@ -405,7 +405,10 @@ def test_events_plus_lfp_is_recorded_as_a_second_continuous_stream(tmp_path):
 
     folder = tmp_path / "rec" / RECORDING
     structure = json.loads((folder / "structure.oebin").read_text())
-    lfp_entry = structure["continuous"][1]
+    # The LFP is the one continuous stream: an empty acquisition stream is not listed
+    # (readers cannot open an empty one).
+    assert [entry["stream_name"] for entry in structure["continuous"]] == ["lfp"]
+    lfp_entry = structure["continuous"][0]
     assert lfp_entry["folder_name"] == "spikeforge-100.lfp/"
     assert lfp_entry["sample_rate"] == 3000.0
     assert lfp_entry["num_channels"] == 3
