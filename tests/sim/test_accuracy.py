@@ -31,7 +31,7 @@ def test_a_short_benchmark_runs_and_scores_every_recording():
     for row in rows:
         assert row.ours.truth > 0 and row.ours.detected > 0
         assert 0 < row.ours.f1 <= 1 and 0 < row.si_own_filter.f1 <= 1
-    assert "| SI gt seed=3" in format_table(rows)
+    assert "| SI gt 4ch 5u 15Hz seed=3" in format_table(rows)
 
 
 @pytest.mark.slow
