@@ -7,12 +7,13 @@ the :class:`~spikeforge.hdl.registers.RegisterBus` and queues a REPLY frame;
 switching only between whole frames. Formats: :mod:`spikeforge.firmware.wire`.
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.registers import REGISTERS, register
+from spikeforge.firmware.control_protocol import AUTH_COMMAND, MAC_MESSAGE
+from spikeforge.firmware.registers import AUTH_COUNTERS, REGISTERS, register
 from spikeforge.firmware.wire import (
     COMMAND,
     CRC_BYTES,
@@ -29,6 +30,7 @@ from spikeforge.firmware.wire import (
 from .crc import crc32_update
 from .fifo import StreamFifo
 from .registers import RegisterBus
+from .siphash import SipHash
 
 __all__ = ["CommandDecoder", "LinkArbiter", "CRC_RESIDUE"]
 
@@ -37,6 +39,8 @@ __all__ = ["CommandDecoder", "LinkArbiter", "CRC_RESIDUE"]
 CRC_RESIDUE = 0xDEBB20E3
 #: Bytes of a COMMAND frame after the two sync bytes.
 _BODY_BYTES = HEADER_BYTES - len(SYNC) + COMMAND.size + CRC_BYTES
+#: Bytes of an authenticated COMMAND frame after the two sync bytes.
+_AUTH_BODY_BYTES = HEADER_BYTES - len(SYNC) + AUTH_COMMAND.size + CRC_BYTES
 
 
 class CommandDecoder(wiring.Component):
@@ -85,13 +89,34 @@ class CommandDecoder(wiring.Component):
         Commands carried out (retries answered from the stored reply not counted);
         discarded; good but not carried out — or, for a retry, not answered — because the
         reply FIFO had no room for the reply.
+
+    Authenticated control (``config.control_key`` set; without a key none of this is built
+    and the decoder is exactly the one above, cycle for cycle). A COMMAND payload is then
+    either plain (6 bytes) or authenticated (18: plus counter and SipHash-2-4 tag,
+    :data:`~spikeforge.firmware.control_protocol.AUTH_COMMAND`). The tag is computed by a
+    :class:`~spikeforge.hdl.siphash.SipHash` core under the build's key while the tag
+    bytes arrive (it starts after the counter's last byte and needs 10 cycles), so over
+    the UART the decoder is not busy any longer; a faster source waits in ``CHECK``. A
+    write in a plain frame is refused (``AUTH_REQUIRED``); an authenticated frame with a
+    wrong tag is refused (``AUTH_FAILED``), one with a right tag and a counter not above
+    ``auth_counter`` is refused (``REPLAYED``); refused commands are not applied, answered
+    with value 0 and counted. Plain reads are carried out; an authenticated command that
+    passes both checks is carried out and its counter becomes ``auth_counter``. A retry
+    must repeat the tag *and* the address, operation and tag bytes of the stored command
+    (so a forged frame that guesses the host's next tag cannot take its place); refusals
+    are stored like replies, so a retried refusal is answered again and not counted again.
+
+    auth_refused, replays_refused, auth_counter : out (keyed builds only)
+        AUTH_REQUIRED and AUTH_FAILED refusals (16 bits, wraps); REPLAYED refusals (16);
+        the counter of the last authenticated command carried out (32; 0 after reset).
     """
 
     REPLY_FIFO_BYTES = 256
 
     def __init__(self, config: SystemConfig):
         self._config = config
-        super().__init__({
+        self._key = config.control_key_bytes
+        members = {
             "i": In(stream.Signature(8)),
             "bus": Out(RegisterBus()),
             "bus_active": Out(1),
@@ -99,7 +124,11 @@ class CommandDecoder(wiring.Component):
             "commands_executed": Out(register("COMMANDS_EXECUTED").width(config)),
             "command_errors": Out(register("COMMAND_ERRORS").width(config)),
             "commands_dropped": Out(register("COMMANDS_DROPPED").width(config)),
-        })
+        }
+        if self._key is not None:
+            for name in AUTH_COUNTERS:
+                members[name.lower()] = Out(register(name).width(config))
+        super().__init__(members)
 
     def elaborate(self, platform):
         config = self._config
@@ -110,7 +139,9 @@ class CommandDecoder(wiring.Component):
         timeout = command_timeout_cycles(config)
         # Bytes taken of the frame body while parsing; bytes written of the reply while
         # writing (one counter: the decoder does one or the other).
-        count = Signal(range(max(_BODY_BYTES, REPLY_FRAME_BYTES)))
+        keyed = self._key is not None
+        body_bytes = _AUTH_BODY_BYTES if keyed else _BODY_BYTES
+        count = Signal(range(max(body_bytes, REPLY_FRAME_BYTES)))
         idle = Signal(range(timeout + 1))
         crc = Signal(32)
         crc_byte = Signal(8)
@@ -130,7 +161,7 @@ class CommandDecoder(wiring.Component):
         last_valid = Signal()
         last_tag = Signal(32)
         reply_address = Signal(8)
-        reply_status = Signal(2)
+        reply_status = Signal(3 if keyed else 2)
         reply_value = Signal(32)
 
         known, writable = self._register_kind(m, address)
@@ -150,6 +181,9 @@ class CommandDecoder(wiring.Component):
         m.d.comb += fifo.w.payload.eq(out_byte)
         room = fifo.level <= fifo.depth - REPLY_FRAME_BYTES
 
+        if keyed:
+            auth = self._authentication(m, take, count, byte, address, is_write, value)
+
         with m.FSM():
             with m.State("HUNT"):
                 m.d.comb += self.i.ready.eq(1)
@@ -163,6 +197,8 @@ class CommandDecoder(wiring.Component):
                     m.d.sync += [idle.eq(0), count.eq(0), crc.eq(0xFFFFFFFF),
                                  malformed.eq(0)]
                     with m.If(byte == SYNC[1]):
+                        if keyed:
+                            auth.start_frame()
                         m.next = "BODY"
                     with m.Elif(byte != SYNC[0]):
                         m.next = "HUNT"
@@ -180,9 +216,13 @@ class CommandDecoder(wiring.Component):
                             m.d.sync += malformed.eq(1)
                     with m.If((count >= tag_at.start) & (count < tag_at.stop)):
                         m.d.sync += tag.eq(Cat(tag[8:], byte))
-                    for k, expected in zip(length_at, COMMAND.size.to_bytes(2, "little")):
-                        with m.If((count == k) & (byte != expected)):
-                            m.d.sync += malformed.eq(1)
+                    if keyed:
+                        auth.check_length(length_at, malformed)
+                    else:
+                        for k, expected in zip(length_at,
+                                               COMMAND.size.to_bytes(2, "little")):
+                            with m.If((count == k) & (byte != expected)):
+                                m.d.sync += malformed.eq(1)
                     with m.If(count == address_at):
                         m.d.sync += address.eq(byte)
                     with m.If(count == op_at):
@@ -191,24 +231,49 @@ class CommandDecoder(wiring.Component):
                             m.d.sync += malformed.eq(1)
                     with m.If((count >= value_at.start) & (count < value_at.stop)):
                         m.d.sync += value.eq(Cat(value[8:], byte))
-                    with m.If(count == _BODY_BYTES - 1):
+                    last_byte = count == _BODY_BYTES - 1
+                    if keyed:
+                        last_byte = (last_byte & ~auth.frame) | (count == _AUTH_BODY_BYTES - 1)
+                    with m.If(last_byte):
                         m.next = "CHECK"
                 with m.Elif(idle == timeout - 1):
                     m.d.sync += self.command_errors.eq(self.command_errors + 1)
                     m.next = "HUNT"
             with m.State("CHECK"):
                 m.d.sync += count.eq(0)
-                with m.If(malformed | (crc != CRC_RESIDUE)):
+                if keyed:
+                    refuse = auth.check(m, tag, address, is_write, last_valid, last_tag,
+                                        reply_address, malformed | (crc != CRC_RESIDUE),
+                                        room)
+                retry = last_valid & (tag == last_tag)
+                first_check = m.If
+                if keyed:
+                    retry = retry & auth.same_as_stored
+                    with m.If(auth.waiting):
+                        pass        # the tag is not computed yet
+                    first_check = m.Elif
+                with first_check(malformed | (crc != CRC_RESIDUE)):
                     m.d.sync += self.command_errors.eq(self.command_errors + 1)
                     m.next = "HUNT"
                 with m.Elif(~room):
                     m.d.sync += self.commands_dropped.eq(self.commands_dropped + 1)
                     m.next = "HUNT"
-                with m.Elif(last_valid & (tag == last_tag)):
+                with m.Elif(retry):
                     m.d.sync += crc.eq(0xFFFFFFFF)
                     m.next = "WRITE"        # a retry: the stored reply again
+                if keyed:
+                    with m.Elif(refuse != 0):
+                        # Refused: answered with value 0, stored like a reply.
+                        auth.count_refusal(refuse)
+                        m.d.sync += [
+                            last_valid.eq(1), last_tag.eq(tag), reply_address.eq(address),
+                            reply_status.eq(refuse), reply_value.eq(0), crc.eq(0xFFFFFFFF),
+                        ]
+                        m.next = "WRITE"
                 with m.Else():
                     m.d.sync += self.commands_executed.eq(self.commands_executed + 1)
+                    if keyed:
+                        auth.accept()
                     m.next = "ACCESS"
             with m.State("ACCESS"):
                 m.d.comb += [self.bus_active.eq(1), self.bus.w_en.eq(is_write & writable)]
@@ -240,6 +305,10 @@ class CommandDecoder(wiring.Component):
                 with m.If(count == REPLY_FRAME_BYTES - 1):
                     m.next = "HUNT"
         return m
+
+    def _authentication(self, m: Module, take, count, byte, address, is_write,
+                        value) -> "_Authentication":
+        return _Authentication(self, m, take, count, byte, address, is_write, value)
 
     def _register_kind(self, m: Module, address) -> tuple[Signal, Signal]:
         """Whether ``address`` names a register of this build, and whether it is writable
@@ -339,3 +408,104 @@ class LinkArbiter(wiring.Component):
                     with m.If((count >= HEADER_BYTES) & (count == length + trailer - 1)):
                         m.next = "BETWEEN"
         return m
+
+
+class _Authentication:
+    """The keyed decoder's extra state and checks (:class:`CommandDecoder`, keyed builds):
+    the counter and tag of the frame being received, the SipHash core fed from the
+    received fields, and the stored command's tag bytes for the retry match."""
+
+    # Where the counter and tag sit in the body (after the sync bytes).
+    COUNTER_AT = range(13, 17)
+    MAC_AT = range(17, 25)
+
+    def __init__(self, decoder: CommandDecoder, m: Module, take, count, byte, address,
+                 is_write, value):
+        self.decoder = decoder
+        self.m = m
+        m.submodules.siphash = self.sip = sip = SipHash()
+        key = decoder._key
+        m.d.comb += sip.key.eq(Const(int.from_bytes(key, "little"), 128))
+        self.frame = Signal()           # the length field says authenticated
+        self.counter = Signal(32)
+        self.mac = Signal(64)           # the received tag (little-endian integer)
+        self.last_mac = Signal(64)      # the stored command's tag bytes (0: plain)
+        self.last_write = Signal()
+        self.feed = Signal(2)           # 1: offer block 0, 2: offer block 1
+        self.count = count
+        self.byte = byte
+        self.take = take
+        self.is_write = is_write
+
+
+        op_byte = Cat(is_write, Const(0, 7))
+        message_bytes = MAC_MESSAGE.size
+        block0 = Cat(address, op_byte, value, self.counter[:16])
+        block1 = Cat(self.counter[16:], Const(0, 40), Const(message_bytes, 8))
+        m.d.comb += [
+            sip.i.valid.eq(self.feed != 0),
+            sip.i.payload.block.eq(Mux(self.feed == 1, block0, block1)),
+            sip.i.payload.first.eq(self.feed == 1),
+            sip.i.payload.last.eq(self.feed == 2),
+        ]
+        with m.If(sip.i.valid & sip.i.ready):
+            m.d.sync += self.feed.eq(Mux(self.feed == 1, 2, 0))
+        with m.If(take):
+            with m.If((count >= self.COUNTER_AT.start) & (count < self.COUNTER_AT.stop)):
+                m.d.sync += self.counter.eq(Cat(self.counter[8:], byte))
+            with m.If((count >= self.MAC_AT.start) & (count < self.MAC_AT.stop)):
+                m.d.sync += self.mac.eq(Cat(self.mac[8:], byte))
+            # The counter's last byte is in: hash the message while the tag arrives.
+            with m.If(self.frame & (count == self.COUNTER_AT.stop - 1)):
+                m.d.sync += self.feed.eq(1)
+
+    def start_frame(self) -> None:
+        """The sync bytes are in: a new frame (plain until its length says otherwise)."""
+        self.m.d.sync += [self.frame.eq(0), self.mac.eq(0), self.feed.eq(0)]
+
+    def check_length(self, length_at, malformed) -> None:
+        m, count, byte = self.m, self.count, self.byte
+        with m.If(count == length_at[0]):
+            with m.If(byte == AUTH_COMMAND.size):
+                m.d.sync += self.frame.eq(1)
+            with m.Elif(byte != COMMAND.size):
+                m.d.sync += malformed.eq(1)
+        with m.If((count == length_at[1]) & (byte != 0)):
+            m.d.sync += malformed.eq(1)
+
+    def check(self, m: Module, tag, address, is_write, last_valid, last_tag, reply_address,
+              broken, room) -> Signal:
+        """In ``CHECK``: the refusal status of the command (0: none) and the waiting and
+        retry-match conditions."""
+        sip = self.sip
+        decoder = self.decoder
+        self.waiting = Signal()
+        m.d.comb += self.waiting.eq(self.frame & ((self.feed != 0) | ~sip.o.valid))
+        # The tag is taken (the core is free again) once the decision is made.
+        m.d.comb += sip.o.ready.eq(self.frame & ~self.waiting)
+        self.same_as_stored = ((self.mac == self.last_mac) & (address == reply_address)
+                               & (is_write == self.last_write))
+        refuse = Signal(3)
+        with m.If(self.frame):
+            with m.If(sip.o.payload != self.mac):
+                m.d.comb += refuse.eq(ReplyStatus.AUTH_FAILED)
+            with m.Elif(self.counter <= decoder.auth_counter):
+                m.d.comb += refuse.eq(ReplyStatus.REPLAYED)
+        with m.Elif(is_write):
+            m.d.comb += refuse.eq(ReplyStatus.AUTH_REQUIRED)
+        with m.If(~self.waiting & ~broken & room):
+            # Whatever is decided (refused, or carried out below) becomes the stored command.
+            with m.If(~(last_valid & (tag == last_tag) & self.same_as_stored)):
+                m.d.sync += [self.last_mac.eq(self.mac), self.last_write.eq(is_write)]
+        return refuse
+
+    def count_refusal(self, refuse) -> None:
+        decoder = self.decoder
+        with self.m.If(refuse == ReplyStatus.REPLAYED):
+            self.m.d.sync += decoder.replays_refused.eq(decoder.replays_refused + 1)
+        with self.m.Else():
+            self.m.d.sync += decoder.auth_refused.eq(decoder.auth_refused + 1)
+
+    def accept(self) -> None:
+        with self.m.If(self.frame):
+            self.m.d.sync += self.decoder.auth_counter.eq(self.counter)

@@ -7,7 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.registers import CODEBOOK_WRITABLE, register
+from spikeforge.firmware.registers import AUTH_COUNTERS, CODEBOOK_WRITABLE, register
 from spikeforge.firmware.wire import BandwidthMode, available_modes, has_control_path
 
 from .channel_mask import ChannelMask
@@ -253,6 +253,9 @@ class AcquisitionSystem(wiring.Component):
             bank.command_errors.eq(control.command_errors),
             bank.commands_dropped.eq(control.commands_dropped),
         ]
+        if self.config.control_key is not None:      # keyed builds: authenticated control
+            for name in AUTH_COUNTERS:
+                m.d.comb += getattr(bank, name.lower()).eq(getattr(control, name.lower()))
         return bus
 
     def _write_allowed(self, bus):
