@@ -7,11 +7,16 @@ for ``command_timeout_cycles`` in the middle of a frame, and :meth:`framing_erro
 byte the receiver discarded for its stop bit. The reply buffer is assumed to have room:
 a command or retry that finds it full is dropped by the device (``COMMANDS_DROPPED``), which
 depends on the link's timing and is not modelled (the benches never fill it).
+
+Keyed builds (``config.control_key``): authenticated commands, refusals and their counters,
+the retry match on the stored command's tag bytes — the rules of ``docs/wire-format.md``,
+"Authenticated commands".
 """
 
 from spikeforge.firmware.compression import CODEBOOK_ENTRY_VALUE_SHIFT
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.registers import CODEBOOK_WRITABLE, REGISTERS
+from spikeforge.firmware.control_protocol import AUTH_COMMAND, AUTH_COMMAND_FRAME_BYTES
+from spikeforge.firmware.registers import AUTH_COUNTERS, CODEBOOK_WRITABLE, REGISTERS
 from spikeforge.firmware.wire import (
     COMMAND,
     COMMAND_FRAME_BYTES,
@@ -21,6 +26,7 @@ from spikeforge.firmware.wire import (
     CommandOp,
     FrameType,
     ReplyStatus,
+    command_mac,
     crc32,
     encode_reply,
     mode_unavailable_reason,
@@ -45,10 +51,13 @@ class CommandDecoderModel:
         self.bank = RegisterBankModel(config)
         self._present = {r.address: r for r in REGISTERS if r.present(config)}
         self.status = dict(status or {})
-        self.counters = dict.fromkeys(CONTROL_COUNTERS, 0)
+        self.key = config.control_key_bytes
+        self.counters = dict.fromkeys(
+            CONTROL_COUNTERS + (AUTH_COUNTERS if self.key is not None else ()), 0)
         self._state = "HUNT"
         self._body = bytearray()
-        self._last: tuple[int, bytes] | None = None    # (tag, reply frame)
+        # (tag, what a retry must repeat besides it, reply frame)
+        self._last: tuple[int, tuple, bytes] | None = None
         #: Register writes carried out, in order: (address, value).
         self.writes: list[tuple[int, int]] = []
         #: codebook builds: the coder's value table as CODEBOOK_ENTRY writes fill it
@@ -90,7 +99,10 @@ class CommandDecoderModel:
                 self._state = "HUNT"
             return None
         self._body.append(byte)
-        if len(self._body) < COMMAND_FRAME_BYTES - len(SYNC):
+        body_bytes = COMMAND_FRAME_BYTES - len(SYNC)
+        if self.key is not None and len(self._body) > 5 and self._body[5] == AUTH_COMMAND.size:
+            body_bytes = AUTH_COMMAND_FRAME_BYTES - len(SYNC)
+        if len(self._body) < body_bytes:
             return None
         self._state = "HUNT"
         return self._command(bytes(self._body))
@@ -100,12 +112,27 @@ class CommandDecoderModel:
         payload = body[HEADER.size:HEADER.size + COMMAND.size]
         address, op, value = COMMAND.unpack(payload)
         crc_ok = crc32(body[:-4]) == int.from_bytes(body[-4:], "little")
-        if not (crc_ok and frame_type == FrameType.COMMAND and length == COMMAND.size
+        lengths = (COMMAND.size,) if self.key is None else (COMMAND.size, AUTH_COMMAND.size)
+        if not (crc_ok and frame_type == FrameType.COMMAND and length in lengths
                 and op <= CommandOp.WRITE):
             self.counters["COMMAND_ERRORS"] += 1
             return None
-        if self._last is not None and self._last[0] == tag:
-            return self._last[1]
+        authenticated = self.key is not None and length == AUTH_COMMAND.size
+        counter, mac = 0, bytes(8)
+        if authenticated:
+            _, _, _, counter, mac = AUTH_COMMAND.unpack(body[HEADER.size:-4])
+        # Keyed builds: a retry repeats the stored command's address, operation and tag bytes.
+        same = () if self.key is None else (address, op == CommandOp.WRITE, mac)
+        if self._last is not None and self._last[0] == tag and self._last[1] == same:
+            return self._last[2]
+        if self.key is not None:
+            refusal = self._refusal(authenticated, op, counter, mac, address, value)
+            if refusal is not None:
+                reply = encode_reply(tag, address, refusal, 0)
+                self._last = (tag, same, reply)
+                return reply
+            if authenticated:
+                self.counters["AUTH_COUNTER"] = counter
         self.counters["COMMANDS_EXECUTED"] += 1
         reg = self._present.get(address)
         if reg is None:
@@ -125,8 +152,24 @@ class CommandDecoderModel:
             result = self.bank.read(address, {**self.status, **self.counters,
                                               **self._codebook_status()})
         reply = encode_reply(tag, address, status, result)
-        self._last = (tag, reply)
+        self._last = (tag, same, reply)
         return reply
+
+    def _refusal(self, authenticated: bool, op: int, counter: int, mac: bytes, address: int,
+                 value: int) -> ReplyStatus | None:
+        """Why a keyed build refuses the command (None: carried out); counts the refusal."""
+        if authenticated:
+            if command_mac(self.key, counter, address, CommandOp(op), value) != mac:
+                self.counters["AUTH_REFUSED"] += 1
+                return ReplyStatus.AUTH_FAILED
+            if counter <= self.counters["AUTH_COUNTER"]:
+                self.counters["REPLAYS_REFUSED"] += 1
+                return ReplyStatus.REPLAYED
+            return None
+        if op == CommandOp.WRITE:
+            self.counters["AUTH_REFUSED"] += 1
+            return ReplyStatus.AUTH_REQUIRED
+        return None
 
     # -- codebook (codec.codebook builds; hdl/top.py AcquisitionSystem._codebook) ------------
     def _codebook_refused(self, name: str) -> bool:
