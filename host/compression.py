@@ -20,9 +20,10 @@ from spikeforge.firmware.compression import (
     CodecConfig,
     initial_rice_sum,
 )
+from spikeforge.firmware.compression_v2 import CodecV2Config
 from spikeforge.firmware.errors import WireFormatError
 
-__all__ = ["decode_block", "decode", "CompressedBlockError", "codebook_from_file"]
+__all__ = ["decode_block", "decode", "CompressedBlockError", "codebook_from_file", "decode_v2"]
 
 
 class CompressedBlockError(WireFormatError):
@@ -286,3 +287,212 @@ def codebook_from_file(path: str | Path, channels: int | None = None) -> Codeboo
             f"{path} has no value grid worth a codebook (its samples are not on a sparse "
             "ADC grid); record without --codebook-from: the coder does as well without one")
     return book
+
+
+# -- v2: sign-sign LMS + range coder with adaptive CDFs (firmware/compression_v2.py) ----------
+
+def decode_v2(blocks: list[bytes], channels: int, config: CodecV2Config,
+              codebook: Codebook | None = None, *, sweeps: int | None = None) -> np.ndarray:
+    """Decode consecutive v2 blocks (from a sync point: the stream's start) into one
+    ``(sweeps, channels)`` int16 array. Blocks carry state: pass them all, in order."""
+    from spikeforge.firmware.compression_v2 import initial_cdf
+
+    count = len(blocks)
+    full = count * config.block_sweeps
+    total = full if sweeps is None else sweeps
+    if count and not full - config.block_sweeps < total <= full:
+        raise CompressedBlockError(
+            f"{count} blocks of {config.block_sweeps} sweeps cannot hold {total} sweeps; "
+            f"pass the sweep count the encoder was given")
+    if count == 0:
+        return np.zeros((0, channels), dtype=np.int16)
+    stream = np.frombuffer(b"".join(blocks), dtype=np.uint8)
+    ends = np.cumsum([len(b) for b in blocks]).astype(np.int64)
+    if config.codebook:
+        if codebook is None:
+            raise CompressedBlockError(
+                "these blocks were coded with a codebook; pass the one the device was loaded "
+                "with (learned from the stream's first seconds)")
+        table = codebook.table(config.codebook_bits)
+        base, multiplier, shift = codebook.base, codebook.multiplier, codebook.shift
+    else:
+        table, base, multiplier, shift = np.zeros(1, np.int16), 0, 0, 0
+    out = np.empty((total, channels), dtype=np.int16)
+    status = _decode_v2_kernel(stream, ends, out, config.block_sweeps, config.sync_blocks,
+                               config.taps, config.weight_bits, config.mu, config.rate_max,
+                               config.codebook, table, base, multiplier, shift,
+                               np.array(initial_cdf(), np.int64))
+    if status >= 0:
+        raise CompressedBlockError(
+            f"v2 stream does not decode at block {status}: not coded with this "
+            "configuration (channels, codec parameters, codebook), or damaged")
+    return out
+
+
+_V2_SYMBOLS = 31       # checked against firmware.compression_v2 in the tests
+_V2_LITERALS = 16
+_V2_ESCAPE = 30
+_V2_CDF_BITS = 15
+_V2_FLAG_BITS = 6
+_V2_TOP = 1 << 24
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight_bits, mu,
+                      rate_max, use_codebook, table, base, multiplier, shift, cdf0):
+    sweeps, channels = out.shape
+    code_max = table.shape[0] - 1
+    ntaps = max(taps, 1)
+    nsym = _V2_SYMBOLS
+    cdf = np.zeros((channels, nsym + 1), np.int64)
+    weights = np.zeros((channels, ntaps), np.int64)
+    hist = np.zeros((channels, ntaps), np.int64)
+    prev = np.zeros(channels, np.int64)
+    count = np.zeros(channels, np.int64)
+    count_max = 16 * (rate_max - 4)
+    w_lim = (1 << 15) - 1
+    half = 1 << (weight_bits - 1)
+    size = stream.shape[0]
+    blocks = ends.shape[0]
+    pos = 0
+    code = np.int64(0)
+    rng = np.int64(0)
+    for b in range(blocks):
+        first = b * block_sweeps
+        last = min(sweeps, first + block_sweeps)
+        if b == 0 or (sync_blocks > 0 and b % sync_blocks == 0):
+            if b > 0 and pos != ends[b - 1]:
+                return b - 1
+            for c in range(channels):
+                cdf[c, :] = cdf0
+            weights[:, :] = 0
+            hist[:, :] = 0
+            prev[:] = 0
+            count[:] = 0
+            code = np.int64(0)
+            for _ in range(4):
+                code = (code << 8) | (np.int64(stream[pos]) if pos < size else 0)
+                pos += 1
+            rng = np.int64(0xFFFFFFFF)
+        # the verbatim flag
+        r = rng >> _V2_FLAG_BITS
+        if code < r:
+            flag = True
+            rng = r
+        else:
+            flag = False
+            code -= r
+            rng -= r
+        while rng < _V2_TOP:
+            code = ((code << 8) | (np.int64(stream[pos]) if pos < size else 0)) & 0xFFFFFFFF
+            pos += 1
+            rng <<= 8
+        for n in range(first, last):
+            for c in range(channels):
+                if flag:
+                    v = np.int64(0)
+                    for k in (8, 8):
+                        r = rng >> k
+                        x = code // r
+                        code -= r * x
+                        rng = r
+                        v = (v << k) | x
+                        while rng < _V2_TOP:
+                            code = ((code << 8) | (np.int64(stream[pos]) if pos < size
+                                                   else 0)) & 0xFFFFFFFF
+                            pos += 1
+                            rng <<= 8
+                    if v >= 32768:
+                        v -= 65536
+                    if use_codebook:
+                        s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
+                    else:
+                        s = v
+                    out[n, c] = v
+                    d = s - prev[c]
+                else:
+                    acc = 0
+                    for t in range(taps):
+                        acc += weights[c, t] * hist[c, t]
+                    p = (acc + half) >> weight_bits
+                    p = min(max(p, -65536), 65535)
+                    r = rng >> _V2_CDF_BITS
+                    target = code // r
+                    # symbol with cdf[sym] + sym <= target < cdf[sym+1] + sym + 1
+                    sym = 0
+                    while sym < nsym - 1 and cdf[c, sym + 1] + sym + 1 <= target:
+                        sym += 1
+                    lo = cdf[c, sym] + sym
+                    hi = cdf[c, sym + 1] + sym + 1
+                    code -= r * lo
+                    rng = r * (hi - lo)
+                    while rng < _V2_TOP:
+                        code = ((code << 8) | (np.int64(stream[pos]) if pos < size
+                                               else 0)) & 0xFFFFFFFF
+                        pos += 1
+                        rng <<= 8
+                    nraw = 0
+                    if sym == _V2_ESCAPE:
+                        nraw = 16
+                    elif sym >= _V2_LITERALS:
+                        nraw = sym - _V2_LITERALS + 4
+                    x = np.int64(0)
+                    while nraw > 0:
+                        k = 8 if nraw > 8 else nraw
+                        nraw -= k
+                        r = rng >> k
+                        y = code // r
+                        if y >= (1 << k):
+                            return b
+                        code -= r * y
+                        rng = r
+                        x = (x << k) | y
+                        while rng < _V2_TOP:
+                            code = ((code << 8) | (np.int64(stream[pos]) if pos < size
+                                                   else 0)) & 0xFFFFFFFF
+                            pos += 1
+                            rng <<= 8
+                    if sym == _V2_ESCAPE:
+                        v = x - 65536 if x >= 32768 else x
+                        if use_codebook:
+                            s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
+                        else:
+                            s = v
+                        d = s - prev[c]
+                        e = d - p
+                    else:
+                        if sym < _V2_LITERALS:
+                            u = sym
+                        else:
+                            u = (np.int64(1) << (sym - _V2_LITERALS + 4)) + x
+                        e = (u >> 1) ^ -(u & 1)
+                        d = p + e
+                        s = prev[c] + d
+                        if use_codebook:
+                            v = np.int64(table[min(max(s, 0), code_max)])
+                        else:
+                            v = s
+                    out[n, c] = v
+                    rate = 4 + (count[c] >> 4)
+                    span = cdf[c, nsym]
+                    for j in range(1, nsym):
+                        if j > sym:
+                            cdf[c, j] += (span - cdf[c, j]) >> rate
+                        else:
+                            cdf[c, j] -= cdf[c, j] >> rate
+                    if count[c] < count_max:
+                        count[c] += 1
+                    sg = 1 if e > 0 else (-1 if e < 0 else 0)
+                    for t in range(taps):
+                        hx = hist[c, t]
+                        sx = 1 if hx > 0 else (-1 if hx < 0 else 0)
+                        w = weights[c, t] + mu * sg * sx
+                        weights[c, t] = min(max(w, -w_lim), w_lim)
+                for t in range(taps - 1, 0, -1):
+                    hist[c, t] = hist[c, t - 1]
+                if taps > 0:
+                    hist[c, 0] = d
+                prev[c] = s
+    if pos != ends[blocks - 1]:
+        return blocks - 1
+    return -1

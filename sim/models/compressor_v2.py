@@ -1,0 +1,255 @@
+"""Golden model of the v2 lossless coder: sign-sign LMS prediction and a multi-symbol range
+coder with adaptive CDFs, bit exact (the definition the gateware must match).
+
+The contract (alphabet, parameters, worst case) is :mod:`spikeforge.firmware.compression_v2`;
+the host decoder :func:`spikeforge.host.compression.decode_v2`. The coder is sequential per
+channel, so the kernel is one loop, compiled with numba.
+"""
+
+import numba
+import numpy as np
+
+from spikeforge.firmware.compression import Codebook
+from spikeforge.firmware.compression_v2 import (
+    CDF_BITS,
+    ESCAPE,
+    LITERALS,
+    RANGE_TOP,
+    SYMBOLS,
+    VERBATIM_FLAG_BITS,
+    CodecV2Config,
+    initial_cdf,
+)
+from spikeforge.firmware.errors import ConfigError
+
+__all__ = ["encode_v2", "encode_v2_stream"]
+
+
+def encode_v2(samples: np.ndarray, config: CodecV2Config,
+              codebook: Codebook | None = None) -> list[bytes]:
+    """Code ``samples`` (int16, ``(sweeps, channels)``); one bytes object per block (the last
+    block may be shorter and ends with the coder's flush)."""
+    stream, ends, _ = encode_v2_stream(samples, config, codebook)
+    out, start = [], 0
+    for end in ends:
+        out.append(stream[start:end].tobytes())
+        start = end
+    return out
+
+
+def encode_v2_stream(samples: np.ndarray, config: CodecV2Config,
+                     codebook: Codebook | None = None):
+    """The whole coded stream (uint8), each block's end offset, and each block's verbatim
+    flag."""
+    samples = np.ascontiguousarray(samples, dtype=np.int16)
+    if samples.ndim != 2:
+        raise ConfigError(f"samples must have shape (sweeps, channels), not {samples.shape}")
+    if config.codebook and codebook is None:
+        raise ConfigError("codec v2 configured with codebook=True but no codebook given; "
+                          "learn one from the stream's first seconds (learn_codebook)")
+    if config.codebook:
+        assert codebook is not None
+        table = codebook.table(config.codebook_bits)
+        base, multiplier, shift = codebook.base, codebook.multiplier, codebook.shift
+    else:
+        table, base, multiplier, shift = np.zeros(1, np.int16), 0, 0, 0
+    sweeps, channels = samples.shape
+    blocks = -(-sweeps // config.block_sweeps)
+    capacity = samples.size * 2 + blocks * 4 + 64
+    out = np.zeros(capacity, np.uint8)
+    ends = np.zeros(blocks, np.int64)
+    verbatim = np.zeros(blocks, np.bool_)
+    length = _encode_kernel(samples, config.block_sweeps, config.sync_blocks, config.taps,
+                            config.weight_bits, config.mu, config.rate_max, config.codebook,
+                            table, base, multiplier, shift,
+                            np.array(initial_cdf(), np.int64), out, ends, verbatim)
+    return out[:length], ends, verbatim
+
+
+# -- range coder (LZMA-style carry handling: a cached byte and a count of 0xFF bytes) --------
+
+@numba.njit(cache=True, inline="always")
+def _shift_low(rc, out):
+    # rc: [low, range, cache, cache_size, out_pos, skip_first]
+    low = rc[0]
+    if low < 0xFF000000 or low >= 0x100000000:
+        carry = low >> 32
+        temp = rc[2]
+        while True:
+            if rc[5]:
+                rc[5] = 0       # the first byte is always 0: not sent
+            else:
+                out[rc[4]] = (temp + carry) & 0xFF
+                rc[4] += 1
+            temp = 0xFF
+            rc[3] -= 1
+            if rc[3] == 0:
+                break
+        rc[2] = (low >> 24) & 0xFF
+    rc[3] += 1
+    rc[0] = (low & 0x00FFFFFF) << 8
+
+
+@numba.njit(cache=True, inline="always")
+def _encode(rc, out, start, size, bits):
+    r = rc[1] >> bits
+    rc[0] += r * start
+    rc[1] = r * size
+    while rc[1] < RANGE_TOP:
+        rc[1] <<= 8
+        _shift_low(rc, out)
+
+
+@numba.njit(cache=True, inline="always")
+def _encode_raw(rc, out, value, nbits):
+    while nbits > 0:
+        k = 8 if nbits > 8 else nbits
+        nbits -= k
+        _encode(rc, out, (value >> nbits) & ((1 << k) - 1), 1, k)
+
+
+@numba.njit(cache=True)
+def _flush(rc, out):
+    for _ in range(5):
+        _shift_low(rc, out)
+
+
+@numba.njit(cache=True, inline="always")
+def _bit_length(x):
+    n = 0
+    while x > 0:
+        x >>= 1
+        n += 1
+    return n
+
+
+@numba.njit(cache=True)
+def _reset(cdf, cdf0, weights, hist, prev, count):
+    for c in range(cdf.shape[0]):
+        cdf[c, :] = cdf0
+    weights[:] = 0
+    hist[:] = 0
+    prev[:] = 0
+    count[:] = 0
+
+
+@numba.njit(cache=True)
+def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, rate_max,
+                   use_codebook, table, base, multiplier, shift, cdf0, out, ends, verbatim):
+    sweeps, channels = samples.shape
+    code_max = table.shape[0] - 1
+    ntaps = max(taps, 1)
+    cdf = np.zeros((channels, SYMBOLS + 1), np.int64)
+    weights = np.zeros((channels, ntaps), np.int64)
+    hist = np.zeros((channels, ntaps), np.int64)
+    prev = np.zeros(channels, np.int64)
+    count = np.zeros(channels, np.int64)
+    rc = np.zeros(6, np.int64)
+    count_max = 16 * (rate_max - 4)
+    w_lim = (1 << 15) - 1
+    half = (1 << (weight_bits - 1))
+    blocks = ends.shape[0]
+    for b in range(blocks):
+        first = b * block_sweeps
+        last = min(sweeps, first + block_sweeps)
+        if b == 0 or (sync_blocks > 0 and b % sync_blocks == 0):
+            if b > 0:
+                _flush(rc, out)
+                ends[b - 1] = rc[4]
+            _reset(cdf, cdf0, weights, hist, prev, count)
+            rc[0] = 0
+            rc[1] = 0xFFFFFFFF
+            rc[2] = 0
+            rc[3] = 1
+            rc[5] = 1
+        # Snapshot, to go verbatim if the block would expand.
+        snap_rc = rc.copy()
+        snap_cdf = cdf.copy()
+        snap_w = weights.copy()
+        snap_h = hist.copy()
+        snap_prev = prev.copy()
+        snap_count = count.copy()
+        for attempt in range(2):
+            start_cost = rc[4] + rc[3]
+            flag_r = rc[1] >> VERBATIM_FLAG_BITS
+            if attempt == 0:      # flag "no": the upper part of the range
+                rc[0] += flag_r
+                rc[1] -= flag_r
+            else:
+                rc[1] = flag_r
+            while rc[1] < RANGE_TOP:
+                rc[1] <<= 8
+                _shift_low(rc, out)
+            for n in range(first, last):
+                for c in range(channels):
+                    v = np.int64(samples[n, c])
+                    escape = False
+                    if use_codebook:
+                        s = ((v - base) * multiplier) >> shift
+                        s = min(max(s, 0), code_max)
+                        escape = np.int64(table[s]) != v
+                    else:
+                        s = v
+                    d = s - prev[c]
+                    acc = 0
+                    for t in range(taps):
+                        acc += weights[c, t] * hist[c, t]
+                    p = (acc + half) >> weight_bits
+                    p = min(max(p, -65536), 65535)
+                    e = d - p
+                    if attempt == 1:
+                        _encode_raw(rc, out, v & 0xFFFF, 16)
+                    else:
+                        u = 2 * e if e >= 0 else -2 * e - 1
+                        if escape:
+                            sym = ESCAPE
+                        elif u < LITERALS:
+                            sym = u
+                        else:
+                            nb = _bit_length(u)
+                            sym = LITERALS + nb - 5
+                        lo = cdf[c, sym] + sym
+                        hi = cdf[c, sym + 1] + sym + 1
+                        _encode(rc, out, lo, hi - lo, CDF_BITS)
+                        if escape:
+                            _encode_raw(rc, out, v & 0xFFFF, 16)
+                        elif sym >= LITERALS:
+                            _encode_raw(rc, out, u - (1 << (nb - 1)), nb - 1)
+                        # adapt the CDF towards sym
+                        rate = 4 + (count[c] >> 4)
+                        span = cdf[c, SYMBOLS]
+                        for j in range(1, SYMBOLS):
+                            if j > sym:
+                                cdf[c, j] += (span - cdf[c, j]) >> rate
+                            else:
+                                cdf[c, j] -= cdf[c, j] >> rate
+                        if count[c] < count_max:
+                            count[c] += 1
+                        # sign-sign LMS
+                        sg = 1 if e > 0 else (-1 if e < 0 else 0)
+                        for t in range(taps):
+                            x = hist[c, t]
+                            sx = 1 if x > 0 else (-1 if x < 0 else 0)
+                            w = weights[c, t] + mu * sg * sx
+                            weights[c, t] = min(max(w, -w_lim), w_lim)
+                    for t in range(taps - 1, 0, -1):
+                        hist[c, t] = hist[c, t - 1]
+                    if taps > 0:
+                        hist[c, 0] = d
+                    prev[c] = s
+            cost = rc[4] + rc[3] - start_cost
+            if attempt == 1 or cost <= 2 * channels * (last - first):
+                verbatim[b] = attempt == 1
+                break
+            # Would expand: back to the snapshot, and code the block verbatim.
+            rc[:] = snap_rc
+            cdf[:, :] = snap_cdf
+            weights[:, :] = snap_w
+            hist[:, :] = snap_h
+            prev[:] = snap_prev
+            count[:] = snap_count
+        ends[b] = rc[4]
+    _flush(rc, out)
+    if blocks:
+        ends[blocks - 1] = rc[4]
+    return rc[4]
