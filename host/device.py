@@ -17,6 +17,13 @@ reads the mask in force from the registers, and ``configure(channels=[...])`` ch
 (only while the stream is stopped; see :meth:`set_channel_mask`). Either way the decoder
 follows, so :class:`DataBlock` names its channels.
 
+Authenticated control (keyed builds, ``SystemConfig.control_key``): give the device's key
+(``Device.open(url, key=load_key("lab-board"))``, :mod:`.keys`) and every write is signed
+with it and a fresh counter from the key's counter file; retries resend the same signed
+frame. A device that refuses a counter as a replay (its AUTH_COUNTER is ahead, e.g. after
+another host wrote) is caught up with once: the counter file is raised above AUTH_COUNTER
+and the write is signed again. Reads are never signed (they stay open).
+
 Codebook (``codec.codebook`` builds): :meth:`load_codebook` writes the coder's value table
 over the control path, verifies it, and hands the same table to this Device's decoder, so
 COMPRESSED frames decode with the table the device codes with.
@@ -43,6 +50,7 @@ from spikeforge.firmware.wire import (
     CommandOp,
     Reply,
     ReplyStatus,
+    encode_authenticated_command,
     encode_command,
     has_control_path,
     mode_unavailable_reason,
@@ -59,6 +67,7 @@ from .errors import (
     RegisterRefused,
 )
 from .frames import DataBlock, Identity, LinkStats, StreamDecoder, StreamItem
+from .keys import DeviceKey
 
 __all__ = ["Device", "DeviceError", "DeviceNotFound", "DevicePermissionDenied", "DeviceBusy",
            "DeviceSilent", "DeviceDisconnected", "DeviceNoControl", "RegisterRefused",
@@ -131,22 +140,30 @@ class Device:
         self._tag = int.from_bytes(os.urandom(4), "little")
         #: RHD2000 chips found (filled by :meth:`identify` with the RHD source).
         self.chips_found: list[ChipFound] | None = None
+        #: The device's control key (:mod:`.keys`); with it, writes are signed.
+        self.key: DeviceKey | None = None
 
     @classmethod
-    def open(cls, url: str, *, baud: int = DEFAULT_BAUD, timeout_s: float = 0.05) -> "Device":
+    def open(cls, url: str, *, baud: int = DEFAULT_BAUD, timeout_s: float = 0.05,
+             key: DeviceKey | None = None) -> "Device":
         """Open ``url`` (a port name or a pyserial URL); translate what can go wrong.
-        ``udp://BOARD_IP[:CONTROL_PORT]``: a Gigabit Ethernet board (:mod:`.udp`)."""
+        ``udp://BOARD_IP[:CONTROL_PORT]``: a Gigabit Ethernet board (:mod:`.udp`). ``key``:
+        the device's control key (keyed builds), see :mod:`.keys`."""
         if url.startswith("udp://"):
             from .udp import UdpTransport
 
-            return cls(UdpTransport.open(url, timeout_s=timeout_s), url)  # type: ignore[arg-type]
+            device = cls(UdpTransport.open(url, timeout_s=timeout_s), url)  # type: ignore[arg-type]
+            device.key = key
+            return device
         try:
             port = serial.serial_for_url(url, baudrate=baud, timeout=timeout_s)
         except serial.SerialException as exc:
             raise _translate_open_error(url, exc) from None
         except ValueError as exc:
             raise DeviceNotFound(f"cannot open {url!r}: {exc}") from None
-        return cls(port, url)
+        device = cls(port, url)
+        device.key = key
+        return device
 
     def __enter__(self) -> "Device":
         return self
@@ -324,7 +341,13 @@ class Device:
             raise DeviceNoControl(self._no_control_reason())
         self._tag = (self._tag + 1) & 0xFFFFFFFF
         tag = self._tag
-        frame = encode_command(tag, address, op, value)
+        if self.key is not None and op == CommandOp.WRITE:
+            # Signed once: a retry resends this very frame (same tag and counter), which
+            # the device answers from its stored reply.
+            frame = encode_authenticated_command(tag, address, op, value,
+                                                 self.key.next_counter(), self.key.key)
+        else:
+            frame = encode_command(tag, address, op, value)
         for _ in range(retries + 1):
             self._write(frame)
             deadline = time.monotonic() + timeout_s
@@ -375,7 +398,13 @@ class Device:
             raise RegisterRefused(f"register {reg.name} is {reg.access}, not writable; "
                                   "writable registers: " + ", ".join(
                                       r.name for r in REGISTERS if r.access == "rw"))
-        return self._checked(reg, self.command(reg.address, CommandOp.WRITE, value, **kwargs))
+        reply = self.command(reg.address, CommandOp.WRITE, value, **kwargs)
+        if reply.status == ReplyStatus.REPLAYED and self.key is not None:
+            # The device accepted a higher counter than ours (another host, or a lost
+            # counter file): catch up once and sign again.
+            self.key.raise_counter(self.read_register("AUTH_COUNTER"))
+            reply = self.command(reg.address, CommandOp.WRITE, value, **kwargs)
+        return self._checked(reg, reply)
 
     def _checked(self, reg: Register, reply: Reply) -> int:
         if reply.status == ReplyStatus.UNKNOWN_REGISTER:
@@ -385,6 +414,21 @@ class Device:
                 "the configuration with identify()")
         if reply.status == ReplyStatus.READ_ONLY:
             raise RegisterRefused(f"the device refused the write: {reg.name} is read-only")
+        if reply.status == ReplyStatus.AUTH_REQUIRED:
+            raise RegisterRefused(
+                f"the device refused the write to {reg.name}: it was built with a control key "
+                "and only takes signed writes; open it with its key (Device.open(url, "
+                "key=load_key(NAME)), or --key NAME; `spikeforge key show NAME`)")
+        if reply.status == ReplyStatus.AUTH_FAILED:
+            name = self.key.name if self.key is not None else "?"
+            raise RegisterRefused(
+                f"the device refused the write to {reg.name}: wrong key (key {name!r} is not "
+                "the one it was built with; after `spikeforge key rotate` rebuild the device "
+                "with `spikeforge key provision`, or use the old key, NAME.key.old)")
+        if reply.status == ReplyStatus.REPLAYED:
+            raise RegisterRefused(
+                f"the device refused the write to {reg.name} as a replay: its AUTH_COUNTER is "
+                "not below the counter sent; check that no other host writes with this key")
         return reply.value
 
     def supports_control(self, timeout_s: float = 0.3) -> bool:
