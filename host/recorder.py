@@ -15,8 +15,11 @@ into losses, and everything decoded goes to the recording's sinks
 """
 
 import errno
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -185,6 +188,7 @@ class Recorder:
         #: force, else by the first block recorded; blocks of the other stream are skipped.
         self.window: StreamWindow | None = None
         self.started_s = self.last_flush_s = 0.0
+        self.interrupted = False     #: Ctrl-C came (the loop ends at the next item)
 
     # -- set-up --
     def prepare(self) -> None:
@@ -268,14 +272,19 @@ class Recorder:
             self.prepare()
         self.started_s = self.last_flush_s = time.monotonic()
         try:
-            for item in self.device.items():
-                ending = self._take(item)
-                if ending is not None:
-                    return self.close(ending)
-                self._flush_now_and_then()
+            with self._ctrl_c_between_items():
+                for item in self.device.items():
+                    if self.interrupted:
+                        return self.close("interrupted")
+                    ending = self._take(item)
+                    if ending is not None:
+                        return self.close(ending)
+                    self._flush_now_and_then()
         except KeyboardInterrupt:
             return self.close("interrupted")
         except DeviceError as exc:
+            if self.interrupted:     # e.g. the board went with the same Ctrl-C
+                return self.close("interrupted")
             self.close(f"device error: {exc}")
             raise
         except OSError as exc:
@@ -293,6 +302,30 @@ class Recorder:
                 f"the disk holding {self.out} is full; the recording up to the last flush is "
                 "readable. Free space or record elsewhere") from None
         return self.close("device stopped")
+
+    @contextmanager
+    def _ctrl_c_between_items(self) -> Iterator[None]:
+        """Ctrl-C ends the recording between two items of the stream, never inside a read
+        of the port: bytes read but not yet decoded would be lost, and the reads that
+        follow (the stop command's) would decode a hole — a CRC error, discarded bytes and
+        sequence gaps the link never had. A second Ctrl-C interrupts at once. Only where
+        Python's own Ctrl-C handling is in force (the main thread, SIGINT not ignored)."""
+        self.interrupted = False
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+
+        def on_ctrl_c(signum: int, frame: object) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _take(self, item: StreamItem) -> str | None:
         """One item of the device's stream; returns why the recording ends, if it does."""
