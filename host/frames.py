@@ -15,12 +15,14 @@ recorded byte dump, or the virtual board.
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from spikeforge.firmware.compression import Codebook
 from spikeforge.firmware.config import MAX_PAYLOAD_BYTES, SystemConfig
 from spikeforge.firmware.errors import ConfigError, WireFormatError
+from spikeforge.firmware.stream_cipher import is_sealed, plain_type
 from spikeforge.firmware.wire import (
     CRC_BYTES,
     EVENT_RECORD,
@@ -33,6 +35,9 @@ from spikeforge.firmware.wire import (
     decode_identity,
     decode_reply,
 )
+
+if TYPE_CHECKING:
+    from .cipher import FrameOpener
 
 __all__ = [
     "Frame", "DataBlock", "Identity", "LinkStats", "FrameParser", "StreamDecoder", "StreamItem",
@@ -254,6 +259,10 @@ class LinkStats:
     sequence_gaps: int = 0
     malformed: int = 0
     pending_dropped: int = 0
+    #: Encrypted stream (``opener``): frames not delivered because their tag was wrong or
+    #: missing, or because they were sealed and no key was given
+    #: (:class:`~spikeforge.host.cipher.FrameOpener` keeps which and where).
+    cipher_failures: int = 0
 
 
 class FrameParser:
@@ -354,7 +363,8 @@ class FrameParser:
                     start += 1
                     continue
                 known_type = _KNOWN_TYPES.get(frame_type)
-                if known_type is None:
+                if known_type is None and not (is_sealed(frame_type)
+                                               and plain_type(frame_type) in _KNOWN_TYPES):
                     stats.frames_unknown_type += 1
                 stats.frames_ok += 1
                 frames.append(Frame(
@@ -402,6 +412,12 @@ class StreamDecoder:
         The value map the device's coder was loaded with (:class:`Codebook`), needed to
         decode COMPRESSED frames of a codec built with ``codebook=True``.
 
+    opener:
+        The encrypted stream (:class:`~spikeforge.host.cipher.FrameOpener`): every frame
+        passes through it first, sealed frames are checked and decrypted, and a frame whose
+        tag is wrong or missing is counted in ``cipher_failures`` and never delivered.
+        Without one, sealed frames are counted there too (no key), never decoded.
+
     Channel mask: DATA frames carry the channels in :attr:`enabled_channels`, the reset mask
     of the identity's configuration until :meth:`set_enabled_channels` says otherwise (the
     host does after it changed the mask on the device: ``Device.configure``); a new
@@ -422,8 +438,10 @@ class StreamDecoder:
     def __init__(self, config: SystemConfig | None = None, *,
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES,
                  max_pending_frames: int = 4096,
-                 codebook: Codebook | None = None) -> None:
+                 codebook: Codebook | None = None,
+                 opener: "FrameOpener | None" = None) -> None:
         self.stats = LinkStats()
+        self.opener = opener
         self.codebook = codebook
         self.parser = FrameParser(max_payload_bytes, stats=self.stats)
         self.config = config
@@ -462,7 +480,10 @@ class StreamDecoder:
 
     def _decode(self, frames: list[Frame]) -> list[StreamItem]:
         items: list[StreamItem] = []
-        for frame in frames:
+        for sent in frames:
+            frame = self._open(sent)
+            if frame is None:
+                continue
             if frame.type in (FrameType.DATA, FrameType.COMPRESSED, FrameType.LFP):
                 if self.config is None:
                     if len(self._pending) == self._pending.maxlen:
@@ -485,6 +506,24 @@ class StreamDecoder:
             else:
                 items.append(frame)
         return items
+
+    def _open(self, frame: Frame) -> Frame | None:
+        """The frame as the device's framer made it (decrypted), or None: not delivered."""
+        if self.opener is None:
+            if not is_sealed(frame.type):
+                return frame
+            from .cipher import no_key_failure
+
+            failure = no_key_failure(frame.type, frame.seq)
+        else:
+            opened = self.opener.open(int(frame.type), frame.seq, frame.payload)
+            if opened is not None:
+                frame_type, payload = opened
+                return Frame(_KNOWN_TYPES.get(frame_type, frame_type), frame.seq, payload)
+            failure = self.opener.failures[-1]
+        self.stats.cipher_failures += 1
+        self.last_error = WireFormatError(failure.message)
+        return None
 
     def _decode_identity(self, frame: Frame, items: list[StreamItem]) -> None:
         try:

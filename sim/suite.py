@@ -528,3 +528,8 @@ CASES = CASES + (
 
 # Authenticated control (hdl/siphash.py, hdl/control.py with SystemConfig.control_key).
 CASES = CASES + auth_cases.CASES
+
+# Encrypted stream (hdl/chacha20.py, hdl/link_cipher.py; SystemConfig.stream_cipher).
+from . import cipher_cases  # noqa: E402
+
+CASES = CASES + cipher_cases.CASES
