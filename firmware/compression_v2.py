@@ -28,12 +28,14 @@ from .errors import ConfigError
 
 __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TOTAL",
            "VERBATIM_FLAG_BITS", "worst_case_bits_v2", "worst_case_ratio_v2",
-           "initial_cdf", "RANGE_TOP"]
+           "initial_cdf", "RANGE_TOP", "LITERAL_BITS"]
 
-#: Zigzagged residuals below this are their own symbol.
-LITERALS = 16
-#: Residual buckets: symbol LITERALS + b - 5 holds u with bitlen(u) = b, b = 5 .. 18.
-_BUCKETS = 14
+#: Zigzagged residuals below ``LITERALS = 2**LITERAL_BITS`` are their own symbol.
+LITERAL_BITS = 5
+LITERALS = 1 << LITERAL_BITS
+#: Residual buckets: symbol LITERALS + b - LITERAL_BITS - 1 holds u with bitlen(u) = b,
+#: b = LITERAL_BITS + 1 .. 18, followed by the b - 1 low bits of u raw.
+_BUCKETS = 18 - LITERAL_BITS
 #: The escape symbol (a sample off the codebook's grid; 16 raw bits follow).
 ESCAPE = LITERALS + _BUCKETS
 #: Alphabet size of the range coder.
@@ -67,7 +69,7 @@ class CodecV2Config:
     taps: int = 8
     weight_bits: int = 10
     mu: int = 1
-    rate_max: int = 7
+    rate_max: int = 8
     codebook: bool = False
     codebook_bits: int = 10
 
@@ -93,7 +95,7 @@ def initial_cdf() -> list[int]:
     cumulative frequencies ``c[0..SYMBOLS]``, ``c[0] = 0``, ``c[SYMBOLS] = CDF_TOTAL -
     SYMBOLS``; symbol ``i`` takes ``[c[i] + i, c[i+1] + i + 1)`` of ``CDF_TOTAL``. A
     geometric prior over the literals, halving per bucket, escape rare."""
-    weights = [0.9 ** u for u in range(LITERALS)]
+    weights = [0.93 ** u for u in range(LITERALS)]
     weights += [weights[-1] * 4 * 0.5 ** b for b in range(_BUCKETS)]
     weights += [1e-4]
     total = sum(weights)

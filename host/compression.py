@@ -11,6 +11,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from spikeforge.firmware import compression_v2 as v2
 from spikeforge.firmware.compression import (
     K_MAX,
     RAW_BITS,
@@ -329,12 +330,13 @@ def decode_v2(blocks: list[bytes], channels: int, config: CodecV2Config,
     return out
 
 
-_V2_SYMBOLS = 31       # checked against firmware.compression_v2 in the tests
-_V2_LITERALS = 16
-_V2_ESCAPE = 30
-_V2_CDF_BITS = 15
-_V2_FLAG_BITS = 6
-_V2_TOP = 1 << 24
+_V2_SYMBOLS = v2.SYMBOLS
+_V2_LITERALS = v2.LITERALS
+_V2_ESCAPE = v2.ESCAPE
+_V2_CDF_BITS = v2.CDF_BITS
+_V2_FLAG_BITS = v2.VERBATIM_FLAG_BITS
+_V2_TOP = v2.RANGE_TOP
+_V2_LIT_BITS = v2.LITERAL_BITS
 
 
 @numba.njit(cache=True, nogil=True)
@@ -435,7 +437,7 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                     if sym == _V2_ESCAPE:
                         nraw = 16
                     elif sym >= _V2_LITERALS:
-                        nraw = sym - _V2_LITERALS + 4
+                        nraw = sym - _V2_LITERALS + _V2_LIT_BITS
                     x = np.int64(0)
                     while nraw > 0:
                         k = 8 if nraw > 8 else nraw
@@ -464,7 +466,7 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                         if sym < _V2_LITERALS:
                             u = sym
                         else:
-                            u = (np.int64(1) << (sym - _V2_LITERALS + 4)) + x
+                            u = (np.int64(1) << (sym - _V2_LITERALS + _V2_LIT_BITS)) + x
                         e = (u >> 1) ^ -(u & 1)
                         d = p + e
                         s = prev[c] + d

@@ -46,7 +46,8 @@ __all__ = ["BenchmarkUnavailable", "Recording", "CodecResult", "RecordingResult"
            "Codec", "reference_codecs", "coder_codecs", "file_recordings", "stack_recordings",
            "synthetic_recordings", "measure", "run_benchmark", "summarise", "format_report",
            "to_json", "FLAC_MAX_CHANNELS", "CODER", "CODER_CODEBOOK", "worst_case_ratio",
-           "recording_ratio", "RoundTripError", "warm_up"]
+           "recording_ratio", "RoundTripError", "warm_up", "CODER_V2", "coder_v2_codec",
+           "LEARN_SECONDS"]
 
 #: FLAC's channel limit (per stream); wider recordings are coded in groups.
 FLAC_MAX_CHANNELS = 8
@@ -205,7 +206,53 @@ def coder_codecs(codec_config: Any = None) -> list[Codec]:
                         "device once, not counted in the ratio)" if use_codebook else ""),
                      extra)
 
-    return [make(False), make(True)]
+    return [make(False), make(True), coder_v2_codec()]
+
+
+#: The v2 coder's column.
+CODER_V2 = "coder-v2"
+#: Seconds at the start of each recording sent raw while the value map is learned from them
+#: (the live stream's first seconds; their bytes count as raw in the ratio).
+LEARN_SECONDS = 0.05
+
+
+def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS) -> Codec:
+    """The v2 coder (golden model + host decoder): the value map is learned from the first
+    ``learn_seconds`` of the recording, which are counted as raw 16-bit samples; the rest is
+    coded with it (or without a map when those seconds show no grid)."""
+    from spikeforge.firmware.compression import learn_codebook
+    from spikeforge.firmware.compression_v2 import CodecV2Config
+    from spikeforge.host.compression import decode_v2
+    from spikeforge.sim.models.compressor_v2 import encode_v2
+
+    base = config if config is not None else CodecV2Config(enabled=True)
+
+    def enc(samples: np.ndarray, recording: Recording) -> dict[str, Any]:
+        rate = recording.sample_rate_hz or _FLAC_FALLBACK_RATE_HZ
+        learn = min(samples.shape[0], int(round(learn_seconds * rate)))
+        book = learn_codebook(samples[:learn]) if learn else None
+        cfg = replace(base, codebook=book is not None)
+        return {"learn": learn, "raw_bytes": 2 * samples[:learn].size, "book": book,
+                "config": cfg, "blocks": encode_v2(samples[learn:], cfg, book)}
+
+    def size(state: dict[str, Any]) -> int:
+        return state["raw_bytes"] + sum(map(len, state["blocks"]))
+
+    def dec(state: dict[str, Any], like: np.ndarray) -> np.ndarray:
+        learn = state["learn"]
+        rest = decode_v2(state["blocks"], like.shape[1], state["config"], state["book"],
+                         sweeps=like.shape[0] - learn)
+        return np.concatenate([like[:learn], rest])  # the learning seconds went raw
+
+    def extra(state: dict[str, Any]) -> dict[str, Any]:
+        book = state["book"]
+        return {"learn_sweeps": state["learn"],
+                "codebook_values": 0 if book is None else len(book.values)}
+
+    return Codec(CODER_V2, enc, size, dec,
+                 f"v2 (LMS {base.taps} taps + range coder), block {base.block_sweeps} sweeps, "
+                 f"value map learned from the first {learn_seconds:g} s (sent raw, counted)",
+                 extra)
 
 
 def worst_case_ratio(channels: int = 1, codec_config: Any = None) -> float:
@@ -378,11 +425,13 @@ def summarise(rows: list[RecordingResult]) -> tuple[list[Summary], Summary]:
     """Per recording class (in order of appearance), and overall."""
     kinds = list(dict.fromkeys(r.kind for r in rows))
     per_kind = [_summary(k, [r for r in rows if r.kind == k]) for k in kinds]
-    return per_kind, _summary("overall", rows)
+    # A stacked recording is its class's files side by side: counting it too would count
+    # that data twice.
+    return per_kind, _summary("overall", [r for r in rows if not r.kind.endswith("(stacked)")])
 
 
 def _coder_columns(codecs: list[str]) -> list[str]:
-    return [c for c in (CODER, CODER_CODEBOOK) if c in codecs]
+    return [c for c in (CODER, CODER_CODEBOOK, CODER_V2) if c in codecs]
 
 
 def verdicts(summary: Summary, n1_target: float | None = None) -> str:

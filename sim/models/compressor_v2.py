@@ -13,6 +13,7 @@ from spikeforge.firmware.compression import Codebook
 from spikeforge.firmware.compression_v2 import (
     CDF_BITS,
     ESCAPE,
+    LITERAL_BITS,
     LITERALS,
     RANGE_TOP,
     SYMBOLS,
@@ -55,7 +56,9 @@ def encode_v2_stream(samples: np.ndarray, config: CodecV2Config,
         table, base, multiplier, shift = np.zeros(1, np.int16), 0, 0, 0
     sweeps, channels = samples.shape
     blocks = -(-sweeps // config.block_sweeps)
-    capacity = samples.size * 2 + blocks * 4 + 64
+    # A block is first coded tentatively (at most ~5 bytes a sample) before it may go
+    # verbatim; the stream as kept is at most raw plus a few bytes a block.
+    capacity = samples.size * 2 + 5 * channels * config.block_sweeps + blocks * 4 + 64
     out = np.zeros(capacity, np.uint8)
     ends = np.zeros(blocks, np.int64)
     verbatim = np.zeros(blocks, np.bool_)
@@ -149,6 +152,8 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
     w_lim = (1 << 15) - 1
     half = (1 << (weight_bits - 1))
     blocks = ends.shape[0]
+    if blocks == 0:
+        return 0
     for b in range(blocks):
         first = b * block_sweeps
         last = min(sweeps, first + block_sweeps)
@@ -207,7 +212,7 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
                             sym = u
                         else:
                             nb = _bit_length(u)
-                            sym = LITERALS + nb - 5
+                            sym = LITERALS + nb - LITERAL_BITS - 1
                         lo = cdf[c, sym] + sym
                         hi = cdf[c, sym + 1] + sym + 1
                         _encode(rc, out, lo, hi - lo, CDF_BITS)
