@@ -158,6 +158,11 @@ class SystemConfig:
         command that writes must carry a SipHash-2-4 tag and a fresh counter
         (``docs/wire-format.md``, "Authenticated commands"). The key is a build secret: it
         is never sent by the device (not in the identity) and never shown by ``repr``.
+    stream_cipher:
+        Build the link cipher (``docs/wire-format.md``, "Encrypted stream"): DATA, EVENTS,
+        COMPRESSED and LFP frames leave encrypted (ChaCha20) and tagged (SipHash-2-4) under
+        keys derived from ``control_key`` (required), once the host has set a session for
+        the boot (registers ``CIPHER_SESSION_LO``/``HI``). Default off: nothing changes.
     """
 
     channels: int = 4
@@ -181,6 +186,8 @@ class SystemConfig:
     ethernet: EthernetConfig = field(default_factory=EthernetConfig)
     # -- authenticated control --
     control_key: str | None = field(default=None, repr=False)
+    # -- encrypted stream --
+    stream_cipher: bool = False
 
     def __post_init__(self) -> None:
         self._validate()
@@ -244,6 +251,12 @@ class SystemConfig:
                 f"ethernet must be an EthernetConfig, not {type(self.ethernet).__name__}; "
                 "e.g. ethernet=EthernetConfig(ip='192.168.1.50')")
         self._validate_control_key()
+        if self.stream_cipher not in (False, True):
+            raise ConfigError(f"stream_cipher must be true or false, not {self.stream_cipher!r}")
+        if self.stream_cipher and self.control_key is None:
+            raise ConfigError("stream_cipher needs the device's control key (its keys derive "
+                              "from it); set control_key (`spikeforge key provision`) or "
+                              "drop stream_cipher")
         divisor = self.uart_divisor
         actual = self.clock_hz / divisor
         if self.link == "ethernet":
@@ -545,6 +558,7 @@ class SystemConfig:
                else f" mask={format_channels(self.channel_mask)}")
             + ("" if self.lfp is None else f" lfp=/{self.lfp.factor}x{self.lfp.order}")
             + ("" if self.control_key is None else " auth")
+            + (" cipher" if self.stream_cipher else "")
         )
 
 

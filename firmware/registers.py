@@ -74,6 +74,10 @@ def _authenticated(config: SystemConfig) -> bool:
     return config.control_key is not None
 
 
+def _stream_cipher(config: SystemConfig) -> bool:
+    return config.stream_cipher
+
+
 REGISTERS: tuple[Register, ...] = (
     Register("IDENTITY", 0x00, "const", "ASCII 'SPKF', little-endian"),
     Register("WIRE_VERSION", 0x01, "const", "wire format version the device speaks"),
@@ -130,6 +134,19 @@ REGISTERS: tuple[Register, ...] = (
     Register("AUTH_COUNTER", 0x2E, "status",
              "the counter of the last authenticated command carried out (0 after reset)",
              needs=_authenticated),
+    # Encrypted stream (builds with SystemConfig.stream_cipher only; docs/wire-format.md).
+    Register("CIPHER_SESSION_LO", 0x15, "rw",
+             "session bits 0..31 of the stream cipher's nonce, chosen at random by the host "
+             "for this boot; write LO, then HI", needs=_stream_cipher),
+    Register("CIPHER_SESSION_HI", 0x16, "rw",
+             "session bits 32..55; its write sets the session: sealed frames go out from "
+             "then on, and both session registers refuse writes until the next reset",
+             bits=24, needs=_stream_cipher),
+    Register("CIPHER_FRAMES_SEALED", 0x27, "status", "frames sent encrypted and tagged",
+             needs=_stream_cipher),
+    Register("CIPHER_FRAMES_WITHHELD", 0x28, "status",
+             "neural-data frames not sent because no session was set yet",
+             needs=_stream_cipher),
     # Ethernet link (hdl/ethernet/link.py), link="ethernet" builds only. The counters are
     # counted in the 125 MHz domains and copied into the register clock domain by a
     # request/acknowledge snapshot: they read a few cycles late, never torn.
