@@ -125,7 +125,7 @@ def test_cli_bench_on_a_wav_writes_json_with_every_codec(tmp_path, capsys):
     result = json.loads(out.read_text())
     (recording,) = result["recordings"]
     assert recording["name"] == "grid.wav" and recording["sample_rate_hz"] == 19_531
-    assert set(recording["ratio"]) == {"coder", "coder+codebook", "zlib-9", "lzma-9e",
+    assert set(recording["ratio"]) == {"coder", "coder+codebook", "coder-v2", "zlib-9", "lzma-9e",
                                        "zstd-19", "flac-8"}
     assert recording["raw_bytes"] == 6000
     assert result["overall"]["ratio"]["coder+codebook"] == pytest.approx(
