@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.registers import AUTH_COUNTERS, CODEBOOK_WRITABLE, register
+from spikeforge.firmware.stream_cipher import derive_keys
 from spikeforge.firmware.wire import BandwidthMode, available_modes, has_control_path
 
 from .channel_mask import ChannelMask
@@ -18,6 +19,7 @@ from .decimator import Decimator
 from .detector import Detector
 from .ethernet.link import COUNTER_PORTS, EthernetLink
 from .framer import Framer
+from .link_cipher import LinkCipher
 from .registers import RegisterBank, RegisterBus
 from .rhd2000 import RHDFrontEnd
 from .source import TestSource
@@ -121,6 +123,8 @@ class AcquisitionSystem(wiring.Component):
         else:
             m.submodules.source = source = TestSource(config)
         m.submodules.framer = framer = Framer(config)
+        # encrypted stream: the frames reach the link through the cipher (stream_cipher)
+        self._frames, cipher = self._link_cipher(m, framer)
         compressor = self._compressor(m, framer)
         ethernet = config.link == "ethernet"
         if not ethernet:
@@ -135,6 +139,8 @@ class AcquisitionSystem(wiring.Component):
             bus = self._control(m, framer, uart, bank)
             m.d.comb += self.uart_tx.eq(uart.tx)
         self._channel_mask(m, source, framer, bank, bus)
+        if cipher is not None:
+            self._cipher_session(m, cipher, bank)
         if not config.detector.enabled:
             wiring.connect(m, source.o, framer.i)
             m.d.comb += framer.events.valid.eq(0)
@@ -185,7 +191,7 @@ class AcquisitionSystem(wiring.Component):
         config = self.config
         external = self.registers
         if not has_control_path(config):
-            wiring.connect(m, framer.o, uart.i)
+            wiring.connect(m, self._frames, uart.i)
             m.d.comb += [
                 bank.bus.addr.eq(external.addr),
                 bank.bus.w_en.eq(self._write_allowed(external)),
@@ -198,7 +204,7 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.link = link = LinkArbiter()
         m.d.comb += receiver.rx.eq(self.uart_rx)
         wiring.connect(m, receiver.o, control.i)
-        wiring.connect(m, framer.o, link.data)
+        wiring.connect(m, self._frames, link.data)
         wiring.connect(m, control.o, link.reply)
         wiring.connect(m, link.o, uart.i)
         m.d.comb += bank.uart_framing_errors.eq(receiver.framing_errors)
@@ -210,7 +216,7 @@ class AcquisitionSystem(wiring.Component):
         config = self.config
         m.submodules.ethernet = link = EthernetLink(config.ethernet)
         m.submodules.control = control = CommandDecoder(config)
-        wiring.connect(m, framer.o, link.data)
+        wiring.connect(m, self._frames, link.data)
         wiring.connect(m, control.o, link.reply)
         wiring.connect(m, link.command, control.i)
         # The decoder carries a command out in the cycle after its counter changes.
@@ -258,7 +264,43 @@ class AcquisitionSystem(wiring.Component):
                 m.d.comb += getattr(bank, name.lower()).eq(getattr(control, name.lower()))
         return bus
 
+    def _link_cipher(self, m: Module, framer: Framer):
+        """The framer's byte stream for the link, through the link cipher in
+        ``stream_cipher`` builds; (stream, cipher or None)."""
+        self._session_set = None
+        if not self.config.stream_cipher:
+            return framer.o, None
+        m.submodules.link_cipher = cipher = LinkCipher(
+            *derive_keys(self.config.control_key_bytes))
+        wiring.connect(m, framer.o, cipher.i)
+        self._session_set = Signal(name="cipher_session_set")
+        return cipher.o, cipher
+
+    def _cipher_session(self, m: Module, cipher: LinkCipher, bank: RegisterBank) -> None:
+        """The cipher's session from CIPHER_SESSION_LO/HI: set by the (authenticated) write
+        of HI, then fixed until reset (``_write_allowed`` refuses further writes), so no
+        session is used twice in a boot and the host's choice cannot be replaced."""
+        high = register("CIPHER_SESSION_HI").address
+        with m.If(bank.bus.w_en & (bank.bus.addr == high)):
+            m.d.sync += self._session_set.eq(1)
+        m.d.comb += [
+            cipher.session.eq(Cat(bank.cipher_session_lo, bank.cipher_session_hi[:24])),
+            cipher.session_valid.eq(self._session_set),
+            bank.cipher_frames_sealed.eq(cipher.frames_sealed),
+            bank.cipher_frames_withheld.eq(cipher.frames_withheld),
+        ]
+
     def _write_allowed(self, bus):
+        """The bus's write enable, except for a write of a session register once the
+        session is set (cipher builds) and a write of a bandwidth mode the build lacks."""
+        allowed = self._mode_write_allowed(bus)
+        if self._session_set is not None:
+            session = ((bus.addr == register("CIPHER_SESSION_LO").address)
+                       | (bus.addr == register("CIPHER_SESSION_HI").address))
+            allowed = allowed & ~(session & self._session_set)
+        return allowed
+
+    def _mode_write_allowed(self, bus):
         """The bus's write enable, except for a write of a bandwidth mode the build lacks
         (the register then keeps the mode in force, and the reply shows it)."""
         if not register("BANDWIDTH_MODE").present(self.config):
