@@ -322,11 +322,17 @@ class VirtualBoard:
         stats["realtime_ratio"] = stats["cycles_per_s"] / config.clock_hz
         return stats
 
-    def stop(self) -> str:
-        """Stop the board; return its statistics line."""
+    def stop(self, timeout_s: float = 5.0) -> str:
+        """Stop the board; return its statistics line. A board that does not end within
+        ``timeout_s`` of SIGTERM (frozen: stopped, or stuck) is killed, never left behind."""
         if self.process.poll() is None:
             self.process.terminate()
-        out, _ = self.process.communicate(timeout=30)
+        try:
+            out, _ = self.process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()      # SIGKILL ends a stopped process too
+            self.process.communicate(timeout=timeout_s)
+            return f"did not end within {timeout_s:g} s of SIGTERM (frozen?); killed"
         return out.strip()
 
 
