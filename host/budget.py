@@ -74,7 +74,8 @@ from .errors import ExitCode
 
 __all__ = ["BudgetError", "StreamDescription", "ModeBudget", "Budget", "budget",
            "UART_BITS_PER_BYTE", "DEFAULT_COMPRESSION_RATIO", "DEFAULT_SPIKE_RATE_HZ",
-           "DEFAULT_LFP_DECIMATION", "MODES", "format_budget", "LINKS", "ethernet_line_bytes"]
+           "DEFAULT_LFP_DECIMATION", "MODES", "format_budget", "LINKS", "ethernet_line_bytes",
+           "lossless_break_even_ratio", "MEASURED_SOURCE_PREFIX"]
 
 #: Start bit, 8 data bits, stop bit.
 UART_BITS_PER_BYTE = 10
@@ -84,6 +85,9 @@ UART_BITS_PER_BYTE = 10
 #: 32 sweeps, rounded down (docs/compression-benchmark.md, ``spikeforge bench compress``).
 #: Not the N1 figure (~2.9-3.3): that comes from a coarse ADC grid other front-ends lack.
 DEFAULT_COMPRESSION_RATIO = 1.9
+#: How a ratio source measured over real data begins (``spikeforge budget --recording``);
+#: any other source (the default, a ratio given by hand) is an assumption the budget says.
+MEASURED_SOURCE_PREFIX = "measured"
 #: Threshold crossings per second per channel assumed when none is given (multi-unit
 #: activity in cortex is typically 5-50 Hz per electrode at a 4-5 sigma threshold).
 DEFAULT_SPIKE_RATE_HZ = 20.0
@@ -244,8 +248,16 @@ class Budget:
                 return m
         raise BudgetError(f"unknown mode {name!r}; modes are {', '.join(MODES)}")
 
+    @property
+    def ratio_assumed(self) -> bool:
+        """The lossless ratio is an assumption (a default or a given figure), not measured
+        by running the coder over the user's data."""
+        return not self.compression_ratio_source.startswith(MEASURED_SOURCE_PREFIX)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["lossless_break_even_ratio"] = lossless_break_even_ratio(self)
+        out["compression_ratio_assumed"] = self.ratio_assumed
         out["modes"] = [dict(asdict(m), load=m.load, margin=m.margin, fits=m.fits,
                              bytes_per_s=m.bytes_per_s) for m in self.modes]
         return out
@@ -402,6 +414,38 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
                   compression_ratio_source, lfp_decimation, modes, link)
 
 
+def lossless_break_even_ratio(result: Budget) -> float:
+    """The compression ratio at which the lossless mode fills the link exactly: the data
+    must compress at least this much for the lossless verdict to hold (``inf``: no ratio is
+    enough, the fixed framing alone fills the link)."""
+    def load(ratio: float) -> float:
+        raw_per_channel = 2.0 * result.stream.sample_rate_hz
+        return _mode("lossless", result.stream, result.link_bits_per_s, result.bits_per_byte,
+                     result.link, raw_per_channel / ratio, result.stream.block_rate_hz,
+                     0.0, 0.0, True, "").load
+
+    low, high = 1e-3, 1e6
+    if load(high) > 1.0:
+        return math.inf
+    for _ in range(200):         # load falls as the ratio grows: bisect on it
+        middle = math.sqrt(low * high)
+        low, high = (middle, high) if load(middle) > 1.0 else (low, middle)
+    return high
+
+
+def _lossless_note(result: Budget, row: ModeBudget) -> str:
+    """The lossless row's note: the ratio, where it comes from, and when it is assumed,
+    the ratio the data must reach for the verdict to hold."""
+    ratio = f"ratio {result.compression_ratio:.3g}x ({result.compression_ratio_source})"
+    if not result.ratio_assumed:
+        return ratio
+    needed = lossless_break_even_ratio(result)
+    holds = ("no ratio makes it fit" if math.isinf(needed)
+             else f"fits only if the data compress >= {needed:.2f}x")
+    return (f"assumes {ratio}: {holds}; the device's coder may do less on your data, "
+            "measure it with --recording FILE")
+
+
 def _rate(bits_per_s: float) -> str:
     for scale, unit in ((1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")):
         if bits_per_s >= scale:
@@ -431,7 +475,10 @@ def format_budget(result: Budget) -> str:
         load = f"{m.load:.1%}" if m.load < 10 else f"{m.load:,.0f}x"
         free = m.capacity_bits_per_s - m.link_bits_per_s
         free_text = ("-" if free < 0 else "") + _rate(abs(free))
+        note = _lossless_note(result, m) if m.mode == "lossless" else m.note
+        if m.mode == "lossless" and result.ratio_assumed and m.available:
+            fits += "*"     # the verdict rests on an assumed ratio (the note says which)
         lines.append(
             f"{m.mode:<22} {_rate(m.link_bits_per_s):>13} {load:>7} {free_text:>14}  "
-            f"{fits:<4} {m.max_channels:>6}  {m.note}")
+            f"{fits:<4} {m.max_channels:>6}  {note}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ into losses, and everything decoded goes to the recording's sinks
 """
 
 import errno
+import logging
 import signal
 import threading
 import time
@@ -35,7 +36,8 @@ from .sinks import FanOut, Sink, StreamWindow, Tally
 
 __all__ = ["RecordingStatus", "Recorder", "record", "DiskFull", "RecordingModeError",
            "RECORDABLE_MODES", "OutputFolderError", "RecordingWriteError",
-           "check_output_folder"]
+           "check_output_folder", "LinkOverloaded", "stream_load", "link_problem",
+           "control_path_warning", "OVERLOAD_POLICIES"]
 
 
 class DiskFull(SpikeforgeError):
@@ -44,6 +46,81 @@ class DiskFull(SpikeforgeError):
 
 class RecordingModeError(SpikeforgeError):
     exit_code = ExitCode.USAGE
+
+
+_log = logging.getLogger(__name__)
+
+#: What :class:`Recorder` does when the link cannot carry the stream asked for: warn (log a
+#: warning, record, mark every loss), refuse (:class:`LinkOverloaded` before the stream
+#: starts), allow (say nothing).
+OVERLOAD_POLICIES = ("warn", "refuse", "allow")
+
+
+class LinkOverloaded(SpikeforgeError):
+    """The stream asked for needs more than the link carries: frames would be dropped."""
+
+    exit_code = ExitCode.USAGE
+
+
+def stream_load(config: SystemConfig, mode: str | None = None,
+                channels: "list[int] | tuple[int, ...] | None" = None) -> tuple[float, str]:
+    """The fraction of ``config``'s link that a recording in ``mode`` (None: raw) of
+    ``channels`` (None: the configuration's enabled channels) needs, from the link budget
+    (:func:`spikeforge.host.budget.budget`: frames, identity frames, UART or Ethernet
+    framing), and a phrase saying what it assumed (lossless: the coder's expected ratio;
+    events: the expected spike rate)."""
+    from .budget import StreamDescription, budget
+
+    mode = mode or "raw"
+    count = len(channels) if channels is not None else len(config.enabled_channels)
+    stream = StreamDescription.from_config(config)
+    if mode != "lossless":     # COMPRESSED frames carry every channel, whatever the mask
+        stream = replace(stream, channels=count)
+    link = "ethernet" if config.link == "ethernet" else "uart"
+    result = budget(stream, None if link == "ethernet" else float(config.baud), link=link,
+                    lfp_decimation=config.lfp.factor if config.lfp is not None else None)
+    row = result.mode(mode)
+    assumed = {"lossless": f", assuming the coder's ratio {result.compression_ratio:.3g}x",
+               "events+lfp": f", assuming {stream.spike_rate_hz:g} spikes/s per channel",
+               "events": f", assuming {stream.spike_rate_hz:g} spikes/s per channel"}
+    what = (f"{mode} stream of {stream.channels} channels at {config.sample_rate_hz:,} S/s"
+            f"{assumed.get(mode, '')}")
+    return row.load, what
+
+
+def _link_name(config: SystemConfig) -> str:
+    return ("Gigabit Ethernet" if config.link == "ethernet"
+            else f"{config.baud:,}-baud UART")
+
+
+def link_problem(config: SystemConfig, mode: str | None = None,
+                 channels: "list[int] | tuple[int, ...] | None" = None) -> str | None:
+    """Why the link of ``config`` cannot carry a recording in ``mode`` of ``channels``
+    (:func:`stream_load` above 100 %), naming the load and the fixes; None if it can."""
+    load, what = stream_load(config, mode, channels)
+    if load <= 1.0:
+        return None
+    fit = max(1, int(len(channels if channels is not None else config.enabled_channels)
+                     / load))
+    return (f"the {what} needs {load:,.0%} of the {_link_name(config)}: about "
+            f"{1 - 1 / load:.1%} of it would be lost (zero-filled). Record fewer channels "
+            f"(--channels-enabled, about {fit}), a leaner --mode (lossless, events+lfp), "
+            f"or over a faster link (a board's default --baud; sim://?clock_hz=...&baud=..., "
+            f"or leave both out of a sim:// URL to get one that fits); or pass --allow-loss "
+            f"to record anyway, every loss marked")
+
+
+def control_path_warning(config: SystemConfig) -> str | None:
+    """Why a UART build at ``config``'s baud takes no commands (None if it does)."""
+    from spikeforge.firmware.control_protocol import MIN_RX_DIVISOR, has_control_path
+
+    if config.link == "ethernet" or has_control_path(config):
+        return None
+    return (f"at {config.baud:,} baud a {config.clock_hz / 1e6:g} MHz clock gives "
+            f"{config.uart_divisor} clock cycle(s) per bit and the UART receiver needs "
+            f"{MIN_RX_DIVISOR}: the device has no control path (it streams, but takes no "
+            f"commands: no --mode, --channels-enabled, --codebook-from, status --stop). "
+            f"Use baud <= {config.clock_hz // MIN_RX_DIVISOR:,} to keep it")
 
 
 class RecordingWriteError(SpikeforgeError):
@@ -156,6 +233,11 @@ class Recorder:
     nothing is written to disk, the sinks are the recording's only consumers (live
     streaming, :mod:`spikeforge.host.lsl`) and the status counts what they received.
 
+    ``overload``: what to do, before the stream starts, when the link cannot carry what is
+    asked (:func:`link_problem`: the mode's load over the enabled channels above 100 %):
+    "warn" (default: log a warning, record, mark every loss), "refuse"
+    (:class:`LinkOverloaded`; ``spikeforge record`` without ``--allow-loss``) or "allow".
+
     ``run`` raises the device error or :class:`DiskFull` after closing the recording; a
     ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
     """
@@ -166,7 +248,12 @@ class Recorder:
                  control: bool | None = None, mode: str | None = None,
                  channels: "list[int] | tuple[int, ...] | None" = None,
                  codebook: Codebook | None = None,
-                 sinks: "list[Sink] | tuple[Sink, ...]" = ()):
+                 sinks: "list[Sink] | tuple[Sink, ...]" = (),
+                 overload: str = "warn"):
+        if overload not in OVERLOAD_POLICIES:
+            raise ValueError(f"overload must be one of {', '.join(OVERLOAD_POLICIES)}, "
+                             f"not {overload!r}")
+        self.overload = overload
         self.device = device
         self.out = None if out is None else Path(out)
         self.duration_s = duration_s
@@ -200,6 +287,7 @@ class Recorder:
         if self.control is None:
             self.control = self.device.supports_control()
         self._refuse_what_needs_control()
+        self._check_link_load()
         self._configure_device()
         mode_in_force = self.mode or (self.device.mode() if self.control else None)
         enabled = self.device.enabled_channels or self.config.enabled_channels
@@ -235,6 +323,18 @@ class Recorder:
                 "recording chosen channels needs a device that answers commands (the channel "
                 "mask is set through its registers); record every channel, or use a build "
                 "with the control path")
+
+    def _check_link_load(self) -> None:
+        """Before the stream starts: the link must carry what is asked (``overload``)."""
+        if self.overload == "allow":
+            return
+        mode = self.mode or (self.device.mode() if self.control else None)
+        problem = link_problem(self.config, mode, self.channels)
+        if problem is None:
+            return
+        if self.overload == "refuse":
+            raise LinkOverloaded(problem)
+        _log.warning("warning: %s", problem)
 
     def _configure_device(self) -> None:
         """Codebook, mode and channel mask (or learn the mask in force); start the stream."""
@@ -424,12 +524,13 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
            control: bool | None = None, mode: str | None = None,
            channels: "list[int] | tuple[int, ...] | None" = None,
            codebook: Codebook | None = None,
-           sinks: "list[Sink] | tuple[Sink, ...]" = ()) -> RecordingStatus:
+           sinks: "list[Sink] | tuple[Sink, ...]" = (),
+           overload: str = "warn") -> RecordingStatus:
     """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever):
     :class:`Recorder` ``.prepare()`` then ``.run()``; the arguments are :class:`Recorder`'s.
     Returns the final status."""
     recorder = Recorder(device, out, duration_s=duration_s, flush_interval_s=flush_interval_s,
                         on_status=on_status, control=control, mode=mode, channels=channels,
-                        codebook=codebook, sinks=sinks)
+                        codebook=codebook, sinks=sinks, overload=overload)
     recorder.prepare()
     return recorder.run()

@@ -85,7 +85,37 @@ def _parse_sim_url(url: str) -> tuple[str, dict[str, str]]:
 def config_from_sim_url(url: str) -> SystemConfig:
     """``sim://?channels=32&sample_rate_hz=20000`` or ``sim://path/to/config.json``."""
     location, query = _parse_sim_url(url)
-    return _config_from_sim_query(location, query)
+    return _fit_link(_config_from_sim_query(location, query), location, query)
+
+
+#: Clocks a virtual board whose URL names no link rate (neither ``clock_hz`` nor ``baud``)
+#: may run at when the default link cannot carry its raw stream: the first whose fastest
+#: UART that keeps the control path (``clock_hz / MIN_RX_DIVISOR``) is at most
+#: :data:`SIM_MAX_LOAD` loaded. A real board's link is what its board gives; a virtual one
+#: can be as fast as the stream needs.
+SIM_CLOCKS_HZ = (24_000_000, 36_000_000, 48_000_000)
+#: The most a virtual board's default link is loaded (headroom for identity frames, events).
+SIM_MAX_LOAD = 0.9
+
+
+def _fit_link(config: SystemConfig, location: str, query: dict[str, str]) -> SystemConfig:
+    """``config`` with a link that carries its raw stream (see :data:`SIM_CLOCKS_HZ`),
+    unless the URL or its file names the link rate; unchanged if it fits already or
+    nothing fits (``spikeforge record`` then refuses, naming the load)."""
+    from spikeforge.firmware.control_protocol import MIN_RX_DIVISOR
+
+    named = set(query) | (set(read_config_file(location)) if location else set())
+    if config.link != "uart" or {"clock_hz", "baud"} & named \
+            or config.link_load <= SIM_MAX_LOAD:
+        return config
+    for clock_hz in SIM_CLOCKS_HZ:
+        try:
+            candidate = config.replace(clock_hz=clock_hz, baud=clock_hz // MIN_RX_DIVISOR)
+        except ConfigError:
+            continue
+        if candidate.link_load <= SIM_MAX_LOAD:
+            return candidate
+    return config
 
 
 #: The identity interval of a UDP virtual board unless its URL or configuration sets one: it
@@ -443,7 +473,7 @@ def board_from_sim_url(url: str) -> tuple[SystemConfig, SampleFeed | None]:
     location, query = _parse_sim_url(url)
     config = _config_from_sim_query(location, query)
     if "from" not in query:
-        return config, None
+        return _fit_link(config, location, query), None
     channels = int(query["channels"]) if "channels" in query else None
     if channels is None and config.source == "rhd":
         channels = config.channels        # a configuration file that names the RHD source
@@ -451,7 +481,7 @@ def board_from_sim_url(url: str) -> tuple[SystemConfig, SampleFeed | None]:
                                   repeat=query.get("repeat", "0") not in ("0", ""),
                                   cable_delay=int(query["cable_delay"])
                                   if "cable_delay" in query else None)
-    return config, feed
+    return _fit_link(config, location, query), feed
 
 
 def sim_url_capture(url: str) -> Path | None:

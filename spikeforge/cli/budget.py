@@ -85,7 +85,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
     link = args.link_bps if args.link_bps is not None else float(data["baud"])
     ratio, source = DEFAULT_COMPRESSION_RATIO, "default, docs/compression-benchmark.md"
     if args.compression_ratio is not None:
-        ratio, source = args.compression_ratio, "given"
+        ratio, source = args.compression_ratio, "given with --compression-ratio"
     if args.recording:
         from spikeforge.host.sample_files import RecordingFileError
         from spikeforge.sim.compression_bench import recording_ratio
@@ -94,6 +94,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
         try:
             ratio, source = recording_ratio(args.recording, args.recording_channels,
                                             stream.codec)
+            source = f"measured: {source}"     # no assumption (host.budget says so)
         except RecordingFileError as exc:
             raise RecordingFileError(
                 str(exc).replace("--channels", "--recording-channels")) from None

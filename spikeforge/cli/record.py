@@ -23,7 +23,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="serial port or pyserial URL (/dev/ttyUSB1, socket://host:port), "
                           "or sim://?channels=8 for the virtual board")
     rec.add_argument("--baud", type=int, help="line rate of a real serial port (default: "
-                     "the --board's default, else the default configuration's)")
+                     "the --board's default, else the default configuration's); with a "
+                     "sim:// URL, the virtual board's")
+    rec.add_argument("--allow-loss", action="store_true",
+                     help="record even if the link cannot carry the stream asked for (by "
+                          "default refused before the stream starts, naming the load): "
+                          "frames are dropped, every loss zero-filled and listed")
     rec.add_argument("--board", help="the board recorded from; sets the default --baud")
     rec.add_argument("--duration", type=float, help="seconds of device time (default: until "
                      "Ctrl-C)")
@@ -78,22 +83,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.set_defaults(run=cmd_export)
 
 
+def sim_board(port: str, baud: int | None = None):
+    """The configuration and input of the virtual board a ``sim://`` URL names; ``baud``
+    (``--baud``) replaces its line rate."""
+    from spikeforge.sim.virtual_board import board_from_sim_url
+
+    config, feed = board_from_sim_url(port)
+    if baud is not None:
+        config = config.replace(baud=baud)
+    return config, feed
+
+
 @contextmanager
-def device_url(port: str) -> Iterator[str]:
+def device_url(port: str, baud: int | None = None) -> Iterator[str]:
     """The URL to open for ``--port``: the port itself, or, for a ``sim://`` URL, the TCP URL
-    of a virtual board started for the command (with the input the URL names) and stopped
-    after it. The CLI is the one place that ties the host to the simulation layer."""
-    from spikeforge.sim.virtual_board import (
-        VirtualBoard,
-        board_from_sim_url,
-        is_sim_url,
-        sim_url_capture,
-    )
+    of a virtual board started for the command (with the input the URL names, at ``baud``
+    if given) and stopped after it. The CLI is the one place that ties the host to the
+    simulation layer."""
+    from spikeforge.sim.virtual_board import VirtualBoard, is_sim_url, sim_url_capture
 
     if not is_sim_url(port):
         yield port
         return
-    config, feed = board_from_sim_url(port)
+    config, feed = sim_board(port, baud)
     board = VirtualBoard.start(config, feed=feed, pcap=sim_url_capture(port))
     print(f"virtual board: {board.config.describe()} at {board.url}", file=sys.stderr)
     try:
@@ -149,26 +161,64 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .stream import run_recorder
 
     check_output_folder(Path(args.out))     # before any board starts
+    mode = args.mode or ("lossless" if args.codebook_from is not None else None)
+    _check_sim_link(args, mode)             # before the virtual board starts
 
     def show(status) -> None:
         end = "\n" if status.ended else "\r"
         print(status.line(), end=end, file=sys.stderr, flush=True)
 
     codebook = _record_codebook(args)
-    with device_url(args.port) as url, Device.open(url, baud=record_baud(args)) as device:
+    sim_baud = args.baud if _is_sim(args.port) else None
+    with device_url(args.port, sim_baud) as url, \
+            Device.open(url, baud=record_baud(args)) as device:
         if codebook is not None:
             print(f"loading the codebook: {len(codebook.values)} values, base "
                   f"{codebook.base}, multiplier {codebook.multiplier}, shift "
                   f"{codebook.shift}", file=sys.stderr)
         final = run_recorder(device, Path(args.out), args, duration_s=args.duration,
                              on_status=show,
-                             mode=args.mode or ("lossless" if codebook is not None else None),
-                             channels=_channels_enabled(args), codebook=codebook)
+                             mode=mode, channels=_channels_enabled(args), codebook=codebook,
+                             overload="warn" if args.allow_loss else "refuse")
     print(f"recording ended ({final.ended}): {args.out}")
     if final.samples_lost:
         print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
               f"listed in spikeforge.json", file=sys.stderr)
     return ExitCode.OK
+
+
+def _is_sim(port: str) -> bool:
+    from spikeforge.sim.virtual_board import is_sim_url
+
+    return is_sim_url(port)
+
+
+def _check_sim_link(args: argparse.Namespace, mode: str | None) -> None:
+    """``record`` from a ``sim://`` URL: the board's configuration is known before it
+    starts, so a link that cannot carry the stream is refused (or, with --allow-loss,
+    warned about) before anything runs, and the load is said."""
+    from spikeforge.host.recorder import (
+        LinkOverloaded,
+        control_path_warning,
+        link_problem,
+        stream_load,
+    )
+
+    if not _is_sim(args.port):
+        return
+    config, _ = sim_board(args.port, args.baud)
+    channels = _channels_enabled(args)
+    problem = link_problem(config, mode, channels)
+    if problem is not None and not args.allow_loss:
+        raise LinkOverloaded(problem)
+    if problem is not None:
+        print(f"spikeforge: warning: {problem}", file=sys.stderr)
+    else:
+        load, what = stream_load(config, mode, channels)
+        print(f"link load: {load:.0%} ({what})", file=sys.stderr)
+    warning = control_path_warning(config)
+    if warning is not None:
+        print(f"spikeforge: warning: {warning}", file=sys.stderr)
 
 
 def _record_codebook(args: argparse.Namespace):

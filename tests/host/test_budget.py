@@ -10,7 +10,7 @@ from spikeforge.cli import main
 from spikeforge.firmware.compression import CodecConfig
 from spikeforge.firmware.config import DetectorConfig, SystemConfig
 from spikeforge.firmware.wire import IDENTITY_PAYLOAD_BYTES
-from spikeforge.host.budget import BudgetError, StreamDescription, budget
+from spikeforge.host.budget import BudgetError, StreamDescription, budget, format_budget
 
 # 4 channels at 30 kS/s, 32 sweeps per frame: 937.5 frame slots per second.
 STREAM = StreamDescription(channels=4, sample_rate_hz=30_000, sweeps_per_frame=32,
@@ -260,3 +260,30 @@ def test_uart_budget_is_unchanged_by_the_link_argument():
     assert budget(STREAM, 3e6).to_dict() == budget(STREAM, 3e6, link="uart").to_dict()
     with pytest.raises(BudgetError, match="link must be one of uart, ethernet"):
         budget(STREAM, 3e6, link="wifi")
+
+
+def test_the_lossless_verdict_says_its_assumed_ratio_and_the_ratio_it_needs():
+    """`budget --channels 8` once promised lossless fits (88 %, assuming 1.9x) while the
+    device lost 11 % on data its coder compressed less: the verdict must say what it
+    assumed, and the ratio the data must reach for it to hold."""
+    from spikeforge.host.budget import lossless_break_even_ratio
+
+    config = SystemConfig(channels=8)
+    result = budget(config)
+    needed = lossless_break_even_ratio(result)
+    assert 1.0 < needed < result.compression_ratio
+    at_needed = budget(config, compression_ratio=needed).mode("lossless")
+    assert at_needed.load == pytest.approx(1.0, abs=1e-6)
+    row = next(line for line in format_budget(result).splitlines()
+               if line.startswith("lossless "))
+    assert "assum" in row and "1.9x" in row and f"{needed:.2f}x" in row, row
+    assert "--recording" in row
+    assert result.to_dict()["lossless_break_even_ratio"] == pytest.approx(needed)
+
+
+def test_a_measured_ratio_is_no_assumption():
+    result = budget(SystemConfig(channels=8), compression_ratio=2.4,
+                    compression_ratio_source="measured over n1.wav")
+    row = next(line for line in format_budget(result).splitlines()
+               if line.startswith("lossless "))
+    assert "measured over n1.wav" in row and "assum" not in row
