@@ -127,16 +127,24 @@ def record_baud(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from spikeforge.host import DataBlock, Identity, StreamDecoder
+    from spikeforge.host import DataBlock, EventBlock, Identity, StreamDecoder
 
     decoder = StreamDecoder()
     items = decoder.feed(_read_capture(Path(args.file))) + decoder.flush()
-    blocks = [i for i in items if isinstance(i, DataBlock)]
     identity = next((i for i in items if isinstance(i, Identity)), None)
     if identity is not None:
         print(f"device: {identity.config.describe()}")
-    sweeps = sum(b.samples.shape[0] for b in blocks)
-    print(f"{len(blocks)} data frames, {sweeps} sweeps")
+    # Full-rate (DATA, COMPRESSED) and LFP sweeps run at different rates: counted apart.
+    for stream, name in (("data", "full-rate"), ("lfp", "LFP")):
+        blocks = [i for i in items if isinstance(i, DataBlock) and i.stream == stream]
+        if blocks or stream == "data":
+            sweeps = sum(b.samples.shape[0] for b in blocks)
+            print(f"{len(blocks)} {'LFP' if stream == 'lfp' else 'data'} frames, "
+                  f"{sweeps} {name} sweeps")
+    event_frames = [i for i in items if isinstance(i, EventBlock)]
+    if event_frames:
+        spikes = sum(len(i.events) for i in event_frames)
+        print(f"{len(event_frames)} event frames, {spikes} spikes")
     print(f"link: {decoder.stats}")
     return ExitCode.OK
 
