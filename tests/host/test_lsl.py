@@ -262,7 +262,9 @@ def test_lsl_from_the_virtual_board_carries_exactly_its_recording(tmp_path, mode
     from spikeforge.sim.virtual_board import VirtualBoard, config_from_sim_url
 
     path = tmp_path / "board.json"
+    # The link named (3 Mbaud): a sim:// URL that names none gets one that fits the stream.
     path.write_text(json.dumps({"channels": 4, "identity_interval_frames": 16,
+                                "baud": 3_000_000,
                                 "sweeps_per_frame": 8, "link_buffer_samples": 256,
                                 "test_source": {"spike_rate_hz": 200.0},
                                 "detector": {"enabled": True},
