@@ -1,4 +1,5 @@
-"""The v2 lossless sample codec: parameters, alphabet and stream layout, defined once.
+"""The v2 lossless sample codec: parameters, alphabet, value grid and stream layout, defined
+once.
 
 v2 replaces v1's Rice code by a multi-symbol range coder with adaptive cumulative
 frequencies (one symbol per sample) and v1's fixed predictors by a sign-sign LMS predictor
@@ -6,29 +7,37 @@ on first differences. The golden model is :mod:`spikeforge.sim.models.compressor
 host decoder :func:`spikeforge.host.compression.decode_v2`; ``docs/compression.md`` ("v2")
 explains the design and the measurements. Per sample ``v`` (int16) of channel ``c``::
 
-    s = code_of(v) with a codebook (v1's value map), else v; off the grid: escape
+    s = grid.code_of(v) with a value grid (an ADC's k-bit code), else v
     d = s - h0 (h0: the channel's previous symbol); p = (sum_t w[t] * x[t] + 2**(W-1)) >> W
     e = d - p; u = zigzag(e)
-    symbol = u                              if u < LITERALS
-           = LITERALS + bitlen(u) - 5       else, then bitlen(u) - 1 raw bits of u
-           = ESCAPE                         off the grid, then v in 16 raw bits
-    range-code symbol with the channel's CDF; adapt the CDF towards it (shift by rate)
+    symbol = e + LITERALS/2                 if u < LITERALS (literals ordered by e)
+           = LITERALS + bitlen(u) - 6       else, then bitlen(u) - 1 raw bits of u
+           = ESCAPE                         v off the grid: then u and v - value(s), each
+                                            as 5 raw bits of bit length + the bits below
+    frequencies: the channel's adaptive CDF; with code weights, literal u's frequency is
+        scaled by the weight of the code it stands for (s = h0 + p + e); total T
+    range-code the symbol (range / T through a table of reciprocals, no division)
+    adapt the CDF towards the symbol (shift by rate)
     w[t] += mu * sign(e) * sign(x[t]) (saturated); x = (d, x[0..T-2]); h0 = s
 
 State carries across blocks; every ``sync_blocks`` blocks it is reset and the range coder
 flushed, so a decoder can join the stream there. The coded stream is cut into blocks at
 block ends (the bytes the coder has emitted by then); a block whose samples would cost more
-than raw is sent verbatim (a flag at its start, coded with fixed probability).
+than raw is sent verbatim (a flag at its start, coded with probability 2**-3 for "yes").
 """
 
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from .errors import ConfigError
 
 __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TOTAL",
            "VERBATIM_FLAG_BITS", "worst_case_bits_v2", "worst_case_ratio_v2",
-           "initial_cdf", "RANGE_TOP", "LITERAL_BITS"]
+           "initial_cdf", "RANGE_TOP", "LITERAL_BITS", "ValueGrid", "learn_grid",
+           "GRID_FRAC_BITS", "GRID_MAX_BITS", "ROUNDINGS", "WEIGHT_UNIT_BITS", "learn_code_weights",
+           "reciprocal_table", "RECIPROCAL_BITS", "LENGTH_BITS", "literal_of"]
 
 #: Zigzagged residuals below ``LITERALS = 2**LITERAL_BITS`` are their own symbol.
 LITERAL_BITS = 5
@@ -36,17 +45,32 @@ LITERALS = 1 << LITERAL_BITS
 #: Residual buckets: symbol LITERALS + b - LITERAL_BITS - 1 holds u with bitlen(u) = b,
 #: b = LITERAL_BITS + 1 .. 18, followed by the b - 1 low bits of u raw.
 _BUCKETS = 18 - LITERAL_BITS
-#: The escape symbol (a sample off the codebook's grid; 16 raw bits follow).
+#: The escape symbol (a sample off the value grid).
 ESCAPE = LITERALS + _BUCKETS
 #: Alphabet size of the range coder.
 SYMBOLS = ESCAPE + 1
 #: The CDF is kept in this many bits; every symbol has a frequency of at least 1.
 CDF_BITS = 15
 CDF_TOTAL = 1 << CDF_BITS
-#: The per-block verbatim flag is coded with probability 2**-VERBATIM_FLAG_BITS for "yes".
-VERBATIM_FLAG_BITS = 6
+#: The per-block verbatim flag is coded with probability 2**-VERBATIM_FLAG_BITS for "yes"
+#: (a verbatim block costs 16 bits a sample plus these; a coded one -log2(1 - 2**-3) = 0.19
+#: bits more).
+VERBATIM_FLAG_BITS = 3
 #: The range coder renormalises (shifts a byte out) while its range is below this.
 RANGE_TOP = 1 << 24
+#: After an ESCAPE, u and the offset from the grid are each sent as LENGTH_BITS raw bits
+#: holding their bit length, then the bits below the leading one.
+LENGTH_BITS = 5
+#: A code weight of 2**WEIGHT_UNIT_BITS is 1.0 (weights are 1..255: 1/64 .. ~4).
+WEIGHT_UNIT_BITS = 6
+#: With code weights the total frequency is not a power of two; the coder divides the range
+#: by it through a table of reciprocals of its top RECIPROCAL_BITS bits (rounded up, so the
+#: coder never overflows; the loss is < 2**-(RECIPROCAL_BITS-1) of a bit).
+RECIPROCAL_BITS = 10
+#: Fixed-point fraction bits of a fitted (not full-scale) grid's step and offset.
+GRID_FRAC_BITS = 24
+#: Widest code the grid (and the code-weight table) supports.
+GRID_MAX_BITS = 12
 
 
 @dataclass(frozen=True)
@@ -59,8 +83,10 @@ class CodecV2Config:
     mu: the sign-sign step (integer, added to a weight); rate_max: slowest CDF adaptation
     (the CDF moves 2**-rate of the way to the symbol; rate grows from 4 to rate_max as a
     channel's symbols are counted).
-    codebook / codebook_bits: v1's value map (:class:`~spikeforge.firmware.compression.
-    Codebook`), learned from the live stream's first seconds, never from the file coded.
+    grid: code samples through a :class:`ValueGrid` (learned from the live stream's first
+    samples by :func:`learn_grid`, loaded before lossless starts); grid_bits: the widest
+    grid the build holds. code_weights: scale literal frequencies by a device-wide table of
+    per-code weights (:func:`learn_code_weights`; the ADC's unequal code widths).
     """
 
     enabled: bool = False
@@ -70,33 +96,223 @@ class CodecV2Config:
     weight_bits: int = 10
     mu: int = 1
     rate_max: int = 8
-    codebook: bool = False
-    codebook_bits: int = 10
+    grid: bool = False
+    grid_bits: int = 10
+    code_weights: bool = False
 
     def __post_init__(self) -> None:
         ranges = {"block_sweeps": (1, 4096), "sync_blocks": (0, 1 << 20), "taps": (0, 32),
                   "weight_bits": (4, 14), "mu": (1, 64), "rate_max": (4, 10),
-                  "codebook_bits": (1, 10)}
+                  "grid_bits": (1, GRID_MAX_BITS)}
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"codec v2 {name} must be an integer {low}..{high}, not "
                                   f"{value!r}")
-        for name in ("enabled", "codebook"):
+        for name in ("enabled", "grid", "code_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"codec v2 {name} must be True or False")
+        if self.code_weights and not self.grid:
+            raise ConfigError("codec v2 code_weights needs grid=True (the weights are per "
+                              "ADC code); set grid=True or code_weights=False")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+#: How a grid value is rounded to an integer (learn_grid tries them in this order: when the
+#: values seen fit several, truncation, as C converts, goes first).
+ROUNDINGS = ("toward_zero", "nearest", "floor")
+
+
+@dataclass(frozen=True)
+class ValueGrid:
+    """The ADC's value grid: code ``k`` (``bits`` wide) is the int16 value
+    ``(offset_num + k * step_num) / step_den``, rounded as ``rounding`` says (``nearest``:
+    halves up; ``floor``; ``toward_zero``: as C's integer conversion).
+
+    Device side: ``k = clamp(((v - base) * reciprocal + 2**(shift-1)) >> shift)`` (one
+    multiply), then one read of :meth:`table` verifies ``table[k] == v``; a value off the
+    grid is escaped. The table is what the host loads (``2**bits`` entries of 17 bits:
+    codes whose value is outside int16 never match).
+    """
+
+    bits: int
+    offset_num: int
+    step_num: int
+    step_den: int
+    rounding: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bits <= GRID_MAX_BITS:
+            raise ConfigError(f"a value grid has 1..{GRID_MAX_BITS} code bits, not "
+                              f"{self.bits}")
+        if self.step_den < 1 or self.step_num < 2 * self.step_den:
+            raise ConfigError("a value grid's step must be at least 2 (a step of 1 is no "
+                              "grid: code without one)")
+        if self.rounding not in ROUNDINGS:
+            raise ConfigError(f"a value grid's rounding is one of {ROUNDINGS}, not "
+                              f"{self.rounding!r}")
+
+    @classmethod
+    def full_scale(cls, bits: int, rounding: str = "nearest") -> "ValueGrid":
+        """Code k -> k * 65535 / (2**bits - 1) - 32768, rounded: a k-bit ADC spread over
+        the whole int16 range (code 0 is -32768, so clipped samples are on the grid)."""
+        den = (1 << bits) - 1
+        return cls(bits, -32768 * den, 65535, den, rounding)
+
+    @property
+    def step(self) -> float:
+        return self.step_num / self.step_den
+
+    @property
+    def base(self) -> int:
+        """Value of code 0, rounded down."""
+        return self.offset_num // self.step_den
+
+    def table(self) -> np.ndarray:
+        """Every code's value (int64; values outside int16 never match a sample)."""
+        q = self.offset_num + np.arange(1 << self.bits, dtype=np.int64) * self.step_num
+        den = self.step_den
+        if self.rounding == "nearest":
+            return (2 * q + den) // (2 * den)
+        if self.rounding == "floor":
+            return q // den
+        return np.where(q >= 0, q // den, -((-q) // den))
+
+    @property
+    def reciprocal(self) -> tuple[int, int]:
+        """``(reciprocal, shift)`` of the device's value -> code step; every grid value in
+        int16 maps to its own code (checked)."""
+        table = self.table()
+        inside = (table >= -32768) & (table <= 32767)
+        codes = np.flatnonzero(inside)
+        for shift in range(16, 31):
+            reciprocal = round((1 << shift) * self.step_den / self.step_num)
+            got = ((table[inside] - self.base) * reciprocal + (1 << (shift - 1))) >> shift
+            if np.array_equal(got, codes):
+                return reciprocal, shift
+        raise ConfigError("no reciprocal maps this grid's values to their codes")
+
+    def code_of(self, values: np.ndarray) -> np.ndarray:
+        reciprocal, shift = self.reciprocal
+        v = np.asarray(values, dtype=np.int64)
+        return np.clip(((v - self.base) * reciprocal + (1 << (shift - 1))) >> shift, 0,
+                       (1 << self.bits) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bits": self.bits, "offset_num": self.offset_num, "step_num": self.step_num,
+                "step_den": self.step_den, "rounding": self.rounding}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ValueGrid":
+        return cls(int(data["bits"]), int(data["offset_num"]), int(data["step_num"]),
+                   int(data["step_den"]), str(data.get("rounding", "nearest")))
+
+
+#: Fewest distinct values :func:`learn_grid` wants before it believes in a grid.
+_MIN_DISTINCT = 6
+
+
+def learn_grid(samples: np.ndarray, max_bits: int = GRID_MAX_BITS) -> ValueGrid | None:
+    """The value grid of the live stream's first samples, or None when they show none.
+
+    An ADC's k-bit code is an affine map into int16. First the full-scale maps (code 0 at
+    -32768, code 2**k - 1 at 32767) are tried, coarsest first: the first on which every
+    distinct value seen sits is the grid. Else a general affine map is fitted (step from
+    the typical gap between distinct values, offset and step by least squares over the
+    values' codes) and kept if every value seen sits on it. Either way every value of the
+    full scale has a code, so later values outside the range seen are not escapes; values
+    off the grid are (cheaply). Needs at least 6 distinct values.
+    """
+    distinct = np.unique(np.asarray(samples, dtype=np.int64).ravel())
+    if len(distinct) < _MIN_DISTINCT:
+        return None
+    for bits in range(1, max_bits + 1):
+        if 65535 / ((1 << bits) - 1) < 2:
+            break
+        for rounding in ROUNDINGS:
+            grid = ValueGrid.full_scale(bits, rounding)
+            if np.array_equal(grid.table()[grid.code_of(distinct)], distinct):
+                return grid
+    return _affine_grid(distinct, max_bits)
+
+
+def _affine_grid(distinct: np.ndarray, max_bits: int) -> ValueGrid | None:
+    gaps = np.diff(distinct)
+    typical = float(np.median(gaps))
+    if typical < 2:
+        return None
+    codes = np.concatenate([[0], np.cumsum(np.maximum(1, np.rint(gaps / typical)))])
+    step, offset = np.polyfit(codes, distinct, 1)
+    if step < 2:
+        return None
+    # Code 0 at or below -32768; enough codes to reach 32767.
+    below = int(np.ceil((offset + 32768) / step))
+    size = below + int(np.ceil((32767 - offset) / step)) + 1
+    bits = max(1, (size - 1).bit_length())
+    if bits > max_bits:
+        return None
+    one = 1 << GRID_FRAC_BITS
+    grid = ValueGrid(bits, round((offset - below * step) * one), round(step * one), one)
+    if not np.array_equal(grid.table()[grid.code_of(distinct)], distinct):
+        return None
+    return grid
+
+
+def learn_code_weights(samples: list[np.ndarray], grid: ValueGrid, *,
+                       smooth_codes: int = 8, min_count: float = 200.0) -> np.ndarray:
+    """The device-wide code-weight table (``2**grid.bits`` entries, 1..255, unit
+    ``2**WEIGHT_UNIT_BITS``): how much more (or less) often each code occurs than its
+    neighbours, from recordings of the same ADC (all channels' first second, or earlier
+    recordings — never the file being coded). A code's weight is its count over the
+    count smoothed across ``2 * smooth_codes + 1`` codes; codes seen too rarely to tell
+    weigh 1."""
+    size = 1 << grid.bits
+    counts = np.zeros(size)
+    table = grid.table()
+    for s in samples:
+        v = np.asarray(s, dtype=np.int64).ravel()
+        k = grid.code_of(v)
+        k = k[table[k] == v]
+        counts += np.bincount(k, minlength=size)[:size]
+    kernel = np.ones(2 * smooth_codes + 1)
+    smooth = np.convolve(counts, kernel, mode="same") / np.convolve(np.ones(size), kernel,
+                                                                    mode="same")
+    ratio = np.ones(size)
+    known = smooth >= min_count
+    ratio[known] = counts[known] / smooth[known]
+    unit = 1 << WEIGHT_UNIT_BITS
+    return np.clip(np.rint(ratio * unit), 1, 255).astype(np.int64)
+
+
+def reciprocal_table() -> np.ndarray:
+    """``floor(2**33 / q)`` for q = 0 .. 2**RECIPROCAL_BITS (entry 0 unused): the coder's
+    range divided by a total frequency T is ``((range >> 8) * table[q]) >> (25 + sh)``,
+    T = m * 2**sh with m its top RECIPROCAL_BITS bits, q = m, or m + 1 when bits below m
+    are set (rounded up: never more than range / T)."""
+    q = np.arange((1 << RECIPROCAL_BITS) + 1, dtype=np.int64)
+    out = np.zeros_like(q)
+    out[1:] = (1 << 33) // q[1:]
+    return out
+
+
+def literal_of(e: int) -> int:
+    """The symbol of residual ``e`` when it is a literal (-LITERALS/2 <= e < LITERALS/2):
+    literals are ordered by e, so that the codes they stand for are consecutive."""
+    return e + LITERALS // 2
+
+
 def initial_cdf() -> list[int]:
     """The CDF every channel starts from (a design constant, not learned from data):
     cumulative frequencies ``c[0..SYMBOLS]``, ``c[0] = 0``, ``c[SYMBOLS] = CDF_TOTAL -
-    SYMBOLS``; symbol ``i`` takes ``[c[i] + i, c[i+1] + i + 1)`` of ``CDF_TOTAL``. A
-    geometric prior over the literals, halving per bucket, escape rare."""
-    weights = [0.93 ** u for u in range(LITERALS)]
-    weights += [weights[-1] * 4 * 0.5 ** b for b in range(_BUCKETS)]
+    SYMBOLS``; symbol ``i`` has frequency ``c[i+1] - c[i] + 1``. A geometric prior over
+    the literals (0.93 per step of zigzag(e)), halving per bucket, escape rare."""
+    weights = []
+    for i in range(LITERALS):
+        e = i - LITERALS // 2
+        weights.append(0.93 ** (2 * e if e >= 0 else -2 * e - 1))
+    weights += [0.93 ** (LITERALS - 1) * 4 * 0.5 ** b for b in range(_BUCKETS)]
     weights += [1e-4]
     total = sum(weights)
     span = CDF_TOTAL - SYMBOLS
@@ -109,9 +325,11 @@ def initial_cdf() -> list[int]:
 
 
 def worst_case_bits_v2(channels: int, block_sweeps: int) -> int:
-    """Most bits a block takes, whatever the input: verbatim (16 bits a sample), the flag
-    (at most VERBATIM_FLAG_BITS + 1 bits) and a byte of range-coder slack."""
-    return 16 * channels * block_sweeps + VERBATIM_FLAG_BITS + 1 + 8
+    """Most bits a block adds to the stream, whatever the input: verbatim (16 bits a
+    sample), the flag (VERBATIM_FLAG_BITS) and one bit for the range coder's rounding
+    (< 2**-16 bit a byte). The coder holds up to 5 bytes that a block's end may not have
+    pushed out yet; they are a delay, not a rate."""
+    return 16 * channels * block_sweeps + VERBATIM_FLAG_BITS + 1
 
 
 def worst_case_ratio_v2(channels: int, block_sweeps: int) -> float:

@@ -293,11 +293,11 @@ def codebook_from_file(path: str | Path, channels: int | None = None) -> Codeboo
 # -- v2: sign-sign LMS + range coder with adaptive CDFs (firmware/compression_v2.py) ----------
 
 def decode_v2(blocks: list[bytes], channels: int, config: CodecV2Config,
-              codebook: Codebook | None = None, *, sweeps: int | None = None) -> np.ndarray:
+              grid: "v2.ValueGrid | None" = None, weights: np.ndarray | None = None, *,
+              sweeps: int | None = None) -> np.ndarray:
     """Decode consecutive v2 blocks (from a sync point: the stream's start) into one
-    ``(sweeps, channels)`` int16 array. Blocks carry state: pass them all, in order."""
-    from spikeforge.firmware.compression_v2 import initial_cdf
-
+    ``(sweeps, channels)`` int16 array. Blocks carry state: pass them all, in order, with
+    the value grid and code weights the device was loaded with."""
     count = len(blocks)
     full = count * config.block_sweeps
     total = full if sweeps is None else sweeps
@@ -307,50 +307,99 @@ def decode_v2(blocks: list[bytes], channels: int, config: CodecV2Config,
             f"pass the sweep count the encoder was given")
     if count == 0:
         return np.zeros((0, channels), dtype=np.int16)
+    if config.grid and grid is None:
+        raise CompressedBlockError(
+            "these blocks were coded over a value grid; pass the one the device was loaded "
+            "with (learn_grid on the stream's first samples)")
+    if config.code_weights and weights is None:
+        raise CompressedBlockError(
+            "these blocks were coded with code weights; pass the table the device was "
+            "loaded with (learn_code_weights)")
     stream = np.frombuffer(b"".join(blocks), dtype=np.uint8)
     ends = np.cumsum([len(b) for b in blocks]).astype(np.int64)
-    if config.codebook:
-        if codebook is None:
-            raise CompressedBlockError(
-                "these blocks were coded with a codebook; pass the one the device was loaded "
-                "with (learned from the stream's first seconds)")
-        table = codebook.table(config.codebook_bits)
-        base, multiplier, shift = codebook.base, codebook.multiplier, codebook.shift
-    else:
-        table, base, multiplier, shift = np.zeros(1, np.int16), 0, 0, 0
+    table, padded = _v2_grid_arrays(grid if config.grid else None,
+                                    weights if config.code_weights else None)
+    base, reciprocal, shift = ((grid.base, *grid.reciprocal) if config.grid and grid
+                               else (0, 0, 1))
     out = np.empty((total, channels), dtype=np.int16)
     status = _decode_v2_kernel(stream, ends, out, config.block_sweeps, config.sync_blocks,
                                config.taps, config.weight_bits, config.mu, config.rate_max,
-                               config.codebook, table, base, multiplier, shift,
-                               np.array(initial_cdf(), np.int64))
+                               config.grid, config.code_weights, table, base, reciprocal,
+                               shift, padded,
+                               np.array(v2.initial_cdf(), np.int64), v2.reciprocal_table())
     if status >= 0:
         raise CompressedBlockError(
             f"v2 stream does not decode at block {status}: not coded with this "
-            "configuration (channels, codec parameters, codebook), or damaged")
+            "configuration (channels, codec parameters, grid, code weights), or damaged")
     return out
+
+
+def _v2_grid_arrays(grid: "v2.ValueGrid | None",
+                    weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's value table and the code weights padded by LITERALS weights of 1."""
+    unit = 1 << v2.WEIGHT_UNIT_BITS
+    if grid is None:
+        return np.zeros(1, np.int64), np.full(2 * _V2_LITERALS + 1, unit, np.int64)
+    table = grid.table().astype(np.int64)
+    padded = np.full(len(table) + 2 * _V2_LITERALS, unit, np.int64)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.int64)
+        if weights.shape != table.shape:
+            raise CompressedBlockError(f"code weights must have {len(table)} entries (one per "
+                                       "code of the grid), not {weights.shape}")
+        padded[_V2_LITERALS:_V2_LITERALS + len(table)] = weights
+    return table, padded
 
 
 _V2_SYMBOLS = v2.SYMBOLS
 _V2_LITERALS = v2.LITERALS
 _V2_ESCAPE = v2.ESCAPE
-_V2_CDF_BITS = v2.CDF_BITS
 _V2_FLAG_BITS = v2.VERBATIM_FLAG_BITS
 _V2_TOP = v2.RANGE_TOP
 _V2_LIT_BITS = v2.LITERAL_BITS
+_V2_LENGTH_BITS = v2.LENGTH_BITS
+_V2_UNIT_BITS = v2.WEIGHT_UNIT_BITS
+_V2_RECIP_BITS = v2.RECIPROCAL_BITS
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_raw(stream, pos, code, rng, nbits):
+    """Takes nbits raw bits off the range decoder: (pos, code, rng, value); value -1 when
+    the stream is not a valid one."""
+    x = np.int64(0)
+    size = stream.shape[0]
+    while nbits > 0:
+        k = 8 if nbits > 8 else nbits
+        nbits -= k
+        r = rng >> k
+        y = code // r
+        if y >= (1 << k):
+            return pos, code, rng, np.int64(-1)
+        code -= r * y
+        rng = r
+        x = (x << k) | y
+        while rng < _V2_TOP:
+            code = ((code << 8) | (np.int64(stream[pos]) if pos < size else 0)) & 0xFFFFFFFF
+            pos += 1
+            rng <<= 8
+    return pos, code, rng, x
 
 
 @numba.njit(cache=True, nogil=True)
 def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight_bits, mu,
-                      rate_max, use_codebook, table, base, multiplier, shift, cdf0):
+                      rate_max, use_grid, use_weights, table, base, reciprocal, shift, padded,
+                      cdf0, recip):
     sweeps, channels = out.shape
     code_max = table.shape[0] - 1
     ntaps = max(taps, 1)
     nsym = _V2_SYMBOLS
+    lit = _V2_LITERALS
     cdf = np.zeros((channels, nsym + 1), np.int64)
     weights = np.zeros((channels, ntaps), np.int64)
     hist = np.zeros((channels, ntaps), np.int64)
     prev = np.zeros(channels, np.int64)
     count = np.zeros(channels, np.int64)
+    cum = np.zeros(nsym + 1, np.int64)
     count_max = 16 * (rate_max - 4)
     w_lim = (1 << 15) - 1
     half = 1 << (weight_bits - 1)
@@ -392,96 +441,135 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
         for n in range(first, last):
             for c in range(channels):
                 if flag:
-                    v = np.int64(0)
-                    for k in (8, 8):
-                        r = rng >> k
-                        x = code // r
-                        code -= r * x
-                        rng = r
-                        v = (v << k) | x
-                        while rng < _V2_TOP:
-                            code = ((code << 8) | (np.int64(stream[pos]) if pos < size
-                                                   else 0)) & 0xFFFFFFFF
-                            pos += 1
-                            rng <<= 8
+                    pos, code, rng, v = _v2_raw(stream, pos, code, rng, 16)
+                    if v < 0:
+                        return b
                     if v >= 32768:
                         v -= 65536
-                    if use_codebook:
-                        s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
+                    out[n, c] = v
+                    if use_grid:
+                        s = ((v - base) * reciprocal + (1 << (shift - 1))) >> shift
+                        s = min(max(s, 0), code_max)
                     else:
                         s = v
-                    out[n, c] = v
                     d = s - prev[c]
                 else:
+                    crow = cdf[c]
                     acc = 0
                     for t in range(taps):
                         acc += weights[c, t] * hist[c, t]
                     p = (acc + half) >> weight_bits
                     p = min(max(p, -65536), 65535)
-                    r = rng >> _V2_CDF_BITS
-                    target = code // r
-                    # symbol with cdf[sym] + sym <= target < cdf[sym+1] + sym + 1
-                    sym = 0
-                    while sym < nsym - 1 and cdf[c, sym + 1] + sym + 1 <= target:
-                        sym += 1
-                    lo = cdf[c, sym] + sym
-                    hi = cdf[c, sym + 1] + sym + 1
+                    # cumulative frequencies (literals weighted by their codes)
+                    if use_weights:
+                        lo_code = prev[c] + p - lit // 2
+                        lo_code = min(max(lo_code, -lit), code_max + 1) + lit
+                        total = 0
+                        for j in range(lit):
+                            f = ((crow[j + 1] - crow[j] + 1) * padded[lo_code + j]) >> _V2_UNIT_BITS
+                            cum[j] = total
+                            total += f if f > 0 else 1
+                        for j in range(lit, nsym):
+                            cum[j] = total
+                            total += crow[j + 1] - crow[j] + 1
+                        cum[nsym] = total
+                        nb = 0
+                        t2 = total
+                        while t2 > 0:
+                            t2 >>= 1
+                            nb += 1
+                        sh = nb - _V2_RECIP_BITS
+                        if sh < 0:
+                            sh = 0
+                        q = total >> sh
+                        if (q << sh) != total:
+                            q += 1
+                        r = ((rng >> 8) * recip[q]) >> (25 + sh)
+                        target = code // r
+                        if target >= total:
+                            return b
+                        # binary search: the last j with cum[j] <= target
+                        lo_i = 0
+                        hi_i = nsym
+                        while hi_i - lo_i > 1:
+                            mid = (lo_i + hi_i) >> 1
+                            if cum[mid] <= target:
+                                lo_i = mid
+                            else:
+                                hi_i = mid
+                        sym = lo_i
+                        lo = cum[sym]
+                        fs = cum[sym + 1] - lo
+                    else:
+                        r = rng >> 15
+                        target = code // r
+                        if target >= 1 << 15:
+                            return b
+                        # cumulative of symbol j is crow[j] + j
+                        lo_i = 0
+                        hi_i = nsym
+                        while hi_i - lo_i > 1:
+                            mid = (lo_i + hi_i) >> 1
+                            if crow[mid] + mid <= target:
+                                lo_i = mid
+                            else:
+                                hi_i = mid
+                        sym = lo_i
+                        lo = crow[sym] + sym
+                        fs = crow[sym + 1] - crow[sym] + 1
                     code -= r * lo
-                    rng = r * (hi - lo)
+                    rng = r * fs
                     while rng < _V2_TOP:
                         code = ((code << 8) | (np.int64(stream[pos]) if pos < size
                                                else 0)) & 0xFFFFFFFF
                         pos += 1
                         rng <<= 8
-                    nraw = 0
                     if sym == _V2_ESCAPE:
-                        nraw = 16
-                    elif sym >= _V2_LITERALS:
-                        nraw = sym - _V2_LITERALS + _V2_LIT_BITS
-                    x = np.int64(0)
-                    while nraw > 0:
-                        k = 8 if nraw > 8 else nraw
-                        nraw -= k
-                        r = rng >> k
-                        y = code // r
-                        if y >= (1 << k):
+                        pos, code, rng, nb = _v2_raw(stream, pos, code, rng, _V2_LENGTH_BITS)
+                        u = np.int64(0)
+                        if nb > 0:
+                            pos, code, rng, x = _v2_raw(stream, pos, code, rng, nb - 1)
+                            u = (np.int64(1) << (nb - 1)) + x
+                        pos, code, rng, nb = _v2_raw(stream, pos, code, rng, _V2_LENGTH_BITS)
+                        zo = np.int64(0)
+                        if nb > 0:
+                            pos, code, rng, x = _v2_raw(stream, pos, code, rng, nb - 1)
+                            zo = (np.int64(1) << (nb - 1)) + x
+                        if nb < 0 or u < 0 or zo < 0 or not use_grid:
                             return b
-                        code -= r * y
-                        rng = r
-                        x = (x << k) | y
-                        while rng < _V2_TOP:
-                            code = ((code << 8) | (np.int64(stream[pos]) if pos < size
-                                                   else 0)) & 0xFFFFFFFF
-                            pos += 1
-                            rng <<= 8
-                    if sym == _V2_ESCAPE:
-                        v = x - 65536 if x >= 32768 else x
-                        if use_codebook:
-                            s = min(max(((v - base) * multiplier) >> shift, 0), code_max)
-                        else:
-                            s = v
-                        d = s - prev[c]
-                        e = d - p
-                    else:
-                        if sym < _V2_LITERALS:
-                            u = sym
-                        else:
-                            u = (np.int64(1) << (sym - _V2_LITERALS + _V2_LIT_BITS)) + x
                         e = (u >> 1) ^ -(u & 1)
                         d = p + e
                         s = prev[c] + d
-                        if use_codebook:
-                            v = np.int64(table[min(max(s, 0), code_max)])
+                        if s < 0 or s > code_max:
+                            return b
+                        v = table[s] + ((zo >> 1) ^ -(zo & 1))
+                    else:
+                        if sym < lit:
+                            e = sym - lit // 2
+                        else:
+                            nb = sym - lit + _V2_LIT_BITS + 1
+                            pos, code, rng, x = _v2_raw(stream, pos, code, rng, nb - 1)
+                            if x < 0:
+                                return b
+                            u = (np.int64(1) << (nb - 1)) + x
+                            e = (u >> 1) ^ -(u & 1)
+                        d = p + e
+                        s = prev[c] + d
+                        if use_grid:
+                            if s < 0 or s > code_max:
+                                return b
+                            v = table[s]
                         else:
                             v = s
+                    if v < -32768 or v > 32767:
+                        return b
                     out[n, c] = v
                     rate = 4 + (count[c] >> 4)
-                    span = cdf[c, nsym]
-                    for j in range(1, nsym):
-                        if j > sym:
-                            cdf[c, j] += (span - cdf[c, j]) >> rate
-                        else:
-                            cdf[c, j] -= cdf[c, j] >> rate
+                    span = crow[nsym]
+                    for j in range(1, sym + 1):
+                        crow[j] -= crow[j] >> rate
+                    for j in range(sym + 1, nsym):
+                        crow[j] += (span - crow[j]) >> rate
                     if count[c] < count_max:
                         count[c] += 1
                     sg = 1 if e > 0 else (-1 if e < 0 else 0)

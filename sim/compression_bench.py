@@ -47,7 +47,7 @@ __all__ = ["BenchmarkUnavailable", "Recording", "CodecResult", "RecordingResult"
            "synthetic_recordings", "measure", "run_benchmark", "summarise", "format_report",
            "to_json", "FLAC_MAX_CHANNELS", "CODER", "CODER_CODEBOOK", "worst_case_ratio",
            "recording_ratio", "RoundTripError", "warm_up", "CODER_V2", "coder_v2_codec",
-           "LEARN_SECONDS"]
+           "LEARN_SECONDS", "Calibration", "calibration_from", "openephys_recordings"]
 
 #: FLAC's channel limit (per stream); wider recordings are coded in groups.
 FLAC_MAX_CHANNELS = 8
@@ -172,7 +172,8 @@ def reference_codecs() -> list[Codec]:
 
 # -- the gateware coder -----------------------------------------------------------------------
 
-def coder_codecs(codec_config: Any = None) -> list[Codec]:
+def coder_codecs(codec_config: Any = None,
+                 calibration: "Calibration | None" = None) -> list[Codec]:
     """The gateware coder (golden model + host decoder), without and with a codebook
     learned from each recording (when :func:`learn_codebook` finds no value grid, the
     second column codes without one, and says so)."""
@@ -206,53 +207,93 @@ def coder_codecs(codec_config: Any = None) -> list[Codec]:
                         "device once, not counted in the ratio)" if use_codebook else ""),
                      extra)
 
-    return [make(False), make(True), coder_v2_codec()]
+    return [make(False), make(True), coder_v2_codec(calibration=calibration)]
 
 
 #: The v2 coder's column.
 CODER_V2 = "coder-v2"
-#: Seconds at the start of each recording sent raw while the value map is learned from them
-#: (the live stream's first seconds; their bytes count as raw in the ratio).
-LEARN_SECONDS = 0.05
+#: Seconds at the start of each recording sent raw while the value grid is learned from them
+#: (the live stream's first samples; their bytes count as raw in the ratio). A full-scale
+#: grid is recognised from a few dozen samples; 5 ms is 98 sweeps at 19.5 kS/s.
+LEARN_SECONDS = 0.005
 
 
-def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS) -> Codec:
-    """The v2 coder (golden model + host decoder): the value map is learned from the first
-    ``learn_seconds`` of the recording, which are counted as raw 16-bit samples; the rest is
-    coded with it (or without a map when those seconds show no grid)."""
-    from spikeforge.firmware.compression import learn_codebook
-    from spikeforge.firmware.compression_v2 import CodecV2Config
+@dataclass(frozen=True)
+class Calibration:
+    """A device's code-weight table (:func:`~spikeforge.firmware.compression_v2.
+    learn_code_weights`), learned from other recordings of the same ADC, never from the one
+    being coded; it applies to recordings whose learned grid is ``grid``."""
+
+    grid: Any
+    weights: np.ndarray
+    source: str
+
+
+def calibration_from(recordings: list[Recording], source: str) -> Calibration | None:
+    """The code weights of the recordings' ADC (their common value grid, learned from each
+    one's first samples as the device would), or None when they show no common grid."""
+    from spikeforge.firmware.compression_v2 import learn_code_weights, learn_grid
+
+    grids = [learn_grid(r.samples[:_learn_sweeps(r, LEARN_SECONDS)]) for r in recordings]
+    known = [g for g in grids if g is not None]
+    if not known:
+        return None
+    grid = max(set(known), key=known.count)
+    weights = learn_code_weights([r.samples for r in recordings], grid)
+    return Calibration(grid, weights, source)
+
+
+def _learn_sweeps(recording: Recording, learn_seconds: float) -> int:
+    rate = recording.sample_rate_hz or _FLAC_FALLBACK_RATE_HZ
+    return min(recording.samples.shape[0], int(round(learn_seconds * rate)))
+
+
+def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS,
+                   calibration: Calibration | None = None) -> Codec:
+    """The v2 coder (golden model + host decoder): the value grid is learned from the first
+    ``learn_seconds`` of the recording (:func:`~spikeforge.firmware.compression_v2.
+    learn_grid`), which are counted as raw 16-bit samples; the rest is coded over it (or
+    without a grid when those samples show none), with the ``calibration``'s code weights
+    when its grid is the one learned."""
+    from spikeforge.firmware.compression_v2 import CodecV2Config, learn_grid
     from spikeforge.host.compression import decode_v2
     from spikeforge.sim.models.compressor_v2 import encode_v2
 
     base = config if config is not None else CodecV2Config(enabled=True)
 
     def enc(samples: np.ndarray, recording: Recording) -> dict[str, Any]:
-        rate = recording.sample_rate_hz or _FLAC_FALLBACK_RATE_HZ
-        learn = min(samples.shape[0], int(round(learn_seconds * rate)))
-        book = learn_codebook(samples[:learn]) if learn else None
-        cfg = replace(base, codebook=book is not None)
-        return {"learn": learn, "raw_bytes": 2 * samples[:learn].size, "book": book,
-                "config": cfg, "blocks": encode_v2(samples[learn:], cfg, book)}
+        learn = _learn_sweeps(recording, learn_seconds)
+        grid = learn_grid(samples[:learn]) if learn else None
+        if grid is not None and grid.bits > base.grid_bits:
+            grid = None
+        weights = (calibration.weights if calibration is not None and grid is not None
+                   and calibration.grid == grid else None)
+        cfg = replace(base, grid=grid is not None, code_weights=weights is not None)
+        return {"learn": learn, "raw_bytes": 2 * samples[:learn].size, "grid": grid,
+                "weights": weights, "config": cfg,
+                "blocks": encode_v2(samples[learn:], cfg, grid, weights)}
 
     def size(state: dict[str, Any]) -> int:
         return state["raw_bytes"] + sum(map(len, state["blocks"]))
 
     def dec(state: dict[str, Any], like: np.ndarray) -> np.ndarray:
         learn = state["learn"]
-        rest = decode_v2(state["blocks"], like.shape[1], state["config"], state["book"],
-                         sweeps=like.shape[0] - learn)
-        return np.concatenate([like[:learn], rest])  # the learning seconds went raw
+        rest = decode_v2(state["blocks"], like.shape[1], state["config"], state["grid"],
+                         state["weights"], sweeps=like.shape[0] - learn)
+        return np.concatenate([like[:learn], rest])  # the learning samples went raw
 
     def extra(state: dict[str, Any]) -> dict[str, Any]:
-        book = state["book"]
+        grid = state["grid"]
         return {"learn_sweeps": state["learn"],
-                "codebook_values": 0 if book is None else len(book.values)}
+                "grid": None if grid is None else grid.to_dict(),
+                "code_weights": state["weights"] is not None}
 
+    weights_note = ("" if calibration is None else
+                    f", code weights from {calibration.source}")
     return Codec(CODER_V2, enc, size, dec,
                  f"v2 (LMS {base.taps} taps + range coder), block {base.block_sweeps} sweeps, "
-                 f"value map learned from the first {learn_seconds:g} s (sent raw, counted)",
-                 extra)
+                 f"value grid learned from the first {learn_seconds:g} s (sent raw, counted)"
+                 + weights_note, extra)
 
 
 def worst_case_ratio(channels: int = 1, codec_config: Any = None) -> float:
@@ -282,12 +323,64 @@ def recording_ratio(paths: Iterable[str | Path], channels: int | None = None,
 
 def file_recordings(paths: Iterable[str | Path], channels: int | None = None,
                     sample_rate_hz: int | None = None) -> list[Recording]:
-    """The recordings in the files and folders named; the class is the folder name."""
+    """The recordings in the files and folders named; the class is the folder name. A
+    folder holding ``structure.oebin`` files (an Open Ephys binary recording, as
+    ``spikeforge record`` writes it), or such a file itself, gives its continuous streams
+    (:func:`openephys_recordings`)."""
     out = []
     for path in map(Path, paths):
         kind = f"files: {path.name}" if path.is_dir() else f"file: {path.name}"
+        if path.name == "structure.oebin" or (path.is_dir() and _oebins(path)):
+            out += openephys_recordings(path)
+            continue
         for f in read_sample_files([path], channels, sample_rate_hz):
             out.append(_from_file(f, kind))
+    return out
+
+
+def _oebins(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("structure.oebin"))
+
+
+def openephys_recordings(path: str | Path) -> list[Recording]:
+    """Every continuous stream of the Open Ephys binary recordings in ``path`` (a
+    ``structure.oebin`` or a folder searched for them): ``continuous/<folder_name>/
+    continuous.dat``, int16 interleaved, ``num_channels`` and ``sample_rate`` from the
+    ``structure.oebin``. Raises :class:`RecordingFileError` (exit code 2) naming what is
+    wrong."""
+    import json
+
+    from spikeforge.host.sample_files import RecordingFileError
+
+    path = Path(path)
+    oebins = [path] if path.is_file() else _oebins(path)
+    if not oebins:
+        raise RecordingFileError(f"{path}: no structure.oebin (not an Open Ephys binary "
+                                 "recording)")
+    out = []
+    for oebin in oebins:
+        try:
+            streams = json.loads(oebin.read_text())["continuous"]
+            entries = [(str(s["folder_name"]).strip("/"), int(s["num_channels"]),
+                        float(s["sample_rate"])) for s in streams]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RecordingFileError(
+                f"{oebin}: not a readable Open Ephys structure.oebin ({exc!r}); it needs a "
+                "'continuous' list with folder_name, num_channels and sample_rate") from None
+        for folder, channels, rate in entries:
+            dat = oebin.parent / "continuous" / folder / "continuous.dat"
+            if not dat.is_file():
+                raise RecordingFileError(f"{oebin} lists stream {folder!r} but {dat} is "
+                                         "missing")
+            data = np.fromfile(dat, dtype="<i2")
+            if channels < 1 or data.size % channels:
+                raise RecordingFileError(
+                    f"{dat}: {data.size} int16 values are not whole sweeps of {channels} "
+                    "channels (num_channels in structure.oebin); the file is cut or damaged")
+            name = str(dat.parent.relative_to(path if path.is_dir() else oebin.parent))
+            out.append(Recording(name, f"open ephys: {path.name}",
+                                 data.reshape(-1, channels).astype(np.int16),
+                                 int(round(rate))))
     return out
 
 

@@ -1,36 +1,67 @@
 """Golden model of the v2 lossless coder: sign-sign LMS prediction and a multi-symbol range
-coder with adaptive CDFs, bit exact (the definition the gateware must match).
+coder with adaptive CDFs, optionally over an ADC's value grid with per-code weights, bit
+exact (the definition the gateware must match).
 
-The contract (alphabet, parameters, worst case) is :mod:`spikeforge.firmware.compression_v2`;
-the host decoder :func:`spikeforge.host.compression.decode_v2`. The coder is sequential per
-channel, so the kernel is one loop, compiled with numba.
+The contract (alphabet, parameters, grid, worst case) is
+:mod:`spikeforge.firmware.compression_v2`; the host decoder
+:func:`spikeforge.host.compression.decode_v2`. The coder is sequential per channel, so the
+kernel is one loop, compiled with numba. Integer only; the encoder never divides (the range
+is divided by a non-power-of-two total through :func:`~spikeforge.firmware.compression_v2.
+reciprocal_table`).
 """
 
 import numba
 import numpy as np
 
-from spikeforge.firmware.compression import Codebook
 from spikeforge.firmware.compression_v2 import (
-    CDF_BITS,
     ESCAPE,
+    LENGTH_BITS,
     LITERAL_BITS,
     LITERALS,
     RANGE_TOP,
+    RECIPROCAL_BITS,
     SYMBOLS,
     VERBATIM_FLAG_BITS,
+    WEIGHT_UNIT_BITS,
     CodecV2Config,
+    ValueGrid,
     initial_cdf,
+    reciprocal_table,
 )
 from spikeforge.firmware.errors import ConfigError
 
-__all__ = ["encode_v2", "encode_v2_stream"]
+__all__ = ["encode_v2", "encode_v2_stream", "grid_arrays"]
+
+#: Padding of the code-weight table on both sides (codes outside the grid weigh 1).
+_PAD = LITERALS
 
 
-def encode_v2(samples: np.ndarray, config: CodecV2Config,
-              codebook: Codebook | None = None) -> list[bytes]:
+def grid_arrays(grid: ValueGrid | None, weights: np.ndarray | None, grid_bits: int):
+    """The arrays the kernels take: value table (int64), base, reciprocal, shift, and the
+    code-weight table padded by LITERALS entries of weight 1 on both sides."""
+    unit = 1 << WEIGHT_UNIT_BITS
+    if grid is None:
+        return (np.zeros(1, np.int64), 0, 0, 1, np.full(2 * _PAD + 1, unit, np.int64))
+    if grid.bits > grid_bits:
+        raise ConfigError(f"the value grid has {grid.bits}-bit codes but the coder was built "
+                          f"for {grid_bits}; build with grid_bits={grid.bits}")
+    table = grid.table().astype(np.int64)
+    reciprocal, shift = grid.reciprocal
+    padded = np.full(len(table) + 2 * _PAD, unit, np.int64)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.int64)
+        if weights.shape != table.shape or weights.min() < 1 or weights.max() > 255:
+            raise ConfigError(f"code weights must be {len(table)} integers 1..255 (one per "
+                              "code of the grid); learn them with learn_code_weights")
+        padded[_PAD:_PAD + len(table)] = weights
+    return table, grid.base, reciprocal, shift, padded
+
+
+def encode_v2(samples: np.ndarray, config: CodecV2Config, grid: ValueGrid | None = None,
+              weights: np.ndarray | None = None) -> list[bytes]:
     """Code ``samples`` (int16, ``(sweeps, channels)``); one bytes object per block (the last
-    block may be shorter and ends with the coder's flush)."""
-    stream, ends, _ = encode_v2_stream(samples, config, codebook)
+    block ends with the coder's flush)."""
+    stream, ends, _ = encode_v2_stream(samples, config, grid, weights)
     out, start = [], 0
     for end in ends:
         out.append(stream[start:end].tobytes())
@@ -39,33 +70,34 @@ def encode_v2(samples: np.ndarray, config: CodecV2Config,
 
 
 def encode_v2_stream(samples: np.ndarray, config: CodecV2Config,
-                     codebook: Codebook | None = None):
+                     grid: ValueGrid | None = None, weights: np.ndarray | None = None):
     """The whole coded stream (uint8), each block's end offset, and each block's verbatim
     flag."""
     samples = np.ascontiguousarray(samples, dtype=np.int16)
     if samples.ndim != 2:
         raise ConfigError(f"samples must have shape (sweeps, channels), not {samples.shape}")
-    if config.codebook and codebook is None:
-        raise ConfigError("codec v2 configured with codebook=True but no codebook given; "
-                          "learn one from the stream's first seconds (learn_codebook)")
-    if config.codebook:
-        assert codebook is not None
-        table = codebook.table(config.codebook_bits)
-        base, multiplier, shift = codebook.base, codebook.multiplier, codebook.shift
-    else:
-        table, base, multiplier, shift = np.zeros(1, np.int16), 0, 0, 0
+    if config.grid and grid is None:
+        raise ConfigError("codec v2 configured with grid=True but no value grid given; "
+                          "learn one from the stream's first samples (learn_grid)")
+    if config.code_weights and weights is None:
+        raise ConfigError("codec v2 configured with code_weights=True but no weights given; "
+                          "learn them from the device's recordings (learn_code_weights)")
+    table, base, reciprocal, shift, padded = grid_arrays(
+        grid if config.grid else None, weights if config.code_weights else None,
+        config.grid_bits)
     sweeps, channels = samples.shape
     blocks = -(-sweeps // config.block_sweeps)
-    # A block is first coded tentatively (at most ~5 bytes a sample) before it may go
+    # A block is first coded tentatively (at most ~8 bytes a sample) before it may go
     # verbatim; the stream as kept is at most raw plus a few bytes a block.
-    capacity = samples.size * 2 + 5 * channels * config.block_sweeps + blocks * 4 + 64
+    capacity = samples.size * 2 + 8 * channels * config.block_sweeps + blocks * 4 + 64
     out = np.zeros(capacity, np.uint8)
     ends = np.zeros(blocks, np.int64)
     verbatim = np.zeros(blocks, np.bool_)
     length = _encode_kernel(samples, config.block_sweeps, config.sync_blocks, config.taps,
-                            config.weight_bits, config.mu, config.rate_max, config.codebook,
-                            table, base, multiplier, shift,
-                            np.array(initial_cdf(), np.int64), out, ends, verbatim)
+                            config.weight_bits, config.mu, config.rate_max, config.grid,
+                            config.code_weights, table, base, reciprocal, shift, padded,
+                            np.array(initial_cdf(), np.int64), reciprocal_table(), out, ends,
+                            verbatim)
     return out[:length], ends, verbatim
 
 
@@ -94,10 +126,7 @@ def _shift_low(rc, out):
 
 
 @numba.njit(cache=True, inline="always")
-def _encode(rc, out, start, size, bits):
-    r = rc[1] >> bits
-    rc[0] += r * start
-    rc[1] = r * size
+def _normalise(rc, out):
     while rc[1] < RANGE_TOP:
         rc[1] <<= 8
         _shift_low(rc, out)
@@ -108,7 +137,19 @@ def _encode_raw(rc, out, value, nbits):
     while nbits > 0:
         k = 8 if nbits > 8 else nbits
         nbits -= k
-        _encode(rc, out, (value >> nbits) & ((1 << k) - 1), 1, k)
+        r = rc[1] >> k
+        rc[0] += r * ((value >> nbits) & ((1 << k) - 1))
+        rc[1] = r
+        _normalise(rc, out)
+
+
+@numba.njit(cache=True, inline="always")
+def _encode_length_coded(rc, out, x):
+    """x >= 0 as LENGTH_BITS bits of its bit length, then the bits below its leading one."""
+    n = _bit_length(x)
+    _encode_raw(rc, out, n, LENGTH_BITS)
+    if n > 1:
+        _encode_raw(rc, out, x - (1 << (n - 1)), n - 1)
 
 
 @numba.njit(cache=True)
@@ -126,6 +167,40 @@ def _bit_length(x):
     return n
 
 
+@numba.njit(cache=True, inline="always")
+def _range_per_unit(rng, total, recip):
+    """range / total, rounded down, without a divider: the reciprocal of total's top
+    RECIPROCAL_BITS bits (rounded up) from a table, one multiply and a shift."""
+    sh = _bit_length(total) - RECIPROCAL_BITS
+    if sh < 0:
+        sh = 0
+    q = total >> sh
+    if (q << sh) != total:
+        q += 1
+    return ((rng >> 8) * recip[q]) >> (25 + sh)
+
+
+@numba.njit(cache=True, inline="always")
+def _frequencies(cdf_row, freq, use_weights, padded, c0, code_max):
+    """Each symbol's frequency (``freq``), literals scaled by the weight of the code they
+    stand for; returns the total."""
+    total = 0
+    lo_code = c0 - LITERALS // 2
+    if lo_code < -LITERALS:
+        lo_code = -LITERALS
+    if lo_code > code_max + 1:
+        lo_code = code_max + 1
+    for j in range(SYMBOLS):
+        f = cdf_row[j + 1] - cdf_row[j] + 1
+        if use_weights and j < LITERALS:
+            f = (f * padded[lo_code + j + LITERALS]) >> WEIGHT_UNIT_BITS
+            if f < 1:
+                f = 1
+        freq[j] = f
+        total += f
+    return total
+
+
 @numba.njit(cache=True)
 def _reset(cdf, cdf0, weights, hist, prev, count):
     for c in range(cdf.shape[0]):
@@ -138,7 +213,8 @@ def _reset(cdf, cdf0, weights, hist, prev, count):
 
 @numba.njit(cache=True)
 def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, rate_max,
-                   use_codebook, table, base, multiplier, shift, cdf0, out, ends, verbatim):
+                   use_grid, use_weights, table, base, reciprocal, shift, padded, cdf0, recip,
+                   out, ends, verbatim):
     sweeps, channels = samples.shape
     code_max = table.shape[0] - 1
     ntaps = max(taps, 1)
@@ -147,10 +223,12 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
     hist = np.zeros((channels, ntaps), np.int64)
     prev = np.zeros(channels, np.int64)
     count = np.zeros(channels, np.int64)
+    freq = np.zeros(SYMBOLS, np.int64)
     rc = np.zeros(6, np.int64)
     count_max = 16 * (rate_max - 4)
     w_lim = (1 << 15) - 1
     half = (1 << (weight_bits - 1))
+    round_code = 1 << (shift - 1)
     blocks = ends.shape[0]
     if blocks == 0:
         return 0
@@ -182,17 +260,15 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
                 rc[1] -= flag_r
             else:
                 rc[1] = flag_r
-            while rc[1] < RANGE_TOP:
-                rc[1] <<= 8
-                _shift_low(rc, out)
+            _normalise(rc, out)
             for n in range(first, last):
                 for c in range(channels):
                     v = np.int64(samples[n, c])
                     escape = False
-                    if use_codebook:
-                        s = ((v - base) * multiplier) >> shift
+                    if use_grid:
+                        s = ((v - base) * reciprocal + round_code) >> shift
                         s = min(max(s, 0), code_max)
-                        escape = np.int64(table[s]) != v
+                        escape = table[s] != v
                     else:
                         s = v
                     d = s - prev[c]
@@ -206,18 +282,27 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
                         _encode_raw(rc, out, v & 0xFFFF, 16)
                     else:
                         u = 2 * e if e >= 0 else -2 * e - 1
+                        nb = 0
                         if escape:
                             sym = ESCAPE
                         elif u < LITERALS:
-                            sym = u
+                            sym = e + LITERALS // 2
                         else:
                             nb = _bit_length(u)
                             sym = LITERALS + nb - LITERAL_BITS - 1
-                        lo = cdf[c, sym] + sym
-                        hi = cdf[c, sym + 1] + sym + 1
-                        _encode(rc, out, lo, hi - lo, CDF_BITS)
+                        total = _frequencies(cdf[c], freq, use_weights, padded,
+                                             prev[c] + p, code_max)
+                        lo = 0
+                        for j in range(sym):
+                            lo += freq[j]
+                        r = _range_per_unit(rc[1], total, recip)
+                        rc[0] += r * lo
+                        rc[1] = r * freq[sym]
+                        _normalise(rc, out)
                         if escape:
-                            _encode_raw(rc, out, v & 0xFFFF, 16)
+                            _encode_length_coded(rc, out, u)
+                            off = v - table[s]
+                            _encode_length_coded(rc, out, 2 * off if off >= 0 else -2 * off - 1)
                         elif sym >= LITERALS:
                             _encode_raw(rc, out, u - (1 << (nb - 1)), nb - 1)
                         # adapt the CDF towards sym

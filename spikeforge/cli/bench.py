@@ -66,6 +66,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                "(default: any class naming n1)")
     compress.add_argument("--block-sweeps", dest="block_sweeps", type=int,
                           help="sweeps per coded block (default: CodecConfig's)")
+    compress.add_argument("--calibrate-from", dest="calibrate_from", action="append",
+                          metavar="PATH", help="recordings of the same ADC (never those "
+                          "benchmarked) to learn coder-v2's code weights from")
     compress.add_argument("--json", metavar="FILE.json", help="write machine-readable results")
     compress.set_defaults(run=cmd_bench_compress)
 
@@ -219,7 +222,12 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
         from spikeforge.firmware.compression import CodecConfig
 
         codec_config = CodecConfig(enabled=True, block_sweeps=args.block_sweeps)
-    codecs = cb.coder_codecs(codec_config) + cb.reference_codecs()
+    calibration = None
+    if args.calibrate_from:
+        calibration = cb.calibration_from(cb.file_recordings(args.calibrate_from, args.channels,
+                                                             args.sample_rate_hz),
+                                          ", ".join(args.calibrate_from))
+    codecs = cb.coder_codecs(codec_config, calibration) + cb.reference_codecs()
     print(f"compression benchmark: {len(recordings)} recordings, codecs "
           f"{', '.join(c.name for c in codecs)}", flush=True)
     for codec in codecs:
