@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from spikeforge.firmware.compression import CodecConfig, worst_case_bits
+from spikeforge.firmware.compression_v2 import CodecV2Config, worst_case_bits_v2
 from spikeforge.firmware.config import MAX_CHANNELS, SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.ethernet import (
@@ -142,7 +143,7 @@ class StreamDescription:
     spike_rate_hz: float = DEFAULT_SPIKE_RATE_HZ
     snippet_pre: int = 8
     snippet_post: int = 16
-    codec: CodecConfig = field(default_factory=CodecConfig)
+    codec: CodecConfig | CodecV2Config = field(default_factory=CodecConfig)
 
     def __post_init__(self) -> None:
         for name in ("channels", "sample_rate_hz", "sweeps_per_frame",
@@ -185,8 +186,12 @@ class StreamDescription:
 
     @property
     def worst_case_ratio(self) -> float:
-        """Raw bits / coded bits of the coder's worst-case block (below 1)."""
+        """Raw bits / coded bits of the coder's worst-case block (below 1): v1's
+        (:func:`~spikeforge.firmware.compression.worst_case_bits`) or, when the codec is
+        v2, v2's (:func:`~spikeforge.firmware.compression_v2.worst_case_bits_v2`)."""
         block = self.codec.block_sweeps
+        if isinstance(self.codec, CodecV2Config):
+            return 16 * self.channels * block / worst_case_bits_v2(self.channels, block)
         return 16 * self.channels * block / worst_case_bits(self.channels, block, self.codec)
 
     @property

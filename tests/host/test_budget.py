@@ -287,3 +287,16 @@ def test_a_measured_ratio_is_no_assumption():
     row = next(line for line in format_budget(result).splitlines()
                if line.startswith("lossless "))
     assert "measured over n1.wav" in row and "assum" not in row
+
+
+@pytest.mark.parametrize("channels", [1, 4, 1024])
+def test_worst_case_row_is_v2s_when_v2_is_the_coder_and_within_one_percent(channels):
+    from spikeforge.firmware.compression_v2 import CodecV2Config, worst_case_bits_v2
+
+    codec = CodecV2Config(enabled=True)
+    stream = StreamDescription(channels=channels, sample_rate_hz=30_000, codec=codec)
+    raw_bits = 16 * channels * codec.block_sweeps
+    assert stream.worst_case_ratio == raw_bits / worst_case_bits_v2(channels, 32)
+    assert stream.worst_case_ratio >= 0.99
+    v1 = StreamDescription(channels=channels, sample_rate_hz=30_000, codec=CodecConfig())
+    assert v1.worst_case_ratio != stream.worst_case_ratio
