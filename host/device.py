@@ -24,6 +24,16 @@ frame. A device that refuses a counter as a replay (its AUTH_COUNTER is ahead, e
 another host wrote) is caught up with once: the counter file is raised above AUTH_COUNTER
 and the write is signed again. Reads are never signed (they stay open).
 
+Encrypted stream (``SystemConfig.stream_cipher`` builds): :meth:`identify` asks the device
+whether it seals its stream (a read of ``CIPHER_FRAMES_WITHHELD``, a register only cipher
+builds have). If it does, a Device opened with the key picks a random 56-bit session
+(``secrets.randbits(56)``), keeps it next to the key file (``NAME.session``) before writing
+``CIPHER_SESSION_LO`` then ``CIPHER_SESSION_HI`` (signed writes), and decodes the stream
+through a :class:`~spikeforge.host.cipher.FrameOpener`: everything after it sees plaintext.
+A session already in force (set earlier in this boot) is adopted only if it is the one this
+host chose last for the device; any other is refused (reset the device). Without the key,
+:meth:`identify` raises :class:`CipherKeyMissing`, naming ``--key`` and ``spikeforge key``.
+
 Codebook (``codec.codebook`` builds): :meth:`load_codebook` writes the coder's value table
 over the control path, verifies it, and hands the same table to this Device's decoder, so
 COMPRESSED frames decode with the table the device codes with.
@@ -31,9 +41,12 @@ COMPRESSED frames decode with the table the device codes with.
 
 import errno
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import serial
 import serial.tools.list_ports
@@ -43,6 +56,7 @@ from spikeforge.firmware.config import SystemConfig, format_channels
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.registers import REGISTERS, Register, register
 from spikeforge.firmware.rhd2000 import CHIPS, ChipKind
+from spikeforge.firmware.stream_cipher import SESSION_BITS
 from spikeforge.firmware.wire import (
     MIN_RX_DIVISOR,
     MODE_NAMES,
@@ -69,11 +83,22 @@ from .errors import (
 from .frames import DataBlock, Identity, LinkStats, StreamDecoder, StreamItem
 from .keys import DeviceKey
 
+if TYPE_CHECKING:
+    from .cipher import FrameOpener
+
 __all__ = ["Device", "DeviceError", "DeviceNotFound", "DevicePermissionDenied", "DeviceBusy",
            "DeviceSilent", "DeviceDisconnected", "DeviceNoControl", "RegisterRefused",
-           "DeviceStatus", "ChipFound"]
+           "DeviceStatus", "ChipFound", "CipherKeyMissing", "CipherSessionRefused"]
 
 DEFAULT_BAUD = SystemConfig().baud
+
+
+class CipherKeyMissing(DeviceError):
+    """The device encrypts its stream and no key was given to decrypt it."""
+
+
+class CipherSessionRefused(DeviceError):
+    """The device's stream session was not set by this host: it does not stream under it."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +167,10 @@ class Device:
         self.chips_found: list[ChipFound] | None = None
         #: The device's control key (:mod:`.keys`); with it, writes are signed.
         self.key: DeviceKey | None = None
+        #: Whether the device seals its stream (None: not asked yet; see :meth:`identify`).
+        self.stream_cipher: bool | None = None
+        #: The stream's session this host set (cipher builds, after :meth:`identify`).
+        self.session: int | None = None
 
     @classmethod
     def open(cls, url: str, *, baud: int = DEFAULT_BAUD, timeout_s: float = 0.05,
@@ -195,12 +224,67 @@ class Device:
         found at start-up are read too and kept in :attr:`chips_found` (see :meth:`chips`).
         """
         config = self._wait_identity(timeout_s)
+        if self.stream_cipher is None and has_control_path(config):
+            self._start_cipher()
         if config.source == "rhd" and has_control_path(config):
             try:
                 self.chips_found = self.chips()
             except DeviceNoControl:
                 self.chips_found = None
         return config
+
+    # -- encrypted stream (stream_cipher builds; docs/wire-format.md) -----------------------
+    @property
+    def opener(self) -> "FrameOpener | None":
+        """What opens the sealed frames (None: the stream is not encrypted)."""
+        return self._decoder.opener
+
+    def _start_cipher(self) -> None:
+        """Ask whether the device seals its stream; if so, set this boot's session and
+        decode through a :class:`FrameOpener` (see the module's docstring)."""
+        probe = register("CIPHER_FRAMES_WITHHELD")
+        try:
+            reply = self.command(probe.address, CommandOp.READ, timeout_s=0.3, retries=1)
+        except DeviceNoControl:
+            return       # does not answer: it cannot have the cipher (that needs control)
+        self.stream_cipher = reply.status != ReplyStatus.UNKNOWN_REGISTER
+        if not self.stream_cipher:
+            return
+        if self.key is None:
+            raise CipherKeyMissing(
+                f"the device on {self.url} encrypts its stream (a stream_cipher build): give "
+                "its key to decrypt it, --key NAME (Device.open(url, key=load_key(NAME))); "
+                "`spikeforge key show NAME` names the key files, `spikeforge key new NAME` "
+                "makes one for a new build")
+        from .cipher import FrameOpener
+
+        session = self._set_session()
+        self.session = session
+        self._decoder.opener = FrameOpener(self.key.key, session)
+
+    def _set_session(self) -> int:
+        """Write a fresh random session (LO, then HI); return the session in force."""
+        assert self.key is not None
+        session = secrets.randbits(SESSION_BITS)
+        low, high = session & 0xFFFFFFFF, session >> 32
+        previous = _last_session(self.key)
+        # Kept before HI is written: a later open in this boot recognises it as its own.
+        _store_session(self.key, session)
+        if self.write_register("CIPHER_SESSION_LO", low) == low \
+                and self.write_register("CIPHER_SESSION_HI", high) == high:
+            return session
+        # Refused: the session was set before in this boot (it is write-protected then).
+        in_force = (self.read_register("CIPHER_SESSION_LO")
+                    | self.read_register("CIPHER_SESSION_HI") << 32)
+        if in_force == previous:
+            _store_session(self.key, in_force)
+            return in_force
+        raise CipherSessionRefused(
+            f"the device on {self.url} already has a stream session ({in_force:#016x}) that "
+            f"this host did not choose last for key {self.key.name!r}: another host set it, "
+            "or an old session-setting command was replayed. Nothing is recorded under a "
+            "session this host did not pick (its nonces may repeat an earlier boot's): "
+            "reset the device (power-cycle or reprogram it) and open it again")
 
     def _wait_identity(self, timeout_s: float) -> SystemConfig:
         deadline = time.monotonic() + timeout_s
@@ -615,6 +699,9 @@ class Device:
     def status(self) -> DeviceStatus:
         """The device's status registers (counters) and the host's link counters."""
         config = self.config or self.identify()
+        if self.key is not None:     # what the identity does not say: the keyed registers
+            config = config.replace(control_key=self.key.hex,
+                                    stream_cipher=bool(self.stream_cipher))
         values = {r.name: self.read_register(r) for r in REGISTERS
                   if r.access == "status" and r.present(config)}
         try:
@@ -643,6 +730,30 @@ class Device:
             found.append(ChipFound(line, kind, CHIPS[kind].amplifiers,
                                    (delays >> 4 * line) & 0xF))
         return found
+
+
+def _session_path(key: DeviceKey) -> Path:
+    return key.path.with_suffix(".session")
+
+
+def _last_session(key: DeviceKey) -> int | None:
+    """The stream session this host last set on the device of ``key`` (None: none)."""
+    try:
+        return int(_session_path(key).read_text().strip(), 16)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _store_session(key: DeviceKey, session: int) -> None:
+    """Keep ``session`` next to the key file (mode 0600, atomically, synced)."""
+    path = _session_path(key)
+    temporary = key.path.with_suffix(".session.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(f"{session:014x}\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
 
 
 def _mode_name(code: int) -> str:

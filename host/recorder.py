@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spikeforge.firmware.compression import Codebook
 from spikeforge.firmware.config import SystemConfig
@@ -33,6 +34,9 @@ from .errors import ExitCode
 from .frames import DataBlock, EventBlock, StreamItem
 from .openephys import OpenEphysWriter
 from .sinks import FanOut, Sink, StreamWindow, Tally
+
+if TYPE_CHECKING:
+    from .encrypted_recording import Recipient
 
 __all__ = ["RecordingStatus", "Recorder", "record", "DiskFull", "RecordingModeError",
            "RECORDABLE_MODES", "OutputFolderError", "RecordingWriteError",
@@ -238,6 +242,10 @@ class Recorder:
     "warn" (default: log a warning, record, mark every loss), "refuse"
     (:class:`LinkOverloaded`; ``spikeforge record`` without ``--allow-loss``) or "allow".
 
+    ``encrypt_to``: a :class:`~spikeforge.host.encrypted_recording.Recipient`; the folder
+    then holds only ``recording.sfenc``, every write of the Open Ephys writer sealed in
+    chunks for that recipient (``spikeforge decrypt`` restores the folder), nothing readable.
+
     ``run`` raises the device error or :class:`DiskFull` after closing the recording; a
     ``KeyboardInterrupt`` ends the recording normally with ``ended="interrupted"``.
     """
@@ -249,7 +257,7 @@ class Recorder:
                  channels: "list[int] | tuple[int, ...] | None" = None,
                  codebook: Codebook | None = None,
                  sinks: "list[Sink] | tuple[Sink, ...]" = (),
-                 overload: str = "warn"):
+                 overload: str = "warn", encrypt_to: "Recipient | None" = None):
         if overload not in OVERLOAD_POLICIES:
             raise ValueError(f"overload must be one of {', '.join(OVERLOAD_POLICIES)}, "
                              f"not {overload!r}")
@@ -264,6 +272,7 @@ class Recorder:
         self.channels = channels
         self.codebook = codebook
         self.extra_sinks = FanOut(sinks).sinks    # checked before anything is written
+        self.encrypt_to = encrypt_to
         # -- set by prepare() --
         self.config: SystemConfig | None = None
         self.writer: OpenEphysWriter | None = None   # None: out is None (sinks only)
@@ -292,13 +301,18 @@ class Recorder:
         mode_in_force = self.mode or (self.device.mode() if self.control else None)
         enabled = self.device.enabled_channels or self.config.enabled_channels
         if self.out is not None:
-            self.writer = OpenEphysWriter(
-                self.out, self.config,
-                {"port": self.device.url, "control": self.control,
-                 "mode": mode_in_force or "as streamed",
-                 **({"codebook": self.codebook.to_dict()} if self.codebook is not None
-                    else {})},
-                channels=enabled)
+            metadata = {"port": self.device.url, "control": self.control,
+                        "mode": mode_in_force or "as streamed",
+                        **({"codebook": self.codebook.to_dict()} if self.codebook is not None
+                           else {})}
+            if self.encrypt_to is not None:     # nothing readable on disk
+                from .encrypted_recording import EncryptedRecordingWriter
+
+                self.writer = EncryptedRecordingWriter(  # type: ignore[assignment]
+                    self.out, self.encrypt_to, self.config, metadata, channels=enabled)
+            else:
+                self.writer = OpenEphysWriter(self.out, self.config, metadata,
+                                              channels=enabled)
         self.counts = self.writer if self.writer is not None else Tally(enabled)
         self.sink = FanOut((self.counts, *self.extra_sinks))
         if mode_in_force is not None:

@@ -51,6 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                           "says otherwise")
     rec.add_argument("--codebook-channels", type=int, metavar="N",
                      help="channels of a flat int16 --codebook-from recording")
+    add_privacy_options(rec, encrypt=True)    # --key NAME, --encrypt-to RECIPIENT.pub
     from .stream import add_lsl_options
 
     add_lsl_options(rec)     # record --lsl: record and stream live at once
@@ -65,6 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     status.add_argument("--board", help="the board; sets the default --baud")
     status.add_argument("--start", action="store_true", help="start streaming (STREAM_ENABLE=1)")
     status.add_argument("--stop", action="store_true", help="stop streaming (STREAM_ENABLE=0)")
+    add_privacy_options(status)
     status.set_defaults(run=cmd_status)
 
     export = commands.add_parser("export", help="convert a recording to another format")
@@ -169,6 +171,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .stream import run_recorder
 
     check_output_folder(Path(args.out))     # before any board starts
+    encrypt_recipient(args)                 # a bad --encrypt-to key file too
     mode = args.mode or ("lossless" if args.codebook_from is not None else None)
     _check_sim_link(args, mode)             # before the virtual board starts
 
@@ -179,7 +182,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     codebook = _record_codebook(args)
     sim_baud = args.baud if _is_sim(args.port) else None
     with device_url(args.port, sim_baud) as url, \
-            Device.open(url, baud=record_baud(args)) as device:
+            Device.open(url, baud=record_baud(args), key=device_key(args)) as device:
         if codebook is not None:
             print(f"loading the codebook: {len(codebook.values)} values, base "
                   f"{codebook.base}, multiplier {codebook.multiplier}, shift "
@@ -187,7 +190,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         final = run_recorder(device, Path(args.out), args, duration_s=args.duration,
                              on_status=show,
                              mode=mode, channels=_channels_enabled(args), codebook=codebook,
-                             overload="warn" if args.allow_loss else "refuse")
+                             overload="warn" if args.allow_loss else "refuse",
+                             encrypt_to=encrypt_recipient(args))
     print(f"recording ended ({final.ended}): {args.out}")
     if final.samples_lost:
         print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
@@ -250,7 +254,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Identity, chips found and counters of a device, read over its control path."""
     from spikeforge.host.device import Device
 
-    with device_url(args.port) as url, Device.open(url, baud=record_baud(args)) as device:
+    with device_url(args.port) as url, \
+            Device.open(url, baud=record_baud(args), key=device_key(args)) as device:
         config = device.identify()
         print(f"device: {config.describe()} on {url}")
         if args.stop:
@@ -291,3 +296,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {written}")
     return ExitCode.OK
 
+
+# -- privacy (docs/recording.md, "Keys, encrypted streams and encrypted recordings") --
+def add_privacy_options(parser: argparse.ArgumentParser, *, encrypt: bool = False) -> None:
+    """``--key NAME`` (the device's control key: signed writes, and the encrypted stream
+    of stream_cipher builds decrypted transparently); with ``encrypt``, ``--encrypt-to``."""
+    parser.add_argument("--key", metavar="NAME",
+                        help="the device's control key (`spikeforge key`): writes are "
+                             "signed with it, and a stream_cipher build's encrypted stream "
+                             "is decrypted with it")
+    if encrypt:
+        parser.add_argument("--encrypt-to", metavar="RECIPIENT.pub",
+                            help="write the recording encrypted to this X25519 public key "
+                                 "(`spikeforge key new-recipient NAME`): nothing readable "
+                                 "on disk; `spikeforge decrypt` restores the folder")
+
+
+def device_key(args: argparse.Namespace):
+    """``--key NAME``: the device's key from the user's key folder (None without it)."""
+    name = getattr(args, "key", None)
+    if name is None:
+        return None
+    from spikeforge.host.keys import load_key
+
+    return load_key(name)
+
+
+def encrypt_recipient(args: argparse.Namespace):
+    """``--encrypt-to FILE``: the recipient public key (None without it)."""
+    path = getattr(args, "encrypt_to", None)
+    if path is None:
+        return None
+    from spikeforge.host.encrypted_recording import load_recipient
+
+    return load_recipient(Path(path))
