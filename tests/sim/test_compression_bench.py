@@ -1,4 +1,4 @@
-"""The compression benchmark on small synthetic recordings (no /work/shared needed): the
+"""The compression benchmark on small synthetic recordings (no data folder needed): the
 ratios are real (every codec's output decodes to the input, sizes are what the codecs
 produce), and bad inputs are refused with a message that says what to do."""
 
@@ -140,3 +140,62 @@ def test_spikeinterface_recordings_are_int16_at_the_rhd_lsb():
     # 5 uV of noise at 0.195 uV/bit is ~26 LSB (robust estimate: spikes excluded).
     centred = si.samples - np.median(si.samples, axis=0)
     assert np.allclose(np.median(np.abs(centred), axis=0) / 0.6745, 5.0 / 0.195, rtol=0.2)
+
+
+def _write_openephys(folder, samples, rate_hz=30_000):
+    stream = folder / "continuous" / "spikeforge-100.acquisition"
+    stream.mkdir(parents=True)
+    samples.astype("<i2").tofile(stream / "continuous.dat")
+    (folder / "structure.oebin").write_text(json.dumps({"continuous": [{
+        "folder_name": "spikeforge-100.acquisition/", "sample_rate": float(rate_hz),
+        "num_channels": samples.shape[1]}]}))
+
+
+def test_open_ephys_binary_recordings_are_read_as_spikeforge_record_writes_them(tmp_path):
+    rng = np.random.default_rng(4)
+    samples = np.cumsum(rng.integers(-20, 21, (3000, 3)), axis=0).astype(np.int16)
+    _write_openephys(tmp_path / "rec", samples, 20_000)
+    (found,) = cb.file_recordings([tmp_path / "rec"])
+    assert np.array_equal(found.samples, samples) and found.sample_rate_hz == 20_000
+    row = cb.measure(found, [cb.coder_v2_codec()])
+    assert row.ratio(cb.CODER_V2) > 1
+
+
+@pytest.mark.parametrize("damage", ["no dat", "cut dat", "bad oebin", "missing file",
+                                    "empty folder"])
+def test_every_input_error_exits_2(tmp_path, capsys, damage):
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "rec"
+    _write_openephys(folder, rng.integers(-9, 9, (100, 2)).astype(np.int16))
+    dat = folder / "continuous" / "spikeforge-100.acquisition" / "continuous.dat"
+    target = folder
+    if damage == "no dat":
+        dat.unlink()
+    elif damage == "cut dat":
+        dat.write_bytes(dat.read_bytes()[:-2])
+    elif damage == "bad oebin":
+        (folder / "structure.oebin").write_text("{not json")
+    elif damage == "missing file":
+        target = tmp_path / "nothing.wav"
+    else:
+        target = tmp_path / "empty"
+        target.mkdir()
+    assert main(["bench", "compress", str(target), "--no-synthetic"]) == 2
+
+
+def test_v2_code_weights_come_from_other_recordings_and_round_trip():
+    from spikeforge.firmware.compression_v2 import ValueGrid
+
+    grid = ValueGrid.full_scale(10, "toward_zero")
+    rng = np.random.default_rng(9)
+
+    def recording(name):
+        codes = np.clip(512 + np.cumsum(rng.integers(-3, 4, 4000)) // 2, 0, 1023)
+        return cb.Recording(name, "adc", grid.table()[codes].astype(np.int16)[:, None],
+                            20_000)
+
+    calibration = cb.calibration_from([recording("a"), recording("b")], "a, b")
+    assert calibration is not None and calibration.grid == grid
+    row = cb.measure(recording("c"), [cb.coder_v2_codec(calibration=calibration)])
+    assert row.codecs[cb.CODER_V2].extra["code_weights"]
+    assert row.codecs[cb.CODER_V2].extra["grid"] == grid.to_dict()
