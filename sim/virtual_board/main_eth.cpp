@@ -29,7 +29,8 @@
 //          [RHD options, as main.cpp]
 // Prints "listening on udp data D control N" (N: the control socket's real port, D: the data
 // socket's), waits for the host's first datagram (unless --cycles is given), then runs until
-// SIGTERM/SIGINT or C cycles of `clk`; prints a line of statistics.
+// SIGTERM/SIGINT, C cycles of `clk`, or its parent process is gone; prints a line of
+// statistics.
 
 #include "Vtop.h"
 #include "Vtop___024root.h"
@@ -475,7 +476,8 @@ int main(int argc, char **argv) {
     // Nothing leaves the board until a host is learned: wait for one (not in a timed run).
     if (options.cycles == 0) {
         pollfd fds[2] = {{control_fd, POLLIN, 0}, {data_fd, POLLIN, 0}};
-        while (!stop_requested && poll(fds, 2, 200) <= 0) {}
+        const pid_t parent = getppid();
+        while (!stop_requested && getppid() == parent && poll(fds, 2, 200) <= 0) {}
     }
 
     auto context = std::make_unique<VerilatedContext>();
@@ -507,7 +509,11 @@ int main(int argc, char **argv) {
     const std::clock_t cpu_started = std::clock();
     const uint64_t batch = 1 << 14;   // link cycles between socket polls
 
+    // No client connection ends this board (UDP): it also stops when its parent is gone, so
+    // a crashed caller leaves no simulation running.
+    const pid_t parent = getppid();
     while (!stop_requested && (options.cycles == 0 || cycle < options.cycles)) {
+        if (getppid() != parent) break;
         receive_datagrams(control_fd, options.board_control_port, rx);
         receive_datagrams(data_fd, options.board_data_port, rx);
         const uint64_t batch_end = link_cycle + batch;
