@@ -26,6 +26,7 @@ __all__ = [
     "DetectorConfig", "POLARITIES", "FILTER_FRAC_BITS", "COEF_BITS", "NOISE_FRAC_BITS",
     "NOISE_BITS", "K_FRAC_BITS", "K_BITS", "SIGMA_NUM", "SIGMA_SHIFT", "THRESHOLD_SHIFT",
     "EVENT_HEADER_WORDS", "COUNTER_BITS", "polarity_code", "DETECTOR_SAME_CHANNEL_SPACING",
+    "EXCLUSION_SCORE_BITS", "MAX_EXCLUSION_NEIGHBOURS", "neighbours_within",
 ]
 
 #: Fraction bits of the filter states (states are value << FILTER_FRAC_BITS).
@@ -54,6 +55,15 @@ DETECTOR_SAME_CHANNEL_SPACING = 3
 #: timestamp low, timestamp high, channel, peak amplitude (see wire.EVENT_RECORD).
 EVENT_HEADER_WORDS = 5
 
+#: Local exclusion: a candidate's score as its neighbours compare it, saturated to this many
+#: bits (16383 LSB = 3.2 mV at 0.195 uV/LSB: larger peaks compare equal, and the lower
+#: channel index wins), so a neighbour's record (score + window code) is 18 bits, one block
+#: RAM word, at the default window.
+EXCLUSION_SCORE_BITS = 14
+#: Most neighbours one channel may have in the exclusion table (each is a read port, that is
+#: a copy of the record memory).
+MAX_EXCLUSION_NEIGHBOURS = 8
+
 #: Polarity names and their register codes (bit 0: negative-going, bit 1: positive-going).
 POLARITIES = {"negative": 1, "positive": 2, "both": 3}
 
@@ -65,6 +75,18 @@ def polarity_code(name: str) -> int:
         raise ConfigError(
             f"detector polarity must be one of {', '.join(POLARITIES)}, not {name!r}"
         ) from None
+
+
+def neighbours_within(positions, radius_um: float) -> tuple[tuple[int, ...], ...]:
+    """The exclusion table of a probe: per channel (in channel-index order, the order the
+    detector sees them), the other channels whose contacts lie within ``radius_um`` of its
+    own. ``positions``: (channels, 2) contact positions in um (a probe file's, or
+    SpikeInterface's ``recording.get_channel_locations()``)."""
+    points = [(float(x), float(y)) for x, y in positions]
+    return tuple(
+        tuple(j for j, (xj, yj) in enumerate(points)
+              if j != c and math.hypot(xj - xc, yj - yc) <= radius_um)
+        for c, (xc, yc) in enumerate(points))
 
 
 def _ema_coefficient(cutoff_hz: float, sample_rate_hz: int) -> int:
@@ -132,6 +154,22 @@ class DetectorConfig:
     event_buffer_words:
         Output buffer of event words (a power of two); an event that does not fit whole is
         dropped and counted.
+    exclusion:
+        Local exclusion (build-time; off by default, which is exactly the detector without
+        it): a spike seen on several neighbouring channels makes one event, on the channel
+        with the largest peak score. Every event becomes a *candidate*; a candidate is
+        dropped if a neighbour has a candidate within +-``exclusion_samples`` of its peak
+        with a larger score (saturated to :data:`EXCLUSION_SCORE_BITS`; equal scores: the
+        lower channel index wins). Decided :attr:`exclusion_delay` sweeps after the peak;
+        the channel re-arms no earlier. docs/detection.md, "Local exclusion".
+    exclusion_samples:
+        The window w, +-samples between two neighbours' peaks (0..align_samples-1).
+    exclusion_channels:
+        Neighbours +-k in channel-index order (when ``exclusion_neighbours`` is empty).
+    exclusion_neighbours:
+        The neighbour table: per channel, the channels it is compared with (symmetric, at
+        most :data:`MAX_EXCLUSION_NEIGHBOURS` each; :func:`neighbours_within` makes one from
+        the contacts' positions). For probes whose index neighbours are not spatial ones.
     """
 
     enabled: bool = False
@@ -152,6 +190,23 @@ class DetectorConfig:
     max_snippet_post: int = 31
     event_queue: int = 8
     event_buffer_words: int = 512
+    exclusion: bool = False
+    exclusion_samples: int = 3
+    exclusion_channels: int = 1
+    exclusion_neighbours: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        # A table read from JSON arrives as lists; the configuration is frozen and hashable.
+        table = self.exclusion_neighbours
+        if isinstance(table, list | tuple) and not (
+                isinstance(table, tuple) and all(isinstance(row, tuple) for row in table)):
+            try:
+                object.__setattr__(self, "exclusion_neighbours",
+                                   tuple(tuple(int(c) for c in row) for row in table))
+            except TypeError:
+                raise ConfigError(
+                    f"detector exclusion_neighbours must be one list of channel indices per "
+                    f"channel, not {table!r}") from None
 
     def validate(self, sample_rate_hz: int) -> None:
         if not 1 <= self.dc_shift <= 16:
@@ -202,6 +257,23 @@ class DetectorConfig:
             value = getattr(self, name)
             if value < 2 or value & (value - 1):
                 raise ConfigError(f"detector {name} must be a power of two >= 2, not {value!r}")
+        if not isinstance(self.exclusion, bool):
+            raise ConfigError(
+                f"detector exclusion must be True or False, not {self.exclusion!r}")
+        if not (isinstance(self.exclusion_samples, int)
+                and 0 <= self.exclusion_samples < self.align_samples):
+            raise ConfigError(
+                f"detector exclusion_samples must be 0..align_samples-1="
+                f"{self.align_samples - 1} (a neighbour's candidate must still be on record "
+                f"when the last channel that compares with it decides), not "
+                f"{self.exclusion_samples!r}; lower it or raise align_samples")
+        if not (isinstance(self.exclusion_channels, int)
+                and 0 <= self.exclusion_channels <= MAX_EXCLUSION_NEIGHBOURS // 2):
+            raise ConfigError(
+                f"detector exclusion_channels must be 0..{MAX_EXCLUSION_NEIGHBOURS // 2} "
+                f"(+-k channels in index order), not {self.exclusion_channels!r}; for a "
+                f"probe whose index neighbours are not its spatial neighbours give "
+                f"exclusion_neighbours")
         if self.event_buffer_words < self.max_event_words:
             need = 1 << (self.max_event_words - 1).bit_length()
             raise ConfigError(
@@ -210,6 +282,82 @@ class DetectorConfig:
             )
 
     # -- derived ------------------------------------------------------------------------------
+
+    def exclusion_table(self, channels: int) -> tuple[tuple[int, ...], ...]:
+        """Each channel's exclusion neighbours (sorted, without itself): the explicit
+        ``exclusion_neighbours`` if given, else the channels within +-``exclusion_channels``
+        in index order. Raises :class:`ConfigError` for a table that does not fit
+        ``channels``, names a channel twice or itself, has more than
+        :data:`MAX_EXCLUSION_NEIGHBOURS` for a channel, or is not symmetric."""
+        if not self.exclusion_neighbours:
+            k = self.exclusion_channels
+            return tuple(tuple(j for j in range(max(0, c - k), min(channels, c + k + 1))
+                               if j != c) for c in range(channels))
+        table = self.exclusion_neighbours
+        if len(table) != channels:
+            raise ConfigError(
+                f"detector exclusion_neighbours has {len(table)} rows; it needs one per "
+                f"channel ({channels})")
+        rows = []
+        for c, row in enumerate(table):
+            if len(set(row)) != len(row) or c in row or any(
+                    not 0 <= j < channels for j in row):
+                raise ConfigError(
+                    f"detector exclusion_neighbours[{c}] = {list(row)} must list other "
+                    f"channels (0..{channels - 1}), each once")
+            if len(row) > MAX_EXCLUSION_NEIGHBOURS:
+                raise ConfigError(
+                    f"detector exclusion_neighbours[{c}] has {len(row)} channels; at most "
+                    f"{MAX_EXCLUSION_NEIGHBOURS} (each is a copy of the record memory): "
+                    f"use a smaller radius")
+            rows.append(tuple(sorted(row)))
+        for c, row in enumerate(rows):
+            for j in row:
+                if c not in rows[j]:
+                    raise ConfigError(
+                        f"detector exclusion_neighbours is not symmetric: {j} is a neighbour "
+                        f"of {c} but not {c} of {j}; list each pair both ways")
+        return tuple(rows)
+
+    def exclusion_slots(self, channels: int) -> int:
+        """Neighbours per channel the gateware reads (the longest row of the table)."""
+        return max((len(row) for row in self.exclusion_table(channels)), default=0)
+
+    @property
+    def exclusion_delay(self) -> int:
+        """Sweeps from an event's peak to its exclusion decision: ``exclusion_samples +
+        align_samples + 1`` (every neighbour's candidate within the window has been emitted
+        by the sweep before)."""
+        return self.exclusion_samples + self.align_samples + 1
+
+    @property
+    def exclusion_age_max(self) -> int:
+        """A candidate's age (sweeps since its peak) saturates here: older is out of every
+        window."""
+        return self.exclusion_delay + self.exclusion_samples + 1
+
+    def exclusion_code(self, age: int) -> int:
+        """A neighbour's record carries its candidate's age as a window code: 0 too young,
+        ``1 .. 2w+2`` the ages ``D-1-w .. D+w`` (D = :attr:`exclusion_delay`), ``2w+3``
+        (:attr:`exclusion_code_max`) older."""
+        return min(max(age - self.exclusion_code_low + 1, 0), self.exclusion_code_max)
+
+    @property
+    def exclusion_code_low(self) -> int:
+        """The youngest age with a window code of 1: ``D - 1 - w``."""
+        return self.exclusion_delay - 1 - self.exclusion_samples
+
+    @property
+    def exclusion_code_max(self) -> int:
+        return 2 * self.exclusion_samples + 3
+
+    @property
+    def exclusion_code_bits(self) -> int:
+        return (2 * self.exclusion_samples + 3).bit_length()
+
+    @property
+    def exclusion_age_bits(self) -> int:
+        return self.exclusion_age_max.bit_length()
 
     def highpass_coefficient(self, sample_rate_hz: int) -> int:
         return _ema_coefficient(self.highpass_hz, sample_rate_hz)
@@ -245,7 +393,9 @@ class DetectorConfig:
         if per_sweep < 1:
             raise ConfigError(f"the snippet copier needs at least one cycle per sweep, not "
                               f"{per_sweep}; raise the clock or lower the channel count")
-        span = self.max_snippet_pre + self.align_samples + self.max_snippet_post
+        # With exclusion an event is admitted exclusion_delay sweeps after its peak.
+        decided = max(self.align_samples, self.exclusion_delay if self.exclusion else 0)
+        span = self.max_snippet_pre + decided + self.max_snippet_post
         copy_cycles = (self.event_queue + 1) * (self.max_event_words + 2) + 4
         need = span + 1 + -(-copy_cycles // per_sweep) + (per_sweep < cycles_per_sample)
         return 1 << (need - 1).bit_length()

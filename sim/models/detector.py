@@ -19,6 +19,7 @@ from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.detection import (
     COEF_BITS,
     EVENT_HEADER_WORDS,
+    EXCLUSION_SCORE_BITS,
     FILTER_FRAC_BITS,
     NOISE_FRAC_BITS,
     SIGMA_NUM,
@@ -115,7 +116,18 @@ def detect(config: SystemConfig, filtered: np.ndarray,
     """Detection on conditioned samples (shape (sweeps, channels)) from reset.
 
     ``trace`` also records the threshold and the armed state per sample (for studies of
-    which spikes are missed and why; it does not change the events)."""
+    which spikes are missed and why; it does not change the events).
+
+    With ``config.detector.exclusion`` every event is first a candidate of its channel
+    (score saturated to ``EXCLUSION_SCORE_BITS``, age in sweeps since its peak); it is
+    decided in the sweep its age reaches ``D = exclusion_delay`` and emitted then unless a
+    neighbour's candidate beats it. Each channel's *record* (its latest candidate's score
+    and window code) is what its neighbours compare with: a channel c deciding in sweep n
+    sees the records of lower channels as they are after sweep n and of higher channels as
+    they were after sweep n-1 (the gateware's channel order). A neighbour j beats c if its
+    record is in the window (ages ``D-w .. D+w`` as of sweep n for j < c, ``D-1-w .. D-1+w``
+    as of n-1 for j > c: peaks at most w apart either way) and its score is larger, or equal
+    with j < c. The channel stays dead until its candidate is decided."""
     det = config.detector
     p = DetectorParams.from_config(config) if params is None else params
     pre = min(p.snippet_pre, det.max_snippet_pre)
@@ -140,6 +152,22 @@ def detect(config: SystemConfig, filtered: np.ndarray,
     emitted: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     threshold_trace = np.zeros((sweeps if trace else 0, channels), dtype=np.int64)
     armed_trace = np.zeros((sweeps if trace else 0, channels), dtype=bool)
+    exclusion = det.exclusion
+    if exclusion:
+        table = det.exclusion_table(channels)
+        slots = max(1, max(len(row) for row in table))
+        neighbour = np.full((channels, slots), -1, dtype=np.int64)
+        for c, row in enumerate(table):
+            neighbour[c, :len(row)] = row
+        delay, age_max = det.exclusion_delay, det.exclusion_age_max
+        code_low, code_max = det.exclusion_code_low, det.exclusion_code_max
+        w = det.exclusion_samples
+        score_max = (1 << EXCLUSION_SCORE_BITS) - 1
+        pending = np.zeros(channels, dtype=bool)
+        age = np.full(channels, age_max, dtype=np.int64)
+        candidate = np.zeros(channels, dtype=np.int64)
+        record_code = np.full(channels, code_max, dtype=np.int64)
+        record_score = np.zeros(channels, dtype=np.int64)
 
     for n in range(sweeps):
         y = y_all[n]
@@ -171,12 +199,39 @@ def detect(config: SystemConfig, filtered: np.ndarray,
         new_peak_value = np.where(cross | better, centre, peak_value)
         peak_score = np.where(cross | better, score, peak_score)
         new_peak_count = np.where(cross, 0, np.where(better, next_count, peak_count))
-        if emit.any():
+        end_dead = dead & (next_count >= p.dead_samples)
+        if exclusion:
+            age = np.where(emit, next_count - new_peak_count + int(neo),
+                           np.minimum(age + 1, age_max))
+            candidate = np.where(emit, np.minimum(peak_score, score_max), candidate)
+            pending |= emit
+            decide = pending & (age == delay)
+            old_code, old_score = record_code, record_score
+            record_code = np.clip(age - code_low + 1, 0, code_max)
+            record_score = candidate
+            if decide.any():
+                idx = np.flatnonzero(decide)
+                j = neighbour[idx]
+                lower = j < idx[:, None]
+                jj = np.maximum(j, 0)
+                code = np.where(lower, record_code[jj], old_code[jj])
+                theirs = np.where(lower, record_score[jj], old_score[jj])
+                in_window = np.where(lower, (code >= 2) & (code <= 2 * w + 2),
+                                     (code >= 1) & (code <= 2 * w + 1))
+                mine = candidate[idx][:, None]
+                beats = (j >= 0) & in_window & ((theirs > mine)
+                                                | (lower & (theirs == mine)))
+                kept = idx[~beats.any(axis=1)]
+                if len(kept):
+                    emitted.append((n, kept, n - delay + np.zeros(len(kept), np.int64),
+                                    new_peak_value[kept]))
+            pending &= ~decide
+            end_dead &= ~pending
+        elif emit.any():
             idx = np.flatnonzero(emit)
             ts = n - (next_count[idx] - new_peak_count[idx]) - int(neo)
             emitted.append((n, idx, ts, new_peak_value[idx]))
-        end_dead = dead & (next_count >= p.dead_samples)
-        emit_phase = DEAD if p.dead_samples else ARMED
+        emit_phase = DEAD if (p.dead_samples or exclusion) else ARMED
         new_phase = np.where(cross, SEARCH, np.where(emit, emit_phase,
                              np.where(end_dead, ARMED, phase)))
         new_count = np.where(cross | emit, 0, np.where(searching | dead, next_count, count))

@@ -218,3 +218,143 @@ def test_snippet_ring_goes_to_spram_on_the_up5k_when_large_and_is_deep_enough_th
     # Few free cycles per sweep: the copier is slower, so the ring must be deeper.
     det = DetectorConfig()
     assert det.ring_depth(260, 4) > det.ring_depth(260)
+
+
+# -- local exclusion --------------------------------------------------------------------------
+
+def _exclusion_config(channels: int, **detector) -> SystemConfig:
+    return SystemConfig(channels=channels, detector=DetectorConfig(exclusion=True, **detector))
+
+
+def _pulses(sweeps: int, channels: int, pulses: list[tuple[int, int, int]]) -> np.ndarray:
+    """Conditioned samples: silence (the tracker decays to a threshold of 0 by sweep ~2100)
+    and one-sample negative pulses (channel, sweep, amplitude)."""
+    y = np.zeros((sweeps, channels), dtype=np.int16)
+    for channel, sweep, amplitude in pulses:
+        y[sweep, channel] = -amplitude
+    return y
+
+
+def _events(events) -> list[tuple[int, int, int]]:
+    return sorted(zip(events.channel.tolist(), events.sweep.tolist(), events.peak.tolist()))
+
+
+def test_exclusion_keeps_one_event_on_the_largest_neighbour_and_decides_d_sweeps_later():
+    config = _exclusion_config(6, exclusion_channels=2)
+    delay = config.detector.exclusion_delay
+    # One spike on channels 1-4, largest on 3; channel 0 is within 2 of 1 and 2 only.
+    y = _pulses(4000, 6, [(1, 3000, 300), (2, 3001, 500), (3, 3002, 900), (4, 2999, 400)])
+    events = detect(config, y)
+    assert _events(events) == [(3, 3002, -900)]
+    assert events.emit_sweep.tolist() == [3002 + delay]
+    # Without exclusion: four events.
+    assert len(detect(SystemConfig(channels=6), y)) == 4
+
+
+def test_exclusion_equal_peaks_keep_the_lowest_channel_and_ignore_far_channels():
+    config = _exclusion_config(8, exclusion_channels=1)
+    y = _pulses(4000, 8, [(2, 3000, 500), (3, 3000, 500), (4, 3000, 500), (7, 3000, 500),
+                          (0, 3000, 200)])
+    # 2 beats 3 (equal, lower index); 3 beats 4 (equal, lower): 4 goes although 3 went too
+    # (candidates are compared, not decisions); 0 is not 2's neighbour; 7 has no rival.
+    assert _events(detect(config, y)) == [(0, 3000, -200), (2, 3000, -500), (7, 3000, -500)]
+
+
+def test_exclusion_window_is_plus_minus_w_samples():
+    w = 3
+    config = _exclusion_config(2, exclusion_samples=w)
+    inside = _pulses(4000, 2, [(0, 3000, 400), (1, 3000 + w, 500)])
+    assert _events(detect(config, inside)) == [(1, 3000 + w, -500)]
+    inside = _pulses(4000, 2, [(0, 3000 + w, 400), (1, 3000, 500)])
+    assert _events(detect(config, inside)) == [(1, 3000, -500)]
+    outside = _pulses(4000, 2, [(0, 3000, 400), (1, 3001 + w, 500)])
+    assert len(detect(config, outside)) == 2
+    outside = _pulses(4000, 2, [(1, 3000, 400), (0, 3001 + w, 500)])
+    assert len(detect(config, outside)) == 2
+
+
+def test_exclusion_saturates_the_score_so_huge_equal_peaks_tie():
+    config = _exclusion_config(2)
+    y = _pulses(4000, 2, [(0, 3000, 20000), (1, 3000, 30000)])
+    assert _events(detect(config, y)) == [(0, 3000, -20000)]
+
+
+def test_exclusion_with_a_neighbour_table_compares_only_listed_channels():
+    table = ((2,), (), (0,), ())
+    config = _exclusion_config(4, exclusion_neighbours=table)
+    y = _pulses(4000, 4, [(0, 3000, 300), (1, 3000, 900), (2, 3001, 400), (3, 3000, 100)])
+    assert _events(detect(config, y)) == [(1, 3000, -900), (2, 3001, -400), (3, 3000, -100)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_exclusion_equals_its_offline_definition_on_random_pulses(seed: int):
+    """The causal, channel-serial decision equals the rule stated offline: a candidate goes
+    iff a neighbour's candidate within +-w has a larger saturated score, or an equal one on
+    a lower channel. Pulses on one channel are > 40 sweeps apart so re-arming never waits."""
+    rng = np.random.default_rng(seed)
+    channels, w = 7, 2
+    config = _exclusion_config(channels, exclusion_samples=w, exclusion_channels=2)
+    pulses = []
+    for c in range(channels):
+        t = 2200 + int(rng.integers(0, 40))
+        while t < 5800:
+            pulses.append((c, t, int(rng.choice([100, 200, 300, 300, 20000, 17000]))))
+            t += 41 + int(rng.integers(0, 4))
+    y = _pulses(6000, channels, pulses)
+    off = detect(SystemConfig(channels=channels), y)
+    table = config.detector.exclusion_table(channels)
+    score = np.minimum(-off.peak, 16383)
+    expected = []
+    for i in range(len(off)):
+        c, t = int(off.channel[i]), int(off.sweep[i])
+        beaten = any(
+            int(off.channel[j]) in table[c] and abs(int(off.sweep[j]) - t) <= w
+            and (score[j] > score[i] or (score[j] == score[i] and off.channel[j] < c))
+            for j in range(len(off)))
+        if not beaten:
+            expected.append((c, t, int(off.peak[i])))
+    assert len(off) > 400 and len(expected) < len(off)
+    assert _events(detect(config, y)) == sorted(expected)
+
+
+def test_exclusion_without_neighbours_changes_only_the_emission_sweep():
+    config = SystemConfig(channels=4, test_source=TestSourceConfig(noise_shift=1))
+    samples = condition(config, source_signal(config, 30_000).samples)
+    off = detect(config, samples)
+    alone = config.replace(detector=DetectorConfig(exclusion=True, exclusion_channels=0))
+    on = detect(alone, samples)
+    assert len(off) > 50
+    assert _events(on) == _events(off)
+    np.testing.assert_array_equal(on.snippets[np.lexsort((on.sweep, on.channel))],
+                                  off.snippets[np.lexsort((off.sweep, off.channel))])
+    assert np.all(on.emit_sweep == on.sweep + alone.detector.exclusion_delay)
+
+
+def test_exclusion_table_is_validated_with_a_fix():
+    with pytest.raises(ConfigError, match="not symmetric"):
+        DetectorConfig(exclusion_neighbours=((1,), ())).exclusion_table(2)
+    with pytest.raises(ConfigError, match="one per channel"):
+        DetectorConfig(exclusion_neighbours=((1,), (0,))).exclusion_table(3)
+    with pytest.raises(ConfigError, match="at most 8"):
+        row = tuple(range(1, 10))
+        DetectorConfig(exclusion_neighbours=(row,) + tuple((0,) for _ in row)
+                       ).exclusion_table(10)
+    with pytest.raises(ConfigError, match="align_samples"):
+        DetectorConfig(exclusion_samples=8).validate(30_000)
+    # A table from JSON (lists) becomes tuples; index ranges stop at the edges.
+    config = SystemConfig.from_dict(SystemConfig(channels=3, detector=DetectorConfig(
+        exclusion_neighbours=[[1], [0, 2], [1]])).to_dict())
+    assert config.detector.exclusion_neighbours == ((1,), (0, 2), (1,))
+    assert DetectorConfig(exclusion_channels=2).exclusion_table(4) == (
+        (1, 2), (0, 2, 3), (0, 1, 3), (1, 2))
+
+
+def test_neighbours_within_maps_a_two_column_probe():
+    from spikeforge.firmware.detection import neighbours_within
+
+    # SpikeInterface's generated probes: column 0 is channels 0..n/2-1, column 1 the rest.
+    positions = [(0, 0), (0, 20), (0, 40), (20, 0), (20, 20), (20, 40)]
+    table = neighbours_within(positions, 30)
+    assert table[0] == (1, 3, 4)
+    assert table[4] == (0, 1, 2, 3, 5)
+    assert table[2] == (1, 4, 5)   # not 3: index neighbour, 44.7 um away
