@@ -227,7 +227,8 @@ def _check_sim_link(args: argparse.Namespace, mode: str | None) -> None:
         print(f"spikeforge: warning: {problem}", file=sys.stderr)
     else:
         load, what = stream_load(config, mode, channels)
-        print(f"link load: {load:.0%} ({what})", file=sys.stderr)
+        print(f"link load: {load:.1%} ({what})" if load < 0.1 else
+              f"link load: {load:.0%} ({what})", file=sys.stderr)
     warning = control_path_warning(config)
     if warning is not None:
         print(f"spikeforge: warning: {warning}", file=sys.stderr)
