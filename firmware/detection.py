@@ -260,8 +260,8 @@ class DetectorConfig:
         if not isinstance(self.exclusion, bool):
             raise ConfigError(
                 f"detector exclusion must be True or False, not {self.exclusion!r}")
-        if not (isinstance(self.exclusion_samples, int)
-                and 0 <= self.exclusion_samples < self.align_samples):
+        if not (isinstance(self.exclusion_samples, int) and 0 <= self.exclusion_samples
+                and (self.exclusion_samples < self.align_samples or not self.exclusion)):
             raise ConfigError(
                 f"detector exclusion_samples must be 0..align_samples-1="
                 f"{self.align_samples - 1} (a neighbour's candidate must still be on record "

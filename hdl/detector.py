@@ -11,6 +11,7 @@ from spikeforge.firmware.detection import (
     COUNTER_BITS,
     DETECTOR_SAME_CHANNEL_SPACING,
     EVENT_HEADER_WORDS,
+    EXCLUSION_SCORE_BITS,
     K_BITS,
     NOISE_BITS,
     NOISE_FRAC_BITS,
@@ -36,10 +37,18 @@ ARMED, SEARCH, DEAD = 0, 1, 2
 
 
 class DetectorState(data.StructLayout):
-    """One channel's detection state."""
+    """One channel's detection state (with local exclusion also its candidate: pending,
+    age in sweeps since its peak, saturated score)."""
 
     def __init__(self, config: SystemConfig):
+        det = config.detector
+        exclusion = {
+            "pending": unsigned(1),
+            "age": unsigned(det.exclusion_age_bits),
+            "candidate": unsigned(EXCLUSION_SCORE_BITS),
+        } if det.exclusion else {}
         super().__init__({
+            **exclusion,
             "noise": unsigned(NOISE_BITS),          # median tracker of |y|, Q.6
             "phase": unsigned(2),                   # ARMED, SEARCH, DEAD
             "count": unsigned(COUNTER_BITS),        # samples since crossing / emission
@@ -49,6 +58,20 @@ class DetectorState(data.StructLayout):
             "previous": signed(16),                 # y[n-1], for the NEO
             "before": signed(16),                   # y[n-2]
         })
+
+
+class ExclusionRecord(data.StructLayout):
+    """What a channel's neighbours see of it: its latest candidate's saturated score and
+    the window code of its age (:meth:`DetectorConfig.exclusion_code`)."""
+
+    def __init__(self, config: SystemConfig):
+        super().__init__({"score": unsigned(EXCLUSION_SCORE_BITS),
+                          "code": unsigned(config.detector.exclusion_code_bits)})
+
+
+class _Neighbour(data.StructLayout):
+    def __init__(self, config: SystemConfig):
+        super().__init__({"valid": unsigned(1), "channel": unsigned(config.channel_bits)})
 
 
 class _Pending(data.StructLayout):
@@ -112,8 +135,22 @@ class Detector(wiring.Component):
     Per-channel state: :class:`DetectorState` (noise 22, phase 2, count 16, peak value 16,
     peak score 18, peak index, two previous samples for the NEO 32) + k (8 bits) + a ring
     of ``ring_depth`` x 16 bits.
+
+    Local exclusion (``DetectorConfig.exclusion``, build-time; without it the core is the
+    one above, unchanged): an event becomes its channel's *candidate* (state: pending, age,
+    score saturated to 14 bits) and is admitted only ``D = exclusion_delay`` sweeps after
+    its peak, unless a neighbour's candidate within +-``exclusion_samples`` beats it (larger
+    score, or equal on a lower channel). Each channel writes its *record* (score, window
+    code of the age: :class:`ExclusionRecord`) every sweep into ``K`` copies of a record
+    memory (``K`` = the most neighbours of a channel in the table, one read port each); the
+    neighbour table (``K`` x (valid, channel) per channel) is a ROM. Stage 0 reads the
+    table, stage 2 the neighbours' records (transparent: a lower channel's record of this
+    sweep, a higher one's of the last), stage 4 compares and admits, so the admission comes
+    4 cycles after the sample (:attr:`latency`). A channel re-arms only once its candidate
+    is decided. Modelled by :func:`spikeforge.sim.models.detector.detect`.
     """
 
+    #: Cycles from a sample to its admission decision without exclusion (:attr:`latency`).
     LATENCY = 3
     MIN_SAME_CHANNEL_SPACING = DETECTOR_SAME_CHANNEL_SPACING
 
@@ -144,6 +181,12 @@ class Detector(wiring.Component):
             "events_emitted": Out(32),
             "events_dropped": Out(32),
         })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a sample's transfer to the admission decision it causes (3; 4 with
+        local exclusion, whose comparison is a pipeline stage of its own)."""
+        return self.LATENCY + int(self._config.detector.exclusion)
 
     @property
     def ring_depth(self) -> int:
@@ -190,9 +233,17 @@ class Detector(wiring.Component):
         ring = self._ring(m, storage, ring_bits)
 
         sweep, s1 = self._read(m, state_rd, k_rd)
-        s2 = self._fetch(m, s1, state_rd.data, k_rd.data, ring, ring_bits)
+        neighbours = self._neighbour_table(m) if det.exclusion else None
+        s2 = self._fetch(m, s1, state_rd.data, k_rd.data, ring, ring_bits, neighbours)
         s3 = self._products(m, s2)
         new, emit, next_count = self._decide(m, s3, state_wr)
+        if det.exclusion:
+            event = self._exclude(m, s2, s3, new, emit, next_count)
+        else:
+            event = SimpleNamespace(
+                emitted=s3.valid & emit,
+                sweep=s3.sweep - (next_count - new.peak_count) - self.neo,
+                channel=s3.channel, peak=new.peak_value)
         pre = Signal(8)
         post = Signal(8)
         m.d.comb += [
@@ -201,7 +252,7 @@ class Detector(wiring.Component):
             post.eq(Mux(self.snippet_post > det.max_snippet_post, det.max_snippet_post,
                         self.snippet_post)),
         ]
-        queue, buffer = self._admit(m, s3, new, s3.valid & emit, next_count, pre, post)
+        queue, buffer = self._admit(m, event, pre, post)
         self._copy(m, queue, buffer, sweep, ring, ring_bits)
         return m
 
@@ -261,7 +312,7 @@ class Detector(wiring.Component):
                                       sweep=s1_sweep)
 
     def _fetch(self, m: Module, s1: SimpleNamespace, state_read, k_read,
-               ring: SimpleNamespace, ring_bits: int) -> SimpleNamespace:
+               ring: SimpleNamespace, ring_bits: int, neighbours=None) -> SimpleNamespace:
         """Stage 1: the state and k arrive from their memories and are registered as they
         are (a block RAM's output is slow: 5.8 ns of the 22 ns of 45 MHz on the ECP5). The
         ring is written here. Returns stage 2's registers."""
@@ -283,8 +334,13 @@ class Detector(wiring.Component):
             ring.write_addr.eq(Cat(s1.sweep[:ring_bits], s1.channel)),
             ring.write_data.eq(s1.value), ring.write_en.eq(s1.valid),
         ]
+        s2_neighbours = None
+        if neighbours is not None:
+            s2_neighbours = Signal(neighbours.shape())
+            m.d.sync += s2_neighbours.eq(neighbours)
         return SimpleNamespace(valid=s2_valid, channel=s2_channel, value=s2_value,
-                               sweep=s2_sweep, state=s2_state, k=s2_k)
+                               sweep=s2_sweep, state=s2_state, k=s2_k,
+                               neighbours=s2_neighbours)
 
     def _products(self, m: Module, s2: SimpleNamespace) -> SimpleNamespace:
         """Stage 2: the products (threshold, NEO) and the score are computed and registered,
@@ -379,26 +435,135 @@ class Detector(wiring.Component):
                     m.d.comb += [new.peak_value.eq(centre), new.peak_score.eq(y_score),
                                  new.peak_count.eq(next_count)]
                 with m.If(next_count == emit_at):
-                    m.d.comb += [
-                        emit.eq(1),
-                        new.phase.eq(Mux(self.dead_samples != 0, DEAD, ARMED)),
-                        new.count.eq(0),
-                    ]
+                    # With exclusion the channel stays dead until its candidate is decided.
+                    dead = DEAD if det.exclusion else Mux(self.dead_samples != 0, DEAD, ARMED)
+                    m.d.comb += [emit.eq(1), new.phase.eq(dead), new.count.eq(0)]
             with m.Case(DEAD):
                 m.d.comb += new.count.eq(next_count)
-                with m.If(next_count >= self.dead_samples):
+                rearm = next_count >= self.dead_samples
+                if det.exclusion:
+                    rearm &= ~state.pending | self._decided(state)
+                with m.If(rearm):
                     m.d.comb += new.phase.eq(ARMED)
+        if det.exclusion:
+            self._candidate(m, state, new, emit, next_count)
 
         m.d.comb += [
             state_wr.addr.eq(s3.channel), state_wr.data.eq(new), state_wr.en.eq(s3.valid),
         ]
         return new, emit, next_count
 
-    def _admit(self, m: Module, s3: SimpleNamespace, new, emitted, next_count,
-               pre, post) -> tuple[StreamFifo, StreamFifo]:
-        """Admission: whole events or nothing. An emitted event enters the queue only if
-        the queue has room and the output buffer's free words (counted by reservation)
-        take all of it. Returns the queue and the output buffer."""
+    # -- local exclusion ----------------------------------------------------------------------
+
+    def _neighbour_table(self, m: Module):
+        """Stage 0: the channel's row of the neighbour table (a ROM: ``K`` x (valid,
+        channel)), arriving in stage 1."""
+        config = self._config
+        table = config.detector.exclusion_table(config.channels)
+        slots = max(1, config.detector.exclusion_slots(config.channels))
+        row = data.ArrayLayout(_Neighbour(config), slots)
+        init = [[{"valid": 1, "channel": j} for j in neighbours]
+                + [{"valid": 0, "channel": 0}] * (slots - len(neighbours))
+                for neighbours in table]
+        m.submodules.neighbours = rom = memory.Memory(shape=row, depth=config.channels,
+                                                      init=init)
+        port = rom.read_port()
+        m.d.comb += port.addr.eq(self.i.payload.channel)
+        return port.data
+
+    def _age(self, state):
+        """The candidate's age after this sweep when not emitting (saturating)."""
+        top = self._config.detector.exclusion_age_max
+        return Mux(state.age >= top, top, state.age + 1)
+
+    def _decided(self, state):
+        """Whether the pending candidate is decided in this sweep (its age reaches D)."""
+        return state.pending & (self._age(state) == self._config.detector.exclusion_delay)
+
+    def _candidate(self, m: Module, state, new, emit, next_count) -> None:
+        """Stage 3: an emission becomes the pending candidate (age: sweeps since its peak;
+        score saturated); otherwise it ages; the decision clears pending."""
+        limit = (1 << EXCLUSION_SCORE_BITS) - 1
+        score = new.peak_score
+        with m.If(emit):
+            m.d.comb += [
+                new.pending.eq(1),
+                new.age.eq(next_count - new.peak_count + self.neo),
+                new.candidate.eq(Mux(score > limit, limit, score[:EXCLUSION_SCORE_BITS])),
+            ]
+        with m.Else():
+            m.d.comb += [new.age.eq(self._age(state)),
+                         new.pending.eq(state.pending & ~self._decided(state))]
+
+    def _exclude(self, m: Module, s2: SimpleNamespace, s3: SimpleNamespace, new, emit,
+                 next_count) -> SimpleNamespace:
+        """The record memories (written in stage 3 from the new state, read in stage 2 at
+        the neighbours' addresses) and stage 4: the comparison. Returns the event to
+        admit."""
+        config = self._config
+        det = config.detector
+        w = det.exclusion_samples
+        slots = det.exclusion_slots(config.channels)
+        record_layout = ExclusionRecord(config)
+        record = Signal(record_layout)
+        low = det.exclusion_code_low
+        code = Signal(signed(det.exclusion_age_bits + 2))
+        m.d.comb += [
+            code.eq(new.age - low + 1),
+            record.score.eq(new.candidate),
+            record.code.eq(Mux(code < 0, 0, Mux(code > det.exclusion_code_max,
+                                                 det.exclusion_code_max, code))),
+        ]
+        init = {"score": 0, "code": det.exclusion_code_max}
+        s4_records = []
+        s4_lower = Signal(max(1, slots))
+        s4_valid_slot = Signal(max(1, slots))
+        s3_lower = Signal(max(1, slots))
+        s3_valid_slot = Signal(max(1, slots))
+        for i in range(slots):
+            # One copy per neighbour slot: same writes, one read port each.
+            mem = memory.Memory(shape=record_layout, depth=config.channels,
+                                init=[init] * config.channels)
+            m.submodules[f"records{i}"] = mem
+            write = mem.write_port()
+            read = mem.read_port(transparent_for=(write,))
+            m.d.comb += [write.addr.eq(s3.channel), write.data.eq(record),
+                         write.en.eq(s3.valid), read.addr.eq(s2.neighbours[i].channel)]
+            registered = Signal(record_layout, name=f"s4_record{i}")
+            m.d.sync += registered.eq(read.data)
+            s4_records.append(registered)
+            m.d.sync += [s3_lower[i].eq(s2.neighbours[i].channel < s2.channel),
+                         s3_valid_slot[i].eq(s2.neighbours[i].valid),
+                         s4_lower[i].eq(s3_lower[i]),
+                         s4_valid_slot[i].eq(s3_valid_slot[i])]
+        s4_decide = Signal()
+        s4_sweep = Signal(32)
+        s4_channel = Signal(config.channel_bits)
+        s4_peak = Signal(signed(16))
+        s4_score = Signal(EXCLUSION_SCORE_BITS)
+        m.d.sync += [
+            s4_decide.eq(s3.valid & self._decided(s3.state)),
+            s4_sweep.eq(s3.sweep - det.exclusion_delay),
+            s4_channel.eq(s3.channel),
+            s4_peak.eq(s3.state.peak_value),
+            s4_score.eq(s3.state.candidate),
+        ]
+        beaten = Const(0)
+        for i, theirs in enumerate(s4_records):
+            lower = s4_lower[i]
+            in_window = Mux(lower, (theirs.code >= 2) & (theirs.code <= 2 * w + 2),
+                            (theirs.code >= 1) & (theirs.code <= 2 * w + 1))
+            larger = (theirs.score > s4_score) | (lower & (theirs.score == s4_score))
+            beaten = beaten | (s4_valid_slot[i] & in_window & larger)
+        return SimpleNamespace(emitted=s4_decide & ~beaten, sweep=s4_sweep,
+                               channel=s4_channel, peak=s4_peak)
+
+    def _admit(self, m: Module, event: SimpleNamespace, pre, post
+               ) -> tuple[StreamFifo, StreamFifo]:
+        """Admission: whole events or nothing. An emitted event (``event.emitted``, with its
+        sweep, channel, peak) enters the queue only if the queue has room and the output
+        buffer's free words (counted by reservation) take all of it. Returns the queue and
+        the output buffer."""
         det = self._config.detector
         pending_layout = _Pending(self._config)
         m.submodules.queue = queue = StreamFifo(pending_layout, det.event_queue)
@@ -408,13 +573,14 @@ class Detector(wiring.Component):
         words = Signal(range(det.max_event_words + 1))
         m.d.comb += words.eq(EVENT_HEADER_WORDS + 1 + pre + post)
         admit = Signal()
+        emitted = event.emitted
         m.d.comb += admit.eq(emitted & queue.w.ready & (reserved + words <= capacity))
         pending = pending_layout(queue.w.payload)
         m.d.comb += [
             queue.w.valid.eq(admit),
-            pending.sweep.eq(s3.sweep - (next_count - new.peak_count) - self.neo),
-            pending.channel.eq(s3.channel),
-            pending.peak.eq(new.peak_value),
+            pending.sweep.eq(event.sweep),
+            pending.channel.eq(event.channel),
+            pending.peak.eq(event.peak),
             pending.pre.eq(pre),
             pending.post.eq(post),
         ]

@@ -533,3 +533,49 @@ CASES = CASES + auth_cases.CASES
 from . import cipher_cases  # noqa: E402
 
 CASES = CASES + cipher_cases.CASES
+
+
+# -- detector with local exclusion (DetectorConfig.exclusion, docs/detection.md) ---------------
+
+
+def _detector_exclusion(config: SystemConfig, stimulus: str, sweeps: int, stall: str,
+                        **options: Any) -> BenchCase:
+    import dataclasses
+
+    det = config.detector
+    case = _detector(config, stimulus, sweeps, stall, **options)
+    table = "table" if det.exclusion_neighbours else f"+-{det.exclusion_channels}ch"
+    return dataclasses.replace(
+        case, label=case.label + f" exclusion w={det.exclusion_samples} {table}")
+
+
+def _two_column_table(channels: int) -> tuple[tuple[int, ...], ...]:
+    """SpikeInterface's generated probe: column 0 holds channels 0..n/2-1, 20 um pitch."""
+    from spikeforge.firmware.detection import neighbours_within
+
+    rows = channels // 2
+    return neighbours_within([(20.0 * (c // rows), 20.0 * (c % rows))
+                              for c in range(channels)], 30.0)
+
+
+CASES = CASES + (
+    _detector_exclusion(_fast(6, exclusion=True, exclusion_channels=2), "spikes", 3000,
+                        "random", dead_samples=5),
+    # Equal peaks on every channel at once (the lowest channel of each neighbourhood wins),
+    # saturated scores that tie; channels 0 and 7 at the edges of the index ranges.
+    _detector_exclusion(_fast(8, noise_step=16, exclusion=True, exclusion_channels=3),
+                        "ties", 1500, "none", dead_samples=0),
+    # The two-column probe's table (index neighbours are not all spatial neighbours).
+    _detector_exclusion(_fast(16, noise_step=16, exclusion=True, exclusion_samples=4,
+                              exclusion_neighbours=_two_column_table(16)),
+                        "ties", 1200, "random", dead_samples=2),
+    # Every channel bursting at once under a stalling consumer, a 2-deep queue.
+    _detector_exclusion(_fast(8, event_queue=2, event_buffer_words=64, exclusion=True,
+                              exclusion_samples=0), "burst", 800, "random", dead_samples=5),
+    _detector_exclusion(_fast(1, exclusion=True), "spikes", 3000, "random", polarity=3,
+                        dead_samples=0, pre=2, post=3),
+    _detector_exclusion(_fast(3, neo_shift=6, exclusion=True, exclusion_samples=7),
+                        "spikes", 2000, "random", neo=True, dead_samples=0),
+    _detector_exclusion(_fast(1024, exclusion=True, exclusion_neighbours=_two_column_table(
+        1024)), "burst", 50, "random", dead_samples=10, expect_drops=True),
+)

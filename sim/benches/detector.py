@@ -4,7 +4,8 @@ Drives samples channel-serially at the acquisition schedule (a sweep every
 ``cycles_per_sample`` cycles, channels back to back), with the run-time parameters and
 per-channel thresholds set through the detector's register ports. Proves that the event
 stream (timestamp, channel, peak, snippet lengths, snippet) equals the model's word for
-word, that the events the model drops (queue or buffer full, under a stalling consumer)
+word (with local exclusion too: which of the neighbours' events survive), that the events
+the model drops (queue or buffer full, under a stalling consumer)
 are exactly those missing, and that ``events_emitted`` and ``events_dropped`` equal the
 model's counts.
 """
@@ -19,15 +20,33 @@ from cocotb.triggers import FallingEdge
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, pack_sample
 from spikeforge.sim.models.detector import (
-    DETECTOR_LATENCY,
     DetectorParams,
     admit_events,
     detect,
+    detector_latency,
     event_words,
     snippet_complete_cycle,
 )
 from spikeforge.sim.runner import bench_parameters, report
 from spikeforge.sim.stimuli import stimulus
+
+
+def ties(sweeps: int, channels: int, seed: int) -> np.ndarray:
+    """Conditioned samples for local exclusion: silence and one-sample negative pulses, every
+    40 sweeps from sweep 200, alternately on every channel at once with the same amplitude
+    (ties everywhere: the lowest channel of each neighbourhood wins) and on random channels
+    with amplitudes from a small set (equal ones, and 20000 / 30000, equal once saturated)
+    at offsets of 0..5 sweeps."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros((sweeps, channels), dtype=np.int16)
+    for index, t in enumerate(range(200, sweeps - 8, 40)):
+        if index % 2 == 0:
+            y[t, :] = -700
+            continue
+        for c in np.flatnonzero(rng.random(channels) < 0.6):
+            y[t + int(rng.integers(0, 6)), c] = -int(rng.choice([300, 300, 500, 20000,
+                                                                  30000]))
+    return y
 
 
 @cocotb.test()
@@ -38,7 +57,8 @@ async def events_match_model(dut):
     seed = int(params.get("seed", 1))
     rng = random.Random(seed)
     channels = config.channels
-    samples = stimulus(params["stimulus"], sweeps, channels, seed)
+    samples = (ties(sweeps, channels, seed) if params["stimulus"] == "ties"
+               else stimulus(params["stimulus"], sweeps, channels, seed))
     k16 = np.array(params["k16"], dtype=np.int64)
     run = DetectorParams(k16, params["polarity"], params["dead_samples"],
                          params["snippet_pre"], params["snippet_post"], params["neo"])
@@ -80,7 +100,7 @@ async def events_match_model(dut):
     arrival = np.array([bench.cycle_of(t) - start for t, _ in driver.sent]).reshape(
         sweeps, channels)
     events = detect(config, samples, run)
-    emit_cycle = arrival[events.emit_sweep, events.channel] + DETECTOR_LATENCY
+    emit_cycle = arrival[events.emit_sweep, events.channel] + detector_latency(config)
     complete_cycle = snippet_complete_cycle(events, arrival[:, 0])
     ring_busy = None
     if params.get("ring_storage") == "spram":

@@ -27,7 +27,8 @@ from spikeforge.firmware.detection import (
 )
 
 __all__ = ["condition", "DetectorParams", "DetectedEvents", "detect", "event_words",
-           "admit_events", "copy_write_cycles", "Admission", "DETECTOR_LATENCY", "EMIT_LATENCY"]
+           "admit_events", "copy_write_cycles", "Admission", "DETECTOR_LATENCY", "EMIT_LATENCY",
+           "detector_latency"]
 
 ARMED, SEARCH, DEAD = 0, 1, 2
 
@@ -388,6 +389,12 @@ DETECTOR_LATENCY = 3
 EMIT_LATENCY = 5 + DETECTOR_LATENCY
 
 
+def detector_latency(config: SystemConfig) -> int:
+    """Cycles from a sample entering the detector to its admission decision: 3, and 4 with
+    local exclusion (its comparison is a stage of its own: ``Detector.latency``)."""
+    return DETECTOR_LATENCY + int(config.detector.exclusion)
+
+
 @dataclass
 class DeviceEvents:
     """The events the acquisition system's detector emits, with their emission cycles and
@@ -413,11 +420,12 @@ def device_events(config: SystemConfig, samples: np.ndarray, source_latency: int
     if not config.detector.enabled:
         return DeviceEvents.none()
     events = detect(config, condition(config, samples))
+    latency = 5 + detector_latency(config)
     emit_cycle = (events.emit_sweep * config.cycles_per_sample + events.channel
-                  + source_latency + EMIT_LATENCY)
-    # Channel 0 of sweep n enters the detector DETECTOR_LATENCY cycles before its decision.
+                  + source_latency + latency)
+    # Channel 0 of sweep n enters the detector detector_latency cycles before its decision.
     sweep_start = (np.arange(samples.shape[0], dtype=np.int64) * config.cycles_per_sample
-                   + source_latency + EMIT_LATENCY - DETECTOR_LATENCY)
+                   + source_latency + latency - detector_latency(config))
     return DeviceEvents(events, emit_cycle, snippet_complete_cycle(events, sweep_start),
                         [event_words(events, i) for i in range(len(events))])
 

@@ -340,7 +340,7 @@ def test_exclusion_table_is_validated_with_a_fix():
         DetectorConfig(exclusion_neighbours=(row,) + tuple((0,) for _ in row)
                        ).exclusion_table(10)
     with pytest.raises(ConfigError, match="align_samples"):
-        DetectorConfig(exclusion_samples=8).validate(30_000)
+        DetectorConfig(exclusion=True, exclusion_samples=8).validate(30_000)
     # A table from JSON (lists) becomes tuples; index ranges stop at the edges.
     config = SystemConfig.from_dict(SystemConfig(channels=3, detector=DetectorConfig(
         exclusion_neighbours=[[1], [0, 2], [1]])).to_dict())
