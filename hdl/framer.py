@@ -121,8 +121,11 @@ class Framer(wiring.Component):
         LFP frame (the channel mask, as ``keep``). Tied high when not driven.
     """
 
-    def __init__(self, config: SystemConfig):
+    def __init__(self, config: SystemConfig, *, identity: SystemConfig | None = None):
+        """``identity``: what IDENTITY frames report (default ``config``), see
+        :class:`~.framer_parts.Serializer`."""
         self._config = config
+        self._identity = identity
         super().__init__({
             "i": In(stream.Signature(SampleLayout(config), always_ready=True)),
             "events": In(stream.Signature(EventWordLayout())),
@@ -160,7 +163,7 @@ class Framer(wiring.Component):
         # channel mask: as many slots as frames of one channel fit
         m.submodules.slots = slots = StreamFifo(
             SlotLayout(lfp_build), config.link_buffer_samples // config.sweeps_per_frame + 1)
-        m.submodules.serializer = serializer = Serializer(config)
+        m.submodules.serializer = serializer = Serializer(config, identity=self._identity)
 
         # -- DATA slots, and LFP slots into the same buffer and slot FIFO ---------------------
         m.submodules.data_slots = data = self._slot_path(

@@ -352,10 +352,14 @@ class Serializer(wiring.Component):
         A DATA, LFP or COMPRESSED frame's last byte was taken in this cycle.
     event_frames_sent : unsigned(32), out
         EVENTS frames whose last byte was taken.
+
+    ``identity``: the configuration IDENTITY frames report (default ``config``; the same
+    channels). A virtual board that runs the design on a faster clock reports its board's.
     """
 
-    def __init__(self, config: SystemConfig):
+    def __init__(self, config: SystemConfig, *, identity: SystemConfig | None = None):
         self._config = config
+        self._identity = config if identity is None else identity
         self._lfp = config.lfp is not None
         self._coded = config.codec.enabled
         super().__init__({
@@ -374,7 +378,7 @@ class Serializer(wiring.Component):
     def elaborate(self, platform):
         config = self._config
         m = Module()
-        identity = encode_identity(config)
+        identity = encode_identity(self._identity)
         frame = _FrameRegisters(config, len(identity))
         accepted = self.o.valid & self.o.ready
         m.d.comb += self.o.payload.eq(frame.byte)

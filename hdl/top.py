@@ -96,8 +96,11 @@ class AcquisitionSystem(wiring.Component):
     timing, so nothing downstream knows which one it is.
     """
 
-    def __init__(self, config: SystemConfig):
+    def __init__(self, config: SystemConfig, *, identity: SystemConfig | None = None):
+        """``identity``: the configuration the device reports (default ``config``): a
+        virtual board that runs the design on a faster clock reports its board's."""
         self.config = config
+        self._identity = identity
         if config.link == "ethernet":
             members = {
                 "gmii_tx_data": Out(8), "gmii_tx_en": Out(1), "gmii_tx_er": Out(1),
@@ -122,13 +125,13 @@ class AcquisitionSystem(wiring.Component):
             m.submodules.source = source = RHDFrontEnd(config)
         else:
             m.submodules.source = source = TestSource(config)
-        m.submodules.framer = framer = Framer(config)
+        m.submodules.framer = framer = Framer(config, identity=self._identity)
         # encrypted stream: the frames reach the link through the cipher (stream_cipher)
         self._frames, cipher = self._link_cipher(m, framer)
         compressor = self._compressor(m, framer)
         ethernet = config.link == "ethernet"
         if not ethernet:
-            m.submodules.uart = uart = UARTTransmitter(config.uart_divisor)
+            m.submodules.uart = uart = self._uart_transmitter(config.uart_divisor)
         m.submodules.bank = bank = RegisterBank(config)
         # codebook: codebook writes are refused while this is high (see _codebook)
         self._codebook_lock = (Signal(name="codebook_lock") if config.codec.codebook
@@ -184,6 +187,15 @@ class AcquisitionSystem(wiring.Component):
         m.d.comb += self.overflow.eq(hold != 0)
         return m
 
+    def _uart_transmitter(self, divisor: int) -> wiring.Component:
+        """The UART's sending half (a virtual board's byte-wide link replaces it:
+        :mod:`spikeforge.sim.virtual_board.top`)."""
+        return UARTTransmitter(divisor)
+
+    def _uart_receiver(self, divisor: int) -> wiring.Component:
+        """The UART's receiving half (replaced as :meth:`_uart_transmitter`)."""
+        return UARTReceiver(divisor)
+
     def _control(self, m: Module, framer: Framer, uart: UARTTransmitter,
                  bank: RegisterBank):
         """The UART receiver, command decoder and link arbiter, if the configuration has
@@ -199,7 +211,7 @@ class AcquisitionSystem(wiring.Component):
                 external.r_data.eq(bank.bus.r_data),
             ]
             return external
-        m.submodules.uart_rx = receiver = UARTReceiver(config.uart_divisor)
+        m.submodules.uart_rx = receiver = self._uart_receiver(config.uart_divisor)
         m.submodules.control = control = CommandDecoder(config)
         m.submodules.link = link = LinkArbiter()
         m.d.comb += receiver.rx.eq(self.uart_rx)
