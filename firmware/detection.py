@@ -163,7 +163,8 @@ class DetectorConfig:
         lower channel index wins). Decided :attr:`exclusion_delay` sweeps after the peak;
         the channel re-arms no earlier. docs/detection.md, "Local exclusion".
     exclusion_samples:
-        The window w, +-samples between two neighbours' peaks (0..align_samples-1).
+        The window w, +-samples between two neighbours' peaks (0..align_samples-1; 4, the
+        value chosen with ``spikeforge bench detect``: docs/detection.md).
     exclusion_channels:
         Neighbours +-k in channel-index order (when ``exclusion_neighbours`` is empty).
     exclusion_neighbours:
@@ -191,7 +192,7 @@ class DetectorConfig:
     event_queue: int = 8
     event_buffer_words: int = 512
     exclusion: bool = False
-    exclusion_samples: int = 3
+    exclusion_samples: int = 4
     exclusion_channels: int = 1
     exclusion_neighbours: tuple[tuple[int, ...], ...] = ()
 

@@ -10,7 +10,9 @@
   ground truth = the injected template troughs, one "unit" per channel.
 
 Each recording is run through :func:`~spikeforge.sim.models.detector.condition` and
-:func:`~spikeforge.sim.models.detector.detect` (the gateware, bit for bit), and through
+:func:`~spikeforge.sim.models.detector.detect` (the gateware, bit for bit; "ours" with local
+exclusion over the contacts within :data:`EXCLUSION_RADIUS_UM`, +-:data:`EXCLUSION_SAMPLES`
+samples, its neighbour table made from the recording's probe), and through
 SpikeInterface's ``detect_peaks`` (``by_channel`` and ``locally_exclusive``) at the same
 threshold k and polarity: (a) on SpikeInterface's own band-pass (300-6000 Hz, zero-phase)
 of the same samples, its usual pipeline, and (b) on our conditioner's output, which
@@ -42,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from spikeforge.firmware.config import DetectorConfig, SystemConfig, TestSourceConfig
+from spikeforge.firmware.detection import neighbours_within
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.test_signal import SPIKE_TEMPLATE
 from spikeforge.host.errors import ExitCode
@@ -52,6 +55,7 @@ from .models.source import source_signal
 __all__ = ["UV_PER_LSB", "MATCH_WINDOW_MS", "WARMUP_S", "UNIT_RADIUS_UM", "Score", "Row",
            "UnitTruth", "UnitScore", "Layout", "score_times", "score_units", "run_benchmark",
            "format_table", "format_unit_table", "format_recall_by_snr", "quantise",
+           "probe_positions", "EXCLUSION_RADIUS_UM", "EXCLUSION_SAMPLES",
            "ground_truth_recording", "ground_truth_units", "NEO_THRESHOLD_K", "METHODS",
            "DEFAULT_LAYOUTS", "SNR_BINS", "to_json", "git_commit"]
 
@@ -67,6 +71,12 @@ WARMUP_S = 0.2
 #: column's contact in the same row at 20 um, the rows above and below at 20 and 28 um):
 #: where the unit's trough is largest, so where a detector that sees the spike at all sees it.
 UNIT_RADIUS_UM = 30.0
+#: Local exclusion of the product's detector ("ours"): neighbours are the contacts within
+#: this radius (on SpikeInterface's two-column 20 um probes: the 3-5 nearest, at most 5 of
+#: the 8 the gateware allows), the window +-EXCLUSION_SAMPLES samples (DetectorConfig's
+#: default; chosen on seed 1 and confirmed on seed 2, docs/detection.md).
+EXCLUSION_RADIUS_UM = 30.0
+EXCLUSION_SAMPLES = DetectorConfig().exclusion_samples
 #: Reference detection settings shared with our detector.
 THRESHOLD_K = 5.0
 PEAK_SIGN = "neg"
@@ -383,6 +393,18 @@ def ground_truth_units(*, seed: int, noise_uv: float, rate_hz: int, seconds: flo
     return quantise(recording.get_traces()), truth, recording.get_probe()
 
 
+def probe_positions(probe: Any, channels: int) -> np.ndarray:
+    """The contact position (x, y) in um of each channel, in channel-index order (the
+    order the detector sees them), from a probeinterface ``Probe`` with device channel
+    indices: SpikeInterface's generated probes number column 0 first (0..n/2-1), so index
+    neighbours at n/2-1 and n/2 are far apart and the other column's contact in the same
+    row is n/2 away."""
+    order = np.asarray(probe.device_channel_indices)
+    positions = np.zeros((channels, 2))
+    positions[order] = np.asarray(probe.contact_positions)[:, :2]
+    return positions
+
+
 def _test_source_probe(channels: int) -> Any:
     from probeinterface import generate_linear_probe
 
@@ -452,7 +474,11 @@ def _evaluate(name: str, samples: np.ndarray, rate_hz: int, truth: UnitTruth, pr
     config = SystemConfig(channels=channels, sample_rate_hz=rate_hz,
                           detector=DetectorConfig(threshold_k=THRESHOLD_K, polarity="negative"))
     filtered = condition(config, samples)
-    events = detect(config, filtered)
+    exclusion = DetectorConfig(threshold_k=THRESHOLD_K, polarity="negative", exclusion=True,
+                               exclusion_samples=EXCLUSION_SAMPLES,
+                               exclusion_neighbours=neighbours_within(
+                                   probe_positions(probe, channels), EXCLUSION_RADIUS_UM))
+    events = detect(config.replace(detector=exclusion), filtered)
     neo_config = SystemConfig(channels=channels, sample_rate_hz=rate_hz,
                               detector=DetectorConfig(threshold_k=neo_k, neo=True))
     neo_events = detect(neo_config, filtered)
@@ -660,7 +686,9 @@ def to_json(rows: list[Row], settings: dict[str, Any]) -> dict[str, Any]:
         "schema": JSON_SCHEMA,
         "settings": {"threshold_k": THRESHOLD_K, "peak_sign": PEAK_SIGN,
                      "match_window_ms": MATCH_WINDOW_MS, "warmup_s": WARMUP_S,
-                     "unit_radius_um": UNIT_RADIUS_UM, **settings},
+                     "unit_radius_um": UNIT_RADIUS_UM,
+                     "exclusion_radius_um": EXCLUSION_RADIUS_UM,
+                     "exclusion_samples": EXCLUSION_SAMPLES, **settings},
         "recordings": [
             {"name": r.name, "layout": r.layout, "rate_hz": r.rate_hz,
              "channels": r.channels, "seconds": r.seconds, "units": len(r.unit_snr),
