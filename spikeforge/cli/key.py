@@ -6,6 +6,10 @@
 ``key provision NAME --config IN.json -o OUT.json`` writes a build configuration that carries
 the key (``SystemConfig.control_key``), mode 0600, for ``spikeforge build --config OUT.json``.
 The key reaches the device only through its build (the bitstream): never over the network.
+
+``key new-recipient NAME`` makes an X25519 pair for encrypted recordings: ``NAME.recipient``
+(private, mode 0600: keep it off the recording PC) and ``NAME.recipient.pub`` (for
+``spikeforge record --encrypt-to``), in the key folder.
 """
 
 import argparse
@@ -36,6 +40,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                            help="the keyed configuration to build from (written mode 0600)")
     for sub in (new, show, rotate, provision):
         sub.add_argument("name", metavar="NAME", help="the device's name, e.g. lab-board")
+    recipient = actions.add_parser(
+        "new-recipient", help="make an X25519 pair for encrypted recordings (record "
+                              "--encrypt-to NAME.recipient.pub, decrypt --key NAME.recipient)")
+    recipient.add_argument("name", metavar="NAME", help="whose recordings, e.g. lab-archive")
     parser.set_defaults(run=cmd_key)
 
 
@@ -59,9 +67,25 @@ def cmd_key(args: argparse.Namespace) -> int:
               f"{key.path.with_suffix('.key.old')} until the device runs the new one.")
         print(f"next: spikeforge key provision {args.name} --config BOARD.json -o KEYED.json,"
               " rebuild and flash; then delete the .old file")
+    elif action == "new-recipient":
+        _new_recipient(args.name)
     else:
         _provision(args)
     return ExitCode.OK
+
+
+def _new_recipient(name: str) -> None:
+    from spikeforge.host.encrypted_recording import new_recipient
+    from spikeforge.host.keys import KeyFileError, key_folder
+
+    if not name or "/" in name or name.startswith("."):
+        raise KeyFileError(f"a recipient's name is a file name (letters, digits, '.', '_', "
+                           f"'-'), not {name!r}; e.g. 'lab-archive'")
+    secret, recipient = new_recipient(key_folder() / f"{name}.recipient")
+    print(f"new recipient {name}: fingerprint {recipient.fingerprint}")
+    print(f"  public (for record --encrypt-to): {recipient.path}")
+    print(f"  private (for decrypt --key; mode 0600, keep it off the recording PC and backed "
+          f"up: without it the recordings are lost): {secret.path}")
 
 
 def _provision(args: argparse.Namespace) -> None:
