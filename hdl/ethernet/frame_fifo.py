@@ -1,10 +1,9 @@
 """Store-and-forward buffer of whole Ethernet frames, so the MAC never waits inside one."""
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..fifo import StreamFifo
 from .layouts import FrameByteLayout
 
 __all__ = ["FrameFifo"]
@@ -23,35 +22,67 @@ class FrameFifo(wiring.Component):
     A frame longer than ``depth`` would never be offered (and block its writer): the
     builders never make one (at most 14 + 1500 bytes).
 
+    Built for 125 MHz: ``w.ready``, ``r.valid`` and the memory's next read address are
+    chosen from flip-flops only (the read port needs no write-through: a frame's bytes are
+    offered only from the cycle after its last one is written, and frames have at least
+    two bytes, so the head byte is always re-read after it was written).
+
     Ports
     -----
     w : stream of :data:`FrameByteLayout` in (``ready`` low only while full)
-    r : stream of :data:`FrameByteLayout` out (``valid`` from the cycle after a frame's last
-        byte was written, until that frame's last byte is read)
+    r : stream of :data:`FrameByteLayout` out (``valid`` from the cycle after a frame's
+        last byte was written, until that frame's last byte is read)
     frames : out
         Whole frames stored.
     """
 
     def __init__(self, depth: int = 4096):
-        self._depth = depth
+        self._depth = 1 << max(1, (depth - 1).bit_length())
         super().__init__({
             "w": In(stream.Signature(FrameByteLayout)),
             "r": Out(stream.Signature(FrameByteLayout)),
-            "frames": Out(range(depth + 1)),
+            "frames": Out(range(self._depth + 1)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = fifo = StreamFifo(FrameByteLayout, self._depth)
-        wiring.connect(m, wiring.flipped(self.w), fifo.w)
-        whole = Signal()
+        depth = self._depth
+        m.submodules.storage = storage = memory.Memory(shape=FrameByteLayout, depth=depth,
+                                                       init=[])
+        wr = storage.write_port()
+        rd = storage.read_port(transparent_for=())
+        write_addr = Signal(range(depth))
+        read_addr = Signal(range(depth))
+        read_next = Signal(range(depth), init=1)          # read_addr + 1, kept registered
+        level = Signal(range(depth + 1))
+        full = Signal()
+        whole = Signal()                                  # frames != 0, registered
+        push = self.w.valid & self.w.ready
+        pop = self.r.valid & self.r.ready
         m.d.comb += [
-            whole.eq(self.frames != 0),
-            self.r.valid.eq(fifo.r.valid & whole),
-            self.r.payload.eq(fifo.r.payload),
-            fifo.r.ready.eq(self.r.ready & whole),
+            self.w.ready.eq(~full),
+            self.r.valid.eq(whole),
+            wr.addr.eq(write_addr),
+            wr.data.eq(self.w.payload),
+            wr.en.eq(push),
+            # The head for the next cycle: a mux between two registers, no adder.
+            rd.addr.eq(Mux(pop, read_next, read_addr)),
+            self.r.payload.eq(rd.data),
         ]
-        stored = fifo.w.valid & fifo.w.ready & fifo.w.payload.last
-        taken = self.r.valid & self.r.ready & self.r.payload.last
-        m.d.sync += self.frames.eq(self.frames + stored - taken)
+        with m.If(push):
+            m.d.sync += write_addr.eq(write_addr + 1)
+        with m.If(pop):
+            m.d.sync += [read_addr.eq(read_next), read_next.eq(read_next + 1)]
+        # level and full: the next value from this cycle's push and pop, split so that
+        # full is a register (the level can only move by one a cycle).
+        with m.If(push & ~pop):
+            m.d.sync += [level.eq(level + 1), full.eq(level == depth - 1)]
+        with m.Elif(pop & ~push):
+            m.d.sync += [level.eq(level - 1), full.eq(0)]
+        stored = push & self.w.payload.last
+        taken = pop & self.r.payload.last
+        with m.If(stored & ~taken):
+            m.d.sync += [self.frames.eq(self.frames + 1), whole.eq(1)]
+        with m.Elif(taken & ~stored):
+            m.d.sync += [self.frames.eq(self.frames - 1), whole.eq(self.frames != 1)]
         return m

@@ -14,8 +14,8 @@ from spikeforge.firmware.ethernet import (
     EthernetConfig,
 )
 
-from .arp import arp_reply_bytes, is_arp_request_head
-from .icmp import echo_reply_header_bytes, ip_reply_checksum
+from .arp import ARP_REPLY_BYTES, arp_reply_bytes, is_arp_request_head
+from .icmp import ECHO_REPLY_HEADER_BYTES, REPLY_TTL, echo_reply_header_bytes
 from .layouts import FrameByteLayout
 
 __all__ = ["FrameDispatcher", "LearnedHost"]
@@ -37,8 +37,11 @@ class FrameDispatcher(wiring.Component):
     """Takes good Ethernet frames, answers ARP and ping, and passes command datagrams on.
 
     Each frame's first 42 bytes are kept in a shift register; the IPv4 header's checksum and
-    the ICMP message's checksum are summed as the bytes pass. A frame is classified in the
-    cycle after its last byte (the order is the counters' precedence):
+    the ICMP message's checksum are summed as the bytes pass (plain sums, folded to one's
+    complement after the header or the frame). A frame's checks are registered in the
+    cycle after its last byte, its sums folded in the next, and it is classified in the
+    third, while ``i`` waits (short stages for 125 MHz). The order is the counters'
+    precedence:
 
     1. destination neither the board's MAC nor broadcast-with-ARP: ``dropped_mac``;
     2. ARP: not a request for IPv4 over Ethernet (htype 1, ptype 0x0800, 6, 4, op 1):
@@ -72,7 +75,9 @@ class FrameDispatcher(wiring.Component):
     Integrators latch them with :class:`LearnedHost` on the decoder's accept strobe.
 
     Replies are emitted on ``reply`` (ARP 42 bytes, echo reply 14 + IP total length bytes,
-    unpadded, no FCS) while ``i`` is stalled; an echo request's message is kept in a
+    unpadded, no FCS) while ``i`` is stalled: the reply's header bytes are loaded into a
+    register and shifted out (an echo reply two cycles after its request is classified,
+    once its IPv4 checksum is folded); an echo request's message is kept in a
     ``2048``-byte block RAM until its reply is sent.
 
     Ports
@@ -107,34 +112,62 @@ class FrameDispatcher(wiring.Component):
         m = Module()
         header = Signal(8 * HEADER_BYTES)
         index = Signal(range(2048))                 # of the byte now at ``i``, saturating
-        ip_sum = Signal(16)
-        icmp_sum = Signal(16)
+        # One's complement sums, kept as plain sums and folded after the frame (the same
+        # result, and one short adder per byte instead of two chained ones).
+        ip_sum = Signal(20)
+        icmp_sum = Signal(27)
         early_total_length = Signal(16)
+        icmp_end = Signal(17)                       # 14 + IPv4 total length
 
-        def field(offset: int, length: int):
-            """Frame bytes ``offset..offset+length-1`` as a big-endian value."""
-            low = (HEADER_BYTES - offset - length) * 8
+        def field_after(shifted: int, offset: int, length: int):
+            """Frame bytes ``offset..offset+length-1`` as a big-endian value, once
+            ``shifted`` bytes have entered the header register."""
+            low = (shifted - offset - length) * 8
             return header[low:low + 8 * length]
 
-        destination, ethertype = field(0, 6), field(12, 2)
-        total_length, protocol = field(16, 2), field(23, 1)
-        udp_length, destination_port = field(38, 2), field(36, 2)
+        def field(offset: int, length: int):
+            """Frame bytes ``offset..offset+length-1`` once the whole header is in."""
+            return field_after(HEADER_BYTES, offset, length)
 
-        mac_ok = Signal()
-        ip_header_ok = Signal()
-        ip_for_us = Signal()
-        udp_length_ok = Signal()
+        ethertype, total_length = field(12, 2), field(16, 2)
+        protocol, destination_port = field(23, 1), field(36, 2)
+
+        def checks(field):
+            """The header checks, on the header register as ``field`` reads it."""
+            mac_ok = ((field(0, 6) == self.board_mac)
+                      | ((field(0, 6) == 0xFFFF_FFFF_FFFF) & (field(12, 2) == ETHERTYPE_ARP)))
+            udp_length = field(38, 2)
+            udp_length_ok = (udp_length >= 8) & (udp_length + 20 <= field(16, 2))
+            return mac_ok, udp_length_ok
+
+        # Whether a datagram's payload goes to ``command``: decided while its header's byte
+        # 41 is at ``i`` (bytes 0..40 are in the register, every field it needs, up to the
+        # UDP length at 38..39, among them) and registered, so that from byte 42 on the
+        # payload path starts at flip-flops.
         deliver = Signal()
-        m.d.comb += [
-            mac_ok.eq((destination == self.board_mac)
-                      | ((destination == 0xFFFF_FFFF_FFFF) & (ethertype == ETHERTYPE_ARP))),
-            ip_header_ok.eq((field(14, 1) == 0x45) & (ip_sum == 0xFFFF)
-                            & ((field(20, 1) & 0x3F) == 0) & (field(21, 1) == 0)),
-            ip_for_us.eq(field(30, 4) == self.board_ip),
-            udp_length_ok.eq((udp_length >= 8) & (udp_length + 20 <= total_length)),
-            deliver.eq(mac_ok & (ethertype == ETHERTYPE_IPV4) & ip_header_ok & ip_for_us
-                       & (protocol == IP_PROTOCOL_UDP) & udp_length_ok
-                       & (destination_port == self.control_port)),
+        payload_end = Signal(17)                    # index of the first byte past the payload
+        ip_sum_folded = Signal(17)
+        ip_header_ok = Signal()
+        with m.If(index == HEADER_BYTES - 1):
+            mac_ok_early, udp_length_ok_early = checks(
+                lambda offset, length: field_after(HEADER_BYTES - 1, offset, length))
+            ip_ok_early = ((field_after(HEADER_BYTES - 1, 14, 1) == 0x45) & ip_header_ok
+                           & ((field_after(HEADER_BYTES - 1, 20, 1) & 0x3F) == 0)
+                           & (field_after(HEADER_BYTES - 1, 21, 1) == 0))
+            m.d.sync += [
+                deliver.eq(mac_ok_early & (field_after(HEADER_BYTES - 1, 12, 2) == ETHERTYPE_IPV4)
+                           & ip_ok_early
+                           & (field_after(HEADER_BYTES - 1, 30, 4) == self.board_ip)
+                           & (field_after(HEADER_BYTES - 1, 23, 1) == IP_PROTOCOL_UDP)
+                           & udp_length_ok_early
+                           & (field_after(HEADER_BYTES - 1, 36, 2) == self.control_port)),
+                payload_end.eq(field_after(HEADER_BYTES - 1, 38, 2) + (HEADER_BYTES - 8)),
+            ]
+        # The IPv4 header sum is complete from byte 34; folded and checked while bytes
+        # 35..41 pass (registered twice, so it is ready at byte 41).
+        m.d.sync += [
+            ip_sum_folded.eq(ip_sum[:16] + ip_sum[16:]),
+            ip_header_ok.eq((ip_sum_folded[:16] + ip_sum_folded[16])[:16] == 0xFFFF),
         ]
 
         m.submodules.echo = echo = Memory(shape=8, depth=ECHO_BUFFER_BYTES, init=[])
@@ -142,16 +175,32 @@ class FrameDispatcher(wiring.Component):
         echo_read = echo.read_port(transparent_for=())
 
         out_index = Signal(range(2048))
-        reply_length = Signal(range(2048))
+        last_index = Signal(range(2048))            # of the reply's last byte
+        reply_bytes = Signal(8 * ARP_REPLY_BYTES)   # shifted out, first byte at the bottom
+        from_memory = Signal()                      # the echo reply is past its header
+        echo_address = Signal(range(ECHO_BUFFER_BYTES))
+        echo_address_next = Signal(range(ECHO_BUFFER_BYTES))
+        taken = self.reply.valid & self.reply.ready
+
+        # Classification, registered in CHECK from the frame's header and sums.
+        mac_ok, udp_length_ok = Signal(), Signal()
+        ip_ok, ip_for_us, port_ok = Signal(), Signal(), Signal()
+        arp_request, arp_for_us = Signal(), Signal()
+        is_arp, is_ipv4, is_udp, is_icmp, short = Signal(), Signal(), Signal(), Signal(), Signal()
+        icmp_head_ok = Signal()
+        icmp_check = Signal(27)
+        icmp_check_folded, icmp_reply_folded = Signal(17), Signal(17)
+        icmp_ok = Signal()
         ip_checksum = Signal(16)
         icmp_checksum = Signal(16)
-        taken = self.reply.valid & self.reply.ready
+        address_sum, fixed_sum = Signal(19), Signal(19)
+        word_sum = Signal(20)
+        folded_once = Signal(17)
 
         with m.FSM():
             with m.State("RECEIVE"):
                 byte = self.i.payload.data
-                in_payload = ((index >= HEADER_BYTES) & deliver
-                              & (index < udp_length + (HEADER_BYTES - 8)))
+                in_payload = (index >= HEADER_BYTES) & deliver & (index < payload_end)
                 with m.If(in_payload):
                     m.d.comb += [
                         self.command.valid.eq(self.i.valid),
@@ -174,15 +223,17 @@ class FrameDispatcher(wiring.Component):
                     with m.If(index < HEADER_BYTES):
                         m.d.sync += header.eq(Cat(byte, header[:-8]))
                     with m.If((index >= 14) & (index < ICMP_OFFSET)):
-                        m.d.sync += ip_sum.eq(ones_complement_add(ip_sum, word))
+                        m.d.sync += ip_sum.eq(ip_sum + word)
                     # The ICMP sum of the reply: type (byte 34) and checksum (36, 37) as 0.
                     # (The header register's fields line up only from byte 42 on, so the
                     # IPv4 total length the ICMP sum needs from byte 34 is kept apart.)
                     with m.If((index == 16) | (index == 17)):
                         m.d.sync += early_total_length.eq(Cat(byte, early_total_length[:8]))
-                    with m.If((index >= ICMP_OFFSET) & (index < early_total_length + 14)
+                    with m.If(index == 17):
+                        m.d.sync += icmp_end.eq(Cat(byte, early_total_length[:8]) + 14)
+                    with m.If((index >= ICMP_OFFSET) & (index < icmp_end)
                               & (index != 34) & (index != 36) & (index != 37)):
-                        m.d.sync += icmp_sum.eq(ones_complement_add(icmp_sum, word))
+                        m.d.sync += icmp_sum.eq(icmp_sum + word)
                     with m.If(index >= ICMP_OFFSET):
                         m.d.comb += [
                             echo_write.addr.eq(index - ICMP_OFFSET),
@@ -190,100 +241,143 @@ class FrameDispatcher(wiring.Component):
                             echo_write.en.eq(1),
                         ]
                     with m.If(self.i.payload.last):
-                        m.next = "CLASSIFY"
+                        m.next = "CHECK"
+
+            with m.State("CHECK"):
+                frame_length = index
+                # The frame has ended; its header's checks into flip-flops (and the
+                # reply checksums' first sums), so CLASSIFY is a short decision.
+                mac_ok_now, udp_length_ok_now = checks(field)
+                m.d.sync += [
+                    mac_ok.eq(mac_ok_now),
+                    udp_length_ok.eq(udp_length_ok_now),
+                    ip_ok.eq((field(14, 1) == 0x45) & ip_header_ok
+                             & ((field(20, 1) & 0x3F) == 0) & (field(21, 1) == 0)),
+                    ip_for_us.eq(field(30, 4) == self.board_ip),
+                    port_ok.eq(destination_port == self.control_port),
+                    arp_request.eq(is_arp_request_head(field(14, 8))),
+                    arp_for_us.eq(field(38, 4) == self.board_ip),
+                    is_arp.eq(ethertype == ETHERTYPE_ARP),
+                    is_ipv4.eq(ethertype == ETHERTYPE_IPV4),
+                    is_udp.eq(protocol == IP_PROTOCOL_UDP),
+                    is_icmp.eq(protocol == IP_PROTOCOL_ICMP),
+                    short.eq(frame_length < HEADER_BYTES),
+                    icmp_head_ok.eq((total_length >= 28) & (frame_length >= total_length + 14)
+                                    & (field(34, 1) == 8) & (field(35, 1) == 0)),
+                    icmp_check.eq(icmp_sum + 0x0800 + field(36, 2)),
+                    icmp_reply_folded.eq(icmp_sum[:16] + icmp_sum[16:]),
+                    address_sum.eq(self.board_ip[16:] + self.board_ip[:16]
+                                   + field(26, 2) + field(28, 2)),
+                    fixed_sum.eq(Const(0x4500 + (REPLY_TTL << 8 | IP_PROTOCOL_ICMP), 17)
+                                 + total_length + field(18, 2)),
+                    last_index.eq(total_length + 13),
+                    # The ARP reply, whether or not it is one: CLASSIFY decides.
+                    reply_bytes.eq(Cat(*arp_reply_bytes(field(22, 6), field(28, 4),
+                                                        self.board_mac, self.board_ip))),
+                ]
+                m.next = "FOLD"
+
+            with m.State("FOLD"):
+                m.d.sync += [
+                    icmp_check_folded.eq(icmp_check[:16] + icmp_check[16:]),
+                    icmp_checksum.eq(~(icmp_reply_folded[:16] + icmp_reply_folded[16])[:16]),
+                    word_sum.eq(address_sum + fixed_sum),
+                ]
+                m.next = "CLASSIFY"
 
             with m.State("CLASSIFY"):
-                frame_length = index
-                m.d.sync += [index.eq(0), ip_sum.eq(0), icmp_sum.eq(0), out_index.eq(0),
-                             ip_checksum.eq(ip_reply_checksum(total_length, field(18, 2),
-                                                              self.board_ip, field(26, 4))),
-                             icmp_checksum.eq(~icmp_sum),
-                             reply_length.eq(total_length + 14)]
+                m.d.sync += [
+                    index.eq(0), ip_sum.eq(0), icmp_sum.eq(0), deliver.eq(0),
+                    out_index.eq(0), from_memory.eq(0),
+                    echo_address.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET),
+                    echo_address_next.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET + 1),
+                    folded_once.eq(word_sum[:16] + word_sum[16:]),
+                ]
+                m.d.comb += icmp_ok.eq(
+                    icmp_head_ok
+                    & ((icmp_check_folded[:16] + icmp_check_folded[16])[:16] == 0xFFFF))
                 m.next = "RECEIVE"
 
                 def count(name: str) -> None:
                     counter = getattr(self, name)
                     m.d.sync += counter.eq(counter + 1)
 
-                icmp_ok = ((total_length >= 28) & (frame_length >= total_length + 14)
-                           & (field(34, 1) == 8) & (field(35, 1) == 0)
-                           & (ones_complement_add(ones_complement_add(icmp_sum, 0x0800),
-                                                  field(36, 2)) == 0xFFFF))
-                with m.If(frame_length < HEADER_BYTES):
+                with m.If(short):
                     count("dropped_other")
                 with m.Elif(~mac_ok):
                     count("dropped_mac")
-                with m.Elif(ethertype == ETHERTYPE_ARP):
-                    with m.If(~is_arp_request_head(field(14, 8))):
+                with m.Elif(is_arp):
+                    with m.If(~arp_request):
                         count("dropped_other")
-                    with m.Elif(field(38, 4) != self.board_ip):
+                    with m.Elif(~arp_for_us):
                         count("dropped_ip")
                     with m.Else():
                         count("arp_answered")
                         m.next = "ARP_REPLY"
-                with m.Elif(ethertype == ETHERTYPE_IPV4):
-                    with m.If(~ip_header_ok):
+                with m.Elif(is_ipv4):
+                    with m.If(~ip_ok):
                         count("dropped_other")
                     with m.Elif(~ip_for_us):
                         count("dropped_ip")
-                    with m.Elif(protocol == IP_PROTOCOL_UDP):
+                    with m.Elif(is_udp):
                         with m.If(~udp_length_ok):
                             count("dropped_other")
-                        with m.Elif(destination_port != self.control_port):
+                        with m.Elif(~port_ok):
                             count("dropped_port")
                         with m.Else():
                             count("datagrams")
-                    with m.Elif((protocol == IP_PROTOCOL_ICMP) & icmp_ok):
+                    with m.Elif(is_icmp & icmp_ok):
                         count("ping_answered")
-                        m.next = "ECHO_REPLY"
+                        m.next = "ECHO_CHECKSUM"
                     with m.Else():
                         count("dropped_other")
                 with m.Else():
                     count("dropped_other")
 
             with m.State("ARP_REPLY"):
-                reply_bytes = arp_reply_bytes(field(22, 6), field(28, 4), self.board_mac,
-                                              self.board_ip)
                 m.d.comb += [
                     self.reply.valid.eq(1),
-                    self.reply.payload.data.eq(_select(m, out_index, reply_bytes)),
-                    self.reply.payload.last.eq(out_index == len(reply_bytes) - 1),
+                    self.reply.payload.data.eq(reply_bytes[:8]),
+                    self.reply.payload.last.eq(out_index == ARP_REPLY_BYTES - 1),
                 ]
                 with m.If(taken):
-                    m.d.sync += out_index.eq(out_index + 1)
+                    m.d.sync += [out_index.eq(out_index + 1), reply_bytes.eq(reply_bytes >> 8)]
                     with m.If(self.reply.payload.last):
                         m.next = "RECEIVE"
 
-            with m.State("ECHO_REPLY"):
+            with m.State("ECHO_CHECKSUM"):
+                m.d.sync += ip_checksum.eq(~(folded_once[:16] + folded_once[16])[:16])
+                m.next = "ECHO_LOAD"
+
+            with m.State("ECHO_LOAD"):
                 reply_header = echo_reply_header_bytes(
                     field(6, 6), self.board_mac, total_length, field(18, 2), ip_checksum,
                     self.board_ip, field(26, 4), icmp_checksum)
-                # The block RAM shows the byte at out_index (its address runs one ahead when
-                # a byte is taken), so the payload needs no extra register stage.
+                m.d.sync += reply_bytes.eq(Cat(*reply_header))
+                m.next = "ECHO_REPLY"
+
+            with m.State("ECHO_REPLY"):
+                # The block RAM shows the byte at echo_address (its address runs one ahead
+                # when a byte is taken), so the message needs no extra register stage.
                 m.d.comb += [
-                    echo_read.addr.eq(Mux(taken, out_index + 1, out_index) - ICMP_OFFSET),
+                    echo_read.addr.eq(Mux(taken & from_memory, echo_address_next,
+                                          echo_address)),
                     echo_read.en.eq(1),
                     self.reply.valid.eq(1),
-                    self.reply.payload.data.eq(Mux(
-                        out_index < len(reply_header),
-                        _select(m, out_index, reply_header), echo_read.data)),
-                    self.reply.payload.last.eq(out_index == reply_length - 1),
+                    self.reply.payload.data.eq(Mux(from_memory, echo_read.data,
+                                                   reply_bytes[:8])),
+                    self.reply.payload.last.eq(out_index == last_index),
                 ]
                 with m.If(taken):
-                    m.d.sync += out_index.eq(out_index + 1)
+                    m.d.sync += [out_index.eq(out_index + 1), reply_bytes.eq(reply_bytes >> 8)]
+                    with m.If(out_index == ECHO_REPLY_HEADER_BYTES - 1):
+                        m.d.sync += from_memory.eq(1)
+                    with m.If(from_memory):
+                        m.d.sync += [echo_address.eq(echo_address_next),
+                                     echo_address_next.eq(echo_address_next + 1)]
                     with m.If(self.reply.payload.last):
                         m.next = "RECEIVE"
         return m
-
-
-def _select(m: Module, index, byte_values: list) -> Signal:
-    """``byte_values[index]`` as a signal (0 beyond the list)."""
-    chosen = Signal(8)
-    with m.Switch(index):
-        for position, value in enumerate(byte_values):
-            with m.Case(position):
-                m.d.comb += chosen.eq(value)
-    return chosen
 
 
 class LearnedHost(wiring.Component):

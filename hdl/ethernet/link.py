@@ -17,8 +17,10 @@ from spikeforge.firmware.registers import ETHERNET_COUNTERS
 from .frame_fifo import FrameFifo
 from .ip_rx import HEADER_BYTES as UDP_FRAME_HEADER_BYTES
 from .ip_rx import FrameDispatcher, LearnedHost
+from .layouts import FrameByteLayout
 from .mac_rx import MACReceiver
 from .mac_tx import MACTransmitter
+from .pipeline import StreamRegister
 from .tx_arbiter import TxArbiter
 from .udp_tx import UDPTransmitter
 
@@ -178,6 +180,20 @@ class EthernetLink(wiring.Component):
         m.submodules.command_cdc = command_cdc = AsyncFIFO(
             width=9, depth=32, w_domain="link", r_domain="sync")
 
+        # Each crossing's read side leaves through a register slice: the async FIFO's
+        # pointer logic and the consumer's state machine are then separate paths at 125 MHz.
+        data_in = in_link(StreamRegister(8))
+        reply_in = in_link(StreamRegister(8))
+        rx_in = in_link(StreamRegister(FrameByteLayout))
+        m.submodules.data_in, m.submodules.reply_in, m.submodules.rx_in = (
+            data_in, reply_in, rx_in)
+        for cdc, register in ((data_cdc, data_in), (reply_cdc, reply_in), (rx_cdc, rx_in)):
+            m.d.comb += [
+                register.i.payload.eq(cdc.r_data),
+                register.i.valid.eq(cdc.r_rdy),
+                cdc.r_en.eq(register.i.ready),
+            ]
+
         # sync -> link: addresses and the learned host, from one sync cycle.
         m.submodules.host = host = LearnedHost()
         to_link = Cat(self.local_mac, self.local_ip, host.host_mac, host.host_ip,
@@ -191,10 +207,8 @@ class EthernetLink(wiring.Component):
                         host_valid).eq(to_link_snapshot.o)
 
         # -- transmit (link) ---------------------------------------------------------------------
+        wiring.connect(m, data_in.o, data_udp.i)
         m.d.comb += [
-            data_udp.i.payload.eq(data_cdc.r_data),
-            data_udp.i.valid.eq(data_cdc.r_rdy),
-            data_cdc.r_en.eq(data_udp.i.ready),
             data_cdc.w_data.eq(self.data.payload),
             data_cdc.w_en.eq(self.data.valid),
             self.data.ready.eq(data_cdc.w_rdy),
@@ -202,9 +216,9 @@ class EthernetLink(wiring.Component):
             reply_cdc.w_en.eq(self.reply.valid),
             self.reply.ready.eq(reply_cdc.w_rdy),
             # Replies wait for the host (they only follow its command).
-            reply_udp.i.payload.eq(reply_cdc.r_data),
-            reply_udp.i.valid.eq(reply_cdc.r_rdy & host_valid),
-            reply_cdc.r_en.eq(reply_udp.i.ready & host_valid),
+            reply_udp.i.payload.eq(reply_in.o.payload),
+            reply_udp.i.valid.eq(reply_in.o.valid & host_valid),
+            reply_in.o.ready.eq(reply_udp.i.ready & host_valid),
         ]
         for udp in (data_udp, reply_udp):
             m.d.comb += [
@@ -231,12 +245,11 @@ class EthernetLink(wiring.Component):
             rx_cdc.w_data.eq(mac_rx.o.payload.as_value()),
             rx_cdc.w_en.eq(mac_rx.o.valid),
             mac_rx.o.ready.eq(rx_cdc.w_rdy),
-            dispatcher.i.payload.eq(rx_cdc.r_data),
-            dispatcher.i.valid.eq(rx_cdc.r_rdy),
-            rx_cdc.r_en.eq(dispatcher.i.ready),
+
             dispatcher.board_mac.eq(local_mac),
             dispatcher.board_ip.eq(local_ip),
         ]
+        wiring.connect(m, rx_in.o, dispatcher.i)
         self._command_crossing(m, dispatcher, command_cdc)
         self._command_reader(m, command_cdc, host)
 

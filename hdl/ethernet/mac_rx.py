@@ -85,8 +85,11 @@ class MACReceiver(wiring.Component):
         write_ptr = Signal(abits + 1)
         commit_ptr = Signal(abits + 1)
         read_ptr = Signal(abits + 1)
-        used = Signal(abits + 1)
-        m.d.comb += used.eq(write_ptr - read_ptr)
+        # Full: the pointers a whole buffer apart. Compared bit by bit (no subtraction), so
+        # the write decision is a short path at 125 MHz.
+        full = Signal()
+        m.d.comb += full.eq((write_ptr[:abits] == read_ptr[:abits])
+                            & (write_ptr[abits] != read_ptr[abits]))
 
         # --- receive side -------------------------------------------------------------
         count = Signal(range(MAX_RX_FRAME_BYTES + 2))      # bytes so far, saturating
@@ -133,7 +136,7 @@ class MACReceiver(wiring.Component):
                         m.d.sync += giant.eq(1)
                     # Byte count-4 leaves the tail: it is frame data, not FCS.
                     with m.If((count >= FCS_BYTES) & ~giant & (count < MAX_RX_FRAME_BYTES)):
-                        with m.If(used == depth):
+                        with m.If(full):
                             m.d.sync += overflow.eq(1)
                         with m.Elif(~overflow):
                             m.d.comb += [

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.firmware.errors import ConfigError
 
 from .layouts import FrameByteLayout
+from .pipeline import StreamRegister
 
 __all__ = ["TxArbiter"]
 
@@ -16,16 +17,17 @@ class TxArbiter(wiring.Component):
 
     Between frames the lowest-numbered input with a byte ready wins (give the small,
     rare frames — ARP and ping answers, control replies — the low numbers and the data
-    datagrams the highest). The winner's bytes pass straight through in the same cycle.
-    As soon as an input is offered on the output it is locked in (so the output's payload
-    never changes under ``valid``) until its ``last`` byte is taken.
+    datagrams the highest). As soon as an input is offered it is locked in until its
+    ``last`` byte is taken. The chosen bytes leave through a :class:`StreamRegister`, so
+    ``o`` and the inputs' ``ready`` come from flip-flops (the choice and the frame
+    builders' state machines are one path, the FIFO behind is another, at 125 MHz).
 
     Ports
     -----
     inputs[k] : stream of :data:`FrameByteLayout` in
     o : stream of :data:`FrameByteLayout` out
 
-    No buffering and no latency; throughput one byte per cycle.
+    Latency one cycle; throughput one byte per cycle.
     """
 
     def __init__(self, count: int):
@@ -39,6 +41,9 @@ class TxArbiter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.output = output = StreamRegister(FrameByteLayout)
+        wiring.connect(m, output.o, wiring.flipped(self.o))
+        chosen = output.i
         busy = Signal()
         selected = Signal(range(self._count))
         choice = Signal(range(self._count))
@@ -52,13 +57,13 @@ class TxArbiter(wiring.Component):
         for k, source in enumerate(self.inputs):
             with m.If(current == k):
                 m.d.comb += [
-                    self.o.valid.eq(source.valid),
-                    self.o.payload.eq(source.payload),
-                    source.ready.eq(self.o.ready),
+                    chosen.valid.eq(source.valid),
+                    chosen.payload.eq(source.payload),
+                    source.ready.eq(chosen.ready),
                 ]
-        taken_last = self.o.valid & self.o.ready & self.o.payload.last
+        taken_last = chosen.valid & chosen.ready & chosen.payload.last
         with m.If(taken_last):
             m.d.sync += busy.eq(0)
-        with m.Elif(self.o.valid):
+        with m.Elif(chosen.valid):
             m.d.sync += [busy.eq(1), selected.eq(current)]
         return m

@@ -67,7 +67,8 @@ class UDPTransmitter(wiring.Component):
         Wire frames sent (all fragments offered) and discarded (wrap at 2**32).
 
     Latency and throughput: a wire frame's header is taken in 9 cycles, then 1 cycle decides,
-    and each fragment spends 3 cycles preparing its header and then
+    and each fragment spends 7 cycles preparing its header (the IPv4 checksum is summed in
+    a pipeline of short adders, for 125 MHz) and then
     ``14 + 20 (+ 8 + 9 in the first)`` cycles emitting it while ``i`` waits; its payload
     then passes through at the input's pace. A 2 KiB frame in 2 fragments: ~2100 cycles.
     """
@@ -111,28 +112,19 @@ class UDPTransmitter(wiring.Component):
         fragment_length = Signal(range(fragment_bytes + 1))
         total_length = Signal(16)
         flags_offset = Signal(16)
+        # The IPv4 header checksum, summed over four cycles (two 16-bit words or three per
+        # adder) so that no adder chain is longer than one carry chain at 125 MHz.
+        address_sum = Signal(19)                      # addresses and constant words
+        fragment_sum = Signal(18)                     # length, identification, flags/offset
         word_sum = Signal(20)
+        folded_once = Signal(17)
         checksum = Signal(16)
         header = Signal(8 * _FIRST_HEADER_BYTES)
         header_left = Signal(range(_FIRST_HEADER_BYTES + 1))
         payload_left = Signal(range(fragment_bytes + 1))
 
-        m.d.comb += [
-            total_length.eq(IPV4_HEADER_BYTES + fragment_length),
-            flags_offset.eq(Cat(offset_units, more, Const(0, 2))),   # MF, DF 0, reserved 0
-        ]
-
-        words = [
-            Const(0x4500, 16), total_length, identification, flags_offset,
-            Const(_TTL << 8 | IP_PROTOCOL_UDP, 16),
-            src_ip[16:], src_ip[:16], dst_ip[16:], dst_ip[:16],
-        ]
-        folded_once = Signal(17)
-        folded = Signal(16)
-        m.d.comb += [
-            folded_once.eq(word_sum[:16] + word_sum[16:]),
-            folded.eq(folded_once[:16] + folded_once[16]),
-        ]
+        m.d.comb += flags_offset.eq(Cat(offset_units, more, Const(0, 2)))  # MF, DF 0, res. 0
+        constant_words = 0x4500 + (_TTL << 8 | IP_PROTOCOL_UDP)
         header_bytes = [
             *_big_endian(dst_mac, 6), *_big_endian(src_mac, 6),
             *_big_endian(Const(ETHERTYPE_IPV4, 16), 2),
@@ -185,16 +177,31 @@ class UDPTransmitter(wiring.Component):
                         m.next = "WIRE_HEADER"
             with m.State("FRAGMENT"):
                 last_fragment = ip_left <= fragment_bytes
+                fragment_ip_bytes = Mux(last_fragment, ip_left, fragment_bytes)
                 m.d.sync += [
                     more.eq(~last_fragment),
-                    fragment_length.eq(Mux(last_fragment, ip_left, fragment_bytes)),
+                    fragment_length.eq(fragment_ip_bytes),
+                    total_length.eq(IPV4_HEADER_BYTES + fragment_ip_bytes),
+                    address_sum.eq(src_ip[16:] + src_ip[:16] + constant_words),
+                    word_sum.eq(dst_ip[16:] + dst_ip[:16]),
                 ]
                 m.next = "SUM"
             with m.State("SUM"):
-                m.d.sync += word_sum.eq(sum(words))
+                m.d.sync += [
+                    fragment_sum.eq(total_length + identification + flags_offset),
+                    address_sum.eq(address_sum + word_sum),
+                ]
+                m.next = "SUM_ALL"
+            with m.State("SUM_ALL"):
+                m.d.sync += word_sum.eq(address_sum + fragment_sum)
                 m.next = "FOLD"
             with m.State("FOLD"):
-                m.d.comb += checksum.eq(~folded)
+                m.d.sync += folded_once.eq(word_sum[:16] + word_sum[16:])
+                m.next = "COMPLEMENT"
+            with m.State("COMPLEMENT"):
+                m.d.sync += checksum.eq(~(folded_once[:16] + folded_once[16])[:16])
+                m.next = "LOAD"
+            with m.State("LOAD"):
                 m.d.sync += [
                     header.eq(Cat(*header_bytes)),
                     header_left.eq(Mux(first, _FIRST_HEADER_BYTES, _LATER_HEADER_BYTES)),
