@@ -7,10 +7,13 @@ import json
 from spikeforge.firmware.compression import CodecConfig
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.detection import DetectorConfig
+from spikeforge.firmware.ethernet import MAX_WIRE_FRAME_BYTES
+from spikeforge.firmware.framing import DATA_FRAME_OVERHEAD_BYTES
 from spikeforge.host.budget import (
     DEFAULT_COMPRESSION_RATIO,
     DEFAULT_LFP_DECIMATION,
     DEFAULT_SPIKE_RATE_HZ,
+    LINKS,
     UART_BITS_PER_BYTE,
     StreamDescription,
     budget,
@@ -28,8 +31,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         "budget", help="which bandwidth modes (raw, lossless, events, events+LFP) fit a link")
     parser.add_argument("--board", help="take the configuration and link rate of this board")
     add_config_options(parser)
+    parser.add_argument("--link", choices=LINKS,
+                        help="the link: uart or ethernet (Gigabit, UDP) (default: the board's "
+                             "or configuration's link)")
     parser.add_argument("--link-bps", dest="link_bps", type=float,
-                        help="link rate in bit/s (default: the board's or config's baud)")
+                        help="link rate in bit/s (default: the board's or config's baud; "
+                             "1 Gbit/s for ethernet)")
     parser.add_argument("--raw-link", action="store_true",
                         help="the link carries 8 bits per byte (default: UART, "
                              f"{UART_BITS_PER_BYTE})")
@@ -56,6 +63,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=cmd_budget)
 
 
+def _datagram_sweeps(channels: int, sweeps_per_frame: int) -> int:
+    """The configuration's sweeps per frame, lowered until a raw frame fits one UDP datagram
+    (a Gigabit link carries one wire frame per datagram); say so when lowered."""
+    sweeps = sweeps_per_frame
+    while sweeps > 1 and DATA_FRAME_OVERHEAD_BYTES + 2 * channels * sweeps > MAX_WIRE_FRAME_BYTES:
+        sweeps -= 1
+    if sweeps != sweeps_per_frame:
+        print(f"sweeps_per_frame {sweeps_per_frame} -> {sweeps}: a raw frame must fit one UDP "
+              f"datagram ({MAX_WIRE_FRAME_BYTES:,} bytes); give --sweeps-per-frame to choose")
+    return sweeps
+
+
 def cmd_budget(args: argparse.Namespace) -> int:
     base = SystemConfig()
     if args.board:
@@ -65,6 +84,9 @@ def cmd_budget(args: argparse.Namespace) -> int:
     # Not validated as a SystemConfig: a budget may ask about a stream the board's clock
     # cannot produce (e.g. 1024 channels over a given link).
     data = config_fields(args, base)
+    link_kind = args.link or data.get("link", "uart")
+    if link_kind == "ethernet" and getattr(args, "sweeps_per_frame", None) is None:
+        data["sweeps_per_frame"] = _datagram_sweeps(data["channels"], data["sweeps_per_frame"])
     # A configuration file's "detector" may name only some fields: the rest are the defaults.
     detector, detector_default = data.get("detector", {}), DetectorConfig()
     stream = StreamDescription(
@@ -82,7 +104,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
         codec=CodecConfig(**{**data.get("codec", {}),
                              **({"block_sweeps": args.block_sweeps} if args.block_sweeps
                                 else {})}))
-    link = args.link_bps if args.link_bps is not None else float(data["baud"])
+    link = (args.link_bps if args.link_bps is not None
+            else None if link_kind == "ethernet" else float(data["baud"]))
     ratio, source = DEFAULT_COMPRESSION_RATIO, "default, docs/compression-benchmark.md"
     if args.compression_ratio is not None:
         ratio, source = args.compression_ratio, "given with --compression-ratio"
@@ -105,7 +128,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
                       else int(lfp["factor"]) if isinstance(lfp, dict) else None)
     result = budget(stream, link, compression_ratio=ratio, compression_ratio_source=source,
                     lfp_decimation=lfp_decimation,
-                    bits_per_byte=8 if args.raw_link else UART_BITS_PER_BYTE)
+                    bits_per_byte=8 if args.raw_link else UART_BITS_PER_BYTE, link=link_kind)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
