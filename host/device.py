@@ -26,13 +26,14 @@ and the write is signed again. Reads are never signed (they stay open).
 
 Encrypted stream (``SystemConfig.stream_cipher`` builds): :meth:`identify` asks the device
 whether it seals its stream (a read of ``CIPHER_FRAMES_WITHHELD``, a register only cipher
-builds have). If it does, a Device opened with the key picks a random 56-bit session
-(``secrets.randbits(56)``), keeps it next to the key file (``NAME.session``) before writing
-``CIPHER_SESSION_LO`` then ``CIPHER_SESSION_HI`` (signed writes), and decodes the stream
-through a :class:`~spikeforge.host.cipher.FrameOpener`: everything after it sees plaintext.
+builds have; asked by ``identify`` when a key is given, else before the first
+``start``/``supports_control``). If it does, a Device opened with the key picks a random
+56-bit session (``secrets.randbits(56)``), keeps it next to the key file (``NAME.session``)
+before writing ``CIPHER_SESSION_LO`` then ``CIPHER_SESSION_HI`` (signed writes), and decodes
+the stream through a :class:`~spikeforge.host.cipher.FrameOpener`: all after it is plain.
 A session already in force (set earlier in this boot) is adopted only if it is the one this
 host chose last for the device; any other is refused (reset the device). Without the key,
-:meth:`identify` raises :class:`CipherKeyMissing`, naming ``--key`` and ``spikeforge key``.
+:meth:`open_stream_cipher` raises :class:`CipherKeyMissing` (naming ``--key``).
 
 Codebook (``codec.codebook`` builds): :meth:`load_codebook` writes the coder's value table
 over the control path, verifies it, and hands the same table to this Device's decoder, so
@@ -88,7 +89,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Device", "DeviceError", "DeviceNotFound", "DevicePermissionDenied", "DeviceBusy",
            "DeviceSilent", "DeviceDisconnected", "DeviceNoControl", "RegisterRefused",
-           "DeviceStatus", "ChipFound", "CipherKeyMissing", "CipherSessionRefused"]
+           "DeviceStatus", "ChipFound", "CipherKeyMissing", "CipherSessionRefused",
+           "set_ftdi_latency_timer", "FTDI_LATENCY_TIMER_MS"]
 
 DEFAULT_BAUD = SystemConfig().baud
 
@@ -171,6 +173,10 @@ class Device:
         self.stream_cipher: bool | None = None
         #: The stream's session this host set (cipher builds, after :meth:`identify`).
         self.session: int | None = None
+        #: The FTDI bridge's latency timer in ms (None: not an FTDI port), and a note when
+        #: the host could not lower it (:func:`set_ftdi_latency_timer`).
+        self.latency_timer_ms: int | None = None
+        self.latency_note: str | None = None
 
     @classmethod
     def open(cls, url: str, *, baud: int = DEFAULT_BAUD, timeout_s: float = 0.05,
@@ -192,6 +198,7 @@ class Device:
             raise DeviceNotFound(f"cannot open {url!r}: {exc}") from None
         device = cls(port, url)
         device.key = key
+        device.latency_timer_ms, device.latency_note = set_ftdi_latency_timer(url)
         return device
 
     def __enter__(self) -> "Device":
@@ -210,7 +217,16 @@ class Device:
 
     def _read(self) -> _Chunk:
         try:
-            data = self._port.read(max(1, self._port.in_waiting or 4096))
+            waiting = self._port.in_waiting
+            data = self._port.read(max(1, waiting or 4096))
+            if waiting == 1 and data and self._port.in_waiting:
+                # pyserial's socket:// says 1 for "something is waiting": take the rest
+                # without waiting, not one byte per call
+                timeout, self._port.timeout = self._port.timeout, 0
+                try:
+                    data += self._port.read(1 << 16)
+                finally:
+                    self._port.timeout = timeout
         except (serial.SerialException, OSError) as exc:
             raise DeviceDisconnected(
                 f"lost the device on {self.url}: {exc}; is the cable still plugged in?"
@@ -224,8 +240,8 @@ class Device:
         found at start-up are read too and kept in :attr:`chips_found` (see :meth:`chips`).
         """
         config = self._wait_identity(timeout_s)
-        if self.stream_cipher is None and has_control_path(config):
-            self._start_cipher()
+        if self.key is not None and has_control_path(config):
+            self.open_stream_cipher()
         if config.source == "rhd" and has_control_path(config):
             try:
                 self.chips_found = self.chips()
@@ -239,9 +255,13 @@ class Device:
         """What opens the sealed frames (None: the stream is not encrypted)."""
         return self._decoder.opener
 
-    def _start_cipher(self) -> None:
-        """Ask whether the device seals its stream; if so, set this boot's session and
-        decode through a :class:`FrameOpener` (see the module's docstring)."""
+    def open_stream_cipher(self) -> None:
+        """Ask whether the device seals its stream (once); if so, set this boot's session
+        and decode through a :class:`FrameOpener` (see the module's docstring). Called by
+        :meth:`identify` when a key was given, else by :meth:`supports_control` and
+        :meth:`start`; raises :class:`CipherKeyMissing` for a cipher build without a key."""
+        if self.stream_cipher is not None:
+            return
         probe = register("CIPHER_FRAMES_WITHHELD")
         try:
             reply = self.command(probe.address, CommandOp.READ, timeout_s=0.3, retries=1)
@@ -256,28 +276,30 @@ class Device:
                 "its key to decrypt it, --key NAME (Device.open(url, key=load_key(NAME))); "
                 "`spikeforge key show NAME` names the key files, `spikeforge key new NAME` "
                 "makes one for a new build")
-        from .cipher import FrameOpener
-
-        session = self._set_session()
-        self.session = session
-        self._decoder.opener = FrameOpener(self.key.key, session)
+        self.session = self._set_session()
 
     def _set_session(self) -> int:
-        """Write a fresh random session (LO, then HI); return the session in force."""
+        """Write a fresh random session (LO, then HI); return the session in force. The
+        opener is in place before HI is written: sealed frames follow that write at once."""
+        from .cipher import FrameOpener
+
         assert self.key is not None
         session = secrets.randbits(SESSION_BITS)
         low, high = session & 0xFFFFFFFF, session >> 32
         previous = _last_session(self.key)
         # Kept before HI is written: a later open in this boot recognises it as its own.
         _store_session(self.key, session)
+        self._decoder.opener = FrameOpener(self.key.key, session)
         if self.write_register("CIPHER_SESSION_LO", low) == low \
                 and self.write_register("CIPHER_SESSION_HI", high) == high:
             return session
+        self._decoder.opener = None
         # Refused: the session was set before in this boot (it is write-protected then).
         in_force = (self.read_register("CIPHER_SESSION_LO")
                     | self.read_register("CIPHER_SESSION_HI") << 32)
         if in_force == previous:
             _store_session(self.key, in_force)
+            self._decoder.opener = FrameOpener(self.key.key, in_force)
             return in_force
         raise CipherSessionRefused(
             f"the device on {self.url} already has a stream session ({in_force:#016x}) that "
@@ -523,10 +545,13 @@ class Device:
             self.read_register("IDENTITY", timeout_s=timeout_s, retries=1)
         except DeviceNoControl:
             return False
+        self.open_stream_cipher()
         return True
 
     def start(self) -> None:
-        """Start streaming DATA frames (``STREAM_ENABLE`` = 1)."""
+        """Start streaming DATA frames (``STREAM_ENABLE`` = 1); an encrypted stream's
+        session first (:meth:`open_stream_cipher`)."""
+        self.open_stream_cipher()
         self.write_register("STREAM_ENABLE", 1)
 
     def stop(self) -> None:
@@ -761,6 +786,38 @@ def _mode_name(code: int) -> str:
         return next(name for name, mode in MODE_NAMES.items() if mode == BandwidthMode(code))
     except ValueError:
         return f"mode {code}"
+
+
+#: The FTDI USB-serial bridge's latency timer the host sets, in ms: the bridge sends what it
+#: holds at least this often, so it bounds how long a small EVENTS frame waits in the
+#: bridge. Linux defaults it to 16 ms (``docs/recording.md``, "Closed-loop latency").
+FTDI_LATENCY_TIMER_MS = 1
+
+
+def set_ftdi_latency_timer(port: str, *, sys_root: Path = Path("/sys")
+                           ) -> tuple[int | None, str | None]:
+    """Set the latency timer of the FTDI bridge behind ``port`` (``/dev/ttyUSBn`` on Linux)
+    to :data:`FTDI_LATENCY_TIMER_MS`; (the timer in force in ms or None when the port has
+    none, a note when it could not be set, saying how)."""
+    name = Path(port).name
+    timer = sys_root / "bus" / "usb-serial" / "devices" / name / "latency_timer"
+    if not name.startswith("ttyUSB") or not timer.is_file():
+        return None, None
+    try:
+        current = int(timer.read_text().strip())
+    except (OSError, ValueError):
+        return None, None
+    if current <= FTDI_LATENCY_TIMER_MS:
+        return current, None
+    try:
+        timer.write_text(f"{FTDI_LATENCY_TIMER_MS}\n")
+        return FTDI_LATENCY_TIMER_MS, None
+    except OSError:
+        return current, (
+            f"{port}'s FTDI latency timer is {current} ms (events can wait that long in the "
+            f"bridge); set it to {FTDI_LATENCY_TIMER_MS} ms: echo {FTDI_LATENCY_TIMER_MS} | "
+            f"sudo tee {timer}, or for good with a udev rule: ACTION==\"add\", "
+            'SUBSYSTEM=="usb-serial", DRIVER=="ftdi_sio", ATTR{latency_timer}="1"')
 
 
 def _translate_open_error(url: str, exc: serial.SerialException) -> DeviceError:

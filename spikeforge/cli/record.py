@@ -258,6 +258,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with device_url(args.port) as url, \
             Device.open(url, baud=record_baud(args), key=device_key(args)) as device:
         config = device.identify()
+        device.open_stream_cipher()     # a cipher build without --key: say so
         print(f"device: {config.describe()} on {url}")
         if args.stop:
             device.stop()

@@ -79,8 +79,10 @@ def test_a_cipher_build_opened_with_its_key_gets_a_random_session_and_plaintext(
 
 def test_a_cipher_build_opened_without_a_key_names_the_option_and_the_command(played):
     board = played(_cipher_build(new_key("board")))
-    with Device.open(board.url) as device, pytest.raises(CipherKeyMissing) as info:
-        device.identify()
+    with Device.open(board.url) as device:
+        device.identify()           # identity is open: it says nothing of the cipher
+        with pytest.raises(CipherKeyMissing) as info:
+            device.start()
     assert "--key" in str(info.value) and "spikeforge key" in str(info.value)
     assert board.session is None        # nothing was set: the stream stays withheld
 
