@@ -5,6 +5,15 @@ The C++ harness (``main.cpp``) clocks the Verilated design, decodes ``uart_tx`` 
 like a USB-serial bridge, and sends the bytes to one TCP client; no Python runs per cycle.
 Builds are cached under ``build/vboard/<digest>/`` by the generated Verilog.
 
+A UART board with the test source is by default the *direct-link* board
+(:func:`~.top.direct_design_config`): the same design on a clock of about channels x sample
+rate (a few times fewer cycles per sample than the board's clock), its UART replaced by
+byte-wide ports the harness serves at the board's UART byte rate (a token bucket), so the
+frames, the drops when the link is too slow, the decoder and the loss accounting are the
+board's, and a 64-channel board runs faster than real time. ``bit_level=True`` (``sim-board
+--bit-level``) runs the board's clock and the bit-serial UART instead; the RHD source always
+does (its SPI timing is the board clock's).
+
 With the RHD2000 source (``config.source == "rhd"``) the harness also plays behavioural
 RHD2000 chips on the SPI pins (``rhd_chip.h``, the C++ twin of
 :mod:`spikeforge.sim.chips.rhd2000`), fed from a file of int16 samples
@@ -20,6 +29,7 @@ link to a capture file (:meth:`VirtualBoard.start`).
 """
 
 import hashlib
+import math
 import os
 import subprocess
 from dataclasses import dataclass
@@ -39,7 +49,7 @@ __all__ = ["VirtualBoard", "build_virtual_board", "config_from_sim_url", "Virtua
            "SampleFeed", "read_sample_file", "rhd_config_for", "board_from_sim_url",
            "expected_recording", "DEFAULT_CABLE_DELAY_CYCLES", "source_signal_feed",
            "feed_from_file", "sim_url_capture", "host_ip_for", "HOST_MAC",
-           "UDP_IDENTITY_INTERVAL_FRAMES"]
+           "UDP_IDENTITY_INTERVAL_FRAMES", "design_config"]
 
 _HARNESS = Path(__file__).with_name("main.cpp")
 _ETHERNET_HARNESS = Path(__file__).with_name("main_eth.cpp")
@@ -148,8 +158,19 @@ def _config_from_sim_query(location: str, query: dict[str, str]) -> SystemConfig
 PGO_TRAINING_CYCLES = 2_000_000
 
 
+def design_config(config: SystemConfig, *, bit_level: bool = False) -> SystemConfig:
+    """The configuration the virtual board of ``config`` elaborates: the direct-link
+    design's (:func:`~.top.direct_design_config`) unless ``bit_level`` or there is none,
+    else ``config`` itself. Its ``clock_hz`` is the clock the harness simulates."""
+    from .top import direct_design_config
+
+    direct = None if bit_level else direct_design_config(config)
+    return config if direct is None else direct
+
+
 def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
-                        reset_input: bool = False, system=None) -> Path:
+                        reset_input: bool = False, system=None,
+                        bit_level: bool = False) -> Path:
     """Compile the virtual board for ``config`` (cached); return the executable.
 
     ``profile_guided``: compile twice, the first time instrumented, run that for
@@ -159,6 +180,8 @@ def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
     its ``rst`` input instead of :class:`~.top.VirtualBoardTop` (slower; for comparisons).
     ``system``: a function of the configuration that makes the design to compile instead of
     the acquisition system (tests of the harness use a stand-in with the same ports).
+    ``bit_level``: the board's clock and bit-serial UART even where the direct-link board
+    exists (module docstring).
     """
     from amaranth.back import verilog
 
@@ -169,10 +192,12 @@ def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
     ethernet = config.link == "ethernet"
     if reset_input and (ethernet or system is not None):
         raise VirtualBoardError("reset_input builds only the UART acquisition system")
+    direct = (not reset_input and system is None
+              and design_config(config, bit_level=bit_level) is not config)
     if reset_input:
         source = verilog.convert(AcquisitionSystem(config), name="top", emit_src=False)
     else:
-        top = VirtualBoardTop(config, None if system is None else system(config))
+        top = VirtualBoardTop(config, None if system is None else system(config), direct=direct)
         source = verilog.convert(top, name="top", ports=top.ports, emit_src=False)
     harness = _ETHERNET_HARNESS if ethernet else _HARNESS
     flags = list(_VERILATOR_FLAGS)
@@ -195,7 +220,8 @@ def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
         training = _compile(folder / "training", folder / "top.v", harness, flags + [
             "-CFLAGS", f"-fprofile-generate={profile}",
             "-LDFLAGS", f"-fprofile-generate={profile}"])
-        command = _harness_command(training, config, cycles=PGO_TRAINING_CYCLES)
+        command = _harness_command(training, config, cycles=PGO_TRAINING_CYCLES,
+                                   bit_level=not direct)
         if config.source == "rhd":
             command += _rhd_arguments(config, source_signal_feed(config))
         if ethernet:
@@ -216,11 +242,18 @@ def host_ip_for(config: SystemConfig) -> str:
 
 
 def _harness_command(binary: Path, config: SystemConfig, *, port: int = 0, cycles: int = 0,
-                     pcap: Path | None = None) -> list[str]:
+                     pcap: Path | None = None, bit_level: bool = False) -> list[str]:
     """The harness's arguments for ``config`` (without those of the RHD chips)."""
     if config.link != "ethernet":
-        return [str(binary), "--port", str(port), "--divisor", str(config.uart_divisor),
-                "--cycles", str(cycles)]
+        command = [str(binary), "--port", str(port), "--divisor", str(config.uart_divisor),
+                   "--cycles", str(cycles)]
+        design = design_config(config, bit_level=bit_level)
+        if design is not config:
+            # a link byte takes cycles_per_byte board cycles = NUM/DEN design cycles
+            num, den = design.clock_hz * config.cycles_per_byte, config.clock_hz
+            common = math.gcd(num, den)
+            command += ["--byte-period", f"{num // common}/{den // common}"]
+        return command
     from spikeforge.firmware.ethernet import LINK_CLOCK_HZ
 
     ethernet = config.ethernet
@@ -275,13 +308,16 @@ class VirtualBoard:
     process: subprocess.Popen
     url: str
     config: SystemConfig
+    #: The clock the harness simulates (the direct-link design's, or the board's).
+    clock_hz: int = 0
 
     @classmethod
     def start(cls, config: SystemConfig, *, port: int = 0, cycles: int = 0,
-              realtime: bool = False, stats_file: Path | None = None,
+              realtime: bool | None = None, stats_file: Path | None = None,
               feed: "SampleFeed | None" = None,
               profile_guided: bool = False, pcap: Path | None = None,
-              system=None) -> "VirtualBoard":
+              system=None, bit_level: bool = False,
+              byte_log: Path | None = None) -> "VirtualBoard":
         """Build (cached) and start the board. With the RHD source its chips play ``feed``
         (default: the test source's signal, repeated).
 
@@ -289,7 +325,13 @@ class VirtualBoard:
         port on 127.0.0.1 (0: any free one), :attr:`url` is ``udp://127.0.0.1:PORT``, and
         ``pcap`` names a capture file of the link's frames (classic pcap, Ethernet, FCS
         stripped, simulated time). The board waits for the host's first datagram before it
-        runs (unless ``cycles`` is given). ``system``: see :func:`build_virtual_board`."""
+        runs (unless ``cycles`` is given). ``system``, ``bit_level``: see
+        :func:`build_virtual_board`; ``cycles`` counts the simulated clock's cycles
+        (:attr:`clock_hz`). ``realtime``: pace the simulation to the wall clock (default:
+        the direct-link board is paced, since it outruns a host that reads as from a real
+        board, and replies would wait behind seconds of queued frames; the slower boards
+        run as fast as they can). ``byte_log`` (UART): a file of one little-endian uint64 per byte
+        sent to the host, the cycle its last bit reached the host's end of the link."""
         ethernet = config.link == "ethernet"
         if feed is not None and config.source != "rhd":
             raise VirtualBoardError(
@@ -299,12 +341,20 @@ class VirtualBoard:
             raise VirtualBoardError(
                 "a capture (pcap) is written only by a virtual board with the Ethernet link; "
                 "add link=udp to the sim:// URL (or --link udp)")
-        binary = build_virtual_board(config, profile_guided=profile_guided, system=system)
-        command = _harness_command(binary, config, port=port, cycles=cycles, pcap=pcap)
+        binary = build_virtual_board(config, profile_guided=profile_guided, system=system,
+                                     bit_level=bit_level)
+        bit_level = bit_level or system is not None
+        command = _harness_command(binary, config, port=port, cycles=cycles, pcap=pcap,
+                                   bit_level=bit_level)
+        clock_hz = design_config(config, bit_level=bit_level).clock_hz
         if config.source == "rhd":
             command += _rhd_arguments(config, feed or source_signal_feed(config))
+        if realtime is None:
+            realtime = clock_hz != config.clock_hz
         if realtime:
-            command += ["--realtime", "1" if ethernet else str(config.clock_hz)]
+            command += ["--realtime", "1" if ethernet else str(clock_hz)]
+        if byte_log is not None:
+            command += ["--byte-log", str(byte_log)]
         if stats_file is not None:
             command += ["--stats", str(stats_file)]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -313,14 +363,17 @@ class VirtualBoard:
             process.kill()
             raise VirtualBoardError(f"the virtual board did not start: {first!r}")
         scheme = "udp" if ethernet else "socket"
-        return cls(process, f"{scheme}://127.0.0.1:{int(first.split()[-1])}", config)
+        return cls(process, f"{scheme}://127.0.0.1:{int(first.split()[-1])}", config, clock_hz)
 
     @classmethod
     def measure(cls, config: SystemConfig, cycles: int, feed: "SampleFeed | None" = None,
-                profile_guided: bool = False, baseline: bool = False) -> dict[str, float]:
-        """Run ``cycles`` cycles with a client that drains the socket; return the speed
-        (simulated cycles per wall second and per CPU second of the simulation loop, and
-        the ratio to real time).
+                profile_guided: bool = False, baseline: bool = False,
+                bit_level: bool = False) -> dict[str, float]:
+        """Run ``cycles`` cycles of the board's clock (``cycles / config.clock_hz`` seconds
+        of device time; the direct-link board runs that time on its own clock) with a client that
+        drains the socket; return the speed (simulated cycles per wall second and per CPU
+        second of the simulation loop, the clock they count, ``clock_hz``, and the ratios
+        to real time, ``realtime_ratio`` by the wall clock and ``realtime_ratio_cpu``).
 
         ``baseline``: the board as it was before its speed work (the bare acquisition system
         with a reset input, two ``eval()`` per cycle), for comparisons in one run.
@@ -336,10 +389,14 @@ class VirtualBoard:
             if config.source == "rhd":
                 command += _rhd_arguments(config, feed or source_signal_feed(config))
         else:
-            binary = build_virtual_board(config, profile_guided=profile_guided)
+            binary = build_virtual_board(config, profile_guided=profile_guided,
+                                         bit_level=bit_level)
             command = None
+        clock_hz = design_config(config, bit_level=bit_level or baseline).clock_hz
         if command is None:
-            board = cls.start(config, cycles=cycles, feed=feed, profile_guided=profile_guided)
+            board = cls.start(config, cycles=cycles * clock_hz // config.clock_hz, feed=feed,
+                              profile_guided=profile_guided, bit_level=bit_level,
+                              realtime=False)
             process = board.process
             first = f"listening on {board.url.rsplit(':', 1)[1]}\n"
         else:
@@ -349,7 +406,9 @@ class VirtualBoard:
         fields = line.split()
         stats = {fields[i]: float(fields[i + 1]) for i in range(0, len(fields) - 1, 2)}
         stats["bytes_received"] = received
-        stats["realtime_ratio"] = stats["cycles_per_s"] / config.clock_hz
+        stats["clock_hz"] = clock_hz
+        stats["realtime_ratio"] = stats["cycles_per_s"] / clock_hz
+        stats["realtime_ratio_cpu"] = stats["cycles_per_cpu_s"] / clock_hz
         return stats
 
     def stop(self, timeout_s: float = 5.0) -> str:

@@ -5,12 +5,22 @@
 // the one TCP client it accepts. Usage:
 //
 //   vboard --port N --divisor D [--cycles C] [--realtime CLOCK_HZ] [--stats FILE]
-//          [--evals-per-cycle 1|2]
+//          [--evals-per-cycle 1|2] [--byte-period NUM/DEN] [--byte-log FILE]
 //          [RHD options, when built with -DSPIKEFORGE_RHD_LINES=L: see rhd_options below]
 //
 // Prints "listening on PORT" (PORT is the real port when N is 0) and then waits for a
 // client. Runs until the client disconnects or C cycles have run; then prints a line of
 // statistics (cycles, bytes, wall seconds) to stdout and to FILE if given.
+//
+// A direct-link build (top.py, direct=True: ports link_tx_* and link_rx_* instead of a
+// working uart_tx/uart_rx) runs the design on its own, slower clock and takes the framer's
+// bytes from link_tx_* and gives the host's to link_rx_* one per NUM/DEN design cycles
+// (--byte-period: the board's UART byte time in the design's cycles), each direction a
+// token bucket of one byte: a byte leaves when the board's UART would have been free to take it, so
+// frames back up in the framer and drop exactly when the board's link is too slow.
+//
+// --byte-log FILE: for every byte sent to the host, the cycle its last bit reaches the
+// host's end of the link (uint64, little-endian), for latency measurements.
 
 #include "Vtop.h"
 #include "Vtop___024root.h"
@@ -27,6 +37,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -47,6 +58,9 @@ struct Options {
     double realtime_hz = 0;       // 0: as fast as possible
     std::string stats_file;
     int evals_per_cycle = 1;      // 2: also eval() after the falling edge (for comparison)
+    uint64_t byte_period_num = 0; // direct-link builds: design cycles per link byte, NUM/DEN
+    uint64_t byte_period_den = 1;
+    std::string byte_log;
 };
 
 
@@ -61,6 +75,12 @@ Options parse(int argc, char **argv) {
         else if (key == "--realtime") o.realtime_hz = std::atof(value);
         else if (key == "--stats") o.stats_file = value;
         else if (key == "--evals-per-cycle") o.evals_per_cycle = std::atoi(value);
+        else if (key == "--byte-period") {
+            char *end = nullptr;
+            o.byte_period_num = std::strtoull(value, &end, 10);
+            if (end && *end == '/') o.byte_period_den = std::strtoull(end + 1, nullptr, 10);
+        }
+        else if (key == "--byte-log") o.byte_log = value;
         else if (parse_rhd_option(key, value)) {}
         else { std::fprintf(stderr, "vboard: unknown option %s\n", key.c_str()); std::exit(2); }
     }
@@ -136,10 +156,11 @@ class UartLineDriver {
 
 // Moves whatever the client sent since the last call into the line driver; false when the
 // client has closed its side.
-bool receive_commands(int client, UartLineDriver &line) {
+bool receive_commands(int client, UartLineDriver &line, std::deque<uint8_t> *direct) {
     uint8_t buffer[4096];
     while (true) {
         ssize_t n = recv(client, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0 && direct) { direct->insert(direct->end(), buffer, buffer + n); continue; }
         if (n > 0) { line.push(buffer, static_cast<size_t>(n)); line.bytes_sent += n; continue; }
         if (n == 0) return false;
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
@@ -179,6 +200,61 @@ inline void falling_edge(Vtop *top, int evals_per_cycle) {
     }
     top->eval();
 }
+
+// -- the direct link (direct-link builds only) ------------------------------------------------
+template <typename Top, typename = void>
+struct HasDirectLink : std::false_type {};
+template <typename Top>
+struct HasDirectLink<Top, std::void_t<decltype(std::declval<Top &>().link_tx_valid)>>
+    : std::true_type {};
+
+// One direction of the board's UART as a token bucket: `rate` credit per design cycle, a byte
+// costs `cost`, at most one byte of credit (a UART holds one byte).
+struct ByteBucket {
+    uint64_t rate = 0, cost = 1, credit = 0;
+    bool tick() { credit = std::min(credit + rate, cost); return credit >= cost; }
+    void take() { credit -= cost; }
+};
+
+struct DirectLink {
+    ByteBucket tx, rx;
+    uint64_t byte_cycles = 0;     // cycles from a byte's start to its last bit at the far end
+    std::deque<uint8_t> commands;
+    uint64_t commands_given = 0;
+    bool tx_take = false, rx_take = false;
+    uint8_t tx_byte = 0;
+
+    void setup(uint64_t period_num, uint64_t period_den) {
+        tx.rate = rx.rate = period_den;
+        tx.cost = rx.cost = period_num;
+        tx.credit = rx.credit = period_num;
+        byte_cycles = (period_num + period_den - 1) / period_den;
+    }
+    // Before the rising edge: offer the link's readiness and the next command byte; note
+    // what the edge will take.
+    template <typename Top>
+    void before_edge(Top *top) {
+        if constexpr (HasDirectLink<Top>::value) {
+            bool ready = tx.tick();
+            top->link_tx_ready = ready;
+            tx_take = ready && top->link_tx_valid;
+            tx_byte = top->link_tx_data;
+            bool offer = rx.tick() && !commands.empty();
+            top->link_rx_valid = offer;
+            // ready is a register's (top.py, ByteReceiver): this cycle's value is current
+            rx_take = offer && top->link_rx_ready;
+            if (offer) top->link_rx_data = commands.front();
+        }
+    }
+    // After the edge: true when a byte left the device (in `byte`).
+    bool after_edge(uint8_t &byte) {
+        if (rx_take) { commands.pop_front(); rx.take(); ++commands_given; }
+        if (!tx_take) return false;
+        tx.take();
+        byte = tx_byte;
+        return true;
+    }
+};
 
 volatile std::sig_atomic_t stop_requested = 0;
 void on_signal(int) { stop_requested = 1; }
@@ -222,11 +298,25 @@ int main(int argc, char **argv) {
     // The design holds itself in reset for its first 4 rising edges (top.py, power-on
     // reset: no logic depends on a reset input); cycle 0 is the first one after them.
     set_reset(top.get(), 1);
+    // The first eval() takes the clock's initial level as its previous one: evaluate at 0
+    // first, so the first rising edge below counts as one.
+    top->eval();
     for (int i = 0; i < 8; ++i) { top->clk = !top->clk; top->eval(); }
     set_reset(top.get(), 0);
 
     UartReceiver uart(options.divisor);
     UartLineDriver host_line(options.divisor);
+    constexpr bool direct = HasDirectLink<Vtop>::value;
+    DirectLink link;
+    if (direct) {
+        if (options.byte_period_num == 0 || options.byte_period_den == 0) {
+            std::fprintf(stderr, "vboard: a direct-link build needs --byte-period NUM/DEN\n");
+            return 2;
+        }
+        link.setup(options.byte_period_num, options.byte_period_den);
+    }
+    FILE *byte_log = options.byte_log.empty() ? nullptr : std::fopen(options.byte_log.c_str(), "wb");
+    std::vector<uint64_t> arrivals;
     std::vector<uint8_t> out;
     out.reserve(1 << 16);
     uint64_t cycle = 0, bytes = 0;
@@ -236,15 +326,33 @@ int main(int argc, char **argv) {
     const uint64_t batch = 1 << 14;  // cycles between socket writes and clock checks
 
     while (client_alive && !stop_requested && (options.cycles == 0 || cycle < options.cycles)) {
-        if (!receive_commands(client, host_line)) client_alive = false;
+        if (!receive_commands(client, host_line, direct ? &link.commands : nullptr))
+            client_alive = false;
         for (uint64_t i = 0; i < batch; ++i, ++cycle) {
+            uint8_t byte;
+            if constexpr (direct) {
+                link.before_edge(top.get());
+                top->clk = 1; top->eval();
+                falling_edge(top.get(), options.evals_per_cycle);
+                if (link.after_edge(byte)) {
+                    out.push_back(byte);
+                    if (byte_log) arrivals.push_back(cycle + link.byte_cycles);
+                }
+                continue;
+            }
             top->uart_rx = host_line.clock();
             rhd_before_edge(top.get(), cycle);
             top->clk = 1; top->eval();
             rhd_after_edge(top.get(), cycle);
             falling_edge(top.get(), options.evals_per_cycle);
-            uint8_t byte;
-            if (uart.clock(top->uart_tx, byte)) out.push_back(byte);
+            if (uart.clock(top->uart_tx, byte)) {
+                out.push_back(byte);
+                if (byte_log) arrivals.push_back(cycle);
+            }
+        }
+        if (byte_log && !arrivals.empty()) {
+            std::fwrite(arrivals.data(), sizeof arrivals[0], arrivals.size(), byte_log);
+            arrivals.clear();
         }
         size_t sent = 0;
         while (sent < out.size()) {
@@ -266,7 +374,8 @@ int main(int argc, char **argv) {
                   "bytes_in %llu",
                   static_cast<unsigned long long>(cycle), static_cast<unsigned long long>(bytes),
                   wall, cycle / wall, static_cast<unsigned long long>(uart.framing_errors),
-                  static_cast<unsigned long long>(host_line.bytes_sent));
+                  static_cast<unsigned long long>(direct ? link.commands_given
+                                                         : host_line.bytes_sent));
     const double cpu = static_cast<double>(std::clock() - cpu_started) / CLOCKS_PER_SEC;
     char cpu_text[96];
     std::snprintf(cpu_text, sizeof cpu_text, " cpu_s %.3f cycles_per_cpu_s %.0f", cpu,
@@ -277,6 +386,7 @@ int main(int argc, char **argv) {
     if (!options.stats_file.empty()) {
         if (FILE *f = std::fopen(options.stats_file.c_str(), "w")) { std::fputs(line, f); std::fclose(f); }
     }
+    if (byte_log) std::fclose(byte_log);
     close(client);
     close(server);
     top->final();

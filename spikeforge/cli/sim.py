@@ -31,9 +31,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     board.add_argument("--pcap", type=Path, metavar="FILE",
                        help="with --link udp: write the link's frames to this capture file")
     board.add_argument("--measure", type=int, metavar="CYCLES",
-                       help="run this many cycles with a draining client, report the speed")
+                       help="run this many cycles of the board's clock (CYCLES / clock_hz "
+                            "seconds of device time) with a draining client, report the speed")
+    board.add_argument("--bit-level", action="store_true",
+                       help="simulate the board's clock and its bit-serial UART (default for "
+                            "a UART board with the test source: the direct-link board, the "
+                            "design on a clock of about channels x rate, its bytes taken at "
+                            "the UART's byte rate; same frames and losses, several times "
+                            "faster)")
     board.add_argument("--realtime", action="store_true",
-                       help="pace the simulation to the real clock (default: as fast as it runs)")
+                       help="pace the simulation to the real clock (default: the direct-link "
+                            "board is paced, the bit-level one runs as fast as it can)")
     board.add_argument("--source", choices=("test", "rhd"), default=None,
                        help="sample source: the test source, or the RHD2000 front-end with "
                             "behavioural chips on its SPI pins (default: test; rhd with --from)")
@@ -104,17 +112,27 @@ def cmd_sim_board(args: argparse.Namespace) -> int:
     if args.measure and args.compare:
         return _compare_speed(args, config, feed)
     if args.measure:
-        stats = VirtualBoard.measure(config, args.measure, feed=feed, profile_guided=args.pgo)
-        print(f"{config.describe()}: {stats['cycles']:.0f} cycles in {stats['wall_s']:.2f} s = "
-              f"{stats['cycles_per_s'] / 1e6:.2f} M cycles/s = {stats['realtime_ratio']:.3f} x "
-              f"real time; {stats['cycles_per_cpu_s'] / 1e6:.2f} M cycles per CPU second "
+        stats = VirtualBoard.measure(config, args.measure, feed=feed, profile_guided=args.pgo,
+                                     bit_level=args.bit_level)
+        direct = stats["clock_hz"] != config.clock_hz
+        model = (f"direct-link board: the design at {stats['clock_hz'] / 1e6:g} MHz, its bytes "
+                 f"at the {config.baud:,}-baud UART's rate" if direct
+                 else f"bit-level board: {config.clock_hz / 1e6:g} MHz, bit-serial UART")
+        device_s = stats["cycles"] / stats["clock_hz"]
+        print(f"{config.describe()}; {model}")
+        print(f"{stats['cycles']:.0f} cycles ({device_s:.3f} s of device time) in "
+              f"{stats['wall_s']:.2f} s = {stats['cycles_per_s'] / 1e6:.2f} M cycles/s; "
+              f"{stats['cycles_per_cpu_s'] / 1e6:.2f} M cycles per CPU second "
               f"({stats['bytes_received']:.0f} bytes, "
               f"{stats['framing_errors']:.0f} framing errors)")
+        print(f"{stats['realtime_ratio']:.2f}x real time (wall clock; "
+              f"{stats['realtime_ratio_cpu']:.2f}x per CPU second of the simulation)")
         return ExitCode.OK
     udp = config.link == "ethernet"
     board = VirtualBoard.start(config, port=args.udp_port if udp else args.tcp_port,
-                               realtime=args.realtime, feed=feed, profile_guided=args.pgo,
-                               pcap=args.pcap)
+                               realtime=args.realtime or None, feed=feed,
+                               profile_guided=args.pgo,
+                               pcap=args.pcap, bit_level=args.bit_level)
     print(f"virtual board {config.describe()} serving its "
           f"{'Ethernet link as UDP' if udp else 'UART'} at {board.url}", flush=True)
     print(f"record from it: spikeforge record --port {board.url} --out DIR", flush=True)
