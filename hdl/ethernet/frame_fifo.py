@@ -5,6 +5,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import FrameByteLayout
+from .pipeline import StreamRegister
 
 __all__ = ["FrameFifo"]
 
@@ -22,18 +23,21 @@ class FrameFifo(wiring.Component):
     A frame longer than ``depth`` would never be offered (and block its writer): the
     builders never make one (at most 14 + 1500 bytes).
 
-    Built for 125 MHz: ``w.ready``, ``r.valid`` and the memory's next read address are
-    chosen from flip-flops only (the read port needs no write-through: a frame's bytes are
-    offered only from the cycle after its last one is written, and frames have at least
-    two bytes, so the head byte is always re-read after it was written).
+    Built for 125 MHz: ``w.ready`` and the memory's next read address are chosen from
+    flip-flops only, and ``r`` leaves through a :class:`StreamRegister` (the block RAM's
+    slow clock-to-output then ends at a flip-flop, not in the MAC's CRC). The read port
+    needs no write-through: a frame's bytes are read only from the cycle after its last
+    one is written, and frames have at least two bytes, so the head byte is always re-read
+    after it was written. The register slice keeps a frame's bytes back to back.
 
     Ports
     -----
     w : stream of :data:`FrameByteLayout` in (``ready`` low only while full)
-    r : stream of :data:`FrameByteLayout` out (``valid`` from the cycle after a frame's
-        last byte was written, until that frame's last byte is read)
+    r : stream of :data:`FrameByteLayout` out (``valid`` from the second cycle after a
+        frame's last byte was written, then without a gap while ``ready`` is high until
+        that frame's last byte is read)
     frames : out
-        Whole frames stored.
+        Whole frames stored in the memory (not counting the bytes in the register slice).
     """
 
     def __init__(self, depth: int = 4096):
@@ -57,17 +61,20 @@ class FrameFifo(wiring.Component):
         level = Signal(range(depth + 1))
         full = Signal()
         whole = Signal()                                  # frames != 0, registered
+        m.submodules.output = output = StreamRegister(FrameByteLayout)
+        wiring.connect(m, output.o, wiring.flipped(self.r))
+        head = output.i
         push = self.w.valid & self.w.ready
-        pop = self.r.valid & self.r.ready
+        pop = head.valid & head.ready
         m.d.comb += [
             self.w.ready.eq(~full),
-            self.r.valid.eq(whole),
+            head.valid.eq(whole),
             wr.addr.eq(write_addr),
             wr.data.eq(self.w.payload),
             wr.en.eq(push),
             # The head for the next cycle: a mux between two registers, no adder.
             rd.addr.eq(Mux(pop, read_next, read_addr)),
-            self.r.payload.eq(rd.data),
+            head.payload.eq(rd.data),
         ]
         with m.If(push):
             m.d.sync += write_addr.eq(write_addr + 1)
@@ -80,7 +87,7 @@ class FrameFifo(wiring.Component):
         with m.Elif(pop & ~push):
             m.d.sync += [level.eq(level - 1), full.eq(0)]
         stored = push & self.w.payload.last
-        taken = pop & self.r.payload.last
+        taken = pop & head.payload.last
         with m.If(stored & ~taken):
             m.d.sync += [self.frames.eq(self.frames + 1), whole.eq(1)]
         with m.Elif(taken & ~stored):

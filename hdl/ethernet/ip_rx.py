@@ -144,8 +144,8 @@ class FrameDispatcher(wiring.Component):
         # 41 is at ``i`` (bytes 0..40 are in the register, every field it needs, up to the
         # UDP length at 38..39, among them) and registered, so that from byte 42 on the
         # payload path starts at flip-flops.
-        deliver = Signal()
-        payload_end = Signal(17)                    # index of the first byte past the payload
+        payload_last = Signal(17)                   # index of the payload's last byte
+        in_payload = Signal()                       # the byte at ``i`` goes to ``command``
         ip_sum_folded = Signal(17)
         ip_header_ok = Signal()
         with m.If(index == HEADER_BYTES - 1):
@@ -154,15 +154,23 @@ class FrameDispatcher(wiring.Component):
             ip_ok_early = ((field_after(HEADER_BYTES - 1, 14, 1) == 0x45) & ip_header_ok
                            & ((field_after(HEADER_BYTES - 1, 20, 1) & 0x3F) == 0)
                            & (field_after(HEADER_BYTES - 1, 21, 1) == 0))
+            deliver_now = (
+                mac_ok_early & (field_after(HEADER_BYTES - 1, 12, 2) == ETHERTYPE_IPV4)
+                & ip_ok_early & (field_after(HEADER_BYTES - 1, 30, 4) == self.board_ip)
+                & (field_after(HEADER_BYTES - 1, 23, 1) == IP_PROTOCOL_UDP)
+                & udp_length_ok_early
+                & (field_after(HEADER_BYTES - 1, 36, 2) == self.control_port))
             m.d.sync += [
-                deliver.eq(mac_ok_early & (field_after(HEADER_BYTES - 1, 12, 2) == ETHERTYPE_IPV4)
-                           & ip_ok_early
-                           & (field_after(HEADER_BYTES - 1, 30, 4) == self.board_ip)
-                           & (field_after(HEADER_BYTES - 1, 23, 1) == IP_PROTOCOL_UDP)
-                           & udp_length_ok_early
-                           & (field_after(HEADER_BYTES - 1, 36, 2) == self.control_port)),
-                payload_end.eq(field_after(HEADER_BYTES - 1, 38, 2) + (HEADER_BYTES - 8)),
+                payload_last.eq(field_after(HEADER_BYTES - 1, 38, 2) + (HEADER_BYTES - 9)),
             ]
+            # Byte 42 is payload if the datagram is delivered and has any.
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += in_payload.eq(deliver_now
+                                          & (field_after(HEADER_BYTES - 1, 38, 2) > 8))
+        # Later bytes are, up to the payload's last (registered, so ``command.valid`` and
+        # ``i.ready`` start at flip-flops).
+        with m.Elif((index >= HEADER_BYTES) & self.i.valid & self.i.ready):
+            m.d.sync += in_payload.eq(in_payload & (index != payload_last))
         # The IPv4 header sum is complete from byte 34; folded and checked while bytes
         # 35..41 pass (registered twice, so it is ready at byte 41).
         m.d.sync += [
@@ -200,7 +208,6 @@ class FrameDispatcher(wiring.Component):
         with m.FSM():
             with m.State("RECEIVE"):
                 byte = self.i.payload.data
-                in_payload = (index >= HEADER_BYTES) & deliver & (index < payload_end)
                 with m.If(in_payload):
                     m.d.comb += [
                         self.command.valid.eq(self.i.valid),
@@ -287,7 +294,7 @@ class FrameDispatcher(wiring.Component):
 
             with m.State("CLASSIFY"):
                 m.d.sync += [
-                    index.eq(0), ip_sum.eq(0), icmp_sum.eq(0), deliver.eq(0),
+                    index.eq(0), ip_sum.eq(0), icmp_sum.eq(0), in_payload.eq(0),
                     out_index.eq(0), from_memory.eq(0),
                     echo_address.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET),
                     echo_address_next.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET + 1),

@@ -169,6 +169,10 @@ class EthernetLink(wiring.Component):
         m.submodules.tx_fifo = in_link(tx_fifo)
         m.submodules.mac_tx = in_link(mac_tx)
         m.submodules.mac_rx = DomainRenamer("eth_rx")(mac_rx)
+        # The receive buffer's block RAM output ends at a flip-flop, not in the crossing.
+        rx_out = StreamRegister(FrameByteLayout)
+        m.submodules.rx_out = DomainRenamer("eth_rx")(rx_out)
+        wiring.connect(m, mac_rx.o, rx_out.i)
 
         # -- crossings ---------------------------------------------------------------------------
         m.submodules.data_cdc = data_cdc = AsyncFIFO(
@@ -242,9 +246,9 @@ class EthernetLink(wiring.Component):
             mac_rx.rx_data.eq(self.gmii_rx_data),
             mac_rx.rx_dv.eq(self.gmii_rx_dv),
             mac_rx.rx_er.eq(self.gmii_rx_er),
-            rx_cdc.w_data.eq(mac_rx.o.payload.as_value()),
-            rx_cdc.w_en.eq(mac_rx.o.valid),
-            mac_rx.o.ready.eq(rx_cdc.w_rdy),
+            rx_cdc.w_data.eq(rx_out.o.payload.as_value()),
+            rx_cdc.w_en.eq(rx_out.o.valid),
+            rx_out.o.ready.eq(rx_cdc.w_rdy),
 
             dispatcher.board_mac.eq(local_mac),
             dispatcher.board_ip.eq(local_ip),
@@ -304,22 +308,30 @@ class EthernetLink(wiring.Component):
         sender = Cat(*reversed(fields))     # first byte (MAC's most significant) on top
         sender_index = Signal(range(SENDER_BYTES))
         command = dispatcher.command
+        # Into the crossing through a register slice: the dispatcher's input stalls on
+        # flip-flops, not on the async FIFO's pointer comparison.
+        m.submodules.command_out = command_out = DomainRenamer("link")(StreamRegister(9))
+        m.d.comb += [
+            command_cdc.w_data.eq(command_out.o.payload),
+            command_cdc.w_en.eq(command_out.o.valid),
+            command_out.o.ready.eq(command_cdc.w_rdy),
+        ]
         with m.If(command.valid & new_datagram):
             byte = Signal(8)
             with m.Switch(sender_index):
                 for k in range(SENDER_BYTES):
                     with m.Case(k):
                         m.d.comb += byte.eq(sender.word_select(SENDER_BYTES - 1 - k, 8))
-            m.d.comb += [command_cdc.w_data.eq(Cat(byte, Const(1, 1))),
-                         command_cdc.w_en.eq(1)]
-            with m.If(command_cdc.w_rdy):
+            m.d.comb += [command_out.i.payload.eq(Cat(byte, Const(1, 1))),
+                         command_out.i.valid.eq(1)]
+            with m.If(command_out.i.ready):
                 m.d.link += sender_index.eq(sender_index + 1)
                 with m.If(sender_index == SENDER_BYTES - 1):
                     m.d.link += [sender_index.eq(0), new_datagram.eq(0)]
         with m.Else():
-            m.d.comb += [command_cdc.w_data.eq(Cat(command.payload, Const(0, 1))),
-                         command_cdc.w_en.eq(command.valid),
-                         command.ready.eq(command_cdc.w_rdy)]
+            m.d.comb += [command_out.i.payload.eq(Cat(command.payload, Const(0, 1))),
+                         command_out.i.valid.eq(command.valid),
+                         command.ready.eq(command_out.i.ready)]
         with m.If(taken & frame.payload.last):
             m.d.link += new_datagram.eq(1)
 
