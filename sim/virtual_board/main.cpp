@@ -209,11 +209,16 @@ struct HasDirectLink<Top, std::void_t<decltype(std::declval<Top &>().link_tx_val
     : std::true_type {};
 
 // One direction of the board's UART as a token bucket: `rate` credit per design cycle, a byte
-// costs `cost`, at most one byte of credit (a UART holds one byte).
+// costs `cost`. While bytes follow each other the fraction of a cycle left after one byte is
+// kept (a byte time need not be whole design cycles); an idle line banks no more than the
+// one byte it can start at once.
 struct ByteBucket {
     uint64_t rate = 0, cost = 1, credit = 0;
-    bool tick() { credit = std::min(credit + rate, cost); return credit >= cost; }
-    void take() { credit -= cost; }
+    bool tick() { credit += rate; return credit >= cost; }
+    void settle(bool taken) {
+        if (taken) credit -= cost;
+        else if (credit > cost) credit = cost;
+    }
 };
 
 struct DirectLink {
@@ -248,9 +253,10 @@ struct DirectLink {
     }
     // After the edge: true when a byte left the device (in `byte`).
     bool after_edge(uint8_t &byte) {
-        if (rx_take) { commands.pop_front(); rx.take(); ++commands_given; }
+        rx.settle(rx_take);
+        tx.settle(tx_take);
+        if (rx_take) { commands.pop_front(); ++commands_given; }
         if (!tx_take) return false;
-        tx.take();
         byte = tx_byte;
         return true;
     }

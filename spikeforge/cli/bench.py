@@ -1,4 +1,5 @@
-"""``spikeforge bench detect | compress | decimator | link``: accuracy and cost benchmarks."""
+"""``spikeforge bench detect | compress | decimator | link | latency``: accuracy, cost and
+latency benchmarks."""
 
 import argparse
 import json
@@ -89,6 +90,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     link_bench.add_arguments(link)
     link.set_defaults(run=link_bench.run)
+
+    latency = benches.add_parser(
+        "latency", help="spike at the virtual board's ADC input to its event decoded on the "
+                        "host: device, link and host parts")
+    from spikeforge.sim import latency_bench
+
+    latency_bench.add_arguments(latency)
+    latency.set_defaults(run=latency_bench.run)
 
 
 def cmd_bench_detect(args: argparse.Namespace) -> int:

@@ -374,3 +374,19 @@ def test_record_events_plus_lfp_from_the_virtual_board(tmp_path):
     first = int(numbers[0])
     truth = decimate(config.lfp, source_signal(config, (first + 100) * 30).samples)
     np.testing.assert_array_equal(samples, truth[first:first + 100])
+
+
+def test_the_direct_link_board_sends_at_the_board_uarts_byte_rate():
+    """Overloaded (1296 %): the direct-link board's link carries exactly the board's UART
+    byte rate (the harness's token bucket), and the framer drops the rest whole."""
+    from spikeforge.firmware.config import SystemConfig
+    from spikeforge.sim.virtual_board import VirtualBoard, design_config
+
+    config = SystemConfig(channels=64, baud=3_000_000, sweeps_per_frame=8,
+                          link_buffer_samples=1024)
+    assert design_config(config).clock_hz < config.clock_hz / 4
+    stats = VirtualBoard.measure(config, 2_400_000)       # 0.2 s of device time
+    device_s = stats["cycles"] / stats["clock_hz"]
+    link_bytes = config.clock_hz / config.cycles_per_byte * device_s
+    assert 0.97 * link_bytes <= stats["bytes_received"] <= link_bytes + 1
+    assert stats["realtime_ratio"] > 0

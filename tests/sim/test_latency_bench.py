@@ -1,0 +1,38 @@
+"""``spikeforge bench latency``: every matched event is timed, and its parts add up to what
+the board's link and detector allow."""
+
+import numpy as np
+import pytest
+
+from spikeforge.firmware.event_record import EVENT_RECORD
+from spikeforge.firmware.wire import DATA_FRAME_OVERHEAD_BYTES
+from spikeforge.sim.latency_bench import format_result, latency_config, measure_latency
+
+pytestmark = pytest.mark.sim
+
+
+def test_the_latency_bench_splits_each_events_latency_into_device_link_and_host():
+    config = latency_config(8)
+    result = measure_latency(config, seconds=0.3)
+    assert result.matched >= 5 and result.matched <= result.events
+    # one event per frame here: its frame's bytes, each a UART byte time (40 cycles of 12 MHz)
+    detector = config.detector
+    samples = detector.snippet_pre + 1 + detector.snippet_post
+    frame_bytes = DATA_FRAME_OVERHEAD_BYTES + EVENT_RECORD.size + 2 * samples
+    byte_s = config.cycles_per_byte / config.clock_hz
+    np.testing.assert_allclose(result.link_s, frame_bytes * byte_s, rtol=0.02)
+    # the detector emits align_samples - 1 sweeps after the crossing, the trough comes
+    # after it: never before the trough, and (closed-loop detector) well within 2 ms
+    assert (result.device_s > 0).all() and (result.device_s < 2e-3).all()
+    assert (result.host_s > 0).all()
+    assert "device+link" in format_result(result)
+
+
+def test_the_bit_level_and_direct_boards_give_the_same_device_latency():
+    config = latency_config(8)
+    direct = measure_latency(config, seconds=0.15)
+    bit_level = measure_latency(config, seconds=0.15, bit_level=True)
+    assert direct.matched == bit_level.matched > 0
+    # the same events, leaving within a few design cycles of each other
+    np.testing.assert_allclose(np.sort(direct.device_s), np.sort(bit_level.device_s),
+                               atol=20e-6)
