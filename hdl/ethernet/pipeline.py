@@ -1,6 +1,6 @@
 """A register slice for streams: cuts every combinational path between its two sides."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -8,12 +8,14 @@ __all__ = ["StreamRegister"]
 
 
 class StreamRegister(wiring.Component):
-    """One pipeline stage for a stream, with a skid entry so it still moves a word per cycle.
+    """One pipeline stage for a stream: a two-entry FIFO built of flip-flops.
 
-    ``o.valid`` and ``o.payload`` come straight from flip-flops, and so does ``i.ready``
-    (high while the skid entry is empty): no path through the slice is combinational, so
-    long ``valid``/``ready`` chains (an async FIFO's pointer logic into a frame builder's
-    state machine, say) are cut in two. Words leave in order, none is lost or repeated.
+    ``i.ready`` and ``o.valid`` come straight from flip-flops, and ``i.payload`` goes
+    straight into flip-flop data inputs (only their enables depend on the handshake), so
+    no path through the slice is combinational: long ``valid``/``ready`` chains (an async
+    FIFO's pointer logic into a frame builder's state machine, say) are cut in two, and a
+    block RAM's slow output ends at a flip-flop. ``o.payload`` is one 2:1 multiplexer
+    after the flip-flops. Words leave in order, none is lost or repeated.
 
     Ports
     -----
@@ -29,14 +31,27 @@ class StreamRegister(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        skid = Signal.like(self.i.payload)
-        skid_valid = Signal()
-        m.d.comb += self.i.ready.eq(~skid_valid)
-        with m.If(self.o.ready | ~self.o.valid):
-            with m.If(skid_valid):
-                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
-        with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        entries = [Signal.like(self.i.payload, name=f"entry_{k}") for k in range(2)]
+        write_select = Signal()
+        read_select = Signal()
+        full = Signal()
+        nonempty = Signal()
+        push = self.i.valid & ~full
+        pop = nonempty & self.o.ready
+        m.d.comb += [
+            self.i.ready.eq(~full),
+            self.o.valid.eq(nonempty),
+            self.o.payload.eq(Mux(read_select, entries[1], entries[0])),
+        ]
+        with m.If(push):
+            m.d.sync += write_select.eq(~write_select)
+            for k, entry in enumerate(entries):
+                with m.If(write_select == k):
+                    m.d.sync += entry.eq(self.i.payload)
+        with m.If(pop):
+            m.d.sync += read_select.eq(~read_select)
+        with m.If(push & ~pop):
+            m.d.sync += [full.eq(nonempty), nonempty.eq(1)]
+        with m.Elif(pop & ~push):
+            m.d.sync += [full.eq(0), nonempty.eq(full)]
         return m

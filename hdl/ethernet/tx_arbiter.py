@@ -18,16 +18,17 @@ class TxArbiter(wiring.Component):
     Between frames the lowest-numbered input with a byte ready wins (give the small,
     rare frames — ARP and ping answers, control replies — the low numbers and the data
     datagrams the highest). As soon as an input is offered it is locked in until its
-    ``last`` byte is taken. The chosen bytes leave through a :class:`StreamRegister`, so
-    ``o`` and the inputs' ``ready`` come from flip-flops (the choice and the frame
-    builders' state machines are one path, the FIFO behind is another, at 125 MHz).
+    ``last`` byte is taken. Each input enters, and the chosen bytes leave, through a
+    :class:`StreamRegister`, so the inputs' ``ready`` and ``o`` come from flip-flops: the
+    frame builders' state machines (and the wide header registers their ``ready``
+    enables), the choice, and the FIFO behind are separate paths at 125 MHz.
 
     Ports
     -----
     inputs[k] : stream of :data:`FrameByteLayout` in
     o : stream of :data:`FrameByteLayout` out
 
-    Latency one cycle; throughput one byte per cycle.
+    Latency two cycles; throughput one byte per cycle.
     """
 
     def __init__(self, count: int):
@@ -44,17 +45,23 @@ class TxArbiter(wiring.Component):
         m.submodules.output = output = StreamRegister(FrameByteLayout)
         wiring.connect(m, output.o, wiring.flipped(self.o))
         chosen = output.i
+        inputs = []
+        for k, source in enumerate(self.inputs):
+            register = StreamRegister(FrameByteLayout)
+            m.submodules[f"input_{k}"] = register
+            wiring.connect(m, wiring.flipped(source), register.i)
+            inputs.append(register.o)
         busy = Signal()
         selected = Signal(range(self._count))
         choice = Signal(range(self._count))
         for k in reversed(range(self._count)):
-            with m.If(self.inputs[k].valid):
+            with m.If(inputs[k].valid):
                 m.d.comb += choice.eq(k)
         current = Signal(range(self._count))
         m.d.comb += current.eq(selected)
         with m.If(~busy):
             m.d.comb += current.eq(choice)
-        for k, source in enumerate(self.inputs):
+        for k, source in enumerate(inputs):
             with m.If(current == k):
                 m.d.comb += [
                     chosen.valid.eq(source.valid),
