@@ -81,10 +81,32 @@ class LatencyResult:
     device_s: np.ndarray
     link_s: np.ndarray
     host_s: np.ndarray
+    #: The device part split by the golden models (seconds per matched event, same order as
+    #: ``device_s``; :data:`SPLIT_PARTS`): trough at the ADC to the detector's decision, to
+    #: the snippet's completion (its last post sample in the ring), to the event's first word
+    #: readable in the detector's buffer (the copier), to its frame's first byte leaving the
+    #: device (the serializer: waiting behind earlier frames on the link).
+    split: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Per matched event, the EVENTS frames still leaving when its first word was readable
+    #: (the frames it queued behind).
+    frames_ahead: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: Per matched event, the events the detector decided within one sweep of it (itself
+    #: included): the burst it came in.
+    burst: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: Events the golden model's detector decides after the warm-up and up to the last
+    #: event received, and how many of them never reached the host (dropped whole at the
+    #: detector's admission: its event queue or buffer was full).
+    decided: int = 0
+    lost: int = 0
     events: int = 0
     matched: int = 0
     true_spikes: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def event_frame_s(self) -> float:
+        """The link time of one EVENTS frame of one event (the closed-loop figure's unit)."""
+        return float(np.median(self.link_s)) if len(self.link_s) else math.nan
 
     @property
     def device_and_link_s(self) -> np.ndarray:
@@ -144,14 +166,21 @@ def measure_latency(config: SystemConfig, *, seconds: float = 0.5, mode: str = "
     sweeps = int(seconds * config.sample_rate_hz) + 1
     truth = source_signal(config, sweeps)
     cycles_per_sample = design.cycles_per_sample
+    event_frames = list(_event_frames(frames, host_s))
+    timing = _ModelTiming(design, truth.samples, [block for _, _, block, _ in event_frames])
+    # the cycle each EVENTS frame's last byte left the device
+    last_byte = np.array([arrivals[end - 1] - byte_cycles for _, end, _, _ in event_frames])
     device, link, host = [], [], []
+    split: dict[str, list[float]] = {name: [] for name in SPLIT_PARTS}
+    frames_ahead, burst = [], []
     events = matched = 0
     first_scored = int(WARM_UP_S * config.sample_rate_hz)
-    for start, end, block, host_latency in _event_frames(frames, host_s):
+    for position, (start, end, block, host_latency) in enumerate(event_frames):
         departure = arrivals[start] - byte_cycles
         arrival = arrivals[end - 1]
         for event in block.events:
             events += 1
+            milestones = timing.next_event()
             peaks = truth.spike_peaks(event.channel)
             if len(peaks) == 0:
                 continue
@@ -163,12 +192,89 @@ def measure_latency(config: SystemConfig, *, seconds: float = 0.5, mode: str = "
             device.append((departure - at_adc) / design.clock_hz)
             link.append((arrival - departure) / design.clock_hz)
             host.append(host_latency)
+            if milestones is None:
+                continue
+            decided, complete, readable, decided_sweep, neighbours = milestones
+            points = [at_adc, decided, max(decided, complete), readable, departure]
+            for name, (a, b) in zip(SPLIT_PARTS, zip(points, points[1:]), strict=True):
+                split[name].append((b - a) / design.clock_hz)
+            frames_ahead.append(int((last_byte[:position] >= readable).sum()))
+            burst.append(neighbours)
     true_spikes = sum(int(((p >= first_scored) & (p < sweeps - 1)).sum())
                       for p in (truth.spike_peaks(c) for c in range(config.channels)))
     model = ("direct-link board" if design is not config
              else "bit-level board")
-    return LatencyResult(config, "UART", model, np.array(device), np.array(link),
-                         np.array(host), events, matched, true_spikes)
+    result = LatencyResult(config, "UART", model, np.array(device), np.array(link),
+                           np.array(host), split={k: np.array(v) for k, v in split.items()},
+                           frames_ahead=np.array(frames_ahead, dtype=np.int64),
+                           burst=np.array(burst, dtype=np.int64), events=events,
+                           matched=matched, true_spikes=true_spikes)
+    result.decided, result.lost = timing.losses(first_scored)
+    if timing.unmatched:
+        result.notes.append(f"{timing.unmatched} received events not found in the golden "
+                            "model's detection (device part not split for them)")
+    return result
+
+
+#: The device part's pieces, in order (:attr:`LatencyResult.split`).
+SPLIT_PARTS = ("decision", "snippet", "copier", "serializer")
+
+
+class _ModelTiming:
+    """The golden models' cycles of every received event, in the order received: the
+    detector's decision (:func:`~spikeforge.sim.models.detector.device_events`), its
+    snippet's completion, and its first word readable in the detector's buffer (the
+    copier takes events in order, one at a time, once decided and complete:
+    :class:`~spikeforge.sim.models.detector.EventOutput`). Only received events were
+    admitted, so only they occupy the copier."""
+
+    def __init__(self, design: SystemConfig, samples: np.ndarray, blocks: list):
+        from spikeforge.firmware.detection import EVENT_HEADER_WORDS
+        from spikeforge.hdl.source import TestSource
+        from spikeforge.sim.models.detector import device_events
+
+        model = device_events(design, samples, TestSource.LATENCY)
+        found = model.events
+        index = {(int(s), int(c)): i for i, (s, c) in enumerate(zip(found.sweep, found.channel,
+                                                                       strict=True))}
+        self.unmatched = 0
+        self._milestones: list = []
+        idle_from = 0
+        for block in blocks:
+            for event in block.events:
+                i = index.get((event.sample, event.channel))
+                if i is None:
+                    self.unmatched += 1
+                    self._milestones.append(None)
+                    continue
+                emit, complete = int(model.emit_cycle[i]), int(model.complete_cycle[i])
+                words = EVENT_HEADER_WORDS + 1 + found.pre + found.post
+                take = max(emit + 1, idle_from, complete)
+                idle_from = take + words + 1
+                sweep = int(found.emit_sweep[i])
+                neighbours = int((np.abs(found.emit_sweep - sweep) <= 1).sum())
+                # word 0 is written in take + 1, readable by the serializer from take + 2
+                self._milestones.append((emit, complete, take + 2, sweep, neighbours))
+        self._next = iter(self._milestones)
+        self._model = model
+        self._received = {(e.sample, e.channel) for b in blocks for e in b.events}
+
+    def losses(self, first_sweep: int) -> tuple[int, int]:
+        """(events decided from ``first_sweep`` to the last one received, of them not
+        received). Events are admitted in the order decided, so a decided event before a
+        received one that is not received was dropped."""
+        found = self._model.events
+        last = max((int(self._model.emit_cycle[i]) for i in range(len(found))
+                    if (int(found.sweep[i]), int(found.channel[i])) in self._received),
+                   default=-1)
+        window = [i for i in range(len(found))
+                  if found.emit_sweep[i] >= first_sweep and self._model.emit_cycle[i] <= last]
+        lost = sum(1 for i in window
+                   if (int(found.sweep[i]), int(found.channel[i])) not in self._received)
+        return len(window), lost
+
+    def next_event(self):
+        return next(self._next)
 
 
 def _host_side(url: str, mode: str) -> tuple[int, list, list]:
@@ -216,11 +322,30 @@ def format_result(result: LatencyResult) -> str:
     """A small table: median, p99, max of each part in milliseconds."""
     lines = [f"{result.config.describe()} over {result.link} ({result.model}): "
              f"{result.matched} of {result.events} events matched to {result.true_spikes} "
-             "true spikes"]
+             f"true spikes; the detector dropped {result.lost} of the {result.decided} events "
+             "it decided (queue full)"]
     lines.append(f"  {'part':<12} {'median ms':>10} {'p99 ms':>10} {'max ms':>10}")
     for name, stats in result.summary().items():
         lines.append(f"  {name:<12} {stats['median']:>10.3f} {stats['p99']:>10.3f} "
                      f"{stats['max']:>10.3f}")
+    if result.split:
+        lines.append("  device, split by the golden models:")
+        for name, values in result.split.items():
+            stats = _stats_ms(values)
+            lines.append(f"    {name:<10} {stats['median']:>10.3f} {stats['p99']:>10.3f} "
+                         f"{stats['max']:>10.3f}")
+    if len(result.frames_ahead):
+        ahead, burst = result.frames_ahead, result.burst
+        lines.append(f"  EVENTS frames an event waited behind: median {np.median(ahead):g}, "
+                     f"max {ahead.max()}; events decided within a sweep of it (itself "
+                     f"included): median {np.median(burst):g}, max {burst.max()}")
+        alone = ahead == 0
+        if alone.any():
+            stats = _stats_ms(result.device_and_link_s[alone])
+            lines.append(f"  device+link of the {int(alone.sum())} events with no frame ahead: "
+                         f"median {stats['median']:.3f}, max {stats['max']:.3f} ms; each "
+                         f"frame ahead adds {1e3 * result.event_frame_s:.3f} ms (its bytes "
+                         "on the link)")
     return "\n".join(lines + [f"  note: {n}" for n in result.notes])
 
 
@@ -260,10 +385,16 @@ def run(args) -> int:
     print("device: trough at the ADC to the EVENTS frame's first byte leaving the device; "
           "link: to its last byte at the host's end of the UART (both simulated time); "
           "host: this machine's decoder, from the socket read to the event (wall time). "
-          "Gigabit UDP: not measured by this bench (docs/recording.md, \"Closed-loop "
-          "latency\").")
-    p99 = results[0].summary()["device+link"]["p99"]
+          "The device part's split (golden models): decision (trough to the detector's "
+          "decision), snippet (to its last post sample), copier (to its first word "
+          "readable), serializer (to its frame's first byte: the EVENTS frames of earlier "
+          "events ahead of it on the link; the test source's spikes coincide on many "
+          "channels). Gigabit UDP: not measured by this bench (docs/recording.md, "
+          "\"Closed-loop latency\").")
+    closed = results[0]
+    p99 = closed.summary()["device+link"]["p99"]
     verdict = "meets" if p99 < args.target_ms else "MISSES"
     print(f"closed-loop device+link p99 {p99:.3f} ms {verdict} the {args.target_ms:g} ms "
-          "target")
+          f"target, with {closed.lost} of {closed.decided} decided events dropped at the "
+          "detector's queue")
     return ExitCode.OK if p99 < args.target_ms else ExitCode.FAILURE

@@ -26,6 +26,16 @@ def test_the_latency_bench_splits_each_events_latency_into_device_link_and_host(
     assert (result.device_s > 0).all() and (result.device_s < 2e-3).all()
     assert (result.host_s > 0).all()
     assert "device+link" in format_result(result)
+    # the golden models' split adds up to the measured device part, event by event
+    np.testing.assert_allclose(sum(result.split.values()), result.device_s, atol=1e-9)
+    assert (result.split["decision"] > 0).all() and (result.split["snippet"] >= 0).all()
+    # the serializer's wait is the frames ahead on the link: under one frame per frame ahead
+    frame_s = frame_bytes * byte_s
+    waited = result.split["serializer"]
+    assert (waited <= (result.frames_ahead + 0.1) * frame_s).all()
+    assert (waited[result.frames_ahead == 0] < 0.1 * frame_s).all()
+    assert (waited >= (result.frames_ahead - 1) * frame_s).all()
+    assert 0 <= result.lost <= result.decided and result.decided >= result.matched
 
 
 def test_the_bit_level_and_direct_boards_give_the_same_device_latency():
