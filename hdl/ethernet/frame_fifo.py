@@ -23,12 +23,14 @@ class FrameFifo(wiring.Component):
     A frame longer than ``depth`` would never be offered (and block its writer): the
     builders never make one (at most 14 + 1500 bytes).
 
-    Built for 125 MHz: ``w.ready`` and the memory's next read address are chosen from
-    flip-flops only, and ``r`` leaves through a :class:`StreamRegister` (the block RAM's
-    slow clock-to-output then ends at a flip-flop, not in the MAC's CRC). The read port
-    needs no write-through: a frame's bytes are read only from the cycle after its last
-    one is written, and frames have at least two bytes, so the head byte is always re-read
-    after it was written. The register slice keeps a frame's bytes back to back.
+    Built for 125 MHz: ``w.ready``, whether the head byte may be read (the read pointer
+    short of the end of the last whole frame written) and the memory's next read address
+    are chosen from flip-flops only, and ``r`` leaves through a :class:`StreamRegister`
+    (the block RAM's slow clock-to-output ends at a flip-flop, not in the MAC's CRC). The
+    read port needs no write-through: a frame's bytes are read only from the cycle after
+    its last one is written, and frames have at least two bytes, so the head byte is
+    always re-read after it was written. The register slice keeps a frame's bytes back to
+    back.
 
     Ports
     -----
@@ -37,7 +39,7 @@ class FrameFifo(wiring.Component):
         frame's last byte was written, then without a gap while ``ready`` is high until
         that frame's last byte is read)
     frames : out
-        Whole frames stored in the memory (not counting the bytes in the register slice).
+        Whole frames stored (in the memory or the register slice).
     """
 
     def __init__(self, depth: int = 4096):
@@ -51,16 +53,18 @@ class FrameFifo(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self._depth
+        abits = (depth - 1).bit_length()
         m.submodules.storage = storage = memory.Memory(shape=FrameByteLayout, depth=depth,
                                                        init=[])
         wr = storage.write_port()
         rd = storage.read_port(transparent_for=())
-        write_addr = Signal(range(depth))
-        read_addr = Signal(range(depth))
-        read_next = Signal(range(depth), init=1)          # read_addr + 1, kept registered
+        # Pointers one bit wider than the address (a full memory is not an empty one).
+        write_ptr = Signal(abits + 1)
+        read_ptr = Signal(abits + 1)
+        read_next = Signal(abits + 1, init=1)             # read_ptr + 1, kept registered
+        complete_end = Signal(abits + 1)                  # just past the last whole frame
         level = Signal(range(depth + 1))
         full = Signal()
-        whole = Signal()                                  # frames != 0, registered
         m.submodules.output = output = StreamRegister(FrameByteLayout)
         wiring.connect(m, output.o, wiring.flipped(self.r))
         head = output.i
@@ -68,28 +72,33 @@ class FrameFifo(wiring.Component):
         pop = head.valid & head.ready
         m.d.comb += [
             self.w.ready.eq(~full),
-            head.valid.eq(whole),
-            wr.addr.eq(write_addr),
+            # The head byte belongs to a whole frame until the read pointer reaches the end
+            # of the last whole frame written (no memory output in this decision).
+            head.valid.eq(read_ptr != complete_end),
+            wr.addr.eq(write_ptr[:abits]),
             wr.data.eq(self.w.payload),
             wr.en.eq(push),
             # The head for the next cycle: a mux between two registers, no adder.
-            rd.addr.eq(Mux(pop, read_next, read_addr)),
+            rd.addr.eq(Mux(pop, read_next, read_ptr)[:abits]),
             head.payload.eq(rd.data),
         ]
         with m.If(push):
-            m.d.sync += write_addr.eq(write_addr + 1)
+            m.d.sync += write_ptr.eq(write_ptr + 1)
+            with m.If(self.w.payload.last):
+                m.d.sync += complete_end.eq(write_ptr + 1)
         with m.If(pop):
-            m.d.sync += [read_addr.eq(read_next), read_next.eq(read_next + 1)]
+            m.d.sync += [read_ptr.eq(read_next), read_next.eq(read_next + 1)]
         # level and full: the next value from this cycle's push and pop, split so that
         # full is a register (the level can only move by one a cycle).
         with m.If(push & ~pop):
             m.d.sync += [level.eq(level + 1), full.eq(level == depth - 1)]
         with m.Elif(pop & ~push):
             m.d.sync += [level.eq(level - 1), full.eq(0)]
+        # Whole frames held, counted where the last byte leaves the register slice.
         stored = push & self.w.payload.last
-        taken = pop & head.payload.last
+        taken = self.r.valid & self.r.ready & self.r.payload.last
         with m.If(stored & ~taken):
-            m.d.sync += [self.frames.eq(self.frames + 1), whole.eq(1)]
+            m.d.sync += self.frames.eq(self.frames + 1)
         with m.Elif(taken & ~stored):
-            m.d.sync += [self.frames.eq(self.frames - 1), whole.eq(self.frames != 1)]
+            m.d.sync += self.frames.eq(self.frames - 1)
         return m

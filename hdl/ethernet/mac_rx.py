@@ -99,6 +99,9 @@ class MACReceiver(wiring.Component):
         bad = Signal()                                       # rx_er seen
         overflow = Signal()
         giant = Signal()
+        # FCS_BYTES <= count < MAX_RX_FRAME_BYTES, kept as a flag (the write decision then
+        # starts at flip-flops).
+        window = Signal()
 
         m.d.sync += self.verdict_valid.eq(0)
         in_byte = self.rx_data
@@ -112,7 +115,7 @@ class MACReceiver(wiring.Component):
                     with m.Else():
                         m.next = "DISCARD"
                 m.d.sync += [count.eq(0), crc.eq(0xFFFFFFFF), bad.eq(0), overflow.eq(0),
-                             giant.eq(0)]
+                             giant.eq(0), window.eq(0)]
             with m.State("PREAMBLE"):
                 with m.If(~self.rx_dv):
                     m.next = "IDLE"
@@ -134,8 +137,12 @@ class MACReceiver(wiring.Component):
                         m.d.sync += count.eq(count + 1)
                     with m.If(count >= MAX_RX_FRAME_BYTES):
                         m.d.sync += giant.eq(1)
+                    with m.If(count == FCS_BYTES - 1):
+                        m.d.sync += window.eq(1)
+                    with m.If(count == MAX_RX_FRAME_BYTES - 1):
+                        m.d.sync += window.eq(0)
                     # Byte count-4 leaves the tail: it is frame data, not FCS.
-                    with m.If((count >= FCS_BYTES) & ~giant & (count < MAX_RX_FRAME_BYTES)):
+                    with m.If(window):
                         with m.If(full):
                             m.d.sync += overflow.eq(1)
                         with m.Elif(~overflow):

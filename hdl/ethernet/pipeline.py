@@ -31,7 +31,10 @@ class StreamRegister(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        entries = [Signal.like(self.i.payload, name=f"entry_{k}") for k in range(2)]
+        # Data needs no reset (nothing reads an entry before it is written): the flip-flops
+        # then take the payload on their data inputs with only an enable.
+        entries = [Signal.like(self.i.payload, name=f"entry_{k}", reset_less=True)
+                   for k in range(2)]
         write_select = Signal()
         read_select = Signal()
         full = Signal()
