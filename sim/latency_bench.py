@@ -164,7 +164,8 @@ def measure_latency(config: SystemConfig, *, seconds: float = 0.5, mode: str = "
     # a link byte's time in the simulated clock's cycles (board cycles_per_byte, scaled)
     byte_cycles = config.cycles_per_byte * design.clock_hz / config.clock_hz
     sweeps = int(seconds * config.sample_rate_hz) + 1
-    truth = source_signal(config, sweeps)
+    # the harness runs whole batches of cycles past ``cycles``: the truth covers them
+    truth = source_signal(config, sweeps + sweeps // 8 + 64)
     cycles_per_sample = design.cycles_per_sample
     event_frames = list(_event_frames(frames, host_s))
     timing = _ModelTiming(design, truth.samples, [block for _, _, block, _ in event_frames])
