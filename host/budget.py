@@ -36,10 +36,12 @@ carries (``MAX_WIRE_FRAME_BYTES``) cannot be sent: that mode is not available un
 
 Every mode also carries the IDENTITY frame, sent once per ``identity_interval_frames``
 frame slots. Every frame costs :data:`~spikeforge.firmware.wire.DATA_FRAME_OVERHEAD_BYTES`
-(sync, header, CRC), and a UART sends ``bits_per_byte`` = 10 bits per byte (start, 8 data,
-stop). The margin is the fraction of the link left free; a mode fits when that is >= 0.
-Events come in bursts, so an events mode with little margin will still drop events
-(whole, and counted) when many channels fire together.
+(sync, header, CRC); a build with the encrypted stream (``stream_cipher``) adds its
+:data:`~spikeforge.firmware.stream_cipher.TAG_BYTES` (8) tag to every frame it seals (DATA,
+EVENTS, COMPRESSED, LFP; not IDENTITY), and a UART sends ``bits_per_byte`` = 10 bits per
+byte (start, 8 data, stop). The margin is the fraction of the link left free; a mode fits
+when that is >= 0. Events come in bursts, so an events mode with little margin will still
+drop events (whole, and counted) when many channels fire together.
 
 This module is host-side: it needs no Amaranth and no simulation models.
 """
@@ -64,6 +66,7 @@ from spikeforge.firmware.ethernet import (
     PREAMBLE_SFD,
     UDP_HEADER_BYTES,
 )
+from spikeforge.firmware.stream_cipher import TAG_BYTES
 from spikeforge.firmware.wire import (
     DATA_FRAME_OVERHEAD_BYTES,
     EVENT_RECORD,
@@ -133,6 +136,8 @@ class StreamDescription:
     """What the device streams; every field a :class:`SystemConfig` also has means the same.
 
     ``spike_rate_hz`` is the expected detected events per second per channel.
+    ``stream_cipher``: the frames that carry neural data are sealed, each with a
+    ``TAG_BYTES`` tag (:mod:`spikeforge.firmware.stream_cipher`).
     """
 
     channels: int
@@ -144,6 +149,7 @@ class StreamDescription:
     snippet_pre: int = 8
     snippet_post: int = 16
     codec: CodecConfig | CodecV2Config = field(default_factory=CodecConfig)
+    stream_cipher: bool = False
 
     def __post_init__(self) -> None:
         for name in ("channels", "sample_rate_hz", "sweeps_per_frame",
@@ -172,7 +178,7 @@ class StreamDescription:
                    identity_interval_frames=config.identity_interval_frames,
                    detector_enabled=det.enabled, spike_rate_hz=spike_rate_hz,
                    snippet_pre=det.snippet_pre, snippet_post=det.snippet_post,
-                   codec=config.codec)
+                   codec=config.codec, stream_cipher=config.stream_cipher)
 
     @property
     def slot_rate_hz(self) -> float:
@@ -195,6 +201,13 @@ class StreamDescription:
         return 16 * self.channels * block / worst_case_bits(self.channels, block, self.codec)
 
     @property
+    def frame_overhead_bytes(self) -> int:
+        """Bytes a frame of neural data costs besides its payload: sync, header, CRC, and
+        the tag when the stream is sealed (IDENTITY frames cost
+        ``DATA_FRAME_OVERHEAD_BYTES``)."""
+        return DATA_FRAME_OVERHEAD_BYTES + (TAG_BYTES if self.stream_cipher else 0)
+
+    @property
     def event_bytes(self) -> int:
         """Bytes one event takes on the wire (payload): record + snippet."""
         return EVENT_RECORD.size + 2 * (self.snippet_pre + 1 + self.snippet_post)
@@ -206,7 +219,7 @@ class ModeBudget:
 
     mode: str
     payload_bytes_per_s: float       #: samples, coded blocks or event records
-    framing_bytes_per_s: float       #: 13 bytes per frame
+    framing_bytes_per_s: float       #: 13 bytes per frame (21 sealed)
     identity_bytes_per_s: float      #: the periodic IDENTITY frame
     link_bits_per_s: float           #: everything, in line bits (UART framing included)
     capacity_bits_per_s: float
@@ -276,10 +289,11 @@ def _mode(name: str, stream: StreamDescription, capacity_bps: float, bits_per_by
     bytes/s ride in frames sent at a fixed rate (one per slot or block), and
     ``event_payload_per_channel`` in frames sent per event (``frames_per_s_per_channel``
     each, one event per frame)."""
-    overhead = DATA_FRAME_OVERHEAD_BYTES
+    overhead = stream.frame_overhead_bytes     # sealed frames carry their tag
+    identity_frame = DATA_FRAME_OVERHEAD_BYTES + IDENTITY_PAYLOAD_BYTES   # never sealed
     per_channel_payload = fixed_payload_per_channel + event_payload_per_channel
     identity_rate = stream.slot_rate_hz / stream.identity_interval_frames
-    identity = (overhead + IDENTITY_PAYLOAD_BYTES) * identity_rate
+    identity = identity_frame * identity_rate
     fixed = frames_per_s_fixed * overhead + identity
     per_channel = per_channel_payload + frames_per_s_per_channel * overhead
     payload = per_channel_payload * stream.channels
@@ -289,7 +303,7 @@ def _mode(name: str, stream: StreamDescription, capacity_bps: float, bits_per_by
                        if frames_per_s_per_channel else 0.0)
 
         def line_bytes(channels: int) -> float:
-            total = identity_rate * ethernet_line_bytes(overhead + IDENTITY_PAYLOAD_BYTES)
+            total = identity_rate * ethernet_line_bytes(identity_frame)
             if frames_per_s_fixed:
                 frame = fixed_payload_per_channel * channels / frames_per_s_fixed
                 total += frames_per_s_fixed * ethernet_line_bytes(overhead + frame)
@@ -464,7 +478,9 @@ def format_budget(result: Budget) -> str:
     lines = [
         f"{s.channels} channels at {s.sample_rate_hz:,} S/s, {s.sweeps_per_frame} sweeps per "
         f"frame; detector {'on' if s.detector_enabled else 'off'}, {s.spike_rate_hz:g} "
-        f"events/s/channel, snippets {s.snippet_pre}+1+{s.snippet_post} samples",
+        f"events/s/channel, snippets {s.snippet_pre}+1+{s.snippet_post} samples"
+        + (f"; encrypted stream: {TAG_BYTES} tag bytes per sealed frame"
+           if s.stream_cipher else ""),
         (f"link {_rate(result.link_bits_per_s)} Gigabit Ethernet: one UDP datagram per frame, "
          f"IPv4 fragments of <= {FRAGMENT_PAYLOAD_BYTES} bytes, "
          f"{_ETHERNET_FRAME_COST + IPV4_HEADER_BYTES} bytes per fragment + "

@@ -116,16 +116,28 @@ def _fit_link(config: SystemConfig, location: str, query: dict[str, str]) -> Sys
 
     named = set(query) | (set(read_config_file(location)) if location else set())
     if config.link != "uart" or {"clock_hz", "baud"} & named \
-            or config.link_load <= SIM_MAX_LOAD:
+            or _sealed_link_load(config) <= SIM_MAX_LOAD:
         return config
     for clock_hz in SIM_CLOCKS_HZ:
         try:
             candidate = config.replace(clock_hz=clock_hz, baud=clock_hz // MIN_RX_DIVISOR)
         except ConfigError:
             continue
-        if candidate.link_load <= SIM_MAX_LOAD:
+        if _sealed_link_load(candidate) <= SIM_MAX_LOAD:
             return candidate
     return config
+
+
+def _sealed_link_load(config: SystemConfig) -> float:
+    """``config.link_load`` of a UART link, with the tag of every sealed frame in an
+    encrypted-stream build (``stream_cipher``: each DATA frame carries 8 bytes more)."""
+    from spikeforge.firmware.framing import DATA_FRAME_OVERHEAD_BYTES
+    from spikeforge.firmware.stream_cipher import TAG_BYTES
+
+    if not config.stream_cipher:
+        return config.link_load
+    frame_bytes = config.payload_bytes + DATA_FRAME_OVERHEAD_BYTES
+    return config.link_load * (frame_bytes + TAG_BYTES) / frame_bytes
 
 
 #: The identity interval of a UDP virtual board unless its URL or configuration sets one: it
