@@ -14,7 +14,8 @@ KEY = "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
 
 
 def _build(**fields) -> SystemConfig:
-    return SystemConfig(channels=4, identity_interval_frames=16, control_key=KEY, **fields)
+    return SystemConfig(control_key=KEY, **({"channels": 4, "identity_interval_frames": 16}
+                                             | fields))
 
 
 def test_sealed_frames_cost_their_tag_and_identity_frames_do_not():
