@@ -102,6 +102,10 @@ class MACReceiver(wiring.Component):
         # FCS_BYTES <= count < MAX_RX_FRAME_BYTES, kept as a flag (the write decision then
         # starts at flip-flops).
         window = Signal()
+        # The verdict's inputs as flags, registered byte by byte: the FCS residue of the
+        # bytes so far, and whether the frame has reached the minimum length.
+        crc_ok = Signal()
+        long_enough = Signal()
 
         m.d.sync += self.verdict_valid.eq(0)
         in_byte = self.rx_data
@@ -115,7 +119,7 @@ class MACReceiver(wiring.Component):
                     with m.Else():
                         m.next = "DISCARD"
                 m.d.sync += [count.eq(0), crc.eq(0xFFFFFFFF), bad.eq(0), overflow.eq(0),
-                             giant.eq(0), window.eq(0)]
+                             giant.eq(0), window.eq(0), crc_ok.eq(0), long_enough.eq(0)]
             with m.State("PREAMBLE"):
                 with m.If(~self.rx_dv):
                     m.next = "IDLE"
@@ -128,8 +132,10 @@ class MACReceiver(wiring.Component):
                     m.next = "IDLE"
             with m.State("FRAME"):
                 with m.If(self.rx_dv):
+                    next_crc = crc32_update(crc, in_byte)
                     m.d.sync += [
-                        crc.eq(crc32_update(crc, in_byte)),
+                        crc.eq(next_crc),
+                        crc_ok.eq(next_crc == FCS_RESIDUE),
                         tail.eq(Cat(in_byte, tail[:-8])),
                         bad.eq(bad | self.rx_er),
                     ]
@@ -139,6 +145,8 @@ class MACReceiver(wiring.Component):
                         m.d.sync += giant.eq(1)
                     with m.If(count == FCS_BYTES - 1):
                         m.d.sync += window.eq(1)
+                    with m.If(count == MIN_RX_FRAME_BYTES - 1):
+                        m.d.sync += long_enough.eq(1)
                     with m.If(count == MAX_RX_FRAME_BYTES - 1):
                         m.d.sync += window.eq(0)
                     # Byte count-4 leaves the tail: it is frame data, not FCS.
@@ -157,11 +165,11 @@ class MACReceiver(wiring.Component):
                 with m.Else():
                     m.next = "IDLE"
                     verdict = Signal(RxVerdict)
-                    with m.If(count < MIN_RX_FRAME_BYTES):
+                    with m.If(~long_enough):
                         m.d.comb += verdict.eq(RxVerdict.RUNT)
                     with m.Elif(giant):
                         m.d.comb += verdict.eq(RxVerdict.GIANT)
-                    with m.Elif(bad | (crc != FCS_RESIDUE)):
+                    with m.Elif(bad | ~crc_ok):
                         m.d.comb += verdict.eq(RxVerdict.FCS_ERROR)
                     with m.Elif(overflow):
                         m.d.comb += verdict.eq(RxVerdict.OVERFLOW)

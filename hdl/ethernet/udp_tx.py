@@ -17,6 +17,7 @@ from spikeforge.firmware.ethernet import (
 from spikeforge.firmware.wire import CRC_BYTES, HEADER_BYTES
 
 from .layouts import FrameByteLayout
+from .pipeline import StreamRegister
 
 __all__ = ["UDPTransmitter"]
 
@@ -57,7 +58,8 @@ class UDPTransmitter(wiring.Component):
     i : stream of bytes in, whole wire frames back to back
         Taken at up to one byte per cycle; may stall anywhere.
     o : stream of :data:`FrameByteLayout` out, one Ethernet frame (no FCS) per fragment
-        Bytes leave at up to one per cycle; ``o`` may stall anywhere, and its frames may have
+        Bytes leave at up to one per cycle, through a register slice (one cycle of
+        latency); ``o`` may stall anywhere, and its frames may have
         gaps where ``i`` stalled: put a :class:`~.frame_fifo.FrameFifo` before the MAC.
     host_mac, host_ip, host_port, host_valid : in
         The learned host (destination).
@@ -92,6 +94,12 @@ class UDPTransmitter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fragment_bytes = FRAGMENT_PAYLOAD_BYTES
+        # The frame bytes leave through a register slice: ``o.valid`` is then a flip-flop
+        # placed near the consumer, not the state decode that also enables the wide header
+        # register, and that enable starts at the slice's ``ready`` flip-flop.
+        m.submodules.output = output = StreamRegister(FrameByteLayout)
+        wiring.connect(m, output.o, wiring.flipped(self.o))
+        out = output.i
 
         wire_header = Signal(8 * HEADER_BYTES)        # the frame's first bytes, first at 0
         header_taken = Signal(range(HEADER_BYTES))
@@ -211,20 +219,20 @@ class UDPTransmitter(wiring.Component):
                 ]
                 m.next = "HEADER"
             with m.State("HEADER"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(header[:8])]
-                with m.If(self.o.ready):
+                m.d.comb += [out.valid.eq(1), out.payload.data.eq(header[:8])]
+                with m.If(out.ready):
                     m.d.sync += [header.eq(header >> 8), header_left.eq(header_left - 1)]
                     with m.If(header_left == 1):
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 end = payload_left == 1
                 m.d.comb += [
-                    self.o.valid.eq(self.i.valid),
-                    self.o.payload.data.eq(self.i.payload),
-                    self.o.payload.last.eq(end),
-                    self.i.ready.eq(self.o.ready),
+                    out.valid.eq(self.i.valid),
+                    out.payload.data.eq(self.i.payload),
+                    out.payload.last.eq(end),
+                    self.i.ready.eq(out.ready),
                 ]
-                with m.If(self.i.valid & self.o.ready):
+                with m.If(self.i.valid & out.ready):
                     m.d.sync += payload_left.eq(payload_left - 1)
                     with m.If(end):
                         m.d.sync += [
