@@ -44,7 +44,8 @@ from spikeforge.firmware.wire import DATA_FRAME_OVERHEAD_BYTES, FrameType
 from spikeforge.host.frames import EventBlock, FrameParser, StreamDecoder
 
 __all__ = ["LatencyResult", "measure_latency", "latency_config", "MATCH_SWEEPS",
-           "format_result", "add_arguments", "run", "CLOSED_LOOP_DETECTOR"]
+           "format_result", "add_arguments", "run", "CLOSED_LOOP_DETECTOR", "LINKS",
+           "DEFAULT_SECONDS"]
 
 #: Largest distance, in sweeps, between an event's sample and a true spike's trough on the
 #: same channel for the event to count as that spike (the conditioner's filters shift the
@@ -63,12 +64,26 @@ CLOSED_LOOP_DETECTOR = DetectorConfig(enabled=True, align_samples=4, snippet_pre
 
 
 def latency_config(channels: int = 32, *, baud: int = 3_000_000,
-                   clock_hz: int = 12_000_000, closed_loop: bool = True) -> SystemConfig:
+                   clock_hz: int = 12_000_000, closed_loop: bool = True,
+                   link: str = "uart") -> SystemConfig:
     """The board the bench measures by default: the test source, the detector built
     (:data:`CLOSED_LOOP_DETECTOR`, or with ``closed_loop=False`` the default detector), a
-    UART at ``baud`` from a ``clock_hz`` board clock."""
+    ``clock_hz`` board clock and ``link``: "uart" (a UART at ``baud``) or "udp" (Gigabit
+    Ethernet, UDP; ``baud`` is then unused)."""
+    from spikeforge.firmware.errors import ConfigError
+
+    if link not in LINKS:
+        raise ConfigError(f"link must be one of {', '.join(LINKS)}, not {link!r}")
     detector = CLOSED_LOOP_DETECTOR if closed_loop else DetectorConfig(enabled=True)
-    return SystemConfig(channels=channels, clock_hz=clock_hz, baud=baud, detector=detector)
+    return SystemConfig(channels=channels, clock_hz=clock_hz, baud=baud, detector=detector,
+                        link="ethernet" if link == "udp" else "uart")
+
+
+#: The links the bench measures (``--link``).
+LINKS = ("uart", "udp")
+#: Device time simulated per configuration when ``--seconds`` is not given: the UDP board
+#: simulates the 125 MHz link clock too and runs about 1/60 of real time.
+DEFAULT_SECONDS = {"uart": 1.0, "udp": 0.3}
 
 
 @dataclass
@@ -133,21 +148,37 @@ def _stats_ms(values: np.ndarray) -> dict[str, float]:
 
 def measure_latency(config: SystemConfig, *, seconds: float = 0.5, mode: str = "events",
                     bit_level: bool = False) -> LatencyResult:
-    """Run the virtual board of ``config`` (UART link, test source, detector built) for
-    ``seconds`` of device time and measure every detected spike's latency (module
+    """Run the virtual board of ``config`` (test source, detector built; UART or Ethernet
+    link) for ``seconds`` of device time and measure every detected spike's latency (module
     docstring). ``mode``: "events" (events-only stream) or "raw" (DATA frames too: events
-    wait behind them)."""
+    wait behind them). ``bit_level`` (UART): the board's clock and bit-serial UART."""
     from spikeforge.firmware.errors import ConfigError
-    from spikeforge.hdl.source import TestSource
-    from spikeforge.sim.models.source import source_signal
-    from spikeforge.sim.virtual_board import VirtualBoard, design_config
+    from spikeforge.sim.virtual_board import design_config
 
-    if config.link != "uart" or config.source != "test" or not config.detector.enabled:
-        raise ConfigError("the latency bench measures a UART board with the test source and "
+    if config.source != "test" or not config.detector.enabled:
+        raise ConfigError("the latency bench measures a board with the test source and "
                           "the detector built (detector.enabled)")
     if mode not in ("events", "raw"):
         raise ConfigError(f"mode must be events or raw, not {mode!r}")
-    design = design_config(config, bit_level=bit_level)
+    if config.link == "ethernet":
+        design = config
+        timed = _run_udp(config, seconds, mode)
+    else:
+        design = design_config(config, bit_level=bit_level)
+        timed = _run_uart(config, design, seconds, mode, bit_level)
+    result = _score(config, design, seconds, timed)
+    result.link = "Gigabit UDP" if config.link == "ethernet" else "UART"
+    result.model = ("Ethernet board (125 MHz GMII)" if config.link == "ethernet"
+                    else "direct-link board" if design is not config else "bit-level board")
+    return result
+
+
+def _run_uart(config: SystemConfig, design: SystemConfig, seconds: float, mode: str,
+              bit_level: bool) -> list:
+    """The UART board: (departure, arrival, last byte leaving, EventBlock, host seconds) of
+    every EVENTS frame, times in the design's cycles, from the harness's byte log."""
+    from spikeforge.sim.virtual_board import VirtualBoard
+
     cycles = int(seconds * design.clock_hz)
     with tempfile.TemporaryDirectory() as folder:
         log_path = Path(folder) / "bytes.u64"
@@ -163,22 +194,140 @@ def measure_latency(config: SystemConfig, *, seconds: float = 0.5, mode: str = "
                            f"{received}")
     # a link byte's time in the simulated clock's cycles (board cycles_per_byte, scaled)
     byte_cycles = config.cycles_per_byte * design.clock_hz / config.clock_hz
+    return [(float(arrivals[start] - byte_cycles), float(arrivals[end - 1]),
+             float(arrivals[end - 1] - byte_cycles), block, host)
+            for start, end, block, host in _event_frames(frames, host_s)]
+
+
+def _run_udp(config: SystemConfig, seconds: float, mode: str) -> list:
+    """The Ethernet board: (departure, arrival, last byte leaving, EventBlock, host seconds)
+    of every EVENTS frame in the board's cycles, from the capture (``--pcap``: each frame
+    stamped with the simulated time of its last byte on the wire). Departure: the frame's
+    first byte (preamble) going on the wire; arrival: the end of its last byte (FCS), so the
+    link part is its bytes on the wire at 8 ns each (:func:`_board_datagrams`)."""
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    cycles = int(seconds * config.clock_hz)
+    with tempfile.TemporaryDirectory() as folder:
+        capture = Path(folder) / "link.pcap"
+        board = VirtualBoard.start(config, cycles=cycles, pcap=capture, realtime=False)
+        try:
+            datagrams = _udp_host_side(board, mode)
+        finally:
+            board.stop(timeout_s=30)
+        on_wire = _board_datagrams(capture, config.ethernet.ip)
+    cycle_per_ns = config.clock_hz / 1e9
+    parser = FrameParser()
+    timed = []
+    for payload, blocks in datagrams:
+        if payload not in on_wire:
+            raise RuntimeError("a datagram the host received is not in the board's capture")
+        first_ns, last_ns, end_ns = on_wire[payload]
+        events = [frame for frame in parser.feed(payload) if frame.type == FrameType.EVENTS]
+        if len(events) != len(blocks):
+            raise RuntimeError("the host's decoder and the frame parser disagree")
+        for frame, (block, host_s) in zip(events, blocks, strict=True):
+            if block.seq != frame.seq:
+                raise RuntimeError("the host's decoder and the frame parser disagree")
+            timed.append((first_ns * cycle_per_ns, end_ns * cycle_per_ns,
+                          last_ns * cycle_per_ns, block, host_s))
+    if parser.stats.bytes_discarded or parser.stats.crc_errors:
+        raise RuntimeError(f"the link was not clean ({parser.stats})")
+    return timed
+
+
+def _udp_host_side(board, mode: str) -> list[tuple[bytes, list[tuple[EventBlock, float]]]]:
+    """Open a UDP socket on loopback like the host's transport, set the mode with the first
+    command (the board learns this host from it), receive datagrams until the board has
+    ended and the socket is empty; (payload, [(EventBlock, host seconds)]) per datagram, the
+    host seconds from the datagram's ``recvfrom`` returning to the decoder's EventBlock."""
+    host, port = board.url.removeprefix("udp://").rsplit(":", 1)
+    decoder = StreamDecoder()
+    out: list[tuple[bytes, list[tuple[EventBlock, float]]]] = []
+    code = BandwidthMode.EVENTS if mode == "events" else BandwidthMode.RAW
+    command = encode_command(1, register("BANDWIDTH_MODE").address, CommandOp.WRITE, int(code))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(0.2)
+        client.sendto(command, (host, int(port)))
+        while True:
+            try:
+                payload = client.recv(1 << 16)
+            except TimeoutError:
+                if board.process.poll() is not None:
+                    break
+                continue
+            read_at = time.perf_counter()
+            items = decoder.feed(payload)
+            done = time.perf_counter()
+            out.append((payload, [(item, done - read_at) for item in items
+                                  if isinstance(item, EventBlock)]))
+    return out
+
+
+def _board_datagrams(capture: Path, board_ip: int) -> dict[bytes, tuple[float, float, float]]:
+    """UDP payload -> (ns its first frame's first byte went on the wire, ns its last frame's
+    last byte did, ns that byte ended) of every datagram the board sent in ``capture``
+    (classic pcap, nanosecond stamps of each frame's last byte, Ethernet, FCS stripped).
+    A frame is preamble + SFD, the captured bytes and the FCS on the wire, a byte per 8 ns;
+    IPv4 fragments are put together (first byte of the first, last of the last)."""
+    import struct
+
+    from spikeforge.firmware.ethernet import FCS_BYTES, LINK_CLOCK_HZ, PREAMBLE_SFD
+
+    ns_per_byte = 1e9 / LINK_CLOCK_HZ
+    data = capture.read_bytes()
+    if data[:4] != (0xA1B23C4D).to_bytes(4, "little"):
+        raise RuntimeError(f"{capture} is not a nanosecond pcap file")
+    out: dict[bytes, tuple[float, float, float]] = {}
+    pending: dict[int, list] = {}
+    offset = 24
+    while offset + 16 <= len(data):
+        seconds, nanoseconds, length, _ = struct.unpack_from("<IIII", data, offset)
+        frame = data[offset + 16:offset + 16 + length]
+        offset += 16 + length
+        last_ns = seconds * 1e9 + nanoseconds
+        first_ns = last_ns - (len(PREAMBLE_SFD) + length + FCS_BYTES - 1) * ns_per_byte
+        if frame[12:14] != b"\x08\x00" or frame[23] != 17:
+            continue
+        ip = frame[14:]
+        if int.from_bytes(ip[12:16], "big") != board_ip:
+            continue
+        header = (ip[0] & 0x0F) * 4
+        total = int.from_bytes(ip[2:4], "big")
+        flags = int.from_bytes(ip[6:8], "big")
+        parts = pending.setdefault(int.from_bytes(ip[4:6], "big"), [])
+        parts.append(((flags & 0x1FFF) * 8, ip[header:total], first_ns))
+        if flags & 0x2000:
+            continue
+        del pending[int.from_bytes(ip[4:6], "big")]
+        udp = b"".join(part for _, part, _ in sorted(parts, key=lambda p: p[0]))
+        out[udp[8:int.from_bytes(udp[4:6], "big")]] = (min(p[2] for p in parts), last_ns,
+                                                      last_ns + ns_per_byte)
+    return out
+
+
+def _score(config: SystemConfig, design: SystemConfig, seconds: float,
+           timed: list) -> LatencyResult:
+    """Match each received event to a true spike and split its latency. ``timed``: per
+    EVENTS frame (departure, arrival, its last byte leaving, EventBlock, host seconds), times
+    in ``design``'s cycles."""
+    from spikeforge.hdl.source import TestSource
+    from spikeforge.sim.models.source import source_signal
+
     sweeps = int(seconds * config.sample_rate_hz) + 1
     # the harness runs whole batches of cycles past ``cycles``: the truth covers them
     truth = source_signal(config, sweeps + sweeps // 8 + 64)
     cycles_per_sample = design.cycles_per_sample
-    event_frames = list(_event_frames(frames, host_s))
-    timing = _ModelTiming(design, truth.samples, [block for _, _, block, _ in event_frames])
-    # the cycle each EVENTS frame's last byte left the device
-    last_byte = np.array([arrivals[end - 1] - byte_cycles for _, end, _, _ in event_frames])
+    timing = _ModelTiming(design, truth.samples, [block for *_, block, _ in timed])
+    last_byte = np.array([left for _, _, left, _, _ in timed])
     device, link, host = [], [], []
     split: dict[str, list[float]] = {name: [] for name in SPLIT_PARTS}
     frames_ahead, burst = [], []
     events = matched = 0
     first_scored = int(WARM_UP_S * config.sample_rate_hz)
-    for position, (start, end, block, host_latency) in enumerate(event_frames):
-        departure = arrivals[start] - byte_cycles
-        arrival = arrivals[end - 1]
+    for position, (departure, arrival, _, block, host_latency) in enumerate(timed):
         for event in block.events:
             events += 1
             milestones = timing.next_event()
@@ -203,9 +352,7 @@ def measure_latency(config: SystemConfig, *, seconds: float = 0.5, mode: str = "
             burst.append(neighbours)
     true_spikes = sum(int(((p >= first_scored) & (p < sweeps - 1)).sum())
                       for p in (truth.spike_peaks(c) for c in range(config.channels)))
-    model = ("direct-link board" if design is not config
-             else "bit-level board")
-    result = LatencyResult(config, "UART", model, np.array(device), np.array(link),
+    result = LatencyResult(config, "", "", np.array(device), np.array(link),
                            np.array(host), split={k: np.array(v) for k, v in split.items()},
                            frames_ahead=np.array(frames_ahead, dtype=np.int64),
                            burst=np.array(burst, dtype=np.int64), events=events,
@@ -354,48 +501,70 @@ def format_result(result: LatencyResult) -> str:
 def add_arguments(parser) -> None:
     """``spikeforge bench latency`` options."""
     parser.add_argument("--channels", type=int, default=32, help="default 32")
-    parser.add_argument("--seconds", type=float, default=1.0,
-                        help="device time simulated per configuration (default 1)")
+    parser.add_argument("--link", choices=(*LINKS, "both"), default="both",
+                        help="uart (3 Mbaud, direct-link board), udp (Gigabit Ethernet "
+                             "board, ~1/60 real time) or both (default)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="device time simulated per configuration (default 1 on the "
+                             "UART, 0.3 on UDP)")
     parser.add_argument("--baud", type=int, default=3_000_000,
                         help="the UART's rate (default 3000000, from a 12 MHz clock)")
     parser.add_argument("--mode", choices=("events", "raw"), default="events",
                         help="events: an events-only stream (default, what a closed loop "
                              "records); raw: DATA frames too, events wait behind them")
     parser.add_argument("--bit-level", action="store_true",
-                        help="the board's clock and bit-serial UART (slower; same figures)")
+                        help="UART: the board's clock and bit-serial UART (slower; same "
+                             "figures)")
     parser.add_argument("--target-ms", type=float, default=1.0,
-                        help="device+link p99 the run must stay under (default 1 ms)")
+                        help="device+link p99 the closed-loop detector must stay under on "
+                             "every link measured (default 1 ms)")
+
+
+_LINK_PART = {
+    "uart": "link: to its last byte at the host's end of the UART",
+    "udp": "link: to the end of its last byte (FCS) on the Gigabit wire, from the board's "
+           "capture (pcap, simulated time of each frame's last byte); not included: the "
+           "PHY, a switch, the NIC and the kernel",
+}
 
 
 def run(args) -> int:
-    """Measure the closed-loop detector and the default one; exit 1 if the closed-loop
-    device+link p99 misses ``--target-ms``."""
+    """Measure the closed-loop detector and the default one on each link; exit 1 if the
+    closed-loop device+link p99 misses ``--target-ms`` on any link measured."""
     from spikeforge.host.errors import ExitCode
 
-    results = []
-    for closed_loop in (True, False):
-        config = latency_config(args.channels, baud=args.baud, closed_loop=closed_loop)
-        label = ("closed-loop detector (align 4, snippet 4+1+2)" if closed_loop
-                 else "default detector (align 8, snippet 8+1+16)")
-        result = measure_latency(config, seconds=args.seconds, mode=args.mode,
-                                 bit_level=args.bit_level)
-        results.append(result)
-        print(f"{label}, {args.mode} stream:")
-        print(format_result(result), flush=True)
+    links = LINKS if args.link == "both" else (args.link,)
+    verdicts = []
+    for link in links:
+        seconds = args.seconds if args.seconds is not None else DEFAULT_SECONDS[link]
+        results = []
+        for closed_loop in (True, False):
+            config = latency_config(args.channels, baud=args.baud, closed_loop=closed_loop,
+                                    link=link)
+            label = ("closed-loop detector (align 4, snippet 4+1+2)" if closed_loop
+                     else "default detector (align 8, snippet 8+1+16)")
+            result = measure_latency(config, seconds=seconds, mode=args.mode,
+                                     bit_level=args.bit_level and link == "uart")
+            results.append(result)
+            print(f"{label}, {args.mode} stream, {seconds:g} s of device time:")
+            print(format_result(result), flush=True)
+            print()
+        print(f"device: trough at the ADC to the EVENTS frame's first byte leaving the device; "
+              f"{_LINK_PART[link]} (both simulated time); host: this machine's decoder, from "
+              "the socket read to the event (wall time). The device part's split (golden "
+              "models): decision (trough to the detector's decision), snippet (to its last "
+              "post sample), copier (to its first word readable), serializer (to its "
+              "frame's first byte: the EVENTS frames of earlier events ahead of it on the "
+              "link, and on UDP the Ethernet core's headers; the test source's spikes "
+              "coincide on many channels).")
+        closed = results[0]
+        p99 = closed.summary()["device+link"]["p99"]
+        verdicts.append((closed.link, p99, closed))
         print()
-    print("device: trough at the ADC to the EVENTS frame's first byte leaving the device; "
-          "link: to its last byte at the host's end of the UART (both simulated time); "
-          "host: this machine's decoder, from the socket read to the event (wall time). "
-          "The device part's split (golden models): decision (trough to the detector's "
-          "decision), snippet (to its last post sample), copier (to its first word "
-          "readable), serializer (to its frame's first byte: the EVENTS frames of earlier "
-          "events ahead of it on the link; the test source's spikes coincide on many "
-          "channels). Gigabit UDP: not measured by this bench (docs/recording.md, "
-          "\"Closed-loop latency\").")
-    closed = results[0]
-    p99 = closed.summary()["device+link"]["p99"]
-    verdict = "meets" if p99 < args.target_ms else "MISSES"
-    print(f"closed-loop device+link p99 {p99:.3f} ms {verdict} the {args.target_ms:g} ms "
-          f"target, with {closed.lost} of {closed.decided} decided events dropped at the "
-          "detector (its queue or buffer full)")
-    return ExitCode.OK if p99 < args.target_ms else ExitCode.FAILURE
+    for name, p99, closed in verdicts:
+        verdict = "meets" if p99 < args.target_ms else "MISSES"
+        print(f"{name}: closed-loop device+link p99 {p99:.3f} ms {verdict} the "
+              f"{args.target_ms:g} ms target, with {closed.lost} of {closed.decided} decided "
+              "events dropped at the detector (its queue or buffer full)")
+    ok = all(p99 < args.target_ms for _, p99, _ in verdicts)
+    return ExitCode.OK if ok else ExitCode.FAILURE
