@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripted_device import ScriptedDevice
 
 from spikeforge.firmware.config import DetectorConfig, SystemConfig, TestSourceConfig
-from spikeforge.host import DataBlock, LinkStats, StreamDecoder
+from spikeforge.host import DataBlock, StreamDecoder
 from spikeforge.host.lsl import SPIKE_COLUMNS, LslSink, device_source_id
 from spikeforge.host.recorder import Recorder
 from spikeforge.sim.models.detector import device_events
@@ -21,27 +22,6 @@ pylsl = pytest.importorskip("pylsl")
 
 RECORDING = Path("Record Node 101/experiment1/recording1")
 WAIT_S = 10.0     # bound on every LSL wait (resolve, connect, pull)
-
-
-class ScriptedDevice:
-    """A device that only streams, and streams exactly the items it is given (then ends)."""
-
-    enabled_channels = None
-
-    def __init__(self, config: SystemConfig, items: list, url: str):
-        self.config = config
-        self._items = items
-        self.url = url
-        self.stats = LinkStats()
-
-    def identify(self) -> SystemConfig:
-        return self.config
-
-    def supports_control(self) -> bool:
-        return False
-
-    def items(self):
-        yield from self._items
 
 
 class Inlets:

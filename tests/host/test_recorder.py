@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripted_device import ScriptedDevice
 
 from spikeforge.firmware.config import DetectorConfig, SystemConfig, TestSourceConfig
-from spikeforge.host import DataBlock, EventBlock, LinkStats, StreamDecoder
+from spikeforge.host import DataBlock, EventBlock, StreamDecoder
 from spikeforge.host.device import (
     Device,
     DeviceDisconnected,
@@ -446,27 +447,6 @@ def test_events_plus_lfp_is_recorded_as_a_second_continuous_stream(tmp_path):
         assert list(series.electrodes.data[:]) == [0, 1, 3]
         table = nwb.processing["ecephys"]["spike_detections"].to_dataframe()
         assert list(table["sample_number"]) == list(detections)
-
-
-class ScriptedDevice:
-    """A device that only streams, and streams exactly the items it is given (then ends)."""
-
-    url = "scripted://"
-    enabled_channels = None
-
-    def __init__(self, config: SystemConfig, items: list):
-        self.config = config
-        self._items = items
-        self.stats = LinkStats()
-
-    def identify(self) -> SystemConfig:
-        return self.config
-
-    def supports_control(self) -> bool:
-        return False
-
-    def items(self):
-        yield from self._items
 
 
 def _blocks(config: SystemConfig, stream: str, slots: list[int]) -> list[DataBlock]:
