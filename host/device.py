@@ -85,6 +85,7 @@ from .keys import DeviceKey
 
 if TYPE_CHECKING:
     from .cipher import FrameOpener
+    from .udp import UdpLinkStats
 
 __all__ = ["Device", "DeviceError", "DeviceNotFound", "DevicePermissionDenied", "DeviceBusy",
            "DeviceSilent", "DeviceDisconnected", "DeviceNoControl", "RegisterRefused",
@@ -121,6 +122,8 @@ class DeviceStatus:
     link: LinkStats
     #: The bandwidth mode in force ("raw", "lossless", "events", "events+lfp").
     mode: str | None = None
+    #: The host receiver's UDP counters (a ``udp://`` device; None otherwise).
+    udp: "UdpLinkStats | None" = None
 
     def lines(self) -> list[str]:
         from spikeforge.firmware.registers import register
@@ -132,12 +135,19 @@ class DeviceStatus:
             # own sequence-gap count below does not.
             narrow = reg.access == "status" and isinstance(reg.bits, int) and reg.bits < 32
             wraps = f"  (mod {1 << reg.bits})" if narrow else ""
+            if name == "ETH_HOST_IP":
+                shown = ".".join(str(value >> s & 0xFF) for s in (24, 16, 8, 0)) \
+                    if value else "none learned yet"
+                rows.append(f"{name.lower():<22} {shown}")
+                continue
             rows.append(f"{name.lower():<22} {value}{wraps}")
         link = self.link
         rows += [f"{'host crc_errors':<22} {link.crc_errors}",
                  f"{'host sequence_gaps':<22} {link.sequence_gaps}",
                  f"{'host bytes_discarded':<22} {link.bytes_discarded}",
                  f"{'host malformed':<22} {link.malformed}"]
+        if self.udp is not None:
+            rows += self.udp.lines()
         return rows
 
 
@@ -723,7 +733,13 @@ class Device:
             mode = self.mode()
         except RegisterRefused:      # a device from before bandwidth modes
             mode = None
-        return DeviceStatus(values, self.stats, mode)
+        from dataclasses import replace
+
+        from .udp import udp_stats
+
+        udp = udp_stats(self)
+        return DeviceStatus(values, self.stats, mode,
+                            None if udp is None else replace(udp))
 
     def chips(self) -> list[ChipFound]:
         """The RHD2000 chips the device found at start-up (registers ``RHD_CHIPS`` and

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ from .errors import ExitCode
 from .frames import DataBlock, EventBlock, StreamItem
 from .openephys import OpenEphysWriter
 from .sinks import FanOut, Sink, StreamWindow, Tally
+from .udp import link_record, udp_stats
 
 if TYPE_CHECKING:
     from .encrypted_recording import Recipient
@@ -182,6 +183,10 @@ class RecordingStatus:
     crc_errors: int
     spikes: int = 0           #: detector events recorded (EVENTS frames)
     ended: str | None = None  #: why the recording ended, once it has
+    #: UDP datagrams this host dropped (udp:// devices): the kernel's (receive buffer full)
+    #: and the receive thread's (queue full); each also shows as lost sweeps
+    kernel_drops: int = 0
+    queue_drops: int = 0
 
     @property
     def spikes_per_s(self) -> float:
@@ -197,7 +202,9 @@ class RecordingStatus:
         return (f"{progress}{self.recorded_s:7.1f} s recorded  "
                 f"{self.bytes_written / 1e6:8.2f} MB  {self.data_rate_bps / 1e3:7.1f} kB/s  "
                 f"{self.spikes_per_s:7.1f} spikes/s  "
-                f"lost {self.samples_lost} sweeps  CRC errors {self.crc_errors}")
+                f"lost {self.samples_lost} sweeps  CRC errors {self.crc_errors}"
+                + (f"  UDP drops: {self.kernel_drops} kernel, {self.queue_drops} queue"
+                   if self.kernel_drops or self.queue_drops else ""))
 
 
 class Recorder:
@@ -494,7 +501,7 @@ class Recorder:
         now = time.monotonic()
         if now - self.last_flush_s < self.flush_interval_s:
             return
-        self.sink.flush({"ended": "still recording", "link": asdict(self.device.stats)})
+        self.sink.flush({"ended": "still recording", "link": link_record(self.device)})
         self.last_flush_s = now
         if self.on_status:
             self.on_status(self.status())
@@ -503,6 +510,7 @@ class Recorder:
     def status(self, ended: str | None = None) -> RecordingStatus:
         """Where the recording stands (what the Open Ephys writer has written)."""
         writer, config = self.counts, self.config
+        udp = udp_stats(self.device)
         elapsed = time.monotonic() - self.started_s
         recorded_s = writer.sweeps_written / config.sample_rate_hz
         written, lost = writer.bytes_written, writer.samples_lost
@@ -515,7 +523,9 @@ class Recorder:
             duration_s=self.duration_s, bytes_written=written,
             data_rate_bps=written / elapsed if elapsed > 0 else 0.0,
             samples_lost=lost, crc_errors=self.device.stats.crc_errors,
-            spikes=writer.spikes_written, ended=ended)
+            spikes=writer.spikes_written, ended=ended,
+            kernel_drops=udp.kernel_drops if udp is not None else 0,
+            queue_drops=udp.host_queue_drops if udp is not None else 0)
 
     def close(self, reason: str) -> RecordingStatus:
         """End the recording: stop the device's stream (not after a device error), close
@@ -526,7 +536,7 @@ class Recorder:
             except DeviceError:
                 pass     # the recording is what matters; its ending says what happened
         final = self.status(reason)
-        self.sink.close({"ended": reason, "link": asdict(self.device.stats)})
+        self.sink.close({"ended": reason, "link": link_record(self.device)})
         if self.on_status:
             self.on_status(final)
         return final

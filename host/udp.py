@@ -53,7 +53,8 @@ import socket
 import sys
 import threading
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from spikeforge.firmware.ethernet import CONTROL_PORT, DATA_PORT
 from spikeforge.firmware.registers import register
@@ -61,7 +62,7 @@ from spikeforge.firmware.wire import CommandOp, encode_command
 
 from .device import DeviceDisconnected, DeviceError, DeviceNotFound, DeviceSilent
 
-__all__ = ["UdpTransport", "UdpLinkStats", "parse_udp_url", "udp_stats",
+__all__ = ["UdpTransport", "UdpLinkStats", "parse_udp_url", "udp_stats", "link_record",
            "RECEIVE_BUFFER_BYTES", "MAX_QUEUE_BYTES", "SMALL_RECEIVE_BUFFER_BYTES",
            "MAX_DATAGRAM_BYTES"]
 
@@ -102,6 +103,23 @@ class UdpLinkStats:
     queue_peak_bytes: int = 0     #: most bytes waiting in the receive thread's queue
     receive_buffer_bytes: int = 0  #: SO_RCVBUF as granted by the OS
     kernel_drop_counter: bool = False  #: whether kernel_drops is reported (SO_RXQ_OVFL)
+
+    @property
+    def drops(self) -> int:
+        """Datagrams from the board lost on this host: the kernel's and the queue's."""
+        return self.kernel_drops + self.host_queue_drops
+
+    def lines(self) -> list[str]:
+        """The counters as ``spikeforge status`` prints them (name, value)."""
+        kernel = (str(self.kernel_drops) if self.kernel_drop_counter
+                  else "not reported by this OS (sequence gaps count every loss)")
+        return [f"{'host udp datagrams':<22} {self.datagrams} ({self.bytes} bytes)",
+                f"{'host udp kernel_drops':<22} {kernel}",
+                f"{'host udp queue_drops':<22} {self.host_queue_drops}",
+                f"{'host udp foreign':<22} {self.foreign_datagrams}",
+                f"{'host udp truncated':<22} {self.truncated}",
+                f"{'host udp receive_buf':<22} {self.receive_buffer_bytes // 1024} KiB "
+                "granted"]
 
 
 def parse_udp_url(url: str) -> tuple[str, int]:
@@ -409,3 +427,15 @@ def udp_stats(device: object) -> UdpLinkStats | None:
     """The UDP counters of a :class:`Device` opened on a ``udp://`` URL (None otherwise)."""
     port = getattr(device, "_port", None)
     return port.stats if isinstance(port, UdpTransport) else None
+
+
+def link_record(device: object) -> dict[str, Any]:
+    """The ``link`` record of a recording (``spikeforge.json``): the decoder's counters
+    (:class:`~spikeforge.host.frames.LinkStats`) and, for a ``udp://`` device, the socket's
+    under ``udp`` (:class:`UdpLinkStats`: kernel and queue drops, foreign datagrams, the
+    receive buffer granted)."""
+    record = asdict(replace(device.stats))     # type: ignore[attr-defined]
+    stats = udp_stats(device)
+    if stats is not None:
+        record["udp"] = asdict(replace(stats))   # a copy: the receive thread goes on
+    return record

@@ -31,6 +31,7 @@ frames) of the offered stream.
 """
 
 import argparse
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -56,6 +57,7 @@ from spikeforge.firmware.wire import (
 )
 
 __all__ = ["BenchStep", "UdpBoard", "bench_config", "expected_samples", "verify_recording",
+           "recording_losses", "frames_lost",
            "run_step", "main", "run", "add_arguments", "LADDER", "FRAME_PATTERNS"]
 
 SAMPLE_RATE_HZ = 30_000
@@ -77,7 +79,7 @@ def bench_config(channels: int) -> SystemConfig:
     buffer = 1 << (2 * sweeps * channels - 1).bit_length()
     return SystemConfig(channels=channels, sample_rate_hz=SAMPLE_RATE_HZ,
                         clock_hz=60_000_000, baud=3_000_000, sweeps_per_frame=sweeps,
-                        link_buffer_samples=max(buffer, 2048))
+                        link_buffer_samples=max(buffer, 2048), link="ethernet")
 
 
 def frame_payloads(config: SystemConfig, seed: int) -> np.ndarray:
@@ -103,8 +105,11 @@ def _board_status(config: SystemConfig) -> dict[str, int]:
     return status
 
 
-def _serve(config: SystemConfig, speed: float, seed: int, conn, max_run_s: float) -> None:
-    """The sender process: plays the board until told to stop (or ``max_run_s``)."""
+def _serve(config: SystemConfig, speed: float, seed: int, conn, max_run_s: float,
+           drop_data_frames: frozenset[int] = frozenset()) -> None:
+    """The sender process: plays the board until told to stop (or ``max_run_s``).
+    ``drop_data_frames``: DATA frames (0: the first after ``STREAM_ENABLE``) it does not
+    send, as a lossy network would lose them."""
     from spikeforge.sim.models.control import CommandDecoderModel
 
     control = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -124,7 +129,7 @@ def _serve(config: SystemConfig, speed: float, seed: int, conn, max_run_s: float
     slot_period_s = spf / (config.sample_rate_hz * speed)
     host: tuple[str, int] | None = None
     next_slot = next_identity = identity_count = 0
-    sent = data_sent = send_errors = 0
+    sent = data_sent = send_errors = data_index = data_dropped = 0
     first_data_slot: int | None = None
     start = time.monotonic()
     deadline = start + max_run_s
@@ -140,6 +145,8 @@ def _serve(config: SystemConfig, speed: float, seed: int, conn, max_run_s: float
             model.timeout()
             if replies and host is None:
                 host = source
+                model.status["ETH_HOST_IP"] = int.from_bytes(socket.inet_aton(source[0]),
+                                                             "big")
                 next_identity = next_slot   # announce at once
             for reply in replies:
                 control.sendto(reply, source)
@@ -159,15 +166,21 @@ def _serve(config: SystemConfig, speed: float, seed: int, conn, max_run_s: float
                         sent += 1
                         next_identity = next_slot + config.identity_interval_frames
                     if enabled:
-                        data.sendto(build_frame(FrameType.DATA, next_slot,
-                                                payloads[next_slot % FRAME_PATTERNS]), host)
                         if first_data_slot is None:
                             first_data_slot = next_slot
-                        sent += 1
-                        data_sent += 1
+                        data_index += 1
+                        if data_index - 1 in drop_data_frames:
+                            data_dropped += 1
+                        else:
+                            data.sendto(build_frame(FrameType.DATA, next_slot,
+                                                    payloads[next_slot % FRAME_PATTERNS]),
+                                        host)
+                            sent += 1
+                            data_sent += 1
                 except OSError:
                     send_errors += 1     # ENOBUFS/ECONNREFUSED: the datagram is lost
                 next_slot += 1
+            model.status["ETH_DATAGRAMS_SENT"] = sent & 0xFFFFFFFF
         behind_s = time.monotonic() - (start + (next_slot) * slot_period_s)
         if conn.poll():
             stop = conn.recv() == "stop"
@@ -176,6 +189,7 @@ def _serve(config: SystemConfig, speed: float, seed: int, conn, max_run_s: float
         wait = max(0.0, (next_slot * slot_period_s + start) - time.monotonic())
         select.select([control], [], [], min(wait, 0.02))
     conn.send({"datagrams_sent": sent, "data_frames_sent": data_sent,
+               "data_frames_dropped": data_dropped,
                "send_errors": send_errors, "behind_s": max(0.0, behind_s),
                "first_data_slot": first_data_slot, "host_learned": host is not None})
     control.close()
@@ -187,12 +201,15 @@ class UdpBoard:
     docstring). ``url`` is what the host opens; :meth:`stop` returns the sender's counts."""
 
     def __init__(self, config: SystemConfig, *, speed: float = 1.0, seed: int = 1,
-                 cpu: int | None = None, max_run_s: float = 3600.0) -> None:
+                 cpu: int | None = None, max_run_s: float = 3600.0,
+                 drop_data_frames: "frozenset[int] | set[int] | tuple[int, ...]" = ()
+                 ) -> None:
         self.config, self.speed, self.seed = config, speed, seed
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(target=_serve, name="spikeforge-udp-board",
-                                         args=(config, speed, seed, child, max_run_s),
+                                         args=(config, speed, seed, child, max_run_s,
+                                               frozenset(drop_data_frames)),
                                          daemon=True)
         self._process.start()
         if cpu is not None and hasattr(os, "sched_setaffinity"):
@@ -258,6 +275,15 @@ class BenchStep:
     receive_buffer_bytes: int
     out: Path | None = None
     receiver_cpu_s: float = 0.0   #: CPU time of the receiving process (user + system)
+    #: DATA frames whose sweeps the recording lists as lost (zero-filled), from its losses
+    frames_lost_in_recording: int = 0
+
+    @property
+    def frames_lost_after_recording(self) -> int:
+        """Sequence gaps the decoder counted past the recording's last sweep: frames lost
+        in the backlog still arriving when the recording had its duration (see the module
+        docstring); not in the recording, so not zero-filled there."""
+        return max(0, self.sequence_gaps - self.frames_lost_in_recording)
 
     @property
     def lost(self) -> int:
@@ -286,16 +312,21 @@ class BenchStep:
         return (f"{self.channels:5d} ch  offered {self.offered_bits_per_s / 1e6:7.1f} Mbit/s  "
                 f"received {self.received_bits_per_s / 1e6:7.1f} Mbit/s over "
                 f"{self.seconds:5.1f} s  {self.datagrams} datagrams  "
-                f"lost: {self.sequence_gaps} frames, {self.kernel_drops} kernel + "
-                f"{self.host_queue_drops} queue drops, {self.samples_lost} sweeps, "
+                f"lost: {self.frames_lost_in_recording} frames in the recording "
+                f"({self.samples_lost} sweeps zero-filled) + "
+                f"{self.frames_lost_after_recording} after its end, {self.kernel_drops} "
+                f"kernel + {self.host_queue_drops} queue drops, "
                 f"{self.crc_errors} CRC  queue peak {self.queue_peak_bytes / 2**20:.0f} MiB  "
                 f"receiver CPU {self.receiver_cpu_s / max(self.seconds, 1e-9):.0%} of a core"
                 f"  -> {verdict} ({self.ended})")
 
 
 def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
-             pin: bool = False) -> BenchStep:
-    """Offer ``channels`` for ``duration_s`` wall seconds; record into ``out``."""
+             pin: bool = False,
+             drop_data_frames: "frozenset[int] | set[int] | tuple[int, ...]" = ()
+             ) -> BenchStep:
+    """Offer ``channels`` for ``duration_s`` wall seconds; record into ``out``.
+    ``drop_data_frames``: DATA frames the board does not send (:class:`UdpBoard`)."""
     from spikeforge.host.device import Device
     from spikeforge.host.recorder import record
     from spikeforge.host.udp import udp_stats
@@ -306,7 +337,7 @@ def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
     pin = pin and len(cpus) >= 2
     saved_affinity = set(cpus)
     board = UdpBoard(config, speed=speed, seed=seed, cpu=cpus[1] if pin else None,
-                     max_run_s=duration_s * 3 + 60)
+                     max_run_s=duration_s * 3 + 60, drop_data_frames=drop_data_frames)
     try:
         if pin:
             os.sched_setaffinity(0, {cpus[0]})
@@ -334,12 +365,30 @@ def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
         datagrams=stats.datagrams, sender=sender,
         receive_buffer_bytes=stats.receive_buffer_bytes, out=out,
         receiver_cpu_s=(cpu_after.ru_utime - cpu_before.ru_utime
-                        + cpu_after.ru_stime - cpu_before.ru_stime))
+                        + cpu_after.ru_stime - cpu_before.ru_stime),
+        frames_lost_in_recording=frames_lost(recording_losses(out),
+                                             config.sweeps_per_frame))
+
+
+def recording_losses(out: Path) -> list[dict[str, int]]:
+    """The full-rate stream's loss list of the recording in ``out`` (``spikeforge.json``)."""
+    found = list(Path(out).glob("**/spikeforge.json"))
+    if not found:
+        return []
+    return json.loads(found[0].read_text()).get("losses", [])
+
+
+def frames_lost(losses: list[dict[str, int]], sweeps_per_frame: int) -> int:
+    """DATA frames whose sweeps ``losses`` cover (a loss starts at a frame's first sweep;
+    the recording's end may cut the last one)."""
+    return sum(-(-(loss["first_sample"] + loss["samples"]) // sweeps_per_frame)
+               - loss["first_sample"] // sweeps_per_frame for loss in losses)
 
 
 def verify_recording(out: Path, channels: int, seed: int = 1) -> int:
     """Compare the recording in ``out`` with the samples the sender sent; returns the
-    sweeps checked. Raises AssertionError on the first difference."""
+    sweeps checked. Sweeps the recording lists as lost (``spikeforge.json``) must be zero,
+    every other one what was sent. Raises AssertionError on the first difference."""
     config = bench_config(channels)
     [stream] = list(out.glob("**/continuous/spikeforge-100.acquisition"))
     numbers = np.load(stream / "sample_numbers.npy", mmap_mode="r")
@@ -348,14 +397,22 @@ def verify_recording(out: Path, channels: int, seed: int = 1) -> int:
     assert len(numbers) == len(samples), "sample_numbers.npy and continuous.dat disagree"
     assert len(samples), "the recording holds no samples"
     first = int(numbers[0])
+    lost = np.zeros(len(samples), dtype=bool)
+    for loss in recording_losses(out):
+        lost[loss["first_sample"] - first:loss["first_sample"] - first + loss["samples"]] = True
     chunk = 32_768          # sweeps compared at a time (a long recording is gigabytes)
     for start in range(0, len(samples), chunk):
         stop = min(start + chunk, len(samples))
         assert np.array_equal(numbers[start:stop], np.arange(first + start, first + stop)), \
             "sample numbers are not consecutive"
         expected = expected_samples(config, seed, first + start, stop - start)
+        expected[lost[start:stop]] = 0
         diff = np.flatnonzero((samples[start:stop] != expected).any(axis=1))
-        assert not len(diff), f"sweep {first + start + diff[0]} differs from what was sent"
+        if len(diff):
+            where = start + int(diff[0])
+            raise AssertionError(f"sweep {first + where} " + (
+                "is listed as lost but not zero-filled" if lost[where]
+                else "differs from what was sent"))
     return len(samples)
 
 
