@@ -46,3 +46,38 @@ def test_the_bit_level_and_direct_boards_give_the_same_device_latency():
     # the same events, leaving within a few design cycles of each other
     np.testing.assert_allclose(np.sort(direct.device_s), np.sort(bit_level.device_s),
                                atol=20e-6)
+
+
+def test_the_latency_bench_times_the_gigabit_udp_board_from_its_capture():
+    """The UDP board (a short run: it simulates the 125 MHz link clock too): the link part
+    is each EVENTS frame's bytes on the Gigabit wire, the golden models' split adds up to
+    the device part, and with no UART queue device+link stays well under 1 ms."""
+    from spikeforge.firmware.ethernet import (
+        ETH_HEADER_BYTES,
+        FCS_BYTES,
+        IPV4_HEADER_BYTES,
+        MIN_FRAME_BYTES,
+        PREAMBLE_SFD,
+        UDP_HEADER_BYTES,
+    )
+
+    config = latency_config(8, link="udp")
+    result = measure_latency(config, seconds=0.25)
+    assert result.link == "Gigabit UDP"
+    assert result.matched >= 5 and result.matched <= result.events
+    detector = config.detector
+    samples = detector.snippet_pre + 1 + detector.snippet_post
+    frame_bytes = DATA_FRAME_OVERHEAD_BYTES + EVENT_RECORD.size + 2 * samples
+    ethernet = max(MIN_FRAME_BYTES, ETH_HEADER_BYTES + IPV4_HEADER_BYTES + UDP_HEADER_BYTES
+                   + frame_bytes)
+    wire_s = (len(PREAMBLE_SFD) + ethernet + FCS_BYTES) * 8e-9
+    np.testing.assert_allclose(result.link_s, wire_s, rtol=1e-6)
+    np.testing.assert_allclose(sum(result.split.values()), result.device_s, atol=1e-9)
+    np.testing.assert_allclose(result.device_and_link_s, result.device_s + result.link_s)
+    assert (result.split["decision"] > 0).all() and (result.split["snippet"] >= 0).all()
+    # the Ethernet core's own time (headers, the link clock's crossing) is microseconds
+    assert (result.split["serializer"] >= 0).all()
+    assert (result.split["serializer"][result.frames_ahead == 0] < 20e-6).all()
+    assert (result.device_s > 0).all() and (result.device_and_link_s < 1e-3).all()
+    assert (result.host_s > 0).all() and (result.host_s < 0.5).all()
+    assert "Gigabit UDP" in format_result(result)
