@@ -24,6 +24,16 @@ host
     the socket to the :class:`~spikeforge.host.frames.EventBlock` returned by the host's
     decoder (parsing, CRC, decoding). Not included: the operating system's USB/serial
     delivery (for an FTDI bridge its latency timer, ``docs/recording.md``).
+
+On the Gigabit UDP board (``link="udp"``: ``main_eth.cpp``, which simulates the 125 MHz link
+clock too, about 1/60 of real time) the board writes a capture (``--pcap``) stamping each
+frame with the simulated time of its last byte on the wire; the bench receives the
+datagrams on a UDP socket on loopback (after the command that sets the mode, from which
+the board learns the host), finds each in the capture by its bytes, and takes: device, to
+the frame's first byte (preamble) on the GMII wire (so the Ethernet core's headers and
+clock crossing are in the serializer part); link, its bytes on the wire (preamble, SFD,
+frame, FCS; 8 ns each); host, from the datagram's ``recvfrom`` to the decoded EventBlock.
+Not included: PHY, switch, NIC and kernel.
 """
 
 import math
