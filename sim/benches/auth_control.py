@@ -12,21 +12,18 @@ the model's byte for byte, refused writes change nothing (read back), and the de
 AUTH_REFUSED, REPLAYS_REFUSED, AUTH_COUNTER and control counters equal the model's.
 """
 
-import random
-
 import cocotb
 
-from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.control_protocol import (
     CommandOp,
     ReplyStatus,
     encode_authenticated_command,
 )
 from spikeforge.firmware.framing import crc32
-from spikeforge.firmware.registers import AUTH_COUNTERS, REGISTERS, register
-from spikeforge.sim.benches.control import ControlBench
+from spikeforge.firmware.registers import AUTH_COUNTERS, REGISTERS
+from spikeforge.sim.control_bench import ControlBench, writable_registers
 from spikeforge.sim.models.control import CONTROL_COUNTERS
-from spikeforge.sim.runner import bench_parameters, report
+from spikeforge.sim.runner import bench_parameters
 
 
 class AuthBench(ControlBench):
@@ -49,21 +46,12 @@ class AuthBench(ControlBench):
 
 @cocotb.test()
 async def authenticated_commands_match_model(dut):
-    params = bench_parameters()
-    config = SystemConfig.from_dict(params["config"])
-    operations = int(params["operations"])
-    rng = random.Random(int(params.get("seed", 1)))
-    dut.registers__w_en.value = 0
-    dut.registers__addr.value = 0
-    dut.registers__w_data.value = 0
-    tb = AuthBench(dut, config, rng, float(params.get("baud_error", 0.0)))
-    await tb.bench.reset()
-    await tb.bench.cycles(200)
+    tb = await AuthBench.start(dut)
+    config, rng = tb.config, tb.rng
+    operations = int(bench_parameters()["operations"])
 
     present = [r for r in REGISTERS if r.present(config)]
-    writable = [r for r in present if r.access == "rw"
-                and r.name not in ("STREAM_ENABLE", "BANDWIDTH_MODE")
-                and not r.name.startswith("RHD_")]
+    writable = writable_registers(config)
     readable = [r for r in present if r.access in ("rw", "const")
                 or r.name in CONTROL_COUNTERS + AUTH_COUNTERS]
     kinds: dict[str, int] = {}
@@ -143,15 +131,6 @@ async def authenticated_commands_match_model(dut):
     for kind in every + [rng.choice(every) for _ in range(operations)]:
         await step(kind)
 
-    for name in CONTROL_COUNTERS + AUTH_COUNTERS:
-        await tb.transact([tb.command(register(name).address, CommandOp.READ)])
     for name in ("AUTH_REFUSED", "REPLAYS_REFUSED"):
         assert tb.model.counters[name] > 0, f"the bench never made the device count {name}"
-    tb.poll()
-    stats = tb.decoder.stats
-    assert stats.crc_errors == 0 and stats.bytes_discarded == 0 and stats.malformed == 0, (
-        f"the link carried broken frames: {stats}")
-    assert tb.data_blocks, "no data frames: the bench must run under traffic"
-    report(items=len(tb.replies), cycles=tb.bench.cycle(), data_frames=len(tb.data_blocks),
-           **{k.replace(" ", "_"): v for k, v in kinds.items()},
-           **{k.lower(): v for k, v in tb.model.counters.items()})
+    await tb.finish(CONTROL_COUNTERS + AUTH_COUNTERS, kinds)
