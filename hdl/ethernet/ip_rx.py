@@ -76,9 +76,9 @@ class FrameDispatcher(wiring.Component):
 
     Replies are emitted on ``reply`` (ARP 42 bytes, echo reply 14 + IP total length bytes,
     unpadded, no FCS) while ``i`` is stalled: the reply's header bytes are loaded into a
-    register and shifted out (an echo reply two cycles after its request is classified,
-    once its IPv4 checksum is folded); an echo request's message is kept in a
-    ``2048``-byte block RAM until its reply is sent.
+    register and shifted out (an echo reply four cycles after its request is classified,
+    once its IPv4 checksum is folded and its message's first byte read ahead); an echo
+    request's message is kept in a ``2048``-byte block RAM until its reply is sent.
 
     Ports
     -----
@@ -140,33 +140,33 @@ class FrameDispatcher(wiring.Component):
             udp_length_ok = (udp_length >= 8) & (udp_length + 20 <= field(16, 2))
             return mac_ok, udp_length_ok
 
-        # Whether a datagram's payload goes to ``command``: decided while its header's byte
-        # 41 is at ``i`` (bytes 0..40 are in the register, every field it needs, up to the
-        # UDP length at 38..39, among them) and registered, so that from byte 42 on the
-        # payload path starts at flip-flops.
+        # Whether a datagram's payload goes to ``command``: its header checks are registered
+        # while byte 40 is at ``i`` (bytes 0..39 are in the register: every field they need,
+        # up to the UDP length at 38..39), combined into one flag when byte 41 is taken,
+        # so that from byte 42 on the payload path starts at flip-flops.
         payload_last = Signal(17)                   # index of the payload's last byte
         in_payload = Signal()                       # the byte at ``i`` goes to ``command``
         ip_sum_folded = Signal(17)
         ip_header_ok = Signal()
-        with m.If(index == HEADER_BYTES - 1):
-            mac_ok_early, udp_length_ok_early = checks(
-                lambda offset, length: field_after(HEADER_BYTES - 1, offset, length))
-            ip_ok_early = ((field_after(HEADER_BYTES - 1, 14, 1) == 0x45) & ip_header_ok
-                           & ((field_after(HEADER_BYTES - 1, 20, 1) & 0x3F) == 0)
-                           & (field_after(HEADER_BYTES - 1, 21, 1) == 0))
-            deliver_now = (
-                mac_ok_early & (field_after(HEADER_BYTES - 1, 12, 2) == ETHERTYPE_IPV4)
-                & ip_ok_early & (field_after(HEADER_BYTES - 1, 30, 4) == self.board_ip)
-                & (field_after(HEADER_BYTES - 1, 23, 1) == IP_PROTOCOL_UDP)
-                & udp_length_ok_early
-                & (field_after(HEADER_BYTES - 1, 36, 2) == self.control_port))
+        early = [Signal(name=f"deliver_check_{k}") for k in range(4)]
+
+        def at40(offset: int, length: int):
+            return field_after(HEADER_BYTES - 2, offset, length)
+
+        with m.If(index == HEADER_BYTES - 2):
+            mac_ok_early, udp_length_ok_early = checks(at40)
             m.d.sync += [
-                payload_last.eq(field_after(HEADER_BYTES - 1, 38, 2) + (HEADER_BYTES - 9)),
+                early[0].eq(mac_ok_early & (at40(12, 2) == ETHERTYPE_IPV4)),
+                early[1].eq((at40(14, 1) == 0x45) & ((at40(20, 1) & 0x3F) == 0)
+                            & (at40(21, 1) == 0) & (at40(23, 1) == IP_PROTOCOL_UDP)),
+                early[2].eq((at40(30, 4) == self.board_ip)
+                            & (at40(36, 2) == self.control_port)),
+                early[3].eq(udp_length_ok_early & (at40(38, 2) > 8)),
+                payload_last.eq(at40(38, 2) + (HEADER_BYTES - 9)),
             ]
-            # Byte 42 is payload if the datagram is delivered and has any.
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += in_payload.eq(deliver_now
-                                          & (field_after(HEADER_BYTES - 1, 38, 2) > 8))
+        # Byte 42 is payload if the datagram is delivered and has any.
+        with m.If((index == HEADER_BYTES - 1) & self.i.valid & self.i.ready):
+            m.d.sync += in_payload.eq(Cat(*early, ip_header_ok).all())
         # Later bytes are, up to the payload's last (registered, so ``command.valid`` and
         # ``i.ready`` start at flip-flops).
         with m.Elif((index >= HEADER_BYTES) & self.i.valid & self.i.ready):
@@ -186,8 +186,8 @@ class FrameDispatcher(wiring.Component):
         last_index = Signal(range(2048))            # of the reply's last byte
         reply_bytes = Signal(8 * ARP_REPLY_BYTES)   # shifted out, first byte at the bottom
         from_memory = Signal()                      # the echo reply is past its header
-        echo_address = Signal(range(ECHO_BUFFER_BYTES))
-        echo_address_next = Signal(range(ECHO_BUFFER_BYTES))
+        echo_address = Signal(range(ECHO_BUFFER_BYTES))    # next to read from the RAM
+        echo_byte = Signal(8)                       # the message byte now due, prefetched
         taken = self.reply.valid & self.reply.ready
 
         # Classification, registered in CHECK from the frame's header and sums.
@@ -297,7 +297,6 @@ class FrameDispatcher(wiring.Component):
                     index.eq(0), ip_sum.eq(0), icmp_sum.eq(0), in_payload.eq(0),
                     out_index.eq(0), from_memory.eq(0),
                     echo_address.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET),
-                    echo_address_next.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET + 1),
                     folded_once.eq(word_sum[:16] + word_sum[16:]),
                 ]
                 m.d.comb += icmp_ok.eq(
@@ -356,23 +355,29 @@ class FrameDispatcher(wiring.Component):
                 m.d.sync += ip_checksum.eq(~(folded_once[:16] + folded_once[16])[:16])
                 m.next = "ECHO_LOAD"
 
+            # The message's bytes come from the block RAM one read ahead of their turn
+            # (``echo_byte`` holds the one due, the RAM's output the one after), so the
+            # RAM's slow output only ever reaches a flip-flop.
             with m.State("ECHO_LOAD"):
                 reply_header = echo_reply_header_bytes(
                     field(6, 6), self.board_mac, total_length, field(18, 2), ip_checksum,
                     self.board_ip, field(26, 4), icmp_checksum)
-                m.d.sync += reply_bytes.eq(Cat(*reply_header))
+                m.d.sync += [reply_bytes.eq(Cat(*reply_header)),
+                             echo_address.eq(echo_address + 1)]
+                m.d.comb += [echo_read.addr.eq(echo_address), echo_read.en.eq(1)]
+                m.next = "ECHO_PRIME"
+
+            with m.State("ECHO_PRIME"):
+                m.d.sync += [echo_byte.eq(echo_read.data), echo_address.eq(echo_address + 1)]
+                m.d.comb += [echo_read.addr.eq(echo_address), echo_read.en.eq(1)]
                 m.next = "ECHO_REPLY"
 
             with m.State("ECHO_REPLY"):
-                # The block RAM shows the byte at echo_address (its address runs one ahead
-                # when a byte is taken), so the message needs no extra register stage.
                 m.d.comb += [
-                    echo_read.addr.eq(Mux(taken & from_memory, echo_address_next,
-                                          echo_address)),
-                    echo_read.en.eq(1),
+                    echo_read.addr.eq(echo_address),
+                    echo_read.en.eq(taken & from_memory),
                     self.reply.valid.eq(1),
-                    self.reply.payload.data.eq(Mux(from_memory, echo_read.data,
-                                                   reply_bytes[:8])),
+                    self.reply.payload.data.eq(Mux(from_memory, echo_byte, reply_bytes[:8])),
                     self.reply.payload.last.eq(out_index == last_index),
                 ]
                 with m.If(taken):
@@ -380,8 +385,8 @@ class FrameDispatcher(wiring.Component):
                     with m.If(out_index == ECHO_REPLY_HEADER_BYTES - 1):
                         m.d.sync += from_memory.eq(1)
                     with m.If(from_memory):
-                        m.d.sync += [echo_address.eq(echo_address_next),
-                                     echo_address_next.eq(echo_address_next + 1)]
+                        m.d.sync += [echo_byte.eq(echo_read.data),
+                                     echo_address.eq(echo_address + 1)]
                     with m.If(self.reply.payload.last):
                         m.next = "RECEIVE"
         return m
