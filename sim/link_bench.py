@@ -28,6 +28,17 @@ CRC error), that the sender could not offer, or whose recording ended more than 
 would overflow); the last line reads
 ``held: N channels at 30 kS/s raw (X Mbit/s), 0 lost``. X counts the UDP payload (the wire
 frames) of the offered stream.
+
+Where losses are counted. The recording ends when it holds its duration of device time; a
+receiver that fell behind still has a backlog then (the receive queue, the socket buffer),
+and the stop command's reply waits behind it, so the decoder goes on decoding past the
+recording's end. Frames dropped in that backlog (kernel or queue drops) are sequence gaps
+of the decoder but not losses of the recording, which had ended before them. Each step's
+line therefore splits the frames lost: ``in the recording`` (from its loss list, each one
+zero-filled) ``+ after its end`` (the decoder's gaps beyond them). The kernel and queue
+drops are the socket's counts over the whole step, the backlog included (a queue drop that
+was never decoded shows in no gap). Any of them fails the step. (A 2048-channel step once
+reported 600 gaps with no sweep zero-filled: they were all in the backlog after the end.)
 """
 
 import argparse
