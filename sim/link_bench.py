@@ -38,7 +38,8 @@ line therefore splits the frames lost: ``in the recording`` (from its loss list,
 zero-filled) ``+ after its end`` (the decoder's gaps beyond them). The kernel and queue
 drops are the socket's counts over the whole step, the backlog included (a queue drop that
 was never decoded shows in no gap). Any of them fails the step. (A 2048-channel step once
-reported 600 gaps with no sweep zero-filled: they were all in the backlog after the end.)
+reported 600 gaps with no sweep zero-filled: the recorder zero-fills every gap inside
+the recording, tests/host/test_udp_loss.py, so they were in the backlog after it.)
 """
 
 import argparse
