@@ -41,6 +41,18 @@ def decode_block(data: bytes, channels: int, config: CodecConfig,
                   sweeps=config.block_sweeps if sweeps is None else sweeps)
 
 
+def _total_sweeps(count: int, block_sweeps: int, sweeps: int | None) -> int:
+    """The sweeps ``count`` blocks of ``block_sweeps`` hold: all of them, or ``sweeps`` when
+    given (the last block holding the remainder)."""
+    full = count * block_sweeps
+    total = full if sweeps is None else sweeps
+    if count and not full - block_sweeps < total <= full:
+        raise CompressedBlockError(
+            f"{count} blocks of {block_sweeps} sweeps cannot hold {total} sweeps; "
+            f"pass the sweep count the encoder was given")
+    return total
+
+
 def decode(blocks: list[bytes], channels: int, config: CodecConfig,
            codebook: Codebook | None = None, *, sweeps: int | None = None) -> np.ndarray:
     """Decode consecutive blocks into one ``(sweeps, channels)`` int16 array.
@@ -49,12 +61,7 @@ def decode(blocks: list[bytes], channels: int, config: CodecConfig,
     is given, the last block holds the remainder.
     """
     count = len(blocks)
-    full = count * config.block_sweeps
-    total = full if sweeps is None else sweeps
-    if count and not full - config.block_sweeps < total <= full:
-        raise CompressedBlockError(
-            f"{count} blocks of {config.block_sweeps} sweeps cannot hold {total} sweeps; "
-            f"pass the sweep count the encoder was given")
+    total = _total_sweeps(count, config.block_sweeps, sweeps)
     if count == 0:
         return np.zeros((0, channels), dtype=np.int16)
     raw = b"".join(blocks)
@@ -299,12 +306,7 @@ def decode_v2(blocks: list[bytes], channels: int, config: CodecV2Config,
     ``(sweeps, channels)`` int16 array. Blocks carry state: pass them all, in order, with
     the value grid and code weights the device was loaded with."""
     count = len(blocks)
-    full = count * config.block_sweeps
-    total = full if sweeps is None else sweeps
-    if count and not full - config.block_sweeps < total <= full:
-        raise CompressedBlockError(
-            f"{count} blocks of {config.block_sweeps} sweeps cannot hold {total} sweeps; "
-            f"pass the sweep count the encoder was given")
+    total = _total_sweeps(count, config.block_sweeps, sweeps)
     if count == 0:
         return np.zeros((0, channels), dtype=np.int16)
     if config.grid and grid is None:
