@@ -6,13 +6,10 @@ reads that follow decode a hole: a CRC error, discarded bytes, sequence gaps).""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-
-URL = "sim://?channels=4&identity_interval_frames=16"   # the build of tests/sim
+from recording_process import start_recording, wait_for_samples
 
 
 @pytest.mark.parametrize("run", range(4))
@@ -20,17 +17,10 @@ def test_ctrl_c_on_a_clean_link_counts_no_link_errors(tmp_path, run):
     out = tmp_path / "rec"
     # SIGINT at its default in the recorder, as at a terminal (a background test run
     # ignores SIGINT and a child would inherit that); its own group, as a shell job.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spikeforge.cli", "record", "--port", URL, "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = start_recording(
+        out, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        deadline = time.monotonic() + 600      # a build of the board, if not cached
-        data = out / "Record Node 101/experiment1/recording1/continuous"
-        while not any(p.stat().st_size > 30_000 for p in data.rglob("continuous.dat")):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the recorder wrote nothing"
-            time.sleep(0.02)
+        wait_for_samples(process, out)
         time.sleep(0.13 * run)
         os.killpg(process.pid, signal.SIGINT)       # Ctrl-C: the whole job
         stdout, stderr = process.communicate(timeout=60)

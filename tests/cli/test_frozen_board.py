@@ -5,14 +5,12 @@ with the device code and leaves no board process behind — no 30 s wait, no tra
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from spikeforge.host.errors import ExitCode
+from recording_process import start_recording, wait_for_samples
 
-URL = "sim://?channels=4&identity_interval_frames=16"   # the build of tests/sim
+from spikeforge.host.errors import ExitCode
 
 
 def _children(pid: int) -> list[int]:
@@ -30,17 +28,10 @@ def _alive(pid: int) -> bool:
 
 def test_a_frozen_board_ends_the_recording_with_the_device_code_and_no_orphan(tmp_path):
     out = tmp_path / "rec"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spikeforge.cli", "record", "--port", URL, "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = start_recording(out)
     board = None
     try:
-        deadline = time.monotonic() + 600      # a build of the board, if not cached
-        data = out / "Record Node 101/experiment1/recording1/continuous"
-        while not any(p.stat().st_size > 30_000 for p in data.rglob("continuous.dat")):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the recorder wrote nothing"
-            time.sleep(0.02)
+        wait_for_samples(process, out)
         (board,) = _children(process.pid)
         os.kill(board, signal.SIGSTOP)
         frozen = time.monotonic()
