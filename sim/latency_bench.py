@@ -533,9 +533,10 @@ def add_arguments(parser) -> None:
 _LINK_PART = {
     "uart": "link: to its last byte at the host's end of the UART",
     "udp": "link: to the end of its last byte (FCS) on the Gigabit wire, from the board's "
-           "capture (pcap, simulated time of each frame's last byte); not included: the "
-           "PHY, a switch, the NIC and the kernel",
+           "capture (pcap: each frame's last byte on the wire)",
 }
+_NOT_INCLUDED = {"uart": "", "udp": " Not included: the PHY, a switch, the NIC and the "
+                                    "kernel's delivery to the socket."}
 
 
 def run(args) -> int:
@@ -566,7 +567,7 @@ def run(args) -> int:
               "post sample), copier (to its first word readable), serializer (to its "
               "frame's first byte: the EVENTS frames of earlier events ahead of it on the "
               "link, and on UDP the Ethernet core's headers; the test source's spikes "
-              "coincide on many channels).")
+              f"coincide on many channels).{_NOT_INCLUDED[link]}")
         closed = results[0]
         p99 = closed.summary()["device+link"]["p99"]
         verdicts.append((closed.link, p99, closed))
