@@ -8,12 +8,12 @@ system"). It spans three clock domains and owns every crossing between them.
 from amaranth.hdl import Cat, Const, DomainRenamer, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
-from amaranth.lib.fifo import AsyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.ethernet import EthernetConfig
 from spikeforge.firmware.registers import ETHERNET_COUNTERS
 
+from .crossing import StreamCrossing
 from .frame_fifo import FrameFifo
 from .ip_rx import HEADER_BYTES as UDP_FRAME_HEADER_BYTES
 from .ip_rx import FrameDispatcher, LearnedHost
@@ -82,21 +82,21 @@ class EthernetLink(wiring.Component):
     ``gmii_tx_*`` ports and the UDP/IP logic) and ``eth_rx`` (the PHY's 125 MHz receive
     clock: the ``gmii_rx_*`` ports and the MAC receiver).
 
-    Transmit (``link``): ``data`` crosses from ``sync`` in an :class:`AsyncFIFO` of
+    Transmit (``link``): ``data`` crosses from ``sync`` in a :class:`StreamCrossing` of
     ``data_fifo_bytes`` (it only back-pressures: the framer drops whole frames upstream when
     the link cannot keep up) -> :class:`UDPTransmitter` (one datagram per wire frame from
     ``data_port``; dropped and counted until a host is learned) -> :class:`TxArbiter` (ARP
     and echo replies first, then control replies, then data; between frames only) ->
     :class:`FrameFifo` (whole frames, so the MAC is never starved) -> :class:`MACTransmitter`
-    -> ``gmii_tx_*``. The decoder's ``reply`` frames cross in their own :class:`AsyncFIFO`
+    -> ``gmii_tx_*``. The decoder's ``reply`` frames cross in their own :class:`StreamCrossing`
     and become datagrams from ``control_port`` to the learned host (held, not dropped,
     until a host is learned: a reply only follows a command, and its host).
 
     Receive: ``gmii_rx_*`` -> :class:`MACReceiver` (``eth_rx``; FCS, runts, giants;
     stores whole good frames and drops whole frames when full: ``eth_rx_overflows``) ->
-    :class:`AsyncFIFO` into ``link`` (whole frames are already stored, so it only
+    :class:`StreamCrossing` into ``link`` (whole frames are already stored, so it only
     back-pressures the MAC's buffer) -> :class:`FrameDispatcher` (ARP and ping answered to
-    the arbiter; UDP to ``control_port`` streamed as command bytes) -> an :class:`AsyncFIFO`
+    the arbiter; UDP to ``control_port`` streamed as command bytes) -> a :class:`StreamCrossing`
     of 9-bit entries into ``sync`` -> ``command`` (the
     :class:`~spikeforge.hdl.control.CommandDecoder`).
 
@@ -175,14 +175,14 @@ class EthernetLink(wiring.Component):
         wiring.connect(m, mac_rx.o, rx_out.i)
 
         # -- crossings ---------------------------------------------------------------------------
-        m.submodules.data_cdc = data_cdc = AsyncFIFO(
-            width=8, depth=self._data_fifo_bytes, w_domain="sync", r_domain="link")
-        m.submodules.reply_cdc = reply_cdc = AsyncFIFO(
-            width=8, depth=32, w_domain="sync", r_domain="link")
-        m.submodules.rx_cdc = rx_cdc = AsyncFIFO(
-            width=9, depth=16, w_domain="eth_rx", r_domain="link")
-        m.submodules.command_cdc = command_cdc = AsyncFIFO(
-            width=9, depth=32, w_domain="link", r_domain="sync")
+        m.submodules.data_cdc = data_cdc = StreamCrossing(
+            8, self._data_fifo_bytes, w_domain="sync", r_domain="link")
+        m.submodules.reply_cdc = reply_cdc = StreamCrossing(
+            8, 32, w_domain="sync", r_domain="link")
+        m.submodules.rx_cdc = rx_cdc = StreamCrossing(
+            9, 16, w_domain="eth_rx", r_domain="link")
+        m.submodules.command_cdc = command_cdc = StreamCrossing(
+            9, 32, w_domain="link", r_domain="sync")
 
         # Each crossing's read side leaves through a register slice: the async FIFO's
         # pointer logic and the consumer's state machine are then separate paths at 125 MHz.
@@ -193,9 +193,9 @@ class EthernetLink(wiring.Component):
             data_in, reply_in, rx_in)
         for cdc, register in ((data_cdc, data_in), (reply_cdc, reply_in), (rx_cdc, rx_in)):
             m.d.comb += [
-                register.i.payload.eq(cdc.r_data),
-                register.i.valid.eq(cdc.r_rdy),
-                cdc.r_en.eq(register.i.ready),
+                register.i.payload.eq(cdc.o.payload),
+                register.i.valid.eq(cdc.o.valid),
+                cdc.o.ready.eq(register.i.ready),
             ]
 
         # sync -> link: addresses and the learned host, from one sync cycle.
@@ -213,12 +213,12 @@ class EthernetLink(wiring.Component):
         # -- transmit (link) ---------------------------------------------------------------------
         wiring.connect(m, data_in.o, data_udp.i)
         m.d.comb += [
-            data_cdc.w_data.eq(self.data.payload),
-            data_cdc.w_en.eq(self.data.valid),
-            self.data.ready.eq(data_cdc.w_rdy),
-            reply_cdc.w_data.eq(self.reply.payload),
-            reply_cdc.w_en.eq(self.reply.valid),
-            self.reply.ready.eq(reply_cdc.w_rdy),
+            data_cdc.i.payload.eq(self.data.payload),
+            data_cdc.i.valid.eq(self.data.valid),
+            self.data.ready.eq(data_cdc.i.ready),
+            reply_cdc.i.payload.eq(self.reply.payload),
+            reply_cdc.i.valid.eq(self.reply.valid),
+            self.reply.ready.eq(reply_cdc.i.ready),
             # Replies wait for the host (they only follow its command).
             reply_udp.i.payload.eq(reply_in.o.payload),
             reply_udp.i.valid.eq(reply_in.o.valid & host_valid),
@@ -246,9 +246,9 @@ class EthernetLink(wiring.Component):
             mac_rx.rx_data.eq(self.gmii_rx_data),
             mac_rx.rx_dv.eq(self.gmii_rx_dv),
             mac_rx.rx_er.eq(self.gmii_rx_er),
-            rx_cdc.w_data.eq(rx_out.o.payload.as_value()),
-            rx_cdc.w_en.eq(rx_out.o.valid),
-            rx_out.o.ready.eq(rx_cdc.w_rdy),
+            rx_cdc.i.payload.eq(rx_out.o.payload.as_value()),
+            rx_cdc.i.valid.eq(rx_out.o.valid),
+            rx_out.o.ready.eq(rx_cdc.i.ready),
 
             dispatcher.board_mac.eq(local_mac),
             dispatcher.board_ip.eq(local_ip),
@@ -285,7 +285,7 @@ class EthernetLink(wiring.Component):
         return m
 
     def _command_crossing(self, m: Module, dispatcher: FrameDispatcher,
-                          command_cdc: AsyncFIFO) -> None:
+                          command_cdc: StreamCrossing) -> None:
         """``link``: the dispatcher's command bytes into the crossing, each datagram's
         payload after :data:`SENDER_BYTES` marked bytes naming its sender (taken from the
         frame as it passes the dispatcher's input)."""
@@ -312,9 +312,9 @@ class EthernetLink(wiring.Component):
         # flip-flops, not on the async FIFO's pointer comparison.
         m.submodules.command_out = command_out = DomainRenamer("link")(StreamRegister(9))
         m.d.comb += [
-            command_cdc.w_data.eq(command_out.o.payload),
-            command_cdc.w_en.eq(command_out.o.valid),
-            command_out.o.ready.eq(command_cdc.w_rdy),
+            command_cdc.i.payload.eq(command_out.o.payload),
+            command_cdc.i.valid.eq(command_out.o.valid),
+            command_out.o.ready.eq(command_cdc.i.ready),
         ]
         with m.If(command.valid & new_datagram):
             byte = Signal(8)
@@ -335,20 +335,20 @@ class EthernetLink(wiring.Component):
         with m.If(taken & frame.payload.last):
             m.d.link += new_datagram.eq(1)
 
-    def _command_reader(self, m: Module, command_cdc: AsyncFIFO, host: LearnedHost) -> None:
+    def _command_reader(self, m: Module, command_cdc: StreamCrossing, host: LearnedHost) -> None:
         """``sync``: command bytes to ``command``; sender bytes into the sender register,
         only while the decoder takes bytes (so it names the sender of the command the
         decoder is on), and ``host`` latching it at the first ``accept``."""
         sender = Signal(8 * SENDER_BYTES)
-        marked = command_cdc.r_data[8]
+        marked = command_cdc.o.payload[8]
         m.d.comb += [
-            self.command.payload.eq(command_cdc.r_data[:8]),
-            self.command.valid.eq(command_cdc.r_rdy & ~marked),
-            command_cdc.r_en.eq(self.command.ready),
+            self.command.payload.eq(command_cdc.o.payload[:8]),
+            self.command.valid.eq(command_cdc.o.valid & ~marked),
+            command_cdc.o.ready.eq(self.command.ready),
             host.sender_port.eq(sender[:16]),
             host.sender_ip.eq(sender[16:48]),
             host.sender_mac.eq(sender[48:]),
             host.accept.eq(self.accept),
         ]
-        with m.If(command_cdc.r_rdy & marked & self.command.ready):
-            m.d.sync += sender.eq(Cat(command_cdc.r_data[:8], sender[:-8]))
+        with m.If(command_cdc.o.valid & marked & self.command.ready):
+            m.d.sync += sender.eq(Cat(command_cdc.o.payload[:8], sender[:-8]))
