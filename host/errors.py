@@ -20,7 +20,8 @@ from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 
 __all__ = ["ExitCode", "exit_code_of",
            "DeviceError", "DeviceNotFound", "DevicePermissionDenied", "DeviceBusy",
-           "DeviceSilent", "DeviceDisconnected", "DeviceNoControl", "RegisterRefused"]
+           "DeviceSilent", "DeviceDisconnected", "DeviceRestarted", "DeviceNoControl",
+           "RegisterRefused"]
 
 
 class ExitCode(enum.IntEnum):
@@ -89,6 +90,10 @@ class DeviceSilent(DeviceError):
 
 class DeviceDisconnected(DeviceError):
     """The device went away while in use (unplugged, the connection closed)."""
+
+
+class DeviceRestarted(DeviceError):
+    """The device's sample numbers went back mid-stream: it was reset or rebuilt."""
 
 
 class DeviceNoControl(DeviceError):

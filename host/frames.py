@@ -46,6 +46,10 @@ __all__ = [
 
 _KNOWN_TYPES = {int(frame_type): frame_type for frame_type in FrameType}
 _SEQ_MODULUS = 2**32
+#: A DATA frame at most this many frames behind the last one is late (reordered on the way),
+#: not a device that restarted (whose seq starts again from 0 and is announced by an
+#: IDENTITY frame).
+LATE_WINDOW_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,12 @@ class LinkStats:
     pending_dropped:
         DATA frames dropped because no configuration was known and ``max_pending_frames``
         were already waiting for one.
+    late_frames:
+        DATA frames that arrived after a later one of the same stream (a network that
+        reorders datagrams): up to :data:`LATE_WINDOW_FRAMES` behind. They yield nothing:
+        their sweeps were already counted in ``sequence_gaps`` and marked lost downstream.
+    duplicate_frames:
+        DATA frames whose seq equals the previous one's (a duplicated datagram); dropped.
     """
 
     bytes_received: int = 0
@@ -259,6 +269,8 @@ class LinkStats:
     sequence_gaps: int = 0
     malformed: int = 0
     pending_dropped: int = 0
+    late_frames: int = 0
+    duplicate_frames: int = 0
     #: Encrypted stream (``opener``): frames not delivered because their tag was wrong or
     #: missing, or because they were sealed and no key was given
     #: (:class:`~spikeforge.host.cipher.FrameOpener` keeps which and where).
@@ -392,8 +404,10 @@ class StreamDecoder:
     so no gap is counted across the change.
 
     Sequence tracking: a DATA seq that is ``n`` ahead of the previous one (modulo 2**32, so
-    2**32 - 1 followed by 0 is no gap) adds ``n - 1`` to ``sequence_gaps``. A seq that is
-    equal to or behind the previous one (a step of 2**31 or more) means the device
+    2**32 - 1 followed by 0 is no gap) adds ``n - 1`` to ``sequence_gaps``. A seq equal to
+    the previous one is a duplicate, and one at most :data:`LATE_WINDOW_FRAMES` behind it a
+    late frame (both happen on networks): counted in ``duplicate_frames`` / ``late_frames``
+    and dropped, so sample numbers never go back. A seq further behind means the device
     restarted; tracking restarts there without counting a gap.
 
     Frames of other types (known or not) are yielded as plain :class:`Frame` objects. A frame
@@ -541,6 +555,8 @@ class StreamDecoder:
 
     def _decode_data(self, frame: Frame, items: list[StreamItem]) -> None:
         assert self.config is not None
+        if self._out_of_order(frame.type, frame.seq):
+            return
         self._track_seq(frame.type, frame.seq)
         try:
             if frame.type == FrameType.COMPRESSED:
@@ -553,6 +569,20 @@ class StreamDecoder:
                 items.append(DataBlock.from_frame(frame, self.config, self.enabled_channels))
         except WireFormatError as error:
             self._reject(error)
+
+    def _out_of_order(self, frame_type: int, seq: int) -> bool:
+        """A duplicate or late frame of the current stretch: counted, to be dropped."""
+        last = self._last_seq.get(frame_type)
+        if last is None:
+            return False
+        behind = (last - seq) % _SEQ_MODULUS
+        if behind == 0:
+            self.stats.duplicate_frames += 1
+            return True
+        if behind <= LATE_WINDOW_FRAMES:
+            self.stats.late_frames += 1
+            return True
+        return False
 
     def _track_seq(self, frame_type: int, seq: int) -> None:
         if self._last_seq and frame_type not in self._last_seq:

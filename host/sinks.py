@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .errors import DeviceRestarted
 from .frames import EventBlock
 
 __all__ = ["Sink", "FanOut", "StreamWindow", "Tally"]
@@ -118,9 +119,12 @@ class StreamWindow:
         if self.first_sample is None:
             self.first_sample = self.next_sample = first_sample
         if first_sample < self.next_sample:
-            raise ValueError(
-                f"{self.stream} block starts at sweep {first_sample}, before the end of the "
-                f"last one ({self.next_sample}); blocks must arrive in order")
+            # The decoder drops late and duplicate frames, so only a device that started
+            # numbering afresh gets here: the recording cannot go on in one time base.
+            raise DeviceRestarted(
+                f"the device restarted: its {self.stream} stream went back from sweep "
+                f"{self.next_sample} to {first_sample}; the recording ends there. Record "
+                "again after the reset")
         end = self.end
         if end is not None and first_sample >= end:
             self.cut_off()

@@ -411,3 +411,18 @@ def test_a_bandwidth_mode_switch_is_no_gap_but_losses_within_a_mode_are():
             block.samples, samples[block.first_sample:block.first_sample + len(block.samples)])
     assert [b.first_sample for b in got] == [0, 4, 12, 24, 40, 48, 52]
     assert decoder.stats.sequence_gaps == 2
+
+
+def test_late_and_duplicate_frames_are_counted_and_dropped_so_time_never_goes_back():
+    # A network that reorders and duplicates datagrams: 10, 12, 11 (late), 12 (duplicate), 13.
+    items, decoder = decode([seq_stream([10, 12, 11, 12, 13])])
+    assert [item.seq for item in items if isinstance(item, DataBlock)] == [10, 12, 13]
+    assert decoder.stats.sequence_gaps == 1          # 11: lost to the recording, counted once
+    assert decoder.stats.late_frames == 1
+    assert decoder.stats.duplicate_frames == 1
+
+
+def test_a_restart_far_behind_is_not_taken_for_a_late_frame():
+    items, decoder = decode([seq_stream([1000, 1001, 0, 1])])
+    assert [item.seq for item in items if isinstance(item, DataBlock)] == [1000, 1001, 0, 1]
+    assert decoder.stats.late_frames == 0 and decoder.stats.sequence_gaps == 0

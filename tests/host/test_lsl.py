@@ -327,7 +327,7 @@ def test_spikeforge_stream_serves_lsl_without_a_folder():
     name = "spikeforge-test-cli"
     command = subprocess.Popen(
         [sys.executable, "-m", "spikeforge.cli", "stream", "--port",
-         "sim://?channels=4&identity_interval_frames=16", "--duration", "0.3", "--lsl",
+         "sim://?channels=4&identity_interval_frames=16", "--duration", "3", "--lsl",
          "--lsl-name", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
@@ -357,4 +357,4 @@ def test_spikeforge_stream_serves_lsl_without_a_folder():
     np.testing.assert_allclose(steps, np.round(steps), rtol=0, atol=1e-6)
     end = json.loads(markers[-1][0])
     assert end["event"] == "end" and end["ended"] == "duration reached"
-    assert end["samples_pushed"]["data"] + end["samples_lost"]["data"] == 9000
+    assert end["samples_pushed"]["data"] + end["samples_lost"]["data"] == 90000

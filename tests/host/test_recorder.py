@@ -570,3 +570,19 @@ def test_the_recorder_refuses_a_sink_without_the_sink_methods(tmp_path):
     with pytest.raises(TypeError, match="write_continuous"):
         record(device, tmp_path / "rec", duration_s=0.001, control=False, sinks=[object()])
     assert not (tmp_path / "rec").exists()
+
+
+def test_a_device_that_restarts_mid_recording_ends_it_with_a_clear_device_error(tmp_path):
+    """Sample numbers that go back (a reset board numbers its frames afresh) end the
+    recording cleanly: what came before is closed and readable, and the error says why."""
+    from spikeforge.host.errors import DeviceRestarted
+
+    config = SystemConfig(channels=4, sweeps_per_frame=8)
+    device = ScriptedDevice(config, _blocks(config, "data", [5, 6, 7, 0, 1]))
+    with pytest.raises(DeviceRestarted, match="restarted.*went back from sweep 64 to 0"):
+        record(device, tmp_path / "rec", control=False)
+    meta = json.loads((tmp_path / "rec" / RECORDING / "spikeforge.json").read_text())
+    assert meta["ended"].startswith("device error: the device restarted")
+    numbers = np.load(tmp_path / "rec" / RECORDING / "continuous" / "spikeforge-100.acquisition"
+                      / "sample_numbers.npy")
+    np.testing.assert_array_equal(numbers, np.arange(40, 64))
