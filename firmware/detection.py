@@ -275,6 +275,12 @@ class DetectorConfig:
                 f"(+-k channels in index order), not {self.exclusion_channels!r}; for a "
                 f"probe whose index neighbours are not its spatial neighbours give "
                 f"exclusion_neighbours")
+        for c, row in enumerate(self.exclusion_neighbours):
+            if len(row) > MAX_EXCLUSION_NEIGHBOURS:
+                raise ConfigError(
+                    f"detector exclusion_neighbours[{c}] has {len(row)} channels; at most "
+                    f"{MAX_EXCLUSION_NEIGHBOURS} (each is a copy of the record memory): "
+                    f"use a smaller radius")
         if self.event_buffer_words < self.max_event_words:
             need = 1 << (self.max_event_words - 1).bit_length()
             raise ConfigError(

@@ -81,3 +81,25 @@ def test_hdl_cores_accept_what_the_configuration_accepts():
     config = SystemConfig(channels=4, link_buffer_samples=4096, codec=codec)
     assert coded_buffer_words(config) == config.coded_buffer_words
     Framer(config)
+
+
+def test_exclusion_table_rows_of_more_than_eight_neighbours_fail_at_construction():
+    from spikeforge.firmware.detection import MAX_EXCLUSION_NEIGHBOURS
+
+    assert MAX_EXCLUSION_NEIGHBOURS == 8
+    channels = 10
+    # Channel 0 compares with all 9 others (and each of them with channel 0): symmetric and
+    # in range, so only the row-length rule is broken.
+    table = [list(range(1, channels))] + [[0] for _ in range(1, channels)]
+    with pytest.raises(ConfigError, match=r"exclusion_neighbours\[0\] has 9 channels; at most "
+                                          r"8 .*smaller radius"):
+        DetectorConfig(exclusion_neighbours=table).validate(30_000)
+    with pytest.raises(ConfigError, match=r"exclusion_neighbours\[0\] has 9 channels"):
+        SystemConfig(channels=channels,
+                     detector=DetectorConfig(exclusion=True, exclusion_neighbours=table))
+    # Eight neighbours is the limit, and is accepted.
+    table[0] = table[0][:8]
+    table[9] = []
+    config = SystemConfig(channels=channels,
+                          detector=DetectorConfig(exclusion=True, exclusion_neighbours=table))
+    assert config.detector.exclusion_slots(channels) == 8
