@@ -130,181 +130,215 @@ class CommandDecoder(wiring.Component):
                 members[name.lower()] = Out(register(name).width(config))
         super().__init__(members)
 
+    # Where each field sits in the body (after the sync bytes).
+    _TAG_AT = range(1, 5)
+    _LENGTH_AT = (5, 6)
+    _ADDRESS_AT, _OP_AT = 7, 8
+    _VALUE_AT = range(9, 13)
+
     def elaborate(self, platform):
-        config = self._config
         m = Module()
         m.submodules.replies = fifo = StreamFifo(8, self.REPLY_FIFO_BYTES)
         wiring.connect(m, fifo.r, wiring.flipped(self.o))
+        s = self._state(m, fifo)
+        with m.FSM():
+            self._receive(m, s)
+            self._check(m, s)
+            self._carry_out(m, s)
+            self._write_reply(m, s, fifo)
+        return m
 
-        timeout = command_timeout_cycles(config)
+    def _state(self, m: Module, fifo: StreamFifo) -> "_DecoderState":
+        """The signals the stages share: the command being received, the stored reply, the
+        byte and CRC counters, and (keyed builds) the authentication."""
+        s = _DecoderState()
+        s.timeout = command_timeout_cycles(self._config)
         # Bytes taken of the frame body while parsing; bytes written of the reply while
         # writing (one counter: the decoder does one or the other).
-        keyed = self._key is not None
+        s.keyed = keyed = self._key is not None
         body_bytes = _AUTH_BODY_BYTES if keyed else _BODY_BYTES
-        count = Signal(range(max(body_bytes, REPLY_FRAME_BYTES)))
-        idle = Signal(range(timeout + 1))
-        crc = Signal(32)
-        crc_byte = Signal(8)
-        m.d.comb += crc_byte.eq(self.i.payload)   # the writer overrides it while writing
+        s.count = Signal(range(max(body_bytes, REPLY_FRAME_BYTES)))
+        s.idle = Signal(range(s.timeout + 1))
+        s.crc = Signal(32)
+        s.crc_byte = Signal(8)
+        m.d.comb += s.crc_byte.eq(self.i.payload)   # the writer overrides it while writing
 
         # -- the command being received, kept field by field ------------------------------
-        tag = Signal(32)
-        address = Signal(8)
-        value = Signal(32)
-        is_write = Signal()
-        malformed = Signal()    # a checked field (type, length, operation) was wrong
+        s.tag = Signal(32)
+        s.address = Signal(8)
+        s.value = Signal(32)
+        s.is_write = Signal()
+        s.malformed = Signal()    # a checked field (type, length, operation) was wrong
 
-        byte = self.i.payload
-        take = self.i.valid & self.i.ready
+        s.byte = self.i.payload
+        s.take = self.i.valid & self.i.ready
 
         # -- the last reply (sent again for a retry) --------------------------------------------
-        last_valid = Signal()
-        last_tag = Signal(32)
-        reply_address = Signal(8)
-        reply_status = Signal(3 if keyed else 2)
-        reply_value = Signal(32)
+        s.last_valid = Signal()
+        s.last_tag = Signal(32)
+        s.reply_address = Signal(8)
+        s.reply_status = Signal(3 if keyed else 2)
+        s.reply_value = Signal(32)
 
-        known, writable = self._register_kind(m, address)
+        s.known, s.writable = self._register_kind(m, s.address)
 
         # The bus shows the command at all times; only w_en and bus_active are timed.
-        m.d.comb += [self.bus.addr.eq(address), self.bus.w_data.eq(value)]
+        m.d.comb += [self.bus.addr.eq(s.address), self.bus.w_data.eq(s.value)]
 
-        # Where each field sits in the body (after the sync bytes).
-        tag_at = range(1, 5)
-        length_at = (5, 6)
-        address_at, op_at = 7, 8
-        value_at = range(9, 13)
+        s.out_byte = self._reply_byte(m, s.count, s.crc, s.last_tag, s.reply_address,
+                                      s.reply_status, s.reply_value)
+        m.d.comb += fifo.w.payload.eq(s.out_byte)
+        s.room = fifo.level <= fifo.depth - REPLY_FRAME_BYTES
 
-        crc_start = HEADER_BYTES + REPLY.size
-        out_byte = self._reply_byte(m, count, crc, last_tag, reply_address, reply_status,
-                                    reply_value)
-        m.d.comb += fifo.w.payload.eq(out_byte)
-        room = fifo.level <= fifo.depth - REPLY_FRAME_BYTES
-
+        s.auth = None
         if keyed:
-            auth = self._authentication(m, take, count, byte, address, is_write, value)
+            s.auth = self._authentication(m, s.take, s.count, s.byte, s.address, s.is_write,
+                                          s.value)
+        return s
 
-        with m.FSM():
-            with m.State("HUNT"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(take & (byte == SYNC[0])):
-                    m.d.sync += idle.eq(0)
-                    m.next = "SYNC1"
-            with m.State("SYNC1"):
-                m.d.comb += self.i.ready.eq(1)
-                m.d.sync += idle.eq(idle + 1)
-                with m.If(take):
-                    m.d.sync += [idle.eq(0), count.eq(0), crc.eq(0xFFFFFFFF),
-                                 malformed.eq(0)]
-                    with m.If(byte == SYNC[1]):
-                        if keyed:
-                            auth.start_frame()
-                        m.next = "BODY"
-                    with m.Elif(byte != SYNC[0]):
-                        m.next = "HUNT"
-                with m.Elif(idle == timeout - 1):
-                    m.d.sync += self.command_errors.eq(self.command_errors + 1)
+    def _receive(self, m: Module, s: "_DecoderState") -> None:
+        """``HUNT``, ``SYNC1``, ``BODY``: find the sync bytes, then take the body's bytes,
+        keeping the fields and checking the others, until its last byte (-> ``CHECK``) or a
+        timeout (counted, -> ``HUNT``)."""
+        count, byte, take, auth = s.count, s.byte, s.take, s.auth
+        with m.State("HUNT"):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(take & (byte == SYNC[0])):
+                m.d.sync += s.idle.eq(0)
+                m.next = "SYNC1"
+        with m.State("SYNC1"):
+            m.d.comb += self.i.ready.eq(1)
+            m.d.sync += s.idle.eq(s.idle + 1)
+            with m.If(take):
+                m.d.sync += [s.idle.eq(0), count.eq(0), s.crc.eq(0xFFFFFFFF),
+                             s.malformed.eq(0)]
+                with m.If(byte == SYNC[1]):
+                    if s.keyed:
+                        auth.start_frame()
+                    m.next = "BODY"
+                with m.Elif(byte != SYNC[0]):
                     m.next = "HUNT"
-            with m.State("BODY"):
-                m.d.comb += self.i.ready.eq(1)
-                m.d.sync += idle.eq(idle + 1)
-                with m.If(take):
-                    m.d.sync += [idle.eq(0), crc.eq(crc32_update(crc, crc_byte)),
-                                 count.eq(count + 1)]
-                    with m.If(count == 0):
-                        with m.If(byte != FrameType.COMMAND):
-                            m.d.sync += malformed.eq(1)
-                    with m.If((count >= tag_at.start) & (count < tag_at.stop)):
-                        m.d.sync += tag.eq(Cat(tag[8:], byte))
-                    if keyed:
-                        auth.check_length(length_at, malformed)
-                    else:
-                        for k, expected in zip(length_at,
-                                               COMMAND.size.to_bytes(2, "little")):
-                            with m.If((count == k) & (byte != expected)):
-                                m.d.sync += malformed.eq(1)
-                    with m.If(count == address_at):
-                        m.d.sync += address.eq(byte)
-                    with m.If(count == op_at):
-                        m.d.sync += is_write.eq(byte == CommandOp.WRITE)
-                        with m.If(byte > CommandOp.WRITE):
-                            m.d.sync += malformed.eq(1)
-                    with m.If((count >= value_at.start) & (count < value_at.stop)):
-                        m.d.sync += value.eq(Cat(value[8:], byte))
-                    last_byte = count == _BODY_BYTES - 1
-                    if keyed:
-                        last_byte = (last_byte & ~auth.frame) | (count == _AUTH_BODY_BYTES - 1)
-                    with m.If(last_byte):
-                        m.next = "CHECK"
-                with m.Elif(idle == timeout - 1):
-                    m.d.sync += self.command_errors.eq(self.command_errors + 1)
-                    m.next = "HUNT"
-            with m.State("CHECK"):
-                m.d.sync += count.eq(0)
-                if keyed:
-                    refuse = auth.check(m, tag, address, is_write, last_valid, last_tag,
-                                        reply_address, malformed | (crc != CRC_RESIDUE),
-                                        room)
-                retry = last_valid & (tag == last_tag)
-                first_check = m.If
-                if keyed:
-                    retry = retry & auth.same_as_stored
-                    with m.If(auth.waiting):
-                        pass        # the tag is not computed yet
-                    first_check = m.Elif
-                with first_check(malformed | (crc != CRC_RESIDUE)):
-                    m.d.sync += self.command_errors.eq(self.command_errors + 1)
-                    m.next = "HUNT"
-                with m.Elif(~room):
-                    m.d.sync += self.commands_dropped.eq(self.commands_dropped + 1)
-                    m.next = "HUNT"
-                with m.Elif(retry):
-                    m.d.sync += crc.eq(0xFFFFFFFF)
-                    m.next = "WRITE"        # a retry: the stored reply again
-                if keyed:
-                    with m.Elif(refuse != 0):
-                        # Refused: answered with value 0, stored like a reply.
-                        auth.count_refusal(refuse)
-                        m.d.sync += [
-                            last_valid.eq(1), last_tag.eq(tag), reply_address.eq(address),
-                            reply_status.eq(refuse), reply_value.eq(0), crc.eq(0xFFFFFFFF),
-                        ]
-                        m.next = "WRITE"
-                with m.Else():
-                    m.d.sync += self.commands_executed.eq(self.commands_executed + 1)
-                    if keyed:
-                        auth.accept()
-                    m.next = "ACCESS"
-            with m.State("ACCESS"):
-                m.d.comb += [self.bus_active.eq(1), self.bus.w_en.eq(is_write & writable)]
-                m.next = "SETTLE"
-            with m.State("SETTLE"):
-                # The bank shows the register (after the write) one cycle after this.
-                m.d.comb += self.bus_active.eq(1)
-                m.next = "CAPTURE"
-            with m.State("CAPTURE"):
-                status = Signal(2)
-                with m.If(~known):
-                    m.d.comb += status.eq(ReplyStatus.UNKNOWN_REGISTER)
-                with m.Elif(is_write & ~writable):
-                    m.d.comb += status.eq(ReplyStatus.READ_ONLY)
-                with m.Else():
-                    m.d.comb += status.eq(ReplyStatus.OK)
-                m.d.sync += [
-                    last_valid.eq(1), last_tag.eq(tag), reply_address.eq(address),
-                    reply_status.eq(status), reply_value.eq(self.bus.r_data),
-                    crc.eq(0xFFFFFFFF),
-                ]
-                m.next = "WRITE"
-            with m.State("WRITE"):
-                # 19 bytes into the FIFO, one per cycle (``room`` was checked: never stalls).
-                m.d.comb += [fifo.w.valid.eq(1), crc_byte.eq(out_byte)]
-                m.d.sync += count.eq(count + 1)
-                with m.If((count >= len(SYNC)) & (count < crc_start)):
-                    m.d.sync += crc.eq(crc32_update(crc, crc_byte))
-                with m.If(count == REPLY_FRAME_BYTES - 1):
-                    m.next = "HUNT"
-        return m
+            with m.Elif(s.idle == s.timeout - 1):
+                m.d.sync += self.command_errors.eq(self.command_errors + 1)
+                m.next = "HUNT"
+        with m.State("BODY"):
+            m.d.comb += self.i.ready.eq(1)
+            m.d.sync += s.idle.eq(s.idle + 1)
+            with m.If(take):
+                m.d.sync += [s.idle.eq(0), s.crc.eq(crc32_update(s.crc, s.crc_byte)),
+                             count.eq(count + 1)]
+                self._take_field(m, s)
+                last_byte = count == _BODY_BYTES - 1
+                if s.keyed:
+                    last_byte = (last_byte & ~auth.frame) | (count == _AUTH_BODY_BYTES - 1)
+                with m.If(last_byte):
+                    m.next = "CHECK"
+            with m.Elif(s.idle == s.timeout - 1):
+                m.d.sync += self.command_errors.eq(self.command_errors + 1)
+                m.next = "HUNT"
+
+    def _take_field(self, m: Module, s: "_DecoderState") -> None:
+        """A body byte taken: into its field, or checked against what it must be."""
+        count, byte = s.count, s.byte
+        with m.If(count == 0):
+            with m.If(byte != FrameType.COMMAND):
+                m.d.sync += s.malformed.eq(1)
+        with m.If((count >= self._TAG_AT.start) & (count < self._TAG_AT.stop)):
+            m.d.sync += s.tag.eq(Cat(s.tag[8:], byte))
+        if s.keyed:
+            s.auth.check_length(self._LENGTH_AT, s.malformed)
+        else:
+            for k, expected in zip(self._LENGTH_AT, COMMAND.size.to_bytes(2, "little")):
+                with m.If((count == k) & (byte != expected)):
+                    m.d.sync += s.malformed.eq(1)
+        with m.If(count == self._ADDRESS_AT):
+            m.d.sync += s.address.eq(byte)
+        with m.If(count == self._OP_AT):
+            m.d.sync += s.is_write.eq(byte == CommandOp.WRITE)
+            with m.If(byte > CommandOp.WRITE):
+                m.d.sync += s.malformed.eq(1)
+        with m.If((count >= self._VALUE_AT.start) & (count < self._VALUE_AT.stop)):
+            m.d.sync += s.value.eq(Cat(s.value[8:], byte))
+
+    def _check(self, m: Module, s: "_DecoderState") -> None:
+        """``CHECK``: the whole frame is in; discard it (counted), drop it (no room), answer
+        a retry from the stored reply, refuse it (keyed builds) or carry it out."""
+        auth = s.auth
+        with m.State("CHECK"):
+            m.d.sync += s.count.eq(0)
+            broken = s.malformed | (s.crc != CRC_RESIDUE)
+            if s.keyed:
+                refuse = auth.check(m, s.tag, s.address, s.is_write, s.last_valid, s.last_tag,
+                                    s.reply_address, broken, s.room)
+            retry = s.last_valid & (s.tag == s.last_tag)
+            first_check = m.If
+            if s.keyed:
+                retry = retry & auth.same_as_stored
+                with m.If(auth.waiting):
+                    pass        # the tag is not computed yet
+                first_check = m.Elif
+            with first_check(broken):
+                m.d.sync += self.command_errors.eq(self.command_errors + 1)
+                m.next = "HUNT"
+            with m.Elif(~s.room):
+                m.d.sync += self.commands_dropped.eq(self.commands_dropped + 1)
+                m.next = "HUNT"
+            with m.Elif(retry):
+                m.d.sync += s.crc.eq(0xFFFFFFFF)
+                m.next = "WRITE"        # a retry: the stored reply again
+            if s.keyed:
+                with m.Elif(refuse != 0):
+                    # Refused: answered with value 0, stored like a reply.
+                    auth.count_refusal(refuse)
+                    m.d.sync += [
+                        s.last_valid.eq(1), s.last_tag.eq(s.tag),
+                        s.reply_address.eq(s.address), s.reply_status.eq(refuse),
+                        s.reply_value.eq(0), s.crc.eq(0xFFFFFFFF),
+                    ]
+                    m.next = "WRITE"
+            with m.Else():
+                m.d.sync += self.commands_executed.eq(self.commands_executed + 1)
+                if s.keyed:
+                    auth.accept()
+                m.next = "ACCESS"
+
+    def _carry_out(self, m: Module, s: "_DecoderState") -> None:
+        """``ACCESS``, ``SETTLE``, ``CAPTURE``: the command on the bus, then its reply
+        stored."""
+        with m.State("ACCESS"):
+            m.d.comb += [self.bus_active.eq(1),
+                         self.bus.w_en.eq(s.is_write & s.writable)]
+            m.next = "SETTLE"
+        with m.State("SETTLE"):
+            # The bank shows the register (after the write) one cycle after this.
+            m.d.comb += self.bus_active.eq(1)
+            m.next = "CAPTURE"
+        with m.State("CAPTURE"):
+            status = Signal(2)
+            with m.If(~s.known):
+                m.d.comb += status.eq(ReplyStatus.UNKNOWN_REGISTER)
+            with m.Elif(s.is_write & ~s.writable):
+                m.d.comb += status.eq(ReplyStatus.READ_ONLY)
+            with m.Else():
+                m.d.comb += status.eq(ReplyStatus.OK)
+            m.d.sync += [
+                s.last_valid.eq(1), s.last_tag.eq(s.tag), s.reply_address.eq(s.address),
+                s.reply_status.eq(status), s.reply_value.eq(self.bus.r_data),
+                s.crc.eq(0xFFFFFFFF),
+            ]
+            m.next = "WRITE"
+
+    def _write_reply(self, m: Module, s: "_DecoderState", fifo: StreamFifo) -> None:
+        """``WRITE``: the stored reply into the FIFO, its CRC computed on the way."""
+        crc_start = HEADER_BYTES + REPLY.size
+        with m.State("WRITE"):
+            # 19 bytes into the FIFO, one per cycle (``room`` was checked: never stalls).
+            m.d.comb += [fifo.w.valid.eq(1), s.crc_byte.eq(s.out_byte)]
+            m.d.sync += s.count.eq(s.count + 1)
+            with m.If((s.count >= len(SYNC)) & (s.count < crc_start)):
+                m.d.sync += s.crc.eq(crc32_update(s.crc, s.crc_byte))
+            with m.If(s.count == REPLY_FRAME_BYTES - 1):
+                m.next = "HUNT"
 
     def _authentication(self, m: Module, take, count, byte, address, is_write,
                         value) -> "_Authentication":
@@ -408,6 +442,10 @@ class LinkArbiter(wiring.Component):
                     with m.If((count >= HEADER_BYTES) & (count == length + trailer - 1)):
                         m.next = "BETWEEN"
         return m
+
+
+class _DecoderState:
+    """The signals :class:`CommandDecoder`'s stages share (made by ``_state``)."""
 
 
 class _Authentication:
