@@ -88,155 +88,195 @@ class LinkCipher(wiring.Component):
         m.d.comb += [core.key.eq(int.from_bytes(self._cipher_key, "little")),
                      mac.key.eq(int.from_bytes(self._mac_key, "little"))]
 
-        header = Signal(8 * HEADER_BYTES)      # the frame's header as taken
-        frame_type, seq, length = header[16:24], header[24:56], header[56:72]
-        index = Signal(range(HEADER_BYTES))
-        left = Signal(16)                      # payload (or withheld) bytes still to come
-        sealed = Signal()
-        session = Signal(SESSION_BITS)
-        crc = Signal(32)
-        taken_in = self.i.valid & self.i.ready
-        sent = self.o.valid & self.o.ready
-
-        # -- keystream: blocks requested for this frame, double-buffered --------------------
-        blocks_wanted = Signal(11)             # still to request (a payload is < 1025 blocks)
-        counter = Signal(32)
-        keystream = Signal(512)
-        keystream_left = Signal(range(65))
-        m.d.comb += [
-            core.i.valid.eq(blocks_wanted != 0),
-            core.i.payload.nonce.eq(Cat(seq, frame_type, session)),
-            core.i.payload.counter.eq(counter),
-        ]
-        with m.If(core.i.valid & core.i.ready):
-            m.d.sync += [blocks_wanted.eq(blocks_wanted - 1), counter.eq(counter + 1)]
-        consume = Signal()                     # a payload byte is sent sealed this cycle
-        load = (keystream_left == 0) | ((keystream_left == 1) & consume)
-        m.d.comb += core.o.ready.eq(load)
-        with m.If(load & core.o.valid):
-            m.d.sync += [keystream.eq(core.o.payload), keystream_left.eq(64)]
-        with m.Elif(consume):
-            m.d.sync += [keystream.eq(keystream >> 8), keystream_left.eq(keystream_left - 1)]
-
-        # -- tag: the session block, then the header as sent and the ciphertext --------------
-        mac_word = Signal(64)
-        mac_bytes = Signal(range(8))           # bytes in mac_word
-        session_pending = Signal()             # the session block is still to be given
-        mac_byte = Signal(8)
-        feed = Signal()                        # mac_byte goes into the tag this cycle
-        full = mac_bytes == 7
-        mac_ready = ~session_pending & (~full | mac.i.ready)   # a byte can be fed
-        with m.If(session_pending):
-            m.d.comb += [mac.i.valid.eq(1), mac.i.payload.block.eq(session),
-                         mac.i.payload.first.eq(1)]
-            with m.If(mac.i.ready):
-                m.d.sync += session_pending.eq(0)
-        with m.If(feed):
-            m.d.sync += [mac_word.word_select(mac_bytes, 8).eq(mac_byte),
-                         mac_bytes.eq(mac_bytes + 1)]
-            with m.If(full):
-                m.d.comb += [mac.i.valid.eq(1),
-                             mac.i.payload.block.eq(Cat(mac_word[:56], mac_byte))]
-                m.d.sync += [mac_word.eq(0), mac_bytes.eq(0)]
-
-        # -- frames ------------------------------------------------------------------------
-        out_header = [SYNC[0], SYNC[1], frame_type | Mux(sealed, SEALED, 0),
-                      seq[0:8], seq[8:16], seq[16:24], seq[24:32]]
-        out_length = length + sealed * TAG_BYTES
-        out_header += [out_length[0:8], out_length[8:16]]
-        sealable = Cat(frame_type == int(t) for t in SEALABLE_TYPES).any()
+        s = _CipherState()
+        s.header = Signal(8 * HEADER_BYTES)      # the frame's header as taken
+        s.frame_type, s.seq, s.length = s.header[16:24], s.header[24:56], s.header[56:72]
+        s.index = Signal(range(HEADER_BYTES))
+        s.left = Signal(16)                      # payload (or withheld) bytes still to come
+        s.sealed = Signal()
+        s.session = Signal(SESSION_BITS)
+        s.crc = Signal(32)
+        s.taken_in = self.i.valid & self.i.ready
+        s.sent = self.o.valid & self.o.ready
+        self._keystream(m, core, s)
+        self._tag_input(m, mac, s)
 
         with m.FSM():
-            with m.State("HEADER_IN"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(taken_in):
-                    m.d.sync += [header.word_select(index, 8).eq(self.i.payload),
-                                 index.eq(index + 1)]
-                    with m.If(index == HEADER_BYTES - 1):
-                        # The length's high byte is on the input now.
-                        length_now = Cat(header[56:64], self.i.payload)
-                        m.d.sync += index.eq(0)
-                        with m.If(sealable & ~self.session_valid):
-                            m.d.sync += left.eq(length_now + CRC_BYTES)
-                            m.next = "WITHHOLD"
-                        with m.Else():
-                            m.d.sync += [
-                                left.eq(length_now), sealed.eq(sealable),
-                                crc.eq(0xFFFFFFFF), session.eq(self.session),
-                                counter.eq(0), keystream_left.eq(0),
-                                blocks_wanted.eq(Mux(sealable, (length_now + 63) >> 6, 0)),
-                                session_pending.eq(sealable),
-                                mac_word.eq(0), mac_bytes.eq(0),
-                            ]
-                            m.next = "HEADER_OUT"
-            with m.State("HEADER_OUT"):
-                byte = Signal(8)
-                with m.Switch(index):
-                    for position, value in enumerate(out_header):
-                        with m.Case(position):
-                            m.d.comb += byte.eq(value)
-                m.d.comb += [self.o.payload.eq(byte), mac_byte.eq(byte),
-                             self.o.valid.eq(~sealed | mac_ready)]
-                with m.If(sent):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index >= len(SYNC)):
-                        m.d.sync += crc.eq(crc32_update(crc, byte))
-                        m.d.comb += feed.eq(sealed)
-                    with m.If(index == HEADER_BYTES - 1):
-                        m.d.sync += index.eq(0)
-                        with m.If(left != 0):
-                            m.next = "PAYLOAD"
-                        with m.Elif(sealed):
-                            m.next = "TAG_FINAL"
-                        with m.Else():
-                            m.next = "CRC"
-            with m.State("PAYLOAD"):
-                byte = self.i.payload ^ (keystream[:8] & sealed.replicate(8))
-                can = ~sealed | ((keystream_left != 0) & mac_ready)
-                m.d.comb += [self.o.payload.eq(byte), mac_byte.eq(byte),
-                             self.o.valid.eq(self.i.valid & can),
-                             self.i.ready.eq(self.o.ready & can)]
-                with m.If(sent):
-                    m.d.comb += [consume.eq(sealed), feed.eq(sealed)]
-                    m.d.sync += [crc.eq(crc32_update(crc, byte)), left.eq(left - 1)]
-                    with m.If((left == 1) & sealed):
-                        m.next = "TAG_FINAL"
-                    with m.Elif(left == 1):
-                        m.next = "CRC"
-            with m.State("TAG_FINAL"):
-                # The last block: the bytes left and the message length (mod 256) on top:
-                # 8 (session) + 7 (header) + the ciphertext.
-                total = (length + 15)[:8]
-                m.d.comb += [mac.i.valid.eq(1), mac.i.payload.last.eq(1),
-                             mac.i.payload.block.eq(Cat(mac_word[:56], total))]
-                with m.If(mac.i.ready):
-                    m.d.sync += [mac_word.eq(0), mac_bytes.eq(0)]
-                    m.next = "TAG"
-            with m.State("TAG"):
-                byte = mac.o.payload.word_select(index[:3], 8)
-                m.d.comb += [self.o.payload.eq(byte), self.o.valid.eq(mac.o.valid)]
-                with m.If(sent):
-                    m.d.sync += [crc.eq(crc32_update(crc, byte)), index.eq(index + 1)]
-                    with m.If(index == TAG_BYTES - 1):
-                        m.d.comb += mac.o.ready.eq(1)
-                        m.d.sync += index.eq(0)
-                        m.next = "CRC"
-            with m.State("CRC"):
-                # The framer's CRC bytes are taken as ours go out.
-                m.d.comb += [self.o.payload.eq((~crc).word_select(index[:2], 8)),
-                             self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
-                with m.If(sent):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == CRC_BYTES - 1):
-                        m.d.sync += index.eq(0)
-                        with m.If(sealed):
-                            m.d.sync += self.frames_sealed.eq(self.frames_sealed + 1)
-                        m.next = "HEADER_IN"
-            with m.State("WITHHOLD"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(taken_in):
-                    m.d.sync += left.eq(left - 1)
-                    with m.If(left == 1):
-                        m.d.sync += self.frames_withheld.eq(self.frames_withheld + 1)
-                        m.next = "HEADER_IN"
+            self._take_header(m, s)
+            self._send_header(m, s)
+            self._send_payload(m, s)
+            self._send_tag(m, mac, s)
+            self._send_crc(m, s)
+            self._withhold(m, s)
         return m
+
+    @staticmethod
+    def _keystream(m: Module, core: ChaCha20Block, s: "_CipherState") -> None:
+        """Keystream: blocks requested for this frame, double-buffered; ``s.consume`` takes
+        a byte of it."""
+        s.blocks_wanted = Signal(11)           # still to request (a payload is < 1025 blocks)
+        s.counter = Signal(32)
+        s.keystream = Signal(512)
+        s.keystream_left = Signal(range(65))
+        m.d.comb += [
+            core.i.valid.eq(s.blocks_wanted != 0),
+            core.i.payload.nonce.eq(Cat(s.seq, s.frame_type, s.session)),
+            core.i.payload.counter.eq(s.counter),
+        ]
+        with m.If(core.i.valid & core.i.ready):
+            m.d.sync += [s.blocks_wanted.eq(s.blocks_wanted - 1), s.counter.eq(s.counter + 1)]
+        s.consume = Signal()                   # a payload byte is sent sealed this cycle
+        load = (s.keystream_left == 0) | ((s.keystream_left == 1) & s.consume)
+        m.d.comb += core.o.ready.eq(load)
+        with m.If(load & core.o.valid):
+            m.d.sync += [s.keystream.eq(core.o.payload), s.keystream_left.eq(64)]
+        with m.Elif(s.consume):
+            m.d.sync += [s.keystream.eq(s.keystream >> 8),
+                         s.keystream_left.eq(s.keystream_left - 1)]
+
+    @staticmethod
+    def _tag_input(m: Module, mac: SipHash, s: "_CipherState") -> None:
+        """Tag: the session block, then the header as sent and the ciphertext, gathered into
+        8-byte blocks (``s.feed`` puts ``s.mac_byte`` in; ``s.mac_ready``: it can)."""
+        s.mac_word = Signal(64)
+        s.mac_bytes = Signal(range(8))         # bytes in mac_word
+        s.session_pending = Signal()           # the session block is still to be given
+        s.mac_byte = Signal(8)
+        s.feed = Signal()                      # mac_byte goes into the tag this cycle
+        full = s.mac_bytes == 7
+        s.mac_ready = ~s.session_pending & (~full | mac.i.ready)   # a byte can be fed
+        with m.If(s.session_pending):
+            m.d.comb += [mac.i.valid.eq(1), mac.i.payload.block.eq(s.session),
+                         mac.i.payload.first.eq(1)]
+            with m.If(mac.i.ready):
+                m.d.sync += s.session_pending.eq(0)
+        with m.If(s.feed):
+            m.d.sync += [s.mac_word.word_select(s.mac_bytes, 8).eq(s.mac_byte),
+                         s.mac_bytes.eq(s.mac_bytes + 1)]
+            with m.If(full):
+                m.d.comb += [mac.i.valid.eq(1),
+                             mac.i.payload.block.eq(Cat(s.mac_word[:56], s.mac_byte))]
+                m.d.sync += [s.mac_word.eq(0), s.mac_bytes.eq(0)]
+
+    def _take_header(self, m: Module, s: "_CipherState") -> None:
+        """``HEADER_IN``: the 9 header bytes taken; then the frame is withheld or sent (sealed
+        or clear), and a sealed frame's keystream and tag started."""
+        sealable = Cat(s.frame_type == int(t) for t in SEALABLE_TYPES).any()
+        with m.State("HEADER_IN"):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(s.taken_in):
+                m.d.sync += [s.header.word_select(s.index, 8).eq(self.i.payload),
+                             s.index.eq(s.index + 1)]
+                with m.If(s.index == HEADER_BYTES - 1):
+                    # The length's high byte is on the input now.
+                    length_now = Cat(s.header[56:64], self.i.payload)
+                    m.d.sync += s.index.eq(0)
+                    with m.If(sealable & ~self.session_valid):
+                        m.d.sync += s.left.eq(length_now + CRC_BYTES)
+                        m.next = "WITHHOLD"
+                    with m.Else():
+                        m.d.sync += [
+                            s.left.eq(length_now), s.sealed.eq(sealable),
+                            s.crc.eq(0xFFFFFFFF), s.session.eq(self.session),
+                            s.counter.eq(0), s.keystream_left.eq(0),
+                            s.blocks_wanted.eq(Mux(sealable, (length_now + 63) >> 6, 0)),
+                            s.session_pending.eq(sealable),
+                            s.mac_word.eq(0), s.mac_bytes.eq(0),
+                        ]
+                        m.next = "HEADER_OUT"
+
+    def _send_header(self, m: Module, s: "_CipherState") -> None:
+        """``HEADER_OUT``: the header as sent (a sealed frame's type and length marked),
+        into the CRC and (sealed) the tag."""
+        out_header = [SYNC[0], SYNC[1], s.frame_type | Mux(s.sealed, SEALED, 0),
+                      s.seq[0:8], s.seq[8:16], s.seq[16:24], s.seq[24:32]]
+        out_length = s.length + s.sealed * TAG_BYTES
+        out_header += [out_length[0:8], out_length[8:16]]
+        with m.State("HEADER_OUT"):
+            byte = Signal(8)
+            with m.Switch(s.index):
+                for position, value in enumerate(out_header):
+                    with m.Case(position):
+                        m.d.comb += byte.eq(value)
+            m.d.comb += [self.o.payload.eq(byte), s.mac_byte.eq(byte),
+                         self.o.valid.eq(~s.sealed | s.mac_ready)]
+            with m.If(s.sent):
+                m.d.sync += s.index.eq(s.index + 1)
+                with m.If(s.index >= len(SYNC)):
+                    m.d.sync += s.crc.eq(crc32_update(s.crc, byte))
+                    m.d.comb += s.feed.eq(s.sealed)
+                with m.If(s.index == HEADER_BYTES - 1):
+                    m.d.sync += s.index.eq(0)
+                    with m.If(s.left != 0):
+                        m.next = "PAYLOAD"
+                    with m.Elif(s.sealed):
+                        m.next = "TAG_FINAL"
+                    with m.Else():
+                        m.next = "CRC"
+
+    def _send_payload(self, m: Module, s: "_CipherState") -> None:
+        """``PAYLOAD``: the payload, XORed with the keystream when sealed, a byte per clock."""
+        with m.State("PAYLOAD"):
+            sealed = s.sealed
+            byte = self.i.payload ^ (s.keystream[:8] & sealed.replicate(8))
+            can = ~sealed | ((s.keystream_left != 0) & s.mac_ready)
+            m.d.comb += [self.o.payload.eq(byte), s.mac_byte.eq(byte),
+                         self.o.valid.eq(self.i.valid & can),
+                         self.i.ready.eq(self.o.ready & can)]
+            with m.If(s.sent):
+                m.d.comb += [s.consume.eq(sealed), s.feed.eq(sealed)]
+                m.d.sync += [s.crc.eq(crc32_update(s.crc, byte)), s.left.eq(s.left - 1)]
+                with m.If((s.left == 1) & sealed):
+                    m.next = "TAG_FINAL"
+                with m.Elif(s.left == 1):
+                    m.next = "CRC"
+
+    def _send_tag(self, m: Module, mac: SipHash, s: "_CipherState") -> None:
+        """``TAG_FINAL``, ``TAG``: the tag's last block given, then its 8 bytes sent."""
+        with m.State("TAG_FINAL"):
+            # The last block: the bytes left and the message length (mod 256) on top:
+            # 8 (session) + 7 (header) + the ciphertext.
+            total = (s.length + 15)[:8]
+            m.d.comb += [mac.i.valid.eq(1), mac.i.payload.last.eq(1),
+                         mac.i.payload.block.eq(Cat(s.mac_word[:56], total))]
+            with m.If(mac.i.ready):
+                m.d.sync += [s.mac_word.eq(0), s.mac_bytes.eq(0)]
+                m.next = "TAG"
+        with m.State("TAG"):
+            byte = mac.o.payload.word_select(s.index[:3], 8)
+            m.d.comb += [self.o.payload.eq(byte), self.o.valid.eq(mac.o.valid)]
+            with m.If(s.sent):
+                m.d.sync += [s.crc.eq(crc32_update(s.crc, byte)), s.index.eq(s.index + 1)]
+                with m.If(s.index == TAG_BYTES - 1):
+                    m.d.comb += mac.o.ready.eq(1)
+                    m.d.sync += s.index.eq(0)
+                    m.next = "CRC"
+
+    def _send_crc(self, m: Module, s: "_CipherState") -> None:
+        """``CRC``: our CRC out as the framer's is taken; the frame is done."""
+        with m.State("CRC"):
+            # The framer's CRC bytes are taken as ours go out.
+            m.d.comb += [self.o.payload.eq((~s.crc).word_select(s.index[:2], 8)),
+                         self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+            with m.If(s.sent):
+                m.d.sync += s.index.eq(s.index + 1)
+                with m.If(s.index == CRC_BYTES - 1):
+                    m.d.sync += s.index.eq(0)
+                    with m.If(s.sealed):
+                        m.d.sync += self.frames_sealed.eq(self.frames_sealed + 1)
+                    m.next = "HEADER_IN"
+
+    def _withhold(self, m: Module, s: "_CipherState") -> None:
+        """``WITHHOLD``: a sealable frame without a session, taken whole and not sent."""
+        with m.State("WITHHOLD"):
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(s.taken_in):
+                m.d.sync += s.left.eq(s.left - 1)
+                with m.If(s.left == 1):
+                    m.d.sync += self.frames_withheld.eq(self.frames_withheld + 1)
+                    m.next = "HEADER_IN"
+
+
+class _CipherState:
+    """The signals :class:`LinkCipher`'s stages share (made in ``elaborate`` and the
+    keystream and tag stages)."""
