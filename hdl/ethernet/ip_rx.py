@@ -149,6 +149,7 @@ class FrameDispatcher(wiring.Component):
         ip_sum_folded = Signal(17)
         ip_header_ok = Signal()
         early = [Signal(name=f"deliver_check_{k}") for k in range(4)]
+        udp_length_fits = Signal()                  # 8 <= UDP length <= IP total - 20
 
         def at40(offset: int, length: int):
             return field_after(HEADER_BYTES - 2, offset, length)
@@ -162,6 +163,7 @@ class FrameDispatcher(wiring.Component):
                 early[2].eq((at40(30, 4) == self.board_ip)
                             & (at40(36, 2) == self.control_port)),
                 early[3].eq(udp_length_ok_early & (at40(38, 2) > 8)),
+                udp_length_fits.eq(udp_length_ok_early),
                 payload_last.eq(at40(38, 2) + (HEADER_BYTES - 9)),
             ]
         # Byte 42 is payload if the datagram is delivered and has any.
@@ -254,10 +256,12 @@ class FrameDispatcher(wiring.Component):
                 frame_length = index
                 # The frame has ended; its header's checks into flip-flops (and the
                 # reply checksums' first sums), so CLASSIFY is a short decision.
-                mac_ok_now, udp_length_ok_now = checks(field)
+                mac_ok_now, _ = checks(field)
                 m.d.sync += [
                     mac_ok.eq(mac_ok_now),
-                    udp_length_ok.eq(udp_length_ok_now),
+                    # From byte 40 (a frame that reached CHECK without it is too short to
+                    # be counted by its UDP length).
+                    udp_length_ok.eq(udp_length_fits),
                     ip_ok.eq((field(14, 1) == 0x45) & ip_header_ok
                              & ((field(20, 1) & 0x3F) == 0) & (field(21, 1) == 0)),
                     ip_for_us.eq(field(30, 4) == self.board_ip),
