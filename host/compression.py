@@ -387,10 +387,174 @@ def _v2_raw(stream, pos, code, rng, nbits):
     return pos, code, rng, x
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_refill(stream, pos, code, rng):
+    """Renormalises the range decoder: bytes in until the range is RANGE_TOP or more."""
+    size = stream.shape[0]
+    while rng < _V2_TOP:
+        code = ((code << 8) | (np.int64(stream[pos]) if pos < size else 0)) & 0xFFFFFFFF
+        pos += 1
+        rng <<= 8
+    return pos, code, rng
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count):
+    """A sync point: every channel's state back to its start, the range decoder restarted
+    on the next 4 bytes. Returns (pos, code, rng)."""
+    for c in range(cdf.shape[0]):
+        cdf[c, :] = cdf0
+    weights[:, :] = 0
+    hist[:, :] = 0
+    prev[:] = 0
+    count[:] = 0
+    size = stream.shape[0]
+    code = np.int64(0)
+    for _ in range(4):
+        code = (code << 8) | (np.int64(stream[pos]) if pos < size else 0)
+        pos += 1
+    return pos, code, np.int64(0xFFFFFFFF)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_flag(stream, pos, code, rng):
+    """The block's verbatim flag: (pos, code, rng, verbatim)."""
+    r = rng >> _V2_FLAG_BITS
+    if code < r:
+        flag = True
+        rng = r
+    else:
+        flag = False
+        code -= r
+        rng -= r
+    pos, code, rng = _v2_refill(stream, pos, code, rng)
+    return pos, code, rng, flag
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_verbatim(stream, pos, code, rng, use_grid, base, reciprocal, shift, code_max):
+    """A sample of a verbatim block: (pos, code, rng, ok, value, its code on the grid)."""
+    pos, code, rng, v = _v2_raw(stream, pos, code, rng, 16)
+    if v < 0:
+        return pos, code, rng, False, v, v
+    if v >= 32768:
+        v -= 65536
+    if use_grid:
+        s = ((v - base) * reciprocal + (1 << (shift - 1))) >> shift
+        s = min(max(s, 0), code_max)
+    else:
+        s = v
+    return pos, code, rng, True, v, s
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_predict(weights, hist, c, taps, half, weight_bits):
+    """Channel c's sign-sign LMS prediction of the next difference."""
+    acc = 0
+    for t in range(taps):
+        acc += weights[c, t] * hist[c, t]
+    p = (acc + half) >> weight_bits
+    return min(max(p, -65536), 65535)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_weighted_cum(crow, cum, padded, lo_code):
+    """Fills ``cum`` with the cumulative frequencies of the channel's CDF, its literals
+    weighted by their codes' weights (from ``lo_code`` on); returns the total."""
+    nsym = _V2_SYMBOLS
+    lit = _V2_LITERALS
+    total = 0
+    for j in range(lit):
+        f = ((crow[j + 1] - crow[j] + 1) * padded[lo_code + j]) >> _V2_UNIT_BITS
+        cum[j] = total
+        total += f if f > 0 else 1
+    for j in range(lit, nsym):
+        cum[j] = total
+        total += crow[j + 1] - crow[j] + 1
+    cum[nsym] = total
+    return total
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_scaled_range(rng, total, recip):
+    """The range of one count of ``total``: rng / total through the reciprocal table."""
+    nb = 0
+    t2 = total
+    while t2 > 0:
+        t2 >>= 1
+        nb += 1
+    sh = nb - _V2_RECIP_BITS
+    if sh < 0:
+        sh = 0
+    q = total >> sh
+    if (q << sh) != total:
+        q += 1
+    return ((rng >> 8) * recip[q]) >> (25 + sh)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_search_cum(cum, target):
+    """The symbol whose interval of ``cum`` holds ``target``: (symbol, low, frequency)."""
+    # binary search: the last j with cum[j] <= target
+    lo_i = 0
+    hi_i = _V2_SYMBOLS
+    while hi_i - lo_i > 1:
+        mid = (lo_i + hi_i) >> 1
+        if cum[mid] <= target:
+            lo_i = mid
+        else:
+            hi_i = mid
+    sym = lo_i
+    lo = cum[sym]
+    return sym, lo, cum[sym + 1] - lo
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_search_plain(crow, target):
+    """The symbol whose interval of the channel's CDF (total 2**15) holds ``target``:
+    (symbol, low, frequency)."""
+    # cumulative of symbol j is crow[j] + j
+    lo_i = 0
+    hi_i = _V2_SYMBOLS
+    while hi_i - lo_i > 1:
+        mid = (lo_i + hi_i) >> 1
+        if crow[mid] + mid <= target:
+            lo_i = mid
+        else:
+            hi_i = mid
+    sym = lo_i
+    return sym, crow[sym] + sym, crow[sym + 1] - crow[sym] + 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_adapt_cdf(crow, sym, rate):
+    """The channel's CDF moves toward the symbol seen, by 2**-rate."""
+    nsym = _V2_SYMBOLS
+    span = crow[nsym]
+    for j in range(1, sym + 1):
+        crow[j] -= crow[j] >> rate
+    for j in range(sym + 1, nsym):
+        crow[j] += (span - crow[j]) >> rate
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_adapt_weights(weights, hist, c, e, taps, mu, w_lim):
+    """Channel c's LMS weights learn from the residual e by sign-sign."""
+    sg = 1 if e > 0 else (-1 if e < 0 else 0)
+    for t in range(taps):
+        hx = hist[c, t]
+        sx = 1 if hx > 0 else (-1 if hx < 0 else 0)
+        w = weights[c, t] + mu * sg * sx
+        weights[c, t] = min(max(w, -w_lim), w_lim)
+
+
 @numba.njit(cache=True, nogil=True)
 def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight_bits, mu,
                       rate_max, use_grid, use_weights, table, base, reciprocal, shift, padded,
                       cdf0, recip):
+    """Decodes every block into ``out``; returns -1, or the first block that does not
+    decode. Stages: sync points, the verbatim flag, then per sample either the raw value or
+    prediction, symbol, value and adaptation."""
     sweeps, channels = out.shape
     code_max = table.shape[0] - 1
     ntaps = max(taps, 1)
@@ -405,7 +569,6 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
     count_max = 16 * (rate_max - 4)
     w_lim = (1 << 15) - 1
     half = 1 << (weight_bits - 1)
-    size = stream.shape[0]
     blocks = ends.shape[0]
     pos = 0
     code = np.int64(0)
@@ -416,116 +579,39 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
         if b == 0 or (sync_blocks > 0 and b % sync_blocks == 0):
             if b > 0 and pos != ends[b - 1]:
                 return b - 1
-            for c in range(channels):
-                cdf[c, :] = cdf0
-            weights[:, :] = 0
-            hist[:, :] = 0
-            prev[:] = 0
-            count[:] = 0
-            code = np.int64(0)
-            for _ in range(4):
-                code = (code << 8) | (np.int64(stream[pos]) if pos < size else 0)
-                pos += 1
-            rng = np.int64(0xFFFFFFFF)
-        # the verbatim flag
-        r = rng >> _V2_FLAG_BITS
-        if code < r:
-            flag = True
-            rng = r
-        else:
-            flag = False
-            code -= r
-            rng -= r
-        while rng < _V2_TOP:
-            code = ((code << 8) | (np.int64(stream[pos]) if pos < size else 0)) & 0xFFFFFFFF
-            pos += 1
-            rng <<= 8
+            pos, code, rng = _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count)
+        pos, code, rng, flag = _v2_flag(stream, pos, code, rng)
         for n in range(first, last):
             for c in range(channels):
                 if flag:
-                    pos, code, rng, v = _v2_raw(stream, pos, code, rng, 16)
-                    if v < 0:
+                    pos, code, rng, ok, v, s = _v2_verbatim(stream, pos, code, rng, use_grid,
+                                                            base, reciprocal, shift, code_max)
+                    if not ok:
                         return b
-                    if v >= 32768:
-                        v -= 65536
                     out[n, c] = v
-                    if use_grid:
-                        s = ((v - base) * reciprocal + (1 << (shift - 1))) >> shift
-                        s = min(max(s, 0), code_max)
-                    else:
-                        s = v
                     d = s - prev[c]
                 else:
                     crow = cdf[c]
-                    acc = 0
-                    for t in range(taps):
-                        acc += weights[c, t] * hist[c, t]
-                    p = (acc + half) >> weight_bits
-                    p = min(max(p, -65536), 65535)
-                    # cumulative frequencies (literals weighted by their codes)
+                    p = _v2_predict(weights, hist, c, taps, half, weight_bits)
                     if use_weights:
+                        # cumulative frequencies (literals weighted by their codes)
                         lo_code = prev[c] + p - lit // 2
                         lo_code = min(max(lo_code, -lit), code_max + 1) + lit
-                        total = 0
-                        for j in range(lit):
-                            f = ((crow[j + 1] - crow[j] + 1) * padded[lo_code + j]) >> _V2_UNIT_BITS
-                            cum[j] = total
-                            total += f if f > 0 else 1
-                        for j in range(lit, nsym):
-                            cum[j] = total
-                            total += crow[j + 1] - crow[j] + 1
-                        cum[nsym] = total
-                        nb = 0
-                        t2 = total
-                        while t2 > 0:
-                            t2 >>= 1
-                            nb += 1
-                        sh = nb - _V2_RECIP_BITS
-                        if sh < 0:
-                            sh = 0
-                        q = total >> sh
-                        if (q << sh) != total:
-                            q += 1
-                        r = ((rng >> 8) * recip[q]) >> (25 + sh)
+                        total = _v2_weighted_cum(crow, cum, padded, lo_code)
+                        r = _v2_scaled_range(rng, total, recip)
                         target = code // r
                         if target >= total:
                             return b
-                        # binary search: the last j with cum[j] <= target
-                        lo_i = 0
-                        hi_i = nsym
-                        while hi_i - lo_i > 1:
-                            mid = (lo_i + hi_i) >> 1
-                            if cum[mid] <= target:
-                                lo_i = mid
-                            else:
-                                hi_i = mid
-                        sym = lo_i
-                        lo = cum[sym]
-                        fs = cum[sym + 1] - lo
+                        sym, lo, fs = _v2_search_cum(cum, target)
                     else:
                         r = rng >> 15
                         target = code // r
                         if target >= 1 << 15:
                             return b
-                        # cumulative of symbol j is crow[j] + j
-                        lo_i = 0
-                        hi_i = nsym
-                        while hi_i - lo_i > 1:
-                            mid = (lo_i + hi_i) >> 1
-                            if crow[mid] + mid <= target:
-                                lo_i = mid
-                            else:
-                                hi_i = mid
-                        sym = lo_i
-                        lo = crow[sym] + sym
-                        fs = crow[sym + 1] - crow[sym] + 1
+                        sym, lo, fs = _v2_search_plain(crow, target)
                     code -= r * lo
                     rng = r * fs
-                    while rng < _V2_TOP:
-                        code = ((code << 8) | (np.int64(stream[pos]) if pos < size
-                                               else 0)) & 0xFFFFFFFF
-                        pos += 1
-                        rng <<= 8
+                    pos, code, rng = _v2_refill(stream, pos, code, rng)
                     if sym == _V2_ESCAPE:
                         pos, code, rng, nb = _v2_raw(stream, pos, code, rng, _V2_LENGTH_BITS)
                         u = np.int64(0)
@@ -566,20 +652,11 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                     if v < -32768 or v > 32767:
                         return b
                     out[n, c] = v
-                    rate = 4 + (count[c] >> 4)
-                    span = crow[nsym]
-                    for j in range(1, sym + 1):
-                        crow[j] -= crow[j] >> rate
-                    for j in range(sym + 1, nsym):
-                        crow[j] += (span - crow[j]) >> rate
+                    # adapt: the CDF (faster while the channel is young), the LMS weights
+                    _v2_adapt_cdf(crow, sym, 4 + (count[c] >> 4))
                     if count[c] < count_max:
                         count[c] += 1
-                    sg = 1 if e > 0 else (-1 if e < 0 else 0)
-                    for t in range(taps):
-                        hx = hist[c, t]
-                        sx = 1 if hx > 0 else (-1 if hx < 0 else 0)
-                        w = weights[c, t] + mu * sg * sx
-                        weights[c, t] = min(max(w, -w_lim), w_lim)
+                    _v2_adapt_weights(weights, hist, c, e, taps, mu, w_lim)
                 for t in range(taps - 1, 0, -1):
                     hist[c, t] = hist[c, t - 1]
                 if taps > 0:
