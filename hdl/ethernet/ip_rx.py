@@ -132,12 +132,17 @@ class FrameDispatcher(wiring.Component):
         ethertype, total_length = field(12, 2), field(16, 2)
         protocol, destination_port = field(23, 1), field(36, 2)
 
+        # The longest UDP datagram the IPv4 total length allows (total - 20), from byte 18
+        # on, so that the UDP length check at byte 40 is one comparison.
+        udp_length_limit = Signal(17)
+
         def checks(field):
             """The header checks, on the header register as ``field`` reads it."""
             mac_ok = ((field(0, 6) == self.board_mac)
                       | ((field(0, 6) == 0xFFFF_FFFF_FFFF) & (field(12, 2) == ETHERTYPE_ARP)))
             udp_length = field(38, 2)
-            udp_length_ok = (udp_length >= 8) & (udp_length + 20 <= field(16, 2))
+            udp_length_ok = ((udp_length >= 8) & ~udp_length_limit[16]
+                             & (udp_length <= udp_length_limit[:16]))
             return mac_ok, udp_length_ok
 
         # Whether a datagram's payload goes to ``command``: its header checks are registered
@@ -239,7 +244,11 @@ class FrameDispatcher(wiring.Component):
                     with m.If((index == 16) | (index == 17)):
                         m.d.sync += early_total_length.eq(Cat(byte, early_total_length[:8]))
                     with m.If(index == 17):
-                        m.d.sync += icmp_end.eq(Cat(byte, early_total_length[:8]) + 14)
+                        m.d.sync += [
+                            icmp_end.eq(Cat(byte, early_total_length[:8]) + 14),
+                            # Bit 16 set: the total length is below 20 (no datagram fits).
+                            udp_length_limit.eq(Cat(byte, early_total_length[:8]) - 20),
+                        ]
                     with m.If((index >= ICMP_OFFSET) & (index < icmp_end)
                               & (index != 34) & (index != 36) & (index != 37)):
                         m.d.sync += icmp_sum.eq(icmp_sum + word)
