@@ -19,9 +19,18 @@ CI_BOARDS = tuple(board_names())
 @pytest.mark.parametrize("board", CI_BOARDS)
 def test_the_largest_recorded_reference_configuration_still_fits_and_meets_timing(
         board, tmp_path):
-    best = max_channels(load_figures()["rows"], board)
+    rows = load_figures()["rows"]
+    best = max_channels(rows, board)
     if best is None:
-        pytest.fail(f"no recorded figure for {board}: run `spikeforge figures --board {board}`")
+        built = [r for r in rows if r.board == board and not r.variant
+                 and r.status not in ("not built",)]
+        if not built:
+            pytest.fail(f"no recorded figure for {board}: run `spikeforge figures --board "
+                        f"{board}`")
+        # Recorded, and none fits and meets timing: a measured limit (docs/boards.md), not a
+        # figure to guard. Say it rather than pass.
+        pytest.skip(f"{board}: no recorded configuration meets timing yet: "
+                    + "; ".join(f"{r.channels} ch: {r.message or r.status}" for r in built))
     config = reference_config(board, best.channels)
     result = build(board, config, tmp_path)  # raises DoesNotFit / TimingNotMet
     assert result.fmax_achieved_mhz >= result.fmax_required_mhz
