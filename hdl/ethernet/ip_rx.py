@@ -88,6 +88,10 @@ class FrameDispatcher(wiring.Component):
     reply : stream of :data:`FrameByteLayout` out, to the transmit arbiter.
     command : stream of bytes out, to :class:`~spikeforge.hdl.control.CommandDecoder`.
     sender_mac, sender_ip, sender_port, sender_valid : out (see above).
+    frame_mac, frame_ip, frame_port : out
+        The source MAC, IPv4 address and UDP port of the frame now at ``i``, read from the
+        header register: valid from its byte 42 (so whenever ``command.valid`` is high)
+        until the next frame's first byte is taken.
     dropped_mac, dropped_ip, dropped_port, dropped_other, arp_answered, ping_answered,
     datagrams : out, 32-bit counters.
     """
@@ -103,6 +107,7 @@ class FrameDispatcher(wiring.Component):
             "command": Out(stream.Signature(8)),
             "sender_mac": Out(48), "sender_ip": Out(32), "sender_port": Out(16),
             "sender_valid": Out(1),
+            "frame_mac": Out(48), "frame_ip": Out(32), "frame_port": Out(16),
             **{name: Out(32) for name in (
                 "dropped_mac", "dropped_ip", "dropped_port", "dropped_other", "arp_answered",
                 "ping_answered", "datagrams")},
@@ -190,6 +195,9 @@ class FrameDispatcher(wiring.Component):
         echo_read = echo.read_port(transparent_for=())
 
         out_index = Signal(range(2048))
+        in_header = Signal(init=1)                  # the byte at ``i`` is one of the first 42
+        m.d.comb += [self.frame_mac.eq(field(6, 6)), self.frame_ip.eq(field(26, 4)),
+                     self.frame_port.eq(field(34, 2))]
         last_index = Signal(range(2048))            # of the reply's last byte
         reply_bytes = Signal(8 * ARP_REPLY_BYTES)   # shifted out, first byte at the bottom
         from_memory = Signal()                      # the echo reply is past its header
@@ -215,6 +223,13 @@ class FrameDispatcher(wiring.Component):
         with m.FSM():
             with m.State("RECEIVE"):
                 byte = self.i.payload.data
+                # The header's bytes are always taken at once (``in_payload`` is low before
+                # byte 42), so the wide register's enable needs neither ``ready`` nor index
+                # comparators: one flag.
+                with m.If(self.i.valid & in_header):
+                    m.d.sync += header.eq(Cat(byte, header[:-8]))
+                    with m.If(index == HEADER_BYTES - 1):
+                        m.d.sync += in_header.eq(0)
                 with m.If(in_payload):
                     m.d.comb += [
                         self.command.valid.eq(self.i.valid),
@@ -234,8 +249,6 @@ class FrameDispatcher(wiring.Component):
                     word = Mux(index[0], byte, Cat(Const(0, 8), byte))
                     with m.If(index != 2047):
                         m.d.sync += index.eq(index + 1)
-                    with m.If(index < HEADER_BYTES):
-                        m.d.sync += header.eq(Cat(byte, header[:-8]))
                     with m.If((index >= 14) & (index < ICMP_OFFSET)):
                         m.d.sync += ip_sum.eq(ip_sum + word)
                     # The ICMP sum of the reply: type (byte 34) and checksum (36, 37) as 0.
@@ -308,6 +321,7 @@ class FrameDispatcher(wiring.Component):
             with m.State("CLASSIFY"):
                 m.d.sync += [
                     index.eq(0), ip_sum.eq(0), icmp_sum.eq(0), in_payload.eq(0),
+                    in_header.eq(1),
                     out_index.eq(0), from_memory.eq(0),
                     echo_address.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET),
                     folded_once.eq(word_sum[:16] + word_sum[16:]),

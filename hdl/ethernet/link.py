@@ -15,7 +15,6 @@ from spikeforge.firmware.registers import ETHERNET_COUNTERS
 
 from .crossing import StreamCrossing
 from .frame_fifo import FrameFifo
-from .ip_rx import HEADER_BYTES as UDP_FRAME_HEADER_BYTES
 from .ip_rx import FrameDispatcher, LearnedHost
 from .layouts import FrameByteLayout
 from .mac_rx import MACReceiver
@@ -31,8 +30,6 @@ COUNTER_PORTS = tuple(name.lower() for name in ETHERNET_COUNTERS)
 #: Bytes that name a command datagram's sender ahead of its payload in the command crossing:
 #: source MAC (6), source IP (4), source UDP port (2), each most significant byte first.
 SENDER_BYTES = 12
-#: Where the sender's fields sit in a received Ethernet frame (offset, length).
-_SOURCE_FIELDS = ((6, 6), (26, 4), (34, 2))
 
 
 class Snapshot(wiring.Component):
@@ -287,25 +284,16 @@ class EthernetLink(wiring.Component):
     def _command_crossing(self, m: Module, dispatcher: FrameDispatcher,
                           command_cdc: StreamCrossing) -> None:
         """``link``: the dispatcher's command bytes into the crossing, each datagram's
-        payload after :data:`SENDER_BYTES` marked bytes naming its sender (taken from the
-        frame as it passes the dispatcher's input)."""
+        payload after :data:`SENDER_BYTES` marked bytes naming its sender (the frame's
+        source fields, as the dispatcher's header register holds them)."""
         frame = dispatcher.i
         taken = frame.valid & frame.ready
-        index = Signal(range(UDP_FRAME_HEADER_BYTES + 1))
-        fields = [Signal(8 * length, name=f"sender_field_{offset}")
-                  for offset, length in _SOURCE_FIELDS]
-        with m.If(taken):
-            with m.If(index != UDP_FRAME_HEADER_BYTES):     # saturates past the headers
-                m.d.link += index.eq(index + 1)
-            for (offset, length), value in zip(_SOURCE_FIELDS, fields):
-                with m.If((index >= offset) & (index < offset + length)):
-                    m.d.link += value.eq(Cat(frame.payload.data, value[:-8]))
-            with m.If(frame.payload.last):
-                m.d.link += index.eq(0)
         # The first command byte after a frame's end starts a new datagram (a datagram's
         # payload bytes all leave before its frame's last byte is taken).
         new_datagram = Signal(init=1)
-        sender = Cat(*reversed(fields))     # first byte (MAC's most significant) on top
+        # The sender, from the dispatcher's header register (the first byte, the MAC's most
+        # significant, on top).
+        sender = Cat(dispatcher.frame_port, dispatcher.frame_ip, dispatcher.frame_mac)
         sender_index = Signal(range(SENDER_BYTES))
         command = dispatcher.command
         # Into the crossing through a register slice: the dispatcher's input stalls on
