@@ -104,6 +104,7 @@ class UDPTransmitter(wiring.Component):
         wire_header = Signal(8 * HEADER_BYTES)        # the frame's first bytes, first at 0
         header_taken = Signal(range(HEADER_BYTES))
         wire_length = Signal(16)
+        too_long = Signal()                           # wire_length > _MAX_WIRE_PAYLOAD
         to_drop = Signal(17)                          # bytes of a dropped frame still to take
 
         # Latched per datagram.
@@ -154,13 +155,16 @@ class UDPTransmitter(wiring.Component):
                         header_taken.eq(header_taken + 1),
                     ]
                     with m.If(header_taken == HEADER_BYTES - 1):
+                        length = Cat(wire_header[8 * 8:], self.i.payload)
                         m.d.sync += [
                             header_taken.eq(0),
-                            wire_length.eq(Cat(wire_header[8 * 8:], self.i.payload)),
+                            wire_length.eq(length),
+                            # Decided here, so DECIDE's branch is one gate.
+                            too_long.eq(length > _MAX_WIRE_PAYLOAD),
                         ]
                         m.next = "DECIDE"
             with m.State("DECIDE"):
-                with m.If(~self.host_valid | (wire_length > _MAX_WIRE_PAYLOAD)):
+                with m.If(~self.host_valid | too_long):
                     m.d.sync += [
                         to_drop.eq(wire_length + CRC_BYTES),
                         self.datagrams_dropped.eq(self.datagrams_dropped + 1),
