@@ -1,6 +1,6 @@
 """Store-and-forward buffer of whole Ethernet frames, so the MAC never waits inside one."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,19 +23,17 @@ class FrameFifo(wiring.Component):
     A frame longer than ``depth`` would never be offered (and block its writer): the
     builders never make one (at most 14 + 1500 bytes).
 
-    Built for 125 MHz: ``w.ready``, whether the head byte may be read (the read pointer
-    short of the end of the last whole frame written) and the memory's next read address
-    are chosen from flip-flops only, and ``r`` leaves through a :class:`StreamRegister`
-    (the block RAM's slow clock-to-output ends at a flip-flop, not in the MAC's CRC). The
-    read port needs no write-through: a frame's bytes are read only from the cycle after
-    its last one is written, and frames have at least two bytes, so the head byte is
-    always re-read after it was written. The register slice keeps a frame's bytes back to
-    back.
+    Built for 125 MHz: ``w.ready`` and whether a byte may be read (the read pointer short
+    of the end of the last whole frame written) come from flip-flops; the block RAM's
+    slow output goes into one flip-flop stage, then a :class:`StreamRegister`, so it never
+    reaches the MAC's CRC. A byte is read only once its frame is whole, two or more cycles
+    after it was written (frames have at least two bytes), so reads never meet writes. The
+    pipeline keeps a frame's bytes back to back.
 
     Ports
     -----
     w : stream of :data:`FrameByteLayout` in (``ready`` low only while full)
-    r : stream of :data:`FrameByteLayout` out (``valid`` from the second cycle after a
+    r : stream of :data:`FrameByteLayout` out (``valid`` from the fourth cycle after a
         frame's last byte was written, then without a gap while ``ready`` is high until
         that frame's last byte is read)
     frames : out
@@ -61,33 +59,43 @@ class FrameFifo(wiring.Component):
         # Pointers one bit wider than the address (a full memory is not an empty one).
         write_ptr = Signal(abits + 1)
         read_ptr = Signal(abits + 1)
-        read_next = Signal(abits + 1, init=1)             # read_ptr + 1, kept registered
         complete_end = Signal(abits + 1)                  # just past the last whole frame
         level = Signal(range(depth + 1))
         full = Signal()
         m.submodules.output = output = StreamRegister(FrameByteLayout)
         wiring.connect(m, output.o, wiring.flipped(self.r))
         head = output.i
+
+        # The read side is a two-stage pipeline that advances in lockstep: the memory's
+        # output register, then ``staged`` (a flip-flop whose only load is the register
+        # slice, so it sits by the block RAM), then the slice.
+        read_valid = Signal()                             # the memory's output holds a byte
+        staged = Signal.like(head.payload, reset_less=True)
+        staged_valid = Signal()
+        advance = ~staged_valid | head.ready
+        # A byte may be read once its frame is whole (no memory output in this decision).
+        available = read_ptr != complete_end
+        pop = advance & available
         push = self.w.valid & self.w.ready
-        pop = head.valid & head.ready
         m.d.comb += [
             self.w.ready.eq(~full),
-            # The head byte belongs to a whole frame until the read pointer reaches the end
-            # of the last whole frame written (no memory output in this decision).
-            head.valid.eq(read_ptr != complete_end),
             wr.addr.eq(write_ptr[:abits]),
             wr.data.eq(self.w.payload),
             wr.en.eq(push),
-            # The head for the next cycle: a mux between two registers, no adder.
-            rd.addr.eq(Mux(pop, read_next, read_ptr)[:abits]),
-            head.payload.eq(rd.data),
+            rd.addr.eq(read_ptr[:abits]),
+            rd.en.eq(advance),
+            head.valid.eq(staged_valid),
+            head.payload.eq(staged),
         ]
+        with m.If(advance):
+            m.d.sync += [staged.eq(rd.data), staged_valid.eq(read_valid),
+                         read_valid.eq(available)]
         with m.If(push):
             m.d.sync += write_ptr.eq(write_ptr + 1)
             with m.If(self.w.payload.last):
                 m.d.sync += complete_end.eq(write_ptr + 1)
         with m.If(pop):
-            m.d.sync += [read_ptr.eq(read_next), read_next.eq(read_next + 1)]
+            m.d.sync += read_ptr.eq(read_ptr + 1)
         # level and full: the next value from this cycle's push and pop, split so that
         # full is a register (the level can only move by one a cycle).
         with m.If(push & ~pop):

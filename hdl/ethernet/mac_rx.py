@@ -52,7 +52,7 @@ class MACReceiver(wiring.Component):
         One byte per cycle from :class:`~spikeforge.hdl.ethernet.rgmii_rx.RGMIIReceiver`.
     o : stream of :data:`FrameByteLayout` out
         Good frames, destination MAC to the last payload byte (FCS removed, padding kept),
-        ``last`` on the final byte. The first byte of a frame is offered 2 cycles after
+        ``last`` on the final byte. The first byte of a frame is offered 3 cycles after
         ``rx_dv`` falls at the frame's end, then one byte per cycle while ``ready``.
     verdict, verdict_valid : out
         At each frame's end, for one cycle: ``verdict_valid`` high and the
@@ -197,16 +197,19 @@ class MACReceiver(wiring.Component):
                     with m.If(verdict != RxVerdict.OK):
                         m.d.sync += write_ptr.eq(commit_ptr)
 
-        # --- forward side: a read register that advances when empty or taken ------------
+        # --- forward side: a two-stage pipeline that advances when empty or taken: the
+        # memory's output register, then ``o`` (flip-flops fed by the block RAM alone, so
+        # its slow output ends near it) -------------------------------------------------
         advance = ~self.o.valid | self.o.ready
         available = read_ptr != commit_ptr
+        read_valid = Signal()                                # the memory's output holds one
         m.d.comb += [
             rp.addr.eq(read_ptr[:abits]),
             rp.en.eq(advance),
-            self.o.payload.eq(rp.data),
         ]
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(available)
+            m.d.sync += [self.o.payload.eq(rp.data), self.o.valid.eq(read_valid),
+                         read_valid.eq(available)]
             with m.If(available):
                 m.d.sync += read_ptr.eq(read_ptr + 1)
         return m
