@@ -9,7 +9,7 @@ histogram, the model itself sent free), the bits are the empirical entropy of th
 No coder of that kind, adaptive or not, beats it by more than the model cost; a coder that
 wants more must predict better (more taps, LMS) or model context.
 
-    python -m spikeforge.sim.entropy_bound /work/shared/data/n1-dev [more files or folders]
+    python -m spikeforge.sim.entropy_bound ../shared/data/n1-dev [more files or folders]
 
 prints, per recording and overall, raw 16-bit bits / bound bits for the predictor orders
 0 to 3. The first sample of each channel costs 16 bits. These are bounds, not a coder: the

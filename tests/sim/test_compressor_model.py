@@ -21,7 +21,10 @@ from spikeforge.host.compression import CompressedBlockError, decode, decode_blo
 from spikeforge.sim.models.compressor import encode, symbols
 from spikeforge.sim.stimuli import CODEC_STIMULI, codec_stimulus
 
-N1_DATA = Path(os.environ.get("SPIKEFORGE_N1_DATA", "/work/shared/data/n1-dev"))
+#: ``../shared/data/n1-dev`` beside the repository (or SPIKEFORGE_N1_DATA); tests that need
+#: it skip, saying so, where it is absent.
+N1_DATA = Path(os.environ.get("SPIKEFORGE_N1_DATA",
+                              Path(__file__).resolve().parents[3] / "shared/data/n1-dev"))
 
 
 def round_trip(samples, config, codebook=None):
@@ -160,7 +163,7 @@ def test_codec_configuration_errors_name_the_fix():
         Codebook(values=(0,) * 300, base=0, multiplier=1, shift=0).table(8)
 
 
-@pytest.mark.skipif(not N1_DATA.is_dir(), reason="N1 recordings not present")
+@pytest.mark.skipif(not N1_DATA.is_dir(), reason="N1 recordings not present (../shared/data/n1-dev beside the repository)")
 @pytest.mark.parametrize("block_sweeps", [32, 256, 1024, 4096])
 def test_n1_recordings_round_trip_and_compress(block_sweeps):
     """Prints the ratio over the N1 set per block length (the cost of independent blocks:
