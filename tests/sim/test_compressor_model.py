@@ -163,7 +163,8 @@ def test_codec_configuration_errors_name_the_fix():
         Codebook(values=(0,) * 300, base=0, multiplier=1, shift=0).table(8)
 
 
-@pytest.mark.skipif(not N1_DATA.is_dir(), reason="N1 recordings not present (../shared/data/n1-dev beside the repository)")
+@pytest.mark.skipif(not N1_DATA.is_dir(),
+                    reason="N1 recordings not present (../shared/data/n1-dev beside the repo)")
 @pytest.mark.parametrize("block_sweeps", [32, 256, 1024, 4096])
 def test_n1_recordings_round_trip_and_compress(block_sweeps):
     """Prints the ratio over the N1 set per block length (the cost of independent blocks:
