@@ -316,7 +316,3 @@ def assert_samples(config: SystemConfig, got: list[int], values, what: str) -> N
             f"{what} {index // config.channels}, channel {index % config.channels}: "
             f"RTL gave 0x{g:x}, model expects 0x{e:x}")
     assert len(got) == len(expected), f"RTL gave {len(got)} samples, model {len(expected)}"
-
-
-#: Old name, for benches written before the sources had queues.
-StreamDriver = StreamSource

@@ -14,7 +14,6 @@ import itertools
 
 import cocotb
 import dpkt
-from cocotb.triggers import FallingEdge, ReadOnly
 
 from spikeforge.firmware.ethernet import (
     ETHERTYPE_ARP,
@@ -23,7 +22,7 @@ from spikeforge.firmware.ethernet import (
     ip_bytes,
     mac_bytes,
 )
-from spikeforge.sim.drivers import Bench
+from spikeforge.sim.drivers import Bench, StreamSink
 from spikeforge.sim.ethernet_rx_stimuli import catalogue, random_mix
 from spikeforge.sim.models.ethernet_rx import COUNTERS, internet_checksum, receive
 from spikeforge.sim.rgmii_driver import RGMIIDriver
@@ -33,28 +32,6 @@ STALLS = {
     "none": ([1], [1]),
     "some": ([1, 1, 0, 1, 0, 1, 1, 1, 0], [1, 0, 1, 1, 0, 0, 1]),
 }
-
-
-class _Sink:
-    """Takes a stream port's transfers, ``ready`` following ``pattern`` cycle by cycle (set
-    at falling edges), and keeps each payload."""
-
-    def __init__(self, dut, prefix: str, pattern: list[int]):
-        self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.items: list[int] = []
-        cocotb.start_soon(self._run(itertools.cycle(pattern)))
-
-    async def _run(self, pattern) -> None:
-        while True:
-            await FallingEdge(self.clk)
-            ready = next(pattern)
-            self.ready.value = ready
-            await ReadOnly()
-            if ready and int(self.valid.value):
-                self.items.append(int(self.payload.value))
 
 
 def _gap(frame_bytes: int) -> int:
@@ -98,8 +75,8 @@ async def frames_from_the_pins(dut):
     dut.board_ip.value = config.ip
     dut.control_port.value = config.control_port
     bench = Bench(dut)
-    replies = _Sink(dut, "reply", reply_ready)
-    commands = _Sink(dut, "command", command_ready)
+    replies = StreamSink(dut, "reply", ready_pattern=itertools.cycle(reply_ready))
+    commands = StreamSink(dut, "command", ready_pattern=itertools.cycle(command_ready))
     driver = RGMIIDriver(dut)
     await bench.reset()
     await bench.cycles(5)
@@ -114,7 +91,7 @@ async def frames_from_the_pins(dut):
                                         if counters[name] != value))
 
     got_replies, current = [], bytearray()
-    for value in replies.items:
+    for _, value in replies.items:
         current.append(value & 0xFF)
         if value >> 8 & 1:
             got_replies.append(bytes(current))
@@ -127,7 +104,7 @@ async def frames_from_the_pins(dut):
                              f"{want[:64].hex()} (lengths {len(got)}, {len(want)})")
         _check_reply(got, config)
 
-    got_commands = bytes(commands.items)
+    got_commands = bytes(value for _, value in commands.items)
     want_commands = expected.command_bytes
     first = next((k for k, (a, b) in enumerate(zip(got_commands, want_commands)) if a != b),
                  None)

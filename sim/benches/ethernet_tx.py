@@ -27,7 +27,7 @@ from spikeforge.firmware.ethernet import (
     EthernetConfig,
 )
 from spikeforge.firmware.wire import FrameType, build_frame
-from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamDriver
+from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamSource
 from spikeforge.sim.models.ethernet_tx import EthernetTxModel, Host, ipv4_checksum, line_frame
 from spikeforge.sim.rgmii_monitor import RGMIIMonitor
 from spikeforge.sim.runner import bench_parameters, report
@@ -101,8 +101,8 @@ async def datagrams_on_the_line(dut):
     dut.local_ip.value = ethernet.ip
     dut.local_port.value = ethernet.data_port
     phy = RGMIIMonitor(dut.tx_clk, dut.txd, dut.tx_ctl, CLOCK_PERIOD_NS)
-    driver = StreamDriver(dut, "data", idle=_gaps(rng, stall, 20))
-    extra_driver = StreamDriver(dut, "frames__0", idle=_gaps(rng, 0.002, 3000))
+    driver = StreamSource(dut, "data", idle=_gaps(rng, stall, 20))
+    extra_driver = StreamSource(dut, "frames__0", idle=_gaps(rng, 0.002, 3000))
     await bench.reset()
 
     async def feed_extras():

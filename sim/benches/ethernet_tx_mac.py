@@ -14,7 +14,7 @@ import cocotb
 from cocotb.triggers import Timer
 
 from spikeforge.firmware.ethernet import INTER_FRAME_GAP_BYTES
-from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamDriver
+from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, StreamSource
 from spikeforge.sim.models.ethernet_tx import line_frame
 from spikeforge.sim.rgmii_monitor import RGMIIMonitor
 from spikeforge.sim.runner import bench_parameters, report
@@ -40,7 +40,7 @@ async def frames_and_underruns(dut):
 
     bench = Bench(dut)
     phy = RGMIIMonitor(dut.tx_clk, dut.txd, dut.tx_ctl, CLOCK_PERIOD_NS)
-    driver = StreamDriver(dut, "i", idle=iter(gaps))
+    driver = StreamSource(dut, "i", idle=iter(gaps))
     await bench.reset()
     for frame in frames:
         await driver.send([b | (k == len(frame) - 1) << 8 for k, b in enumerate(frame)])
