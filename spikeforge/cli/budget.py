@@ -3,6 +3,7 @@ link, from a board's or a configuration's stream (:func:`spikeforge.host.budget.
 
 import argparse
 import json
+import sys
 
 from spikeforge.firmware.compression import CodecConfig
 from spikeforge.firmware.config import SystemConfig
@@ -71,7 +72,8 @@ def _datagram_sweeps(channels: int, sweeps_per_frame: int) -> int:
         sweeps -= 1
     if sweeps != sweeps_per_frame:
         print(f"sweeps_per_frame {sweeps_per_frame} -> {sweeps}: a raw frame must fit one UDP "
-              f"datagram ({MAX_WIRE_FRAME_BYTES:,} bytes); give --sweeps-per-frame to choose")
+              f"datagram ({MAX_WIRE_FRAME_BYTES:,} bytes); give --sweeps-per-frame to choose",
+              file=sys.stderr)
     return sweeps
 
 
