@@ -121,6 +121,12 @@ class FigureRow:
     #: conditioning and detection path enabled (``--config`` with ``detector.enabled``),
     #: :data:`FULL` with detection and the lossless coder (``boards/full.json``).
     variant: str = ""
+    #: Each core's share of the build (``core -> {"lut4", "carry", "ff", "bram", "dsp",
+    #: "lutram"}``, :mod:`spikeforge.boards.core_shares`), the command that recorded it and
+    #: the commit of the sources it was synthesised from (``+dirty``: with local changes).
+    shares: dict[str, dict[str, int]] = field(default_factory=dict)
+    shares_command: str = ""
+    shares_commit: str = ""
 
     @property
     def ok(self) -> bool:
@@ -226,9 +232,12 @@ def _row_from_result(board: str, config: SystemConfig, result: BuildResult,
 
 def figure_for(board: str, channels: int, build_dir: Path, *,
                overrides: dict[str, Any] | None = None,
-               system: Callable[[SystemConfig], Any] | None = None) -> FigureRow:
+               system: Callable[[SystemConfig], Any] | None = None,
+               shares: bool = True) -> FigureRow:
     """Build one reference configuration and record the outcome (never raises for a
-    design that does not fit or is too slow: that is a figure too)."""
+    design that does not fit or is too slow: that is a figure too). With ``shares``, each
+    core's share too (:func:`~spikeforge.boards.core_shares.core_shares`, one more Yosys run;
+    a failure there is logged and leaves ``shares`` empty)."""
     spec = get_board(board)
     try:
         config = reference_config(spec, channels, overrides)
@@ -270,6 +279,14 @@ def figure_for(board: str, channels: int, build_dir: Path, *,
                         config=config.to_dict(), message=str(exc).splitlines()[0])
     row.cores = cores
     row.variant = variant
+    if shares and row.status in (OK, TOO_SLOW, DOES_NOT_FIT):
+        from .core_shares import core_shares, source_commit
+
+        try:
+            row.shares = core_shares(spec.name, config, build_dir, system=system)
+            row.shares_commit = source_commit()
+        except ToolFailed as exc:
+            logger.warning("%s %d channels: no core shares (%s)", spec.name, channels, exc)
     return row
 
 
@@ -277,7 +294,7 @@ def run_figures(boards: Iterable[str], channels: Iterable[int] = REFERENCE_CHANN
                 build_dir: Path = Path("build"),
                 overrides: dict[str, Any] | None = None,
                 system: Callable[[SystemConfig], Any] | None = None,
-                keep_going: bool = False, clock_limit: bool = True,
+                keep_going: bool = False, clock_limit: bool = True, shares: bool = True,
                 progress: Callable[[FigureRow], None] | None = None) -> list[FigureRow]:
     """Build the reference configurations of ``boards``; one row per (board, count).
 
@@ -304,7 +321,7 @@ def run_figures(boards: Iterable[str], channels: Iterable[int] = REFERENCE_CHANN
             else:
                 started = time.monotonic()
                 row = figure_for(spec.name, count, build_dir, overrides=overrides,
-                                 system=system)
+                                 system=system, shares=shares)
                 logger.info("%s %d channels: %s (%.0f s)", spec.name, count, row.status,
                             time.monotonic() - started)
                 if not row.ok and failed_at is None:
@@ -342,6 +359,9 @@ def save_figures(rows: list[FigureRow], *, command: str, toolchain: str,
     commands = dict(record.get("commands", {}))
     for board, variant in {(r.board, r.variant) for r in rows}:
         commands[f"{board} + {variant}" if variant else board] = command
+    for row in rows:
+        if row.shares and not row.shares_command:
+            row.shares_command = command
     data = {
         "reference_rate_hz": REFERENCE_RATE_HZ,
         "toolchain": toolchain,

@@ -44,6 +44,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                          help="Markdown file whose figures section is rewritten ('' : none)")
     figures.add_argument("--no-record", action="store_true",
                          help="print the table only; do not write the record or the docs")
+    figures.add_argument("--no-shares", action="store_true",
+                         help="skip each core's share (one Yosys run per build)")
+    figures.add_argument("--shares-only", action="store_true",
+                         help="build nothing: fill each core's share into the recorded rows "
+                              "of --board/--channels/--config that lack it (Yosys only)")
+    figures.add_argument("--redo-shares", action="store_true",
+                         help="with --shares-only: also rows that already have shares")
     figures.set_defaults(run=cmd_figures)
 
 
@@ -111,12 +118,16 @@ def cmd_figures(args: argparse.Namespace) -> int:
         + "".join(f" --channels {c}" for c in args.channels or []) \
         + (f" --config {args.config}" if args.config else "")
 
+    if args.shares_only:
+        return _backfill_shares(args, command + " --shares-only", overrides)
+
     def progress(row):
         print(f"{row.board} {row.channels:>5} ch: {row.status}"
               + (f" ({row.message})" if row.message and not row.ok else ""), flush=True)
 
     rows = run_figures(boards, channels, build_dir=Path(args.build_dir), overrides=overrides,
-                       keep_going=args.keep_going, progress=progress)
+                       keep_going=args.keep_going, shares=not args.no_shares,
+                       progress=progress)
     families = dict.fromkeys(get_board(name).family for name in boards)
     toolchain = "; ".join(select_toolchain(family).describe() for family in families)
     if args.no_record:
@@ -130,6 +141,24 @@ def cmd_figures(args: argparse.Namespace) -> int:
     elif args.docs:
         print(f"{args.docs} does not exist (run from the repository root); table not written")
     print(render_table(rows))
+    return ExitCode.OK
+
+
+def _backfill_shares(args: argparse.Namespace, command: str, overrides: dict | None) -> int:
+    """``--shares-only``: the recorded rows' core shares, Yosys only (no place and route)."""
+    from spikeforge.boards import board_names
+    from spikeforge.boards.core_shares import backfill
+    from spikeforge.boards.figures import FIGURES_FILE, reference_config, variant_of
+
+    filled = 0
+    for board in args.board or board_names():
+        # The variant --config makes of the board's rows ("", "detection", "codec", "full").
+        variant = variant_of(reference_config(board, 1, overrides))
+        filled += backfill(FIGURES_FILE, boards=[board], channels=args.channels,
+                           variant=variant, command=command, build_dir=Path(args.build_dir),
+                           redo=args.redo_shares,
+                           progress=lambda line: print(line, flush=True))
+    print(f"core shares of {filled} rows recorded in {FIGURES_FILE}")
     return ExitCode.OK
 
 
