@@ -9,7 +9,9 @@
   (:func:`spikeforge.sim.compression_bench.to_json`): ratio per codec per recording class,
   bits per sample (per channel where the JSON has it);
 * **boards**: ``boards/figures.json`` (``spikeforge figures``): logic, block RAM and Fmax
-  against channel count, per board and variant, and the cores each build holds;
+  against channel count, per board and variant, the cores each build holds, and each core's
+  share (LUT4s and block RAM, stacked per board at its recorded channel counts) where a row
+  records it (``shares``, :mod:`spikeforge.boards.core_shares`);
 * **link budget**: computed here by :func:`spikeforge.host.budget.budget`: which bandwidth
   mode fits which link at which channel count.
 
@@ -36,7 +38,8 @@ from .accuracy import METHOD_LABELS, SNR_BINS, git_commit
 
 __all__ = ["Table", "Figure", "Section", "ReportUnavailable", "write_report",
            "detection_section", "compression_section", "boards_section", "budget_section",
-           "DEFAULT_DETECT_JSON", "DEFAULT_COMPRESS_JSON", "BUDGET_LINKS", "BUDGET_CHANNELS"]
+           "DEFAULT_DETECT_JSON", "DEFAULT_COMPRESS_JSON", "BUDGET_LINKS", "BUDGET_CHANNELS",
+           "SHARE_COLUMNS"]
 
 #: Where ``spikeforge report`` looks for the benchmarks' JSON unless told otherwise.
 DEFAULT_DETECT_JSON = Path("build/report/detect.json")
@@ -370,7 +373,7 @@ def boards_section(path: Path) -> Section:
                    "binding", "cores", "command"], [], {"Fmax MHz": ".2f",
                                                         "required MHz": ".2f"})
     series: dict[str, list[dict[str, Any]]] = {}
-    shares = []
+    shares: list[tuple[str, dict[str, Any]]] = []
     for row in data["rows"]:
         logic = _used(row.get("utilization", {}), _LOGIC)
         bram = _used(row.get("utilization", {}), _BRAM)
@@ -388,8 +391,8 @@ def boards_section(path: Path) -> Section:
         table.rows.append(entry)
         if row["status"] == "ok":
             series.setdefault(key, []).append(entry)
-        if row.get("core_utilization"):
-            shares.append((key, row["channels"], row["core_utilization"]))
+        if row.get("shares"):
+            shares.append((key, row))
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for key, entries in series.items():
         entries.sort(key=lambda e: e["channels"])
@@ -405,30 +408,76 @@ def boards_section(path: Path) -> Section:
                                  "channel count, builds that met their targets. " + where,
                                  _png(fig)))
     if shares:
-        cores_fig, ax = plt.subplots(figsize=(8, 4))
-        labels = [f"{k} {ch}" for k, ch, _ in shares]
-        bottoms = [0.0] * len(shares)
-        names = sorted({c for _, _, u in shares for c in u})
-        share_table = Table(["build", *names], [])
-        for name in names:
-            values = [float(u.get(name, {}).get("logic", 0)) for _, _, u in shares]
-            ax.bar(labels, values, bottom=bottoms, label=name)
-            bottoms = [b + v for b, v in zip(bottoms, values)]
-        for (_, _, u), label in zip(shares, labels):
-            share_table.rows.append({"build": label, **{n: u.get(n, {}).get("logic")
-                                                        for n in names}})
-        ax.set_ylabel("logic per core")
-        ax.legend(fontsize=6)
-        section.blocks += [Figure("boards_core_shares", "Each core's share of the logic. "
-                                  + where, _png(cores_fig)), share_table]
+        section.blocks += _shares_blocks(plt, shares)
     else:
         section.blocks.append(
-            "<p>Per-core shares: not recorded in this figures file (its rows list the cores "
-            "each build holds, in the table's <em>cores</em> column, not each one's "
-            "resources; a row's <code>core_utilization</code> — core → {logic, bram, ...} — "
-            "would be plotted here).</p>")
+            "<p>Per-core shares: no row of this figures file records them (make them with "
+            "<code>spikeforge figures --board BOARD --channels N [--config FILE] "
+            "--shares-only</code>: Yosys only, docs/report.md).</p>")
     section.blocks.append(table)
     return section
+
+
+#: The share columns of a row's ``shares`` (boards/core_shares.py) and their table headings.
+SHARE_COLUMNS = {"lut4": "LUT4", "carry": "carry", "ff": "FF", "bram": "block RAM",
+                 "dsp": "DSP", "lutram": "LUT RAM"}
+#: The columns drawn as stacked bars, and their axis labels.
+_SHARE_PLOTS = (("lut4", "LUT4 per core"), ("bram", "block RAM per core"))
+
+
+def _shares_blocks(plt: Any, shares: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Stacked bars of each core's share per board and variant at its recorded channel
+    counts (one column of panels per board and variant), and the table they are drawn from."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for key, row in shares:
+        groups.setdefault(key, []).append(row)
+    cores = list(dict.fromkeys(core for _, row in shares for core in row["shares"]))
+    cores.sort(key=lambda core: (core.startswith("("), core))   # "(board)" last
+    colours = {core: plt.get_cmap("tab20")(i % 20) for i, core in enumerate(cores)}
+    table = Table(["board", "variant", "channels", "core", *SHARE_COLUMNS.values(),
+                   "command", "commit"], [])
+    fig, axes = plt.subplots(len(_SHARE_PLOTS), len(groups), squeeze=False,
+                             figsize=(max(6.0, 3.4 * len(groups)), 3.2 * len(_SHARE_PLOTS)))
+    for column, (key, rows) in enumerate(groups.items()):
+        rows = sorted(rows, key=lambda r: r["channels"])
+        for row in rows:
+            for core, counts in row["shares"].items():
+                table.rows.append({
+                    "board": row["board"], "variant": row.get("variant") or "default",
+                    "channels": row["channels"], "core": core,
+                    **{heading: counts.get(name) for name, heading in SHARE_COLUMNS.items()},
+                    "command": row.get("shares_command", ""),
+                    "commit": row.get("shares_commit", "")})
+        labels = [str(r["channels"]) for r in rows]
+        for line, (name, ylabel) in enumerate(_SHARE_PLOTS):
+            ax = axes[line][column]
+            bottoms = [0] * len(rows)
+            for core in cores:
+                values = [r["shares"].get(core, {}).get(name, 0) for r in rows]
+                if any(values):
+                    ax.bar(labels, values, bottom=bottoms, color=colours[core], label=core)
+                bottoms = [b + v for b, v in zip(bottoms, values)]
+            ax.set_title(key, fontsize=9)
+            ax.set_xlabel("channels")
+            ax.set_ylabel(ylabel)
+    handles = {core: plt.Rectangle((0, 0), 1, 1, color=colours[core]) for core in cores}
+    fig.legend(list(handles.values()), list(handles), fontsize=7, loc="center left",
+               bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    commands = list(dict.fromkeys(r.get("shares_command") or "not recorded" for _, r in shares))
+    commits = list(dict.fromkeys(r.get("shares_commit") or "not recorded" for _, r in shares))
+    where = (f"Commands: {'; '.join(f'<code>{html.escape(c)}</code>' for c in commands)}; "
+             f"commit of the synthesised sources: "
+             f"{', '.join(f'<code>{html.escape(c)}</code>' for c in commits)} (each row's in "
+             "the table).")
+    caption = ("Each core's share of the build, per board and variant at its recorded channel "
+               "counts: the board's own netlist synthesised by Yosys with the system's cores "
+               "kept as hierarchy (no place and route; boundaries not optimised across, so the "
+               "sum is a little above the placed build's). <em>(board)</em> is everything "
+               "outside the cores: pins, clocks, resets, PHY adapters. " + where)
+    return [Figure("boards_core_shares", caption, _png(fig)),
+            "<p>Per-core shares (Yosys cells; <em>carry</em>: ECP5 CCU2C = two LUT4s, iCE40 "
+            "SB_CARRY; <em>LUT RAM</em>: ECP5 TRELLIS_DPR16X4):</p>", table]
 
 
 # -- link budget ------------------------------------------------------------------------------

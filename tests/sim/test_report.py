@@ -93,6 +93,16 @@ def _figures_json(tmp_path):
              "utilization": {"ICESTORM_LC": [2000 + n, 5280], "ICESTORM_RAM": [4 + n // 16, 30]},
              "fmax_achieved_mhz": 14.0 + n / 100, "fmax_required_mhz": 12.0,
              "binding": "Fmax", "cores": ["source", "framer"]} for n in (16, 64)]
+    for row in rows:    # each core's share, as boards/core_shares.py records it
+        n = row["channels"]
+        row.update(shares={
+            "framer": {"lut4": 700 + n, "carry": 260, "ff": 370, "bram": 4 + n // 16, "dsp": 0,
+                       "lutram": 0},
+            "source": {"lut4": 280, "carry": 150, "ff": 115 + n, "bram": 1, "dsp": 1,
+                       "lutram": 0},
+            "(board)": {"lut4": 83, "carry": 25, "ff": 63, "bram": 0, "dsp": 0, "lutram": 0}},
+            shares_command="spikeforge figures --board icebreaker --shares-only",
+            shares_commit="def456")
     rows.append({"board": "icebreaker", "channels": 512, "status": "does not fit",
                  "variant": "", "utilization": {}, "binding": "ICESTORM_LC", "cores": []})
     data = {"commands": {"icebreaker": "spikeforge figures --board icebreaker"},
@@ -151,6 +161,19 @@ def test_the_reports_tables_hold_the_jsons_numbers(tmp_path):
     assert int(boards[1]["logic used"]) == 2064 and int(boards[1]["block RAM used"]) == 8
     assert float(boards[1]["Fmax MHz"]) == 14.64 and boards[2]["logic used"] == "–"
 
+    # boards: each core's share of each build that records one, every column
+    from spikeforge.sim.report import SHARE_COLUMNS
+
+    shares = _table(tables, "core", "LUT4")
+    expected_shares = [(row, core, counts) for row in figures_data["rows"]
+                       for core, counts in row.get("shares", {}).items()]
+    assert len(shares) == len(expected_shares) == 6
+    for got, (row, core, counts) in zip(shares, expected_shares):
+        assert (int(got["channels"]), got["core"]) == (row["channels"], core)
+        for name, heading in SHARE_COLUMNS.items():
+            assert int(got[heading]) == counts[name], (core, name)
+        assert got["commit"] == "def456"
+
     # link budget: the calculator's numbers
     from spikeforge.host.budget import StreamDescription, budget
 
@@ -163,12 +186,17 @@ def test_the_reports_tables_hold_the_jsons_numbers(tmp_path):
     # the figures exist as files and in the page, each naming its command and commit
     text = page.read_text()
     for name in ("detection_f1", "detection_recall_snr", "detection_latency",
-                 "compression_ratio", "compression_bits", "boards_resources", "budget_load"):
+                 "compression_ratio", "compression_bits", "boards_resources",
+                 "boards_core_shares", "budget_load"):
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"alt='{name}'" in text
     assert text.count("spikeforge bench detect --test") >= 3 and "abc123" in text
     assert "spikeforge bench compress --test" in text
     assert "spikeforge figures --board icebreaker" in text
+    caption = text[text.index("alt='boards_core_shares'"):]
+    caption = caption[:caption.index("</figcaption>")]
+    assert "spikeforge figures --board icebreaker --shares-only" in caption
+    assert "def456" in caption
 
 
 def test_missing_inputs_are_named_with_the_command_that_makes_them(tmp_path, capsys):
