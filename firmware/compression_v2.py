@@ -8,22 +8,37 @@ host decoder :func:`spikeforge.host.compression.decode_v2`; ``docs/compression.m
 explains the design and the measurements. Per sample ``v`` (int16) of channel ``c``::
 
     s = grid.code_of(v) with a value grid (an ADC's k-bit code), else v
-    d = s - h0 (h0: the channel's previous symbol); p = (sum_t w[t] * x[t] + 2**(W-1)) >> W
-    e = d - p; u = zigzag(e)
-    symbol = e + LITERALS/2                 if u < LITERALS (literals ordered by e)
+    d = s - h0 (h0: the channel's previous symbol)
+    p = (sum_t w[t] * x[t] + wl * (h0 - (dc >> DC_FRAC_BITS)) + 2**(W-1)) >> W
+        (x: the last taps differences; the level tap wl on the distance of h0 from the
+        channel's running mean dc, when level_tap)
+    e = d - p
+    context: the half-octave of the channel's running mean m of zigzag(e) (m holds 16 x the
+        mean): n = bitlen(m >> 4); level = 2n (+ the bit below m's leading one when n >= 2);
+        ctx = clamp(level - 2, 0, contexts - 1)
+    shift k = clamp(n - shift_offset, 0, SHIFT_MAX) (0 when shift_offset is 0);
+        es = e >> k (floor); u = zigzag(es)
+    symbol = es + LITERALS/2                if u < LITERALS (literals ordered by es)
            = LITERALS + bitlen(u) - 6       else, then bitlen(u) - 1 raw bits of u
-           = ESCAPE                         v off the grid: then u and v - value(s), each
-                                            as 5 raw bits of bit length + the bits below
-    frequencies: the channel's adaptive CDF; with code weights, literal u's frequency is
-        scaled by the weight of the code it stands for (s = h0 + p + e); total T
-    range-code the symbol (range / T through a table of reciprocals, no division)
-    adapt the CDF towards the symbol (shift by rate)
-    w[t] += mu * sign(e) * sign(x[t]) (saturated); x = (d, x[0..T-2]); h0 = s
+           = ESCAPE                         v off the grid: then zigzag(e) and v - value(s),
+                                            each as 5 raw bits of bit length + the bits
+                                            below the leading one
+        then (not after ESCAPE) the k low bits of e raw
+    frequencies: the CDF of context ctx, a table shared by all channels, kept in
+        CDF_STATE_BITS and coded with its top CDF_BITS; with code weights and k = 0, literal
+        es's frequency is scaled by the weight of the code it stands for (s = h0 + p + es);
+        total T. Range-code the symbol (range / T through a table of reciprocals, no
+        division); adapt the context's CDF towards the symbol (shift by rate)
+    m += ((zigzag(e) << 4) - m) >> 4
+    w[t] += mu * sign(e) * sign(x[t]), wl likewise (saturated); x = (d, x[0..T-2]);
+    dc += ((s << DC_FRAC_BITS) - dc) >> DC_RATE (dc = s << DC_FRAC_BITS at the channel's
+    first sample); h0 = s
 
-State carries across blocks; every ``sync_blocks`` blocks it is reset and the range coder
-flushed, so a decoder can join the stream there. The coded stream is cut into blocks at
-block ends (the bytes the coder has emitted by then); a block whose samples would cost more
-than raw is sent verbatim (a flag at its start, coded with probability 2**-3 for "yes").
+A verbatim block's samples move x, dc and h0 only. State carries across blocks; every
+``sync_blocks`` blocks it is reset and the range coder flushed, so a decoder can join the
+stream there. The coded stream is cut into blocks at block ends (the bytes the coder has
+emitted by then); a block whose samples would cost more than raw is sent verbatim (a flag
+at its start, coded with probability 2**-3 for "yes").
 """
 
 from dataclasses import dataclass, fields
@@ -37,7 +52,9 @@ __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TO
            "VERBATIM_FLAG_BITS", "worst_case_bits_v2", "worst_case_ratio_v2",
            "initial_cdf", "RANGE_TOP", "LITERAL_BITS", "ValueGrid", "learn_grid",
            "GRID_FRAC_BITS", "GRID_MAX_BITS", "ROUNDINGS", "WEIGHT_UNIT_BITS", "learn_code_weights",
-           "reciprocal_table", "RECIPROCAL_BITS", "LENGTH_BITS", "literal_of"]
+           "reciprocal_table", "RECIPROCAL_BITS", "LENGTH_BITS", "literal_of", "CDF_STATE_BITS",
+           "SHIFT_MAX", "DC_FRAC_BITS", "DC_RATE", "MEAN_SHIFT", "context_and_shift",
+           "state_bits_v2"]
 
 #: Zigzagged residuals below ``LITERALS = 2**LITERAL_BITS`` are their own symbol.
 LITERAL_BITS = 5
@@ -49,9 +66,19 @@ _BUCKETS = 18 - LITERAL_BITS
 ESCAPE = LITERALS + _BUCKETS
 #: Alphabet size of the range coder.
 SYMBOLS = ESCAPE + 1
-#: The CDF is kept in this many bits; every symbol has a frequency of at least 1.
+#: The CDF is coded with this many bits; every symbol has a frequency of at least 1.
 CDF_BITS = 15
 CDF_TOTAL = 1 << CDF_BITS
+#: ... and kept in this many (its top CDF_BITS are coded): a slow adaptation (rate 11)
+#: can still move small frequencies, which a 15-bit state shifted by 9 or more cannot.
+CDF_STATE_BITS = 22
+#: Widest shift of the residual (its low bits go raw).
+SHIFT_MAX = 12
+#: The level tap's running mean: DC_FRAC_BITS fraction bits, moves 2**-DC_RATE a sample.
+DC_FRAC_BITS = 8
+DC_RATE = 8
+#: The context's running mean of zigzag(e) moves 2**-MEAN_SHIFT a sample.
+MEAN_SHIFT = 4
 #: The per-block verbatim flag is coded with probability 2**-VERBATIM_FLAG_BITS for "yes"
 #: (a verbatim block costs 16 bits a sample plus these; a coded one -log2(1 - 2**-3) = 0.19
 #: bits more).
@@ -80,9 +107,15 @@ class CodecV2Config:
     block_sweeps: sweeps per block (a frame's payload; the coder's delay).
     sync_blocks: state reset and coder flush every this many blocks (0: only at the start).
     taps: LMS taps on first differences; weight_bits: the weights' fractional bits;
-    mu: the sign-sign step (integer, added to a weight); rate_max: slowest CDF adaptation
-    (the CDF moves 2**-rate of the way to the symbol; rate grows from 4 to rate_max as a
-    channel's symbols are counted).
+    mu: the sign-sign step (integer, added to a weight); level_tap: one more LMS tap on
+    the previous value's distance from the channel's running mean (lets the predictor
+    leave the unit-sum constraint of a difference predictor: near-white noise is
+    predicted towards its mean). rate_max: slowest CDF adaptation (a CDF moves 2**-rate
+    of the way to the symbol; rate grows from 4 to rate_max as its symbols are counted).
+    contexts: CDF tables, shared by all channels, chosen by the half-octave of the
+    channel's running mean residual; shift_offset: residuals are shifted right by
+    (bitlen(mean) - shift_offset), their low bits sent raw, so the literals cover the
+    core of any scale (0: no shift).
     grid: code samples through a :class:`ValueGrid` (learned from the live stream's first
     samples by :func:`learn_grid`, loaded before lossless starts); grid_bits: the widest
     grid the build holds. code_weights: scale literal frequencies by a device-wide table of
@@ -95,21 +128,25 @@ class CodecV2Config:
     taps: int = 8
     weight_bits: int = 10
     mu: int = 1
-    rate_max: int = 8
+    level_tap: bool = True
+    rate_max: int = 11
+    contexts: int = 12
+    shift_offset: int = 4
     grid: bool = False
     grid_bits: int = 10
     code_weights: bool = False
 
     def __post_init__(self) -> None:
         ranges = {"block_sweeps": (1, 4096), "sync_blocks": (0, 1 << 20), "taps": (0, 32),
-                  "weight_bits": (4, 14), "mu": (1, 64), "rate_max": (4, 10),
+                  "weight_bits": (4, 14), "mu": (1, 64), "rate_max": (4, 12),
+                  "contexts": (1, 16), "shift_offset": (0, 18),
                   "grid_bits": (1, GRID_MAX_BITS)}
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"codec v2 {name} must be an integer {low}..{high}, not "
                                   f"{value!r}")
-        for name in ("enabled", "grid", "code_weights"):
+        for name in ("enabled", "grid", "code_weights", "level_tap"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"codec v2 {name} must be True or False")
         if self.code_weights and not self.grid:
@@ -307,7 +344,8 @@ def initial_cdf() -> list[int]:
     """The CDF every channel starts from (a design constant, not learned from data):
     cumulative frequencies ``c[0..SYMBOLS]``, ``c[0] = 0``, ``c[SYMBOLS] = CDF_TOTAL -
     SYMBOLS``; symbol ``i`` has frequency ``c[i+1] - c[i] + 1``. A geometric prior over
-    the literals (0.93 per step of zigzag(e)), halving per bucket, escape rare."""
+    the literals (0.93 per step of zigzag(e)), halving per bucket, escape rare. The
+    kept state is this shifted left by CDF_STATE_BITS - CDF_BITS."""
     weights = []
     for i in range(LITERALS):
         e = i - LITERALS // 2
@@ -322,6 +360,29 @@ def initial_cdf() -> list[int]:
         out.append(round(acc / total * span))
     out[-1] = span
     return out
+
+
+def context_and_shift(mean: int, contexts: int, shift_offset: int) -> tuple[int, int]:
+    """The CDF table and the residual shift for a channel whose running mean of zigzag(e)
+    is ``mean`` (16 x the mean): half-octave level of the mean, less 2, clamped to the
+    tables; shift bitlen(mean >> 4) - shift_offset, clamped to 0..SHIFT_MAX."""
+    n = (mean >> 4).bit_length()
+    level = 2 * n + ((mean >> (n + 2)) & 1 if n >= 2 else 0)
+    ctx = min(max(level - 2, 0), contexts - 1)
+    k = min(max(n - shift_offset, 0), SHIFT_MAX) if shift_offset else 0
+    return ctx, k
+
+
+def state_bits_v2(config: CodecV2Config) -> tuple[int, int]:
+    """(bits a channel keeps, bits the device keeps once): per channel the LMS weights
+    (16 bits) and history (17), the level tap's weight (16) and mean (16 + DC_FRAC_BITS),
+    the previous code (17), the residual mean (22); device-wide the context tables
+    (SYMBOLS - 1 entries of CDF_STATE_BITS each, plus a 8-bit count each)."""
+    per_channel = config.taps * (16 + 17) + 17 + 22
+    if config.level_tap:
+        per_channel += 16 + 16 + DC_FRAC_BITS + 1
+    device = config.contexts * ((SYMBOLS - 1) * CDF_STATE_BITS + 8)
+    return per_channel, device
 
 
 def worst_case_bits_v2(channels: int, block_sweeps: int) -> int:

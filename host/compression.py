@@ -324,11 +324,12 @@ def decode_v2(blocks: list[bytes], channels: int, config: CodecV2Config,
     base, reciprocal, shift = ((grid.base, *grid.reciprocal) if config.grid and grid
                                else (0, 0, 1))
     out = np.empty((total, channels), dtype=np.int16)
+    cdf0 = np.array(v2.initial_cdf(), np.int64) << _V2_DROP
     status = _decode_v2_kernel(stream, ends, out, config.block_sweeps, config.sync_blocks,
                                config.taps, config.weight_bits, config.mu, config.rate_max,
                                config.grid, config.code_weights, table, base, reciprocal,
-                               shift, padded,
-                               np.array(v2.initial_cdf(), np.int64), v2.reciprocal_table())
+                               shift, padded, cdf0, v2.reciprocal_table(), config.level_tap,
+                               config.contexts, config.shift_offset)
     if status >= 0:
         raise CompressedBlockError(
             f"v2 stream does not decode at block {status}: not coded with this "
@@ -362,6 +363,11 @@ _V2_LIT_BITS = v2.LITERAL_BITS
 _V2_LENGTH_BITS = v2.LENGTH_BITS
 _V2_UNIT_BITS = v2.WEIGHT_UNIT_BITS
 _V2_RECIP_BITS = v2.RECIPROCAL_BITS
+_V2_DROP = v2.CDF_STATE_BITS - v2.CDF_BITS
+_V2_SHIFT_MAX = v2.SHIFT_MAX
+_V2_DC_FRAC = v2.DC_FRAC_BITS
+_V2_DC_RATE = v2.DC_RATE
+_V2_MEAN_SHIFT = v2.MEAN_SHIFT
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -399,15 +405,16 @@ def _v2_refill(stream, pos, code, rng):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count):
-    """A sync point: every channel's state back to its start, the range decoder restarted
-    on the next 4 bytes. Returns (pos, code, rng)."""
+def _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count, level):
+    """A sync point: every table and channel back to its start, the range decoder
+    restarted on the next 4 bytes. Returns (pos, code, rng)."""
     for c in range(cdf.shape[0]):
         cdf[c, :] = cdf0
     weights[:, :] = 0
     hist[:, :] = 0
     prev[:] = 0
     count[:] = 0
+    level[:, :] = 0
     size = stream.shape[0]
     code = np.int64(0)
     for _ in range(4):
@@ -448,9 +455,10 @@ def _v2_verbatim(stream, pos, code, rng, use_grid, base, reciprocal, shift, code
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _v2_predict(weights, hist, c, taps, half, weight_bits):
-    """Channel c's sign-sign LMS prediction of the next difference."""
-    acc = 0
+def _v2_predict(weights, hist, c, taps, half, weight_bits, level_weight, xl):
+    """Channel c's sign-sign LMS prediction of the next difference (xl: the level tap's
+    input, 0 without one)."""
+    acc = level_weight * xl
     for t in range(taps):
         acc += weights[c, t] * hist[c, t]
     p = (acc + half) >> weight_bits
@@ -465,12 +473,13 @@ def _v2_weighted_cum(crow, cum, padded, lo_code):
     lit = _V2_LITERALS
     total = 0
     for j in range(lit):
-        f = ((crow[j + 1] - crow[j] + 1) * padded[lo_code + j]) >> _V2_UNIT_BITS
+        f = (((crow[j + 1] >> _V2_DROP) - (crow[j] >> _V2_DROP) + 1)
+             * padded[lo_code + j]) >> _V2_UNIT_BITS
         cum[j] = total
         total += f if f > 0 else 1
     for j in range(lit, nsym):
         cum[j] = total
-        total += crow[j + 1] - crow[j] + 1
+        total += (crow[j + 1] >> _V2_DROP) - (crow[j] >> _V2_DROP) + 1
     cum[nsym] = total
     return total
 
@@ -513,17 +522,18 @@ def _v2_search_cum(cum, target):
 def _v2_search_plain(crow, target):
     """The symbol whose interval of the channel's CDF (total 2**15) holds ``target``:
     (symbol, low, frequency)."""
-    # cumulative of symbol j is crow[j] + j
+    # cumulative of symbol j is (crow[j] >> DROP) + j
     lo_i = 0
     hi_i = _V2_SYMBOLS
     while hi_i - lo_i > 1:
         mid = (lo_i + hi_i) >> 1
-        if crow[mid] + mid <= target:
+        if (crow[mid] >> _V2_DROP) + mid <= target:
             lo_i = mid
         else:
             hi_i = mid
     sym = lo_i
-    return sym, crow[sym] + sym, crow[sym + 1] - crow[sym] + 1
+    lo = (crow[sym] >> _V2_DROP) + sym
+    return sym, lo, (crow[sym + 1] >> _V2_DROP) + sym + 1 - lo
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -548,23 +558,42 @@ def _v2_adapt_weights(weights, hist, c, e, taps, mu, w_lim):
         weights[c, t] = min(max(w, -w_lim), w_lim)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_context_and_shift(mean, contexts, shift_offset):
+    """firmware.compression_v2.context_and_shift, compiled."""
+    n = 0
+    q = mean >> 4
+    while q > 0:
+        q >>= 1
+        n += 1
+    level = 2 * n
+    if n >= 2:
+        level += (mean >> (n + 2)) & 1
+    ctx = min(max(level - 2, 0), contexts - 1)
+    k = 0
+    if shift_offset > 0:
+        k = min(max(n - shift_offset, 0), _V2_SHIFT_MAX)
+    return ctx, k
+
+
 @numba.njit(cache=True, nogil=True)
 def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight_bits, mu,
                       rate_max, use_grid, use_weights, table, base, reciprocal, shift, padded,
-                      cdf0, recip):
+                      cdf0, recip, level_tap, contexts, shift_offset):
     """Decodes every block into ``out``; returns -1, or the first block that does not
     decode. Stages: sync points, the verbatim flag, then per sample either the raw value or
-    prediction, symbol, value and adaptation."""
+    prediction, context, symbol, value and adaptation."""
     sweeps, channels = out.shape
     code_max = table.shape[0] - 1
     ntaps = max(taps, 1)
     nsym = _V2_SYMBOLS
     lit = _V2_LITERALS
-    cdf = np.zeros((channels, nsym + 1), np.int64)
+    cdf = np.zeros((contexts, nsym + 1), np.int64)      # shared by every channel
+    count = np.zeros(contexts, np.int64)
     weights = np.zeros((channels, ntaps), np.int64)
     hist = np.zeros((channels, ntaps), np.int64)
     prev = np.zeros(channels, np.int64)
-    count = np.zeros(channels, np.int64)
+    level = np.zeros((channels, 4), np.int64)   # residual mean, level weight, dc, started
     cum = np.zeros(nsym + 1, np.int64)
     count_max = 16 * (rate_max - 4)
     w_lim = (1 << 15) - 1
@@ -579,7 +608,8 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
         if b == 0 or (sync_blocks > 0 and b % sync_blocks == 0):
             if b > 0 and pos != ends[b - 1]:
                 return b - 1
-            pos, code, rng = _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count)
+            pos, code, rng = _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count,
+                                      level)
         pos, code, rng, flag = _v2_flag(stream, pos, code, rng)
         for n in range(first, last):
             for c in range(channels):
@@ -591,9 +621,11 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                     out[n, c] = v
                     d = s - prev[c]
                 else:
-                    crow = cdf[c]
-                    p = _v2_predict(weights, hist, c, taps, half, weight_bits)
-                    if use_weights:
+                    xl = prev[c] - (level[c, 2] >> _V2_DC_FRAC) if level_tap else 0
+                    p = _v2_predict(weights, hist, c, taps, half, weight_bits, level[c, 1], xl)
+                    ctx, k = _v2_context_and_shift(level[c, 0], contexts, shift_offset)
+                    crow = cdf[ctx]
+                    if use_weights and k == 0:
                         # cumulative frequencies (literals weighted by their codes)
                         lo_code = prev[c] + p - lit // 2
                         lo_code = min(max(lo_code, -lit), code_max + 1) + lit
@@ -633,14 +665,20 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                         v = table[s] + ((zo >> 1) ^ -(zo & 1))
                     else:
                         if sym < lit:
-                            e = sym - lit // 2
+                            es = np.int64(sym - lit // 2)
                         else:
                             nb = sym - lit + _V2_LIT_BITS + 1
                             pos, code, rng, x = _v2_raw(stream, pos, code, rng, nb - 1)
                             if x < 0:
                                 return b
                             u = (np.int64(1) << (nb - 1)) + x
-                            e = (u >> 1) ^ -(u & 1)
+                            es = (u >> 1) ^ -(u & 1)
+                        e = es
+                        if k > 0:
+                            pos, code, rng, x = _v2_raw(stream, pos, code, rng, k)
+                            if x < 0:
+                                return b
+                            e = (es << k) + x
                         d = p + e
                         s = prev[c] + d
                         if use_grid:
@@ -652,15 +690,27 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                     if v < -32768 or v > 32767:
                         return b
                     out[n, c] = v
-                    # adapt: the CDF (faster while the channel is young), the LMS weights
-                    _v2_adapt_cdf(crow, sym, 4 + (count[c] >> 4))
-                    if count[c] < count_max:
-                        count[c] += 1
+                    # adapt: the context's CDF (faster while it is young), the residual
+                    # mean, the LMS weights
+                    _v2_adapt_cdf(crow, sym, 4 + (count[ctx] >> 4))
+                    if count[ctx] < count_max:
+                        count[ctx] += 1
+                    ue = 2 * e if e >= 0 else -2 * e - 1
+                    level[c, 0] += ((ue << 4) - level[c, 0]) >> _V2_MEAN_SHIFT
                     _v2_adapt_weights(weights, hist, c, e, taps, mu, w_lim)
+                    if level_tap:
+                        sg = 1 if e > 0 else (-1 if e < 0 else 0)
+                        sx = 1 if xl > 0 else (-1 if xl < 0 else 0)
+                        level[c, 1] = min(max(level[c, 1] + mu * sg * sx, -w_lim), w_lim)
                 for t in range(taps - 1, 0, -1):
                     hist[c, t] = hist[c, t - 1]
                 if taps > 0:
                     hist[c, 0] = d
+                if level[c, 3] == 0:
+                    level[c, 2] = s << _V2_DC_FRAC
+                    level[c, 3] = 1
+                else:
+                    level[c, 2] += ((s << _V2_DC_FRAC) - level[c, 2]) >> _V2_DC_RATE
                 prev[c] = s
     if pos != ends[blocks - 1]:
         return blocks - 1

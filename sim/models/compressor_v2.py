@@ -14,12 +14,18 @@ import numba
 import numpy as np
 
 from spikeforge.firmware.compression_v2 import (
+    CDF_BITS,
+    CDF_STATE_BITS,
+    DC_FRAC_BITS,
+    DC_RATE,
     ESCAPE,
     LENGTH_BITS,
     LITERAL_BITS,
     LITERALS,
+    MEAN_SHIFT,
     RANGE_TOP,
     RECIPROCAL_BITS,
+    SHIFT_MAX,
     SYMBOLS,
     VERBATIM_FLAG_BITS,
     WEIGHT_UNIT_BITS,
@@ -93,11 +99,12 @@ def encode_v2_stream(samples: np.ndarray, config: CodecV2Config,
     out = np.zeros(capacity, np.uint8)
     ends = np.zeros(blocks, np.int64)
     verbatim = np.zeros(blocks, np.bool_)
+    cdf0 = np.array(initial_cdf(), np.int64) << (CDF_STATE_BITS - CDF_BITS)
     length = _encode_kernel(samples, config.block_sweeps, config.sync_blocks, config.taps,
                             config.weight_bits, config.mu, config.rate_max, config.grid,
                             config.code_weights, table, base, reciprocal, shift, padded,
-                            np.array(initial_cdf(), np.int64), reciprocal_table(), out, ends,
-                            verbatim)
+                            cdf0, reciprocal_table(), out, ends, verbatim,
+                            config.level_tap, config.contexts, config.shift_offset)
     return out[:length], ends, verbatim
 
 
@@ -180,6 +187,23 @@ def _range_per_unit(rng, total, recip):
     return ((rng >> 8) * recip[q]) >> (25 + sh)
 
 
+_DROP = CDF_STATE_BITS - CDF_BITS
+
+
+@numba.njit(cache=True, inline="always")
+def _context_and_shift(mean, contexts, shift_offset):
+    """firmware.compression_v2.context_and_shift, compiled."""
+    n = _bit_length(mean >> 4)
+    level = 2 * n
+    if n >= 2:
+        level += (mean >> (n + 2)) & 1
+    ctx = min(max(level - 2, 0), contexts - 1)
+    k = 0
+    if shift_offset > 0:
+        k = min(max(n - shift_offset, 0), SHIFT_MAX)
+    return ctx, k
+
+
 @numba.njit(cache=True, inline="always")
 def _frequencies(cdf_row, freq, use_weights, padded, c0, code_max):
     """Each symbol's frequency (``freq``), literals scaled by the weight of the code they
@@ -191,7 +215,7 @@ def _frequencies(cdf_row, freq, use_weights, padded, c0, code_max):
     if lo_code > code_max + 1:
         lo_code = code_max + 1
     for j in range(SYMBOLS):
-        f = cdf_row[j + 1] - cdf_row[j] + 1
+        f = (cdf_row[j + 1] >> _DROP) - (cdf_row[j] >> _DROP) + 1
         if use_weights and j < LITERALS:
             f = (f * padded[lo_code + j + LITERALS]) >> WEIGHT_UNIT_BITS
             if f < 1:
@@ -202,27 +226,30 @@ def _frequencies(cdf_row, freq, use_weights, padded, c0, code_max):
 
 
 @numba.njit(cache=True)
-def _reset(cdf, cdf0, weights, hist, prev, count):
+def _reset(cdf, cdf0, weights, hist, prev, count, level):
     for c in range(cdf.shape[0]):
         cdf[c, :] = cdf0
     weights[:] = 0
     hist[:] = 0
     prev[:] = 0
     count[:] = 0
+    level[:] = 0    # per channel: residual mean, level weight, dc, started
 
 
 @numba.njit(cache=True)
 def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, rate_max,
                    use_grid, use_weights, table, base, reciprocal, shift, padded, cdf0, recip,
-                   out, ends, verbatim):
+                   out, ends, verbatim, level_tap, contexts, shift_offset):
     sweeps, channels = samples.shape
     code_max = table.shape[0] - 1
     ntaps = max(taps, 1)
-    cdf = np.zeros((channels, SYMBOLS + 1), np.int64)
+    cdf = np.zeros((contexts, SYMBOLS + 1), np.int64)     # shared by every channel
+    count = np.zeros(contexts, np.int64)
     weights = np.zeros((channels, ntaps), np.int64)
     hist = np.zeros((channels, ntaps), np.int64)
     prev = np.zeros(channels, np.int64)
-    count = np.zeros(channels, np.int64)
+    # per channel: [residual mean, level weight, dc, started]
+    level = np.zeros((channels, 4), np.int64)
     freq = np.zeros(SYMBOLS, np.int64)
     rc = np.zeros(6, np.int64)
     count_max = 16 * (rate_max - 4)
@@ -239,7 +266,7 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
             if b > 0:
                 _flush(rc, out)
                 ends[b - 1] = rc[4]
-            _reset(cdf, cdf0, weights, hist, prev, count)
+            _reset(cdf, cdf0, weights, hist, prev, count, level)
             rc[0] = 0
             rc[1] = 0xFFFFFFFF
             rc[2] = 0
@@ -252,6 +279,7 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
         snap_h = hist.copy()
         snap_prev = prev.copy()
         snap_count = count.copy()
+        snap_level = level.copy()
         for attempt in range(2):
             start_cost = rc[4] + rc[3]
             flag_r = rc[1] >> VERBATIM_FLAG_BITS
@@ -272,25 +300,31 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
                     else:
                         s = v
                     d = s - prev[c]
-                    acc = 0
-                    for t in range(taps):
-                        acc += weights[c, t] * hist[c, t]
-                    p = (acc + half) >> weight_bits
-                    p = min(max(p, -65536), 65535)
-                    e = d - p
                     if attempt == 1:
                         _encode_raw(rc, out, v & 0xFFFF, 16)
                     else:
-                        u = 2 * e if e >= 0 else -2 * e - 1
+                        acc = 0
+                        for t in range(taps):
+                            acc += weights[c, t] * hist[c, t]
+                        xl = prev[c] - (level[c, 2] >> DC_FRAC_BITS)
+                        if level_tap:
+                            acc += level[c, 1] * xl
+                        p = (acc + half) >> weight_bits
+                        p = min(max(p, -65536), 65535)
+                        e = d - p
+                        ctx, k = _context_and_shift(level[c, 0], contexts, shift_offset)
+                        es = e >> k
+                        u = 2 * es if es >= 0 else -2 * es - 1
                         nb = 0
                         if escape:
                             sym = ESCAPE
                         elif u < LITERALS:
-                            sym = e + LITERALS // 2
+                            sym = es + LITERALS // 2
                         else:
                             nb = _bit_length(u)
                             sym = LITERALS + nb - LITERAL_BITS - 1
-                        total = _frequencies(cdf[c], freq, use_weights, padded,
+                        crow = cdf[ctx]
+                        total = _frequencies(crow, freq, use_weights and k == 0, padded,
                                              prev[c] + p, code_max)
                         lo = 0
                         for j in range(sym):
@@ -299,22 +333,27 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
                         rc[0] += r * lo
                         rc[1] = r * freq[sym]
                         _normalise(rc, out)
+                        ue = 2 * e if e >= 0 else -2 * e - 1
                         if escape:
-                            _encode_length_coded(rc, out, u)
+                            _encode_length_coded(rc, out, ue)
                             off = v - table[s]
                             _encode_length_coded(rc, out, 2 * off if off >= 0 else -2 * off - 1)
-                        elif sym >= LITERALS:
-                            _encode_raw(rc, out, u - (1 << (nb - 1)), nb - 1)
-                        # adapt the CDF towards sym
-                        rate = 4 + (count[c] >> 4)
-                        span = cdf[c, SYMBOLS]
+                        else:
+                            if sym >= LITERALS:
+                                _encode_raw(rc, out, u - (1 << (nb - 1)), nb - 1)
+                            if k > 0:
+                                _encode_raw(rc, out, e - (es << k), k)
+                        # adapt the context's CDF towards sym
+                        rate = 4 + (count[ctx] >> 4)
+                        span = crow[SYMBOLS]
                         for j in range(1, SYMBOLS):
                             if j > sym:
-                                cdf[c, j] += (span - cdf[c, j]) >> rate
+                                crow[j] += (span - crow[j]) >> rate
                             else:
-                                cdf[c, j] -= cdf[c, j] >> rate
-                        if count[c] < count_max:
-                            count[c] += 1
+                                crow[j] -= crow[j] >> rate
+                        if count[ctx] < count_max:
+                            count[ctx] += 1
+                        level[c, 0] += ((ue << 4) - level[c, 0]) >> MEAN_SHIFT
                         # sign-sign LMS
                         sg = 1 if e > 0 else (-1 if e < 0 else 0)
                         for t in range(taps):
@@ -322,10 +361,19 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
                             sx = 1 if x > 0 else (-1 if x < 0 else 0)
                             w = weights[c, t] + mu * sg * sx
                             weights[c, t] = min(max(w, -w_lim), w_lim)
+                        if level_tap:
+                            sx = 1 if xl > 0 else (-1 if xl < 0 else 0)
+                            w = level[c, 1] + mu * sg * sx
+                            level[c, 1] = min(max(w, -w_lim), w_lim)
                     for t in range(taps - 1, 0, -1):
                         hist[c, t] = hist[c, t - 1]
                     if taps > 0:
                         hist[c, 0] = d
+                    if level[c, 3] == 0:
+                        level[c, 2] = s << DC_FRAC_BITS
+                        level[c, 3] = 1
+                    else:
+                        level[c, 2] += ((s << DC_FRAC_BITS) - level[c, 2]) >> DC_RATE
                     prev[c] = s
             cost = rc[4] + rc[3] - start_cost
             if attempt == 1 or cost <= 2 * channels * (last - first):
@@ -338,6 +386,7 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
             hist[:, :] = snap_h
             prev[:] = snap_prev
             count[:] = snap_count
+            level[:, :] = snap_level
         ends[b] = rc[4]
     _flush(rc, out)
     if blocks:
