@@ -109,6 +109,13 @@ class CommandDecoder(wiring.Component):
     auth_refused, replays_refused, auth_counter : out (keyed builds only)
         AUTH_REQUIRED and AUTH_FAILED refusals (16 bits, wraps); REPLAYED refusals (16);
         the counter of the last authenticated command carried out (32; 0 after reset).
+    verified : out (keyed builds only)
+        The decoder's verdict for whoever acts on a command's sender: high for one cycle
+        (the cycle after ``commands_executed`` changes, while the command is on the bus)
+        when the command carried out was authenticated — its tag and its counter checked.
+        Never for a plain read, a refusal or a retry answered from the stored reply. The
+        Ethernet link learns its host only on this strobe in keyed builds
+        (:class:`~spikeforge.hdl.ethernet.link.EthernetLink`).
     """
 
     REPLY_FIFO_BYTES = 256
@@ -128,6 +135,7 @@ class CommandDecoder(wiring.Component):
         if self._key is not None:
             for name in AUTH_COUNTERS:
                 members[name.lower()] = Out(register(name).width(config))
+            members["verified"] = Out(1)
         super().__init__(members)
 
     # Where each field sits in the body (after the sync bytes).
@@ -474,7 +482,8 @@ class _Authentication:
         self.byte = byte
         self.take = take
         self.is_write = is_write
-
+        # A strobe: low unless ``accept`` (below, in ``CHECK``) raises it for one cycle.
+        m.d.sync += decoder.verified.eq(0)
 
         op_byte = Cat(is_write, Const(0, 7))
         message_bytes = MAC_MESSAGE.size
@@ -546,4 +555,5 @@ class _Authentication:
 
     def accept(self) -> None:
         with self.m.If(self.frame):
-            self.m.d.sync += self.decoder.auth_counter.eq(self.counter)
+            self.m.d.sync += [self.decoder.auth_counter.eq(self.counter),
+                              self.decoder.verified.eq(1)]

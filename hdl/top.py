@@ -226,16 +226,22 @@ class AcquisitionSystem(wiring.Component):
         """The Ethernet link with the command decoder (always: the control path is how the
         host is learned); returns the bus the bank sees (decoder and ``registers`` port)."""
         config = self.config
-        m.submodules.ethernet = link = EthernetLink(config.ethernet)
+        keyed = config.control_key is not None
+        m.submodules.ethernet = link = EthernetLink(config.ethernet, keyed=keyed)
         m.submodules.control = control = CommandDecoder(config)
         wiring.connect(m, self._frames, link.data)
         wiring.connect(m, control.o, link.reply)
         wiring.connect(m, link.command, control.i)
-        # The decoder carries a command out in the cycle after its counter changes.
-        executed = Signal.like(control.commands_executed, name="commands_executed_seen")
-        m.d.sync += executed.eq(control.commands_executed)
+        if keyed:
+            # Only a command whose tag and counter checked names the host: anyone on the
+            # segment can send a plain read, or a forged or replayed command.
+            m.d.comb += link.accept.eq(control.verified)
+        else:
+            # The decoder carries a command out in the cycle after its counter changes.
+            executed = Signal.like(control.commands_executed, name="commands_executed_seen")
+            m.d.sync += executed.eq(control.commands_executed)
+            m.d.comb += link.accept.eq(executed != control.commands_executed)
         m.d.comb += [
-            link.accept.eq(executed != control.commands_executed),
             link.local_mac.eq(Cat(bank.eth_mac_lo, bank.eth_mac_hi[:16])),
             link.local_ip.eq(bank.eth_ip),
             bank.eth_host_ip.eq(link.host_ip),

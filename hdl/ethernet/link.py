@@ -5,13 +5,14 @@ framer when ``config.link == "ethernet"`` (docs/architecture.md, "Ethernet link 
 system"). It spans three clock domains and owns every crossing between them.
 """
 
-from amaranth.hdl import Cat, Const, DomainRenamer, Module, Signal
+from amaranth.hdl import Cat, Const, DomainRenamer, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.ethernet import EthernetConfig
 from spikeforge.firmware.registers import ETHERNET_COUNTERS
+from spikeforge.firmware.wire import REPLY_FRAME_BYTES
 
 from .crossing import StreamCrossing
 from .frame_fifo import FrameFifo
@@ -108,6 +109,17 @@ class EthernetLink(wiring.Component):
     addresses (``local_mac``, ``local_ip``, from registers) reach ``link`` through one
     :class:`Snapshot` (all fields from one ``sync`` cycle).
 
+    Keyed builds (``keyed=True``, authenticated control): ``accept`` is the decoder's
+    ``verified`` strobe, so the host is the sender of the first command whose tag *and*
+    counter checked — a plain read, a forged, tampered or replayed command never makes its
+    sender the data's destination. Replies that reach ``reply`` while no host is learned
+    (answers to plain reads and refusals) are discarded whole in ``sync`` instead of held:
+    held, a dozen plain reads after a reset would fill the decoder's reply buffer and it
+    would drop every later command, the host's signed one too. The reply to the verified
+    command itself is never discarded: the host is latched (at ``accept``) cycles before
+    the decoder writes that reply. Without ``keyed`` no reply can exist before the host
+    (every command carried out is an ``accept``), and nothing of this is built.
+
     Counters (:data:`COUNTER_PORTS`, ``sync``): counted in ``link`` (datagrams sent and
     dropped, ARP and ping answered, frames dropped by the filter) and ``eth_rx`` (FCS
     errors, receive overflows), each domain's set copied into ``sync`` by a
@@ -118,7 +130,8 @@ class EthernetLink(wiring.Component):
     data : stream of bytes in (``sync``), the framer's whole wire frames
     reply : stream of bytes in (``sync``), the command decoder's REPLY frames
     command : stream of bytes out (``sync``), command datagrams' payloads, to the decoder
-    accept : in (``sync``), high for a cycle when the decoder carries a command out
+    accept : in (``sync``), high for a cycle when the decoder carries a command out (keyed
+        builds: an authenticated one, the decoder's ``verified``)
     local_mac, local_ip : in (``sync``), the board's addresses (reset: ``ethernet``)
     host_ip, host_valid : out (``sync``), the learned host
     <counter> : out (``sync``), one per :data:`COUNTER_PORTS`
@@ -127,8 +140,10 @@ class EthernetLink(wiring.Component):
     """
 
     def __init__(self, ethernet: EthernetConfig | None = None, *, data_fifo_bytes: int = 64,
-                 tx_fifo_bytes: int = 4096, rx_buffer_bytes: int = 4096):
+                 tx_fifo_bytes: int = 4096, rx_buffer_bytes: int = 4096,
+                 keyed: bool = False):
         self._ethernet = EthernetConfig() if ethernet is None else ethernet
+        self._keyed = keyed
         self._data_fifo_bytes = data_fifo_bytes
         self._tx_fifo_bytes = tx_fifo_bytes
         self._rx_buffer_bytes = rx_buffer_bytes
@@ -213,9 +228,9 @@ class EthernetLink(wiring.Component):
             data_cdc.i.payload.eq(self.data.payload),
             data_cdc.i.valid.eq(self.data.valid),
             self.data.ready.eq(data_cdc.i.ready),
-            reply_cdc.i.payload.eq(self.reply.payload),
-            reply_cdc.i.valid.eq(self.reply.valid),
-            self.reply.ready.eq(reply_cdc.i.ready),
+        ]
+        self._reply_gate(m, reply_cdc, host)
+        m.d.comb += [
             # Replies wait for the host (they only follow its command).
             reply_udp.i.payload.eq(reply_in.o.payload),
             reply_udp.i.valid.eq(reply_in.o.valid & host_valid),
@@ -280,6 +295,27 @@ class EthernetLink(wiring.Component):
                 offset += len(value)
         m.d.comb += [self.host_ip.eq(host.host_ip), self.host_valid.eq(host.host_valid)]
         return m
+
+    def _reply_gate(self, m: Module, reply_cdc: StreamCrossing, host: LearnedHost) -> None:
+        """``sync``: ``reply`` into its crossing; keyed builds discard whole replies that
+        start while no host is learned (see the class docstring)."""
+        m.d.comb += reply_cdc.i.payload.eq(self.reply.payload)
+        if not self._keyed:
+            m.d.comb += [reply_cdc.i.valid.eq(self.reply.valid),
+                         self.reply.ready.eq(reply_cdc.i.ready)]
+            return
+        position = Signal(range(REPLY_FRAME_BYTES), name="reply_position")
+        discarding = Signal(name="reply_discarding")      # the reply under way is discarded
+        drop = Signal()
+        m.d.comb += [
+            drop.eq(Mux(position == 0, ~host.host_valid, discarding)),
+            reply_cdc.i.valid.eq(self.reply.valid & ~drop),
+            self.reply.ready.eq(reply_cdc.i.ready | drop),
+        ]
+        with m.If(self.reply.valid & self.reply.ready):
+            m.d.sync += position.eq(Mux(position == REPLY_FRAME_BYTES - 1, 0, position + 1))
+            with m.If(position == 0):
+                m.d.sync += discarding.eq(~host.host_valid)
 
     def _command_crossing(self, m: Module, dispatcher: FrameDispatcher,
                           command_cdc: StreamCrossing) -> None:

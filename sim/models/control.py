@@ -60,6 +60,10 @@ class CommandDecoderModel:
         self._last: tuple[int, tuple, bytes] | None = None
         #: Register writes carried out, in order: (address, value).
         self.writes: list[tuple[int, int]] = []
+        #: Commands carried out, in order: whether each was authenticated (its tag and
+        #: counter checked; the decoder's ``verified`` strobe). Retries answered from the
+        #: stored reply and refusals are not carried out.
+        self.carried_out: list[bool] = []
         #: codebook builds: the coder's value table as CODEBOOK_ENTRY writes fill it
         #: (uint16 entries); None without a codebook.
         codec = config.codec
@@ -134,6 +138,7 @@ class CommandDecoderModel:
             if authenticated:
                 self.counters["AUTH_COUNTER"] = counter
         self.counters["COMMANDS_EXECUTED"] += 1
+        self.carried_out.append(authenticated)
         reg = self._present.get(address)
         if reg is None:
             status, result = ReplyStatus.UNKNOWN_REGISTER, 0
