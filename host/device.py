@@ -197,7 +197,8 @@ class Device:
         if url.startswith("udp://"):
             from .udp import UdpTransport
 
-            device = cls(UdpTransport.open(url, timeout_s=timeout_s), url)  # type: ignore[arg-type]
+            transport = UdpTransport.open(url, timeout_s=timeout_s, key=key)
+            device = cls(transport, url)  # type: ignore[arg-type]
             device.key = key
             return device
         try:

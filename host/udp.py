@@ -22,7 +22,11 @@ What the socket does (and why):
   counted in :attr:`UdpLinkStats.foreign_datagrams` and dropped.
 * Opening sends one harmless command (read ``IDENTITY``) so the board learns the host and
   starts sending; no answer within ``reply_timeout_s`` (three tries) is a one-line
-  :class:`DeviceSilent`, an ICMP port unreachable a one-line :class:`DeviceNotFound`.
+  :class:`DeviceSilent`, an ICMP port unreachable a one-line :class:`DeviceNotFound`. A
+  board built with a control key learns its host only from a command whose tag and
+  counter check (docs/wire-format.md, "Over UDP"): given the device's key
+  (``Device.open(url, key=...)``, ``--key NAME``) that read is signed, with a fresh
+  counter; without it such a board answers nothing, and the message says to give the key.
 * ``SO_RCVBUF`` asked as large as :data:`RECEIVE_BUFFER_BYTES` (64 MiB); the OS caps it
   (Linux: ``net.core.rmem_max``, which a process with ``CAP_NET_ADMIN`` passes with
   ``SO_RCVBUFFORCE``, tried first). What was granted is in
@@ -56,11 +60,13 @@ import urllib.parse
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from spikeforge.firmware.control_protocol import encode_authenticated_command
 from spikeforge.firmware.ethernet import CONTROL_PORT, DATA_PORT
 from spikeforge.firmware.registers import register
 from spikeforge.firmware.wire import CommandOp, encode_command
 
 from .device import DeviceDisconnected, DeviceError, DeviceNotFound, DeviceSilent
+from .keys import DeviceKey
 
 __all__ = ["UdpTransport", "UdpLinkStats", "parse_udp_url", "udp_stats", "link_record",
            "RECEIVE_BUFFER_BYTES", "MAX_QUEUE_BYTES", "SMALL_RECEIVE_BUFFER_BYTES",
@@ -208,14 +214,16 @@ class UdpTransport:
 
     @classmethod
     def open(cls, url: str, *, timeout_s: float = 0.05, reply_timeout_s: float = 1.0,
-             threaded: bool = True, **kwargs: int) -> "UdpTransport":
+             threaded: bool = True, key: DeviceKey | None = None,
+             **kwargs: int) -> "UdpTransport":
         """Open ``url`` and make the board learn this host (see the module docstring);
-        ``threaded``: then start the receive thread."""
+        ``threaded``: then start the receive thread; ``key``: the device's control key (a
+        keyed build learns its host only from a signed command)."""
         address, port = parse_udp_url(url)
         transport = cls(address, port, timeout=timeout_s, **kwargs)
         try:
             transport._check_buffer()
-            transport.announce(reply_timeout_s)
+            transport.announce(reply_timeout_s, key)
             if threaded:
                 transport.start_thread()
         except BaseException:
@@ -243,11 +251,17 @@ class UdpTransport:
                     "a busy host may drop datagrams at high channel counts; %s",
                     granted // 1024, RECEIVE_BUFFER_BYTES // 2**20, fix)
 
-    def announce(self, reply_timeout_s: float = 1.0) -> None:
-        """Send one command (read IDENTITY) until the board answers with any datagram;
-        what arrives is kept for :meth:`read`."""
+    def announce(self, reply_timeout_s: float = 1.0, key: DeviceKey | None = None) -> None:
+        """Send one command (read IDENTITY; signed under ``key`` if given) until the board
+        answers with any datagram; what arrives is kept for :meth:`read`. Every try sends
+        the same frame: the board answers a repeat from its stored reply."""
         tag = int.from_bytes(os.urandom(4), "little")
-        command = encode_command(tag, register("IDENTITY").address, CommandOp.READ)
+        identity = register("IDENTITY").address
+        if key is None:
+            command = encode_command(tag, identity, CommandOp.READ)
+        else:
+            command = encode_authenticated_command(tag, identity, CommandOp.READ, 0,
+                                                   key.next_counter(), key.key)
         saved, self.timeout = self.timeout, reply_timeout_s
         try:
             for _ in range(OPEN_TRIES):
@@ -259,10 +273,18 @@ class UdpTransport:
                     return
         finally:
             self.timeout = saved
+        if key is None:
+            keyed = ("a board built with a control key answers only after a signed command: "
+                     "give its key, --key NAME (Device.open(url, key=load_key(NAME)))")
+        else:
+            keyed = (f"was the board built with key {key.name!r} (`spikeforge key show "
+                     f"{key.name}`)? A board built without a key ignores signed commands: "
+                     "leave --key out")
         raise DeviceSilent(
             f"no reply from {self.where} in {OPEN_TRIES} x {reply_timeout_s:g} s — is the "
             f"board powered and on this segment? (ping it; {_FIREWALL_HINT}; is "
-            f"{self.control_port} its control port?)")
+            f"{self.control_port} its control port? it sends to one host per boot: reset it "
+            f"if another program opened it) — {keyed}")
 
     # -- the serial-port interface Device uses -------------------------------------------
     @property
