@@ -37,6 +37,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     stream.add_argument("--channels-enabled", metavar="LIST",
                         help="stream only these device channels, e.g. 0,2,5-7 (the device's "
                              "channel mask; needs the control path)")
+    from .record import add_privacy_options
+
+    add_privacy_options(stream)       # --key NAME: signed writes, a sealed stream opened
     add_lsl_options(stream, required=True)
     stream.set_defaults(run=cmd_stream)
 
@@ -86,14 +89,15 @@ def _outlet_names(sink: Any) -> list[str]:
 def cmd_stream(args: argparse.Namespace) -> int:
     from spikeforge.host.device import Device
 
-    from .record import _channels_enabled, device_url, record_baud
+    from .record import _channels_enabled, device_key, device_url, record_baud
 
     def show(status) -> None:
         end = "\n" if status.ended else "\r"
         print(status.line().replace("recorded", "streamed"), end=end, file=sys.stderr,
               flush=True)
 
-    with device_url(args.port) as url, Device.open(url, baud=record_baud(args)) as device:
+    with device_url(args.port) as url, \
+            Device.open(url, baud=record_baud(args), key=device_key(args)) as device:
         final = run_recorder(device, None, args, duration_s=args.duration, on_status=show,
                              mode=args.mode, channels=_channels_enabled(args))
     print(f"stream ended ({final.ended})")
