@@ -330,8 +330,10 @@ class Serializer(wiring.Component):
     ``slots`` (DATA, or LFP if its ``lfp`` bit is set; ``frame_samples`` samples from
     ``samples``), the block at the head of ``blocks`` (COMPRESSED, its words from
     ``words``), or the event record at the head of ``events`` (EVENTS; its first word holds
-    the snippet lengths, so the frame length is known). The descriptor is taken after the
-    frame's last CRC byte.
+    the snippet lengths, so the frame length is known). A slot's or block's descriptor is
+    taken in the cycle after the frame's last payload word (a registered pop, while the CRC
+    goes out: the link's ready never reaches the descriptor FIFO's read address in one
+    cycle); an IDENTITY frame's descriptor is not taken.
 
     Identity schedule: an IDENTITY frame carrying the configuration goes before the first
     frame from ``slots`` or ``blocks`` and before the first one whose key reaches the last
@@ -381,7 +383,11 @@ class Serializer(wiring.Component):
         identity = encode_identity(self._identity)
         frame = _FrameRegisters(config, len(identity))
         accepted = self.o.valid & self.o.ready
-        m.d.comb += self.o.payload.eq(frame.byte)
+        m.d.comb += [self.o.payload.eq(frame.byte), self.slots.ready.eq(frame.pop_slot)]
+        m.d.sync += frame.pop_slot.eq(0)
+        if self._coded:
+            m.d.comb += self.blocks.ready.eq(frame.pop_block)
+            m.d.sync += frame.pop_block.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 self._idle(m, frame, identity)
@@ -490,17 +496,18 @@ class Serializer(wiring.Component):
         if self._coded:
             with m.Elif(frame.is_compressed):
                 self._send_words(m, frame, self.words, self.words.payload, frame.coded_left,
-                                 accepted)
+                                 accepted, pop=frame.pop_block)
         with m.Else():
             self._send_words(m, frame, self.samples, self.samples.payload,
-                             frame.samples_left, accepted)
+                             frame.samples_left, accepted, pop=frame.pop_slot)
         with m.If(accepted):
             m.d.sync += frame.crc.eq(crc32_update(frame.crc, frame.byte))
 
     def _send_words(self, m: Module, frame: "_FrameRegisters", source, word, words_left,
-                    accepted) -> None:
+                    accepted, pop: Signal | None = None) -> None:
         """Payload of 16-bit words from a stream, low byte first; a word is taken with its
-        high byte; TRAILER follows the last word."""
+        high byte; TRAILER follows the last word, and ``pop`` (the frame's descriptor is
+        taken) is high in the cycle after it."""
         m.d.comb += [
             frame.byte.eq(word.word_select(frame.high_byte, 8)),
             self.o.valid.eq(source.valid),
@@ -512,6 +519,8 @@ class Serializer(wiring.Component):
                 m.d.sync += words_left.eq(words_left - 1)
                 with m.If(words_left == 1):
                     m.next = "TRAILER"
+                    if pop is not None:
+                        m.d.sync += pop.eq(1)
 
     def _trailer(self, m: Module, frame: "_FrameRegisters", accepted) -> None:
         m.d.comb += [
@@ -525,7 +534,7 @@ class Serializer(wiring.Component):
 
     def _frame_done(self, m: Module, frame: "_FrameRegisters") -> None:
         """The last CRC byte is taken: after an IDENTITY frame the frame it preceded
-        starts; otherwise the frame's descriptor is taken and the serializer idles."""
+        starts; otherwise the serializer idles (the descriptor was taken as the CRC began)."""
         slot_type, _ = self._slot_frame()
         keyed = self._keyed
         with m.If(frame.is_identity):
@@ -543,12 +552,8 @@ class Serializer(wiring.Component):
         with m.Elif(frame.is_events):
             m.d.sync += self.event_frames_sent.eq(self.event_frames_sent + 1)
             m.next = "IDLE"
-        if self._coded:
-            with m.Elif(frame.is_compressed):
-                m.d.comb += [self.blocks.ready.eq(1), self.frame_sent.eq(1)]
-                m.next = "IDLE"
-        with m.Else():
-            m.d.comb += [self.slots.ready.eq(1), self.frame_sent.eq(1)]
+        with m.Else():                  # the descriptor was taken as the CRC started
+            m.d.comb += self.frame_sent.eq(1)
             m.next = "IDLE"
 
 
@@ -574,3 +579,5 @@ class _FrameRegisters:
         self.next_identity_slot = Signal(32)
         self.identity_key = Signal(32)            # slot number the next identity is due from
         self.identity_before_block = Signal()     # the identity precedes a COMPRESSED frame
+        self.pop_slot = Signal()      # take the slot descriptor (the cycle after the last word)
+        self.pop_block = Signal()     # take the block descriptor
