@@ -471,17 +471,19 @@ def _v2_weighted_cum(crow, cum, padded, lo_code):
     weighted by their codes' weights (from ``lo_code`` on); returns the total."""
     nsym = _V2_SYMBOLS
     lit = _V2_LITERALS
-    total = 0
+    # the weighted literal frequencies first (independent: vectorised), then their sum
     for j in range(lit):
         f = (((crow[j + 1] >> _V2_DROP) - (crow[j] >> _V2_DROP) + 1)
              * padded[lo_code + j]) >> _V2_UNIT_BITS
-        cum[j] = total
-        total += f if f > 0 else 1
-    for j in range(lit, nsym):
-        cum[j] = total
-        total += (crow[j + 1] >> _V2_DROP) - (crow[j] >> _V2_DROP) + 1
-    cum[nsym] = total
-    return total
+        cum[j + 1] = f if f > 0 else 1
+    cum[0] = 0
+    for j in range(1, lit + 1):
+        cum[j] += cum[j - 1]
+    # the unweighted symbols' cumulative frequencies in closed form
+    base = cum[lit] - (crow[lit] >> _V2_DROP) - lit
+    for j in range(lit + 1, nsym + 1):
+        cum[j] = base + (crow[j] >> _V2_DROP) + j
+    return cum[nsym]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -541,10 +543,9 @@ def _v2_adapt_cdf(crow, sym, rate):
     """The channel's CDF moves toward the symbol seen, by 2**-rate."""
     nsym = _V2_SYMBOLS
     span = crow[nsym]
-    for j in range(1, sym + 1):
-        crow[j] -= crow[j] >> rate
-    for j in range(sym + 1, nsym):
-        crow[j] += (span - crow[j]) >> rate
+    for j in range(1, nsym):    # one loop of selects, no branches (vectorised)
+        c = crow[j]
+        crow[j] = c + ((span - c) >> rate) if j > sym else c - (c >> rate)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
