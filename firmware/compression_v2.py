@@ -30,7 +30,8 @@ explains the design and the measurements. Per sample ``v`` (int16) of channel ``
         total T. Range-code the symbol (range / T through a table of reciprocals, no
         division); adapt the context's CDF towards the symbol (shift by rate)
     m += ((zigzag(e) << 4) - m) >> 4
-    w[t] += mu * sign(e) * sign(x[t]), wl likewise (saturated); x = (d, x[0..T-2]);
+    w[t] += mu * sign(e) * sign(x[t]), wl likewise (saturated to WEIGHT_STATE_BITS);
+    x = (d saturated to HISTORY_BITS, x[0..T-2]);
     dc += ((s << DC_FRAC_BITS) - dc) >> DC_RATE (dc = s << DC_FRAC_BITS at the channel's
     first sample); h0 = s
 
@@ -54,6 +55,7 @@ __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TO
            "GRID_FRAC_BITS", "GRID_MAX_BITS", "ROUNDINGS", "WEIGHT_UNIT_BITS", "learn_code_weights",
            "reciprocal_table", "RECIPROCAL_BITS", "LENGTH_BITS", "literal_of", "CDF_STATE_BITS",
            "SHIFT_MAX", "DC_FRAC_BITS", "DC_RATE", "MEAN_SHIFT", "context_and_shift",
+           "HISTORY_BITS", "WEIGHT_STATE_BITS",
            "state_bits_v2"]
 
 #: Zigzagged residuals below ``LITERALS = 2**LITERAL_BITS`` are their own symbol.
@@ -79,6 +81,11 @@ DC_FRAC_BITS = 8
 DC_RATE = 8
 #: The context's running mean of zigzag(e) moves 2**-MEAN_SHIFT a sample.
 MEAN_SHIFT = 4
+#: The LMS history holds differences saturated to HISTORY_BITS (signed), the weights (and
+#: the level tap's) are saturated to WEIGHT_STATE_BITS: on N1, SpikeInterface and the test
+#: source neither limit is ever reached, and they keep a channel's state to 267 bits.
+HISTORY_BITS = 12
+WEIGHT_STATE_BITS = 12
 #: The per-block verbatim flag is coded with probability 2**-VERBATIM_FLAG_BITS for "yes"
 #: (a verbatim block costs 16 bits a sample plus these; a coded one -log2(1 - 2**-3) = 0.19
 #: bits more).
@@ -130,7 +137,7 @@ class CodecV2Config:
     mu: int = 1
     level_tap: bool = True
     rate_max: int = 11
-    contexts: int = 12
+    contexts: int = 16
     shift_offset: int = 4
     grid: bool = False
     grid_bits: int = 10
@@ -375,12 +382,13 @@ def context_and_shift(mean: int, contexts: int, shift_offset: int) -> tuple[int,
 
 def state_bits_v2(config: CodecV2Config) -> tuple[int, int]:
     """(bits a channel keeps, bits the device keeps once): per channel the LMS weights
-    (16 bits) and history (17), the level tap's weight (16) and mean (16 + DC_FRAC_BITS),
-    the previous code (17), the residual mean (22); device-wide the context tables
-    (SYMBOLS - 1 entries of CDF_STATE_BITS each, plus a 8-bit count each)."""
-    per_channel = config.taps * (16 + 17) + 17 + 22
+    (WEIGHT_STATE_BITS) and history (HISTORY_BITS), the previous code or value (16), the
+    residual mean (22), the level tap's weight (WEIGHT_STATE_BITS), mean (16 +
+    DC_FRAC_BITS) and started flag; device-wide the context tables (SYMBOLS - 1 entries of
+    CDF_STATE_BITS each, plus a 8-bit count each)."""
+    per_channel = config.taps * (WEIGHT_STATE_BITS + HISTORY_BITS) + 16 + 22
     if config.level_tap:
-        per_channel += 16 + 16 + DC_FRAC_BITS + 1
+        per_channel += WEIGHT_STATE_BITS + 16 + DC_FRAC_BITS + 1
     device = config.contexts * ((SYMBOLS - 1) * CDF_STATE_BITS + 8)
     return per_channel, device
 

@@ -368,6 +368,8 @@ _V2_SHIFT_MAX = v2.SHIFT_MAX
 _V2_DC_FRAC = v2.DC_FRAC_BITS
 _V2_DC_RATE = v2.DC_RATE
 _V2_MEAN_SHIFT = v2.MEAN_SHIFT
+_V2_W_LIM = (1 << (v2.WEIGHT_STATE_BITS - 1)) - 1
+_V2_H_LIM = (1 << (v2.HISTORY_BITS - 1)) - 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -597,7 +599,8 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
     level = np.zeros((channels, 4), np.int64)   # residual mean, level weight, dc, started
     cum = np.zeros(nsym + 1, np.int64)
     count_max = 16 * (rate_max - 4)
-    w_lim = (1 << 15) - 1
+    w_lim = _V2_W_LIM
+    h_lim = _V2_H_LIM
     half = 1 << (weight_bits - 1)
     blocks = ends.shape[0]
     pos = 0
@@ -706,7 +709,7 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                 for t in range(taps - 1, 0, -1):
                     hist[c, t] = hist[c, t - 1]
                 if taps > 0:
-                    hist[c, 0] = d
+                    hist[c, 0] = min(max(d, -h_lim), h_lim)
                 if level[c, 3] == 0:
                     level[c, 2] = s << _V2_DC_FRAC
                     level[c, 3] = 1

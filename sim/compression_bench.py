@@ -291,7 +291,9 @@ def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS,
     weights_note = ("" if calibration is None else
                     f", code weights from {calibration.source}")
     return Codec(CODER_V2, enc, size, dec,
-                 f"v2 (LMS {base.taps} taps + range coder), block {base.block_sweeps} sweeps, "
+                 f"v2 (LMS {base.taps} taps{' + level tap' if base.level_tap else ''} + range "
+                 f"coder, {base.contexts} shared context tables), block {base.block_sweeps} "
+                 "sweeps, "
                  f"value grid learned from the first {learn_seconds:g} s (sent raw, counted)"
                  + weights_note, extra)
 

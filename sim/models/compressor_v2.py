@@ -19,6 +19,7 @@ from spikeforge.firmware.compression_v2 import (
     DC_FRAC_BITS,
     DC_RATE,
     ESCAPE,
+    HISTORY_BITS,
     LENGTH_BITS,
     LITERAL_BITS,
     LITERALS,
@@ -28,6 +29,7 @@ from spikeforge.firmware.compression_v2 import (
     SHIFT_MAX,
     SYMBOLS,
     VERBATIM_FLAG_BITS,
+    WEIGHT_STATE_BITS,
     WEIGHT_UNIT_BITS,
     CodecV2Config,
     ValueGrid,
@@ -253,7 +255,8 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
     freq = np.zeros(SYMBOLS, np.int64)
     rc = np.zeros(6, np.int64)
     count_max = 16 * (rate_max - 4)
-    w_lim = (1 << 15) - 1
+    w_lim = (1 << (WEIGHT_STATE_BITS - 1)) - 1
+    h_lim = (1 << (HISTORY_BITS - 1)) - 1
     half = (1 << (weight_bits - 1))
     round_code = 1 << (shift - 1)
     blocks = ends.shape[0]
@@ -368,7 +371,7 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
                     for t in range(taps - 1, 0, -1):
                         hist[c, t] = hist[c, t - 1]
                     if taps > 0:
-                        hist[c, 0] = d
+                        hist[c, 0] = min(max(d, -h_lim), h_lim)
                     if level[c, 3] == 0:
                         level[c, 2] = s << DC_FRAC_BITS
                         level[c, 3] = 1
