@@ -1,9 +1,10 @@
 """Store-and-forward buffer of whole Ethernet frames, so the MAC never waits inside one."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .frame_ram import FrameRam
 from .layouts import FrameByteLayout
 from .pipeline import StreamRegister
 
@@ -17,9 +18,10 @@ class FrameFifo(wiring.Component):
     their own input does. This buffer absorbs the stalls: its read side is valid only while
     at least one whole frame is stored, and then stays valid to the frame's end.
 
-    ``depth`` bytes (rounded up to a power of two) in one block-RAM memory; it must hold
-    the largest frame, and two to let a frame be written while the previous one leaves. The
-    default, 4096, holds two maximum frames (1514 bytes each) in two ECP5 DP16KD blocks.
+    ``depth`` bytes (rounded up to a power of two) in a :class:`~.frame_ram.FrameRam`; it
+    must hold the largest frame, and two to let a frame be written while the previous one
+    leaves. The default, 4096, holds two maximum frames (1514 bytes each) in two ECP5
+    DP16KD blocks.
     A frame longer than ``depth`` would never be offered (and block its writer): the
     builders never make one (at most 14 + 1500 bytes).
 
@@ -27,7 +29,8 @@ class FrameFifo(wiring.Component):
     of the end of the last whole frame written) come from flip-flops; the block RAM's
     slow output goes into one flip-flop stage, then a :class:`StreamRegister`, so it never
     reaches the MAC's CRC. A byte is read only once its frame is whole, two or more cycles
-    after it was written (frames have at least two bytes), so reads never meet writes. The
+    after it was offered for writing (frames have at least two bytes), so reads never meet
+    the RAM's registered writes. The
     pipeline keeps a frame's bytes back to back.
 
     Ports
@@ -52,10 +55,7 @@ class FrameFifo(wiring.Component):
         m = Module()
         depth = self._depth
         abits = (depth - 1).bit_length()
-        m.submodules.storage = storage = memory.Memory(shape=FrameByteLayout, depth=depth,
-                                                       init=[])
-        wr = storage.write_port()
-        rd = storage.read_port(transparent_for=())
+        m.submodules.storage = storage = FrameRam(depth)
         # Pointers one bit wider than the address (a full memory is not an empty one).
         write_ptr = Signal(abits + 1)
         read_ptr = Signal(abits + 1)
@@ -66,12 +66,10 @@ class FrameFifo(wiring.Component):
         wiring.connect(m, output.o, wiring.flipped(self.r))
         head = output.i
 
-        # The read side is a two-stage pipeline that advances in lockstep: the memory's
-        # output register, then ``staged`` (a flip-flop whose only load is the register
-        # slice, so it sits by the block RAM), then the slice.
-        read_valid = Signal()                             # the memory's output holds a byte
-        staged = Signal.like(head.payload, reset_less=True)
-        staged_valid = Signal()
+        # The read side is the memory's two-stage pipeline (its output register, then
+        # flip-flops by the block RAM and a bank multiplexer), then the slice.
+        read_valid = Signal()                             # the first stage holds a byte
+        staged_valid = Signal()                           # the second stage holds one
         advance = ~staged_valid | head.ready
         # A byte may be read once its frame is whole (no memory output in this decision).
         available = read_ptr != complete_end
@@ -79,16 +77,16 @@ class FrameFifo(wiring.Component):
         push = self.w.valid & self.w.ready
         m.d.comb += [
             self.w.ready.eq(~full),
-            wr.addr.eq(write_ptr[:abits]),
-            wr.data.eq(self.w.payload),
-            wr.en.eq(push),
-            rd.addr.eq(read_ptr[:abits]),
-            rd.en.eq(advance),
+            storage.write_addr.eq(write_ptr[:abits]),
+            storage.write_data.eq(self.w.payload),
+            storage.write_en.eq(push),
+            storage.read_addr.eq(read_ptr[:abits]),
+            storage.advance.eq(advance),
             head.valid.eq(staged_valid),
-            head.payload.eq(staged),
+            head.payload.eq(storage.read_data),
         ]
         with m.If(advance):
-            m.d.sync += [staged.eq(rd.data), staged_valid.eq(read_valid),
+            m.d.sync += [staged_valid.eq(read_valid),
                          read_valid.eq(available)]
         with m.If(push):
             m.d.sync += write_ptr.eq(write_ptr + 1)

@@ -33,6 +33,14 @@ def ones_complement_add(acc, word):
     return (total[:16] + total[16])[:16]
 
 
+def _folds_to_ones(folded_once):
+    """Whether a sum folded once (17 bits: 16 and the carry) folds to 0xFFFF, the one's
+    complement sum of a block whose checksum is right: ``(low + carry)[:16] == 0xFFFF``
+    without the adder (low 0xFFFF and no carry, or 0xFFFE and a carry)."""
+    low, carry = folded_once[:16], folded_once[16]
+    return low[1:].all() & (low[0] ^ carry)
+
+
 class FrameDispatcher(wiring.Component):
     """Takes good Ethernet frames, answers ARP and ping, and passes command datagrams on.
 
@@ -115,308 +123,368 @@ class FrameDispatcher(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        header = Signal(8 * HEADER_BYTES)
-        index = Signal(range(2048))                 # of the byte now at ``i``, saturating
-        # One's complement sums, kept as plain sums and folded after the frame (the same
-        # result, and one short adder per byte instead of two chained ones).
-        ip_sum = Signal(20)
-        icmp_sum = Signal(27)
-        early_total_length = Signal(16)
-        icmp_end = Signal(17)                       # 14 + IPv4 total length
+        r = _Registers()
+        self._delivery(m, r)
+        echo_read_en, echo_read_data = self._echo_buffer(m, r)
+        m.d.comb += [self.frame_mac.eq(r.field(6, 6)), self.frame_ip.eq(r.field(26, 4)),
+                     self.frame_port.eq(r.field(34, 2))]
+        with m.FSM():
+            with m.State("RECEIVE"):
+                self._receive(m, r)
+            with m.State("CHECK"):
+                self._check(m, r)
+                m.next = "FOLD"
+            with m.State("FOLD"):
+                m.d.sync += [
+                    r.icmp_ok.eq(r.icmp_head_ok & _folds_to_ones(
+                        r.icmp_check[:16] + r.icmp_check[16:])),
+                    r.icmp_checksum.eq(
+                        ~(r.icmp_reply_folded[:16] + r.icmp_reply_folded[16])[:16]),
+                    r.word_sum.eq(r.address_sum + r.fixed_sum),
+                ]
+                m.next = "CLASSIFY"
+            with m.State("CLASSIFY"):
+                self._classify(m, r)
+            with m.State("ARP_REPLY"):
+                self._arp_reply(m, r)
+            self._echo_reply(m, r, echo_read_en, echo_read_data)
+        return m
 
-        def field_after(shifted: int, offset: int, length: int):
-            """Frame bytes ``offset..offset+length-1`` as a big-endian value, once
-            ``shifted`` bytes have entered the header register."""
-            low = (shifted - offset - length) * 8
-            return header[low:low + 8 * length]
+    def _checks(self, r: "_Registers", field):
+        """The header checks, on the header register as ``field`` reads it."""
+        mac_ok = ((field(0, 6) == self.board_mac)
+                  | ((field(0, 6) == 0xFFFF_FFFF_FFFF) & (field(12, 2) == ETHERTYPE_ARP)))
+        udp_length = field(38, 2)
+        udp_length_ok = ((udp_length >= 8) & ~r.udp_length_limit[16]
+                         & (udp_length <= r.udp_length_limit[:16]))
+        return mac_ok, udp_length_ok
 
-        def field(offset: int, length: int):
-            """Frame bytes ``offset..offset+length-1`` once the whole header is in."""
-            return field_after(HEADER_BYTES, offset, length)
-
-        ethertype, total_length = field(12, 2), field(16, 2)
-        protocol, destination_port = field(23, 1), field(36, 2)
-
-        # The longest UDP datagram the IPv4 total length allows (total - 20), from byte 18
-        # on, so that the UDP length check at byte 40 is one comparison.
-        udp_length_limit = Signal(17)
-
-        def checks(field):
-            """The header checks, on the header register as ``field`` reads it."""
-            mac_ok = ((field(0, 6) == self.board_mac)
-                      | ((field(0, 6) == 0xFFFF_FFFF_FFFF) & (field(12, 2) == ETHERTYPE_ARP)))
-            udp_length = field(38, 2)
-            udp_length_ok = ((udp_length >= 8) & ~udp_length_limit[16]
-                             & (udp_length <= udp_length_limit[:16]))
-            return mac_ok, udp_length_ok
-
-        # Whether a datagram's payload goes to ``command``: its header checks are registered
-        # while byte 40 is at ``i`` (bytes 0..39 are in the register: every field they need,
-        # up to the UDP length at 38..39), combined into one flag when byte 41 is taken,
-        # so that from byte 42 on the payload path starts at flip-flops.
-        payload_last = Signal(17)                   # index of the payload's last byte
-        in_payload = Signal()                       # the byte at ``i`` goes to ``command``
-        ip_sum_folded = Signal(17)
-        ip_header_ok = Signal()
-        early = [Signal(name=f"deliver_check_{k}") for k in range(4)]
-        udp_length_fits = Signal()                  # 8 <= UDP length <= IP total - 20
-
-        def at40(offset: int, length: int):
-            return field_after(HEADER_BYTES - 2, offset, length)
-
-        with m.If(index == HEADER_BYTES - 2):
-            mac_ok_early, udp_length_ok_early = checks(at40)
+    def _delivery(self, m: Module, r: "_Registers") -> None:
+        """Whether a datagram's payload goes to ``command``: its header checks are registered
+        while byte 40 is at ``i`` (bytes 0..39 are in the register: every field they need,
+        up to the UDP length at 38..39), combined into one flag when byte 41 is taken, so
+        that from byte 42 on the payload path starts at flip-flops."""
+        at40 = r.field_at40
+        with m.If(r.index == HEADER_BYTES - 2):
+            mac_ok_early, udp_length_ok_early = self._checks(r, at40)
             m.d.sync += [
-                early[0].eq(mac_ok_early & (at40(12, 2) == ETHERTYPE_IPV4)),
-                early[1].eq((at40(14, 1) == 0x45) & ((at40(20, 1) & 0x3F) == 0)
-                            & (at40(21, 1) == 0) & (at40(23, 1) == IP_PROTOCOL_UDP)),
-                early[2].eq((at40(30, 4) == self.board_ip)
-                            & (at40(36, 2) == self.control_port)),
-                early[3].eq(udp_length_ok_early & (at40(38, 2) > 8)),
-                udp_length_fits.eq(udp_length_ok_early),
-                payload_last.eq(at40(38, 2) + (HEADER_BYTES - 9)),
+                r.early[0].eq(mac_ok_early & (at40(12, 2) == ETHERTYPE_IPV4)),
+                r.early[1].eq((at40(14, 1) == 0x45) & ((at40(20, 1) & 0x3F) == 0)
+                              & (at40(21, 1) == 0) & (at40(23, 1) == IP_PROTOCOL_UDP)),
+                r.early[2].eq((at40(30, 4) == self.board_ip)
+                              & (at40(36, 2) == self.control_port)),
+                r.early[3].eq(udp_length_ok_early & (at40(38, 2) > 8)),
+                r.udp_length_fits.eq(udp_length_ok_early),
+                r.payload_last.eq(at40(38, 2) + (HEADER_BYTES - 9)),
             ]
         # Byte 42 is payload if the datagram is delivered and has any.
-        with m.If((index == HEADER_BYTES - 1) & self.i.valid & self.i.ready):
-            m.d.sync += in_payload.eq(Cat(*early, ip_header_ok).all())
+        with m.If((r.index == HEADER_BYTES - 1) & self.i.valid & self.i.ready):
+            m.d.sync += r.in_payload.eq(Cat(*r.early, r.ip_header_ok).all())
         # Later bytes are, up to the payload's last (registered, so ``command.valid`` and
         # ``i.ready`` start at flip-flops).
-        with m.Elif((index >= HEADER_BYTES) & self.i.valid & self.i.ready):
-            m.d.sync += in_payload.eq(in_payload & (index != payload_last))
+        with m.Elif((r.index >= HEADER_BYTES) & self.i.valid & self.i.ready):
+            m.d.sync += r.in_payload.eq(r.in_payload & (r.index != r.payload_last))
         # The IPv4 header sum is complete from byte 34; folded and checked while bytes
         # 35..41 pass (registered twice, so it is ready at byte 41).
         m.d.sync += [
-            ip_sum_folded.eq(ip_sum[:16] + ip_sum[16:]),
-            ip_header_ok.eq((ip_sum_folded[:16] + ip_sum_folded[16])[:16] == 0xFFFF),
+            r.ip_sum_folded.eq(r.ip_sum[:16] + r.ip_sum[16:]),
+            r.ip_header_ok.eq(_folds_to_ones(r.ip_sum_folded)),
         ]
 
-        m.submodules.echo = echo = Memory(shape=8, depth=ECHO_BUFFER_BYTES, init=[])
+    def _echo_buffer(self, m: Module, r: "_Registers"):
+        """The echo request's message RAM. Returns its read enable (to drive) and its read
+        data: the byte at ``echo_address`` in the cycle after the enable is high, held
+        while it is low (a synchronous read port's behaviour).
+
+        Its ports start at flip-flops: a message byte is written the cycle after it is
+        taken, and the read address is ``echo_address`` itself. The read port is an
+        asynchronous one and the register after it, which yosys merges into the block RAM's
+        read register and, with ``no_rw_check``, without read/write collision logic (which
+        would compare the two addresses): reads and writes never meet, the reply being read
+        at least four cycles after the frame's last byte."""
+        m.submodules.echo = echo = Memory(shape=8, depth=ECHO_BUFFER_BYTES, init=[],
+                                          attrs={"no_rw_check": 1})
         echo_write = echo.write_port()
-        echo_read = echo.read_port(transparent_for=())
+        echo_read = echo.read_port(domain="comb")
+        read_en = Signal()
+        read_data = Signal(8, reset_less=True)
+        m.d.sync += r.echo_write_pending.eq(0)
+        m.d.comb += [
+            echo_write.addr.eq(r.echo_write_address),
+            echo_write.data.eq(r.echo_write_byte),
+            echo_write.en.eq(r.echo_write_pending),
+            echo_read.addr.eq(r.echo_address),
+        ]
+        with m.If(read_en):
+            m.d.sync += read_data.eq(echo_read.data)
+        return read_en, read_data
 
-        out_index = Signal(range(2048))
-        in_header = Signal(init=1)                  # the byte at ``i`` is one of the first 42
-        m.d.comb += [self.frame_mac.eq(field(6, 6)), self.frame_ip.eq(field(26, 4)),
-                     self.frame_port.eq(field(34, 2))]
-        last_index = Signal(range(2048))            # of the reply's last byte
-        reply_bytes = Signal(8 * ARP_REPLY_BYTES)   # shifted out, first byte at the bottom
-        from_memory = Signal()                      # the echo reply is past its header
-        echo_address = Signal(range(ECHO_BUFFER_BYTES))    # next to read from the RAM
-        echo_byte = Signal(8)                       # the message byte now due, prefetched
-        taken = self.reply.valid & self.reply.ready
+    def _receive(self, m: Module, r: "_Registers") -> None:
+        """State RECEIVE: the frame's bytes into the header register, the sums, the echo
+        buffer and (a delivered datagram's payload) ``command``."""
+        index, byte = r.index, self.i.payload.data
+        # The header's bytes are always taken at once (``in_payload`` is low before byte
+        # 42), so the wide register's enable needs neither ``ready`` nor index comparators.
+        with m.If(self.i.valid & r.in_header):
+            m.d.sync += r.header.eq(Cat(byte, r.header[:-8]))
+            with m.If(index == HEADER_BYTES - 1):
+                m.d.sync += r.in_header.eq(0)
+        with m.If(r.in_payload):
+            m.d.comb += [
+                self.command.valid.eq(self.i.valid),
+                self.command.payload.eq(byte),
+                self.i.ready.eq(self.command.ready),
+            ]
+            with m.If((index == HEADER_BYTES) & self.command.ready & self.i.valid):
+                m.d.sync += [
+                    self.sender_mac.eq(r.field(6, 6)),
+                    self.sender_ip.eq(r.field(26, 4)),
+                    self.sender_port.eq(r.field(34, 2)),
+                    self.sender_valid.eq(1),
+                ]
+        with m.Else():
+            m.d.comb += self.i.ready.eq(1)
+        # The header's sums and fields need no ``ready`` either, and which sum a byte joins
+        # is a flag registered as ``index`` reaches it, so the sums' enables are a gate or
+        # two from flip-flops.
+        word = Mux(index[0], byte, Cat(Const(0, 8), byte))
+        with m.If(self.i.valid & r.in_header & r.ip_header_byte):
+            m.d.sync += r.ip_sum.eq(r.ip_sum + word)
+        # The IPv4 total length, for the ICMP sum's end and the UDP length check: taken
+        # from the header register while byte 18 is at ``i`` (bytes 16 and 17 then at its
+        # bottom, and the register still until byte 18 is taken), so its enable is one
+        # comparison. (The register's fields line up only from byte 42 on.)
+        with m.If(index == 18):
+            total = r.field_after(18, 16, 2)
+            m.d.sync += [
+                r.icmp_last.eq(total + 13),
+                # Bit 16 set: the total length is below 20 (no datagram fits).
+                r.udp_length_limit.eq(total - 20),
+            ]
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(index != 2047):
+                # The flags of the next byte (index + 1). The ICMP sum is the reply's:
+                # type (byte 34) and checksum (36, 37) left out, as 0.
+                m.d.sync += [
+                    index.eq(index + 1),
+                    r.ip_header_byte.eq((index >= 13) & (index < ICMP_OFFSET - 1)),
+                    r.icmp_byte.eq((index >= ICMP_OFFSET - 1) & (index < r.icmp_last)
+                                   & (index != 33) & (index != 35) & (index != 36)),
+                    r.message_byte.eq(index >= ICMP_OFFSET - 1),
+                ]
+            with m.If(r.icmp_byte):
+                m.d.sync += r.icmp_sum.eq(r.icmp_sum + word)
+            with m.If(r.message_byte):
+                m.d.sync += [r.echo_write_address.eq(index - ICMP_OFFSET),
+                             r.echo_write_byte.eq(byte), r.echo_write_pending.eq(1)]
+            with m.If(self.i.payload.last):
+                m.next = "CHECK"
 
-        # Classification, registered in CHECK from the frame's header and sums.
-        mac_ok, udp_length_ok = Signal(), Signal()
-        ip_ok, ip_for_us, port_ok = Signal(), Signal(), Signal()
-        arp_request, arp_for_us = Signal(), Signal()
-        is_arp, is_ipv4, is_udp, is_icmp, short = Signal(), Signal(), Signal(), Signal(), Signal()
-        icmp_head_ok = Signal()
-        icmp_check = Signal(27)
-        icmp_check_folded, icmp_reply_folded = Signal(17), Signal(17)
-        icmp_ok = Signal()
-        ip_checksum = Signal(16)
-        icmp_checksum = Signal(16)
-        address_sum, fixed_sum = Signal(19), Signal(19)
-        word_sum = Signal(20)
-        folded_once = Signal(17)
+    def _check(self, m: Module, r: "_Registers") -> None:
+        """State CHECK: the frame has ended; its header's checks into flip-flops (and the
+        reply checksums' first sums), so CLASSIFY is a short decision."""
+        field, frame_length = r.field, r.index
+        total_length = field(16, 2)
+        mac_ok_now, _ = self._checks(r, field)
+        m.d.sync += [
+            r.mac_ok.eq(mac_ok_now),
+            # From byte 40 (a frame that reached CHECK without it is too short to be
+            # counted by its UDP length).
+            r.udp_length_ok.eq(r.udp_length_fits),
+            r.ip_ok.eq((field(14, 1) == 0x45) & r.ip_header_ok
+                       & ((field(20, 1) & 0x3F) == 0) & (field(21, 1) == 0)),
+            r.ip_for_us.eq(field(30, 4) == self.board_ip),
+            r.port_ok.eq(field(36, 2) == self.control_port),
+            r.arp_request.eq(is_arp_request_head(field(14, 8))),
+            r.arp_for_us.eq(field(38, 4) == self.board_ip),
+            r.is_arp.eq(field(12, 2) == ETHERTYPE_ARP),
+            r.is_ipv4.eq(field(12, 2) == ETHERTYPE_IPV4),
+            r.is_udp.eq(field(23, 1) == IP_PROTOCOL_UDP),
+            r.is_icmp.eq(field(23, 1) == IP_PROTOCOL_ICMP),
+            r.short.eq(frame_length < HEADER_BYTES),
+            r.icmp_head_ok.eq((total_length >= 28) & (frame_length >= total_length + 14)
+                              & (field(34, 1) == 8) & (field(35, 1) == 0)),
+            r.icmp_check.eq(r.icmp_sum + 0x0800 + field(36, 2)),
+            r.icmp_reply_folded.eq(r.icmp_sum[:16] + r.icmp_sum[16:]),
+            r.address_sum.eq(self.board_ip[16:] + self.board_ip[:16]
+                             + field(26, 2) + field(28, 2)),
+            r.fixed_sum.eq(Const(0x4500 + (REPLY_TTL << 8 | IP_PROTOCOL_ICMP), 17)
+                           + total_length + field(18, 2)),
+            r.last_index.eq(total_length + 13),
+            # The ARP reply, whether or not it is one: CLASSIFY decides.
+            r.reply_bytes.eq(Cat(*arp_reply_bytes(field(22, 6), field(28, 4),
+                                                  self.board_mac, self.board_ip))),
+        ]
 
-        with m.FSM():
-            with m.State("RECEIVE"):
-                byte = self.i.payload.data
-                # The header's bytes are always taken at once (``in_payload`` is low before
-                # byte 42), so the wide register's enable needs neither ``ready`` nor index
-                # comparators: one flag.
-                with m.If(self.i.valid & in_header):
-                    m.d.sync += header.eq(Cat(byte, header[:-8]))
-                    with m.If(index == HEADER_BYTES - 1):
-                        m.d.sync += in_header.eq(0)
-                with m.If(in_payload):
-                    m.d.comb += [
-                        self.command.valid.eq(self.i.valid),
-                        self.command.payload.eq(byte),
-                        self.i.ready.eq(self.command.ready),
-                    ]
-                    with m.If((index == HEADER_BYTES) & self.command.ready & self.i.valid):
-                        m.d.sync += [
-                            self.sender_mac.eq(field(6, 6)),
-                            self.sender_ip.eq(field(26, 4)),
-                            self.sender_port.eq(field(34, 2)),
-                            self.sender_valid.eq(1),
-                        ]
+    def _classify(self, m: Module, r: "_Registers") -> None:
+        """State CLASSIFY: count the frame's fate, start its reply if it has one, and make
+        ready for the next frame."""
+        m.d.sync += [
+            r.index.eq(0), r.ip_sum.eq(0), r.icmp_sum.eq(0), r.in_payload.eq(0),
+            r.ip_header_byte.eq(0), r.icmp_byte.eq(0), r.message_byte.eq(0),
+            r.in_header.eq(1),
+            r.out_index.eq(0), r.from_memory.eq(0),
+            r.echo_address.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET),
+            r.folded_once.eq(r.word_sum[:16] + r.word_sum[16:]),
+        ]
+        m.next = "RECEIVE"
+
+        def count(name: str) -> None:
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + 1)
+
+        with m.If(r.short):
+            count("dropped_other")
+        with m.Elif(~r.mac_ok):
+            count("dropped_mac")
+        with m.Elif(r.is_arp):
+            with m.If(~r.arp_request):
+                count("dropped_other")
+            with m.Elif(~r.arp_for_us):
+                count("dropped_ip")
+            with m.Else():
+                count("arp_answered")
+                m.next = "ARP_REPLY"
+        with m.Elif(r.is_ipv4):
+            with m.If(~r.ip_ok):
+                count("dropped_other")
+            with m.Elif(~r.ip_for_us):
+                count("dropped_ip")
+            with m.Elif(r.is_udp):
+                with m.If(~r.udp_length_ok):
+                    count("dropped_other")
+                with m.Elif(~r.port_ok):
+                    count("dropped_port")
                 with m.Else():
-                    m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid & self.i.ready):
-                    word = Mux(index[0], byte, Cat(Const(0, 8), byte))
-                    with m.If(index != 2047):
-                        m.d.sync += index.eq(index + 1)
-                    with m.If((index >= 14) & (index < ICMP_OFFSET)):
-                        m.d.sync += ip_sum.eq(ip_sum + word)
-                    # The ICMP sum of the reply: type (byte 34) and checksum (36, 37) as 0.
-                    # (The header register's fields line up only from byte 42 on, so the
-                    # IPv4 total length the ICMP sum needs from byte 34 is kept apart.)
-                    with m.If((index == 16) | (index == 17)):
-                        m.d.sync += early_total_length.eq(Cat(byte, early_total_length[:8]))
-                    with m.If(index == 17):
-                        m.d.sync += [
-                            icmp_end.eq(Cat(byte, early_total_length[:8]) + 14),
-                            # Bit 16 set: the total length is below 20 (no datagram fits).
-                            udp_length_limit.eq(Cat(byte, early_total_length[:8]) - 20),
-                        ]
-                    with m.If((index >= ICMP_OFFSET) & (index < icmp_end)
-                              & (index != 34) & (index != 36) & (index != 37)):
-                        m.d.sync += icmp_sum.eq(icmp_sum + word)
-                    with m.If(index >= ICMP_OFFSET):
-                        m.d.comb += [
-                            echo_write.addr.eq(index - ICMP_OFFSET),
-                            echo_write.data.eq(byte),
-                            echo_write.en.eq(1),
-                        ]
-                    with m.If(self.i.payload.last):
-                        m.next = "CHECK"
+                    count("datagrams")
+            with m.Elif(r.is_icmp & r.icmp_ok):
+                count("ping_answered")
+                m.next = "ECHO_CHECKSUM"
+            with m.Else():
+                count("dropped_other")
+        with m.Else():
+            count("dropped_other")
 
-            with m.State("CHECK"):
-                frame_length = index
-                # The frame has ended; its header's checks into flip-flops (and the
-                # reply checksums' first sums), so CLASSIFY is a short decision.
-                mac_ok_now, _ = checks(field)
-                m.d.sync += [
-                    mac_ok.eq(mac_ok_now),
-                    # From byte 40 (a frame that reached CHECK without it is too short to
-                    # be counted by its UDP length).
-                    udp_length_ok.eq(udp_length_fits),
-                    ip_ok.eq((field(14, 1) == 0x45) & ip_header_ok
-                             & ((field(20, 1) & 0x3F) == 0) & (field(21, 1) == 0)),
-                    ip_for_us.eq(field(30, 4) == self.board_ip),
-                    port_ok.eq(destination_port == self.control_port),
-                    arp_request.eq(is_arp_request_head(field(14, 8))),
-                    arp_for_us.eq(field(38, 4) == self.board_ip),
-                    is_arp.eq(ethertype == ETHERTYPE_ARP),
-                    is_ipv4.eq(ethertype == ETHERTYPE_IPV4),
-                    is_udp.eq(protocol == IP_PROTOCOL_UDP),
-                    is_icmp.eq(protocol == IP_PROTOCOL_ICMP),
-                    short.eq(frame_length < HEADER_BYTES),
-                    icmp_head_ok.eq((total_length >= 28) & (frame_length >= total_length + 14)
-                                    & (field(34, 1) == 8) & (field(35, 1) == 0)),
-                    icmp_check.eq(icmp_sum + 0x0800 + field(36, 2)),
-                    icmp_reply_folded.eq(icmp_sum[:16] + icmp_sum[16:]),
-                    address_sum.eq(self.board_ip[16:] + self.board_ip[:16]
-                                   + field(26, 2) + field(28, 2)),
-                    fixed_sum.eq(Const(0x4500 + (REPLY_TTL << 8 | IP_PROTOCOL_ICMP), 17)
-                                 + total_length + field(18, 2)),
-                    last_index.eq(total_length + 13),
-                    # The ARP reply, whether or not it is one: CLASSIFY decides.
-                    reply_bytes.eq(Cat(*arp_reply_bytes(field(22, 6), field(28, 4),
-                                                        self.board_mac, self.board_ip))),
-                ]
-                m.next = "FOLD"
-
-            with m.State("FOLD"):
-                m.d.sync += [
-                    icmp_check_folded.eq(icmp_check[:16] + icmp_check[16:]),
-                    icmp_checksum.eq(~(icmp_reply_folded[:16] + icmp_reply_folded[16])[:16]),
-                    word_sum.eq(address_sum + fixed_sum),
-                ]
-                m.next = "CLASSIFY"
-
-            with m.State("CLASSIFY"):
-                m.d.sync += [
-                    index.eq(0), ip_sum.eq(0), icmp_sum.eq(0), in_payload.eq(0),
-                    in_header.eq(1),
-                    out_index.eq(0), from_memory.eq(0),
-                    echo_address.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET),
-                    folded_once.eq(word_sum[:16] + word_sum[16:]),
-                ]
-                m.d.comb += icmp_ok.eq(
-                    icmp_head_ok
-                    & ((icmp_check_folded[:16] + icmp_check_folded[16])[:16] == 0xFFFF))
+    def _arp_reply(self, m: Module, r: "_Registers") -> None:
+        """State ARP_REPLY: the reply's 42 bytes shifted out of ``reply_bytes``."""
+        m.d.comb += [
+            self.reply.valid.eq(1),
+            self.reply.payload.data.eq(r.reply_bytes[:8]),
+            self.reply.payload.last.eq(r.out_index == ARP_REPLY_BYTES - 1),
+        ]
+        with m.If(self.reply.valid & self.reply.ready):
+            m.d.sync += [r.out_index.eq(r.out_index + 1), r.reply_bytes.eq(r.reply_bytes >> 8)]
+            with m.If(self.reply.payload.last):
                 m.next = "RECEIVE"
 
-                def count(name: str) -> None:
-                    counter = getattr(self, name)
-                    m.d.sync += counter.eq(counter + 1)
+    def _echo_reply(self, m: Module, r: "_Registers", read_en, read_data) -> None:
+        """States ECHO_CHECKSUM to ECHO_REPLY: the reply's IPv4 checksum, its header, then
+        the message's bytes from the block RAM one read ahead of their turn (``echo_byte``
+        holds the one due, the RAM's output the one after), so the RAM's slow output only
+        ever reaches a flip-flop."""
+        taken = self.reply.valid & self.reply.ready
+        field = r.field
+        with m.State("ECHO_CHECKSUM"):
+            m.d.sync += r.ip_checksum.eq(~(r.folded_once[:16] + r.folded_once[16])[:16])
+            m.next = "ECHO_LOAD"
 
-                with m.If(short):
-                    count("dropped_other")
-                with m.Elif(~mac_ok):
-                    count("dropped_mac")
-                with m.Elif(is_arp):
-                    with m.If(~arp_request):
-                        count("dropped_other")
-                    with m.Elif(~arp_for_us):
-                        count("dropped_ip")
-                    with m.Else():
-                        count("arp_answered")
-                        m.next = "ARP_REPLY"
-                with m.Elif(is_ipv4):
-                    with m.If(~ip_ok):
-                        count("dropped_other")
-                    with m.Elif(~ip_for_us):
-                        count("dropped_ip")
-                    with m.Elif(is_udp):
-                        with m.If(~udp_length_ok):
-                            count("dropped_other")
-                        with m.Elif(~port_ok):
-                            count("dropped_port")
-                        with m.Else():
-                            count("datagrams")
-                    with m.Elif(is_icmp & icmp_ok):
-                        count("ping_answered")
-                        m.next = "ECHO_CHECKSUM"
-                    with m.Else():
-                        count("dropped_other")
-                with m.Else():
-                    count("dropped_other")
+        with m.State("ECHO_LOAD"):
+            reply_header = echo_reply_header_bytes(
+                field(6, 6), self.board_mac, field(16, 2), field(18, 2), r.ip_checksum,
+                self.board_ip, field(26, 4), r.icmp_checksum)
+            m.d.sync += [r.reply_bytes.eq(Cat(*reply_header)),
+                         r.echo_address.eq(r.echo_address + 1)]
+            m.d.comb += read_en.eq(1)
+            m.next = "ECHO_PRIME"
 
-            with m.State("ARP_REPLY"):
-                m.d.comb += [
-                    self.reply.valid.eq(1),
-                    self.reply.payload.data.eq(reply_bytes[:8]),
-                    self.reply.payload.last.eq(out_index == ARP_REPLY_BYTES - 1),
-                ]
-                with m.If(taken):
-                    m.d.sync += [out_index.eq(out_index + 1), reply_bytes.eq(reply_bytes >> 8)]
-                    with m.If(self.reply.payload.last):
-                        m.next = "RECEIVE"
+        with m.State("ECHO_PRIME"):
+            m.d.sync += [r.echo_byte.eq(read_data), r.echo_address.eq(r.echo_address + 1)]
+            m.d.comb += read_en.eq(1)
+            m.next = "ECHO_REPLY"
 
-            with m.State("ECHO_CHECKSUM"):
-                m.d.sync += ip_checksum.eq(~(folded_once[:16] + folded_once[16])[:16])
-                m.next = "ECHO_LOAD"
+        with m.State("ECHO_REPLY"):
+            m.d.comb += [
+                read_en.eq(taken & r.from_memory),
+                self.reply.valid.eq(1),
+                self.reply.payload.data.eq(Mux(r.from_memory, r.echo_byte, r.reply_bytes[:8])),
+                self.reply.payload.last.eq(r.out_index == r.last_index),
+            ]
+            with m.If(taken):
+                m.d.sync += [r.out_index.eq(r.out_index + 1),
+                             r.reply_bytes.eq(r.reply_bytes >> 8)]
+                with m.If(r.out_index == ECHO_REPLY_HEADER_BYTES - 1):
+                    m.d.sync += r.from_memory.eq(1)
+                with m.If(r.from_memory):
+                    m.d.sync += [r.echo_byte.eq(read_data),
+                                 r.echo_address.eq(r.echo_address + 1)]
+                with m.If(self.reply.payload.last):
+                    m.next = "RECEIVE"
 
-            # The message's bytes come from the block RAM one read ahead of their turn
-            # (``echo_byte`` holds the one due, the RAM's output the one after), so the
-            # RAM's slow output only ever reaches a flip-flop.
-            with m.State("ECHO_LOAD"):
-                reply_header = echo_reply_header_bytes(
-                    field(6, 6), self.board_mac, total_length, field(18, 2), ip_checksum,
-                    self.board_ip, field(26, 4), icmp_checksum)
-                m.d.sync += [reply_bytes.eq(Cat(*reply_header)),
-                             echo_address.eq(echo_address + 1)]
-                m.d.comb += [echo_read.addr.eq(echo_address), echo_read.en.eq(1)]
-                m.next = "ECHO_PRIME"
 
-            with m.State("ECHO_PRIME"):
-                m.d.sync += [echo_byte.eq(echo_read.data), echo_address.eq(echo_address + 1)]
-                m.d.comb += [echo_read.addr.eq(echo_address), echo_read.en.eq(1)]
-                m.next = "ECHO_REPLY"
+class _Registers:
+    """The dispatcher's registers, shared by the parts of its ``elaborate``."""
 
-            with m.State("ECHO_REPLY"):
-                m.d.comb += [
-                    echo_read.addr.eq(echo_address),
-                    echo_read.en.eq(taken & from_memory),
-                    self.reply.valid.eq(1),
-                    self.reply.payload.data.eq(Mux(from_memory, echo_byte, reply_bytes[:8])),
-                    self.reply.payload.last.eq(out_index == last_index),
-                ]
-                with m.If(taken):
-                    m.d.sync += [out_index.eq(out_index + 1), reply_bytes.eq(reply_bytes >> 8)]
-                    with m.If(out_index == ECHO_REPLY_HEADER_BYTES - 1):
-                        m.d.sync += from_memory.eq(1)
-                    with m.If(from_memory):
-                        m.d.sync += [echo_byte.eq(echo_read.data),
-                                     echo_address.eq(echo_address + 1)]
-                    with m.If(self.reply.payload.last):
-                        m.next = "RECEIVE"
-        return m
+    def __init__(self):
+        self.header = Signal(8 * HEADER_BYTES)
+        self.index = Signal(range(2048))            # of the byte now at ``i``, saturating
+        self.in_header = Signal(init=1)             # the byte at ``i`` is one of the first 42
+        # One's complement sums, kept as plain sums and folded after the frame (the same
+        # result, and one short adder per byte instead of two chained ones).
+        self.ip_sum = Signal(20)
+        self.icmp_sum = Signal(27)
+        self.icmp_last = Signal(17)                 # 13 + IPv4 total length
+        # Which of the sums, and the echo buffer, the byte at ``i`` goes into.
+        self.ip_header_byte, self.icmp_byte, self.message_byte = Signal(), Signal(), Signal()
+        # The longest UDP datagram the IPv4 total length allows (total - 20), from byte 18
+        # on, so that the UDP length check at byte 40 is one comparison.
+        self.udp_length_limit = Signal(17)
+        # Delivery to ``command`` (see ``_delivery``).
+        self.payload_last = Signal(17)              # index of the payload's last byte
+        self.in_payload = Signal()                  # the byte at ``i`` goes to ``command``
+        self.ip_sum_folded = Signal(17)
+        self.ip_header_ok = Signal()
+        self.early = [Signal(name=f"deliver_check_{k}") for k in range(4)]
+        self.udp_length_fits = Signal()             # 8 <= UDP length <= IP total - 20
+        # Classification, registered in CHECK from the frame's header and sums.
+        self.mac_ok, self.udp_length_ok = Signal(), Signal()
+        self.ip_ok, self.ip_for_us, self.port_ok = Signal(), Signal(), Signal()
+        self.arp_request, self.arp_for_us = Signal(), Signal()
+        self.is_arp, self.is_ipv4 = Signal(), Signal()
+        self.is_udp, self.is_icmp, self.short = Signal(), Signal(), Signal()
+        self.icmp_head_ok = Signal()
+        self.icmp_check = Signal(27)
+        self.icmp_reply_folded = Signal(17)
+        self.icmp_ok = Signal()                     # an echo request we answer (from FOLD)
+        self.ip_checksum = Signal(16)
+        self.icmp_checksum = Signal(16)
+        self.address_sum, self.fixed_sum = Signal(19), Signal(19)
+        self.word_sum = Signal(20)
+        self.folded_once = Signal(17)
+        # Replies.
+        self.out_index = Signal(range(2048))
+        self.last_index = Signal(range(2048))       # of the reply's last byte
+        self.reply_bytes = Signal(8 * ARP_REPLY_BYTES)  # shifted out, first byte at the bottom
+        self.from_memory = Signal()                 # the echo reply is past its header
+        self.echo_address = Signal(range(ECHO_BUFFER_BYTES))    # next to read from the RAM
+        self.echo_byte = Signal(8)                  # the message byte now due, prefetched
+        # The echo buffer's write port, registered (see ``_echo_buffer``).
+        self.echo_write_address = Signal(range(ECHO_BUFFER_BYTES))
+        self.echo_write_byte = Signal(8)
+        self.echo_write_pending = Signal()
+
+    def field_after(self, shifted: int, offset: int, length: int):
+        """Frame bytes ``offset..offset+length-1`` as a big-endian value, once ``shifted``
+        bytes have entered the header register."""
+        low = (shifted - offset - length) * 8
+        return self.header[low:low + 8 * length]
+
+    def field(self, offset: int, length: int):
+        """Frame bytes ``offset..offset+length-1`` once the whole header is in."""
+        return self.field_after(HEADER_BYTES, offset, length)
+
+    def field_at40(self, offset: int, length: int):
+        """Frame bytes ``offset..offset+length-1`` while byte 40 is at ``i``."""
+        return self.field_after(HEADER_BYTES - 2, offset, length)
 
 
 class LearnedHost(wiring.Component):

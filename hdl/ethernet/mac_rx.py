@@ -4,13 +4,13 @@ import enum
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.errors import ConfigError
 from spikeforge.firmware.ethernet import FCS_BYTES
 
 from ..crc import crc32_update
+from .frame_ram import FrameRam
 from .layouts import FrameByteLayout
 
 __all__ = ["MACReceiver", "RxVerdict", "MIN_RX_FRAME_BYTES", "MAX_RX_FRAME_BYTES"]
@@ -78,9 +78,7 @@ class MACReceiver(wiring.Component):
         m = Module()
         depth = self._depth
         abits = (depth - 1).bit_length()
-        m.submodules.buffer = buffer = Memory(shape=FrameByteLayout, depth=depth, init=[])
-        wp = buffer.write_port()
-        rp = buffer.read_port(transparent_for=())
+        m.submodules.buffer = buffer = FrameRam(depth)
 
         write_ptr = Signal(abits + 1)
         commit_ptr = Signal(abits + 1)
@@ -96,6 +94,9 @@ class MACReceiver(wiring.Component):
         crc = Signal(32, init=0xFFFFFFFF)
         tail = Signal(8 * FCS_BYTES)                         # the last 4 bytes seen
         last_written = Signal(8)
+        # Where ``last_written`` went (write_ptr - 1, kept so the commit's address is a
+        # flip-flop): an OK frame has written at least 60 bytes.
+        last_address = Signal(abits)
         bad = Signal()                                       # rx_er seen
         overflow = Signal()
         giant = Signal()
@@ -155,13 +156,14 @@ class MACReceiver(wiring.Component):
                             m.d.sync += overflow.eq(1)
                         with m.Elif(~overflow):
                             m.d.comb += [
-                                wp.addr.eq(write_ptr[:abits]),
-                                wp.data.data.eq(tail[-8:]),
-                                wp.data.last.eq(0),
-                                wp.en.eq(1),
+                                buffer.write_addr.eq(write_ptr[:abits]),
+                                buffer.write_data.data.eq(tail[-8:]),
+                                buffer.write_data.last.eq(0),
+                                buffer.write_en.eq(1),
                             ]
                             m.d.sync += [write_ptr.eq(write_ptr + 1),
-                                         last_written.eq(tail[-8:])]
+                                         last_written.eq(tail[-8:]),
+                                         last_address.eq(write_ptr[:abits])]
                 with m.Else():
                     m.next = "IDLE"
                     verdict = Signal(RxVerdict)
@@ -179,10 +181,10 @@ class MACReceiver(wiring.Component):
                     with m.Switch(verdict):
                         with m.Case(RxVerdict.OK):
                             m.d.comb += [
-                                wp.addr.eq(write_ptr[:abits] - 1),
-                                wp.data.data.eq(last_written),
-                                wp.data.last.eq(1),
-                                wp.en.eq(1),
+                                buffer.write_addr.eq(last_address),
+                                buffer.write_data.data.eq(last_written),
+                                buffer.write_data.last.eq(1),
+                                buffer.write_en.eq(1),
                             ]
                             m.d.sync += [commit_ptr.eq(write_ptr),
                                          self.frames_ok.eq(self.frames_ok + 1)]
@@ -197,19 +199,19 @@ class MACReceiver(wiring.Component):
                     with m.If(verdict != RxVerdict.OK):
                         m.d.sync += write_ptr.eq(commit_ptr)
 
-        # --- forward side: a two-stage pipeline that advances when empty or taken: the
-        # memory's output register, then ``o`` (flip-flops fed by the block RAM alone, so
-        # its slow output ends near it) -------------------------------------------------
+        # --- forward side: the buffer's two-stage read pipeline, advanced when ``o`` is
+        # empty or taken; its second stage is ``o``'s payload (flip-flops by the block RAM,
+        # then one bank multiplexer), its valid flags kept here --------------------------
         advance = ~self.o.valid | self.o.ready
         available = read_ptr != commit_ptr
-        read_valid = Signal()                                # the memory's output holds one
+        read_valid = Signal()                                # the first stage holds one
         m.d.comb += [
-            rp.addr.eq(read_ptr[:abits]),
-            rp.en.eq(advance),
+            buffer.read_addr.eq(read_ptr[:abits]),
+            buffer.advance.eq(advance),
+            self.o.payload.eq(buffer.read_data),
         ]
         with m.If(advance):
-            m.d.sync += [self.o.payload.eq(rp.data), self.o.valid.eq(read_valid),
-                         read_valid.eq(available)]
+            m.d.sync += [self.o.valid.eq(read_valid), read_valid.eq(available)]
             with m.If(available):
                 m.d.sync += read_ptr.eq(read_ptr + 1)
         return m
