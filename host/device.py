@@ -145,6 +145,8 @@ class DeviceStatus:
         link = self.link
         rows += [f"{'host crc_errors':<22} {link.crc_errors}",
                  f"{'host sequence_gaps':<22} {link.sequence_gaps}",
+                 *([f"{'host paused_slots':<22} {link.paused_slots}"] if link.paused_slots
+                   else []),
                  f"{'host bytes_discarded':<22} {link.bytes_discarded}",
                  f"{'host malformed':<22} {link.malformed}"]
         if self.udp is not None:
@@ -187,6 +189,12 @@ class Device:
         #: the host could not lower it (:func:`set_ftdi_latency_timer`).
         self.latency_timer_ms: int | None = None
         self.latency_note: str | None = None
+        #: Whether this host stopped the stream (:meth:`stop`) and has not started it since.
+        self._stopped_here = False
+        #: The device sweep (``SWEEPS``, read while stopped) at which :meth:`start` last
+        #: restarted a stream this host had stopped: DATA, COMPRESSED and LFP slots starting
+        #: before it belong to the stream before the pause (None: no such restart).
+        self.restarted_at_sweep: int | None = None
 
     @classmethod
     def open(cls, url: str, *, baud: int = DEFAULT_BAUD, timeout_s: float = 0.05,
@@ -561,14 +569,30 @@ class Device:
 
     def start(self) -> None:
         """Start streaming DATA frames (``STREAM_ENABLE`` = 1); an encrypted stream's
-        session first (:meth:`open_stream_cipher`)."""
+        session first (:meth:`open_stream_cipher`).
+
+        After a :meth:`stop` of this host the device's sweep counter is read first (into
+        :attr:`restarted_at_sweep`): the slots the device skipped while stopped are a pause,
+        not lost frames, and the decoder counts them in ``LinkStats.paused_slots``
+        (:meth:`StreamDecoder.stream_restarted`), wherever the frames buffered before the stop
+        arrive."""
         self.open_stream_cipher()
+        if self._stopped_here:
+            try:
+                at_sweep = self.read_register("SWEEPS")
+            except RegisterRefused:
+                pass    # a build without the counter: the pause shows as a sequence gap
+            else:
+                self._decoder.stream_restarted(at_sweep)
+                self.restarted_at_sweep = at_sweep
         self.write_register("STREAM_ENABLE", 1)
+        self._stopped_here = False
 
     def stop(self) -> None:
         """Stop streaming DATA frames (``STREAM_ENABLE`` = 0); frames already buffered on
         the device still arrive. Events and replies keep flowing."""
         self.write_register("STREAM_ENABLE", 0)
+        self._stopped_here = True
 
     def mode(self) -> str:
         """The bandwidth mode in force (register ``BANDWIDTH_MODE``), by name. A build that

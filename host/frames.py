@@ -259,6 +259,13 @@ class LinkStats:
         their sweeps were already counted in ``sequence_gaps`` and marked lost downstream.
     duplicate_frames:
         DATA frames whose seq equals the previous one's (a duplicated datagram); dropped.
+    paused_slots:
+        Seq numbers skipped across a pause this host made (``Device.stop`` then
+        ``Device.start``, e.g. to write the channel mask; :meth:`StreamDecoder.stream_restarted`):
+        slots the device skipped on purpose while its stream was stopped, not in
+        ``sequence_gaps``. Seq numbers cannot tell a frame the device dropped in its very last
+        slots before the stop from a skipped slot, so such a frame counts here (the device's
+        ``FRAMES_DROPPED`` counts it); frames lost after the restart are gaps as usual.
     """
 
     bytes_received: int = 0
@@ -271,6 +278,7 @@ class LinkStats:
     pending_dropped: int = 0
     late_frames: int = 0
     duplicate_frames: int = 0
+    paused_slots: int = 0
     #: Encrypted stream (``opener``): frames not delivered because their tag was wrong or
     #: missing, or because they were sealed and no key was given
     #: (:class:`~spikeforge.host.cipher.FrameOpener` keeps which and where).
@@ -408,7 +416,8 @@ class StreamDecoder:
     the previous one is a duplicate, and one at most :data:`LATE_WINDOW_FRAMES` behind it a
     late frame (both happen on networks): counted in ``duplicate_frames`` / ``late_frames``
     and dropped, so sample numbers never go back. A seq further behind means the device
-    restarted; tracking restarts there without counting a gap.
+    restarted; tracking restarts there without counting a gap. A pause the host made
+    (:meth:`stream_restarted`) is no gap either: the jump across it goes to ``paused_slots``.
 
     Frames of other types (known or not) are yielded as plain :class:`Frame` objects. A frame
     that has a good CRC but does not decode is counted in ``malformed``, yields nothing, and
@@ -464,6 +473,38 @@ class StreamDecoder:
         #: Last seq per frame type (DATA slots and COMPRESSED blocks count separately).
         self._last_seq: dict[int, int] = {}
         self._enabled_channels: tuple[int, ...] | None = None
+        #: The device sweep at which the host restarted a stream it had stopped (None: no
+        #: pause pending): the seq jump onto the first frame at or after it is the pause.
+        self._restarted_at: int | None = None
+
+    # -- deliberate pauses --
+    def stream_restarted(self, at_sweep: int) -> None:
+        """The host restarts the stream it had stopped: ``at_sweep`` is the device's sweep
+        counter (register ``SWEEPS``) read while the stream was stopped, before the start.
+
+        Every slot decided before the stop starts before ``at_sweep``, every slot after the
+        start at or after it, whatever order their frames arrive in (frames buffered before
+        the stop still arrive after it). So the seq jump from the last frame starting before
+        ``at_sweep`` to the first one starting at or after it is the pause: counted in
+        ``paused_slots``, not ``sequence_gaps``. Gaps on either side count as before."""
+        self._restarted_at = at_sweep % _SEQ_MODULUS
+
+    def slot_sweep(self, frame_type: int, seq: int) -> int:
+        """The device sweep (modulo 2**32, as ``SWEEPS``) at which the slot ``seq`` of a
+        DATA, COMPRESSED or LFP frame starts: where the device decided to send or skip it."""
+        assert self.config is not None
+        if frame_type == FrameType.COMPRESSED:
+            sweeps = self.config.codec.block_sweeps
+        elif frame_type == FrameType.LFP and self.config.lfp is not None:
+            sweeps = self.config.sweeps_per_frame * self.config.lfp.factor
+        else:
+            sweeps = self.config.sweeps_per_frame
+        return seq * sweeps % _SEQ_MODULUS
+
+    def _after_restart(self, frame_type: int, seq: int) -> bool:
+        assert self._restarted_at is not None
+        return (self.slot_sweep(frame_type, seq) - self._restarted_at) % _SEQ_MODULUS \
+            < _SEQ_MODULUS // 2
 
     # -- channel mask --
     @property
@@ -588,10 +629,18 @@ class StreamDecoder:
         if self._last_seq and frame_type not in self._last_seq:
             self._last_seq.clear()   # a bandwidth-mode switch: the other type's stretch
         last = self._last_seq.get(frame_type)
+        paused = False
+        if self._restarted_at is not None and self._after_restart(frame_type, seq):
+            # The first frame after the host's restart: the jump onto it is the pause.
+            paused = last is not None and not self._after_restart(frame_type, last)
+            self._restarted_at = None
         if last is not None:
             step = (seq - last) % _SEQ_MODULUS
             if 0 < step < _SEQ_MODULUS // 2:
-                self.stats.sequence_gaps += step - 1
+                if paused:
+                    self.stats.paused_slots += step - 1
+                else:
+                    self.stats.sequence_gaps += step - 1
         self._last_seq = {frame_type: seq}
 
     def _reject(self, error: WireFormatError | ConfigError) -> None:

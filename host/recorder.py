@@ -457,6 +457,8 @@ class Recorder:
             return None
         if self.window is not None and item.stream != self.window.stream:
             return None     # the other stream (e.g. buffered before the mode was set)
+        if self._before_restart(item):
+            return None     # sent before the stream was stopped to configure it
         block = self._recorded_columns(item)
         if block is None:
             if self.window is None or self.window.first_sample is None:
@@ -467,6 +469,19 @@ class Recorder:
         if self.window.write(block.first_sample, block.samples):
             return "duration reached"
         return None
+
+    def _before_restart(self, block: DataBlock) -> bool:
+        """Whether ``block``'s slot started before the device's stream was last restarted
+        by this host (:attr:`Device.restarted_at_sweep`, e.g. after the channel mask was
+        written): such a block is from before the pause, and the recording starts after it
+        (else the pause, slots the device skipped on purpose, would be recorded as a loss)."""
+        restarted_at = getattr(self.device, "restarted_at_sweep", None)
+        if restarted_at is None:
+            return False
+        sweep = block.first_sample
+        if block.stream == "lfp" and self.config.lfp is not None:
+            sweep *= self.config.lfp.factor      # decimated sweeps -> device sweeps
+        return (sweep - restarted_at) % 2**32 >= 2**31
 
     def _recorded_columns(self, block: DataBlock) -> DataBlock | None:
         """``block`` with the recording's channels as its columns (None: it lacks some)."""

@@ -104,9 +104,10 @@ def test_registers_read_and_write_through_commands(make_device):
         device.start()
         assert [w[1] for w in fake.model.writes if w[0] == 0x10] == [0, 1]
         status = device.status().registers
-        # The 4 commands above and start()'s question whether the stream is encrypted,
-        # then status() reads its registers in order, this one too.
-        assert status["COMMANDS_EXECUTED"] == 1 + 4 + list(status).index("COMMANDS_EXECUTED") + 1
+        # The 4 commands above, start()'s question whether the stream is encrypted and its
+        # read of SWEEPS (a restart after stop()), then status() reads its registers in
+        # order, this one too.
+        assert status["COMMANDS_EXECUTED"] == 2 + 4 + list(status).index("COMMANDS_EXECUTED") + 1
         assert status["COMMAND_ERRORS"] == 0
 
 
