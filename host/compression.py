@@ -373,6 +373,15 @@ _V2_H_LIM = (1 << (v2.HISTORY_BITS - 1)) - 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _v2_quotient(code, r):
+    """code // r for 0 <= code < 2**32, 0 < r < 2**32, through a double division (faster
+    than a 64-bit integer one): a quotient just below an integer n is at least 1/r below
+    it (r·n <= code < 2**32: relatively 2**-32 or more, far above the double's 2**-53), so
+    truncation is exact."""
+    return np.int64(np.float64(code) / np.float64(r))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _v2_raw(stream, pos, code, rng, nbits):
     """Takes nbits raw bits off the range decoder: (pos, code, rng, value); value -1 when
     the stream is not a valid one."""
@@ -382,7 +391,7 @@ def _v2_raw(stream, pos, code, rng, nbits):
         k = 8 if nbits > 8 else nbits
         nbits -= k
         r = rng >> k
-        y = code // r
+        y = _v2_quotient(code, r)
         if y >= (1 << k):
             return pos, code, rng, np.int64(-1)
         code -= r * y
@@ -635,13 +644,13 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                         lo_code = min(max(lo_code, -lit), code_max + 1) + lit
                         total = _v2_weighted_cum(crow, cum, padded, lo_code)
                         r = _v2_scaled_range(rng, total, recip)
-                        target = code // r
+                        target = _v2_quotient(code, r)
                         if target >= total:
                             return b
                         sym, lo, fs = _v2_search_cum(cum, target)
                     else:
                         r = rng >> 15
-                        target = code // r
+                        target = _v2_quotient(code, r)
                         if target >= 1 << 15:
                             return b
                         sym, lo, fs = _v2_search_plain(crow, target)

@@ -217,3 +217,19 @@ def test_n1_round_trip_and_ratio_with_a_grid_from_the_first_samples() -> None:
         raw += samples.size * 2
         coded += sum(map(len, blocks)) + 2 * 96
     assert raw / coded > 3.45
+
+
+def test_the_decoders_double_division_is_the_integer_quotient() -> None:
+    from spikeforge.host.compression import _v2_quotient
+
+    rng = np.random.default_rng(9)
+    ranges = np.concatenate([rng.integers(1, 1 << 32, 2000), [1, 2, 3, (1 << 17) - 1,
+                                                             (1 << 32) - 1]])
+    for r in ranges.tolist():
+        top = (1 << 32) - 1
+        # just below, at and just above multiples of r, and random values
+        n = rng.integers(0, top // r + 1, 4).tolist()
+        codes = [min(max(k * r + delta, 0), top) for k in n for delta in (-1, 0, 1)]
+        codes += rng.integers(0, 1 << 32, 4).tolist() + [top]
+        for code in codes:
+            assert _v2_quotient(code, r) == code // r
