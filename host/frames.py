@@ -590,6 +590,7 @@ class StreamDecoder:
             self.config = identity.config
             self._last_seq.clear()
             self._enabled_channels = None  # channel mask: a new device starts at its reset mask
+            self._restarted_at = None      # a pause of the old device's stream
         items.append(identity)
         while self._pending:
             self._decode_data(self._pending.popleft(), items)

@@ -457,7 +457,8 @@ class Recorder:
             return None
         if self.window is not None and item.stream != self.window.stream:
             return None     # the other stream (e.g. buffered before the mode was set)
-        if self._before_restart(item):
+        started = self.window is not None and self.window.first_sample is not None
+        if not started and self._before_restart(item):
             return None     # sent before the stream was stopped to configure it
         block = self._recorded_columns(item)
         if block is None:
@@ -474,7 +475,9 @@ class Recorder:
         """Whether ``block``'s slot started before the device's stream was last restarted
         by this host (:attr:`Device.restarted_at_sweep`, e.g. after the channel mask was
         written): such a block is from before the pause, and the recording starts after it
-        (else the pause, slots the device skipped on purpose, would be recorded as a loss)."""
+        (else the pause, slots the device skipped on purpose, would be recorded as a loss).
+        Asked only until the recording's first block: after it, a block from earlier means
+        the device restarted, which the window turns into an error."""
         restarted_at = getattr(self.device, "restarted_at_sweep", None)
         if restarted_at is None:
             return False
