@@ -69,25 +69,32 @@ def test_the_largest_recorded_detection_configuration_still_fits_and_meets_timin
 LONG_BUILDS = "SPIKEFORGE_LONG_BUILDS"
 
 
-@pytest.mark.parametrize("variant_file", ["detection.json", "full.json"])
-def test_the_largest_recorded_85f_configuration_with_every_core_still_meets_timing(
-        variant_file, tmp_path):
-    """ULX3S-85F with conditioning and detection (and the lossless coder): the largest
-    count recorded as fitting still fits and meets 45 MHz."""
+#: (board, variant file, runs in CI). The ButterStick with every core (the Ethernet issue's
+#: target: 1024 channels, 1.6 % margin on ``sync``) takes about 9 minutes here and its
+#: default build (every board's, above) covers the link: it runs only when asked.
+EVERY_CORE_GUARDS = [("ulx3s-85f", "detection.json", False), ("ulx3s-85f", "full.json", True),
+                     ("butterstick", "full.json", False)]
+
+
+@pytest.mark.parametrize(("board", "variant_file", "in_ci"), EVERY_CORE_GUARDS)
+def test_the_largest_recorded_configuration_with_every_core_still_meets_timing(
+        board, variant_file, in_ci, tmp_path):
+    """ULX3S-85F and ButterStick with conditioning and detection (and the lossless coder):
+    the largest count recorded as fitting still fits and meets timing."""
     import json
     import os
     from pathlib import Path
 
     from spikeforge.boards.figures import variant_of
 
-    if variant_file != "full.json" and not os.environ.get(LONG_BUILDS):
-        pytest.skip(f"an 85F build takes 5-8 minutes and the full build covers this one's "
-                    f"cores; set {LONG_BUILDS}=1")
+    if not in_ci and not os.environ.get(LONG_BUILDS):
+        pytest.skip(f"a {board} build with every core takes 5-9 minutes and a build CI runs "
+                    f"covers its cores; set {LONG_BUILDS}=1")
     overrides = json.loads((Path(__file__).parents[2] / "boards" / variant_file).read_text())
-    variant = variant_of(reference_config("ulx3s-85f", 16, overrides))
-    best = max_channels(load_figures()["rows"], "ulx3s-85f", variant)
+    variant = variant_of(reference_config(board, 16, overrides))
+    best = max_channels(load_figures()["rows"], board, variant)
     if best is None:
-        pytest.skip(f"the record says no ulx3s-85f + {variant} configuration fits")
-    config = reference_config("ulx3s-85f", best.channels, overrides)
-    result = build("ulx3s-85f", config, tmp_path)  # raises DoesNotFit / TimingNotMet
+        pytest.skip(f"the record says no {board} + {variant} configuration fits")
+    config = reference_config(board, best.channels, overrides)
+    result = build(board, config, tmp_path)  # raises DoesNotFit / TimingNotMet
     assert result.fmax_achieved_mhz >= result.fmax_required_mhz
