@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Frame", "DataBlock", "Identity", "LinkStats", "FrameParser", "StreamDecoder", "StreamItem",
-    "DetectorEvent", "EventBlock", "Reply",
+    "DetectorEvent", "EventBlock", "Reply", "decided_at_sweep",
 ]
 
 _KNOWN_TYPES = {int(frame_type): frame_type for frame_type in FrameType}
@@ -50,6 +50,19 @@ _SEQ_MODULUS = 2**32
 #: not a device that restarted (whose seq starts again from 0 and is announced by an
 #: IDENTITY frame).
 LATE_WINDOW_FRAMES = 64
+
+
+def decided_at_sweep(config: SystemConfig, frame_type: int, seq: int) -> int:
+    """The device sweep (modulo 2**32, as register ``SWEEPS`` counts) during which the
+    device decided to send or skip slot ``seq`` of ``frame_type`` (DATA, COMPRESSED, LFP):
+    the slot's first sweep; for LFP, source sweep ``(d+1)*R - 1`` after which its first
+    decimated sweep ``d = seq * sweeps_per_frame`` comes out of the decimator."""
+    if frame_type == FrameType.COMPRESSED:
+        return seq * config.codec.block_sweeps % _SEQ_MODULUS
+    if frame_type == FrameType.LFP and config.lfp is not None:
+        factor = config.lfp.factor
+        return ((seq * config.sweeps_per_frame + 1) * factor - 1) % _SEQ_MODULUS
+    return seq * config.sweeps_per_frame % _SEQ_MODULUS
 
 
 @dataclass(frozen=True)
@@ -490,16 +503,11 @@ class StreamDecoder:
         self._restarted_at = at_sweep % _SEQ_MODULUS
 
     def slot_sweep(self, frame_type: int, seq: int) -> int:
-        """The device sweep (modulo 2**32, as ``SWEEPS``) at which the slot ``seq`` of a
-        DATA, COMPRESSED or LFP frame starts: where the device decided to send or skip it."""
+        """The device sweep (modulo 2**32, as ``SWEEPS``) during which the device decided
+        to send or skip slot ``seq`` of a DATA, COMPRESSED or LFP frame: the slot's first
+        sweep; for LFP, the source sweep after which its first decimated sweep comes out."""
         assert self.config is not None
-        if frame_type == FrameType.COMPRESSED:
-            sweeps = self.config.codec.block_sweeps
-        elif frame_type == FrameType.LFP and self.config.lfp is not None:
-            sweeps = self.config.sweeps_per_frame * self.config.lfp.factor
-        else:
-            sweeps = self.config.sweeps_per_frame
-        return seq * sweeps % _SEQ_MODULUS
+        return decided_at_sweep(self.config, frame_type, seq)
 
     def _after_restart(self, frame_type: int, seq: int) -> bool:
         assert self._restarted_at is not None

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING
 from spikeforge.firmware.compression import Codebook
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.firmware.wire import FrameType
 
 from .device import Device, DeviceError, DeviceNoControl, RegisterRefused
 from .errors import ExitCode
-from .frames import DataBlock, EventBlock, StreamItem
+from .frames import DataBlock, EventBlock, StreamItem, decided_at_sweep
 from .openephys import OpenEphysWriter
 from .sinks import FanOut, Sink, StreamWindow, Tally
 from .udp import link_record, udp_stats
@@ -481,9 +482,9 @@ class Recorder:
         restarted_at = getattr(self.device, "restarted_at_sweep", None)
         if restarted_at is None:
             return False
-        sweep = block.first_sample
-        if block.stream == "lfp" and self.config.lfp is not None:
-            sweep *= self.config.lfp.factor      # decimated sweeps -> device sweeps
+        frame_type = (FrameType.LFP if block.stream == "lfp" else
+                      FrameType.COMPRESSED if block.compressed else FrameType.DATA)
+        sweep = decided_at_sweep(self.config, frame_type, block.seq)
         return (sweep - restarted_at) % 2**32 >= 2**31
 
     def _recorded_columns(self, block: DataBlock) -> DataBlock | None:

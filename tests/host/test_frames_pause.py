@@ -71,3 +71,21 @@ def test_a_restart_at_the_sweep_counters_wrap_is_a_pause():
     decoder.feed(_data(last + 10, last + 11))   # the seq counter itself has not wrapped
     assert decoder.stats.sequence_gaps == 0
     assert decoder.stats.paused_slots == 9
+
+
+def test_an_lfp_slot_is_placed_where_the_decimator_emits_its_first_sweep():
+    """An LFP slot is decided when its first decimated sweep d comes out, after source sweep
+    (d+1)*R - 1, not at d*R: a restart read between the two still makes it a new slot."""
+    from spikeforge.firmware.config import DecimatorConfig, DetectorConfig
+
+    config = SystemConfig(channels=4, detector=DetectorConfig(enabled=True),
+                          lfp=DecimatorConfig(factor=10, order=3))
+    factor, spf = config.lfp.factor, config.sweeps_per_frame
+    decoder = StreamDecoder()
+    decoder.feed(build_frame(FrameType.IDENTITY, 0, encode_identity(config)))
+    lfp = b"".join(build_frame(FrameType.LFP, seq, bytes(2 * config.frame_samples))
+                   for seq in (0, 1, 5, 6))
+    decoder.stream_restarted(5 * spf * factor + 3)      # after d*R, before (d+1)*R - 1
+    items = decoder.feed(lfp)
+    assert [item.seq for item in items if isinstance(item, DataBlock)] == [0, 1, 5, 6]
+    assert (decoder.stats.sequence_gaps, decoder.stats.paused_slots) == (0, 3)
