@@ -10,6 +10,7 @@ for the stream, every dropped frame must still be counted and zero-filled.
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,43 @@ def test_a_masked_recording_over_a_link_too_slow_still_counts_every_loss(tmp_pat
     truth = source_signal(config, int(numbers[-1]) + 1).samples[numbers[0]:]
     np.testing.assert_array_equal(samples[~lost], truth[~lost])
     assert not samples[lost].any()
+
+
+def test_the_link_counters_across_a_pause_match_the_devices_own():
+    """Against the device's counters: over a stretch the host started and stopped, every
+    frame the device sent arrived, the sequence gaps are frames the device dropped (never
+    more than it says it dropped), and the pause before it is not among them."""
+    from spikeforge.host.device import Device, DeviceSilent
+    from spikeforge.sim.virtual_board import VirtualBoard
+
+    config = config_from_sim_url(_SLOW_URL)
+    everything = list(range(config.channels))
+    board = VirtualBoard.start(config)
+    try:
+        with Device.open(board.url) as device:
+            device.identify()
+            device.configure(stream=False, channels=everything)   # drains the device
+            sent0, dropped0 = (device.read_register(n) for n in ("FRAMES_SENT", "FRAMES_DROPPED"))
+            gaps0 = device.stats.sequence_gaps
+            device.start()
+            time.sleep(1.0)     # the frames wait in the socket, decoded in order below
+            device.configure(stream=False, channels=everything)
+            sent1, dropped1 = (device.read_register(n) for n in ("FRAMES_SENT", "FRAMES_DROPPED"))
+            seqs = []
+            try:
+                for block in device.blocks(idle_timeout_s=0.5):
+                    seqs.append(block.seq)
+            except DeviceSilent:
+                pass
+            stats = device.stats
+    finally:
+        board.stop()
+    after = [seq for seq in seqs if seq * config.sweeps_per_frame >= device.restarted_at_sweep]
+    sent, dropped = sent1 - sent0, (dropped1 - dropped0) % 2**16
+    assert (stats.crc_errors, stats.bytes_discarded, stats.malformed) == (0, 0, 0)
+    assert len(after) == sent, "every frame the device sent in the stretch arrived"
+    gaps = stats.sequence_gaps - gaps0
+    assert gaps == after[-1] - after[0] + 1 - len(after)       # inside the stretch only
+    assert 0 < gaps <= dropped                                 # real, and never invented
+    assert after[-1] - after[0] + 1 <= sent + dropped          # the pause is not in it
+    assert stats.paused_slots > 0
