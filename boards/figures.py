@@ -38,7 +38,8 @@ __all__ = [
     "REFERENCE_CHANNELS", "REFERENCE_RATE_HZ", "FIGURES_FILE", "DOCS_BEGIN", "DOCS_END",
     "FigureRow", "reference_config", "run_figures", "load_figures", "save_figures",
     "max_channels", "render_table", "update_docs", "system_cores", "DETECTION",
-    "DETECTION_OVERRIDES", "variant_of", "FULL", "CODEC", "REFERENCE_BLOCK_SAMPLES",
+    "DETECTION_OVERRIDES", "variant_of", "FULL", "CODEC", "REFERENCE_BLOCK_SAMPLES", "PRIVATE",
+    "AUTH",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,11 @@ DETECTION_OVERRIDES = {"detector": {"enabled": True}}
 FULL = "full"
 #: The lossless coder without detection.
 CODEC = "codec"
+#: Suffix of a variant with the link cipher and command authentication
+#: (``stream_cipher`` with ``control_key``; ``boards/private.json``: ``full+private``).
+PRIVATE = "private"
+#: Suffix of a variant with command authentication alone (``control_key``, no cipher).
+AUTH = "auth"
 #: Samples in one coded block of a reference configuration, at most: ``codec.block_sweeps``
 #: is capped at this many samples' worth of sweeps (256 sweeps at 16 channels, 4 at 1024),
 #: because the link buffer must hold two worst-case blocks (``hdl/framer.py``) and grows
@@ -80,10 +86,16 @@ REFERENCE_BLOCK_SAMPLES = 4096
 
 
 def variant_of(config: SystemConfig) -> str:
-    """The reference variant a configuration belongs to."""
+    """The reference variant a configuration belongs to: the cores', then ``+private`` with
+    the stream cipher (and command authentication, which it needs) or ``+auth`` with
+    command authentication alone (``full+private``: ``boards/private.json``)."""
     if config.codec.enabled:
-        return FULL if config.detector.enabled else CODEC
-    return DETECTION if config.detector.enabled else ""
+        cores = FULL if config.detector.enabled else CODEC
+    else:
+        cores = DETECTION if config.detector.enabled else ""
+    private = (PRIVATE if config.stream_cipher
+               else AUTH if config.control_key is not None else "")
+    return "+".join(part for part in (cores, private) if part)
 
 
 def _variant(spec: Board, overrides: dict[str, Any] | None) -> str:
