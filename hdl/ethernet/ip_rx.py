@@ -46,10 +46,10 @@ class FrameDispatcher(wiring.Component):
 
     Each frame's first 42 bytes are kept in a shift register; the IPv4 header's checksum and
     the ICMP message's checksum are summed as the bytes pass (plain sums, folded to one's
-    complement after the header or the frame). A frame's checks are registered in the
-    cycle after its last byte, its sums folded in the next, and it is classified in the
-    third, while ``i`` waits (short stages for 125 MHz). The order is the counters'
-    precedence:
+    complement after the header or the frame). A frame's end is registered as its last
+    byte is taken, its checks in the next cycle, its sums folded in the one after, and it
+    is classified in the fourth, while ``i`` waits (short stages for 125 MHz). The order
+    is the counters' precedence:
 
     1. destination neither the board's MAC nor broadcast-with-ARP: ``dropped_mac``;
     2. ARP: not a request for IPv4 over Ethernet (htype 1, ptype 0x0800, 6, 4, op 1):
@@ -128,9 +128,11 @@ class FrameDispatcher(wiring.Component):
         echo_read_en, echo_read_data = self._echo_buffer(m, r)
         m.d.comb += [self.frame_mac.eq(r.field(6, 6)), self.frame_ip.eq(r.field(26, 4)),
                      self.frame_port.eq(r.field(34, 2))]
+        self._receive(m, r)
         with m.FSM():
             with m.State("RECEIVE"):
-                self._receive(m, r)
+                with m.If(~r.receiving):
+                    m.next = "CHECK"
             with m.State("CHECK"):
                 self._check(m, r)
                 m.next = "FOLD"
@@ -220,65 +222,70 @@ class FrameDispatcher(wiring.Component):
         return read_en, read_data
 
     def _receive(self, m: Module, r: "_Registers") -> None:
-        """State RECEIVE: the frame's bytes into the header register, the sums, the echo
-        buffer and (a delivered datagram's payload) ``command``."""
-        index, byte = r.index, self.i.payload.data
-        # The header's bytes are always taken at once (``in_payload`` is low before byte
-        # 42), so the wide register's enable needs neither ``ready`` nor index comparators.
-        with m.If(self.i.valid & r.in_header):
-            m.d.sync += r.header.eq(Cat(byte, r.header[:-8]))
-            with m.If(index == HEADER_BYTES - 1):
-                m.d.sync += r.in_header.eq(0)
-        with m.If(r.in_payload):
-            m.d.comb += [
-                self.command.valid.eq(self.i.valid),
-                self.command.payload.eq(byte),
-                self.i.ready.eq(self.command.ready),
-            ]
-            with m.If((index == HEADER_BYTES) & self.command.ready & self.i.valid):
-                m.d.sync += [
-                    self.sender_mac.eq(r.field(6, 6)),
-                    self.sender_ip.eq(r.field(26, 4)),
-                    self.sender_port.eq(r.field(34, 2)),
-                    self.sender_valid.eq(1),
+        """While ``receiving``: the frame's bytes into the header register, the sums, the
+        echo buffer and (a delivered datagram's payload) ``command``."""
+        # Outside the state machine, under ``receiving`` (high only in RECEIVE), so that
+        # ``i.ready`` and the enables of the frame's registers decode no state. The frame's
+        # end lowers it as the last byte is taken; RECEIVE then goes on to CHECK (nothing
+        # is taken meanwhile), so the state register's next-state logic has no handshake.
+        with m.If(r.receiving):
+            index, byte = r.index, self.i.payload.data
+            # The header's bytes are always taken at once (``in_payload`` is low before byte
+            # 42), so the wide register's enable needs neither ``ready`` nor index comparators.
+            with m.If(self.i.valid & r.in_header):
+                m.d.sync += r.header.eq(Cat(byte, r.header[:-8]))
+                with m.If(index == HEADER_BYTES - 1):
+                    m.d.sync += r.in_header.eq(0)
+            with m.If(r.in_payload):
+                m.d.comb += [
+                    self.command.valid.eq(self.i.valid),
+                    self.command.payload.eq(byte),
+                    self.i.ready.eq(self.command.ready),
                 ]
-        with m.Else():
-            m.d.comb += self.i.ready.eq(1)
-        # The header's sums and fields need no ``ready`` either, and which sum a byte joins
-        # is a flag registered as ``index`` reaches it, so the sums' enables are a gate or
-        # two from flip-flops.
-        word = Mux(index[0], byte, Cat(Const(0, 8), byte))
-        with m.If(self.i.valid & r.in_header & r.ip_header_byte):
-            m.d.sync += r.ip_sum.eq(r.ip_sum + word)
-        # The IPv4 total length, for the ICMP sum's end and the UDP length check: taken
-        # from the header register while byte 18 is at ``i`` (bytes 16 and 17 then at its
-        # bottom, and the register still until byte 18 is taken), so its enable is one
-        # comparison. (The register's fields line up only from byte 42 on.)
-        with m.If(index == 18):
-            total = r.field_after(18, 16, 2)
-            m.d.sync += [
-                r.icmp_last.eq(total + 13),
-                # Bit 16 set: the total length is below 20 (no datagram fits).
-                r.udp_length_limit.eq(total - 20),
-            ]
-        with m.If(self.i.valid & self.i.ready):
-            with m.If(index != 2047):
-                # The flags of the next byte (index + 1). The ICMP sum is the reply's:
-                # type (byte 34) and checksum (36, 37) left out, as 0.
+                with m.If((index == HEADER_BYTES) & self.command.ready & self.i.valid):
+                    m.d.sync += [
+                        self.sender_mac.eq(r.field(6, 6)),
+                        self.sender_ip.eq(r.field(26, 4)),
+                        self.sender_port.eq(r.field(34, 2)),
+                        self.sender_valid.eq(1),
+                    ]
+            with m.Else():
+                m.d.comb += self.i.ready.eq(1)
+            # The header's sums and fields need no ``ready`` either, and which sum a byte joins
+            # is a flag registered as ``index`` reaches it, so the sums' enables are a gate or
+            # two from flip-flops.
+            word = Mux(index[0], byte, Cat(Const(0, 8), byte))
+            with m.If(self.i.valid & r.in_header & r.ip_header_byte):
+                m.d.sync += r.ip_sum.eq(r.ip_sum + word)
+            # The IPv4 total length, for the ICMP sum's end and the UDP length check: taken
+            # from the header register while byte 18 is at ``i`` (bytes 16 and 17 then at its
+            # bottom, and the register still until byte 18 is taken), so its enable is one
+            # comparison. (The register's fields line up only from byte 42 on.)
+            with m.If(index == 18):
+                total = r.field_after(18, 16, 2)
                 m.d.sync += [
-                    index.eq(index + 1),
-                    r.ip_header_byte.eq((index >= 13) & (index < ICMP_OFFSET - 1)),
-                    r.icmp_byte.eq((index >= ICMP_OFFSET - 1) & (index < r.icmp_last)
-                                   & (index != 33) & (index != 35) & (index != 36)),
-                    r.message_byte.eq(index >= ICMP_OFFSET - 1),
+                    r.icmp_last.eq(total + 13),
+                    # Bit 16 set: the total length is below 20 (no datagram fits).
+                    r.udp_length_limit.eq(total - 20),
                 ]
-            with m.If(r.icmp_byte):
-                m.d.sync += r.icmp_sum.eq(r.icmp_sum + word)
-            with m.If(r.message_byte):
-                m.d.sync += [r.echo_write_address.eq(index - ICMP_OFFSET),
-                             r.echo_write_byte.eq(byte), r.echo_write_pending.eq(1)]
-            with m.If(self.i.payload.last):
-                m.next = "CHECK"
+            with m.If(self.i.valid & self.i.ready):
+                with m.If(index != 2047):
+                    # The flags of the next byte (index + 1). The ICMP sum is the reply's:
+                    # type (byte 34) and checksum (36, 37) left out, as 0.
+                    m.d.sync += [
+                        index.eq(index + 1),
+                        r.ip_header_byte.eq((index >= 13) & (index < ICMP_OFFSET - 1)),
+                        r.icmp_byte.eq((index >= ICMP_OFFSET - 1) & (index < r.icmp_last)
+                                       & (index != 33) & (index != 35) & (index != 36)),
+                        r.message_byte.eq(index >= ICMP_OFFSET - 1),
+                    ]
+                with m.If(r.icmp_byte):
+                    m.d.sync += r.icmp_sum.eq(r.icmp_sum + word)
+                with m.If(r.message_byte):
+                    m.d.sync += [r.echo_write_address.eq(index - ICMP_OFFSET),
+                                 r.echo_write_byte.eq(byte), r.echo_write_pending.eq(1)]
+                with m.If(self.i.payload.last):
+                    m.d.sync += r.receiving.eq(0)
 
     def _check(self, m: Module, r: "_Registers") -> None:
         """State CHECK: the frame has ended; its header's checks into flip-flops (and the
@@ -310,7 +317,7 @@ class FrameDispatcher(wiring.Component):
                              + field(26, 2) + field(28, 2)),
             r.fixed_sum.eq(Const(0x4500 + (REPLY_TTL << 8 | IP_PROTOCOL_ICMP), 17)
                            + total_length + field(18, 2)),
-            r.last_index.eq(total_length + 13),
+            r.before_last_index.eq(total_length + 12),
             # The ARP reply, whether or not it is one: CLASSIFY decides.
             r.reply_bytes.eq(Cat(*arp_reply_bytes(field(22, 6), field(28, 4),
                                                   self.board_mac, self.board_ip))),
@@ -323,7 +330,7 @@ class FrameDispatcher(wiring.Component):
             r.index.eq(0), r.ip_sum.eq(0), r.icmp_sum.eq(0), r.in_payload.eq(0),
             r.ip_header_byte.eq(0), r.icmp_byte.eq(0), r.message_byte.eq(0),
             r.in_header.eq(1),
-            r.out_index.eq(0), r.from_memory.eq(0),
+            r.out_index.eq(0), r.from_memory.eq(0), r.reply_last.eq(0), r.receiving.eq(1),
             r.echo_address.eq(ECHO_REPLY_HEADER_BYTES - ICMP_OFFSET),
             r.folded_once.eq(r.word_sum[:16] + r.word_sum[16:]),
         ]
@@ -344,6 +351,7 @@ class FrameDispatcher(wiring.Component):
                 count("dropped_ip")
             with m.Else():
                 count("arp_answered")
+                m.d.sync += r.receiving.eq(0)
                 m.next = "ARP_REPLY"
         with m.Elif(r.is_ipv4):
             with m.If(~r.ip_ok):
@@ -359,6 +367,7 @@ class FrameDispatcher(wiring.Component):
                     count("datagrams")
             with m.Elif(r.is_icmp & r.icmp_ok):
                 count("ping_answered")
+                m.d.sync += r.receiving.eq(0)
                 m.next = "ECHO_CHECKSUM"
             with m.Else():
                 count("dropped_other")
@@ -370,11 +379,13 @@ class FrameDispatcher(wiring.Component):
         m.d.comb += [
             self.reply.valid.eq(1),
             self.reply.payload.data.eq(r.reply_bytes[:8]),
-            self.reply.payload.last.eq(r.out_index == ARP_REPLY_BYTES - 1),
+            self.reply.payload.last.eq(r.reply_last),
         ]
         with m.If(self.reply.valid & self.reply.ready):
-            m.d.sync += [r.out_index.eq(r.out_index + 1), r.reply_bytes.eq(r.reply_bytes >> 8)]
+            m.d.sync += [r.out_index.eq(r.out_index + 1), r.reply_bytes.eq(r.reply_bytes >> 8),
+                         r.reply_last.eq(r.out_index == ARP_REPLY_BYTES - 2)]
             with m.If(self.reply.payload.last):
+                m.d.sync += r.receiving.eq(1)
                 m.next = "RECEIVE"
 
     def _echo_reply(self, m: Module, r: "_Registers", read_en, read_data) -> None:
@@ -407,10 +418,11 @@ class FrameDispatcher(wiring.Component):
                 read_en.eq(taken & r.from_memory),
                 self.reply.valid.eq(1),
                 self.reply.payload.data.eq(Mux(r.from_memory, r.echo_byte, r.reply_bytes[:8])),
-                self.reply.payload.last.eq(r.out_index == r.last_index),
+                self.reply.payload.last.eq(r.reply_last),
             ]
             with m.If(taken):
                 m.d.sync += [r.out_index.eq(r.out_index + 1),
+                             r.reply_last.eq(r.out_index == r.before_last_index),
                              r.reply_bytes.eq(r.reply_bytes >> 8)]
                 with m.If(r.out_index == ECHO_REPLY_HEADER_BYTES - 1):
                     m.d.sync += r.from_memory.eq(1)
@@ -418,6 +430,7 @@ class FrameDispatcher(wiring.Component):
                     m.d.sync += [r.echo_byte.eq(read_data),
                                  r.echo_address.eq(r.echo_address + 1)]
                 with m.If(self.reply.payload.last):
+                    m.d.sync += r.receiving.eq(1)
                     m.next = "RECEIVE"
 
 
@@ -462,7 +475,10 @@ class _Registers:
         self.folded_once = Signal(17)
         # Replies.
         self.out_index = Signal(range(2048))
-        self.last_index = Signal(range(2048))       # of the reply's last byte
+        self.before_last_index = Signal(range(2048))    # of the echo reply's last byte, - 1
+        self.reply_last = Signal()                  # the reply's byte now offered is its last
+        # In RECEIVE and the frame's last byte not yet taken (see ``_receive``).
+        self.receiving = Signal(init=1)
         self.reply_bytes = Signal(8 * ARP_REPLY_BYTES)  # shifted out, first byte at the bottom
         self.from_memory = Signal()                 # the echo reply is past its header
         self.echo_address = Signal(range(ECHO_BUFFER_BYTES))    # next to read from the RAM
