@@ -1,0 +1,85 @@
+"""`make sim` cases of the v2 coder's gateware (hdl/compressor_v2.py) and the stimuli they
+drive: random and adversarial signals (white noise, rails, steps, bursts of samples that
+share one context table)."""
+
+from typing import Any
+
+import numpy as np
+
+from spikeforge.firmware.compression_v2 import CodecV2Config
+
+from .stimuli import codec_stimulus
+from .suite_case import BenchCase
+
+__all__ = ["CASES", "V2_STIMULI", "v2_stimulus"]
+
+#: Stimuli of :func:`v2_stimulus` (besides the v1 coder's, :data:`~spikeforge.sim.stimuli.
+#: CODEC_STIMULI`).
+V2_STIMULI = ("white", "rails", "steps", "same-context", "quiet", "mixed")
+
+
+def v2_stimulus(kind: str, sweeps: int, channels: int, seed: int = 0) -> np.ndarray:
+    """int16 samples ``(sweeps, channels)``:
+
+    white: full-scale uniform noise (the widest residuals, every bucket); rails: clipped
+    square waves and random jumps between -32768 and 32767; steps: small noise on DC
+    levels that jump by up to the full scale; same-context: every channel the same small
+    noise level, so consecutive samples use one CDF table, with bursts of spikes that move
+    them all to another at once; quiet: +-1 noise and silence; mixed: each channel its own
+    scale (2**0 .. 2**14), so the table changes from one sample to the next. Other kinds
+    are the v1 coder's (:func:`~spikeforge.sim.stimuli.codec_stimulus`).
+    """
+    rng = np.random.default_rng(seed)
+    n = np.arange(sweeps)[:, None]
+    if kind == "white":
+        x = rng.integers(-32768, 32768, (sweeps, channels))
+    elif kind == "rails":
+        square = np.where((n // rng.integers(1, 4, channels)) % 2, 32767, -32768)
+        jumps = rng.random((sweeps, channels)) < 0.3
+        x = np.where(jumps, rng.choice([-32768, 32767, 0], (sweeps, channels)), square)
+    elif kind == "steps":
+        levels = rng.integers(-32768, 32768, (sweeps // 6 + 1, channels))
+        x = np.repeat(levels, 6, axis=0)[:sweeps] + rng.integers(-3, 4, (sweeps, channels))
+    elif kind == "same-context":
+        x = rng.normal(0, 6, (sweeps, channels))
+        burst = (n % 16 >= 10) & (n % 16 < 12)
+        x = x + np.where(burst, rng.normal(0, 3000, (sweeps, channels)), 0)
+    elif kind == "quiet":
+        x = rng.integers(-1, 2, (sweeps, channels)) * (rng.random((sweeps, channels)) < 0.5)
+    elif kind == "mixed":
+        scales = 2.0 ** rng.integers(0, 15, channels)
+        x = rng.normal(0, 1, (sweeps, channels)) * scales[None, :]
+    else:
+        return codec_stimulus(kind, sweeps, channels, seed)
+    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+
+
+def _case(channels: int, stimulus: str, sweeps: int, stall: str, gap: int = 0,
+          **codec: Any) -> BenchCase:
+    from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
+
+    config = CodecV2Config(enabled=True, **codec)
+    changed = ",".join(f"{k}={v}" for k, v in codec.items())
+    return BenchCase(
+        bench="compressor_v2",
+        label=f"symbols {channels}ch {stimulus} x{sweeps} stall={stall} gap={gap}"
+              f"{' ' + changed if changed else ''}",
+        component=lambda: CompressorV2Symbols(channels, config),
+        params={"codec": config.to_dict(), "channels": channels, "stimulus": stimulus,
+                "sweeps": sweeps, "stall": stall, "gap": gap},
+    )
+
+
+CASES: tuple[BenchCase, ...] = (
+    _case(8, "white", 64, "random"),
+    _case(6, "rails", 64, "random"),
+    _case(5, "steps", 96, "none"),
+    _case(16, "same-context", 64, "random"),
+    _case(7, "mixed", 64, "random", gap=3),
+    _case(4, "spikes", 200, "random"),
+    _case(3, "quiet", 60, "random", gap=2),       # 3 channels: the channel hazard stalls
+    _case(9, "dc-steps", 80, "none", taps=3, level_tap=False, contexts=5, shift_offset=0,
+          rate_max=6, mu=3, weight_bits=6),
+    _case(6, "saturation", 80, "random", taps=16, contexts=12, shift_offset=2, rate_max=12,
+          weight_bits=12),
+)

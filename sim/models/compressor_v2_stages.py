@@ -1,0 +1,192 @@
+"""The v2 coder split at the range coder's input: per sample the context, the symbol, its
+cumulative and own frequency and the raw bits that follow it (what the gateware's symbol
+stage, :class:`spikeforge.hdl.compressor_v2.CompressorV2Symbols`, puts out), and a range
+coder that turns that sequence into the golden model's bytes.
+
+:func:`symbol_stream_v2` is :mod:`spikeforge.sim.models.compressor_v2`'s kernel with the
+range coder taken out (every block coded, never verbatim; no grid, no code weights, no
+sync resets: what the gateware covers so far). :func:`range_code_v2` is its range coder;
+``tests/hdl/test_compressor_v2_hdl.py`` checks that the two together give
+:func:`~spikeforge.sim.models.compressor_v2.encode_v2_stream`'s bytes exactly whenever the
+model codes no block verbatim, so the split is the model, not a second definition.
+Plain Python loops (bench sizes: thousands of samples).
+"""
+
+import numpy as np
+
+from spikeforge.firmware.compression_v2 import (
+    CDF_BITS,
+    CDF_STATE_BITS,
+    DC_FRAC_BITS,
+    DC_RATE,
+    HISTORY_BITS,
+    LITERAL_BITS,
+    LITERALS,
+    MEAN_SHIFT,
+    RANGE_TOP,
+    SYMBOLS,
+    VERBATIM_FLAG_BITS,
+    WEIGHT_STATE_BITS,
+    CodecV2Config,
+    context_and_shift,
+    initial_cdf,
+)
+from spikeforge.hdl.compressor_v2 import check_symbol_config
+
+__all__ = ["SYMBOL_FIELDS", "symbol_stream_v2", "range_code_v2"]
+
+#: One row per sample, in stream order.
+SYMBOL_FIELDS = ("context", "symbol", "low", "frequency", "high_bits", "high_count",
+                 "low_bits", "low_count")
+
+_DROP = CDF_STATE_BITS - CDF_BITS
+
+
+def _sign(x: int) -> int:
+    return (x > 0) - (x < 0)
+
+
+def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config) -> np.ndarray:
+    """Per sample of ``samples`` (int16, ``(sweeps, channels)``, channel-serial order) the
+    row :data:`SYMBOL_FIELDS`: context, symbol, ``low`` (cumulative frequency below the
+    symbol), ``frequency`` (total 2**CDF_BITS), the bucket's raw bits (``high_bits``,
+    ``high_count`` bits) and the shift's raw low bits (``low_bits``, ``low_count``)."""
+    check_symbol_config(config)
+    samples = np.asarray(samples, dtype=np.int64)
+    sweeps, channels = samples.shape
+    taps = config.taps
+    cdf = [[c << _DROP for c in initial_cdf()] for _ in range(config.contexts)]
+    count = [0] * config.contexts
+    count_max = 16 * (config.rate_max - 4)
+    weights = [[0] * taps for _ in range(channels)]
+    hist = [[0] * taps for _ in range(channels)]
+    prev = [0] * channels
+    mean = [0] * channels
+    level_weight = [0] * channels
+    dc = [0] * channels
+    started = [False] * channels
+    w_lim = (1 << (WEIGHT_STATE_BITS - 1)) - 1
+    h_lim = (1 << (HISTORY_BITS - 1)) - 1
+    half = 1 << (config.weight_bits - 1)
+    out = np.zeros((sweeps * channels, len(SYMBOL_FIELDS)), np.int64)
+    row = 0
+    for n in range(sweeps):
+        for c in range(channels):
+            s = int(samples[n, c])
+            d = s - prev[c]
+            acc = sum(weights[c][t] * hist[c][t] for t in range(taps))
+            xl = prev[c] - (dc[c] >> DC_FRAC_BITS)
+            if config.level_tap:
+                acc += level_weight[c] * xl
+            p = min(max((acc + half) >> config.weight_bits, -65536), 65535)
+            e = d - p
+            ctx, k = context_and_shift(mean[c], config.contexts, config.shift_offset)
+            es = e >> k
+            u = 2 * es if es >= 0 else -2 * es - 1
+            high_bits = high_count = 0
+            if u < LITERALS:
+                sym = es + LITERALS // 2
+            else:
+                nb = u.bit_length()
+                sym = LITERALS + nb - LITERAL_BITS - 1
+                high_bits, high_count = u - (1 << (nb - 1)), nb - 1
+            crow = cdf[ctx]
+            top = [crow[j] >> _DROP for j in range(SYMBOLS + 1)]
+            low = top[sym] + sym
+            frequency = top[sym + 1] - top[sym] + 1
+            out[row] = (ctx, sym, low, frequency, high_bits, high_count, e - (es << k), k)
+            row += 1
+            rate = 4 + (count[ctx] >> 4)
+            span = crow[SYMBOLS]
+            for j in range(1, SYMBOLS):
+                if j > sym:
+                    crow[j] += (span - crow[j]) >> rate
+                else:
+                    crow[j] -= crow[j] >> rate
+            count[ctx] = min(count[ctx] + 1, count_max)
+            ue = 2 * e if e >= 0 else -2 * e - 1
+            mean[c] += ((ue << 4) - mean[c]) >> MEAN_SHIFT
+            sg = _sign(e)
+            for t in range(taps):
+                weights[c][t] = min(max(weights[c][t] + config.mu * sg * _sign(hist[c][t]),
+                                        -w_lim), w_lim)
+            if config.level_tap:
+                level_weight[c] = min(max(level_weight[c] + config.mu * sg * _sign(xl),
+                                          -w_lim), w_lim)
+            hist[c] = [min(max(d, -h_lim), h_lim)] + hist[c][:-1]
+            if not started[c]:
+                dc[c] = s << DC_FRAC_BITS
+                started[c] = True
+            else:
+                dc[c] += ((s << DC_FRAC_BITS) - dc[c]) >> DC_RATE
+            prev[c] = s
+    return out
+
+
+class _RangeCoder:
+    """The model's range coder (LZMA-style carry: a cached byte and a count of 0xFF)."""
+
+    def __init__(self) -> None:
+        self.low, self.range, self.cache, self.cache_size = 0, 0xFFFFFFFF, 0, 1
+        self.skip_first = True
+        self.out = bytearray()
+
+    def shift_low(self) -> None:
+        if self.low < 0xFF000000 or self.low >= 1 << 32:
+            carry = self.low >> 32
+            temp = self.cache
+            while True:
+                if self.skip_first:
+                    self.skip_first = False
+                else:
+                    self.out.append((temp + carry) & 0xFF)
+                temp = 0xFF
+                self.cache_size -= 1
+                if self.cache_size == 0:
+                    break
+            self.cache = (self.low >> 24) & 0xFF
+        self.cache_size += 1
+        self.low = (self.low & 0x00FFFFFF) << 8
+
+    def normalise(self) -> None:
+        while self.range < RANGE_TOP:
+            self.range <<= 8
+            self.shift_low()
+
+    def encode(self, low: int, frequency: int) -> None:
+        r = self.range >> CDF_BITS
+        self.low += r * low
+        self.range = r * frequency
+        self.normalise()
+
+    def raw(self, value: int, count: int) -> None:
+        while count > 0:
+            k = min(count, 8)
+            count -= k
+            r = self.range >> k
+            self.low += r * ((value >> count) & ((1 << k) - 1))
+            self.range = r
+            self.normalise()
+
+
+def range_code_v2(rows: np.ndarray, samples_per_block: int) -> tuple[bytes, list[int]]:
+    """The coded stream of :func:`symbol_stream_v2`'s rows (every block coded: its flag
+    "no" first), flushed at the end, and each block's end offset."""
+    coder = _RangeCoder()
+    ends = []
+    for start in range(0, len(rows), samples_per_block):
+        flag = coder.range >> VERBATIM_FLAG_BITS
+        coder.low += flag
+        coder.range -= flag
+        coder.normalise()
+        for _context, _symbol, low, frequency, high_bits, high_count, low_bits, low_count in (
+                rows[start:start + samples_per_block].tolist()):
+            coder.encode(low, frequency)
+            coder.raw(high_bits, high_count)
+            coder.raw(low_bits, low_count)
+        ends.append(len(coder.out))
+    for _ in range(5):
+        coder.shift_low()
+    if ends:
+        ends[-1] = len(coder.out)
+    return bytes(coder.out), ends
