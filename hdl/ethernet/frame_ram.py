@@ -58,7 +58,7 @@ class FrameRam(wiring.Component):
         staged = Array(Signal(width, name=f"staged_{k}", reset_less=True) for k in range(banks))
         write_addr = Signal.like(self.write_addr, reset_less=True)
         write_data = Signal(width, reset_less=True)
-        write_en = [Signal(name=f"write_en_{k}") for k in range(banks)]
+        write_en = Signal()
         first_bank = Signal(range(banks))               # bank of the first stage's byte
         second_bank = Signal(range(banks))              # bank of the second stage's byte
         for k in range(banks):
@@ -70,17 +70,19 @@ class FrameRam(wiring.Component):
             m.submodules[f"bank_{k}"] = bank
             write, read = bank.write_port(), bank.read_port(domain="comb")
             first = Signal(width, name=f"first_{k}", reset_less=True)
-            here = (self.write_addr[bank_bits:] == k) if banks > 1 else 1
-            m.d.sync += write_en[k].eq(self.write_en & here)
+            # The bank is chosen after the write register (its input is the callers'
+            # longest path).
+            here = (write_addr[bank_bits:] == k) if banks > 1 else 1
             m.d.comb += [
                 write.addr.eq(write_addr[:bank_bits]),
                 write.data.eq(write_data),
-                write.en.eq(write_en[k]),
+                write.en.eq(write_en & here),
                 read.addr.eq(self.read_addr[:bank_bits]),
             ]
             with m.If(self.advance):
                 m.d.sync += [first.eq(read.data), staged[k].eq(first)]
-        m.d.sync += [write_addr.eq(self.write_addr), write_data.eq(self.write_data.as_value())]
+        m.d.sync += [write_addr.eq(self.write_addr), write_data.eq(self.write_data.as_value()),
+                     write_en.eq(self.write_en)]
         if banks > 1:
             with m.If(self.advance):
                 m.d.sync += [first_bank.eq(self.read_addr[bank_bits:]),

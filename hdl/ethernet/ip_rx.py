@@ -124,6 +124,7 @@ class FrameDispatcher(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         r = _Registers()
+        self._address_matches(m, r)
         self._delivery(m, r)
         echo_read_en, echo_read_data = self._echo_buffer(m, r)
         m.d.comb += [self.frame_mac.eq(r.field(6, 6)), self.frame_ip.eq(r.field(26, 4)),
@@ -152,10 +153,24 @@ class FrameDispatcher(wiring.Component):
             self._echo_reply(m, r, echo_read_en, echo_read_data)
         return m
 
+    def _address_matches(self, m: Module, r: "_Registers") -> None:
+        """The destination MAC, IPv4 address and UDP port compared with the board's as each
+        is complete: while the byte after it is at ``i``, by its fixed place at the bottom
+        of the header register (which holds still until that byte is taken), so that the
+        wide comparisons end at flip-flops of their own and the checks at byte 40 and in
+        CHECK read one flag each."""
+        with m.If(r.index == 6):
+            destination = r.field_after(6, 0, 6)
+            m.d.sync += [r.to_board_mac.eq(destination == self.board_mac),
+                         r.to_broadcast.eq(destination == 0xFFFF_FFFF_FFFF)]
+        with m.If(r.index == 34):
+            m.d.sync += r.to_board_ip.eq(r.field_after(34, 30, 4) == self.board_ip)
+        with m.If(r.index == 38):
+            m.d.sync += r.to_control_port.eq(r.field_after(38, 36, 2) == self.control_port)
+
     def _checks(self, r: "_Registers", field):
         """The header checks, on the header register as ``field`` reads it."""
-        mac_ok = ((field(0, 6) == self.board_mac)
-                  | ((field(0, 6) == 0xFFFF_FFFF_FFFF) & (field(12, 2) == ETHERTYPE_ARP)))
+        mac_ok = r.to_board_mac | (r.to_broadcast & (field(12, 2) == ETHERTYPE_ARP))
         udp_length = field(38, 2)
         udp_length_ok = ((udp_length >= 8) & ~r.udp_length_limit[16]
                          & (udp_length <= r.udp_length_limit[:16]))
@@ -173,8 +188,7 @@ class FrameDispatcher(wiring.Component):
                 r.early[0].eq(mac_ok_early & (at40(12, 2) == ETHERTYPE_IPV4)),
                 r.early[1].eq((at40(14, 1) == 0x45) & ((at40(20, 1) & 0x3F) == 0)
                               & (at40(21, 1) == 0) & (at40(23, 1) == IP_PROTOCOL_UDP)),
-                r.early[2].eq((at40(30, 4) == self.board_ip)
-                              & (at40(36, 2) == self.control_port)),
+                r.early[2].eq(r.to_board_ip & r.to_control_port),
                 r.early[3].eq(udp_length_ok_early & (at40(38, 2) > 8)),
                 r.udp_length_fits.eq(udp_length_ok_early),
                 r.payload_last.eq(at40(38, 2) + (HEADER_BYTES - 9)),
@@ -300,8 +314,8 @@ class FrameDispatcher(wiring.Component):
             r.udp_length_ok.eq(r.udp_length_fits),
             r.ip_ok.eq((field(14, 1) == 0x45) & r.ip_header_ok
                        & ((field(20, 1) & 0x3F) == 0) & (field(21, 1) == 0)),
-            r.ip_for_us.eq(field(30, 4) == self.board_ip),
-            r.port_ok.eq(field(36, 2) == self.control_port),
+            r.ip_for_us.eq(r.to_board_ip),
+            r.port_ok.eq(r.to_control_port),
             r.arp_request.eq(is_arp_request_head(field(14, 8))),
             r.arp_for_us.eq(field(38, 4) == self.board_ip),
             r.is_arp.eq(field(12, 2) == ETHERTYPE_ARP),
@@ -458,6 +472,9 @@ class _Registers:
         self.ip_header_ok = Signal()
         self.early = [Signal(name=f"deliver_check_{k}") for k in range(4)]
         self.udp_length_fits = Signal()             # 8 <= UDP length <= IP total - 20
+        # The frame's destination is the board's (see ``_address_matches``).
+        self.to_board_mac, self.to_broadcast = Signal(), Signal()
+        self.to_board_ip, self.to_control_port = Signal(), Signal()
         # Classification, registered in CHECK from the frame's header and sums.
         self.mac_ok, self.udp_length_ok = Signal(), Signal()
         self.ip_ok, self.ip_for_us, self.port_ok = Signal(), Signal(), Signal()

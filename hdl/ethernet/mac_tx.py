@@ -96,7 +96,9 @@ class MACTransmitter(wiring.Component):
                         m.d.sync += count.eq(count + 1)
                     with m.If(self.i.payload.last):
                         m.d.sync += fcs_index.eq(0)
-                        with m.If(count + 1 < MIN_FRAME_BYTES):
+                        # count + 1 < MIN_FRAME_BYTES, as one constant comparison (no
+                        # adder before it on the state register's path).
+                        with m.If(count < MIN_FRAME_BYTES - 1):
                             m.next = "PAD"
                         with m.Else():
                             m.next = "FCS"
