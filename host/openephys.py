@@ -38,9 +38,22 @@ after source sweep ``(d + 1) * factor - 1``, the CIC's delay not removed) and it
 ``timestamps.npy`` are ``d / lfp_rate_hz``. Lost LFP frames are zero-filled too and listed
 in ``spikeforge.json`` as ``lfp_losses``.
 
-Data is appended as it arrives; :meth:`OpenEphysWriter.flush` makes everything written so
-far readable (the ``.npy`` headers are rewritten with the current length), so after a crash
-everything up to the last flush is intact.
+Data is appended as it arrives, through a writer thread
+(:class:`~spikeforge.host.background_writer.BackgroundWriter`): the caller only copies a block
+into memory (or keeps a reference to a read-only one) and hands whole buffers over, megabytes
+at a time; the thread makes the positioned writes and the syncs, so the recorder's loop never
+waits on the disk. :meth:`OpenEphysWriter.flush` hands everything written so far to the
+thread, followed by the ``.npy`` headers rewritten with the current length, an ``fdatasync``
+of each file and ``spikeforge.json``; the thread gets there within its queue's delay, and
+after a crash everything up to the last flush it completed is intact (whole rows, headers
+never longer than the rows behind them). :meth:`OpenEphysWriter.sync` waits for it.
+
+The thread's queue is bounded (``max_queue_bytes``, default
+:data:`~spikeforge.host.background_writer.MAX_QUEUE_BYTES`). A block that does not fit is
+not written: its sweeps are a loss like a link loss (a hole in ``continuous.dat``, which reads
+as zeros, listed in ``losses``, marked on the loss TTL line) and counted apart in
+``spikeforge.json`` under ``writer`` (``sweeps_refused``, ``refused_bytes``). Sweeps
+lost on the link are holes too: they cost the disk nothing.
 
 The writer is a recording sink (:class:`spikeforge.host.sinks.Sink`): the recorder calls
 ``write_continuous``, ``write_loss``, ``write_events``, ``flush`` and ``close``.
@@ -56,6 +69,7 @@ import numpy as np
 
 from spikeforge.firmware.config import SystemConfig
 
+from .background_writer import CHUNK_BYTES, MAX_QUEUE_BYTES, BackgroundWriter
 from .frames import EventBlock
 
 __all__ = ["OpenEphysWriter", "MICROVOLTS_PER_BIT", "LOSS_TTL_LINE"]
@@ -69,33 +83,100 @@ _STREAM = "spikeforge-100.acquisition"
 _LFP_STREAM = "spikeforge-100.lfp"
 
 
-def _write_all(file: Any, data: bytes) -> None:
-    """All of ``data`` into an unbuffered file (a raw write may take only part)."""
-    view = memoryview(data)
-    while view:
-        view = view[file.write(view):]
+_fdatasync = getattr(os, "fdatasync", os.fsync)
+#: Buffers per positioned vector write (below every system's IOV_MAX).
+_IOV_BUFFERS = 512
+
+
+def _pwrite_all(fd: int, buffers: "list[Any]", offset: int) -> None:
+    """All of ``buffers`` (bytes-like, in order) into ``fd`` from ``offset``."""
+    if len(buffers) > _IOV_BUFFERS:
+        buffers = [b"".join(buffers)]
+    total = sum(memoryview(b).nbytes for b in buffers)
+    done = os.pwritev(fd, buffers, offset) if hasattr(os, "pwritev") else 0
+    if done < total:        # a short write (or no pwritev): the rest, one buffer
+        rest = memoryview(b"".join(buffers))[done:]
+        while rest:
+            written = os.pwrite(fd, rest, offset + done)
+            rest, done = rest[written:], done + written
+
+
+class _StagedFile:
+    """A file appended through the writer thread: bytes are staged here and handed over as
+    one positioned write once :data:`CHUNK_BYTES` are waiting (or at a flush); a skipped
+    stretch is never written (a hole, read as zeros). ``end``: the file's length once
+    everything staged is written."""
+
+    def __init__(self, path: Path, writer: BackgroundWriter, end: int = 0) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        self.writer = writer
+        self.end = end
+        self._buffers: list[Any] = []
+        self._staged = 0
+        self._reserved = 0
+
+    def stage(self, data: Any, reserved: int) -> None:
+        """Append ``data`` (bytes-like, not changed afterwards) for which ``reserved`` bytes
+        were reserved with the writer."""
+        size = memoryview(data).nbytes
+        self._buffers.append(data)
+        self._staged += size
+        self._reserved += reserved
+        self.end += size
+        if self._staged >= CHUNK_BYTES:
+            self.hand_over()
+
+    def skip(self, size: int) -> None:
+        """Leave ``size`` bytes unwritten (a hole)."""
+        self.hand_over()
+        self.end += size
+
+    def hand_over(self) -> None:
+        if not self._buffers:
+            return
+        fd, buffers, offset = self.fd, self._buffers, self.end - self._staged
+        self.writer.submit(lambda: _pwrite_all(fd, buffers, offset), self._reserved)
+        self._buffers, self._staged, self._reserved = [], 0, 0
+
+    def sync(self, header: bytes | None = None) -> None:
+        """Hand over what is staged, then (in the thread) ``header`` at offset 0, the
+        file's full length (a trailing hole) and an fdatasync."""
+        self.hand_over()
+        fd, end = self.fd, self.end
+
+        def job() -> None:
+            if header is not None:
+                _pwrite_all(fd, [header], 0)
+            if os.fstat(fd).st_size < end:
+                os.ftruncate(fd, end)
+            _fdatasync(fd)
+
+        self.writer.submit(job)
+
+    def close(self) -> None:
+        """After the writer has drained."""
+        os.close(self.fd)
 
 
 class _NpyAppender:
-    """A .npy file that grows along its first axis (rows of ``row_shape``); the header is
-    rewritten with the length on flush."""
+    """A .npy file that grows along its first axis (rows of ``row_shape``), written by the
+    writer thread; the header is rewritten with the length on flush (after the rows it
+    counts, so a cut never finds a header longer than the rows behind it). The file appears
+    with its header (written aside, renamed into place)."""
 
     _HEADER_BYTES = 128
 
-    def __init__(self, path: Path, dtype: str, row_shape: tuple[int, ...] = ()):
+    def __init__(self, path: Path, dtype: str, writer: BackgroundWriter,
+                 row_shape: tuple[int, ...] = ()):
         self.path = path
         self.dtype = np.dtype(dtype)
         self.row_shape = row_shape
         self.length = 0
-        # Unbuffered: every header and every appended row reaches the OS at once, so a cut
-        # (kill -9) never leaves a file without its header or with a partial row.
-        # The file appears with its header (written aside, renamed into place).
         aside = path.with_name(path.name + ".tmp")
         with open(aside, "wb") as file:
             file.write(self._header())
         aside.replace(path)
-        self._file = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed in close()
-        self._file.seek(0, os.SEEK_END)
+        self._file = _StagedFile(path, writer, end=self._HEADER_BYTES)
 
     def _header(self) -> bytes:
         header = {"descr": self.dtype.str, "fortran_order": False,
@@ -105,22 +186,17 @@ class _NpyAppender:
         size = (self._HEADER_BYTES - 10).to_bytes(2, "little")
         return b"\x93NUMPY\x01\x00" + size + text + b" " * pad + b"\n"
 
-    def _write_header(self) -> None:
-        self._file.seek(0)
-        _write_all(self._file, self._header())
-        self._file.seek(0, os.SEEK_END)
-
     def append(self, values: np.ndarray) -> None:
-        values = np.ascontiguousarray(values, dtype=self.dtype)
-        _write_all(self._file, values.tobytes())
+        data = np.ascontiguousarray(values, dtype=self.dtype).tobytes()
+        self._file.writer.reserve(len(data), always=True)    # bookkeeping: never refused
+        self._file.stage(data, len(data))
         self.length += len(values)
 
     def flush(self) -> None:
-        self._write_header()
-        os.fsync(self._file.fileno())
+        self._file.sync(self._header())
 
     def close(self) -> None:
-        self.flush()
+        """After the writer has drained (a flush first)."""
         self._file.close()
 
 
@@ -138,10 +214,14 @@ class OpenEphysWriter:
     channels:
         The device channels recorded, ascending: the channel mask in force
         (``config.enabled_channels`` if not given). Blocks must carry exactly these.
+    max_queue_bytes:
+        Bound of the writer thread's queue (module docstring): samples that do not fit are
+        a counted loss, never a wait.
     """
 
     def __init__(self, out: Path, config: SystemConfig, metadata: dict[str, Any] | None = None,
-                 channels: "tuple[int, ...] | list[int] | None" = None):
+                 channels: "tuple[int, ...] | list[int] | None" = None,
+                 max_queue_bytes: int = MAX_QUEUE_BYTES):
         self.config = config
         self.channels = (config.enabled_channels if channels is None
                          else tuple(sorted(set(channels))))
@@ -154,12 +234,14 @@ class OpenEphysWriter:
         events.mkdir(parents=True)
         (self.root / _NODE / "settings.xml").write_text(_settings_xml(config))
 
-        self._ttl = {name: _NpyAppender(events / f"{name}.npy", dtype) for name, dtype in
+        self.background = BackgroundWriter(max_queue_bytes, name=self.root.name)
+        self._ttl = {name: _NpyAppender(events / f"{name}.npy", dtype, self.background)
+                     for name, dtype in
                      (("states", "<i2"), ("sample_numbers", "<i8"), ("timestamps", "<f8"),
                       ("full_words", "<u8"))}
         self._main = _ContinuousStream(self.recording / "continuous" / _STREAM,
                                        config.sample_rate_hz, len(self.channels), "",
-                                       on_loss=self._mark_loss,
+                                       self.background, on_loss=self._mark_loss,
                                        on_created=self._write_structure)
         self.metadata: dict[str, Any] = {
             "device": config.to_dict(), "channels_enabled": list(self.channels),
@@ -184,7 +266,7 @@ class OpenEphysWriter:
                 raise ValueError("the device's configuration has no LFP decimator")
             self.lfp = _ContinuousStream(self.recording / "continuous" / _LFP_STREAM,
                                          self.config.lfp_rate_hz, len(self.channels), "LFP ",
-                                         on_created=self._write_structure)
+                                         self.background, on_created=self._write_structure)
             self.metadata["lfp_losses"] = self.lfp.losses
         self.lfp.write(first_sample, samples)
 
@@ -207,7 +289,8 @@ class OpenEphysWriter:
             folder = self.recording / "spikeforge-detections"
             folder.mkdir()
             self._detections = {
-                name: _NpyAppender(folder / f"{name}.npy", dtype, shape) for name, dtype, shape
+                name: _NpyAppender(folder / f"{name}.npy", dtype, self.background, shape)
+                for name, dtype, shape
                 in (("sample_numbers", "<i8", ()), ("channels", "<i2", ()),
                     ("peaks", "<i2", ()), ("snippet_pre", "<i2", ()),
                     ("waveforms", "<i2", (self._snippet_width,)))}
@@ -301,32 +384,64 @@ class OpenEphysWriter:
         if self.lfp is not None:
             self.metadata.update(lfp_sweeps=self.lfp.sweeps_written,
                                  lfp_samples_lost=self.lfp.samples_lost)
+        self.metadata["writer"] = self.writer_record()
+
+    @property
+    def sweeps_refused(self) -> int:
+        """Sweeps (of both streams) the writer thread's full queue refused: in the losses."""
+        return self._main.sweeps_refused + (self.lfp.sweeps_refused if self.lfp else 0)
+
+    def writer_record(self) -> dict[str, int]:
+        """The writer thread's loss counters (``spikeforge.json``, ``writer``): its bound,
+        the sweeps and bytes its full queue refused. (Its queue peak, which depends on the
+        disk's timing, is in :attr:`background` ``.stats``: a recording's files depend only
+        on what it was given.)"""
+        stats = self.background.stats
+        return {"max_queue_bytes": stats.max_queue_bytes, "sweeps_refused": self.sweeps_refused,
+                "refused_bytes": stats.refused_bytes}
 
     def flush(self, facts: dict[str, Any] | None = None) -> None:
-        """Make everything written so far readable, on disk; ``facts`` (the recording's
-        state, e.g. ``ended``, ``link``) and the writer's counts go into ``spikeforge.json``
-        first."""
+        """Hand everything written so far to the writer thread, then each file's header and
+        sync and ``spikeforge.json`` with ``facts`` (the recording's state, e.g. ``ended``,
+        ``link``) and the writer's counts. Does not wait for the disk (:meth:`sync` does);
+        raises the error the thread met, if it met one (e.g. a full disk)."""
         self.metadata.update(facts or {})
+        self._main.close_refused()      # lists a refused stretch (and marks it) first
+        if self.lfp is not None:
+            self.lfp.close_refused()
         self._count_metadata()
         self._main.flush()
         for appender in (*self._ttl.values(), *self._detections.values()):
             appender.flush()
         if self.lfp is not None:
             self.lfp.flush()
-        self._write_metadata()
+        text = json.dumps(self.metadata, indent=2, default=str)
+        path = self.recording / "spikeforge.json"
+        self.background.submit(lambda: _replace_text(path, text))
+
+    def sync(self) -> None:
+        """Wait until the writer thread has done everything handed to it (after
+        :meth:`flush`: on disk and readable)."""
+        self.background.drain()
 
     def _write_metadata(self) -> None:
         _replace_text(self.recording / "spikeforge.json",
                       json.dumps(self.metadata, indent=2, default=str))
 
     def close(self, facts: dict[str, Any] | None = None) -> None:
-        """Flush with ``facts`` (e.g. ``ended``) and close."""
-        self.flush(facts)
-        self._main.close()
-        for appender in (*self._ttl.values(), *self._detections.values()):
-            appender.close()
-        if self.lfp is not None:
-            self.lfp.close()
+        """Flush with ``facts`` (e.g. ``ended``), wait for the writer thread, and close; the
+        thread's error, if it met one, is raised after the files are closed."""
+        try:
+            self.flush(facts)
+        finally:
+            try:
+                self.background.close()
+            finally:
+                self._main.close()
+                for appender in (*self._ttl.values(), *self._detections.values()):
+                    appender.close()
+                if self.lfp is not None:
+                    self.lfp.close()
 
 
 def _replace_text(path: Path, text: str) -> None:
@@ -374,31 +489,37 @@ def _settings_xml(config: SystemConfig) -> str:
 class _ContinuousStream:
     """One continuous stream of a recording (the acquisition stream, or the LFP stream of
     mode events+lfp): ``continuous.dat`` (int16, interleaved), sample numbers and timestamps
-    at ``rate_hz``. Blocks must arrive in order; a gap is zero-filled, listed in ``losses``,
-    counted in ``samples_lost`` and reported to ``on_loss(first, stop)``.
+    at ``rate_hz``. Blocks must arrive in order; a gap is zero-filled (a hole in
+    ``continuous.dat``), listed in ``losses``, counted in ``samples_lost`` and reported to
+    ``on_loss(first, stop)``. A block the writer thread's full queue refuses is such a loss
+    too (counted also in ``sweeps_refused``; a run of them is listed as one stretch).
 
-    The folder and its files are created with the first sweeps, which reach the OS before
+    The folder and its files are created with the first sweeps, which are on disk before
     ``on_created()`` is called (to list the stream): a stream that is listed is never empty.
-    Writes are unbuffered, whole blocks, so a cut leaves whole rows."""
+    The writer thread writes whole blocks, so a cut leaves whole rows."""
 
-    #: Rows of zeros written at a time for a gap (a long gap is not one huge array).
+    #: Sweeps of sample numbers staged at a time for a gap (a long gap is not one array).
     _FILL_ROWS = 1 << 16
 
     def __init__(self, folder: Path, rate_hz: float, channels: int, what: str,
+                 writer: BackgroundWriter,
                  on_loss: Callable[[int, int], None] | None = None,
                  on_created: Callable[[], None] | None = None):
         self.folder = folder
         self.rate_hz = rate_hz
         self.channels = channels
         self._what = what   # "" or "LFP ": names the stream in errors
+        self._writer = writer
         self._on_loss = on_loss
         self._on_created = on_created
-        self._data: Any = None          # the files, from the first sweeps on
+        self._data: _StagedFile | None = None     # the files, from the first sweeps on
         self._sample_numbers: _NpyAppender | None = None
         self._timestamps: _NpyAppender | None = None
         self.first_sample: int | None = None
         self.next_sample: int | None = None
         self.samples_lost = 0
+        self.sweeps_refused = 0
+        self._refused: list[int] | None = None    # [first, stop) refused, not yet listed
         self.losses: list[dict[str, int]] = []
 
     @property
@@ -426,53 +547,90 @@ class _ContinuousStream:
                 f"{self._what}block starts at sweep {first_sample}, before the end of the "
                 f"last one ({self.next_sample}); blocks must arrive in order")
         self.skip_to(first_sample)
-        self._append(first_sample, samples.astype("<i2", copy=False))
+        self._append(first_sample, samples)
 
     def skip_to(self, sample: int) -> None:
         """Everything before ``sample`` that has not arrived is lost: zero-fill and list it."""
         if self.next_sample is None or sample <= self.next_sample:
             return
+        self.close_refused()
         start = self.next_sample
-        self.losses.append({"first_sample": start, "samples": sample - start})
         self.samples_lost += sample - start
-        if self._on_loss is not None:
-            self._on_loss(start, sample)
+        self._list_loss(start, sample)
         for chunk_start in range(start, sample, self._FILL_ROWS):
+            if (chunk_start > start
+                    and self._writer.queued_bytes > self._writer.stats.max_queue_bytes):
+                self._writer.drain()    # a gap of hours: its sample numbers, a bit at a time
             rows = min(self._FILL_ROWS, sample - chunk_start)
-            self._append(chunk_start, np.zeros((rows, self.channels), dtype="<i2"))
+            self._data.skip(rows * self.channels * 2)
+            self._number(chunk_start, rows)
+        self.next_sample = sample
+
+    def _list_loss(self, start: int, stop: int) -> None:
+        self.losses.append({"first_sample": start, "samples": stop - start})
+        if self._on_loss is not None:
+            self._on_loss(start, stop)
+
+    def close_refused(self) -> None:
+        """List the stretch of refused blocks that is open (the next thing differs)."""
+        if self._refused is not None:
+            start, stop = self._refused
+            self._refused = None
+            self._list_loss(start, stop)
+
+    def _number(self, first_sample: int, sweeps: int) -> None:
+        numbers = np.arange(first_sample, first_sample + sweeps, dtype=np.int64)
+        self._sample_numbers.append(numbers)
+        self._timestamps.append(numbers / self.rate_hz)
 
     def _append(self, first_sample: int, samples: np.ndarray) -> None:
-        numbers = np.arange(first_sample, first_sample + len(samples), dtype=np.int64)
         first = self._data is None
         if first:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._data = open(self.folder / "continuous.dat", "wb",  # noqa: SIM115
-                              buffering=0)                            # closed in close()
-            self._sample_numbers = _NpyAppender(self.folder / "sample_numbers.npy", "<i8")
-            self._timestamps = _NpyAppender(self.folder / "timestamps.npy", "<f8")
-        _write_all(self._data, np.ascontiguousarray(samples).tobytes())
-        self._sample_numbers.append(numbers)
-        self._timestamps.append(numbers / self.rate_hz)
-        self.next_sample = first_sample + len(samples)
+            self._data = _StagedFile(self.folder / "continuous.dat", self._writer)
+            self._sample_numbers = _NpyAppender(self.folder / "sample_numbers.npy", "<i8",
+                                                self._writer)
+            self._timestamps = _NpyAppender(self.folder / "timestamps.npy", "<f8",
+                                            self._writer)
+        samples = np.ascontiguousarray(samples, dtype="<i2")
+        # A read-only block (the decoder's, over the datagram's bytes) is never changed: it
+        # is handed over as it is; any other is copied.
+        data: Any = samples.data if not samples.flags.writeable else samples.tobytes()
+        sweeps = len(samples)
+        if self._writer.reserve(samples.nbytes, always=first):
+            self.close_refused()
+            self._data.stage(data, samples.nbytes)
+        else:       # the writer's queue is full: these sweeps are lost, counted apart
+            if self._refused is not None and self._refused[1] == first_sample:
+                self._refused[1] += sweeps
+            else:
+                self.close_refused()
+                self._refused = [first_sample, first_sample + sweeps]
+            self.samples_lost += sweeps
+            self.sweeps_refused += sweeps
+            self._data.skip(samples.nbytes)
+        self._number(first_sample, sweeps)
+        self.next_sample = first_sample + sweeps
         if first:
-            # The first sample number is in the headers at once (readers take the start
-            # time from it), and only then is the stream listed.
-            self._sample_numbers.flush()
-            self._timestamps.flush()
+            # The first sweeps and their sample numbers are on disk at once (readers take
+            # the start time from them), and only then is the stream listed.
+            self.flush()
+            self._writer.drain()
             if self._on_created is not None:
                 self._on_created()
 
     def flush(self) -> None:
         if self._data is None:
             return
-        os.fsync(self._data.fileno())
+        self.close_refused()
+        self._data.sync()
         self._sample_numbers.flush()
         self._timestamps.flush()
 
     def close(self) -> None:
+        """After the writer thread has drained (a flush first)."""
         if self._data is None:
             return
-        self.flush()
         self._data.close()
         self._sample_numbers.close()
         self._timestamps.close()

@@ -289,6 +289,10 @@ class BenchStep:
     receiver_cpu_s: float = 0.0   #: CPU time of the receiving process (user + system)
     #: DATA frames whose sweeps the recording lists as lost (zero-filled), from its losses
     frames_lost_in_recording: int = 0
+    #: most bytes waiting in the Open Ephys writer thread's queue (copied, not yet written)
+    writer_queue_peak_bytes: int = 0
+    #: sweeps the writer thread's full queue refused (in samples_lost and the loss list)
+    writer_sweeps_refused: int = 0
 
     @property
     def frames_lost_after_recording(self) -> int:
@@ -328,7 +332,9 @@ class BenchStep:
                 f"({self.samples_lost} sweeps zero-filled) + "
                 f"{self.frames_lost_after_recording} after its end, {self.kernel_drops} "
                 f"kernel + {self.host_queue_drops} queue drops, "
-                f"{self.crc_errors} CRC  queue peak {self.queue_peak_bytes / 2**20:.0f} MiB  "
+                f"{self.crc_errors} CRC, {self.writer_sweeps_refused} sweeps refused by the "
+                f"writer  queue peak {self.queue_peak_bytes / 2**20:.0f} MiB (receive), "
+                f"{self.writer_queue_peak_bytes / 2**20:.0f} MiB (writer)  "
                 f"receiver CPU {self.receiver_cpu_s / max(self.seconds, 1e-9):.0%} of a core"
                 f"  -> {verdict} ({self.ended})")
 
@@ -340,7 +346,7 @@ def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
     """Offer ``channels`` for ``duration_s`` wall seconds; record into ``out``.
     ``drop_data_frames``: DATA frames the board does not send (:class:`UdpBoard`)."""
     from spikeforge.host.device import Device
-    from spikeforge.host.recorder import record
+    from spikeforge.host.recorder import Recorder
     from spikeforge.host.udp import udp_stats
 
     config = bench_config(channels)
@@ -355,7 +361,10 @@ def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
             os.sched_setaffinity(0, {cpus[0]})
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         with Device.open(board.url) as device:
-            status = record(device, out, duration_s=duration_s * speed)
+            recorder = Recorder(device, out, duration_s=duration_s * speed)
+            recorder.prepare()
+            status = recorder.run()
+            writer = recorder.writer
             # The counters as the recording ended (the receive thread goes on until close).
             stats = replace(udp_stats(device))
             link = replace(device.stats)
@@ -379,7 +388,9 @@ def run_step(channels: int, duration_s: float, out: Path, *, seed: int = 1,
         receiver_cpu_s=(cpu_after.ru_utime - cpu_before.ru_utime
                         + cpu_after.ru_stime - cpu_before.ru_stime),
         frames_lost_in_recording=frames_lost(recording_losses(out),
-                                             config.sweeps_per_frame))
+                                             config.sweeps_per_frame),
+        writer_queue_peak_bytes=writer.background.stats.queue_peak_bytes if writer else 0,
+        writer_sweeps_refused=writer.sweeps_refused if writer else 0)
 
 
 def recording_losses(out: Path) -> list[dict[str, int]]:
