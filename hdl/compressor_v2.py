@@ -136,8 +136,8 @@ class CompressorV2Symbols(wiring.Component):
 
     Per-channel state: :class:`ChannelStateV2` in one memory of ``channels`` words (block
     RAM). Device-wide: ``contexts`` rows of 45 x 22 bits (a 16-deep memory: LUT RAM) and a
-    7-bit count each (registers). Multipliers: ``taps`` 12 x 12 and (level tap) one
-    12 x 17. Covers codec v2 without a value grid, code weights or sync resets.
+    count each (registers, up to 16 x (rate_max - 4)). Multipliers: ``taps`` 12 x 12 and
+    (level tap) one 12 x 17. Covers codec v2 without a value grid, code weights or sync resets.
     """
 
     def __init__(self, channels: int, codec: CodecV2Config):
@@ -346,14 +346,14 @@ class CompressorV2Symbols(wiring.Component):
         m.d.comb += row.eq(Mux(last_valid & (last_context == f.context), last_row,
                                row_rd.data))
 
-        counts = [Signal(7, name=f"count{j}") for j in range(codec.contexts)]
-        count = Signal(7)
+        count_max = 16 * (codec.rate_max - 4)
+        counts = [Signal(range(count_max + 1), name=f"count{j}") for j in range(codec.contexts)]
+        count = Signal(range(count_max + 1))
         for j, reg in enumerate(counts):
             with m.If(f.context == j):
                 m.d.comb += count.eq(reg)
         rate = Signal(range(16))
         m.d.comb += rate.eq(4 + (count >> 4))
-        count_max = 16 * (codec.rate_max - 4)
 
         new_row = Signal(row_layout)
         for j in range(1, SYMBOLS):

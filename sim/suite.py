@@ -13,7 +13,13 @@ from spikeforge.firmware.config import (
     TestSourceConfig,
 )
 
-from . import auth_cases, ethernet_rx_cases, ethernet_system_cases, ethernet_tx_cases
+from . import (
+    auth_cases,
+    compressor_v2_cases,
+    ethernet_rx_cases,
+    ethernet_system_cases,
+    ethernet_tx_cases,
+)
 from .runner import BenchResult, run_bench
 from .suite_case import BenchCase
 
@@ -272,7 +278,8 @@ CASES: tuple[BenchCase, ...] = (
     # every channel bursting at once (the detector drops most events whole and counts them).
     _conditioner(_fast(1024), "spikes", 12, "random"),
     _detector(_fast(1024), "burst", 50, "random", dead_samples=10, expect_drops=True),
-) + ethernet_tx_cases.CASES + ethernet_rx_cases.CASES + ethernet_system_cases.CASES
+) + ethernet_tx_cases.CASES + ethernet_rx_cases.CASES + ethernet_system_cases.CASES \
+    + compressor_v2_cases.CASES
 
 
 def run_case(case: BenchCase) -> BenchResult:

@@ -190,3 +190,110 @@ def range_code_v2(rows: np.ndarray, samples_per_block: int) -> tuple[bytes, list
     if ends:
         ends[-1] = len(coder.out)
     return bytes(coder.out), ends
+
+
+# -- the same range coder, one sample per step (the formulation a one-sample-per-clock
+# gateware computes) -------------------------------------------------------------------------
+
+def _raw_chunks(value: int, count: int) -> list[tuple[int, int]]:
+    """``(bits, piece)`` of :meth:`_RangeCoder.raw`: <= 8-bit pieces, most significant
+    first."""
+    out = []
+    while count > 0:
+        k = min(count, 8)
+        count -= k
+        out.append((k, (value >> count) & ((1 << k) - 1)))
+    return out
+
+
+def range_step_v2(state: tuple[int, int], row, flag: bool) -> tuple[tuple[int, int],
+                                                                    list[tuple[int, int]]]:
+    """One sample's range coding in the two recurrences a gateware pipelines apart.
+
+    ``state`` is ``(range, low)``; returns the new state and the sample's byte slots, each
+    ``(carry, byte)``: what the model's ``shift_low`` sees, in order (the cache / 0xFF-run
+    logic after them is the model's, unchanged).
+
+    Range loop (depends on the range alone): each operation's multiplier ``r_i`` and the
+    bytes it shifts ``n_i``; the raw pieces after the symbol only truncate and shift the
+    range, so a range ``R0 >> t << s`` is tracked by two small counters. Low loop: the
+    additions ``a_i = r_i * v_i`` (independent of ``low``) summed per byte slot ``A_j``, the
+    prefix ``Q_j = sum A_i 2**(8 (j - i))``; slot j sees ``Y_j = (PS_{j-1} mod 2**24) * 2**8
+    + A_j`` with ``PS_j = low * 2**(8 (j - 1)) + Q_j``: its carry is bit 32, its byte bits
+    24..31; the new low is ``(PS_N mod 2**24) << 8`` plus the additions after the last
+    shift.
+    """
+    rng, low = state
+    ops: list[tuple[int, int]] = []        # (addition, bytes shifted after it)
+
+    def normalise() -> int:
+        nonlocal rng
+        n = 0
+        while rng < RANGE_TOP:
+            rng <<= 8
+            n += 1
+        return n
+
+    _, _, lo, frequency, high_bits, high_count, low_bits, low_count = (int(x) for x in row)
+    if flag:
+        r = rng >> VERBATIM_FLAG_BITS
+        rng -= r
+        ops.append((r, normalise()))
+    r = rng >> CDF_BITS
+    rng = r * frequency
+    ops.append((r * lo, normalise()))
+    # The raw pieces: range = (R0 >> t) << s, no multiply.
+    base, t, s = rng, 0, 0
+    bits = rng.bit_length()
+    for k, piece in _raw_chunks(high_bits, high_count) + _raw_chunks(low_bits, low_count):
+        if s >= k:
+            s -= k
+        else:
+            t, s = t + k - s, 0
+        bits -= k
+        r = (base >> t) << s
+        n = 0
+        if bits <= 24:
+            s, bits, n = s + 8, bits + 8, 1
+        ops.append((r * piece, n))
+    rng = (base >> t) << s
+    # Low loop: additions per slot.
+    slots_a: list[int] = []
+    pending = 0
+    for addition, n in ops:
+        pending += addition
+        for _ in range(n):
+            slots_a.append(pending)
+            pending = 0
+    slots = []
+    ps_prev = None
+    for j, a in enumerate(slots_a):
+        y = low + a if j == 0 else ((ps_prev & 0xFFFFFF) << 8) + a
+        slots.append((y >> 32, (y >> 24) & 0xFF))
+        ps_prev = y
+    if slots_a:
+        low = ((ps_prev & 0xFFFFFF) << 8) + pending
+    else:
+        low += pending
+    return (rng, low), slots
+
+
+def range_code_v2_by_sample(rows: np.ndarray, samples_per_block: int) -> tuple[bytes,
+                                                                               list[int]]:
+    """:func:`range_code_v2` computed by :func:`range_step_v2` (the same bytes)."""
+    coder = _RangeCoder()
+    state = (coder.range, coder.low)
+    ends = []
+    for index, row in enumerate(rows.tolist()):
+        state, slots = range_step_v2(state, row, index % samples_per_block == 0)
+        for carry, byte in slots:
+            coder.low = (carry << 32) | (byte << 24)
+            coder.shift_low()
+        if index % samples_per_block == samples_per_block - 1 or index == len(rows) - 1:
+            ends.append(len(coder.out))
+    coder.low = state[1]
+    for _ in range(5):
+        coder.shift_low()
+    if ends:
+        ends[-1] = len(coder.out)
+    return bytes(coder.out), ends

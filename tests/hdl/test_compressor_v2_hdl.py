@@ -91,9 +91,12 @@ def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0
     ("white", 4, CodecV2Config(enabled=True), 3, 0),
     ("same-context", 5, CodecV2Config(enabled=True), 0, 7),
     ("rails", 2, SMALL, 5, 0),          # 2 channels: the channel hazard stalls the input
+    # rate_max 12: a table's count reaches 128 (8 bits)
+    ("saturation", 6, CodecV2Config(enabled=True, taps=16, contexts=12, shift_offset=2,
+                                    rate_max=12, weight_bits=12), 0, 0),
 ])
 def test_rtl_symbols_match_the_model(kind, channels, config, stall, gap):
-    samples = v2_stimulus(kind, 24, channels, seed=2)
+    samples = v2_stimulus(kind, 48 if kind == "saturation" else 24, channels, seed=1)
     expected = symbol_stream_v2(samples, config)
     got = _run_rtl(samples, config, stall_every=stall, gap_every=gap)
     assert got.shape == expected.shape
