@@ -1,0 +1,462 @@
+"""The v2 coder's range coder in gateware, one entry (a sample's symbol and raw bits) per
+clock, and the whole v2 coder (symbol stage + blocks + range coder)."""
+
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spikeforge.firmware.compression_v2 import (
+    CDF_BITS,
+    RANGE_TOP,
+    SHIFT_MAX,
+    VERBATIM_FLAG_BITS,
+    CodecV2Config,
+)
+
+from .compressor_v2 import CompressorV2Symbols, SampleInLayout
+
+__all__ = ["RangeEntryLayout", "CodedTokensLayout", "RangeCoderV2", "CompressorV2",
+           "ENTRY_SAMPLE", "ENTRY_FLAG", "ENTRY_FLUSH", "SLOTS", "RAW_PIECES"]
+
+ENTRY_SAMPLE, ENTRY_FLAG, ENTRY_FLUSH = 0, 1, 2
+#: Raw pieces after a symbol: a bucket's up to 17 bits (8 + 8 + 1) and the shift's up to 12
+#: (8 + 4).
+RAW_PIECES = 5
+#: Bytes a sample can shift out: 2 after the symbol, 1 after each raw piece (a flush: 5).
+SLOTS = 7
+_RUN_BITS = 32
+
+
+class RangeEntryLayout(data.StructLayout):
+    """One range-coder entry: ``kind`` ENTRY_SAMPLE (code ``low``/``frequency`` of 2**15,
+    then ``high_count`` raw bits ``high_bits``, then ``low_count`` raw bits ``low_bits``),
+    ENTRY_FLAG (a block's verbatim flag, "no") or ENTRY_FLUSH (the coder's final 5
+    bytes). ``block_end`` marks a block's last sample."""
+
+    def __init__(self):
+        super().__init__({
+            "kind": unsigned(2), "low": unsigned(CDF_BITS), "frequency": unsigned(CDF_BITS + 1),
+            "high_bits": unsigned(17), "high_count": unsigned(5),
+            "low_bits": unsigned(SHIFT_MAX), "low_count": unsigned(4), "block_end": 1,
+        })
+
+
+class _Token(data.StructLayout):
+    def __init__(self):
+        super().__init__({"valid": 1, "skip": 1, "byte": 8, "run": _RUN_BITS, "carry": 1})
+
+
+class CodedTokensLayout(data.StructLayout):
+    """An entry's output bytes as up to :data:`SLOTS` tokens, in order: a valid token is
+    ``byte`` (unless ``skip``: the stream's first, always 0, is not sent) followed by
+    ``run`` bytes of 0xFF (0x00 when ``carry``). ``block_end`` / ``flush``: the entry ended a
+    block / the stream."""
+
+    def __init__(self):
+        super().__init__({"tokens": data.ArrayLayout(_Token(), SLOTS), "block_end": 1,
+                          "flush": 1})
+
+
+def _bit_length(m: Module, value, width: int, name: str) -> Signal:
+    out = Signal(range(width + 1), name=name)
+    result = Const(0, out.shape())
+    for bit in range(width):
+        result = Mux(value[bit], bit + 1, result)
+    m.d.comb += out.eq(result)
+    return out
+
+
+def _pieces(count: int) -> list[int]:
+    """Sizes of the raw pieces of ``count`` bits, most significant first."""
+    out = []
+    while count > 0:
+        k = min(count, 8)
+        count -= k
+        out.append(k)
+    return out
+
+
+class RangeCoderV2(wiring.Component):
+    """The v2 range coder (32-bit range, LZMA-style carry), bit exact with the model's
+    (:func:`spikeforge.sim.models.compressor_v2_stages.range_code_v2`), one entry per clock.
+
+    Ports
+    -----
+    i : stream of :class:`RangeEntryLayout` in
+    o : stream of :class:`CodedTokensLayout` out, one per entry, in order.
+
+    How one entry per clock is reached (the formulation of :func:`~spikeforge.sim.models.
+    compressor_v2_stages.range_step_v2`): the range and the low are two separate loops. The
+    range loop (stage R) is one multiply (``(range >> 15) * frequency``), a normalisation
+    and one shift: the raw pieces only truncate and shift the range, and how depends only
+    on the range's bit length, so stage P precomputes their effect for each of the 8
+    possible lengths. The additions to low (``r_i * piece_i``, stage M) never depend on
+    low; they are summed per byte slot (stage Q), and stage L adds low into the first three
+    slots' prefix sums (the others no longer see it), giving each slot's carry and byte and
+    the new low in two adder delays. Stage E runs the model's cache / 0xFF-run logic over
+    the slots.
+    """
+
+    i: In(stream.Signature(RangeEntryLayout()))
+    o: Out(stream.Signature(CodedTokensLayout()))
+
+    def elaborate(self, platform):
+        m = Module()
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+
+        def stage(values: dict, valid, prefix: str) -> dict:
+            out = {}
+            for name, value in values.items():
+                reg = Signal(value.shape(), name=f"{prefix}_{name}")
+                with m.If(advance):
+                    m.d.sync += reg.eq(value)
+                out[name] = reg
+            out_valid = Signal(name=f"{prefix}_valid")
+            with m.If(advance):
+                m.d.sync += out_valid.eq(valid)
+            out["valid"] = out_valid
+            return out
+
+        # -- P: the raw pieces, and their effect on the range for each bit length ---------
+        entry = self.i.payload
+        piece_k = [Signal(4, name=f"piece_k{i}") for i in range(RAW_PIECES)]
+        piece_v = [Signal(8, name=f"piece_v{i}") for i in range(RAW_PIECES)]
+        with m.Switch(entry.high_count):
+            for count in range(18):
+                with m.Case(count):
+                    sizes = _pieces(count)
+                    rest = count
+                    for i, k in enumerate(sizes):
+                        rest -= k
+                        m.d.comb += [piece_k[i].eq(k),
+                                     piece_v[i].eq((entry.high_bits >> rest)[:k])]
+        with m.Switch(entry.low_count):
+            for count in range(SHIFT_MAX + 1):
+                with m.Case(count):
+                    sizes = _pieces(count)
+                    rest = count
+                    # the shift's pieces follow the bucket's (0..3 of them)
+                    for i, k in enumerate(sizes):
+                        rest -= k
+                        index = Signal(3, name=f"low_piece{count}_{i}")
+                        m.d.comb += index.eq(_piece_count(entry.high_count) + i)
+                        for slot in range(RAW_PIECES):
+                            with m.If(index == slot):
+                                m.d.comb += [piece_k[slot].eq(k),
+                                             piece_v[slot].eq((entry.low_bits >> rest)[:k])]
+        # For a symbol whose range after normalisation has bit length 25 + b: each piece's
+        # (t, s) (its multiplier is range >> t << s), the bytes it shifts, and the final
+        # (t, s).
+        tables = {}
+        for b in range(8):
+            bits = Const(25 + b, 7)
+            t = Const(0, 6)
+            s = Const(0, 5)
+            for i in range(RAW_PIECES):
+                k = piece_k[i]
+                t_next = Signal(6, name=f"t{b}_{i}")
+                s_next = Signal(5, name=f"s{b}_{i}")
+                bits_next = Signal(7, name=f"bits{b}_{i}")
+                shift = Signal(name=f"n{b}_{i}")
+                t_cut = Signal(6, name=f"tcut{b}_{i}")
+                s_cut = Signal(5, name=f"scut{b}_{i}")
+                m.d.comb += [
+                    t_cut.eq(Mux(s >= k, t, t + k - s)),
+                    s_cut.eq(Mux(s >= k, s - k, 0)),
+                    shift.eq((k != 0) & (bits - k <= 24)),
+                    t_next.eq(t_cut),
+                    s_next.eq(s_cut + Mux(shift, 8, 0)),
+                    bits_next.eq(bits - k + Mux(shift, 8, 0)),
+                ]
+                tables[(b, i)] = (t_cut, s_cut, shift)
+                t, s, bits = t_next, s_next, bits_next
+            tables[(b, "final")] = (t, s)
+        p_values = {"kind": entry.kind, "low": entry.low, "frequency": entry.frequency,
+                    "block_end": entry.block_end}
+        for i in range(RAW_PIECES):
+            p_values[f"v{i}"] = piece_v[i]
+        for b in range(8):
+            for i in range(RAW_PIECES):
+                t_cut, s_cut, shift = tables[(b, i)]
+                p_values[f"t{b}_{i}"], p_values[f"s{b}_{i}"] = t_cut, s_cut
+                p_values[f"n{b}_{i}"] = shift
+            p_values[f"t{b}"], p_values[f"s{b}"] = tables[(b, "final")]
+        p = stage(p_values, self.i.valid, "p")
+
+        # -- R: the range loop -------------------------------------------------------------
+        rng = Signal(32, init=0xFFFFFFFF)
+        r_sym = Signal(17)
+        product = Signal(33)
+        m.d.comb += [r_sym.eq(rng >> CDF_BITS), product.eq(r_sym * p["frequency"])]
+        n_sym = Signal(2)
+        m.d.comb += n_sym.eq(Mux(product >= RANGE_TOP, 0, Mux(product >= (1 << 16), 1, 2)))
+        ranged = Signal(32)
+        m.d.comb += ranged.eq(product << (n_sym * 8))
+        length = _bit_length(m, ranged[24:], 8, "range_length")   # 1..8: 25..32 bits
+        b_index = Signal(3)
+        m.d.comb += b_index.eq(length - 1)
+        t_final = Signal(6)
+        s_final = Signal(5)
+        with m.Switch(b_index):
+            for b in range(8):
+                with m.Case(b):
+                    m.d.comb += [t_final.eq(p[f"t{b}"]), s_final.eq(p[f"s{b}"])]
+        after_sample = Signal(32)
+        m.d.comb += after_sample.eq((ranged >> t_final) << s_final)
+        r_flag = Signal(32)
+        flagged = Signal(32)
+        n_flag = Signal()
+        m.d.comb += [r_flag.eq(rng >> VERBATIM_FLAG_BITS), flagged.eq(rng - r_flag),
+                     n_flag.eq(flagged < RANGE_TOP)]
+        with m.If(advance & p["valid"]):
+            with m.Switch(p["kind"]):
+                with m.Case(ENTRY_SAMPLE):
+                    m.d.sync += rng.eq(after_sample)
+                with m.Case(ENTRY_FLAG):
+                    m.d.sync += rng.eq(Mux(n_flag, flagged << 8, flagged))
+        r_values = {"kind": p["kind"], "block_end": p["block_end"], "ranged": ranged,
+                    "r_sym": r_sym, "low": p["low"], "n_sym": n_sym, "r_flag": r_flag,
+                    "n_flag": n_flag}
+        for i in range(RAW_PIECES):
+            t_i, s_i, n_i = (Signal(6, name=f"sel_t{i}"), Signal(5, name=f"sel_s{i}"),
+                             Signal(name=f"sel_n{i}"))
+            with m.Switch(b_index):
+                for b in range(8):
+                    with m.Case(b):
+                        m.d.comb += [t_i.eq(p[f"t{b}_{i}"]), s_i.eq(p[f"s{b}_{i}"]),
+                                     n_i.eq(p[f"n{b}_{i}"])]
+            r_values.update({f"t{i}": t_i, f"s{i}": s_i, f"n{i}": n_i, f"v{i}": p[f"v{i}"]})
+        r = stage(r_values, p["valid"], "r")
+
+        # -- M1: the pieces' multipliers; M2: the additions --------------------------------
+        m1_values = {"kind": r["kind"], "block_end": r["block_end"], "r_sym": r["r_sym"],
+                     "low": r["low"], "n_sym": r["n_sym"], "r_flag": r["r_flag"],
+                     "n_flag": r["n_flag"]}
+        for i in range(RAW_PIECES):
+            multiplier = Signal(32, name=f"multiplier{i}")
+            m.d.comb += multiplier.eq((r["ranged"] >> r[f"t{i}"]) << r[f"s{i}"])
+            m1_values.update({f"r{i}": multiplier, f"n{i}": r[f"n{i}"], f"v{i}": r[f"v{i}"]})
+        m1 = stage(m1_values, r["valid"], "m1")
+
+        # ops: op 0 the symbol (or the flag), ops 1.. the raw pieces: (addition, shifts)
+        is_flag = Signal()
+        is_flush = Signal()
+        m.d.comb += [is_flag.eq(m1["kind"] == ENTRY_FLAG), is_flush.eq(m1["kind"] == ENTRY_FLUSH)]
+        additions = []
+        shifts = []
+        a0 = Signal(33, name="addition0")
+        n0 = Signal(2, name="shifts0")
+        m.d.comb += [a0.eq(Mux(is_flag, m1["r_flag"], m1["r_sym"] * m1["low"])),
+                     n0.eq(Mux(is_flag, m1["n_flag"], m1["n_sym"]))]
+        additions.append(a0)
+        shifts.append(n0)
+        for i in range(RAW_PIECES):
+            a = Signal(33, name=f"addition{i + 1}")
+            n = Signal(1, name=f"shifts{i + 1}")
+            m.d.comb += [a.eq(Mux(m1["kind"] == ENTRY_SAMPLE, m1[f"r{i}"] * m1[f"v{i}"], 0)),
+                         n.eq(Mux(m1["kind"] == ENTRY_SAMPLE, m1[f"n{i}"], 0))]
+            additions.append(a)
+            shifts.append(n)
+        m2_values = {"kind": m1["kind"], "block_end": m1["block_end"]}
+        for i, (a, n) in enumerate(zip(additions, shifts)):
+            m2_values[f"a{i}"] = Mux(is_flush, 0, a)
+            m2_values[f"n{i}"] = Mux(is_flush, 0, n)
+        m2 = stage({k: _as_signal(m, v, f"m2in_{k}") for k, v in m2_values.items()},
+                   m1["valid"], "m2")
+
+        # -- Q: additions per byte slot, prefix sums mod 2**24 -----------------------------
+        ops = len(additions)
+        before = []            # shifts before op i
+        total = Const(0, 4)
+        for i in range(ops):
+            before.append(total)
+            c = Signal(4, name=f"cum{i}")
+            m.d.comb += c.eq(total + m2[f"n{i}"])
+            total = c
+        count = Signal(4)
+        m.d.comb += count.eq(Mux(m2["kind"] == ENTRY_FLUSH, 5, total))
+        slot_sums = []
+        for j in range(1, SLOTS + 1):
+            terms = [Mux(before[i] + 1 == j, m2[f"a{i}"], 0) for i in range(ops)]
+            a_j = Signal(33, name=f"slot_add{j}")
+            m.d.comb += a_j.eq(sum(terms))
+            slot_sums.append(a_j)
+        tail_terms = [Mux(before[i] + 1 > count, m2[f"a{i}"], 0) for i in range(ops)]
+        tail = Signal(33)
+        m.d.comb += tail.eq(sum(tail_terms))
+        q_values = {"kind": m2["kind"], "block_end": m2["block_end"], "count": count,
+                    "tail": tail}
+        for j in range(1, SLOTS + 1):
+            q_values[f"a{j}"] = slot_sums[j - 1]
+            # Q_j mod 2**24 = A_j + A_{j-1} 2**8 + A_{j-2} 2**16 (mod 2**24)
+            prefix = Signal(24, name=f"prefix{j}")
+            terms = [slot_sums[j - 1]]
+            if j >= 2:
+                terms.append(slot_sums[j - 2] << 8)
+            if j >= 3:
+                terms.append(slot_sums[j - 3] << 16)
+            m.d.comb += prefix.eq(sum(terms))
+            q_values[f"q{j}"] = prefix
+        q = stage(q_values, m2["valid"], "q")
+
+        # -- L: the low loop -----------------------------------------------------------------
+        low = Signal(33)
+        partial = []          # PS_j mod 2**24
+        for j in range(1, SLOTS + 1):
+            ps = Signal(24, name=f"ps{j}")
+            if j <= 3:
+                m.d.comb += ps.eq((low << (8 * (j - 1))) + q[f"q{j}"])
+            else:
+                m.d.comb += ps.eq(q[f"q{j}"])
+            partial.append(ps)
+        slot_y = []
+        for j in range(1, SLOTS + 1):
+            y = Signal(33, name=f"y{j}")
+            if j == 1:
+                m.d.comb += y.eq(low + q["a1"])
+            else:
+                m.d.comb += y.eq((partial[j - 2] << 8) + q[f"a{j}"])
+            slot_y.append(y)
+        last_partial = Signal(24)
+        with m.Switch(q["count"]):
+            for j in range(1, SLOTS + 1):
+                with m.Case(j):
+                    m.d.comb += last_partial.eq(partial[j - 1])
+        with m.If(advance & q["valid"]):
+            m.d.sync += low.eq(Mux(q["count"] == 0, low + q["tail"],
+                                   (last_partial << 8) + q["tail"]))
+        l_values = {"kind": q["kind"], "block_end": q["block_end"], "count": q["count"]}
+        for j in range(1, SLOTS + 1):
+            l_values[f"carry{j}"] = slot_y[j - 1][32]
+            l_values[f"byte{j}"] = slot_y[j - 1][24:32]
+        lreg = stage({k: _as_signal(m, v, f"lin_{k}") for k, v in l_values.items()},
+                     q["valid"], "l")
+
+        # -- E: the cache and 0xFF run over the slots ------------------------------------------
+        cache = Signal(8)
+        run = Signal(_RUN_BITS)
+        skip = Signal(init=1)
+        payload = self.o.payload
+        flushed_before = Const(0, 1)
+        cache_j = cache
+        since = Const(0, 3)          # slots that did not flush since the last that did
+        tokens = []
+        for j in range(1, SLOTS + 1):
+            present = Signal(name=f"present{j}")
+            flushes = Signal(name=f"flushes{j}")
+            carry = lreg[f"carry{j}"]
+            byte = lreg[f"byte{j}"]
+            m.d.comb += [present.eq(lreg["count"] >= j),
+                         flushes.eq(present & ((byte != 0xFF) | carry))]
+            token_run = Signal(_RUN_BITS, name=f"token_run{j}")
+            m.d.comb += token_run.eq(Mux(flushed_before, since, run + since))
+            tokens.append({"valid": flushes, "skip": skip & ~flushed_before,
+                           "byte": (cache_j + carry)[:8], "run": token_run, "carry": carry})
+            next_cache = Signal(8, name=f"cache{j}")
+            m.d.comb += next_cache.eq(Mux(flushes, byte, cache_j))
+            next_since = Signal(3, name=f"since{j}")
+            m.d.comb += next_since.eq(Mux(flushes, 0, Mux(present, since + 1, since)))
+            next_flushed = Signal(name=f"flushed{j}")
+            m.d.comb += next_flushed.eq(flushed_before | flushes)
+            cache_j, since, flushed_before = next_cache, next_since, next_flushed
+        with m.If(advance & lreg["valid"]):
+            m.d.sync += [cache.eq(cache_j),
+                         run.eq(Mux(flushed_before, since, run + since))]
+            with m.If(flushed_before):
+                m.d.sync += skip.eq(0)
+        with m.If(advance):
+            m.d.sync += [self.o.valid.eq(lreg["valid"]),
+                         payload.block_end.eq(lreg["block_end"]),
+                         payload.flush.eq(lreg["kind"] == ENTRY_FLUSH)]
+            for j, token in enumerate(tokens):
+                m.d.sync += [payload.tokens[j][name].eq(value) for name, value in token.items()]
+        return m
+
+
+def _piece_count(count):
+    """How many raw pieces ``count`` bits take (0..3)."""
+    return Mux(count > 16, 3, Mux(count > 8, 2, Mux(count > 0, 1, 0)))
+
+
+def _as_signal(m: Module, value, name: str) -> Signal:
+    if isinstance(value, Signal):
+        return value
+    out = Signal(value.shape(), name=name)
+    m.d.comb += out.eq(value)
+    return out
+
+
+class CompressorV2(wiring.Component):
+    """The v2 coder: :class:`~spikeforge.hdl.compressor_v2.CompressorV2Symbols`, the block
+    framing and :class:`RangeCoderV2`; bit exact with
+    :func:`spikeforge.sim.models.compressor_v2_stages.range_code_v2` of the symbol model
+    (which is the golden model's stream whenever the model codes every block: the gateware
+    has no verbatim fallback yet).
+
+    Ports
+    -----
+    i : stream of :class:`~spikeforge.hdl.compressor_v2.SampleInLayout` in
+        One sample per clock, except one cycle per block (its verbatim flag is an entry of
+        its own).
+    o : stream of :class:`CodedTokensLayout` out
+    flush : in
+        Request the coder's flush (its last bytes, at the stream's end); it is taken once
+        no symbol waits, after the samples already accepted.
+    """
+
+    def __init__(self, channels: int, codec: CodecV2Config):
+        self._channels = channels
+        self._codec = codec
+        super().__init__({
+            "i": In(stream.Signature(SampleInLayout(channels))),
+            "o": Out(stream.Signature(CodedTokensLayout())),
+            "flush": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        channels, codec = self._channels, self._codec
+        m.submodules.symbols = symbols = CompressorV2Symbols(channels, codec)
+        m.submodules.coder = coder = RangeCoderV2()
+        wiring.connect(m, wiring.flipped(self.i), symbols.i)
+        wiring.connect(m, coder.o, wiring.flipped(self.o))
+
+        block_sweeps = codec.block_sweeps
+        sweep = Signal(range(block_sweeps))
+        started = Signal()
+        flag_sent = Signal()
+        flush_pending = Signal()
+        with m.If(self.flush):
+            m.d.sync += flush_pending.eq(1)
+        entry = symbols.o.payload
+        current = Signal.like(sweep)
+        with m.If(entry.first):
+            m.d.comb += current.eq(Mux(started & (sweep != block_sweeps - 1), sweep + 1, 0))
+        with m.Else():
+            m.d.comb += current.eq(sweep)
+        block_start = Signal()
+        m.d.comb += block_start.eq(entry.first & (current == 0))
+        out = coder.i.payload
+        with m.If(symbols.o.valid):
+            with m.If(block_start & ~flag_sent):
+                m.d.comb += [coder.i.valid.eq(1), out.kind.eq(ENTRY_FLAG)]
+                with m.If(coder.i.ready):
+                    m.d.sync += flag_sent.eq(1)
+            with m.Else():
+                m.d.comb += [
+                    coder.i.valid.eq(1), out.kind.eq(ENTRY_SAMPLE),
+                    out.low.eq(entry.low), out.frequency.eq(entry.frequency),
+                    out.high_bits.eq(entry.high_bits), out.high_count.eq(entry.high_count),
+                    out.low_bits.eq(entry.low_bits), out.low_count.eq(entry.low_count),
+                    out.block_end.eq((entry.channel == channels - 1) &
+                                     (current == block_sweeps - 1)),
+                    symbols.o.ready.eq(coder.i.ready),
+                ]
+                with m.If(coder.i.ready):
+                    m.d.sync += [flag_sent.eq(0), sweep.eq(current), started.eq(1)]
+        with m.Elif(flush_pending):
+            m.d.comb += [coder.i.valid.eq(1), out.kind.eq(ENTRY_FLUSH)]
+            with m.If(coder.i.ready):
+                m.d.sync += flush_pending.eq(0)
+        return m
