@@ -104,9 +104,9 @@ def _clamp(value, low: int, high: int):
     return Mux(value > high, high, Mux(value < low, low, value))
 
 
-def _sign(value):
-    """-1, 0 or 1 as a 2-bit signed value."""
-    return Mux(value == 0, 0, Mux(value < 0, -1, 1)).as_signed()
+def _sign_step(mu: int, a, b):
+    """``mu * sign(a) * sign(b)`` as a select (no multiplier)."""
+    return Mux((a == 0) | (b == 0), 0, Mux((a < 0) == (b < 0), mu, -mu))
 
 
 class CompressorV2Symbols(wiring.Component):
@@ -277,9 +277,8 @@ class CompressorV2Symbols(wiring.Component):
         new = Signal(layout)
         w_lim = (1 << (WEIGHT_STATE_BITS - 1)) - 1
         h_lim = (1 << (HISTORY_BITS - 1)) - 1
-        sign_e = _sign(e)
         for t in range(codec.taps):
-            step = codec.mu * sign_e * _sign(state.history[t])
+            step = _sign_step(codec.mu, e, state.history[t])
             m.d.comb += new.weights[t].eq(_clamp(state.weights[t] + step, -w_lim, w_lim))
         m.d.comb += new.history[0].eq(_clamp(d.d, -h_lim, h_lim))
         for t in range(1, codec.taps):
@@ -289,7 +288,7 @@ class CompressorV2Symbols(wiring.Component):
             new.mean.eq(state.mean + (((ue << 4) - state.mean) >> MEAN_SHIFT)),
         ]
         if codec.level_tap:
-            step = codec.mu * sign_e * _sign(d.xl)
+            step = _sign_step(codec.mu, e, d.xl)
             scaled = Signal(signed(16 + DC_FRAC_BITS))
             m.d.comb += scaled.eq(d.value << DC_FRAC_BITS)
             m.d.comb += [

@@ -83,3 +83,32 @@ CASES: tuple[BenchCase, ...] = (
     _case(6, "saturation", 80, "random", taps=16, contexts=12, shift_offset=2, rate_max=12,
           weight_bits=12),
 )
+
+
+def _coder_case(channels: int, stimulus: str, sweeps: int, stall: str,
+                **codec: Any) -> BenchCase:
+    from spikeforge.hdl.compressor_v2_coder import CompressorV2
+
+    config = CodecV2Config(enabled=True, **codec)
+    changed = ",".join(f"{k}={v}" for k, v in codec.items())
+    return BenchCase(
+        bench="compressor_v2_coder",
+        label=f"coder {channels}ch {stimulus} x{sweeps} stall={stall}"
+              f"{' ' + changed if changed else ''}",
+        component=lambda: CompressorV2(channels, config),
+        params={"codec": config.to_dict(), "channels": channels, "stimulus": stimulus,
+                "sweeps": sweeps, "stall": stall},
+    )
+
+
+CASES = CASES + (
+    _coder_case(8, "white", 64, "random", block_sweeps=8),
+    _coder_case(6, "rails", 48, "random", block_sweeps=4),
+    _coder_case(5, "steps", 96, "none", block_sweeps=32),
+    _coder_case(16, "same-context", 64, "random", block_sweeps=16),
+    _coder_case(7, "mixed", 60, "random", block_sweeps=5),
+    _coder_case(4, "spikes", 192, "random", block_sweeps=32),
+    _coder_case(3, "quiet", 60, "random", block_sweeps=1),
+    _coder_case(9, "dc-steps", 80, "none", block_sweeps=10, taps=3, level_tap=False,
+                contexts=5, shift_offset=0, rate_max=6, mu=3, weight_bits=6),
+)
