@@ -24,9 +24,9 @@ duration is device time, so it covers ``duration * N / 1024`` s of samples).
 The search runs each rate of a ladder for ``--duration`` wall seconds and stops at the first
 that loses anything (a sequence gap, a kernel or receive-queue drop, a zero-filled sweep —
 sweeps the Open Ephys writer thread's full queue refused among them, shown apart as ``sweeps
-refused by the writer`` —, a CRC error), that the sender could not offer, or whose recording ended more than 5 % late
-(the receiver and writer fell behind and lived on the receive queue, which a longer run
-would overflow); the last line reads
+refused by the writer`` —, a CRC error), that the sender could not offer, or whose
+recording ended more than 5 % late (the receiver and writer fell behind and lived on the
+receive queue, which a longer run would overflow); the last line reads
 ``held: N channels at 30 kS/s raw (X Mbit/s), 0 lost``. X counts the UDP payload (the wire
 frames) of the offered stream.
 
