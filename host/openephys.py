@@ -101,6 +101,16 @@ def _pwrite_all(fd: int, buffers: "list[Any]", offset: int) -> None:
             rest, done = rest[written:], done + written
 
 
+def _over_bytes(array: np.ndarray) -> bool:
+    """Whether ``array``'s memory is an immutable ``bytes`` object (no one can change it)."""
+    base: Any = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return isinstance(base, bytes)
+
+
 class _StagedFile:
     """A file appended through the writer thread: bytes are staged here and handed over as
     one positioned write once :data:`CHUNK_BYTES` are waiting (or at a flush); a skipped
@@ -154,8 +164,10 @@ class _StagedFile:
         self.writer.submit(job)
 
     def close(self) -> None:
-        """After the writer has drained."""
-        os.close(self.fd)
+        """After the writer has drained (again: nothing)."""
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
 
 class _NpyAppender:
@@ -593,9 +605,9 @@ class _ContinuousStream:
             self._timestamps = _NpyAppender(self.folder / "timestamps.npy", "<f8",
                                             self._writer)
         samples = np.ascontiguousarray(samples, dtype="<i2")
-        # A read-only block (the decoder's, over the datagram's bytes) is never changed: it
-        # is handed over as it is; any other is copied.
-        data: Any = samples.data if not samples.flags.writeable else samples.tobytes()
+        # A block over immutable bytes (the decoder's, over the frame's payload) is handed
+        # over as it is; any other is copied (its owner may change it after this call).
+        data: Any = samples.data if _over_bytes(samples) else samples.tobytes()
         sweeps = len(samples)
         if self._writer.reserve(samples.nbytes, always=first):
             self.close_refused()

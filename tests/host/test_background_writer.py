@@ -107,3 +107,40 @@ def test_a_write_error_in_the_thread_is_raised_in_the_callers_thread(tmp_path):
         background.submit(lambda: None)
     with pytest.raises(OSError):
         background.close()
+
+
+def test_a_block_changed_after_it_was_handed_over_is_written_as_it_was(tmp_path, slow_disk):
+    writer = OpenEphysWriter(tmp_path / "rec", CONFIG)
+    writer.write(0, _block(0))
+    slow_disk.clear()
+    block = _block(1)
+    writer.write(SWEEPS, block)
+    block[:] = -7               # the caller's array, reused before the disk came back
+    slow_disk.set()
+    writer.close({"ended": "duration reached"})
+    samples = np.fromfile(tmp_path / "rec" / ACQUISITION / "continuous.dat", dtype="<i2")
+    assert np.array_equal(samples.reshape(-1, CONFIG.channels),
+                          np.concatenate([_block(0), _block(1)]))
+
+
+def test_a_full_disk_in_the_writer_thread_ends_the_recording_with_its_errno(tmp_path,
+                                                                           monkeypatch):
+    import errno
+
+    writer = OpenEphysWriter(tmp_path / "rec", CONFIG)
+    writer.write(0, _block(0))
+
+    def full_disk(fd, buffers, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(openephys, "_pwrite_all", full_disk)
+    monkeypatch.setattr(openephys, "CHUNK_BYTES", 1)
+    with pytest.raises(OSError) as raised:
+        for index in range(1, 1000):
+            writer.write(index * SWEEPS, _block(index))
+            writer.sync()
+    assert raised.value.errno == errno.ENOSPC
+    for _ in range(2):      # the recorder closes after the error; a second close is harmless
+        with pytest.raises(OSError) as raised:
+            writer.close({"ended": "disk full"})
+        assert raised.value.errno == errno.ENOSPC
