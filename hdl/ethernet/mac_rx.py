@@ -36,8 +36,9 @@ class MACReceiver(wiring.Component):
     Store and forward: a frame's bytes are written into a ring buffer (``buffer_bytes`` of
     block RAM) as they arrive, and committed only when the frame has ended and checks: at
     least 64 and at most 1518 bytes with the FCS, FCS right (CRC-32 residue), no ``rx_er``
-    inside the frame, and room in the buffer for all of it. A frame that fails is forgotten
-    (the write pointer goes back) and counted; nothing of it ever reaches ``o``. So the
+    inside the frame, and room in the buffer for all of it (``buffer_bytes - 1`` bytes are
+    held at most). A frame that fails is forgotten (the write pointer goes back) and
+    counted; nothing of it ever reaches ``o``. So the
     consumer sees only good frames and may stall ``o`` for as long as the buffer holds;
     frames arriving while it is full are dropped whole and counted in ``overflows``.
 
@@ -83,11 +84,14 @@ class MACReceiver(wiring.Component):
         write_ptr = Signal(abits + 1)
         commit_ptr = Signal(abits + 1)
         read_ptr = Signal(abits + 1)
-        # Full: the pointers a whole buffer apart. Compared bit by bit (no subtraction), so
-        # the write decision is a short path at 125 MHz.
+        # Full: registered from the fill level, so the write decision starts at a flip-flop
+        # (at 125 MHz the pointers' comparison did not fit before it). Being a cycle late,
+        # it counts one free byte as none: one byte is written a cycle at most, so the
+        # buffer never overruns, and it holds ``buffer_bytes - 1`` at most.
         full = Signal()
-        m.d.comb += full.eq((write_ptr[:abits] == read_ptr[:abits])
-                            & (write_ptr[abits] != read_ptr[abits]))
+        level = Signal(abits + 1)
+        m.d.comb += level.eq(write_ptr - read_ptr)
+        m.d.sync += full.eq(level[abits] | level[:abits].all())
 
         # --- receive side -------------------------------------------------------------
         count = Signal(range(MAX_RX_FRAME_BYTES + 2))      # bytes so far, saturating
