@@ -13,6 +13,7 @@ from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 from spikeforge.sim.models.compressor_v2_stages import (
     SYMBOL_FIELDS,
     range_code_v2,
+    range_code_v2_by_sample,
     symbol_stream_v2,
 )
 
@@ -31,6 +32,17 @@ def test_symbols_and_range_coder_are_the_golden_model(kind: str, config: CodecV2
                                   6 * config.block_sweeps)
     assert got == bytes(stream)
     assert got_ends == list(ends)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("kind", ["white", "rails", "steps", "same-context", "quiet", "mixed",
+                                  "spikes", "saturation"])
+def test_the_per_sample_range_step_is_the_range_coder(kind: str, seed: int):
+    """range_step_v2 (range and low as separate loops, the gateware's formulation) gives
+    the sequential range coder's bytes and block ends."""
+    config = CodecV2Config(enabled=True, block_sweeps=3, shift_offset=1 + seed)
+    rows = symbol_stream_v2(v2_stimulus(kind, 48, 5, seed), config)
+    assert range_code_v2_by_sample(rows, 15) == range_code_v2(rows, 15)
 
 
 def test_unsupported_options_are_refused():
