@@ -97,7 +97,11 @@ def _pwrite_all(fd: int, buffers: "list[Any]", offset: int) -> None:
     if done < total:        # a short write (or no pwritev): the rest, one buffer
         rest = memoryview(b"".join(buffers))[done:]
         while rest:
-            written = os.pwrite(fd, rest, offset + done)
+            if hasattr(os, "pwrite"):
+                written = os.pwrite(fd, rest, offset + done)
+            else:       # (Windows) only the writer thread writes this file: seek, write
+                os.lseek(fd, offset + done, os.SEEK_SET)
+                written = os.write(fd, rest)
             rest, done = rest[written:], done + written
 
 
