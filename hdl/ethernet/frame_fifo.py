@@ -35,8 +35,8 @@ class FrameFifo(wiring.Component):
 
     Ports
     -----
-    w : stream of :data:`FrameByteLayout` in (``ready`` low only while ``depth - 1`` or more
-        bytes are held)
+    w : stream of :data:`FrameByteLayout` in (``ready`` low only while the FIFO is within
+        two bytes of full, as its registered fill level saw it two cycles before)
     r : stream of :data:`FrameByteLayout` out (``valid`` from the fourth cycle after a
         frame's last byte was written, then without a gap while ``ready`` is high until
         that frame's last byte is read)
@@ -95,14 +95,16 @@ class FrameFifo(wiring.Component):
                 m.d.sync += complete_end.eq(write_ptr + 1)
         with m.If(pop):
             m.d.sync += read_ptr.eq(read_ptr + 1)
-        # level, and full registered from it a cycle late (so no read decision reaches it):
-        # one byte short of full counts as full, which is safe as the level rises by one
-        # a cycle at most (``depth - 1`` bytes are held at most).
-        with m.If(push & ~pop):
+        # level, counted from the registered push and pop, and full registered from it: two
+        # cycles late, so no read decision reaches either. Two bytes short of full count as
+        # full, which is safe as the level rises by one a cycle at most (``depth - 1``
+        # bytes are held at most).
+        pushed, popped = Signal(), Signal()
+        m.d.sync += [pushed.eq(push), popped.eq(pop), full.eq(level >= depth - 2)]
+        with m.If(pushed & ~popped):
             m.d.sync += level.eq(level + 1)
-        with m.Elif(pop & ~push):
+        with m.Elif(popped & ~pushed):
             m.d.sync += level.eq(level - 1)
-        m.d.sync += full.eq(level >= depth - 1)
         # Whole frames held, counted where the last byte leaves the register slice.
         stored = push & self.w.payload.last
         taken = self.r.valid & self.r.ready & self.r.payload.last

@@ -46,8 +46,9 @@ class UDPTransmitter(wiring.Component):
     header in the first; each fragment is one Ethernet frame on ``o`` with its own header
     checksum.
 
-    **Drops.** The host address is sampled once per wire frame, right after the frame's
-    9 header bytes are taken: if ``host_valid`` is low then (no host learned yet), or the
+    **Drops.** ``host_valid`` is sampled once per wire frame, as its 9th header byte is
+    taken, and the host address in the cycle after: if ``host_valid`` is low (no host
+    learned yet; once high it stays high), or the
     frame would not fit one datagram (longer than :data:`MAX_WIRE_FRAME_BYTES`, which the
     framer never makes), the whole wire frame is taken and discarded and
     ``datagrams_dropped`` counts it. Addresses and ports are latched per datagram, so a
@@ -121,12 +122,13 @@ class UDPTransmitter(wiring.Component):
                     m.d.sync += [
                         r.header_taken.eq(0),
                         r.wire_length.eq(length),
-                        # Decided here, so DECIDE's branch is one gate.
-                        r.too_long.eq(length > _MAX_WIRE_PAYLOAD),
+                        # Decided here, so DECIDE's branch is a flip-flop (``host_valid``
+                        # only ever rises, and the address it validates is latched next).
+                        r.drop.eq(~self.host_valid | (length > _MAX_WIRE_PAYLOAD)),
                     ]
                     m.next = "DECIDE"
         with m.State("DECIDE"):
-            with m.If(~self.host_valid | r.too_long):
+            with m.If(r.drop):
                 m.d.sync += [
                     r.to_drop.eq(r.wire_length + CRC_BYTES),
                     r.drop_end.eq(0),                   # at least CRC_BYTES to take
@@ -236,7 +238,7 @@ class _Registers:
         self.wire_header = Signal(8 * HEADER_BYTES)     # the frame's first bytes, first at 0
         self.header_taken = Signal(range(HEADER_BYTES))
         self.wire_length = Signal(16)
-        self.too_long = Signal()                        # wire_length > _MAX_WIRE_PAYLOAD
+        self.drop = Signal()                            # no host, or the frame too long
         self.to_drop = Signal(17)                       # bytes of a dropped frame still to take
         # Latched per datagram.
         self.dst_mac, self.src_mac = Signal(48), Signal(48)
