@@ -13,7 +13,7 @@ from spikeforge.firmware.compression_v2 import (
     CodecV2Config,
 )
 
-from .compressor_v2 import CompressorV2Symbols, SampleInLayout
+from .compressor_v2 import SYMBOL_LATENCY, CompressorV2Symbols, SampleInLayout
 
 __all__ = ["RangeEntryLayout", "CodedTokensLayout", "RangeCoderV2", "CompressorV2",
            "ENTRY_SAMPLE", "ENTRY_FLAG", "ENTRY_FLUSH", "SLOTS", "RAW_PIECES"]
@@ -401,8 +401,8 @@ class CompressorV2(wiring.Component):
         its own).
     o : stream of :class:`CodedTokensLayout` out
     flush : in
-        Request the coder's flush (its last bytes, at the stream's end); it is taken once
-        no symbol waits, after the samples already accepted.
+        Request the coder's flush (its last bytes, at the stream's end): it follows every
+        sample accepted before it (it waits until the symbol stage is empty).
     """
 
     def __init__(self, channels: int, codec: CodecV2Config):
@@ -429,6 +429,17 @@ class CompressorV2(wiring.Component):
         flush_pending = Signal()
         with m.If(self.flush):
             m.d.sync += flush_pending.eq(1)
+        # Samples inside the symbol stage: a flush waits for them.
+        in_flight = Signal(range(SYMBOL_LATENCY + 2))
+        taken_in = Signal()
+        taken_out = Signal()
+        started_in = Signal()
+        m.d.comb += [taken_in.eq(symbols.i.valid & symbols.i.ready & (
+                         symbols.i.payload.first | started_in)),
+                     taken_out.eq(symbols.o.valid & symbols.o.ready)]
+        with m.If(symbols.i.valid & symbols.i.ready & symbols.i.payload.first):
+            m.d.sync += started_in.eq(1)
+        m.d.sync += in_flight.eq(in_flight + taken_in - taken_out)
         entry = symbols.o.payload
         current = Signal.like(sweep)
         with m.If(entry.first):
@@ -455,7 +466,7 @@ class CompressorV2(wiring.Component):
                 ]
                 with m.If(coder.i.ready):
                     m.d.sync += [flag_sent.eq(0), sweep.eq(current), started.eq(1)]
-        with m.Elif(flush_pending):
+        with m.Elif(flush_pending & (in_flight == 0) & ~taken_in):
             m.d.comb += [coder.i.valid.eq(1), out.kind.eq(ENTRY_FLUSH)]
             with m.If(coder.i.ready):
                 m.d.sync += flush_pending.eq(0)

@@ -6,7 +6,8 @@ The model is :func:`~spikeforge.sim.models.compressor_v2_stages.range_code_v2` o
 whenever the golden model :func:`~spikeforge.sim.models.compressor_v2.encode_v2_stream`
 codes no block verbatim, the RTL's bytes are compared with the golden model's directly.
 Samples arrive channel-serial with random idle cycles (unless ``stall`` is "none"), the
-output is read under random back-pressure; after the last sample the coder is flushed.
+output is read under random back-pressure; the flush is requested right after the last
+sample.
 """
 
 import itertools
@@ -16,7 +17,7 @@ import cocotb
 from amaranth.hdl import Shape
 
 from spikeforge.firmware.compression_v2 import CodecV2Config
-from spikeforge.hdl.compressor_v2 import SYMBOL_LATENCY, SampleInLayout
+from spikeforge.hdl.compressor_v2 import SampleInLayout
 from spikeforge.hdl.compressor_v2_coder import SLOTS, CodedTokensLayout
 from spikeforge.sim.compressor_v2_cases import v2_stimulus
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, ready_pattern
@@ -89,8 +90,7 @@ async def coded_bytes_match_model(dut):
     layout = SampleInLayout(channels)
     await source.send([_pack_sample(layout, c, int(samples[n, c]), c == 0)
                        for n in range(sweeps) for c in range(channels)])
-    # The last samples pass the symbol stage before the flush is requested.
-    await bench.cycles(4 * SYMBOL_LATENCY)
+    # The flush is requested at once: it must follow the samples still in the coder.
     await FallingEdge(dut.clk)
     dut.flush.value = 1
     await FallingEdge(dut.clk)
