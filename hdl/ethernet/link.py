@@ -340,16 +340,20 @@ class EthernetLink(wiring.Component):
             command_cdc.i.valid.eq(command_out.o.valid),
             command_out.o.ready.eq(command_cdc.i.ready),
         ]
+        # The sender's later bytes leave from a shift register loaded while the first one
+        # waits (the header register holds still then: the payload is not taken until the
+        # sender bytes are out), so each byte is a fixed slice, not a 12-way multiplexer.
+        later = Signal(8 * (SENDER_BYTES - 1))
+        with m.If(sender_index == 0):
+            m.d.link += later.eq(sender[:-8])
         with m.If(command.valid & new_datagram):
-            byte = Signal(8)
-            with m.Switch(sender_index):
-                for k in range(SENDER_BYTES):
-                    with m.Case(k):
-                        m.d.comb += byte.eq(sender.word_select(SENDER_BYTES - 1 - k, 8))
+            byte = Mux(sender_index == 0, sender[-8:], later[-8:])
             m.d.comb += [command_out.i.payload.eq(Cat(byte, Const(1, 1))),
                          command_out.i.valid.eq(1)]
             with m.If(command_out.i.ready):
                 m.d.link += sender_index.eq(sender_index + 1)
+                with m.If(sender_index != 0):
+                    m.d.link += later.eq(Cat(Const(0, 8), later[:-8]))
                 with m.If(sender_index == SENDER_BYTES - 1):
                     m.d.link += [sender_index.eq(0), new_datagram.eq(0)]
         with m.Else():
