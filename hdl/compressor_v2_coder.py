@@ -402,7 +402,8 @@ class CompressorV2(wiring.Component):
     o : stream of :class:`CodedTokensLayout` out
     flush : in
         Request the coder's flush (its last bytes, at the stream's end): it follows every
-        sample accepted before it (it waits until the symbol stage is empty).
+        sample accepted before it (it waits until the symbol stage is empty and no sample
+        is offered).
     """
 
     def __init__(self, channels: int, codec: CodecV2Config):
@@ -466,7 +467,7 @@ class CompressorV2(wiring.Component):
                 ]
                 with m.If(coder.i.ready):
                     m.d.sync += [flag_sent.eq(0), sweep.eq(current), started.eq(1)]
-        with m.Elif(flush_pending & (in_flight == 0) & ~taken_in):
+        with m.Elif(flush_pending & (in_flight == 0) & ~self.i.valid):
             m.d.comb += [coder.i.valid.eq(1), out.kind.eq(ENTRY_FLUSH)]
             with m.If(coder.i.ready):
                 m.d.sync += flush_pending.eq(0)
