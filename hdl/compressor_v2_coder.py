@@ -1,13 +1,12 @@
 """The v2 coder's range coder in gateware, one entry (a sample's symbol and raw bits) per
 clock, and the whole v2 coder (symbol stage + blocks + range coder)."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.compression_v2 import (
     CDF_BITS,
-    RANGE_TOP,
     SHIFT_MAX,
     VERBATIM_FLAG_BITS,
     CodecV2Config,
@@ -25,6 +24,8 @@ RAW_PIECES = 5
 #: Bytes a sample can shift out: 2 after the symbol, 1 after each raw piece (a flush: 5).
 SLOTS = 7
 _RUN_BITS = 32
+#: Fewest bits of (range >> 15) * frequency: range >= 2**24, frequency >= 1.
+_PRODUCT_MIN_BITS = 10
 
 
 class RangeEntryLayout(data.StructLayout):
@@ -87,14 +88,14 @@ class RangeCoderV2(wiring.Component):
 
     How one entry per clock is reached (the formulation of :func:`~spikeforge.sim.models.
     compressor_v2_stages.range_step_v2`): the range and the low are two separate loops. The
-    range loop (stage R) is one multiply (``(range >> 15) * frequency``), a normalisation
-    and one shift: the raw pieces only truncate and shift the range, and how depends only
-    on the range's bit length, so stage P precomputes their effect for each of the 8
-    possible lengths. The additions to low (``r_i * piece_i``, stage M) never depend on
-    low; they are summed per byte slot (stage Q), and stage L adds low into the first three
-    slots' prefix sums (the others no longer see it), giving each slot's carry and byte and
-    the new low in two adder delays. Stage E runs the model's cache / 0xFF-run logic over
-    the slots.
+    range loop (stage R) is one multiply (``(range >> 15) * frequency``) and one shift: the
+    normalisation and the raw pieces only truncate and shift the range, and how depends
+    only on the product's bit length, so stages P and P2 precompute the shift for each of
+    its 23 possible lengths and R selects the right one. The additions to low
+    (``r_i * piece_i``, stage M) never depend on low; they are summed per byte slot (stage
+    Q), and stage L adds low into the first three slots' prefix sums (the others no longer
+    see it), giving each slot's carry and byte and the new low in two adder delays. Stage
+    E runs the model's cache / 0xFF-run logic over the slots.
     """
 
     i: In(stream.Signature(RangeEntryLayout()))
@@ -184,31 +185,51 @@ class RangeCoderV2(wiring.Component):
             p_values[f"t{b}"], p_values[f"s{b}"] = tables[(b, "final")]
         p = stage(p_values, self.i.valid, "p")
 
+        # -- P2: for each bit length of the symbol's product, the final range's shift ------
+        # The product (range >> 15) * frequency has 10..32 bits; with bp bits it is
+        # normalised by n = 0, 1 or 2 bytes to a range of 25 + b bits, b = bp + 8n - 25, and
+        # the raw pieces make that (range >> t_b) << s_b: the product itself, its bits below
+        # cut = max(t_b - 8n, 0) cleared, shifted right by right = 32 - (s_b + 8n - t_b)
+        # from 32 bits up. Both are known before the product, so the range loop is the
+        # multiply, one shift per bit length (its amount early) and a select.
+        p2_values = {name: value for name, value in p.items() if name != "valid"}
+        for bp in range(_PRODUCT_MIN_BITS, 33):
+            n = 0 if bp >= 25 else (1 if bp >= 17 else 2)
+            b = bp + 8 * n - 25
+            t_b, s_b = p[f"t{b}"], p[f"s{b}"]
+            cut = Signal(7, name=f"cut{bp}")
+            right = Signal(7, name=f"right{bp}")
+            m.d.comb += [cut.eq(Mux(t_b > 8 * n, t_b - 8 * n, 0)),
+                         right.eq(32 - s_b - 8 * n + t_b)]
+            p2_values[f"cut{bp}"] = cut
+            p2_values[f"right{bp}"] = right
+        p = stage(p2_values, p["valid"], "p2")
+
         # -- R: the range loop -------------------------------------------------------------
         rng = Signal(32, init=0xFFFFFFFF)
         r_sym = Signal(17)
         product = Signal(33)
         m.d.comb += [r_sym.eq(rng >> CDF_BITS), product.eq(r_sym * p["frequency"])]
+        product_bits = _bit_length(m, product[:32], 32, "product_bits")
         n_sym = Signal(2)
-        m.d.comb += n_sym.eq(Mux(product >= RANGE_TOP, 0, Mux(product >= (1 << 16), 1, 2)))
+        m.d.comb += n_sym.eq(Mux(product[24:].any(), 0, Mux(product[16:].any(), 1, 2)))
         ranged = Signal(32)
         m.d.comb += ranged.eq(product << (n_sym * 8))
-        length = _bit_length(m, ranged[24:], 8, "range_length")   # 1..8: 25..32 bits
         b_index = Signal(3)
-        m.d.comb += b_index.eq(length - 1)
-        t_final = Signal(6)
-        s_final = Signal(5)
-        with m.Switch(b_index):
-            for b in range(8):
-                with m.Case(b):
-                    m.d.comb += [t_final.eq(p[f"t{b}"]), s_final.eq(p[f"s{b}"])]
+        m.d.comb += b_index.eq(product_bits + 8 * n_sym - 25)
         after_sample = Signal(32)
-        m.d.comb += after_sample.eq((ranged >> t_final) << s_final)
+        with m.Switch(product_bits):
+            for bp in range(_PRODUCT_MIN_BITS, 33):
+                with m.Case(bp):
+                    kept = product[:bp] & ~((Const(1, bp + 1) << p[f"cut{bp}"]) - 1)[:bp]
+                    candidate = Signal(32, name=f"candidate{bp}")
+                    m.d.comb += candidate.eq((Cat(Const(0, 32), kept) >> p[f"right{bp}"])[:32])
+                    m.d.comb += after_sample.eq(candidate)
         r_flag = Signal(32)
         flagged = Signal(32)
         n_flag = Signal()
         m.d.comb += [r_flag.eq(rng >> VERBATIM_FLAG_BITS), flagged.eq(rng - r_flag),
-                     n_flag.eq(flagged < RANGE_TOP)]
+                     n_flag.eq(~flagged[24:].any())]
         with m.If(advance & p["valid"]):
             with m.Switch(p["kind"]):
                 with m.Case(ENTRY_SAMPLE):
