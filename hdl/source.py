@@ -1,6 +1,6 @@
 """Multichannel test-signal source."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import Out
 
@@ -84,48 +84,55 @@ class TestSource(wiring.Component):
             with m.Else():
                 m.d.sync += [channel.eq(channel + 1), issuing.eq(1)]
 
-        # Stage A -> B: register the hash key and read the channel's spike phase.
+        # Stage A -> B: hash the sample's key, compute its noise, DC and spike-start test, and
+        # read the channel's spike phase. Everything that does not need the phase is
+        # registered here, so stage B is only the phase RAM's output into the spike value.
         m.submodules.phase = phase_mem = memory.Memory(
             shape=range(template_len), depth=config.channels, init=[])
         phase_rd = phase_mem.read_port()
         phase_wr = phase_mem.write_port()
         m.d.comb += phase_rd.addr.eq(channel)
 
-        b_valid = Signal()
-        b_channel = Signal.like(channel)
-        b_key = Signal(32)
-        m.d.sync += [
-            b_valid.eq(issue),
-            b_channel.eq(channel),
-            b_key.eq(Const(ts.seed, 32) ^ ((sweep << CHANNEL_FIELD_BITS) | channel)[:32]),
-        ]
-
-        # Stage B: hash, noise, spike state machine, sum.
         r = Signal(32)
-        m.d.comb += r.eq(mix32(b_key))
+        m.d.comb += r.eq(mix32(Const(ts.seed, 32) ^ ((sweep << CHANNEL_FIELD_BITS) | channel)[:32]))
         noise = Signal(signed(10))
         m.d.comb += noise.eq((r[0:8] + r[8:16] - 255).as_signed() >> ts.noise_shift)
         dc = Signal(signed(10))
-        m.d.comb += dc.eq(((b_channel[:3] - 4) << 6).as_signed())
+        m.d.comb += dc.eq(((channel[:3] - 4) << 6).as_signed())
 
+        b_valid = Signal()
+        b_channel = Signal.like(channel)
+        b_noise = Signal.like(noise)
+        b_dc = Signal.like(dc)
+        b_start_drawn = Signal()             # a spike starts here if none is running
+        b_scale = Signal(2)                  # the channel's template scale, 4 + this
+        m.d.sync += [
+            b_valid.eq(issue),
+            b_channel.eq(channel),
+            b_noise.eq(noise),
+            b_dc.eq(dc),
+            b_start_drawn.eq(r[16:32] < config.spike_start_threshold),
+            b_scale.eq(channel[:2]),
+        ]
+
+        # Stage B: the spike state machine and the sum. The template times the channel's
+        # scale, (template * (4 + s)) >> 3, is one table of 4 x template_len values.
         phase = phase_rd.data
-        start = (phase == 0) & (r[16:32] < config.spike_start_threshold)
-        template_index = Signal(range(template_len))
-        m.d.comb += template_index.eq(Mux(phase == 0, 0, phase))
-        scale = Signal(unsigned(3))
-        m.d.comb += scale.eq(4 + b_channel[:2])
-        template = memory.Memory(shape=signed(12), depth=template_len, init=SPIKE_TEMPLATE)
-        m.submodules.template = template
-        template_rd = template.read_port(domain="comb")
-        m.d.comb += template_rd.addr.eq(template_index)
+        active = b_start_drawn | (phase != 0)      # starting (phase 0) or running
+        scaled = memory.Memory(shape=signed(16), depth=4 * template_len,
+                               init=[(t * (4 + s)) >> 3 for s in range(4)
+                                     for t in SPIKE_TEMPLATE])
+        m.submodules.scaled_template = scaled
+        scaled_rd = scaled.read_port(domain="comb")
+        m.d.comb += scaled_rd.addr.eq(Cat(phase, b_scale) if template_len == 1 << len(phase)
+                                      else b_scale * template_len + phase)
         spike = Signal(signed(16))
-        with m.If(start | (phase != 0)):
-            m.d.comb += spike.eq((template_rd.data * scale) >> 3)
+        with m.If(active):
+            m.d.comb += spike.eq(scaled_rd.data)
 
         next_phase = Signal.like(phase)
-        with m.If(start | (phase != 0)):
-            m.d.comb += next_phase.eq(Mux(template_index == template_len - 1, 0,
-                                          template_index + 1))
+        with m.If(active):
+            m.d.comb += next_phase.eq(Mux(phase == template_len - 1, 0, phase + 1))
         m.d.comb += [
             phase_wr.addr.eq(b_channel),
             phase_wr.data.eq(next_phase),
@@ -137,7 +144,7 @@ class TestSource(wiring.Component):
             m.d.sync += [
                 self.o.valid.eq(b_valid),
                 self.o.payload.channel.eq(b_channel),
-                self.o.payload.value.eq(dc + noise + spike),
+                self.o.payload.value.eq(b_dc + b_noise + spike),
                 self.o.payload.first.eq(b_channel == 0),
             ]
         with m.Elif(b_valid):
