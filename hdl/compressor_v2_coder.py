@@ -198,10 +198,12 @@ class RangeCoderV2(wiring.Component):
             b = bp + 8 * n - 25
             t_b, s_b = p[f"t{b}"], p[f"s{b}"]
             cut = Signal(7, name=f"cut{bp}")
+            keep = Signal(bp, name=f"keep{bp}")       # the product's bits that stay
             right = Signal(7, name=f"right{bp}")
             m.d.comb += [cut.eq(Mux(t_b > 8 * n, t_b - 8 * n, 0)),
+                         keep.eq(~((Const(1, bp + 1) << cut) - 1)[:bp]),
                          right.eq(32 - s_b - 8 * n + t_b)]
-            p2_values[f"cut{bp}"] = cut
+            p2_values[f"keep{bp}"] = keep
             p2_values[f"right{bp}"] = right
         p = stage(p2_values, p["valid"], "p2")
 
@@ -221,7 +223,7 @@ class RangeCoderV2(wiring.Component):
         with m.Switch(product_bits):
             for bp in range(_PRODUCT_MIN_BITS, 33):
                 with m.Case(bp):
-                    kept = product[:bp] & ~((Const(1, bp + 1) << p[f"cut{bp}"]) - 1)[:bp]
+                    kept = product[:bp] & p[f"keep{bp}"]
                     candidate = Signal(32, name=f"candidate{bp}")
                     m.d.comb += candidate.eq((Cat(Const(0, 32), kept) >> p[f"right{bp}"])[:32])
                     m.d.comb += after_sample.eq(candidate)
