@@ -219,14 +219,16 @@ class RangeCoderV2(wiring.Component):
         m.d.comb += ranged.eq(product << (n_sym * 8))
         b_index = Signal(3)
         m.d.comb += b_index.eq(product_bits + 8 * n_sym - 25)
+        # One shifter per bit length, then an AND-OR select (not a switch: synthesis would
+        # share the shifters and put the late select in front of one).
         after_sample = Signal(32)
-        with m.Switch(product_bits):
-            for bp in range(_PRODUCT_MIN_BITS, 33):
-                with m.Case(bp):
-                    kept = product[:bp] & p[f"keep{bp}"]
-                    candidate = Signal(32, name=f"candidate{bp}")
-                    m.d.comb += candidate.eq((Cat(Const(0, 32), kept) >> p[f"right{bp}"])[:32])
-                    m.d.comb += after_sample.eq(candidate)
+        chosen = []
+        for bp in range(_PRODUCT_MIN_BITS, 33):
+            kept = product[:bp] & p[f"keep{bp}"]
+            candidate = Signal(32, name=f"candidate{bp}")
+            m.d.comb += candidate.eq((Cat(Const(0, 32), kept) >> p[f"right{bp}"])[:32])
+            chosen.append(candidate & (product_bits == bp).replicate(32))
+        m.d.comb += after_sample.eq(_or_all(chosen))
         r_flag = Signal(32)
         flagged = Signal(32)
         n_flag = Signal()
@@ -395,6 +397,14 @@ class RangeCoderV2(wiring.Component):
             for j, token in enumerate(tokens):
                 m.d.sync += [payload.tokens[j][name].eq(value) for name, value in token.items()]
         return m
+
+
+def _or_all(values: list):
+    """OR of ``values`` as a balanced tree."""
+    while len(values) > 1:
+        values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
 
 
 def _piece_count(count):
