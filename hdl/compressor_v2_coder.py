@@ -227,7 +227,9 @@ class RangeCoderV2(wiring.Component):
             kept = product[:bp] & p[f"keep{bp}"]
             candidate = Signal(32, name=f"candidate{bp}")
             m.d.comb += candidate.eq((Cat(Const(0, 32), kept) >> p[f"right{bp}"])[:32])
-            chosen.append(candidate & (product_bits == bp).replicate(32))
+            # bit length bp, as a one-hot term (a priority encoder here would be a chain)
+            is_length = product[bp - 1] & ~product[bp:32].any()
+            chosen.append(candidate & is_length.replicate(32))
         m.d.comb += after_sample.eq(_or_all(chosen))
         r_flag = Signal(32)
         flagged = Signal(32)
