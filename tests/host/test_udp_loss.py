@@ -52,15 +52,20 @@ def test_frames_the_network_drops_are_listed_and_zero_filled_exactly(tmp_path):
 
 
 class StallOnce:
-    """A sink that blocks the recorder for ``stall_s`` at its ``at``-th block: the receive
-    thread's queue fills meanwhile."""
+    """A sink that blocks the recorder for ``stall_s`` at the first block reaching sample
+    ``at_sample`` of the recording: the receive thread's queue fills meanwhile. (By sample,
+    not by block count: on a loaded machine blocks hold more frames, and a stall at a fixed
+    block could fall after the recording's end.)"""
 
-    def __init__(self, at: int, stall_s: float):
-        self.at, self.stall_s, self.blocks = at, stall_s, 0
+    def __init__(self, at_sample: int, stall_s: float):
+        self.at_sample, self.stall_s, self.stalled = at_sample, stall_s, False
+        self.start: int | None = None       # sample numbers count device sweeps
 
     def write_continuous(self, stream, first_sample, samples) -> None:
-        self.blocks += 1
-        if self.blocks == self.at:
+        if self.start is None:
+            self.start = first_sample
+        if not self.stalled and first_sample + len(samples) - self.start > self.at_sample:
+            self.stalled = True
             time.sleep(self.stall_s)
 
     def write_loss(self, stream, first_sample, sweeps) -> None:
@@ -83,7 +88,7 @@ def test_frames_a_full_receive_queue_drops_are_listed_and_zero_filled(tmp_path):
     with UdpBoard(config) as board:
         port = UdpTransport.open(board.url, max_queue_bytes=64 * 1024)
         with Device(port, board.url) as device:   # type: ignore[arg-type]
-            final = record(device, out, duration_s=1.0, sinks=[StallOnce(100, 0.25)],
+            final = record(device, out, duration_s=1.0, sinks=[StallOnce(10_000, 0.25)],
                            on_status=lambda s: lines.append(s.line()))
             udp = udp_stats(device)
             gaps = device.stats.sequence_gaps
