@@ -16,7 +16,8 @@ from spikeforge.firmware.config import SystemConfig
 from .block_packer import BlockPacker, CompressedWordLayout
 from .layouts import SampleLayout
 
-__all__ = ["Compressor", "CompressedWordLayout", "CompressorState", "PACK_LATENCY"]
+__all__ = ["Compressor", "CompressedWordLayout", "CompressorState", "PACK_LATENCY",
+           "bit_length"]
 
 #: Cycles from a sample's acceptance to the cycle its packer entry is written (readable from
 #: the next cycle). The cycle-exact models (sim/models/framer.py) time the coder's words by it.
@@ -39,8 +40,9 @@ class CompressorState(data.StructLayout):
         super().__init__(fields)
 
 
-def _bit_length(m: Module, value, width: int, name: str) -> Signal:
-    """``value.bit_length()`` as a priority encoder."""
+def bit_length(m: Module, value, width: int, name: str) -> Signal:
+    """``value.bit_length()`` of the low ``width`` bits of an unsigned value, as a priority
+    encoder (a signal named ``name``)."""
     out = Signal(range(width + 1), name=name)
     result = Const(0, out.shape())
     for bit in range(width):
@@ -317,7 +319,7 @@ class Compressor(wiring.Component):
                      written.state.eq(written.new_state)]
 
         # The Rice parameter from the sum before this sample's update.
-        k = _bit_length(m, c.state.rice_sum >> (codec.rice_shift + 1), 15, "rice_k")
+        k = bit_length(m, c.state.rice_sum >> (codec.rice_shift + 1), 15, "rice_k")
         d_valid = Signal()
         d_zigzag = Signal(21)
         d_k = Signal.like(k)

@@ -24,6 +24,8 @@ from spikeforge.firmware.compression_v2 import (
 )
 from spikeforge.firmware.errors import ConfigError
 
+from .compressor import bit_length
+
 __all__ = ["CompressorV2Symbols", "check_symbol_config", "ChannelStateV2", "SymbolLayoutV2",
            "SampleInLayout", "SYMBOL_LATENCY"]
 
@@ -89,15 +91,6 @@ def check_symbol_config(config: CodecV2Config) -> None:
     if config.taps < 1:
         raise ConfigError("the v2 gateware needs taps >= 1, not 0")
 
-
-def _bit_length(m: Module, value, width: int, name: str) -> Signal:
-    """``value.bit_length()`` of an unsigned value, as a priority encoder."""
-    out = Signal(range(width + 1), name=name)
-    result = Const(0, out.shape())
-    for bit in range(width):
-        result = Mux(value[bit], bit + 1, result)
-    m.d.comb += out.eq(result)
-    return out
 
 
 def _clamp(value, low: int, high: int):
@@ -229,7 +222,7 @@ class CompressorV2Symbols(wiring.Component):
         # Context and shift: n = bitlen(mean >> 4), the half-octave level 2n (+ the bit
         # below the leading one when n >= 2).
         scaled = state.mean[4:]
-        n = _bit_length(m, scaled, _MEAN_BITS - 4, "mean_n")
+        n = bit_length(m, scaled, _MEAN_BITS - 4, "mean_n")
         below = Signal()
         m.d.comb += below.eq(Mux(n >= 2, (state.mean >> (n + 2))[0], 0))
         level = Signal(range(2 * (_MEAN_BITS - 4) + 2))
@@ -304,7 +297,7 @@ class CompressorV2Symbols(wiring.Component):
 
     def _symbol(self, m: Module, advance, e: SimpleNamespace) -> SimpleNamespace:
         """Stage E: the symbol and the bucket's raw bits; the CDF row's read is issued."""
-        nb = _bit_length(m, e.u, 19, "u_bits")
+        nb = bit_length(m, e.u, 19, "u_bits")
         literal = Signal()
         m.d.comb += literal.eq(e.u < LITERALS)
         symbol = Signal(6)

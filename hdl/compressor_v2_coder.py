@@ -12,6 +12,7 @@ from spikeforge.firmware.compression_v2 import (
     CodecV2Config,
 )
 
+from .compressor import bit_length
 from .compressor_v2 import SYMBOL_LATENCY, CompressorV2Symbols, SampleInLayout
 
 __all__ = ["RangeEntryLayout", "CodedTokensLayout", "RangeCoderV2", "CompressorV2",
@@ -57,14 +58,6 @@ class CodedTokensLayout(data.StructLayout):
         super().__init__({"tokens": data.ArrayLayout(_Token(), SLOTS), "block_end": 1,
                           "flush": 1})
 
-
-def _bit_length(m: Module, value, width: int, name: str) -> Signal:
-    out = Signal(range(width + 1), name=name)
-    result = Const(0, out.shape())
-    for bit in range(width):
-        result = Mux(value[bit], bit + 1, result)
-    m.d.comb += out.eq(result)
-    return out
 
 
 def _pieces(count: int) -> list[int]:
@@ -212,7 +205,7 @@ class RangeCoderV2(wiring.Component):
         r_sym = Signal(17)
         product = Signal(33)
         m.d.comb += [r_sym.eq(rng >> CDF_BITS), product.eq(r_sym * p["frequency"])]
-        product_bits = _bit_length(m, product[:32], 32, "product_bits")
+        product_bits = bit_length(m, product[:32], 32, "product_bits")
         n_sym = Signal(2)
         m.d.comb += n_sym.eq(Mux(product[24:].any(), 0, Mux(product[16:].any(), 1, 2)))
         ranged = Signal(32)

@@ -26,7 +26,6 @@ REPLAYS_REFUSED, AUTH_COUNTER and COMMANDS_EXECUTED equal the model's.
 
 import cocotb
 import dpkt
-from cocotb.clock import Clock
 from cocotb.triggers import Timer
 
 from spikeforge.firmware.config import SystemConfig
@@ -36,13 +35,10 @@ from spikeforge.firmware.framing import crc32
 from spikeforge.firmware.registers import register
 from spikeforge.firmware.wire import CommandOp, ReplyStatus, decode_reply, encode_command
 from spikeforge.sim.benches.system_ethernet import (
-    LINK_PERIOD_PS,
-    RX_PERIOD_PS,
-    GMIIMonitor,
-    Registers,
     check_line,
     ones_sum_ok,
     send_gmii,
+    start_ethernet_system,
 )
 from spikeforge.sim.models.control import CommandDecoderModel
 from spikeforge.sim.models.learned_host import LearnedHostModel, Sender
@@ -72,21 +68,7 @@ async def only_a_verified_command_names_the_host(dut):
     key = config.control_key_bytes
     assert key is not None, "the auth_ethernet bench needs a keyed build"
     board_mac, board_ip = config.ethernet.mac, config.ethernet.ip
-    sync_period_ps = 2 * round(1e12 / config.clock_hz / 2)
-
-    cocotb.start_soon(Clock(dut.clk, sync_period_ps, unit="ps").start())
-    cocotb.start_soon(Clock(dut.link_clk, LINK_PERIOD_PS, unit="ps").start())
-    cocotb.start_soon(Clock(dut.eth_rx_clk, RX_PERIOD_PS, unit="ps").start())
-    dut.gmii_rx_dv.value = 0
-    dut.gmii_rx_er.value = 0
-    dut.gmii_rx_data.value = 0
-    registers = Registers(dut)
-    monitor = GMIIMonitor(dut)
-    for reset in (dut.rst, dut.link_rst, dut.eth_rx_rst):
-        reset.value = 1
-    await Timer(4 * sync_period_ps, unit="ps")
-    for reset in (dut.rst, dut.link_rst, dut.eth_rx_rst):
-        reset.value = 0
+    registers, monitor, sync_period_ps = await start_ethernet_system(dut, config)
 
     model = LearnedHostModel(CommandDecoderModel(config))
     expected_replies: list[tuple[Sender, bytes]] = []

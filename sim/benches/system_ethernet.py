@@ -152,14 +152,12 @@ def check_line(line: bytes, error: bool) -> dpkt.ethernet.Ethernet:
     return dpkt.ethernet.Ethernet(body)
 
 
-@cocotb.test()
-async def udp_payloads_match_model(dut):
-    params = bench_parameters()
-    config = SystemConfig.from_dict(params["config"])
-    frame_periods = int(params["frame_periods"])
-    board_mac, board_ip = config.ethernet.mac, config.ethernet.ip
+async def start_ethernet_system(dut, config: SystemConfig
+                                ) -> tuple["Registers", "GMIIMonitor", int]:
+    """Start the three clocks (sync at ``config.clock_hz``, link, eth_rx), idle the GMII
+    receive pins and release the three resets; returns the register port, the transmit
+    monitor (started before the resets are released) and the sync period in ps."""
     sync_period_ps = 2 * round(1e12 / config.clock_hz / 2)
-
     cocotb.start_soon(Clock(dut.clk, sync_period_ps, unit="ps").start())
     cocotb.start_soon(Clock(dut.link_clk, LINK_PERIOD_PS, unit="ps").start())
     cocotb.start_soon(Clock(dut.eth_rx_clk, RX_PERIOD_PS, unit="ps").start())
@@ -173,6 +171,16 @@ async def udp_payloads_match_model(dut):
     await Timer(4 * sync_period_ps, unit="ps")
     for reset in (dut.rst, dut.link_rst, dut.eth_rx_rst):
         reset.value = 0
+    return registers, monitor, sync_period_ps
+
+
+@cocotb.test()
+async def udp_payloads_match_model(dut):
+    params = bench_parameters()
+    config = SystemConfig.from_dict(params["config"])
+    frame_periods = int(params["frame_periods"])
+    board_mac, board_ip = config.ethernet.mac, config.ethernet.ip
+    registers, monitor, sync_period_ps = await start_ethernet_system(dut, config)
 
     # 1. ARP and ping.
     arp = dpkt.arp.ARP(sha=mac_bytes(HOST_MAC), spa=ip_bytes(HOST_IP), tha=bytes(6),
