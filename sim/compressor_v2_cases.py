@@ -2,6 +2,7 @@
 drive: random and adversarial signals (white noise, rails, steps, bursts of samples that
 share one context table)."""
 
+import random
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,16 @@ __all__ = ["CASES", "V2_STIMULI", "v2_stimulus"]
 #: Stimuli of :func:`v2_stimulus` (besides the v1 coder's, :data:`~spikeforge.sim.stimuli.
 #: CODEC_STIMULI`).
 V2_STIMULI = ("white", "rails", "steps", "same-context", "quiet", "mixed")
+
+
+def v2_bench_inputs(params: dict[str, Any]
+                    ) -> tuple[CodecV2Config, int, int, random.Random, np.ndarray]:
+    """A v2 bench's (codec, channels, sweeps, rng, samples) from its case parameters: the
+    rng (input gaps, back-pressure) and the stimulus both seeded by ``seed`` (default 1)."""
+    seed = int(params.get("seed", 1))
+    channels, sweeps = int(params["channels"]), int(params["sweeps"])
+    return (CodecV2Config(**params["codec"]), channels, sweeps, random.Random(seed),
+            v2_stimulus(params["stimulus"], sweeps, channels, seed))
 
 
 def v2_stimulus(kind: str, sweeps: int, channels: int, seed: int = 0) -> np.ndarray:

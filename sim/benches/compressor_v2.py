@@ -9,14 +9,12 @@ checked here against :func:`~spikeforge.sim.models.compressor_v2.encode_v2_strea
 """
 
 import itertools
-import random
 
 import cocotb
 from amaranth.hdl import Shape
 
-from spikeforge.firmware.compression_v2 import CodecV2Config
 from spikeforge.hdl.compressor_v2 import SampleInLayout, SymbolLayoutV2
-from spikeforge.sim.compressor_v2_cases import v2_stimulus
+from spikeforge.sim.compressor_v2_cases import v2_bench_inputs
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, ready_pattern
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 from spikeforge.sim.models.compressor_v2_stages import (
@@ -43,11 +41,7 @@ def _unpack(layout, word: int) -> dict[str, int]:
 @cocotb.test()
 async def symbols_match_model(dut):
     params = bench_parameters()
-    codec = CodecV2Config(**params["codec"])
-    channels = int(params["channels"])
-    sweeps = int(params["sweeps"])
-    rng = random.Random(int(params.get("seed", 1)))
-    samples = v2_stimulus(params["stimulus"], sweeps, channels, int(params.get("seed", 1)))
+    codec, channels, sweeps, rng, samples = v2_bench_inputs(params)
     expected = symbol_stream_v2(samples, codec)
 
     # The split model is the golden model (checked whenever the model codes every block).

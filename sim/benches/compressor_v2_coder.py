@@ -11,15 +11,13 @@ sample.
 """
 
 import itertools
-import random
 
 import cocotb
 from amaranth.hdl import Shape
 
-from spikeforge.firmware.compression_v2 import CodecV2Config
 from spikeforge.hdl.compressor_v2 import SampleInLayout
 from spikeforge.hdl.compressor_v2_coder import SLOTS, CodedTokensLayout
-from spikeforge.sim.compressor_v2_cases import v2_stimulus
+from spikeforge.sim.compressor_v2_cases import v2_bench_inputs
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, ready_pattern
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 from spikeforge.sim.models.compressor_v2_stages import range_code_v2, symbol_stream_v2
@@ -68,11 +66,7 @@ async def coded_bytes_match_model(dut):
     from cocotb.triggers import FallingEdge
 
     params = bench_parameters()
-    codec = CodecV2Config(**params["codec"])
-    channels = int(params["channels"])
-    sweeps = int(params["sweeps"])
-    rng = random.Random(int(params.get("seed", 1)))
-    samples = v2_stimulus(params["stimulus"], sweeps, channels, int(params.get("seed", 1)))
+    codec, channels, sweeps, rng, samples = v2_bench_inputs(params)
     per_block = channels * codec.block_sweeps
     expected, expected_ends = range_code_v2(symbol_stream_v2(samples, codec), per_block)
     stream, golden_ends, verbatim = encode_v2_stream(samples, codec)
