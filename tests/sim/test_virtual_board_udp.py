@@ -162,7 +162,7 @@ def test_sim_urls_name_the_udp_link_and_the_capture():
     assert config_from_sim_url("sim://?link=udp&identity_interval_frames=32"
                                ).identity_interval_frames == 32
     assert config_from_sim_url("sim://?channels=8").link == "uart"
-    assert sim_url_capture("sim://?link=udp&pcap=/tmp/x.pcap") == Path("/tmp/x.pcap")
+    assert sim_url_capture("sim://?link=udp&pcap=captures/x.pcap") == Path("captures/x.pcap")
     assert sim_url_capture("sim://?link=udp") is None
     from spikeforge.firmware.errors import ConfigError
 
