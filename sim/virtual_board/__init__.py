@@ -26,6 +26,12 @@ harness is ``main_eth.cpp``: the design's GMII frames become real UDP datagrams 
 datagrams become frames on the design's receive pins, and the board's URL is
 ``udp://127.0.0.1:PORT``; ``pcap`` (``sim://?link=udp&pcap=FILE``) writes every frame of the
 link to a capture file (:meth:`VirtualBoard.start`).
+
+Keyed builds (``control_key``) have the configuration flash's SPI pins; the harness plays an
+SPI NOR flash on them (``spi_flash.h``), erased at every start, or kept in a file
+(``sim://?control_key=...&flash=FILE``, :func:`sim_url_flash`): the region of
+:mod:`spikeforge.firmware.epoch_store` (created erased if missing), written back after every
+page program, so a restarted board (a power cycle) keeps the epochs it stored.
 """
 
 import hashlib
@@ -49,11 +55,13 @@ __all__ = ["VirtualBoard", "build_virtual_board", "config_from_sim_url", "Virtua
            "SampleFeed", "read_sample_file", "rhd_config_for", "board_from_sim_url",
            "expected_recording", "DEFAULT_CABLE_DELAY_CYCLES", "source_signal_feed",
            "feed_from_file", "sim_url_capture", "host_ip_for", "HOST_MAC",
-           "UDP_IDENTITY_INTERVAL_FRAMES", "design_config"]
+           "UDP_IDENTITY_INTERVAL_FRAMES", "design_config", "sim_url_flash",
+           "has_flash_pins"]
 
 _HARNESS = Path(__file__).with_name("main.cpp")
 _ETHERNET_HARNESS = Path(__file__).with_name("main_eth.cpp")
-_HEADERS = (Path(__file__).with_name("rhd_chip.h"), Path(__file__).with_name("rhd_board.h"))
+_HEADERS = (Path(__file__).with_name("rhd_chip.h"), Path(__file__).with_name("rhd_board.h"),
+            Path(__file__).with_name("spi_flash.h"))
 #: The fixed addresses the Ethernet harness gives the host in the frames it makes of the
 #: host's datagrams (the board learns them from the first command).
 HOST_MAC = 0x02_53_46_00_00_FE
@@ -329,7 +337,8 @@ class VirtualBoard:
               feed: "SampleFeed | None" = None,
               profile_guided: bool = False, pcap: Path | None = None,
               system=None, bit_level: bool = False,
-              byte_log: Path | None = None) -> "VirtualBoard":
+              byte_log: Path | None = None,
+              flash: Path | None = None) -> "VirtualBoard":
         """Build (cached) and start the board. With the RHD source its chips play ``feed``
         (default: the test source's signal, repeated).
 
@@ -343,7 +352,9 @@ class VirtualBoard:
         the direct-link board is paced, since it outruns a host that reads as from a real
         board, and replies would wait behind seconds of queued frames; the slower boards
         run as fast as they can). ``byte_log`` (UART): a file of one little-endian uint64 per byte
-        sent to the host, the cycle its last bit reached the host's end of the link."""
+        sent to the host, the cycle its last bit reached the host's end of the link.
+        ``flash`` (keyed builds): the file that keeps the configuration flash's region
+        (module docstring); default: the flash is erased at every start."""
         ethernet = config.link == "ethernet"
         if feed is not None and config.source != "rhd":
             raise VirtualBoardError(
@@ -358,6 +369,8 @@ class VirtualBoard:
         bit_level = bit_level or system is not None
         command = _harness_command(binary, config, port=port, cycles=cycles, pcap=pcap,
                                    bit_level=bit_level)
+        if flash is not None:
+            command += _flash_arguments(config, Path(flash), system)
         clock_hz = design_config(config, bit_level=bit_level).clock_hz
         if config.source == "rhd":
             command += _rhd_arguments(config, feed or source_signal_feed(config))
@@ -445,7 +458,7 @@ DEFAULT_CABLE_DELAY_CYCLES = 2
 
 #: Query keys of a sim:// URL that describe the board's input (or its capture), not the
 #: configuration.
-_BOARD_KEYS = ("from", "cable_delay", "repeat", "pcap")
+_BOARD_KEYS = ("from", "cable_delay", "repeat", "pcap", "flash")
 
 
 @dataclass(frozen=True)
@@ -559,6 +572,42 @@ def sim_url_capture(url: str) -> Path | None:
     """The capture file a sim:// URL names (``pcap=FILE``), or None."""
     _, query = _parse_sim_url(url)
     return Path(query["pcap"]) if query.get("pcap") else None
+
+
+def sim_url_flash(url: str) -> Path | None:
+    """The file a sim:// URL keeps the board's configuration flash in (``flash=FILE``), or
+    None (an erased flash at every start)."""
+    _, query = _parse_sim_url(url)
+    return Path(query["flash"]) if query.get("flash") else None
+
+
+def has_flash_pins(config: SystemConfig, system=None) -> bool:
+    """Whether the design of ``config`` (or ``system(config)``) has the configuration flash's
+    SPI pins (``flash_cs_n`` and the others: keyed builds)."""
+    from spikeforge.hdl.top import AcquisitionSystem
+
+    design = AcquisitionSystem(config) if system is None else system(config)
+    return "flash_cs_n" in design.signature.members
+
+
+def _flash_arguments(config: SystemConfig, path: Path, system=None) -> list[str]:
+    """The harness's options that keep the flash's region in ``path``; refuses a design
+    without the pins, a file of another size and a folder that does not exist."""
+    if not has_flash_pins(config, system):
+        raise VirtualBoardError(
+            f"flash={path} keeps the configuration flash of a keyed build, but this board has "
+            "no flash pins; add control_key=<32 hex digits> to the sim:// URL, or drop flash=")
+    from spikeforge.firmware.epoch_store import REGION_BYTES, REGION_OFFSET
+
+    if path.exists() and (not path.is_file() or path.stat().st_size != REGION_BYTES):
+        raise VirtualBoardError(
+            f"{path} is not a flash region of {REGION_BYTES} bytes; give another file name, "
+            "or delete it for an erased flash")
+    if not path.parent.is_dir():
+        raise VirtualBoardError(f"the folder of the flash file {path} does not exist; "
+                                "create it first")
+    return ["--flash-file", str(path.resolve()), "--flash-region-offset", str(REGION_OFFSET),
+            "--flash-region-bytes", str(REGION_BYTES)]
 
 
 def feed_from_file(config: SystemConfig, path: Path, channels: int | None = None, *,

@@ -26,6 +26,7 @@
 #include "Vtop___024root.h"
 #include "verilated.h"
 #include "rhd_board.h"
+#include "spi_flash.h"
 
 #include <arpa/inet.h>
 #include <chrono>
@@ -82,6 +83,7 @@ Options parse(int argc, char **argv) {
         }
         else if (key == "--byte-log") o.byte_log = value;
         else if (parse_rhd_option(key, value)) {}
+        else if (parse_flash_option(key, value)) {}
         else { std::fprintf(stderr, "vboard: unknown option %s\n", key.c_str()); std::exit(2); }
     }
     if (o.divisor < 1) { std::fprintf(stderr, "vboard: --divisor must be >= 1\n"); std::exit(2); }
@@ -269,6 +271,7 @@ void on_signal(int) { stop_requested = 1; }
 
 int main(int argc, char **argv) {
     Options options = parse(argc, argv);
+    flash_start<Vtop>();       // keyed builds: the configuration flash (spi_flash.h)
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGPIPE, SIG_IGN);
@@ -338,7 +341,9 @@ int main(int argc, char **argv) {
             uint8_t byte;
             if constexpr (direct) {
                 link.before_edge(top.get());
+                flash_before_edge(top.get());
                 top->clk = 1; top->eval();
+                flash_after_edge(top.get());
                 falling_edge(top.get(), options.evals_per_cycle);
                 if (link.after_edge(byte)) {
                     out.push_back(byte);
@@ -348,8 +353,10 @@ int main(int argc, char **argv) {
             }
             top->uart_rx = host_line.clock();
             rhd_before_edge(top.get(), cycle);
+            flash_before_edge(top.get());
             top->clk = 1; top->eval();
             rhd_after_edge(top.get(), cycle);
+            flash_after_edge(top.get());
             falling_edge(top.get(), options.evals_per_cycle);
             if (uart.clock(top->uart_tx, byte)) {
                 out.push_back(byte);
@@ -386,7 +393,8 @@ int main(int argc, char **argv) {
     char cpu_text[96];
     std::snprintf(cpu_text, sizeof cpu_text, " cpu_s %.3f cycles_per_cpu_s %.0f", cpu,
                   cpu > 0 ? cycle / cpu : 0.0);
-    const std::string stats = text + std::string(cpu_text) + rhd_stats() + "\n";
+    const std::string stats = text + std::string(cpu_text) + rhd_stats() + flash_finish<Vtop>()
+                              + "\n";
     const char *line = stats.c_str();
     std::fputs(line, stdout);
     if (!options.stats_file.empty()) {

@@ -36,6 +36,7 @@
 #include "Vtop___024root.h"
 #include "verilated.h"
 #include "rhd_board.h"
+#include "spi_flash.h"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -103,6 +104,7 @@ Options parse(int argc, char **argv) {
         else if (key == "--stats") o.stats_file = value;
         else if (key == "--realtime") o.realtime = std::atoi(value) != 0;
         else if (parse_rhd_option(key, value)) {}
+        else if (parse_flash_option(key, value)) {}
         else { std::fprintf(stderr, "vboard: unknown option %s\n", key.c_str()); std::exit(2); }
     }
     if (o.clock_hz == 0 || o.link_hz == 0) {
@@ -460,6 +462,7 @@ void on_signal(int) { stop_requested = 1; }
 
 int main(int argc, char **argv) {
     Options options = parse(argc, argv);
+    flash_start<Vtop>();       // keyed builds: the configuration flash (spi_flash.h)
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGPIPE, SIG_IGN);
@@ -530,11 +533,13 @@ int main(int argc, char **argv) {
             }
             if (clk_rises) {
                 rhd_before_edge(top.get(), cycle);
+                flash_before_edge(top.get());
                 top->clk = 1;
             }
             top->eval();
             if (clk_rises) {
                 rhd_after_edge(top.get(), cycle);
+                flash_after_edge(top.get());
                 ++cycle;
                 next_clk += clk_period;
             }
@@ -569,7 +574,7 @@ int main(int argc, char **argv) {
                   (unsigned long long)stats.arp_out, (unsigned long long)stats.icmp_out,
                   (unsigned long long)stats.other_out, (unsigned long long)stats.frames_in,
                   (unsigned long long)stats.datagrams_in, (unsigned long long)stats.bytes_in);
-    const std::string line = text + rhd_stats() + "\n";
+    const std::string line = text + rhd_stats() + flash_finish<Vtop>() + "\n";
     std::fputs(line.c_str(), stdout);
     std::fflush(stdout);
     if (!options.stats_file.empty()) {

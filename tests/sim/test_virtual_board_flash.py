@@ -1,0 +1,329 @@
+"""The virtual board's configuration flash (sim/virtual_board/spi_flash.h, issue 19).
+
+The C++ SPI NOR model is driven bit by bit through the harness's own hooks by a mode-0
+master written here (reads, status, write enable, page programs that AND and wrap inside
+their page, the busy time, the persistence file across "power cycles"). End to end, a keyed
+virtual board whose flash is kept in a file takes the host's signed writes, and after a
+restart with the same file refuses a signed frame captured in the first run as a replay.
+"""
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from spikeforge.firmware.config import SystemConfig
+
+HEADER = Path(__file__).parents[2] / "sim" / "virtual_board" / "spi_flash.h"
+
+#: A test key (never a device's).
+KEY = "000102030405060708090a0b0c0d0e0f"
+REGION_OFFSET, REGION_BYTES = 0x3F0000, 8192
+
+#: A mode-0 SPI master on a stand-in for the Verilated top, one design clock per call of
+#: the harness's hooks (flash_before_edge, the edge, flash_after_edge), 2 clocks per SCK half
+#: period. Reads stdin lines: "x HEX" a transaction (CS low, the bytes, CS high; prints the
+#: bytes read back, sampled while SCK is high), "i N" N idle clocks, "q" end as the harness
+#: does (write back, print the statistics), "k" end at once (a killed board).
+DRIVER = r"""
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+struct Top { unsigned char flash_sck = 0, flash_cs_n = 1, flash_copi = 0, flash_cipo = 0; };
+struct Unkeyed { unsigned char clk = 0; };
+#include "spi_flash.h"
+static_assert(HasFlashPins<Top>::value, "the stand-in has the pins");
+static_assert(!HasFlashPins<Unkeyed>::value, "an unkeyed top has none");
+Top top;
+int cycle(int sck, int cs_n, int copi) {
+    flash_before_edge(&top);
+    int seen = top.flash_cipo;                 // what the design samples at this edge
+    top.flash_sck = sck; top.flash_cs_n = cs_n; top.flash_copi = copi;
+    flash_after_edge(&top);
+    return seen;
+}
+int main(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i += 2)
+        if (!parse_flash_option(argv[i], argv[i + 1])) return 2;
+    flash_start<Top>();
+    Unkeyed unkeyed;                          // the hooks compile to nothing without pins
+    flash_before_edge(&unkeyed); flash_after_edge(&unkeyed);
+    if (!flash_finish<Unkeyed>().empty()) return 3;
+    char line[1 << 16];
+    while (std::fgets(line, sizeof line, stdin)) {
+        if (line[0] == 'i') { long n = std::atol(line + 2); while (n-- > 0) cycle(0, 1, 0); }
+        else if (line[0] == 'k') { std::fflush(stdout); std::_Exit(0); }
+        else if (line[0] == 'q') { std::printf("%s\n", flash_finish<Top>().c_str()); return 0; }
+        else if (line[0] == 'x') {
+            std::vector<int> out;
+            cycle(0, 0, 0);                   // CS falls, SCK low
+            for (char *p = line + 2; p[0] && p[1] && p[0] != '\n'; p += 2) {
+                unsigned byte; std::sscanf(p, "%2x", &byte);
+                unsigned in = 0;
+                for (int bit = 7; bit >= 0; --bit) {
+                    int b = (byte >> bit) & 1;
+                    cycle(0, 0, b); cycle(0, 0, b);    // SCK low, COPI set up
+                    cycle(1, 0, b);                    // SCK rises
+                    in = in << 1 | cycle(1, 0, b);     // sampled while SCK is high
+                }
+                out.push_back(in);
+            }
+            cycle(0, 0, 0); cycle(0, 1, 0);   // CS rises with SCK low
+            for (int b : out) std::printf("%02x", b);
+            std::printf("\n");
+        }
+        std::fflush(stdout);
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory) -> Path:
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.skip("no C++ compiler (the virtual board needs one too)")
+    folder = tmp_path_factory.mktemp("spi_flash")
+    source = folder / "driver.cpp"
+    source.write_text(DRIVER)
+    binary = folder / "driver"
+    subprocess.run([compiler, "-std=c++17", "-O1", "-Wall", "-Werror", f"-I{HEADER.parent}",
+                    str(source), "-o", str(binary)], check=True)
+    return binary
+
+
+class Master:
+    """The driver as a process: one transaction at a time."""
+
+    def __init__(self, binary: Path, *options: str):
+        self.process = subprocess.Popen([str(binary), *options], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+
+    def _ask(self, line: str) -> str:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def transfer(self, data: bytes) -> bytes:
+        return bytes.fromhex(self._ask("x " + data.hex()))
+
+    def idle(self, clocks: int) -> None:
+        assert self.process.stdin
+        self.process.stdin.write(f"i {clocks}\n")
+
+    def status(self) -> int:
+        return self.transfer(b"\x05\x00")[1]
+
+    def read(self, address: int, count: int) -> bytes:
+        return self.transfer(bytes([0x03]) + address.to_bytes(3, "big") + bytes(count))[4:]
+
+    def program(self, address: int, data: bytes) -> None:
+        self.transfer(bytes([0x02]) + address.to_bytes(3, "big") + data)
+
+    def wait_ready(self, limit: int = 100) -> int:
+        """Polls of RDSR until WIP clears."""
+        for polls in range(limit):
+            if not self.status() & 1:
+                return polls
+        raise AssertionError("the flash stayed busy")
+
+    def quit(self) -> str:
+        line = self._ask("q")
+        self.process.wait(timeout=10)
+        return line
+
+    def kill(self) -> None:
+        assert self.process.stdin
+        self.process.stdin.write("k\n")
+        self.process.stdin.flush()
+        self.process.wait(timeout=10)
+
+
+def test_an_erased_flash_reads_ff_and_answers_status_and_signature(driver):
+    flash = Master(driver)
+    assert flash.read(REGION_OFFSET, 16) == b"\xff" * 16
+    assert flash.read((4 << 20) - 2, 4) == b"\xff" * 4           # wraps at the array's end
+    assert flash.status() == 0
+    assert flash.transfer(b"\xab\x00\x00\x00\x00\x00")[4:] == b"\x15\x15"
+    assert flash.transfer(b"\x06") == b"\xff"                    # CIPO idles high
+    assert flash.status() == 0b10                                # WEL
+    assert flash.transfer(b"\x05\x00\x00\x00")[1:] == b"\x02\x02\x02"
+    flash.transfer(b"\x04")
+    assert flash.status() == 0
+    assert "flash_programs 0" in flash.quit()
+
+
+def test_page_program_needs_wel_ands_wraps_in_its_page_and_is_busy(driver):
+    flash = Master(driver, "--flash-program-cycles", "300")
+    base = REGION_OFFSET + 0x100
+    flash.program(base, b"\x00")                                 # no WREN: ignored
+    assert flash.read(base, 1) == b"\xff" and flash.status() == 0
+
+    flash.transfer(b"\x06")
+    flash.program(base + 0xFE, bytes([0xF0, 0x0F, 0xAA]))        # the third wraps to +0x00
+    assert flash.status() == 0b11                                # WIP and WEL
+    assert flash.read(base, 1) == b"\xff"                        # ignored while busy
+    polls = flash.wait_ready()
+    assert 1 <= polls, "the program must take a while"
+    assert flash.status() == 0                                   # WEL cleared
+    assert flash.read(base + 0xFE, 2) == b"\xf0\x0f"
+    assert flash.read(base, 1) == b"\xaa"
+    assert flash.read(base + 0x100, 1) == b"\xff"                # the next page untouched
+
+    flash.transfer(b"\x06")
+    flash.program(base + 0xFE, b"\x3c")                          # a program only clears bits
+    flash.wait_ready()
+    assert flash.read(base + 0xFE, 1) == b"\x30"
+
+    flash.transfer(b"\x06")
+    flash.transfer(b"\x02" + (base).to_bytes(3, "big") + b"\x00"[:0])  # no data: nothing
+    assert flash.status() == 0b10
+    assert "flash_programs 2" in flash.quit()
+
+
+def test_the_region_survives_a_kill_and_a_restart_in_its_file(driver, tmp_path):
+    keep = tmp_path / "flash.bin"
+    options = ("--flash-file", str(keep), "--flash-region-offset", str(REGION_OFFSET),
+               "--flash-region-bytes", str(REGION_BYTES), "--flash-program-cycles", "50")
+    flash = Master(driver, *options)
+    flash.idle(10)
+    assert flash.status() == 0                                   # the driver has started
+    assert keep.read_bytes() == b"\xff" * REGION_BYTES           # created erased
+    flash.transfer(b"\x06")
+    flash.program(REGION_OFFSET + 8, b"\x01\x02\x03")
+    flash.kill()                                                 # no orderly write-back
+    stored = keep.read_bytes()
+    assert len(stored) == REGION_BYTES
+    assert stored[8:11] == b"\x01\x02\x03" and stored[:8] == b"\xff" * 8
+
+    again = Master(driver, *options)                             # the power cycle
+    assert again.read(REGION_OFFSET + 8, 3) == b"\x01\x02\x03"
+    assert again.read(REGION_OFFSET - 1, 1) == b"\xff"           # outside the region: erased
+    again.quit()
+
+    keep.write_bytes(b"\xff" * 100)
+    broken = Master(driver, *options)
+    assert broken.process.wait(timeout=10) == 2
+    assert broken.process.stderr and "not the flash region's 8192" in broken.process.stderr.read()
+
+
+def test_sim_url_names_the_flash_file_without_touching_the_configuration():
+    from spikeforge.sim.virtual_board import config_from_sim_url, sim_url_flash
+
+    url = f"sim://?channels=4&control_key={KEY}&flash=boards/flash.bin"
+    assert sim_url_flash(url) == Path("boards/flash.bin")
+    assert sim_url_flash("sim://?channels=4") is None
+    assert config_from_sim_url(url) == config_from_sim_url(f"sim://?channels=4&control_key={KEY}")
+
+
+def test_a_board_without_flash_pins_refuses_a_flash_file(tmp_path):
+    from spikeforge.sim.virtual_board import VirtualBoard, VirtualBoardError
+
+    with pytest.raises(VirtualBoardError, match="control_key"):
+        VirtualBoard.start(SystemConfig(channels=4), flash=tmp_path / "flash.bin")
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+def _keyed_board_reason() -> str | None:
+    """Why the end-to-end test cannot run yet (None: it can)."""
+    from spikeforge.sim.virtual_board import config_from_sim_url, has_flash_pins
+
+    config = config_from_sim_url(f"sim://?channels=4&control_key={KEY}")
+    try:
+        if not has_flash_pins(config):
+            return ("AcquisitionSystem of a keyed build has no flash_* ports yet "
+                    "(hdl/top.py, issue 19)")
+    except ImportError as exc:       # the epoch store lands with the ports
+        return f"the keyed build does not elaborate yet: {exc}"
+    try:
+        import spikeforge.firmware.epoch_store  # noqa: F401
+    except ImportError:
+        return "firmware/epoch_store.py (REGION_OFFSET, REGION_BYTES) is not there yet"
+    return None
+
+
+def _signed_write(device, name: str, value: int) -> bytes:
+    """A write signed with the device's key and its next counter, as Device.command
+    sends it: the frame, for replaying."""
+    from spikeforge.firmware.control_protocol import CommandOp, encode_authenticated_command
+    from spikeforge.firmware.registers import register
+
+    device._tag = (device._tag + 1) & 0xFFFFFFFF
+    return encode_authenticated_command(device._tag, register(name).address, CommandOp.WRITE,
+                                        value, device.key.next_counter(), device.key.key)
+
+
+def _reply_to(device, frame: bytes, timeout_s: float = 20.0):
+    """Sends ``frame`` as it is (no fresh signature) and returns the device's reply."""
+    from spikeforge.firmware.control_protocol import Reply
+
+    device._write(frame)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for item in device._read().items:
+            if isinstance(item, Reply):
+                return item
+    raise AssertionError(f"no reply within {timeout_s:g} s")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("link", ["uart", "udp"])
+def test_a_captured_signed_frame_is_refused_after_a_power_cycle(tmp_path, monkeypatch, link):
+    reason = _keyed_board_reason()
+    if reason:
+        pytest.skip(reason)
+    from spikeforge.firmware.control_protocol import ReplyStatus
+    from spikeforge.host.device import Device
+    from spikeforge.host.keys import load_key
+    from spikeforge.sim.virtual_board import VirtualBoard, config_from_sim_url, sim_url_flash
+
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    (keys / "board.key").write_text(KEY + "\n")
+    (keys / "board.key").chmod(0o600)
+    monkeypatch.setenv("SPIKEFORGE_KEY_DIR", str(keys))
+    keep = tmp_path / "flash.bin"
+    url = f"sim://?channels=4&control_key={KEY}&flash={keep}&link={link}"
+    config = config_from_sim_url(url)
+
+    def boot():
+        board = VirtualBoard.start(config, flash=sim_url_flash(url))
+        try:
+            device = Device.open(board.url, key=load_key("board"))
+            device.identify()
+        except BaseException:
+            board.stop()
+            raise
+        return board, device
+
+    board, device = boot()
+    try:
+        assert device.write_register("STREAM_ENABLE", 0) == 0       # signed, carried out
+        assert device.write_register("STREAM_ENABLE", 1) == 1
+        captured = _signed_write(device, "STREAM_ENABLE", 0)        # what an eavesdropper keeps
+        assert _reply_to(device, captured).status == ReplyStatus.OK
+        assert device.read_register("STREAM_ENABLE") == 0
+    finally:
+        device.close()
+        board.stop()
+    assert keep.stat().st_size == REGION_BYTES
+    assert keep.read_bytes() != b"\xff" * REGION_BYTES, "no epoch reached the flash file"
+
+    board, device = boot()                                            # the power cycle
+    try:
+        assert device.read_register("AUTH_EPOCHS") & 0xFFFFFF >= 1, "epochs not read back"
+        reply = _reply_to(device, captured)
+        assert reply.status == ReplyStatus.REPLAYED, reply
+        assert device.read_register("STREAM_ENABLE") == 1           # the replay did nothing
+        assert device.write_register("STREAM_ENABLE", 0) == 0       # the host's own writes go on
+    finally:
+        device.close()
+        board.stop()
