@@ -15,12 +15,24 @@ from pathlib import Path
 import pytest
 
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.firmware.epoch_store import (
+    OP_PAGE_PROGRAM,
+    OP_READ,
+    OP_READ_STATUS,
+    OP_RELEASE_POWER_DOWN,
+    OP_WRITE_DISABLE,
+    OP_WRITE_ENABLE,
+    PAGE_BYTES,
+    REGION_BYTES,
+    REGION_OFFSET,
+    STATUS_WEL,
+    STATUS_WIP,
+)
 
 HEADER = Path(__file__).parents[2] / "sim" / "virtual_board" / "spi_flash.h"
 
 #: A test key (never a device's).
 KEY = "000102030405060708090a0b0c0d0e0f"
-REGION_OFFSET, REGION_BYTES = 0x3F0000, 8192
 
 #: A mode-0 SPI master on a stand-in for the Verilated top, one design clock per call of
 #: the harness's hooks (flash_before_edge, the edge, flash_after_edge), 2 clocks per SCK half
@@ -119,18 +131,21 @@ class Master:
         self.process.stdin.write(f"i {clocks}\n")
 
     def status(self) -> int:
-        return self.transfer(b"\x05\x00")[1]
+        return self.transfer(bytes([OP_READ_STATUS, 0]))[1]
+
+    def write_enable(self) -> None:
+        self.transfer(bytes([OP_WRITE_ENABLE]))
 
     def read(self, address: int, count: int) -> bytes:
-        return self.transfer(bytes([0x03]) + address.to_bytes(3, "big") + bytes(count))[4:]
+        return self.transfer(bytes([OP_READ]) + address.to_bytes(3, "big") + bytes(count))[4:]
 
     def program(self, address: int, data: bytes) -> None:
-        self.transfer(bytes([0x02]) + address.to_bytes(3, "big") + data)
+        self.transfer(bytes([OP_PAGE_PROGRAM]) + address.to_bytes(3, "big") + data)
 
     def wait_ready(self, limit: int = 100) -> int:
         """Polls of RDSR until WIP clears."""
         for polls in range(limit):
-            if not self.status() & 1:
+            if not self.status() & STATUS_WIP:
                 return polls
         raise AssertionError("the flash stayed busy")
 
@@ -151,11 +166,11 @@ def test_an_erased_flash_reads_ff_and_answers_status_and_signature(driver):
     assert flash.read(REGION_OFFSET, 16) == b"\xff" * 16
     assert flash.read((4 << 20) - 2, 4) == b"\xff" * 4           # wraps at the array's end
     assert flash.status() == 0
-    assert flash.transfer(b"\xab\x00\x00\x00\x00\x00")[4:] == b"\x15\x15"
-    assert flash.transfer(b"\x06") == b"\xff"                    # CIPO idles high
-    assert flash.status() == 0b10                                # WEL
-    assert flash.transfer(b"\x05\x00\x00\x00")[1:] == b"\x02\x02\x02"
-    flash.transfer(b"\x04")
+    assert flash.transfer(bytes([OP_RELEASE_POWER_DOWN, 0, 0, 0, 0, 0]))[4:] == b"\x15\x15"
+    assert flash.transfer(bytes([OP_WRITE_ENABLE])) == b"\xff"  # CIPO idles high
+    assert flash.status() == STATUS_WEL
+    assert flash.transfer(bytes([OP_READ_STATUS, 0, 0, 0]))[1:] == bytes([STATUS_WEL] * 3)
+    flash.transfer(bytes([OP_WRITE_DISABLE]))
     assert flash.status() == 0
     assert "flash_programs 0" in flash.quit()
 
@@ -166,26 +181,31 @@ def test_page_program_needs_wel_ands_wraps_in_its_page_and_is_busy(driver):
     flash.program(base, b"\x00")                                 # no WREN: ignored
     assert flash.read(base, 1) == b"\xff" and flash.status() == 0
 
-    flash.transfer(b"\x06")
+    flash.write_enable()
     flash.program(base + 0xFE, bytes([0xF0, 0x0F, 0xAA]))        # the third wraps to +0x00
-    assert flash.status() == 0b11                                # WIP and WEL
+    assert flash.status() == STATUS_WIP | STATUS_WEL
     assert flash.read(base, 1) == b"\xff"                        # ignored while busy
     polls = flash.wait_ready()
     assert 1 <= polls, "the program must take a while"
     assert flash.status() == 0                                   # WEL cleared
     assert flash.read(base + 0xFE, 2) == b"\xf0\x0f"
     assert flash.read(base, 1) == b"\xaa"
-    assert flash.read(base + 0x100, 1) == b"\xff"                # the next page untouched
+    assert flash.read(base + PAGE_BYTES, 1) == b"\xff"          # the next page untouched
 
-    flash.transfer(b"\x06")
+    flash.write_enable()
     flash.program(base + 0xFE, b"\x3c")                          # a program only clears bits
     flash.wait_ready()
     assert flash.read(base + 0xFE, 1) == b"\x30"
 
-    flash.transfer(b"\x06")
-    flash.transfer(b"\x02" + (base).to_bytes(3, "big") + b"\x00"[:0])  # no data: nothing
-    assert flash.status() == 0b10
-    assert "flash_programs 2" in flash.quit()
+    flash.write_enable()
+    flash.program(base + 0x200, bytes(range(256)) + b"\x0f\x1f")  # 258 bytes: the last 256
+    flash.wait_ready()
+    assert flash.read(base + 0x200, 3) == b"\x0f\x1f\x02"
+
+    flash.write_enable()
+    flash.program(base, b"")                                     # no data: nothing done
+    assert flash.status() == STATUS_WEL
+    assert "flash_programs 3" in flash.quit()
 
 
 def test_the_region_survives_a_kill_and_a_restart_in_its_file(driver, tmp_path):
@@ -196,7 +216,7 @@ def test_the_region_survives_a_kill_and_a_restart_in_its_file(driver, tmp_path):
     flash.idle(10)
     assert flash.status() == 0                                   # the driver has started
     assert keep.read_bytes() == b"\xff" * REGION_BYTES           # created erased
-    flash.transfer(b"\x06")
+    flash.write_enable()
     flash.program(REGION_OFFSET + 8, b"\x01\x02\x03")
     flash.kill()                                                 # no orderly write-back
     stored = keep.read_bytes()
