@@ -102,13 +102,19 @@ def device_url(port: str, baud: int | None = None) -> Iterator[str]:
     of a virtual board started for the command (with the input the URL names, at ``baud``
     if given) and stopped after it. The CLI is the one place that ties the host to the
     simulation layer."""
-    from spikeforge.sim.virtual_board import VirtualBoard, is_sim_url, sim_url_capture
+    from spikeforge.sim.virtual_board import (
+        VirtualBoard,
+        is_sim_url,
+        sim_url_capture,
+        sim_url_flash,
+    )
 
     if not is_sim_url(port):
         yield port
         return
     config, feed = sim_board(port, baud)
-    board = VirtualBoard.start(config, feed=feed, pcap=sim_url_capture(port))
+    board = VirtualBoard.start(config, feed=feed, pcap=sim_url_capture(port),
+                               flash=sim_url_flash(port))
     print(f"virtual board: {board.config.describe()} at {board.url}", file=sys.stderr)
     try:
         yield board.url
