@@ -14,11 +14,13 @@
 //                CS rises after exactly 8 bits
 //   0x05  RDSR   status, repeated while clocked (bit 0 WIP, bit 1 WEL), live
 //   0x03  READ   24-bit address, then bytes from there on, wrapping at the array's end
-//   0x02  PAGE PROGRAM  24-bit address, 1..256 data bytes (more: the last 256 count); carried
+//   0x02  PAGE PROGRAM  24-bit address, 1..256 data bytes (more: the address keeps wrapping
+//                and later bytes replace earlier ones, as Winbond W25Q parts do); carried
 //                out when CS rises on a byte boundary and WEL is set: the bytes are ANDed
 //                into the array (a program only clears bits), wrapping inside the 256-byte
 //                page; then WIP stays set for --flash-program-cycles clocks and WEL is
-//                cleared when it ends
+//                cleared when it ends (a PAGE PROGRAM without data programs nothing and
+//                clears WEL)
 //
 // While WIP is set only RDSR is answered (other commands are ignored and counted), as a real
 // part does. Other command bytes are ignored (counted).
@@ -192,8 +194,9 @@ class Flash {
         }
         if (index == 3 && command_ == kReleasePowerDown) { output_ = true; return; }
         if (index >= 4 && command_ == kPageProgram) {
-            // The page buffer: later bytes at the same place replace earlier ones, so of
-            // more than 256 bytes the last 256 count.
+            // The page buffer: the column wraps and later bytes at the same place replace
+            // earlier ones (W25Q datasheets: "addressing will wrap to the beginning of the
+            // page and overwrite previously sent data").
             const uint32_t column = (address_ + data_bytes_) % kPageBytes;
             page_data_[column] = byte;
             page_written_[column] = true;
@@ -222,8 +225,9 @@ class Flash {
         const bool whole_bytes = bits_ % 8 == 0;
         if (command_ == kWriteEnable && bits_ == 8) status_wel_ = true;
         else if (command_ == kWriteDisable && bits_ == 8) status_wel_ = false;
-        else if (command_ == kPageProgram && whole_bytes && data_bytes_ > 0) {
+        else if (command_ == kPageProgram && whole_bytes) {
             if (!status_wel_) { ++ignored; return; }
+            if (data_bytes_ == 0) { status_wel_ = false; ++ignored; return; }  // as real parts
             const uint32_t page = address_ - address_ % kPageBytes;
             for (uint32_t column = 0; column < kPageBytes; ++column)
                 if (page_written_[column]) array_[page + column] &= page_data_[column];

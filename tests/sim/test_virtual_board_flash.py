@@ -37,8 +37,9 @@ KEY = "000102030405060708090a0b0c0d0e0f"
 #: A mode-0 SPI master on a stand-in for the Verilated top, one design clock per call of
 #: the harness's hooks (flash_before_edge, the edge, flash_after_edge), 2 clocks per SCK half
 #: period. Reads stdin lines: "x HEX" a transaction (CS low, the bytes, CS high; prints the
-#: bytes read back, sampled while SCK is high), "i N" N idle clocks, "q" end as the harness
-#: does (write back, print the statistics), "k" end at once (a killed board).
+#: bytes read back, sampled while SCK is high), "p DIGITS" raw pin samples (CS# << 2 | SCK << 1
+#: | COPI; prints CIPO after each), "i N" N idle clocks, "q" end as the harness does (write
+#: back, print the statistics), "k" end at once (a killed board).
 DRIVER = r"""
 #include <cstdio>
 #include <cstdlib>
@@ -65,11 +66,19 @@ int main(int argc, char **argv) {
     Unkeyed unkeyed;                          // the hooks compile to nothing without pins
     flash_before_edge(&unkeyed); flash_after_edge(&unkeyed);
     if (!flash_finish<Unkeyed>().empty()) return 3;
-    char line[1 << 16];
+    static char line[1 << 20];
     while (std::fgets(line, sizeof line, stdin)) {
         if (line[0] == 'i') { long n = std::atol(line + 2); while (n-- > 0) cycle(0, 1, 0); }
         else if (line[0] == 'k') { std::fflush(stdout); std::_Exit(0); }
         else if (line[0] == 'q') { std::printf("%s\n", flash_finish<Top>().c_str()); return 0; }
+        else if (line[0] == 'p') {            // samples: digit = CS# << 2 | SCK << 1 | COPI
+            for (char *p = line + 2; *p >= '0' && *p <= '7'; ++p) {
+                int pins = *p - '0';
+                cycle((pins >> 1) & 1, (pins >> 2) & 1, pins & 1);
+                std::putchar('0' + flash_chip.cipo());
+            }
+            std::printf("\n");
+        }
         else if (line[0] == 'x') {
             std::vector<int> out;
             cycle(0, 0, 0);                   // CS falls, SCK low
@@ -161,6 +170,55 @@ class Master:
         self.process.wait(timeout=10)
 
 
+def random_pins(rng, flash_base: int) -> str:
+    """One well-formed mode-0 command at the pin level (random SCK phase lengths, COPI
+    moving only while SCK is low), as digits CS# << 2 | SCK << 1 | COPI, then idle."""
+    opcode = int(rng.choice([OP_READ_STATUS, OP_READ, OP_READ, OP_PAGE_PROGRAM,
+                             OP_PAGE_PROGRAM, OP_WRITE_ENABLE, OP_WRITE_ENABLE,
+                             OP_WRITE_DISABLE, 0x9F]))
+    out = [opcode]
+    if opcode in (OP_READ, OP_PAGE_PROGRAM):
+        out += list((flash_base + int(rng.integers(0, 3 * PAGE_BYTES))).to_bytes(3, "big"))
+    if opcode == OP_PAGE_PROGRAM:
+        # at most a page: beyond it the parts differ (see spi_flash.h), and so do the models
+        out += list(rng.integers(0, 256, size=int(rng.integers(0, PAGE_BYTES + 1))))
+    elif opcode in (OP_READ, OP_READ_STATUS):
+        out += [int(rng.integers(0, 256))] * int(rng.integers(0, 12))
+    elif rng.random() < 0.2:
+        out.append(0)                   # a one-byte command with one byte too many
+    pins = ["4" * int(rng.integers(1, 4)), "0" * int(rng.integers(1, 3))]
+    for byte in out:
+        for bit in range(7, -1, -1):
+            copi = byte >> bit & 1
+            pins.append(str(copi) * int(rng.integers(1, 4)))        # SCK low
+            pins.append(str(2 | copi) * int(rng.integers(1, 4)))    # SCK high
+    pins.append("0" * int(rng.integers(1, 3)))
+    return "".join(pins) + "4" * int(rng.integers(1, 4))
+
+
+def test_the_cpp_flash_answers_as_the_python_part_pin_for_pin(driver):
+    """Random well-formed commands (programs of 0..256 bytes across page ends, reads,
+    status, WREN/WRDI, an unknown opcode, one-byte commands with a byte too many) at
+    random SCK rates: every CIPO level of the C++ model equals sim/spi_flash.py's."""
+    import numpy as np
+
+    from spikeforge.sim.spi_flash import SpiFlash
+
+    rng = np.random.default_rng(19)
+    python = SpiFlash(busy_polls=0, busy_sck_cycles=0)
+    cpp = Master(driver, "--flash-program-cycles", "0")
+    for _ in range(300):
+        pins = random_pins(rng, REGION_OFFSET + 0x80)
+        expected = "".join(str(python.step(int(p) >> 2, int(p) >> 1 & 1, int(p) & 1))
+                           for p in pins)
+        assert cpp._ask("p " + pins) == expected, pins
+    assert python.programs, "the commands must program"
+    region = cpp.read(REGION_OFFSET, 4 * PAGE_BYTES)
+    assert region == python.read(REGION_OFFSET, 4 * PAGE_BYTES)
+    assert region != b"\xff" * len(region)
+    cpp.quit()
+
+
 def test_an_erased_flash_reads_ff_and_answers_status_and_signature(driver):
     flash = Master(driver)
     assert flash.read(REGION_OFFSET, 16) == b"\xff" * 16
@@ -198,13 +256,13 @@ def test_page_program_needs_wel_ands_wraps_in_its_page_and_is_busy(driver):
     assert flash.read(base + 0xFE, 1) == b"\x30"
 
     flash.write_enable()
-    flash.program(base + 0x200, bytes(range(256)) + b"\x0f\x1f")  # 258 bytes: the last 256
+    flash.program(base + 0x200, bytes(range(256)) + b"\x0f\x1f")  # 258: the column wraps
     flash.wait_ready()
     assert flash.read(base + 0x200, 3) == b"\x0f\x1f\x02"
 
     flash.write_enable()
     flash.program(base, b"")                                     # no data: nothing done
-    assert flash.status() == STATUS_WEL
+    assert flash.status() == 0 and flash.read(base, 1) == b"\xaa"   # and WEL cleared
     assert "flash_programs 3" in flash.quit()
 
 
