@@ -55,3 +55,45 @@ CASES: tuple[BenchCase, ...] = (
                            control_key=BENCH_KEY),
               "keyed ethernet: only a verified command names the host"),
 )
+
+
+def _epoch(label: str, image: str, *, region_bytes: int = 64, offset: int | None = None,
+           divider: int = 2, poll_limit: int = 16, seed: int = 1, **extra: Any) -> BenchCase:
+    """A flash epoch store case (sim/benches/auth_epoch.py): the core on a SPI NOR part
+    model, H and the region compared with the golden model after the scan and every raise."""
+    from spikeforge.firmware.epoch_store import REGION_OFFSET
+    from spikeforge.hdl.epoch_store import EpochStore
+
+    core = {"offset": REGION_OFFSET if offset is None else offset,
+            "region_bytes": region_bytes, "divider": divider, "poll_limit": poll_limit,
+            "wake_cycles": 64, "deselect_cycles": 4}
+    return BenchCase(bench="auth_epoch", label=label, component=lambda: EpochStore(**core),
+                     params={**core, "image": image, "seed": seed, **extra})
+
+
+CASES = CASES + (
+    _epoch("random H and raises, 64-byte region", "random", images=8, raises=10, seed=1,
+           busy_polls=3),
+    _epoch("random H and raises, region across a flash page, SCK clk/6", "random",
+           offset=0x3F0000 + 0xE0, divider=3, images=6, raises=10, seed=2, busy_polls=0),
+    _epoch("erased region: H 0, raises from the first bit to the limit", "erased",
+           to=[1, 1, 0, 9, 16, 17, 200, 512, 513, 100_000], after_reset=[512, 513]),
+    _epoch("exhausted region (all 0x00): H is the limit, raises above it fail", "exhausted",
+           to=[512, 1, 513, 131_071], after_reset=[513, 512]),
+    _epoch("H one below a 256-byte page boundary, raises across it", "high=2047",
+           region_bytes=512, to=[2048, 2049, 2056, 2057, 2303, 2305, 4095, 4096]),
+    _epoch("H on a page boundary and on a byte boundary", "high=2048", region_bytes=512,
+           to=[2048, 2056, 2064, 2065, 2072]),
+    _epoch("non-canonical byte 0b10111111 ends the scan, raises AND into it",
+           "noncanonical=5,0xBF", to=[41, 42, 44, 48, 60]),
+    _epoch("non-canonical byte 0b00100000 (stray bits after it): a reset reads a higher H",
+           "noncanonical=3,0x20", seed=3, to=[27, 29, 30]),
+    _epoch("write-protected part: the verify fails, failed is sticky", "high=100",
+           write_protected=True, to=[101, 100, 120, 99, 513], after_reset=[101]),
+    _epoch("stuck-busy part: the poll limit fails the raise; after a power cycle it works",
+           "high=100",
+           stuck_busy=True, poll_limit=8, to=[117, 101, 100], after_reset=[101, 117]),
+    _epoch("full 8192-byte region, H near the end, raised to the limit and above", "high=65531",
+           region_bytes=8192, poll_limit=64, to=[65532, 65536, 65537, 131_071, 65536],
+           after_reset=[65536, 65537]),
+)

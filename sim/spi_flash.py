@@ -87,6 +87,7 @@ class SpiFlash:
             raise ConfigError(f"memory has {len(self.memory)} bytes, the part {self.size}: "
                               "give an image of the part's size (or load() a region)")
         self.cipo = 1
+        self._starts_powered_down = self.powered_down
         self.wel = False
         self._busy = False
         self._polls_left = 0
@@ -117,6 +118,18 @@ class SpiFlash:
     def programs(self) -> list[FlashCommand]:
         """The PAGE PROGRAM commands the part carried out."""
         return [c for c in self.commands if c.opcode == OP_PAGE_PROGRAM and c.carried_out]
+
+    def power_cycle(self, *, stuck_busy: bool = False) -> None:
+        """Power the part off and on: the array stays, WEL, WIP and a frame in progress do
+        not; it starts in deep power-down if ``powered_down`` was asked for at first."""
+        self.stuck_busy = stuck_busy
+        self.wel = False
+        self._busy = False
+        self._polls_left = self._sck_left = self._wake_left = 0
+        self.powered_down = self._starts_powered_down
+        self._cs_n, self._sck, self._copi = 1, 0, 0
+        self.cipo = 1
+        self._clear_frame()
 
     # -- pins -----------------------------------------------------------------------------
 
