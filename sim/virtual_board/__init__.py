@@ -364,13 +364,13 @@ class VirtualBoard:
             raise VirtualBoardError(
                 "a capture (pcap) is written only by a virtual board with the Ethernet link; "
                 "add link=udp to the sim:// URL (or --link udp)")
+        flash_arguments = [] if flash is None else _flash_arguments(config, Path(flash), system)
         binary = build_virtual_board(config, profile_guided=profile_guided, system=system,
                                      bit_level=bit_level)
         bit_level = bit_level or system is not None
         command = _harness_command(binary, config, port=port, cycles=cycles, pcap=pcap,
                                    bit_level=bit_level)
-        if flash is not None:
-            command += _flash_arguments(config, Path(flash), system)
+        command += flash_arguments
         clock_hz = design_config(config, bit_level=bit_level).clock_hz
         if config.source == "rhd":
             command += _rhd_arguments(config, feed or source_signal_feed(config))
@@ -584,10 +584,22 @@ def sim_url_flash(url: str) -> Path | None:
 def has_flash_pins(config: SystemConfig, system=None) -> bool:
     """Whether the design of ``config`` (or ``system(config)``) has the configuration flash's
     SPI pins (``flash_cs_n`` and the others: keyed builds)."""
+    import gc
+    import warnings
+
+    from amaranth.hdl import UnusedElaboratable
+
     from spikeforge.hdl.top import AcquisitionSystem
 
-    design = AcquisitionSystem(config) if system is None else system(config)
-    return "flash_cs_n" in design.signature.members
+    # Only the signature is asked for: the design (and its cores, made in its constructor)
+    # is dropped unelaborated, which is not the mistake Amaranth's warning is about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        design = AcquisitionSystem(config) if system is None else system(config)
+        found = "flash_cs_n" in design.signature.members
+        del design
+        gc.collect()
+    return found
 
 
 def _flash_arguments(config: SystemConfig, path: Path, system=None) -> list[str]:

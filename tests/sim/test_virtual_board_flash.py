@@ -8,6 +8,7 @@ restart with the same file refuses a signed frame captured in the first run as a
 """
 
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -360,7 +361,10 @@ def test_a_captured_signed_frame_is_refused_after_a_power_cycle(tmp_path, monkey
     """The first boot carries out signed writes and stores their epoch in the flash file;
     the second boot, on the same file, refuses the frame captured in the first as a replay
     *before the host signs anything in it* (so only the stored epoch can refuse it; with an
-    erased flash the same frame is carried out: the last part)."""
+    erased flash the same frame is carried out: the last part). Over UART the replay goes
+    through a Device without the key, which gets the REPLAYED reply; a keyed UDP board
+    answers no host before a verified command, so there the replay is a bare datagram and
+    a Device with the key (whose opening command starts a new epoch) looks afterwards."""
     reason = _keyed_board_reason()
     if reason:
         pytest.skip(reason)
@@ -405,20 +409,63 @@ def test_a_captured_signed_frame_is_refused_after_a_power_cycle(tmp_path, monkey
     assert keep.stat().st_size == REGION_BYTES
     assert keep.read_bytes() != b"\xff" * REGION_BYTES, "no epoch reached the flash file"
 
-    board, device = boot(sim_url_flash(url), keyed=False)           # the power cycle
-    try:
-        assert epochs_spent(device) > counter >> EPOCH_SHIFT, "the epoch was not read back"
-        reply = _reply_to(device, captured)
-        assert reply.status == ReplyStatus.REPLAYED, reply
-        assert device.read_register("STREAM_ENABLE") == 1           # the replay did nothing
-    finally:
-        device.close()
-        board.stop()
+    def replay_then_look(flash: Path | None):
+        """Send ``captured`` to a freshly booted board before anything signed: (the reply's
+        status, or None if none came (UDP: a keyed board answers no unverified host),
+        then STREAM_ENABLE and REPLAYS_REFUSED, or None where they cannot be read)."""
+        if link == "uart":
+            board, device = boot(flash, keyed=False)
+            try:
+                if flash is not None:
+                    assert epochs_spent(device) > counter >> EPOCH_SHIFT, "epochs not read back"
+                status = _reply_to(device, captured).status
+                return (status, device.read_register("STREAM_ENABLE"),
+                        device.read_register("REPLAYS_REFUSED"))
+            finally:
+                device.close()
+                board.stop()
+        # UDP: the harness runs from the first datagram, so the replay meets the board as
+        # it powers up, before it has read its epochs: it must wait for them.
+        board = VirtualBoard.start(config, flash=flash)
+        try:
+            host, port = board.url.removeprefix("udp://").rsplit(":", 1)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bare:
+                bare.sendto(captured, (host, int(port)))
+                bare.settimeout(3.0)
+                try:
+                    status = _bare_reply_status(bare.recv(65536))
+                except TimeoutError:
+                    status = None
+            if status is not None:       # the board took the replayer for its host
+                return status, None, None
+            with Device.open(board.url, key=load_key("board")) as device:
+                device.identify()
+                return (None, device.read_register("STREAM_ENABLE"),
+                        device.read_register("REPLAYS_REFUSED"))
+        finally:
+            board.stop()
 
-    board, device = boot(None, keyed=False)                          # an erased flash instead
-    try:
-        assert _reply_to(device, captured).status == ReplyStatus.OK
-        assert device.read_register("STREAM_ENABLE") == 0
-    finally:
-        device.close()
-        board.stop()
+    status, stream_enable, replays = replay_then_look(sim_url_flash(url))   # power cycle
+    assert status in (None, ReplyStatus.REPLAYED), (
+        f"after the power cycle the board answered the replayed frame with {status!r}: it "
+        "carried out a command of a spent epoch (one that arrived before it had read its "
+        "epochs from the flash?)")
+    assert status == (ReplyStatus.REPLAYED if link == "uart" else None)
+    assert stream_enable == 1, "the replayed write was carried out after the power cycle"
+    assert replays == 1
+
+    status, stream_enable, replays = replay_then_look(None)             # an erased flash
+    assert status == ReplyStatus.OK, "the control case: without the stored epoch it is new"
+    if link == "uart":
+        assert stream_enable == 0 and replays == 0
+
+
+def _bare_reply_status(datagram: bytes):
+    """The status of the REPLY frame ``datagram`` (None if it is another frame)."""
+    from spikeforge.firmware.control_protocol import decode_reply
+    from spikeforge.firmware.framing import HEADER_BYTES, FrameType
+
+    if len(datagram) < HEADER_BYTES + 4 or datagram[2] != FrameType.REPLY:
+        return None
+    return decode_reply(int.from_bytes(datagram[3:7], "little"),
+                        datagram[HEADER_BYTES:-4]).status
