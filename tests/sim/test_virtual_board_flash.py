@@ -355,111 +355,6 @@ def _reply_to(device, frame: bytes, timeout_s: float = 20.0):
     raise AssertionError(f"no reply within {timeout_s:g} s")
 
 
-@pytest.mark.sim
-@pytest.mark.parametrize("link", ["uart", "udp"])
-def test_a_captured_signed_frame_is_refused_after_a_power_cycle(tmp_path, monkeypatch, link):
-    """The first boot carries out signed writes and stores their epoch in the flash file;
-    the second boot, on the same file, refuses the frame captured in the first as a replay
-    *before the host signs anything in it* (so only the stored epoch can refuse it; with an
-    erased flash the same frame is carried out: the last part). Over UART the replay goes
-    through a Device without the key, which gets the REPLAYED reply; a keyed UDP board
-    answers no host before a verified command, so there the replay is a bare datagram and
-    a Device with the key (whose opening command starts a new epoch) looks afterwards."""
-    reason = _keyed_board_reason()
-    if reason:
-        pytest.skip(reason)
-    from spikeforge.firmware.control_protocol import EPOCH_SHIFT, ReplyStatus
-    from spikeforge.host.device import Device
-    from spikeforge.host.keys import load_key
-    from spikeforge.sim.virtual_board import VirtualBoard, config_from_sim_url, sim_url_flash
-
-    keys = tmp_path / "keys"
-    keys.mkdir(mode=0o700)
-    (keys / "board.key").write_text(KEY + "\n")
-    (keys / "board.key").chmod(0o600)
-    monkeypatch.setenv("SPIKEFORGE_KEY_DIR", str(keys))
-    keep = tmp_path / "flash.bin"
-    url = f"sim://?channels=4&control_key={KEY}&flash={keep}&link={link}"
-    config = config_from_sim_url(url)
-
-    def boot(flash: Path | None, *, keyed: bool):
-        board = VirtualBoard.start(config, flash=flash)
-        try:
-            device = Device.open(board.url, key=load_key("board") if keyed else None)
-            device.identify()
-        except BaseException:
-            board.stop()
-            raise
-        return board, device
-
-    def epochs_spent(device) -> int:
-        return device.read_register("AUTH_EPOCHS") & ((1 << 24) - 1)
-
-    board, device = boot(sim_url_flash(url), keyed=True)
-    try:
-        assert device.write_register("STREAM_ENABLE", 0) == 0       # signed, carried out
-        assert device.write_register("STREAM_ENABLE", 1) == 1
-        captured, counter = _signed_write(device, "STREAM_ENABLE", 0)  # an eavesdropper keeps it
-        assert _reply_to(device, captured).status == ReplyStatus.OK
-        assert device.read_register("STREAM_ENABLE") == 0
-        assert epochs_spent(device) > counter >> EPOCH_SHIFT
-    finally:
-        device.close()
-        board.stop()
-    assert keep.stat().st_size == REGION_BYTES
-    assert keep.read_bytes() != b"\xff" * REGION_BYTES, "no epoch reached the flash file"
-
-    def replay_then_look(flash: Path | None):
-        """Send ``captured`` to a freshly booted board before anything signed: (the reply's
-        status, or None if none came (UDP: a keyed board answers no unverified host),
-        then STREAM_ENABLE and REPLAYS_REFUSED, or None where they cannot be read)."""
-        if link == "uart":
-            board, device = boot(flash, keyed=False)
-            try:
-                if flash is not None:
-                    assert epochs_spent(device) > counter >> EPOCH_SHIFT, "epochs not read back"
-                status = _reply_to(device, captured).status
-                return (status, device.read_register("STREAM_ENABLE"),
-                        device.read_register("REPLAYS_REFUSED"))
-            finally:
-                device.close()
-                board.stop()
-        # UDP: the harness runs from the first datagram, so the replay meets the board as
-        # it powers up, before it has read its epochs: it must wait for them.
-        board = VirtualBoard.start(config, flash=flash)
-        try:
-            host, port = board.url.removeprefix("udp://").rsplit(":", 1)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bare:
-                bare.sendto(captured, (host, int(port)))
-                bare.settimeout(3.0)
-                try:
-                    status = _bare_reply_status(bare.recv(65536))
-                except TimeoutError:
-                    status = None
-            if status is not None:       # the board took the replayer for its host
-                return status, None, None
-            with Device.open(board.url, key=load_key("board")) as device:
-                device.identify()
-                return (None, device.read_register("STREAM_ENABLE"),
-                        device.read_register("REPLAYS_REFUSED"))
-        finally:
-            board.stop()
-
-    status, stream_enable, replays = replay_then_look(sim_url_flash(url))   # power cycle
-    assert status in (None, ReplyStatus.REPLAYED), (
-        f"after the power cycle the board answered the replayed frame with {status!r}: it "
-        "carried out a command of a spent epoch (one that arrived before it had read its "
-        "epochs from the flash?)")
-    assert status == (ReplyStatus.REPLAYED if link == "uart" else None)
-    assert stream_enable == 1, "the replayed write was carried out after the power cycle"
-    assert replays == 1
-
-    status, stream_enable, replays = replay_then_look(None)             # an erased flash
-    assert status == ReplyStatus.OK, "the control case: without the stored epoch it is new"
-    if link == "uart":
-        assert stream_enable == 0 and replays == 0
-
-
 def _bare_reply_status(datagram: bytes):
     """The status of the REPLY frame ``datagram`` (None if it is another frame)."""
     from spikeforge.firmware.control_protocol import decode_reply
@@ -469,3 +364,138 @@ def _bare_reply_status(datagram: bytes):
         return None
     return decode_reply(int.from_bytes(datagram[3:7], "little"),
                         datagram[HEADER_BYTES:-4]).status
+
+
+def _epochs_spent(device) -> int:
+    return device.read_register("AUTH_EPOCHS") & ((1 << 24) - 1)
+
+
+class KeyedBoards:
+    """Keyed virtual boards of one link sharing a key folder and (optionally) a flash file."""
+
+    def __init__(self, tmp_path: Path, monkeypatch, link: str):
+        from spikeforge.sim.virtual_board import config_from_sim_url, sim_url_flash
+
+        keys = tmp_path / "keys"
+        keys.mkdir(mode=0o700)
+        (keys / "board.key").write_text(KEY + "\n")
+        (keys / "board.key").chmod(0o600)
+        monkeypatch.setenv("SPIKEFORGE_KEY_DIR", str(keys))
+        self.link = link
+        self.flash = tmp_path / "flash.bin"
+        url = f"sim://?channels=4&control_key={KEY}&flash={self.flash}&link={link}"
+        self.config = config_from_sim_url(url)
+        assert sim_url_flash(url) == self.flash
+
+    def start(self, flash: Path | None):
+        from spikeforge.sim.virtual_board import VirtualBoard
+
+        return VirtualBoard.start(self.config, flash=flash)
+
+    def open(self, board, keyed: bool):
+        from spikeforge.host.device import Device
+        from spikeforge.host.keys import load_key
+
+        return Device.open(board.url, key=load_key("board") if keyed else None)
+
+    def capture(self) -> tuple[bytes, int]:
+        """First boot, on the flash file: signed writes carried out, one of them kept (an
+        eavesdropper's copy); its epoch is then in the file. (frame, counter)"""
+        from spikeforge.firmware.control_protocol import EPOCH_SHIFT, ReplyStatus
+
+        board = self.start(self.flash)
+        try:
+            with self.open(board, keyed=True) as device:
+                device.identify()
+                assert device.write_register("STREAM_ENABLE", 0) == 0
+                assert device.write_register("STREAM_ENABLE", 1) == 1
+                frame, counter = _signed_write(device, "STREAM_ENABLE", 0)
+                assert _reply_to(device, frame).status == ReplyStatus.OK
+                assert device.read_register("STREAM_ENABLE") == 0
+                assert _epochs_spent(device) > counter >> EPOCH_SHIFT
+        finally:
+            board.stop()
+        assert self.flash.stat().st_size == REGION_BYTES
+        assert self.flash.read_bytes() != b"\xff" * REGION_BYTES, "no epoch reached the file"
+        return frame, counter
+
+    def replay(self, frame: bytes, flash: Path | None, *, at_power_up: bool):
+        """Boot (on ``flash``) and send ``frame`` before anything signed: at once, or once
+        the board is up (UART: identified; UDP: a second after a datagram that wakes it).
+        (the reply's status or None if none came (a keyed UDP board answers no unverified
+        host), STREAM_ENABLE and REPLAYS_REFUSED afterwards, None if they cannot be read)."""
+        board = self.start(flash)
+        try:
+            if self.link == "uart":
+                with self.open(board, keyed=False) as device:
+                    if not at_power_up:
+                        device.identify()
+                    status = _reply_to(device, frame).status
+                    return (status, device.read_register("STREAM_ENABLE"),
+                            device.read_register("REPLAYS_REFUSED"))
+            # UDP: the harness runs from the first datagram it gets.
+            host, port = board.url.removeprefix("udp://").rsplit(":", 1)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bare:
+                if not at_power_up:
+                    bare.sendto(b"wake up", (host, int(port)))
+                    time.sleep(1.0)
+                bare.sendto(frame, (host, int(port)))
+                bare.settimeout(3.0)
+                try:
+                    status = _bare_reply_status(bare.recv(65536))
+                except TimeoutError:
+                    status = None
+            if status is not None:          # the board took the replayer for its host
+                return status, None, None
+            with self.open(board, keyed=True) as device:   # its opening starts a new epoch
+                device.identify()
+                return (None, device.read_register("STREAM_ENABLE"),
+                        device.read_register("REPLAYS_REFUSED"))
+        finally:
+            board.stop()
+
+
+def _check_refused(link: str, status, stream_enable, replays) -> None:
+    from spikeforge.firmware.control_protocol import ReplyStatus
+
+    assert status in (None, ReplyStatus.REPLAYED), (
+        f"after the power cycle the board answered the replayed frame with {status!r}: it "
+        "carried out a command of an epoch its flash says is spent")
+    assert status == (ReplyStatus.REPLAYED if link == "uart" else None)
+    assert stream_enable == 1, "the replayed write was carried out after the power cycle"
+    assert replays == 1
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("link", ["uart", "udp"])
+def test_a_captured_signed_frame_is_refused_after_a_power_cycle(tmp_path, monkeypatch, link):
+    """The first boot carries out signed writes and stores their epoch in the flash file;
+    the second, on the same file, refuses the frame captured in the first as a replay,
+    sent before the host signs anything in it, so only the stored epoch can refuse it.
+    The control: on an erased flash the same frame is carried out."""
+    reason = _keyed_board_reason()
+    if reason:
+        pytest.skip(reason)
+    from spikeforge.firmware.control_protocol import ReplyStatus
+
+    boards = KeyedBoards(tmp_path, monkeypatch, link)
+    frame, _ = boards.capture()
+    _check_refused(link, *boards.replay(frame, boards.flash, at_power_up=False))
+    status, stream_enable, replays = boards.replay(frame, None, at_power_up=False)
+    assert status == ReplyStatus.OK, "the control: without the stored epoch the frame is new"
+    if link == "uart":
+        assert stream_enable == 0 and replays == 0
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("link", ["uart", "udp"])
+def test_a_replay_at_power_up_waits_for_the_stored_epochs(tmp_path, monkeypatch, link):
+    """A replayed frame that arrives while the board is still reading its epochs from the
+    flash (sent the moment it starts) is refused too: the device must not check a counter
+    before its replay floor is loaded."""
+    reason = _keyed_board_reason()
+    if reason:
+        pytest.skip(reason)
+    boards = KeyedBoards(tmp_path, monkeypatch, link)
+    frame, _ = boards.capture()
+    _check_refused(link, *boards.replay(frame, boards.flash, at_power_up=True))
