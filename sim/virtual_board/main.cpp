@@ -7,6 +7,7 @@
 //   vboard --port N --divisor D [--cycles C] [--realtime CLOCK_HZ] [--stats FILE]
 //          [--evals-per-cycle 1|2] [--byte-period NUM/DEN] [--byte-log FILE]
 //          [RHD options, when built with -DSPIKEFORGE_RHD_LINES=L: see rhd_options below]
+//          [--flash-file PATH ...: keyed builds' configuration flash, see spi_flash.h]
 //
 // Prints "listening on PORT" (PORT is the real port when N is 0) and then waits for a
 // client. Runs until the client disconnects or C cycles have run; then prints a line of

@@ -26,7 +26,7 @@
 //   vboard --port N [--cycles C] --clock-hz F [--link-hz 125000000]
 //          --board-mac HEX --board-ip A.B.C.D --board-control-port P --board-data-port P
 //          --host-mac HEX --host-ip A.B.C.D [--pcap FILE] [--stats FILE] [--realtime 1]
-//          [RHD options, as main.cpp]
+//          [RHD options, as main.cpp] [flash options, as main.cpp]
 // Prints "listening on udp data D control N" (N: the control socket's real port, D: the data
 // socket's), waits for the host's first datagram (unless --cycles is given), then runs until
 // SIGTERM/SIGINT, C cycles of `clk`, or its parent process is gone; prints a line of
