@@ -14,7 +14,8 @@ Status LEDs, the same meaning on every board:
 
 from collections.abc import Callable
 
-from amaranth.hdl import Const, Elaboratable, Module, Signal
+from amaranth.build import Attrs, Pins, PinsN, Resource, Subsignal
+from amaranth.hdl import Const, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 
 from spikeforge.firmware.config import SystemConfig
@@ -22,10 +23,18 @@ from spikeforge.firmware.config import SystemConfig
 from .errors import BoardConfigError
 from .registry import get_board
 
-__all__ = ["BoardTop", "acquisition_system", "ADC_SPI_SIGNALS"]
+__all__ = ["BoardTop", "acquisition_system", "ADC_SPI_SIGNALS", "ECP5_FLASH_PINS"]
 
 #: The ADC interface's signals, in the order the board modules document their pins.
 ADC_SPI_SIGNALS = ("cs", "copi", "cipo", "clk")
+
+#: The ECP5's dedicated configuration-flash pins by package — chip select, MOSI (D0), MISO
+#: (D1), D2 (the flash's write protect), D3 (its hold) — which every board that boots
+#: from SPI flash wires to it; the clock (CCLK) is reached through ``USRMCLK``.
+ECP5_FLASH_PINS = {
+    "CABGA381": ("R2", "W2", "V2", "Y2", "W1"),
+    "CABGA256": ("N8", "T8", "T7", "M7", "N7"),
+}
 
 
 def acquisition_system(config: SystemConfig) -> Elaboratable:
@@ -97,6 +106,8 @@ class BoardTop(Elaboratable):
 
         if self.config.source == "rhd":
             self._connect_adc(m, platform, system)
+        if "flash_sck" in members and platform is not None:
+            self.connect_flash(m, platform, system)
 
         # AcquisitionSystem.chip_found (RHD source): the start-up calibration found a chip.
         chip_found = system.chip_found if "chip_found" in members else Const(0)
@@ -131,6 +142,35 @@ class BoardTop(Elaboratable):
         m.submodules.uart_rx_buffer = rx_buffer = io.Buffer("i", pins["uart"].rx)
         if "uart_rx" in members:
             m.d.comb += system.uart_rx.eq(rx_buffer.i)
+
+    #: Keyed builds: the package of the board's ECP5 (a key of :data:`ECP5_FLASH_PINS`),
+    #: whose configuration flash keeps the spent epochs; None: not wired on this board.
+    flash_package: str | None = None
+
+    def connect_flash(self, m: Module, platform, system: Elaboratable) -> None:
+        """Keyed builds: the system's ``flash_*`` ports on the configuration flash (the
+        :class:`~spikeforge.hdl.epoch_store.EpochStore`); write protect and hold held off."""
+        if self.flash_package is None:
+            raise BoardConfigError(
+                f"{self.board}: a keyed build (control_key) keeps its spent command epochs "
+                "in the configuration flash, and this board's top does not wire it; build "
+                "without control_key, or on an ECP5 board (docs/wire-format.md, Epochs)")
+        cs, copi, cipo, wp, hold = ECP5_FLASH_PINS[self.flash_package]
+        platform.add_resources([Resource(
+            "epoch_flash", 0, Subsignal("cs", PinsN(cs, dir="o")),
+            Subsignal("copi", Pins(copi, dir="o")), Subsignal("cipo", Pins(cipo, dir="i")),
+            Subsignal("wp", PinsN(wp, dir="o")), Subsignal("hold", PinsN(hold, dir="o")),
+            Attrs(IO_TYPE="LVCMOS33"))])
+        pins = platform.request("epoch_flash", 0, dir="-")
+        outputs = {"cs": ~system.flash_cs_n, "copi": system.flash_copi, "wp": 0, "hold": 0}
+        for name, value in outputs.items():
+            m.submodules[f"flash_{name}"] = buffer = io.Buffer("o", getattr(pins, name))
+            m.d.comb += buffer.o.eq(value)
+        m.submodules.flash_cipo = cipo_buffer = io.Buffer("i", pins.cipo)
+        m.d.comb += system.flash_cipo.eq(cipo_buffer.i)
+        # CCLK is the FPGA's configuration clock pin: user logic drives it through USRMCLK.
+        m.submodules.flash_clock = Instance("USRMCLK", i_USRMCLKI=system.flash_sck,
+                                            i_USRMCLKTS=Const(0))
 
     def _connect_adc(self, m: Module, platform, system: Elaboratable) -> None:
         """The RHD2000 SPI bus on the board's ADC pins.

@@ -344,6 +344,7 @@ class ButterStickTop(EthernetBoardTop):
     """
 
     board = "butterstick"
+    flash_package = "CABGA381"
     oscillator_hz = 30_000_000
     adc_resources = BUTTERSTICK_ADC_RESOURCES
 
@@ -402,6 +403,7 @@ class Colorlight5A75BTop(EthernetBoardTop):
     """
 
     board = "colorlight-5a75b"
+    flash_package = "CABGA256"
     oscillator_hz = 25_000_000
     adc_resources = COLORLIGHT_ADC_RESOURCES
 

@@ -66,6 +66,7 @@ class ULX3STop(BoardTop):
     """
 
     board = "ulx3s-85f"
+    flash_package = "CABGA381"
     adc_resources = ADC_RESOURCES
 
     def clocking(self, m: Module, platform) -> None:

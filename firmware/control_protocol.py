@@ -33,7 +33,8 @@ __all__ = ["COMMAND", "REPLY", "CommandOp", "ReplyStatus", "COMMAND_FRAME_BYTES"
            "REPLY_FRAME_BYTES", "MIN_RX_DIVISOR", "COMMAND_TIMEOUT_S", "encode_command",
            "encode_reply", "decode_reply", "has_control_path", "command_timeout_cycles",
            "Reply", "AUTH_COMMAND", "AUTH_COMMAND_FRAME_BYTES", "MAC_MESSAGE",
-           "COUNTER_LIMIT", "command_mac", "encode_authenticated_command", "AUTH_REFUSALS"]
+           "COUNTER_LIMIT", "EPOCH_BITS", "EPOCH_SHIFT", "epoch_floor", "command_mac",
+           "encode_authenticated_command", "AUTH_REFUSALS"]
 
 #: COMMAND payload: register address (uint8), operation (:class:`CommandOp`), value (uint32;
 #: ignored by reads).
@@ -54,6 +55,17 @@ AUTH_COMMAND_FRAME_BYTES = HEADER_BYTES + AUTH_COMMAND.size + CRC_BYTES
 #: Counters are uint32; the device refuses every counter not above the last it accepted, so
 #: a key whose counter reached this is spent: rotate it.
 COUNTER_LIMIT = 0xFFFFFFFF
+#: A counter's top bits are its epoch (counter >> EPOCH_SHIFT). The device keeps the
+#: epochs spent in its configuration flash (hdl/epoch_store.py), so a frame of a spent
+#: epoch is refused in every later boot; a host starts a new epoch at each open.
+EPOCH_BITS = 16
+EPOCH_SHIFT = 32 - EPOCH_BITS
+
+
+def epoch_floor(high: int) -> int:
+    """The device's AUTH_COUNTER after a reset when the epochs below ``high`` are spent:
+    ``high << EPOCH_SHIFT``, all ones once every epoch is spent."""
+    return min(high << EPOCH_SHIFT, COUNTER_LIMIT)
 REPLY_FRAME_BYTES = HEADER_BYTES + REPLY.size + CRC_BYTES
 
 #: Fewest clock cycles per bit the device's UART receiver samples reliably: the start edge
@@ -81,10 +93,15 @@ class ReplyStatus(IntEnum):
     #: authenticated builds: a right tag on a counter not above the last accepted one, a
     #: replay (not applied; counted in REPLAYS_REFUSED)
     REPLAYED = 5
+    #: authenticated builds: a right tag and counter in an epoch not yet spent, but the
+    #: device could not store the epoch in its configuration flash (the part did not take
+    #: the program, or every epoch is spent) — not applied; counted in AUTH_REFUSED
+    NOT_STORED = 6
 
 
 #: The statuses of refused authenticated-build commands (their reply's value is 0).
-AUTH_REFUSALS = (ReplyStatus.AUTH_REQUIRED, ReplyStatus.AUTH_FAILED, ReplyStatus.REPLAYED)
+AUTH_REFUSALS = (ReplyStatus.AUTH_REQUIRED, ReplyStatus.AUTH_FAILED, ReplyStatus.REPLAYED,
+                 ReplyStatus.NOT_STORED)
 
 
 def has_control_path(config: "SystemConfig") -> bool:

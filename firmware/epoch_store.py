@@ -3,20 +3,21 @@
 The authenticated-command counter (docs/wire-format.md, "Authenticated commands") is split
 into an **epoch** (bits 31..16) and a per-epoch count (bits 15..0). The device keeps a
 persistent high-water mark ``H`` in the board's SPI NOR configuration flash: every epoch
-below ``H`` is spent. At boot the device reads ``H`` and sets its replay floor to
-``H << 16`` (:func:`replay_floor`), so every frame of a spent epoch is refused forever,
-across resets. Before it carries out a command whose epoch ``e >= H`` it first *raises*
-``H`` to ``e + 1`` in flash, verified by reading it back.
+below ``H`` is spent. At boot the device reads ``H`` and sets its replay floor to ``H <<
+16`` (:func:`~spikeforge.firmware.control_protocol.epoch_floor`), so every frame of a spent
+epoch is refused forever, across resets. Before it carries out a command whose epoch ``e >=
+H`` it first *raises* ``H`` to ``e + 1`` in flash, verified by reading it back.
 
 ``H`` is stored as a unary thermometer in a region of :data:`REGION_BYTES` bytes at
-:data:`REGION_OFFSET` (a 24-bit byte address, below 4 MiB and above every supported board's
-bitstream), erased (0xFF) when the board is provisioned: ``H`` is the number of leading
-cleared (0) bits, bit ``k`` of the region being byte ``k // 8``, bit ``7 - k % 8`` (MSB
-first). A byte with ``j`` leading cleared bits reads ``0xFF >> j`` (:func:`byte_for`).
-NOR programming only clears bits, so ``H`` only grows without an erase; the device never
-erases. The region holds ``8 * REGION_BYTES`` = :data:`EPOCH_LIMIT` bits: ``H`` ranges over
-0..EPOCH_LIMIT (17 bits), and at ``H = EPOCH_LIMIT`` every epoch is spent (the key must be
-rotated and the region erased).
+:data:`REGION_OFFSET` (a 24-bit byte address: the top 64 KiB of a 16 MiB part, and — as SPI
+NOR parts of 1–8 MiB ignore the address bits above their size — the top 64 KiB of those too,
+far above every supported board's bitstream), erased (0xFF) when the board is provisioned:
+``H`` is the number of leading cleared (0) bits, bit ``k`` of the region being byte ``k //
+8``, bit ``7 - k % 8`` (MSB first). A byte with ``j`` leading cleared bits reads ``0xFF >>
+j`` (:func:`byte_for`). NOR programming only clears bits, so ``H`` only grows without an
+erase; the device never erases. The region holds ``8 * REGION_BYTES`` = :data:`EPOCH_LIMIT`
+bits: ``H`` ranges over 0..EPOCH_LIMIT (17 bits), and at ``H = EPOCH_LIMIT`` every epoch is
+spent (the key must be rotated and the region erased).
 
 Reading: a byte that is not ``0xFF >> j`` (only a torn or foreign write makes one) counts
 its leading cleared bits and ends the scan there, so a stray cleared bit further on never
@@ -24,23 +25,22 @@ raises ``H``. The gateware (:class:`spikeforge.hdl.epoch_store.EpochStore`) spea
 0 with the opcodes below; the golden model is :mod:`spikeforge.sim.models.epoch_store`.
 """
 
+from .control_protocol import EPOCH_SHIFT
 from .errors import ConfigError
 
 __all__ = [
-    "REGION_OFFSET", "REGION_BYTES", "EPOCH_LIMIT", "EPOCH_SHIFT", "PAGE_BYTES",
+    "REGION_OFFSET", "REGION_BYTES", "EPOCH_LIMIT", "PAGE_BYTES",
     "ADDRESS_BITS", "OP_RELEASE_POWER_DOWN", "OP_WRITE_ENABLE", "OP_WRITE_DISABLE",
     "OP_READ_STATUS", "OP_READ", "OP_PAGE_PROGRAM", "STATUS_WIP", "STATUS_WEL",
-    "byte_for", "leading_cleared_bits", "replay_floor", "epoch_of", "region_limit",
+    "byte_for", "leading_cleared_bits", "region_limit",
 ]
 
 #: Byte address of the region in the configuration flash (24-bit addressing).
-REGION_OFFSET = 0x3F0000
+REGION_OFFSET = 0xFF0000
 #: Size of the region: one bit per epoch.
 REGION_BYTES = 8192
 #: Number of epochs (bits of the region); ``H`` is at most this.
 EPOCH_LIMIT = 8 * REGION_BYTES
-#: The epoch is the counter's bits 31..16.
-EPOCH_SHIFT = 16
 #: A NOR page: one PAGE PROGRAM wraps its address inside it.
 PAGE_BYTES = 256
 #: Address bytes of READ and PAGE PROGRAM.
@@ -87,18 +87,3 @@ def region_limit(region_bytes: int) -> int:
     if region_bytes < 1:
         raise ConfigError(f"region_bytes must be at least 1, not {region_bytes!r}")
     return 8 * region_bytes
-
-
-def replay_floor(high: int) -> int:
-    """The lowest authenticated-command counter the device accepts after reading ``H``."""
-    if not 0 <= high <= EPOCH_LIMIT:
-        raise ConfigError(f"H must be 0..{EPOCH_LIMIT}, not {high!r}; it is the epoch "
-                          "store's high-water mark")
-    return high << EPOCH_SHIFT
-
-
-def epoch_of(counter: int) -> int:
-    """The epoch of an authenticated-command counter (its bits 31..16)."""
-    if not 0 <= counter < 1 << 32:
-        raise ConfigError(f"counter must be a 32-bit unsigned integer, not {counter!r}")
-    return counter >> EPOCH_SHIFT

@@ -132,7 +132,13 @@ REGISTERS: tuple[Register, ...] = (
              "commands with a right tag refused because their counter was not above "
              "AUTH_COUNTER (REPLAYED)", bits=ERROR_COUNTER_BITS, needs=_authenticated),
     Register("AUTH_COUNTER", 0x2E, "status",
-             "the counter of the last authenticated command carried out (0 after reset)",
+             "the counter of the last authenticated command carried out; after a reset, "
+             "the first counter of the first unspent epoch less one (AUTH_EPOCHS << 16)",
+             needs=_authenticated),
+    Register("AUTH_EPOCHS", 0x2F, "status",
+             "bits 0..16: the epochs spent (counter bits 31..16 below it are refused for "
+             "good), kept in the configuration flash; bit 24: read from the flash since "
+             "reset; bit 25: the flash did not take a program (NOT_STORED)",
              needs=_authenticated),
     # Encrypted stream (builds with SystemConfig.stream_cipher only; docs/wire-format.md).
     Register("CIPHER_SESSION_LO", 0x15, "rw",

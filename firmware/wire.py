@@ -58,6 +58,8 @@ from .control_protocol import (
     COMMAND_FRAME_BYTES,
     COMMAND_TIMEOUT_S,
     COUNTER_LIMIT,
+    EPOCH_BITS,
+    EPOCH_SHIFT,
     MAC_MESSAGE,
     MIN_RX_DIVISOR,
     REPLY,
@@ -71,6 +73,7 @@ from .control_protocol import (
     encode_authenticated_command,
     encode_command,
     encode_reply,
+    epoch_floor,
     has_control_path,
 )
 from .event_record import EVENT_RECORD, encode_event
@@ -104,7 +107,7 @@ __all__ = [
     "has_control_path", "command_timeout_cycles", "Reply",
     # authenticated commands
     "AUTH_COMMAND", "AUTH_COMMAND_FRAME_BYTES", "MAC_MESSAGE", "COUNTER_LIMIT", "command_mac",
-    "encode_authenticated_command", "AUTH_REFUSALS",
+    "encode_authenticated_command", "AUTH_REFUSALS", "EPOCH_BITS", "EPOCH_SHIFT", "epoch_floor",
     # bandwidth modes
     "BandwidthMode", "MODE_NAMES", "mode_unavailable_reason", "available_modes",
 ]

@@ -12,7 +12,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.control_protocol import AUTH_COMMAND, MAC_MESSAGE
+from spikeforge.firmware.control_protocol import AUTH_COMMAND, EPOCH_BITS, EPOCH_SHIFT, MAC_MESSAGE
 from spikeforge.firmware.registers import AUTH_COUNTERS, REGISTERS, register
 from spikeforge.firmware.wire import (
     COMMAND,
@@ -106,9 +106,21 @@ class CommandDecoder(wiring.Component):
     (so a forged frame that guesses the host's next tag cannot take its place); refusals
     are stored like replies, so a retried refusal is answered again and not counted again.
 
+    Epochs: a counter's bits 31..16 are its epoch. The epochs below ``epoch_high`` are spent
+    for good (the :class:`~spikeforge.hdl.epoch_store.EpochStore` keeps that mark in the
+    configuration flash across resets); once the store has read it (``epoch_ready``),
+    ``auth_counter`` starts at ``epoch_high << 16``, so no frame of a spent epoch — of any
+    earlier boot — is ever carried out. An authenticated frame waits in ``CHECK`` until the
+    store is ready; one that passes both checks in an epoch not yet spent first has the
+    store raise the mark past its epoch (``epoch_request`` held until ``epoch_done``) and
+    is carried out only if that took (``epoch_ok``), else refused (``NOT_STORED``).
+
     auth_refused, replays_refused, auth_counter : out (keyed builds only)
-        AUTH_REQUIRED and AUTH_FAILED refusals (16 bits, wraps); REPLAYED refusals (16);
-        the counter of the last authenticated command carried out (32; 0 after reset).
+        AUTH_REQUIRED, AUTH_FAILED and NOT_STORED refusals (16 bits, wraps); REPLAYED
+        refusals (16); the counter of the last authenticated command carried out (32;
+        ``epoch_high << 16`` after reset, all ones when every epoch is spent).
+    epoch_high, epoch_ready, epoch_request, epoch_raise_to, epoch_done, epoch_ok
+        (keyed builds only) the epoch store's ports of the same names.
     verified : out (keyed builds only)
         The decoder's verdict for whoever acts on a command's sender: high for one cycle
         (the cycle after ``commands_executed`` changes, while the command is on the bus)
@@ -136,6 +148,11 @@ class CommandDecoder(wiring.Component):
             for name in AUTH_COUNTERS:
                 members[name.lower()] = Out(register(name).width(config))
             members["verified"] = Out(1)
+            # The epoch store (hdl/epoch_store.py): spent epochs, read from flash at boot,
+            # raised before a command of a new epoch is carried out.
+            members |= {"epoch_high": In(EPOCH_BITS + 1), "epoch_ready": In(1),
+                        "epoch_request": Out(1), "epoch_raise_to": Out(EPOCH_BITS + 1),
+                        "epoch_done": In(1), "epoch_ok": In(1)}
         super().__init__(members)
 
     # Where each field sits in the body (after the sync bytes).
@@ -478,12 +495,15 @@ class _Authentication:
         self.last_mac = Signal(64)      # the stored command's tag bytes (0: plain)
         self.last_write = Signal()
         self.feed = Signal(2)           # 1: offer block 0, 2: offer block 1
+        # This frame's epoch raise: 1 the store took it, 2 it did not (NOT_STORED).
+        self.raised = Signal(2)
         self.count = count
         self.byte = byte
         self.take = take
         self.is_write = is_write
         # A strobe: low unless ``accept`` (below, in ``CHECK``) raises it for one cycle.
         m.d.sync += decoder.verified.eq(0)
+        self.floored = self._epoch_floor(m, decoder)
 
         op_byte = Cat(is_write, Const(0, 7))
         message_bytes = MAC_MESSAGE.size
@@ -506,9 +526,23 @@ class _Authentication:
             with m.If(self.frame & (count == self.COUNTER_AT.stop - 1)):
                 m.d.sync += self.feed.eq(1)
 
+    @staticmethod
+    def _epoch_floor(m: Module, decoder: CommandDecoder) -> Signal:
+        """Once the store has read the spent epochs: ``auth_counter`` = their floor. Returns
+        the register that says it is (high from the cycle after): no authenticated frame
+        is checked before it, see ``check``."""
+        floored = Signal()
+        high = decoder.epoch_high
+        with m.If(decoder.epoch_ready & ~floored):
+            m.d.sync += [floored.eq(1),
+                         decoder.auth_counter.eq(Mux(high[EPOCH_BITS], 0xFFFFFFFF,
+                                                     high[:EPOCH_BITS] << EPOCH_SHIFT))]
+        return floored
+
     def start_frame(self) -> None:
         """The sync bytes are in: a new frame (plain until its length says otherwise)."""
-        self.m.d.sync += [self.frame.eq(0), self.mac.eq(0), self.feed.eq(0)]
+        self.m.d.sync += [self.frame.eq(0), self.mac.eq(0), self.feed.eq(0),
+                          self.raised.eq(0)]
 
     def check_length(self, length_at, malformed) -> None:
         m, count, byte = self.m, self.count, self.byte
@@ -526,18 +560,23 @@ class _Authentication:
         retry-match conditions."""
         sip = self.sip
         decoder = self.decoder
-        self.waiting = Signal()
-        m.d.comb += self.waiting.eq(self.frame & ((self.feed != 0) | ~sip.o.valid))
-        # The tag is taken (the core is free again) once the decision is made.
-        m.d.comb += sip.o.ready.eq(self.frame & ~self.waiting)
         self.same_as_stored = ((self.mac == self.last_mac) & (address == reply_address)
                                & (is_write == self.last_write))
+        retry = last_valid & (tag == last_tag) & self.same_as_stored
+        raising = self._raise_epoch(m, broken | ~room | retry)
+        self.waiting = Signal()
+        m.d.comb += self.waiting.eq(self.frame & ((self.feed != 0) | ~sip.o.valid
+                                                  | ~self.floored | raising))
+        # The tag is taken (the core is free again) once the decision is made.
+        m.d.comb += sip.o.ready.eq(self.frame & ~self.waiting)
         refuse = Signal(3)
         with m.If(self.frame):
             with m.If(sip.o.payload != self.mac):
                 m.d.comb += refuse.eq(ReplyStatus.AUTH_FAILED)
             with m.Elif(self.counter <= decoder.auth_counter):
                 m.d.comb += refuse.eq(ReplyStatus.REPLAYED)
+            with m.Elif(self.raised == 2):
+                m.d.comb += refuse.eq(ReplyStatus.NOT_STORED)
         with m.Elif(is_write):
             m.d.comb += refuse.eq(ReplyStatus.AUTH_REQUIRED)
         with m.If(~self.waiting & ~broken & room):
@@ -545,6 +584,26 @@ class _Authentication:
             with m.If(~(last_valid & (tag == last_tag) & self.same_as_stored)):
                 m.d.sync += [self.last_mac.eq(self.mac), self.last_write.eq(is_write)]
         return refuse
+
+    def _raise_epoch(self, m: Module, skipped) -> Signal:
+        """High while this frame waits for the store to spend its epoch: tag and counter
+        checked, epoch not yet spent, and the frame neither ``skipped`` (discarded, dropped
+        or a retry) nor raised already."""
+        decoder = self.decoder
+        epoch = self.counter[EPOCH_SHIFT:]
+        raising = Signal()
+        m.d.comb += [
+            raising.eq(self.frame & (self.feed == 0) & self.sip.o.valid & self.floored
+                       & (self.sip.o.payload == self.mac)
+                       & (self.counter > decoder.auth_counter)
+                       & (epoch >= decoder.epoch_high) & (self.raised == 0) & ~skipped),
+            # Not in ``epoch_done``'s cycle: the store never sees one request twice.
+            decoder.epoch_request.eq(raising & ~decoder.epoch_done),
+            decoder.epoch_raise_to.eq(epoch + 1),
+        ]
+        with m.If(raising & decoder.epoch_done):
+            m.d.sync += self.raised.eq(Mux(decoder.epoch_ok, 1, 2))
+        return raising
 
     def count_refusal(self, refuse) -> None:
         decoder = self.decoder

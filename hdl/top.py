@@ -17,6 +17,7 @@ from .conditioner import Conditioner
 from .control import CommandDecoder, LinkArbiter
 from .decimator import Decimator
 from .detector import Detector
+from .epoch_store import EpochStore
 from .ethernet.link import COUNTER_PORTS, EthernetLink
 from .framer import Framer
 from .link_cipher import LinkCipher
@@ -113,6 +114,10 @@ class AcquisitionSystem(wiring.Component):
             "overflow": Out(1),
             "registers": In(RegisterBus()),
         }
+        if config.control_key is not None:
+            # Keyed builds: the configuration flash's SPI pins (the spent epochs, EpochStore).
+            members.update({"flash_sck": Out(1), "flash_cs_n": Out(1, init=1),
+                            "flash_copi": Out(1), "flash_cipo": In(1)})
         if config.source == "rhd":
             members.update({"rhd_cs": Out(1, init=1), "rhd_sclk": Out(1), "rhd_mosi": Out(1),
                             "rhd_miso": In(config.rhd.lines), "chip_found": Out(1)})
@@ -280,7 +285,25 @@ class AcquisitionSystem(wiring.Component):
         if self.config.control_key is not None:      # keyed builds: authenticated control
             for name in AUTH_COUNTERS:
                 m.d.comb += getattr(bank, name.lower()).eq(getattr(control, name.lower()))
+            self._epoch_store(m, control, bank)
         return bus
+
+    def _epoch_store(self, m: Module, control: CommandDecoder, bank: RegisterBank) -> None:
+        """Keyed builds: the spent epochs in the configuration flash (on the ``flash_*``
+        pins), for the decoder's replay floor across resets; AUTH_EPOCHS shows them."""
+        m.submodules.epoch_store = store = EpochStore()
+        for name in ("high", "ready", "done", "ok"):
+            m.d.comb += getattr(control, f"epoch_{name}").eq(getattr(store, name))
+        m.d.comb += [
+            store.request.eq(control.epoch_request),
+            store.raise_to.eq(control.epoch_raise_to),
+            bank.auth_epochs.eq(Cat(store.high, C(0, 24 - len(store.high)), store.ready,
+                                    store.failed)),
+            self.flash_sck.eq(store.flash_sck),
+            self.flash_cs_n.eq(store.flash_cs_n),
+            self.flash_copi.eq(store.flash_copi),
+            store.flash_cipo.eq(self.flash_cipo),
+        ]
 
     def _link_cipher(self, m: Module, framer: Framer):
         """The framer's byte stream for the link, through the link cipher in

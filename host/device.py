@@ -550,6 +550,13 @@ class Device:
                 f"the device refused the write to {reg.name}: wrong key (key {name!r} is not "
                 "the one it was built with; after `spikeforge key rotate` rebuild the device "
                 "with `spikeforge key provision`, or use the old key, NAME.key.old)")
+        if reply.status == ReplyStatus.NOT_STORED:
+            raise RegisterRefused(
+                f"the device refused the write to {reg.name}: it could not store the "
+                "command's epoch in its configuration flash (AUTH_EPOCHS: bit 25 set, the "
+                "flash did not take the program — is the flash write-protected? — or all "
+                "65,536 epochs spent: rotate the key and erase the epoch region, "
+                "docs/wire-format.md, \"Epochs\")")
         if reply.status == ReplyStatus.REPLAYED:
             raise RegisterRefused(
                 f"the device refused the write to {reg.name} as a replay: its AUTH_COUNTER is "

@@ -22,7 +22,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikeforge.firmware.control_protocol import COUNTER_LIMIT
+from spikeforge.firmware.control_protocol import COUNTER_LIMIT, EPOCH_BITS, EPOCH_SHIFT
 from spikeforge.firmware.errors import ConfigError
 from spikeforge.firmware.siphash import KEY_BYTES
 
@@ -102,6 +102,20 @@ class DeviceKey:
         self._store_counter(value)
         return value
 
+    def next_epoch_counter(self) -> int:
+        """Reserve and return the first counter of the next epoch (counter bits 31..16):
+        what a host signs its opening command with, so that it lies above every epoch the
+        device has spent (its replay floor after a reset) — see docs/wire-format.md."""
+        epoch = (self.last_counter() >> EPOCH_SHIFT) + 1
+        if epoch >= 1 << EPOCH_BITS:
+            raise KeyFileError(
+                f"the key {self.name!r} has used all {1 << EPOCH_BITS:,} epochs; rotate it: "
+                f"spikeforge key rotate {self.name}, rebuild the device with the new key, and "
+                "erase the epoch region of its flash (docs/wire-format.md, \"Epochs\")")
+        value = (epoch << EPOCH_SHIFT) | 1
+        self._store_counter(value)
+        return value
+
     def raise_counter(self, at_least: int) -> None:
         """Make the next counter above ``at_least`` (the device's AUTH_COUNTER)."""
         if at_least > self.last_counter():
@@ -166,7 +180,8 @@ def load_key(name: str, *, folder: Path | None = None) -> DeviceKey:
 
 def rotate_key(name: str, *, folder: Path | None = None) -> DeviceKey:
     """Replace device ``name``'s key with a new random one; the old one is kept as
-    ``<name>.key.old``. The counter carries on (a rebuilt device starts from 0 anyway)."""
+    ``<name>.key.old``. The counter carries on: the device's spent epochs stay in its
+    configuration flash across rebuilds, so the new key's counters start above them."""
     old = load_key(name, folder=folder)
     os.replace(old.path, old.path.with_suffix(".key.old"))
     return new_key(name, folder=folder)

@@ -260,8 +260,9 @@ class UdpTransport:
         if key is None:
             command = encode_command(tag, identity, CommandOp.READ)
         else:
+            # A new epoch: above every epoch the board has spent (its floor after a reset).
             command = encode_authenticated_command(tag, identity, CommandOp.READ, 0,
-                                                   key.next_counter(), key.key)
+                                                   key.next_epoch_counter(), key.key)
         saved, self.timeout = self.timeout, reply_timeout_s
         try:
             for _ in range(OPEN_TRIES):
@@ -279,7 +280,8 @@ class UdpTransport:
         else:
             keyed = (f"was the board built with key {key.name!r} (`spikeforge key show "
                      f"{key.name}`)? A board built without a key ignores signed commands: "
-                     "leave --key out")
+                     "leave --key out. If another host signs with this key, its counter "
+                     f"file may be ahead of {key.counter_path.name}: copy the larger one")
         raise DeviceSilent(
             f"no reply from {self.where} in {OPEN_TRIES} x {reply_timeout_s:g} s — is the "
             f"board powered and on this segment? (ping it; {_FIREWALL_HINT}; is "

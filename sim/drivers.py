@@ -16,7 +16,7 @@ from spikeforge.firmware.config import SystemConfig
 
 __all__ = ["CLOCK_PERIOD_NS", "Bench", "UARTMonitor", "UARTSource", "StreamSource", "StreamSink",
            "StreamMonitor", "idle_gaps", "ready_pattern", "pack_sample", "pack_sweeps",
-           "run_sample_stream", "assert_samples"]
+           "run_sample_stream", "assert_samples", "FlashOnPins", "attach_flash"]
 
 #: Simulated clock period. The benches count cycles; the absolute value does not matter.
 CLOCK_PERIOD_NS = 10
@@ -29,10 +29,14 @@ class Bench:
     number of the cycle now in progress.
     """
 
-    def __init__(self, dut):
+    def __init__(self, dut, *, flash: bool = True):
+        """``flash``: give a design with ``flash_*`` pins (keyed builds) an erased
+        configuration flash (:attr:`flash`, a :class:`~spikeforge.sim.spi_flash.SpiFlash`);
+        a bench that brings its own says False."""
         self.dut = dut
         self._release_ns: int | None = None
         cocotb.start_soon(Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
+        self.flash = attach_flash(dut) if flash else None
 
     async def reset(self, cycles: int = 4) -> None:
         self.dut.rst.value = 1
@@ -54,6 +58,46 @@ class Bench:
         """Wait ``count`` rising edges (one trigger, not a Python wake-up per cycle)."""
         if count > 0:
             await ClockCycles(self.dut.clk, count)
+
+
+class FlashOnPins:
+    """A :class:`~spikeforge.sim.spi_flash.SpiFlash` on a design's ``flash_*`` pins (keyed
+    builds' configuration flash, :class:`~spikeforge.hdl.epoch_store.EpochStore`): steps
+    the part at each falling clock edge (the design's registered pins settled) and drives
+    CIPO. ``every_clock=False`` steps it only while chip select is low and once after it
+    rises (a part whose busy time counts status polls needs nothing more), so a long
+    system bench pays for the flash only while the flash is talked to."""
+
+    def __init__(self, dut, flash, *, every_clock: bool = True):
+        self.dut = dut
+        self.flash = flash
+        self.every_clock = every_clock
+        dut.flash_cipo.value = 1
+        cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        dut = self.dut
+        stepped_cs_n = 1
+        while True:
+            if not self.every_clock and stepped_cs_n and int(dut.flash_cs_n.value):
+                await FallingEdge(dut.flash_cs_n)
+            await FallingEdge(dut.clk)
+            stepped_cs_n = int(dut.flash_cs_n.value)
+            dut.flash_cipo.value = self.flash.step(stepped_cs_n, int(dut.flash_sck.value),
+                                                   int(dut.flash_copi.value))
+
+
+def attach_flash(dut):
+    """An erased :class:`~spikeforge.sim.spi_flash.SpiFlash` on the design's ``flash_*``
+    pins if it has them (keyed builds; undriven, CIPO would read all zeros: every epoch
+    spent); returns it, or None."""
+    if not hasattr(dut, "flash_cipo"):
+        return None
+    from spikeforge.sim.spi_flash import SpiFlash
+
+    flash = SpiFlash()
+    FlashOnPins(dut, flash, every_clock=False)
+    return flash
 
 
 def _now_ns() -> float:

@@ -42,7 +42,7 @@ from spikeforge.firmware.errors import ConfigError
 
 __all__ = ["SpiFlash", "FlashCommand", "spi_transfer", "DEFAULT_SIZE"]
 
-#: 4 MiB: a 32 Mbit part, the smallest that holds the region at 0x3F0000.
+#: 4 MiB: a 32 Mbit part (the region's 24-bit address lands in its top 64 KiB).
 DEFAULT_SIZE = 4 << 20
 
 _ONE_BYTE_OPS = (OP_RELEASE_POWER_DOWN, OP_WRITE_ENABLE, OP_WRITE_DISABLE)
@@ -100,14 +100,18 @@ class SpiFlash:
     # -- the array ------------------------------------------------------------------------
 
     def load(self, address: int, data: bytes) -> None:
-        """Put ``data`` into the array at ``address`` (provisioning, not a program)."""
+        """Put ``data`` into the array at ``address`` (provisioning, not a program); the
+        address bits above the part's size are ignored, as the part does."""
+        address = address % (1 << 24) % self.size
         if address < 0 or address + len(data) > self.size:
             raise ConfigError(f"{len(data)} bytes at {address:#x} do not fit a "
                               f"{self.size:#x}-byte part")
         self.memory[address:address + len(data)] = data
 
     def read(self, address: int, length: int) -> bytes:
-        """``length`` bytes of the array from ``address`` (no wrap)."""
+        """``length`` bytes of the array from ``address`` (its bits above the part's size
+        ignored, as the part does; no wrap at the array's end)."""
+        address %= self.size
         return bytes(self.memory[address:address + length])
 
     @property

@@ -28,7 +28,7 @@ import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
 
 from spikeforge.firmware.epoch_store import region_limit
-from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench
+from spikeforge.sim.drivers import CLOCK_PERIOD_NS, Bench, FlashOnPins
 from spikeforge.sim.models.epoch_store import (
     EpochStoreModel,
     canonical_region,
@@ -41,25 +41,6 @@ from spikeforge.sim.spi_flash import SpiFlash
 #: Bytes of random data provisioned on each side of the region (must never change).
 _GUARD_BYTES = 300
 _MAX_RAISE_TO = (1 << 17) - 1
-
-
-class FlashOnPins:
-    """Steps the part once per clock (at the falling edge, with the core's registered pins
-    settled) and drives CIPO from it."""
-
-    def __init__(self, dut, flash: SpiFlash):
-        self.dut = dut
-        self.flash = flash
-        dut.flash_cipo.value = 1
-        cocotb.start_soon(self._run())
-
-    async def _run(self) -> None:
-        dut = self.dut
-        while True:
-            await FallingEdge(dut.clk)
-            dut.flash_cipo.value = self.flash.step(int(dut.flash_cs_n.value),
-                                                   int(dut.flash_sck.value),
-                                                   int(dut.flash_copi.value))
 
 
 def _image(rng: random.Random, kind: str, region_bytes: int) -> bytes:
@@ -115,7 +96,7 @@ class EpochBench:
                               write_protected=self.write_protected,
                               stuck_busy=self.stuck_busy, powered_down=True,
                               wake_steps=int(params["wake_cycles"]))
-        self.bench = Bench(dut)
+        self.bench = Bench(dut, flash=False)
         FlashOnPins(dut, self.flash)
         dut.request.value = 0
         dut.raise_to.value = 0

@@ -93,6 +93,11 @@ def link_frames(received: list[tuple[int, int]]) -> list[tuple[bytes, int, int]]
     return frames
 
 
+#: Cycles the first signed command of a boot can spend raising the epoch in the bench's
+#: flash (hdl/epoch_store.py at SCK = clk/4), with margin.
+EPOCH_RAISE_CYCLES = 1500
+
+
 class Host:
     """Sends commands on ``uart_rx`` one at a time, keeping when each one's last byte went."""
 
@@ -142,6 +147,10 @@ async def run_host(bench: Bench, host: Host, params: dict) -> None:
     await bench.cycles(session_at - bench.cycle())
     session = int(params["session"])
     await host.write("CIPHER_SESSION_LO", session & 0xFFFFFFFF)
+    # The first signed command spends its epoch in the flash first (the decoder takes no
+    # bytes meanwhile); a real host waits for its reply (Device.command), this one waits
+    # out the bench flash's program: WREN, PAGE PROGRAM, 3 polls, read-back, ~600 cycles.
+    await bench.cycles(EPOCH_RAISE_CYCLES)
     await host.write("CIPHER_SESSION_HI", session >> 32)
     while bench.cycle() + read_every < stop_at:
         await bench.cycles(read_every)

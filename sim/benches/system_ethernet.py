@@ -51,6 +51,7 @@ from spikeforge.firmware.wire import (
     encode_command,
 )
 from spikeforge.host.frames import DataBlock, Identity, StreamDecoder
+from spikeforge.sim.drivers import attach_flash
 from spikeforge.sim.models.ethernet_tx import split_wire_frames
 from spikeforge.sim.models.framer import frame_stream
 from spikeforge.sim.models.source import source_signal
@@ -161,6 +162,7 @@ async def start_ethernet_system(dut, config: SystemConfig
     cocotb.start_soon(Clock(dut.clk, sync_period_ps, unit="ps").start())
     cocotb.start_soon(Clock(dut.link_clk, LINK_PERIOD_PS, unit="ps").start())
     cocotb.start_soon(Clock(dut.eth_rx_clk, RX_PERIOD_PS, unit="ps").start())
+    attach_flash(dut)
     dut.gmii_rx_dv.value = 0
     dut.gmii_rx_er.value = 0
     dut.gmii_rx_data.value = 0

@@ -15,7 +15,13 @@ the retry match on the stored command's tag bytes — the rules of ``docs/wire-f
 
 from spikeforge.firmware.compression import CODEBOOK_ENTRY_VALUE_SHIFT
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.control_protocol import AUTH_COMMAND, AUTH_COMMAND_FRAME_BYTES
+from spikeforge.firmware.control_protocol import (
+    AUTH_COMMAND,
+    AUTH_COMMAND_FRAME_BYTES,
+    EPOCH_SHIFT,
+    epoch_floor,
+)
+from spikeforge.firmware.epoch_store import REGION_BYTES
 from spikeforge.firmware.registers import AUTH_COUNTERS, CODEBOOK_WRITABLE, REGISTERS
 from spikeforge.firmware.wire import (
     COMMAND,
@@ -32,6 +38,7 @@ from spikeforge.firmware.wire import (
     mode_unavailable_reason,
 )
 
+from .epoch_store import EpochStoreModel
 from .registers import RegisterBankModel
 
 __all__ = ["CommandDecoderModel", "CONTROL_COUNTERS"]
@@ -46,7 +53,10 @@ class CommandDecoderModel:
     registers other than the control counters when a command reads one (a name -> value
     mapping, consulted at that moment)."""
 
-    def __init__(self, config: SystemConfig, status: dict[str, int] | None = None):
+    def __init__(self, config: SystemConfig, status: dict[str, int] | None = None,
+                 epochs: "EpochStoreModel | None" = None):
+        """``epochs`` (keyed builds): the configuration flash's spent epochs as the device
+        read them at boot (default: an erased region, nothing spent)."""
         self.config = config
         self.bank = RegisterBankModel(config)
         self._present = {r.address: r for r in REGISTERS if r.present(config)}
@@ -54,6 +64,11 @@ class CommandDecoderModel:
         self.key = config.control_key_bytes
         self.counters = dict.fromkeys(
             CONTROL_COUNTERS + (AUTH_COUNTERS if self.key is not None else ()), 0)
+        self.epochs = None
+        if self.key is not None:
+            self.epochs = (epochs if epochs is not None
+                           else EpochStoreModel(b"\xff" * REGION_BYTES))
+            self.counters["AUTH_COUNTER"] = epoch_floor(self.epochs.high)
         self._state = "HUNT"
         self._body = bytearray()
         # (tag, what a retry must repeat besides it, reply frame)
@@ -155,7 +170,8 @@ class CommandDecoderModel:
             else:
                 status = (ReplyStatus.READ_ONLY if op == CommandOp.WRITE else ReplyStatus.OK)
             result = self.bank.read(address, {**self.status, **self.counters,
-                                              **self._codebook_status()})
+                                              **self._codebook_status(),
+                                              **self._epoch_status()})
         reply = encode_reply(tag, address, status, result)
         self._last = (tag, same, reply)
         return reply
@@ -170,11 +186,21 @@ class CommandDecoderModel:
             if counter <= self.counters["AUTH_COUNTER"]:
                 self.counters["REPLAYS_REFUSED"] += 1
                 return ReplyStatus.REPLAYED
+            epoch = counter >> EPOCH_SHIFT
+            if epoch >= self.epochs.high and not self.epochs.request(epoch + 1):
+                self.counters["AUTH_REFUSED"] += 1
+                return ReplyStatus.NOT_STORED
             return None
         if op == CommandOp.WRITE:
             self.counters["AUTH_REFUSED"] += 1
             return ReplyStatus.AUTH_REQUIRED
         return None
+
+    def _epoch_status(self) -> dict[str, int]:
+        """AUTH_EPOCHS (keyed builds): spent epochs, read (bit 24), flash failed (bit 25)."""
+        if self.epochs is None:
+            return {}
+        return {"AUTH_EPOCHS": self.epochs.high | 1 << 24 | int(self.epochs.failed) << 25}
 
     # -- codebook (codec.codebook builds; hdl/top.py AcquisitionSystem._codebook) ------------
     def _codebook_refused(self, name: str) -> bool:

@@ -61,6 +61,7 @@ class Flash {
     // The region kept in `path` (see the file's header); false with `error` set if the
     // file cannot be read or created or has another size.
     bool attach(const std::string &path, uint32_t offset, uint32_t bytes, std::string &error) {
+        offset &= kArrayBytes - 1;   // the part ignores the address bits above its size
         if (bytes == 0 || offset > kArrayBytes || bytes > kArrayBytes - offset) {
             error = "the flash region must lie inside the 4 MiB array";
             return false;
@@ -269,7 +270,7 @@ namespace {
 //   --flash-program-cycles N        clocks WIP stays set after a page program (default 300)
 struct FlashOptions {
     std::string file;
-    uint32_t region_offset = 0x3F0000;
+    uint32_t region_offset = 0xFF0000;
     uint32_t region_bytes = 8192;
     uint64_t program_cycles = 300;
 };

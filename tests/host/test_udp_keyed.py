@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.control_protocol import AUTH_COMMAND, command_mac
+from spikeforge.firmware.control_protocol import AUTH_COMMAND, EPOCH_SHIFT, command_mac
 from spikeforge.firmware.registers import REGISTERS
 from spikeforge.firmware.wire import (
     HEADER,
@@ -116,10 +116,12 @@ def test_with_the_key_the_opening_read_is_signed_and_the_board_learns_this_host(
         assert length == AUTH_COMMAND.size, "the opening command was not signed"
         address, op, value, counter, mac = AUTH_COMMAND.unpack(
             opening[len(SYNC) + HEADER.size:-4])
-        assert (op, counter) == (CommandOp.READ, 1)
+        # The first counter of a new epoch: above every epoch the board has spent.
+        assert (op, counter) == (CommandOp.READ, (1 << EPOCH_SHIFT) | 1)
         assert mac == command_mac(key.key, counter, address, CommandOp(op), value)
-        assert key.last_counter() >= 1, "the counter used was not kept in the counter file"
-        assert board.model.decoder.counters["AUTH_COUNTER"] == 1
+        assert key.last_counter() >= counter, "the counter used was not kept in the file"
+        assert board.model.decoder.counters["AUTH_COUNTER"] == counter
+        assert board.model.decoder.epochs.high == 2, "the epoch was not spent in the flash"
 
 
 def test_without_the_key_a_keyed_board_stays_silent_and_the_message_names_the_key():

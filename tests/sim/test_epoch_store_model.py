@@ -17,8 +17,6 @@ from spikeforge.firmware.epoch_store import (
     STATUS_WEL,
     STATUS_WIP,
     byte_for,
-    epoch_of,
-    replay_floor,
 )
 from spikeforge.firmware.errors import ConfigError
 from spikeforge.sim.models.epoch_store import (
@@ -37,10 +35,12 @@ def _bits(region: bytes) -> str:
 
 # -- the contract ---------------------------------------------------------------------------
 
-def test_contract_constants_fit_a_4_mib_part_and_17_bit_high():
-    assert REGION_OFFSET + REGION_BYTES <= 4 << 20
+def test_contract_region_is_the_top_64_kib_of_any_part_of_1_to_16_mib():
+    for size_mib in (1, 2, 4, 8, 16):
+        size = size_mib << 20
+        assert size - (64 << 10) == REGION_OFFSET % size
+    assert REGION_OFFSET + REGION_BYTES <= 1 << 24
     assert EPOCH_LIMIT == 65536 == 8 * REGION_BYTES
-    assert replay_floor(3) == 3 << 16 and epoch_of(0x0005_FFFF) == 5
     assert [byte_for(j) for j in range(9)] == [0xFF, 0x7F, 0x3F, 0x1F, 0x0F, 7, 3, 1, 0]
     with pytest.raises(ConfigError, match="0..8"):
         byte_for(9)
