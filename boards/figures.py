@@ -39,7 +39,7 @@ __all__ = [
     "FigureRow", "reference_config", "run_figures", "load_figures", "save_figures",
     "max_channels", "render_table", "update_docs", "system_cores", "DETECTION",
     "DETECTION_OVERRIDES", "variant_of", "FULL", "CODEC", "REFERENCE_BLOCK_SAMPLES", "PRIVATE",
-    "AUTH",
+    "AUTH", "closest_limit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -242,6 +242,16 @@ def _row_from_result(board: str, config: SystemConfig, result: BuildResult,
     )
 
 
+def closest_limit(utilization: dict, required_mhz: float, achieved_mhz: float) -> str:
+    """What a passing build is closest to running out of: the most used resource kind, or
+    "Fmax". Kinds the FPGA has one of (``USRMCLK``, ``JTAGG``, ...) are left out: a design
+    uses such a primitive or not, it does not grow with the channel count."""
+    fractions = {name: used / available
+                 for name, (used, available) in utilization.items() if available > 1}
+    fractions["Fmax"] = required_mhz / achieved_mhz
+    return max(fractions, key=fractions.get)
+
+
 def figure_for(board: str, channels: int, build_dir: Path, *,
                overrides: dict[str, Any] | None = None,
                system: Callable[[SystemConfig], Any] | None = None,
@@ -266,10 +276,8 @@ def figure_for(board: str, channels: int, build_dir: Path, *,
     try:
         result = build(spec.name, config, build_dir, system=system)
         row = _row_from_result(spec.name, config, result)
-        fractions = {name: used / available
-                     for name, (used, available) in row.utilization.items() if available}
-        fractions["Fmax"] = result.fmax_required_mhz / result.fmax_achieved_mhz
-        row.binding = max(fractions, key=fractions.get)
+        row.binding = closest_limit(row.utilization, result.fmax_required_mhz,
+                                    result.fmax_achieved_mhz)
     except TimingNotMet as exc:
         if exc.result is not None:
             row = _row_from_result(spec.name, config, exc.result, TOO_SLOW)
