@@ -96,7 +96,10 @@ class UARTReceiver(wiring.Component):
     o : stream of bytes out
         A byte is offered from the cycle after its stop bit was sampled and held until
         taken; the consumer must take it within 9 bit times (the command decoder is busy
-        for at most 23 cycles after a command's last byte, less than one byte time).
+        for at most 23 cycles after a command's last byte, less than one byte time; keyed
+        builds also while the flash stores a new epoch, once per open, ~0.1–3 ms: a byte
+        sent meanwhile is lost and its command discarded, counted in COMMAND_ERRORS — the
+        host waits for each reply, so it sends none).
     framing_errors : unsigned(16), out
         Bytes whose stop bit was low (wraps, as its register UART_FRAMING_ERRORS); such a
         byte is discarded, and the receiver waits for the line to go high before looking
