@@ -608,7 +608,8 @@ def _flash_arguments(config: SystemConfig, path: Path, system=None) -> list[str]
     if not has_flash_pins(config, system):
         raise VirtualBoardError(
             f"flash={path} keeps the configuration flash of a keyed build, but this board has "
-            "no flash pins; add control_key=<32 hex digits> to the sim:// URL, or drop flash=")
+            "no flash pins; build it keyed (control_key=<32 hex digits> in the sim:// URL, or in "
+            "sim-board's --config), or leave the flash file out")
     from spikeforge.firmware.epoch_store import REGION_BYTES, REGION_OFFSET
 
     if path.exists() and (not path.is_file() or path.stat().st_size != REGION_BYTES):

@@ -30,6 +30,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                             "free port)")
     board.add_argument("--pcap", type=Path, metavar="FILE",
                        help="with --link udp: write the link's frames to this capture file")
+    board.add_argument("--flash", type=Path, metavar="FILE",
+                       help="keyed builds (control_key in --config): keep the configuration "
+                            "flash's epoch region in this file (created erased), so a "
+                            "restarted board is a power-cycled device (docs/wire-format.md, "
+                            "Epochs); default: an erased flash each start")
     board.add_argument("--measure", type=int, metavar="CYCLES",
                        help="run this many cycles of the board's clock (CYCLES / clock_hz "
                             "seconds of device time) with a draining client, report the speed")
@@ -132,7 +137,7 @@ def cmd_sim_board(args: argparse.Namespace) -> int:
     board = VirtualBoard.start(config, port=args.udp_port if udp else args.tcp_port,
                                realtime=args.realtime or None, feed=feed,
                                profile_guided=args.pgo,
-                               pcap=args.pcap, bit_level=args.bit_level)
+                               pcap=args.pcap, bit_level=args.bit_level, flash=args.flash)
     print(f"virtual board {config.describe()} serving its "
           f"{'Ethernet link as UDP' if udp else 'UART'} at {board.url}", flush=True)
     print(f"record from it: spikeforge record --port {board.url} --out DIR", flush=True)

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+import sys
 from pathlib import Path
 
 import pytest
@@ -307,6 +308,15 @@ def test_a_board_without_flash_pins_refuses_a_flash_file(tmp_path):
 
     with pytest.raises(VirtualBoardError, match="control_key"):
         VirtualBoard.start(SystemConfig(channels=4), flash=tmp_path / "flash.bin")
+
+
+def test_sim_board_flash_on_an_unkeyed_board_is_one_line_naming_the_key(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.cli", "sim-board", "--channels", "4", "--flash",
+         str(tmp_path / "flash.bin")], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert "control_key" in result.stderr and "--config" in result.stderr
+    assert not (tmp_path / "flash.bin").exists()
 
 
 # -- end to end ------------------------------------------------------------------------------
