@@ -10,8 +10,8 @@ restart with the same file refuses a signed frame captured in the first run as a
 import shutil
 import socket
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest
