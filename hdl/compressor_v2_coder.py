@@ -205,13 +205,10 @@ class RangeCoderV2(wiring.Component):
         r_sym = Signal(17)
         product = Signal(33)
         m.d.comb += [r_sym.eq(rng >> CDF_BITS), product.eq(r_sym * p["frequency"])]
-        product_bits = bit_length(m, product[:32], 32, "product_bits")
         n_sym = Signal(2)
         m.d.comb += n_sym.eq(Mux(product[24:].any(), 0, Mux(product[16:].any(), 1, 2)))
         ranged = Signal(32)
         m.d.comb += ranged.eq(product << (n_sym * 8))
-        b_index = Signal(3)
-        m.d.comb += b_index.eq(product_bits + 8 * n_sym - 25)
         # One shifter per bit length, then an AND-OR select (not a switch: synthesis would
         # share the shifters and put the late select in front of one).
         after_sample = Signal(32)
@@ -239,15 +236,30 @@ class RangeCoderV2(wiring.Component):
                     "r_sym": r_sym, "low": p["low"], "n_sym": n_sym, "r_flag": r_flag,
                     "n_flag": n_flag}
         for i in range(RAW_PIECES):
+            r_values[f"v{i}"] = p[f"v{i}"]
+            for b in range(8):
+                for name in (f"t{b}_{i}", f"s{b}_{i}", f"n{b}_{i}"):
+                    r_values[name] = p[name]
+        r = stage(r_values, p["valid"], "r")
+
+        # -- S: each piece's (t, s) by the normalised range's bit length 25 + b ------------
+        # Feed-forward, so a stage of its own: selected in R it followed the multiply and
+        # the product's bit length (the critical path at 69ca411). The normalised range has
+        # 25..32 bits, so b is the position of its top bit above bit 24.
+        b_index = Signal(3)
+        m.d.comb += b_index.eq(bit_length(m, r["ranged"][24:], 8, "ranged_bits") - 1)
+        s_values = {name: r[name] for name in ("kind", "block_end", "ranged", "r_sym", "low",
+                                               "n_sym", "r_flag", "n_flag")}
+        for i in range(RAW_PIECES):
             t_i, s_i, n_i = (Signal(6, name=f"sel_t{i}"), Signal(5, name=f"sel_s{i}"),
                              Signal(name=f"sel_n{i}"))
             with m.Switch(b_index):
                 for b in range(8):
                     with m.Case(b):
-                        m.d.comb += [t_i.eq(p[f"t{b}_{i}"]), s_i.eq(p[f"s{b}_{i}"]),
-                                     n_i.eq(p[f"n{b}_{i}"])]
-            r_values.update({f"t{i}": t_i, f"s{i}": s_i, f"n{i}": n_i, f"v{i}": p[f"v{i}"]})
-        r = stage(r_values, p["valid"], "r")
+                        m.d.comb += [t_i.eq(r[f"t{b}_{i}"]), s_i.eq(r[f"s{b}_{i}"]),
+                                     n_i.eq(r[f"n{b}_{i}"])]
+            s_values.update({f"t{i}": t_i, f"s{i}": s_i, f"n{i}": n_i, f"v{i}": r[f"v{i}"]})
+        r = stage(s_values, r["valid"], "s")
 
         # -- M1: the pieces' multipliers; M2: the additions --------------------------------
         m1_values = {"kind": r["kind"], "block_end": r["block_end"], "r_sym": r["r_sym"],
