@@ -84,11 +84,12 @@ class RangeCoderV2(wiring.Component):
     range loop (stage R) is one multiply (``(range >> 15) * frequency``) and one shift: the
     normalisation and the raw pieces only truncate and shift the range, and how depends
     only on the product's bit length, so stages P and P2 precompute the shift for each of
-    its 23 possible lengths and R selects the right one. The additions to low
-    (``r_i * piece_i``, stage M) never depend on low; they are summed per byte slot (stage
-    Q), and stage L adds low into the first three slots' prefix sums (the others no longer
-    see it), giving each slot's carry and byte and the new low in two adder delays. Stage
-    E runs the model's cache / 0xFF-run logic over the slots.
+    its 23 possible lengths and R selects the right one; stage S then picks each raw
+    piece's (t, s) by the normalised range's bit length (feed-forward, outside the loop).
+    The additions to low (``r_i * piece_i``, stage M) never depend on low; they are summed
+    per byte slot (stage Q), and stage L adds low into the first three slots' prefix sums
+    (the others no longer see it), giving each slot's carry and byte and the new low in two
+    adder delays. Stage E runs the model's cache / 0xFF-run logic over the slots.
     """
 
     i: In(stream.Signature(RangeEntryLayout()))
