@@ -80,7 +80,11 @@ class RangeCoderV2(wiring.Component):
     o : stream of :class:`CodedTokensLayout` out, one per entry, in order.
 
     How one entry per clock is reached (the formulation of :func:`~spikeforge.sim.models.
-    compressor_v2_stages.range_step_v2`): the range and the low are two separate loops. The
+    compressor_v2_stages.range_step_v2`): stage I registers the entry (nothing of the
+    sender's logic reaches the coder's), stage K splits its raw bits into pieces (up to
+    5 of up to 8 bits) and stage P computes each piece's effect for every bit length of
+    the range (a chained table, a stage of its own). The range and the low are two
+    separate loops. The
     range loop (stage R) is one multiply (``(range >> 15) * frequency``) and one shift: the
     normalisation and the raw pieces only truncate and shift the range, and how depends
     only on the product's bit length, so stages P and P2 precompute the shift for each of
@@ -113,8 +117,12 @@ class RangeCoderV2(wiring.Component):
             out["valid"] = out_valid
             return out
 
-        # -- P: the raw pieces, and their effect on the range for each bit length ---------
-        entry = self.i.payload
+        # -- I: the entry, registered (a register slice: the path from the sender's logic,
+        # e.g. CompressorV2's block framing, ends here instead of in stage P's table) -------
+        i_stage = stage({"entry": self.i.payload.as_value()}, self.i.valid, "i")
+        entry = RangeEntryLayout()(i_stage["entry"])
+
+        # -- K: the raw pieces -------------------------------------------------------------
         piece_k = [Signal(4, name=f"piece_k{i}") for i in range(RAW_PIECES)]
         piece_v = [Signal(8, name=f"piece_v{i}") for i in range(RAW_PIECES)]
         with m.Switch(entry.high_count):
@@ -140,6 +148,17 @@ class RangeCoderV2(wiring.Component):
                             with m.If(index == slot):
                                 m.d.comb += [piece_k[slot].eq(k),
                                              piece_v[slot].eq((entry.low_bits >> rest)[:k])]
+        k_values = {"kind": entry.kind, "low": entry.low, "frequency": entry.frequency,
+                    "block_end": entry.block_end}
+        for i in range(RAW_PIECES):
+            k_values[f"k{i}"] = piece_k[i]
+            k_values[f"v{i}"] = piece_v[i]
+        kreg = stage(k_values, i_stage["valid"], "k")
+        piece_k = [kreg[f"k{i}"] for i in range(RAW_PIECES)]
+
+        # -- P: the pieces' effect on the range for each bit length (from K's registers: a
+        # stage of its own after the pieces, the chained table was the end of the whole
+        # coder's critical path at ac4ba7b) ------------------------------------------------
         # For a symbol whose range after normalisation has bit length 25 + b: each piece's
         # (t, s) (its multiplier is range >> t << s), the bytes it shifts, and the final
         # (t, s).
@@ -167,17 +186,17 @@ class RangeCoderV2(wiring.Component):
                 tables[(b, i)] = (t_cut, s_cut, shift)
                 t, s, bits = t_next, s_next, bits_next
             tables[(b, "final")] = (t, s)
-        p_values = {"kind": entry.kind, "low": entry.low, "frequency": entry.frequency,
-                    "block_end": entry.block_end}
+        p_values = {"kind": kreg["kind"], "low": kreg["low"], "frequency": kreg["frequency"],
+                    "block_end": kreg["block_end"]}
         for i in range(RAW_PIECES):
-            p_values[f"v{i}"] = piece_v[i]
+            p_values[f"v{i}"] = kreg[f"v{i}"]
         for b in range(8):
             for i in range(RAW_PIECES):
                 t_cut, s_cut, shift = tables[(b, i)]
                 p_values[f"t{b}_{i}"], p_values[f"s{b}_{i}"] = t_cut, s_cut
                 p_values[f"n{b}_{i}"] = shift
             p_values[f"t{b}"], p_values[f"s{b}"] = tables[(b, "final")]
-        p = stage(p_values, self.i.valid, "p")
+        p = stage(p_values, kreg["valid"], "p")
 
         # -- P2: for each bit length of the symbol's product, the final range's shift ------
         # The product (range >> 15) * frequency has 10..32 bits; with bp bits it is
