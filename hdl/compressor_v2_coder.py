@@ -83,7 +83,7 @@ class RangeCoderV2(wiring.Component):
     compressor_v2_stages.range_step_v2`): stage I registers the entry (nothing of the
     sender's logic reaches the coder's), stage K splits its raw bits into pieces (up to
     5 of up to 8 bits) and stage P computes each piece's effect for every bit length of
-    the range (a chained table, a stage of its own). The range and the low are two
+    the range (a chained table, over stages PA and P). The range and the low are two
     separate loops. The
     range loop (stage R) is one multiply (``(range >> 15) * frequency``) and one shift: the
     normalisation and the raw pieces only truncate and shift the range, and how depends
@@ -156,47 +156,66 @@ class RangeCoderV2(wiring.Component):
         kreg = stage(k_values, i_stage["valid"], "k")
         piece_k = [kreg[f"k{i}"] for i in range(RAW_PIECES)]
 
-        # -- P: the pieces' effect on the range for each bit length (from K's registers: a
-        # stage of its own after the pieces, the chained table was the end of the whole
-        # coder's critical path at ac4ba7b) ------------------------------------------------
+        # -- PA, P: the pieces' effect on the range for each bit length (from K's registers:
+        # after the pieces, the chained table was the end of the whole coder's critical
+        # path at ac4ba7b) ------------------------------------------------------------------
         # For a symbol whose range after normalisation has bit length 25 + b: each piece's
         # (t, s) (its multiplier is range >> t << s), the bytes it shifts, and the final
         # (t, s).
+        # The chain over the 5 pieces is long (about 12 carry chains at 1f96777, the whole
+        # coder's critical path): pieces 0-2 in stage PA, pieces 3-4 in P.
         tables = {}
-        for b in range(8):
-            bits = Const(25 + b, 7)
-            t = Const(0, 6)
-            s = Const(0, 5)
-            for i in range(RAW_PIECES):
-                k = piece_k[i]
-                t_next = Signal(6, name=f"t{b}_{i}")
-                s_next = Signal(5, name=f"s{b}_{i}")
-                bits_next = Signal(7, name=f"bits{b}_{i}")
-                shift = Signal(name=f"n{b}_{i}")
-                t_cut = Signal(6, name=f"tcut{b}_{i}")
-                s_cut = Signal(5, name=f"scut{b}_{i}")
-                m.d.comb += [
-                    t_cut.eq(Mux(s >= k, t, t + k - s)),
-                    s_cut.eq(Mux(s >= k, s - k, 0)),
-                    shift.eq((k != 0) & (bits - k <= 24)),
-                    t_next.eq(t_cut),
-                    s_next.eq(s_cut + Mux(shift, 8, 0)),
-                    bits_next.eq(bits - k + Mux(shift, 8, 0)),
-                ]
-                tables[(b, i)] = (t_cut, s_cut, shift)
-                t, s, bits = t_next, s_next, bits_next
-            tables[(b, "final")] = (t, s)
-        p_values = {"kind": kreg["kind"], "low": kreg["low"], "frequency": kreg["frequency"],
-                    "block_end": kreg["block_end"]}
+
+        def chain(b: int, i: int, t, s, bits, k):
+            t_cut = Signal(6, name=f"tcut{b}_{i}")
+            s_cut = Signal(5, name=f"scut{b}_{i}")
+            shift = Signal(name=f"n{b}_{i}")
+            t_next = Signal(6, name=f"t{b}_{i}")
+            s_next = Signal(5, name=f"s{b}_{i}")
+            bits_next = Signal(7, name=f"bits{b}_{i}")
+            m.d.comb += [
+                t_cut.eq(Mux(s >= k, t, t + k - s)),
+                s_cut.eq(Mux(s >= k, s - k, 0)),
+                shift.eq((k != 0) & (bits - k <= 24)),
+                t_next.eq(t_cut),
+                s_next.eq(s_cut + Mux(shift, 8, 0)),
+                bits_next.eq(bits - k + Mux(shift, 8, 0)),
+            ]
+            tables[(b, i)] = (t_cut, s_cut, shift)
+            return t_next, s_next, bits_next
+
+        _SPLIT = 3
+        pa_values = {"kind": kreg["kind"], "low": kreg["low"], "frequency": kreg["frequency"],
+                     "block_end": kreg["block_end"]}
         for i in range(RAW_PIECES):
-            p_values[f"v{i}"] = kreg[f"v{i}"]
+            pa_values[f"v{i}"] = kreg[f"v{i}"]
+        for i in range(_SPLIT, RAW_PIECES):
+            pa_values[f"k{i}"] = piece_k[i]
         for b in range(8):
-            for i in range(RAW_PIECES):
+            t, s, bits = Const(0, 6), Const(0, 5), Const(25 + b, 7)
+            for i in range(_SPLIT):
+                t, s, bits = chain(b, i, t, s, bits, piece_k[i])
+                t_cut, s_cut, shift = tables[(b, i)]
+                pa_values[f"t{b}_{i}"], pa_values[f"s{b}_{i}"] = t_cut, s_cut
+                pa_values[f"n{b}_{i}"] = shift
+            pa_values[f"tt{b}"], pa_values[f"ss{b}"], pa_values[f"bb{b}"] = t, s, bits
+        pa = stage(pa_values, kreg["valid"], "pa")
+
+        p_values = {name: pa[name] for name in ("kind", "low", "frequency", "block_end")}
+        for i in range(RAW_PIECES):
+            p_values[f"v{i}"] = pa[f"v{i}"]
+        for b in range(8):
+            for i in range(_SPLIT):
+                for name in (f"t{b}_{i}", f"s{b}_{i}", f"n{b}_{i}"):
+                    p_values[name] = pa[name]
+            t, s, bits = pa[f"tt{b}"], pa[f"ss{b}"], pa[f"bb{b}"]
+            for i in range(_SPLIT, RAW_PIECES):
+                t, s, bits = chain(b, i, t, s, bits, pa[f"k{i}"])
                 t_cut, s_cut, shift = tables[(b, i)]
                 p_values[f"t{b}_{i}"], p_values[f"s{b}_{i}"] = t_cut, s_cut
                 p_values[f"n{b}_{i}"] = shift
-            p_values[f"t{b}"], p_values[f"s{b}"] = tables[(b, "final")]
-        p = stage(p_values, kreg["valid"], "p")
+            p_values[f"t{b}"], p_values[f"s{b}"] = t, s
+        p = stage(p_values, pa["valid"], "p")
 
         # -- P2: for each bit length of the symbol's product, the final range's shift ------
         # The product (range >> 15) * frequency has 10..32 bits; with bp bits it is
