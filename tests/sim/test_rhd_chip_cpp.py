@@ -3,12 +3,12 @@ the Python chip model (sim/chips/rhd2000.py): the same random command streams (e
 kind, register writes including the output format, ROM reads, calibration) give the same
 MISO words, for each chip type."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cpp_driver import compile_driver
 
 from spikeforge.firmware.rhd2000 import CALIBRATE, CHIPS, CLEAR, convert, read, write
 from spikeforge.sim.chips.rhd2000 import RHD2000Chip
@@ -58,16 +58,7 @@ def random_commands(rng: np.random.Generator, count: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory) -> Path:
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        pytest.skip("no C++ compiler (the virtual board needs one too)")
-    folder = tmp_path_factory.mktemp("rhd_chip")
-    source = folder / "driver.cpp"
-    source.write_text(DRIVER)
-    binary = folder / "driver"
-    subprocess.run([compiler, "-std=c++17", "-O1", f"-I{HEADER.parent}", str(source), "-o",
-                    str(binary)], check=True)
-    return binary
+    return compile_driver(tmp_path_factory.mktemp("rhd_chip"), DRIVER, HEADER.parent)
 
 
 @pytest.mark.parametrize("kind", sorted(CHIPS))

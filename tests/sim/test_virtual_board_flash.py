@@ -7,7 +7,6 @@ virtual board whose flash is kept in a file takes the host's signed writes, and 
 restart with the same file refuses a signed frame captured in the first run as a replay.
 """
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cpp_driver import compile_driver
 
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.epoch_store import (
@@ -108,16 +108,8 @@ int main(int argc, char **argv) {
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory) -> Path:
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        pytest.skip("no C++ compiler (the virtual board needs one too)")
-    folder = tmp_path_factory.mktemp("spi_flash")
-    source = folder / "driver.cpp"
-    source.write_text(DRIVER)
-    binary = folder / "driver"
-    subprocess.run([compiler, "-std=c++17", "-O1", "-Wall", "-Werror", f"-I{HEADER.parent}",
-                    str(source), "-o", str(binary)], check=True)
-    return binary
+    return compile_driver(tmp_path_factory.mktemp("spi_flash"), DRIVER, HEADER.parent,
+                          "-Wall", "-Werror")
 
 
 class Master:
