@@ -313,24 +313,6 @@ def test_sim_board_flash_on_an_unkeyed_board_is_one_line_naming_the_key(tmp_path
 
 # -- end to end ------------------------------------------------------------------------------
 
-def _keyed_board_reason() -> str | None:
-    """Why the end-to-end test cannot run yet (None: it can)."""
-    from spikeforge.sim.virtual_board import config_from_sim_url, has_flash_pins
-
-    config = config_from_sim_url(f"sim://?channels=4&control_key={KEY}")
-    try:
-        if not has_flash_pins(config):
-            return ("AcquisitionSystem of a keyed build has no flash_* ports yet "
-                    "(hdl/top.py, issue 19)")
-    except ImportError as exc:       # the epoch store lands with the ports
-        return f"the keyed build does not elaborate yet: {exc}"
-    try:
-        import spikeforge.firmware.epoch_store  # noqa: F401
-    except ImportError:
-        return "firmware/epoch_store.py (REGION_OFFSET, REGION_BYTES) is not there yet"
-    return None
-
-
 def _signed_write(device, name: str, value: int) -> tuple[bytes, int]:
     """A write signed with the device's key and its next counter, as Device.command
     sends it: the frame (for replaying) and its counter."""
@@ -475,9 +457,6 @@ def test_a_captured_signed_frame_is_refused_after_a_power_cycle(tmp_path, monkey
     the second, on the same file, refuses the frame captured in the first as a replay,
     sent before the host signs anything in it, so only the stored epoch can refuse it.
     The control: on an erased flash the same frame is carried out."""
-    reason = _keyed_board_reason()
-    if reason:
-        pytest.skip(reason)
     from spikeforge.firmware.control_protocol import ReplyStatus
 
     boards = KeyedBoards(tmp_path, monkeypatch, link)
@@ -495,9 +474,6 @@ def test_a_replay_at_power_up_waits_for_the_stored_epochs(tmp_path, monkeypatch,
     """A replayed frame that arrives while the board is still reading its epochs from the
     flash (sent the moment it starts) is refused too: the device must not check a counter
     before its replay floor is loaded."""
-    reason = _keyed_board_reason()
-    if reason:
-        pytest.skip(reason)
     boards = KeyedBoards(tmp_path, monkeypatch, link)
     frame, _ = boards.capture()
     _check_refused(link, *boards.replay(frame, boards.flash, at_power_up=True))
