@@ -298,7 +298,7 @@ class CommandDecoder(wiring.Component):
             retry = s.last_valid & (s.tag == s.last_tag)
             first_check = m.If
             if s.keyed:
-                retry = retry & auth.same_as_stored
+                retry = auth.retry
                 with m.If(auth.waiting):
                     pass        # the tag is not computed yet
                 first_check = m.Elif
@@ -560,9 +560,9 @@ class _Authentication:
         retry-match conditions."""
         sip = self.sip
         decoder = self.decoder
-        self.same_as_stored = ((self.mac == self.last_mac) & (address == reply_address)
-                               & (is_write == self.last_write))
-        retry = last_valid & (tag == last_tag) & self.same_as_stored
+        # A retry repeats the stored command's tag, address, operation and tag bytes.
+        self.retry = retry = (last_valid & (tag == last_tag) & (self.mac == self.last_mac)
+                              & (address == reply_address) & (is_write == self.last_write))
         raising = self._raise_epoch(m, broken | ~room | retry)
         self.waiting = Signal()
         m.d.comb += self.waiting.eq(self.frame & ((self.feed != 0) | ~sip.o.valid
@@ -581,7 +581,7 @@ class _Authentication:
             m.d.comb += refuse.eq(ReplyStatus.AUTH_REQUIRED)
         with m.If(~self.waiting & ~broken & room):
             # Whatever is decided (refused, or carried out below) becomes the stored command.
-            with m.If(~(last_valid & (tag == last_tag) & self.same_as_stored)):
+            with m.If(~retry):
                 m.d.sync += [self.last_mac.eq(self.mac), self.last_write.eq(is_write)]
         return refuse
 
