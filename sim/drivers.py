@@ -13,6 +13,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge, Timer
 
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.sim.spi_flash import SpiFlash
 
 __all__ = ["CLOCK_PERIOD_NS", "Bench", "UARTMonitor", "UARTSource", "StreamSource", "StreamSink",
            "StreamMonitor", "idle_gaps", "ready_pattern", "pack_sample", "pack_sweeps",
@@ -93,8 +94,6 @@ def attach_flash(dut):
     spent); returns it, or None."""
     if not hasattr(dut, "flash_cipo"):
         return None
-    from spikeforge.sim.spi_flash import SpiFlash
-
     flash = SpiFlash()
     FlashOnPins(dut, flash, every_clock=False)
     return flash
