@@ -35,11 +35,22 @@ explains the design and the measurements. Per sample ``v`` (int16) of channel ``
     dc += ((s << DC_FRAC_BITS) - dc) >> DC_RATE (dc = s << DC_FRAC_BITS at the channel's
     first sample); h0 = s
 
-A verbatim block's samples move x, dc and h0 only. State carries across blocks; every
-``sync_blocks`` blocks it is reset and the range coder flushed, so a decoder can join the
-stream there. The coded stream is cut into blocks at block ends (the bytes the coder has
-emitted by then); a block whose samples would cost more than raw is sent verbatim (a flag
-at its start, coded with probability 2**-3 for "yes").
+State carries across blocks; every ``sync_blocks`` blocks it is reset and the range coder
+flushed, so a decoder can join the stream there. The coded stream is cut into blocks at
+block ends (the bytes the coder has emitted by then).
+
+Bounded expansion (the running budget; nothing is buffered or coded twice). Each block
+keeps an account ``a`` of what its coded samples cost beyond raw, in eighths of a bit,
+from an upper bound of each sample's cost that the decoder computes too
+(:func:`cost_eighths`: 8 x the raw bits + a bound of 8 log2(T / f) from the frequency's
+and the total's leading bits, + 1 for the coder's rounding); ``a`` starts at 0 with the
+block. A sample is coded as above while ``a <= BUDGET_SLACK_EIGHTHS``; then
+``a = max(a + cost - 128, ACCOUNT_FLOOR_EIGHTHS)``. Once ``a`` is above the slack, every
+further sample of the block is **verbatim**: no symbol, its 16 bits raw (two 8-bit
+pieces, < 0.0001 bit beyond 16), and ``a`` stays. The model
+state moves on every sample as if it had been coded (CDF, LMS, means: the symbol stage does
+not know the decision). So no block costs more than raw + the slack + one sample's worst
+excess (:func:`worst_case_bits_v2`).
 """
 
 from dataclasses import dataclass, fields
@@ -50,7 +61,9 @@ import numpy as np
 from .errors import ConfigError
 
 __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TOTAL",
-           "VERBATIM_FLAG_BITS", "worst_case_bits_v2", "worst_case_ratio_v2",
+           "BUDGET_SLACK_EIGHTHS", "ACCOUNT_FLOOR_EIGHTHS", "cost_eighths",
+           "log2_floor_eighths", "max_excess_eighths", "worst_case_bits_v2",
+           "worst_case_ratio_v2",
            "initial_cdf", "RANGE_TOP", "LITERAL_BITS", "ValueGrid", "learn_grid",
            "GRID_FRAC_BITS", "GRID_MAX_BITS", "ROUNDINGS", "WEIGHT_UNIT_BITS", "learn_code_weights",
            "reciprocal_table", "RECIPROCAL_BITS", "LENGTH_BITS", "literal_of", "CDF_STATE_BITS",
@@ -86,10 +99,11 @@ MEAN_SHIFT = 4
 #: source neither limit is ever reached, and they keep a channel's state to 267 bits.
 HISTORY_BITS = 12
 WEIGHT_STATE_BITS = 12
-#: The per-block verbatim flag is coded with probability 2**-VERBATIM_FLAG_BITS for "yes"
-#: (a verbatim block costs 16 bits a sample plus these; a coded one -log2(1 - 2**-3) = 0.19
-#: bits more).
-VERBATIM_FLAG_BITS = 3
+#: The running budget (see the module docstring): a block's samples are coded while their
+#: cost bound beyond raw is at most BUDGET_SLACK_EIGHTHS (eighths of a bit), then verbatim.
+BUDGET_SLACK_EIGHTHS = 256
+#: ... and the account's savings are kept down to this (a fixed-width register).
+ACCOUNT_FLOOR_EIGHTHS = -(1 << 16)
 #: The range coder renormalises (shifts a byte out) while its range is below this.
 RANGE_TOP = 1 << 24
 #: After an ESCAPE, u and the offset from the grid are each sent as LENGTH_BITS raw bits
@@ -393,12 +407,39 @@ def state_bits_v2(config: CodecV2Config) -> tuple[int, int]:
     return per_channel, device
 
 
+def log2_floor_eighths(x: int) -> int:
+    """A lower bound of 8 log2(x) for x >= 1: 8 (bitlen(x) - 1) + the 3 bits below x's
+    leading one (8 log2(1 + m/8) >= m for m = 0..8)."""
+    n = x.bit_length() - 1
+    return 8 * n + (((x << 3) >> n) & 7)
+
+
+def cost_eighths(frequency: int, total: int, raw_bits: int) -> int:
+    """An upper bound of a coded sample's cost in eighths of a bit, the same in encoder and
+    decoder: ``8 raw_bits + (log2_floor_eighths(total) + 2) - log2_floor_eighths(frequency)
+    + 1`` (the + 2 bounds the total's fraction from above, the + 1 the coder's rounding:
+    range / total is rounded down by < 2**-7 of itself, each raw piece by < 2**-16)."""
+    return 8 * raw_bits + log2_floor_eighths(total) + 2 - log2_floor_eighths(frequency) + 1
+
+
+def max_excess_eighths() -> int:
+    """The most one coded sample can cost beyond 16 bits, by :func:`cost_eighths`: the
+    widest total (every literal weighted 255/64), frequency 1, and an ESCAPE's two
+    length-coded fields (a residual below 2**18, an offset below 2**17 zigzagged)."""
+    widest_total = ((CDF_TOTAL * 255) >> WEIGHT_UNIT_BITS) + LITERALS
+    escape_raw = 2 * LENGTH_BITS + (18 - 1) + (17 - 1)
+    return cost_eighths(1, widest_total, escape_raw) - 128
+
+
 def worst_case_bits_v2(channels: int, block_sweeps: int) -> int:
-    """Most bits a block adds to the stream, whatever the input: verbatim (16 bits a
-    sample), the flag (VERBATIM_FLAG_BITS) and one bit for the range coder's rounding
-    (< 2**-16 bit a byte). The coder holds up to 5 bytes that a block's end may not have
-    pushed out yet; they are a delay, not a rate."""
-    return 16 * channels * block_sweeps + VERBATIM_FLAG_BITS + 1
+    """Most bits a block adds to the stream, whatever the input (the running budget): raw
+    (16 bits a sample), the slack and one sample's worst excess beyond it, and one bit a
+    4096 samples for the verbatim symbols and the coder's rounding (< 0.0001 bit a sample).
+    The coder holds up to 5 bytes that a block's end may not have pushed out yet; they are
+    a delay, not a rate."""
+    samples = channels * block_sweeps
+    excess = -(-(BUDGET_SLACK_EIGHTHS + max_excess_eighths()) // 8)
+    return 16 * samples + excess + 1 + samples // 4096
 
 
 def worst_case_ratio_v2(channels: int, block_sweeps: int) -> float:

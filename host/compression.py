@@ -357,7 +357,8 @@ def _v2_grid_arrays(grid: "v2.ValueGrid | None",
 _V2_SYMBOLS = v2.SYMBOLS
 _V2_LITERALS = v2.LITERALS
 _V2_ESCAPE = v2.ESCAPE
-_V2_FLAG_BITS = v2.VERBATIM_FLAG_BITS
+_V2_SLACK = v2.BUDGET_SLACK_EIGHTHS
+_V2_FLOOR = v2.ACCOUNT_FLOOR_EIGHTHS
 _V2_TOP = v2.RANGE_TOP
 _V2_LIT_BITS = v2.LITERAL_BITS
 _V2_LENGTH_BITS = v2.LENGTH_BITS
@@ -435,23 +436,43 @@ def _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count, level):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _v2_flag(stream, pos, code, rng):
-    """The block's verbatim flag: (pos, code, rng, verbatim)."""
-    r = rng >> _V2_FLAG_BITS
-    if code < r:
-        flag = True
-        rng = r
-    else:
-        flag = False
-        code -= r
-        rng -= r
-    pos, code, rng = _v2_refill(stream, pos, code, rng)
-    return pos, code, rng, flag
+def _v2_cost_eighths(frequency, total, raw_bits):
+    """firmware.compression_v2.cost_eighths, compiled: a coded sample's cost bound."""
+    nt = 63 - _v2_leading_zeros(total)
+    nf = 63 - _v2_leading_zeros(frequency)
+    lt = 8 * nt + (((total << 3) >> nt) & 7)
+    lf = 8 * nf + (((frequency << 3) >> nf) & 7)
+    return 8 * raw_bits + lt + 2 - lf + 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_leading_zeros(x):
+    n = 64
+    while x > 0:
+        x >>= 1
+        n -= 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_symbol_of(e, k, escape):
+    """The symbol a verbatim sample would have had (its state moves as if coded)."""
+    if escape:
+        return _V2_ESCAPE
+    es = e >> k
+    u = 2 * es if es >= 0 else -2 * es - 1
+    if u < _V2_LITERALS:
+        return es + _V2_LITERALS // 2
+    nb = 0
+    while u > 0:
+        u >>= 1
+        nb += 1
+    return _V2_LITERALS + nb - _V2_LIT_BITS - 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _v2_verbatim(stream, pos, code, rng, use_grid, base, reciprocal, shift, code_max):
-    """A sample of a verbatim block: (pos, code, rng, ok, value, its code on the grid)."""
+    """A verbatim sample: (pos, code, rng, ok, value, its code on the grid)."""
     pos, code, rng, v = _v2_raw(stream, pos, code, rng, 16)
     if v < 0:
         return pos, code, rng, False, v, v
@@ -593,8 +614,8 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                       rate_max, use_grid, use_weights, table, base, reciprocal, shift, padded,
                       cdf0, recip, level_tap, contexts, shift_offset):
     """Decodes every block into ``out``; returns -1, or the first block that does not
-    decode. Stages: sync points, the verbatim flag, then per sample either the raw value or
-    prediction, context, symbol, value and adaptation."""
+    decode. Stages: sync points, then per sample prediction and context, the value (raw
+    once the block's running budget is spent, else the symbol), and adaptation."""
     sweeps, channels = out.shape
     code_max = table.shape[0] - 1
     ntaps = max(taps, 1)
@@ -623,21 +644,22 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                 return b - 1
             pos, code, rng = _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count,
                                       level)
-        pos, code, rng, flag = _v2_flag(stream, pos, code, rng)
+        account = 0     # the running budget (eighths of a bit beyond raw)
         for n in range(first, last):
             for c in range(channels):
-                if flag:
+                xl = prev[c] - (level[c, 2] >> _V2_DC_FRAC) if level_tap else 0
+                p = _v2_predict(weights, hist, c, taps, half, weight_bits, level[c, 1], xl)
+                ctx, k = _v2_context_and_shift(level[c, 0], contexts, shift_offset)
+                crow = cdf[ctx]
+                if account > _V2_SLACK:
                     pos, code, rng, ok, v, s = _v2_verbatim(stream, pos, code, rng, use_grid,
                                                             base, reciprocal, shift, code_max)
                     if not ok:
                         return b
-                    out[n, c] = v
                     d = s - prev[c]
+                    e = d - p
+                    sym = _v2_symbol_of(e, k, use_grid and table[s] != v)
                 else:
-                    xl = prev[c] - (level[c, 2] >> _V2_DC_FRAC) if level_tap else 0
-                    p = _v2_predict(weights, hist, c, taps, half, weight_bits, level[c, 1], xl)
-                    ctx, k = _v2_context_and_shift(level[c, 0], contexts, shift_offset)
-                    crow = cdf[ctx]
                     if use_weights and k == 0:
                         # cumulative frequencies (literals weighted by their codes)
                         lo_code = prev[c] + p - lit // 2
@@ -649,6 +671,7 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                             return b
                         sym, lo, fs = _v2_search_cum(cum, target)
                     else:
+                        total = np.int64(1 << 15)
                         r = rng >> 15
                         target = _v2_quotient(code, r)
                         if target >= 1 << 15:
@@ -659,13 +682,17 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                     pos, code, rng = _v2_refill(stream, pos, code, rng)
                     if sym == _V2_ESCAPE:
                         pos, code, rng, nb = _v2_raw(stream, pos, code, rng, _V2_LENGTH_BITS)
+                        raw = _V2_LENGTH_BITS
                         u = np.int64(0)
                         if nb > 0:
+                            raw += nb - 1
                             pos, code, rng, x = _v2_raw(stream, pos, code, rng, nb - 1)
                             u = (np.int64(1) << (nb - 1)) + x
                         pos, code, rng, nb = _v2_raw(stream, pos, code, rng, _V2_LENGTH_BITS)
+                        raw += _V2_LENGTH_BITS
                         zo = np.int64(0)
                         if nb > 0:
+                            raw += nb - 1
                             pos, code, rng, x = _v2_raw(stream, pos, code, rng, nb - 1)
                             zo = (np.int64(1) << (nb - 1)) + x
                         if nb < 0 or u < 0 or zo < 0 or not use_grid:
@@ -677,10 +704,12 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                             return b
                         v = table[s] + ((zo >> 1) ^ -(zo & 1))
                     else:
+                        raw = 0
                         if sym < lit:
                             es = np.int64(sym - lit // 2)
                         else:
                             nb = sym - lit + _V2_LIT_BITS + 1
+                            raw = nb - 1
                             pos, code, rng, x = _v2_raw(stream, pos, code, rng, nb - 1)
                             if x < 0:
                                 return b
@@ -688,6 +717,7 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                             es = (u >> 1) ^ -(u & 1)
                         e = es
                         if k > 0:
+                            raw += k
                             pos, code, rng, x = _v2_raw(stream, pos, code, rng, k)
                             if x < 0:
                                 return b
@@ -700,21 +730,22 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                             v = table[s]
                         else:
                             v = s
-                    if v < -32768 or v > 32767:
-                        return b
-                    out[n, c] = v
-                    # adapt: the context's CDF (faster while it is young), the residual
-                    # mean, the LMS weights
-                    _v2_adapt_cdf(crow, sym, 4 + (count[ctx] >> 4))
-                    if count[ctx] < count_max:
-                        count[ctx] += 1
-                    ue = 2 * e if e >= 0 else -2 * e - 1
-                    level[c, 0] += ((ue << 4) - level[c, 0]) >> _V2_MEAN_SHIFT
-                    _v2_adapt_weights(weights, hist, c, e, taps, mu, w_lim)
-                    if level_tap:
-                        sg = 1 if e > 0 else (-1 if e < 0 else 0)
-                        sx = 1 if xl > 0 else (-1 if xl < 0 else 0)
-                        level[c, 1] = min(max(level[c, 1] + mu * sg * sx, -w_lim), w_lim)
+                    account = max(account + _v2_cost_eighths(fs, total, raw) - 128, _V2_FLOOR)
+                if v < -32768 or v > 32767:
+                    return b
+                out[n, c] = v
+                # adapt (coded or verbatim alike): the context's CDF (faster while it is
+                # young), the residual mean, the LMS weights
+                _v2_adapt_cdf(crow, sym, 4 + (count[ctx] >> 4))
+                if count[ctx] < count_max:
+                    count[ctx] += 1
+                ue = 2 * e if e >= 0 else -2 * e - 1
+                level[c, 0] += ((ue << 4) - level[c, 0]) >> _V2_MEAN_SHIFT
+                _v2_adapt_weights(weights, hist, c, e, taps, mu, w_lim)
+                if level_tap:
+                    sg = 1 if e > 0 else (-1 if e < 0 else 0)
+                    sx = 1 if xl > 0 else (-1 if xl < 0 else 0)
+                    level[c, 1] = min(max(level[c, 1] + mu * sg * sx, -w_lim), w_lim)
                 for t in range(taps - 1, 0, -1):
                     hist[c, t] = hist[c, t - 1]
                 if taps > 0:

@@ -14,6 +14,8 @@ import numba
 import numpy as np
 
 from spikeforge.firmware.compression_v2 import (
+    ACCOUNT_FLOOR_EIGHTHS,
+    BUDGET_SLACK_EIGHTHS,
     CDF_BITS,
     CDF_STATE_BITS,
     DC_FRAC_BITS,
@@ -28,7 +30,6 @@ from spikeforge.firmware.compression_v2 import (
     RECIPROCAL_BITS,
     SHIFT_MAX,
     SYMBOLS,
-    VERBATIM_FLAG_BITS,
     WEIGHT_STATE_BITS,
     WEIGHT_UNIT_BITS,
     CodecV2Config,
@@ -79,8 +80,8 @@ def encode_v2(samples: np.ndarray, config: CodecV2Config, grid: ValueGrid | None
 
 def encode_v2_stream(samples: np.ndarray, config: CodecV2Config,
                      grid: ValueGrid | None = None, weights: np.ndarray | None = None):
-    """The whole coded stream (uint8), each block's end offset, and each block's verbatim
-    flag."""
+    """The whole coded stream (uint8), each block's end offset, and how many of each
+    block's samples went verbatim (the running budget)."""
     samples = np.ascontiguousarray(samples, dtype=np.int16)
     if samples.ndim != 2:
         raise ConfigError(f"samples must have shape (sweeps, channels), not {samples.shape}")
@@ -95,12 +96,11 @@ def encode_v2_stream(samples: np.ndarray, config: CodecV2Config,
         config.grid_bits)
     sweeps, channels = samples.shape
     blocks = -(-sweeps // config.block_sweeps)
-    # A block is first coded tentatively (at most ~8 bytes a sample) before it may go
-    # verbatim; the stream as kept is at most raw plus a few bytes a block.
-    capacity = samples.size * 2 + 8 * channels * config.block_sweeps + blocks * 4 + 64
+    # The running budget keeps every block to raw plus a few bytes.
+    capacity = samples.size * 2 + blocks * 16 + 64
     out = np.zeros(capacity, np.uint8)
     ends = np.zeros(blocks, np.int64)
-    verbatim = np.zeros(blocks, np.bool_)
+    verbatim = np.zeros(blocks, np.int64)
     cdf0 = np.array(initial_cdf(), np.int64) << (CDF_STATE_BITS - CDF_BITS)
     length = _encode_kernel(samples, config.block_sweeps, config.sync_blocks, config.taps,
                             config.weight_bits, config.mu, config.rate_max, config.grid,
@@ -159,6 +159,8 @@ def _encode_length_coded(rc, out, x):
     _encode_raw(rc, out, n, LENGTH_BITS)
     if n > 1:
         _encode_raw(rc, out, x - (1 << (n - 1)), n - 1)
+        return LENGTH_BITS + n - 1
+    return LENGTH_BITS
 
 
 @numba.njit(cache=True)
@@ -190,6 +192,20 @@ def _range_per_unit(rng, total, recip):
 
 
 _DROP = CDF_STATE_BITS - CDF_BITS
+
+
+@numba.njit(cache=True, inline="always")
+def _log2_floor_eighths(x):
+    """firmware.compression_v2.log2_floor_eighths, compiled."""
+    n = _bit_length(x) - 1
+    return 8 * n + (((x << 3) >> n) & 7)
+
+
+@numba.njit(cache=True, inline="always")
+def _cost_eighths(frequency, total, raw_bits):
+    """firmware.compression_v2.cost_eighths, compiled."""
+    return (8 * raw_bits + _log2_floor_eighths(total) + 2
+            - _log2_floor_eighths(frequency) + 1)
 
 
 @numba.njit(cache=True, inline="always")
@@ -275,121 +291,104 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
             rc[2] = 0
             rc[3] = 1
             rc[5] = 1
-        # Snapshot, to go verbatim if the block would expand.
-        snap_rc = rc.copy()
-        snap_cdf = cdf.copy()
-        snap_w = weights.copy()
-        snap_h = hist.copy()
-        snap_prev = prev.copy()
-        snap_count = count.copy()
-        snap_level = level.copy()
-        for attempt in range(2):
-            start_cost = rc[4] + rc[3]
-            flag_r = rc[1] >> VERBATIM_FLAG_BITS
-            if attempt == 0:      # flag "no": the upper part of the range
-                rc[0] += flag_r
-                rc[1] -= flag_r
-            else:
-                rc[1] = flag_r
-            _normalise(rc, out)
-            for n in range(first, last):
-                for c in range(channels):
-                    v = np.int64(samples[n, c])
-                    escape = False
-                    if use_grid:
-                        s = ((v - base) * reciprocal + round_code) >> shift
-                        s = min(max(s, 0), code_max)
-                        escape = table[s] != v
+        account = 0     # the running budget, eighths of a bit beyond raw
+        raw_samples = 0
+        for n in range(first, last):
+            for c in range(channels):
+                v = np.int64(samples[n, c])
+                escape = False
+                if use_grid:
+                    s = ((v - base) * reciprocal + round_code) >> shift
+                    s = min(max(s, 0), code_max)
+                    escape = table[s] != v
+                else:
+                    s = v
+                d = s - prev[c]
+                coded = account <= BUDGET_SLACK_EIGHTHS
+                acc = 0
+                for t in range(taps):
+                    acc += weights[c, t] * hist[c, t]
+                xl = prev[c] - (level[c, 2] >> DC_FRAC_BITS)
+                if level_tap:
+                    acc += level[c, 1] * xl
+                p = (acc + half) >> weight_bits
+                p = min(max(p, -65536), 65535)
+                e = d - p
+                ctx, k = _context_and_shift(level[c, 0], contexts, shift_offset)
+                es = e >> k
+                u = 2 * es if es >= 0 else -2 * es - 1
+                nb = 0
+                if escape:
+                    sym = ESCAPE
+                elif u < LITERALS:
+                    sym = es + LITERALS // 2
+                else:
+                    nb = _bit_length(u)
+                    sym = LITERALS + nb - LITERAL_BITS - 1
+                crow = cdf[ctx]
+                ue = 2 * e if e >= 0 else -2 * e - 1
+                if coded:
+                    total = _frequencies(crow, freq, use_weights and k == 0, padded,
+                                         prev[c] + p, code_max)
+                    lo = 0
+                    for j in range(sym):
+                        lo += freq[j]
+                    r = _range_per_unit(rc[1], total, recip)
+                    rc[0] += r * lo
+                    rc[1] = r * freq[sym]
+                    _normalise(rc, out)
+                    if escape:
+                        off = v - table[s]
+                        zo = 2 * off if off >= 0 else -2 * off - 1
+                        raw = _encode_length_coded(rc, out, ue)
+                        raw += _encode_length_coded(rc, out, zo)
                     else:
-                        s = v
-                    d = s - prev[c]
-                    if attempt == 1:
-                        _encode_raw(rc, out, v & 0xFFFF, 16)
+                        raw = 0
+                        if sym >= LITERALS:
+                            _encode_raw(rc, out, u - (1 << (nb - 1)), nb - 1)
+                            raw += nb - 1
+                        if k > 0:
+                            _encode_raw(rc, out, e - (es << k), k)
+                            raw += k
+                    account += _cost_eighths(freq[sym], total, raw) - 128
+                    if account < ACCOUNT_FLOOR_EIGHTHS:
+                        account = ACCOUNT_FLOOR_EIGHTHS
+                else:
+                    _encode_raw(rc, out, v & 0xFFFF, 16)
+                    raw_samples += 1
+                # adapt the context's CDF towards sym (coded or not: the same state)
+                rate = 4 + (count[ctx] >> 4)
+                span = crow[SYMBOLS]
+                for j in range(1, SYMBOLS):
+                    if j > sym:
+                        crow[j] += (span - crow[j]) >> rate
                     else:
-                        acc = 0
-                        for t in range(taps):
-                            acc += weights[c, t] * hist[c, t]
-                        xl = prev[c] - (level[c, 2] >> DC_FRAC_BITS)
-                        if level_tap:
-                            acc += level[c, 1] * xl
-                        p = (acc + half) >> weight_bits
-                        p = min(max(p, -65536), 65535)
-                        e = d - p
-                        ctx, k = _context_and_shift(level[c, 0], contexts, shift_offset)
-                        es = e >> k
-                        u = 2 * es if es >= 0 else -2 * es - 1
-                        nb = 0
-                        if escape:
-                            sym = ESCAPE
-                        elif u < LITERALS:
-                            sym = es + LITERALS // 2
-                        else:
-                            nb = _bit_length(u)
-                            sym = LITERALS + nb - LITERAL_BITS - 1
-                        crow = cdf[ctx]
-                        total = _frequencies(crow, freq, use_weights and k == 0, padded,
-                                             prev[c] + p, code_max)
-                        lo = 0
-                        for j in range(sym):
-                            lo += freq[j]
-                        r = _range_per_unit(rc[1], total, recip)
-                        rc[0] += r * lo
-                        rc[1] = r * freq[sym]
-                        _normalise(rc, out)
-                        ue = 2 * e if e >= 0 else -2 * e - 1
-                        if escape:
-                            _encode_length_coded(rc, out, ue)
-                            off = v - table[s]
-                            _encode_length_coded(rc, out, 2 * off if off >= 0 else -2 * off - 1)
-                        else:
-                            if sym >= LITERALS:
-                                _encode_raw(rc, out, u - (1 << (nb - 1)), nb - 1)
-                            if k > 0:
-                                _encode_raw(rc, out, e - (es << k), k)
-                        # adapt the context's CDF towards sym
-                        rate = 4 + (count[ctx] >> 4)
-                        span = crow[SYMBOLS]
-                        for j in range(1, SYMBOLS):
-                            if j > sym:
-                                crow[j] += (span - crow[j]) >> rate
-                            else:
-                                crow[j] -= crow[j] >> rate
-                        if count[ctx] < count_max:
-                            count[ctx] += 1
-                        level[c, 0] += ((ue << 4) - level[c, 0]) >> MEAN_SHIFT
-                        # sign-sign LMS
-                        sg = 1 if e > 0 else (-1 if e < 0 else 0)
-                        for t in range(taps):
-                            x = hist[c, t]
-                            sx = 1 if x > 0 else (-1 if x < 0 else 0)
-                            w = weights[c, t] + mu * sg * sx
-                            weights[c, t] = min(max(w, -w_lim), w_lim)
-                        if level_tap:
-                            sx = 1 if xl > 0 else (-1 if xl < 0 else 0)
-                            w = level[c, 1] + mu * sg * sx
-                            level[c, 1] = min(max(w, -w_lim), w_lim)
-                    for t in range(taps - 1, 0, -1):
-                        hist[c, t] = hist[c, t - 1]
-                    if taps > 0:
-                        hist[c, 0] = min(max(d, -h_lim), h_lim)
-                    if level[c, 3] == 0:
-                        level[c, 2] = s << DC_FRAC_BITS
-                        level[c, 3] = 1
-                    else:
-                        level[c, 2] += ((s << DC_FRAC_BITS) - level[c, 2]) >> DC_RATE
-                    prev[c] = s
-            cost = rc[4] + rc[3] - start_cost
-            if attempt == 1 or cost <= 2 * channels * (last - first):
-                verbatim[b] = attempt == 1
-                break
-            # Would expand: back to the snapshot, and code the block verbatim.
-            rc[:] = snap_rc
-            cdf[:, :] = snap_cdf
-            weights[:, :] = snap_w
-            hist[:, :] = snap_h
-            prev[:] = snap_prev
-            count[:] = snap_count
-            level[:, :] = snap_level
+                        crow[j] -= crow[j] >> rate
+                if count[ctx] < count_max:
+                    count[ctx] += 1
+                level[c, 0] += ((ue << 4) - level[c, 0]) >> MEAN_SHIFT
+                # sign-sign LMS
+                sg = 1 if e > 0 else (-1 if e < 0 else 0)
+                for t in range(taps):
+                    x = hist[c, t]
+                    sx = 1 if x > 0 else (-1 if x < 0 else 0)
+                    w = weights[c, t] + mu * sg * sx
+                    weights[c, t] = min(max(w, -w_lim), w_lim)
+                if level_tap:
+                    sx = 1 if xl > 0 else (-1 if xl < 0 else 0)
+                    w = level[c, 1] + mu * sg * sx
+                    level[c, 1] = min(max(w, -w_lim), w_lim)
+                for t in range(taps - 1, 0, -1):
+                    hist[c, t] = hist[c, t - 1]
+                if taps > 0:
+                    hist[c, 0] = min(max(d, -h_lim), h_lim)
+                if level[c, 3] == 0:
+                    level[c, 2] = s << DC_FRAC_BITS
+                    level[c, 3] = 1
+                else:
+                    level[c, 2] += ((s << DC_FRAC_BITS) - level[c, 2]) >> DC_RATE
+                prev[c] = s
+        verbatim[b] = raw_samples
         ends[b] = rc[4]
     _flush(rc, out)
     if blocks:

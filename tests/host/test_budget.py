@@ -289,14 +289,17 @@ def test_a_measured_ratio_is_no_assumption():
     assert "measured over n1.wav" in row and "assum" not in row
 
 
-@pytest.mark.parametrize("channels", [1, 4, 1024])
-def test_worst_case_row_is_v2s_when_v2_is_the_coder_and_within_one_percent(channels):
+@pytest.mark.parametrize(("channels", "floor"), [(1, 0.86), (4, 0.96), (16, 0.99),
+                                                (1024, 0.9998)])
+def test_worst_case_row_is_v2s_when_v2_is_the_coder(channels, floor):
+    """v2's running budget: within 1 % of raw from 16 channels at 32 sweeps (below that
+    its slack and one sample's worst excess, ~78 bits a block, are more than 1 %)."""
     from spikeforge.firmware.compression_v2 import CodecV2Config, worst_case_bits_v2
 
     codec = CodecV2Config(enabled=True)
     stream = StreamDescription(channels=channels, sample_rate_hz=30_000, codec=codec)
     raw_bits = 16 * channels * codec.block_sweeps
     assert stream.worst_case_ratio == raw_bits / worst_case_bits_v2(channels, 32)
-    assert stream.worst_case_ratio >= 0.99
+    assert stream.worst_case_ratio >= floor
     v1 = StreamDescription(channels=channels, sample_rate_hz=30_000, codec=CodecConfig())
     assert v1.worst_case_ratio != stream.worst_case_ratio
