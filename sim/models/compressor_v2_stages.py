@@ -1,22 +1,30 @@
 """The v2 coder split at the range coder's input: per sample the context, the symbol, its
-cumulative and own frequency and the raw bits that follow it (what the gateware's symbol
-stage, :class:`spikeforge.hdl.compressor_v2.CompressorV2Symbols`, puts out), and a range
-coder that turns that sequence into the golden model's bytes.
+cumulative and own frequency, the raw bits that follow it and the sample's 16 bits (what
+the gateware's symbol stage, :class:`spikeforge.hdl.compressor_v2.CompressorV2Symbols`,
+puts out), and a range coder with the running budget that turns that sequence into the
+golden model's bytes.
 
 :func:`symbol_stream_v2` is :mod:`spikeforge.sim.models.compressor_v2`'s kernel with the
-range coder taken out (every block coded, never verbatim; no grid, no code weights, no
-sync resets: what the gateware covers so far). :func:`range_code_v2` is its range coder;
-``tests/hdl/test_compressor_v2_hdl.py`` checks that the two together give
-:func:`~spikeforge.sim.models.compressor_v2.encode_v2_stream`'s bytes exactly whenever the
-model codes no block verbatim, so the split is the model, not a second definition.
-Plain Python loops (bench sizes: thousands of samples).
+range coder taken out (no grid, no code weights, no sync resets: what the gateware covers
+so far); the symbol stage does not know the budget (the model's state moves on every
+sample as if it had been coded). :func:`range_code_v2` is the range coder and the running
+budget (:func:`budget_v2`: per block, a sample is coded while the account of the coded
+samples' cost bound beyond raw is at most
+:data:`~spikeforge.firmware.compression_v2.BUDGET_SLACK_EIGHTHS`, else it is verbatim: no
+symbol, its 16 bits raw); ``tests/hdl/test_compressor_v2_hdl.py`` checks that the two
+together give :func:`~spikeforge.sim.models.compressor_v2.encode_v2_stream`'s bytes and
+block ends exactly, for every stimulus, so the split is the model, not a second
+definition. Plain Python loops (bench sizes: thousands of samples).
 """
 
 import numpy as np
 
 from spikeforge.firmware.compression_v2 import (
+    ACCOUNT_FLOOR_EIGHTHS,
+    BUDGET_SLACK_EIGHTHS,
     CDF_BITS,
     CDF_STATE_BITS,
+    CDF_TOTAL,
     DC_FRAC_BITS,
     DC_RATE,
     HISTORY_BITS,
@@ -25,19 +33,21 @@ from spikeforge.firmware.compression_v2 import (
     MEAN_SHIFT,
     RANGE_TOP,
     SYMBOLS,
-    VERBATIM_FLAG_BITS,
     WEIGHT_STATE_BITS,
     CodecV2Config,
     context_and_shift,
+    cost_eighths,
     initial_cdf,
 )
 from spikeforge.hdl.compressor_v2 import check_symbol_config
 
-__all__ = ["SYMBOL_FIELDS", "symbol_stream_v2", "range_code_v2"]
+__all__ = ["SYMBOL_FIELDS", "symbol_stream_v2", "budget_v2", "range_code_v2",
+           "range_step_v2", "range_code_v2_by_sample"]
 
-#: One row per sample, in stream order.
+#: One row per sample, in stream order (``value``: the sample's 16 bits, ``v & 0xFFFF``,
+#: what a verbatim sample sends).
 SYMBOL_FIELDS = ("context", "symbol", "low", "frequency", "high_bits", "high_count",
-                 "low_bits", "low_count")
+                 "low_bits", "low_count", "value")
 
 _DROP = CDF_STATE_BITS - CDF_BITS
 
@@ -50,7 +60,9 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config) -> np.ndarray:
     """Per sample of ``samples`` (int16, ``(sweeps, channels)``, channel-serial order) the
     row :data:`SYMBOL_FIELDS`: context, symbol, ``low`` (cumulative frequency below the
     symbol), ``frequency`` (total 2**CDF_BITS), the bucket's raw bits (``high_bits``,
-    ``high_count`` bits) and the shift's raw low bits (``low_bits``, ``low_count``)."""
+    ``high_count`` bits), the shift's raw low bits (``low_bits``, ``low_count``) and the
+    sample's 16 bits (``value``). Every sample has its symbol: whether the range coder
+    codes it or sends it verbatim is :func:`budget_v2`'s decision, after this stage."""
     check_symbol_config(config)
     samples = np.asarray(samples, dtype=np.int64)
     sweeps, channels = samples.shape
@@ -94,7 +106,8 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config) -> np.ndarray:
             top = [crow[j] >> _DROP for j in range(SYMBOLS + 1)]
             low = top[sym] + sym
             frequency = top[sym + 1] - top[sym] + 1
-            out[row] = (ctx, sym, low, frequency, high_bits, high_count, e - (es << k), k)
+            out[row] = (ctx, sym, low, frequency, high_bits, high_count, e - (es << k), k,
+                        s & 0xFFFF)
             row += 1
             rate = 4 + (count[ctx] >> 4)
             span = crow[SYMBOLS]
@@ -169,21 +182,49 @@ class _RangeCoder:
             self.normalise()
 
 
+def sample_cost_eighths(row) -> int:
+    """A coded sample's cost bound beyond raw, in eighths of a bit: :func:`~spikeforge.
+    firmware.compression_v2.cost_eighths` of its frequency (total 2**CDF_BITS: no code
+    weights) and raw bits, less 16 bits."""
+    frequency, high_count, low_count = int(row[3]), int(row[5]), int(row[7])
+    return cost_eighths(frequency, CDF_TOTAL, high_count + low_count) - 128
+
+
+def budget_v2(rows: np.ndarray, samples_per_block: int) -> np.ndarray:
+    """The running budget over :func:`symbol_stream_v2`'s rows: per sample, whether it is
+    coded (True) or verbatim (False). Each block's account starts at 0; a sample is coded
+    while the account is at most BUDGET_SLACK_EIGHTHS, and a coded sample moves the account
+    by its cost beyond raw (:func:`sample_cost_eighths`, kept down to
+    ACCOUNT_FLOOR_EIGHTHS); a verbatim sample leaves it."""
+    coded = np.zeros(len(rows), np.bool_)
+    account = 0
+    for index, row in enumerate(rows.tolist()):
+        if index % samples_per_block == 0:
+            account = 0
+        if account <= BUDGET_SLACK_EIGHTHS:
+            coded[index] = True
+            account = max(account + sample_cost_eighths(row), ACCOUNT_FLOOR_EIGHTHS)
+    return coded
+
+
 def range_code_v2(rows: np.ndarray, samples_per_block: int) -> tuple[bytes, list[int]]:
-    """The coded stream of :func:`symbol_stream_v2`'s rows (every block coded: its flag
-    "no" first), flushed at the end, and each block's end offset."""
+    """The coded stream of :func:`symbol_stream_v2`'s rows under the running budget
+    (:func:`budget_v2`: a coded sample is its symbol and raw bits, a verbatim one its 16
+    bits raw in two 8-bit pieces), flushed at the end, and each block's end offset."""
     coder = _RangeCoder()
     ends = []
-    for start in range(0, len(rows), samples_per_block):
-        flag = coder.range >> VERBATIM_FLAG_BITS
-        coder.low += flag
-        coder.range -= flag
-        coder.normalise()
-        for _context, _symbol, low, frequency, high_bits, high_count, low_bits, low_count in (
-                rows[start:start + samples_per_block].tolist()):
+    coded = budget_v2(rows, samples_per_block)
+    for index, (_context, _symbol, low, frequency, high_bits, high_count, low_bits,
+                low_count, value) in enumerate(rows.tolist()):
+        if coded[index]:
             coder.encode(low, frequency)
             coder.raw(high_bits, high_count)
             coder.raw(low_bits, low_count)
+        else:
+            coder.raw(value, 16)
+        if index % samples_per_block == samples_per_block - 1:
+            ends.append(len(coder.out))
+    if len(rows) % samples_per_block:
         ends.append(len(coder.out))
     for _ in range(5):
         coder.shift_low()
@@ -206,9 +247,10 @@ def _raw_chunks(value: int, count: int) -> list[tuple[int, int]]:
     return out
 
 
-def range_step_v2(state: tuple[int, int], row, flag: bool) -> tuple[tuple[int, int],
-                                                                    list[tuple[int, int]]]:
-    """One sample's range coding in the two recurrences a gateware pipelines apart.
+def range_step_v2(state: tuple[int, int], row, coded: bool) -> tuple[tuple[int, int],
+                                                                     list[tuple[int, int]]]:
+    """One sample's range coding in the two recurrences a gateware pipelines apart:
+    ``coded``, its symbol then its raw bits; else (verbatim) no symbol, its 16 bits raw.
 
     ``state`` is ``(range, low)``; returns the new state and the sample's byte slots, each
     ``(carry, byte)``: what the model's ``shift_low`` sees, in order (the cache / 0xFF-run
@@ -234,18 +276,20 @@ def range_step_v2(state: tuple[int, int], row, flag: bool) -> tuple[tuple[int, i
             n += 1
         return n
 
-    _, _, lo, frequency, high_bits, high_count, low_bits, low_count = (int(x) for x in row)
-    if flag:
-        r = rng >> VERBATIM_FLAG_BITS
-        rng -= r
-        ops.append((r, normalise()))
-    r = rng >> CDF_BITS
-    rng = r * frequency
-    ops.append((r * lo, normalise()))
+    _, _, lo, frequency, high_bits, high_count, low_bits, low_count, value = (
+        int(x) for x in row)
+    if coded:
+        r = rng >> CDF_BITS
+        rng = r * frequency
+        ops.append((r * lo, normalise()))
+        pieces = _raw_chunks(high_bits, high_count) + _raw_chunks(low_bits, low_count)
+    else:
+        # No symbol: the range (normalised, 25..32 bits) goes straight to the pieces.
+        pieces = _raw_chunks(value, 16)
     # The raw pieces: range = (R0 >> t) << s, no multiply.
     base, t, s = rng, 0, 0
     bits = rng.bit_length()
-    for k, piece in _raw_chunks(high_bits, high_count) + _raw_chunks(low_bits, low_count):
+    for k, piece in pieces:
         if s >= k:
             s -= k
         else:
@@ -284,8 +328,9 @@ def range_code_v2_by_sample(rows: np.ndarray, samples_per_block: int) -> tuple[b
     coder = _RangeCoder()
     state = (coder.range, coder.low)
     ends = []
+    coded = budget_v2(rows, samples_per_block)
     for index, row in enumerate(rows.tolist()):
-        state, slots = range_step_v2(state, row, index % samples_per_block == 0)
+        state, slots = range_step_v2(state, row, bool(coded[index]))
         for carry, byte in slots:
             coder.low = (carry << 32) | (byte << 24)
             coder.shift_low()
