@@ -1,5 +1,7 @@
-"""The v2 coder's symbol stage in gateware: sample -> (context, symbol, frequencies, raw bits),
-channel-serial, one sample per clock."""
+"""The v2 coder's symbol stage in gateware: sample -> (context, symbol, frequencies, raw bits,
+the sample's 16 bits), channel-serial, one sample per clock. Every sample gets its symbol
+and moves the state: whether it is coded or sent verbatim (the running budget) is decided
+after this stage, at the range coder's entry (:mod:`spikeforge.hdl.compressor_v2_coder`)."""
 
 from types import SimpleNamespace
 
@@ -50,15 +52,16 @@ class SymbolLayoutV2(data.StructLayout):
     """One sample's range-coder input: code ``symbol`` with cumulative frequency ``low`` and
     ``frequency`` (of a total 2**CDF_BITS), then ``high_count`` raw bits ``high_bits`` (a
     bucket's bits below the leading one), then ``low_count`` raw bits ``low_bits`` (the
-    residual's shifted-out bits). ``context`` is the table that coded it; ``channel`` and
-    ``first`` come from the sample."""
+    residual's shifted-out bits). ``context`` is the table that coded it; ``value`` (the
+    sample's 16 bits, what a verbatim sample sends raw), ``channel`` and ``first`` come
+    from the sample."""
 
     def __init__(self, channels: int):
         super().__init__({
             "context": unsigned(4), "symbol": unsigned(6),
             "low": unsigned(CDF_BITS), "frequency": unsigned(CDF_BITS + 1),
             "high_bits": unsigned(_HIGH_BITS), "high_count": unsigned(5),
-            "low_bits": unsigned(SHIFT_MAX), "low_count": unsigned(4),
+            "low_bits": unsigned(SHIFT_MAX), "low_count": unsigned(4), "value": unsigned(16),
             "channel": unsigned(max(1, (channels - 1).bit_length())), "first": 1,
         })
 
@@ -293,7 +296,8 @@ class CompressorV2Symbols(wiring.Component):
         m.d.comb += [state_wr.addr.eq(d.channel), state_wr.data.eq(new),
                      state_wr.en.eq(d.valid & advance)]
         return self._stage(m, advance, d, {"shifted": shifted, "u": u, "low_bits": low_bits,
-                                           "shift": d.shift, "context": d.context}, "e")
+                                           "shift": d.shift, "context": d.context,
+                                           "value": d.value}, "e")
 
     def _symbol(self, m: Module, advance, e: SimpleNamespace) -> SimpleNamespace:
         """Stage E: the symbol and the bucket's raw bits; the CDF row's read is issued."""
@@ -314,7 +318,8 @@ class CompressorV2Symbols(wiring.Component):
         self._row_read_addr = e.context
         return self._stage(m, advance, e, {
             "symbol": symbol, "high_bits": high_bits, "high_count": high_count,
-            "low_bits": e.low_bits, "low_count": e.shift, "context": e.context}, "f")
+            "low_bits": e.low_bits, "low_count": e.shift, "context": e.context,
+            "value": e.value}, "f")
 
     def _frequencies(self, m: Module, advance, f: SimpleNamespace) -> None:
         """Stage F: the context's CDF row (forwarded when the sample before used it), the
@@ -390,5 +395,5 @@ class CompressorV2Symbols(wiring.Component):
                 payload.low.eq(low), payload.frequency.eq(frequency),
                 payload.high_bits.eq(f.high_bits), payload.high_count.eq(f.high_count),
                 payload.low_bits.eq(f.low_bits), payload.low_count.eq(f.low_count),
-                payload.channel.eq(f.channel), payload.first.eq(f.first),
+                payload.value.eq(f.value), payload.channel.eq(f.channel), payload.first.eq(f.first),
             ]

@@ -1,24 +1,28 @@
-"""The v2 coder's range coder in gateware, one entry (a sample's symbol and raw bits) per
-clock, and the whole v2 coder (symbol stage + blocks + range coder)."""
+"""The v2 coder's range coder in gateware, one entry (a sample's symbol and raw bits, or a
+verbatim sample's 16 bits) per clock, and the whole v2 coder (symbol stage + blocks and
+the running budget + range coder)."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.compression_v2 import (
+    ACCOUNT_FLOOR_EIGHTHS,
+    BUDGET_SLACK_EIGHTHS,
     CDF_BITS,
     SHIFT_MAX,
-    VERBATIM_FLAG_BITS,
     CodecV2Config,
+    log2_floor_eighths,
 )
 
 from .compressor import bit_length
 from .compressor_v2 import SYMBOL_LATENCY, CompressorV2Symbols, SampleInLayout
 
 __all__ = ["RangeEntryLayout", "CodedTokensLayout", "RangeCoderV2", "CompressorV2",
-           "ENTRY_SAMPLE", "ENTRY_FLAG", "ENTRY_FLUSH", "SLOTS", "RAW_PIECES"]
+           "ENTRY_SAMPLE", "ENTRY_VERBATIM", "ENTRY_FLUSH", "SLOTS", "RAW_PIECES",
+           "ACCOUNT_BITS"]
 
-ENTRY_SAMPLE, ENTRY_FLAG, ENTRY_FLUSH = 0, 1, 2
+ENTRY_SAMPLE, ENTRY_VERBATIM, ENTRY_FLUSH = 0, 1, 2
 #: Raw pieces after a symbol: a bucket's up to 17 bits (8 + 8 + 1) and the shift's up to 12
 #: (8 + 4).
 RAW_PIECES = 5
@@ -27,12 +31,24 @@ SLOTS = 7
 _RUN_BITS = 32
 #: Fewest bits of (range >> 15) * frequency: range >= 2**24, frequency >= 1.
 _PRODUCT_MIN_BITS = 10
+#: A coded sample's cost beyond raw, eighths of a bit (cost_eighths with the total 2**15,
+#: less 128): 8 (high_count + low_count) + 122 - log2_floor_eighths(frequency) + 1 - 128,
+#: -125 .. 8 * 29 - 5.
+_COST_CONST = log2_floor_eighths(1 << CDF_BITS) + 2 + 1 - 128
+_MAX_DELTA = 8 * (17 + SHIFT_MAX) + _COST_CONST
+_MIN_DELTA = _COST_CONST - log2_floor_eighths(1 << CDF_BITS)
+_DELTA_BITS = max(_MAX_DELTA.bit_length(), (-_MIN_DELTA - 1).bit_length()) + 1
+#: Width of the running budget's account (signed): ACCOUNT_FLOOR_EIGHTHS .. the slack plus
+#: one coded sample's most.
+ACCOUNT_BITS = max((-ACCOUNT_FLOOR_EIGHTHS - 1).bit_length(),
+                   (BUDGET_SLACK_EIGHTHS + _MAX_DELTA).bit_length()) + 1
 
 
 class RangeEntryLayout(data.StructLayout):
     """One range-coder entry: ``kind`` ENTRY_SAMPLE (code ``low``/``frequency`` of 2**15,
     then ``high_count`` raw bits ``high_bits``, then ``low_count`` raw bits ``low_bits``),
-    ENTRY_FLAG (a block's verbatim flag, "no") or ENTRY_FLUSH (the coder's final 5
+    ENTRY_VERBATIM (a verbatim sample: no symbol, its 16 bits ``high_bits[:16]`` raw in two
+    8-bit pieces; the other fields are ignored) or ENTRY_FLUSH (the coder's final 5
     bytes). ``block_end`` marks a block's last sample."""
 
     def __init__(self):
@@ -122,10 +138,16 @@ class RangeCoderV2(wiring.Component):
         i_stage = stage({"entry": self.i.payload.as_value()}, self.i.valid, "i")
         entry = RangeEntryLayout()(i_stage["entry"])
 
-        # -- K: the raw pieces -------------------------------------------------------------
+        # -- K: the raw pieces (a verbatim sample's: its 16 bits, 8 + 8) --------------------
+        verbatim_in = Signal()
+        high_count = Signal(5)
+        low_count = Signal(4)
+        m.d.comb += [verbatim_in.eq(entry.kind == ENTRY_VERBATIM),
+                     high_count.eq(Mux(verbatim_in, 16, entry.high_count)),
+                     low_count.eq(Mux(verbatim_in, 0, entry.low_count))]
         piece_k = [Signal(4, name=f"piece_k{i}") for i in range(RAW_PIECES)]
         piece_v = [Signal(8, name=f"piece_v{i}") for i in range(RAW_PIECES)]
-        with m.Switch(entry.high_count):
+        with m.Switch(high_count):
             for count in range(18):
                 with m.Case(count):
                     sizes = _pieces(count)
@@ -134,7 +156,7 @@ class RangeCoderV2(wiring.Component):
                         rest -= k
                         m.d.comb += [piece_k[i].eq(k),
                                      piece_v[i].eq((entry.high_bits >> rest)[:k])]
-        with m.Switch(entry.low_count):
+        with m.Switch(low_count):
             for count in range(SHIFT_MAX + 1):
                 with m.Case(count):
                     sizes = _pieces(count)
@@ -143,7 +165,7 @@ class RangeCoderV2(wiring.Component):
                     for i, k in enumerate(sizes):
                         rest -= k
                         index = Signal(3, name=f"low_piece{count}_{i}")
-                        m.d.comb += index.eq(_piece_count(entry.high_count) + i)
+                        m.d.comb += index.eq(_piece_count(high_count) + i)
                         for slot in range(RAW_PIECES):
                             with m.If(index == slot):
                                 m.d.comb += [piece_k[slot].eq(k),
@@ -260,20 +282,22 @@ class RangeCoderV2(wiring.Component):
             is_length = product[bp - 1] & ~product[bp:32].any()
             chosen.append(candidate & is_length.replicate(32))
         m.d.comb += after_sample.eq(_or_all(chosen))
-        r_flag = Signal(32)
-        flagged = Signal(32)
-        n_flag = Signal()
-        m.d.comb += [r_flag.eq(rng >> VERBATIM_FLAG_BITS), flagged.eq(rng - r_flag),
-                     n_flag.eq(~flagged[24:].any())]
+        # A verbatim sample has no symbol: its two 8-bit pieces each multiply by
+        # range >> 8 and shift one byte out, leaving the range's low byte cleared (no
+        # deeper than the sample's path: the bypass is the select in front of the register).
+        verbatim = Signal()
+        m.d.comb += verbatim.eq(p["kind"] == ENTRY_VERBATIM)
         with m.If(advance & p["valid"]):
             with m.Switch(p["kind"]):
                 with m.Case(ENTRY_SAMPLE):
                     m.d.sync += rng.eq(after_sample)
-                with m.Case(ENTRY_FLAG):
-                    m.d.sync += rng.eq(Mux(n_flag, flagged << 8, flagged))
-        r_values = {"kind": p["kind"], "block_end": p["block_end"], "ranged": ranged,
-                    "r_sym": r_sym, "low": p["low"], "n_sym": n_sym, "r_flag": r_flag,
-                    "n_flag": n_flag}
+                with m.Case(ENTRY_VERBATIM):
+                    m.d.sync += rng.eq(Cat(Const(0, 8), rng[8:]))
+        # For the low loop a verbatim sample is an addition of 0 that shifts nothing,
+        # followed by its pieces on the range as it is (normalised: 25..32 bits).
+        r_values = {"kind": p["kind"], "block_end": p["block_end"],
+                    "ranged": Mux(verbatim, rng, ranged), "r_sym": r_sym,
+                    "low": Mux(verbatim, 0, p["low"]), "n_sym": Mux(verbatim, 0, n_sym)}
         for i in range(RAW_PIECES):
             r_values[f"v{i}"] = p[f"v{i}"]
             for b in range(8):
@@ -288,7 +312,7 @@ class RangeCoderV2(wiring.Component):
         b_index = Signal(3)
         m.d.comb += b_index.eq(bit_length(m, r["ranged"][24:], 8, "ranged_bits") - 1)
         s_values = {name: r[name] for name in ("kind", "block_end", "ranged", "r_sym", "low",
-                                               "n_sym", "r_flag", "n_flag")}
+                                               "n_sym")}
         for i in range(RAW_PIECES):
             t_i, s_i, n_i = (Signal(6, name=f"sel_t{i}"), Signal(5, name=f"sel_s{i}"),
                              Signal(name=f"sel_n{i}"))
@@ -302,31 +326,28 @@ class RangeCoderV2(wiring.Component):
 
         # -- M1: the pieces' multipliers; M2: the additions --------------------------------
         m1_values = {"kind": r["kind"], "block_end": r["block_end"], "r_sym": r["r_sym"],
-                     "low": r["low"], "n_sym": r["n_sym"], "r_flag": r["r_flag"],
-                     "n_flag": r["n_flag"]}
+                     "low": r["low"], "n_sym": r["n_sym"]}
         for i in range(RAW_PIECES):
             multiplier = Signal(32, name=f"multiplier{i}")
             m.d.comb += multiplier.eq((r["ranged"] >> r[f"t{i}"]) << r[f"s{i}"])
             m1_values.update({f"r{i}": multiplier, f"n{i}": r[f"n{i}"], f"v{i}": r[f"v{i}"]})
         m1 = stage(m1_values, r["valid"], "m1")
 
-        # ops: op 0 the symbol (or the flag), ops 1.. the raw pieces: (addition, shifts)
-        is_flag = Signal()
+        # ops: op 0 the symbol (a verbatim sample: 0, no shift), ops 1.. the raw pieces:
+        # (addition, shifts); a flush has none (masked below)
         is_flush = Signal()
-        m.d.comb += [is_flag.eq(m1["kind"] == ENTRY_FLAG), is_flush.eq(m1["kind"] == ENTRY_FLUSH)]
+        m.d.comb += is_flush.eq(m1["kind"] == ENTRY_FLUSH)
         additions = []
         shifts = []
         a0 = Signal(33, name="addition0")
         n0 = Signal(2, name="shifts0")
-        m.d.comb += [a0.eq(Mux(is_flag, m1["r_flag"], m1["r_sym"] * m1["low"])),
-                     n0.eq(Mux(is_flag, m1["n_flag"], m1["n_sym"]))]
+        m.d.comb += [a0.eq(m1["r_sym"] * m1["low"]), n0.eq(m1["n_sym"])]
         additions.append(a0)
         shifts.append(n0)
         for i in range(RAW_PIECES):
             a = Signal(33, name=f"addition{i + 1}")
             n = Signal(1, name=f"shifts{i + 1}")
-            m.d.comb += [a.eq(Mux(m1["kind"] == ENTRY_SAMPLE, m1[f"r{i}"] * m1[f"v{i}"], 0)),
-                         n.eq(Mux(m1["kind"] == ENTRY_SAMPLE, m1[f"n{i}"], 0))]
+            m.d.comb += [a.eq(m1[f"r{i}"] * m1[f"v{i}"]), n.eq(m1[f"n{i}"])]
             additions.append(a)
             shifts.append(n)
         m2_values = {"kind": m1["kind"], "block_end": m1["block_end"]}
@@ -468,21 +489,29 @@ def _as_signal(m: Module, value, name: str) -> Signal:
 
 class CompressorV2(wiring.Component):
     """The v2 coder: :class:`~spikeforge.hdl.compressor_v2.CompressorV2Symbols`, the block
-    framing and :class:`RangeCoderV2`; bit exact with
-    :func:`spikeforge.sim.models.compressor_v2_stages.range_code_v2` of the symbol model
-    (which is the golden model's stream whenever the model codes every block: the gateware
-    has no verbatim fallback yet).
+    framing with the running budget, and :class:`RangeCoderV2`; bit exact with the golden
+    model (:func:`spikeforge.sim.models.compressor_v2.encode_v2_stream`, split as
+    :func:`~spikeforge.sim.models.compressor_v2_stages.range_code_v2` of
+    :func:`~spikeforge.sim.models.compressor_v2_stages.symbol_stream_v2`).
 
     Ports
     -----
     i : stream of :class:`~spikeforge.hdl.compressor_v2.SampleInLayout` in
-        One sample per clock, except one cycle per block (its verbatim flag is an entry of
-        its own).
+        One sample per clock.
     o : stream of :class:`CodedTokensLayout` out
     flush : in
         Request the coder's flush (its last bytes, at the stream's end): it follows every
-        sample accepted before it (it waits until the symbol stage is empty and no sample
-        is offered).
+        sample accepted before it (it waits until the symbol stage and the budget stage
+        are empty and no sample is offered).
+
+    Between the symbol stage and the range coder, stage C registers each symbol with its
+    cost beyond raw (:func:`~spikeforge.firmware.compression_v2.cost_eighths` with the total
+    2**15, less 16 bits; feed-forward) and whether it starts or ends a block. At the range
+    coder's entry the decision: the account (a signed :data:`ACCOUNT_BITS`-bit register,
+    taken as 0 at a block's first sample) at most BUDGET_SLACK_EIGHTHS: the sample is
+    coded (ENTRY_SAMPLE) and the account moves by its cost (kept down to
+    ACCOUNT_FLOOR_EIGHTHS); else it goes verbatim (ENTRY_VERBATIM: its 16 bits raw) and the
+    account stays. The symbol stage never knows: its state moves on every sample.
     """
 
     def __init__(self, channels: int, codec: CodecV2Config):
@@ -502,10 +531,6 @@ class CompressorV2(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), symbols.i)
         wiring.connect(m, coder.o, wiring.flipped(self.o))
 
-        block_sweeps = codec.block_sweeps
-        sweep = Signal(range(block_sweeps))
-        started = Signal()
-        flag_sent = Signal()
         flush_pending = Signal()
         with m.If(self.flush):
             m.d.sync += flush_pending.eq(1)
@@ -520,32 +545,70 @@ class CompressorV2(wiring.Component):
         with m.If(symbols.i.valid & symbols.i.ready & symbols.i.payload.first):
             m.d.sync += started_in.eq(1)
         m.d.sync += in_flight.eq(in_flight + taken_in - taken_out)
+
+        # -- C: the symbol, its cost beyond raw, the block's start and end -----------------
+        c_valid = Signal()
+        advance = Signal()          # C moves (lockstep with the range coder's input)
+        m.d.comb += [advance.eq(~c_valid | coder.i.ready), symbols.o.ready.eq(advance)]
         entry = symbols.o.payload
+        block_sweeps = codec.block_sweeps
+        sweep = Signal(range(block_sweeps))
+        started = Signal()
         current = Signal.like(sweep)
         with m.If(entry.first):
             m.d.comb += current.eq(Mux(started & (sweep != block_sweeps - 1), sweep + 1, 0))
         with m.Else():
             m.d.comb += current.eq(sweep)
-        block_start = Signal()
-        m.d.comb += block_start.eq(entry.first & (current == 0))
+        with m.If(symbols.o.valid & advance):
+            m.d.sync += [sweep.eq(current), started.eq(1)]
+        # cost - 128 = 8 (high_count + low_count) + _COST_CONST - log2_floor_eighths(f),
+        # log2_floor_eighths(f) = 8 (bitlen(f) - 1) + the 3 bits below f's leading one
+        f_bits = bit_length(m, entry.frequency, CDF_BITS + 1, "frequency_bits")
+        f_top = Signal(4)
+        f_fraction = Signal(3)
+        m.d.comb += [f_top.eq(f_bits - 1),
+                     f_fraction.eq((Cat(Const(0, 3), entry.frequency) >> f_top)[:3])]
+        delta = Signal(signed(_DELTA_BITS))
+        m.d.comb += delta.eq(((entry.high_count + entry.low_count) << 3) + _COST_CONST
+                             - Cat(f_fraction, f_top))
+        c_fields = {"low": entry.low, "frequency": entry.frequency,
+                    "high_bits": entry.high_bits, "high_count": entry.high_count,
+                    "low_bits": entry.low_bits, "low_count": entry.low_count,
+                    "value": entry.value, "delta": delta,
+                    "block_start": entry.first & (current == 0),
+                    "block_end": (entry.channel == channels - 1) &
+                                 (current == block_sweeps - 1)}
+        c = {}
+        for name, value in c_fields.items():
+            reg = Signal(value.shape(), name=f"c_{name}")
+            with m.If(advance):
+                m.d.sync += reg.eq(value)
+            c[name] = reg
+        with m.If(advance):
+            m.d.sync += c_valid.eq(symbols.o.valid)
+
+        # -- the running budget: coded or verbatim, at the range coder's entry -------------
+        account = Signal(signed(ACCOUNT_BITS))
+        now = Signal(signed(ACCOUNT_BITS))
+        coded = Signal()
+        moved = Signal(signed(ACCOUNT_BITS + 1))
+        m.d.comb += [now.eq(Mux(c["block_start"], 0, account)),
+                     coded.eq(now <= BUDGET_SLACK_EIGHTHS),
+                     moved.eq(now + c["delta"])]
         out = coder.i.payload
-        with m.If(symbols.o.valid):
-            with m.If(block_start & ~flag_sent):
-                m.d.comb += [coder.i.valid.eq(1), out.kind.eq(ENTRY_FLAG)]
-                with m.If(coder.i.ready):
-                    m.d.sync += flag_sent.eq(1)
-            with m.Else():
-                m.d.comb += [
-                    coder.i.valid.eq(1), out.kind.eq(ENTRY_SAMPLE),
-                    out.low.eq(entry.low), out.frequency.eq(entry.frequency),
-                    out.high_bits.eq(entry.high_bits), out.high_count.eq(entry.high_count),
-                    out.low_bits.eq(entry.low_bits), out.low_count.eq(entry.low_count),
-                    out.block_end.eq((entry.channel == channels - 1) &
-                                     (current == block_sweeps - 1)),
-                    symbols.o.ready.eq(coder.i.ready),
-                ]
-                with m.If(coder.i.ready):
-                    m.d.sync += [flag_sent.eq(0), sweep.eq(current), started.eq(1)]
+        with m.If(c_valid):
+            m.d.comb += [
+                coder.i.valid.eq(1),
+                out.kind.eq(Mux(coded, ENTRY_SAMPLE, ENTRY_VERBATIM)),
+                out.low.eq(c["low"]), out.frequency.eq(c["frequency"]),
+                out.high_bits.eq(Mux(coded, c["high_bits"], c["value"])),
+                out.high_count.eq(c["high_count"]),
+                out.low_bits.eq(c["low_bits"]), out.low_count.eq(c["low_count"]),
+                out.block_end.eq(c["block_end"]),
+            ]
+            with m.If(coder.i.ready):
+                m.d.sync += account.eq(Mux(coded, Mux(moved < ACCOUNT_FLOOR_EIGHTHS,
+                                                      ACCOUNT_FLOOR_EIGHTHS, moved), now))
         with m.Elif(flush_pending & (in_flight == 0) & ~self.i.valid):
             m.d.comb += [coder.i.valid.eq(1), out.kind.eq(ENTRY_FLUSH)]
             with m.If(coder.i.ready):

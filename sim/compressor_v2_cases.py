@@ -1,6 +1,8 @@
-"""`make sim` cases of the v2 coder's gateware (hdl/compressor_v2.py) and the stimuli they
-drive: random and adversarial signals (white noise, rails, steps, bursts of samples that
-share one context table)."""
+"""`make sim` cases of the v2 coder's gateware (hdl/compressor_v2.py, hdl/compressor_v2_coder.py)
+and the stimuli they drive: random and adversarial signals (white noise, rails, steps,
+bursts of samples that share one context table, and for the running budget: noise bursts
+that send samples verbatim from the middle of a block, spikes at a block's start that its
+slack absorbs). Every case is compared with the golden model's own stream."""
 
 import random
 from typing import Any
@@ -16,7 +18,8 @@ __all__ = ["CASES", "V2_STIMULI", "v2_stimulus"]
 
 #: Stimuli of :func:`v2_stimulus` (besides the v1 coder's, :data:`~spikeforge.sim.stimuli.
 #: CODEC_STIMULI`).
-V2_STIMULI = ("white", "rails", "steps", "same-context", "quiet", "mixed")
+V2_STIMULI = ("white", "rails", "steps", "same-context", "quiet", "mixed", "bursts",
+              "spike-early")
 
 
 def v2_bench_inputs(params: dict[str, Any]
@@ -37,8 +40,13 @@ def v2_stimulus(kind: str, sweeps: int, channels: int, seed: int = 0) -> np.ndar
     levels that jump by up to the full scale; same-context: every channel the same small
     noise level, so consecutive samples use one CDF table, with bursts of spikes that move
     them all to another at once; quiet: +-1 noise and silence; mixed: each channel its own
-    scale (2**0 .. 2**14), so the table changes from one sample to the next. Other kinds
-    are the v1 coder's (:func:`~spikeforge.sim.stimuli.codec_stimulus`).
+    scale (2**0 .. 2**14), so the table changes from one sample to the next; bursts: small
+    noise, full-scale noise on every channel in sweeps 2..11 of every 16 (from the middle
+    of a block of 8 or 16 sweeps the running budget sends samples verbatim); spike-early:
+    small noise, and every 8 sweeps (the first sweep of a block of 4 or 8) a full-scale
+    spike on channels 0 and 1 (the two first samples of the block cost more than raw: the
+    budget's slack absorbs them). Other kinds are the v1 coder's
+    (:func:`~spikeforge.sim.stimuli.codec_stimulus`).
     """
     rng = np.random.default_rng(seed)
     n = np.arange(sweeps)[:, None]
@@ -60,6 +68,14 @@ def v2_stimulus(kind: str, sweeps: int, channels: int, seed: int = 0) -> np.ndar
     elif kind == "mixed":
         scales = 2.0 ** rng.integers(0, 15, channels)
         x = rng.normal(0, 1, (sweeps, channels)) * scales[None, :]
+    elif kind == "bursts":
+        x = rng.normal(0, 3, (sweeps, channels))
+        burst = (n % 16 >= 2) & (n % 16 < 12)
+        x = np.where(burst, rng.integers(-32768, 32768, (sweeps, channels)), x)
+    elif kind == "spike-early":
+        x = rng.normal(0, 3, (sweeps, channels))
+        spike = (n % 8 == 0) & (np.arange(channels)[None, :] < 2)
+        x = np.where(spike, rng.choice([-30000, 30000], (sweeps, channels)), x)
     else:
         return codec_stimulus(kind, sweeps, channels, seed)
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16)

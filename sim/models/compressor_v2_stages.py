@@ -41,7 +41,8 @@ from spikeforge.firmware.compression_v2 import (
 )
 from spikeforge.hdl.compressor_v2 import check_symbol_config
 
-__all__ = ["SYMBOL_FIELDS", "symbol_stream_v2", "budget_v2", "range_code_v2",
+__all__ = ["SYMBOL_FIELDS", "symbol_stream_v2", "sample_cost_eighths", "budget_v2",
+           "range_code_v2",
            "range_step_v2", "range_code_v2_by_sample"]
 
 #: One row per sample, in stream order (``value``: the sample's 16 bits, ``v & 0xFFFF``,

@@ -1,5 +1,6 @@
-"""The v2 symbol stage (hdl/compressor_v2.py) against its model, in Amaranth's simulator, and
-the model's split (symbols + range coder) against the v2 golden model."""
+"""The v2 symbol stage (hdl/compressor_v2.py) and the whole coder (hdl/compressor_v2_coder.py,
+with the running budget) against their models, in Amaranth's simulator, and the model's
+split (symbols + running budget + range coder) against the v2 golden model."""
 
 import numpy as np
 import pytest
@@ -12,8 +13,10 @@ from spikeforge.sim.compressor_v2_cases import v2_stimulus
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 from spikeforge.sim.models.compressor_v2_stages import (
     SYMBOL_FIELDS,
+    budget_v2,
     range_code_v2,
     range_code_v2_by_sample,
+    sample_cost_eighths,
     symbol_stream_v2,
 )
 
@@ -21,17 +24,37 @@ SMALL = CodecV2Config(enabled=True, block_sweeps=5, taps=3, level_tap=False, con
                       shift_offset=0, rate_max=6, mu=3, weight_bits=6)
 
 
-@pytest.mark.parametrize("kind", ["spikes", "dc-steps", "quiet", "same-context", "steps"])
+@pytest.mark.parametrize("kind", ["spikes", "dc-steps", "quiet", "same-context", "steps",
+                                  "white", "rails", "mixed", "saturation", "spike-early",
+                                  "bursts"])
 @pytest.mark.parametrize("config", [CodecV2Config(enabled=True, block_sweeps=8), SMALL],
                          ids=["default", "small"])
 def test_symbols_and_range_coder_are_the_golden_model(kind: str, config: CodecV2Config):
+    """Every stimulus, whether the budget sends samples verbatim or not."""
     samples = v2_stimulus(kind, 48, 6, seed=5)
     stream, ends, verbatim = encode_v2_stream(samples, config)
-    assert not verbatim.any(), "pick a stimulus the model codes (no verbatim block)"
-    got, got_ends = range_code_v2(symbol_stream_v2(samples, config),
-                                  6 * config.block_sweeps)
+    rows = symbol_stream_v2(samples, config)
+    per_block = 6 * config.block_sweeps
+    got, got_ends = range_code_v2(rows, per_block)
     assert got == bytes(stream)
     assert got_ends == list(ends)
+    coded = budget_v2(rows, per_block)
+    assert [int((~coded[i:i + per_block]).sum()) for i in range(0, len(rows), per_block)] \
+        == list(verbatim)
+
+
+def test_the_budget_switches_mid_block_and_the_slack_absorbs_a_spike():
+    """The stimuli the benches rely on: white noise goes verbatim part of the way into a
+    block; a spike at a block's start is coded (the slack), and no sample of its block is
+    verbatim."""
+    config = CodecV2Config(enabled=True, block_sweeps=8)
+    rows = symbol_stream_v2(v2_stimulus("white", 48, 6, seed=5), config)
+    coded = budget_v2(rows, 48).reshape(-1, 48)
+    assert coded[:, 0].all() and (~coded).any(axis=1).all()
+    rows = symbol_stream_v2(v2_stimulus("spike-early", 48, 6, seed=5), config)
+    assert budget_v2(rows, 48).all()
+    # with no slack, each block's second sample would be verbatim
+    assert all(sample_cost_eighths(row) > 0 for row in rows[::48])
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -85,9 +108,7 @@ def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0
             ctx.set(dut.o.ready, int(ready))
             _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
             if valid and ready:
-                got.append([int(getattr(payload, name)) for name in
-                            ("context", "symbol", "low", "frequency", "high_bits",
-                             "high_count", "low_bits", "low_count")])
+                got.append([int(getattr(payload, name)) for name in SYMBOL_FIELDS])
             assert cycle < 20 * total + 100, "the coder stopped"
 
     sim = Simulator(dut)
@@ -174,21 +195,20 @@ def _run_coder(samples: np.ndarray, config: CodecV2Config, *, stall_every: int =
     ("white", 3, CodecV2Config(enabled=True, block_sweeps=4), 5),  # every bucket, long raw
     ("same-context", 0, CodecV2Config(enabled=True, block_sweeps=3), 5),
     ("rails", 4, SMALL, 5),
+    ("bursts", 0, CodecV2Config(enabled=True, block_sweeps=8), 4),   # verbatim mid-block
     # 2 channels: bubbles between the symbols while samples are still inside the symbol
     # stage; the flush must not overtake them
     ("steps", 0, CodecV2Config(enabled=True, block_sweeps=4), 2),
 ])
 def test_rtl_coder_bytes_match_the_model(kind, stall, config, channels):
     samples = v2_stimulus(kind, 16, channels, seed=1)
-    per_block = channels * config.block_sweeps
-    expected, expected_ends = range_code_v2(symbol_stream_v2(samples, config), per_block)
+    stream, expected_ends, verbatim = encode_v2_stream(samples, config)
     got, ends = _run_coder(samples, config, stall_every=stall)
-    assert got == expected
+    assert got == bytes(stream)
     # A block's end counts the bytes out by then; the model's last end includes the flush.
     full_blocks = len(samples) // config.block_sweeps
     assert len(ends) == full_blocks
     partial = len(samples) % config.block_sweeps != 0
-    assert ends[:full_blocks - 1 + partial] == expected_ends[:full_blocks - 1 + partial]
-    stream, golden_ends, verbatim = encode_v2_stream(samples, config)
-    if not verbatim.any():
-        assert got == bytes(stream)
+    assert ends[:full_blocks - 1 + partial] == list(expected_ends[:full_blocks - 1 + partial])
+    if kind in ("white", "bursts"):
+        assert verbatim.any(), "the stimulus no longer sends samples verbatim"
