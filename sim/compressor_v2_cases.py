@@ -138,4 +138,8 @@ CASES = CASES + (
     _coder_case(3, "quiet", 60, "random", block_sweeps=1),
     _coder_case(9, "dc-steps", 80, "none", block_sweeps=10, taps=3, level_tap=False,
                 contexts=5, shift_offset=0, rate_max=6, mu=3, weight_bits=6),
+    # the running budget: verbatim from the middle of a block (and the next block coded
+    # again), and a spike at each block's start that the slack absorbs
+    _coder_case(6, "bursts", 64, "random", block_sweeps=8),
+    _coder_case(5, "spike-early", 64, "random", block_sweeps=8),
 )
