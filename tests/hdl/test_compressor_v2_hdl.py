@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from spikeforge.firmware.compression_v2 import CodecV2Config
+from spikeforge.firmware.compression_v2 import ACCOUNT_FLOOR_EIGHTHS, CodecV2Config
 from spikeforge.firmware.errors import ConfigError
 from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
 from spikeforge.sim.compressor_v2_cases import v2_stimulus
@@ -41,6 +41,23 @@ def test_symbols_and_range_coder_are_the_golden_model(kind: str, config: CodecV2
     coded = budget_v2(rows, per_block)
     assert [int((~coded[i:i + per_block]).sum()) for i in range(0, len(rows), per_block)] \
         == list(verbatim)
+
+
+def test_the_budget_account_is_kept_down_to_the_floor():
+    """A long block: silence saves far below ACCOUNT_FLOOR_EIGHTHS, then full-scale noise
+    spends it; only with the floor does the block's end go verbatim (and the split model
+    agrees with the golden model)."""
+    rng = np.random.default_rng(1)
+    samples = np.concatenate([np.zeros((700, 2), np.int64),
+                              rng.integers(-32768, 32768, (3396, 2))]).astype(np.int16)
+    config = CodecV2Config(enabled=True, block_sweeps=4096)
+    rows = symbol_stream_v2(samples, config)
+    unclamped = np.cumsum([sample_cost_eighths(row) for row in rows])
+    assert unclamped.min() < ACCOUNT_FLOOR_EIGHTHS and unclamped[-1] < 0
+    stream, ends, verbatim = encode_v2_stream(samples, config)
+    assert verbatim[0] > 0
+    assert range_code_v2(rows, 2 * 4096) == (bytes(stream), list(ends))
+    assert int((~budget_v2(rows, 2 * 4096)).sum()) == verbatim[0]
 
 
 def test_the_budget_switches_mid_block_and_the_slack_absorbs_a_spike():
