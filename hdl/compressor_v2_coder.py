@@ -110,6 +110,13 @@ class RangeCoderV2(wiring.Component):
     per byte slot (stage Q), and stage L adds low into the first three slots' prefix sums
     (the others no longer see it), giving each slot's carry and byte and the new low in two
     adder delays. Stage E runs the model's cache / 0xFF-run logic over the slots.
+
+    A verbatim entry (the running budget's, see :class:`CompressorV2`) has no symbol: K
+    splits its 16 bits into two 8-bit pieces, R's range loop takes ``range & ~0xFF`` (each
+    piece multiplies by ``range >> 8`` and shifts one byte out; a select in front of the
+    register, as the block flag's old path was, no deeper than the sample's path), and the
+    low loop sees an addition of 0 that shifts nothing, then the pieces on the range as it
+    is (``ranged`` = range: already normalised).
     """
 
     i: In(stream.Signature(RangeEntryLayout()))

@@ -19,7 +19,7 @@ __all__ = ["CASES", "V2_STIMULI", "v2_stimulus"]
 #: Stimuli of :func:`v2_stimulus` (besides the v1 coder's, :data:`~spikeforge.sim.stimuli.
 #: CODEC_STIMULI`).
 V2_STIMULI = ("white", "rails", "steps", "same-context", "quiet", "mixed", "bursts",
-              "spike-early")
+              "spike-early", "floor")
 
 
 def v2_bench_inputs(params: dict[str, Any]
@@ -45,7 +45,10 @@ def v2_stimulus(kind: str, sweeps: int, channels: int, seed: int = 0) -> np.ndar
     of a block of 8 or 16 sweeps the running budget sends samples verbatim); spike-early:
     small noise, and every 8 sweeps (the first sweep of a block of 4 or 8) a full-scale
     spike on channels 0 and 1 (the two first samples of the block cost more than raw: the
-    budget's slack absorbs them). Other kinds are the v1 coder's
+    budget's slack absorbs them); floor: silence for the first tenth of the sweeps, then
+    full-scale noise (in one block of 4096 sweeps x 2 channels the silence saves beyond
+    ACCOUNT_FLOOR_EIGHTHS, and only the floor sends the block's end verbatim). Other
+    kinds are the v1 coder's
     (:func:`~spikeforge.sim.stimuli.codec_stimulus`).
     """
     rng = np.random.default_rng(seed)
@@ -72,6 +75,9 @@ def v2_stimulus(kind: str, sweeps: int, channels: int, seed: int = 0) -> np.ndar
         x = rng.normal(0, 3, (sweeps, channels))
         burst = (n % 16 >= 2) & (n % 16 < 12)
         x = np.where(burst, rng.integers(-32768, 32768, (sweeps, channels)), x)
+    elif kind == "floor":
+        x = rng.integers(-32768, 32768, (sweeps, channels))
+        x[:sweeps // 10] = 0
     elif kind == "spike-early":
         x = rng.normal(0, 3, (sweeps, channels))
         spike = (n % 8 == 0) & (np.arange(channels)[None, :] < 2)
@@ -142,4 +148,6 @@ CASES = CASES + (
     # again), and a spike at each block's start that the slack absorbs
     _coder_case(6, "bursts", 64, "random", block_sweeps=8),
     _coder_case(5, "spike-early", 64, "random", block_sweeps=8),
+    # the account's floor: one long block (8192 samples)
+    _coder_case(2, "floor", 4096, "none", block_sweeps=4096),
 )
