@@ -95,9 +95,11 @@ DC_RATE = 8
 #: The context's running mean of zigzag(e) moves 2**-MEAN_SHIFT a sample.
 MEAN_SHIFT = 4
 #: The LMS history holds differences saturated to HISTORY_BITS (signed), the weights (and
-#: the level tap's) are saturated to WEIGHT_STATE_BITS: on N1, SpikeInterface and the test
-#: source neither limit is ever reached, and they keep a channel's state to 267 bits.
-HISTORY_BITS = 12
+#: the level tap's) are saturated to WEIGHT_STATE_BITS. With 10-bit history the coded bytes
+#: of N1 (24 files), SpikeInterface and the test source are those of 16-bit history to the
+#: byte: a difference beyond +-511 is a spike's edge, which no predictor foresees. 10 bits
+#: keep a channel's state to 251 bits: 14 DP16KD at 1024 channels (12 bits: 267, 15).
+HISTORY_BITS = 10
 WEIGHT_STATE_BITS = 12
 #: The running budget (see the module docstring): a block's samples are coded while their
 #: cost bound beyond raw is at most BUDGET_SLACK_EIGHTHS (eighths of a bit), then verbatim.
