@@ -14,6 +14,7 @@ from spikeforge.firmware.compression_v2 import (
     CDF_STATE_BITS,
     DC_FRAC_BITS,
     DC_RATE,
+    ESCAPE,
     HISTORY_BITS,
     LITERAL_BITS,
     LITERALS,
@@ -29,14 +30,20 @@ from spikeforge.firmware.errors import ConfigError
 from .compressor import bit_length
 
 __all__ = ["CompressorV2Symbols", "check_symbol_config", "ChannelStateV2", "SymbolLayoutV2",
-           "SampleInLayout", "SYMBOL_LATENCY"]
+           "SampleInLayout", "SYMBOL_LATENCY", "GRID_LATENCY", "GRID_VALUE_BITS"]
 
 #: Cycles from a sample's acceptance to its symbol on ``o`` (with ``o`` ready).
 SYMBOL_LATENCY = 7
+#: ... and the value grid's extra stages in front (G1 the multiply, G2 the shift, G3 the
+#: clamp and the table's read).
+GRID_LATENCY = 3
+#: A grid table entry (signed): a code's value, outside int16 for codes that never match.
+GRID_VALUE_BITS = 18
 
 _DROP = CDF_STATE_BITS - CDF_BITS
 _MEAN_BITS = 22
 _HIGH_BITS = 17                          # a bucket's raw bits: bitlen(u) - 1 <= 17
+_LOW_BITS = 16                           # the shift's <= 12, an escape's offset's <= 16
 
 
 class SampleInLayout(data.StructLayout):
@@ -54,14 +61,18 @@ class SymbolLayoutV2(data.StructLayout):
     bucket's bits below the leading one), then ``low_count`` raw bits ``low_bits`` (the
     residual's shifted-out bits). ``context`` is the table that coded it; ``value`` (the
     sample's 16 bits, what a verbatim sample sends raw), ``channel`` and ``first`` come
-    from the sample."""
+    from the sample. An ESCAPE (a sample off the value grid) sends instead
+    ``length_e`` (LENGTH_BITS raw: bitlen(zigzag(e))), ``high_bits`` (zigzag(e)'s bits
+    below its leading one), ``length_o`` and ``low_bits`` (the same of zigzag(v -
+    table[s])); ``length_e`` and ``length_o`` are 0 for other symbols."""
 
     def __init__(self, channels: int):
         super().__init__({
             "context": unsigned(4), "symbol": unsigned(6),
             "low": unsigned(CDF_BITS), "frequency": unsigned(CDF_BITS + 1),
             "high_bits": unsigned(_HIGH_BITS), "high_count": unsigned(5),
-            "low_bits": unsigned(SHIFT_MAX), "low_count": unsigned(4), "value": unsigned(16),
+            "low_bits": unsigned(_LOW_BITS), "low_count": unsigned(5), "value": unsigned(16),
+            "length_e": unsigned(5), "length_o": unsigned(5),
             "channel": unsigned(max(1, (channels - 1).bit_length())), "first": 1,
         })
 
@@ -85,15 +96,29 @@ class ChannelStateV2(data.StructLayout):
 
 def check_symbol_config(config: CodecV2Config) -> None:
     """Raise when ``config`` uses a part of v2 the gateware does not cover yet."""
-    if config.grid or config.code_weights:
-        raise ConfigError("the v2 gateware covers codec v2 without a value grid and code "
-                          "weights so far; set grid=False and code_weights=False")
+    if config.code_weights:
+        raise ConfigError("the v2 gateware covers codec v2 without code weights so far; "
+                          "set code_weights=False")
     if config.sync_blocks:
         raise ConfigError("the v2 gateware does not reset its state at sync blocks yet; "
                           "set sync_blocks=0")
     if config.taps < 1:
         raise ConfigError("the v2 gateware needs taps >= 1, not 0")
 
+
+
+def grid_ports(codec: CodecV2Config) -> dict:
+    """The value grid's ports (with ``codec.grid``; none without), set by the host before
+    lossless starts: ``grid_addr``/``grid_data``/``grid_write`` write the table
+    (:meth:`~spikeforge.firmware.compression_v2.ValueGrid.table`, one entry a cycle),
+    ``grid_base``, ``grid_reciprocal``, ``grid_shift`` (:attr:`ValueGrid.base`,
+    :attr:`ValueGrid.reciprocal`) and ``grid_code_max`` (``2**grid.bits - 1``) held."""
+    if not codec.grid:
+        return {}
+    return {"grid_addr": In(codec.grid_bits), "grid_data": In(signed(GRID_VALUE_BITS)),
+            "grid_write": In(1), "grid_base": In(signed(GRID_VALUE_BITS)),
+            "grid_reciprocal": In(30), "grid_shift": In(5),
+            "grid_code_max": In(codec.grid_bits)}
 
 
 def _clamp(value, low: int, high: int):
@@ -133,7 +158,18 @@ class CompressorV2Symbols(wiring.Component):
     Per-channel state: :class:`ChannelStateV2` in one memory of ``channels`` words (block
     RAM). Device-wide: ``contexts`` rows of 45 x 22 bits (a 16-deep memory: LUT RAM) and a
     count each (registers, up to 16 x (rate_max - 4)). Multipliers: ``taps`` 12 x 12 and
-    (level tap) one 12 x 17. Covers codec v2 without a value grid, code weights or sync resets.
+    (level tap) one 12 x 17. Covers codec v2 without code weights or sync resets.
+
+    With a value grid (``codec.grid``) the samples are coded as their ADC codes: three
+    feed-forward stages in front of A (:data:`GRID_LATENCY`): G1 the multiply ``(v - base)
+    * reciprocal + 2**(shift-1)``, G2 the shift, G3 the clamp to ``grid_code_max`` and the
+    reads of the grid's table (``2**grid_bits`` entries of :data:`GRID_VALUE_BITS`, block
+    RAM) and of the channel's state; B compares the table's value with the sample (off the
+    grid: an ESCAPE, its offset zigzagged and length-coded in C); the state holds the code,
+    ``value`` stays the sample's 16 bits. The grid's ports (:func:`grid_ports`) are set by
+    the host before the first sample. One sample per clock still; the channel hazard then
+    covers G1..G3 (the state is read 3 cycles after acceptance). One more multiplier: 19 x
+    30 (a few DSP blocks).
     """
 
     def __init__(self, channels: int, codec: CodecV2Config):
@@ -145,7 +181,13 @@ class CompressorV2Symbols(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(SampleInLayout(channels))),
             "o": Out(stream.Signature(SymbolLayoutV2(channels))),
+            **grid_ports(codec),
         })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a sample's acceptance to its symbol on ``o`` (``o`` ready)."""
+        return SYMBOL_LATENCY + (GRID_LATENCY if self._codec.grid else 0)
 
     def elaborate(self, platform):
         m = Module()
@@ -165,9 +207,12 @@ class CompressorV2Symbols(wiring.Component):
         d = self._residual(m, advance, c, state_wr)
         e = self._symbol(m, advance, d)
         self._frequencies(m, advance, e)
-        # Hazard: a channel still in B, C or D has not written its state yet.
+        # Hazard: a channel within 3 stages ahead of the one entering has not written its
+        # state when this one's is read (B, C or D; with the grid the read is 3 stages
+        # later, and the pipeline moves in lockstep, so G1, G2, G3).
+        window = a.front if codec.grid else (b, c, d)
         busy = Cat(*[(stage.valid & (stage.channel == self.i.payload.channel))
-                     for stage in (b, c, d)]).any()
+                     for stage in window]).any()
         m.d.comb += a.hazard.eq(busy)
         return m
 
@@ -198,13 +243,46 @@ class CompressorV2Symbols(wiring.Component):
         m.d.comb += [
             self.i.ready.eq(advance & ~hazard),
             accept.eq(self.i.valid & self.i.ready & (started | sample.first)),
-            state_rd.addr.eq(sample.channel), state_rd.en.eq(advance),
+            state_rd.en.eq(advance),
         ]
         with m.If(accept):
             m.d.sync += started.eq(1)
         source = SimpleNamespace(valid=accept, channel=sample.channel, first=sample.first)
-        b = self._stage(m, advance, source, {"value": sample.value}, "b")
+        if not self._codec.grid:
+            m.d.comb += state_rd.addr.eq(sample.channel)
+            b = self._stage(m, advance, source, {"value": sample.value}, "b")
+            b.code = b.value
+            b.hazard = hazard
+            return b
+        # The value grid: G1 the multiply (the rounding added), G2 the shift, G3 the
+        # clamp, the table's read and the state's read (feed-forward, in front of A).
+        grid_bits = self._codec.grid_bits
+        m.submodules.grid = grid_mem = memory.Memory(shape=signed(GRID_VALUE_BITS),
+                                                     depth=1 << grid_bits, init=[])
+        table_wr = grid_mem.write_port()
+        table_rd = grid_mem.read_port()
+        m.d.comb += [table_wr.addr.eq(self.grid_addr), table_wr.data.eq(self.grid_data),
+                     table_wr.en.eq(self.grid_write)]
+        rounding = Signal(31)
+        m.d.comb += rounding.eq((Const(1, 32) << self.grid_shift) >> 1)
+        g1 = self._stage(m, advance, source, {"value": sample.value}, "g1")
+        product = Signal(signed(50))
+        m.d.comb += product.eq((g1.value - self.grid_base) * self.grid_reciprocal + rounding)
+        g2 = self._stage(m, advance, g1, {"value": g1.value, "product": product}, "g2")
+        scaled = Signal(signed(35))
+        m.d.comb += scaled.eq(g2.product >> self.grid_shift)
+        g3 = self._stage(m, advance, g2, {"value": g2.value, "scaled": scaled}, "g3")
+        code = Signal(grid_bits)
+        m.d.comb += [
+            code.eq(Mux(g3.scaled < 0, 0, Mux(g3.scaled > self.grid_code_max,
+                                               self.grid_code_max, g3.scaled))),
+            table_rd.addr.eq(code), table_rd.en.eq(advance),
+            state_rd.addr.eq(g3.channel),
+        ]
+        b = self._stage(m, advance, g3, {"value": g3.value, "code": code}, "b")
+        b.table_value = table_rd.data
         b.hazard = hazard
+        b.front = (g1, g2, g3)
         return b
 
     def _products(self, m: Module, advance, b: SimpleNamespace, state) -> SimpleNamespace:
@@ -215,8 +293,13 @@ class CompressorV2Symbols(wiring.Component):
                     for t in range(codec.taps)}
         names = dict(products)
         d = Signal(signed(17))
-        m.d.comb += d.eq(b.value - state.prev)
+        m.d.comb += d.eq(b.code - state.prev)
         names["d"] = d
+        if codec.grid:
+            # Off the grid: an ESCAPE, with the offset from the code's value.
+            offset = Signal(signed(GRID_VALUE_BITS + 1))
+            m.d.comb += offset.eq(b.value - b.table_value)
+            names.update({"escape": offset != 0, "offset": offset})
         if codec.level_tap:
             xl = Signal(signed(17))
             m.d.comb += xl.eq(state.prev - (state.dc >> DC_FRAC_BITS))
@@ -235,7 +318,8 @@ class CompressorV2Symbols(wiring.Component):
         shift = Signal(range(SHIFT_MAX + 1))
         if codec.shift_offset:
             m.d.comb += shift.eq(_clamp(n - codec.shift_offset, 0, SHIFT_MAX))
-        names.update({"context": context, "shift": shift, "value": b.value, "state": state})
+        names.update({"context": context, "shift": shift, "value": b.value, "code": b.code,
+                      "state": state})
         return self._stage(m, advance, b, names, "c")
 
     def _predict(self, m: Module, advance, c: SimpleNamespace) -> SimpleNamespace:
@@ -249,9 +333,18 @@ class CompressorV2Symbols(wiring.Component):
         prediction = Signal(signed(18))
         m.d.comb += prediction.eq(_clamp(acc >> codec.weight_bits, -65536, 65535))
         names = {"prediction": prediction, "d": c.d, "context": c.context, "shift": c.shift,
-                 "value": c.value, "state": c.state}
+                 "value": c.value, "code": c.code, "state": c.state}
         if codec.level_tap:
             names["xl"] = c.xl
+        if codec.grid:
+            # The escape's offset, zigzagged and length-coded (its bit length, the bits
+            # below the leading one).
+            zo = Signal(GRID_VALUE_BITS + 1)
+            m.d.comb += zo.eq(Mux(c.offset >= 0, c.offset << 1, -2 * c.offset - 1))
+            length_o = bit_length(m, zo, GRID_VALUE_BITS + 1, "offset_bits")
+            names.update({"escape": c.escape, "length_o": length_o,
+                          "offset_bits": (zo ^ ((Const(1, GRID_VALUE_BITS + 2) << length_o)
+                                                >> 1))[:_LOW_BITS]})
         return self._stage(m, advance, c, names, "d")
 
     def _residual(self, m: Module, advance, d: SimpleNamespace, state_wr) -> SimpleNamespace:
@@ -280,13 +373,13 @@ class CompressorV2Symbols(wiring.Component):
         for t in range(1, codec.taps):
             m.d.comb += new.history[t].eq(state.history[t - 1])
         m.d.comb += [
-            new.prev.eq(d.value),
+            new.prev.eq(d.code),
             new.mean.eq(state.mean + (((ue << 4) - state.mean) >> MEAN_SHIFT)),
         ]
         if codec.level_tap:
             step = _sign_step(codec.mu, e, d.xl)
             scaled = Signal(signed(16 + DC_FRAC_BITS))
-            m.d.comb += scaled.eq(d.value << DC_FRAC_BITS)
+            m.d.comb += scaled.eq(d.code << DC_FRAC_BITS)
             m.d.comb += [
                 new.level_weight.eq(_clamp(state.level_weight + step, -w_lim, w_lim)),
                 new.dc.eq(Mux(state.started, state.dc + ((scaled - state.dc) >> DC_RATE),
@@ -295,18 +388,27 @@ class CompressorV2Symbols(wiring.Component):
             ]
         m.d.comb += [state_wr.addr.eq(d.channel), state_wr.data.eq(new),
                      state_wr.en.eq(d.valid & advance)]
-        return self._stage(m, advance, d, {"shifted": shifted, "u": u, "low_bits": low_bits,
-                                           "shift": d.shift, "context": d.context,
-                                           "value": d.value}, "e")
+        names = {"shifted": shifted, "u": u, "low_bits": low_bits, "shift": d.shift,
+                 "context": d.context, "value": d.value}
+        if codec.grid:
+            names.update({"ue": ue, "escape": d.escape, "length_o": d.length_o,
+                          "offset_bits": d.offset_bits})
+        return self._stage(m, advance, d, names, "e")
 
     def _symbol(self, m: Module, advance, e: SimpleNamespace) -> SimpleNamespace:
-        """Stage E: the symbol and the bucket's raw bits; the CDF row's read is issued."""
+        """Stage E: the symbol and the bucket's raw bits (an ESCAPE's: its two length-coded
+        fields); the CDF row's read is issued."""
         nb = bit_length(m, e.u, 19, "u_bits")
         literal = Signal()
         m.d.comb += literal.eq(e.u < LITERALS)
         symbol = Signal(6)
         high_count = Signal(5)
         high_bits = Signal(_HIGH_BITS)
+        low_bits = Signal(_LOW_BITS)
+        low_count = Signal(5)
+        length_e = Signal(5)
+        length_o = Signal(5)
+        m.d.comb += [low_bits.eq(e.low_bits), low_count.eq(e.shift)]
         with m.If(literal):
             m.d.comb += symbol.eq(e.shifted + LITERALS // 2)
         with m.Else():
@@ -315,11 +417,23 @@ class CompressorV2Symbols(wiring.Component):
                 high_count.eq(nb - 1),
                 high_bits.eq(e.u ^ ((Const(1, 20) << nb) >> 1)),    # leading one cleared
             ]
+        if self._codec.grid:
+            # zigzag(e) and the offset, each its bit length and the bits below its leading
+            # one (the model's _encode_length_coded); no shift bits
+            ne = bit_length(m, e.ue, 19, "ue_bits")
+            with m.If(e.escape):
+                m.d.comb += [
+                    symbol.eq(ESCAPE), length_e.eq(ne), length_o.eq(e.length_o),
+                    high_count.eq(Mux(ne > 1, ne - 1, 0)),
+                    high_bits.eq(e.ue ^ ((Const(1, 20) << ne) >> 1)),
+                    low_count.eq(Mux(e.length_o > 1, e.length_o - 1, 0)),
+                    low_bits.eq(e.offset_bits),
+                ]
         self._row_read_addr = e.context
         return self._stage(m, advance, e, {
             "symbol": symbol, "high_bits": high_bits, "high_count": high_count,
-            "low_bits": e.low_bits, "low_count": e.shift, "context": e.context,
-            "value": e.value}, "f")
+            "low_bits": low_bits, "low_count": low_count, "length_e": length_e,
+            "length_o": length_o, "context": e.context, "value": e.value}, "f")
 
     def _frequencies(self, m: Module, advance, f: SimpleNamespace) -> None:
         """Stage F: the context's CDF row (forwarded when the sample before used it), the
@@ -396,4 +510,5 @@ class CompressorV2Symbols(wiring.Component):
                 payload.high_bits.eq(f.high_bits), payload.high_count.eq(f.high_count),
                 payload.low_bits.eq(f.low_bits), payload.low_count.eq(f.low_count),
                 payload.value.eq(f.value), payload.channel.eq(f.channel), payload.first.eq(f.first),
+                payload.length_e.eq(f.length_e), payload.length_o.eq(f.length_o),
             ]

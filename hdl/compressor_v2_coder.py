@@ -10,32 +10,37 @@ from spikeforge.firmware.compression_v2 import (
     ACCOUNT_FLOOR_EIGHTHS,
     BUDGET_SLACK_EIGHTHS,
     CDF_BITS,
-    SHIFT_MAX,
+    ESCAPE,
+    LENGTH_BITS,
     CodecV2Config,
     log2_floor_eighths,
 )
 
 from .compressor import bit_length
-from .compressor_v2 import SYMBOL_LATENCY, CompressorV2Symbols, SampleInLayout
+from .compressor_v2 import CompressorV2Symbols, SampleInLayout, grid_ports
 
 __all__ = ["RangeEntryLayout", "CodedTokensLayout", "RangeCoderV2", "CompressorV2",
            "ENTRY_SAMPLE", "ENTRY_VERBATIM", "ENTRY_FLUSH", "SLOTS", "RAW_PIECES",
            "ACCOUNT_BITS"]
 
 ENTRY_SAMPLE, ENTRY_VERBATIM, ENTRY_FLUSH = 0, 1, 2
-#: Raw pieces after a symbol: a bucket's up to 17 bits (8 + 8 + 1) and the shift's up to 12
-#: (8 + 4).
-RAW_PIECES = 5
+#: Raw pieces after a symbol, in four groups at fixed places: an ESCAPE's length of
+#: zigzag(e) (1 piece: LENGTH_BITS), a bucket's up to 17 bits or the escape's zigzag(e)
+#: below its leading one (8 + 8 + 1; a verbatim sample's 16 bits), the escape's length of
+#: the offset (1), the shift's up to 12 bits or the escape's offset's up to 16 (8 + 8).
+#: An unused piece has 0 bits: it leaves the range and the low as they are.
+RAW_PIECES = 7
+_GROUPS = ((0, 1), (1, 3), (4, 1), (5, 2))       # (first piece, pieces)
 #: Bytes a sample can shift out: 2 after the symbol, 1 after each raw piece (a flush: 5).
-SLOTS = 7
+SLOTS = 2 + RAW_PIECES
 _RUN_BITS = 32
 #: Fewest bits of (range >> 15) * frequency: range >= 2**24, frequency >= 1.
 _PRODUCT_MIN_BITS = 10
 #: A coded sample's cost beyond raw, eighths of a bit (cost_eighths with the total 2**15,
 #: less 128): 8 (high_count + low_count) + 122 - log2_floor_eighths(frequency) + 1 - 128,
-#: -125 .. 8 * 29 - 5.
+#: -125 .. 8 * 43 - 5 (an ESCAPE: 2 x 5 length bits, 17 + 16 below the leading ones).
 _COST_CONST = log2_floor_eighths(1 << CDF_BITS) + 2 + 1 - 128
-_MAX_DELTA = 8 * (17 + SHIFT_MAX) + _COST_CONST
+_MAX_DELTA = 8 * (2 * LENGTH_BITS + 17 + 16) + _COST_CONST
 _MIN_DELTA = _COST_CONST - log2_floor_eighths(1 << CDF_BITS)
 _DELTA_BITS = max(_MAX_DELTA.bit_length(), (-_MIN_DELTA - 1).bit_length()) + 1
 #: Width of the running budget's account (signed): ACCOUNT_FLOOR_EIGHTHS .. the slack plus
@@ -46,7 +51,9 @@ ACCOUNT_BITS = max((-ACCOUNT_FLOOR_EIGHTHS - 1).bit_length(),
 
 class RangeEntryLayout(data.StructLayout):
     """One range-coder entry: ``kind`` ENTRY_SAMPLE (code ``low``/``frequency`` of 2**15,
-    then ``high_count`` raw bits ``high_bits``, then ``low_count`` raw bits ``low_bits``),
+    then ``high_count`` raw bits ``high_bits``, then ``low_count`` raw bits ``low_bits``;
+    with ``escape``, LENGTH_BITS raw bits ``length_e`` before ``high_bits`` and
+    ``length_o`` before ``low_bits``),
     ENTRY_VERBATIM (a verbatim sample: no symbol, its 16 bits ``high_bits[:16]`` raw in two
     8-bit pieces; the other fields are ignored) or ENTRY_FLUSH (the coder's final 5
     bytes). ``block_end`` marks a block's last sample."""
@@ -54,8 +61,10 @@ class RangeEntryLayout(data.StructLayout):
     def __init__(self):
         super().__init__({
             "kind": unsigned(2), "low": unsigned(CDF_BITS), "frequency": unsigned(CDF_BITS + 1),
+            "escape": 1, "length_e": unsigned(LENGTH_BITS),
             "high_bits": unsigned(17), "high_count": unsigned(5),
-            "low_bits": unsigned(SHIFT_MAX), "low_count": unsigned(4), "block_end": 1,
+            "length_o": unsigned(LENGTH_BITS),
+            "low_bits": unsigned(16), "low_count": unsigned(5), "block_end": 1,
         })
 
 
@@ -98,8 +107,9 @@ class RangeCoderV2(wiring.Component):
     How one entry per clock is reached (the formulation of :func:`~spikeforge.sim.models.
     compressor_v2_stages.range_step_v2`): stage I registers the entry (nothing of the
     sender's logic reaches the coder's), stage K splits its raw bits into pieces (up to
-    5 of up to 8 bits) and stage P computes each piece's effect for every bit length of
-    the range (a chained table, over stages PA and P). The range and the low are two
+    :data:`RAW_PIECES` of up to 8 bits, at fixed places: an unused piece has 0 bits) and
+    stage P computes each piece's effect for every bit length of the range (a chained
+    table, over stages PA, PB and P: three links at most a stage). The range and the low are two
     separate loops. The
     range loop (stage R) is one multiply (``(range >> 15) * frequency``) and one shift: the
     normalisation and the raw pieces only truncate and shift the range, and how depends
@@ -145,38 +155,29 @@ class RangeCoderV2(wiring.Component):
         i_stage = stage({"entry": self.i.payload.as_value()}, self.i.valid, "i")
         entry = RangeEntryLayout()(i_stage["entry"])
 
-        # -- K: the raw pieces (a verbatim sample's: its 16 bits, 8 + 8) --------------------
+        # -- K: the raw pieces, each group at its fixed places (a verbatim sample's: its 16
+        # bits, 8 + 8, in the second group) ---------------------------------------------
         verbatim_in = Signal()
-        high_count = Signal(5)
-        low_count = Signal(4)
+        escape_in = Signal()
         m.d.comb += [verbatim_in.eq(entry.kind == ENTRY_VERBATIM),
-                     high_count.eq(Mux(verbatim_in, 16, entry.high_count)),
-                     low_count.eq(Mux(verbatim_in, 0, entry.low_count))]
+                     escape_in.eq(entry.escape & ~verbatim_in)]
+        groups = (
+            (Mux(escape_in, LENGTH_BITS, 0), entry.length_e, LENGTH_BITS),
+            (Mux(verbatim_in, 16, entry.high_count), entry.high_bits, 17),
+            (Mux(escape_in, LENGTH_BITS, 0), entry.length_o, LENGTH_BITS),
+            (Mux(verbatim_in, 0, entry.low_count), entry.low_bits, 16),
+        )
         piece_k = [Signal(4, name=f"piece_k{i}") for i in range(RAW_PIECES)]
         piece_v = [Signal(8, name=f"piece_v{i}") for i in range(RAW_PIECES)]
-        with m.Switch(high_count):
-            for count in range(18):
-                with m.Case(count):
-                    sizes = _pieces(count)
-                    rest = count
-                    for i, k in enumerate(sizes):
-                        rest -= k
-                        m.d.comb += [piece_k[i].eq(k),
-                                     piece_v[i].eq((entry.high_bits >> rest)[:k])]
-        with m.Switch(low_count):
-            for count in range(SHIFT_MAX + 1):
-                with m.Case(count):
-                    sizes = _pieces(count)
-                    rest = count
-                    # the shift's pieces follow the bucket's (0..3 of them)
-                    for i, k in enumerate(sizes):
-                        rest -= k
-                        index = Signal(3, name=f"low_piece{count}_{i}")
-                        m.d.comb += index.eq(_piece_count(high_count) + i)
-                        for slot in range(RAW_PIECES):
-                            with m.If(index == slot):
-                                m.d.comb += [piece_k[slot].eq(k),
-                                             piece_v[slot].eq((entry.low_bits >> rest)[:k])]
+        for (first, _), (count, bits, most) in zip(_GROUPS, groups):
+            with m.Switch(count):
+                for n in range(1, most + 1):
+                    with m.Case(n):
+                        rest = n
+                        for i, k in enumerate(_pieces(n)):
+                            rest -= k
+                            m.d.comb += [piece_k[first + i].eq(k),
+                                         piece_v[first + i].eq((bits >> rest)[:k])]
         k_values = {"kind": entry.kind, "low": entry.low, "frequency": entry.frequency,
                     "block_end": entry.block_end}
         for i in range(RAW_PIECES):
@@ -192,7 +193,7 @@ class RangeCoderV2(wiring.Component):
         # (t, s) (its multiplier is range >> t << s), the bytes it shifts, and the final
         # (t, s).
         # The chain over the 5 pieces is long (about 12 carry chains at 1f96777, the whole
-        # coder's critical path): pieces 0-2 in stage PA, pieces 3-4 in P.
+        # coder's critical path): at most three links a stage.
         tables = {}
 
         def chain(b: int, i: int, t, s, bits, k):
@@ -213,38 +214,32 @@ class RangeCoderV2(wiring.Component):
             tables[(b, i)] = (t_cut, s_cut, shift)
             return t_next, s_next, bits_next
 
-        _SPLIT = 3
-        pa_values = {"kind": kreg["kind"], "low": kreg["low"], "frequency": kreg["frequency"],
-                     "block_end": kreg["block_end"]}
-        for i in range(RAW_PIECES):
-            pa_values[f"v{i}"] = kreg[f"v{i}"]
-        for i in range(_SPLIT, RAW_PIECES):
-            pa_values[f"k{i}"] = piece_k[i]
-        for b in range(8):
-            t, s, bits = Const(0, 6), Const(0, 5), Const(25 + b, 7)
-            for i in range(_SPLIT):
-                t, s, bits = chain(b, i, t, s, bits, piece_k[i])
-                t_cut, s_cut, shift = tables[(b, i)]
-                pa_values[f"t{b}_{i}"], pa_values[f"s{b}_{i}"] = t_cut, s_cut
-                pa_values[f"n{b}_{i}"] = shift
-            pa_values[f"tt{b}"], pa_values[f"ss{b}"], pa_values[f"bb{b}"] = t, s, bits
-        pa = stage(pa_values, kreg["valid"], "pa")
-
-        p_values = {name: pa[name] for name in ("kind", "low", "frequency", "block_end")}
-        for i in range(RAW_PIECES):
-            p_values[f"v{i}"] = pa[f"v{i}"]
-        for b in range(8):
-            for i in range(_SPLIT):
-                for name in (f"t{b}_{i}", f"s{b}_{i}", f"n{b}_{i}"):
-                    p_values[name] = pa[name]
-            t, s, bits = pa[f"tt{b}"], pa[f"ss{b}"], pa[f"bb{b}"]
-            for i in range(_SPLIT, RAW_PIECES):
-                t, s, bits = chain(b, i, t, s, bits, pa[f"k{i}"])
-                t_cut, s_cut, shift = tables[(b, i)]
-                p_values[f"t{b}_{i}"], p_values[f"s{b}_{i}"] = t_cut, s_cut
-                p_values[f"n{b}_{i}"] = shift
-            p_values[f"t{b}"], p_values[f"s{b}"] = t, s
-        p = stage(p_values, pa["valid"], "p")
+        # Pieces 0-2 in stage PA, 3-4 in PB, 5-6 in P (at most three links a stage).
+        carried = ("kind", "low", "frequency", "block_end")
+        prev = kreg
+        for name, (first, last) in zip(("pa", "pb", "p"), ((0, 3), (3, 5), (5, 7))):
+            values = {key: prev[key] for key in carried}
+            for i in range(RAW_PIECES):
+                values[f"v{i}"] = prev[f"v{i}"]
+            for i in range(last, RAW_PIECES):
+                values[f"k{i}"] = prev[f"k{i}"]
+            for b in range(8):
+                for i in range(first):
+                    for key in (f"t{b}_{i}", f"s{b}_{i}", f"n{b}_{i}"):
+                        values[key] = prev[key]
+                if first == 0:
+                    t, s, bits = Const(0, 6), Const(0, 5), Const(25 + b, 7)
+                else:
+                    t, s, bits = prev[f"tt{b}"], prev[f"ss{b}"], prev[f"bb{b}"]
+                for i in range(first, last):
+                    t, s, bits = chain(b, i, t, s, bits, prev[f"k{i}"])
+                    t_cut, s_cut, shift = tables[(b, i)]
+                    values[f"t{b}_{i}"], values[f"s{b}_{i}"] = t_cut, s_cut
+                    values[f"n{b}_{i}"] = shift
+                values[f"tt{b}"], values[f"ss{b}"], values[f"bb{b}"] = t, s, bits
+            prev = stage({k: _as_signal(m, v, f"{name}in_{k}") for k, v in values.items()},
+                         prev["valid"], name)
+        p = prev
 
         # -- P2: for each bit length of the symbol's product, the final range's shift ------
         # The product (range >> 15) * frequency has 10..32 bits; with bp bits it is
@@ -257,7 +252,7 @@ class RangeCoderV2(wiring.Component):
         for bp in range(_PRODUCT_MIN_BITS, 33):
             n = 0 if bp >= 25 else (1 if bp >= 17 else 2)
             b = bp + 8 * n - 25
-            t_b, s_b = p[f"t{b}"], p[f"s{b}"]
+            t_b, s_b = p[f"tt{b}"], p[f"ss{b}"]
             cut = Signal(7, name=f"cut{bp}")
             keep = Signal(bp, name=f"keep{bp}")       # the product's bits that stay
             right = Signal(7, name=f"right{bp}")
@@ -439,7 +434,7 @@ class RangeCoderV2(wiring.Component):
         payload = self.o.payload
         flushed_before = Const(0, 1)
         cache_j = cache
-        since = Const(0, 3)          # slots that did not flush since the last that did
+        since = Const(0, 4)          # slots that did not flush since the last that did
         tokens = []
         for j in range(1, SLOTS + 1):
             present = Signal(name=f"present{j}")
@@ -454,7 +449,7 @@ class RangeCoderV2(wiring.Component):
                            "byte": (cache_j + carry)[:8], "run": token_run, "carry": carry})
             next_cache = Signal(8, name=f"cache{j}")
             m.d.comb += next_cache.eq(Mux(flushes, byte, cache_j))
-            next_since = Signal(3, name=f"since{j}")
+            next_since = Signal(4, name=f"since{j}")
             m.d.comb += next_since.eq(Mux(flushes, 0, Mux(present, since + 1, since)))
             next_flushed = Signal(name=f"flushed{j}")
             m.d.comb += next_flushed.eq(flushed_before | flushes)
@@ -479,11 +474,6 @@ def _or_all(values: list):
         values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i]
                   for i in range(0, len(values), 2)]
     return values[0]
-
-
-def _piece_count(count):
-    """How many raw pieces ``count`` bits take (0..3)."""
-    return Mux(count > 16, 3, Mux(count > 8, 2, Mux(count > 0, 1, 0)))
 
 
 def _as_signal(m: Module, value, name: str) -> Signal:
@@ -515,7 +505,8 @@ class CompressorV2(wiring.Component):
     cost beyond raw (:func:`~spikeforge.firmware.compression_v2.cost_eighths` with the total
     2**15, less 16 bits; feed-forward) and whether it starts or ends a block. At the range
     coder's entry the decision: the account (a signed :data:`ACCOUNT_BITS`-bit register,
-    taken as 0 at a block's first sample) at most BUDGET_SLACK_EIGHTHS: the sample is
+    taken as 0 at a block's first sample; an ESCAPE's raw bits include its two length
+    fields) at most BUDGET_SLACK_EIGHTHS: the sample is
     coded (ENTRY_SAMPLE) and the account moves by its cost (kept down to
     ACCOUNT_FLOOR_EIGHTHS); else it goes verbatim (ENTRY_VERBATIM: its 16 bits raw) and the
     account stays. The symbol stage never knows: its state moves on every sample.
@@ -528,6 +519,7 @@ class CompressorV2(wiring.Component):
             "i": In(stream.Signature(SampleInLayout(channels))),
             "o": Out(stream.Signature(CodedTokensLayout())),
             "flush": In(1),
+            **grid_ports(codec),
         })
 
     def elaborate(self, platform):
@@ -537,12 +529,14 @@ class CompressorV2(wiring.Component):
         m.submodules.coder = coder = RangeCoderV2()
         wiring.connect(m, wiring.flipped(self.i), symbols.i)
         wiring.connect(m, coder.o, wiring.flipped(self.o))
+        for name in grid_ports(codec):
+            m.d.comb += getattr(symbols, name).eq(getattr(self, name))
 
         flush_pending = Signal()
         with m.If(self.flush):
             m.d.sync += flush_pending.eq(1)
         # Samples inside the symbol stage: a flush waits for them.
-        in_flight = Signal(range(SYMBOL_LATENCY + 2))
+        in_flight = Signal(range(symbols.latency + 2))
         taken_in = Signal()
         taken_out = Signal()
         started_in = Signal()
@@ -575,10 +569,15 @@ class CompressorV2(wiring.Component):
         f_fraction = Signal(3)
         m.d.comb += [f_top.eq(f_bits - 1),
                      f_fraction.eq((Cat(Const(0, 3), entry.frequency) >> f_top)[:3])]
+        escape = Signal()
+        m.d.comb += escape.eq(entry.symbol == ESCAPE)
+        raw_bits = Signal(6)
+        m.d.comb += raw_bits.eq(entry.high_count + entry.low_count
+                                + Mux(escape, 2 * LENGTH_BITS, 0))
         delta = Signal(signed(_DELTA_BITS))
-        m.d.comb += delta.eq(((entry.high_count + entry.low_count) << 3) + _COST_CONST
-                             - Cat(f_fraction, f_top))
-        c_fields = {"low": entry.low, "frequency": entry.frequency,
+        m.d.comb += delta.eq((raw_bits << 3) + _COST_CONST - Cat(f_fraction, f_top))
+        c_fields = {"low": entry.low, "frequency": entry.frequency, "escape": escape,
+                    "length_e": entry.length_e, "length_o": entry.length_o,
                     "high_bits": entry.high_bits, "high_count": entry.high_count,
                     "low_bits": entry.low_bits, "low_count": entry.low_count,
                     "value": entry.value, "delta": delta,
@@ -608,6 +607,8 @@ class CompressorV2(wiring.Component):
                 coder.i.valid.eq(1),
                 out.kind.eq(Mux(coded, ENTRY_SAMPLE, ENTRY_VERBATIM)),
                 out.low.eq(c["low"]), out.frequency.eq(c["frequency"]),
+                out.escape.eq(c["escape"]), out.length_e.eq(c["length_e"]),
+                out.length_o.eq(c["length_o"]),
                 out.high_bits.eq(Mux(coded, c["high_bits"], c["value"])),
                 out.high_count.eq(c["high_count"]),
                 out.low_bits.eq(c["low_bits"]), out.low_count.eq(c["low_count"]),

@@ -2,24 +2,40 @@
 and the stimuli they drive: random and adversarial signals (white noise, rails, steps,
 bursts of samples that share one context table, and for the running budget: noise bursts
 that send samples verbatim from the middle of a block, spikes at a block's start that its
-slack absorbs). Every case is compared with the golden model's own stream."""
+slack absorbs; over a value grid: an N1-like stream with clipped samples and off-grid
+values, escapes with the widest fields, white noise through a grid). Every case is compared
+with the golden model's own stream."""
 
 import random
 from typing import Any
 
 import numpy as np
 
-from spikeforge.firmware.compression_v2 import CodecV2Config
+from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid
 
 from .stimuli import codec_stimulus
 from .suite_case import BenchCase
 
-__all__ = ["CASES", "V2_STIMULI", "v2_stimulus"]
+__all__ = ["CASES", "V2_STIMULI", "GRID_STIMULI", "v2_stimulus", "grid_of", "load_grid"]
 
 #: Stimuli of :func:`v2_stimulus` (besides the v1 coder's, :data:`~spikeforge.sim.stimuli.
 #: CODEC_STIMULI`).
 V2_STIMULI = ("white", "rails", "steps", "same-context", "quiet", "mixed", "bursts",
               "spike-early", "floor")
+#: Stimuli on a value grid (:func:`grid_of` gives each its grid).
+GRID_STIMULI = ("grid-n1", "grid-wide", "grid-white")
+
+
+def grid_of(kind: str) -> ValueGrid | None:
+    """The value grid a stimulus is made on (None: not a grid stimulus). grid-n1 and
+    grid-white: a 10-bit ADC over the full scale, truncated (as N1's files); grid-wide: an
+    8-bit grid covering only 31000..31765 (step 3), so values below it are escapes whose
+    offset from the clamped code's value is up to 17 bits zigzagged."""
+    if kind in ("grid-n1", "grid-white"):
+        return ValueGrid.full_scale(10, "toward_zero")
+    if kind == "grid-wide":
+        return ValueGrid(8, 31000, 3, 1, "nearest")
+    return None
 
 
 def v2_bench_inputs(params: dict[str, Any]
@@ -47,8 +63,13 @@ def v2_stimulus(kind: str, sweeps: int, channels: int, seed: int = 0) -> np.ndar
     spike on channels 0 and 1 (the two first samples of the block cost more than raw: the
     budget's slack absorbs them); floor: silence for the first tenth of the sweeps, then
     full-scale noise (in one block of 4096 sweeps x 2 channels the silence saves beyond
-    ACCOUNT_FLOOR_EIGHTHS, and only the floor sends the block's end verbatim). Other
-    kinds are the v1 coder's
+    ACCOUNT_FLOOR_EIGHTHS, and only the floor sends the block's end verbatim). On a value
+    grid (:func:`grid_of`): grid-n1: each channel a random walk of codes with spikes,
+    values from the grid's table, channel 1 clipped (-32768, code 0) every 5th sweep, and
+    every 7th sample (in stream order) off the grid by 1..60 (an ESCAPE); grid-wide: codes
+    on the narrow grid, and every 4th sample a value far below it (-32768 .. -20000: the
+    widest offsets); grid-white: full-scale uniform noise (nearly every sample off the
+    grid, so the budget sends the blocks verbatim). Other kinds are the v1 coder's
     (:func:`~spikeforge.sim.stimuli.codec_stimulus`).
     """
     rng = np.random.default_rng(seed)
@@ -82,13 +103,62 @@ def v2_stimulus(kind: str, sweeps: int, channels: int, seed: int = 0) -> np.ndar
         x = rng.normal(0, 3, (sweeps, channels))
         spike = (n % 8 == 0) & (np.arange(channels)[None, :] < 2)
         x = np.where(spike, rng.choice([-30000, 30000], (sweeps, channels)), x)
+    elif kind in GRID_STIMULI:
+        return _grid_stimulus(kind, sweeps, channels, rng)
     else:
         return codec_stimulus(kind, sweeps, channels, seed)
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
 
 
+async def load_grid(dut: Any, grid: ValueGrid | None) -> None:
+    """A bench's host set-up before lossless starts (after reset): the grid's table, one
+    entry a cycle through the core's write port, and its value -> code registers."""
+    if grid is None:
+        return
+    from cocotb.triggers import RisingEdge
+
+    from spikeforge.hdl.compressor_v2 import GRID_VALUE_BITS
+
+    mask = (1 << GRID_VALUE_BITS) - 1
+    reciprocal, shift = grid.reciprocal
+    dut.grid_base.value = grid.base & mask
+    dut.grid_reciprocal.value = reciprocal
+    dut.grid_shift.value = shift
+    dut.grid_code_max.value = (1 << grid.bits) - 1
+    for address, value in enumerate(grid.table().tolist()):
+        dut.grid_addr.value = address
+        dut.grid_data.value = max(min(value, mask >> 1), -(mask >> 1) - 1) & mask
+        dut.grid_write.value = 1
+        await RisingEdge(dut.clk)
+    dut.grid_write.value = 0
+
+
+def _grid_stimulus(kind: str, sweeps: int, channels: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    grid = grid_of(kind)
+    table = grid.table()
+    top = (1 << grid.bits) - 1
+    if kind == "grid-white":
+        return rng.integers(-32768, 32768, (sweeps, channels)).astype(np.int16)
+    steps = rng.normal(0, 2, (sweeps, channels))
+    steps += np.where(rng.random((sweeps, channels)) < 0.03,
+                      rng.normal(0, top / 8, (sweeps, channels)), 0)
+    codes = np.clip(np.rint(top / 2 + np.cumsum(steps, axis=0)), 0, top).astype(np.int64)
+    x = table[codes]
+    flat = x.reshape(-1)                      # stream order (sweep-major)
+    if kind == "grid-n1":
+        if channels > 1:
+            x[::5, 1] = -32768
+        flat[3::7] += rng.integers(1, 61, flat[3::7].shape)
+    else:
+        flat[2::4] = rng.integers(-32768, -20000, flat[2::4].shape)
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
 def _case(channels: int, stimulus: str, sweeps: int, stall: str, gap: int = 0,
           **codec: Any) -> BenchCase:
+    if stimulus in GRID_STIMULI:
+        codec = {"grid": True, **codec}
     from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
 
     config = CodecV2Config(enabled=True, **codec)
@@ -115,11 +185,21 @@ CASES: tuple[BenchCase, ...] = (
           rate_max=6, mu=3, weight_bits=6),
     _case(6, "saturation", 80, "random", taps=16, contexts=12, shift_offset=2, rate_max=12,
           weight_bits=12),
+    # the value grid (grid=True): codes and escapes, clipped samples, the widest offsets
+    # (an 8-bit grid in a 12-bit build), off-grid noise; 3 channels: the hazard with the
+    # grid's front stages
+    _case(8, "grid-n1", 96, "random", gap=2),
+    _case(3, "grid-n1", 60, "random"),
+    _case(6, "grid-wide", 64, "random", grid_bits=12, taps=3, level_tap=False, contexts=5,
+          shift_offset=0, rate_max=6, mu=3, weight_bits=6),
+    _case(5, "grid-white", 48, "random"),
 )
 
 
 def _coder_case(channels: int, stimulus: str, sweeps: int, stall: str,
                 **codec: Any) -> BenchCase:
+    if stimulus in GRID_STIMULI:
+        codec = {"grid": True, **codec}
     from spikeforge.hdl.compressor_v2_coder import CompressorV2
 
     config = CodecV2Config(enabled=True, **codec)
@@ -150,4 +230,11 @@ CASES = CASES + (
     _coder_case(5, "spike-early", 64, "random", block_sweeps=8),
     # the account's floor: one long block (8192 samples)
     _coder_case(2, "floor", 4096, "none", block_sweeps=4096),
+    # the value grid: escapes coded (their 7 raw pieces), clipped samples, the widest
+    # offsets (until the budget sends the block's rest verbatim), off-grid noise verbatim
+    _coder_case(8, "grid-n1", 96, "random", block_sweeps=16),
+    _coder_case(5, "grid-wide", 64, "random", block_sweeps=4, grid_bits=12),
+    _coder_case(6, "grid-white", 48, "random", block_sweeps=8),
+    _coder_case(4, "grid-n1", 64, "none", block_sweeps=8, taps=3, level_tap=False,
+                contexts=5, shift_offset=0, rate_max=6, mu=3, weight_bits=6),
 )

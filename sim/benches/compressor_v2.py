@@ -13,8 +13,9 @@ import itertools
 import cocotb
 from amaranth.hdl import Shape
 
+from spikeforge.firmware.compression_v2 import ESCAPE
 from spikeforge.hdl.compressor_v2 import SampleInLayout, SymbolLayoutV2
-from spikeforge.sim.compressor_v2_cases import v2_bench_inputs
+from spikeforge.sim.compressor_v2_cases import grid_of, load_grid, v2_bench_inputs
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, ready_pattern
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 from spikeforge.sim.models.compressor_v2_stages import (
@@ -42,15 +43,17 @@ def _unpack(layout, word: int) -> dict[str, int]:
 async def symbols_match_model(dut):
     params = bench_parameters()
     codec, channels, sweeps, rng, samples = v2_bench_inputs(params)
-    expected = symbol_stream_v2(samples, codec)
+    grid = grid_of(params["stimulus"]) if codec.grid else None
+    expected = symbol_stream_v2(samples, codec, grid)
 
     # The split model is the golden model (the budget's verbatim samples included).
-    stream, _, verbatim = encode_v2_stream(samples, codec)
+    stream, _, verbatim = encode_v2_stream(samples, codec, grid)
     coded, _ = range_code_v2(expected, channels * codec.block_sweeps)
     assert coded == bytes(stream), "symbol model + budget + range coder != the golden model"
 
     bench = Bench(dut)
     await bench.reset()
+    await load_grid(dut, grid)
     in_layout = SampleInLayout(channels)
     out_layout = SymbolLayoutV2(channels)
     gap = int(params["gap"])
@@ -82,4 +85,5 @@ async def symbols_match_model(dut):
     contexts = {int(v) for v in expected[:, 0]}
     repeats = int((expected[1:, 0] == expected[:-1, 0]).sum())
     report(items=len(items), cycles=bench.cycle(), contexts=len(contexts),
+           escapes=int((expected[:, 1] == ESCAPE).sum()),
            same_context_repeats=repeats, verbatim_samples_in_model=int(verbatim.sum()))

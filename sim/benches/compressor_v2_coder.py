@@ -14,12 +14,17 @@ import itertools
 import cocotb
 from amaranth.hdl import Shape
 
+from spikeforge.firmware.compression_v2 import ESCAPE
 from spikeforge.hdl.compressor_v2 import SampleInLayout
 from spikeforge.hdl.compressor_v2_coder import SLOTS, CodedTokensLayout
-from spikeforge.sim.compressor_v2_cases import v2_bench_inputs
+from spikeforge.sim.compressor_v2_cases import grid_of, load_grid, v2_bench_inputs
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, ready_pattern
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
-from spikeforge.sim.models.compressor_v2_stages import range_code_v2, symbol_stream_v2
+from spikeforge.sim.models.compressor_v2_stages import (
+    budget_v2,
+    range_code_v2,
+    symbol_stream_v2,
+)
 from spikeforge.sim.runner import bench_parameters, report
 
 
@@ -67,14 +72,17 @@ async def coded_bytes_match_model(dut):
     params = bench_parameters()
     codec, channels, sweeps, rng, samples = v2_bench_inputs(params)
     per_block = channels * codec.block_sweeps
-    stream, golden_ends, verbatim = encode_v2_stream(samples, codec)
+    grid = grid_of(params["stimulus"]) if codec.grid else None
+    stream, golden_ends, verbatim = encode_v2_stream(samples, codec, grid)
     expected, expected_ends = bytes(stream), [int(end) for end in golden_ends]
-    split = range_code_v2(symbol_stream_v2(samples, codec), per_block)
+    rows = symbol_stream_v2(samples, codec, grid)
+    split = range_code_v2(rows, per_block)
     assert split == (expected, expected_ends), "symbol model + budget + range coder != model"
 
     bench = Bench(dut)
     dut.flush.value = 0
     await bench.reset()
+    await load_grid(dut, grid)
     random_idle = params["stall"] != "none"
     idle = (rng.choice([0, 0, 0, 1, 2]) if random_idle else 0 for _ in itertools.count())
     sink = StreamSink(dut, "o", ready_pattern=ready_pattern(rng, params["stall"]))
@@ -104,5 +112,6 @@ async def coded_bytes_match_model(dut):
                              f"model {len(expected)}): RTL {got[first:first + 8].hex()} "
                              f"model {expected[first:first + 8].hex()}")
     report(items=sweeps * channels, cycles=bench.cycle(), bytes=len(got),
+           escapes_coded=int(((rows[:, 1] == ESCAPE) & budget_v2(rows, per_block)).sum()),
            verbatim_samples=int(verbatim.sum()),
            blocks_with_verbatim=int((verbatim > 0).sum()))

@@ -5,11 +5,11 @@ puts out), and a range coder with the running budget that turns that sequence in
 golden model's bytes.
 
 :func:`symbol_stream_v2` is :mod:`spikeforge.sim.models.compressor_v2`'s kernel with the
-range coder taken out (no grid, no code weights, no sync resets: what the gateware covers
-so far); the symbol stage does not know the budget (the model's state moves on every
-sample as if it had been coded). :func:`range_code_v2` is the range coder and the running
-budget (:func:`budget_v2`: per block, a sample is coded while the account of the coded
-samples' cost bound beyond raw is at most
+range coder taken out (with or without a value grid; no code weights, no sync resets:
+what the gateware covers so far); the symbol stage does not know the budget (the model's
+state moves on every sample as if it had been coded). :func:`range_code_v2` is the range
+coder and the running budget (:func:`budget_v2`: per block, a sample is coded while the
+account of the coded samples' cost bound beyond raw is at most
 :data:`~spikeforge.firmware.compression_v2.BUDGET_SLACK_EIGHTHS`, else it is verbatim: no
 symbol, its 16 bits raw); ``tests/hdl/test_compressor_v2_hdl.py`` checks that the two
 together give :func:`~spikeforge.sim.models.compressor_v2.encode_v2_stream`'s bytes and
@@ -27,7 +27,9 @@ from spikeforge.firmware.compression_v2 import (
     CDF_TOTAL,
     DC_FRAC_BITS,
     DC_RATE,
+    ESCAPE,
     HISTORY_BITS,
+    LENGTH_BITS,
     LITERAL_BITS,
     LITERALS,
     MEAN_SHIFT,
@@ -35,20 +37,26 @@ from spikeforge.firmware.compression_v2 import (
     SYMBOLS,
     WEIGHT_STATE_BITS,
     CodecV2Config,
+    ValueGrid,
     context_and_shift,
     cost_eighths,
     initial_cdf,
 )
+from spikeforge.firmware.errors import ConfigError
 from spikeforge.hdl.compressor_v2 import check_symbol_config
+
+from .compressor_v2 import grid_arrays
 
 __all__ = ["SYMBOL_FIELDS", "symbol_stream_v2", "sample_cost_eighths", "budget_v2",
            "range_code_v2",
            "range_step_v2", "range_code_v2_by_sample"]
 
 #: One row per sample, in stream order (``value``: the sample's 16 bits, ``v & 0xFFFF``,
-#: what a verbatim sample sends).
+#: what a verbatim sample sends). An ESCAPE's raw fields (a sample off the value grid):
+#: ``length_e`` (LENGTH_BITS raw), ``high_bits`` (``high_count`` raw), ``length_o``,
+#: ``low_bits`` (``low_count``): zigzag(e) and zigzag(v - table[s]) length-coded.
 SYMBOL_FIELDS = ("context", "symbol", "low", "frequency", "high_bits", "high_count",
-                 "low_bits", "low_count", "value")
+                 "low_bits", "low_count", "value", "length_e", "length_o")
 
 _DROP = CDF_STATE_BITS - CDF_BITS
 
@@ -57,14 +65,32 @@ def _sign(x: int) -> int:
     return (x > 0) - (x < 0)
 
 
-def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config) -> np.ndarray:
+def _length_coded(x: int) -> tuple[int, int, int]:
+    """x >= 0 as the model's ``_encode_length_coded``: (bit length, bits below the leading
+    one, their count)."""
+    n = x.bit_length()
+    return (n, x - (1 << (n - 1)), n - 1) if n > 1 else (n, 0, 0)
+
+
+def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
+                     grid: ValueGrid | None = None) -> np.ndarray:
     """Per sample of ``samples`` (int16, ``(sweeps, channels)``, channel-serial order) the
     row :data:`SYMBOL_FIELDS`: context, symbol, ``low`` (cumulative frequency below the
     symbol), ``frequency`` (total 2**CDF_BITS), the bucket's raw bits (``high_bits``,
     ``high_count`` bits), the shift's raw low bits (``low_bits``, ``low_count``) and the
     sample's 16 bits (``value``). Every sample has its symbol: whether the range coder
-    codes it or sends it verbatim is :func:`budget_v2`'s decision, after this stage."""
+    codes it or sends it verbatim is :func:`budget_v2`'s decision, after this stage.
+
+    With ``config.grid`` the samples are coded as their codes on ``grid`` (the model's
+    ``s``); a sample off the grid is an ESCAPE, its raw fields ``length_e``, ``high_bits``
+    (``high_count``), ``length_o``, ``low_bits`` (``low_count``)."""
     check_symbol_config(config)
+    if config.grid and grid is None:
+        raise ConfigError("codec v2 configured with grid=True but no value grid given; "
+                          "learn one from the stream's first samples (learn_grid)")
+    table, base, reciprocal, shift, _ = grid_arrays(grid if config.grid else None, None,
+                                                    config.grid_bits)
+    code_max = len(table) - 1
     samples = np.asarray(samples, dtype=np.int64)
     sweeps, channels = samples.shape
     taps = config.taps
@@ -85,7 +111,14 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config) -> np.ndarray:
     row = 0
     for n in range(sweeps):
         for c in range(channels):
-            s = int(samples[n, c])
+            v = int(samples[n, c])
+            escape = False
+            if config.grid:
+                s = min(max(((v - base) * reciprocal + (1 << (shift - 1))) >> shift, 0),
+                        code_max)
+                escape = int(table[s]) != v
+            else:
+                s = v
             d = s - prev[c]
             acc = sum(weights[c][t] * hist[c][t] for t in range(taps))
             xl = prev[c] - (dc[c] >> DC_FRAC_BITS)
@@ -96,19 +129,28 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config) -> np.ndarray:
             ctx, k = context_and_shift(mean[c], config.contexts, config.shift_offset)
             es = e >> k
             u = 2 * es if es >= 0 else -2 * es - 1
-            high_bits = high_count = 0
-            if u < LITERALS:
+            high_bits = high_count = low_bits = low_count = length_e = length_o = 0
+            ue = 2 * e if e >= 0 else -2 * e - 1
+            if escape:
+                sym = ESCAPE
+                off = v - int(table[s])
+                length_e, high_bits, high_count = _length_coded(ue)
+                length_o, low_bits, low_count = _length_coded(2 * off if off >= 0
+                                                              else -2 * off - 1)
+            elif u < LITERALS:
                 sym = es + LITERALS // 2
             else:
                 nb = u.bit_length()
                 sym = LITERALS + nb - LITERAL_BITS - 1
                 high_bits, high_count = u - (1 << (nb - 1)), nb - 1
+            if not escape:
+                low_bits, low_count = e - (es << k), k
             crow = cdf[ctx]
             top = [crow[j] >> _DROP for j in range(SYMBOLS + 1)]
             low = top[sym] + sym
             frequency = top[sym + 1] - top[sym] + 1
-            out[row] = (ctx, sym, low, frequency, high_bits, high_count, e - (es << k), k,
-                        s & 0xFFFF)
+            out[row] = (ctx, sym, low, frequency, high_bits, high_count, low_bits, low_count,
+                        v & 0xFFFF, length_e, length_o)
             row += 1
             rate = 4 + (count[ctx] >> 4)
             span = crow[SYMBOLS]
@@ -118,7 +160,6 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config) -> np.ndarray:
                 else:
                     crow[j] -= crow[j] >> rate
             count[ctx] = min(count[ctx] + 1, count_max)
-            ue = 2 * e if e >= 0 else -2 * e - 1
             mean[c] += ((ue << 4) - mean[c]) >> MEAN_SHIFT
             sg = _sign(e)
             for t in range(taps):
@@ -186,9 +227,10 @@ class _RangeCoder:
 def sample_cost_eighths(row) -> int:
     """A coded sample's cost bound beyond raw, in eighths of a bit: :func:`~spikeforge.
     firmware.compression_v2.cost_eighths` of its frequency (total 2**CDF_BITS: no code
-    weights) and raw bits, less 16 bits."""
+    weights) and raw bits (an ESCAPE's: its two LENGTH_BITS fields too), less 16 bits."""
     frequency, high_count, low_count = int(row[3]), int(row[5]), int(row[7])
-    return cost_eighths(frequency, CDF_TOTAL, high_count + low_count) - 128
+    lengths = 2 * LENGTH_BITS if int(row[1]) == ESCAPE else 0
+    return cost_eighths(frequency, CDF_TOTAL, lengths + high_count + low_count) - 128
 
 
 def budget_v2(rows: np.ndarray, samples_per_block: int) -> np.ndarray:
@@ -215,11 +257,15 @@ def range_code_v2(rows: np.ndarray, samples_per_block: int) -> tuple[bytes, list
     coder = _RangeCoder()
     ends = []
     coded = budget_v2(rows, samples_per_block)
-    for index, (_context, _symbol, low, frequency, high_bits, high_count, low_bits,
-                low_count, value) in enumerate(rows.tolist()):
+    for index, (_context, symbol, low, frequency, high_bits, high_count, low_bits,
+                low_count, value, length_e, length_o) in enumerate(rows.tolist()):
         if coded[index]:
             coder.encode(low, frequency)
+            if symbol == ESCAPE:
+                coder.raw(length_e, LENGTH_BITS)
             coder.raw(high_bits, high_count)
+            if symbol == ESCAPE:
+                coder.raw(length_o, LENGTH_BITS)
             coder.raw(low_bits, low_count)
         else:
             coder.raw(value, 16)
@@ -277,13 +323,15 @@ def range_step_v2(state: tuple[int, int], row, coded: bool) -> tuple[tuple[int, 
             n += 1
         return n
 
-    _, _, lo, frequency, high_bits, high_count, low_bits, low_count, value = (
-        int(x) for x in row)
+    (_, symbol, lo, frequency, high_bits, high_count, low_bits, low_count, value, length_e,
+     length_o) = (int(x) for x in row)
     if coded:
         r = rng >> CDF_BITS
         rng = r * frequency
         ops.append((r * lo, normalise()))
-        pieces = _raw_chunks(high_bits, high_count) + _raw_chunks(low_bits, low_count)
+        lengths = LENGTH_BITS if symbol == ESCAPE else 0
+        pieces = (_raw_chunks(length_e, lengths) + _raw_chunks(high_bits, high_count)
+                  + _raw_chunks(length_o, lengths) + _raw_chunks(low_bits, low_count))
     else:
         # No symbol: the range (normalised, 25..32 bits) goes straight to the pieces.
         pieces = _raw_chunks(value, 16)

@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from spikeforge.firmware.compression_v2 import ACCOUNT_FLOOR_EIGHTHS, CodecV2Config
+from spikeforge.firmware.compression_v2 import (
+    ACCOUNT_FLOOR_EIGHTHS,
+    ESCAPE,
+    CodecV2Config,
+    ValueGrid,
+)
 from spikeforge.firmware.errors import ConfigError
 from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
-from spikeforge.sim.compressor_v2_cases import v2_stimulus
+from spikeforge.sim.compressor_v2_cases import GRID_STIMULI, grid_of, v2_stimulus
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 from spikeforge.sim.models.compressor_v2_stages import (
     SYMBOL_FIELDS,
@@ -85,21 +90,72 @@ def test_the_per_sample_range_step_is_the_range_coder(kind: str, seed: int):
     assert range_code_v2_by_sample(rows, 15) == range_code_v2(rows, 15)
 
 
+GRID = CodecV2Config(enabled=True, grid=True, block_sweeps=8)
+GRID_SMALL = CodecV2Config(enabled=True, grid=True, block_sweeps=4, taps=3, level_tap=False,
+                           contexts=5, shift_offset=0, rate_max=6, mu=3, weight_bits=6,
+                           grid_bits=12)
+
+
+@pytest.mark.parametrize("kind", GRID_STIMULI)
+@pytest.mark.parametrize("config", [GRID, GRID_SMALL], ids=["default", "small"])
+def test_symbols_and_range_coder_are_the_golden_model_with_a_grid(kind: str,
+                                                                   config: CodecV2Config):
+    """Over a value grid: codes, ESCAPEs (their length-coded raw fields, their cost in the
+    budget), clipped samples and verbatim blocks give the golden model's bytes."""
+    samples = v2_stimulus(kind, 48, 6, seed=5)
+    grid = grid_of(kind)
+    stream, ends, verbatim = encode_v2_stream(samples, config, grid)
+    rows = symbol_stream_v2(samples, config, grid)
+    per_block = 6 * config.block_sweeps
+    assert range_code_v2(rows, per_block) == (bytes(stream), list(ends))
+    assert range_code_v2_by_sample(rows, per_block) == (bytes(stream), list(ends))
+    coded = budget_v2(rows, per_block)
+    assert [int((~coded[i:i + per_block]).sum()) for i in range(0, len(rows), per_block)] \
+        == list(verbatim)
+    escapes = rows[:, 1] == ESCAPE
+    if kind == "grid-white":
+        assert escapes.mean() > 0.9 and verbatim.sum() > len(rows) // 2
+    else:
+        assert 0 < escapes.sum() < len(rows) // 2
+    if kind == "grid-wide":
+        # the widest fields: zigzag(v - table[s]) of 16 or 17 bits
+        assert rows[escapes, SYMBOL_FIELDS.index("length_o")].max() >= 16
+
+
 def test_unsupported_options_are_refused():
-    with pytest.raises(ConfigError, match="grid"):
-        CompressorV2Symbols(8, CodecV2Config(enabled=True, grid=True))
+    with pytest.raises(ConfigError, match="code_weights"):
+        CompressorV2Symbols(8, CodecV2Config(enabled=True, grid=True, code_weights=True))
     with pytest.raises(ConfigError, match="sync_blocks"):
         CompressorV2Symbols(8, CodecV2Config(enabled=True, sync_blocks=2))
 
 
+async def _load_grid(ctx, dut, grid: ValueGrid | None) -> None:
+    """The host's set-up before lossless starts: the table, one entry a cycle, and the
+    value -> code map's registers."""
+    if grid is None:
+        return
+    reciprocal, shift = grid.reciprocal
+    ctx.set(dut.grid_base, grid.base)
+    ctx.set(dut.grid_reciprocal, reciprocal)
+    ctx.set(dut.grid_shift, shift)
+    ctx.set(dut.grid_code_max, (1 << grid.bits) - 1)
+    for address, value in enumerate(grid.table().tolist()):
+        ctx.set(dut.grid_addr, address)
+        ctx.set(dut.grid_data, max(min(value, (1 << 17) - 1), -(1 << 17)))
+        ctx.set(dut.grid_write, 1)
+        await ctx.tick()
+    ctx.set(dut.grid_write, 0)
+
+
 def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0,
-             gap_every: int = 0) -> np.ndarray:
+             gap_every: int = 0, grid: ValueGrid | None = None) -> np.ndarray:
     sweeps, channels = samples.shape
     dut = CompressorV2Symbols(channels, config)
     got: list[list[int]] = []
     total = sweeps * channels
 
     async def source(ctx):
+        await _load_grid(ctx, dut, grid)
         index = 0
         cycle = 0
         while index < total:
@@ -121,12 +177,12 @@ def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0
         cycle = 0
         while len(got) < total:
             cycle += 1
+            assert cycle < 20 * total + 100 + 4096, "the coder stopped"
             ready = not (stall_every and cycle % stall_every == 0)
             ctx.set(dut.o.ready, int(ready))
             _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
             if valid and ready:
                 got.append([int(getattr(payload, name)) for name in SYMBOL_FIELDS])
-            assert cycle < 20 * total + 100, "the coder stopped"
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -144,11 +200,18 @@ def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0
     # rate_max 12: a table's count reaches 128 (8 bits)
     ("saturation", 6, CodecV2Config(enabled=True, taps=16, contexts=12, shift_offset=2,
                                     rate_max=12, weight_bits=12), 0, 0),
+    # the value grid: codes, escapes (the widest fields), clipped samples, a narrower grid
+    # than the build's (grid-wide: 8 of 12 bits), the channel hazard with the front stages
+    ("grid-n1", 6, GRID, 3, 0),
+    ("grid-wide", 5, GRID_SMALL, 0, 5),
+    ("grid-white", 4, GRID, 0, 0),
+    ("grid-n1", 2, GRID_SMALL, 4, 0),
 ])
 def test_rtl_symbols_match_the_model(kind, channels, config, stall, gap):
     samples = v2_stimulus(kind, 48 if kind == "saturation" else 24, channels, seed=1)
-    expected = symbol_stream_v2(samples, config)
-    got = _run_rtl(samples, config, stall_every=stall, gap_every=gap)
+    grid = grid_of(kind) if config.grid else None
+    expected = symbol_stream_v2(samples, config, grid)
+    got = _run_rtl(samples, config, stall_every=stall, gap_every=gap, grid=grid)
     assert got.shape == expected.shape
     for index in range(len(expected)):
         assert list(got[index]) == list(expected[index]), (
@@ -157,7 +220,8 @@ def test_rtl_symbols_match_the_model(kind, channels, config, stall, gap):
             f"{dict(zip(SYMBOL_FIELDS, expected[index]))}")
 
 
-def _run_coder(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0):
+def _run_coder(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0,
+               grid: ValueGrid | None = None):
     from spikeforge.hdl.compressor_v2_coder import SLOTS, CompressorV2
 
     sweeps, channels = samples.shape
@@ -167,6 +231,7 @@ def _run_coder(samples: np.ndarray, config: CodecV2Config, *, stall_every: int =
     flushed = []
 
     async def source(ctx):
+        await _load_grid(ctx, dut, grid)
         for n in range(sweeps):
             for c in range(channels):
                 ctx.set(dut.i.payload, {"channel": c, "value": int(samples[n, c]),
@@ -180,7 +245,7 @@ def _run_coder(samples: np.ndarray, config: CodecV2Config, *, stall_every: int =
         ctx.set(dut.flush, 0)
 
     async def sink(ctx):
-        for cycle in range(4 * sweeps * channels + 300):
+        for cycle in range(4 * sweeps * channels + 300 + 4096):
             ready = not (stall_every and cycle % stall_every == 0)
             ctx.set(dut.o.ready, int(ready))
             _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
@@ -216,16 +281,22 @@ def _run_coder(samples: np.ndarray, config: CodecV2Config, *, stall_every: int =
     # 2 channels: bubbles between the symbols while samples are still inside the symbol
     # stage; the flush must not overtake them
     ("steps", 0, CodecV2Config(enabled=True, block_sweeps=4), 2),
+    # the value grid: escapes (7 raw pieces, the widest offsets), verbatim blocks of
+    # off-grid noise, a grid narrower than the build's
+    ("grid-n1", 3, GRID, 5),
+    ("grid-wide", 0, GRID_SMALL, 5),
+    ("grid-white", 2, GRID, 4),
 ])
 def test_rtl_coder_bytes_match_the_model(kind, stall, config, channels):
     samples = v2_stimulus(kind, 16, channels, seed=1)
-    stream, expected_ends, verbatim = encode_v2_stream(samples, config)
-    got, ends = _run_coder(samples, config, stall_every=stall)
+    grid = grid_of(kind) if config.grid else None
+    stream, expected_ends, verbatim = encode_v2_stream(samples, config, grid)
+    got, ends = _run_coder(samples, config, stall_every=stall, grid=grid)
     assert got == bytes(stream)
     # A block's end counts the bytes out by then; the model's last end includes the flush.
     full_blocks = len(samples) // config.block_sweeps
     assert len(ends) == full_blocks
     partial = len(samples) % config.block_sweeps != 0
     assert ends[:full_blocks - 1 + partial] == list(expected_ends[:full_blocks - 1 + partial])
-    if kind in ("white", "bursts"):
+    if kind in ("white", "bursts", "grid-white"):
         assert verbatim.any(), "the stimulus no longer sends samples verbatim"
