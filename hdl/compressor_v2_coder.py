@@ -95,6 +95,24 @@ def _pieces(count: int) -> list[int]:
     return out
 
 
+def _register_stage(m: Module, advance, values: dict, valid, prefix: str, *,
+                    out_valid: Signal | None = None) -> dict:
+    """One lockstep pipeline stage: each of ``values`` and ``valid`` registered while
+    ``advance`` (names ``{prefix}_{name}``); returns the registers by name, with "valid"."""
+    out = {}
+    for name, value in values.items():
+        reg = Signal(value.shape(), name=f"{prefix}_{name}")
+        with m.If(advance):
+            m.d.sync += reg.eq(value)
+        out[name] = reg
+    if out_valid is None:
+        out_valid = Signal(name=f"{prefix}_valid")
+    with m.If(advance):
+        m.d.sync += out_valid.eq(valid)
+    out["valid"] = out_valid
+    return out
+
+
 class RangeCoderV2(wiring.Component):
     """The v2 range coder (32-bit range, LZMA-style carry), bit exact with the model's
     (:func:`spikeforge.sim.models.compressor_v2_stages.range_code_v2`), one entry per clock.
@@ -138,17 +156,7 @@ class RangeCoderV2(wiring.Component):
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
 
         def stage(values: dict, valid, prefix: str) -> dict:
-            out = {}
-            for name, value in values.items():
-                reg = Signal(value.shape(), name=f"{prefix}_{name}")
-                with m.If(advance):
-                    m.d.sync += reg.eq(value)
-                out[name] = reg
-            out_valid = Signal(name=f"{prefix}_valid")
-            with m.If(advance):
-                m.d.sync += out_valid.eq(valid)
-            out["valid"] = out_valid
-            return out
+            return _register_stage(m, advance, values, valid, prefix)
 
         # -- I: the entry, registered (a register slice: the path from the sender's logic,
         # e.g. CompressorV2's block framing, ends here instead of in stage P's table) -------
@@ -584,14 +592,7 @@ class CompressorV2(wiring.Component):
                     "block_start": entry.first & (current == 0),
                     "block_end": (entry.channel == channels - 1) &
                                  (current == block_sweeps - 1)}
-        c = {}
-        for name, value in c_fields.items():
-            reg = Signal(value.shape(), name=f"c_{name}")
-            with m.If(advance):
-                m.d.sync += reg.eq(value)
-            c[name] = reg
-        with m.If(advance):
-            m.d.sync += c_valid.eq(symbols.o.valid)
+        c = _register_stage(m, advance, c_fields, symbols.o.valid, "c", out_valid=c_valid)
 
         # -- the running budget: coded or verbatim, at the range coder's entry -------------
         account = Signal(signed(ACCOUNT_BITS))
