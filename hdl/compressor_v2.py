@@ -452,7 +452,12 @@ class CompressorV2Symbols(wiring.Component):
         # The row this stage wrote in the cycle of the read (the read misses it).
         last_valid = Signal()
         last_context = Signal(4)
-        last_row = Signal(row_layout)
+        # A plain vector viewed as the row, not Signal(row_layout): Amaranth names an
+        # ArrayLayout signal's elements `last_row[k]`, which Yosys 0.70's ABC9
+        # reintegration (abc_ops_reintegrate) confuses with bit k of `last_row` and
+        # dies on (an assert, silent under YoWASP) when this register's bits are named
+        # both ways; same bits, same logic.
+        last_row = data.View(row_layout, Signal(row_layout.size, name="last_row"))
         row = Signal(row_layout)
         m.d.comb += row.eq(Mux(last_valid & (last_context == f.context), last_row,
                                row_rd.data))

