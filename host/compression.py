@@ -436,22 +436,27 @@ def _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count, level):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _v2_cost_eighths(frequency, total, raw_bits):
-    """firmware.compression_v2.cost_eighths, compiled: a coded sample's cost bound."""
-    nt = 63 - _v2_leading_zeros(total)
-    nf = 63 - _v2_leading_zeros(frequency)
-    lt = 8 * nt + (((total << 3) >> nt) & 7)
-    lf = 8 * nf + (((frequency << 3) >> nf) & 7)
-    return 8 * raw_bits + lt + 2 - lf + 1
+def _v2_bit_length(x):
+    """int.bit_length of x >= 0, compiled."""
+    n = 0
+    while x > 0:
+        x >>= 1
+        n += 1
+    return n
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _v2_leading_zeros(x):
-    n = 64
-    while x > 0:
-        x >>= 1
-        n -= 1
-    return n
+def _v2_log2_floor_eighths(x):
+    """firmware.compression_v2.log2_floor_eighths, compiled."""
+    n = _v2_bit_length(x) - 1
+    return 8 * n + (((x << 3) >> n) & 7)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _v2_cost_eighths(frequency, total, raw_bits):
+    """firmware.compression_v2.cost_eighths, compiled: a coded sample's cost bound."""
+    return (8 * raw_bits + _v2_log2_floor_eighths(total) + 2
+            - _v2_log2_floor_eighths(frequency) + 1)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -463,11 +468,7 @@ def _v2_symbol_of(e, k, escape):
     u = 2 * es if es >= 0 else -2 * es - 1
     if u < _V2_LITERALS:
         return es + _V2_LITERALS // 2
-    nb = 0
-    while u > 0:
-        u >>= 1
-        nb += 1
-    return _V2_LITERALS + nb - _V2_LIT_BITS - 1
+    return _V2_LITERALS + _v2_bit_length(u) - _V2_LIT_BITS - 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -521,12 +522,7 @@ def _v2_weighted_cum(crow, cum, padded, lo_code):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _v2_scaled_range(rng, total, recip):
     """The range of one count of ``total``: rng / total through the reciprocal table."""
-    nb = 0
-    t2 = total
-    while t2 > 0:
-        t2 >>= 1
-        nb += 1
-    sh = nb - _V2_RECIP_BITS
+    sh = _v2_bit_length(total) - _V2_RECIP_BITS
     if sh < 0:
         sh = 0
     q = total >> sh
@@ -594,11 +590,7 @@ def _v2_adapt_weights(weights, hist, c, e, taps, mu, w_lim):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _v2_context_and_shift(mean, contexts, shift_offset):
     """firmware.compression_v2.context_and_shift, compiled."""
-    n = 0
-    q = mean >> 4
-    while q > 0:
-        q >>= 1
-        n += 1
+    n = _v2_bit_length(mean >> 4)
     level = 2 * n
     if n >= 2:
         level += (mean >> (n + 2)) & 1
