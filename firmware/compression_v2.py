@@ -436,7 +436,8 @@ def max_excess_eighths() -> int:
 def worst_case_bits_v2(channels: int, block_sweeps: int) -> int:
     """Most bits a block adds to the stream, whatever the input (the running budget): raw
     (16 bits a sample), the slack and one sample's worst excess beyond it, and one bit a
-    4096 samples for the verbatim symbols and the coder's rounding (< 0.0001 bit a sample).
+    4096 samples for the rounding of the verbatim samples' raw pieces (< 0.0001 bit a
+    sample).
     The coder holds up to 5 bytes that a block's end may not have pushed out yet; they are
     a delay, not a rate."""
     samples = channels * block_sweeps

@@ -88,9 +88,7 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
     if config.grid and grid is None:
         raise ConfigError("codec v2 configured with grid=True but no value grid given; "
                           "learn one from the stream's first samples (learn_grid)")
-    table, base, reciprocal, shift, _ = grid_arrays(grid if config.grid else None, None,
-                                                    config.grid_bits)
-    code_max = len(table) - 1
+    table = grid_arrays(grid if config.grid else None, None, config.grid_bits)[0]
     samples = np.asarray(samples, dtype=np.int64)
     sweeps, channels = samples.shape
     taps = config.taps
@@ -114,8 +112,7 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
             v = int(samples[n, c])
             escape = False
             if config.grid:
-                s = min(max(((v - base) * reciprocal + (1 << (shift - 1))) >> shift, 0),
-                        code_max)
+                s = int(grid.code_of(v))
                 escape = int(table[s]) != v
             else:
                 s = v
