@@ -63,7 +63,7 @@ from .errors import ConfigError
 __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TOTAL",
            "BUDGET_SLACK_EIGHTHS", "ACCOUNT_FLOOR_EIGHTHS", "cost_eighths",
            "log2_floor_eighths", "max_excess_eighths", "worst_case_bits_v2",
-           "worst_case_ratio_v2",
+           "worst_case_ratio_v2", "cut_words",
            "initial_cdf", "RANGE_TOP", "LITERAL_BITS", "ValueGrid", "learn_grid",
            "GRID_FRAC_BITS", "GRID_MAX_BITS", "ROUNDINGS", "WEIGHT_UNIT_BITS", "learn_code_weights",
            "reciprocal_table", "RECIPROCAL_BITS", "LENGTH_BITS", "literal_of", "CDF_STATE_BITS",
@@ -447,3 +447,32 @@ def worst_case_bits_v2(channels: int, block_sweeps: int) -> int:
 
 def worst_case_ratio_v2(channels: int, block_sweeps: int) -> float:
     return 16 * channels * block_sweeps / worst_case_bits_v2(channels, block_sweeps)
+
+
+def cut_words(stream: bytes, ends: "list[int] | np.ndarray",
+              flushed: "list[bool] | np.ndarray") -> list[bytes]:
+    """The coded stream as the link carries it: 16-bit words, cut into blocks.
+
+    ``stream`` is the coder's byte stream, ``ends[b]`` the bytes emitted by block ``b``'s
+    end (its flush included), ``flushed[b]`` whether block ``b`` ended with the coder's
+    flush (the block before a sync block, and the stream's last). A flush that leaves an
+    odd count of bytes is followed by one pad byte 0x00, so every sync segment starts on a
+    word. Block ``b`` carries the whole words emitted by its end that no earlier block
+    carried: a byte that completes no word yet goes with the next block (a delay of one
+    byte, like the coder's own pending bytes). A block may carry no word at all.
+    """
+    if len(ends) != len(flushed):
+        raise ConfigError(f"cut_words needs one flushed flag per block end: {len(ends)} ends, "
+                          f"{len(flushed)} flags")
+    padded, cuts, previous = bytearray(), [], 0
+    for end, flush in zip(ends, flushed):
+        end = int(end)
+        if end < previous or end > len(stream):
+            raise ConfigError(f"block ends must rise within the stream's {len(stream)} bytes, "
+                              f"not {end} after {previous}")
+        padded += bytes(stream[previous:end])
+        previous = end
+        if flush and len(padded) % 2:
+            padded.append(0)
+        cuts.append(len(padded) - len(padded) % 2)
+    return [bytes(padded[a:b]) for a, b in zip([0, *cuts[:-1]], cuts)]
