@@ -99,9 +99,6 @@ def check_symbol_config(config: CodecV2Config) -> None:
     if config.code_weights:
         raise ConfigError("the v2 gateware covers codec v2 without code weights so far; "
                           "set code_weights=False")
-    if config.sync_blocks:
-        raise ConfigError("the v2 gateware does not reset its state at sync blocks yet; "
-                          "set sync_blocks=0")
     if config.taps < 1:
         raise ConfigError("the v2 gateware needs taps >= 1, not 0")
 

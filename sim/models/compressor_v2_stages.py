@@ -5,7 +5,7 @@ puts out), and a range coder with the running budget that turns that sequence in
 golden model's bytes.
 
 :func:`symbol_stream_v2` is :mod:`spikeforge.sim.models.compressor_v2`'s kernel with the
-range coder taken out (with or without a value grid; no code weights, no sync resets:
+range coder taken out (with or without a value grid, with sync resets; no code weights:
 what the gateware covers so far); the symbol stage does not know the budget (the model's
 state moves on every sample as if it had been coded). :func:`range_code_v2` is the range
 coder and the running budget (:func:`budget_v2`: per block, a sample is coded while the
@@ -92,22 +92,24 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
     samples = np.asarray(samples, dtype=np.int64)
     sweeps, channels = samples.shape
     taps = config.taps
-    cdf = [[c << _DROP for c in initial_cdf()] for _ in range(config.contexts)]
-    count = [0] * config.contexts
     count_max = 16 * (config.rate_max - 4)
-    weights = [[0] * taps for _ in range(channels)]
-    hist = [[0] * taps for _ in range(channels)]
-    prev = [0] * channels
-    mean = [0] * channels
-    level_weight = [0] * channels
-    dc = [0] * channels
-    started = [False] * channels
     w_lim = (1 << (WEIGHT_STATE_BITS - 1)) - 1
     h_lim = (1 << (HISTORY_BITS - 1)) - 1
     half = 1 << (config.weight_bits - 1)
     out = np.zeros((sweeps * channels, len(SYMBOL_FIELDS)), np.int64)
     row = 0
+    sync_sweeps = config.sync_blocks * config.block_sweeps
     for n in range(sweeps):
+        if n == 0 or (sync_sweeps and n % sync_sweeps == 0):
+            cdf = [[c << _DROP for c in initial_cdf()] for _ in range(config.contexts)]
+            count = [0] * config.contexts
+            weights = [[0] * taps for _ in range(channels)]
+            hist = [[0] * taps for _ in range(channels)]
+            prev = [0] * channels
+            mean = [0] * channels
+            level_weight = [0] * channels
+            dc = [0] * channels
+            started = [False] * channels
         for c in range(channels):
             v = int(samples[n, c])
             escape = False
@@ -247,15 +249,33 @@ def budget_v2(rows: np.ndarray, samples_per_block: int) -> np.ndarray:
     return coded
 
 
-def range_code_v2(rows: np.ndarray, samples_per_block: int) -> tuple[bytes, list[int]]:
+def _sync_flush(index: int, samples_per_block: int, sync_blocks: int) -> bool:
+    """Whether the sample at ``index`` starts a sync block after the first (the coder
+    flushes before it, the flush the previous block's, and restarts)."""
+    if not sync_blocks or index == 0 or index % samples_per_block:
+        return False
+    return (index // samples_per_block) % sync_blocks == 0
+
+
+def range_code_v2(rows: np.ndarray, samples_per_block: int,
+                  sync_blocks: int = 0) -> tuple[bytes, list[int]]:
     """The coded stream of :func:`symbol_stream_v2`'s rows under the running budget
     (:func:`budget_v2`: a coded sample is its symbol and raw bits, a verbatim one its 16
-    bits raw in two 8-bit pieces), flushed at the end, and each block's end offset."""
+    bits raw in two 8-bit pieces), flushed at the end, and each block's end offset. With
+    ``sync_blocks`` the coder also flushes at the end of the block before each sync block
+    (the flush's bytes are that block's) and restarts (the model's low, range, cache and
+    first byte skipped)."""
     coder = _RangeCoder()
     ends = []
     coded = budget_v2(rows, samples_per_block)
     for index, (_context, symbol, low, frequency, high_bits, high_count, low_bits,
                 low_count, value, length_e, length_o) in enumerate(rows.tolist()):
+        if _sync_flush(index, samples_per_block, sync_blocks):
+            for _ in range(5):
+                coder.shift_low()
+            ends[-1] = len(coder.out)
+            out, coder = coder.out, _RangeCoder()
+            coder.out = out
         if coded[index]:
             coder.encode(low, frequency)
             if symbol == ESCAPE:
@@ -368,14 +388,22 @@ def range_step_v2(state: tuple[int, int], row, coded: bool) -> tuple[tuple[int, 
     return (rng, low), slots
 
 
-def range_code_v2_by_sample(rows: np.ndarray, samples_per_block: int) -> tuple[bytes,
-                                                                               list[int]]:
+def range_code_v2_by_sample(rows: np.ndarray, samples_per_block: int,
+                            sync_blocks: int = 0) -> tuple[bytes, list[int]]:
     """:func:`range_code_v2` computed by :func:`range_step_v2` (the same bytes)."""
     coder = _RangeCoder()
     state = (coder.range, coder.low)
     ends = []
     coded = budget_v2(rows, samples_per_block)
     for index, row in enumerate(rows.tolist()):
+        if _sync_flush(index, samples_per_block, sync_blocks):
+            coder.low = state[1]
+            for _ in range(5):
+                coder.shift_low()
+            ends[-1] = len(coder.out)
+            out, coder = coder.out, _RangeCoder()
+            coder.out = out
+            state = (coder.range, coder.low)
         state, slots = range_step_v2(state, row, bool(coded[index]))
         for carry, byte in slots:
             coder.low = (carry << 32) | (byte << 24)
