@@ -79,7 +79,9 @@ class SymbolLayoutV2(data.StructLayout):
 
 class ChannelStateV2(data.StructLayout):
     """One channel's predictor and context state (:func:`~spikeforge.firmware.
-    compression_v2.state_bits_v2` bits: 267 with the defaults)."""
+    compression_v2.state_bits_v2` bits: 251 with the defaults), and with sync blocks
+    (``codec.sync_blocks``) its ``epoch``: the state is the initial one when its epoch is
+    not the current one (252 bits: 14 DP16KD of 18 bits at 1024 channels, as without)."""
 
     def __init__(self, codec: CodecV2Config):
         fields = {
@@ -91,6 +93,8 @@ class ChannelStateV2(data.StructLayout):
         if codec.level_tap:
             fields.update({"level_weight": signed(WEIGHT_STATE_BITS),
                            "dc": signed(16 + DC_FRAC_BITS), "started": 1})
+        if codec.sync_blocks:
+            fields["epoch"] = 1
         super().__init__(fields)
 
 
@@ -155,7 +159,18 @@ class CompressorV2Symbols(wiring.Component):
     Per-channel state: :class:`ChannelStateV2` in one memory of ``channels`` words (block
     RAM). Device-wide: ``contexts`` rows of 45 x 22 bits (a 16-deep memory: LUT RAM) and a
     count each (registers, up to 16 x (rate_max - 4)). Multipliers: ``taps`` 12 x 12 and
-    (level tap) one 12 x 17. Covers codec v2 without code weights or sync resets.
+    (level tap) one 12 x 17. Covers codec v2 without code weights.
+
+    Sync blocks (``codec.sync_blocks``: every state reset at the first sample of every
+    ``sync_blocks``-th block, counted from the first sample marked ``first``, the first
+    block included): the state memory cannot be cleared in a cycle, so each channel's word
+    holds an epoch bit; a sync flips the current epoch (at the sample's acceptance, carried
+    down the pipeline with it) and B takes a word of another epoch as the initial state
+    (zeros). One bit suffices as every channel is written once a sweep, so within every
+    epoch (a block or more). The context tables (LUT RAM) keep a ``fresh`` bit each
+    (registers): the sync sample clears all of them in F; a table not fresh reads as the
+    initial CDF with a count of 0 (overriding the forwarded row too: the sample before may
+    have used the same table before the sync). No stall.
 
     With a value grid (``codec.grid``) the samples are coded as their ADC codes: three
     feed-forward stages in front of A (:data:`GRID_LATENCY`): G1 the multiply ``(v - base)
@@ -223,6 +238,12 @@ class CompressorV2Symbols(wiring.Component):
         with m.If(advance):
             m.d.sync += [out.valid.eq(source.valid), out.channel.eq(source.channel),
                          out.first.eq(source.first)]
+        if self._codec.sync_blocks:
+            # the sample's epoch, and whether it starts a sync block
+            out.epoch = Signal(name=f"{prefix}_epoch")
+            out.sync = Signal(name=f"{prefix}_sync")
+            with m.If(advance):
+                m.d.sync += [out.epoch.eq(source.epoch), out.sync.eq(source.sync)]
         for name, value in names.items():
             reg = Signal.like(value, name=f"{prefix}_{name}") if isinstance(value, Signal) \
                 else Signal(value.shape(), name=f"{prefix}_{name}")
@@ -245,6 +266,8 @@ class CompressorV2Symbols(wiring.Component):
         with m.If(accept):
             m.d.sync += started.eq(1)
         source = SimpleNamespace(valid=accept, channel=sample.channel, first=sample.first)
+        if self._codec.sync_blocks:
+            source.epoch, source.sync = self._sync_count(m, accept, started, sample.first)
         if not self._codec.grid:
             m.d.comb += state_rd.addr.eq(sample.channel)
             b = self._stage(m, advance, source, {"value": sample.value}, "b")
@@ -282,10 +305,36 @@ class CompressorV2Symbols(wiring.Component):
         b.front = (g1, g2, g3)
         return b
 
+    def _sync_count(self, m: Module, accept, started, first) -> tuple:
+        """The sweep and block counts at acceptance: (the sample's epoch, whether it starts
+        a sync block); the current epoch flips at each sync block's first sample."""
+        codec = self._codec
+        sweep = Signal(range(codec.block_sweeps))
+        block = Signal(range(codec.sync_blocks))
+        epoch = Signal()
+        sweep_now = Signal.like(sweep)
+        block_now = Signal.like(block)
+        sync = Signal()
+        m.d.comb += [
+            sweep_now.eq(Mux(started & (sweep != codec.block_sweeps - 1), sweep + 1, 0)),
+            block_now.eq(Mux(sweep_now != 0, block,
+                             Mux(started & (block != codec.sync_blocks - 1), block + 1, 0))),
+            sync.eq(first & (sweep_now == 0) & (block_now == 0)),
+        ]
+        with m.If(accept & first):
+            m.d.sync += [sweep.eq(sweep_now), block.eq(block_now), epoch.eq(epoch ^ sync)]
+        return epoch ^ sync, sync
+
     def _products(self, m: Module, advance, b: SimpleNamespace, state) -> SimpleNamespace:
         """Stage B: the LMS products, the first difference, the level tap's input, the
         context and the shift (from the residual mean before this sample)."""
         codec = self._codec
+        if codec.sync_blocks:
+            # A word of another epoch: the channel's initial state (zeros).
+            layout = ChannelStateV2(codec)
+            current = Signal(layout)
+            m.d.comb += current.eq(Mux(state.epoch == b.epoch, state.as_value(), 0))
+            state = current
         products = {f"product{t}": state.weights[t] * state.history[t]
                     for t in range(codec.taps)}
         names = dict(products)
@@ -369,6 +418,8 @@ class CompressorV2Symbols(wiring.Component):
         m.d.comb += new.history[0].eq(_clamp(d.d, -h_lim, h_lim))
         for t in range(1, codec.taps):
             m.d.comb += new.history[t].eq(state.history[t - 1])
+        if codec.sync_blocks:
+            m.d.comb += new.epoch.eq(d.epoch)
         m.d.comb += [
             new.prev.eq(d.code),
             new.mean.eq(state.mean + (((ue << 4) - state.mean) >> MEAN_SHIFT)),
@@ -456,15 +507,30 @@ class CompressorV2Symbols(wiring.Component):
         # both ways; same bits, same logic.
         last_row = data.View(row_layout, Signal(row_layout.size, name="last_row"))
         row = Signal(row_layout)
-        m.d.comb += row.eq(Mux(last_valid & (last_context == f.context), last_row,
-                               row_rd.data))
+        stored = Mux(last_valid & (last_context == f.context), last_row, row_rd.data)
 
         count_max = 16 * (codec.rate_max - 4)
         counts = [Signal(range(count_max + 1), name=f"count{j}") for j in range(codec.contexts)]
         count = Signal(range(count_max + 1))
+        count_reg = Signal(range(count_max + 1))
         for j, reg in enumerate(counts):
             with m.If(f.context == j):
-                m.d.comb += count.eq(reg)
+                m.d.comb += count_reg.eq(reg)
+        if codec.sync_blocks:
+            # Sync blocks: a table not written since the last sync is the initial one.
+            fresh = Signal(codec.contexts)
+            stale = Signal()
+            m.d.comb += [
+                stale.eq(f.sync | ~fresh.bit_select(f.context, 1)),
+                row.eq(Mux(stale, Cat(*[Const(v, CDF_STATE_BITS) for v in initial_row]),
+                           stored)),
+                count.eq(Mux(stale, 0, count_reg)),
+            ]
+            with m.If(f.valid & advance):
+                m.d.sync += fresh.eq(Mux(f.sync, 0, fresh) | (Const(1, codec.contexts)
+                                                               << f.context))
+        else:
+            m.d.comb += [row.eq(stored), count.eq(count_reg)]
         rate = Signal(range(16))
         m.d.comb += rate.eq(4 + (count >> 4))
 
@@ -500,8 +566,8 @@ class CompressorV2Symbols(wiring.Component):
                          last_row.eq(new_row)]
         with m.If(update):
             for j, reg in enumerate(counts):
-                with m.If((f.context == j) & (reg < count_max)):
-                    m.d.sync += reg.eq(reg + 1)
+                with m.If(f.context == j):
+                    m.d.sync += reg.eq(Mux(count < count_max, count + 1, count))
 
         payload = self.o.payload
         with m.If(advance):

@@ -55,8 +55,9 @@ class RangeEntryLayout(data.StructLayout):
     with ``escape``, LENGTH_BITS raw bits ``length_e`` before ``high_bits`` and
     ``length_o`` before ``low_bits``),
     ENTRY_VERBATIM (a verbatim sample: no symbol, its 16 bits ``high_bits[:16]`` raw in two
-    8-bit pieces; the other fields are ignored) or ENTRY_FLUSH (the coder's final 5
-    bytes). ``block_end`` marks a block's last sample."""
+    8-bit pieces; the other fields are ignored) or ENTRY_FLUSH (the coder's last 5
+    bytes; the coder then restarts). ``block_end`` marks a block's last entry (a flush's
+    when the block ends with one)."""
 
     def __init__(self):
         super().__init__({
@@ -76,8 +77,10 @@ class _Token(data.StructLayout):
 class CodedTokensLayout(data.StructLayout):
     """An entry's output bytes as up to :data:`SLOTS` tokens, in order: a valid token is
     ``byte`` (unless ``skip``: the stream's first, always 0, is not sent) followed by
-    ``run`` bytes of 0xFF (0x00 when ``carry``). ``block_end`` / ``flush``: the entry ended a
-    block / the stream."""
+    ``run`` bytes of 0xFF (0x00 when ``carry``). ``block_end``: the entry ended a block (the
+    block's bytes end with this entry's); ``flush``: the entry was the coder's flush (the
+    end of the block before a sync block, or of the stream), after which the coder
+    restarted."""
 
     def __init__(self):
         super().__init__({"tokens": data.ArrayLayout(_Token(), SLOTS), "block_end": 1,
@@ -145,6 +148,11 @@ class RangeCoderV2(wiring.Component):
     register, as the block flag's old path was, no deeper than the sample's path), and the
     low loop sees an addition of 0 that shifts nothing, then the pieces on the range as it
     is (``ranged`` = range: already normalised).
+
+    A flush entry (ENTRY_FLUSH) shifts 5 bytes out of the low (no additions), which leaves
+    the low 0, the cache 0 and no 0xFF run: the model's restart but for the range (R sets
+    it to 0xFFFFFFFF) and the first byte's skip (E sets it again). So the entries after a
+    flush are coded as a new stream's (the sync blocks', and after the stream's end).
     """
 
     i: In(stream.Signature(RangeEntryLayout()))
@@ -303,6 +311,8 @@ class RangeCoderV2(wiring.Component):
                     m.d.sync += rng.eq(after_sample)
                 with m.Case(ENTRY_VERBATIM):
                     m.d.sync += rng.eq(Cat(Const(0, 8), rng[8:]))
+                with m.Case(ENTRY_FLUSH):
+                    m.d.sync += rng.eq(0xFFFFFFFF)      # the coder restarts
         # For the low loop a verbatim sample is an addition of 0 that shifts nothing,
         # followed by its pieces on the range as it is (normalised: 25..32 bits).
         r_values = {"kind": p["kind"], "block_end": p["block_end"],
@@ -465,7 +475,9 @@ class RangeCoderV2(wiring.Component):
         with m.If(advance & lreg["valid"]):
             m.d.sync += [cache.eq(cache_j),
                          run.eq(Mux(flushed_before, since, run + since))]
-            with m.If(flushed_before):
+            with m.If(lreg["kind"] == ENTRY_FLUSH):
+                m.d.sync += skip.eq(1)          # the restarted coder's first byte
+            with m.Elif(flushed_before):
                 m.d.sync += skip.eq(0)
         with m.If(advance):
             m.d.sync += [self.o.valid.eq(lreg["valid"]),
@@ -507,7 +519,9 @@ class CompressorV2(wiring.Component):
     flush : in
         Request the coder's flush (its last bytes, at the stream's end): it follows every
         sample accepted before it (it waits until the symbol stage and the budget stage
-        are empty and no sample is offered).
+        are empty and no sample is offered). When the last entry was a flush already (the
+        stream ended with the block before a sync block) the request is dropped: the
+        stream's last bytes are out.
 
     Between the symbol stage and the range coder, stage C registers each symbol with its
     cost beyond raw (:func:`~spikeforge.firmware.compression_v2.cost_eighths` with the total
@@ -518,6 +532,14 @@ class CompressorV2(wiring.Component):
     coded (ENTRY_SAMPLE) and the account moves by its cost (kept down to
     ACCOUNT_FLOOR_EIGHTHS); else it goes verbatim (ENTRY_VERBATIM: its 16 bits raw) and the
     account stays. The symbol stage never knows: its state moves on every sample.
+
+    Sync blocks (``codec.sync_blocks``): C counts the blocks as well; the last sample of the
+    block before a sync block goes in without ``block_end``, then C holds one more cycle (the
+    symbol stage stalls) for an ENTRY_FLUSH carrying ``block_end``: its tokens have both
+    ``block_end`` and ``flush``, so a consumer cuts the block after the flush's bytes (the
+    model's block end). The coder restarts after it; the symbol stage resets its state at
+    the sync block's first sample (:class:`~spikeforge.hdl.compressor_v2.
+    CompressorV2Symbols`). The cost: one cycle every ``sync_blocks`` blocks.
     """
 
     def __init__(self, channels: int, codec: CodecV2Config):
@@ -558,7 +580,7 @@ class CompressorV2(wiring.Component):
         # -- C: the symbol, its cost beyond raw, the block's start and end -----------------
         c_valid = Signal()
         advance = Signal()          # C moves (lockstep with the range coder's input)
-        m.d.comb += [advance.eq(~c_valid | coder.i.ready), symbols.o.ready.eq(advance)]
+        m.d.comb += symbols.o.ready.eq(advance)
         entry = symbols.o.payload
         block_sweeps = codec.block_sweeps
         sweep = Signal(range(block_sweeps))
@@ -570,6 +592,14 @@ class CompressorV2(wiring.Component):
             m.d.comb += current.eq(sweep)
         with m.If(symbols.o.valid & advance):
             m.d.sync += [sweep.eq(current), started.eq(1)]
+        block_end = Signal()
+        m.d.comb += block_end.eq((entry.channel == channels - 1) & (current == block_sweeps - 1))
+        sync_end = Const(0, 1)          # the block's end is the sync flush's
+        if codec.sync_blocks:
+            block = Signal(range(codec.sync_blocks))
+            with m.If(symbols.o.valid & advance & block_end):
+                m.d.sync += block.eq(Mux(block == codec.sync_blocks - 1, 0, block + 1))
+            sync_end = block_end & (block == codec.sync_blocks - 1)
         # cost - 128 = 8 (high_count + low_count) + _COST_CONST - log2_floor_eighths(f),
         # log2_floor_eighths(f) = 8 (bitlen(f) - 1) + the 3 bits below f's leading one
         f_bits = bit_length(m, entry.frequency, CDF_BITS + 1, "frequency_bits")
@@ -590,9 +620,11 @@ class CompressorV2(wiring.Component):
                     "low_bits": entry.low_bits, "low_count": entry.low_count,
                     "value": entry.value, "delta": delta,
                     "block_start": entry.first & (current == 0),
-                    "block_end": (entry.channel == channels - 1) &
-                                 (current == block_sweeps - 1)}
+                    "block_end": block_end, "sync_end": sync_end}
         c = _register_stage(m, advance, c_fields, symbols.o.valid, "c", out_valid=c_valid)
+        # C's second cycle for a sync block's flush (the sample went in on the first)
+        flush_phase = Signal()
+        last_flush = Signal()       # the last entry into the coder was a flush
 
         # -- the running budget: coded or verbatim, at the range coder's entry -------------
         account = Signal(signed(ACCOUNT_BITS))
@@ -603,7 +635,12 @@ class CompressorV2(wiring.Component):
                      coded.eq(now <= BUDGET_SLACK_EIGHTHS),
                      moved.eq(now + c["delta"])]
         out = coder.i.payload
-        with m.If(c_valid):
+        m.d.comb += advance.eq(~c_valid | (coder.i.ready & (~c["sync_end"] | flush_phase)))
+        with m.If(c_valid & flush_phase):
+            m.d.comb += [coder.i.valid.eq(1), out.kind.eq(ENTRY_FLUSH), out.block_end.eq(1)]
+            with m.If(coder.i.ready):
+                m.d.sync += [flush_phase.eq(0), last_flush.eq(1)]
+        with m.Elif(c_valid):
             m.d.comb += [
                 coder.i.valid.eq(1),
                 out.kind.eq(Mux(coded, ENTRY_SAMPLE, ENTRY_VERBATIM)),
@@ -613,13 +650,17 @@ class CompressorV2(wiring.Component):
                 out.high_bits.eq(Mux(coded, c["high_bits"], c["value"])),
                 out.high_count.eq(c["high_count"]),
                 out.low_bits.eq(c["low_bits"]), out.low_count.eq(c["low_count"]),
-                out.block_end.eq(c["block_end"]),
+                out.block_end.eq(c["block_end"] & ~c["sync_end"]),
             ]
             with m.If(coder.i.ready):
-                m.d.sync += account.eq(Mux(coded, Mux(moved < ACCOUNT_FLOOR_EIGHTHS,
-                                                      ACCOUNT_FLOOR_EIGHTHS, moved), now))
+                m.d.sync += [account.eq(Mux(coded, Mux(moved < ACCOUNT_FLOOR_EIGHTHS,
+                                                       ACCOUNT_FLOOR_EIGHTHS, moved), now)),
+                             flush_phase.eq(c["sync_end"]), last_flush.eq(0)]
         with m.Elif(flush_pending & (in_flight == 0) & ~self.i.valid):
-            m.d.comb += [coder.i.valid.eq(1), out.kind.eq(ENTRY_FLUSH)]
-            with m.If(coder.i.ready):
-                m.d.sync += flush_pending.eq(0)
+            with m.If(last_flush):
+                m.d.sync += flush_pending.eq(0)         # the stream ended with a flush
+            with m.Else():
+                m.d.comb += [coder.i.valid.eq(1), out.kind.eq(ENTRY_FLUSH)]
+                with m.If(coder.i.ready):
+                    m.d.sync += [flush_pending.eq(0), last_flush.eq(1)]
         return m

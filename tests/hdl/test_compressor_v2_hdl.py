@@ -231,6 +231,14 @@ def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0
     ("grid-wide", 5, GRID_SMALL, 0, 5),
     ("grid-white", 4, GRID, 0, 0),
     ("grid-n1", 2, GRID_SMALL, 4, 0),
+    # sync blocks: the channels' epoch bits, the tables' fresh bits (consecutive samples
+    # on one table across a sync: the forwarded row is not taken), the hazard (2 channels)
+    ("same-context", 5, CodecV2Config(enabled=True, block_sweeps=3, sync_blocks=1), 0, 7),
+    ("quiet", 3, CodecV2Config(enabled=True, block_sweeps=2, sync_blocks=3), 3, 0),
+    ("rails", 2, CodecV2Config(**{**SMALL.to_dict(), "block_sweeps": 2, "sync_blocks": 2}),
+     5, 0),
+    ("grid-n1", 4, CodecV2Config(enabled=True, grid=True, block_sweeps=2, sync_blocks=3),
+     0, 0),
 ])
 def test_rtl_symbols_match_the_model(kind, channels, config, stall, gap):
     samples = v2_stimulus(kind, 48 if kind == "saturation" else 24, channels, seed=1)
@@ -254,6 +262,12 @@ def _run_coder(samples: np.ndarray, config: CodecV2Config, *, stall_every: int =
     out = bytearray()
     ends: list[int] = []
     flushed = []
+    # the sync blocks' flushes (each ends the block before a sync block), then the
+    # stream's (none when the stream ended with a sync flush)
+    period = config.sync_blocks * config.block_sweeps
+    flushes = sweeps // period if period else 0
+    if not period or sweeps % period:
+        flushes += 1
 
     async def source(ctx):
         await _load_grid(ctx, dut, grid)
@@ -285,15 +299,16 @@ def _run_coder(samples: np.ndarray, config: CodecV2Config, *, stall_every: int =
             if payload.block_end:
                 ends.append(len(out))
             if payload.flush:
-                flushed.append(True)
-                return
+                flushed.append(len(out))
+                if len(flushed) == flushes:
+                    return
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(source)
     sim.add_testbench(sink)
     sim.run()
-    assert flushed, "the coder's flush never came out"
+    assert len(flushed) == flushes, f"{len(flushed)} of the coder's {flushes} flushes came out"
     return bytes(out), ends
 
 
@@ -311,6 +326,12 @@ def _run_coder(samples: np.ndarray, config: CodecV2Config, *, stall_every: int =
     ("grid-n1", 3, GRID, 5),
     ("grid-wide", 0, GRID_SMALL, 5),
     ("grid-white", 2, GRID, 4),
+    # sync blocks: a flush at the end of the block before each, the coder restarted; the
+    # stream ending inside a sync period, and right at its end (no second flush)
+    ("steps", 3, CodecV2Config(enabled=True, block_sweeps=3, sync_blocks=1), 3),
+    ("spikes", 0, CodecV2Config(enabled=True, block_sweeps=2, sync_blocks=2), 5),
+    ("grid-n1", 2, CodecV2Config(enabled=True, grid=True, block_sweeps=2, sync_blocks=3), 4),
+    ("white", 3, CodecV2Config(enabled=True, block_sweeps=4, sync_blocks=1), 5),
 ])
 def test_rtl_coder_bytes_match_the_model(kind, stall, config, channels):
     samples = v2_stimulus(kind, 16, channels, seed=1)
@@ -323,5 +344,8 @@ def test_rtl_coder_bytes_match_the_model(kind, stall, config, channels):
     assert len(ends) == full_blocks
     partial = len(samples) % config.block_sweeps != 0
     assert ends[:full_blocks - 1 + partial] == list(expected_ends[:full_blocks - 1 + partial])
+    # (a block that ends with a sync flush ends after the flush's bytes, as the model's)
+    if config.sync_blocks and len(samples) % (config.sync_blocks * config.block_sweeps) == 0:
+        assert ends == list(expected_ends)      # the stream ended with a sync flush
     if kind in ("white", "bursts", "grid-white"):
         assert verbatim.any(), "the stimulus no longer sends samples verbatim"
