@@ -3,8 +3,9 @@ and the stimuli they drive: random and adversarial signals (white noise, rails, 
 bursts of samples that share one context table, and for the running budget: noise bursts
 that send samples verbatim from the middle of a block, spikes at a block's start that its
 slack absorbs; over a value grid: an N1-like stream with clipped samples and off-grid
-values, escapes with the widest fields, white noise through a grid). Every case is compared
-with the golden model's own stream."""
+values, escapes with the widest fields, white noise through a grid; sync blocks, the state
+reset and the coder flushed and restarted). Every case is compared with the golden
+model's own stream."""
 
 import random
 from typing import Any
@@ -193,6 +194,9 @@ CASES: tuple[BenchCase, ...] = (
     _case(6, "grid-wide", 64, "random", grid_bits=12, taps=3, level_tap=False, contexts=5,
           shift_offset=0, rate_max=6, mu=3, weight_bits=6),
     _case(5, "grid-white", 48, "random"),
+    # sync blocks: the state's epoch bits and the tables' fresh bits
+    _case(5, "same-context", 48, "random", block_sweeps=3, sync_blocks=1),
+    _case(3, "grid-n1", 48, "random", block_sweeps=2, sync_blocks=3),
 )
 
 
@@ -237,4 +241,13 @@ CASES = CASES + (
     _coder_case(6, "grid-white", 48, "random", block_sweeps=8),
     _coder_case(4, "grid-n1", 64, "none", block_sweeps=8, taps=3, level_tap=False,
                 contexts=5, shift_offset=0, rate_max=6, mu=3, weight_bits=6),
+    # sync blocks: every state reset at a sync block's first sample (the channels' epoch
+    # bits, the tables' fresh bits), a flush ending the block before it (its tokens carry
+    # block_end and flush), the coder restarted. Grid and escapes with the channel hazard
+    # (3 channels), ending on a sync flush; the budget verbatim mid-block, ending inside a
+    # sync period; white noise verbatim; one table across every sync (the forwarded row)
+    _coder_case(3, "grid-n1", 60, "random", block_sweeps=4, sync_blocks=1),
+    _coder_case(5, "bursts", 64, "random", block_sweeps=4, sync_blocks=3),
+    _coder_case(3, "white", 48, "random", block_sweeps=4, sync_blocks=3),
+    _coder_case(5, "same-context", 48, "random", block_sweeps=3, sync_blocks=1),
 )

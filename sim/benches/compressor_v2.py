@@ -48,7 +48,7 @@ async def symbols_match_model(dut):
 
     # The split model is the golden model (the budget's verbatim samples included).
     stream, _, verbatim = encode_v2_stream(samples, codec, grid)
-    coded, _ = range_code_v2(expected, channels * codec.block_sweeps)
+    coded, _ = range_code_v2(expected, channels * codec.block_sweeps, codec.sync_blocks)
     assert coded == bytes(stream), "symbol model + budget + range coder != the golden model"
 
     bench = Bench(dut)

@@ -6,7 +6,10 @@ whether the budget sends samples verbatim or not; the split model
 :func:`~spikeforge.sim.models.compressor_v2_stages.symbol_stream_v2`) is checked against
 it too. Samples arrive channel-serial with random idle cycles (unless ``stall`` is
 "none"), the output is read under random back-pressure; the flush is requested right
-after the last sample.
+after the last sample. With sync blocks every block's end is checked, the sync flushes'
+included (a token with ``block_end`` and ``flush``: the block ends after the flush's
+bytes), and the flushes are counted (none for the stream's end when it ended with a sync
+flush).
 """
 
 import itertools
@@ -76,7 +79,7 @@ async def coded_bytes_match_model(dut):
     stream, golden_ends, verbatim = encode_v2_stream(samples, codec, grid)
     expected, expected_ends = bytes(stream), [int(end) for end in golden_ends]
     rows = symbol_stream_v2(samples, codec, grid)
-    split = range_code_v2(rows, per_block)
+    split = range_code_v2(rows, per_block, codec.sync_blocks)
     assert split == (expected, expected_ends), "symbol model + budget + range coder != model"
 
     bench = Bench(dut)
@@ -95,16 +98,27 @@ async def coded_bytes_match_model(dut):
     dut.flush.value = 1
     await FallingEdge(dut.clk)
     dut.flush.value = 0
+    # the sync blocks' flushes, then the stream's (none if it ended with a sync flush)
+    period = codec.sync_blocks * codec.block_sweeps
+    flushes = (sweeps // period if period else 0) + int(not period or sweeps % period != 0)
+    flush_bit = _fields(CodedTokensLayout())["flush"][0]
+    seen = 0
     for _ in range(200):
         got, ends, flushed = expand_tokens([word for _, word in sink.items])
-        if flushed:
+        seen = sum(word >> flush_bit & 1 for _, word in sink.items)
+        if seen >= flushes:
             break
         await bench.cycles(32)
-    assert flushed, "the flush never came out"
+    await bench.cycles(64)
+    got, ends, flushed = expand_tokens([word for _, word in sink.items])
+    seen = sum(word >> flush_bit & 1 for _, word in sink.items)
+    assert seen == flushes, f"{seen} flushes came out, {flushes} expected"
     full_blocks = sweeps // codec.block_sweeps
     assert len(ends) == full_blocks, f"{len(ends)} block ends for {full_blocks} blocks"
     assert ends[:-1] == expected_ends[:len(ends) - 1], (
         f"block ends {ends[:8]} != model {expected_ends[:8]}")
+    if period and sweeps % period == 0:
+        assert ends == expected_ends, "the stream's last block ends with its sync flush"
     if got != expected:
         first = next((i for i in range(min(len(got), len(expected)))
                       if got[i] != expected[i]), min(len(got), len(expected)))
@@ -114,4 +128,4 @@ async def coded_bytes_match_model(dut):
     report(items=sweeps * channels, cycles=bench.cycle(), bytes=len(got),
            escapes_coded=int(((rows[:, 1] == ESCAPE) & budget_v2(rows, per_block)).sum()),
            verbatim_samples=int(verbatim.sum()),
-           blocks_with_verbatim=int((verbatim > 0).sum()))
+           blocks_with_verbatim=int((verbatim > 0).sum()), flushes=seen)

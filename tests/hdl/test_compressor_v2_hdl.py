@@ -151,7 +151,6 @@ def test_symbols_and_range_coder_are_the_golden_model_with_sync_blocks(
 def test_unsupported_options_are_refused():
     with pytest.raises(ConfigError, match="code_weights"):
         CompressorV2Symbols(8, CodecV2Config(enabled=True, grid=True, code_weights=True))
-    CompressorV2Symbols(8, CodecV2Config(enabled=True, sync_blocks=2))   # covered now
 
 
 async def _load_grid(ctx, dut, grid: ValueGrid | None) -> None:
