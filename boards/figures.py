@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge.firmware.compression import CodecConfig, worst_case_words
-from spikeforge.firmware.config import MAX_CHANNELS, SystemConfig
+from spikeforge.firmware.compression_v2 import worst_case_bits_v2
+from spikeforge.firmware.config import MAX_CHANNELS, V2_CARRY_WORDS, SystemConfig
 from spikeforge.firmware.errors import ConfigError
 
 from .build import BuildResult, Utilization, build
@@ -73,6 +74,9 @@ DETECTION_OVERRIDES = {"detector": {"enabled": True}}
 FULL = "full"
 #: The lossless coder without detection.
 CODEC = "codec"
+#: The same with the v2 coder in v1's place (``boards/full-v2.json``).
+FULL_V2 = "full-v2"
+CODEC_V2 = "codec-v2"
 #: Suffix of a variant with the link cipher and command authentication
 #: (``stream_cipher`` with ``control_key``; ``boards/private.json``: ``full+private``).
 PRIVATE = "private"
@@ -91,6 +95,8 @@ def variant_of(config: SystemConfig) -> str:
     command authentication alone (``full+private``: ``boards/private.json``)."""
     if config.codec.enabled:
         cores = FULL if config.detector.enabled else CODEC
+    elif config.codec_v2.enabled:
+        cores = FULL_V2 if config.detector.enabled else CODEC_V2
     else:
         cores = DETECTION if config.detector.enabled else ""
     private = (PRIVATE if config.stream_cipher
@@ -187,6 +193,14 @@ def reference_config(board: Board | str, channels: int,
         data["codec"] = codec
         worst = worst_case_words(channels, codec["block_sweeps"], CodecConfig(**codec))
         buffer_words = max(buffer_words, 2 * worst)
+    codec_v2 = data.get("codec_v2")
+    if isinstance(codec_v2, dict) and codec_v2.get("enabled"):
+        codec_v2 = {**spec.default_config.codec_v2.to_dict(), **codec_v2}
+        codec_v2["block_sweeps"] = max(1, min(codec_v2["block_sweeps"],
+                                              REFERENCE_BLOCK_SAMPLES // channels))
+        data["codec_v2"] = codec_v2
+        bits = worst_case_bits_v2(channels, codec_v2["block_sweeps"])
+        buffer_words = max(buffer_words, 2 * (-(-bits // 16) + V2_CARRY_WORDS))
     data.update(channels=channels, sample_rate_hz=REFERENCE_RATE_HZ, clock_hz=spec.clock_hz,
                 sweeps_per_frame=sweeps_per_frame,
                 link_buffer_samples=1 << (buffer_words - 1).bit_length())

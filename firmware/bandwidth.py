@@ -39,9 +39,10 @@ def mode_unavailable_reason(config: "SystemConfig", mode: int) -> str | None:
     if mode == BandwidthMode.RAW:
         return None
     if mode == BandwidthMode.LOSSLESS:
-        if not config.codec.enabled:
+        if not config.coded:
             return ("the build has no lossless coder; rebuild with codec=CodecConfig("
-                    "enabled=True) (SystemConfig.codec)")
+                    "enabled=True) (SystemConfig.codec) or codec_v2=CodecV2Config("
+                    "enabled=True, sync_blocks=256) (SystemConfig.codec_v2)")
         return None
     if mode in (BandwidthMode.EVENTS, BandwidthMode.EVENTS_LFP):
         if not config.detector.enabled:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .compression import CodecConfig, worst_case_words
+from .compression_v2 import CodecV2Config, worst_case_bits_v2
 from .decimation import DecimatorConfig
 from .detection import DETECTOR_SAME_CHANNEL_SPACING, DetectorConfig
 from .errors import ConfigError
@@ -33,8 +34,8 @@ from .test_signal import SPIKE_TEMPLATE
 
 __all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
            "MIN_SAME_CHANNEL_SPACING", "CodecConfig", "format_channels", "parse_channels",
-           "DecimatorConfig", "MAX_CHANNELS", "MAX_PAYLOAD_BYTES", "LINKS", "EthernetConfig",
-           "read_config_file"]
+           "DecimatorConfig", "V2_CARRY_WORDS", "MAX_CHANNELS", "MAX_PAYLOAD_BYTES", "LINKS",
+           "EthernetConfig", "read_config_file"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
@@ -44,6 +45,10 @@ SOURCES = ("test", "rhd")
 #: :class:`spikeforge.hdl.ethernet.link.EthernetLink`).
 LINKS = ("uart", "ethernet")
 
+#: Words a v2 coded block can carry beyond its own bits' worth: bytes it inherits from the
+#: blocks before (the coder's 4-byte low, its cached byte, a word's odd byte) and a flush
+#: of 5 bytes with its pad (:attr:`SystemConfig.coded_worst_words`).
+V2_CARRY_WORDS = 7
 #: Largest channel count the wire format and the cores are sized for.
 MAX_CHANNELS = 1024
 #: Number of samples in the test source's spike template.
@@ -131,6 +136,12 @@ class SystemConfig:
         Parameters of the conditioning and spike-detection cores.
     codec:
         Parameters of the lossless coder (``docs/compression.md``); disabled by default.
+    codec_v2:
+        Parameters of the v2 lossless coder (LMS + range coder over the ADC's value grid,
+        ``docs/compression.md`` "v2"); disabled by default. A build has one lossless coder:
+        ``codec`` or ``codec_v2``, not both. Its stream carries state from block to block;
+        a host that lost a block resumes at the next sync block (``codec_v2.sync_blocks``,
+        which a build needs > 0).
     channel_mask:
         The channels DATA frames carry after reset, as channel indices (``None``: every
         channel). The device can change it at run time (registers ``CHANNEL_MASK_INDEX`` /
@@ -177,6 +188,7 @@ class SystemConfig:
     rhd: RHDConfig = field(default_factory=RHDConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
+    codec_v2: CodecV2Config = field(default_factory=CodecV2Config)
     # -- channel mask --
     channel_mask: tuple[int, ...] | None = None
     # -- LFP (bandwidth mode 3) --
@@ -309,6 +321,7 @@ class SystemConfig:
         self._validate_detector_spacing()
         if not isinstance(self.codec, CodecConfig):
             raise ConfigError(f"codec must be a CodecConfig, not {type(self.codec).__name__}")
+        self._validate_codec_v2()
         self._validate_coded_buffer()
         if not isinstance(self.rhd, RHDConfig):
             raise ConfigError(f"rhd must be an RHDConfig, not {type(self.rhd).__name__}")
@@ -352,21 +365,71 @@ class SystemConfig:
                 f"{self.clock_hz // spacing}, or build without the detector "
                 f"(detector=DetectorConfig(enabled=False))")
 
+    def _validate_codec_v2(self) -> None:
+        codec = self.codec_v2
+        if not isinstance(codec, CodecV2Config):
+            raise ConfigError(f"codec_v2 must be a CodecV2Config, not {type(codec).__name__}")
+        if not codec.enabled:
+            return
+        if self.codec.enabled:
+            raise ConfigError("a build has one lossless coder: codec and codec_v2 are both "
+                              "enabled; set codec=CodecConfig(enabled=False) or codec_v2="
+                              "CodecV2Config(enabled=False)")
+        if codec.code_weights:
+            raise ConfigError("the v2 gateware covers codec v2 without code weights so far; "
+                              "set codec_v2 code_weights=False")
+        frame_bytes = 2 * self.coded_worst_words
+        if frame_bytes > MAX_PAYLOAD_BYTES:
+            raise ConfigError(
+                f"a worst-case v2 block of {codec.block_sweeps} sweeps x {self.channels} "
+                f"channels is {frame_bytes} bytes, over the {MAX_PAYLOAD_BYTES}-byte frame "
+                f"limit; lower codec_v2 block_sweeps")
+        if codec.sync_blocks == 0:
+            raise ConfigError("a v2 build needs sync blocks (the stream carries state across "
+                              "blocks: a host that lost one resumes at the next sync); set "
+                              "codec_v2 sync_blocks > 0, e.g. 256")
+
+    @property
+    def coded(self) -> bool:
+        """The build has a lossless coder (v1 ``codec`` or v2 ``codec_v2``)."""
+        return self.codec.enabled or self.codec_v2.enabled
+
+    @property
+    def coded_block_sweeps(self) -> int:
+        """Sweeps per coded block of the build's lossless coder (0: none)."""
+        if self.codec_v2.enabled:
+            return self.codec_v2.block_sweeps
+        return self.codec.block_sweeps if self.codec.enabled else 0
+
+    @property
+    def coded_worst_words(self) -> int:
+        """Most 16-bit words one coded block can put on the link (the framer reserves this
+        much at a block's start). v2: the budget's bound in bits, plus the bytes a block can
+        inherit from earlier ones (the coder's 4-byte low, its cached byte, a word's odd
+        byte) and a flush with its pad (:data:`V2_CARRY_WORDS`); a block beyond it is
+        dropped whole and counted (a 0xFF run longer than that, which no signal makes, is
+        the only way there)."""
+        if self.codec_v2.enabled:
+            bits = worst_case_bits_v2(self.channels, self.codec_v2.block_sweeps)
+            return -(-bits // 16) + V2_CARRY_WORDS
+        return worst_case_words(self.channels, self.codec.block_sweeps, self.codec)
+
     def _validate_coded_buffer(self) -> None:
         """The framer's buffer for COMPRESSED frames must hold two worst-case coded blocks:
         one being sent while the next is admitted, else every other block is dropped even
         on a fast link (the rule :class:`spikeforge.hdl.framer.Framer` also checks)."""
-        codec = self.codec
-        if not codec.enabled:
+        if not self.coded:
             return
-        worst = worst_case_words(self.channels, codec.block_sweeps, codec)
+        worst = self.coded_worst_words
+        sweeps = self.coded_block_sweeps
+        field_name = "codec_v2" if self.codec_v2.enabled else "codec"
         if 2 * worst > self.coded_buffer_words:
             need = 1 << (2 * worst - 1).bit_length()
             raise ConfigError(
                 f"the link buffer ({self.link_buffer_samples} words) cannot hold two "
                 f"worst-case coded blocks ({worst} words each: {self.channels} channels x "
-                f"{codec.block_sweeps} sweeps), one being sent while the next is admitted; "
-                f"raise link_buffer_samples to {need} or lower codec.block_sweeps")
+                f"{sweeps} sweeps), one being sent while the next is admitted; "
+                f"raise link_buffer_samples to {need} or lower {field_name}.block_sweeps")
 
     def _validate_lfp(self) -> None:
         if self.lfp is not None and not isinstance(self.lfp, DecimatorConfig):
@@ -510,7 +573,7 @@ class SystemConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, TestSourceConfig | RHDConfig | DetectorConfig | CodecConfig
-                          | DecimatorConfig | EthernetConfig):
+                          | CodecV2Config | DecimatorConfig | EthernetConfig):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             out[f.name] = value
         return out
@@ -533,6 +596,8 @@ class SystemConfig:
             data["detector"] = DetectorConfig(**data["detector"])
         if isinstance(data.get("codec"), dict):
             data["codec"] = CodecConfig(**data["codec"])
+        if isinstance(data.get("codec_v2"), dict):
+            data["codec_v2"] = CodecV2Config(**data["codec_v2"])
         if isinstance(data.get("channel_mask"), list):
             data["channel_mask"] = tuple(data["channel_mask"])
         if isinstance(data.get("lfp"), dict):

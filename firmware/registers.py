@@ -22,7 +22,8 @@ from .framing import WIRE_VERSION
 from .identity import IDENTITY_MAGIC
 
 __all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values",
-           "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE", "ETHERNET_COUNTERS", "AUTH_COUNTERS"]
+           "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE", "GRID_WRITABLE", "ETHERNET_COUNTERS",
+           "AUTH_COUNTERS"]
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ REGISTERS: tuple[Register, ...] = (
              needs=lambda c: available_modes(c) != 1 << BandwidthMode.RAW),
     Register("COMPRESSED_BLOCKS_DAMAGED", 0xC2, "status",
              "coder blocks lost to a coder output overflow (also in FRAMES_DROPPED)",
-             needs=lambda c: c.codec.enabled),
+             needs=lambda c: c.coded),
     # Codebook of the lossless coder (codec.codebook builds only; docs/compression.md,
     # "Loading the codebook"). Writes to these four are refused (ignored, the read-back
     # shows the value kept) while BANDWIDTH_MODE is lossless and until the coder's next block
@@ -270,6 +271,21 @@ REGISTERS: tuple[Register, ...] = (
              "table[CODEBOOK_ENTRY] as the coder's memory holds it (int16 in 16 bits), "
              "refreshed within a sample period of a write: the host's read-back",
              bits=16, needs=lambda c: c.codec.enabled and c.codec.codebook),
+    # Value grid of the v2 coder (codec_v2.grid builds; docs/compression.md, "v2 in the
+    # system"). Writes refused as the codebook's are: while BANDWIDTH_MODE is lossless and
+    # until the coder's next block after it left lossless.
+    Register("GRID_ENTRY", 0xC8, "rw",
+             "writing stores table[bits 0..11] = bits 12..29 (18-bit two's complement) in the "
+             "v2 coder's grid table (ValueGrid.table)", bits=30,
+             needs=lambda c: c.codec_v2.enabled and c.codec_v2.grid),
+    Register("GRID_BASE", 0xC9, "rw", "grid base (18-bit two's complement, ValueGrid.base)",
+             bits=18, needs=lambda c: c.codec_v2.enabled and c.codec_v2.grid),
+    Register("GRID_RECIPROCAL", 0xCA, "rw", "grid reciprocal multiplier (ValueGrid.reciprocal"
+             "[0])", bits=30, needs=lambda c: c.codec_v2.enabled and c.codec_v2.grid),
+    Register("GRID_SHIFT", 0xCB, "rw", "grid reciprocal shift (ValueGrid.reciprocal[1])",
+             bits=5, needs=lambda c: c.codec_v2.enabled and c.codec_v2.grid),
+    Register("GRID_CODE_MAX", 0xCC, "rw", "largest grid code, 2**ValueGrid.bits - 1",
+             bits=12, needs=lambda c: c.codec_v2.enabled and c.codec_v2.grid),
 )
 
 #: The Ethernet link's status counters (lower-case: their ports on the register bank and on
@@ -285,6 +301,9 @@ AUTH_COUNTERS = ("AUTH_REFUSED", "REPLAYS_REFUSED", "AUTH_COUNTER")
 #: The codebook registers whose writes are refused while lossless blocks may be sent.
 CODEBOOK_WRITABLE = ("CODEBOOK_ENTRY", "CODEBOOK_BASE", "CODEBOOK_MULTIPLIER",
                      "CODEBOOK_SHIFT")
+
+#: The v2 grid registers whose writes are refused while lossless blocks may be sent.
+GRID_WRITABLE = ("GRID_ENTRY", "GRID_BASE", "GRID_RECIPROCAL", "GRID_SHIFT", "GRID_CODE_MAX")
 
 
 def _boot_list(config: SystemConfig, name: str) -> int:

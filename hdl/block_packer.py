@@ -14,10 +14,11 @@ __all__ = ["BlockPacker", "CodeLayout", "CompressedWordLayout"]
 class CompressedWordLayout(data.StructLayout):
     """One 16-bit word of a compressed block; ``last`` marks the block's final word. A final
     word with ``damaged`` set ends a block that lost words to an output overflow: its
-    consumer must discard the whole block (the word itself carries no data)."""
+    consumer must discard the whole block (the word itself carries no data). A final word
+    with ``empty`` set ends a block that carries no word (the v2 coder's; no data either)."""
 
     def __init__(self):
-        super().__init__({"data": WORD_BITS, "last": 1, "damaged": 1})
+        super().__init__({"data": WORD_BITS, "last": 1, "damaged": 1, "empty": 1})
 
 
 class CodeLayout(data.StructLayout):

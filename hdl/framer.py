@@ -4,7 +4,6 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.firmware.compression import worst_case_words
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import ConfigError
 from spikeforge.firmware.wire import BandwidthMode
@@ -54,7 +53,7 @@ class Framer(wiring.Component):
     Bandwidth modes (``mode``, register ``BANDWIDTH_MODE``): each path reads the mode at its
     own boundary, so no frame is ever half one mode, half another. A DATA slot is admitted
     only if the mode at its first sample is RAW (otherwise skipped, not counted as a drop).
-    With a coder (``config.codec.enabled``), ``compressed`` carries the
+    With a coder (``config.coded``), ``compressed`` carries the
     :class:`~spikeforge.hdl.compressor.Compressor`'s words of every block; at a block's first
     sample (sweep a multiple of ``block_sweeps``) the framer admits the block if the mode is
     LOSSLESS and a worst-case block (``worst_case_words``) fits in the coded buffer
@@ -64,6 +63,11 @@ class Framer(wiring.Component):
     block is committed as one COMPRESSED frame, ``seq`` the block number since reset (first
     sweep ``seq * block_sweeps``), its header going out once the whole block is buffered. A
     block the coder marks ``damaged`` is rolled back whole and counted in ``frames_dropped``.
+    With the v2 coder (``config.codec_v2``) the blocks form a chain from each sync block
+    (``codec_v2.sync_blocks``): a block is admitted only at a sync block or after an
+    admitted one, so once one is dropped or damaged the rest up to the next sync block are
+    dropped too (each counted: the host could not decode them); a v2 block may carry no
+    word (``empty``), which is a COMPRESSED frame with no payload.
     Events are sent in every mode, when the serializer is idle and no frame waits.
 
     LFP (``config.lfp``, mode EVENTS_LFP): the decimated sweeps on ``lfp`` take the DATA
@@ -96,7 +100,7 @@ class Framer(wiring.Component):
     mode : unsigned(2), in
         Bandwidth mode (:class:`~spikeforge.firmware.wire.BandwidthMode`).
     compressed : stream of :class:`~spikeforge.hdl.compressor.CompressedWordLayout` in
-        Only with ``config.codec.enabled``. ``ready`` is always high (``always_ready``).
+        Only with ``config.coded``. ``ready`` is always high (``always_ready``).
     frames_sent, frames_dropped : unsigned(32), out
         DATA and COMPRESSED frames fully sent, and those dropped whole (no buffer space, or
         a damaged block).
@@ -136,7 +140,7 @@ class Framer(wiring.Component):
             "frames_dropped": Out(32),
             "event_frames_sent": Out(32),
             **({"compressed": In(stream.Signature(CompressedWordLayout(), always_ready=True))}
-               if config.codec.enabled else {}),
+               if config.coded else {}),
             "keep": In(1, init=1),
             "frame_samples": In(range(config.frame_samples + 1), init=config.frame_samples),
             "idle": Out(1),
@@ -145,15 +149,15 @@ class Framer(wiring.Component):
                 "lfp_keep": In(1, init=1)}
                if config.lfp is not None else {}),
         })
-        if config.codec.enabled:
-            worst = worst_case_words(config.channels, config.codec.block_sweeps, config.codec)
+        if config.coded:
+            worst = config.coded_worst_words
             if 2 * worst > coded_buffer_words(config):
                 raise ConfigError(
                     f"the link buffer ({config.link_buffer_samples} words) cannot hold two "
                     f"worst-case coded blocks ({worst} words each: {config.channels} channels "
-                    f"x {config.codec.block_sweeps} sweeps), one being sent while the next is "
+                    f"x {config.coded_block_sweeps} sweeps), one being sent while the next is "
                     f"admitted; raise link_buffer_samples to at least {2 * worst} or lower "
-                    "codec.block_sweeps")
+                    "the codec's block_sweeps")
 
     def elaborate(self, platform):
         config = self._config
@@ -191,7 +195,7 @@ class Framer(wiring.Component):
         m.d.comb += buffer.reserve.eq(data.admit | lfp.admit if lfp_build else data.admit)
 
         # -- COMPRESSED path: one block per frame, admitted whole at the block's start -------
-        if config.codec.enabled:
+        if config.coded:
             m.submodules.blocks = blocks = BlockAdmission(config)
             m.d.comb += [
                 blocks.valid.eq(self.i.valid),

@@ -15,11 +15,11 @@ part                   job
 Each has a twin of the same name in :mod:`spikeforge.sim.models.framer_parts`.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.firmware.compression import WORD_BITS, worst_case_words
+from spikeforge.firmware.compression import WORD_BITS
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.detection import EVENT_HEADER_WORDS
 from spikeforge.firmware.wire import SYNC, FrameType, encode_identity
@@ -30,7 +30,8 @@ from .fifo import StreamFifo
 from .layouts import EventWordLayout
 
 __all__ = ["SlotLayout", "BlockLayout", "SlotAdmission", "SampleBuffer", "BlockBuffer",
-           "BlockAdmission", "Serializer", "coded_buffer_words", "min_block_words"]
+           "BlockAdmission", "Serializer", "coded_buffer_words", "min_block_words",
+           "V2_DESCRIPTORS"]
 
 
 def coded_buffer_words(config: SystemConfig) -> int:
@@ -255,11 +256,12 @@ class BlockAdmission(wiring.Component):
     """
 
     def __init__(self, config: SystemConfig):
-        codec = config.codec
-        self._block_sweeps = codec.block_sweeps
+        self._block_sweeps = config.coded_block_sweeps
         self._capacity = coded_buffer_words(config)
-        self._worst = worst_case_words(config.channels, codec.block_sweeps, codec)
-        self._descriptors = self._capacity // min_block_words(config) + 2
+        self._worst = config.coded_worst_words
+        self._sync_blocks = config.codec_v2.sync_blocks if config.codec_v2.enabled else 0
+        self._descriptors = (V2_DESCRIPTORS if self._sync_blocks
+                             else self._capacity // min_block_words(config) + 2)
         super().__init__({
             "valid": In(1), "first": In(1), "wanted": In(1),
             "compressed": In(stream.Signature(CompressedWordLayout(), always_ready=True)),
@@ -275,7 +277,7 @@ class BlockAdmission(wiring.Component):
         m.submodules.blocks = blocks = StreamFifo(BlockLayout(), self._descriptors)
         # Admission decisions of blocks whose words have not all come out of the coder yet
         # (the coder's latency is below one block, so two are ever outstanding).
-        m.submodules.decisions = decisions = fifo.SyncFIFO(width=33, depth=4)
+        m.submodules.decisions = decisions = fifo.SyncFIFO(width=34, depth=4)
         wiring.connect(m, coded.r, wiring.flipped(self.words))
         wiring.connect(m, blocks.r, wiring.flipped(self.blocks))
 
@@ -283,14 +285,16 @@ class BlockAdmission(wiring.Component):
         sweep_in_block = Signal(range(self._block_sweeps))
         block_seq = Signal(32)
         block_start = self.valid & self.first & (sweep_in_block == 0)
-        fits = self.wanted & (reserved + worst <= capacity)
+        space = reserved + worst <= capacity
+        chain = self._chain(m, block_start, space, blocks)
+        fits = self.wanted & space & chain.allowed
         admit = block_start & fits
         with m.If(self.valid & self.first):
             m.d.sync += sweep_in_block.eq((sweep_in_block + 1) % self._block_sweeps)
         with m.If(block_start):
             m.d.sync += block_seq.eq(block_seq + 1)
         m.d.comb += [
-            decisions.w_data.eq(Cat(block_seq, fits)),
+            decisions.w_data.eq(Cat(block_seq, fits, chain.sync)),
             decisions.w_en.eq(block_start),
         ]
 
@@ -299,27 +303,97 @@ class BlockAdmission(wiring.Component):
         arriving = self.compressed.valid
         words_in_block = Signal(16)
         end = arriving & word.last
+        # a v2 block after a damaged one (up to the next sync block) is damaged too
+        damaged = word.damaged | chain.poisoned(decisions.r_data[33])
         release = Signal(range(worst + 1))
+        data_word = ~word.empty if self._sync_blocks else 1
         m.d.comb += [
             coded.w.payload.eq(word.data),
-            coded.w.valid.eq(arriving & keep & ~word.damaged),
+            coded.w.valid.eq(arriving & keep & ~damaged & data_word),
             decisions.r_en.eq(end),
             blocks.w.payload.seq.eq(decisions.r_data[:32]),
-            blocks.w.payload.words.eq(words_in_block + 1),
+            blocks.w.payload.words.eq(words_in_block + data_word),
         ]
         with m.If(arriving):
             m.d.sync += words_in_block.eq(Mux(word.last, 0, words_in_block + 1))
         with m.If(end & keep):
-            with m.If(word.damaged):
+            with m.If(damaged):
                 m.d.comb += [coded.rollback.eq(1), release.eq(worst)]
             with m.Else():
                 m.d.comb += [coded.commit.eq(1), blocks.w.valid.eq(1),
-                             release.eq(worst - words_in_block - 1)]
-        m.d.comb += self.dropped.eq((block_start & self.wanted & ~fits)
-                                    + (end & keep & word.damaged))
+                             release.eq(worst - words_in_block - data_word)]
+        chain.ended(end & keep, damaged, decisions.r_data[33])
+        m.d.comb += self.dropped.eq((block_start & chain.counted(space))
+                                    + (end & keep & damaged))
         pop = coded.r.valid & coded.r.ready
         m.d.sync += reserved.eq(reserved + Mux(admit, worst, 0) - release - pop)
         return m
+
+    def _chain(self, m: Module, block_start, space, blocks) -> "_BlockChain":
+        return _BlockChain(m, self._sync_blocks, self._descriptors, block_start,
+                           self.wanted, space, blocks)
+
+
+#: Descriptor FIFO depth of a v2 framer (a v2 block may carry no word, so the buffer's size
+#: does not bound how many blocks it holds: admission also waits for a free descriptor).
+V2_DESCRIPTORS = 32
+
+
+class _BlockChain:
+    """v2 admission rules (``sync_blocks`` > 0; without, every rule is a constant): a block
+    is admitted only at a sync block or after an admitted one, and while a descriptor is
+    free; a damaged block poisons the blocks after it up to the next sync block's end.
+    ``counted(space)``: a wanted block refused counts as dropped when space ran out or the
+    chain broke (not while lossless waits for its first sync block)."""
+
+    def __init__(self, m: Module, sync_blocks: int, descriptors: int, block_start, wanted,
+                 space, blocks):
+        self._m, self._on = m, sync_blocks > 0
+        self._wanted = wanted
+        if not self._on:
+            self.sync, self.allowed = Const(0), Const(1)
+            return
+        to_sync = Signal(range(sync_blocks), name="blocks_to_sync")
+        chained = Signal(name="chain_admitted")     # the block before was admitted
+        self.broken = Signal(name="chain_broken")   # blocks are being lost until a sync
+        self._poison = Signal(name="chain_poison")
+        outstanding = Signal(range(descriptors + 1), name="blocks_outstanding")
+        self.sync = to_sync == 0
+        self.allowed = (self.sync | chained) & (outstanding < descriptors - 1)
+        admit = block_start & wanted & space & self.allowed
+        with m.If(block_start):
+            m.d.sync += [to_sync.eq(Mux(to_sync == sync_blocks - 1, 0, to_sync + 1)),
+                         chained.eq(admit)]
+            with m.If(admit & self.sync):
+                m.d.sync += self.broken.eq(0)
+            with m.Elif(wanted & ~admit & (~space | chained | self.broken)):
+                m.d.sync += self.broken.eq(1)
+        self._admit, self._chained = admit, chained
+        self._outstanding = outstanding
+        self._popped = blocks.r.valid & blocks.r.ready
+        self._space = space
+
+    def poisoned(self, block_is_sync):
+        return self._poison & ~block_is_sync if self._on else Const(0)
+
+    def ended(self, end, damaged, block_is_sync) -> None:
+        """A kept block's last word arrived (``damaged``: it is rolled back)."""
+        if not self._on:
+            return
+        m = self._m
+        with m.If(end & damaged):
+            m.d.sync += [self._poison.eq(1), self.broken.eq(1)]
+            # no later block continues this chain (one already admitted is poisoned)
+            m.d.sync += self._chained.eq(0)
+        with m.Elif(end & block_is_sync):
+            m.d.sync += self._poison.eq(0)
+        m.d.sync += self._outstanding.eq(self._outstanding + self._admit
+                                         - (end & damaged) - self._popped)
+
+    def counted(self, space):
+        if not self._on:
+            return self._wanted & ~space
+        return self._wanted & ~self._admit & (~space | self._chained | self.broken)
 
 
 class Serializer(wiring.Component):
@@ -344,7 +418,7 @@ class Serializer(wiring.Component):
     -----
     slots : stream of :class:`SlotLayout` in; samples : stream of 16-bit samples in
     blocks : stream of :class:`BlockLayout` in; words : stream of 16-bit words in
-        Only with ``config.codec.enabled``.
+        Only with ``config.coded``.
     events : stream of :class:`EventWordLayout` in
     slot_count : unsigned(32), in
     frame_samples : in
@@ -363,7 +437,7 @@ class Serializer(wiring.Component):
         self._config = config
         self._identity = config if identity is None else identity
         self._lfp = config.lfp is not None
-        self._coded = config.codec.enabled
+        self._coded = config.coded
         super().__init__({
             "slots": In(stream.Signature(SlotLayout(self._lfp))),
             "samples": In(stream.Signature(16)),
@@ -476,6 +550,10 @@ class Serializer(wiring.Component):
             with m.If(frame.index == len(header) - 1):
                 m.d.sync += frame.index.eq(0)
                 m.next = "PAYLOAD"
+                if self._coded:         # a v2 block with no word: no payload
+                    with m.If(frame.is_compressed & (frame.coded_left == 0)):
+                        m.next = "TRAILER"
+                        m.d.sync += frame.pop_block.eq(1)
 
     def _payload(self, m: Module, frame: "_FrameRegisters", identity: bytes,
                  accepted) -> None:

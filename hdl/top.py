@@ -7,7 +7,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.registers import AUTH_COUNTERS, CODEBOOK_WRITABLE, register
+from spikeforge.firmware.registers import (
+    AUTH_COUNTERS,
+    CODEBOOK_WRITABLE,
+    GRID_WRITABLE,
+    register,
+)
 from spikeforge.firmware.stream_cipher import derive_keys
 from spikeforge.firmware.wire import BandwidthMode, available_modes, has_control_path
 
@@ -21,6 +26,7 @@ from .epoch_store import EpochStore
 from .ethernet.link import COUNTER_PORTS, EthernetLink
 from .framer import Framer
 from .link_cipher import LinkCipher
+from .lossless_v2 import LosslessV2
 from .registers import RegisterBank, RegisterBus
 from .rhd2000 import RHDFrontEnd
 from .source import TestSource
@@ -140,6 +146,7 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.bank = bank = RegisterBank(config)
         # codebook: codebook writes are refused while this is high (see _codebook)
         self._codebook_lock = (Signal(name="codebook_lock") if config.codec.codebook
+                               or (config.codec_v2.enabled and config.codec_v2.grid)
                                else None)
         if ethernet:
             bus = self._ethernet(m, framer, bank)
@@ -176,6 +183,8 @@ class AcquisitionSystem(wiring.Component):
             ]
             if config.codec.codebook:
                 self._codebook(m, compressor, bank)
+            elif config.codec_v2.enabled and config.codec_v2.grid:
+                self._grid(m, compressor, bank)
 
         # -- LFP decimator (bandwidth mode 3) ------------------------------------------------
         if config.lfp is not None:
@@ -351,13 +360,18 @@ class AcquisitionSystem(wiring.Component):
         mode_address = register("BANDWIDTH_MODE").address
         allowed = bus.w_en & ((bus.addr != mode_address) | accepted)
         if self._codebook_lock is not None:     # codebook: no table change mid-stream
-            codebook = Cat(bus.addr == register(name).address for name in CODEBOOK_WRITABLE)
+            names = CODEBOOK_WRITABLE if self.config.codec.codebook else GRID_WRITABLE
+            codebook = Cat(bus.addr == register(name).address for name in names)
             allowed = allowed & ~(codebook.any() & self._codebook_lock)
         return allowed
 
     def _compressor(self, m: Module, framer: Framer):
         """The lossless coder (codec builds only), its words into the framer."""
         config = self.config
+        if config.codec_v2.enabled:
+            m.submodules.compressor = compressor = LosslessV2(config)
+            wiring.connect(m, compressor.o, framer.compressed)
+            return compressor
         if not config.codec.enabled:
             return None
         m.submodules.compressor = compressor = Compressor(config)
@@ -376,16 +390,7 @@ class AcquisitionSystem(wiring.Component):
         """
         config = self.config
         bits = config.codec.codebook_bits
-        lossless = bank.bandwidth_mode[:2] == BandwidthMode.LOSSLESS
-        # A block admitted in lossless mode may still be being coded.
-        block_open = Signal(name="codebook_block_open")
-        with m.If(lossless):
-            m.d.sync += block_open.eq(1)
-        with m.Elif(compressor.block_start):
-            m.d.sync += block_open.eq(0)
-        # Lossless itself refuses at once: the first block may start the cycle after the
-        # mode write.
-        m.d.comb += self._codebook_lock.eq(lossless | block_open)
+        self._codebook_lock_until_block(m, compressor, bank)
         entry_address = register("CODEBOOK_ENTRY").address
         m.d.comb += [
             # bank.bus carries only the writes _write_allowed let through
@@ -397,6 +402,38 @@ class AcquisitionSystem(wiring.Component):
             compressor.codebook_shift.eq(bank.codebook_shift[:5]),
             compressor.codebook_read_addr.eq(bank.codebook_entry[:bits]),
             bank.codebook_value.eq(compressor.codebook_read_data.as_unsigned()),
+        ]
+
+    def _codebook_lock_until_block(self, m: Module, compressor, bank: RegisterBank) -> None:
+        """The lock on the coder's table registers: lossless, and after it left lossless
+        until the coder's next block starts (a block admitted in lossless mode may still be
+        being coded). Lossless itself refuses at once: the first block may start the cycle
+        after the mode write."""
+        lossless = bank.bandwidth_mode[:2] == BandwidthMode.LOSSLESS
+        block_open = Signal(name="codebook_block_open")
+        with m.If(lossless):
+            m.d.sync += block_open.eq(1)
+        with m.Elif(compressor.block_start):
+            m.d.sync += block_open.eq(0)
+        m.d.comb += self._codebook_lock.eq(lossless | block_open)
+
+    def _grid(self, m: Module, compressor: LosslessV2, bank: RegisterBank) -> None:
+        """The v2 coder's value grid on the GRID_* registers (``codec_v2.grid`` builds): a
+        write of GRID_ENTRY stores its bits 12..29 at ``table[bits 0..11]``; writes are
+        refused as the codebook's (:meth:`_codebook`), so a block that may be sent is coded
+        with one grid from end to end (and a v2 segment, from its sync block on: the framer
+        admits v2 blocks only from a sync block after lossless started)."""
+        bits = self.config.codec_v2.grid_bits
+        self._codebook_lock_until_block(m, compressor, bank)
+        entry_address = register("GRID_ENTRY").address
+        m.d.comb += [
+            compressor.grid_write.eq(bank.bus.w_en & (bank.bus.addr == entry_address)),
+            compressor.grid_addr.eq(bank.bus.w_data[:bits]),
+            compressor.grid_data.eq(bank.bus.w_data[12:30]),
+            compressor.grid_base.eq(bank.grid_base[:18]),
+            compressor.grid_reciprocal.eq(bank.grid_reciprocal[:30]),
+            compressor.grid_shift.eq(bank.grid_shift[:5]),
+            compressor.grid_code_max.eq(bank.grid_code_max[:bits]),
         ]
 
     def _channel_mask(self, m: Module, source, framer: Framer, bank: RegisterBank,
