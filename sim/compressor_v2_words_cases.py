@@ -77,7 +77,7 @@ def words_bench_entries(params: dict[str, Any]) -> list[TokenEntry]:
     samples = v2_stimulus(params["stimulus"], sweeps, channels, seed)
     grid = grid_of(params["stimulus"]) if codec.grid else None
     rows = symbol_stream_v2(samples, codec, grid)
-    return token_entries_v2(rows, channels * codec.block_sweeps)
+    return token_entries_v2(rows, channels * codec.block_sweeps, codec.sync_blocks)
 
 
 def _token(rng: random.Random, run: int = 0, carry: bool | None = None) -> Token:
@@ -167,6 +167,8 @@ CASES: tuple[BenchCase, ...] = (
     _coder(3, "quiet", 60, "random", block_sweeps=1),
     _coder(6, "bursts", 64, "none", block_sweeps=8),
     _coder(8, "grid-n1", 96, "random", block_sweeps=16),
+    # sync blocks: the flush entry carrying block_end, the coder's restart (skip again)
+    _coder(5, "bursts", 64, "random", block_sweeps=4, sync_blocks=2),
     # adversarial entries
     _case("full-slots", "random"),
     _case("long-runs", "random", entries=150),

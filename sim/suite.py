@@ -16,6 +16,7 @@ from spikeforge.firmware.config import (
 from . import (
     auth_cases,
     compressor_v2_cases,
+    compressor_v2_words_cases,
     ethernet_rx_cases,
     ethernet_system_cases,
     ethernet_tx_cases,
@@ -279,7 +280,7 @@ CASES: tuple[BenchCase, ...] = (
     _conditioner(_fast(1024), "spikes", 12, "random"),
     _detector(_fast(1024), "burst", 50, "random", dead_samples=10, expect_drops=True),
 ) + ethernet_tx_cases.CASES + ethernet_rx_cases.CASES + ethernet_system_cases.CASES \
-    + compressor_v2_cases.CASES
+    + compressor_v2_cases.CASES + compressor_v2_words_cases.CASES
 
 
 def run_case(case: BenchCase) -> BenchResult:

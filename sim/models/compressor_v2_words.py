@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeforge.firmware.compression_v2 import cut_words
-from spikeforge.sim.models.compressor_v2_stages import budget_v2, range_step_v2
+from spikeforge.sim.models.compressor_v2_stages import _sync_flush, budget_v2, range_step_v2
 
 __all__ = ["Token", "TokenEntry", "WORD_BYTE_ORDER", "expand_entries", "words_of_bytes",
            "words_of_tokens", "token_entries_v2"]
@@ -95,15 +95,17 @@ def words_of_tokens(entries: list[TokenEntry]) -> list[tuple[list[int], bool]]:
     return [(words_of_bytes(block), len(block) == 0) for block in blocks]
 
 
-def token_entries_v2(rows: np.ndarray, samples_per_block: int, *,
+def token_entries_v2(rows: np.ndarray, samples_per_block: int, sync_blocks: int = 0, *,
                      flush: bool = True) -> list[TokenEntry]:
     """The range coder's entries for ``rows`` (one per sample, ``block_end`` on each full
     block's last; then, with ``flush``, the flush's entry) under the running budget, as
-    :class:`~spikeforge.hdl.compressor_v2_coder.RangeCoderV2` puts them out."""
-    state = (0xFFFFFFFF, 0)
+    :class:`~spikeforge.hdl.compressor_v2_coder.CompressorV2` puts them out. With
+    ``sync_blocks``, the block before each sync block ends with a flush entry carrying
+    ``block_end`` (its last sample then has none) and the coder restarts."""
     coded = budget_v2(rows, samples_per_block)
-    cache, run, skip = 0, 0, True
     entries: list[TokenEntry] = []
+    state = (0xFFFFFFFF, 0)
+    cache, run, skip = 0, 0, True
 
     def tokens_of(slots: list[tuple[int, int]]) -> tuple[Token | None, ...]:
         nonlocal cache, run, skip
@@ -117,15 +119,24 @@ def token_entries_v2(rows: np.ndarray, samples_per_block: int, *,
                 run += 1
         return tuple(out)
 
-    for index, row in enumerate(rows.tolist()):
-        state, slots = range_step_v2(state, row, bool(coded[index]))
-        entries.append(TokenEntry(tokens_of(slots),
-                                  block_end=index % samples_per_block == samples_per_block - 1))
-    if flush:
+    def flush_entry(block_end: bool) -> TokenEntry:
         low = state[1]
         slots = []
         for _ in range(5):
             slots.append((low >> 32, (low >> 24) & 0xFF))
             low = (low & 0x00FFFFFF) << 8
-        entries.append(TokenEntry(tokens_of(slots), flush=True))
+        return TokenEntry(tokens_of(slots), block_end=block_end, flush=True)
+
+    for index, row in enumerate(rows.tolist()):
+        if _sync_flush(index, samples_per_block, sync_blocks):
+            last = entries[-1]
+            entries[-1] = TokenEntry(last.tokens, block_end=False)
+            entries.append(flush_entry(block_end=True))
+            state = (0xFFFFFFFF, 0)
+            cache, run, skip = 0, 0, True
+        state, slots = range_step_v2(state, row, bool(coded[index]))
+        entries.append(TokenEntry(tokens_of(slots),
+                                  block_end=index % samples_per_block == samples_per_block - 1))
+    if flush:
+        entries.append(flush_entry(block_end=False))
     return entries

@@ -70,17 +70,23 @@ def test_runs_skip_and_carry_expand_as_the_coder_writes_them():
     assert words_of_tokens(entries) == [([0xFFFF, 0x0012, 0x0000], False)]
 
 
-@pytest.mark.parametrize("kind,block_sweeps", [("white", 8), ("quiet", 1), ("bursts", 4),
-                                               ("steps", 32)])
-def test_the_coder_entries_are_the_range_coders_bytes(kind: str, block_sweeps: int):
+@pytest.mark.parametrize("kind,block_sweeps,sync_blocks", [
+    ("white", 8, 0), ("quiet", 1, 0), ("bursts", 4, 0), ("steps", 32, 0), ("white", 4, 3),
+    ("quiet", 1, 2), ("bursts", 2, 1)])
+def test_the_coder_entries_are_the_range_coders_bytes(kind: str, block_sweeps: int,
+                                                      sync_blocks: int):
     """token_entries_v2 (range_step_v2 + the cache / run logic) gives range_code_v2's
-    stream and block ends (a partial last block ends with the flush)."""
+    stream and block ends (a partial last block ends with the flush; with sync blocks, the
+    block before each sync block ends with a flush)."""
     config = CodecV2Config(enabled=True, block_sweeps=block_sweeps)
     rows = symbol_stream_v2(v2_stimulus(kind, 41, 5, seed=3), config)
-    expected = range_code_v2(rows, 5 * block_sweeps)
-    stream, ends, flushed = expand_entries(token_entries_v2(rows, 5 * block_sweeps))
+    per_block = 5 * block_sweeps
+    expected = range_code_v2(rows, per_block, sync_blocks)
+    stream, ends, flushed = expand_entries(token_entries_v2(rows, per_block, sync_blocks))
     assert (stream, ends) == expected
-    assert flushed == [False] * (len(ends) - 1) + [True]
+    blocks = len(ends)
+    syncs = [bool(sync_blocks) and b % sync_blocks == sync_blocks - 1 for b in range(blocks)]
+    assert flushed == syncs[:-1] + [True]
 
 
 def test_the_core_elaborates():
