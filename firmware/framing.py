@@ -29,8 +29,9 @@ __all__ = ["SYNC", "WIRE_VERSION", "FrameType", "HEADER", "HEADER_BYTES", "CRC_B
 SYNC = b"\xa5\x5a"
 #: 2: EVENTS frames; the identity carries the RHD front-end's and the detector's
 #: configuration. 3: the codec's configuration. 4: the reset channel mask. 5: LFP frames and
-#: the LFP decimator's configuration.
-WIRE_VERSION = 5
+#: the LFP decimator's configuration. 6: the v2 lossless coder's configuration (a version 5
+#: identity still decodes, as a build without it).
+WIRE_VERSION = 6
 
 
 class FrameType(IntEnum):

@@ -7,16 +7,19 @@ channels, rates and formats from the device itself and never guesses. This modul
 neither imports it.
 
 The payload is a fixed part (general fields, the RHD front-end, the detector, the codec, the
-LFP decimator) and then the reset channel mask, one little-endian uint32 per 32 channels.
+LFP decimator, since version 6 the v2 coder) and then the reset channel mask, one
+little-endian uint32 per 32 channels. A version 5 payload (without the v2 coder) still
+decodes, as a build with ``codec_v2`` disabled.
 """
 
 import struct
 
 from .compression import CodecConfig
+from .compression_v2 import CodecV2Config
 from .config import LINKS, SOURCES, SystemConfig, TestSourceConfig
 from .decimation import DecimatorConfig
 from .detection import POLARITIES, DetectorConfig
-from .errors import WireFormatError
+from .errors import ConfigError, WireFormatError
 from .framing import WIRE_VERSION
 from .rhd2000 import CHIPS, MAX_MISO_LINES, ChipKind, RHDConfig
 
@@ -72,17 +75,28 @@ _DETECTOR = struct.Struct("<BBBBBBBBHHHHIddBBB")
 _CODEC = struct.Struct("<BHBBBBBBB")
 #: The LFP decimator (version 5), after the codec's: built, factor, order (0, 0 if not built).
 _LFP = struct.Struct("<BHB")
+#: The v2 lossless coder (version 6), after the LFP decimator's: enabled, block_sweeps,
+#: sync_blocks, taps, weight_bits, mu, level_tap, rate_max, contexts, shift_offset, grid,
+#: grid_bits, code_weights.
+_CODEC_V2 = struct.Struct("<BHIBBBBBBBBBB")
+#: The oldest identity version this host still decodes (version 5: no v2 coder).
+_OLDEST_VERSION = 5
 #: The fixed part of an IDENTITY payload; since version 4 the reset channel mask follows
 #: (:func:`identity_payload_bytes`).
-IDENTITY_PAYLOAD_BYTES = _IDENTITY.size + _RHD.size + _DETECTOR.size + _CODEC.size + _LFP.size
+IDENTITY_PAYLOAD_BYTES = (_IDENTITY.size + _RHD.size + _DETECTOR.size + _CODEC.size + _LFP.size
+                          + _CODEC_V2.size)
+#: The fixed part of a version 5 payload (no v2 coder).
+_V5_PAYLOAD_BYTES = IDENTITY_PAYLOAD_BYTES - _CODEC_V2.size
 
 
 # -- channel mask --
-def identity_payload_bytes(channels: int) -> int:
+def identity_payload_bytes(channels: int, version: int = WIRE_VERSION) -> int:
     """Length of the IDENTITY payload of a device with ``channels`` channels: the fixed part
     and the reset channel mask, one little-endian uint32 per 32 channels (channel ``c`` at
-    bit ``c % 32`` of word ``c // 32``, as the ``CHANNEL_MASK`` register)."""
-    return IDENTITY_PAYLOAD_BYTES + 4 * -(-channels // 32)
+    bit ``c % 32`` of word ``c // 32``, as the ``CHANNEL_MASK`` register). ``version``: the
+    payload's wire version (5: without the v2 coder)."""
+    fixed = _V5_PAYLOAD_BYTES if version == _OLDEST_VERSION else IDENTITY_PAYLOAD_BYTES
+    return fixed + 4 * -(-channels // 32)
 
 
 def _encode_mask(config: SystemConfig) -> bytes:
@@ -110,7 +124,34 @@ def encode_identity(config: SystemConfig) -> bytes:
         det.max_snippet_pre, det.max_snippet_post, det.threshold_k16, det.noise_step,
         det.noise_init_lsb, det.dead_samples, det.event_queue, det.event_buffer_words,
         det.highpass_hz, det.lowpass_hz, int(det.neo), det.neo_shift, int(det.enabled),
-    ) + _encode_codec(config.codec) + _encode_lfp(config.lfp) + _encode_mask(config)
+    ) + _encode_codec(config.codec) + _encode_lfp(config.lfp) \
+        + _encode_codec_v2(config.codec_v2) + _encode_mask(config)
+
+
+def _encode_codec_v2(codec: CodecV2Config) -> bytes:
+    return _CODEC_V2.pack(
+        int(codec.enabled), codec.block_sweeps, codec.sync_blocks, codec.taps,
+        codec.weight_bits, codec.mu, int(codec.level_tap), codec.rate_max, codec.contexts,
+        codec.shift_offset, int(codec.grid), codec.grid_bits, int(codec.code_weights))
+
+
+def _decode_codec_v2(payload: bytes, offset: int) -> CodecV2Config:
+    (enabled, block_sweeps, sync_blocks, taps, weight_bits, mu, level_tap, rate_max, contexts,
+     shift_offset, grid, grid_bits, code_weights) = _CODEC_V2.unpack_from(payload, offset)
+    flags = {"enabled": enabled, "level_tap": level_tap, "grid": grid,
+             "code_weights": code_weights}
+    for name, value in flags.items():
+        if value > 1:
+            raise WireFormatError(f"device reports codec v2 {name} = {value}, not 0 or 1")
+    try:
+        return CodecV2Config(
+            enabled=bool(enabled), block_sweeps=block_sweeps, sync_blocks=sync_blocks,
+            taps=taps, weight_bits=weight_bits, mu=mu, level_tap=bool(level_tap),
+            rate_max=rate_max, contexts=contexts, shift_offset=shift_offset, grid=bool(grid),
+            grid_bits=grid_bits, code_weights=bool(code_weights))
+    except ConfigError as error:
+        raise WireFormatError(f"device reports a codec v2 configuration this host refuses "
+                              f"({error}); update the host") from None
 
 
 def _encode_lfp(lfp: DecimatorConfig | None) -> bytes:
@@ -141,10 +182,12 @@ def _decode_codec(payload: bytes, offset: int) -> CodecConfig:
 
 def decode_identity(payload: bytes) -> SystemConfig:
     """The configuration an IDENTITY payload describes."""
-    if len(payload) > 4 and payload[:4] == IDENTITY_MAGIC and payload[4] != WIRE_VERSION:
+    if len(payload) > 4 and payload[:4] == IDENTITY_MAGIC \
+            and not _OLDEST_VERSION <= payload[4] <= WIRE_VERSION:
         raise WireFormatError(
-            f"device speaks wire format version {payload[4]}, this host speaks {WIRE_VERSION}; "
-            "update spikeforge on the host or rebuild the bitstream from the same version"
+            f"device speaks wire format version {payload[4]}, this host speaks {WIRE_VERSION} "
+            f"(and {_OLDEST_VERSION} up); update spikeforge on the host or rebuild the "
+            "bitstream from the same version"
         )
     if len(payload) < _IDENTITY.size:
         raise WireFormatError(
@@ -152,11 +195,14 @@ def decode_identity(payload: bytes) -> SystemConfig:
             f"{len(payload)}")
     (magic, _version, source, noise_shift, link, channels, rate, clock, baud, spf,
      buffer_samples, interval, seed, spike_mhz) = _IDENTITY.unpack(payload[:_IDENTITY.size])
-    if len(payload) != identity_payload_bytes(channels):
+    version = payload[4]
+    if len(payload) != identity_payload_bytes(channels, version):
         raise WireFormatError(
             f"identity payload of a {channels}-channel device must be "
-            f"{identity_payload_bytes(channels)} bytes, not {len(payload)}"
+            f"{identity_payload_bytes(channels, version)} bytes in version {version}, not "
+            f"{len(payload)}"
         )
+    fixed = IDENTITY_PAYLOAD_BYTES if version > _OLDEST_VERSION else _V5_PAYLOAD_BYTES
     if magic != IDENTITY_MAGIC:
         raise WireFormatError(f"identity magic must be {IDENTITY_MAGIC!r}, not {magic!r}")
     rhd_end = _IDENTITY.size + _RHD.size
@@ -185,7 +231,9 @@ def decode_identity(payload: bytes) -> SystemConfig:
             enabled=bool(enabled)),
         codec=_decode_codec(payload, rhd_end + _DETECTOR.size),
         lfp=_decode_lfp(payload, rhd_end + _DETECTOR.size + _CODEC.size),
-        channel_mask=_decode_mask(payload[IDENTITY_PAYLOAD_BYTES:], channels),
+        codec_v2=(_decode_codec_v2(payload, _V5_PAYLOAD_BYTES) if version > _OLDEST_VERSION
+                  else CodecV2Config()),
+        channel_mask=_decode_mask(payload[fixed:], channels),
         # The board's Ethernet addresses are not carried (the host reaches the board at
         # them; the ETH_* registers report them): the decoded config has the defaults.
         link=LINKS[link],

@@ -5,9 +5,15 @@ import json
 import pytest
 
 from spikeforge.firmware.compression import PREDICTORS, CodecConfig, worst_case_bits
+from spikeforge.firmware.compression_v2 import CodecV2Config
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.firmware.errors import ConfigError
-from spikeforge.firmware.wire import decode_identity, encode_identity
+from spikeforge.firmware.errors import ConfigError, WireFormatError
+from spikeforge.firmware.wire import (
+    WIRE_VERSION,
+    decode_identity,
+    encode_identity,
+    identity_payload_bytes,
+)
 
 
 @pytest.mark.parametrize("predictor", list(PREDICTORS))
@@ -34,3 +40,58 @@ def test_worst_case_is_the_documented_bound():
 def test_a_codec_that_is_not_a_codec_config_is_refused():
     with pytest.raises(ConfigError, match="CodecConfig"):
         SystemConfig(codec={"enabled": True})
+
+
+# -- the v2 coder in the identity (wire version 6) --
+
+def _v2_config() -> SystemConfig:
+    return SystemConfig(channels=6, codec_v2=CodecV2Config(
+        enabled=True, block_sweeps=16, sync_blocks=1000, taps=5, weight_bits=12, mu=3,
+        level_tap=False, rate_max=9, contexts=7, shift_offset=2, grid=True, grid_bits=11),
+        link_buffer_samples=1 << 14)
+
+
+def test_the_identity_carries_codec_v2():
+    config = _v2_config()
+    payload = encode_identity(config)
+    assert payload[4] == WIRE_VERSION == 6
+    assert len(payload) == identity_payload_bytes(6)
+    assert decode_identity(payload) == config
+    assert decode_identity(payload).codec_v2 == config.codec_v2
+    assert decode_identity(encode_identity(SystemConfig())).codec_v2 == CodecV2Config()
+
+
+def test_a_version_5_identity_decodes_without_codec_v2():
+    """A version 5 payload is the version 6 one without the v2 coder's part."""
+    config = SystemConfig(channels=40, channel_mask=(0, 3, 39), sweeps_per_frame=16)
+    payload = bytearray(encode_identity(_v2_config()))
+    v6 = encode_identity(config)
+    v2_part = identity_payload_bytes(40) - identity_payload_bytes(40, 5)
+    fixed = len(v6) - 8     # 40 channels: two mask words
+    v5 = bytearray(v6[:fixed - v2_part] + v6[fixed:])
+    v5[4] = 5
+    assert len(v5) == identity_payload_bytes(40, 5)
+    decoded = decode_identity(bytes(v5))
+    assert decoded == config
+    assert not decoded.codec_v2.enabled
+    # a version 5 payload of the version 6 length is refused, not misread
+    payload[4] = 5
+    with pytest.raises(WireFormatError, match="version 5"):
+        decode_identity(bytes(payload))
+    for version in (4, 7):
+        payload[4] = version
+        with pytest.raises(WireFormatError, match="wire format version"):
+            decode_identity(bytes(payload))
+
+
+def test_a_bad_codec_v2_in_the_identity_is_a_wire_error():
+    payload = bytearray(encode_identity(_v2_config()))
+    offset = identity_payload_bytes(6, 5) - 4     # the v2 part's first byte (enabled)
+    assert payload[offset] == 1
+    payload[offset] = 2
+    with pytest.raises(WireFormatError, match="enabled"):
+        decode_identity(bytes(payload))
+    payload[offset] = 1
+    payload[offset + 1:offset + 3] = (0).to_bytes(2, "little")    # block_sweeps 0
+    with pytest.raises(WireFormatError, match="block_sweeps"):
+        decode_identity(bytes(payload))
