@@ -436,6 +436,18 @@ def _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count, level):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _v2_segment_end(stream, pos, start, end):
+    """Where a flushed sync segment (from ``start``) ends: the flush's end ``pos`` if the
+    blocks end there, else one pad byte 0x00 after a flush that left the segment an odd
+    length (``cut_words``: segments start on a word); -1 for anything else."""
+    if pos == end:
+        return pos
+    if (pos - start) % 2 == 1 and pos + 1 == end and stream[pos] == 0:
+        return end
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _v2_bit_length(x):
     """int.bit_length of x >= 0, compiled."""
     n = 0
@@ -626,14 +638,18 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
     half = 1 << (weight_bits - 1)
     blocks = ends.shape[0]
     pos = 0
+    start = 0
     code = np.int64(0)
     rng = np.int64(0)
     for b in range(blocks):
         first = b * block_sweeps
         last = min(sweeps, first + block_sweeps)
         if b == 0 or (sync_blocks > 0 and b % sync_blocks == 0):
-            if b > 0 and pos != ends[b - 1]:
-                return b - 1
+            if b > 0:
+                pos = _v2_segment_end(stream, pos, start, ends[b - 1])
+                if pos < 0:
+                    return b - 1
+            start = pos
             pos, code, rng = _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count,
                                       level)
         account = 0     # the running budget (eighths of a bit beyond raw)
@@ -748,6 +764,6 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                 else:
                     level[c, 2] += ((s << _V2_DC_FRAC) - level[c, 2]) >> _V2_DC_RATE
                 prev[c] = s
-    if pos != ends[blocks - 1]:
+    if _v2_segment_end(stream, pos, start, ends[blocks - 1]) < 0:
         return blocks - 1
     return -1
