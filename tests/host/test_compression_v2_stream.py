@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid, cut_words
+from spikeforge.firmware.errors import ConfigError
 from spikeforge.host.compression import CompressedBlockError, decode_v2
+from spikeforge.host.compression_v2_stream import V2Chunk, V2SegmentDecoder
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 
 
@@ -118,3 +120,157 @@ def test_a_flush_without_a_pad_takes_no_extra_byte() -> None:
         decode_v2([blocks[0] + b"\x00"], 1, config, sweeps=4)
     with pytest.raises(CompressedBlockError):
         decode_v2([blocks[0] + b"\x00\x00"], 1, config, sweeps=4)
+
+
+# -- the segment decoder: COMPRESSED frames (seq, payload) -> chunks --
+
+def _stitch(chunks: list[V2Chunk], sweeps: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks laid out on the sweep axis, and which sweeps they covered."""
+    out = np.zeros((sweeps, channels), np.int16)
+    seen = np.zeros(sweeps, bool)
+    for chunk in chunks:
+        end = chunk.first_sweep + len(chunk.samples)
+        assert not seen[chunk.first_sweep:end].any()
+        out[chunk.first_sweep:end] = chunk.samples
+        seen[chunk.first_sweep:end] = True
+    return out, seen
+
+
+def _run(decoder: V2SegmentDecoder, frames, flushed: bool = False) -> list[V2Chunk]:
+    chunks = []
+    for seq, payload in frames:
+        chunks += decoder.push(seq, payload)
+    return chunks + decoder.finish(flushed=flushed)
+
+
+@pytest.mark.parametrize("sync_blocks", [1, 2, 5])
+def test_a_whole_stream_decodes_segment_by_segment(sync_blocks: int) -> None:
+    config = CodecV2Config(enabled=True, block_sweeps=4, sync_blocks=sync_blocks)
+    samples = _signal(80, 3)                      # 20 blocks: whole segments
+    blocks = link_blocks(samples, config)
+    decoder = V2SegmentDecoder(3, config)
+    chunks = []
+    for seq, payload in enumerate(blocks):
+        got = decoder.push(seq, payload)
+        # a segment decodes as soon as its last (flushed) block is in
+        assert len(got) == (1 if (seq + 1) % sync_blocks == 0 else 0)
+        chunks += got
+    assert decoder.finish() == []
+    out, seen = _stitch(chunks, 80, 3)
+    assert seen.all() and np.array_equal(out, samples)
+    assert (decoder.decoded_sweeps, decoder.lost_sweeps, decoder.undecoded_sweeps,
+            decoder.damaged_sweeps, decoder.gaps) == (80, 0, 0, 0, 0)
+
+
+def test_a_lost_block_loses_exactly_its_segment() -> None:
+    config = CodecV2Config(enabled=True, block_sweeps=4, sync_blocks=5)
+    samples = _signal(80, 2, seed=7)               # segments: blocks 0-4, 5-9, 10-14, 15-19
+    blocks = link_blocks(samples, config)
+    frames = [(seq, b) for seq, b in enumerate(blocks) if seq != 7]
+    decoder = V2SegmentDecoder(2, config)
+    chunks = _run(decoder, frames)
+    out, seen = _stitch(chunks, 80, 2)
+    assert not seen[20:40].any() and seen[:20].all() and seen[40:].all()
+    assert np.array_equal(out[seen], samples[seen])
+    assert (decoder.decoded_sweeps, decoder.lost_sweeps, decoder.gaps) == (60, 20, 1)
+
+
+def test_what_the_framer_drops_after_a_loss_is_counted_once() -> None:
+    """The framer drops the rest of a segment after a lost block: seq jumps to the next
+    sync block; a lost sync block's whole segment, and then some, likewise."""
+    config = CodecV2Config(enabled=True, block_sweeps=2, sync_blocks=4)
+    samples = _signal(64, 1, seed=3)                # 32 blocks, 8 segments
+    blocks = link_blocks(samples, config)
+    lost = {5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 18, 19}   # blocks 5.. up to 16; 18, 19
+    decoder = V2SegmentDecoder(1, config)
+    chunks = _run(decoder, [(s, b) for s, b in enumerate(blocks) if s not in lost])
+    out, seen = _stitch(chunks, 64, 1)
+    expect = np.ones(64, bool)
+    expect[8:32] = False       # segments 4-7, 8-11, 12-15 (block 4 came but its segment did not)
+    expect[32:40] = False      # segment 16-19: 16, 17 came, 18, 19 did not
+    assert np.array_equal(seen, expect)
+    assert np.array_equal(out[seen], samples[seen])
+    assert decoder.lost_sweeps == 32 and decoder.decoded_sweeps == 32
+    assert decoder.lost_sweeps + decoder.decoded_sweeps == 64
+
+
+def test_frames_before_the_first_sync_block_are_lost_and_counted() -> None:
+    config = CodecV2Config(enabled=True, block_sweeps=3, sync_blocks=3)
+    samples = _signal(36, 2, seed=5)
+    blocks = link_blocks(samples, config)
+    decoder = V2SegmentDecoder(2, config)
+    chunks = _run(decoder, list(enumerate(blocks))[4:])     # joined at block 4
+    out, seen = _stitch(chunks, 36, 2)
+    assert not seen[:18].any() and seen[18:].all()
+    assert np.array_equal(out[18:], samples[18:])
+    assert decoder.lost_sweeps == 6        # blocks 4, 5 came but cannot decode
+
+
+def test_an_open_segment_at_stop_is_not_decoded_unless_known_flushed() -> None:
+    config = CodecV2Config(enabled=True, block_sweeps=4, sync_blocks=4)
+    samples = _signal(56, 2, seed=11)               # 14 blocks: the last segment has 2
+    blocks = link_blocks(samples, config)
+    decoder = V2SegmentDecoder(2, config)
+    chunks = _run(decoder, enumerate(blocks))
+    assert sum(len(c.samples) for c in chunks) == 48
+    assert decoder.undecoded_sweeps == 8 and decoder.lost_sweeps == 0
+    assert "8 not decoded at stop" in decoder.report()
+    # the golden model flushed its last block: a caller that knows it decodes it all
+    decoder = V2SegmentDecoder(2, config)
+    out, seen = _stitch(_run(decoder, enumerate(blocks), flushed=True), 56, 2)
+    assert seen.all() and np.array_equal(out, samples)
+    assert decoder.undecoded_sweeps == 0
+
+
+def test_a_device_whose_coder_did_not_flush_at_stop_leaves_the_open_segment_undecoded() -> None:
+    """The device's stream stops mid-segment without a flush: the blocks it sent are the
+    word-cut prefix of a longer stream; the complete segments decode, the open one not."""
+    config = CodecV2Config(enabled=True, block_sweeps=4, sync_blocks=4)
+    samples = _signal(64, 2, seed=13)               # 16 blocks
+    blocks = link_blocks(samples, config)[:14]      # the device stopped after block 13
+    decoder = V2SegmentDecoder(2, config)
+    chunks = _run(decoder, enumerate(blocks))
+    out, seen = _stitch(chunks, 64, 2)
+    assert seen[:48].all() and not seen[48:].any()
+    assert np.array_equal(out[:48], samples[:48])
+    assert decoder.undecoded_sweeps == 8
+
+
+def test_empty_payload_frames_decode() -> None:
+    config = CodecV2Config(enabled=True, block_sweeps=1, sync_blocks=10)
+    samples = np.full((100, 1), -7, np.int16)
+    blocks = link_blocks(samples, config)
+    assert sum(1 for b in blocks if b == b"") > 50
+    decoder = V2SegmentDecoder(1, config)
+    out, seen = _stitch(_run(decoder, enumerate(blocks)), 100, 1)
+    assert seen.all() and np.array_equal(out, samples)
+
+
+def test_the_segment_decoder_decodes_over_the_grid_it_is_given() -> None:
+    config = CodecV2Config(enabled=True, block_sweeps=8, sync_blocks=3, grid=True)
+    samples, grid = _grid_signal(96, 2)             # 12 blocks, 4 segments
+    blocks = link_blocks(samples, config, grid)
+    decoder = V2SegmentDecoder(2, config, grid)
+    out, seen = _stitch(_run(decoder, [(s, b) for s, b in enumerate(blocks) if s != 4]), 96, 2)
+    assert np.array_equal(seen, np.r_[np.ones(24, bool), np.zeros(24, bool), np.ones(48, bool)])
+    assert np.array_equal(out[seen], samples[seen])
+    with pytest.raises(ConfigError, match="grid"):
+        V2SegmentDecoder(2, config)
+    # a wrong grid: the segments are counted as not decoding, with the reason
+    wrong = ValueGrid.full_scale(9, "toward_zero")
+    decoder = V2SegmentDecoder(2, config, wrong)
+    assert _run(decoder, enumerate(blocks)) == []
+    assert decoder.damaged_sweeps == 96 and "does not decode" in decoder.errors[0]
+
+
+def test_a_restarted_device_starts_a_new_run() -> None:
+    config = CodecV2Config(enabled=True, block_sweeps=4, sync_blocks=2)
+    samples = _signal(32, 1, seed=17)
+    blocks = link_blocks(samples, config)
+    decoder = V2SegmentDecoder(1, config)
+    frames = [*enumerate(blocks[:5]), *enumerate(blocks)]     # reset after block 4
+    chunks = _run(decoder, frames)
+    assert [c.first_sweep for c in chunks] == [0, 8, 0, 8, 16, 24]
+    assert decoder.lost_sweeps == 4                # block 4's open segment
+    out, seen = _stitch(chunks[2:], 32, 1)
+    assert seen.all() and np.array_equal(out, samples)
