@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from spikeforge.firmware.compression import Codebook
+from spikeforge.firmware.compression_v2 import ValueGrid
 from spikeforge.firmware.config import MAX_PAYLOAD_BYTES, SystemConfig
 from spikeforge.firmware.errors import ConfigError, WireFormatError
 from spikeforge.firmware.stream_cipher import is_sealed, plain_type
@@ -38,6 +39,7 @@ from spikeforge.firmware.wire import (
 
 if TYPE_CHECKING:
     from .cipher import FrameOpener
+    from .compression_v2_stream import V2Chunk, V2SegmentDecoder
 
 __all__ = [
     "Frame", "DataBlock", "Identity", "LinkStats", "FrameParser", "StreamDecoder", "StreamItem",
@@ -58,7 +60,9 @@ def decided_at_sweep(config: SystemConfig, frame_type: int, seq: int) -> int:
     the slot's first sweep; for LFP, source sweep ``(d+1)*R - 1`` after which its first
     decimated sweep ``d = seq * sweeps_per_frame`` comes out of the decimator."""
     if frame_type == FrameType.COMPRESSED:
-        return seq * config.codec.block_sweeps % _SEQ_MODULUS
+        sweeps = config.codec_v2.block_sweeps if config.codec_v2.enabled \
+            else config.codec.block_sweeps
+        return seq * sweeps % _SEQ_MODULUS
     if frame_type == FrameType.LFP and config.lfp is not None:
         factor = config.lfp.factor
         return ((seq * config.sweeps_per_frame + 1) * factor - 1) % _SEQ_MODULUS
@@ -447,6 +451,9 @@ class StreamDecoder:
     codebook:
         The value map the device's coder was loaded with (:class:`Codebook`), needed to
         decode COMPRESSED frames of a codec built with ``codebook=True``.
+    grid:
+        The value grid the device's v2 coder was loaded with (:class:`ValueGrid`), needed
+        to decode COMPRESSED frames of a ``codec_v2`` built with ``grid=True``.
 
     opener:
         The encrypted stream (:class:`~spikeforge.host.cipher.FrameOpener`): every frame
@@ -466,6 +473,14 @@ class StreamDecoder:
     bandwidth-mode switch (raw <-> lossless) restarts tracking without counting the stretch
     the other mode carried. A block that does not decode is ``malformed``.
 
+    With ``codec_v2`` (the v2 coder: state carried from block to block, reset at sync
+    blocks) COMPRESSED frames go through a :class:`~spikeforge.host.compression_v2_stream.
+    V2SegmentDecoder` (:attr:`v2`): a sync segment decodes whole once its last (flushed)
+    block is in, into one :class:`DataBlock` whose ``seq`` is the segment's first block and
+    whose samples span the segment; a segment with a missing block yields nothing and its
+    sweeps count in ``v2.lost_sweeps``; the segment still open at :meth:`flush` in
+    ``v2.undecoded_sweeps`` (its last block is not flushed: it cannot be proved decodable).
+
     LFP frames (mode events+lfp) become :class:`DataBlock` with ``stream == "lfp"``: the
     enabled channels, like DATA, ``first_sample = seq * sweeps_per_frame`` decimated sweeps.
     Their seq counts LFP slots; gaps are tracked within a run of LFP frames as above.
@@ -475,10 +490,14 @@ class StreamDecoder:
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES,
                  max_pending_frames: int = 4096,
                  codebook: Codebook | None = None,
-                 opener: "FrameOpener | None" = None) -> None:
+                 opener: "FrameOpener | None" = None,
+                 grid: ValueGrid | None = None) -> None:
         self.stats = LinkStats()
         self.opener = opener
         self.codebook = codebook
+        self.grid = grid
+        #: The v2 segment decoder of the current configuration (None: no v2 frame yet).
+        self.v2: V2SegmentDecoder | None = None
         self.parser = FrameParser(max_payload_bytes, stats=self.stats)
         self.config = config
         self.last_error: WireFormatError | ConfigError | None = None
@@ -539,7 +558,10 @@ class StreamDecoder:
     def flush(self) -> list[StreamItem]:
         """The stream has ended: decode what the parser still holds (see
         :meth:`FrameParser.flush`)."""
-        return self._decode(self.parser.flush())
+        items = self._decode(self.parser.flush())
+        if self.v2 is not None:
+            self._v2_items(self.v2.finish(), items)
+        return items
 
     def _decode(self, frames: list[Frame]) -> list[StreamItem]:
         items: list[StreamItem] = []
@@ -599,6 +621,9 @@ class StreamDecoder:
             self._last_seq.clear()
             self._enabled_channels = None  # channel mask: a new device starts at its reset mask
             self._restarted_at = None      # a pause of the old device's stream
+            if self.v2 is not None:        # the old device's open segment stays undecoded
+                self.v2.finish()
+            self.v2 = None
         items.append(identity)
         while self._pending:
             self._decode_data(self._pending.popleft(), items)
@@ -609,7 +634,9 @@ class StreamDecoder:
             return
         self._track_seq(frame.type, frame.seq)
         try:
-            if frame.type == FrameType.COMPRESSED:
+            if frame.type == FrameType.COMPRESSED and self.config.codec_v2.enabled:
+                self._decode_v2(frame, items)
+            elif frame.type == FrameType.COMPRESSED:
                 items.append(DataBlock.from_compressed_frame(frame, self.config,
                                                              self.codebook))
             elif frame.type == FrameType.LFP:
@@ -619,6 +646,31 @@ class StreamDecoder:
                 items.append(DataBlock.from_frame(frame, self.config, self.enabled_channels))
         except WireFormatError as error:
             self._reject(error)
+
+    def _decode_v2(self, frame: Frame, items: list[StreamItem]) -> None:
+        assert self.config is not None
+        if self.v2 is None:
+            from .compression_v2_stream import V2SegmentDecoder
+
+            try:
+                self.v2 = V2SegmentDecoder(self.config.channels, self.config.codec_v2,
+                                           self.grid if self.config.codec_v2.grid else None)
+            except ConfigError as error:
+                self._reject(WireFormatError(
+                    f"compressed frame seq {frame.seq} of a v2 coder over a value grid, but "
+                    f"no grid was given ({error}); pass StreamDecoder(grid=...)"))
+                return
+        damaged = len(self.v2.errors)
+        self._v2_items(self.v2.push(frame.seq, frame.payload), items)
+        if len(self.v2.errors) > damaged:
+            self._reject(WireFormatError(self.v2.errors[-1]))
+
+    def _v2_items(self, chunks: "list[V2Chunk]", items: list[StreamItem]) -> None:
+        assert self.v2 is not None
+        for chunk in chunks:
+            chunk.samples.flags.writeable = False
+            items.append(DataBlock(chunk.first_sweep // self.v2.config.block_sweeps,
+                                   chunk.first_sweep, chunk.samples, compressed=True))
 
     def _out_of_order(self, frame_type: int, seq: int) -> bool:
         """A duplicate or late frame of the current stretch: counted, to be dropped."""

@@ -274,3 +274,54 @@ def test_a_restarted_device_starts_a_new_run() -> None:
     assert decoder.lost_sweeps == 4                # block 4's open segment
     out, seen = _stitch(chunks[2:], 32, 1)
     assert seen.all() and np.array_equal(out, samples)
+
+
+# -- StreamDecoder: v2 COMPRESSED frames on the link --
+
+def test_stream_decoder_decodes_v2_frames_segment_by_segment() -> None:
+    from spikeforge.firmware.config import SystemConfig
+    from spikeforge.firmware.wire import FrameType, build_frame, encode_identity
+    from spikeforge.host import DataBlock, StreamDecoder
+
+    codec = CodecV2Config(enabled=True, block_sweeps=8, sync_blocks=3, grid=True)
+    config = SystemConfig(channels=2, codec_v2=codec)
+    samples, grid = _grid_signal(112, 2)              # 14 blocks: segments of 3, last open
+    blocks = link_blocks(samples, codec, grid)
+    stream = build_frame(FrameType.IDENTITY, 0, encode_identity(config))
+    for seq, block in enumerate(blocks):
+        if seq != 4:                                   # block 4 lost on the link
+            stream += build_frame(FrameType.COMPRESSED, seq, block)
+    decoder = StreamDecoder(grid=grid)
+    rng = np.random.default_rng(0)
+    cuts = sorted(rng.integers(0, len(stream), 30))
+    items = [i for a, b in zip([0, *cuts], [*cuts, len(stream)])
+             for i in decoder.feed(stream[a:b])]
+    items += decoder.flush()
+    data = [i for i in items if isinstance(i, DataBlock)]
+    assert [(d.seq, d.first_sample, len(d.samples)) for d in data] == [
+        (0, 0, 24), (6, 48, 24), (9, 72, 24)]
+    for block in data:
+        assert block.compressed and block.channels == (0, 1)
+        assert not block.samples.flags.writeable
+        np.testing.assert_array_equal(
+            block.samples, samples[block.first_sample:block.first_sample + 24])
+    assert decoder.stats.sequence_gaps == 1 and decoder.stats.malformed == 0
+    assert decoder.v2 is not None
+    assert decoder.v2.lost_sweeps == 24 and decoder.v2.undecoded_sweeps == 16
+    # without the grid the frames are refused, with the reason
+    refused = StreamDecoder()
+    assert not [i for i in refused.feed(stream) if isinstance(i, DataBlock)]
+    assert refused.stats.malformed > 0 and "grid" in str(refused.last_error)
+
+
+def test_v1_slots_still_use_the_v1_block() -> None:
+    from spikeforge.firmware.compression import CodecConfig
+    from spikeforge.firmware.config import SystemConfig
+    from spikeforge.firmware.wire import FrameType
+    from spikeforge.host.frames import decided_at_sweep
+
+    v1 = SystemConfig(channels=2, codec=CodecConfig(enabled=True, block_sweeps=20))
+    v2 = SystemConfig(channels=2, codec_v2=CodecV2Config(enabled=True, block_sweeps=8,
+                                                         sync_blocks=4))
+    assert decided_at_sweep(v1, FrameType.COMPRESSED, 3) == 60
+    assert decided_at_sweep(v2, FrameType.COMPRESSED, 3) == 24
