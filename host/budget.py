@@ -178,7 +178,8 @@ class StreamDescription:
                    identity_interval_frames=config.identity_interval_frames,
                    detector_enabled=det.enabled, spike_rate_hz=spike_rate_hz,
                    snippet_pre=det.snippet_pre, snippet_post=det.snippet_post,
-                   codec=config.codec, stream_cipher=config.stream_cipher)
+                   codec=config.codec_v2 if config.codec_v2.enabled else config.codec,
+                   stream_cipher=config.stream_cipher)
 
     @property
     def slot_rate_hz(self) -> float:
