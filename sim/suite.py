@@ -20,6 +20,7 @@ from . import (
     ethernet_rx_cases,
     ethernet_system_cases,
     ethernet_tx_cases,
+    lossless_v2_cases,
 )
 from .runner import BenchResult, run_bench
 from .suite_case import BenchCase
@@ -280,7 +281,7 @@ CASES: tuple[BenchCase, ...] = (
     _conditioner(_fast(1024), "spikes", 12, "random"),
     _detector(_fast(1024), "burst", 50, "random", dead_samples=10, expect_drops=True),
 ) + ethernet_tx_cases.CASES + ethernet_rx_cases.CASES + ethernet_system_cases.CASES \
-    + compressor_v2_cases.CASES + compressor_v2_words_cases.CASES
+    + compressor_v2_cases.CASES + compressor_v2_words_cases.CASES + lossless_v2_cases.CASES
 
 
 def run_case(case: BenchCase) -> BenchResult:
