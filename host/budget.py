@@ -419,7 +419,7 @@ def budget(stream: StreamDescription | SystemConfig, link_bits_per_s: float | No
         worst = stream.worst_case_ratio
         modes.append(_mode("lossless (worst case)", *args, raw_per_channel / worst,
                            stream.block_rate_hz, 0.0, 0.0, True,
-                           f"adversarial input: ratio {worst:.3g}x (bounded expansion)"))
+                           f"adversarial input: ratio {worst:.4f}x (bounded expansion)"))
     modes += [
         _mode("events", *args, 0.0, 0.0, events_per_channel * stream.event_bytes,
               events_per_channel, stream.detector_enabled,

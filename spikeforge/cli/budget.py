@@ -6,6 +6,7 @@ import json
 import sys
 
 from spikeforge.firmware.compression import CodecConfig
+from spikeforge.firmware.compression_v2 import CodecV2Config
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.detection import DetectorConfig
 from spikeforge.firmware.ethernet import MAX_WIRE_FRAME_BYTES
@@ -77,6 +78,16 @@ def _datagram_sweeps(channels: int, sweeps_per_frame: int) -> int:
     return sweeps
 
 
+def _codec(data: dict, block_sweeps: int | None) -> CodecConfig | CodecV2Config:
+    """The build's lossless coder: ``codec_v2`` when a configuration enables it, else
+    ``codec`` (v1); ``--block-sweeps`` overrides its block."""
+    block = {"block_sweeps": block_sweeps} if block_sweeps else {}
+    codec_v2 = data.get("codec_v2") or {}
+    if codec_v2.get("enabled"):
+        return CodecV2Config(**{**codec_v2, **block})
+    return CodecConfig(**{**data.get("codec", {}), **block})
+
+
 def cmd_budget(args: argparse.Namespace) -> int:
     base = SystemConfig()
     if args.board:
@@ -103,9 +114,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
                      else detector.get("snippet_pre", detector_default.snippet_pre)),
         snippet_post=(args.snippet_post if args.snippet_post is not None
                       else detector.get("snippet_post", detector_default.snippet_post)),
-        codec=CodecConfig(**{**data.get("codec", {}),
-                             **({"block_sweeps": args.block_sweeps} if args.block_sweeps
-                                else {})}))
+        codec=_codec(data, args.block_sweeps))
     link = (args.link_bps if args.link_bps is not None
             else None if link_kind == "ethernet" else float(data["baud"]))
     ratio, source = DEFAULT_COMPRESSION_RATIO, "default, docs/compression-benchmark.md"
