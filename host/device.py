@@ -37,10 +37,14 @@ host chose last for the device; any other is refused (reset the device). Without
 
 Codebook (``codec.codebook`` builds): :meth:`load_codebook` writes the coder's value table
 over the control path, verifies it, and hands the same table to this Device's decoder, so
-COMPRESSED frames decode with the table the device codes with.
+COMPRESSED frames decode with the table the device codes with. Value grid (``codec_v2.grid``
+builds): :meth:`load_grid` likewise writes the v2 coder's grid and decodes with it;
+:meth:`switch_to_lossless` enters lossless at a sync block so that no sweep falls between the
+last raw frame and the first coded block.
 """
 
 import errno
+import math
 import os
 import secrets
 import time
@@ -53,6 +57,7 @@ import serial
 import serial.tools.list_ports
 
 from spikeforge.firmware.compression import Codebook, codebook_entry_word
+from spikeforge.firmware.compression_v2 import ValueGrid
 from spikeforge.firmware.config import SystemConfig, format_channels
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.registers import REGISTERS, Register, register
@@ -687,20 +692,132 @@ class Device:
                     "device? Load the codebook again")
         self._decoder.codebook = codebook
 
-    def _write_codebook(self, name: str, value: int, expected: int, deadline: float) -> None:
-        """Write a codebook register until the device takes it (it refuses while a lossless
-        block may still be coded) or ``deadline`` passes."""
+    def _write_codebook(self, name: str, value: int, expected: int, deadline: float,
+                        what: str = "codebook") -> None:
+        """Write a codebook (or grid) register until the device takes it (it refuses while a
+        lossless block may still be coded) or ``deadline`` passes."""
         while True:
             held = self.write_register(name, value)
             if held == expected:
                 return
             if time.monotonic() > deadline:
                 raise RegisterRefused(
-                    f"the device refused the codebook ({name} holds {held}, not {expected}): "
-                    f"it takes codebook writes only outside lossless mode (now "
+                    f"the device refused the {what} ({name} holds {held}, not {expected}): "
+                    f"it takes {what} writes only outside lossless mode (now "
                     f"{self.mode()!r}) and once its coder has started a block since; switch "
                     "to raw (set_mode('raw')) and load again")
             time.sleep(0.01)
+
+    # -- value grid (codec_v2.grid builds; docs/recording.md, "Lossless from a v2 build") --
+    @property
+    def grid(self) -> ValueGrid | None:
+        """The value grid v2 COMPRESSED frames are decoded with (set by :meth:`load_grid`)."""
+        return self._decoder.grid
+
+    def load_grid(self, grid: ValueGrid, *, refused_timeout_s: float = 2.0) -> None:
+        """Load ``grid`` into the device's v2 coder and decode COMPRESSED frames with it.
+
+        Learns nothing: the grid comes from the caller (e.g.
+        :func:`~spikeforge.firmware.compression_v2.learn_grid` on the stream's first raw
+        samples, as :class:`~spikeforge.host.recorder.Recorder` does). Writes GRID_BASE
+        (18-bit two's complement), GRID_RECIPROCAL, GRID_SHIFT, GRID_CODE_MAX
+        (``2**grid.bits - 1``), then one GRID_ENTRY per code (``2**grid.bits``: index in
+        bits 0..11, the code's value in bits 12..29, clamped to 18 bits signed: codes
+        outside int16 never match a sample). Each write is checked in its reply (the
+        register holds what was written); the table has no read-back register.
+
+        The device refuses grid writes while its bandwidth mode is lossless (and until its
+        coder starts the next block after leaving it): load in another mode, then
+        :meth:`switch_to_lossless`. Raises :class:`RegisterRefused` in lossless mode, if a
+        write stays refused for ``refused_timeout_s``, if the build has no value grid, or
+        if ``grid`` is wider than the build's table (``codec_v2.grid_bits``).
+        """
+        config = self.config or self.identify()
+        codec = config.codec_v2
+        if not (codec.enabled and codec.grid):
+            raise RegisterRefused(
+                "the device's coder has no value grid (it was built with "
+                f"codec_v2.enabled={codec.enabled}, codec_v2.grid={codec.grid}); rebuild it "
+                "with codec_v2 grid=True to load one")
+        if grid.bits > codec.grid_bits:
+            raise RegisterRefused(
+                f"cannot load a {grid.bits}-bit value grid: the device's table holds "
+                f"{codec.grid_bits}-bit codes (codec_v2.grid_bits); learn the grid with "
+                f"learn_grid(samples, max_bits={codec.grid_bits}) or rebuild with wider "
+                "grid_bits")
+        try:
+            reciprocal, shift = grid.reciprocal
+        except SpikeforgeError as exc:
+            raise RegisterRefused(f"cannot load the value grid: {exc}") from None
+        if self.mode() == "lossless":
+            raise RegisterRefused(
+                "the device refuses value-grid writes in lossless mode (a segment must be "
+                "coded with one grid); switch to raw first (set_mode('raw')), load the grid, "
+                "then switch_to_lossless()")
+        deadline = time.monotonic() + refused_timeout_s
+        code_max = (1 << grid.bits) - 1
+        for name, value in (("GRID_BASE", grid.base & _GRID_VALUE_MASK),
+                            ("GRID_RECIPROCAL", reciprocal), ("GRID_SHIFT", shift),
+                            ("GRID_CODE_MAX", code_max)):
+            self._write_codebook(name, value, value, deadline, what="value grid")
+        for index, value in enumerate(grid.table().tolist()):
+            word = grid_entry_word(index, value)
+            self._write_codebook("GRID_ENTRY", word, word, deadline, what="value grid")
+        self._decoder.grid = grid
+
+    def switch_to_lossless(self, *, timeout_s: float = 10.0) -> int:
+        """Switch from raw to lossless so that the stream goes on without a hole: returns
+        the sweep the first COMPRESSED block starts at.
+
+        A raw DATA slot is decided at its first sample, a v2 block is admitted only from a
+        sync block on (every ``sync_blocks * block_sweeps`` sweeps): written at the wrong
+        moment, the mode switch leaves the sweeps up to the next sync block in neither
+        stream. So the host aims: it reads SWEEPS until a command sent now would reach the
+        device inside the last raw slot before a sync sweep ``S`` that is also a slot start
+        (it learns a command's round trip, in sweeps, from consecutive reads), then writes
+        BANDWIDTH_MODE. The DATA frames end at ``S`` and the COMPRESSED blocks start there.
+        A write that still misses the window (a round trip that varies by more than a slot)
+        leaves a hole the recording shows as lost sweeps, never as wrong samples. Builds
+        without v2 or without the sweep counter switch at once (returns -1)."""
+        config = self.config or self.identify()
+        codec = config.codec_v2
+        if not (codec.enabled and codec.sync_blocks > 0):
+            self.set_mode("lossless")
+            return -1
+        try:
+            now, at_s = self.read_register("SWEEPS"), time.monotonic()
+        except RegisterRefused:
+            self.set_mode("lossless")
+            return -1
+        slot = config.sweeps_per_frame
+        period = math.lcm(slot, codec.sync_blocks * codec.block_sweeps)
+        trips: list[int] = []          # round trips of a read, in sweeps
+        rate = None                    # sweeps per wall second
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            previous, previous_s = now, at_s
+            now, at_s = self.read_register("SWEEPS"), time.monotonic()
+            trips.append((now - previous) % 2**32)
+            if at_s > previous_s and trips[-1] > 0:
+                rate = trips[-1] / (at_s - previous_s)
+            if len(trips) < 3 or rate is None:
+                continue
+            trip = max(1, sorted(trips[-5:])[len(trips[-5:]) // 2])
+            target = (now // period + 1) * period
+            # A command sent now lands near now + trip; aim at the middle of the last raw
+            # slot before the switch point (after that slot's start, before the sync block).
+            while now + trip >= target - slot // 4:
+                target += period
+            aim = target - slot // 2
+            ahead = aim - (now + trip)
+            if ahead > 2 * trip:
+                continue                   # read again: closer and a fresher round trip
+            if ahead > 0:
+                time.sleep(ahead / rate)
+            self.set_mode("lossless")
+            return target
+        self.set_mode("lossless")
+        return -1
 
     def configure(self, *, stream: bool | None = None, mode: str | int | None = None,
                   polarity: str | int | None = None,
@@ -803,6 +920,20 @@ class Device:
             found.append(ChipFound(line, kind, CHIPS[kind].amplifiers,
                                    (delays >> 4 * line) & 0xF))
         return found
+
+
+#: A grid value in its 18-bit two's-complement register field.
+_GRID_VALUE_BITS = 18
+_GRID_VALUE_MASK = (1 << _GRID_VALUE_BITS) - 1
+
+
+def grid_entry_word(index: int, value: int) -> int:
+    """The GRID_ENTRY word storing ``value`` at code ``index``: the index in bits 0..11,
+    the value in bits 12..29 (two's complement, clamped to 18 bits signed: a code whose
+    value lies outside int16 never matches a sample, clamped or not)."""
+    limit = 1 << (_GRID_VALUE_BITS - 1)
+    clamped = max(min(int(value), limit - 1), -limit)
+    return index | ((clamped & _GRID_VALUE_MASK) << 12)
 
 
 def _session_path(key: DeviceKey) -> Path:
