@@ -91,6 +91,7 @@ from .keys import DeviceKey
 
 if TYPE_CHECKING:
     from .cipher import FrameOpener
+    from .compression_v2_stream import V2SegmentDecoder
     from .udp import UdpLinkStats
 
 __all__ = ["Device", "DeviceError", "DeviceNotFound", "DevicePermissionDenied", "DeviceBusy",
@@ -359,11 +360,15 @@ class Device:
     def items(self, *, idle_timeout_s: float = 2.0) -> Iterator[StreamItem]:
         """Everything the device sends, typed, in order. Raises :class:`DeviceSilent` if
         nothing arrives for ``idle_timeout_s`` and :class:`DeviceDisconnected` if the port
-        goes away."""
-        yield from self._pending
-        self._pending.clear()
+        goes away. Frames read by commands sent while iterating (the caller's, between two
+        items) come next, in the order they arrived."""
         last_data = time.monotonic()
         while True:
+            if self._pending:
+                pending, self._pending = self._pending, []
+                yield from pending
+                last_data = time.monotonic()
+                continue
             chunk = self._read()
             if chunk.bytes:
                 last_data = time.monotonic()
@@ -707,6 +712,12 @@ class Device:
                     f"{self.mode()!r}) and once its coder has started a block since; switch "
                     "to raw (set_mode('raw')) and load again")
             time.sleep(0.01)
+
+    @property
+    def v2(self) -> "V2SegmentDecoder | None":
+        """The v2 segment decoder's counters (decoded, lost, undecoded sweeps; None before
+        the first v2 COMPRESSED frame)."""
+        return self._decoder.v2
 
     # -- value grid (codec_v2.grid builds; docs/recording.md, "Lossless from a v2 build") --
     @property

@@ -8,7 +8,10 @@ is readable.
 
 :class:`Recorder` does it in three steps: ``prepare`` (identity, control path, codebook,
 bandwidth mode, channel mask; creates the Open Ephys writer), ``run`` (the loop over the
-device's stream) and ``close``. Each continuous stream goes through a
+device's stream) and ``close``. Lossless from a v2 build with a value grid
+(``codec_v2.grid``) starts raw: the grid is learned from the first ``learn_seconds`` of the
+recording, loaded, and the device switched to lossless at a sync block
+(:class:`GridLearning`). Each continuous stream goes through a
 :class:`~spikeforge.host.sinks.StreamWindow`, which cuts it at the duration and turns gaps
 into losses, and everything decoded goes to the recording's sinks
 (:mod:`spikeforge.host.sinks`): the Open Ephys writer, and any extra ones given.
@@ -21,11 +24,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from spikeforge.firmware.compression import Codebook
+from spikeforge.firmware.compression_v2 import ValueGrid, learn_grid
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.wire import FrameType
@@ -43,7 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["RecordingStatus", "Recorder", "record", "DiskFull", "RecordingModeError",
            "RECORDABLE_MODES", "OutputFolderError", "RecordingWriteError",
            "check_output_folder", "LinkOverloaded", "stream_load", "link_problem",
-           "control_path_warning", "OVERLOAD_POLICIES"]
+           "control_path_warning", "OVERLOAD_POLICIES", "LEARN_SECONDS", "GridLearning",
+           "learns_grid"]
 
 
 class DiskFull(SpikeforgeError):
@@ -168,6 +175,44 @@ def check_output_folder(out: Path) -> None:
                                 "(--out)") from None
 
 
+#: Seconds of device time recorded raw, at the start of a lossless recording from a v2 build
+#: with a value grid, to learn the grid from ("the live stream's first seconds").
+LEARN_SECONDS = 1.0
+
+
+def learns_grid(config: SystemConfig, mode: str | None) -> bool:
+    """Whether a recording in ``mode`` from a build of ``config`` learns the v2 coder's
+    value grid first (lossless, ``codec_v2`` enabled with ``grid``)."""
+    codec = config.codec_v2
+    return mode == "lossless" and codec.enabled and codec.grid
+
+
+@dataclass
+class GridLearning:
+    """The raw start of a lossless recording from a v2 build with a value grid: the first
+    ``sweeps`` recorded sweeps (all recorded channels) collect here; then
+    :func:`~spikeforge.firmware.compression_v2.learn_grid` finds the grid (None: the samples
+    show none, e.g. fewer than 6 distinct values or no common step; the recording then stays
+    raw and says why, never codes without the grid the build needs)."""
+
+    sweeps: int
+    max_bits: int
+    collected: list[np.ndarray] = field(default_factory=list)
+    count: int = 0
+
+    def take(self, samples: np.ndarray) -> bool:
+        """Collect a raw block's samples; returns whether enough are in."""
+        if self.count < self.sweeps:
+            kept = samples[:self.sweeps - self.count]
+            self.collected.append(kept)
+            self.count += len(kept)
+        return self.count >= self.sweeps
+
+    def learn(self) -> ValueGrid | None:
+        samples = np.concatenate(self.collected) if self.collected else np.zeros((0, 1))
+        return learn_grid(samples, max_bits=self.max_bits)
+
+
 #: Bandwidth modes that carry continuous samples (docs/recording.md): raw and lossless the
 #: full-rate stream, events+lfp the decimated LFP stream (with the detector's events).
 RECORDABLE_MODES = ("raw", "lossless", "events+lfp")
@@ -235,6 +280,15 @@ class Recorder:
     (the mask in force is read from the device when it answers commands, else the identity
     frame's reset mask is assumed).
 
+    ``learn_seconds``: with ``mode="lossless"`` on a v2 build with a value grid
+    (:func:`learns_grid`), the recording starts raw; once ``learn_seconds`` of device time
+    (default :data:`LEARN_SECONDS`) are recorded, the grid is learned from those samples
+    (:class:`GridLearning`), loaded (:meth:`Device.load_grid`) and the device switched to
+    lossless at a sync block (:meth:`Device.switch_to_lossless`); the raw start stays in the
+    recording. ``spikeforge.json`` keeps the grid (``grid``) and where lossless started
+    (``grid_learning``). No grid found: the recording goes on raw, and ``grid_learning``
+    says why.
+
     ``codebook``: load it into the device's coder first (``codec.codebook`` builds, needs
     the control path; the device is switched to raw for it if it is lossless, see
     :meth:`Device.load_codebook`); COMPRESSED frames are decoded with it, and it is kept in
@@ -265,7 +319,8 @@ class Recorder:
                  channels: "list[int] | tuple[int, ...] | None" = None,
                  codebook: Codebook | None = None,
                  sinks: "list[Sink] | tuple[Sink, ...]" = (),
-                 overload: str = "warn", encrypt_to: "Recipient | None" = None):
+                 overload: str = "warn", encrypt_to: "Recipient | None" = None,
+                 learn_seconds: float = LEARN_SECONDS):
         if overload not in OVERLOAD_POLICIES:
             raise ValueError(f"overload must be one of {', '.join(OVERLOAD_POLICIES)}, "
                              f"not {overload!r}")
@@ -279,6 +334,9 @@ class Recorder:
         self.mode = mode
         self.channels = channels
         self.codebook = codebook
+        if not learn_seconds > 0:
+            raise ValueError(f"learn_seconds must be above 0, not {learn_seconds!r}")
+        self.learn_seconds = learn_seconds
         self.extra_sinks = FanOut(sinks).sinks    # checked before anything is written
         self.encrypt_to = encrypt_to
         # -- set by prepare() --
@@ -293,6 +351,11 @@ class Recorder:
         self.window: StreamWindow | None = None
         self.started_s = self.last_flush_s = 0.0
         self.interrupted = False     #: Ctrl-C came (the loop ends at the next item)
+        #: The raw start of a lossless v2 recording that learns its grid (None: none, or
+        #: learned).
+        self.learning: GridLearning | None = None
+        #: What the recording's spikeforge.json says about the grid (kept in every flush).
+        self.facts: dict[str, Any] = {}
 
     # -- set-up --
     def prepare(self) -> None:
@@ -305,6 +368,12 @@ class Recorder:
             self.control = self.device.supports_control()
         self._refuse_what_needs_control()
         self._check_link_load()
+        if learns_grid(self.config, self.mode):
+            self.learning = GridLearning(round(self.learn_seconds * self.config.sample_rate_hz),
+                                         self.config.codec_v2.grid_bits)
+            self.facts = {"grid": None, "grid_learning": {
+                "learn_seconds": self.learn_seconds, "sweeps": self.learning.sweeps,
+                "state": "learning (raw)"}}
         self._configure_device()
         mode_in_force = self.mode or (self.device.mode() if self.control else None)
         enabled = self.device.enabled_channels or self.config.enabled_channels
@@ -312,7 +381,7 @@ class Recorder:
             metadata = {"port": self.device.url, "control": self.control,
                         "mode": mode_in_force or "as streamed",
                         **({"codebook": self.codebook.to_dict()} if self.codebook is not None
-                           else {})}
+                           else {}), **self.facts}
             if self.encrypt_to is not None:     # nothing readable on disk
                 from .encrypted_recording import EncryptedRecordingWriter
 
@@ -365,7 +434,9 @@ class Recorder:
             if device.mode() == "lossless":
                 device.set_mode("raw")   # the device takes a codebook only outside lossless
             device.load_codebook(self.codebook)
-        if self.mode is not None:
+        if self.learning is not None:
+            device.set_mode("raw")       # lossless once the grid is learned and loaded
+        elif self.mode is not None:
             device.set_mode(self.mode)
         if not self.control:
             return
@@ -470,7 +541,32 @@ class Recorder:
             self._follow(block.stream)
         if self.window.write(block.first_sample, block.samples):
             return "duration reached"
+        if self.learning is not None and not block.compressed \
+                and self.learning.take(block.samples):
+            self._enter_lossless()
         return None
+
+    def _enter_lossless(self) -> None:
+        """The grid learned from the raw start: load it and switch to lossless at a sync
+        block, or (no grid) stay raw and say why."""
+        learning, self.learning = self.learning, None
+        grid = learning.learn()
+        record = self.facts["grid_learning"]
+        if grid is None:
+            distinct = len(np.unique(np.concatenate(learning.collected))) \
+                if learning.collected else 0
+            reason = (f"no value grid in the first {learning.count} sweeps ({distinct} "
+                      "distinct values: learn_grid needs at least 6 on one step of 2 or more, "
+                      "within the build's grid_bits); the recording stays raw")
+            record.update(state="no grid: raw", reason=reason)
+            _log.warning("warning: %s", reason)
+            return
+        self.device.load_grid(grid)
+        start = self.device.switch_to_lossless()
+        self.facts["grid"] = grid.to_dict()
+        record.update(state="lossless", lossless_from_sample=start if start >= 0 else None)
+        _log.info("value grid learned from %d sweeps (%d-bit, step %.4g); lossless from "
+                  "sweep %s", learning.count, grid.bits, grid.step, start)
 
     def _before_restart(self, block: DataBlock) -> bool:
         """Whether ``block``'s slot started before the device's stream was last restarted
@@ -520,7 +616,8 @@ class Recorder:
         now = time.monotonic()
         if now - self.last_flush_s < self.flush_interval_s:
             return
-        self.sink.flush({"ended": "still recording", "link": link_record(self.device)})
+        self.sink.flush({"ended": "still recording", "link": link_record(self.device),
+                         **self._v2_facts()})
         self.last_flush_s = now
         if self.on_status:
             self.on_status(self.status())
@@ -546,6 +643,17 @@ class Recorder:
             kernel_drops=udp.kernel_drops if udp is not None else 0,
             queue_drops=udp.host_queue_drops if udp is not None else 0)
 
+    def _v2_facts(self) -> dict[str, Any]:
+        """The grid, how it was learned, and the v2 decoder's counters (v2 builds)."""
+        facts = dict(self.facts)
+        v2 = getattr(self.device, "v2", None)
+        if v2 is not None:
+            facts["v2_stream"] = {"decoded_sweeps": v2.decoded_sweeps,
+                                  "lost_sweeps": v2.lost_sweeps,
+                                  "undecoded_sweeps": v2.undecoded_sweeps,
+                                  "damaged_sweeps": v2.damaged_sweeps}
+        return facts
+
     def close(self, reason: str) -> RecordingStatus:
         """End the recording: stop the device's stream (not after a device error), close
         every sink with ``reason`` as ``ended``; returns the final status."""
@@ -555,7 +663,8 @@ class Recorder:
             except DeviceError:
                 pass     # the recording is what matters; its ending says what happened
         final = self.status(reason)
-        self.sink.close({"ended": reason, "link": link_record(self.device)})
+        self.sink.close({"ended": reason, "link": link_record(self.device),
+                         **self._v2_facts()})
         if self.on_status:
             self.on_status(final)
         return final
@@ -568,12 +677,13 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
            channels: "list[int] | tuple[int, ...] | None" = None,
            codebook: Codebook | None = None,
            sinks: "list[Sink] | tuple[Sink, ...]" = (),
-           overload: str = "warn") -> RecordingStatus:
+           overload: str = "warn", learn_seconds: float = LEARN_SECONDS) -> RecordingStatus:
     """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever):
     :class:`Recorder` ``.prepare()`` then ``.run()``; the arguments are :class:`Recorder`'s.
     Returns the final status."""
     recorder = Recorder(device, out, duration_s=duration_s, flush_interval_s=flush_interval_s,
                         on_status=on_status, control=control, mode=mode, channels=channels,
-                        codebook=codebook, sinks=sinks, overload=overload)
+                        codebook=codebook, sinks=sinks, overload=overload,
+                        learn_seconds=learn_seconds)
     recorder.prepare()
     return recorder.run()

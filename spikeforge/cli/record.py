@@ -39,6 +39,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                           "a coder). events+lfp records the LFP as a second continuous "
                           "stream and the events (docs/recording.md). Default: as the "
                           "device is")
+    rec.add_argument("--learn-seconds", type=float, metavar="S",
+                     help="--mode lossless from a v2 build with a value grid (codec_v2 "
+                          "grid=True): record raw for the first S seconds of device time "
+                          "(default 1.0), learn the ADC's value grid from them, load it and "
+                          "switch to lossless at a sync block; the raw start stays in the "
+                          "recording, and spikeforge.json keeps the grid. Without a grid in "
+                          "those samples the recording stays raw (docs/recording.md)")
     rec.add_argument("--channels-enabled", metavar="LIST",
                      help="record only these device channels, e.g. 0,2,5-7: set as the "
                           "device's channel mask before the stream starts (needs the control "
@@ -197,7 +204,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                              on_status=show,
                              mode=mode, channels=_channels_enabled(args), codebook=codebook,
                              overload="warn" if args.allow_loss else "refuse",
-                             encrypt_to=encrypt_recipient(args))
+                             encrypt_to=encrypt_recipient(args),
+                             **_learning(args))
     print(f"recording ended ({final.ended}): {args.out}")
     if final.samples_lost:
         print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
@@ -247,6 +255,18 @@ def _record_codebook(args: argparse.Namespace):
     from spikeforge.host.compression import codebook_from_file
 
     return codebook_from_file(args.codebook_from, args.codebook_channels)
+
+
+def _learning(args: argparse.Namespace) -> dict:
+    """``--learn-seconds``: the recorder's ``learn_seconds`` (nothing without the option)."""
+    seconds = getattr(args, "learn_seconds", None)
+    if seconds is None:
+        return {}
+    if not seconds > 0:
+        from spikeforge.host.recorder import RecordingModeError
+
+        raise RecordingModeError(f"--learn-seconds must be above 0, not {seconds:g}")
+    return {"learn_seconds": seconds}
 
 
 def _channels_enabled(args: argparse.Namespace) -> "tuple[int, ...] | None":
