@@ -120,7 +120,7 @@ CASES: tuple[BenchCase, ...] = (
     # faster than the coder drains: N1-like samples back to back (a sample every clock for
     # ever), the coder's stalls pile up until the FIFO overflows; the blocks before the
     # first lost sample are the model's, every later one damaged
-    _case(8, "grid-n1", 96, 8, "overflow", overflow=True, **_GRID),
+    _case(8, "grid-wide", 96, 8, "overflow", overflow=True, **_GRID),
     # silence: blocks that carry no word (empty markers)
     _case(3, "quiet", 48, 6, "empty", **_PLAIN),
     # several sync periods (12): flushes, pads, the coder restarted

@@ -20,7 +20,7 @@ from spikeforge.firmware.compression_v2 import CodecV2Config
 from spikeforge.hdl.block_packer import CompressedWordLayout
 from spikeforge.host.compression import decode_v2
 from spikeforge.sim.compressor_v2_cases import grid_of, load_grid, v2_stimulus
-from spikeforge.sim.drivers import Bench, StreamMonitor
+from spikeforge.sim.drivers import Bench
 from spikeforge.sim.lossless_v2_cases import expected_blocks, limit_block
 from spikeforge.sim.runner import bench_parameters, report
 
@@ -104,17 +104,21 @@ async def words_match_model_and_decode(dut):
     dut.i__valid.value = 0
     await bench.reset()
     await load_grid(dut, grid)
-    monitor = StreamMonitor(dut, "o")
+    # one watcher for the output words and block_start (``o`` is always ready: every cycle
+    # with ``valid`` is a transfer)
+    words: list[tuple[int, int]] = []
     starts = []
 
-    async def watch_block_start():
+    async def watch():
         while True:
             await FallingEdge(dut.clk)
             await ReadOnly()
             if int(dut.block_start.value):
                 starts.append(bench.cycle())
+            if int(dut.o__valid.value):
+                words.append((bench.cycle(), int(dut.o__payload.value)))
 
-    cocotb.start_soon(watch_block_start())
+    cocotb.start_soon(watch())
     payloads = [_pack(int(params["channel_bits"]), c, int(samples[n, c]), c == 0)
                 for n in range(sweeps) for c in range(channels)]
     refused = await _drive(bench, dut, payloads, channels, int(params["sweep_cycles"]))
@@ -123,13 +127,13 @@ async def words_match_model_and_decode(dut):
     seen = 0
     while True:
         await bench.cycles(QUIET_CYCLES)
-        got, _ = _blocks([(bench.cycle_of(t), v) for t, v in monitor.items], fields)
-        if len(monitor.items) == seen or (not overflow and len(got) >= len(expected)):
+        got, _ = _blocks(words, fields)
+        if len(words) == seen or (not overflow and len(got) >= len(expected)):
             break
-        seen = len(monitor.items)
+        seen = len(words)
     await bench.cycles(QUIET_CYCLES)
     await ReadOnly()
-    got, open_words = _blocks([(bench.cycle_of(t), v) for t, v in monitor.items], fields)
+    got, open_words = _blocks(words, fields)
     overflows, damaged_count = int(dut.overflows.value), int(dut.blocks_damaged.value)
     assert overflows == len(refused), (
         f"overflows reads {overflows}, the FIFO refused {len(refused)} samples")
@@ -157,14 +161,16 @@ async def words_match_model_and_decode(dut):
 
     assert not refused, (f"{len(refused)} samples refused (first at cycle {refused[0]}): "
                          f"the FIFO did not absorb the coder's stalls")
-    assert len(got) == len(expected), f"{len(got)} blocks out, model {len(expected)}"
     for index, (block, want) in enumerate(zip(got, expected)):
         have = (block["words"], block["empty"], block["damaged"])
+        at = next((k for k, (a, b) in enumerate(zip(have[0], want[0])) if a != b),
+                  min(len(have[0]), len(want[0])))
         assert have == want, (
-            f"block {index} of {len(expected)}: RTL {[hex(w) for w in have[0][:8]]} "
-            f"({len(have[0])} words) empty={have[1]} damaged={have[2]}; model "
-            f"{[hex(w) for w in want[0][:8]]} ({len(want[0])} words) empty={want[1]} "
-            f"damaged={want[2]}")
+            f"block {index} of {len(expected)} (ended cycle {block['cycle']}): from word "
+            f"{at} RTL {[hex(w) for w in have[0][at:at + 6]]} ({len(have[0])} words) "
+            f"empty={have[1]} damaged={have[2]}; model {[hex(w) for w in want[0][at:at + 6]]}"
+            f" ({len(want[0])} words) empty={want[1]} damaged={want[2]}")
+    assert len(got) == len(expected), f"{len(got)} blocks out, model {len(expected)}"
     assert not open_words, f"{len(open_words)} words after the last block's end"
     assert len(starts) == len(expected), (
         f"block_start pulsed {len(starts)} times for {len(expected)} blocks")
@@ -177,6 +183,6 @@ async def words_match_model_and_decode(dut):
             f"decode_v2 of the RTL's words differs from the samples at sweep "
             f"{mismatch[0][0]}, channel {mismatch[1][0]}")
     report(items=len(payloads), cycles=bench.cycle(), blocks=len(got),
-           words=len(monitor.items), empty_blocks=sum(b["empty"] for b in got),
+           words=len(words), empty_blocks=sum(b["empty"] for b in got),
            damaged_blocks=damaged, decoded=int(not damaged),
            coded_worst_words=limit)
