@@ -1,0 +1,115 @@
+"""Lossless recording from a v2 build with a value grid: the recording starts raw, the grid
+is learned from its first sweeps, loaded over the control path, and the device switched to
+lossless at a sync block; the file is every sample, as a raw recording would hold it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid, learn_grid
+from spikeforge.firmware.config import SystemConfig
+from spikeforge.host.device import grid_entry_word
+from spikeforge.host.recorder import GridLearning, Recorder, learns_grid
+
+V2_GRID = CodecV2Config(enabled=True, grid=True, sync_blocks=4, block_sweeps=4)
+
+
+def test_only_lossless_on_a_v2_grid_build_learns_a_grid():
+    v2 = SystemConfig(channels=4, codec_v2=V2_GRID)
+    assert learns_grid(v2, "lossless")
+    assert not learns_grid(v2, "raw") and not learns_grid(v2, None)
+    no_grid = SystemConfig(channels=4, codec_v2=CodecV2Config(enabled=True, sync_blocks=4))
+    assert not learns_grid(no_grid, "lossless")
+    assert not learns_grid(SystemConfig(channels=4), "lossless")
+
+
+def test_grid_learning_collects_the_first_sweeps_and_finds_the_grid():
+    learning = GridLearning(sweeps=100, max_bits=10)
+    rng = np.random.default_rng(0)
+    assert not learning.take(rng.integers(-12, 13, size=(60, 4)) * 1100)
+    assert learning.take(rng.integers(-12, 13, size=(60, 4)) * 1100)
+    assert learning.count == 100
+    grid = learning.learn()
+    assert grid is not None and grid.step == 1100 and grid.bits == 6
+    # consecutive integers (the built-in test source) are no grid
+    flat = GridLearning(sweeps=10, max_bits=10)
+    flat.take(np.arange(40).reshape(10, 4))
+    assert flat.learn() is None
+
+
+def test_grid_entry_words_hold_the_index_and_the_clamped_value():
+    assert grid_entry_word(5, -1) == 5 | (0x3FFFF << 12)
+    assert grid_entry_word(0x3FF, 32767) == 0x3FF | (32767 << 12)
+    assert grid_entry_word(1, 1 << 20) == 1 | (((1 << 17) - 1) << 12)     # clamped
+    assert grid_entry_word(2, -(1 << 20)) == 2 | ((1 << 17) << 12)         # -2**17
+
+
+def test_learn_seconds_must_be_positive():
+    with pytest.raises(ValueError, match="learn_seconds"):
+        Recorder(None, None, learn_seconds=0)  # type: ignore[arg-type]
+
+
+def _feed(frames: int, channels: int, step: int, seed: int) -> np.ndarray:
+    """A slow random walk with noise on a grid of ``step`` (an ADC whose codes are ``step``
+    int16 LSB apart; 0 is on the grid, so the chips' zeros before the file are too)."""
+    rng = np.random.default_rng(seed)
+    walk = np.clip(rng.integers(-1, 2, size=(frames, channels)).cumsum(0), -8, 8)
+    return ((walk + rng.integers(-3, 4, size=(frames, channels))) * step).astype("<i2")
+
+
+@pytest.mark.sim
+def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_path):
+    """RHD2132 chips play a file on a value grid (step 1100: a 6-bit table, loaded fast over
+    the UART) into a v2 build with grid=True. `spikeforge record --mode lossless
+    --learn-seconds 0.05`: raw DATA frames first, then COMPRESSED frames from a sync block on.
+    The recording is the file through the chips, sample for sample, with no sweep lost;
+    spikeforge.json keeps the grid, which is the one the raw start shows."""
+    from spikeforge.sim.virtual_board import SampleFeed, board_from_sim_url, expected_recording
+
+    channels, rate_hz, step = 4, 30_000, 1100
+    frames = _feed(30_000, channels, step, seed=7)
+    flat = tmp_path / "input.i16"
+    frames.tofile(flat)
+    board = {"channels": channels, "sample_rate_hz": rate_hz, "sweeps_per_frame": 16,
+             "identity_interval_frames": 16, "codec_v2": V2_GRID.to_dict()}
+    (tmp_path / "board.json").write_text(json.dumps(board))
+    url = f"sim://{tmp_path / 'board.json'}?from={flat}&channels={channels}&repeat=1"
+    out = tmp_path / "rec"
+    duration_s = 0.6
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.cli", "record", "--port", url, "--mode", "lossless",
+         "--learn-seconds", "0.05", "--duration", str(duration_s), "--out", str(out)],
+        capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr
+    stats = result.stderr.split("virtual board: cycles ")[1].split()
+    stats = dict(zip(stats[1::2], stats[2::2]))
+    first_convert = int(stats["rhd_first_convert_cycle"])
+
+    recording = out / "Record Node 101" / "experiment1" / "recording1"
+    folder = recording / "continuous" / "spikeforge-100.acquisition"
+    samples = np.fromfile(folder / "continuous.dat", dtype="<i2").reshape(-1, channels)
+    numbers = np.load(folder / "sample_numbers.npy")
+    meta = json.loads((recording / "spikeforge.json").read_text())
+    assert meta["samples_lost"] == 0 and meta["link"]["crc_errors"] == 0
+    assert len(samples) == round(duration_s * rate_hz)
+    config, _ = board_from_sim_url(url)
+    truth = expected_recording(SampleFeed(flat, channels, repeat=True), first_convert, config,
+                               numbers)
+    np.testing.assert_array_equal(samples, truth)
+
+    learn_sweeps = round(0.05 * rate_hz)
+    grid = ValueGrid.from_dict(meta["grid"])
+    assert grid == learn_grid(samples[:learn_sweeps], max_bits=V2_GRID.grid_bits)
+    assert grid.step == step
+    learning = meta["grid_learning"]
+    assert meta["mode"] == "lossless" and learning["state"] == "lossless"
+    start = learning["lossless_from_sample"]
+    assert numbers[0] + learn_sweeps <= start < numbers[-1]
+    assert start % (V2_GRID.sync_blocks * V2_GRID.block_sweeps) == 0
+    # COMPRESSED frames carried everything from the switch on, decoded and none lost
+    v2 = meta["v2_stream"]
+    assert v2["lost_sweeps"] == 0 and v2["damaged_sweeps"] == 0
+    assert v2["decoded_sweeps"] >= numbers[-1] + 1 - start - 2 * 16
