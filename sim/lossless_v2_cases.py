@@ -113,19 +113,21 @@ _PLAIN = {"block_sweeps": 1, "sync_blocks": 4}
 
 CASES: tuple[BenchCase, ...] = (
     # N1-like: a 10-bit grid, clipped samples, an off-grid escape every 7th sample; a sweep
-    # one sample a clock, then a few idle cycles: the FIFO takes the coder's stalls
-    _case(8, "grid-n1", 64, 12, "n1", **_GRID),
+    # one sample a clock, then one idle cycle (89 % load): the FIFO takes the coder's stalls
+    _case(8, "grid-n1", 256, 9, "n1", **_GRID),
     # off-grid white noise back to back: verbatim blocks, two bytes a sample
     _case(8, "grid-white", 32, 8, "verbatim", **_GRID),
     # faster than the coder drains: N1-like samples back to back (a sample every clock for
-    # ever), the coder's stalls pile up until the FIFO overflows; the blocks before the
-    # first lost sample are the model's, every later one damaged
-    _case(8, "grid-wide", 96, 8, "overflow", overflow=True, **_GRID),
+    # ever, 100 % load), the coder's stalls (escapes, flushes: ~2 % of the samples) pile up
+    # until the FIFO overflows (after ~440 sweeps); the blocks before the first lost
+    # sample are the model's, every later one damaged
+    _case(8, "grid-n1", 512, 8, "overflow", overflow=True, **_GRID),
     # silence: blocks that carry no word (empty markers)
     _case(3, "quiet", 48, 6, "empty", **_PLAIN),
     # several sync periods (12): flushes, pads, the coder restarted
     _case(3, "bursts", 48, 4, "sync", **_PLAIN),
-    # the word limit, tightened below the real bound (test-only config): long blocks keep
-    # their first limit-1 words and their last, marked damaged; short ones pass whole
-    _case(4, "bursts", 64, 6, "word-limit", word_limit=6, block_sweeps=2, sync_blocks=4),
+    # the word limit, tightened below the real bound (test-only config): blocks of more than
+    # 9 words (16 of 32, 10 to 12 words) keep their first 8 words and their last, marked
+    # damaged; blocks of 1 to 9 words (some exactly 9) pass whole
+    _case(4, "bursts", 64, 6, "word-limit", word_limit=9, block_sweeps=2, sync_blocks=4),
 )
