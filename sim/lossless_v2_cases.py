@@ -127,7 +127,7 @@ CASES: tuple[BenchCase, ...] = (
     # several sync periods (12): flushes, pads, the coder restarted
     _case(3, "bursts", 48, 4, "sync", **_PLAIN),
     # the word limit, tightened below the real bound (test-only config): blocks of more than
-    # 9 words (16 of 32, 10 to 12 words) keep their first 8 words and their last, marked
+    # 9 words (14 of 32, 10 to 12 words) keep their first 8 words and their last, marked
     # damaged; blocks of 1 to 9 words (some exactly 9) pass whole
     _case(4, "bursts", 64, 6, "word-limit", word_limit=9, block_sweeps=2, sync_blocks=4),
 )
