@@ -33,12 +33,14 @@ class LosslessV2(wiring.Component):
     o : stream of :class:`CompressedWordLayout` out (always ready)
         Each block's words, ``last`` on its final one (``empty`` when it carries none).
         A block is marked ``damaged`` (its words dropped, the last one kept) when it would
-        exceed ``config.coded_worst_words``, the reservation the framer made for it, and
-        every block once a sample was lost: the coder's blocks would no longer be the
-        framer's, so nothing more is sent until reset.
+        exceed ``config.coded_worst_words``, the reservation the framer made for it; and
+        once a sample was lost, every block's last word is marked damaged (the coder's
+        blocks would no longer be the framer's), so the framer sends no more COMPRESSED
+        frames until reset.
     overflows : out
-        Samples lost at the input FIFO (zero in every case the benches know: the coder
-        drains two bytes a clock).
+        Samples lost at the input FIFO. Only a source at one sample every clock fills it
+        (the coder stalls on ~2 % of N1-like samples: the ``lossless_v2`` bench's overflow
+        case); a system has ``cycles_per_sample`` > 1 (1.46 at 1024 channels on the 85F).
     blocks_damaged : out
         Blocks marked damaged.
     block_start : out

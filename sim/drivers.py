@@ -224,14 +224,20 @@ class StreamSink:
     ``ready`` (if the port has one) follows ``ready_pattern``, one value per cycle, set at
     falling edges (see :func:`ready_pattern`); transfers are sampled in the settled second
     half of each cycle. :meth:`recv` waits for the next item not yet received.
+
+    ``always_ready``: the port has no ready (an ``always_ready`` stream). Say so: the
+    Verilated top may hold an *internal* net named ``<prefix>__ready`` (a submodule's ready
+    flattened into the top's names), which would otherwise be taken for the port's and
+    driven, or used to drop transfers.
     """
 
     def __init__(self, dut, prefix: str, ready_pattern: Iterable[int] | None = None,
-                 *, drive_ready: bool = True):
+                 *, drive_ready: bool = True, always_ready: bool = False):
         self.clk = dut.clk
         self.valid = getattr(dut, f"{prefix}__valid")
         self.payload = getattr(dut, f"{prefix}__payload")
-        self.ready = getattr(dut, f"{prefix}__ready", None) if drive_ready else None
+        self.ready = (getattr(dut, f"{prefix}__ready", None)
+                      if drive_ready and not always_ready else None)
         self.items: list[tuple[float, int]] = []
         self._taken = 0
         self._arrived = Event()
@@ -264,9 +270,9 @@ class StreamMonitor(StreamSink):
     """Watches a stream port without driving it: keeps every transfer (valid and ready high
     in the same cycle), for ports another party drives."""
 
-    def __init__(self, dut, prefix: str):
+    def __init__(self, dut, prefix: str, *, always_ready: bool = False):
         super().__init__(dut, prefix, drive_ready=False)
-        self.ready = getattr(dut, f"{prefix}__ready", None)
+        self.ready = None if always_ready else getattr(dut, f"{prefix}__ready", None)
 
     async def _run(self, pattern: Iterator[int]) -> None:
         while True:
