@@ -559,6 +559,7 @@ class Recorder:
                       "distinct values: learn_grid needs at least 6 on one step of 2 or more, "
                       "within the build's grid_bits); the recording stays raw")
             record.update(state="no grid: raw", reason=reason)
+            self.facts["mode"] = "raw"      # what the recording holds, not what was asked
             _log.warning("warning: %s", reason)
             return
         self.device.load_grid(grid)

@@ -200,6 +200,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             print(f"loading the codebook: {len(codebook.values)} values, base "
                   f"{codebook.base}, multiplier {codebook.multiplier}, shift "
                   f"{codebook.shift}", file=sys.stderr)
+        _say_learning(device, mode, args)
         final = run_recorder(device, Path(args.out), args, duration_s=args.duration,
                              on_status=show,
                              mode=mode, channels=_channels_enabled(args), codebook=codebook,
@@ -255,6 +256,17 @@ def _record_codebook(args: argparse.Namespace):
     from spikeforge.host.compression import codebook_from_file
 
     return codebook_from_file(args.codebook_from, args.codebook_channels)
+
+
+def _say_learning(device, mode: str | None, args: argparse.Namespace) -> None:
+    """Tell the user that a lossless recording from a v2 grid build starts raw."""
+    from spikeforge.host.recorder import LEARN_SECONDS, learns_grid
+
+    if mode != "lossless" or not learns_grid(device.config or device.identify(), mode):
+        return
+    seconds = getattr(args, "learn_seconds", None) or LEARN_SECONDS
+    print(f"v2 coder with a value grid: recording raw for the first {seconds:g} s to learn "
+          "the grid, then loading it and switching to lossless", file=sys.stderr)
 
 
 def _learning(args: argparse.Namespace) -> dict:

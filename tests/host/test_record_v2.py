@@ -11,7 +11,7 @@ import pytest
 
 from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid, learn_grid
 from spikeforge.firmware.config import SystemConfig
-from spikeforge.host.device import grid_entry_word
+from spikeforge.host.device import RegisterRefused, grid_entry_word
 from spikeforge.host.recorder import GridLearning, Recorder, learns_grid
 
 V2_GRID = CodecV2Config(enabled=True, grid=True, sync_blocks=4, block_sweeps=4)
@@ -113,3 +113,85 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     v2 = meta["v2_stream"]
     assert v2["lost_sweeps"] == 0 and v2["damaged_sweeps"] == 0
     assert v2["decoded_sweeps"] >= numbers[-1] + 1 - start - 2 * 16
+
+
+# -- Device.load_grid over the command path (the control model: sim/models/control.py) ---------
+
+
+@pytest.fixture
+def model_device():
+    from test_control import ModelDevice
+
+    from spikeforge.host.device import Device
+
+    made = []
+
+    def make(config: SystemConfig):
+        fake = ModelDevice(config)
+        made.append(fake)
+        return fake, Device.open(fake.url)
+
+    yield make
+    for fake in made:
+        fake.close()
+
+
+def test_load_grid_writes_the_registers_and_hands_the_grid_to_the_decoder(model_device):
+    from spikeforge.firmware.registers import register
+
+    grid = ValueGrid(bits=6, offset_num=-33000, step_num=1100, step_den=1)
+    fake, device = model_device(SystemConfig(channels=4, codec_v2=V2_GRID))
+    with device:
+        device.identify()
+        device.load_grid(grid)
+        reciprocal, shift = grid.reciprocal
+        values = fake.model.bank.values
+        assert (values["GRID_BASE"], values["GRID_RECIPROCAL"], values["GRID_SHIFT"],
+                values["GRID_CODE_MAX"]) == (-33000 & 0x3FFFF, reciprocal, shift, 63)
+        entry = register("GRID_ENTRY").address
+        written = [value for address, value in fake.model.writes if address == entry]
+        assert written == [grid_entry_word(k, v) for k, v in enumerate(grid.table())]
+        assert device.grid == grid
+        # In lossless mode the host refuses before writing anything, and says why.
+        device.set_mode("lossless")
+        with pytest.raises(RegisterRefused, match="switch to raw first"):
+            device.load_grid(grid)
+
+
+def test_load_grid_is_refused_without_a_grid_or_for_a_wider_one(model_device):
+    grid = ValueGrid(bits=6, offset_num=-33000, step_num=1100, step_den=1)
+    no_grid = SystemConfig(channels=4, codec_v2=CodecV2Config(enabled=True, sync_blocks=4))
+    _, device = model_device(no_grid)
+    with device:
+        device.identify()
+        with pytest.raises(RegisterRefused, match="codec_v2.grid=False"):
+            device.load_grid(grid)
+    narrow = SystemConfig(channels=4, codec_v2=CodecV2Config(enabled=True, sync_blocks=4,
+                                                             grid=True, grid_bits=4))
+    _, device = model_device(narrow)
+    with device:
+        device.identify()
+        with pytest.raises(RegisterRefused, match="grid_bits"):
+            device.load_grid(grid)
+
+
+def test_without_a_grid_in_the_first_sweeps_the_recording_stays_raw_and_says_why(
+        model_device, tmp_path):
+    """The model device's samples count up (every integer): no grid, so the recording goes
+    on raw (never lossless without the grid the build needs) and spikeforge.json says why."""
+    config = SystemConfig(channels=4, codec_v2=V2_GRID)
+    fake, device = model_device(config)
+    spf = config.sweeps_per_frame
+    with device:
+        recorder = Recorder(device, tmp_path / "rec", mode="lossless",
+                            learn_seconds=8 * spf / config.sample_rate_hz,
+                            duration_s=16 * spf / config.sample_rate_hz)
+        recorder.prepare()
+        final = recorder.run()
+        assert device.mode() == "raw"
+    assert final.ended == "duration reached" and final.samples_lost == 0
+    meta = json.loads((tmp_path / "rec" / "Record Node 101" / "experiment1" / "recording1" /
+                       "spikeforge.json").read_text())
+    assert meta["mode"] == "raw" and meta["grid"] is None
+    assert meta["grid_learning"]["state"] == "no grid: raw"
+    assert "learn_grid needs at least 6" in meta["grid_learning"]["reason"]
