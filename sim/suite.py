@@ -434,8 +434,28 @@ SLOW_CASES: frozenset[tuple[str, str]] = frozenset({
 })
 
 
+#: The v2 coder's symbol-stage and whole-coder benches: every case is a Verilator build of
+#: its own (~40 s each, 34 cases). `make test` keeps one per concern — plain signal, value
+#: grid with escapes, sync blocks, the budget going verbatim — and leaves the others to
+#: `make test-slow` (bench, label).
+V2_DEFAULT_CASES: frozenset[tuple[str, str]] = frozenset({
+    ("compressor_v2", "symbols 8ch white x64 stall=random gap=0"),
+    ("compressor_v2", "symbols 8ch grid-n1 x96 stall=random gap=2 grid=True"),
+    ("compressor_v2", "symbols 3ch grid-n1 x48 stall=random gap=0 grid=True,block_sweeps=2,"
+                      "sync_blocks=3"),
+    ("compressor_v2_coder", "coder 4ch spikes x192 stall=random block_sweeps=32"),
+    ("compressor_v2_coder", "coder 8ch grid-n1 x96 stall=random grid=True,block_sweeps=16"),
+    ("compressor_v2_coder", "coder 5ch bursts x64 stall=random block_sweeps=4,sync_blocks=3"),
+    ("compressor_v2_coder", "coder 6ch grid-white x48 stall=random grid=True,block_sweeps=8"),
+})
+_V2_BENCHES = {bench for bench, _ in V2_DEFAULT_CASES}
+
+
 def is_slow(case: BenchCase) -> bool:
-    """Whether ``case`` is one of :data:`SLOW_CASES`."""
+    """Whether ``case`` is one of :data:`SLOW_CASES`, or a v2 coder case not in
+    :data:`V2_DEFAULT_CASES`."""
+    if case.bench in _V2_BENCHES:
+        return (case.bench, case.label) not in V2_DEFAULT_CASES
     return any(case.bench == bench and case.label.endswith(f"({why})")
                for bench, why in SLOW_CASES)
 # -- detector with its snippet ring in single-port iCE40UP SPRAM (behavioural model) ----------

@@ -15,7 +15,7 @@ from spikeforge.sim.models.decimator import decimate
 from spikeforge.sim.models.detector import device_events
 from spikeforge.sim.models.framer import SOURCE_LATENCY, frame_stream
 from spikeforge.sim.models.source import source_signal
-from spikeforge.sim.suite import CASES, SLOW_CASES, is_slow, run_case
+from spikeforge.sim.suite import CASES, SLOW_CASES, V2_DEFAULT_CASES, is_slow, run_case
 
 pytestmark = pytest.mark.sim
 
@@ -24,6 +24,12 @@ def test_every_slow_case_names_one_case():
     for bench, why in SLOW_CASES:
         named = [c for c in CASES if c.bench == bench and c.label.endswith(f"({why})")]
         assert len(named) == 1, f"SLOW_CASES entry {(bench, why)} names {len(named)} cases"
+
+
+def test_every_default_v2_case_names_one_case():
+    for bench, label in V2_DEFAULT_CASES:
+        named = [c for c in CASES if c.bench == bench and c.label == label]
+        assert len(named) == 1, f"V2_DEFAULT_CASES entry {(bench, label)} names {len(named)}"
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if is_slow(c) else c
