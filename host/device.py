@@ -777,22 +777,27 @@ class Device:
         self._decoder.grid = grid
 
     def switch_to_lossless(self, *, timeout_s: float = 10.0) -> int:
-        """Switch from raw to lossless so that the stream goes on without a hole: returns
-        the sweep the first COMPRESSED block starts at.
+        """Switch from raw to lossless so that the stream goes on without a hole. Returns
+        the sweep the switch was aimed at (-1: not aimed).
 
-        A raw DATA slot is decided at its first sample, a v2 block is admitted only from a
-        sync block on (every ``sync_blocks * block_sweeps`` sweeps): written at the wrong
-        moment, the mode switch leaves the sweeps up to the next sync block in neither
-        stream. So the host aims: it reads SWEEPS until a command sent now would reach the
-        device inside the last raw slot before a sync sweep ``S`` that is also a slot start
-        (it learns a command's round trip, in sweeps, from consecutive reads), then writes
-        BANDWIDTH_MODE. The DATA frames end at ``S`` and the COMPRESSED blocks start there.
-        A write that still misses the window (a round trip that varies by more than a slot)
-        leaves a hole the recording shows as lost sweeps, never as wrong samples. Builds
-        without v2 or without the sweep counter switch at once (returns -1)."""
+        A raw DATA slot (``sweeps_per_frame`` sweeps) is decided at its first sample, a v2
+        block is admitted only from a sync block on (every ``sync_blocks * block_sweeps``
+        sweeps, the sync period). When the sync period divides the slot, a sync block
+        starts inside or at the end of every raw slot, so a switch at any moment leaves no
+        hole (the COMPRESSED blocks may repeat the end of the last raw slot: the recorder
+        keeps one copy); the mode is written at once. Otherwise a write at the wrong moment
+        leaves the sweeps up to the next sync block in neither stream, so the host aims: it
+        reads SWEEPS until a command sent now would reach the device inside the last raw
+        slot before a sync sweep that is also a slot start (a command's round trip, in
+        sweeps, from consecutive reads), then writes BANDWIDTH_MODE. The aim is only as
+        good as the round trip is steady (on the virtual board it landed 8 to 24 sweeps
+        early): a miss leaves a hole the recording shows as lost sweeps, never as wrong
+        samples. Builds without v2 or without the sweep counter switch at once."""
         config = self.config or self.identify()
         codec = config.codec_v2
-        if not (codec.enabled and codec.sync_blocks > 0):
+        sync_period = codec.block_sweeps * max(1, codec.sync_blocks)
+        if not (codec.enabled and codec.sync_blocks > 0) \
+                or config.sweeps_per_frame % sync_period == 0:
             self.set_mode("lossless")
             return -1
         try:

@@ -356,6 +356,8 @@ class Recorder:
         self.learning: GridLearning | None = None
         #: What the recording's spikeforge.json says about the grid (kept in every flush).
         self.facts: dict[str, Any] = {}
+        #: Switched to lossless after the raw start; the first COMPRESSED block not yet in.
+        self._switching = False
 
     # -- set-up --
     def prepare(self) -> None:
@@ -539,12 +541,34 @@ class Recorder:
             return "the channel mask changed on the device; recording ended"
         if self.window is None:
             self._follow(block.stream)
+        if block.compressed and self._switching:
+            block = self._first_coded(block)
+            if block is None:
+                return None
         if self.window.write(block.first_sample, block.samples):
             return "duration reached"
         if self.learning is not None and not block.compressed \
                 and self.learning.take(block.samples):
             self._enter_lossless()
         return None
+
+    def _first_coded(self, block: DataBlock) -> DataBlock | None:
+        """The first COMPRESSED block after the switch from the raw start: the sweeps it
+        repeats of the last raw slot (a sync block inside that slot, see
+        :meth:`Device.switch_to_lossless`) are dropped, they are the same samples; where
+        lossless started goes into spikeforge.json."""
+        self._switching = False
+        window = self.window
+        repeated = window.next_sample - block.first_sample \
+            if window.next_sample is not None else 0
+        if 0 < repeated <= self.config.sweeps_per_frame:
+            if repeated >= len(block.samples):
+                self._switching = True      # wholly repeated: the next block is the first
+                return None
+            block = replace(block, first_sample=window.next_sample,
+                            samples=block.samples[repeated:])
+        self.facts["grid_learning"]["lossless_from_sample"] = block.first_sample
+        return block
 
     def _enter_lossless(self) -> None:
         """The grid learned from the raw start: load it and switch to lossless at a sync
@@ -563,11 +587,13 @@ class Recorder:
             _log.warning("warning: %s", reason)
             return
         self.device.load_grid(grid)
-        start = self.device.switch_to_lossless()
+        aimed = self.device.switch_to_lossless()
+        self._switching = True
         self.facts["grid"] = grid.to_dict()
-        record.update(state="lossless", lossless_from_sample=start if start >= 0 else None)
-        _log.info("value grid learned from %d sweeps (%d-bit, step %.4g); lossless from "
-                  "sweep %s", learning.count, grid.bits, grid.step, start)
+        record.update(state="lossless", lossless_from_sample=None,
+                      aimed_at_sample=aimed if aimed >= 0 else None)
+        _log.info("value grid learned from %d sweeps (%d-bit, step %.4g); switched to "
+                  "lossless", learning.count, grid.bits, grid.step)
 
     def _before_restart(self, block: DataBlock) -> bool:
         """Whether ``block``'s slot started before the device's stream was last restarted

@@ -61,12 +61,16 @@ def _feed(frames: int, channels: int, step: int, seed: int) -> np.ndarray:
 
 
 @pytest.mark.sim
-def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_path):
+@pytest.mark.parametrize("sync_blocks", [4, 2], ids=["sync-is-slot", "sync-half-slot"])
+def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_path,
+                                                                          sync_blocks):
     """RHD2132 chips play a file on a value grid (step 1100: a 6-bit table, loaded fast over
     the UART) into a v2 build with grid=True. `spikeforge record --mode lossless
     --learn-seconds 0.05`: raw DATA frames first, then COMPRESSED frames from a sync block on.
     The recording is the file through the chips, sample for sample, with no sweep lost;
-    spikeforge.json keeps the grid, which is the one the raw start shows."""
+    spikeforge.json keeps the grid, which is the one the raw start shows. The sync period
+    (sync_blocks x 4 sweeps) divides the 16-sweep frame slot, so the switch needs no aim;
+    with 8 the first coded segment may repeat the last raw slot's end, kept once."""
     from spikeforge.sim.virtual_board import SampleFeed, board_from_sim_url, expected_recording
 
     channels, rate_hz, step = 4, 30_000, 1100
@@ -74,7 +78,8 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     flat = tmp_path / "input.i16"
     frames.tofile(flat)
     board = {"channels": channels, "sample_rate_hz": rate_hz, "sweeps_per_frame": 16,
-             "identity_interval_frames": 16, "codec_v2": V2_GRID.to_dict()}
+             "identity_interval_frames": 16,
+             "codec_v2": {**V2_GRID.to_dict(), "sync_blocks": sync_blocks}}
     (tmp_path / "board.json").write_text(json.dumps(board))
     url = f"sim://{tmp_path / 'board.json'}?from={flat}&channels={channels}&repeat=1"
     out = tmp_path / "rec"
@@ -108,7 +113,7 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     assert meta["mode"] == "lossless" and learning["state"] == "lossless"
     start = learning["lossless_from_sample"]
     assert numbers[0] + learn_sweeps <= start < numbers[-1]
-    assert start % (V2_GRID.sync_blocks * V2_GRID.block_sweeps) == 0
+    assert start % (sync_blocks * V2_GRID.block_sweeps) == 0
     # COMPRESSED frames carried everything from the switch on, decoded and none lost
     v2 = meta["v2_stream"]
     assert v2["lost_sweeps"] == 0 and v2["damaged_sweeps"] == 0
@@ -195,3 +200,56 @@ def test_without_a_grid_in_the_first_sweeps_the_recording_stays_raw_and_says_why
     assert meta["mode"] == "raw" and meta["grid"] is None
     assert meta["grid_learning"]["state"] == "no grid: raw"
     assert "learn_grid needs at least 6" in meta["grid_learning"]["reason"]
+
+
+class _Capture:
+    """A sink keeping what it is given."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[int, np.ndarray]] = []
+        self.losses: list[tuple[int, int]] = []
+
+    def write_continuous(self, stream, first_sample, samples) -> None:
+        self.written.append((first_sample, samples.copy()))
+
+    def write_loss(self, stream, first_sample, sweeps) -> None:
+        self.losses.append((first_sample, sweeps))
+
+    def write_events(self, block) -> None:
+        pass
+
+    def flush(self, facts) -> None:
+        pass
+
+    def close(self, facts) -> None:
+        pass
+
+
+def test_the_first_coded_segment_that_repeats_the_last_raw_slot_is_kept_once():
+    """A sync period shorter than the frame slot: the first COMPRESSED segment may start
+    inside the last raw slot; the recording keeps those sweeps once and notes where lossless
+    started."""
+    from scripted_device import ScriptedDevice
+
+    from spikeforge.host.frames import DataBlock
+
+    config = SystemConfig(channels=4, sweeps_per_frame=16, codec_v2=CodecV2Config(
+        enabled=True, grid=True, sync_blocks=2, block_sweeps=4))
+    source = np.arange(64 * 4, dtype=np.int16).reshape(64, 4)
+    items = [DataBlock(0, 0, source[0:16]), DataBlock(1, 16, source[16:32]),
+             # coded from sync sweep 24: 8 sweeps repeat the raw slot 16..31
+             DataBlock(3, 24, source[24:32], compressed=True),
+             DataBlock(4, 32, source[32:48], compressed=True)]
+    capture = _Capture()
+    recorder = Recorder(ScriptedDevice(config, []), None, sinks=[capture])
+    recorder.prepare()
+    recorder.facts = {"grid_learning": {}}
+    recorder._take(items[0])
+    recorder._take(items[1])
+    recorder._switching = True       # as _enter_lossless leaves it
+    for item in items[2:]:
+        assert recorder._take(item) is None
+    got = np.concatenate([samples for _, samples in capture.written])
+    np.testing.assert_array_equal(got, source[:48])
+    assert capture.losses == []
+    assert recorder.facts["grid_learning"]["lossless_from_sample"] == 32
