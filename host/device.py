@@ -786,13 +786,13 @@ class Device:
         starts inside or at the end of every raw slot, so a switch at any moment leaves no
         hole (the COMPRESSED blocks may repeat the end of the last raw slot: the recorder
         keeps one copy); the mode is written at once. Otherwise a write at the wrong moment
-        leaves the sweeps up to the next sync block in neither stream, so the host aims: it
-        reads SWEEPS until a command sent now would reach the device inside the last raw
-        slot before a sync sweep that is also a slot start (a command's round trip, in
-        sweeps, from consecutive reads), then writes BANDWIDTH_MODE. The aim is only as
-        good as the round trip is steady (on the virtual board it landed 8 to 24 sweeps
-        early): a miss leaves a hole the recording shows as lost sweeps, never as wrong
-        samples. Builds without v2 or without the sweep counter switch at once."""
+        leaves the sweeps up to the next sync block in neither stream, so the host aims: from
+        reads of SWEEPS (the wall time each was sent, the sweep it was carried out at) it
+        learns the sweep rate and how far ahead a command lands, then sends BANDWIDTH_MODE
+        to land in the middle of the last raw slot before a sync sweep that is also a slot
+        start. The aim is only as good as the command's way to the device is steady: a
+        miss leaves a hole the recording shows as lost sweeps, never as wrong samples.
+        Builds without v2 or without the sweep counter switch at once."""
         config = self.config or self.identify()
         codec = config.codec_v2
         sync_period = codec.block_sweeps * max(1, codec.sync_blocks)
@@ -800,38 +800,43 @@ class Device:
                 or config.sweeps_per_frame % sync_period == 0:
             self.set_mode("lossless")
             return -1
-        try:
-            now, at_s = self.read_register("SWEEPS"), time.monotonic()
-        except RegisterRefused:
-            self.set_mode("lossless")
-            return -1
         slot = config.sweeps_per_frame
-        period = math.lcm(slot, codec.sync_blocks * codec.block_sweeps)
-        trips: list[int] = []          # round trips of a read, in sweeps
-        rate = None                    # sweeps per wall second
+        period = math.lcm(slot, sync_period)
+        # (wall time a read of SWEEPS was sent, the sweep the device carried it out at): a
+        # command sent at t is carried out near sweep rate * t + offset (the way there,
+        # not the reply's way back, which waits behind frames and the host's reads).
+        sent: list[tuple[float, int]] = []
+        read_s = 0.0                  # how long a read took, last time
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            previous, previous_s = now, at_s
-            now, at_s = self.read_register("SWEEPS"), time.monotonic()
-            trips.append((now - previous) % 2**32)
-            if at_s > previous_s and trips[-1] > 0:
-                rate = trips[-1] / (at_s - previous_s)
-            if len(trips) < 3 or rate is None:
+            sent_s = time.monotonic()
+            try:
+                sweep = self.read_register("SWEEPS")
+            except RegisterRefused:
+                break                 # a build without the counter: switch at once
+            read_s = time.monotonic() - sent_s
+            if sent:                  # the counter wraps after 2**32 sweeps
+                sweep = sent[0][1] + (sweep - sent[0][1]) % 2**32
+            sent.append((sent_s, sweep))
+            (first_s, first), (last_s, last) = sent[0], sent[-1]
+            if len(sent) < 4 or last_s <= first_s or last <= first:
                 continue
-            trip = max(1, sorted(trips[-5:])[len(trips[-5:]) // 2])
-            target = (now // period + 1) * period
-            # A command sent now lands near now + trip; aim at the middle of the last raw
-            # slot before the switch point (after that slot's start, before the sync block).
-            while now + trip >= target - slot // 4:
+            rate = (last - first) / (last_s - first_s)
+            offsets = sorted(s - rate * t for t, s in sent[-8:])
+            offset = offsets[len(offsets) // 2]
+            lands = rate * time.monotonic() + offset
+            target = (int(lands) // period + 1) * period
+            while lands > target - slot * 3 / 4:
                 target += period
-            aim = target - slot // 2
-            ahead = aim - (now + trip)
-            if ahead > 2 * trip:
-                continue                   # read again: closer and a fresher round trip
-            if ahead > 0:
-                time.sleep(ahead / rate)
+            # aim at the middle of the last raw slot before the sync sweep ``target``
+            send_at = (target - slot / 2 - offset) / rate
+            wait = send_at - time.monotonic()
+            if wait > 3 * read_s:
+                continue              # read again: a fresher estimate, closer to the aim
+            if wait > 0:
+                time.sleep(wait)
             self.set_mode("lossless")
-            return target
+            return target % 2**32
         self.set_mode("lossless")
         return -1
 
