@@ -567,7 +567,9 @@ class Recorder:
                 return None
             block = replace(block, first_sample=window.next_sample,
                             samples=block.samples[repeated:])
-        self.facts["grid_learning"]["lossless_from_sample"] = block.first_sample
+        self.facts["grid_learning"].update(
+            lossless_from_sample=block.first_sample,
+            raw_sweeps=block.first_sample - window.first_sample)   # the raw start's cost
         return block
 
     def _enter_lossless(self) -> None:

@@ -113,6 +113,7 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     assert meta["mode"] == "lossless" and learning["state"] == "lossless"
     start = learning["lossless_from_sample"]
     assert numbers[0] + learn_sweeps <= start < numbers[-1]
+    assert learning["raw_sweeps"] == start - numbers[0]
     assert start % (sync_blocks * V2_GRID.block_sweeps) == 0
     # COMPRESSED frames carried everything from the switch on, decoded and none lost
     v2 = meta["v2_stream"]
@@ -252,4 +253,4 @@ def test_the_first_coded_segment_that_repeats_the_last_raw_slot_is_kept_once():
     got = np.concatenate([samples for _, samples in capture.written])
     np.testing.assert_array_equal(got, source[:48])
     assert capture.losses == []
-    assert recorder.facts["grid_learning"]["lossless_from_sample"] == 32
+    assert recorder.facts["grid_learning"] == {"lossless_from_sample": 32, "raw_sweeps": 32}
