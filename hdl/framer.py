@@ -1,6 +1,6 @@
 """Framer: packs the channel-serial sample stream into frames of the wire format."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -67,7 +67,10 @@ class Framer(wiring.Component):
     (``codec_v2.sync_blocks``): a block is admitted only at a sync block or after an
     admitted one, so once one is dropped or damaged the rest up to the next sync block are
     dropped too (each counted: the host could not decode them); a v2 block may carry no
-    word (``empty``), which is a COMPRESSED frame with no payload.
+    word (``empty``), which is a COMPRESSED frame with no payload. Until the first v2 block
+    is admitted after the mode became LOSSLESS, DATA slots are admitted as in RAW mode, so
+    the sweeps before the chain's first sync block leave as DATA (the last such slot may
+    overlap the first block: a host keeps those sweeps once).
     Events are sent in every mode, when the serializer is idle and no frame waits.
 
     LFP (``config.lfp``, mode EVENTS_LFP): the decimated sweeps on ``lfp`` take the DATA
@@ -170,8 +173,12 @@ class Framer(wiring.Component):
         m.submodules.serializer = serializer = Serializer(config, identity=self._identity)
 
         # -- DATA slots, and LFP slots into the same buffer and slot FIFO ---------------------
+        # v2: DATA slots go on in lossless mode until the coder's chain starts (at a sync
+        # block), so a switch to lossless leaves no sweep in neither stream
+        v2_waiting = Signal()
         m.submodules.data_slots = data = self._slot_path(
-            m, self.i, self.keep, BandwidthMode.RAW, buffer)
+            m, self.i, self.keep, BandwidthMode.RAW, buffer,
+            also=(self.mode == BandwidthMode.LOSSLESS) & v2_waiting)
         m.d.comb += [
             buffer.w.payload.eq(self.i.payload.value),
             buffer.w.valid.eq(data.write),
@@ -206,6 +213,8 @@ class Framer(wiring.Component):
             wiring.connect(m, blocks.blocks, serializer.blocks)
             wiring.connect(m, blocks.words, serializer.words)
             dropped.insert(1, blocks.dropped)
+            if config.codec_v2.enabled:
+                m.d.comb += v2_waiting.eq(~blocks.started)
         if lfp_build:
             dropped.append(lfp.dropped)
 
@@ -233,14 +242,16 @@ class Framer(wiring.Component):
         return m
 
     def _slot_path(self, m: Module, samples, keep, mode: int,
-                   buffer: SampleBuffer) -> SlotAdmission:
-        """A slot admission observing ``samples``, sending in bandwidth mode ``mode``."""
+                   buffer: SampleBuffer, *, also=None) -> SlotAdmission:
+        """A slot admission observing ``samples``, sending in bandwidth mode ``mode`` (and
+        while ``also``)."""
         path = SlotAdmission(self._config, interlock=self._config.lfp is not None)
         m.d.comb += [
             path.valid.eq(samples.valid),
             path.first.eq(samples.payload.first),
             path.keep.eq(keep),
-            path.wanted.eq(self.enable & (self.mode == mode)),
+            path.wanted.eq(self.enable & ((self.mode == mode) | (Const(0) if also is None
+                                                                 else also))),
             path.reserved.eq(buffer.reserved),
             path.frame_samples.eq(self.frame_samples),
         ]

@@ -253,6 +253,8 @@ class BlockAdmission(wiring.Component):
     blocks : stream of :class:`BlockLayout` out
     dropped : unsigned(2), out
         Blocks dropped in this cycle (a refused start and a damaged end may coincide).
+    started : out
+        A block was admitted since ``wanted`` last rose (from the cycle after).
     """
 
     def __init__(self, config: SystemConfig):
@@ -268,6 +270,7 @@ class BlockAdmission(wiring.Component):
             "words": Out(stream.Signature(WORD_BITS)),
             "blocks": Out(stream.Signature(BlockLayout())),
             "dropped": Out(2),
+            "started": Out(1),
         })
 
     def elaborate(self, platform):
@@ -323,6 +326,11 @@ class BlockAdmission(wiring.Component):
                 m.d.comb += [coded.commit.eq(1), blocks.w.valid.eq(1),
                              release.eq(worst - words_in_block - data_word)]
         chain.ended(end & keep, damaged, decisions.r_data[33])
+        # a block admitted since ``wanted`` rose (v2: the framer's DATA slots stop)
+        with m.If(~self.wanted):
+            m.d.sync += self.started.eq(0)
+        with m.Elif(admit):
+            m.d.sync += self.started.eq(1)
         m.d.comb += self.dropped.eq((block_start & chain.counted(space))
                                     + (end & keep & damaged))
         pop = coded.r.valid & coded.r.ready

@@ -44,7 +44,6 @@ last raw frame and the first coded block.
 """
 
 import errno
-import math
 import os
 import secrets
 import time
@@ -776,69 +775,15 @@ class Device:
             self._write_codebook("GRID_ENTRY", word, word, deadline, what="value grid")
         self._decoder.grid = grid
 
-    def switch_to_lossless(self, *, timeout_s: float = 10.0) -> int:
-        """Switch from raw to lossless so that the stream goes on without a hole. Returns
-        the sweep the switch was aimed at (-1: not aimed).
+    def switch_to_lossless(self) -> None:
+        """Switch from raw to lossless so that the stream goes on without a hole.
 
-        A raw DATA slot (``sweeps_per_frame`` sweeps) is decided at its first sample, a v2
-        block is admitted only from a sync block on (every ``sync_blocks * block_sweeps``
-        sweeps, the sync period). When the sync period divides the slot, a sync block
-        starts inside or at the end of every raw slot, so a switch at any moment leaves no
-        hole (the COMPRESSED blocks may repeat the end of the last raw slot: the recorder
-        keeps one copy); the mode is written at once. Otherwise a write at the wrong moment
-        leaves the sweeps up to the next sync block in neither stream, so the host aims: from
-        reads of SWEEPS (the wall time each was sent, the sweep it was carried out at) it
-        learns the sweep rate and how far ahead a command lands, then sends BANDWIDTH_MODE
-        to land in the middle of the last raw slot before a sync sweep that is also a slot
-        start. The aim is only as good as the command's way to the device is steady: a
-        miss leaves a hole the recording shows as lost sweeps, never as wrong samples.
-        Builds without v2 or without the sweep counter switch at once."""
-        config = self.config or self.identify()
-        codec = config.codec_v2
-        sync_period = codec.block_sweeps * max(1, codec.sync_blocks)
-        if not (codec.enabled and codec.sync_blocks > 0) \
-                or config.sweeps_per_frame % sync_period == 0:
-            self.set_mode("lossless")
-            return -1
-        slot = config.sweeps_per_frame
-        period = math.lcm(slot, sync_period)
-        # (wall time a read of SWEEPS was sent, the sweep the device carried it out at): a
-        # command sent at t is carried out near sweep rate * t + offset (the way there,
-        # not the reply's way back, which waits behind frames and the host's reads).
-        sent: list[tuple[float, int]] = []
-        read_s = 0.0                  # how long a read took, last time
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            sent_s = time.monotonic()
-            try:
-                sweep = self.read_register("SWEEPS")
-            except RegisterRefused:
-                break                 # a build without the counter: switch at once
-            read_s = time.monotonic() - sent_s
-            if sent:                  # the counter wraps after 2**32 sweeps
-                sweep = sent[0][1] + (sweep - sent[0][1]) % 2**32
-            sent.append((sent_s, sweep))
-            (first_s, first), (last_s, last) = sent[0], sent[-1]
-            if len(sent) < 4 or last_s <= first_s or last <= first:
-                continue
-            rate = (last - first) / (last_s - first_s)
-            offsets = sorted(s - rate * t for t, s in sent[-8:])
-            offset = offsets[len(offsets) // 2]
-            lands = rate * time.monotonic() + offset
-            target = (int(lands) // period + 1) * period
-            while lands > target - slot * 3 / 4:
-                target += period
-            # aim at the middle of the last raw slot before the sync sweep ``target``
-            send_at = (target - slot / 2 - offset) / rate
-            wait = send_at - time.monotonic()
-            if wait > 3 * read_s:
-                continue              # read again: a fresher estimate, closer to the aim
-            if wait > 0:
-                time.sleep(wait)
-            self.set_mode("lossless")
-            return target % 2**32
+        A raw DATA slot is decided at its first sample, a v2 block is admitted only from a
+        sync block on; a v2 build's framer therefore keeps admitting DATA slots in lossless
+        mode until its first block is admitted (``hdl/framer.py``), so a switch at any
+        moment leaves no sweep in neither stream. The last raw slot may overlap the first
+        coded segment: the recorder keeps those sweeps once."""
         self.set_mode("lossless")
-        return -1
 
     def configure(self, *, stream: bool | None = None, mode: str | int | None = None,
                   polarity: str | int | None = None,

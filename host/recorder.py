@@ -589,11 +589,10 @@ class Recorder:
             _log.warning("warning: %s", reason)
             return
         self.device.load_grid(grid)
-        aimed = self.device.switch_to_lossless()
+        self.device.switch_to_lossless()
         self._switching = True
         self.facts["grid"] = grid.to_dict()
-        record.update(state="lossless", lossless_from_sample=None,
-                      aimed_at_sample=aimed if aimed >= 0 else None)
+        record.update(state="lossless", lossless_from_sample=None)
         _log.info("value grid learned from %d sweeps (%d-bit, step %.4g); switched to "
                   "lossless", learning.count, grid.bits, grid.step)
 

@@ -61,16 +61,18 @@ def _feed(frames: int, channels: int, step: int, seed: int) -> np.ndarray:
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("sync_blocks", [4, 2], ids=["sync-is-slot", "sync-half-slot"])
+@pytest.mark.parametrize("sync_blocks", [4, 2, 16],
+                         ids=["sync-is-slot", "sync-half-slot", "sync-four-slots"])
 def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_path,
                                                                           sync_blocks):
     """RHD2132 chips play a file on a value grid (step 1100: a 6-bit table, loaded fast over
     the UART) into a v2 build with grid=True. `spikeforge record --mode lossless
     --learn-seconds 0.05`: raw DATA frames first, then COMPRESSED frames from a sync block on.
     The recording is the file through the chips, sample for sample, with no sweep lost;
-    spikeforge.json keeps the grid, which is the one the raw start shows. The sync period
-    (sync_blocks x 4 sweeps) divides the 16-sweep frame slot, so the switch needs no aim;
-    with 8 the first coded segment may repeat the last raw slot's end, kept once."""
+    spikeforge.json keeps the grid, which is the one the raw start shows. Whatever the sync
+    period (sync_blocks x 4 sweeps: one slot, half a slot, four slots), the framer sends DATA
+    slots until its first v2 block, so the switch leaves no hole; the first coded segment
+    may repeat the last raw slot's end, kept once."""
     from spikeforge.sim.virtual_board import SampleFeed, board_from_sim_url, expected_recording
 
     channels, rate_hz, step = 4, 30_000, 1100
@@ -114,7 +116,10 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     start = learning["lossless_from_sample"]
     assert numbers[0] + learn_sweeps <= start < numbers[-1]
     assert learning["raw_sweeps"] == start - numbers[0]
-    assert start % (sync_blocks * V2_GRID.block_sweeps) == 0
+    # the first coded sweep kept: the chain's first sync block, or the end of the raw slot
+    # that overlaps it (the framer decides both at their first sample)
+    period = sync_blocks * V2_GRID.block_sweeps
+    assert start % min(period, 16) == 0 and start % period <= 16
     # COMPRESSED frames carried everything from the switch on, decoded and none lost
     v2 = meta["v2_stream"]
     assert v2["lost_sweeps"] == 0 and v2["damaged_sweeps"] == 0
