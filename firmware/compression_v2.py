@@ -307,9 +307,15 @@ def _affine_grid(distinct: np.ndarray, max_bits: int) -> ValueGrid | None:
     step, offset = np.polyfit(codes, distinct, 1)
     if step < 2:
         return None
-    # Code 0 at or below -32768; enough codes to reach 32767.
+    # An integer step and offset (an ADC's codes shifted into int16) come out of the fit a
+    # rounding error away; snapped, code 0 lands on -32768 itself, not a step below it.
+    if abs(step - round(step)) < 1e-6 * step:
+        step = float(round(step))
+    if abs(offset - round(offset)) < 1e-3:
+        offset = float(round(offset))
+    # Code 0 at or below -32768; codes up to the last at or below 32767.
     below = int(np.ceil((offset + 32768) / step))
-    size = below + int(np.ceil((32767 - offset) / step)) + 1
+    size = below + int(np.floor((32767 - offset) / step)) + 1
     bits = max(1, (size - 1).bit_length())
     if bits > max_bits:
         return None

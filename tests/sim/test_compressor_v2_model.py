@@ -186,6 +186,22 @@ def test_a_full_scale_grid_is_learned_from_a_few_samples_and_covers_the_whole_ra
     assert learned.table()[0] == -32768 and learned.table()[-1] == 32767
 
 
+@pytest.mark.parametrize("shift", [4, 5, 6])
+def test_an_adc_shifted_into_int16_gets_a_grid_of_its_own_width(shift: int) -> None:
+    """A (16 - shift)-bit ADC stored as code << shift - 32768, seen only in a narrow middle
+    range: the fitted step and offset are a rounding error off integers; snapped, code 0 is
+    -32768 itself and the grid is exactly as wide as the ADC (it was a code wider, base one
+    step below the rail: no grid at all on a build of the ADC's width)."""
+    bits = 16 - shift
+    rng = np.random.default_rng(shift)
+    codes = rng.integers(1 << (bits - 1), (1 << (bits - 1)) + 60, 2000)
+    learned = learn_grid((codes << shift) - 32768, max_bits=bits)
+    assert learned is not None and learned.bits == bits
+    assert learned.base == -32768 and learned.step == 1 << shift
+    every = (np.arange(1 << bits) << shift) - 32768
+    assert np.array_equal(learned.table()[learned.code_of(every)], every)
+
+
 def test_no_grid_is_learned_from_dense_values() -> None:
     rng = np.random.default_rng(1)
     assert learn_grid(rng.integers(-300, 300, 500)) is None
