@@ -170,7 +170,10 @@ class CompressorV2Symbols(wiring.Component):
     epoch (a block or more). The context tables (LUT RAM) keep a ``fresh`` bit each
     (registers): the sync sample clears all of them in F; a table not fresh reads as the
     initial CDF with a count of 0 (overriding the forwarded row too: the sample before may
-    have used the same table before the sync). No stall.
+    have used the same table before the sync). No stall. Whether F's sample forwards the row,
+    reads its table as the initial one, and its count and rate, are registered from E (with
+    the update of the sample then in F, which lands at the same edge), so the CDF loop holds
+    only a select by registered bits.
 
     With a value grid (``codec.grid``) the samples are coded as their ADC codes: three
     feed-forward stages in front of A (:data:`GRID_LATENCY`): G1 the multiply ``(v - base)
@@ -477,7 +480,7 @@ class CompressorV2Symbols(wiring.Component):
                     low_count.eq(Mux(e.length_o > 1, e.length_o - 1, 0)),
                     low_bits.eq(e.offset_bits),
                 ]
-        self._row_read_addr = e.context
+        self._row_read = e        # F's row select is computed from E's context and sync
         return self._stage(m, advance, e, {
             "symbol": symbol, "high_bits": high_bits, "high_count": high_count,
             "low_bits": low_bits, "low_count": low_count, "length_e": length_e,
@@ -495,44 +498,58 @@ class CompressorV2Symbols(wiring.Component):
                                                init=[initial_row] * codec.contexts)
         row_rd = cdf.read_port()
         row_wr = cdf.write_port()
-        m.d.comb += [row_rd.addr.eq(self._row_read_addr), row_rd.en.eq(advance)]
+        e = self._row_read
+        m.d.comb += [row_rd.addr.eq(e.context), row_rd.en.eq(advance)]
 
-        # The row this stage wrote in the cycle of the read (the read misses it).
-        last_valid = Signal()
-        last_context = Signal(4)
+        # The row's source and the count are chosen a stage early (in E, from E's context
+        # and the sample in F, whose update lands at the same edge), so the CDF loop holds
+        # only a select by registered bits: `forward` (the sample ahead used the same table:
+        # the read misses its write, take its updated row `last_row`), `stale` (sync blocks:
+        # the table was not written since the last sync, or this sample is the sync: the
+        # initial row and a count of 0, over the forwarded row too) and the count itself.
         # A plain vector viewed as the row, not Signal(row_layout): Amaranth names an
         # ArrayLayout signal's elements `last_row[k]`, which Yosys 0.70's ABC9
         # reintegration (abc_ops_reintegrate) confuses with bit k of `last_row` and
         # dies on (an assert, silent under YoWASP) when this register's bits are named
         # both ways; same bits, same logic.
         last_row = data.View(row_layout, Signal(row_layout.size, name="last_row"))
+        forward = Signal()
+        stale = Signal()
+        same = Signal()                         # F's sample updates E's table at this edge
+        m.d.comb += same.eq(f.valid & (f.context == e.context))
+        with m.If(advance):
+            m.d.sync += forward.eq(same)
         row = Signal(row_layout)
-        stored = Mux(last_valid & (last_context == f.context), last_row, row_rd.data)
+        stored = Mux(forward, last_row, row_rd.data)
+        initial = Cat(*[Const(v, CDF_STATE_BITS) for v in initial_row])
 
         count_max = 16 * (codec.rate_max - 4)
         counts = [Signal(range(count_max + 1), name=f"count{j}") for j in range(codec.contexts)]
-        count = Signal(range(count_max + 1))
-        count_reg = Signal(range(count_max + 1))
+        count = Signal(range(count_max + 1))    # this sample's (registered)
+        count_next = Signal(range(count_max + 1))   # this sample's table's, after its update
+        count_e = Signal(range(count_max + 1))  # E's table's count register
+        stale_e = Signal()                      # E's table reads as the initial one in F
+        m.d.comb += count_next.eq(Mux(count < count_max, count + 1, count))
         for j, reg in enumerate(counts):
-            with m.If(f.context == j):
-                m.d.comb += count_reg.eq(reg)
+            with m.If(e.context == j):
+                m.d.comb += count_e.eq(reg)
         if codec.sync_blocks:
-            # Sync blocks: a table not written since the last sync is the initial one.
+            # Sync blocks: a table not written since the last sync is the initial one. A
+            # table is fresh after the edge if F's sample writes it, or it was fresh and
+            # F's sample is not a sync (which clears them all).
             fresh = Signal(codec.contexts)
-            stale = Signal()
-            m.d.comb += [
-                stale.eq(f.sync | ~fresh.bit_select(f.context, 1)),
-                row.eq(Mux(stale, Cat(*[Const(v, CDF_STATE_BITS) for v in initial_row]),
-                           stored)),
-                count.eq(Mux(stale, 0, count_reg)),
-            ]
+            m.d.comb += stale_e.eq(e.sync | ~(same | (fresh.bit_select(e.context, 1)
+                                                      & ~(f.valid & f.sync))))
             with m.If(f.valid & advance):
                 m.d.sync += fresh.eq(Mux(f.sync, 0, fresh) | (Const(1, codec.contexts)
                                                                << f.context))
-        else:
-            m.d.comb += [row.eq(stored), count.eq(count_reg)]
+        count_in = Signal.like(count)           # E's sample's count, as F will see it
         rate = Signal(range(16))
-        m.d.comb += rate.eq(4 + (count >> 4))
+        m.d.comb += count_in.eq(Mux(stale_e, 0, Mux(same, count_next, count_e)))
+        with m.If(advance):
+            m.d.sync += [stale.eq(stale_e), count.eq(count_in),
+                         rate.eq(4 + (count_in >> 4))]
+        m.d.comb += row.eq(Mux(stale, initial, stored))
 
         new_row = Signal(row_layout)
         for j in range(1, SYMBOLS):
@@ -562,12 +579,11 @@ class CompressorV2Symbols(wiring.Component):
         m.d.comb += [row_wr.addr.eq(f.context), row_wr.data.eq(new_row),
                      row_wr.en.eq(update)]
         with m.If(advance):
-            m.d.sync += [last_valid.eq(f.valid), last_context.eq(f.context),
-                         last_row.eq(new_row)]
+            m.d.sync += last_row.eq(new_row)
         with m.If(update):
             for j, reg in enumerate(counts):
                 with m.If(f.context == j):
-                    m.d.sync += reg.eq(Mux(count < count_max, count + 1, count))
+                    m.d.sync += reg.eq(count_next)
 
         payload = self.o.payload
         with m.If(advance):
