@@ -184,27 +184,27 @@ def reference_config(board: Board | str, channels: int,
     frame_samples = sweeps_per_frame * channels
     data = {**spec.default_config.to_dict(), **(overrides or {})}
     buffer_words = 2 * frame_samples
-    codec = data.get("codec")
-    if isinstance(codec, dict) and codec.get("enabled"):
-        # The coded buffer must hold two worst-case blocks (one sent, one admitted).
-        codec = {**spec.default_config.codec.to_dict(), **codec}
-        codec["block_sweeps"] = max(1, min(codec["block_sweeps"],
-                                           REFERENCE_BLOCK_SAMPLES // channels))
-        data["codec"] = codec
-        worst = worst_case_words(channels, codec["block_sweeps"], CodecConfig(**codec))
-        buffer_words = max(buffer_words, 2 * worst)
-    codec_v2 = data.get("codec_v2")
-    if isinstance(codec_v2, dict) and codec_v2.get("enabled"):
-        codec_v2 = {**spec.default_config.codec_v2.to_dict(), **codec_v2}
-        codec_v2["block_sweeps"] = max(1, min(codec_v2["block_sweeps"],
-                                              REFERENCE_BLOCK_SAMPLES // channels))
-        data["codec_v2"] = codec_v2
-        bits = worst_case_bits_v2(channels, codec_v2["block_sweeps"])
-        buffer_words = max(buffer_words, 2 * (-(-bits // 16) + V2_CARRY_WORDS))
+    # The coded buffer must hold two worst-case blocks (one sent, one admitted).
+    for name in ("codec", "codec_v2"):
+        codec = data.get(name)
+        if isinstance(codec, dict) and codec.get("enabled"):
+            codec = {**getattr(spec.default_config, name).to_dict(), **codec}
+            codec["block_sweeps"] = max(1, min(codec["block_sweeps"],
+                                               REFERENCE_BLOCK_SAMPLES // channels))
+            data[name] = codec
+            buffer_words = max(buffer_words, 2 * _worst_block_words(name, channels, codec))
     data.update(channels=channels, sample_rate_hz=REFERENCE_RATE_HZ, clock_hz=spec.clock_hz,
                 sweeps_per_frame=sweeps_per_frame,
                 link_buffer_samples=1 << (buffer_words - 1).bit_length())
     return SystemConfig.from_dict(data)
+
+
+def _worst_block_words(name: str, channels: int, codec: dict[str, Any]) -> int:
+    """Words of a worst-case block of the ``codec`` or ``codec_v2`` fields ``codec``."""
+    if name == "codec_v2":
+        bits = worst_case_bits_v2(channels, codec["block_sweeps"])
+        return -(-bits // 16) + V2_CARRY_WORDS
+    return worst_case_words(channels, codec["block_sweeps"], CodecConfig(**codec))
 
 
 def system_cores(config: SystemConfig, system: Callable[[SystemConfig], Any] | None = None

@@ -5,6 +5,7 @@ cut into link words (firmware.compression_v2.cut_words), and the host decoding t
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from test_compressor_v2_hdl import _load_grid
 
 from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid, cut_words
 from spikeforge.firmware.config import SystemConfig
@@ -41,18 +42,7 @@ def _run(samples: np.ndarray, config: SystemConfig, grid: ValueGrid | None, *,
     current = bytearray()
 
     async def source(ctx):
-        if grid is not None:
-            reciprocal, shift = grid.reciprocal
-            ctx.set(dut.grid_base, grid.base)
-            ctx.set(dut.grid_reciprocal, reciprocal)
-            ctx.set(dut.grid_shift, shift)
-            ctx.set(dut.grid_code_max, (1 << grid.bits) - 1)
-            for address, value in enumerate(grid.table().tolist()):
-                ctx.set(dut.grid_addr, address)
-                ctx.set(dut.grid_data, max(min(value, (1 << 17) - 1), -(1 << 17)))
-                ctx.set(dut.grid_write, 1)
-                await ctx.tick()
-            ctx.set(dut.grid_write, 0)
+        await _load_grid(ctx, dut, grid)
         for n in range(sweeps):
             for c in range(channels):
                 ctx.set(dut.i.payload, {"channel": c, "value": int(samples[n, c]),
