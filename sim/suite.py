@@ -434,10 +434,10 @@ SLOW_CASES: frozenset[tuple[str, str]] = frozenset({
 })
 
 
-#: The v2 coder's symbol-stage and whole-coder benches: every case is a Verilator build of
-#: its own (~40 s each, 34 cases). `make test` keeps one per concern — plain signal, value
-#: grid with escapes, sync blocks, the budget going verbatim — and leaves the others to
-#: `make test-slow` (bench, label).
+#: The v2 coder's symbol-stage, whole-coder and system-coder benches: every case is a
+#: Verilator build of its own (~40-80 s each, 40 cases). `make test` keeps one per concern —
+#: plain signal, value grid with escapes, sync blocks, the budget going verbatim, empty
+#: blocks, the FIFO's overflow — and leaves the others to `make test-slow` (bench, label).
 V2_DEFAULT_CASES: frozenset[tuple[str, str]] = frozenset({
     ("compressor_v2", "symbols 8ch white x64 stall=random gap=0"),
     ("compressor_v2", "symbols 8ch grid-n1 x96 stall=random gap=2 grid=True"),
@@ -447,6 +447,14 @@ V2_DEFAULT_CASES: frozenset[tuple[str, str]] = frozenset({
     ("compressor_v2_coder", "coder 8ch grid-n1 x96 stall=random grid=True,block_sweeps=16"),
     ("compressor_v2_coder", "coder 5ch bursts x64 stall=random block_sweeps=4,sync_blocks=3"),
     ("compressor_v2_coder", "coder 6ch grid-white x48 stall=random grid=True,block_sweeps=8"),
+    # the system's v2 coder: the grid build's three cases (N1-like at 89 % load, verbatim,
+    # the FIFO's overflow) and empty blocks; sync periods and the word limit in test-slow
+    ("lossless_v2", "lossless_v2 n1 8ch grid-n1 x256 sweep=9cyc block_sweeps=4,sync_blocks=4"),
+    ("lossless_v2", "lossless_v2 verbatim 8ch grid-white x32 sweep=8cyc block_sweeps=4,"
+                    "sync_blocks=4"),
+    ("lossless_v2", "lossless_v2 overflow 8ch grid-n1 x512 sweep=8cyc block_sweeps=4,"
+                    "sync_blocks=4"),
+    ("lossless_v2", "lossless_v2 empty 3ch quiet x48 sweep=6cyc block_sweeps=1,sync_blocks=4"),
 })
 _V2_BENCHES = {bench for bench, _ in V2_DEFAULT_CASES}
 

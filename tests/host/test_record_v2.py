@@ -61,8 +61,9 @@ def _feed(frames: int, channels: int, step: int, seed: int) -> np.ndarray:
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("sync_blocks", [4, 2, 16],
-                         ids=["sync-is-slot", "sync-half-slot", "sync-four-slots"])
+@pytest.mark.parametrize("sync_blocks", [
+    pytest.param(4, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow), 16],
+    ids=["sync-is-slot", "sync-half-slot", "sync-four-slots"])
 def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_path,
                                                                           sync_blocks):
     """RHD2132 chips play a file on a value grid (step 1100: a 6-bit table, loaded fast over
