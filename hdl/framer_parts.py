@@ -289,7 +289,8 @@ class BlockAdmission(wiring.Component):
         block_seq = Signal(32)
         block_start = self.valid & self.first & (sweep_in_block == 0)
         space = reserved + worst <= capacity
-        chain = self._chain(m, block_start, space, blocks)
+        chain = _BlockChain(m, self._sync_blocks, self._descriptors, block_start,
+                            self.wanted, space, blocks)
         fits = self.wanted & space & chain.allowed
         admit = block_start & fits
         with m.If(self.valid & self.first):
@@ -337,10 +338,6 @@ class BlockAdmission(wiring.Component):
         m.d.sync += reserved.eq(reserved + Mux(admit, worst, 0) - release - pop)
         return m
 
-    def _chain(self, m: Module, block_start, space, blocks) -> "_BlockChain":
-        return _BlockChain(m, self._sync_blocks, self._descriptors, block_start,
-                           self.wanted, space, blocks)
-
 
 #: Descriptor FIFO depth of a v2 framer (a v2 block may carry no word, so the buffer's size
 #: does not bound how many blocks it holds: admission also waits for a free descriptor).
@@ -379,7 +376,6 @@ class _BlockChain:
         self._admit, self._chained = admit, chained
         self._outstanding = outstanding
         self._popped = blocks.r.valid & blocks.r.ready
-        self._space = space
 
     def poisoned(self, block_is_sync):
         return self._poison & ~block_is_sync if self._on else Const(0)

@@ -39,8 +39,8 @@ Codebook (``codec.codebook`` builds): :meth:`load_codebook` writes the coder's v
 over the control path, verifies it, and hands the same table to this Device's decoder, so
 COMPRESSED frames decode with the table the device codes with. Value grid (``codec_v2.grid``
 builds): :meth:`load_grid` likewise writes the v2 coder's grid and decodes with it;
-:meth:`switch_to_lossless` enters lossless at a sync block so that no sweep falls between the
-last raw frame and the first coded block.
+:meth:`switch_to_lossless` then writes the mode (the framer keeps sending raw frames until its
+first coded block, so no sweep falls between them).
 """
 
 import errno
