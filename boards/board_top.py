@@ -37,14 +37,15 @@ ECP5_FLASH_PINS = {
 }
 
 
-def acquisition_system(config: SystemConfig) -> Elaboratable:
+def acquisition_system(config: SystemConfig, coder_domain: str = "sync") -> Elaboratable:
     """The design that goes on a board by default: whatever ``AcquisitionSystem`` builds
-    for ``config`` (so new cores enabled in the configuration are picked up)."""
+    for ``config`` (so new cores enabled in the configuration are picked up), its v2 coder
+    in ``coder_domain``."""
     # Imported here so that the board layer can be imported (registry, cache keys, error
     # messages) without elaborating the HDL package.
     from spikeforge.hdl.top import AcquisitionSystem
 
-    return AcquisitionSystem(config)
+    return AcquisitionSystem(config, coder_domain=coder_domain)
 
 
 class BoardTop(Elaboratable):
@@ -59,10 +60,13 @@ class BoardTop(Elaboratable):
         Makes the design to put on the board from ``config``; default
         :func:`acquisition_system`. Anything with the same ports (outputs ``uart_tx``,
         ``streaming``, ``overflow``, optionally ``chip_found``; optionally the input
-        ``uart_rx``) will do, e.g. a test design.
+        ``uart_rx``) will do, e.g. a test design. It is called with the config alone,
+        or, when the board makes a clock domain for the v2 coder (:meth:`clocking`
+        returns its name), with ``coder_domain=`` that name as well.
 
     Subclasses set :attr:`board` (registry name) and implement :meth:`pins`; they may
-    override :meth:`clocking` to make the ``sync`` domain (default: the platform's clock).
+    override :meth:`clocking` to make the ``sync`` domain (default: the platform's clock)
+    and a domain of the v2 coder's own.
     """
 
     #: Registry name of the board; set by subclasses.
@@ -76,15 +80,17 @@ class BoardTop(Elaboratable):
         self.config = config
         self._make_system = system or acquisition_system
 
-    def clocking(self, m: Module, platform) -> None:
-        """Make the ``sync`` domain at ``config.clock_hz``; default: the board oscillator
-        through the platform's default clock (nothing to do here)."""
+    def clocking(self, m: Module, platform) -> str | None:
+        """Make the ``sync`` domain at ``config.clock_hz``; return the name of a domain it
+        made for the v2 coder, or None (the coder in ``sync``). Default: the board
+        oscillator through the platform's default clock (nothing to do here)."""
         if platform is not None and platform.default_clk_frequency != self.config.clock_hz:
             raise BoardConfigError(
                 f"platform {type(platform).__name__} clocks the design at "
                 f"{platform.default_clk_frequency / 1e6:g} MHz, but config.clock_hz is "
                 f"{self.config.clock_hz:,} Hz"
             )
+        return None
 
     def pins(self, platform) -> dict[str, object]:
         """The board's pins: ``{"uart": ..., "streaming": ..., "overflow": ...,
@@ -97,8 +103,10 @@ class BoardTop(Elaboratable):
         spec.check_config(self.config)
 
         m = Module()
-        self.clocking(m, platform)
-        m.submodules.system = system = self._make_system(self.config)
+        coder_domain = self.clocking(m, platform)
+        m.submodules.system = system = (
+            self._make_system(self.config) if coder_domain is None
+            else self._make_system(self.config, coder_domain=coder_domain))
         pins = self.pins(platform)
 
         members = system.signature.members if hasattr(system, "signature") else {}

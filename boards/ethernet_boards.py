@@ -179,7 +179,7 @@ class EthernetBoardTop(BoardTop):
     def plan(self) -> list[PLLSettings]:
         return pll_plan(self.oscillator_hz, LINK_CLOCK_HZ, self.config.clock_hz)
 
-    def clocking(self, m: Module, platform) -> None:
+    def clocking(self, m: Module, platform) -> str | None:
         spec = get_board(self.board)
         if self.config.clock_hz != spec.clock_hz:
             raise BoardConfigError(

@@ -7,6 +7,13 @@ The ``sync`` domain is held in reset until the PLL locks. 45 MHz gives 1500 cycl
 30 kS/s sample period (room for 1024 channels, channel-serial) and exactly 3 Mbaud (15
 cycles per bit).
 
+A build with the v2 lossless coder (``config.codec_v2``) runs that coder in a domain of
+its own, ``coder``, at :data:`CODER_CLOCK_HZ` (36.5625 MHz: the same VCO / 16 on the PLL's
+second output, CLKOS), behind asynchronous FIFOs
+(:class:`~spikeforge.hdl.lossless_v2.LosslessV2`): its two single-cycle recurrences (the
+range coder's and the CDF update's) do not meet 45 MHz placed among every other core, and
+it needs only the source's 30.72 M samples a second at 1024 channels (+ ~2 % stalls).
+
 Pins used:
 
 =============  =====  =================================================================
@@ -35,7 +42,7 @@ from .board_top import BoardTop
 from .errors import BoardConfigError
 from .registry import ULX3S_CLOCK_HZ
 
-__all__ = ["ULX3STop", "ADC_RESOURCES", "PLL_PARAMETERS"]
+__all__ = ["ULX3STop", "ADC_RESOURCES", "PLL_PARAMETERS", "CODER_CLOCK_HZ"]
 
 #: The ADC interface on J1; the front-end requests ``platform.request("adc_spi")``.
 ADC_RESOURCES = [
@@ -51,6 +58,10 @@ _OSCILLATOR_HZ = 25_000_000
 #: EHXPLLL dividers for 25 -> 45 MHz: f_out = 25 MHz / CLKI_DIV * CLKFB_DIV (feedback from
 #: CLKOP), f_vco = f_out * CLKOP_DIV; CLKOP_CPHASE = CLKOP_DIV / 2 as ``ecppll`` sets it.
 PLL_PARAMETERS = {"CLKI_DIV": 5, "CLKFB_DIV": 9, "CLKOP_DIV": 13, "CLKOP_CPHASE": 6}
+#: The v2 coder's clock on CLKOS (``codec_v2`` builds): the VCO (585 MHz) / 16.
+CODER_PLL_PARAMETERS = {"CLKOS_DIV": 16, "CLKOS_CPHASE": 8, "CLKOS_FPHASE": 0}
+CODER_CLOCK_HZ = (_OSCILLATOR_HZ // PLL_PARAMETERS["CLKI_DIV"] * PLL_PARAMETERS["CLKFB_DIV"]
+                  * PLL_PARAMETERS["CLKOP_DIV"] / CODER_PLL_PARAMETERS["CLKOS_DIV"])
 
 
 def _pll_output_hz(parameters: dict[str, int] = PLL_PARAMETERS) -> float:
@@ -69,18 +80,26 @@ class ULX3STop(BoardTop):
     flash_package = "CABGA381"
     adc_resources = ADC_RESOURCES
 
-    def clocking(self, m: Module, platform) -> None:
+    def clocking(self, m: Module, platform) -> str | None:
         if _pll_output_hz() != ULX3S_CLOCK_HZ or self.config.clock_hz != ULX3S_CLOCK_HZ:
             raise BoardConfigError(
                 f"the ULX3S PLL makes {_pll_output_hz() / 1e6:g} MHz, but config.clock_hz is "
                 f"{self.config.clock_hz:,} Hz; build with clock_hz={ULX3S_CLOCK_HZ}"
             )
         m.domains.sync = ClockDomain("sync")
+        coder = self.config.codec_v2.enabled   # the v2 coder in a domain of its own
+        if coder:
+            m.domains.coder = ClockDomain("coder")
         locked = Signal()
         pll_clock = Signal()  # a plain signal: Amaranth constrains signals, not domains
+        coder_clock = Signal()
         self.pll_locked = locked
         if platform is None:  # elaborated for inspection only: no pins, no PLL
-            return
+            return "coder" if coder else None
+        second = ({"p_CLKOS_ENABLE": "ENABLED",
+                   **{f"p_{name}": value for name, value in CODER_PLL_PARAMETERS.items()},
+                   "a_FREQUENCY_PIN_CLKOS": f"{CODER_CLOCK_HZ / 1e6:g}",
+                   "i_ENCLKOS": Const(0), "o_CLKOS": coder_clock} if coder else {})
         clk25 = platform.request(platform.default_clk, dir="-")
         m.submodules.clk25_buffer = clk25_buffer = io.Buffer("i", clk25)
         m.submodules.pll = Instance(
@@ -98,15 +117,20 @@ class ULX3STop(BoardTop):
             i_RST=Const(0), i_STDBY=Const(0), i_PHASESEL0=Const(0), i_PHASESEL1=Const(0),
             i_PHASEDIR=Const(0), i_PHASESTEP=Const(0), i_PHASELOADREG=Const(0),
             i_PLLWAKESYNC=Const(0), i_ENCLKOP=Const(0),
-            o_CLKOP=pll_clock, o_LOCK=locked,
+            o_CLKOP=pll_clock, o_LOCK=locked, **second,
         )
         m.d.comb += ClockSignal("sync").eq(pll_clock)
         platform.add_clock_constraint(pll_clock, ULX3S_CLOCK_HZ)
         m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+        if coder:
+            m.d.comb += ClockSignal("coder").eq(coder_clock)
+            platform.add_clock_constraint(coder_clock, CODER_CLOCK_HZ)
+            m.submodules.reset_coder = ResetSynchronizer(~locked, domain="coder")
 
         m.submodules.led_pll_locked = led = io.Buffer(
             "o", platform.request("led", 7, dir="-"))
         m.d.comb += led.o.eq(locked)
+        return "coder" if coder else None
 
     def pins(self, platform) -> dict[str, object]:
         return {

@@ -184,15 +184,19 @@ class CompressorV2Symbols(wiring.Component):
     ``value`` stays the sample's 16 bits. The grid's ports (:func:`grid_ports`) are set by
     the host before the first sample. One sample per clock still; the channel hazard then
     covers G1..G3 (the state is read 3 cycles after acceptance). One more multiplier: 19 x
-    30 (a few DSP blocks).
+    30 (a few DSP blocks). The table's write port is in ``grid_write_domain`` (default
+    ``sync``; another name keeps it in the register bank's domain when the coder runs in
+    a clock domain of its own: :class:`~spikeforge.hdl.lossless_v2.LosslessV2`).
     """
 
-    def __init__(self, channels: int, codec: CodecV2Config):
+    def __init__(self, channels: int, codec: CodecV2Config, *,
+                 grid_write_domain: str = "sync"):
         check_symbol_config(codec)
         if not 1 <= channels <= 4096:
             raise ConfigError(f"channels must be 1..4096, not {channels!r}")
         self._channels = channels
         self._codec = codec
+        self._grid_write_domain = grid_write_domain
         super().__init__({
             "i": In(stream.Signature(SampleInLayout(channels))),
             "o": Out(stream.Signature(SymbolLayoutV2(channels))),
@@ -282,7 +286,7 @@ class CompressorV2Symbols(wiring.Component):
         grid_bits = self._codec.grid_bits
         m.submodules.grid = grid_mem = memory.Memory(shape=signed(GRID_VALUE_BITS),
                                                      depth=1 << grid_bits, init=[])
-        table_wr = grid_mem.write_port()
+        table_wr = grid_mem.write_port(domain=self._grid_write_domain)
         table_rd = grid_mem.read_port()
         m.d.comb += [table_wr.addr.eq(self.grid_addr), table_wr.data.eq(self.grid_data),
                      table_wr.en.eq(self.grid_write)]

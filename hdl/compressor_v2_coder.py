@@ -523,6 +523,9 @@ class CompressorV2(wiring.Component):
         stream ended with the block before a sync block) the request is dropped: the
         stream's last bytes are out.
 
+    ``grid_write_domain``: the grid table's write port's domain (as
+    :class:`~spikeforge.hdl.compressor_v2.CompressorV2Symbols`).
+
     Between the symbol stage and the range coder, stage C registers each symbol with its
     cost beyond raw (:func:`~spikeforge.firmware.compression_v2.cost_eighths` with the total
     2**15, less 16 bits; feed-forward) and whether it starts or ends a block. At the range
@@ -542,9 +545,11 @@ class CompressorV2(wiring.Component):
     CompressorV2Symbols`). The cost: one cycle every ``sync_blocks`` blocks.
     """
 
-    def __init__(self, channels: int, codec: CodecV2Config):
+    def __init__(self, channels: int, codec: CodecV2Config, *,
+                 grid_write_domain: str = "sync"):
         self._channels = channels
         self._codec = codec
+        self._grid_write_domain = grid_write_domain
         super().__init__({
             "i": In(stream.Signature(SampleInLayout(channels))),
             "o": Out(stream.Signature(CodedTokensLayout())),
@@ -555,7 +560,8 @@ class CompressorV2(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         channels, codec = self._channels, self._codec
-        m.submodules.symbols = symbols = CompressorV2Symbols(channels, codec)
+        m.submodules.symbols = symbols = CompressorV2Symbols(
+            channels, codec, grid_write_domain=self._grid_write_domain)
         m.submodules.coder = coder = RangeCoderV2()
         wiring.connect(m, wiring.flipped(self.i), symbols.i)
         wiring.connect(m, coder.o, wiring.flipped(self.o))

@@ -1,7 +1,7 @@
 """The v2 lossless coder in the system: samples in, the framer's coded words out."""
 
-from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import DomainRenamer, Module, Mux, Signal
+from amaranth.lib import cdc, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spikeforge.firmware.config import SystemConfig
@@ -12,12 +12,16 @@ from .compressor_v2_coder import CompressorV2
 from .compressor_v2_words import CodedWordsV2
 from .layouts import SampleLayout
 
-__all__ = ["LosslessV2", "SAMPLE_FIFO_DEPTH"]
+__all__ = ["LosslessV2", "SAMPLE_FIFO_DEPTH", "WORD_FIFO_DEPTH"]
 
 #: Samples the coder's input FIFO holds: the coder takes one a clock but stalls for an
 #: entry of more than two bytes (an escape, a flush, a run of 0xFF), while the source
 #: never waits.
 SAMPLE_FIFO_DEPTH = 64
+#: With the coder in a clock domain of its own: link words on their way back to ``sync``
+#: (read every ``sync`` cycle, written at most one a coder cycle; the coder waits when it
+#: is full).
+WORD_FIFO_DEPTH = 16
 
 
 class LosslessV2(wiring.Component):
@@ -48,10 +52,29 @@ class LosslessV2(wiring.Component):
         lock, as v1's codebook's).
     grid ports : in (``codec_v2.grid`` builds)
         As :func:`~spikeforge.hdl.compressor_v2.grid_ports`.
+
+    Parameters
+    ----------
+    config :
+        The system's configuration (``config.codec_v2`` enabled).
+    coder_domain :
+        The clock domain the coder runs in. ``"sync"`` (the default): one domain, the sample
+        FIFO synchronous. Any other name (a domain the board top makes, e.g. the ULX3S's
+        ``coder`` at 36.5625 MHz): the coder and its word serialiser run there, behind an
+        asynchronous sample FIFO, their words return through a second one, the grid table is
+        written from ``sync`` (a dual-clock block RAM), ``block_start`` crosses as a pulse.
+        Every port stays in ``sync``. The grid's held values (base, reciprocal, shift, code
+        maximum) enter the coder's domain directly: they change only while the registers'
+        lock is off (not lossless, and after the coder's next block), and the framer admits
+        v2 blocks only from a sync block after lossless started, so no block it sends is
+        coded while they change. The coder's domain must take the source's samples on
+        average (1024 channels at 30 kS/s: 30.72 M a second, plus its ~2 % stalls); a sample
+        the FIFO cannot take is lost and counted, as in one domain.
     """
 
-    def __init__(self, config: SystemConfig):
+    def __init__(self, config: SystemConfig, coder_domain: str = "sync"):
         self._config = config
+        self._domain = coder_domain
         super().__init__({
             "i": In(stream.Signature(SampleLayout(config))),
             "o": Out(stream.Signature(CompressedWordLayout(), always_ready=True)),
@@ -65,13 +88,22 @@ class LosslessV2(wiring.Component):
         config = self._config
         m = Module()
         layout = SampleLayout(config)
-        m.submodules.samples = samples = fifo.SyncFIFO(width=layout.size,
-                                                      depth=SAMPLE_FIFO_DEPTH)
-        m.submodules.coder = coder = CompressorV2(config.channels, config.codec_v2)
-        m.submodules.words = words = CodedWordsV2()
+        domain = self._domain
+        crossing = domain != "sync"
+        coder = CompressorV2(config.channels, config.codec_v2,
+                             grid_write_domain="grid_write" if crossing else "sync")
+        words = CodedWordsV2()
+        if crossing:
+            coder = DomainRenamer({"sync": domain, "grid_write": "sync"})(coder)
+            words = DomainRenamer({"sync": domain})(words)
+            samples = fifo.AsyncFIFO(width=layout.size, depth=SAMPLE_FIFO_DEPTH,
+                                     w_domain="sync", r_domain=domain)
+        else:
+            samples = fifo.SyncFIFO(width=layout.size, depth=SAMPLE_FIFO_DEPTH)
+        m.submodules.samples = samples
+        m.submodules.coder = coder
+        m.submodules.words = words
         wiring.connect(m, coder.o, words.i)
-        for name in grid_ports(config.codec_v2):
-            m.d.comb += getattr(coder, name).eq(getattr(self, name))
 
         lost = Signal()                 # a sample was lost: every block is damaged from now
         m.d.comb += [samples.w_data.eq(self.i.payload.as_value()),
@@ -82,37 +114,68 @@ class LosslessV2(wiring.Component):
                      samples.r_en.eq(coder.i.ready)]
         with m.If(self.i.valid & ~samples.w_rdy):
             m.d.sync += [self.overflows.eq(self.overflows + 1), lost.eq(1)]
-        self._block_start(m, coder)
-        self._limit(m, words, lost)
+        for name in grid_ports(config.codec_v2):
+            m.d.comb += getattr(coder, name).eq(getattr(self, name))
+        if crossing:
+            block_start = self._block_start_crossing(m, coder)
+            out = self._words_crossing(m, words)
+        else:
+            block_start, out = self._block_start(m, coder, "sync"), words.o
+        m.d.comb += self.block_start.eq(block_start)
+        self._limit(m, out, lost)
         return m
 
-    def _block_start(self, m: Module, coder: CompressorV2) -> None:
-        """``block_start``: the coder takes a sweep's first sample at a block boundary."""
+    def _words_crossing(self, m: Module, words: CodedWordsV2) -> stream.Interface:
+        """The serialiser's words back into ``sync`` (the coder waits while the FIFO is
+        full; ``sync`` reads one every cycle)."""
+        layout = words.o.payload.shape()
+        m.submodules.words_out = out = fifo.AsyncFIFO(
+            width=layout.size, depth=WORD_FIFO_DEPTH, w_domain=self._domain, r_domain="sync")
+        back = stream.Signature(layout).create()
+        m.d.comb += [out.w_data.eq(words.o.payload.as_value()),
+                     out.w_en.eq(words.o.valid),
+                     words.o.ready.eq(out.w_rdy),
+                     back.payload.eq(out.r_data),
+                     back.valid.eq(out.r_rdy),
+                     out.r_en.eq(back.ready)]
+        return back
+
+    def _block_start_crossing(self, m: Module, coder: CompressorV2):
+        """``block_start`` from the coder's domain into ``sync``, as a pulse (blocks are a
+        block's samples apart: thousands of cycles)."""
+        m.submodules.block_start_sync = pulse = cdc.PulseSynchronizer(
+            i_domain=self._domain, o_domain="sync")
+        m.d.comb += pulse.i.eq(self._block_start(m, coder, self._domain))
+        return pulse.o
+
+    def _block_start(self, m: Module, coder: CompressorV2, domain: str):
+        """High when the coder (in ``domain``) takes a sweep's first sample at a block
+        boundary."""
         block_sweeps = self._config.codec_v2.block_sweeps
         sweep = Signal(range(block_sweeps))
         taken = coder.i.valid & coder.i.ready & coder.i.payload.first
-        m.d.comb += self.block_start.eq(taken & (sweep == 0))
         with m.If(taken):
-            m.d.sync += sweep.eq(Mux(sweep == block_sweeps - 1, 0, sweep + 1))
+            m.d[domain] += sweep.eq(Mux(sweep == block_sweeps - 1, 0, sweep + 1))
+        return taken & (sweep == 0)
 
-    def _limit(self, m: Module, words: CodedWordsV2, lost) -> None:
+    def _limit(self, m: Module, words: stream.Interface, lost) -> None:
         """The framer's reservation: a block's words beyond it are dropped and the block
         marked damaged."""
         limit = self._config.coded_worst_words
         count = Signal(range(limit + 1))
         over = Signal()
-        word = words.o.payload
+        word = words.payload
         last = word.last
         too_many = count == limit - 1           # one word is kept for the block's end
         m.d.comb += [
-            words.o.ready.eq(1),
-            self.o.valid.eq(words.o.valid & (last | ~(over | too_many))),
+            words.ready.eq(1),
+            self.o.valid.eq(words.valid & (last | ~(over | too_many))),
             self.o.payload.data.eq(word.data),
             self.o.payload.last.eq(last),
             self.o.payload.empty.eq(word.empty),
             self.o.payload.damaged.eq(last & (over | lost)),
         ]
-        with m.If(words.o.valid):
+        with m.If(words.valid):
             with m.If(last):
                 m.d.sync += [count.eq(0), over.eq(0)]
                 with m.If(over | lost):

@@ -103,11 +103,16 @@ class AcquisitionSystem(wiring.Component):
     timing, so nothing downstream knows which one it is.
     """
 
-    def __init__(self, config: SystemConfig, *, identity: SystemConfig | None = None):
+    def __init__(self, config: SystemConfig, *, identity: SystemConfig | None = None,
+                 coder_domain: str = "sync"):
         """``identity``: the configuration the device reports (default ``config``): a
-        virtual board that runs the design on a faster clock reports its board's."""
+        virtual board that runs the design on a faster clock reports its board's.
+        ``coder_domain``: the clock domain of the v2 lossless coder (``codec_v2`` builds;
+        :class:`~spikeforge.hdl.lossless_v2.LosslessV2`): ``sync``, or a domain the board
+        top makes (the ULX3S's ``coder``)."""
         self.config = config
         self._identity = identity
+        self._coder_domain = coder_domain
         if config.link == "ethernet":
             members = {
                 "gmii_tx_data": Out(8), "gmii_tx_en": Out(1), "gmii_tx_er": Out(1),
@@ -369,7 +374,7 @@ class AcquisitionSystem(wiring.Component):
         """The lossless coder (codec builds only), its words into the framer."""
         config = self.config
         if config.codec_v2.enabled:
-            m.submodules.compressor = compressor = LosslessV2(config)
+            m.submodules.compressor = compressor = LosslessV2(config, self._coder_domain)
             wiring.connect(m, compressor.o, framer.compressed)
             return compressor
         if not config.codec.enabled:
