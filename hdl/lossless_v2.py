@@ -141,12 +141,20 @@ class LosslessV2(wiring.Component):
         return back
 
     def _block_start_crossing(self, m: Module, coder: CompressorV2):
-        """``block_start`` from the coder's domain into ``sync``, as a pulse (blocks are a
-        block's samples apart: thousands of cycles)."""
-        m.submodules.block_start_sync = pulse = cdc.PulseSynchronizer(
-            i_domain=self._domain, o_domain="sync")
-        m.d.comb += pulse.i.eq(self._block_start(m, coder, self._domain))
-        return pulse.o
+        """``block_start`` into ``sync``: a bit the coder's domain flips at each block start,
+        synchronised (two flip-flops), its changes taken as the pulse. Blocks are a block's
+        samples apart (thousands of cycles in a real build); were two flips closer than
+        ``sync`` sees, a pulse would be missed, which only holds the grid registers' lock to a
+        later block (never releases it early). (Amaranth's ``PulseSynchronizer`` here is the
+        same logic, but with it Yosys 0.70's ``abc9`` fails an assertion on the 85F's full-v2
+        build: ``Assert GetSize(conn.first) == GetSize(conn.second)``.)"""
+        flip = Signal()
+        with m.If(self._block_start(m, coder, self._domain)):
+            m.d[self._domain] += flip.eq(~flip)
+        seen, before = Signal(), Signal()
+        m.submodules.block_start_sync = cdc.FFSynchronizer(flip, seen, o_domain="sync")
+        m.d.sync += before.eq(seen)
+        return seen ^ before
 
     def _block_start(self, m: Module, coder: CompressorV2, domain: str):
         """High when the coder (in ``domain``) takes a sweep's first sample at a block

@@ -13,7 +13,9 @@ escapes) with the FIFO absorbing the coder's stalls; off-grid white noise (verba
 back to back); silence (blocks that carry no word); several sync periods; the word limit
 tightened below the real bound (a test-only config: no signal reaches the real one); and
 samples faster than the coder drains (escapes with the widest offsets back to back) so the
-FIFO overflows and every later block is marked damaged."""
+FIFO overflows and every later block is marked damaged; the coder in a clock domain of its
+own (``coder_period_ps``: ``LosslessV2(config, "coder")``, the bench drives ``coder_clk``),
+slower than sync at the ULX3S's ratio and load, and faster."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +77,7 @@ def limit_block(block: bytes, limit: int) -> tuple[list[int], bool, bool]:
 
 def _case(channels: int, stimulus: str, sweeps: int, sweep_cycles: int, what: str, *,
           word_limit: int = 0, overflow: bool = False, seed: int = 1,
-          **codec: Any) -> BenchCase:
+          coder_period_ps: int = 0, **codec: Any) -> BenchCase:
     from .compressor_v2_cases import GRID_STIMULI
 
     if stimulus in GRID_STIMULI:
@@ -91,19 +93,23 @@ def _case(channels: int, stimulus: str, sweeps: int, sweep_cycles: int, what: st
     def build():
         from spikeforge.hdl.lossless_v2 import LosslessV2
 
-        return LosslessV2(config)
+        return LosslessV2(config, "coder" if coder_period_ps else "sync")
 
     return BenchCase(
         bench="lossless_v2",
         label=f"lossless_v2 {what} {channels}ch {stimulus} x{sweeps} sweep={sweep_cycles}cyc"
-              f" {changed}" + (f" limit={word_limit}" if word_limit else ""),
+              f" {changed}" + (f" limit={word_limit}" if word_limit else "")
+              + (f" coder={coder_period_ps}ps" if coder_period_ps else ""),
         component=build,
         params={"codec": config_v2.to_dict(), "channels": channels,
                 "channel_bits": config.channel_bits, "stimulus": stimulus, "sweeps": sweeps,
                 "sweep_cycles": sweep_cycles, "limit": config.coded_worst_words,
-                "overflow": overflow, "seed": seed},
+                "overflow": overflow, "seed": seed, "coder_period_ps": coder_period_ps},
     )
 
+
+#: The ULX3S's coder clock against the bench's 10 ns sync clock (45 / 36.5625 MHz).
+CODER_PERIOD_PS = round(10_000 * 45 / 36.5625)
 
 #: One grid build (8 channels, 10-bit codes, blocks of 4 sweeps, syncs of 4 blocks) and one
 #: plain build (3 channels, one-sweep blocks, syncs of 4) carry most cases: one Verilator
@@ -130,4 +136,10 @@ CASES: tuple[BenchCase, ...] = (
     # 9 words (14 of 32, 10 to 12 words) keep their first 8 words and their last, marked
     # damaged; blocks of 1 to 9 words (some exactly 9) pass whole
     _case(4, "bursts", 64, 6, "word-limit", word_limit=9, block_sweeps=2, sync_blocks=4),
+    # the coder in a clock domain of its own at the ULX3S's ratio (sync 45 MHz, coder
+    # 36.5625: the bench's 10 ns and 12.3 ns) and the load of 1024 channels at 30 kS/s
+    # there (1.46 sync cycles a sample: 8 samples in 12 cycles, 1.19 coder cycles each)
+    _case(8, "grid-n1", 256, 12, "coder-clock n1", coder_period_ps=CODER_PERIOD_PS, **_GRID),
+    # a coder clock faster than sync and unrelated to it: words wait in the return FIFO
+    _case(3, "bursts", 48, 3, "coder-clock fast", coder_period_ps=3_700, **_PLAIN),
 )

@@ -448,13 +448,17 @@ V2_DEFAULT_CASES: frozenset[tuple[str, str]] = frozenset({
     ("compressor_v2_coder", "coder 5ch bursts x64 stall=random block_sweeps=4,sync_blocks=3"),
     ("compressor_v2_coder", "coder 6ch grid-white x48 stall=random grid=True,block_sweeps=8"),
     # the system's v2 coder: the grid build's three cases (N1-like at 89 % load, verbatim,
-    # the FIFO's overflow) and empty blocks; sync periods and the word limit in test-slow
+    # the FIFO's overflow), empty blocks and the coder on its own clock; sync periods, the
+    # word limit and a faster coder clock in test-slow
     ("lossless_v2", "lossless_v2 n1 8ch grid-n1 x256 sweep=9cyc block_sweeps=4,sync_blocks=4"),
     ("lossless_v2", "lossless_v2 verbatim 8ch grid-white x32 sweep=8cyc block_sweeps=4,"
                     "sync_blocks=4"),
     ("lossless_v2", "lossless_v2 overflow 8ch grid-n1 x512 sweep=8cyc block_sweeps=4,"
                     "sync_blocks=4"),
     ("lossless_v2", "lossless_v2 empty 3ch quiet x48 sweep=6cyc block_sweeps=1,sync_blocks=4"),
+    # the coder in its own clock domain at the ULX3S's ratio and 1024 channels' load
+    ("lossless_v2", "lossless_v2 coder-clock n1 8ch grid-n1 x256 sweep=12cyc block_sweeps=4,"
+                    "sync_blocks=4 coder=12308ps"),
 })
 _V2_BENCHES = {bench for bench, _ in V2_DEFAULT_CASES}
 

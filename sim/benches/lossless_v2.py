@@ -9,11 +9,14 @@ a clock within a sweep, a sweep every ``sweep_cycles`` cycles, and the source ne
 (``i.ready`` only tells whether the FIFO took the sample). With ``overflow`` the samples
 come faster than the coder drains: the bench counts the samples the FIFO refused,
 ``overflows`` must equal that count, the blocks ended before the first refused sample must
-be the model's and every block ended after it damaged.
+be the model's and every block ended after it damaged. With ``coder_period_ps`` the coder
+runs in its own domain: the bench drives ``coder_clk`` at that period (sync's is 10 ns) and
+holds ``coder_rst`` with ``rst``; every check is the same.
 """
 
 import cocotb
 from amaranth.hdl import Shape
+from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
 from spikeforge.firmware.compression_v2 import CodecV2Config
@@ -102,7 +105,13 @@ async def words_match_model_and_decode(dut):
 
     bench = Bench(dut)
     dut.i__valid.value = 0
+    coder_period_ps = int(params.get("coder_period_ps", 0))
+    if coder_period_ps:
+        cocotb.start_soon(Clock(dut.coder_clk, coder_period_ps, unit="ps").start())
+        dut.coder_rst.value = 1
     await bench.reset()
+    if coder_period_ps:
+        dut.coder_rst.value = 0
     await load_grid(dut, grid)
     # one watcher for the output words and block_start (``o`` is always ready: every cycle
     # with ``valid`` is a transfer)

@@ -29,12 +29,13 @@ def _expected(samples: np.ndarray, codec: CodecV2Config, grid: ValueGrid | None
 
 
 def _run(samples: np.ndarray, config: SystemConfig, grid: ValueGrid | None, *,
-         gap: int) -> tuple[list[bytes], list[dict]]:
+         gap: int, coder_period: float | None = None) -> tuple[list[bytes], list[dict]]:
     """Feed ``samples`` one every ``gap`` cycles (the source never waits); collect each
-    block's payload bytes and its last word's flags."""
+    block's payload bytes and its last word's flags. ``coder_period``: the coder in a
+    clock domain of its own with this period (``sync``'s is 1)."""
     from spikeforge.hdl.lossless_v2 import LosslessV2
 
-    dut = LosslessV2(config)
+    dut = LosslessV2(config, "sync" if coder_period is None else "coder")
     sweeps, channels = samples.shape
     blocks_total = sweeps // config.codec_v2.block_sweeps
     blocks: list[bytes] = []
@@ -70,6 +71,8 @@ def _run(samples: np.ndarray, config: SystemConfig, grid: ValueGrid | None, *,
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    if coder_period is not None:
+        sim.add_clock(coder_period * 1e-6, domain="coder")
     sim.add_testbench(source)
     sim.add_testbench(sink)
     sim.run()
@@ -99,3 +102,38 @@ def test_the_system_coder_sends_the_models_words_and_the_host_decodes_them(
     assert blocks == expected
     decoded = decode_v2(blocks, channels, codec, grid, sweeps=samples.shape[0])
     np.testing.assert_array_equal(decoded, samples)
+
+
+#: The ULX3S's clocks for codec_v2 builds: ``sync`` 45 MHz, ``coder`` 36.5625 MHz.
+ULX3S_CODER_PERIOD = 45 / 36.5625
+
+
+@pytest.mark.parametrize("kind,channels,codec,gap,coder_period", [
+    # the ULX3S's ratio, grid and escapes, a sample every 2 sync cycles (the coder
+    # keeps up with its stalls through the FIFO)
+    ("grid-n1", 4, CodecV2Config(enabled=True, grid=True, block_sweeps=2, sync_blocks=2), 2,
+     ULX3S_CODER_PERIOD),
+    # verbatim blocks, the coder at the ULX3S's ratio, 3 sync cycles a sample
+    ("grid-white", 3, CodecV2Config(enabled=True, grid=True, block_sweeps=3, sync_blocks=1),
+     3, ULX3S_CODER_PERIOD),
+    # the load of 1024 channels at 30 kS/s on the ULX3S: 1500 / 1024 sync cycles a sample,
+    # 1.19 coder cycles (here 2 sync cycles, the coder's period 2 / 1.19)
+    ("grid-n1", 4, CodecV2Config(enabled=True, grid=True, block_sweeps=4, sync_blocks=2), 2,
+     2 / (1500 / 1024 / ULX3S_CODER_PERIOD)),
+    # a coder faster than sync, unrelated periods: words wait in the return FIFO
+    ("spikes", 3, CodecV2Config(enabled=True, block_sweeps=2, sync_blocks=3), 1, 0.37),
+])
+def test_the_coder_in_its_own_clock_domain_sends_the_same_words(
+        kind, channels, codec, gap, coder_period):
+    """LosslessV2(config, "coder"): the coder and its serialiser on another clock,
+    the grid written from sync: the same words as the golden model, no sample lost."""
+    period = codec.block_sweeps * codec.sync_blocks
+    samples = v2_stimulus(kind, 2 * period if period >= 4 else 4 * period, channels, seed=3)
+    grid = grid_of(kind) if codec.grid else None
+    blocks, flags = _run(samples, _config(channels, codec), grid, gap=gap,
+                         coder_period=coder_period)
+    expected = _expected(samples, codec, grid)
+    assert not any(f["damaged"] for f in flags)
+    assert blocks == expected
+    np.testing.assert_array_equal(
+        decode_v2(blocks, channels, codec, grid, sweeps=samples.shape[0]), samples)
