@@ -69,6 +69,29 @@ def test_the_pll_dividers_make_the_registry_clock_within_the_ecp5_limits():
     assert 400e6 <= board.clock_hz * PLL_PARAMETERS["CLKOP_DIV"] <= 800e6  # VCO
 
 
+def test_a_v2_coder_build_on_the_ulx3s_gets_its_own_constrained_clock():
+    """codec_v2: the PLL's CLKOS makes the coder's 36.5625 MHz (the VCO / 16), nextpnr is
+    told, the system's coder runs in that domain (asynchronous FIFOs); other builds keep
+    one clock."""
+    from spikeforge.boards.ulx3s import CODER_CLOCK_HZ, CODER_PLL_PARAMETERS, PLL_PARAMETERS
+    from spikeforge.firmware.compression_v2 import CodecV2Config
+
+    board = get_board("ulx3s-85f")
+    vco = board.clock_hz * PLL_PARAMETERS["CLKOP_DIV"]
+    assert CODER_CLOCK_HZ == vco / CODER_PLL_PARAMETERS["CLKOS_DIV"] == 36_562_500
+    # it takes 1024 channels at 30 kS/s with room for the coder's stalls (~2 % on N1)
+    assert CODER_CLOCK_HZ > 1.1 * 1024 * 30_000
+    config = board.default_config.replace(codec_v2=CodecV2Config(
+        enabled=True, grid=True, block_sweeps=4, sync_blocks=4))
+    rtlil, plan = _rtlil("ulx3s-85f", config)
+    assert "CLKOS_DIV" in rtlil and "coder_clock" in rtlil
+    assert 'FREQUENCY NET "coder_clock" 36562500' in plan.files["top.lpf"]
+    # the system's coder behind asynchronous FIFOs (their clock-domain crossings)
+    for fifo in ("samples", "words_out"):
+        assert f"module \\top.system.compressor.{fifo}.produce_cdc" in rtlil, fifo
+    assert "coder_clock" not in _rtlil("ulx3s-85f")[0]
+
+
 def test_the_ulx3s_top_refuses_the_oscillator_clock():
     from amaranth_boards.ulx3s import ULX3S_12F_Platform
 
