@@ -173,10 +173,12 @@ def reference_codecs() -> list[Codec]:
 # -- the gateware coder -----------------------------------------------------------------------
 
 def coder_codecs(codec_config: Any = None,
-                 calibration: "Calibration | None" = None) -> list[Codec]:
+                 calibration: "Calibration | None" = None,
+                 v2_config: Any = None) -> list[Codec]:
     """The gateware coder (golden model + host decoder), without and with a codebook
     learned from each recording (when :func:`learn_codebook` finds no value grid, the
-    second column codes without one, and says so)."""
+    second column codes without one, and says so), and the v2 coder (``v2_config``,
+    default ``CodecV2Config(enabled=True)``)."""
     from spikeforge.firmware.compression import CodecConfig, learn_codebook
     from spikeforge.host.compression import decode
     from spikeforge.sim.models.compressor import encode
@@ -207,7 +209,7 @@ def coder_codecs(codec_config: Any = None,
                         "device once, not counted in the ratio)" if use_codebook else ""),
                      extra)
 
-    return [make(False), make(True), coder_v2_codec(calibration=calibration)]
+    return [make(False), make(True), coder_v2_codec(v2_config, calibration=calibration)]
 
 
 #: The v2 coder's column.
@@ -294,7 +296,8 @@ def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS,
                  f"v2 (LMS {base.taps} taps{' + level tap' if base.level_tap else ''} + range "
                  f"coder, {base.contexts} shared context tables), block {base.block_sweeps} "
                  "sweeps, "
-                 f"value grid learned from the first {learn_seconds:g} s (sent raw, counted)"
+                 + (f"restarted every {base.sync_blocks} blocks, " if base.sync_blocks else "")
+                 + f"value grid learned from the first {learn_seconds:g} s (sent raw, counted)"
                  + weights_note, extra)
 
 

@@ -66,7 +66,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="recording classes (substring) the target applies to "
                                "(default: any class naming n1)")
     compress.add_argument("--block-sweeps", dest="block_sweeps", type=int,
-                          help="sweeps per coded block (default: CodecConfig's)")
+                          help="sweeps per coded block, of the coder and coder-v2 (default: "
+                               "each one's configuration's)")
+    compress.add_argument("--sync-blocks", dest="sync_blocks", type=int, default=0,
+                          help="coder-v2 restarts every this many of its blocks, as a build "
+                               "with codec_v2.sync_blocks (boards/full-v2.json: 512 of 16 "
+                               "sweeps; default 0: once, at the start)")
     compress.add_argument("--calibrate-from", dest="calibrate_from", action="append",
                           metavar="PATH", help="recordings of the same ADC (never those "
                           "benchmarked) to learn coder-v2's code weights from")
@@ -236,7 +241,14 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
         calibration = cb.calibration_from(cb.file_recordings(args.calibrate_from, args.channels,
                                                              args.sample_rate_hz),
                                           ", ".join(args.calibrate_from))
-    codecs = cb.coder_codecs(codec_config, calibration) + cb.reference_codecs()
+    v2_config = None
+    if args.sync_blocks or args.block_sweeps is not None:
+        from spikeforge.firmware.compression_v2 import CodecV2Config
+
+        v2_config = CodecV2Config(enabled=True, sync_blocks=args.sync_blocks,
+                                  **({} if args.block_sweeps is None
+                                     else {"block_sweeps": args.block_sweeps}))
+    codecs = cb.coder_codecs(codec_config, calibration, v2_config) + cb.reference_codecs()
     print(f"compression benchmark: {len(recordings)} recordings, codecs "
           f"{', '.join(c.name for c in codecs)}", flush=True)
     for codec in codecs:
@@ -252,7 +264,7 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
         settings = {"command": " ".join(["spikeforge", *sys.argv[1:]]),
                     "paths": [str(p) for p in args.paths], "seconds": args.seconds,
                     "synthetic": not args.no_synthetic, "stack": args.stack,
-                    "block_sweeps": args.block_sweeps,
+                    "block_sweeps": args.block_sweeps, "sync_blocks": args.sync_blocks,
                     "codecs": {c.name: c.note for c in codecs}}
         Path(args.json).write_text(json.dumps(cb.to_json(rows, settings), indent=2) + "\n")
         print(f"\nwritten to {args.json}")

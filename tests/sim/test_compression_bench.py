@@ -199,3 +199,30 @@ def test_v2_code_weights_come_from_other_recordings_and_round_trip():
     row = cb.measure(recording("c"), [cb.coder_v2_codec(calibration=calibration)])
     assert row.codecs[cb.CODER_V2].extra["code_weights"]
     assert row.codecs[cb.CODER_V2].extra["grid"] == grid.to_dict()
+
+
+def test_sync_blocks_restart_coder_v2_as_a_build_does_and_cost_ratio(tmp_path, capsys):
+    """--sync-blocks N: coder-v2 restarts every N blocks (the model a codec_v2 build with
+    sync_blocks = N is bit exact with); the recording still decodes exactly (the benchmark
+    checks), and the restarts' relearning costs bytes."""
+    from spikeforge.firmware.compression_v2 import CodecV2Config
+    from spikeforge.sim.models.compressor_v2 import encode_v2
+
+    wavfile.write(tmp_path / "grid.wav", 19_531, gridded(6000, 1)[:, 0])
+    sizes = {}
+    for sync in (0, 4):
+        out = tmp_path / f"sync{sync}.json"
+        assert main(["bench", "compress", "--no-synthetic", str(tmp_path), "--json", str(out),
+                     "--block-sweeps", "16", "--sync-blocks", str(sync)]) == 0
+        (recording,) = json.loads(out.read_text())["recordings"]
+        sizes[sync] = recording["compressed_bytes"]["coder-v2"]
+    assert "restarted every 4 blocks" in capsys.readouterr().out
+    assert sizes[4] > sizes[0]
+    # the bytes are the model's with that configuration (the grid's 5 ms sent raw before)
+    samples = gridded(6000, 1)
+    learn = round(cb.LEARN_SECONDS * 19_531)
+    from spikeforge.firmware.compression_v2 import learn_grid
+    grid = learn_grid(samples[:learn])
+    config = CodecV2Config(enabled=True, block_sweeps=16, sync_blocks=4, grid=grid is not None)
+    blocks = encode_v2(samples[learn:], config, grid)
+    assert sizes[4] == 2 * learn + sum(map(len, blocks))
