@@ -64,7 +64,7 @@ __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TO
            "BUDGET_SLACK_EIGHTHS", "ACCOUNT_FLOOR_EIGHTHS", "cost_eighths",
            "log2_floor_eighths", "max_excess_eighths", "worst_case_bits_v2",
            "worst_case_ratio_v2", "cut_words",
-           "initial_cdf", "RANGE_TOP", "LITERAL_BITS", "ValueGrid", "learn_grid",
+           "initial_cdf", "restart_tables", "RANGE_TOP", "LITERAL_BITS", "ValueGrid", "learn_grid",
            "GRID_FRAC_BITS", "GRID_MAX_BITS", "ROUNDINGS", "WEIGHT_UNIT_BITS", "learn_code_weights",
            "reciprocal_table", "RECIPROCAL_BITS", "LENGTH_BITS", "literal_of", "CDF_STATE_BITS",
            "SHIFT_MAX", "DC_FRAC_BITS", "DC_RATE", "MEAN_SHIFT", "context_and_shift",
@@ -389,6 +389,35 @@ def initial_cdf() -> list[int]:
         out.append(round(acc / total * span))
     out[-1] = span
     return out
+
+
+def restart_tables(config: "CodecV2Config", prior: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, int]:
+    """The context tables every start and restart (sync block) of the coder begins from,
+    as ``(rows, count)``: ``rows`` ``(contexts, SYMBOLS + 1)`` cumulative frequencies at
+    CDF_STATE_BITS, every table's adaptation count ``count``.
+
+    Default: :func:`initial_cdf` in every table, count 0 (the fast first rates). With a
+    ``prior`` (rows of the same shape learned from other recordings of the same ADC, e.g.
+    the tables at the end of coding them): those rows, count at its maximum (the slow rate:
+    a primed table is not relearned). Not in the gateware yet: a model and decoder option
+    (``encode_v2_stream(..., prior=)``, ``decode_v2(..., prior=)``) measured by
+    ``spikeforge bench compress --restart-prior``."""
+    span = CDF_TOTAL - SYMBOLS
+    if prior is None:
+        row = np.array(initial_cdf(), np.int64) << (CDF_STATE_BITS - CDF_BITS)
+        return np.tile(row, (config.contexts, 1)), 0
+    rows = np.asarray(prior)
+    shape = (config.contexts, SYMBOLS + 1)
+    if rows.shape != shape or not np.issubdtype(rows.dtype, np.integer):
+        raise ConfigError(f"a restart prior is {shape[0]} x {shape[1]} integer rows (one per "
+                          f"context table), not {rows.dtype} {rows.shape}")
+    top = span << (CDF_STATE_BITS - CDF_BITS)
+    if (rows[:, 0] != 0).any() or (rows[:, -1] != top).any() or (np.diff(rows) < 0).any():
+        raise ConfigError(f"a restart prior's rows must rise from 0 to {top} (cumulative "
+                          "frequencies at CDF_STATE_BITS): learn it with the coder's own "
+                          "tables (sim.compression_bench.restart_prior_from)")
+    return rows.astype(np.int64), 16 * (config.rate_max - 4)
 
 
 def context_and_shift(mean: int, contexts: int, shift_offset: int) -> tuple[int, int]:

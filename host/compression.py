@@ -301,10 +301,11 @@ def codebook_from_file(path: str | Path, channels: int | None = None) -> Codeboo
 
 def decode_v2(blocks: list[bytes], channels: int, config: CodecV2Config,
               grid: "v2.ValueGrid | None" = None, weights: np.ndarray | None = None, *,
-              sweeps: int | None = None) -> np.ndarray:
+              sweeps: int | None = None, prior: np.ndarray | None = None) -> np.ndarray:
     """Decode consecutive v2 blocks (from a sync point: the stream's start) into one
     ``(sweeps, channels)`` int16 array. Blocks carry state: pass them all, in order, with
-    the value grid and code weights the device was loaded with."""
+    the value grid and code weights the device was loaded with (and the restart ``prior``
+    they were coded with, :func:`~spikeforge.firmware.compression_v2.restart_tables`)."""
     count = len(blocks)
     total = _total_sweeps(count, config.block_sweeps, sweeps)
     if count == 0:
@@ -324,12 +325,12 @@ def decode_v2(blocks: list[bytes], channels: int, config: CodecV2Config,
     base, reciprocal, shift = ((grid.base, *grid.reciprocal) if config.grid and grid
                                else (0, 0, 1))
     out = np.empty((total, channels), dtype=np.int16)
-    cdf0 = np.array(v2.initial_cdf(), np.int64) << _V2_DROP
+    cdf0, count0 = v2.restart_tables(config, prior)
     status = _decode_v2_kernel(stream, ends, out, config.block_sweeps, config.sync_blocks,
                                config.taps, config.weight_bits, config.mu, config.rate_max,
                                config.grid, config.code_weights, table, base, reciprocal,
-                               shift, padded, cdf0, v2.reciprocal_table(), config.level_tap,
-                               config.contexts, config.shift_offset)
+                               shift, padded, cdf0, count0, v2.reciprocal_table(),
+                               config.level_tap, config.contexts, config.shift_offset)
     if status >= 0:
         raise CompressedBlockError(
             f"v2 stream does not decode at block {status}: not coded with this "
@@ -417,15 +418,14 @@ def _v2_refill(stream, pos, code, rng):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count, level):
-    """A sync point: every table and channel back to its start, the range decoder
-    restarted on the next 4 bytes. Returns (pos, code, rng)."""
-    for c in range(cdf.shape[0]):
-        cdf[c, :] = cdf0
+def _v2_sync(stream, pos, cdf, cdf0, count0, weights, hist, prev, count, level):
+    """A sync point: every table (to ``cdf0``, its count to ``count0``) and channel back to
+    its start, the range decoder restarted on the next 4 bytes. Returns (pos, code, rng)."""
+    cdf[:, :] = cdf0
     weights[:, :] = 0
     hist[:, :] = 0
     prev[:] = 0
-    count[:] = 0
+    count[:] = count0
     level[:, :] = 0
     size = stream.shape[0]
     code = np.int64(0)
@@ -616,7 +616,7 @@ def _v2_context_and_shift(mean, contexts, shift_offset):
 @numba.njit(cache=True, nogil=True)
 def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight_bits, mu,
                       rate_max, use_grid, use_weights, table, base, reciprocal, shift, padded,
-                      cdf0, recip, level_tap, contexts, shift_offset):
+                      cdf0, count0, recip, level_tap, contexts, shift_offset):
     """Decodes every block into ``out``; returns -1, or the first block that does not
     decode. Stages: sync points, then per sample prediction and context, the value (raw
     once the block's running budget is spent, else the symbol), and adaptation."""
@@ -650,8 +650,8 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                 if pos < 0:
                     return b - 1
             start = pos
-            pos, code, rng = _v2_sync(stream, pos, cdf, cdf0, weights, hist, prev, count,
-                                      level)
+            pos, code, rng = _v2_sync(stream, pos, cdf, cdf0, count0, weights, hist, prev,
+                                      count, level)
         account = 0     # the running budget (eighths of a bit beyond raw)
         for n in range(first, last):
             for c in range(channels):

@@ -229,6 +229,9 @@ class Calibration:
     grid: Any
     weights: np.ndarray
     source: str
+    #: With ``--restart-prior``: the context tables every (re)start of coder-v2 begins
+    #: from (:func:`restart_prior_from`; a model option, not in the gateware).
+    prior: np.ndarray | None = None
 
 
 def calibration_from(recordings: list[Recording], source: str) -> Calibration | None:
@@ -243,6 +246,28 @@ def calibration_from(recordings: list[Recording], source: str) -> Calibration | 
     grid = max(set(known), key=known.count)
     weights = learn_code_weights([r.samples for r in recordings], grid)
     return Calibration(grid, weights, source)
+
+
+def restart_prior_from(recordings: list[Recording], config: Any) -> np.ndarray | None:
+    """Context tables to restart coder-v2 from (:func:`~spikeforge.firmware.compression_v2.
+    restart_tables`): the mean of the tables at the end of coding each of ``recordings``
+    (their grids learned as the device would, no code weights, never restarted), or None
+    when there are none. A mean of rising rows that share their ends rises between the same
+    ends, so the result is a valid prior."""
+    from spikeforge.firmware.compression_v2 import learn_grid, restart_tables
+    from spikeforge.sim.models.compressor_v2 import encode_v2_stream
+
+    ends = []
+    for r in recordings:
+        learn = _learn_sweeps(r, LEARN_SECONDS)
+        grid = learn_grid(r.samples[:learn]) if learn else None
+        if grid is not None and grid.bits > config.grid_bits:
+            grid = None
+        cfg = replace(config, sync_blocks=0, grid=grid is not None, code_weights=False)
+        tables, _ = restart_tables(cfg)
+        encode_v2_stream(r.samples[learn:], cfg, grid, end_tables=tables)
+        ends.append(tables)
+    return np.rint(np.mean(ends, axis=0)).astype(np.int64) if ends else None
 
 
 def _learn_sweeps(recording: Recording, learn_seconds: float) -> int:
@@ -270,10 +295,11 @@ def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS,
             grid = None
         weights = (calibration.weights if calibration is not None and grid is not None
                    and calibration.grid == grid else None)
+        prior = calibration.prior if calibration is not None else None
         cfg = replace(base, grid=grid is not None, code_weights=weights is not None)
         return {"learn": learn, "raw_bytes": 2 * samples[:learn].size, "grid": grid,
-                "weights": weights, "config": cfg,
-                "blocks": encode_v2(samples[learn:], cfg, grid, weights)}
+                "weights": weights, "config": cfg, "prior": prior,
+                "blocks": encode_v2(samples[learn:], cfg, grid, weights, prior=prior)}
 
     def size(state: dict[str, Any]) -> int:
         return state["raw_bytes"] + sum(map(len, state["blocks"]))
@@ -281,7 +307,7 @@ def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS,
     def dec(state: dict[str, Any], like: np.ndarray) -> np.ndarray:
         learn = state["learn"]
         rest = decode_v2(state["blocks"], like.shape[1], state["config"], state["grid"],
-                         state["weights"], sweeps=like.shape[0] - learn)
+                         state["weights"], sweeps=like.shape[0] - learn, prior=state["prior"])
         return np.concatenate([like[:learn], rest])  # the learning samples went raw
 
     def extra(state: dict[str, Any]) -> dict[str, Any]:
@@ -291,7 +317,9 @@ def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS,
                 "code_weights": state["weights"] is not None}
 
     weights_note = ("" if calibration is None else
-                    f", code weights from {calibration.source}")
+                    f", code weights from {calibration.source}"
+                    + ("" if calibration.prior is None else
+                       ", (re)starts from tables learned there (model only)"))
     return Codec(CODER_V2, enc, size, dec,
                  f"v2 (LMS {base.taps} taps{' + level tap' if base.level_tap else ''} + range "
                  f"coder, {base.contexts} shared context tables), block {base.block_sweeps} "

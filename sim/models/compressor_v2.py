@@ -34,8 +34,8 @@ from spikeforge.firmware.compression_v2 import (
     WEIGHT_UNIT_BITS,
     CodecV2Config,
     ValueGrid,
-    initial_cdf,
     reciprocal_table,
+    restart_tables,
 )
 from spikeforge.firmware.errors import ConfigError
 
@@ -67,10 +67,11 @@ def grid_arrays(grid: ValueGrid | None, weights: np.ndarray | None, grid_bits: i
 
 
 def encode_v2(samples: np.ndarray, config: CodecV2Config, grid: ValueGrid | None = None,
-              weights: np.ndarray | None = None) -> list[bytes]:
+              weights: np.ndarray | None = None, *,
+              prior: np.ndarray | None = None) -> list[bytes]:
     """Code ``samples`` (int16, ``(sweeps, channels)``); one bytes object per block (the last
-    block ends with the coder's flush)."""
-    stream, ends, _ = encode_v2_stream(samples, config, grid, weights)
+    block ends with the coder's flush). ``prior``: as :func:`encode_v2_stream`."""
+    stream, ends, _ = encode_v2_stream(samples, config, grid, weights, prior=prior)
     out, start = [], 0
     for end in ends:
         out.append(stream[start:end].tobytes())
@@ -79,9 +80,12 @@ def encode_v2(samples: np.ndarray, config: CodecV2Config, grid: ValueGrid | None
 
 
 def encode_v2_stream(samples: np.ndarray, config: CodecV2Config,
-                     grid: ValueGrid | None = None, weights: np.ndarray | None = None):
+                     grid: ValueGrid | None = None, weights: np.ndarray | None = None, *,
+                     prior: np.ndarray | None = None, end_tables: np.ndarray | None = None):
     """The whole coded stream (uint8), each block's end offset, and how many of each
-    block's samples went verbatim (the running budget)."""
+    block's samples went verbatim (the running budget). ``prior``: the tables every
+    (re)start begins from (:func:`~spikeforge.firmware.compression_v2.restart_tables`;
+    not in the gateware); ``end_tables``, if given, receives the tables at the end."""
     samples = np.ascontiguousarray(samples, dtype=np.int16)
     if samples.ndim != 2:
         raise ConfigError(f"samples must have shape (sweeps, channels), not {samples.shape}")
@@ -101,12 +105,13 @@ def encode_v2_stream(samples: np.ndarray, config: CodecV2Config,
     out = np.zeros(capacity, np.uint8)
     ends = np.zeros(blocks, np.int64)
     verbatim = np.zeros(blocks, np.int64)
-    cdf0 = np.array(initial_cdf(), np.int64) << (CDF_STATE_BITS - CDF_BITS)
+    cdf0, count0 = restart_tables(config, prior)
+    tables = np.zeros_like(cdf0) if end_tables is None else end_tables
     length = _encode_kernel(samples, config.block_sweeps, config.sync_blocks, config.taps,
                             config.weight_bits, config.mu, config.rate_max, config.grid,
                             config.code_weights, table, base, reciprocal, shift, padded,
-                            cdf0, reciprocal_table(), out, ends, verbatim,
-                            config.level_tap, config.contexts, config.shift_offset)
+                            cdf0, count0, reciprocal_table(), out, ends, verbatim,
+                            config.level_tap, config.contexts, config.shift_offset, tables)
     return out[:length], ends, verbatim
 
 
@@ -244,20 +249,19 @@ def _frequencies(cdf_row, freq, use_weights, padded, c0, code_max):
 
 
 @numba.njit(cache=True)
-def _reset(cdf, cdf0, weights, hist, prev, count, level):
-    for c in range(cdf.shape[0]):
-        cdf[c, :] = cdf0
+def _reset(cdf, cdf0, count0, weights, hist, prev, count, level):
+    cdf[:, :] = cdf0
     weights[:] = 0
     hist[:] = 0
     prev[:] = 0
-    count[:] = 0
+    count[:] = count0
     level[:] = 0    # per channel: residual mean, level weight, dc, started
 
 
 @numba.njit(cache=True)
 def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, rate_max,
-                   use_grid, use_weights, table, base, reciprocal, shift, padded, cdf0, recip,
-                   out, ends, verbatim, level_tap, contexts, shift_offset):
+                   use_grid, use_weights, table, base, reciprocal, shift, padded, cdf0, count0,
+                   recip, out, ends, verbatim, level_tap, contexts, shift_offset, end_tables):
     sweeps, channels = samples.shape
     code_max = table.shape[0] - 1
     ntaps = max(taps, 1)
@@ -285,7 +289,7 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
             if b > 0:
                 _flush(rc, out)
                 ends[b - 1] = rc[4]
-            _reset(cdf, cdf0, weights, hist, prev, count, level)
+            _reset(cdf, cdf0, count0, weights, hist, prev, count, level)
             rc[0] = 0
             rc[1] = 0xFFFFFFFF
             rc[2] = 0
@@ -393,4 +397,5 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
     _flush(rc, out)
     if blocks:
         ends[blocks - 1] = rc[4]
+    end_tables[:, :] = cdf
     return rc[4]

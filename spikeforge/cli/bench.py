@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from spikeforge.firmware.config import SystemConfig
@@ -75,6 +76,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--calibrate-from", dest="calibrate_from", action="append",
                           metavar="PATH", help="recordings of the same ADC (never those "
                           "benchmarked) to learn coder-v2's code weights from")
+    compress.add_argument("--restart-prior", dest="restart_prior", action="store_true",
+                          help="coder-v2 (re)starts its context tables from those learned "
+                               "on the --calibrate-from recordings instead of the flat "
+                               "initial ones (a model option, not in the gateware yet)")
     compress.add_argument("--json", metavar="FILE.json", help="write machine-readable results")
     compress.set_defaults(run=cmd_bench_compress)
 
@@ -236,11 +241,6 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
         from spikeforge.firmware.compression import CodecConfig
 
         codec_config = CodecConfig(enabled=True, block_sweeps=args.block_sweeps)
-    calibration = None
-    if args.calibrate_from:
-        calibration = cb.calibration_from(cb.file_recordings(args.calibrate_from, args.channels,
-                                                             args.sample_rate_hz),
-                                          ", ".join(args.calibrate_from))
     v2_config = None
     if args.sync_blocks or args.block_sweeps is not None:
         from spikeforge.firmware.compression_v2 import CodecV2Config
@@ -248,6 +248,21 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
         v2_config = CodecV2Config(enabled=True, sync_blocks=args.sync_blocks,
                                   **({} if args.block_sweeps is None
                                      else {"block_sweeps": args.block_sweeps}))
+    if args.restart_prior and not args.calibrate_from:
+        print("--restart-prior learns the tables from the --calibrate-from recordings: name "
+              "some (never the ones benchmarked)", file=sys.stderr)
+        return ExitCode.USAGE
+    calibration = None
+    if args.calibrate_from:
+        calibration_recordings = cb.file_recordings(args.calibrate_from, args.channels,
+                                                    args.sample_rate_hz)
+        calibration = cb.calibration_from(calibration_recordings,
+                                          ", ".join(args.calibrate_from))
+        if calibration is not None and args.restart_prior:
+            from spikeforge.firmware.compression_v2 import CodecV2Config
+
+            calibration = replace(calibration, prior=cb.restart_prior_from(
+                calibration_recordings, v2_config or CodecV2Config(enabled=True)))
     codecs = cb.coder_codecs(codec_config, calibration, v2_config) + cb.reference_codecs()
     print(f"compression benchmark: {len(recordings)} recordings, codecs "
           f"{', '.join(c.name for c in codecs)}", flush=True)
@@ -265,6 +280,7 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
                     "paths": [str(p) for p in args.paths], "seconds": args.seconds,
                     "synthetic": not args.no_synthetic, "stack": args.stack,
                     "block_sweeps": args.block_sweeps, "sync_blocks": args.sync_blocks,
+                    "restart_prior": args.restart_prior,
                     "codecs": {c.name: c.note for c in codecs}}
         Path(args.json).write_text(json.dumps(cb.to_json(rows, settings), indent=2) + "\n")
         print(f"\nwritten to {args.json}")

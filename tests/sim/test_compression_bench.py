@@ -226,3 +226,20 @@ def test_sync_blocks_restart_coder_v2_as_a_build_does_and_cost_ratio(tmp_path, c
     config = CodecV2Config(enabled=True, block_sweeps=16, sync_blocks=4, grid=grid is not None)
     blocks = encode_v2(samples[learn:], config, grid)
     assert sizes[4] == 2 * learn + sum(map(len, blocks))
+
+
+def test_restart_prior_is_learned_from_the_calibration_recordings_only(tmp_path, capsys):
+    """--restart-prior without --calibrate-from is a usage error (exit 2); with it, the
+    prior comes from the calibration recordings, the benchmarked ones decode exactly (the
+    benchmark checks) and the note says the tables are a model option."""
+    wavfile.write(tmp_path / "grid.wav", 19_531, gridded(6000, 1)[:, 0])
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    wavfile.write(calib / "other.wav", 19_531, gridded(6000, 1, seed=6)[:, 0])
+    assert main(["bench", "compress", "--no-synthetic", str(tmp_path / "grid.wav"),
+                 "--restart-prior"]) == 2
+    assert "--calibrate-from" in capsys.readouterr().err
+    assert main(["bench", "compress", "--no-synthetic", str(tmp_path / "grid.wav"),
+                 "--calibrate-from", str(calib), "--restart-prior", "--sync-blocks", "4",
+                 "--block-sweeps", "16"]) == 0
+    assert "(re)starts from tables learned there (model only)" in capsys.readouterr().out

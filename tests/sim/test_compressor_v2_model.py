@@ -1,6 +1,7 @@
 """The v2 coder's golden model and host decoder: exact round trips on friendly and
 adversarial inputs, bounded expansion, and (where the N1 data is present) the N1 ratio."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -283,3 +284,42 @@ def test_the_decoders_double_division_is_the_integer_quotient() -> None:
         codes += rng.integers(0, 1 << 32, 4).tolist() + [top]
         for code in codes:
             assert _v2_quotient(code, r) == code // r
+
+
+def test_a_restart_prior_round_trips_pays_on_restarts_and_is_checked() -> None:
+    """restart_tables(config, prior): every (re)start begins from the prior's tables at the
+    slow rate; model and decoder agree (decoding without the prior does not give the
+    samples back), the tables learned on one recording pay on another from the same source
+    when the coder restarts often, and a malformed prior is refused with what it must be."""
+    from spikeforge.firmware.errors import ConfigError
+
+    rng = np.random.default_rng(11)
+
+    def recording() -> np.ndarray:
+        spikes = np.where(rng.random((6000, 2)) < 0.004, -600, 0)
+        walk = np.cumsum(rng.integers(-3, 4, (6000, 2)), axis=0) + rng.normal(0, 20, (6000, 2))
+        return np.clip(np.rint(walk + np.convolve(spikes[:, 0], np.ones(8), "same")[:, None]),
+                       -32768, 32767).astype(np.int16)
+
+    config = CodecV2Config(enabled=True, block_sweeps=16, sync_blocks=8)
+    tables, count = v2.restart_tables(config)
+    assert count == 0 and tables.shape == (config.contexts, v2.SYMBOLS + 1)
+    encode_v2_stream(recording(), replace(config, sync_blocks=0), end_tables=tables)
+    assert not np.array_equal(tables, v2.restart_tables(config)[0])   # it learned
+    samples = recording()
+    primed = encode_v2(samples, config, prior=tables)
+    flat = encode_v2(samples, config)
+    assert sum(map(len, primed)) < sum(map(len, flat))
+    np.testing.assert_array_equal(
+        decode_v2(primed, 2, config, sweeps=samples.shape[0], prior=tables), samples)
+    try:
+        wrong = decode_v2(primed, 2, config, sweeps=samples.shape[0])
+    except Exception:       # noqa: BLE001 - either way the samples are not given back
+        wrong = None
+    assert wrong is None or not np.array_equal(wrong, samples)
+    with pytest.raises(ConfigError, match=f"16 x {v2.SYMBOLS + 1} integer rows"):
+        v2.restart_tables(config, tables[:3])
+    falling = tables.copy()
+    falling[0, 5] = falling[0, 4] - 1
+    with pytest.raises(ConfigError, match="must rise from 0"):
+        v2.restart_tables(config, falling)
