@@ -60,12 +60,14 @@ _OSCILLATOR_HZ = 25_000_000
 PLL_PARAMETERS = {"CLKI_DIV": 5, "CLKFB_DIV": 9, "CLKOP_DIV": 13, "CLKOP_CPHASE": 6}
 #: The v2 coder's clock on CLKOS (``codec_v2`` builds): the VCO (585 MHz) / 16.
 CODER_PLL_PARAMETERS = {"CLKOS_DIV": 16, "CLKOS_CPHASE": 8, "CLKOS_FPHASE": 0}
-CODER_CLOCK_HZ = (_OSCILLATOR_HZ // PLL_PARAMETERS["CLKI_DIV"] * PLL_PARAMETERS["CLKFB_DIV"]
-                  * PLL_PARAMETERS["CLKOP_DIV"] / CODER_PLL_PARAMETERS["CLKOS_DIV"])
 
 
 def _pll_output_hz(parameters: dict[str, int] = PLL_PARAMETERS) -> float:
     return _OSCILLATOR_HZ / parameters["CLKI_DIV"] * parameters["CLKFB_DIV"]
+
+
+CODER_CLOCK_HZ = (_pll_output_hz() * PLL_PARAMETERS["CLKOP_DIV"]
+                  / CODER_PLL_PARAMETERS["CLKOS_DIV"])
 
 
 class ULX3STop(BoardTop):

@@ -254,20 +254,28 @@ def restart_prior_from(recordings: list[Recording], config: Any) -> np.ndarray |
     (their grids learned as the device would, no code weights, never restarted), or None
     when there are none. A mean of rising rows that share their ends rises between the same
     ends, so the result is a valid prior."""
-    from spikeforge.firmware.compression_v2 import learn_grid, restart_tables
+    from spikeforge.firmware.compression_v2 import restart_tables
     from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 
     ends = []
     for r in recordings:
-        learn = _learn_sweeps(r, LEARN_SECONDS)
-        grid = learn_grid(r.samples[:learn]) if learn else None
-        if grid is not None and grid.bits > config.grid_bits:
-            grid = None
+        learn, grid = _device_grid(r, r.samples, LEARN_SECONDS, config.grid_bits)
         cfg = replace(config, sync_blocks=0, grid=grid is not None, code_weights=False)
         tables, _ = restart_tables(cfg)
         encode_v2_stream(r.samples[learn:], cfg, grid, end_tables=tables)
         ends.append(tables)
     return np.rint(np.mean(ends, axis=0)).astype(np.int64) if ends else None
+
+
+def _device_grid(recording: Recording, samples: np.ndarray, learn_seconds: float,
+                 grid_bits: int) -> tuple[int, Any]:
+    """What the device learns before coding: the sweeps of ``learn_seconds`` and the value
+    grid on them (None when they show none, or one wider than the build's ``grid_bits``)."""
+    from spikeforge.firmware.compression_v2 import learn_grid
+
+    learn = _learn_sweeps(recording, learn_seconds)
+    grid = learn_grid(samples[:learn]) if learn else None
+    return learn, (None if grid is not None and grid.bits > grid_bits else grid)
 
 
 def _learn_sweeps(recording: Recording, learn_seconds: float) -> int:
@@ -282,17 +290,14 @@ def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS,
     learn_grid`), which are counted as raw 16-bit samples; the rest is coded over it (or
     without a grid when those samples show none), with the ``calibration``'s code weights
     when its grid is the one learned."""
-    from spikeforge.firmware.compression_v2 import CodecV2Config, learn_grid
+    from spikeforge.firmware.compression_v2 import CodecV2Config
     from spikeforge.host.compression import decode_v2
     from spikeforge.sim.models.compressor_v2 import encode_v2
 
     base = config if config is not None else CodecV2Config(enabled=True)
 
     def enc(samples: np.ndarray, recording: Recording) -> dict[str, Any]:
-        learn = _learn_sweeps(recording, learn_seconds)
-        grid = learn_grid(samples[:learn]) if learn else None
-        if grid is not None and grid.bits > base.grid_bits:
-            grid = None
+        learn, grid = _device_grid(recording, samples, learn_seconds, base.grid_bits)
         weights = (calibration.weights if calibration is not None and grid is not None
                    and calibration.grid == grid else None)
         prior = calibration.prior if calibration is not None else None

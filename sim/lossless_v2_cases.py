@@ -20,6 +20,8 @@ slower than sync at the ULX3S's ratio and load, and faster."""
 from dataclasses import dataclass
 from typing import Any
 
+from spikeforge.boards.registry import ULX3S_CLOCK_HZ
+from spikeforge.boards.ulx3s import CODER_CLOCK_HZ
 from spikeforge.firmware.compression_v2 import CodecV2Config
 from spikeforge.firmware.config import SystemConfig
 
@@ -109,7 +111,7 @@ def _case(channels: int, stimulus: str, sweeps: int, sweep_cycles: int, what: st
 
 
 #: The ULX3S's coder clock against the bench's 10 ns sync clock (45 / 36.5625 MHz).
-CODER_PERIOD_PS = round(10_000 * 45 / 36.5625)
+CODER_PERIOD_PS = round(10_000 * ULX3S_CLOCK_HZ / CODER_CLOCK_HZ)
 
 #: One grid build (8 channels, 10-bit codes, blocks of 4 sweeps, syncs of 4 blocks) and one
 #: plain build (3 channels, one-sweep blocks, syncs of 4) carry most cases: one Verilator

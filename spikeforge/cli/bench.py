@@ -241,13 +241,11 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
         from spikeforge.firmware.compression import CodecConfig
 
         codec_config = CodecConfig(enabled=True, block_sweeps=args.block_sweeps)
-    v2_config = None
-    if args.sync_blocks or args.block_sweeps is not None:
-        from spikeforge.firmware.compression_v2 import CodecV2Config
+    from spikeforge.firmware.compression_v2 import CodecV2Config
 
-        v2_config = CodecV2Config(enabled=True, sync_blocks=args.sync_blocks,
-                                  **({} if args.block_sweeps is None
-                                     else {"block_sweeps": args.block_sweeps}))
+    v2_config = CodecV2Config(enabled=True, sync_blocks=args.sync_blocks,
+                              **({} if args.block_sweeps is None
+                                 else {"block_sweeps": args.block_sweeps}))
     if args.restart_prior and not args.calibrate_from:
         print("--restart-prior learns the tables from the --calibrate-from recordings: name "
               "some (never the ones benchmarked)", file=sys.stderr)
@@ -259,10 +257,8 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
         calibration = cb.calibration_from(calibration_recordings,
                                           ", ".join(args.calibrate_from))
         if calibration is not None and args.restart_prior:
-            from spikeforge.firmware.compression_v2 import CodecV2Config
-
             calibration = replace(calibration, prior=cb.restart_prior_from(
-                calibration_recordings, v2_config or CodecV2Config(enabled=True)))
+                calibration_recordings, v2_config))
     codecs = cb.coder_codecs(codec_config, calibration, v2_config) + cb.reference_codecs()
     print(f"compression benchmark: {len(recordings)} recordings, codecs "
           f"{', '.join(c.name for c in codecs)}", flush=True)

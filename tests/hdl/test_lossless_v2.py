@@ -7,6 +7,8 @@ import pytest
 from amaranth.sim import Simulator
 from test_compressor_v2_hdl import _load_grid
 
+from spikeforge.boards.registry import ULX3S_CLOCK_HZ
+from spikeforge.boards.ulx3s import CODER_CLOCK_HZ
 from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid, cut_words
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.host.compression import decode_v2
@@ -105,7 +107,7 @@ def test_the_system_coder_sends_the_models_words_and_the_host_decodes_them(
 
 
 #: The ULX3S's clocks for codec_v2 builds: ``sync`` 45 MHz, ``coder`` 36.5625 MHz.
-ULX3S_CODER_PERIOD = 45 / 36.5625
+ULX3S_CODER_PERIOD = ULX3S_CLOCK_HZ / CODER_CLOCK_HZ
 
 
 @pytest.mark.parametrize("kind,channels,codec,gap,coder_period", [
