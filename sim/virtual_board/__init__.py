@@ -48,7 +48,7 @@ from spikeforge.firmware.config import SystemConfig, read_config_file
 from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 from spikeforge.host.errors import ExitCode
 
-from ..toolchain import verilator_environment
+from ..toolchain import drop_precompiled_headers, verilator_environment, verilator_version
 
 __all__ = ["VirtualBoard", "build_virtual_board", "config_from_sim_url", "VirtualBoardError",
            "SIM_URL_SCHEME", "is_sim_url",
@@ -228,6 +228,7 @@ def build_virtual_board(config: SystemConfig, *, profile_guided: bool = False,
     digest = hashlib.sha256(
         source.encode() + harness.read_bytes() + b"".join(h.read_bytes() for h in _HEADERS)
         + " ".join(flags).encode() + (b" pgo" if profile_guided else b"")
+        + verilator_version().encode()
     ).hexdigest()[:16]
     folder = (BUILD_ROOT / digest).resolve()
     binary = folder / "vboard"
@@ -301,6 +302,7 @@ def _compile(folder: Path, verilog_file: Path, harness: Path, flags: list[str]) 
         result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     if result.returncode != 0 or not binary.exists():
         raise VirtualBoardError(f"building the virtual board failed; see {log}")
+    drop_precompiled_headers(folder)
     return binary
 
 
