@@ -44,6 +44,7 @@ class BenchResult:
     wall_s: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
     log: Path | None = None
+    build: Path | None = None  #: the Verilator build folder (cached by the design's digest)
 
 
 def run_bench(bench: str, component: Any, params: dict[str, Any], *, label: str,
@@ -99,6 +100,7 @@ def run_bench(bench: str, component: Any, params: dict[str, Any], *, label: str,
         bench=bench, configuration=label, passed=tests > 0 and failed == 0,
         items=int(details.pop("items", 0)), cycles=int(details.pop("cycles", 0)),
         wall_s=time.perf_counter() - started, details=details, log=log_path,
+        build=build_dir,
     )
 
 

@@ -38,6 +38,7 @@ def test_rtl_matches_golden_model(case):
     result = run_case(case)
     assert result.passed, f"{case.case_id} failed; the bench log is {result.log}"
     assert result.items > 0, f"{case.case_id} compared nothing"
+    assert not list(result.build.glob("*.gch")), "a linked build kept its precompiled headers"
     if case.bench != "system":
         return
 

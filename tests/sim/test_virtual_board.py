@@ -38,6 +38,16 @@ def test_record_from_the_virtual_board_equals_the_source(tmp_path):
     assert "cycles_per_s" in result.stderr
 
 
+def test_a_built_virtual_board_keeps_its_executable_not_its_precompiled_headers():
+    """The board the test above recorded from (cached: not built again) is an executable with
+    no ``*.gch`` left beside it (~150 MB a build; they filled a CI machine's disk)."""
+    from spikeforge.sim.virtual_board import build_virtual_board
+
+    binary = build_virtual_board(config_from_sim_url("sim://?channels=4&identity_interval_frames=16"))
+    assert binary.exists()
+    assert not list(binary.parent.rglob("*.gch"))
+
+
 def test_sim_urls_carry_the_configuration(tmp_path):
     assert config_from_sim_url("sim://?channels=8&baud=12000000").channels == 8
     path = Path(tmp_path / "c.json")
