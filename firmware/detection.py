@@ -27,6 +27,7 @@ __all__ = [
     "NOISE_BITS", "K_FRAC_BITS", "K_BITS", "SIGMA_NUM", "SIGMA_SHIFT", "THRESHOLD_SHIFT",
     "EVENT_HEADER_WORDS", "COUNTER_BITS", "polarity_code", "DETECTOR_SAME_CHANNEL_SPACING",
     "EXCLUSION_SCORE_BITS", "MAX_EXCLUSION_NEIGHBOURS", "neighbours_within",
+    "MAX_ECHO_RATIO", "MAX_ECHO_SAMPLES",
 ]
 
 #: Fraction bits of the filter states (states are value << FILTER_FRAC_BITS).
@@ -63,6 +64,9 @@ EXCLUSION_SCORE_BITS = 14
 #: Most neighbours one channel may have in the exclusion table (each is a read port, that is
 #: a copy of the record memory).
 MAX_EXCLUSION_NEIGHBOURS = 8
+#: Echo suppression: the largest ratio (a constant multiplier, shifts and adds) and window.
+MAX_ECHO_RATIO = 16
+MAX_ECHO_SAMPLES = 1023
 
 #: Polarity names and their register codes (bit 0: negative-going, bit 1: positive-going).
 POLARITIES = {"negative": 1, "positive": 2, "both": 3}
@@ -171,6 +175,15 @@ class DetectorConfig:
         The neighbour table: per channel, the channels it is compared with (symmetric, at
         most :data:`MAX_EXCLUSION_NEIGHBOURS` each; :func:`neighbours_within` makes one from
         the contacts' positions). For probes whose index neighbours are not spatial ones.
+    echo_ratio, echo_samples:
+        Echo suppression (build-time; ``echo_ratio`` 0, the default, is exactly the detector
+        without it). A large spike's late trough (its after-potential through the causal
+        band-pass) crosses the threshold again on its own channel 1-2.5 ms later. An event
+        is an *echo*, and is not emitted (no candidate, not counted), if its channel emitted
+        an event fewer than ``echo_samples`` samples before (emission to emission) whose
+        score (saturated to :data:`EXCLUSION_SCORE_BITS`) is at least ``echo_ratio`` times
+        its own. An echo does not replace the channel's record of its last event.
+        docs/detection.md, "Echo suppression".
     """
 
     enabled: bool = False
@@ -195,6 +208,8 @@ class DetectorConfig:
     exclusion_samples: int = 4
     exclusion_channels: int = 1
     exclusion_neighbours: tuple[tuple[int, ...], ...] = ()
+    echo_ratio: int = 0
+    echo_samples: int = 64
 
     def __post_init__(self) -> None:
         # A table read from JSON arrives as lists; the configuration is frozen and hashable.
@@ -281,6 +296,14 @@ class DetectorConfig:
                     f"detector exclusion_neighbours[{c}] has {len(row)} channels; at most "
                     f"{MAX_EXCLUSION_NEIGHBOURS} (each is a copy of the record memory): "
                     f"use a smaller radius")
+        if not (isinstance(self.echo_ratio, int) and 0 <= self.echo_ratio <= MAX_ECHO_RATIO):
+            raise ConfigError(
+                f"detector echo_ratio must be an integer 0..{MAX_ECHO_RATIO} (0: no echo "
+                f"suppression), not {self.echo_ratio!r}")
+        if not (isinstance(self.echo_samples, int) and 1 <= self.echo_samples <= MAX_ECHO_SAMPLES):
+            raise ConfigError(
+                f"detector echo_samples must be an integer 1..{MAX_ECHO_SAMPLES}, not "
+                f"{self.echo_samples!r}")
         if self.event_buffer_words < self.max_event_words:
             need = 1 << (self.max_event_words - 1).bit_length()
             raise ConfigError(
@@ -365,6 +388,16 @@ class DetectorConfig:
     @property
     def exclusion_age_bits(self) -> int:
         return self.exclusion_age_max.bit_length()
+
+    @property
+    def echo(self) -> bool:
+        """Whether echo suppression is built (``echo_ratio`` > 0)."""
+        return self.echo_ratio > 0
+
+    @property
+    def echo_age_bits(self) -> int:
+        """Bits of a channel's age since its last event (saturating at ``echo_samples``)."""
+        return self.echo_samples.bit_length()
 
     def highpass_coefficient(self, sample_rate_hz: int) -> int:
         return _ema_coefficient(self.highpass_hz, sample_rate_hz)

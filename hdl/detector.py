@@ -47,8 +47,13 @@ class DetectorState(data.StructLayout):
             "age": unsigned(det.exclusion_age_bits),
             "candidate": unsigned(EXCLUSION_SCORE_BITS),
         } if det.exclusion else {}
+        echo = {
+            "echo_score": unsigned(EXCLUSION_SCORE_BITS),  # the last event's, saturated
+            "echo_age": unsigned(det.echo_age_bits),       # samples since it, saturating
+        } if det.echo else {}
         super().__init__({
             **exclusion,
+            **echo,
             "noise": unsigned(NOISE_BITS),          # median tracker of |y|, Q.6
             "phase": unsigned(2),                   # ARMED, SEARCH, DEAD
             "count": unsigned(COUNTER_BITS),        # samples since crossing / emission
@@ -148,6 +153,13 @@ class Detector(wiring.Component):
     sweep, a higher one's of the last), stage 4 compares and admits, so the admission comes
     4 cycles after the sample (:attr:`latency`). A channel re-arms only once its candidate
     is decided. Modelled by :func:`spikeforge.sim.models.detector.detect`.
+
+    Echo suppression (``DetectorConfig.echo_ratio`` > 0, build-time; without it the core is
+    unchanged): the state also holds the channel's last event's saturated score and the
+    samples since it (14 + ``echo_samples.bit_length()`` bits). A search that ends within
+    ``echo_samples`` samples of that event with a score at most 1/``echo_ratio`` of it is an
+    echo (a large spike's late trough): no event, no candidate, not counted; the channel
+    goes on as after an event (dead time). The comparison is in stage 3 (:meth:`_echo`).
     """
 
     #: Cycles from a sample to its admission decision without exclusion (:attr:`latency`).
@@ -219,6 +231,8 @@ class Detector(wiring.Component):
 
         layout = DetectorState(config)
         init_state = {"noise": det.noise_init_lsb << NOISE_FRAC_BITS}
+        if det.echo:
+            init_state["echo_age"] = det.echo_samples
         m.submodules.state = state_mem = memory.Memory(
             shape=layout, depth=config.channels, init=[init_state] * config.channels)
         state_wr = state_mem.write_port()
@@ -418,7 +432,8 @@ class Detector(wiring.Component):
             emit_at.eq(det.align_samples - 1),
         ]
         new = Signal(DetectorState(self._config))
-        emit = Signal()
+        ended = Signal()  # the search ends: the phase moves on
+        emit = Signal()   # and it is an event (not an echo)
         m.d.comb += new.eq(state)
         m.d.comb += [new.noise.eq(noise), new.previous.eq(s3.value),
                      new.before.eq(state.previous)]
@@ -437,7 +452,7 @@ class Detector(wiring.Component):
                 with m.If(next_count == emit_at):
                     # With exclusion the channel stays dead until its candidate is decided.
                     dead = DEAD if det.exclusion else Mux(self.dead_samples != 0, DEAD, ARMED)
-                    m.d.comb += [emit.eq(1), new.phase.eq(dead), new.count.eq(0)]
+                    m.d.comb += [ended.eq(1), new.phase.eq(dead), new.count.eq(0)]
             with m.Case(DEAD):
                 m.d.comb += new.count.eq(next_count)
                 rearm = next_count >= self.dead_samples
@@ -445,6 +460,10 @@ class Detector(wiring.Component):
                     rearm &= ~state.pending | self._decided(state)
                 with m.If(rearm):
                     m.d.comb += new.phase.eq(ARMED)
+        if det.echo:
+            self._echo(m, s3, new, ended, emit)
+        else:
+            m.d.comb += emit.eq(ended)
         if det.exclusion:
             self._candidate(m, state, new, emit, next_count)
 
@@ -452,6 +471,32 @@ class Detector(wiring.Component):
             state_wr.addr.eq(s3.channel), state_wr.data.eq(new), state_wr.en.eq(s3.valid),
         ]
         return new, emit, next_count
+
+    def _echo(self, m: Module, s3: SimpleNamespace, new, ended, emit) -> None:
+        """Stage 3, echo suppression: an ending search is an event unless the channel's last
+        event, fewer than ``echo_samples`` samples ago, scored at least ``echo_ratio`` times
+        its score (both saturated). The comparison is made for both scores the event can
+        have (the search's extremum so far, or this sample's if it is larger), in parallel
+        with the comparison that chooses between them."""
+        det = self._config.detector
+        state = s3.state
+        limit = (1 << EXCLUSION_SCORE_BITS) - 1
+
+        def saturated(score):
+            return Mux(score > limit, limit, score[:EXCLUSION_SCORE_BITS])
+
+        def dwarfed(score):
+            return state.echo_score >= multiply_by_constant(saturated(score), det.echo_ratio)
+
+        better = s3.score > state.peak_score
+        recent = state.echo_age < det.echo_samples
+        echo = recent & Mux(better, dwarfed(s3.score), dwarfed(state.peak_score))
+        m.d.comb += emit.eq(ended & ~echo)
+        # The age as the channel's next sample sees it: samples since the event.
+        with m.If(emit):
+            m.d.comb += [new.echo_score.eq(saturated(new.peak_score)), new.echo_age.eq(1)]
+        with m.Elif(recent):
+            m.d.comb += new.echo_age.eq(state.echo_age + 1)
 
     # -- local exclusion ----------------------------------------------------------------------
 

@@ -624,3 +624,32 @@ CASES = CASES + (
     _detector_exclusion(_fast(1024, exclusion=True, exclusion_neighbours=_two_column_table(
         1024)), "burst", 50, "random", dead_samples=10, expect_drops=True),
 )
+
+
+# -- detector with echo suppression (DetectorConfig.echo_ratio, docs/detection.md) -------------
+
+
+def _detector_echo(config: SystemConfig, stimulus: str, sweeps: int, stall: str,
+                   **options: Any) -> BenchCase:
+    import dataclasses
+
+    det = config.detector
+    case = (_detector_exclusion if det.exclusion else _detector)(config, stimulus, sweeps,
+                                                                 stall, **options)
+    return dataclasses.replace(
+        case, label=case.label + f" echo {det.echo_ratio}x<{det.echo_samples}")
+
+
+CASES = CASES + (
+    # Pairs at the ratio's edge (one LSB either side, exactly it, saturated scores) and the
+    # window's (inside, at it, outside), under a stalling consumer.
+    _detector_echo(_fast(4, echo_ratio=6, echo_samples=24), "echoes", 2500, "random",
+                   dead_samples=2),
+    # With local exclusion (an echo is no candidate), both polarities, dead time 0.
+    _detector_echo(_fast(6, exclusion=True, exclusion_channels=1, echo_ratio=3,
+                         echo_samples=40), "echoes", 2500, "random", polarity=3,
+                   dead_samples=0),
+    # The largest ratio and window (the age's widest counter).
+    _detector_echo(_fast(3, echo_ratio=16, echo_samples=1023), "echoes", 4000, "random",
+                   dead_samples=5),
+)

@@ -10,6 +10,7 @@ are exactly those missing, and that ``events_emitted`` and ``events_dropped`` eq
 model's counts.
 """
 
+import dataclasses
 import itertools
 import random
 
@@ -49,6 +50,25 @@ def ties(sweeps: int, channels: int, seed: int) -> np.ndarray:
     return y
 
 
+def echoes(sweeps: int, channels: int, seed: int, ratio: int, window: int) -> np.ndarray:
+    """Conditioned samples for echo suppression: low noise, and on each channel one-sample
+    negative pulses in pairs: a large one (up to beyond the saturated score), then a second
+    whose size is around 1/``ratio`` of it (one LSB either side, and exactly it), at a
+    distance around ``window`` samples (inside, at the edge, outside)."""
+    rng = np.random.default_rng(seed)
+    y = np.round(rng.normal(0, 3, (sweeps, channels))).astype(np.int64)
+    for c in range(channels):
+        t = int(rng.integers(150, 200))
+        while t < sweeps - 2 * window - 20:
+            big = int(rng.choice([1200, 4800, 16380, 16383 * 2, 32000])) // ratio * ratio
+            small = min(big, 16383) // ratio + int(rng.choice([-1, 0, 0, 1, 40]))
+            gap = window + int(rng.integers(-12, 3))
+            y[t, c] = -big
+            y[t + gap, c] = -small
+            t += gap + int(rng.integers(40, 90))
+    return np.clip(y, -32768, 32767).astype(np.int16)
+
+
 @cocotb.test()
 async def events_match_model(dut):
     params = bench_parameters()
@@ -57,8 +77,13 @@ async def events_match_model(dut):
     seed = int(params.get("seed", 1))
     rng = random.Random(seed)
     channels = config.channels
-    samples = (ties(sweeps, channels, seed) if params["stimulus"] == "ties"
-               else stimulus(params["stimulus"], sweeps, channels, seed))
+    det = config.detector
+    if params["stimulus"] == "ties":
+        samples = ties(sweeps, channels, seed)
+    elif params["stimulus"] == "echoes":
+        samples = echoes(sweeps, channels, seed, det.echo_ratio, det.echo_samples)
+    else:
+        samples = stimulus(params["stimulus"], sweeps, channels, seed)
     k16 = np.array(params["k16"], dtype=np.int64)
     run = DetectorParams(k16, params["polarity"], params["dead_samples"],
                          params["snippet_pre"], params["snippet_post"], params["neo"])
@@ -122,6 +147,12 @@ async def events_match_model(dut):
     assert emitted == len(events), f"events_emitted: RTL {emitted}, model {len(events)}"
     assert dropped == admission.dropped, (
         f"events_dropped: RTL {dropped}, model {admission.dropped}")
+    if det.echo:
+        plain = detect(config.replace(detector=dataclasses.replace(det, echo_ratio=0)),
+                       samples, run)
+        assert len(plain) > len(events), (
+            f"echo suppression removed no event ({len(events)} with it, {len(plain)} "
+            f"without): this case exists to exercise it")
     if params.get("expect_drops"):
         assert dropped > 0, "this case exists to overflow the event queue, and nothing dropped"
     report(items=len(got), cycles=bench.cycle(), events=len(events), dropped=dropped)

@@ -169,6 +169,11 @@ def detect(config: SystemConfig, filtered: np.ndarray,
         candidate = np.zeros(channels, dtype=np.int64)
         record_code = np.full(channels, code_max, dtype=np.int64)
         record_score = np.zeros(channels, dtype=np.int64)
+    echo = det.echo
+    if echo:
+        echo_score = np.zeros(channels, dtype=np.int64)
+        echo_age = np.full(channels, det.echo_samples, dtype=np.int64)
+        echo_limit = (1 << EXCLUSION_SCORE_BITS) - 1
 
     for n in range(sweeps):
         y = y_all[n]
@@ -201,6 +206,14 @@ def detect(config: SystemConfig, filtered: np.ndarray,
         peak_score = np.where(cross | better, score, peak_score)
         new_peak_count = np.where(cross, 0, np.where(better, next_count, peak_count))
         end_dead = dead & (next_count >= p.dead_samples)
+        ended = emit  # the search ends (the phase moves on) whether or not it is an echo
+        if echo:
+            saturated = np.minimum(peak_score, echo_limit)
+            emit = emit & ~((echo_age < det.echo_samples)
+                            & (echo_score >= det.echo_ratio * saturated))
+            echo_score = np.where(emit, saturated, echo_score)
+            # The age as the channel's next sample sees it: samples since the event.
+            echo_age = np.where(emit, 1, np.minimum(echo_age + 1, det.echo_samples))
         if exclusion:
             age = np.where(emit, next_count - new_peak_count + int(neo),
                            np.minimum(age + 1, age_max))
@@ -233,9 +246,9 @@ def detect(config: SystemConfig, filtered: np.ndarray,
             ts = n - (next_count[idx] - new_peak_count[idx]) - int(neo)
             emitted.append((n, idx, ts, new_peak_value[idx]))
         emit_phase = DEAD if (p.dead_samples or exclusion) else ARMED
-        new_phase = np.where(cross, SEARCH, np.where(emit, emit_phase,
+        new_phase = np.where(cross, SEARCH, np.where(ended, emit_phase,
                              np.where(end_dead, ARMED, phase)))
-        new_count = np.where(cross | emit, 0, np.where(searching | dead, next_count, count))
+        new_count = np.where(cross | ended, 0, np.where(searching | dead, next_count, count))
         phase, count = new_phase, new_count
         peak_value, peak_count = new_peak_value, new_peak_count
 

@@ -358,3 +358,56 @@ def test_neighbours_within_maps_a_two_column_probe():
     assert table[0] == (1, 3, 4)
     assert table[4] == (0, 1, 2, 3, 5)
     assert table[2] == (1, 4, 5)   # not 3: index neighbour, 44.7 um away
+
+
+# -- echo suppression (DetectorConfig.echo_ratio) ----------------------------------------------
+
+
+def _echo_config(channels: int = 1, **detector) -> SystemConfig:
+    return SystemConfig(channels=channels, detector=DetectorConfig(dead_samples=0, **detector))
+
+
+def test_echo_is_a_smaller_event_within_the_window_after_a_large_one_on_its_channel():
+    config = _echo_config(echo_ratio=6, echo_samples=40)
+    # Emission to emission = pulse to pulse here (one-sample pulses, aligned the same way).
+    kept = [(0, 3000, -1200)]
+    for gap, small, echo in [(39, 200, True), (40, 200, False), (39, 201, False),
+                             (20, 1, True), (39, 199, True)]:
+        y = _pulses(4000, 1, [(0, 3000, 1200), (0, 3000 + gap, small)])
+        expected = kept if echo else kept + [(0, 3000 + gap, -small)]
+        assert _events(detect(config, y)) == expected, (gap, small)
+    # Without echo suppression both are events.
+    plain = _echo_config()
+    y = _pulses(4000, 1, [(0, 3000, 1200), (0, 3039, 200)])
+    assert len(detect(plain, y)) == 2
+
+
+def test_echo_compares_with_the_last_event_not_with_the_last_echo_and_saturates():
+    config = _echo_config(2, echo_ratio=4, echo_samples=30)
+    # 1000, then 250 (an echo: not a new reference), then 240 at 25 after the echo but 45
+    # after the event: outside the window of the event, so it is an event.
+    y = _pulses(4000, 2, [(0, 3000, 1000), (0, 3020, 250), (0, 3045, 240),
+                          # Saturated: 30000 compares as 16383 >= 4 * 4095, not >= 4 * 4096.
+                          (1, 3000, 30000), (1, 3010, 4095), (1, 3100, 30000),
+                          (1, 3110, 4096)])
+    assert _events(detect(config, y)) == [(0, 3000, -1000), (0, 3045, -240),
+                                          (1, 3000, -30000), (1, 3100, -30000),
+                                          (1, 3110, -4096)]
+
+
+def test_echo_is_no_exclusion_candidate():
+    # Channel 1's echo would beat channel 0's smaller spike if it were a candidate.
+    config = SystemConfig(channels=2, detector=DetectorConfig(
+        exclusion=True, exclusion_channels=1, dead_samples=0, echo_ratio=3, echo_samples=50))
+    y = _pulses(4000, 2, [(1, 3000, 3000), (1, 3030, 600), (0, 3031, 500)])
+    assert _events(detect(config, y)) == [(0, 3031, -500), (1, 3000, -3000)]
+    plain = config.replace(detector=DetectorConfig(exclusion=True, exclusion_channels=1,
+                                                   dead_samples=0))
+    assert _events(detect(plain, y)) == [(1, 3000, -3000), (1, 3030, -600)]
+
+
+def test_echo_parameters_are_validated_with_a_fix():
+    with pytest.raises(ConfigError, match=r"echo_ratio must be an integer 0\.\.16"):
+        DetectorConfig(echo_ratio=17).validate(30_000)
+    with pytest.raises(ConfigError, match=r"echo_samples must be an integer 1\.\.1023"):
+        DetectorConfig(echo_ratio=2, echo_samples=0).validate(30_000)
