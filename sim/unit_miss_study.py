@@ -30,11 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikeforge.firmware.config import DetectorConfig, SystemConfig
-from spikeforge.firmware.detection import neighbours_within
 
 from .accuracy import (
-    EXCLUSION_RADIUS_UM,
-    EXCLUSION_SAMPLES,
     MATCH_WINDOW_MS,
     THRESHOLD_K,
     WARMUP_S,
@@ -42,7 +39,7 @@ from .accuracy import (
     UnitScore,
     _si_detect,
     ground_truth_units,
-    probe_positions,
+    product_detector,
     score_units,
 )
 from .models.detector import condition, detect
@@ -107,11 +104,8 @@ def study(*, seed: int = 1, noise_uv: float = 5.0, layout: Layout = DEFAULT_LAYO
     plain = DetectorConfig(threshold_k=THRESHOLD_K, polarity="negative")
     config = SystemConfig(channels=channels, sample_rate_hz=rate_hz, detector=plain)
     filtered = condition(config, samples)
-    exclusion = DetectorConfig(threshold_k=THRESHOLD_K, polarity="negative", exclusion=True,
-                               exclusion_samples=EXCLUSION_SAMPLES,
-                               exclusion_neighbours=neighbours_within(
-                                   probe_positions(probe, channels), EXCLUSION_RADIUS_UM))
-    ours = detect(config.replace(detector=exclusion), filtered, trace=True)
+    ours = detect(config.replace(detector=product_detector(probe, channels, rate_hz)),
+                  filtered, trace=True)
     without = detect(config, filtered)
     window = MATCH_WINDOW_MS * 1e-3 * rate_hz
     start, stop = WARMUP_S * rate_hz, samples.shape[0] - window
