@@ -105,7 +105,8 @@ class DetectorConfig:
 
     Build-time (fixed in the bitstream): ``dc_shift``, ``highpass_hz``, ``lowpass_hz``,
     ``noise_step``, ``noise_init_lsb``, ``align_samples``, ``max_snippet_pre``,
-    ``max_snippet_post``, ``event_queue``, ``event_buffer_words``, ``neo_shift``.
+    ``max_snippet_post``, ``event_queue``, ``event_buffer_words``, ``neo_shift``,
+    ``exclusion`` and its parameters, ``noise_hold``, ``echo_ratio``, ``echo_samples``.
 
     Run-time (registers, reset values here): ``threshold_k`` (per channel), ``polarity``,
     ``dead_samples``, ``snippet_pre``, ``snippet_post``, ``neo``.
@@ -175,6 +176,11 @@ class DetectorConfig:
         The neighbour table: per channel, the channels it is compared with (symmetric, at
         most :data:`MAX_EXCLUSION_NEIGHBOURS` each; :func:`neighbours_within` makes one from
         the contacts' positions). For probes whose index neighbours are not spatial ones.
+    noise_hold:
+        The median tracker learns only from samples that can be noise: while the channel is
+        armed and its score is not above the threshold (build-time; off by default, which is
+        exactly the detector without it). Spikes, and the samples searched and dead after
+        them, then do not raise the noise estimate of a channel with a large unit.
     echo_ratio, echo_samples:
         Echo suppression (build-time; ``echo_ratio`` 0, the default, is exactly the detector
         without it). A large spike's late trough (its after-potential through the causal
@@ -208,6 +214,7 @@ class DetectorConfig:
     exclusion_samples: int = 4
     exclusion_channels: int = 1
     exclusion_neighbours: tuple[tuple[int, ...], ...] = ()
+    noise_hold: bool = False
     echo_ratio: int = 0
     echo_samples: int = 64
 
@@ -296,6 +303,9 @@ class DetectorConfig:
                     f"detector exclusion_neighbours[{c}] has {len(row)} channels; at most "
                     f"{MAX_EXCLUSION_NEIGHBOURS} (each is a copy of the record memory): "
                     f"use a smaller radius")
+        if not isinstance(self.noise_hold, bool):
+            raise ConfigError(
+                f"detector noise_hold must be True or False, not {self.noise_hold!r}")
         if not (isinstance(self.echo_ratio, int) and 0 <= self.echo_ratio <= MAX_ECHO_RATIO):
             raise ConfigError(
                 f"detector echo_ratio must be an integer 0..{MAX_ECHO_RATIO} (0: no echo "

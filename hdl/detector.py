@@ -160,6 +160,9 @@ class Detector(wiring.Component):
     ``echo_samples`` samples of that event with a score at most 1/``echo_ratio`` of it is an
     echo (a large spike's late trough): no event, no candidate, not counted; the channel
     goes on as after an event (dead time). The comparison is in stage 3 (:meth:`_echo`).
+
+    Held noise tracker (``DetectorConfig.noise_hold``, build-time): the tracker keeps its
+    value unless the channel is armed and the score is not above the threshold (stage 3).
     """
 
     #: Cycles from a sample to its admission decision without exclusion (:attr:`latency`).
@@ -418,7 +421,12 @@ class Detector(wiring.Component):
         centre = s3.centre
         noise = Signal(NOISE_BITS)
         step = det.noise_step
-        with m.If(magnitude > state.noise):
+        # With noise_hold the tracker learns only while the channel is armed and the score
+        # is not above the threshold (the comparison the armed state makes anyway).
+        hold = ((state.phase != ARMED) | (y_score > threshold)) if det.noise_hold else 0
+        with m.If(hold):
+            m.d.comb += noise.eq(state.noise)
+        with m.Elif(magnitude > state.noise):
             m.d.comb += noise.eq(state.noise + step)
         with m.Elif(magnitude < state.noise):
             m.d.comb += noise.eq(Mux(state.noise >= step, state.noise - step, 0))

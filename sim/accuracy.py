@@ -477,14 +477,15 @@ class Row:
 
 def product_detector(probe: Any, channels: int, rate_hz: int) -> DetectorConfig:
     """The product's detector as the benchmark scores it ("ours"): threshold k, negative
-    polarity, local exclusion over the probe's contacts within :data:`EXCLUSION_RADIUS_UM`
-    and echo suppression (:data:`ECHO_RATIO`, :data:`ECHO_MS` at ``rate_hz``)."""
+    polarity, local exclusion over the probe's contacts within :data:`EXCLUSION_RADIUS_UM`,
+    echo suppression (:data:`ECHO_RATIO`, :data:`ECHO_MS` at ``rate_hz``) and the held
+    noise tracker."""
     return DetectorConfig(threshold_k=THRESHOLD_K, polarity="negative", exclusion=True,
                           exclusion_samples=EXCLUSION_SAMPLES,
                           exclusion_neighbours=neighbours_within(
                               probe_positions(probe, channels), EXCLUSION_RADIUS_UM),
                           echo_ratio=ECHO_RATIO,
-                          echo_samples=round(ECHO_MS * 1e-3 * rate_hz))
+                          echo_samples=round(ECHO_MS * 1e-3 * rate_hz), noise_hold=True)
 
 
 def _evaluate(name: str, samples: np.ndarray, rate_hz: int, truth: UnitTruth, probe: Any,
@@ -705,7 +706,7 @@ def to_json(rows: list[Row], settings: dict[str, Any]) -> dict[str, Any]:
                      "unit_radius_um": UNIT_RADIUS_UM,
                      "exclusion_radius_um": EXCLUSION_RADIUS_UM,
                      "exclusion_samples": EXCLUSION_SAMPLES, "echo_ratio": ECHO_RATIO,
-                     "echo_ms": ECHO_MS, **settings},
+                     "echo_ms": ECHO_MS, "noise_hold": True, **settings},
         "recordings": [
             {"name": r.name, "layout": r.layout, "rate_hz": r.rate_hz,
              "channels": r.channels, "seconds": r.seconds, "units": len(r.unit_snr),

@@ -626,7 +626,8 @@ CASES = CASES + (
 )
 
 
-# -- detector with echo suppression (DetectorConfig.echo_ratio, docs/detection.md) -------------
+# -- detector with echo suppression and the held noise tracker (DetectorConfig.echo_ratio,
+# noise_hold; docs/detection.md) ---------------------------------------------------------------
 
 
 def _detector_echo(config: SystemConfig, stimulus: str, sweeps: int, stall: str,
@@ -636,8 +637,9 @@ def _detector_echo(config: SystemConfig, stimulus: str, sweeps: int, stall: str,
     det = config.detector
     case = (_detector_exclusion if det.exclusion else _detector)(config, stimulus, sweeps,
                                                                  stall, **options)
-    return dataclasses.replace(
-        case, label=case.label + f" echo {det.echo_ratio}x<{det.echo_samples}")
+    echo = f" echo {det.echo_ratio}x<{det.echo_samples}" if det.echo else ""
+    hold = " noise hold" if det.noise_hold else ""
+    return dataclasses.replace(case, label=case.label + echo + hold)
 
 
 CASES = CASES + (
@@ -652,4 +654,12 @@ CASES = CASES + (
     # The largest ratio and window (the age's widest counter).
     _detector_echo(_fast(3, echo_ratio=16, echo_samples=1023), "echoes", 4000, "random",
                    dead_samples=5),
+    # The tracker held while a channel searches, is dead or crosses: spikes of both
+    # polarities at the default step, then the benchmark's product detector (exclusion,
+    # echo suppression, held tracker) on pairs.
+    _detector_echo(_fast(4, noise_hold=True), "spikes", 3000, "random", polarity=3,
+                   dead_samples=3, k16=[48] * 4),
+    _detector_echo(_fast(6, exclusion=True, exclusion_channels=1, noise_hold=True,
+                         echo_ratio=8, echo_samples=40), "echoes", 2500, "random",
+                   dead_samples=5, k16=[32] * 6),
 )

@@ -69,6 +69,11 @@ def echoes(sweeps: int, channels: int, seed: int, ratio: int, window: int) -> np
     return np.clip(y, -32768, 32767).astype(np.int16)
 
 
+def event_set(events) -> set[tuple[int, int]]:
+    """(channel, sweep) of every event."""
+    return set(zip(events.channel.tolist(), events.sweep.tolist()))
+
+
 @cocotb.test()
 async def events_match_model(dut):
     params = bench_parameters()
@@ -153,6 +158,11 @@ async def events_match_model(dut):
         assert len(plain) > len(events), (
             f"echo suppression removed no event ({len(events)} with it, {len(plain)} "
             f"without): this case exists to exercise it")
+    if det.noise_hold:
+        free = detect(config.replace(detector=dataclasses.replace(det, noise_hold=False)),
+                      samples, run)
+        assert event_set(free) != event_set(events), (
+            "the held noise tracker changed no event: this case exists to exercise it")
     if params.get("expect_drops"):
         assert dropped > 0, "this case exists to overflow the event queue, and nothing dropped"
     report(items=len(got), cycles=bench.cycle(), events=len(events), dropped=dropped)

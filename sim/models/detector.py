@@ -188,10 +188,15 @@ def detect(config: SystemConfig, filtered: np.ndarray,
         before, previous = previous, y
         threshold = (noise * k16 * SIGMA_NUM) >> THRESHOLD_SHIFT
         magnitude = np.abs(signal) << NOISE_FRAC_BITS
-        noise = np.where(magnitude > noise, noise + step,
-                         np.where(magnitude < noise, np.maximum(noise - step, 0), noise))
+        tracked = np.where(magnitude > noise, noise + step,
+                           np.where(magnitude < noise, np.maximum(noise - step, 0), noise))
 
         armed = phase == ARMED
+        if det.noise_hold:
+            # The tracker learns only from samples that could have been noise: the channel
+            # armed and the score not above the threshold.
+            tracked = np.where(armed & ~(score > threshold), tracked, noise)
+        noise = tracked
         if trace:
             threshold_trace[n] = threshold
             armed_trace[n] = armed

@@ -224,6 +224,7 @@ def test_echo_suppression_removes_late_troughs_and_lifts_ours_above_spikeinterfa
                                                seconds=2.0, layout=Layout(4, 5))
     product = product_detector(probe, 4, rate)
     assert product.exclusion and product.echo and product.echo_samples == 80
+    assert product.noise_hold
     config = SystemConfig(channels=4, sample_rate_hz=rate, detector=product)
     filtered = condition(config, samples)
     window = MATCH_WINDOW_MS * 1e-3 * rate

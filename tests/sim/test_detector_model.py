@@ -411,3 +411,20 @@ def test_echo_parameters_are_validated_with_a_fix():
         DetectorConfig(echo_ratio=17).validate(30_000)
     with pytest.raises(ConfigError, match=r"echo_samples must be an integer 1\.\.1023"):
         DetectorConfig(echo_ratio=2, echo_samples=0).validate(30_000)
+
+
+def test_held_noise_tracker_learns_only_while_armed_and_below_the_threshold():
+    """From reset on silence the tracker falls one step a sample. One crossing: without the
+    hold its sample raises it one step (+2 against silence); with it the crossing sample,
+    the search after it (align_samples - 1) and the dead time leave it alone (+13)."""
+    y = np.zeros((500, 2), dtype=np.int16)
+    y[100, 0] = -3000
+    det = DetectorConfig()
+    frozen = 1 + (det.align_samples - 1) + det.dead_samples
+    free = detect(SystemConfig(channels=2, detector=det), y)
+    held = detect(SystemConfig(channels=2, detector=DetectorConfig(noise_hold=True)), y)
+    assert len(free) == len(held) == 1
+    silent = int(free.noise[1])
+    assert held.noise[1] == silent
+    assert free.noise[0] == silent + 2
+    assert held.noise[0] == silent + frozen == silent + 13
