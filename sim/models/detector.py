@@ -128,7 +128,12 @@ def detect(config: SystemConfig, filtered: np.ndarray,
     they were after sweep n-1 (the gateware's channel order). A neighbour j beats c if its
     record is in the window (ages ``D-w .. D+w`` as of sweep n for j < c, ``D-1-w .. D-1+w``
     as of n-1 for j > c: peaks at most w apart either way) and its score is larger, or equal
-    with j < c. The channel stays dead until its candidate is decided."""
+    with j < c. The channel stays dead until its candidate is decided.
+
+    With ``config.detector.echo_ratio`` an ending search is no event (nor candidate) if the
+    channel's last event, fewer than ``echo_samples`` samples before, scored at least
+    ``echo_ratio`` times its score (both saturated); with ``noise_hold`` the tracker keeps
+    its value unless the channel is armed and the score is not above the threshold."""
     det = config.detector
     p = DetectorParams.from_config(config) if params is None else params
     pre = min(p.snippet_pre, det.max_snippet_pre)
