@@ -164,6 +164,10 @@ def _available_ports() -> str:
     return ", ".join(ports) if ports else "none"
 
 
+#: How long :meth:`Device.identify` waits for the identity frame once good frames arrive.
+IDENTITY_PATIENCE_S = 30.0
+
+
 @dataclass
 class _Chunk:
     items: list[StreamItem]
@@ -257,13 +261,19 @@ class Device:
             ) from None
         return _Chunk(self._decoder.feed(data), len(data))
 
-    def identify(self, timeout_s: float = 3.0) -> SystemConfig:
+    def identify(self, timeout_s: float = 3.0,
+                 patience_s: float = IDENTITY_PATIENCE_S) -> SystemConfig:
         """Wait for the device's IDENTITY frame and return its configuration.
+
+        Gives up after ``timeout_s`` unless good frames arrive: a device whose frames check
+        sends an identity frame every ``identity_interval_frames`` frames, which on a slow
+        link (or a slow simulated board) can take longer, so it is then waited for up to
+        ``patience_s`` from the start.
 
         With the RHD2000 source and a device that answers commands, the chips the device
         found at start-up are read too and kept in :attr:`chips_found` (see :meth:`chips`).
         """
-        config = self._wait_identity(timeout_s)
+        config = self._wait_identity(timeout_s, patience_s)
         if self.key is not None and has_control_path(config):
             self.open_stream_cipher()
         if config.source == "rhd" and has_control_path(config):
@@ -332,8 +342,9 @@ class Device:
             "session this host did not pick (its nonces may repeat an earlier boot's): "
             "reset the device (power-cycle or reprogram it) and open it again")
 
-    def _wait_identity(self, timeout_s: float) -> SystemConfig:
-        deadline = time.monotonic() + timeout_s
+    def _wait_identity(self, timeout_s: float, patience_s: float) -> SystemConfig:
+        start = time.monotonic()
+        deadline = start + timeout_s
         received = 0
         while time.monotonic() < deadline:
             chunk = self._read()
@@ -343,14 +354,22 @@ class Device:
                 if isinstance(item, Identity):
                     self.config = item.config
                     return item.config
+            if self.stats.frames_ok:
+                deadline = max(deadline, start + patience_s)
+        waited = round(time.monotonic() - start, 1)
         if received == 0:
             raise DeviceSilent(
-                f"no data from {self.url} in {timeout_s:g} s; is the board programmed "
+                f"no data from {self.url} in {waited:g} s; is the board programmed "
                 f"(make flash BOARD=...) and streaming, and is this its port? Ports here: "
                 f"{_available_ports()}"
             )
+        if self.stats.frames_ok:
+            raise DeviceSilent(
+                f"{self.stats.frames_ok} good frames from {self.url} in {waited:g} s but no "
+                f"identity frame; a spikeforge device sends one at least every "
+                f"identity_interval_frames frames: is it one, and is it streaming?")
         raise DeviceSilent(
-            f"{received} bytes from {self.url} in {timeout_s:g} s but no identity frame "
+            f"{received} bytes from {self.url} in {waited:g} s but no identity frame "
             f"({self.stats.crc_errors} CRC errors, {self.stats.bytes_discarded} bytes "
             f"unreadable); is the baud rate right? The device sends an identity frame at "
             f"least every identity_interval_frames frames"

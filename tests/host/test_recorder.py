@@ -586,3 +586,31 @@ def test_a_device_that_restarts_mid_recording_ends_it_with_a_clear_device_error(
     numbers = np.load(tmp_path / "rec" / RECORDING / "continuous" / "spikeforge-100.acquisition"
                       / "sample_numbers.npy")
     np.testing.assert_array_equal(numbers, np.arange(40, 64))
+
+
+def test_identify_waits_longer_for_the_identity_frame_while_good_frames_arrive():
+    """A slow device's good frames before its first identity frame extend the wait from
+    timeout_s to patience_s; garbage does not."""
+    import threading
+
+    from spikeforge.firmware.framing import FrameType, build_frame
+    from spikeforge.firmware.identity import encode_identity
+
+    config = SystemConfig(channels=2, sweeps_per_frame=4, link_buffer_samples=64)
+    with Device.open("loop://") as device:
+        port = device._port
+
+        def send() -> None:
+            for seq in range(6):
+                port.write(build_frame(FrameType.DATA, seq, bytes(16)))
+                time.sleep(0.1)
+            port.write(build_frame(FrameType.IDENTITY, 0, encode_identity(config)))
+
+        threading.Thread(target=send, daemon=True).start()
+        assert device.identify(timeout_s=0.2, patience_s=5.0) == config
+    with Device.open("loop://") as device:
+        device._port.write(b"\x01" * 300)
+        started = time.monotonic()
+        with pytest.raises(DeviceSilent, match="300 bytes .* but no identity frame"):
+            device.identify(timeout_s=0.3, patience_s=5.0)
+        assert time.monotonic() - started < 2.0
