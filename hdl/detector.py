@@ -36,6 +36,13 @@ __all__ = ["Detector", "EventWordLayout", "DetectorState"]
 ARMED, SEARCH, DEAD = 0, 1, 2
 
 
+def _saturated_score(score):
+    """A (positive) score saturated to :data:`EXCLUSION_SCORE_BITS`, as exclusion's
+    candidates and echo suppression compare scores."""
+    limit = (1 << EXCLUSION_SCORE_BITS) - 1
+    return Mux(score > limit, limit, score[:EXCLUSION_SCORE_BITS])
+
+
 class DetectorState(data.StructLayout):
     """One channel's detection state (with local exclusion also its candidate: pending,
     age in sweeps since its peak, saturated score)."""
@@ -488,13 +495,9 @@ class Detector(wiring.Component):
         with the comparison that chooses between them."""
         det = self._config.detector
         state = s3.state
-        limit = (1 << EXCLUSION_SCORE_BITS) - 1
-
-        def saturated(score):
-            return Mux(score > limit, limit, score[:EXCLUSION_SCORE_BITS])
 
         def dwarfed(score):
-            return state.echo_score >= multiply_by_constant(saturated(score), det.echo_ratio)
+            return state.echo_score >= multiply_by_constant(_saturated_score(score), det.echo_ratio)
 
         better = s3.score > state.peak_score
         recent = state.echo_age < det.echo_samples
@@ -502,7 +505,7 @@ class Detector(wiring.Component):
         m.d.comb += emit.eq(ended & ~echo)
         # The age as the channel's next sample sees it: samples since the event.
         with m.If(emit):
-            m.d.comb += [new.echo_score.eq(saturated(new.peak_score)), new.echo_age.eq(1)]
+            m.d.comb += [new.echo_score.eq(_saturated_score(new.peak_score)), new.echo_age.eq(1)]
         with m.Elif(recent):
             m.d.comb += new.echo_age.eq(state.echo_age + 1)
 
@@ -536,13 +539,12 @@ class Detector(wiring.Component):
     def _candidate(self, m: Module, state, new, emit, next_count) -> None:
         """Stage 3: an emission becomes the pending candidate (age: sweeps since its peak;
         score saturated); otherwise it ages; the decision clears pending."""
-        limit = (1 << EXCLUSION_SCORE_BITS) - 1
         score = new.peak_score
         with m.If(emit):
             m.d.comb += [
                 new.pending.eq(1),
                 new.age.eq(next_count - new.peak_count + self.neo),
-                new.candidate.eq(Mux(score > limit, limit, score[:EXCLUSION_SCORE_BITS])),
+                new.candidate.eq(_saturated_score(score)),
             ]
         with m.Else():
             m.d.comb += [new.age.eq(self._age(state)),

@@ -158,6 +158,7 @@ def detect(config: SystemConfig, filtered: np.ndarray,
     emitted: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     threshold_trace = np.zeros((sweeps if trace else 0, channels), dtype=np.int64)
     armed_trace = np.zeros((sweeps if trace else 0, channels), dtype=bool)
+    score_max = (1 << EXCLUSION_SCORE_BITS) - 1   # scores as exclusion and echo compare them
     exclusion = det.exclusion
     if exclusion:
         table = det.exclusion_table(channels)
@@ -168,7 +169,6 @@ def detect(config: SystemConfig, filtered: np.ndarray,
         delay, age_max = det.exclusion_delay, det.exclusion_age_max
         code_low, code_max = det.exclusion_code_low, det.exclusion_code_max
         w = det.exclusion_samples
-        score_max = (1 << EXCLUSION_SCORE_BITS) - 1
         pending = np.zeros(channels, dtype=bool)
         age = np.full(channels, age_max, dtype=np.int64)
         candidate = np.zeros(channels, dtype=np.int64)
@@ -178,7 +178,6 @@ def detect(config: SystemConfig, filtered: np.ndarray,
     if echo:
         echo_score = np.zeros(channels, dtype=np.int64)
         echo_age = np.full(channels, det.echo_samples, dtype=np.int64)
-        echo_limit = (1 << EXCLUSION_SCORE_BITS) - 1
 
     for n in range(sweeps):
         y = y_all[n]
@@ -218,7 +217,7 @@ def detect(config: SystemConfig, filtered: np.ndarray,
         end_dead = dead & (next_count >= p.dead_samples)
         ended = emit  # the search ends (the phase moves on) whether or not it is an echo
         if echo:
-            saturated = np.minimum(peak_score, echo_limit)
+            saturated = np.minimum(peak_score, score_max)
             emit = emit & ~((echo_age < det.echo_samples)
                             & (echo_score >= det.echo_ratio * saturated))
             echo_score = np.where(emit, saturated, echo_score)
