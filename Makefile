@@ -9,7 +9,7 @@ BOARD  ?=
 CONFIG ?=
 PYTEST_ARGS ?=
 
-.PHONY: all sim test test-slow test-all test-fast lint flash build boards figures clean
+.PHONY: all sim test test-slow test-exhaustive test-all test-fast lint flash build boards figures clean
 
 all: test
 
@@ -25,17 +25,30 @@ $(STAMP): pyproject.toml
 sim: $(STAMP)
 	$(BIN)/spikeforge sim
 
+## Tests that only compute (the RTL benches, the board builds) run in JOBS pytest-xdist
+## workers; the rest (recordings, sockets, real-time virtual boards, timing) run alone.
+JOBS     ?= 2
+PARALLEL := tests/sim/test_rtl_benches.py tests/boards
+SERIAL   := $(foreach t,$(PARALLEL),--ignore=$(t))
+
 ## The default test run (lint, models, host, RTL benches against the golden models): the
 ## suite a change must pass; well under 30 minutes on a 2-core machine.
 test: $(STAMP) lint
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" $(SERIAL) $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" -n $(JOBS) $(PARALLEL) $(PYTEST_ARGS)
 
 ## The slow regression guards: full board builds (fit and timing of every board's reference
-## configurations, RHD builds), long virtual-board recordings and the RTL bench cases of
-## sim.suite.SLOW_CASES (whole-system runs a faster default case also covers). CI runs them
-## after `test`.
+## configurations, RHD builds), long virtual-board recordings, the detection studies. CI
+## runs them after `test`.
 test-slow: $(STAMP)
-	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/pytest -m "slow and not exhaustive" $(SERIAL) $(PYTEST_ARGS)
+	$(BIN)/pytest -m "slow and not exhaustive" -n $(JOBS) $(PARALLEL) $(PYTEST_ARGS)
+
+## The RTL bench cases that a faster default case also covers (sim.suite.SLOW_CASES and the
+## v2 coder's cases outside V2_DEFAULT_CASES; ~40 Verilator builds): run them after changing
+## the coder or the system's framing. Not in CI.
+test-exhaustive: $(STAMP)
+	$(BIN)/pytest -m exhaustive -n $(JOBS) tests/sim/test_rtl_benches.py $(PYTEST_ARGS)
 
 ## Everything: what .ci/run runs.
 test-all: test test-slow

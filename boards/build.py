@@ -13,7 +13,6 @@ SHA-256 of both; an entry whose manifest is missing or does not match its files 
 interrupted or damaged build) is a miss and is rebuilt, never used.
 """
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -22,12 +21,13 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from spikeforge.firmware.config import SystemConfig
+from spikeforge.folder_lock import locked_folder
 
 from .errors import DoesNotFit, GatewareError, TimingNotMet, ToolFailed
 from .registry import Board, get_board
@@ -250,7 +250,7 @@ def build(board: str, config: SystemConfig, build_dir: Path = Path("build"), *,
     """
     prepared = prepare(board, config, system=system)
     directory = prepared.directory(Path(build_dir).resolve())
-    with _locked(directory):
+    with locked_folder(directory):
         result = _load_cached(prepared, directory)
         if result is None:
             result = _run(prepared, directory)
@@ -259,27 +259,6 @@ def build(board: str, config: SystemConfig, build_dir: Path = Path("build"), *,
 
 
 # -- cache ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """Hold ``<entry>.lock`` so that two builds of the same design do not share a folder.
-
-    An advisory ``flock``: released by the OS if the process dies, so it never goes stale.
-    (Not on Windows, where concurrent builds of one design are left to the user.)
-    """
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    with open(directory.parent / (directory.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _sha256(path: Path) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.folder_lock import locked_folder
 
 from .ports import top_ports
 from .toolchain import drop_precompiled_headers, verilator_environment, verilator_version
@@ -64,12 +65,10 @@ def run_bench(bench: str, component: Any, params: dict[str, Any], *, label: str,
     key = "\0".join([source, *_BUILD_ARGS, verilator_version()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     build_dir = (BUILD_ROOT / f"{toplevel}-{digest}").resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    verilog_path = build_dir / f"{toplevel}.v"
-    if not verilog_path.exists() or verilog_path.read_text() != source:
-        verilog_path.write_text(source)
-
-    run_dir = (BUILD_ROOT / "runs" / f"{bench}-{_slug(label)}").resolve()
+    # The label's own digest: two labels that share the slug's first 80 characters must not
+    # share a run folder (parallel workers run them at once).
+    label_digest = hashlib.sha256(f"{bench}\0{label}".encode()).hexdigest()[:8]
+    run_dir = (BUILD_ROOT / "runs" / f"{bench}-{_slug(label)}-{label_digest}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     report_path = run_dir / "report.json"
     report_path.unlink(missing_ok=True)
@@ -78,12 +77,16 @@ def run_bench(bench: str, component: Any, params: dict[str, Any], *, label: str,
     log_path = run_dir / "sim.log"
 
     runner = get_runner("verilator")
-    if not (build_dir / toplevel).exists():  # the executable: built and linked before
-        runner.build(
-            sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
-            build_args=list(_BUILD_ARGS), log_file=build_dir / "build.log",
-        )
-        drop_precompiled_headers(build_dir)
+    verilog_path = build_dir / f"{toplevel}.v"
+    with locked_folder(build_dir):  # cases of one design may run in parallel workers
+        build_dir.mkdir(parents=True, exist_ok=True)
+        if not (build_dir / toplevel).exists():  # the executable: built and linked before
+            verilog_path.write_text(source)
+            runner.build(
+                sources=[verilog_path], hdl_toplevel=toplevel, build_dir=build_dir,
+                build_args=list(_BUILD_ARGS), log_file=build_dir / "build.log",
+            )
+            drop_precompiled_headers(build_dir)
     try:
         runner.test(
             test_module=f"spikeforge.sim.benches.{bench}", hdl_toplevel=toplevel,

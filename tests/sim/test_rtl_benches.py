@@ -32,7 +32,12 @@ def test_every_default_v2_case_names_one_case():
         assert len(named) == 1, f"V2_DEFAULT_CASES entry {(bench, label)} names {len(named)}"
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if is_slow(c) else c
+# The slow cases are covered by a faster default case each (sim.suite.SLOW_CASES,
+# V2_DEFAULT_CASES): `make test-exhaustive` runs them, CI does not.
+_EXHAUSTIVE = (pytest.mark.slow, pytest.mark.exhaustive)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=_EXHAUSTIVE) if is_slow(c) else c
                                   for c in CASES], ids=[c.case_id for c in CASES])
 def test_rtl_matches_golden_model(case):
     result = run_case(case)
