@@ -77,8 +77,24 @@ class PlayedDevice:
                         return
                     sent = due
                 time.sleep(0.01)
-            time.sleep(0.5)
-            _drain(connection)
+            _idle_until_the_host_closes(connection)
+
+
+def _idle_until_the_host_closes(connection: socket.socket, limit_s: float = 30.0) -> None:
+    """After the last byte, stay connected and silent as a device whose source stopped
+    would, taking what the host sends, until the host closes (or ``limit_s``). Closing on a
+    timer instead raced a slow host: a recording still identifying or probing for commands
+    when the timer ran out lost the device."""
+    connection.settimeout(0.05)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            if not connection.recv(4096):
+                return
+        except TimeoutError:
+            continue
+        except OSError:
+            return
 
 
 def _drain(connection: socket.socket) -> None:
