@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 ## RTL verification: every core against its golden model, with a summary table.
 sim: $(STAMP)
-	$(BIN)/spikeforge sim
+	$(BIN)/spikeforge sim --jobs $(JOBS)
 
 ## Tests that only compute (the RTL benches, the board builds) run in JOBS pytest-xdist
 ## workers; the rest (recordings, sockets, real-time virtual boards, timing) run alone.
