@@ -32,7 +32,8 @@ PARALLEL := tests/sim/test_rtl_benches.py tests/boards
 SERIAL   := $(foreach t,$(PARALLEL),--ignore=$(t))
 
 ## The default test run (lint, models, host, RTL benches against the golden models): the
-## suite a change must pass; well under 30 minutes on a 2-core machine.
+## suite a change must pass; ~25 minutes on a 2-core machine, 42 on a slow day (stop 28,
+## docs/verification.md).
 test: $(STAMP) lint
 	$(BIN)/pytest -m "not slow" $(SERIAL) $(PYTEST_ARGS)
 	$(BIN)/pytest -m "not slow" -n $(JOBS) $(PARALLEL) $(PYTEST_ARGS)

@@ -19,7 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
                      help="run N cases at once, each in a process of its own (default 1; "
                           "a Verilator build already uses every core, so 2 on 2 cores "
-                          "gives ~1.5x)")
+                          "gives 1.25-1.5x)")
     sim.set_defaults(run=cmd_sim)
 
     board = commands.add_parser(
