@@ -69,7 +69,7 @@ __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TO
            "reciprocal_table", "RECIPROCAL_BITS", "LENGTH_BITS", "literal_of", "CDF_STATE_BITS",
            "SHIFT_MAX", "DC_FRAC_BITS", "DC_RATE", "MEAN_SHIFT", "context_and_shift",
            "HISTORY_BITS", "WEIGHT_STATE_BITS",
-           "state_bits_v2"]
+           "state_bits_v2", "PRIOR_ENTRIES", "prior_entry_word", "prior_words"]
 
 #: Zigzagged residuals below ``LITERALS = 2**LITERAL_BITS`` are their own symbol.
 LITERAL_BITS = 5
@@ -143,6 +143,9 @@ class CodecV2Config:
     samples by :func:`learn_grid`, loaded before lossless starts); grid_bits: the widest
     grid the build holds. code_weights: scale literal frequencies by a device-wide table of
     per-code weights (:func:`learn_code_weights`; the ADC's unequal code widths).
+    restart_prior: the build holds a loadable table of restart tables (a prior,
+    :func:`restart_tables`): with it loaded and switched on, every start and sync block
+    begins its context tables from the prior at the slow rate (needs ``sync_blocks > 0``).
     """
 
     enabled: bool = False
@@ -158,6 +161,7 @@ class CodecV2Config:
     grid: bool = False
     grid_bits: int = 10
     code_weights: bool = False
+    restart_prior: bool = False
 
     def __post_init__(self) -> None:
         ranges = {"block_sweeps": (1, 4096), "sync_blocks": (0, 1 << 20), "taps": (0, 32),
@@ -169,12 +173,16 @@ class CodecV2Config:
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"codec v2 {name} must be an integer {low}..{high}, not "
                                   f"{value!r}")
-        for name in ("enabled", "grid", "code_weights", "level_tap"):
+        for name in ("enabled", "grid", "code_weights", "level_tap", "restart_prior"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"codec v2 {name} must be True or False")
         if self.code_weights and not self.grid:
             raise ConfigError("codec v2 code_weights needs grid=True (the weights are per "
                               "ADC code); set grid=True or code_weights=False")
+        if self.restart_prior and not self.sync_blocks:
+            raise ConfigError("codec v2 restart_prior needs sync_blocks > 0 (the prior is "
+                              "read where a sync block restarts the tables); set sync_blocks, "
+                              "e.g. 512, or restart_prior=False")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -400,9 +408,10 @@ def restart_tables(config: "CodecV2Config", prior: np.ndarray | None = None
     Default: :func:`initial_cdf` in every table, count 0 (the fast first rates). With a
     ``prior`` (rows of the same shape learned from other recordings of the same ADC, e.g.
     the tables at the end of coding them): those rows, count at its maximum (the slow rate:
-    a primed table is not relearned). Not in the gateware yet: a model and decoder option
-    (``encode_v2_stream(..., prior=)``, ``decode_v2(..., prior=)``) measured by
-    ``spikeforge bench compress --restart-prior``."""
+    a primed table is not relearned). The model and decoder take it as
+    ``encode_v2_stream(..., prior=)``, ``decode_v2(..., prior=)``; a build with
+    ``restart_prior`` holds it in a loadable table (:func:`prior_words`, switched on by
+    PRIOR_ON); ``spikeforge bench compress --restart-prior`` measures it."""
     span = CDF_TOTAL - SYMBOLS
     if prior is None:
         row = np.array(initial_cdf(), np.int64) << (CDF_STATE_BITS - CDF_BITS)
@@ -418,6 +427,30 @@ def restart_tables(config: "CodecV2Config", prior: np.ndarray | None = None
                           "frequencies at CDF_STATE_BITS): learn it with the coder's own "
                           "tables (sim.compression_bench.restart_prior_from)")
     return rows.astype(np.int64), 16 * (config.rate_max - 4)
+
+
+#: A prior row's loadable entries: c[1] .. c[SYMBOLS-1] (c[0] = 0 and c[SYMBOLS] are fixed).
+PRIOR_ENTRIES = SYMBOLS - 1
+
+
+def prior_entry_word(context: int, index: int, value: int) -> int:
+    """The PRIOR_ENTRY register word storing ``value`` (a cumulative frequency at
+    CDF_STATE_BITS) as entry ``index`` (0 .. PRIOR_ENTRIES - 1: c[index + 1]) of context
+    table ``context``: the context in bits 0..3, the index in bits 4..9, the value in bits
+    10..31."""
+    if not (0 <= context < 16 and 0 <= index < PRIOR_ENTRIES
+            and 0 <= value < 1 << CDF_STATE_BITS):
+        raise ConfigError(f"a prior entry is context 0..15, index 0..{PRIOR_ENTRIES - 1} and a "
+                          f"{CDF_STATE_BITS}-bit value, not ({context}, {index}, {value})")
+    return context | index << 4 | value << 10
+
+
+def prior_words(config: "CodecV2Config", prior: np.ndarray) -> list[int]:
+    """Every PRIOR_ENTRY word that loads ``prior`` (checked as :func:`restart_tables`
+    checks it), context by context."""
+    rows, _ = restart_tables(config, prior)
+    return [prior_entry_word(c, j - 1, int(rows[c, j]))
+            for c in range(config.contexts) for j in range(1, SYMBOLS)]
 
 
 def context_and_shift(mean: int, contexts: int, shift_offset: int) -> tuple[int, int]:

@@ -132,14 +132,20 @@ def _encode_codec_v2(codec: CodecV2Config) -> bytes:
     return _CODEC_V2.pack(
         int(codec.enabled), codec.block_sweeps, codec.sync_blocks, codec.taps,
         codec.weight_bits, codec.mu, int(codec.level_tap), codec.rate_max, codec.contexts,
-        codec.shift_offset, int(codec.grid), codec.grid_bits, int(codec.code_weights))
+        codec.shift_offset, int(codec.grid), codec.grid_bits,
+        int(codec.code_weights) | int(codec.restart_prior) << 1)
 
 
 def _decode_codec_v2(payload: bytes, offset: int) -> CodecV2Config:
     (enabled, block_sweeps, sync_blocks, taps, weight_bits, mu, level_tap, rate_max, contexts,
-     shift_offset, grid, grid_bits, code_weights) = _CODEC_V2.unpack_from(payload, offset)
-    flags = {"enabled": enabled, "level_tap": level_tap, "grid": grid,
-             "code_weights": code_weights}
+     shift_offset, grid, grid_bits, options) = _CODEC_V2.unpack_from(payload, offset)
+    # The last byte's bit 0 is code_weights, bit 1 restart_prior (a host that predates the
+    # prior refuses a device with it: the byte reads above 1).
+    if options > 3:
+        raise WireFormatError(f"device reports codec v2 options {options:#x}: bits above 1 "
+                              "are not defined; update the host")
+    code_weights, restart_prior = options & 1, options >> 1
+    flags = {"enabled": enabled, "level_tap": level_tap, "grid": grid}
     for name, value in flags.items():
         if value > 1:
             raise WireFormatError(f"device reports codec v2 {name} = {value}, not 0 or 1")
@@ -148,7 +154,8 @@ def _decode_codec_v2(payload: bytes, offset: int) -> CodecV2Config:
             enabled=bool(enabled), block_sweeps=block_sweeps, sync_blocks=sync_blocks,
             taps=taps, weight_bits=weight_bits, mu=mu, level_tap=bool(level_tap),
             rate_max=rate_max, contexts=contexts, shift_offset=shift_offset, grid=bool(grid),
-            grid_bits=grid_bits, code_weights=bool(code_weights))
+            grid_bits=grid_bits, code_weights=bool(code_weights),
+            restart_prior=bool(restart_prior))
     except ConfigError as error:
         raise WireFormatError(f"device reports a codec v2 configuration this host refuses "
                               f"({error}); update the host") from None

@@ -22,8 +22,8 @@ from .framing import WIRE_VERSION
 from .identity import IDENTITY_MAGIC
 
 __all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values",
-           "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE", "GRID_WRITABLE", "ETHERNET_COUNTERS",
-           "AUTH_COUNTERS"]
+           "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE", "GRID_WRITABLE", "PRIOR_WRITABLE",
+           "ETHERNET_COUNTERS", "AUTH_COUNTERS"]
 
 
 @dataclass(frozen=True)
@@ -286,6 +286,17 @@ REGISTERS: tuple[Register, ...] = (
              bits=5, needs=lambda c: c.codec_v2.enabled and c.codec_v2.grid),
     Register("GRID_CODE_MAX", 0xCC, "rw", "largest grid code, 2**ValueGrid.bits - 1",
              bits=12, needs=lambda c: c.codec_v2.enabled and c.codec_v2.grid),
+    # Restart prior of the v2 coder (codec_v2.restart_prior builds; docs/recording.md,
+    # "Restart prior"). Writes refused as the grid's are.
+    Register("PRIOR_ENTRY", 0xCD, "rw",
+             "writing stores prior row[bits 0..3] entry c[bits 4..9 + 1] = bits 10..31 (a "
+             "cumulative frequency at CDF_STATE_BITS) in the v2 coder's restart prior "
+             "(compression_v2.prior_entry_word layout); reads the word last written",
+             needs=lambda c: c.codec_v2.enabled and c.codec_v2.restart_prior),
+    Register("PRIOR_ON", 0xCE, "rw",
+             "1: every start and sync block of the v2 coder begins its context tables from "
+             "the loaded prior at the slow rate; 0: from the built-in initial CDF", bits=1,
+             needs=lambda c: c.codec_v2.enabled and c.codec_v2.restart_prior),
 )
 
 #: The Ethernet link's status counters (lower-case: their ports on the register bank and on
@@ -304,6 +315,9 @@ CODEBOOK_WRITABLE = ("CODEBOOK_ENTRY", "CODEBOOK_BASE", "CODEBOOK_MULTIPLIER",
 
 #: The v2 grid registers whose writes are refused while lossless blocks may be sent.
 GRID_WRITABLE = ("GRID_ENTRY", "GRID_BASE", "GRID_RECIPROCAL", "GRID_SHIFT", "GRID_CODE_MAX")
+
+#: The v2 restart-prior registers whose writes are refused while lossless blocks may be sent.
+PRIOR_WRITABLE = ("PRIOR_ENTRY", "PRIOR_ON")
 
 
 def _boot_list(config: SystemConfig, name: str) -> int:

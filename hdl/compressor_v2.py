@@ -122,6 +122,25 @@ def grid_ports(codec: CodecV2Config) -> dict:
             "grid_code_max": In(codec.grid_bits)}
 
 
+def prior_ports(codec: CodecV2Config) -> dict:
+    """The restart prior's ports (with ``codec.restart_prior``; none without), set by the
+    host before lossless starts: ``prior_context``/``prior_index``/``prior_data``/
+    ``prior_write`` write entry c[index + 1] of a context's prior row (at CDF_STATE_BITS,
+    :func:`~spikeforge.firmware.compression_v2.prior_words`), one a cycle; ``prior_on``
+    held: 1, every start and sync block reads the loaded rows with the slow rate (the
+    model's ``prior=``); 0, the initial CDF with the fast first rates."""
+    if not codec.restart_prior:
+        return {}
+    return {"prior_context": In(4), "prior_index": In(6),
+            "prior_data": In(CDF_STATE_BITS), "prior_write": In(1), "prior_on": In(1)}
+
+
+def loaded_ports(codec: CodecV2Config) -> dict:
+    """Every port the host loads before lossless starts: :func:`grid_ports` and
+    :func:`prior_ports`."""
+    return {**grid_ports(codec), **prior_ports(codec)}
+
+
 def _clamp(value, low: int, high: int):
     return Mux(value > high, high, Mux(value < low, low, value))
 
@@ -200,7 +219,7 @@ class CompressorV2Symbols(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(SampleInLayout(channels))),
             "o": Out(stream.Signature(SymbolLayoutV2(channels))),
-            **grid_ports(codec),
+            **loaded_ports(codec),
         })
 
     @property
@@ -490,6 +509,30 @@ class CompressorV2Symbols(wiring.Component):
             "low_bits": low_bits, "low_count": low_count, "length_e": length_e,
             "length_o": length_o, "context": e.context, "value": e.value}, "f")
 
+    def _prior(self, m: Module, advance, row_layout, initial_row: list[int], count_max: int):
+        """The restart prior (``codec.restart_prior``): a second table of rows (LUT RAM,
+        written by the host through :func:`prior_ports` in ``grid_write_domain``, read
+        beside the CDF's own read in E at E's context). Returns what a restarted table
+        reads in F — the prior row with ``prior_on``, else the initial row — and its count
+        (``count_max`` with ``prior_on``: the slow rate, else 0). ``prior_on`` and the rows
+        change only while no block that may be sent is coded (the host's lock), so they
+        enter this domain without a synchroniser, as the grid's held values do."""
+        m.submodules.prior = prior = memory.Memory(shape=row_layout, depth=self._codec.contexts,
+                                                   init=[initial_row] * self._codec.contexts)
+        prior_wr = prior.write_port(domain=self._grid_write_domain, granularity=1)
+        prior_rd = prior.read_port()
+        m.d.comb += [
+            prior_wr.addr.eq(self.prior_context),
+            prior_wr.data.eq(Cat(*[self.prior_data] * len(initial_row))),
+            prior_wr.en.eq(Mux(self.prior_write, Const(1, len(initial_row)) << self.prior_index,
+                               0)),
+            prior_rd.addr.eq(self._row_read.context),
+            prior_rd.en.eq(advance),
+        ]
+        initial = Cat(*[Const(v, CDF_STATE_BITS) for v in initial_row])
+        return (Mux(self.prior_on, prior_rd.data, initial),
+                Mux(self.prior_on, count_max, 0))
+
     def _frequencies(self, m: Module, advance, f: SimpleNamespace) -> None:
         """Stage F: the context's CDF row (forwarded when the sample before used it), the
         symbol's frequencies, the row's update; the entry registered onto ``o``."""
@@ -526,8 +569,11 @@ class CompressorV2Symbols(wiring.Component):
         row = Signal(row_layout)
         stored = Mux(forward, last_row, row_rd.data)
         initial = Cat(*[Const(v, CDF_STATE_BITS) for v in initial_row])
-
         count_max = 16 * (codec.rate_max - 4)
+        restart_count = 0                       # a restarted table's count
+        if codec.restart_prior:
+            initial, restart_count = self._prior(m, advance, row_layout, initial_row, count_max)
+
         counts = [Signal(range(count_max + 1), name=f"count{j}") for j in range(codec.contexts)]
         count = Signal(range(count_max + 1))    # this sample's (registered)
         count_next = Signal(range(count_max + 1))   # this sample's table's, after its update
@@ -549,7 +595,7 @@ class CompressorV2Symbols(wiring.Component):
                                                                << f.context))
         count_in = Signal.like(count)           # E's sample's count, as F will see it
         rate = Signal(range(16))
-        m.d.comb += count_in.eq(Mux(stale_e, 0, Mux(same, count_next, count_e)))
+        m.d.comb += count_in.eq(Mux(stale_e, restart_count, Mux(same, count_next, count_e)))
         with m.If(advance):
             m.d.sync += [stale.eq(stale_e), count.eq(count_in),
                          rate.eq(4 + (count_in >> 4))]

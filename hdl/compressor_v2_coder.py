@@ -17,7 +17,7 @@ from spikeforge.firmware.compression_v2 import (
 )
 
 from .compressor import bit_length
-from .compressor_v2 import CompressorV2Symbols, SampleInLayout, grid_ports
+from .compressor_v2 import CompressorV2Symbols, SampleInLayout, loaded_ports
 
 __all__ = ["RangeEntryLayout", "CodedTokensLayout", "RangeCoderV2", "CompressorV2",
            "ENTRY_SAMPLE", "ENTRY_VERBATIM", "ENTRY_FLUSH", "SLOTS", "RAW_PIECES",
@@ -554,7 +554,7 @@ class CompressorV2(wiring.Component):
             "i": In(stream.Signature(SampleInLayout(channels))),
             "o": Out(stream.Signature(CodedTokensLayout())),
             "flush": In(1),
-            **grid_ports(codec),
+            **loaded_ports(codec),
         })
 
     def elaborate(self, platform):
@@ -565,7 +565,7 @@ class CompressorV2(wiring.Component):
         m.submodules.coder = coder = RangeCoderV2()
         wiring.connect(m, wiring.flipped(self.i), symbols.i)
         wiring.connect(m, coder.o, wiring.flipped(self.o))
-        for name in grid_ports(codec):
+        for name in loaded_ports(codec):
             m.d.comb += getattr(symbols, name).eq(getattr(self, name))
 
         flush_pending = Signal()

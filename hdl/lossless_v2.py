@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from spikeforge.firmware.config import SystemConfig
 
 from .block_packer import CompressedWordLayout
-from .compressor_v2 import grid_ports
+from .compressor_v2 import loaded_ports
 from .compressor_v2_coder import CompressorV2
 from .compressor_v2_words import CodedWordsV2
 from .layouts import SampleLayout
@@ -50,8 +50,9 @@ class LosslessV2(wiring.Component):
     block_start : out
         High in the cycle the coder takes a block's first sample (the grid registers'
         lock, as v1's codebook's).
-    grid ports : in (``codec_v2.grid`` builds)
-        As :func:`~spikeforge.hdl.compressor_v2.grid_ports`.
+    grid and prior ports : in (``codec_v2.grid``, ``codec_v2.restart_prior`` builds)
+        As :func:`~spikeforge.hdl.compressor_v2.loaded_ports`; the tables' write ports stay
+        in ``sync`` whatever the coder's domain.
 
     Parameters
     ----------
@@ -81,7 +82,7 @@ class LosslessV2(wiring.Component):
             "overflows": Out(32),
             "blocks_damaged": Out(32),
             "block_start": Out(1),
-            **grid_ports(config.codec_v2),
+            **loaded_ports(config.codec_v2),
         })
 
     def elaborate(self, platform):
@@ -114,7 +115,7 @@ class LosslessV2(wiring.Component):
                      samples.r_en.eq(coder.i.ready)]
         with m.If(self.i.valid & ~samples.w_rdy):
             m.d.sync += [self.overflows.eq(self.overflows + 1), lost.eq(1)]
-        for name in grid_ports(config.codec_v2):
+        for name in loaded_ports(config.codec_v2):
             m.d.comb += getattr(coder, name).eq(getattr(self, name))
         if crossing:
             block_start = self._block_start_crossing(m, coder)

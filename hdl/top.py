@@ -11,6 +11,7 @@ from spikeforge.firmware.registers import (
     AUTH_COUNTERS,
     CODEBOOK_WRITABLE,
     GRID_WRITABLE,
+    PRIOR_WRITABLE,
     register,
 )
 from spikeforge.firmware.stream_cipher import derive_keys
@@ -97,6 +98,8 @@ class AcquisitionSystem(wiring.Component):
     shift are the CODEBOOK_* registers, loaded by the host (``Device.load_codebook``). Their
     writes are refused while BANDWIDTH_MODE is lossless and until the coder's next block
     after leaving it (see :meth:`_codebook`): load the table in another mode, then switch.
+    The v2 coder's value grid (GRID_*, :meth:`_grid`) and restart prior (PRIOR_ENTRY,
+    PRIOR_ON, :meth:`_prior`) are locked the same way.
 
     The sample source is :class:`~spikeforge.hdl.source.TestSource` or
     :class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`; both emit the same stream with the same
@@ -151,8 +154,7 @@ class AcquisitionSystem(wiring.Component):
         m.submodules.bank = bank = RegisterBank(config)
         # codebook: codebook writes are refused while this is high (see _codebook)
         self._codebook_lock = (Signal(name="codebook_lock") if config.codec.codebook
-                               or (config.codec_v2.enabled and config.codec_v2.grid)
-                               else None)
+                               or self._loaded_v2_tables() else None)
         if ethernet:
             bus = self._ethernet(m, framer, bank)
         else:
@@ -188,8 +190,12 @@ class AcquisitionSystem(wiring.Component):
             ]
             if config.codec.codebook:
                 self._codebook(m, compressor, bank)
-            elif config.codec_v2.enabled and config.codec_v2.grid:
-                self._grid(m, compressor, bank)
+            elif self._loaded_v2_tables():
+                self._codebook_lock_until_block(m, compressor, bank)
+                if config.codec_v2.grid:
+                    self._grid(m, compressor, bank)
+                if config.codec_v2.restart_prior:
+                    self._prior(m, compressor, bank)
 
         # -- LFP decimator (bandwidth mode 3) ------------------------------------------------
         if config.lfp is not None:
@@ -365,7 +371,10 @@ class AcquisitionSystem(wiring.Component):
         mode_address = register("BANDWIDTH_MODE").address
         allowed = bus.w_en & ((bus.addr != mode_address) | accepted)
         if self._codebook_lock is not None:     # codebook: no table change mid-stream
-            names = CODEBOOK_WRITABLE if self.config.codec.codebook else GRID_WRITABLE
+            codec_v2 = self.config.codec_v2
+            names = (CODEBOOK_WRITABLE if self.config.codec.codebook else
+                     (GRID_WRITABLE if codec_v2.grid else ())
+                     + (PRIOR_WRITABLE if codec_v2.restart_prior else ()))
             codebook = Cat(bus.addr == register(name).address for name in names)
             allowed = allowed & ~(codebook.any() & self._codebook_lock)
         return allowed
@@ -422,6 +431,12 @@ class AcquisitionSystem(wiring.Component):
             m.d.sync += block_open.eq(0)
         m.d.comb += self._codebook_lock.eq(lossless | block_open)
 
+    def _loaded_v2_tables(self) -> bool:
+        """Whether the v2 coder holds tables the host loads (a value grid, a restart prior):
+        their writes share the codebook's lock."""
+        codec_v2 = self.config.codec_v2
+        return codec_v2.enabled and (codec_v2.grid or codec_v2.restart_prior)
+
     def _grid(self, m: Module, compressor: LosslessV2, bank: RegisterBank) -> None:
         """The v2 coder's value grid on the GRID_* registers (``codec_v2.grid`` builds): a
         write of GRID_ENTRY stores its bits 12..29 at ``table[bits 0..11]``; writes are
@@ -429,7 +444,6 @@ class AcquisitionSystem(wiring.Component):
         with one grid from end to end (and a v2 segment, from its sync block on: the framer
         admits v2 blocks only from a sync block after lossless started)."""
         bits = self.config.codec_v2.grid_bits
-        self._codebook_lock_until_block(m, compressor, bank)
         entry_address = register("GRID_ENTRY").address
         m.d.comb += [
             compressor.grid_write.eq(bank.bus.w_en & (bank.bus.addr == entry_address)),
@@ -439,6 +453,21 @@ class AcquisitionSystem(wiring.Component):
             compressor.grid_reciprocal.eq(bank.grid_reciprocal[:30]),
             compressor.grid_shift.eq(bank.grid_shift[:5]),
             compressor.grid_code_max.eq(bank.grid_code_max[:bits]),
+        ]
+
+    def _prior(self, m: Module, compressor: LosslessV2, bank: RegisterBank) -> None:
+        """The v2 coder's restart prior on PRIOR_ENTRY and PRIOR_ON (``codec_v2.restart_prior``
+        builds): a write of PRIOR_ENTRY stores its bits 10..31 as entry c[bits 4..9 + 1] of
+        context table bits 0..3 (:func:`~spikeforge.firmware.compression_v2.prior_entry_word`);
+        PRIOR_ON bit 0 says whether starts and sync blocks read the prior. Writes are refused
+        as the grid's (:meth:`_grid`), so a segment that may be sent restarts from one prior."""
+        entry_address = register("PRIOR_ENTRY").address
+        m.d.comb += [
+            compressor.prior_write.eq(bank.bus.w_en & (bank.bus.addr == entry_address)),
+            compressor.prior_context.eq(bank.bus.w_data[0:4]),
+            compressor.prior_index.eq(bank.bus.w_data[4:10]),
+            compressor.prior_data.eq(bank.bus.w_data[10:32]),
+            compressor.prior_on.eq(bank.prior_on[0]),
         ]
 
     def _channel_mask(self, m: Module, source, framer: Framer, bank: RegisterBank,

@@ -532,32 +532,34 @@ def _v2_weighted_cum(crow, cum, padded, lo_code):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _v2_scaled_range(rng, total, recip):
-    """The range of one count of ``total``: rng / total through the reciprocal table."""
+def _v2_scale(total, recip):
+    """(multiplier, shift) putting weighted cumulative frequencies of ``total`` on the
+    coder's 2**15 (the model's ``_scaled_cum``)."""
     sh = _v2_bit_length(total) - _V2_RECIP_BITS
     if sh < 0:
         sh = 0
     q = total >> sh
     if (q << sh) != total:
         q += 1
-    return ((rng >> 8) * recip[q]) >> (25 + sh)
+    return recip[q] - (recip[q] >> 9), 18 + sh
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _v2_search_cum(cum, target):
-    """The symbol whose interval of ``cum`` holds ``target``: (symbol, low, frequency)."""
-    # binary search: the last j with cum[j] <= target
+def _v2_search_cum(cum, target, m, sh):
+    """The symbol whose scaled interval (``((cum[j] * m) >> sh) + j``) holds ``target``:
+    (symbol, low, frequency), on the coder's 2**15."""
+    # binary search: the last j whose scaled cumulative frequency is <= target
     lo_i = 0
     hi_i = _V2_SYMBOLS
     while hi_i - lo_i > 1:
         mid = (lo_i + hi_i) >> 1
-        if cum[mid] <= target:
+        if ((cum[mid] * m) >> sh) + mid <= target:
             lo_i = mid
         else:
             hi_i = mid
     sym = lo_i
-    lo = cum[sym]
-    return sym, lo, cum[sym + 1] - lo
+    lo = ((cum[sym] * m) >> sh) + sym
+    return sym, lo, ((cum[sym + 1] * m) >> sh) + sym + 1 - lo
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -672,19 +674,19 @@ def _decode_v2_kernel(stream, ends, out, block_sweeps, sync_blocks, taps, weight
                         # cumulative frequencies (literals weighted by their codes)
                         lo_code = prev[c] + p - lit // 2
                         lo_code = min(max(lo_code, -lit), code_max + 1) + lit
-                        total = _v2_weighted_cum(crow, cum, padded, lo_code)
-                        r = _v2_scaled_range(rng, total, recip)
+                        m, sh = _v2_scale(_v2_weighted_cum(crow, cum, padded, lo_code), recip)
+                        r = rng >> 15
                         target = _v2_quotient(code, r)
-                        if target >= total:
+                        if target >= ((cum[_V2_SYMBOLS] * m) >> sh) + _V2_SYMBOLS:
                             return b
-                        sym, lo, fs = _v2_search_cum(cum, target)
+                        sym, lo, fs = _v2_search_cum(cum, target, m, sh)
                     else:
-                        total = np.int64(1 << 15)
                         r = rng >> 15
                         target = _v2_quotient(code, r)
                         if target >= 1 << 15:
                             return b
                         sym, lo, fs = _v2_search_plain(crow, target)
+                    total = np.int64(1 << 15)
                     code -= r * lo
                     rng = r * fs
                     pos, code, rng = _v2_refill(stream, pos, code, rng)

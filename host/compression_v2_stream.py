@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid
+from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid, restart_tables
 from spikeforge.firmware.errors import ConfigError
 
 from .compression import CompressedBlockError, decode_v2
@@ -47,16 +47,21 @@ class V2SegmentDecoder:
     ``decoded_sweeps``; ``lost_sweeps`` (blocks that never came, and the received blocks
     of a segment one of whose blocks is missing, or of a segment joined after its sync
     block); ``undecoded_sweeps`` (the segment still open at :meth:`finish`, not flushed);
-    ``damaged_sweeps`` (a complete segment that did not decode: a grid, code weights or
-    configuration that is not the device's; ``errors`` says why); ``gaps``: breaks in the
+    ``damaged_sweeps`` (a complete segment that did not decode: a grid, code weights, restart
+    prior or configuration that is not the device's; ``errors`` says why); ``gaps``: breaks in the
     seqs (a frame whose seq is not the one after the last frame's). A seq below the ones
     seen is taken as the device's restart.
+
+    ``prior``: the restart prior the device's coder (re)starts its context tables from
+    (``codec_v2.restart_prior`` builds with PRIOR_ON set, ``Device.load_prior``); None: the
+    built-in initial tables.
     """
 
     channels: int
     config: CodecV2Config
     grid: ValueGrid | None = None
     weights: np.ndarray | None = None
+    prior: np.ndarray | None = None
     decoded_sweeps: int = 0
     lost_sweeps: int = 0
     undecoded_sweeps: int = 0
@@ -75,6 +80,8 @@ class V2SegmentDecoder:
         if self.config.grid and self.grid is None:
             raise ConfigError("codec_v2 codes over a value grid: give the segment decoder "
                               "the grid the device was loaded with")
+        if self.prior is not None:
+            restart_tables(self.config, self.prior)     # its shape and rows, checked once
 
     @property
     def pending_blocks(self) -> int:
@@ -144,7 +151,7 @@ class V2SegmentDecoder:
         sweeps = len(blocks) * self.config.block_sweeps
         try:
             samples = decode_v2(blocks, self.channels, self.config, self.grid, self.weights,
-                                sweeps=sweeps)
+                                sweeps=sweeps, prior=self.prior)
         except CompressedBlockError as error:
             self.damaged_sweeps += sweeps
             self.errors.append(f"segment from block {start}: {error}")

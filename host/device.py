@@ -38,7 +38,8 @@ host chose last for the device; any other is refused (reset the device). Without
 Codebook (``codec.codebook`` builds): :meth:`load_codebook` writes the coder's value table
 over the control path, verifies it, and hands the same table to this Device's decoder, so
 COMPRESSED frames decode with the table the device codes with. Value grid (``codec_v2.grid``
-builds): :meth:`load_grid` likewise writes the v2 coder's grid and decodes with it;
+builds): :meth:`load_grid` likewise writes the v2 coder's grid and decodes with it, and
+:meth:`load_prior` the v2 coder's restart prior (``codec_v2.restart_prior`` builds);
 :meth:`switch_to_lossless` then writes the mode (the framer keeps sending raw frames until its
 first coded block, so no sweep falls between them).
 """
@@ -52,13 +53,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import serial
 import serial.tools.list_ports
 
 from spikeforge.firmware.compression import Codebook, codebook_entry_word
-from spikeforge.firmware.compression_v2 import ValueGrid
+from spikeforge.firmware.compression_v2 import ValueGrid, prior_words
 from spikeforge.firmware.config import SystemConfig, format_channels
-from spikeforge.firmware.errors import SpikeforgeError
+from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 from spikeforge.firmware.registers import REGISTERS, Register, register
 from spikeforge.firmware.rhd2000 import CHIPS, ChipKind
 from spikeforge.firmware.stream_cipher import SESSION_BITS
@@ -793,6 +795,56 @@ class Device:
             word = grid_entry_word(index, value)
             self._write_codebook("GRID_ENTRY", word, word, deadline, what="value grid")
         self._decoder.grid = grid
+
+    # -- restart prior (codec_v2.restart_prior builds; docs/recording.md, "Restart prior") --
+    @property
+    def prior(self) -> np.ndarray | None:
+        """The restart prior v2 COMPRESSED frames are decoded with (set by
+        :meth:`load_prior`; None: the coder's built-in initial tables)."""
+        return self._decoder.prior
+
+    def load_prior(self, prior: np.ndarray, *, refused_timeout_s: float = 2.0) -> None:
+        """Load ``prior`` into the device's v2 coder, switch it on, and decode COMPRESSED
+        frames with it.
+
+        Learns nothing: the prior (``(contexts, SYMBOLS + 1)`` cumulative frequencies at
+        CDF_STATE_BITS) comes from the caller, e.g. ``spikeforge learn-prior`` on recordings
+        of the same ADC (:func:`~spikeforge.sim.compression_bench.restart_prior_from`).
+        Writes PRIOR_ON = 0 (the coder restarts from its initial tables while the rows
+        change), one PRIOR_ENTRY per entry (:func:`~spikeforge.firmware.compression_v2.
+        prior_words`: ``contexts x PRIOR_ENTRIES`` commands), then PRIOR_ON = 1; each write is
+        checked in its reply (the register holds what was written).
+
+        The device refuses prior writes while its bandwidth mode is lossless (and until its
+        coder starts the next block after leaving it): load in another mode, then
+        :meth:`switch_to_lossless`. Raises :class:`RegisterRefused` in lossless mode, if a
+        write stays refused for ``refused_timeout_s`` or if the build has no restart prior;
+        :class:`ConfigError` (before any write) if ``prior`` is not a prior for the build's
+        coder (its shape or rows).
+        """
+        config = self.config or self.identify()
+        codec = config.codec_v2
+        if not (codec.enabled and codec.restart_prior):
+            raise RegisterRefused(
+                "the device's coder has no restart prior (it was built with "
+                f"codec_v2.enabled={codec.enabled}, codec_v2.restart_prior="
+                f"{codec.restart_prior}); rebuild it with codec_v2 restart_prior=True to "
+                "load one, or record without a prior")
+        try:
+            words = prior_words(codec, prior)
+        except ConfigError as exc:
+            raise ConfigError(f"cannot load the restart prior: {exc}") from None
+        if self.mode() == "lossless":
+            raise RegisterRefused(
+                "the device refuses restart-prior writes in lossless mode (a segment must "
+                "restart from one prior); switch to raw first (set_mode('raw')), load the "
+                "prior, then switch_to_lossless()")
+        deadline = time.monotonic() + refused_timeout_s
+        self._write_codebook("PRIOR_ON", 0, 0, deadline, what="restart prior")
+        for word in words:
+            self._write_codebook("PRIOR_ENTRY", word, word, deadline, what="restart prior")
+        self._write_codebook("PRIOR_ON", 1, 1, deadline, what="restart prior")
+        self._decoder.prior = np.array(prior, dtype=np.int64)
 
     def switch_to_lossless(self) -> None:
         """Switch from raw to lossless so that the stream goes on without a hole.

@@ -454,6 +454,10 @@ class StreamDecoder:
     grid:
         The value grid the device's v2 coder was loaded with (:class:`ValueGrid`), needed
         to decode COMPRESSED frames of a ``codec_v2`` built with ``grid=True``.
+    prior:
+        The restart prior the device's v2 coder was loaded with and restarts from
+        (``codec_v2.restart_prior`` builds, PRIOR_ON set: ``Device.load_prior``); None: the
+        built-in initial tables. Setting it also sets the running v2 segment decoder's.
 
     opener:
         The encrypted stream (:class:`~spikeforge.host.cipher.FrameOpener`): every frame
@@ -491,13 +495,15 @@ class StreamDecoder:
                  max_pending_frames: int = 4096,
                  codebook: Codebook | None = None,
                  opener: "FrameOpener | None" = None,
-                 grid: ValueGrid | None = None) -> None:
+                 grid: ValueGrid | None = None,
+                 prior: np.ndarray | None = None) -> None:
         self.stats = LinkStats()
         self.opener = opener
         self.codebook = codebook
         self.grid = grid
         #: The v2 segment decoder of the current configuration (None: no v2 frame yet).
         self.v2: V2SegmentDecoder | None = None
+        self._prior = prior
         self.parser = FrameParser(max_payload_bytes, stats=self.stats)
         self.config = config
         self.last_error: WireFormatError | ConfigError | None = None
@@ -508,6 +514,21 @@ class StreamDecoder:
         #: The device sweep at which the host restarted a stream it had stopped (None: no
         #: pause pending): the seq jump onto the first frame at or after it is the pause.
         self._restarted_at: int | None = None
+
+    @property
+    def prior(self) -> np.ndarray | None:
+        """The restart prior v2 COMPRESSED frames are decoded with (None: the initial
+        tables)."""
+        return self._prior
+
+    @prior.setter
+    def prior(self, rows: np.ndarray | None) -> None:
+        # The host loads a prior outside lossless: a segment still open was cut by the
+        # switch and never decodes, every later one restarts from the new prior.
+        self._prior = rows
+        if self.v2 is not None and self.config is not None \
+                and self.config.codec_v2.restart_prior:
+            self.v2.prior = rows
 
     # -- deliberate pauses --
     def stream_restarted(self, at_sweep: int) -> None:
@@ -653,12 +674,15 @@ class StreamDecoder:
             from .compression_v2_stream import V2SegmentDecoder
 
             try:
-                self.v2 = V2SegmentDecoder(self.config.channels, self.config.codec_v2,
-                                           self.grid if self.config.codec_v2.grid else None)
+                codec_v2 = self.config.codec_v2
+                self.v2 = V2SegmentDecoder(
+                    self.config.channels, codec_v2, self.grid if codec_v2.grid else None,
+                    prior=self.prior if codec_v2.restart_prior else None)
             except ConfigError as error:
                 self._reject(WireFormatError(
-                    f"compressed frame seq {frame.seq} of a v2 coder over a value grid, but "
-                    f"no grid was given ({error}); pass StreamDecoder(grid=...)"))
+                    f"compressed frame seq {frame.seq} of a v2 coder that this decoder cannot "
+                    f"follow ({error}); pass StreamDecoder(grid=..., prior=...) as the device "
+                    "was loaded"))
                 return
         damaged = len(self.v2.errors)
         self._v2_items(self.v2.push(frame.seq, frame.payload), items)

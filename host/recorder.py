@@ -11,7 +11,8 @@ bandwidth mode, channel mask; creates the Open Ephys writer), ``run`` (the loop 
 device's stream) and ``close``. Lossless from a v2 build with a value grid
 (``codec_v2.grid``) starts raw: the grid is learned from the first ``learn_seconds`` of the
 recording, loaded, and the device switched to lossless at a sync block
-(:class:`GridLearning`). Each continuous stream goes through a
+(:class:`GridLearning`); a restart prior (``codec_v2.restart_prior`` builds) is loaded before
+the stream starts. Each continuous stream goes through a
 :class:`~spikeforge.host.sinks.StreamWindow`, which cuts it at the duration and turns gaps
 into losses, and everything decoded goes to the recording's sinks
 (:mod:`spikeforge.host.sinks`): the Open Ephys writer, and any extra ones given.
@@ -45,6 +46,7 @@ from .udp import link_record, udp_stats
 
 if TYPE_CHECKING:
     from .encrypted_recording import Recipient
+    from .restart_prior import RestartPrior
 
 __all__ = ["RecordingStatus", "Recorder", "record", "DiskFull", "RecordingModeError",
            "RECORDABLE_MODES", "OutputFolderError", "RecordingWriteError",
@@ -132,8 +134,8 @@ def control_path_warning(config: SystemConfig) -> str | None:
     return (f"at {config.baud:,} baud a {config.clock_hz / 1e6:g} MHz clock gives "
             f"{config.uart_divisor} clock cycle(s) per bit and the UART receiver needs "
             f"{MIN_RX_DIVISOR}: the device has no control path (it streams, but takes no "
-            f"commands: no --mode, --channels-enabled, --codebook-from, status --stop). "
-            f"Use baud <= {config.clock_hz // MIN_RX_DIVISOR:,} to keep it")
+            "commands: no --mode, --channels-enabled, --codebook-from, --restart-prior, "
+            f"status --stop). Use baud <= {config.clock_hz // MIN_RX_DIVISOR:,} to keep it")
 
 
 class RecordingWriteError(SpikeforgeError):
@@ -294,6 +296,14 @@ class Recorder:
     :meth:`Device.load_codebook`); COMPRESSED frames are decoded with it, and it is kept in
     ``spikeforge.json``.
 
+    ``prior``: a :class:`~spikeforge.host.restart_prior.RestartPrior` to load into the
+    device's v2 coder (``codec_v2.restart_prior`` builds, ``mode="lossless"``, needs the
+    control path): loaded (:meth:`Device.load_prior`) with the device in raw before the
+    stream starts, so before lossless, and COMPRESSED frames are decoded with it.
+    ``spikeforge.json`` keeps its file and digest (``restart_prior``). A build without a
+    restart prior, another mode or a prior that does not fit the build's coder is refused
+    before anything is written (:class:`RecordingModeError`, ``ConfigError``).
+
     ``sinks``: further consumers of the recording (:class:`~spikeforge.host.sinks.Sink`);
     each receives exactly the calls the Open Ephys writer receives, after it. ``out`` None:
     nothing is written to disk, the sinks are the recording's only consumers (live
@@ -320,7 +330,8 @@ class Recorder:
                  codebook: Codebook | None = None,
                  sinks: "list[Sink] | tuple[Sink, ...]" = (),
                  overload: str = "warn", encrypt_to: "Recipient | None" = None,
-                 learn_seconds: float = LEARN_SECONDS):
+                 learn_seconds: float = LEARN_SECONDS,
+                 prior: "RestartPrior | None" = None):
         if overload not in OVERLOAD_POLICIES:
             raise ValueError(f"overload must be one of {', '.join(OVERLOAD_POLICIES)}, "
                              f"not {overload!r}")
@@ -334,6 +345,7 @@ class Recorder:
         self.mode = mode
         self.channels = channels
         self.codebook = codebook
+        self.prior = prior
         if not learn_seconds > 0:
             raise ValueError(f"learn_seconds must be above 0, not {learn_seconds!r}")
         self.learn_seconds = learn_seconds
@@ -376,6 +388,8 @@ class Recorder:
             self.facts = {"grid": None, "grid_learning": {
                 "learn_seconds": self.learn_seconds, "sweeps": self.learning.sweeps,
                 "state": "learning (raw)"}}
+        if self.prior is not None:
+            self.facts["restart_prior"] = {**self.prior.facts(), "loaded": False}
         self._configure_device()
         mode_in_force = self.mode or (self.device.mode() if self.control else None)
         enabled = self.device.enabled_channels or self.config.enabled_channels
@@ -407,6 +421,8 @@ class Recorder:
                 f"the recorder records continuous samples: mode must be one of "
                 f"{', '.join(RECORDABLE_MODES)}, not {self.mode!r} (mode events carries no "
                 "continuous stream; record events+lfp on a build with SystemConfig.lfp)")
+        if self.prior is not None:
+            self._refuse_prior()
         if self.mode is not None and not self.control:
             raise DeviceNoControl(
                 f"recording in bandwidth mode {self.mode!r} needs the device's control path, "
@@ -416,6 +432,26 @@ class Recorder:
                 "recording chosen channels needs a device that answers commands (the channel "
                 "mask is set through its registers); record every channel, or use a build "
                 "with the control path")
+
+    def _refuse_prior(self) -> None:
+        """A restart prior needs a lossless recording from a build that holds one, the
+        control path, and rows that fit the build's coder."""
+        codec = self.config.codec_v2
+        if not (codec.enabled and codec.restart_prior):
+            raise RecordingModeError(
+                f"the device's build has no restart prior (codec_v2.enabled={codec.enabled}, "
+                f"codec_v2.restart_prior={codec.restart_prior}), so {self.prior.source} "
+                "cannot be loaded; rebuild with codec_v2 restart_prior=True (and sync_blocks "
+                "> 0), or record without --restart-prior")
+        if self.mode != "lossless":
+            raise RecordingModeError(
+                f"a restart prior is for lossless recordings, not mode {self.mode!r}; record "
+                "with --mode lossless, or without --restart-prior")
+        if not self.control:
+            raise DeviceNoControl(
+                f"loading a restart prior needs the device's control path, and "
+                f"{self.device.url} does not answer commands; record without --restart-prior")
+        self.prior.check(codec)
 
     def _check_link_load(self) -> None:
         """Before the stream starts: the link must carry what is asked (``overload``)."""
@@ -432,6 +468,17 @@ class Recorder:
     def _configure_device(self) -> None:
         """Codebook, mode and channel mask (or learn the mask in force); start the stream."""
         device = self.device
+        if self.prior is not None:
+            # stopped while its contexts x PRIOR_ENTRIES commands go: the frames the device
+            # would stream meanwhile are a backlog the recording would start with (the
+            # frames from before the restart are skipped, see _before_restart)
+            device.stop()
+            if device.mode() == "lossless":
+                device.set_mode("raw")   # the device takes a prior only outside lossless
+            device.load_prior(self.prior.rows)
+            self.facts["restart_prior"]["loaded"] = True
+            _log.info("restart prior %s loaded (%d context tables)", self.prior.source,
+                      len(self.prior.rows))
         if self.codebook is not None:
             if device.mode() == "lossless":
                 device.set_mode("raw")   # the device takes a codebook only outside lossless
@@ -705,13 +752,14 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
            channels: "list[int] | tuple[int, ...] | None" = None,
            codebook: Codebook | None = None,
            sinks: "list[Sink] | tuple[Sink, ...]" = (),
-           overload: str = "warn", learn_seconds: float = LEARN_SECONDS) -> RecordingStatus:
+           overload: str = "warn", learn_seconds: float = LEARN_SECONDS,
+           prior: "RestartPrior | None" = None) -> RecordingStatus:
     """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever):
     :class:`Recorder` ``.prepare()`` then ``.run()``; the arguments are :class:`Recorder`'s.
     Returns the final status."""
     recorder = Recorder(device, out, duration_s=duration_s, flush_interval_s=flush_interval_s,
                         on_status=on_status, control=control, mode=mode, channels=channels,
                         codebook=codebook, sinks=sinks, overload=overload,
-                        learn_seconds=learn_seconds)
+                        learn_seconds=learn_seconds, prior=prior)
     recorder.prepare()
     return recorder.run()

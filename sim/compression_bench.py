@@ -224,13 +224,15 @@ LEARN_SECONDS = 0.005
 class Calibration:
     """A device's code-weight table (:func:`~spikeforge.firmware.compression_v2.
     learn_code_weights`), learned from other recordings of the same ADC, never from the one
-    being coded; it applies to recordings whose learned grid is ``grid``."""
+    being coded; it applies to recordings whose learned grid is ``grid``. ``weights`` None:
+    code without them (``--no-code-weights``: as the gateware, which has none)."""
 
     grid: Any
-    weights: np.ndarray
+    weights: np.ndarray | None
     source: str
     #: With ``--restart-prior``: the context tables every (re)start of coder-v2 begins
-    #: from (:func:`restart_prior_from`; a model option, not in the gateware).
+    #: from (:func:`restart_prior_from`; a build with ``codec_v2.restart_prior`` and the
+    #: prior loaded).
     prior: np.ndarray | None = None
 
 
@@ -260,7 +262,8 @@ def restart_prior_from(recordings: list[Recording], config: Any) -> np.ndarray |
     ends = []
     for r in recordings:
         learn, grid = _device_grid(r, r.samples, LEARN_SECONDS, config.grid_bits)
-        cfg = replace(config, sync_blocks=0, grid=grid is not None, code_weights=False)
+        cfg = replace(config, sync_blocks=0, grid=grid is not None, code_weights=False,
+                      restart_prior=False)
         tables, _ = restart_tables(cfg)
         encode_v2_stream(r.samples[learn:], cfg, grid, end_tables=tables)
         ends.append(tables)
@@ -322,9 +325,10 @@ def coder_v2_codec(config: Any = None, learn_seconds: float = LEARN_SECONDS,
                 "code_weights": state["weights"] is not None}
 
     weights_note = ("" if calibration is None else
-                    f", code weights from {calibration.source}"
+                    (f", code weights from {calibration.source}"
+                     if calibration.weights is not None else ", no code weights")
                     + ("" if calibration.prior is None else
-                       ", (re)starts from tables learned there (model only)"))
+                       f", (re)starts from tables learned from {calibration.source}"))
     return Codec(CODER_V2, enc, size, dec,
                  f"v2 (LMS {base.taps} taps{' + level tap' if base.level_tap else ''} + range "
                  f"coder, {base.contexts} shared context tables), block {base.block_sweeps} "

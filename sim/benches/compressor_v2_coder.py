@@ -20,7 +20,13 @@ from amaranth.hdl import Shape
 from spikeforge.firmware.compression_v2 import ESCAPE
 from spikeforge.hdl.compressor_v2 import SampleInLayout
 from spikeforge.hdl.compressor_v2_coder import SLOTS, CodedTokensLayout
-from spikeforge.sim.compressor_v2_cases import grid_of, load_grid, v2_bench_inputs
+from spikeforge.sim.compressor_v2_cases import (
+    grid_of,
+    load_grid,
+    load_prior,
+    prior_of,
+    v2_bench_inputs,
+)
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, ready_pattern
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 from spikeforge.sim.models.compressor_v2_stages import (
@@ -76,9 +82,10 @@ async def coded_bytes_match_model(dut):
     codec, channels, sweeps, rng, samples = v2_bench_inputs(params)
     per_block = channels * codec.block_sweeps
     grid = grid_of(params["stimulus"]) if codec.grid else None
-    stream, golden_ends, verbatim = encode_v2_stream(samples, codec, grid)
+    prior = prior_of(params, codec)
+    stream, golden_ends, verbatim = encode_v2_stream(samples, codec, grid, prior=prior)
     expected, expected_ends = bytes(stream), [int(end) for end in golden_ends]
-    rows = symbol_stream_v2(samples, codec, grid)
+    rows = symbol_stream_v2(samples, codec, grid, prior=prior)
     split = range_code_v2(rows, per_block, codec.sync_blocks)
     assert split == (expected, expected_ends), "symbol model + budget + range coder != model"
 
@@ -86,6 +93,7 @@ async def coded_bytes_match_model(dut):
     dut.flush.value = 0
     await bench.reset()
     await load_grid(dut, grid)
+    await load_prior(dut, codec, prior)
     random_idle = params["stall"] != "none"
     idle = (rng.choice([0, 0, 0, 1, 2]) if random_idle else 0 for _ in itertools.count())
     sink = StreamSink(dut, "o", ready_pattern=ready_pattern(rng, params["stall"]))

@@ -22,7 +22,13 @@ from cocotb.triggers import FallingEdge, ReadOnly
 from spikeforge.firmware.compression_v2 import CodecV2Config
 from spikeforge.hdl.block_packer import CompressedWordLayout
 from spikeforge.host.compression import decode_v2
-from spikeforge.sim.compressor_v2_cases import grid_of, load_grid, v2_stimulus
+from spikeforge.sim.compressor_v2_cases import (
+    grid_of,
+    load_grid,
+    load_prior,
+    prior_of,
+    v2_stimulus,
+)
 from spikeforge.sim.drivers import Bench
 from spikeforge.sim.lossless_v2_cases import expected_blocks, limit_block
 from spikeforge.sim.runner import bench_parameters, report
@@ -98,7 +104,8 @@ async def words_match_model_and_decode(dut):
     limit, overflow = int(params["limit"]), bool(params["overflow"])
     samples = v2_stimulus(params["stimulus"], sweeps, channels, int(params["seed"]))
     grid = grid_of(params["stimulus"]) if codec.grid else None
-    model = expected_blocks(samples, codec, grid)
+    prior = prior_of(params, codec)
+    model = expected_blocks(samples, codec, grid, prior)
     expected = [limit_block(block, limit) for block in model]
     fields = _word_fields()
     assert Shape.cast(CompressedWordLayout()).width == len(dut.o__payload)
@@ -113,6 +120,7 @@ async def words_match_model_and_decode(dut):
     if coder_period_ps:
         dut.coder_rst.value = 0
     await load_grid(dut, grid)
+    await load_prior(dut, codec, prior)
     # one watcher for the output words and block_start (``o`` is always ready: every cycle
     # with ``valid`` is a transfer)
     words: list[tuple[int, int]] = []
@@ -186,7 +194,7 @@ async def words_match_model_and_decode(dut):
     damaged = sum(d for _, _, d in expected)
     if not damaged:
         blocks = [b"".join(w.to_bytes(2, "little") for w in b["words"]) for b in got]
-        decoded = decode_v2(blocks, channels, codec, grid, sweeps=sweeps)
+        decoded = decode_v2(blocks, channels, codec, grid, sweeps=sweeps, prior=prior)
         mismatch = (decoded != samples).nonzero()
         assert not len(mismatch[0]), (
             f"decode_v2 of the RTL's words differs from the samples at sweep "

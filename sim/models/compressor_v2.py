@@ -5,9 +5,9 @@ exact (the definition the gateware must match).
 The contract (alphabet, parameters, grid, worst case) is
 :mod:`spikeforge.firmware.compression_v2`; the host decoder
 :func:`spikeforge.host.compression.decode_v2`. The coder is sequential per channel, so the
-kernel is one loop, compiled with numba. Integer only; the encoder never divides (the range
-is divided by a non-power-of-two total through :func:`~spikeforge.firmware.compression_v2.
-reciprocal_table`).
+kernel is one loop, compiled with numba. Integer only; the encoder never divides (with code
+weights, a symbol's weighted interval is scaled to the coder's power-of-two total through
+:func:`~spikeforge.firmware.compression_v2.reciprocal_table`, outside the range's loop).
 """
 
 import numba
@@ -18,6 +18,7 @@ from spikeforge.firmware.compression_v2 import (
     BUDGET_SLACK_EIGHTHS,
     CDF_BITS,
     CDF_STATE_BITS,
+    CDF_TOTAL,
     DC_FRAC_BITS,
     DC_RATE,
     ESCAPE,
@@ -183,20 +184,32 @@ def _bit_length(x):
     return n
 
 
+_DROP = CDF_STATE_BITS - CDF_BITS
+
+
 @numba.njit(cache=True, inline="always")
-def _range_per_unit(rng, total, recip):
-    """range / total, rounded down, without a divider: the reciprocal of total's top
-    RECIPROCAL_BITS bits (rounded up) from a table, one multiply and a shift."""
+def _scaled_cum(cum, j, total, recip):
+    """Weighted cumulative frequency ``cum`` (of symbol ``j``, of ``total``) on the coder's
+    power-of-two total: ``((cum * m) >> (18 + sh)) + j``, where ``m`` is the reciprocal of
+    total's top RECIPROCAL_BITS bits (rounded up) less 2**-9 of itself, so that the last
+    symbol's scaled end stays below CDF_TOTAL and every symbol keeps a frequency >= 1."""
     sh = _bit_length(total) - RECIPROCAL_BITS
     if sh < 0:
         sh = 0
     q = total >> sh
     if (q << sh) != total:
         q += 1
-    return ((rng >> 8) * recip[q]) >> (25 + sh)
+    m = recip[q] - (recip[q] >> 9)
+    return ((cum * m) >> (18 + sh)) + j
 
 
-_DROP = CDF_STATE_BITS - CDF_BITS
+@numba.njit(cache=True, inline="always")
+def _to_power_of_two(lo, f, sym, total, recip):
+    """A weighted symbol's (low, frequency) of ``total`` as (low, frequency) of CDF_TOTAL:
+    feed-forward, so that the range coder's loop is the unweighted one (``range >>
+    CDF_BITS``, one multiply)."""
+    low = _scaled_cum(lo, sym, total, recip)
+    return low, _scaled_cum(lo + f, sym + 1, total, recip) - low
 
 
 @numba.njit(cache=True, inline="always")
@@ -332,14 +345,18 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
                 crow = cdf[ctx]
                 ue = 2 * e if e >= 0 else -2 * e - 1
                 if coded:
-                    total = _frequencies(crow, freq, use_weights and k == 0, padded,
-                                         prev[c] + p, code_max)
+                    weighted = use_weights and k == 0
+                    total = _frequencies(crow, freq, weighted, padded, prev[c] + p, code_max)
                     lo = 0
                     for j in range(sym):
                         lo += freq[j]
-                    r = _range_per_unit(rc[1], total, recip)
+                    fs = freq[sym]
+                    if weighted:
+                        lo, fs = _to_power_of_two(lo, fs, sym, total, recip)
+                        total = CDF_TOTAL
+                    r = rc[1] >> CDF_BITS
                     rc[0] += r * lo
-                    rc[1] = r * freq[sym]
+                    rc[1] = r * fs
                     _normalise(rc, out)
                     if escape:
                         off = v - table[s]
@@ -354,7 +371,7 @@ def _encode_kernel(samples, block_sweeps, sync_blocks, taps, weight_bits, mu, ra
                         if k > 0:
                             _encode_raw(rc, out, e - (es << k), k)
                             raw += k
-                    account += _cost_eighths(freq[sym], total, raw) - 128
+                    account += _cost_eighths(fs, total, raw) - 128
                     if account < ACCOUNT_FLOOR_EIGHTHS:
                         account = ACCOUNT_FLOOR_EIGHTHS
                 else:

@@ -40,7 +40,7 @@ from spikeforge.firmware.compression_v2 import (
     ValueGrid,
     context_and_shift,
     cost_eighths,
-    initial_cdf,
+    restart_tables,
 )
 from spikeforge.firmware.errors import ConfigError
 from spikeforge.hdl.compressor_v2 import check_symbol_config
@@ -73,7 +73,8 @@ def _length_coded(x: int) -> tuple[int, int, int]:
 
 
 def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
-                     grid: ValueGrid | None = None) -> np.ndarray:
+                     grid: ValueGrid | None = None, *,
+                     prior: np.ndarray | None = None) -> np.ndarray:
     """Per sample of ``samples`` (int16, ``(sweeps, channels)``, channel-serial order) the
     row :data:`SYMBOL_FIELDS`: context, symbol, ``low`` (cumulative frequency below the
     symbol), ``frequency`` (total 2**CDF_BITS), the bucket's raw bits (``high_bits``,
@@ -83,7 +84,9 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
 
     With ``config.grid`` the samples are coded as their codes on ``grid`` (the model's
     ``s``); a sample off the grid is an ESCAPE, its raw fields ``length_e``, ``high_bits``
-    (``high_count``), ``length_o``, ``low_bits`` (``low_count``)."""
+    (``high_count``), ``length_o``, ``low_bits`` (``low_count``). ``prior``: the tables
+    every start and sync block begins from (:func:`~spikeforge.firmware.compression_v2.
+    restart_tables`; None: the initial CDF)."""
     check_symbol_config(config)
     if config.grid and grid is None:
         raise ConfigError("codec v2 configured with grid=True but no value grid given; "
@@ -97,12 +100,13 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
     h_lim = (1 << (HISTORY_BITS - 1)) - 1
     half = 1 << (config.weight_bits - 1)
     out = np.zeros((sweeps * channels, len(SYMBOL_FIELDS)), np.int64)
+    rows0, count0 = restart_tables(config, prior)
     row = 0
     sync_sweeps = config.sync_blocks * config.block_sweeps
     for n in range(sweeps):
         if n == 0 or (sync_sweeps and n % sync_sweeps == 0):
-            cdf = [[c << _DROP for c in initial_cdf()] for _ in range(config.contexts)]
-            count = [0] * config.contexts
+            cdf = [[int(c) for c in row] for row in rows0]
+            count = [count0] * config.contexts
             weights = [[0] * taps for _ in range(channels)]
             hist = [[0] * taps for _ in range(channels)]
             prev = [0] * channels

@@ -14,12 +14,12 @@ import sys
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.host.errors import ExitCode, exit_code_of
 
-from . import bench, boards, budget, config, decrypt, key, record, report, sim, stream
+from . import bench, boards, budget, config, decrypt, key, prior, record, report, sim, stream
 
 __all__ = ["main", "build_parser"]
 
 #: The command families, in the order ``spikeforge --help`` lists them.
-FAMILIES = (sim, boards, record, stream, bench, budget, config, report, key, decrypt)
+FAMILIES = (sim, boards, record, prior, stream, bench, budget, config, report, key, decrypt)
 
 
 def build_parser() -> argparse.ArgumentParser:

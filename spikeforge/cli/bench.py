@@ -79,7 +79,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     compress.add_argument("--restart-prior", dest="restart_prior", action="store_true",
                           help="coder-v2 (re)starts its context tables from those learned "
                                "on the --calibrate-from recordings instead of the flat "
-                               "initial ones (a model option, not in the gateware yet)")
+                               "initial ones (a build with codec_v2 restart_prior and the "
+                               "prior loaded: spikeforge learn-prior, record --restart-prior)")
+    compress.add_argument("--no-code-weights", dest="code_weights", action="store_false",
+                          help="with --calibrate-from, code without code weights (the "
+                               "gateware has none; with --restart-prior: as built in "
+                               "boards/full-v2.json)")
     compress.add_argument("--json", metavar="FILE.json", help="write machine-readable results")
     compress.set_defaults(run=cmd_bench_compress)
 
@@ -259,6 +264,8 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
         if calibration is not None and args.restart_prior:
             calibration = replace(calibration, prior=cb.restart_prior_from(
                 calibration_recordings, v2_config))
+        if calibration is not None and not args.code_weights:
+            calibration = replace(calibration, weights=None)
     codecs = cb.coder_codecs(codec_config, calibration, v2_config) + cb.reference_codecs()
     print(f"compression benchmark: {len(recordings)} recordings, codecs "
           f"{', '.join(c.name for c in codecs)}", flush=True)
@@ -276,7 +283,7 @@ def cmd_bench_compress(args: argparse.Namespace) -> int:
                     "paths": [str(p) for p in args.paths], "seconds": args.seconds,
                     "synthetic": not args.no_synthetic, "stack": args.stack,
                     "block_sweeps": args.block_sweeps, "sync_blocks": args.sync_blocks,
-                    "restart_prior": args.restart_prior,
+                    "restart_prior": args.restart_prior, "code_weights": args.code_weights,
                     "codecs": {c.name: c.note for c in codecs}}
         Path(args.json).write_text(json.dumps(cb.to_json(rows, settings), indent=2) + "\n")
         print(f"\nwritten to {args.json}")

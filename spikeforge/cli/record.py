@@ -58,6 +58,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                           "says otherwise")
     rec.add_argument("--codebook-channels", type=int, metavar="N",
                      help="channels of a flat int16 --codebook-from recording")
+    rec.add_argument("--restart-prior", dest="restart_prior", metavar="FILE.npy",
+                     help="load this restart prior into the v2 coder before recording "
+                          "(builds with codec_v2 restart_prior=True): every sync block "
+                          "restarts its context tables from it instead of the flat initial "
+                          "ones. Learn it with `spikeforge learn-prior` from recordings of "
+                          "the same ADC; spikeforge.json keeps its file and digest. Records "
+                          "in lossless mode")
     add_privacy_options(rec, encrypt=True)    # --key NAME, --encrypt-to RECIPIENT.pub
     from .stream import add_lsl_options
 
@@ -185,7 +192,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     check_output_folder(Path(args.out))     # before any board starts
     encrypt_recipient(args)                 # a bad --encrypt-to key file too
-    mode = args.mode or ("lossless" if args.codebook_from is not None else None)
+    mode = args.mode or ("lossless" if args.codebook_from is not None
+                         or args.restart_prior is not None else None)
+    prior = _record_prior(args)             # a bad --restart-prior file too
     _check_sim_link(args, mode)             # before the virtual board starts
 
     def show(status) -> None:
@@ -200,12 +209,15 @@ def cmd_record(args: argparse.Namespace) -> int:
             print(f"loading the codebook: {len(codebook.values)} values, base "
                   f"{codebook.base}, multiplier {codebook.multiplier}, shift "
                   f"{codebook.shift}", file=sys.stderr)
+        if prior is not None:
+            print(f"loading the restart prior {prior.source}: {len(prior.rows)} context "
+                  "tables, one command per entry, before the stream starts", file=sys.stderr)
         _say_learning(device, mode, args)
         final = run_recorder(device, Path(args.out), args, duration_s=args.duration,
                              on_status=show,
                              mode=mode, channels=_channels_enabled(args), codebook=codebook,
                              overload="warn" if args.allow_loss else "refuse",
-                             encrypt_to=encrypt_recipient(args),
+                             encrypt_to=encrypt_recipient(args), prior=prior,
                              **_learning(args))
     print(f"recording ended ({final.ended}): {args.out}")
     if final.samples_lost:
@@ -256,6 +268,16 @@ def _record_codebook(args: argparse.Namespace):
     from spikeforge.host.compression import codebook_from_file
 
     return codebook_from_file(args.codebook_from, args.codebook_channels)
+
+
+def _record_prior(args: argparse.Namespace):
+    """``record --restart-prior FILE.npy``: the prior to load (None without the option)."""
+    path = getattr(args, "restart_prior", None)
+    if path is None:
+        return None
+    from spikeforge.host.restart_prior import read_prior
+
+    return read_prior(path)
 
 
 def _say_learning(device, mode: str | None, args: argparse.Namespace) -> None:

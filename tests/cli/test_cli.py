@@ -21,8 +21,8 @@ from spikeforge.firmware.errors import ConfigError
 from spikeforge.host.errors import DeviceError, DeviceNotFound, ExitCode, exit_code_of
 
 COMMANDS = {"sim", "sim-board", "build", "flash", "boards", "figures", "decode", "record",
-            "status", "export", "bench", "budget", "config", "key", "stream", "report",
-            "decrypt"}
+            "status", "export", "learn-prior", "bench", "budget", "config", "key", "stream",
+            "report", "decrypt"}
 PACKAGE_ROOT = Path(spikeforge.__file__).parent.parent
 
 

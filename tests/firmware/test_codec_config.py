@@ -1,6 +1,7 @@
 """The codec's configuration travels with SystemConfig: dicts and the IDENTITY frame."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -95,3 +96,20 @@ def test_a_bad_codec_v2_in_the_identity_is_a_wire_error():
     payload[offset + 1:offset + 3] = (0).to_bytes(2, "little")    # block_sweeps 0
     with pytest.raises(WireFormatError, match="block_sweeps"):
         decode_identity(bytes(payload))
+
+
+def test_the_identity_carries_the_restart_prior():
+    """codec_v2's last identity byte: bit 0 code_weights, bit 1 restart_prior; any higher
+    bit is refused (a host that predates it must not misread the device)."""
+    without = _v2_config()
+    with_prior = without.replace(codec_v2=replace(without.codec_v2, restart_prior=True))
+    assert decode_identity(encode_identity(with_prior)) == with_prior
+    assert decode_identity(encode_identity(with_prior)).codec_v2.restart_prior
+    assert not decode_identity(encode_identity(without)).codec_v2.restart_prior
+    plain, prior = encode_identity(without), encode_identity(with_prior)
+    (offset,) = [i for i in range(len(plain)) if plain[i] != prior[i]]
+    assert (plain[offset], prior[offset]) == (0, 2)
+    bad = bytearray(prior)
+    bad[offset] = 4
+    with pytest.raises(WireFormatError, match="options"):
+        decode_identity(bytes(bad))

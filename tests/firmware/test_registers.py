@@ -77,3 +77,20 @@ def test_bandwidth_modes_follow_what_the_build_has():
     assert register("BANDWIDTH_MODE").address == 0xC0
     assert reset_values(full)["BANDWIDTH_MODE"] == 0
     assert not register("BANDWIDTH_MODE").present(plain)      # raw only: no register
+
+
+def test_the_restart_prior_registers_exist_only_in_builds_with_a_prior():
+    from dataclasses import replace
+
+    from spikeforge.firmware.compression_v2 import CodecV2Config
+    from spikeforge.firmware.config import SystemConfig
+    from spikeforge.firmware.registers import GRID_WRITABLE, PRIOR_WRITABLE, register
+
+    codec = CodecV2Config(enabled=True, sync_blocks=4)
+    without = SystemConfig(channels=4, codec_v2=codec)
+    with_prior = SystemConfig(channels=4, codec_v2=replace(codec, restart_prior=True))
+    for name in PRIOR_WRITABLE:
+        assert register(name).present(with_prior) and not register(name).present(without)
+    assert register("PRIOR_ENTRY").width(with_prior) == 32     # prior_entry_word's 32 bits
+    assert register("PRIOR_ON").width(with_prior) == 1
+    assert not set(PRIOR_WRITABLE) & set(GRID_WRITABLE)

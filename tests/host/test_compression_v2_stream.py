@@ -263,6 +263,51 @@ def test_the_segment_decoder_decodes_over_the_grid_it_is_given() -> None:
     assert decoder.damaged_sweeps == 96 and "does not decode" in decoder.errors[0]
 
 
+def _learned_prior(config: CodecV2Config, seed: int) -> np.ndarray:
+    """Context tables learned on another recording: those at the end of coding it once."""
+    from dataclasses import replace
+
+    from spikeforge.firmware.compression_v2 import restart_tables
+
+    tables, _ = restart_tables(config)
+    encode_v2_stream(_signal(400, 3, seed=seed),
+                     replace(config, sync_blocks=0, restart_prior=False),
+                     end_tables=tables)
+    return tables
+
+
+def test_the_segment_decoder_decodes_a_stream_restarted_from_a_prior() -> None:
+    """A restart_prior build restarts every sync segment from the loaded prior: decoded with
+    the same prior, every sample comes back; with none (or another), each segment is
+    counted as not decoding, never returned wrong."""
+    config = CodecV2Config(enabled=True, block_sweeps=8, sync_blocks=3, restart_prior=True)
+    prior = _learned_prior(config, seed=40)
+    samples = _signal(96, 3, seed=41)                   # 12 blocks, 4 segments
+    stream, ends, _ = encode_v2_stream(samples, config, prior=prior)
+    count = len(ends)
+    flushed = [b == count - 1 or (b + 1) % config.sync_blocks == 0 for b in range(count)]
+    blocks = cut_words(bytes(stream), ends, flushed)
+    assert blocks != link_blocks(samples, config)        # the prior changed the coding
+    decoder = V2SegmentDecoder(3, config, prior=prior)
+    out, seen = _stitch(_run(decoder, enumerate(blocks)), 96, 3)
+    assert seen.all() and np.array_equal(out, samples)
+    assert decoder.decoded_sweeps == 96 and decoder.damaged_sweeps == 0
+    for wrong in (None, _learned_prior(config, seed=42)):
+        decoder = V2SegmentDecoder(3, config, prior=wrong)
+        assert _run(decoder, enumerate(blocks)) == []
+        assert decoder.damaged_sweeps == 96 and decoder.decoded_sweeps == 0
+        assert "does not decode" in decoder.errors[0]
+
+
+def test_a_prior_that_does_not_fit_the_coder_is_refused_up_front() -> None:
+    config = CodecV2Config(enabled=True, block_sweeps=8, sync_blocks=3, restart_prior=True)
+    prior = _learned_prior(config, seed=40)
+    with pytest.raises(ConfigError, match="restart prior"):
+        V2SegmentDecoder(3, config, prior=prior[:4])
+    with pytest.raises(ConfigError, match="rise"):
+        V2SegmentDecoder(3, config, prior=prior[:, ::-1].copy())
+
+
 def test_a_restarted_device_starts_a_new_run() -> None:
     config = CodecV2Config(enabled=True, block_sweeps=4, sync_blocks=2)
     samples = _signal(32, 1, seed=17)
@@ -312,6 +357,33 @@ def test_stream_decoder_decodes_v2_frames_segment_by_segment() -> None:
     refused = StreamDecoder()
     assert not [i for i in refused.feed(stream) if isinstance(i, DataBlock)]
     assert refused.stats.malformed > 0 and "grid" in str(refused.last_error)
+
+
+def test_stream_decoder_decodes_v2_frames_with_the_prior_it_is_given() -> None:
+    from spikeforge.firmware.config import SystemConfig
+    from spikeforge.firmware.wire import FrameType, build_frame, encode_identity
+    from spikeforge.host import DataBlock, StreamDecoder
+
+    codec = CodecV2Config(enabled=True, block_sweeps=8, sync_blocks=3, restart_prior=True)
+    config = SystemConfig(channels=3, codec_v2=codec)
+    prior = _learned_prior(codec, seed=40)
+    samples = _signal(48, 3, seed=43)                   # 6 blocks, 2 segments
+    stream, ends, _ = encode_v2_stream(samples, codec, prior=prior)
+    blocks = cut_words(bytes(stream), ends, [b % 3 == 2 for b in range(len(ends))])
+    wire = build_frame(FrameType.IDENTITY, 0, encode_identity(config))
+    frames = [build_frame(FrameType.COMPRESSED, seq, b) for seq, b in enumerate(blocks)]
+
+    decoder = StreamDecoder(prior=prior)
+    items = decoder.feed(wire + b"".join(frames))
+    data = [i for i in items if isinstance(i, DataBlock)]
+    assert np.array_equal(np.concatenate([d.samples for d in data]), samples)
+    # a prior set once v2 frames flow (Device.load_prior) reaches the segment decoder
+    late = StreamDecoder()
+    late.feed(wire + frames[0])
+    late.prior = prior
+    data = [i for i in late.feed(b"".join(frames[1:])) if isinstance(i, DataBlock)]
+    assert np.array_equal(np.concatenate([d.samples for d in data]), samples)
+    assert late.v2 is not None and late.v2.damaged_sweeps == 0
 
 
 def test_v1_slots_still_use_the_v1_block() -> None:

@@ -60,12 +60,29 @@ def _feed(frames: int, channels: int, step: int, seed: int) -> np.ndarray:
     return ((walk + rng.integers(-3, 4, size=(frames, channels))) * step).astype("<i2")
 
 
+def _learn_prior(tmp_path, board: dict, channels: int, step: int):
+    """`spikeforge learn-prior` on another recording of the same ADC (another seed of the
+    feed) for the board's coder: the prior a user loads with `record --restart-prior`."""
+    other = tmp_path / "earlier.dat"
+    _feed(30_000, channels, step, seed=11).tofile(other)
+    (tmp_path / "config.json").write_text(json.dumps({"codec_v2": board["codec_v2"]}))
+    prior = tmp_path / "prior.npy"
+    result = subprocess.run(
+        [sys.executable, "-m", "spikeforge.cli", "learn-prior", str(other), "--channels",
+         str(channels), "--sample-rate-hz", str(board["sample_rate_hz"]), "--config",
+         str(tmp_path / "config.json"), "--out", str(prior)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return prior
+
+
 @pytest.mark.sim
-@pytest.mark.parametrize("sync_blocks", [
-    pytest.param(4, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow), 16],
-    ids=["sync-is-slot", "sync-half-slot", "sync-four-slots"])
+@pytest.mark.parametrize(("sync_blocks", "prior"), [
+    pytest.param(4, False, marks=pytest.mark.slow),
+    pytest.param(2, False, marks=pytest.mark.slow), (16, True)],
+    ids=["sync-is-slot", "sync-half-slot", "sync-four-slots-prior"])
 def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_path,
-                                                                          sync_blocks):
+                                                                          sync_blocks, prior):
     """RHD2132 chips play a file on a value grid (step 1100: a 6-bit table, loaded fast over
     the UART) into a v2 build with grid=True. `spikeforge record --mode lossless
     --learn-seconds 0.05`: raw DATA frames first, then COMPRESSED frames from a sync block on.
@@ -73,7 +90,11 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     spikeforge.json keeps the grid, which is the one the raw start shows. Whatever the sync
     period (sync_blocks x 4 sweeps: one slot, half a slot, four slots), the framer sends DATA
     slots until its first v2 block, so the switch leaves no hole; the first coded segment
-    may repeat the last raw slot's end, kept once."""
+    may repeat the last raw slot's end, kept once. With ``prior`` the build has a restart
+    prior (4 context tables, so that its 180 entries load in seconds over the UART), learned
+    by `spikeforge learn-prior` from another recording and loaded by `record
+    --restart-prior`: the device codes every segment from it, or the host, decoding with
+    it, would count the segments damaged."""
     from spikeforge.sim.virtual_board import SampleFeed, board_from_sim_url, expected_recording
 
     channels, rate_hz, step = 4, 30_000, 1100
@@ -83,13 +104,18 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     board = {"channels": channels, "sample_rate_hz": rate_hz, "sweeps_per_frame": 16,
              "identity_interval_frames": 16,
              "codec_v2": {**V2_GRID.to_dict(), "sync_blocks": sync_blocks}}
+    with_prior = []
+    if prior:
+        board["codec_v2"].update(restart_prior=True, contexts=4)
+        with_prior = ["--restart-prior", str(_learn_prior(tmp_path, board, channels, step))]
     (tmp_path / "board.json").write_text(json.dumps(board))
     url = f"sim://{tmp_path / 'board.json'}?from={flat}&channels={channels}&repeat=1"
     out = tmp_path / "rec"
     duration_s = 0.6
     result = subprocess.run(
         [sys.executable, "-m", "spikeforge.cli", "record", "--port", url, "--mode", "lossless",
-         "--learn-seconds", "0.05", "--duration", str(duration_s), "--out", str(out)],
+         "--learn-seconds", "0.05", "--duration", str(duration_s), "--out", str(out),
+         *with_prior],
         capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr
     stats = result.stderr.split("virtual board: cycles ")[1].split()
@@ -125,6 +151,8 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     v2 = meta["v2_stream"]
     assert v2["lost_sweeps"] == 0 and v2["damaged_sweeps"] == 0
     assert v2["decoded_sweeps"] >= numbers[-1] + 1 - start - 2 * 16
+    if prior:
+        assert meta["restart_prior"]["loaded"] is True
 
 
 # -- Device.load_grid over the command path (the control model: sim/models/control.py) ---------
