@@ -696,11 +696,8 @@ class Device:
             table = codebook.table(codec.codebook_bits)
         except SpikeforgeError as exc:
             raise RegisterRefused(f"cannot load the codebook: {exc}") from None
-        if self.mode() == "lossless":
-            raise RegisterRefused(
-                "the device refuses codebook writes in lossless mode (a block must be coded "
-                "with one table); switch to raw first (set_mode('raw')), load the codebook, "
-                "then set_mode('lossless')")
+        self._refuse_in_lossless("codebook", "a block must be coded with one table",
+                                 "set_mode('lossless')")
         deadline = time.monotonic() + refused_timeout_s
         for name, value in (("CODEBOOK_BASE", codebook.base & 0xFFFF),
                             ("CODEBOOK_MULTIPLIER", codebook.multiplier),
@@ -716,6 +713,15 @@ class Device:
                     f"0x{int(value) & 0xFFFF:04x} written; is another program writing to the "
                     "device? Load the codebook again")
         self._decoder.codebook = codebook
+
+    def _refuse_in_lossless(self, what: str, why: str, then: str) -> None:
+        """Tables the coder reads are loaded outside lossless mode only (the device refuses
+        their writes there): say so before the first write."""
+        if self.mode() == "lossless":
+            table = what.split("-")[-1]
+            raise RegisterRefused(
+                f"the device refuses {what} writes in lossless mode ({why}); switch to raw "
+                f"first (set_mode('raw')), load the {table}, then {then}")
 
     def _write_codebook(self, name: str, value: int, expected: int, deadline: float,
                         what: str = "codebook") -> None:
@@ -780,11 +786,8 @@ class Device:
             reciprocal, shift = grid.reciprocal
         except SpikeforgeError as exc:
             raise RegisterRefused(f"cannot load the value grid: {exc}") from None
-        if self.mode() == "lossless":
-            raise RegisterRefused(
-                "the device refuses value-grid writes in lossless mode (a segment must be "
-                "coded with one grid); switch to raw first (set_mode('raw')), load the grid, "
-                "then switch_to_lossless()")
+        self._refuse_in_lossless("value-grid", "a segment must be coded with one grid",
+                                 "switch_to_lossless()")
         deadline = time.monotonic() + refused_timeout_s
         code_max = (1 << grid.bits) - 1
         for name, value in (("GRID_BASE", grid.base & _GRID_VALUE_MASK),
@@ -834,11 +837,8 @@ class Device:
             words = prior_words(codec, prior)
         except ConfigError as exc:
             raise ConfigError(f"cannot load the restart prior: {exc}") from None
-        if self.mode() == "lossless":
-            raise RegisterRefused(
-                "the device refuses restart-prior writes in lossless mode (a segment must "
-                "restart from one prior); switch to raw first (set_mode('raw')), load the "
-                "prior, then switch_to_lossless()")
+        self._refuse_in_lossless("restart-prior", "a segment must restart from one prior",
+                                 "switch_to_lossless()")
         deadline = time.monotonic() + refused_timeout_s
         self._write_codebook("PRIOR_ON", 0, 0, deadline, what="restart prior")
         for word in words:
