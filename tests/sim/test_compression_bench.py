@@ -231,7 +231,8 @@ def test_sync_blocks_restart_coder_v2_as_a_build_does_and_cost_ratio(tmp_path, c
 def test_restart_prior_is_learned_from_the_calibration_recordings_only(tmp_path, capsys):
     """--restart-prior without --calibrate-from is a usage error (exit 2); with it, the
     prior comes from the calibration recordings, the benchmarked ones decode exactly (the
-    benchmark checks) and the note says the tables are a model option."""
+    benchmark checks) and the note names where the tables come from; --no-code-weights codes
+    as the gateware does (the prior, no code weights)."""
     wavfile.write(tmp_path / "grid.wav", 19_531, gridded(6000, 1)[:, 0])
     calib = tmp_path / "calib"
     calib.mkdir()
@@ -242,4 +243,9 @@ def test_restart_prior_is_learned_from_the_calibration_recordings_only(tmp_path,
     assert main(["bench", "compress", "--no-synthetic", str(tmp_path / "grid.wav"),
                  "--calibrate-from", str(calib), "--restart-prior", "--sync-blocks", "4",
                  "--block-sweeps", "16"]) == 0
-    assert "(re)starts from tables learned there (model only)" in capsys.readouterr().out
+    assert f"(re)starts from tables learned from {calib}" in capsys.readouterr().out
+    assert main(["bench", "compress", "--no-synthetic", str(tmp_path / "grid.wav"),
+                 "--calibrate-from", str(calib), "--restart-prior", "--no-code-weights",
+                 "--sync-blocks", "4", "--block-sweeps", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "no code weights" in out and "code weights from" not in out
