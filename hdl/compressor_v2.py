@@ -509,14 +509,13 @@ class CompressorV2Symbols(wiring.Component):
             "low_bits": low_bits, "low_count": low_count, "length_e": length_e,
             "length_o": length_o, "context": e.context, "value": e.value}, "f")
 
-    def _prior(self, m: Module, advance, row_layout, initial_row: list[int], count_max: int):
+    def _prior(self, m: Module, advance, row_layout, initial_row: list[int]):
         """The restart prior (``codec.restart_prior``): a second table of rows (LUT RAM,
         written by the host through :func:`prior_ports` in ``grid_write_domain``, read
-        beside the CDF's own read in E at E's context). Returns what a restarted table
-        reads in F — the prior row with ``prior_on``, else the initial row — and its count
-        (``count_max`` with ``prior_on``: the slow rate, else 0). ``prior_on`` and the rows
-        change only while no block that may be sent is coded (the host's lock), so they
-        enter this domain without a synchroniser, as the grid's held values do."""
+        beside the CDF's own read in E at E's context). Returns the row read, for F.
+        ``prior_on`` and the rows change only while no block that may be sent is coded (the
+        host's lock), so they enter this domain without a synchroniser, as the grid's held
+        values do."""
         m.submodules.prior = prior = memory.Memory(shape=row_layout, depth=self._codec.contexts,
                                                    init=[initial_row] * self._codec.contexts)
         prior_wr = prior.write_port(domain=self._grid_write_domain, granularity=1)
@@ -529,9 +528,7 @@ class CompressorV2Symbols(wiring.Component):
             prior_rd.addr.eq(self._row_read.context),
             prior_rd.en.eq(advance),
         ]
-        initial = Cat(*[Const(v, CDF_STATE_BITS) for v in initial_row])
-        return (Mux(self.prior_on, prior_rd.data, initial),
-                Mux(self.prior_on, count_max, 0))
+        return prior_rd.data
 
     def _frequencies(self, m: Module, advance, f: SimpleNamespace) -> None:
         """Stage F: the context's CDF row (forwarded when the sample before used it), the
@@ -572,7 +569,10 @@ class CompressorV2Symbols(wiring.Component):
         count_max = 16 * (codec.rate_max - 4)
         restart_count = 0                       # a restarted table's count
         if codec.restart_prior:
-            initial, restart_count = self._prior(m, advance, row_layout, initial_row, count_max)
+            # with prior_on, a restarted table is the prior's row at the slow rate
+            prior_row = self._prior(m, advance, row_layout, initial_row)
+            initial = Mux(self.prior_on, prior_row, initial)
+            restart_count = Mux(self.prior_on, count_max, 0)
 
         counts = [Signal(range(count_max + 1), name=f"count{j}") for j in range(codec.contexts)]
         count = Signal(range(count_max + 1))    # this sample's (registered)

@@ -534,7 +534,7 @@ def _v2_weighted_cum(crow, cum, padded, lo_code):
 @numba.njit(cache=True, nogil=True, inline="always")
 def _v2_scale(total, recip):
     """(multiplier, shift) putting weighted cumulative frequencies of ``total`` on the
-    coder's 2**15 (the model's ``_scaled_cum``)."""
+    coder's 2**15 (the model's ``_scale``)."""
     sh = _v2_bit_length(total) - _V2_RECIP_BITS
     if sh < 0:
         sh = 0

@@ -473,15 +473,15 @@ class Recorder:
             # would stream meanwhile are a backlog the recording would start with (the
             # frames from before the restart are skipped, see _before_restart)
             device.stop()
-            if device.mode() == "lossless":
-                device.set_mode("raw")   # the device takes a prior only outside lossless
+        if (self.prior is not None or self.codebook is not None) \
+                and device.mode() == "lossless":
+            device.set_mode("raw")   # the device takes a prior or codebook only outside it
+        if self.prior is not None:
             device.load_prior(self.prior.rows)
             self.facts["restart_prior"]["loaded"] = True
             _log.info("restart prior %s loaded (%d context tables)", self.prior.source,
                       len(self.prior.rows))
         if self.codebook is not None:
-            if device.mode() == "lossless":
-                device.set_mode("raw")   # the device takes a codebook only outside lossless
             device.load_codebook(self.codebook)
         if self.learning is not None:
             device.set_mode("raw")       # lossless once the grid is learned and loaded

@@ -8,6 +8,7 @@ checked against (the build's coder) is known only once the device is identified,
 """
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def read_prior(path: str | Path) -> RestartPrior:
         raise RecordingFileError(f"cannot read restart prior {path}: "
                                  f"{exc.strerror or exc}") from None
     try:
-        rows = np.load(path, allow_pickle=False)
+        rows = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise RecordingFileError(f"restart prior {path} is not a .npy array ({exc}); learn "
                                  "one with `spikeforge learn-prior`") from None

@@ -188,9 +188,9 @@ _DROP = CDF_STATE_BITS - CDF_BITS
 
 
 @numba.njit(cache=True, inline="always")
-def _scaled_cum(cum, j, total, recip):
-    """Weighted cumulative frequency ``cum`` (of symbol ``j``, of ``total``) on the coder's
-    power-of-two total: ``((cum * m) >> (18 + sh)) + j``, where ``m`` is the reciprocal of
+def _scale(total, recip):
+    """(m, shift) putting weighted cumulative frequencies of ``total`` on the coder's
+    power-of-two total as ``((cum * m) >> shift) + j`` (symbol j): ``m`` the reciprocal of
     total's top RECIPROCAL_BITS bits (rounded up) less 2**-9 of itself, so that the last
     symbol's scaled end stays below CDF_TOTAL and every symbol keeps a frequency >= 1."""
     sh = _bit_length(total) - RECIPROCAL_BITS
@@ -199,8 +199,7 @@ def _scaled_cum(cum, j, total, recip):
     q = total >> sh
     if (q << sh) != total:
         q += 1
-    m = recip[q] - (recip[q] >> 9)
-    return ((cum * m) >> (18 + sh)) + j
+    return recip[q] - (recip[q] >> 9), 18 + sh
 
 
 @numba.njit(cache=True, inline="always")
@@ -208,8 +207,9 @@ def _to_power_of_two(lo, f, sym, total, recip):
     """A weighted symbol's (low, frequency) of ``total`` as (low, frequency) of CDF_TOTAL:
     feed-forward, so that the range coder's loop is the unweighted one (``range >>
     CDF_BITS``, one multiply)."""
-    low = _scaled_cum(lo, sym, total, recip)
-    return low, _scaled_cum(lo + f, sym + 1, total, recip) - low
+    m, shift = _scale(total, recip)
+    low = ((lo * m) >> shift) + sym
+    return low, ((lo + f) * m >> shift) + sym + 1 - low
 
 
 @numba.njit(cache=True, inline="always")
