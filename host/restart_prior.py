@@ -59,6 +59,9 @@ def read_prior(path: str | Path) -> RestartPrior:
     except OSError as exc:
         raise RecordingFileError(f"cannot read restart prior {path}: "
                                  f"{exc.strerror or exc}") from None
+    if not data.startswith(b"\x93NUMPY"):
+        raise RecordingFileError(f"restart prior {path} is not a .npy array (no NumPy "
+                                 "header); learn one with `spikeforge learn-prior`")
     try:
         rows = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError) as exc:
