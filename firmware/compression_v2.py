@@ -69,7 +69,8 @@ __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TO
            "reciprocal_table", "RECIPROCAL_BITS", "LENGTH_BITS", "literal_of", "CDF_STATE_BITS",
            "SHIFT_MAX", "DC_FRAC_BITS", "DC_RATE", "MEAN_SHIFT", "context_and_shift",
            "HISTORY_BITS", "WEIGHT_STATE_BITS",
-           "state_bits_v2", "PRIOR_ENTRIES", "prior_entry_word", "prior_words"]
+           "state_bits_v2", "PRIOR_ENTRIES", "prior_entry_word", "prior_words",
+           "padded_code_weights", "weight_pair_word", "weight_pair_words"]
 
 #: Zigzagged residuals below ``LITERALS = 2**LITERAL_BITS`` are their own symbol.
 LITERAL_BITS = 5
@@ -451,6 +452,43 @@ def prior_words(config: "CodecV2Config", prior: np.ndarray) -> list[int]:
     rows, _ = restart_tables(config, prior)
     return [prior_entry_word(c, j - 1, int(rows[c, j]))
             for c in range(config.contexts) for j in range(1, SYMBOLS)]
+
+
+def padded_code_weights(weights: np.ndarray | None, codes: int) -> np.ndarray:
+    """The code-weight table as the coder reads it: ``codes`` weights (one per grid code,
+    1..255; None: all 1) with LITERALS entries of weight 1 (``2**WEIGHT_UNIT_BITS``) on
+    both sides; a sample predicted at code ``c0`` reads the LITERALS entries from
+    ``clamp(c0 - LITERALS/2, -LITERALS, codes) + LITERALS``."""
+    unit = 1 << WEIGHT_UNIT_BITS
+    padded = np.full(codes + 2 * LITERALS, unit, np.int64)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.int64)
+        if weights.shape != (codes,) or weights.min() < 1 or weights.max() > 255:
+            raise ConfigError(f"code weights must be {codes} integers 1..255 (one per code of "
+                              "the grid); learn them with learn_code_weights")
+        padded[LITERALS:LITERALS + codes] = weights
+    return padded
+
+
+def weight_pair_word(pair: int, even: int, odd: int) -> int:
+    """The WEIGHT_PAIR register word storing padded table entries ``2 * pair`` (``even``)
+    and ``2 * pair + 1`` (``odd``): the pair's index in bits 0..11, the weights in bits
+    16..23 and 24..31."""
+    if not (0 <= pair < 1 << 12 and 1 <= even <= 255 and 1 <= odd <= 255):
+        raise ConfigError(f"a weight pair is an index 0..4095 and two weights 1..255, not "
+                          f"({pair}, {even}, {odd})")
+    return pair | even << 16 | odd << 24
+
+
+def weight_pair_words(weights: np.ndarray | None, codes: int) -> list[int]:
+    """Every WEIGHT_PAIR word that loads the padded table of ``weights`` for a grid of
+    ``codes`` codes (:func:`padded_code_weights`): everything a sample of that grid can
+    read, so nothing of an earlier load remains in reach."""
+    padded = padded_code_weights(weights, codes)
+    if len(padded) % 2:
+        padded = np.append(padded, 1 << WEIGHT_UNIT_BITS)
+    return [weight_pair_word(p, int(padded[2 * p]), int(padded[2 * p + 1]))
+            for p in range(len(padded) // 2)]
 
 
 def context_and_shift(mean: int, contexts: int, shift_offset: int) -> tuple[int, int]:

@@ -375,9 +375,6 @@ class SystemConfig:
             raise ConfigError("a build has one lossless coder: codec and codec_v2 are both "
                               "enabled; set codec=CodecConfig(enabled=False) or codec_v2="
                               "CodecV2Config(enabled=False)")
-        if codec.code_weights:
-            raise ConfigError("the v2 gateware covers codec v2 without code weights so far; "
-                              "set codec_v2 code_weights=False")
         frame_bytes = 2 * self.coded_worst_words
         if frame_bytes > MAX_PAYLOAD_BYTES:
             raise ConfigError(

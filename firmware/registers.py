@@ -23,7 +23,7 @@ from .identity import IDENTITY_MAGIC
 
 __all__ = ["Register", "REGISTERS", "register", "identity_values", "reset_values",
            "ERROR_COUNTER_BITS", "CODEBOOK_WRITABLE", "GRID_WRITABLE", "PRIOR_WRITABLE",
-           "ETHERNET_COUNTERS", "AUTH_COUNTERS"]
+           "WEIGHTS_WRITABLE", "ETHERNET_COUNTERS", "AUTH_COUNTERS"]
 
 
 @dataclass(frozen=True)
@@ -297,6 +297,17 @@ REGISTERS: tuple[Register, ...] = (
              "1: every start and sync block of the v2 coder begins its context tables from "
              "the loaded prior at the slow rate; 0: from the built-in initial CDF", bits=1,
              needs=lambda c: c.codec_v2.enabled and c.codec_v2.restart_prior),
+    # Code weights of the v2 coder (codec_v2.code_weights builds, which have a grid;
+    # docs/recording.md, "Code weights"). Writes refused as the grid's are.
+    Register("WEIGHT_PAIR", 0xCF, "rw",
+             "writing stores entries 2 x bits 0..11 = bits 16..23 and 2 x bits 0..11 + 1 = "
+             "bits 24..31 (weights 1..255, unit 64) of the v2 coder's padded code-weight "
+             "table (compression_v2.weight_pair_word layout); reads the word last written",
+             needs=lambda c: c.codec_v2.enabled and c.codec_v2.code_weights),
+    Register("WEIGHTS_ON", 0xD0, "rw",
+             "1: the v2 coder weights literal frequencies by the loaded code weights; 0: it "
+             "codes as a build without code weights (the same bytes)", bits=1,
+             needs=lambda c: c.codec_v2.enabled and c.codec_v2.code_weights),
 )
 
 #: The Ethernet link's status counters (lower-case: their ports on the register bank and on
@@ -318,6 +329,9 @@ GRID_WRITABLE = ("GRID_ENTRY", "GRID_BASE", "GRID_RECIPROCAL", "GRID_SHIFT", "GR
 
 #: The v2 restart-prior registers whose writes are refused while lossless blocks may be sent.
 PRIOR_WRITABLE = ("PRIOR_ENTRY", "PRIOR_ON")
+
+#: The v2 code-weight registers whose writes are refused while lossless blocks may be sent.
+WEIGHTS_WRITABLE = ("WEIGHT_PAIR", "WEIGHTS_ON")
 
 
 def _boot_list(config: SystemConfig, name: str) -> int:

@@ -19,28 +19,41 @@ from spikeforge.firmware.compression_v2 import (
     LITERAL_BITS,
     LITERALS,
     MEAN_SHIFT,
+    RECIPROCAL_BITS,
     SHIFT_MAX,
     SYMBOLS,
     WEIGHT_STATE_BITS,
+    WEIGHT_UNIT_BITS,
     CodecV2Config,
     initial_cdf,
+    reciprocal_table,
 )
 from spikeforge.firmware.errors import ConfigError
 
 from .compressor import bit_length
 
 __all__ = ["CompressorV2Symbols", "check_symbol_config", "ChannelStateV2", "SymbolLayoutV2",
-           "SampleInLayout", "SYMBOL_LATENCY", "GRID_LATENCY", "GRID_VALUE_BITS"]
+           "SampleInLayout", "SYMBOL_LATENCY", "GRID_LATENCY", "WEIGHT_LATENCY",
+           "GRID_VALUE_BITS", "loaded_ports", "reciprocal_rom"]
 
 #: Cycles from a sample's acceptance to its symbol on ``o`` (with ``o`` ready).
 SYMBOL_LATENCY = 7
 #: ... and the value grid's extra stages in front (G1 the multiply, G2 the shift, G3 the
 #: clamp and the table's read).
 GRID_LATENCY = 3
+#: ... and the code weights' stages behind F (W1 the weighted frequencies, W2 their group
+#: sums, W3 the total and the cumulative frequency, W4 the reciprocal's read, W5 the two
+#: products, W6 the shift onto the coder's total).
+WEIGHT_LATENCY = 6
 #: A grid table entry (signed): a code's value, outside int16 for codes that never match.
 GRID_VALUE_BITS = 18
 
 _DROP = CDF_STATE_BITS - CDF_BITS
+#: An entry's fields that F takes from its stage as they are (the rest: low, frequency).
+_CARRIED = ("context", "symbol", "high_bits", "high_count", "low_bits", "low_count", "value",
+            "length_e", "length_o")
+#: A weighted frequency and the weighted total: < 2**15 * 255 / 64 + SYMBOLS < 2**17.
+_WEIGHTED_BITS = 17
 _MEAN_BITS = 22
 _HIGH_BITS = 17                          # a bucket's raw bits: bitlen(u) - 1 <= 17
 _LOW_BITS = 16                           # the shift's <= 12, an escape's offset's <= 16
@@ -100,9 +113,6 @@ class ChannelStateV2(data.StructLayout):
 
 def check_symbol_config(config: CodecV2Config) -> None:
     """Raise when ``config`` uses a part of v2 the gateware does not cover yet."""
-    if config.code_weights:
-        raise ConfigError("the v2 gateware covers codec v2 without code weights so far; "
-                          "set code_weights=False")
     if config.taps < 1:
         raise ConfigError("the v2 gateware needs taps >= 1, not 0")
 
@@ -135,10 +145,36 @@ def prior_ports(codec: CodecV2Config) -> dict:
             "prior_data": In(CDF_STATE_BITS), "prior_write": In(1), "prior_on": In(1)}
 
 
+def weight_ports(codec: CodecV2Config) -> dict:
+    """The code weights' ports (with ``codec.code_weights``; none without), set by the host
+    before lossless starts: ``weight_pair``/``weight_data``/``weight_write`` write entries
+    ``2 * weight_pair`` (``weight_data`` bits 0..7) and ``2 * weight_pair + 1`` (bits
+    8..15) of the padded table (:func:`~spikeforge.firmware.compression_v2.
+    padded_code_weights`), one pair a cycle; ``weights_on`` held: 1, literal frequencies
+    are weighted (the model with ``weights``); 0, coded as a build without code weights."""
+    if not codec.code_weights:
+        return {}
+    return {"weight_pair": In(12), "weight_data": In(16), "weight_write": In(1),
+            "weights_on": In(1)}
+
+
 def loaded_ports(codec: CodecV2Config) -> dict:
-    """Every port the host loads before lossless starts: :func:`grid_ports` and
-    :func:`prior_ports`."""
-    return {**grid_ports(codec), **prior_ports(codec)}
+    """Every port the host loads before lossless starts: :func:`grid_ports`,
+    :func:`prior_ports` and :func:`weight_ports`."""
+    return {**grid_ports(codec), **prior_ports(codec), **weight_ports(codec)}
+
+
+#: Width of a reciprocal ROM entry: m(q) for q >= SYMBOLS (every symbol weighs >= 1, so a
+#: weighted total is at least SYMBOLS).
+_RECIPROCAL_WIDTH = 28
+
+
+def reciprocal_rom() -> list[int]:
+    """The code weights' ROM: ``m(q) = r - (r >> 9)``, ``r = floor(2**33 / q)``
+    (:func:`~spikeforge.firmware.compression_v2.reciprocal_table`) for q = 0 .. 1023 (q <
+    SYMBOLS never occurs: 0); q = 1024 is a constant beside it."""
+    table = reciprocal_table()
+    return [0 if q < SYMBOLS else int(table[q] - (table[q] >> 9)) for q in range(1024)]
 
 
 def _clamp(value, low: int, high: int):
@@ -178,7 +214,7 @@ class CompressorV2Symbols(wiring.Component):
     Per-channel state: :class:`ChannelStateV2` in one memory of ``channels`` words (block
     RAM). Device-wide: ``contexts`` rows of 45 x 22 bits (a 16-deep memory: LUT RAM) and a
     count each (registers, up to 16 x (rate_max - 4)). Multipliers: ``taps`` 12 x 12 and
-    (level tap) one 12 x 17. Covers codec v2 without code weights.
+    (level tap) one 12 x 17.
 
     Sync blocks (``codec.sync_blocks``: every state reset at the first sample of every
     ``sync_blocks``-th block, counted from the first sample marked ``first``, the first
@@ -206,6 +242,18 @@ class CompressorV2Symbols(wiring.Component):
     30 (a few DSP blocks). The table's write port is in ``grid_write_domain`` (default
     ``sync``; another name keeps it in the register bank's domain when the coder runs in
     a clock domain of its own: :class:`~spikeforge.hdl.lossless_v2.LosslessV2`).
+
+    With code weights (``codec.code_weights``, over a grid) the entry of a sample whose
+    residual is not shifted has the model's weighted frequencies scaled onto the coder's
+    2**15 (``_frequencies`` and ``_to_power_of_two``): D computes where the sample's 32
+    weights start in the padded table (the predicted code less 16, clamped), E reads them
+    from 32 banks of LUT RAM (entry i in bank i % 32) and F rotates them into order; six
+    feed-forward stages behind F (:data:`WEIGHT_LATENCY`) weigh the literals (32
+    multipliers, 16 x 8), sum (groups of 8, then the total and the cumulative frequency),
+    read the reciprocal of the total's top 10 bits from a ROM (block RAM), multiply (two,
+    17 x 28) and shift. The CDF loop is untouched; still one sample per clock. The table
+    is written a pair of entries a cycle (:func:`weight_ports`, ``grid_write_domain``);
+    ``weights_on`` 0 codes as a build without code weights.
     """
 
     def __init__(self, channels: int, codec: CodecV2Config, *,
@@ -225,7 +273,8 @@ class CompressorV2Symbols(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a sample's acceptance to its symbol on ``o`` (``o`` ready)."""
-        return SYMBOL_LATENCY + (GRID_LATENCY if self._codec.grid else 0)
+        return (SYMBOL_LATENCY + (GRID_LATENCY if self._codec.grid else 0)
+                + (WEIGHT_LATENCY if self._codec.code_weights else 0))
 
     def elaborate(self, platform):
         m = Module()
@@ -243,8 +292,9 @@ class CompressorV2Symbols(wiring.Component):
         b = self._products(m, advance, a, state_rd.data)
         c = self._predict(m, advance, b)
         d = self._residual(m, advance, c, state_wr)
+        banks = self._weight_banks(m, advance, d) if codec.code_weights else None
         e = self._symbol(m, advance, d)
-        self._frequencies(m, advance, e)
+        self._frequencies(m, advance, e, banks)
         # Hazard: a channel within 3 stages ahead of the one entering has not written its
         # state when this one's is read (B, C or D; with the grid the read is 3 stages
         # later, and the pipeline moves in lockstep, so G1, G2, G3).
@@ -467,7 +517,20 @@ class CompressorV2Symbols(wiring.Component):
         if codec.grid:
             names.update({"ue": ue, "escape": d.escape, "length_o": d.length_o,
                           "offset_bits": d.offset_bits})
+        if codec.code_weights:
+            names.update(self._weight_base(m, d))
         return self._stage(m, advance, d, names, "e")
+
+    def _weight_base(self, m: Module, d: SimpleNamespace) -> dict:
+        """D's part of the code weights: where the sample's LITERALS weights start in the
+        padded table (the predicted code ``prev + prediction`` less LITERALS/2, clamped to
+        -LITERALS .. code_max + 1, plus LITERALS), and whether the sample is coded
+        unweighted (a residual shifted: the model's ``k > 0``)."""
+        c0 = Signal(signed(20))
+        m.d.comb += c0.eq(d.state.prev + d.prediction - LITERALS // 2)
+        start = Signal(range((1 << self._codec.grid_bits) + LITERALS + 1))
+        m.d.comb += start.eq(_clamp(c0, -LITERALS, self.grid_code_max + 1) + LITERALS)
+        return {"weight_start": start, "plain": d.shift != 0}
 
     def _symbol(self, m: Module, advance, e: SimpleNamespace) -> SimpleNamespace:
         """Stage E: the symbol and the bucket's raw bits (an ESCAPE's: its two length-coded
@@ -504,10 +567,12 @@ class CompressorV2Symbols(wiring.Component):
                     low_bits.eq(e.offset_bits),
                 ]
         self._row_read = e        # F's row select is computed from E's context and sync
-        return self._stage(m, advance, e, {
-            "symbol": symbol, "high_bits": high_bits, "high_count": high_count,
-            "low_bits": low_bits, "low_count": low_count, "length_e": length_e,
-            "length_o": length_o, "context": e.context, "value": e.value}, "f")
+        names = {"symbol": symbol, "high_bits": high_bits, "high_count": high_count,
+                 "low_bits": low_bits, "low_count": low_count, "length_e": length_e,
+                 "length_o": length_o, "context": e.context, "value": e.value}
+        if self._codec.code_weights:
+            names.update({"rotation": e.weight_start[:5], "plain": e.plain})
+        return self._stage(m, advance, e, names, "f")
 
     def _prior(self, m: Module, advance, row_layout, initial_row: list[int]):
         """The restart prior (``codec.restart_prior``): a second table of rows (LUT RAM,
@@ -530,7 +595,7 @@ class CompressorV2Symbols(wiring.Component):
         ]
         return prior_rd.data
 
-    def _frequencies(self, m: Module, advance, f: SimpleNamespace) -> None:
+    def _frequencies(self, m: Module, advance, f: SimpleNamespace, banks) -> None:
         """Stage F: the context's CDF row (forwarded when the sample before used it), the
         symbol's frequencies, the row's update; the entry registered onto ``o``."""
         codec = self._codec
@@ -635,14 +700,133 @@ class CompressorV2Symbols(wiring.Component):
                 with m.If(f.context == j):
                     m.d.sync += reg.eq(count_next)
 
+        entry = {name: getattr(f, name) for name in _CARRIED}
+        entry.update({"low": low, "frequency": frequency})
+        if codec.code_weights:
+            self._weighted(m, advance, f, entry, tops, banks)
+        else:
+            self._put(m, advance, f, entry)
+
+    def _put(self, m: Module, advance, stage: SimpleNamespace, entry: dict) -> None:
+        """The entry registered onto ``o``."""
         payload = self.o.payload
         with m.If(advance):
-            m.d.sync += [
-                self.o.valid.eq(f.valid),
-                payload.context.eq(f.context), payload.symbol.eq(f.symbol),
-                payload.low.eq(low), payload.frequency.eq(frequency),
-                payload.high_bits.eq(f.high_bits), payload.high_count.eq(f.high_count),
-                payload.low_bits.eq(f.low_bits), payload.low_count.eq(f.low_count),
-                payload.value.eq(f.value), payload.channel.eq(f.channel), payload.first.eq(f.first),
-                payload.length_e.eq(f.length_e), payload.length_o.eq(f.length_o),
+            m.d.sync += [self.o.valid.eq(stage.valid), payload.channel.eq(stage.channel),
+                         payload.first.eq(stage.first)]
+            m.d.sync += [getattr(payload, name).eq(value) for name, value in entry.items()]
+
+    def _weight_banks(self, m: Module, advance, e: SimpleNamespace) -> list:
+        """The code weights' table in LITERALS banks (LUT RAM; entry i of the padded table
+        in bank i % LITERALS, row i // LITERALS), so that E reads the sample's LITERALS
+        consecutive weights in one cycle: bank b at row ``start // LITERALS``, one more when
+        b is below the rotation ``start % LITERALS``. Returns the banks' read data (in F).
+        The host writes a pair of entries a cycle (:func:`weight_ports`) in
+        ``grid_write_domain``, while no block that may be sent is coded, as the grid."""
+        depth = ((1 << self._codec.grid_bits) + 2 * LITERALS + LITERALS - 1) // LITERALS
+        unit = 1 << WEIGHT_UNIT_BITS
+        pairs_per_row = LITERALS // 2
+        row = e.weight_start >> LITERAL_BITS
+        rotation = e.weight_start[:LITERAL_BITS]
+        out = []
+        for b in range(LITERALS):
+            bank = memory.Memory(shape=unsigned(8), depth=depth, init=[unit] * depth)
+            m.submodules[f"weights{b}"] = bank
+            wr = bank.write_port(domain=self._grid_write_domain)
+            rd = bank.read_port()
+            m.d.comb += [
+                wr.addr.eq(self.weight_pair >> (LITERAL_BITS - 1)),
+                wr.data.eq(self.weight_data.word_select(b & 1, 8)),
+                wr.en.eq(self.weight_write & (self.weight_pair[:LITERAL_BITS - 1] == b >> 1)
+                         & (self.weight_pair < depth * pairs_per_row)),
+                rd.addr.eq(row + (b < rotation)),
+                rd.en.eq(advance),
             ]
+            out.append(rd.data)
+        return out
+
+    def _weighted(self, m: Module, advance, f: SimpleNamespace, entry: dict, tops: list,
+                  banks: list) -> None:
+        """The code weights (:data:`WEIGHT_LATENCY` stages behind F, feed-forward): the
+        model's ``_frequencies`` with weights and ``_to_power_of_two``. W1 the literals'
+        frequencies times their weights (LITERALS multipliers, 16 x 8), at least 1; W2 the
+        sums of groups of 8 (all, and those below the symbol) and the symbol's own; W3 the
+        total T and the cumulative ``lo``; W4 T's top RECIPROCAL_BITS bits rounded up,
+        the reciprocal ROM's read; W5 ``lo * m`` and ``(lo + f) * m``; W6 both shifted by
+        18 + T's shift, plus the symbol. A sample coded unweighted (``weights_on`` low, or
+        its residual shifted) keeps F's entry."""
+        rotated = Signal(8 * LITERALS)
+        m.d.comb += rotated.eq((Cat(*banks, *banks) >> (f.rotation * 8))[:8 * LITERALS])
+        weighted = Signal()
+        m.d.comb += weighted.eq(self.weights_on & ~f.plain)
+        carried = {**entry, "weighted": weighted}
+        w1 = self._stage(m, advance, f, {**carried, **{f"top{j}": tops[j] for j in
+                                                          range(1, SYMBOLS)},
+                                         "weights": rotated}, "w1")
+        # W1: the frequencies, the literals' weighted
+        top = [Const(0, CDF_BITS)] + [getattr(w1, f"top{j}") for j in range(1, SYMBOLS)] \
+            + [tops[SYMBOLS]]
+        scaled = {}
+        for j in range(SYMBOLS):
+            freq = Signal(CDF_BITS + 1, name=f"freq{j}")
+            m.d.comb += freq.eq(top[j + 1] - top[j] + 1)
+            if j < LITERALS:
+                product = Signal(CDF_BITS + 9, name=f"weighted{j}")
+                m.d.comb += product.eq(freq * w1.weights.word_select(j, 8))
+                freq = Mux(product[WEIGHT_UNIT_BITS:] == 0, 1, product[WEIGHT_UNIT_BITS:])
+            scaled[f"f{j}"] = freq
+        w2 = self._stage(m, advance, w1, {**self._along(w1, carried), **scaled}, "w2")
+        # W2: groups of 8, all and below the symbol; the symbol's own
+        sums = {}
+        for g in range(0, SYMBOLS, 8):
+            members = [getattr(w2, f"f{j}") for j in range(g, min(g + 8, SYMBOLS))]
+            sums[f"all{g}"] = sum(members)
+            sums[f"below{g}"] = sum(Mux(w2.symbol > j, x, 0)
+                                    for j, x in zip(range(g, g + 8), members))
+        own = Signal(_WEIGHTED_BITS)
+        with m.Switch(w2.symbol):
+            for j in range(SYMBOLS):
+                with m.Case(j):
+                    m.d.comb += own.eq(getattr(w2, f"f{j}"))
+        w3 = self._stage(m, advance, w2, {**self._along(w2, carried), **sums, "own": own},
+                         "w3")
+        # W3: the total and the cumulative frequency
+        total = Signal(_WEIGHTED_BITS)
+        low = Signal(_WEIGHTED_BITS)
+        m.d.comb += [total.eq(sum(getattr(w3, f"all{g}") for g in range(0, SYMBOLS, 8))),
+                     low.eq(sum(getattr(w3, f"below{g}") for g in range(0, SYMBOLS, 8)))]
+        w4 = self._stage(m, advance, w3, {**self._along(w3, carried), "total": total,
+                                          "lo": low, "hi": low + w3.own}, "w4")
+        # W4: T = q * 2**sh rounded up (q of RECIPROCAL_BITS bits, or 1024), the ROM's read
+        nb = bit_length(m, w4.total, _WEIGHTED_BITS, "total_bits")
+        sh = Signal(range(_WEIGHTED_BITS))
+        m.d.comb += sh.eq(Mux(nb > RECIPROCAL_BITS, nb - RECIPROCAL_BITS, 0))
+        q = Signal(RECIPROCAL_BITS + 1)
+        rest = w4.total & ((Const(1, _WEIGHTED_BITS + 1) << sh) - 1)
+        m.d.comb += q.eq((w4.total >> sh) + (rest != 0))
+        m.submodules.reciprocal = rom = memory.Memory(
+            shape=unsigned(_RECIPROCAL_WIDTH), depth=1 << RECIPROCAL_BITS, init=reciprocal_rom())
+        rom_rd = rom.read_port()
+        m.d.comb += [rom_rd.addr.eq(q[:RECIPROCAL_BITS]), rom_rd.en.eq(advance)]
+        w5 = self._stage(m, advance, w4, {**self._along(w4, carried), "lo": w4.lo,
+                                          "hi": w4.hi, "shift": sh + 18,
+                                          "full": q[RECIPROCAL_BITS]}, "w5")
+        # W5: the two products
+        r_full = int(reciprocal_table()[1 << RECIPROCAL_BITS])
+        mult = Signal(_RECIPROCAL_WIDTH)
+        m.d.comb += mult.eq(Mux(w5.full, r_full - (r_full >> 9), rom_rd.data))
+        w6 = self._stage(m, advance, w5, {**self._along(w5, carried), "shift": w5.shift,
+                                          "p_lo": w5.lo * mult, "p_hi": w5.hi * mult}, "w6")
+        # W6: onto the coder's total, plus the symbol (every symbol keeps >= 1)
+        low_w = Signal(CDF_BITS)
+        end_w = Signal(CDF_BITS + 1)
+        m.d.comb += [low_w.eq((w6.p_lo >> w6.shift) + w6.symbol),
+                     end_w.eq((w6.p_hi >> w6.shift) + w6.symbol + 1)]
+        final = self._along(w6, entry)
+        final.update({"low": Mux(w6.weighted, low_w, w6.low),
+                      "frequency": Mux(w6.weighted, end_w - low_w, w6.frequency)})
+        self._put(m, advance, w6, final)
+
+    @staticmethod
+    def _along(stage: SimpleNamespace, names: dict) -> dict:
+        """``names``' registers in ``stage``, to carry on to the next."""
+        return {name: getattr(stage, name) for name in names}

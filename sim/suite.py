@@ -461,9 +461,15 @@ V2_DEFAULT_CASES: frozenset[tuple[str, str]] = frozenset({
     ("lossless_v2", "lossless_v2 overflow 8ch grid-n1 x512 sweep=8cyc block_sweeps=4,"
                     "sync_blocks=4"),
     # the coder in its own clock domain at the ULX3S's ratio and 1024 channels' load, with
-    # a restart prior written from sync (the same case without the prior: test-exhaustive)
+    # a restart prior and code weights written from sync (the same case without them:
+    # test-exhaustive)
     ("lossless_v2", "lossless_v2 prior 8ch grid-n1 x256 sweep=12cyc restart_prior=True,"
-                    "block_sweeps=4,sync_blocks=4 coder=12308ps prior=learned"),
+                    "code_weights=True,block_sweeps=4,sync_blocks=4 coder=12308ps "
+                    "prior=learned weights=learned"),
+    # code weights learned, with the prior and sync blocks
+    ("compressor_v2", "symbols 6ch grid-n1 x64 stall=random gap=0 grid=True,code_weights=True,"
+                      "block_sweeps=4,sync_blocks=2,restart_prior=True prior=learned "
+                      "weights=learned"),
     # the restart prior's read at every sync block, an adversarial prior
     ("compressor_v2", "symbols 6ch same-context x64 stall=random gap=0 block_sweeps=4,"
                       "sync_blocks=2,restart_prior=True prior=skewed"),

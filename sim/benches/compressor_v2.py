@@ -16,11 +16,14 @@ from amaranth.hdl import Shape
 from spikeforge.firmware.compression_v2 import ESCAPE
 from spikeforge.hdl.compressor_v2 import SampleInLayout, SymbolLayoutV2
 from spikeforge.sim.compressor_v2_cases import (
+    golden_config,
     grid_of,
     load_grid,
     load_prior,
+    load_weights,
     prior_of,
     v2_bench_inputs,
+    weights_of,
 )
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, ready_pattern
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
@@ -51,10 +54,12 @@ async def symbols_match_model(dut):
     codec, channels, sweeps, rng, samples = v2_bench_inputs(params)
     grid = grid_of(params["stimulus"]) if codec.grid else None
     prior = prior_of(params, codec)
-    expected = symbol_stream_v2(samples, codec, grid, prior=prior)
+    weights = weights_of(params, grid)
+    expected = symbol_stream_v2(samples, codec, grid, prior=prior, weights=weights)
 
     # The split model is the golden model (the budget's verbatim samples included).
-    stream, _, verbatim = encode_v2_stream(samples, codec, grid, prior=prior)
+    stream, _, verbatim = encode_v2_stream(samples, golden_config(codec, weights), grid,
+                                           weights, prior=prior)
     coded, _ = range_code_v2(expected, channels * codec.block_sweeps, codec.sync_blocks)
     assert coded == bytes(stream), "symbol model + budget + range coder != the golden model"
 
@@ -62,6 +67,7 @@ async def symbols_match_model(dut):
     await bench.reset()
     await load_grid(dut, grid)
     await load_prior(dut, codec, prior)
+    await load_weights(dut, codec, grid, weights)
     in_layout = SampleInLayout(channels)
     out_layout = SymbolLayoutV2(channels)
     gap = int(params["gap"])

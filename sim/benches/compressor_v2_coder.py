@@ -21,11 +21,14 @@ from spikeforge.firmware.compression_v2 import ESCAPE
 from spikeforge.hdl.compressor_v2 import SampleInLayout
 from spikeforge.hdl.compressor_v2_coder import SLOTS, CodedTokensLayout
 from spikeforge.sim.compressor_v2_cases import (
+    golden_config,
     grid_of,
     load_grid,
     load_prior,
+    load_weights,
     prior_of,
     v2_bench_inputs,
+    weights_of,
 )
 from spikeforge.sim.drivers import Bench, StreamSink, StreamSource, ready_pattern
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
@@ -83,9 +86,11 @@ async def coded_bytes_match_model(dut):
     per_block = channels * codec.block_sweeps
     grid = grid_of(params["stimulus"]) if codec.grid else None
     prior = prior_of(params, codec)
-    stream, golden_ends, verbatim = encode_v2_stream(samples, codec, grid, prior=prior)
+    weights = weights_of(params, grid)
+    stream, golden_ends, verbatim = encode_v2_stream(
+        samples, golden_config(codec, weights), grid, weights, prior=prior)
     expected, expected_ends = bytes(stream), [int(end) for end in golden_ends]
-    rows = symbol_stream_v2(samples, codec, grid, prior=prior)
+    rows = symbol_stream_v2(samples, codec, grid, prior=prior, weights=weights)
     split = range_code_v2(rows, per_block, codec.sync_blocks)
     assert split == (expected, expected_ends), "symbol model + budget + range coder != model"
 
@@ -94,6 +99,7 @@ async def coded_bytes_match_model(dut):
     await bench.reset()
     await load_grid(dut, grid)
     await load_prior(dut, codec, prior)
+    await load_weights(dut, codec, grid, weights)
     random_idle = params["stall"] != "none"
     idle = (rng.choice([0, 0, 0, 1, 2]) if random_idle else 0 for _ in itertools.count())
     sink = StreamSink(dut, "o", ready_pattern=ready_pattern(rng, params["stall"]))

@@ -23,11 +23,14 @@ from spikeforge.firmware.compression_v2 import CodecV2Config
 from spikeforge.hdl.block_packer import CompressedWordLayout
 from spikeforge.host.compression import decode_v2
 from spikeforge.sim.compressor_v2_cases import (
+    golden_config,
     grid_of,
     load_grid,
     load_prior,
+    load_weights,
     prior_of,
     v2_stimulus,
+    weights_of,
 )
 from spikeforge.sim.drivers import Bench
 from spikeforge.sim.lossless_v2_cases import expected_blocks, limit_block
@@ -105,7 +108,9 @@ async def words_match_model_and_decode(dut):
     samples = v2_stimulus(params["stimulus"], sweeps, channels, int(params["seed"]))
     grid = grid_of(params["stimulus"]) if codec.grid else None
     prior = prior_of(params, codec)
-    model = expected_blocks(samples, codec, grid, prior)
+    weights = weights_of(params, grid)
+    golden = golden_config(codec, weights)
+    model = expected_blocks(samples, golden, grid, prior, weights)
     expected = [limit_block(block, limit) for block in model]
     fields = _word_fields()
     assert Shape.cast(CompressedWordLayout()).width == len(dut.o__payload)
@@ -121,6 +126,7 @@ async def words_match_model_and_decode(dut):
         dut.coder_rst.value = 0
     await load_grid(dut, grid)
     await load_prior(dut, codec, prior)
+    await load_weights(dut, codec, grid, weights)
     # one watcher for the output words and block_start (``o`` is always ready: every cycle
     # with ``valid`` is a transfer)
     words: list[tuple[int, int]] = []
@@ -194,7 +200,8 @@ async def words_match_model_and_decode(dut):
     damaged = sum(d for _, _, d in expected)
     if not damaged:
         blocks = [b"".join(w.to_bytes(2, "little") for w in b["words"]) for b in got]
-        decoded = decode_v2(blocks, channels, codec, grid, sweeps=sweeps, prior=prior)
+        decoded = decode_v2(blocks, channels, golden, grid, weights, sweeps=sweeps,
+                            prior=prior)
         mismatch = (decoded != samples).nonzero()
         assert not len(mismatch[0]), (
             f"decode_v2 of the RTL's words differs from the samples at sweep "

@@ -35,6 +35,7 @@ from spikeforge.firmware.compression_v2 import (
     WEIGHT_UNIT_BITS,
     CodecV2Config,
     ValueGrid,
+    padded_code_weights,
     reciprocal_table,
     restart_tables,
 )
@@ -42,28 +43,17 @@ from spikeforge.firmware.errors import ConfigError
 
 __all__ = ["encode_v2", "encode_v2_stream", "grid_arrays"]
 
-#: Padding of the code-weight table on both sides (codes outside the grid weigh 1).
-_PAD = LITERALS
-
-
 def grid_arrays(grid: ValueGrid | None, weights: np.ndarray | None, grid_bits: int):
     """The arrays the kernels take: value table (int64), base, reciprocal, shift, and the
     code-weight table padded by LITERALS entries of weight 1 on both sides."""
-    unit = 1 << WEIGHT_UNIT_BITS
     if grid is None:
-        return (np.zeros(1, np.int64), 0, 0, 1, np.full(2 * _PAD + 1, unit, np.int64))
+        return (np.zeros(1, np.int64), 0, 0, 1, padded_code_weights(None, 1))
     if grid.bits > grid_bits:
         raise ConfigError(f"the value grid has {grid.bits}-bit codes but the coder was built "
                           f"for {grid_bits}; build with grid_bits={grid.bits}")
     table = grid.table().astype(np.int64)
     reciprocal, shift = grid.reciprocal
-    padded = np.full(len(table) + 2 * _PAD, unit, np.int64)
-    if weights is not None:
-        weights = np.asarray(weights, dtype=np.int64)
-        if weights.shape != table.shape or weights.min() < 1 or weights.max() > 255:
-            raise ConfigError(f"code weights must be {len(table)} integers 1..255 (one per "
-                              "code of the grid); learn them with learn_code_weights")
-        padded[_PAD:_PAD + len(table)] = weights
+    padded = padded_code_weights(weights, len(table))
     return table, grid.base, reciprocal, shift, padded
 
 

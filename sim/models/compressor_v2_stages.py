@@ -5,11 +5,11 @@ puts out), and a range coder with the running budget that turns that sequence in
 golden model's bytes.
 
 :func:`symbol_stream_v2` is :mod:`spikeforge.sim.models.compressor_v2`'s kernel with the
-range coder taken out (with or without a value grid, with sync resets; no code weights:
-what the gateware covers so far); the symbol stage does not know the budget (the model's
-state moves on every sample as if it had been coded). :func:`range_code_v2` is the range
-coder and the running budget (:func:`budget_v2`: per block, a sample is coded while the
-account of the coded samples' cost bound beyond raw is at most
+range coder taken out (with or without a value grid and code weights, with sync resets);
+the symbol stage does not know the budget (the model's state moves on every sample as if
+it had been coded). :func:`range_code_v2` is the range coder and the running budget
+(:func:`budget_v2`: per block, a sample is coded while the account of the coded samples'
+cost bound beyond raw is at most
 :data:`~spikeforge.firmware.compression_v2.BUDGET_SLACK_EIGHTHS`, else it is verbatim: no
 symbol, its 16 bits raw); ``tests/hdl/test_compressor_v2_hdl.py`` checks that the two
 together give :func:`~spikeforge.sim.models.compressor_v2.encode_v2_stream`'s bytes and
@@ -34,12 +34,15 @@ from spikeforge.firmware.compression_v2 import (
     LITERALS,
     MEAN_SHIFT,
     RANGE_TOP,
+    RECIPROCAL_BITS,
     SYMBOLS,
     WEIGHT_STATE_BITS,
+    WEIGHT_UNIT_BITS,
     CodecV2Config,
     ValueGrid,
     context_and_shift,
     cost_eighths,
+    reciprocal_table,
     restart_tables,
 )
 from spikeforge.firmware.errors import ConfigError
@@ -74,7 +77,8 @@ def _length_coded(x: int) -> tuple[int, int, int]:
 
 def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
                      grid: ValueGrid | None = None, *,
-                     prior: np.ndarray | None = None) -> np.ndarray:
+                     prior: np.ndarray | None = None,
+                     weights: np.ndarray | None = None) -> np.ndarray:
     """Per sample of ``samples`` (int16, ``(sweeps, channels)``, channel-serial order) the
     row :data:`SYMBOL_FIELDS`: context, symbol, ``low`` (cumulative frequency below the
     symbol), ``frequency`` (total 2**CDF_BITS), the bucket's raw bits (``high_bits``,
@@ -86,12 +90,17 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
     ``s``); a sample off the grid is an ESCAPE, its raw fields ``length_e``, ``high_bits``
     (``high_count``), ``length_o``, ``low_bits`` (``low_count``). ``prior``: the tables
     every start and sync block begins from (:func:`~spikeforge.firmware.compression_v2.
-    restart_tables`; None: the initial CDF)."""
+    restart_tables`; None: the initial CDF). ``weights`` (``config.code_weights``): the
+    code weights (:func:`~spikeforge.firmware.compression_v2.learn_code_weights`); None:
+    coded as without them (the gateware's ``weights_on`` low)."""
     check_symbol_config(config)
     if config.grid and grid is None:
         raise ConfigError("codec v2 configured with grid=True but no value grid given; "
                           "learn one from the stream's first samples (learn_grid)")
-    table = grid_arrays(grid if config.grid else None, None, config.grid_bits)[0]
+    use_weights = config.code_weights and weights is not None
+    table, _, _, _, padded = grid_arrays(grid if config.grid else None,
+                                         weights if use_weights else None, config.grid_bits)
+    recip = reciprocal_table()
     samples = np.asarray(samples, dtype=np.int64)
     sweeps, channels = samples.shape
     taps = config.taps
@@ -152,6 +161,9 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
             top = [crow[j] >> _DROP for j in range(SYMBOLS + 1)]
             low = top[sym] + sym
             frequency = top[sym + 1] - top[sym] + 1
+            if use_weights and k == 0:
+                low, frequency = _weighted(top, sym, padded, prev[c] + p, len(table) - 1,
+                                           recip)
             out[row] = (ctx, sym, low, frequency, high_bits, high_count, low_bits, low_count,
                         v & 0xFFFF, length_e, length_o)
             row += 1
@@ -179,6 +191,22 @@ def symbol_stream_v2(samples: np.ndarray, config: CodecV2Config,
                 dc[c] += ((s << DC_FRAC_BITS) - dc[c]) >> DC_RATE
             prev[c] = s
     return out
+
+
+def _weighted(top: list[int], sym: int, padded: np.ndarray, c0: int, code_max: int,
+              recip: np.ndarray) -> tuple[int, int]:
+    """A symbol's (low, frequency) of CDF_TOTAL with code weights: the model's
+    ``_frequencies`` and ``_to_power_of_two``, step by step as the gateware's W1..W6."""
+    start = min(max(c0 - LITERALS // 2, -LITERALS), code_max + 1) + LITERALS
+    freq = [top[j + 1] - top[j] + 1 for j in range(SYMBOLS)]
+    for j in range(LITERALS):
+        freq[j] = max(1, (freq[j] * int(padded[start + j])) >> WEIGHT_UNIT_BITS)
+    total, lo = sum(freq), sum(freq[:sym])
+    sh = max(total.bit_length() - RECIPROCAL_BITS, 0)
+    q = -(-total >> sh)
+    mult = int(recip[q]) - (int(recip[q]) >> 9)
+    low = ((lo * mult) >> (18 + sh)) + sym
+    return low, (((lo + freq[sym]) * mult) >> (18 + sh)) + sym + 1 - low
 
 
 class _RangeCoder:

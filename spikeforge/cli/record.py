@@ -46,6 +46,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                           "switch to lossless at a sync block; the raw start stays in the "
                           "recording, and spikeforge.json keeps the grid. Without a grid in "
                           "those samples the recording stays raw (docs/recording.md)")
+    rec.add_argument("--no-code-weights", dest="code_weights", action="store_false",
+                     help="--mode lossless from a v2 build with code weights (codec_v2 "
+                          "code_weights=True): do not learn and load them after the grid "
+                          "(WEIGHTS_ON = 0, the coder codes as without them): lossless starts "
+                          "sooner, by one command per two grid codes, and codes a little "
+                          "less tightly (docs/recording.md, \"Code weights\")")
     rec.add_argument("--channels-enabled", metavar="LIST",
                      help="record only these device channels, e.g. 0,2,5-7: set as the "
                           "device's channel mask before the stream starts (needs the control "
@@ -218,7 +224,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                              mode=mode, channels=_channels_enabled(args), codebook=codebook,
                              overload="warn" if args.allow_loss else "refuse",
                              encrypt_to=encrypt_recipient(args), prior=prior,
-                             **_learning(args))
+                             code_weights=args.code_weights, **_learning(args))
     print(f"recording ended ({final.ended}): {args.out}")
     if final.samples_lost:
         print(f"{final.samples_lost} sweeps were lost on the way; they are zero-filled and "
@@ -284,11 +290,15 @@ def _say_learning(device, mode: str | None, args: argparse.Namespace) -> None:
     """Tell the user that a lossless recording from a v2 grid build starts raw."""
     from spikeforge.host.recorder import LEARN_SECONDS, learns_grid
 
-    if mode != "lossless" or not learns_grid(device.config or device.identify(), mode):
+    config = device.config or device.identify()
+    if mode != "lossless" or not learns_grid(config, mode):
         return
     seconds = getattr(args, "learn_seconds", None) or LEARN_SECONDS
+    weights = (" and its code weights" if config.codec_v2.code_weights
+               and getattr(args, "code_weights", True) else "")
     print(f"v2 coder with a value grid: recording raw for the first {seconds:g} s to learn "
-          "the grid, then loading it and switching to lossless", file=sys.stderr)
+          f"the grid{weights}, then loading {'them' if weights else 'it'} and switching to "
+          "lossless", file=sys.stderr)
 
 
 def _learning(args: argparse.Namespace) -> dict:

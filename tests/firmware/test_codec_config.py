@@ -113,3 +113,16 @@ def test_the_identity_carries_the_restart_prior():
     bad[offset] = 4
     with pytest.raises(WireFormatError, match="options"):
         decode_identity(bytes(bad))
+
+
+def test_a_build_with_code_weights_is_a_valid_system_whose_identity_says_so():
+    """The gateware codes with code weights (WEIGHT_PAIR, WEIGHTS_ON): a SystemConfig takes
+    them, and the identity's options bit 0 tells the host, which then loads them."""
+    without = _v2_config()
+    weighted = without.replace(codec_v2=replace(without.codec_v2, code_weights=True))
+    decoded = decode_identity(encode_identity(weighted))
+    assert decoded == weighted and decoded.codec_v2.code_weights
+    assert not decode_identity(encode_identity(without)).codec_v2.code_weights
+    both = weighted.replace(codec_v2=replace(weighted.codec_v2, sync_blocks=512,
+                                             restart_prior=True))
+    assert decode_identity(encode_identity(both)).codec_v2 == both.codec_v2

@@ -94,3 +94,48 @@ def test_the_restart_prior_registers_exist_only_in_builds_with_a_prior():
     assert register("PRIOR_ENTRY").width(with_prior) == 32     # prior_entry_word's 32 bits
     assert register("PRIOR_ON").width(with_prior) == 1
     assert not set(PRIOR_WRITABLE) & set(GRID_WRITABLE)
+
+
+def test_the_code_weight_registers_exist_only_in_builds_with_code_weights():
+    from dataclasses import replace
+
+    from spikeforge.firmware.compression_v2 import CodecV2Config
+    from spikeforge.firmware.config import SystemConfig
+    from spikeforge.firmware.registers import (
+        GRID_WRITABLE,
+        PRIOR_WRITABLE,
+        WEIGHTS_WRITABLE,
+        register,
+    )
+
+    codec = CodecV2Config(enabled=True, sync_blocks=4, grid=True)
+    without = SystemConfig(channels=4, codec_v2=codec)
+    weighted = SystemConfig(channels=4, codec_v2=replace(codec, code_weights=True))
+    for name in WEIGHTS_WRITABLE:
+        assert register(name).present(weighted) and not register(name).present(without)
+    assert register("WEIGHT_PAIR").width(weighted) == 32       # weight_pair_word's 32 bits
+    assert register("WEIGHTS_ON").width(weighted) == 1
+    assert register("WEIGHTS_ON").reset_value(weighted) == 0   # unweighted after reset
+    assert not set(WEIGHTS_WRITABLE) & (set(GRID_WRITABLE) | set(PRIOR_WRITABLE))
+
+
+def test_a_weight_pair_word_holds_the_pair_index_and_two_weights():
+    import numpy as np
+
+    from spikeforge.firmware.compression_v2 import (
+        LITERALS,
+        padded_code_weights,
+        weight_pair_word,
+        weight_pair_words,
+    )
+
+    assert weight_pair_word(0x123, 0x45, 0xFE) == 0x123 | 0x45 << 16 | 0xFE << 24
+    assert weight_pair_word(4095, 1, 255) == 4095 | 1 << 16 | 255 << 24
+    weights = np.arange(1, 65)          # a 6-bit grid's 64 codes
+    words = weight_pair_words(weights, 64)
+    padded = padded_code_weights(weights, 64)
+    assert len(words) == (64 + 2 * LITERALS) // 2
+    for word in words:                  # every entry from its word, by the register's doc
+        pair = word & 0xFFF
+        assert (word >> 16 & 0xFF, word >> 24 & 0xFF) == tuple(padded[2 * pair:2 * pair + 2])
+    assert sorted(word & 0xFFF for word in words) == list(range(len(words)))

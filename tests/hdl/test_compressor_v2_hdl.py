@@ -11,10 +11,17 @@ from spikeforge.firmware.compression_v2 import (
     ESCAPE,
     CodecV2Config,
     ValueGrid,
+    weight_pair_words,
 )
 from spikeforge.firmware.errors import ConfigError
 from spikeforge.hdl.compressor_v2 import CompressorV2Symbols
-from spikeforge.sim.compressor_v2_cases import GRID_STIMULI, grid_of, v2_stimulus
+from spikeforge.sim.compressor_v2_cases import (
+    GRID_STIMULI,
+    WEIGHT_KINDS,
+    grid_of,
+    v2_stimulus,
+    weights_of,
+)
 from spikeforge.sim.models.compressor_v2 import encode_v2_stream
 from spikeforge.sim.models.compressor_v2_stages import (
     SYMBOL_FIELDS,
@@ -148,9 +155,36 @@ def test_symbols_and_range_coder_are_the_golden_model_with_sync_blocks(
         assert verbatim.sum() > 0       # blocks of 4 samples: the slack absorbs them
 
 
-def test_unsupported_options_are_refused():
-    with pytest.raises(ConfigError, match="code_weights"):
-        CompressorV2Symbols(8, CodecV2Config(enabled=True, grid=True, code_weights=True))
+@pytest.mark.parametrize("kind", GRID_STIMULI)
+@pytest.mark.parametrize("weights", WEIGHT_KINDS)
+@pytest.mark.parametrize("sync_blocks", [0, 2])
+def test_symbols_and_range_coder_are_the_golden_model_with_code_weights(
+        kind: str, weights: str, sync_blocks: int):
+    """Code weights (learned, random, the widest and narrowest totals, alternating) over
+    codes, escapes and verbatim blocks: the split's weighted frequencies, onto the coder's
+    2**15, give the golden model's bytes, and the weights change them."""
+    grid = grid_of(kind)
+    config = CodecV2Config(enabled=True, grid=True, code_weights=True, grid_bits=12,
+                           block_sweeps=4, sync_blocks=sync_blocks)
+    table = weights_of({"weights": weights, "stimulus": kind}, grid)
+    samples = v2_stimulus(kind, 48, 5, seed=3)
+    stream, ends, _ = encode_v2_stream(samples, config, grid, table)
+    rows = symbol_stream_v2(samples, config, grid, weights=table)
+    assert range_code_v2(rows, 5 * config.block_sweeps, sync_blocks) == (bytes(stream),
+                                                                        list(ends))
+    plain = symbol_stream_v2(samples, config, grid)
+    assert (plain[:, 2:4] != rows[:, 2:4]).any(), "the weights changed no frequency"
+    assert np.array_equal(plain, symbol_stream_v2(
+        samples, CodecV2Config(**{**config.to_dict(), "code_weights": False}), grid))
+
+
+def test_a_bad_weight_table_is_refused():
+    grid = grid_of("grid-n1")
+    config = CodecV2Config(enabled=True, grid=True, code_weights=True)
+    samples = v2_stimulus("grid-n1", 4, 2)
+    for bad in (np.zeros(1 << grid.bits), np.full(1 << grid.bits, 256), np.ones(5)):
+        with pytest.raises(ConfigError, match="code weights must be"):
+            symbol_stream_v2(samples, config, grid, weights=bad)
 
 
 async def _load_grid(ctx, dut, grid: ValueGrid | None) -> None:
@@ -171,8 +205,22 @@ async def _load_grid(ctx, dut, grid: ValueGrid | None) -> None:
     ctx.set(dut.grid_write, 0)
 
 
+async def _load_weights(ctx, dut, grid: ValueGrid | None, weights: np.ndarray | None) -> None:
+    """The code weights' pairs, one a cycle, then ``weights_on``."""
+    if weights is None:
+        return
+    for word in weight_pair_words(weights, 1 << grid.bits):
+        ctx.set(dut.weight_pair, word & 0xFFF)
+        ctx.set(dut.weight_data, word >> 16)
+        ctx.set(dut.weight_write, 1)
+        await ctx.tick()
+    ctx.set(dut.weight_write, 0)
+    ctx.set(dut.weights_on, 1)
+
+
 def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0,
-             gap_every: int = 0, grid: ValueGrid | None = None) -> np.ndarray:
+             gap_every: int = 0, grid: ValueGrid | None = None,
+             weights: np.ndarray | None = None) -> np.ndarray:
     sweeps, channels = samples.shape
     dut = CompressorV2Symbols(channels, config)
     got: list[list[int]] = []
@@ -180,6 +228,7 @@ def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0
 
     async def source(ctx):
         await _load_grid(ctx, dut, grid)
+        await _load_weights(ctx, dut, grid, weights)
         index = 0
         cycle = 0
         while index < total:
@@ -216,6 +265,9 @@ def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0
     return np.array(got, np.int64)
 
 
+WEIGHTED = CodecV2Config(enabled=True, grid=True, code_weights=True)
+
+
 @pytest.mark.parametrize("kind,channels,config,stall,gap", [
     ("spikes", 6, CodecV2Config(enabled=True), 0, 0),
     ("white", 4, CodecV2Config(enabled=True), 3, 0),
@@ -238,12 +290,23 @@ def _run_rtl(samples: np.ndarray, config: CodecV2Config, *, stall_every: int = 0
      5, 0),
     ("grid-n1", 4, CodecV2Config(enabled=True, grid=True, block_sweeps=2, sync_blocks=3),
      0, 0),
+    # code weights: random (over escapes and clipped samples, with stalls), the widest
+    # weighted totals, a narrower grid than the build's
+    ("grid-n1", 5, WEIGHTED, 3, 0),
+    ("grid-n1", 3, WEIGHTED, 0, 4),
+    ("grid-wide", 4, CodecV2Config(enabled=True, grid=True, code_weights=True,
+                                   grid_bits=12), 2, 0),
 ])
 def test_rtl_symbols_match_the_model(kind, channels, config, stall, gap):
     samples = v2_stimulus(kind, 48 if kind == "saturation" else 24, channels, seed=1)
     grid = grid_of(kind) if config.grid else None
-    expected = symbol_stream_v2(samples, config, grid)
-    got = _run_rtl(samples, config, stall_every=stall, gap_every=gap, grid=grid)
+    weights = None
+    if config.code_weights:
+        weights = weights_of({"weights": "random" if stall else "heavy", "stimulus": kind},
+                             grid)
+    expected = symbol_stream_v2(samples, config, grid, weights=weights)
+    got = _run_rtl(samples, config, stall_every=stall, gap_every=gap, grid=grid,
+                   weights=weights)
     assert got.shape == expected.shape
     for index in range(len(expected)):
         assert list(got[index]) == list(expected[index]), (

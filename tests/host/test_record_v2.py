@@ -9,7 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from spikeforge.firmware.compression_v2 import CodecV2Config, ValueGrid, learn_grid
+from spikeforge.firmware.compression_v2 import (
+    CodecV2Config,
+    ValueGrid,
+    learn_code_weights,
+    learn_grid,
+)
 from spikeforge.firmware.config import SystemConfig
 from spikeforge.host.device import RegisterRefused, grid_entry_word
 from spikeforge.host.recorder import GridLearning, Recorder, learns_grid
@@ -77,12 +82,14 @@ def _learn_prior(tmp_path, board: dict, channels: int, step: int):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize(("sync_blocks", "prior"), [
-    pytest.param(4, False, marks=pytest.mark.slow),
-    pytest.param(2, False, marks=pytest.mark.slow), (16, True)],
-    ids=["sync-is-slot", "sync-half-slot", "sync-four-slots-prior"])
-def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_path,
-                                                                          sync_blocks, prior):
+@pytest.mark.parametrize(("sync_blocks", "prior", "code_weights"), [
+    pytest.param(4, False, False, marks=pytest.mark.slow),
+    pytest.param(2, False, False, marks=pytest.mark.slow), (16, True, False),
+    (16, False, True)],
+    ids=["sync-is-slot", "sync-half-slot", "sync-four-slots-prior",
+         "sync-four-slots-code-weights"])
+def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(
+        tmp_path, sync_blocks, prior, code_weights):
     """RHD2132 chips play a file on a value grid (step 1100: a 6-bit table, loaded fast over
     the UART) into a v2 build with grid=True. `spikeforge record --mode lossless
     --learn-seconds 0.05`: raw DATA frames first, then COMPRESSED frames from a sync block on.
@@ -94,7 +101,11 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     prior (4 context tables, so that its 180 entries load in seconds over the UART), learned
     by `spikeforge learn-prior` from another recording and loaded by `record
     --restart-prior`: the device codes every segment from it, or the host, decoding with
-    it, would count the segments damaged."""
+    it, would count the segments damaged. With ``code_weights`` the build weights literal
+    frequencies by a device-wide code-weight table: the recorder learns it from the same
+    raw start as the grid and loads it with the grid (64 WEIGHT_PAIR writes for the 6-bit
+    grid) before lossless; the weighted coding differs from the unweighted one on this feed,
+    so a host decoding without the device's table would count the segments damaged."""
     from spikeforge.sim.virtual_board import SampleFeed, board_from_sim_url, expected_recording
 
     channels, rate_hz, step = 4, 30_000, 1100
@@ -108,6 +119,8 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     if prior:
         board["codec_v2"].update(restart_prior=True, contexts=4)
         with_prior = ["--restart-prior", str(_learn_prior(tmp_path, board, channels, step))]
+    if code_weights:
+        board["codec_v2"]["code_weights"] = True
     (tmp_path / "board.json").write_text(json.dumps(board))
     url = f"sim://{tmp_path / 'board.json'}?from={flat}&channels={channels}&repeat=1"
     out = tmp_path / "rec"
@@ -153,6 +166,17 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(tmp_p
     assert v2["decoded_sweeps"] >= numbers[-1] + 1 - start - 2 * 16
     if prior:
         assert meta["restart_prior"]["loaded"] is True
+    if code_weights:
+        # learned from the raw start the grid came from, loaded (WEIGHTS_ON = 1) and decoded
+        # with: every segment decoded (damaged_sweeps 0 above)
+        facts = meta["code_weights"]
+        weights = np.array(facts["weights"])
+        assert facts["loaded"] is True and facts["weighted_codes"] > 0
+        assert np.array_equal(weights, learn_code_weights([samples[:learn_sweeps]], grid))
+        assert (weights != 64).any()
+        assert facts["learned_from"].startswith(f"first {learn_sweeps} sweeps")
+    else:
+        assert "code_weights" not in meta
 
 
 # -- Device.load_grid over the command path (the control model: sim/models/control.py) ---------
