@@ -628,7 +628,8 @@ class CompressorV2Symbols(wiring.Component):
         m.d.comb += same.eq(f.valid & (f.context == e.context))
         with m.If(advance):
             m.d.sync += forward.eq(same)
-        row = Signal(row_layout)
+        # plain vector viewed as the row, as last_row (its bits now also feed W1's registers)
+        row = data.View(row_layout, Signal(row_layout.size, name="row"))
         stored = Mux(forward, last_row, row_rd.data)
         initial = Cat(*[Const(v, CDF_STATE_BITS) for v in initial_row])
         count_max = 16 * (codec.rate_max - 4)
