@@ -47,24 +47,6 @@ def _blocks(samples: np.ndarray, codec: CodecV2Config,
     return cut_words(bytes(stream), ends, flushed)
 
 
-@pytest.fixture
-def model_device():
-    from test_control import ModelDevice
-
-    from spikeforge.host.device import Device
-
-    made = []
-
-    def make(config: SystemConfig):
-        fake = ModelDevice(config)
-        made.append(fake)
-        return fake, Device.open(fake.url)
-
-    yield make
-    for fake in made:
-        fake.close()
-
-
 # -- Device.load_code_weights ------------------------------------------------------------------
 
 def test_load_code_weights_writes_every_pair_then_weights_on(model_device):

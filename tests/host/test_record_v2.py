@@ -182,24 +182,6 @@ def test_record_lossless_from_a_v2_build_learns_the_grid_and_loses_nothing(
 # -- Device.load_grid over the command path (the control model: sim/models/control.py) ---------
 
 
-@pytest.fixture
-def model_device():
-    from test_control import ModelDevice
-
-    from spikeforge.host.device import Device
-
-    made = []
-
-    def make(config: SystemConfig):
-        fake = ModelDevice(config)
-        made.append(fake)
-        return fake, Device.open(fake.url)
-
-    yield make
-    for fake in made:
-        fake.close()
-
-
 def test_load_grid_writes_the_registers_and_hands_the_grid_to_the_decoder(model_device):
     from spikeforge.firmware.registers import register
 

@@ -33,24 +33,6 @@ def _prior(codec: CodecV2Config = CODEC) -> np.ndarray:
     return np.minimum(rows + top // 8, top) * (np.arange(rows.shape[1]) > 0)
 
 
-@pytest.fixture
-def model_device():
-    from test_control import ModelDevice
-
-    from spikeforge.host.device import Device
-
-    made = []
-
-    def make(config: SystemConfig, **kwargs):
-        fake = ModelDevice(config, **kwargs)
-        made.append(fake)
-        return fake, Device.open(fake.url)
-
-    yield make
-    for fake in made:
-        fake.close()
-
-
 def test_a_prior_file_round_trips_with_its_digest(tmp_path):
     prior = write_prior(tmp_path / "prior.npy", _prior())
     again = read_prior(tmp_path / "prior.npy")
