@@ -22,7 +22,14 @@ from spikeforge.firmware.control_protocol import (
     epoch_floor,
 )
 from spikeforge.firmware.epoch_store import REGION_BYTES
-from spikeforge.firmware.registers import AUTH_COUNTERS, CODEBOOK_WRITABLE, REGISTERS
+from spikeforge.firmware.registers import (
+    AUTH_COUNTERS,
+    CODEBOOK_WRITABLE,
+    GRID_WRITABLE,
+    PRIOR_WRITABLE,
+    REGISTERS,
+    WEIGHTS_WRITABLE,
+)
 from spikeforge.firmware.wire import (
     COMMAND,
     COMMAND_FRAME_BYTES,
@@ -42,6 +49,9 @@ from .epoch_store import EpochStoreModel
 from .registers import RegisterBankModel
 
 __all__ = ["CommandDecoderModel", "CONTROL_COUNTERS"]
+
+#: The registers of the coders' loaded tables, whose writes the device refuses in lossless.
+_LOCKED = frozenset(CODEBOOK_WRITABLE + GRID_WRITABLE + PRIOR_WRITABLE + WEIGHTS_WRITABLE)
 
 #: The status registers the control path itself drives (the model knows their values).
 CONTROL_COUNTERS = ("COMMANDS_EXECUTED", "COMMAND_ERRORS", "COMMANDS_DROPPED",
@@ -204,9 +214,11 @@ class CommandDecoderModel:
 
     # -- codebook (codec.codebook builds; hdl/top.py AcquisitionSystem._codebook) ------------
     def _codebook_refused(self, name: str) -> bool:
-        """Codebook writes are refused in lossless mode. (The device also refuses them until
-        its coder's next block after leaving lossless: timing, not modelled here.)"""
-        return (self.codebook_table is not None and name in CODEBOOK_WRITABLE
+        """Writes of a coder's loaded tables (the codebook; v2's grid, restart prior and code
+        weights: registers only their builds have) are refused in lossless mode. (The device
+        also refuses them until its coder's next block after leaving lossless: timing, not
+        modelled here.)"""
+        return (name in _LOCKED
                 and self.bank.values.get("BANDWIDTH_MODE") == BandwidthMode.LOSSLESS)
 
     def _codebook_write(self, name: str, value: int) -> None:

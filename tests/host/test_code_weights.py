@@ -222,3 +222,20 @@ def test_record_takes_no_code_weights_and_learns_them_by_default():
     base = ["record", "--port", "sim://", "--out", "rec", "--mode", "lossless"]
     assert parser.parse_args(base).code_weights is True
     assert parser.parse_args([*base, "--no-code-weights"]).code_weights is False
+
+
+def test_the_device_refuses_v2_table_writes_in_lossless(model_device):
+    """The control model locks the grid's, the prior's and the weights' registers in
+    lossless mode, as the device does (hdl/top.py): a direct write is not carried out."""
+    codec = replace(CODEC, sync_blocks=2, restart_prior=True)
+    fake, device = model_device(SystemConfig(channels=4, codec_v2=codec))
+    with device:
+        device.identify()
+        names = ("GRID_SHIFT", "PRIOR_ON", "WEIGHTS_ON", "WEIGHT_PAIR")
+        for name in names:
+            assert device.write_register(name, 1) == 1
+        device.set_mode("lossless")
+        for name in names:
+            assert device.write_register(name, 0) == 1, f"{name} written in lossless"
+        device.set_mode("raw")
+        assert [device.write_register(name, 0) for name in names] == [0] * len(names)
