@@ -22,7 +22,7 @@ from spikeforge.firmware.compression import (
     initial_rice_sum,
 )
 from spikeforge.firmware.compression_v2 import CodecV2Config
-from spikeforge.firmware.errors import WireFormatError
+from spikeforge.firmware.errors import ConfigError, WireFormatError
 
 __all__ = ["decode_block", "decode", "CompressedBlockError", "codebook_from_file", "decode_v2"]
 
@@ -340,18 +340,15 @@ def decode_v2(blocks: list[bytes], channels: int, config: CodecV2Config,
 
 def _v2_grid_arrays(grid: "v2.ValueGrid | None",
                     weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The grid's value table and the code weights padded by LITERALS weights of 1."""
-    unit = 1 << v2.WEIGHT_UNIT_BITS
+    """The grid's value table and the code weights padded by LITERALS weights of 1
+    (:func:`~spikeforge.firmware.compression_v2.padded_code_weights`)."""
     if grid is None:
-        return np.zeros(1, np.int64), np.full(2 * _V2_LITERALS + 1, unit, np.int64)
+        return np.zeros(1, np.int64), v2.padded_code_weights(None, 1)
     table = grid.table().astype(np.int64)
-    padded = np.full(len(table) + 2 * _V2_LITERALS, unit, np.int64)
-    if weights is not None:
-        weights = np.asarray(weights, dtype=np.int64)
-        if weights.shape != table.shape:
-            raise CompressedBlockError(f"code weights must have {len(table)} entries (one per "
-                                       "code of the grid), not {weights.shape}")
-        padded[_V2_LITERALS:_V2_LITERALS + len(table)] = weights
+    try:
+        padded = v2.padded_code_weights(weights, len(table))
+    except ConfigError as error:
+        raise CompressedBlockError(str(error)) from None
     return table, padded
 
 
