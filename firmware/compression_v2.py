@@ -53,7 +53,7 @@ not know the decision). So no block costs more than raw + the slack + one sample
 excess (:func:`worst_case_bits_v2`).
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,7 @@ __all__ = ["CodecV2Config", "LITERALS", "SYMBOLS", "ESCAPE", "CDF_BITS", "CDF_TO
            "SHIFT_MAX", "DC_FRAC_BITS", "DC_RATE", "MEAN_SHIFT", "context_and_shift",
            "HISTORY_BITS", "WEIGHT_STATE_BITS",
            "state_bits_v2", "PRIOR_ENTRIES", "prior_entry_word", "prior_words",
-           "padded_code_weights", "weight_pair_word", "weight_pair_words"]
+           "padded_code_weights", "weight_pair_word", "weight_pair_words", "coded_config"]
 
 #: Zigzagged residuals below ``LITERALS = 2**LITERAL_BITS`` are their own symbol.
 LITERAL_BITS = 5
@@ -468,6 +468,14 @@ def padded_code_weights(weights: np.ndarray | None, codes: int) -> np.ndarray:
                               "the grid); learn them with learn_code_weights")
         padded[LITERALS:LITERALS + codes] = weights
     return padded
+
+
+def coded_config(config: "CodecV2Config", weights: np.ndarray | None) -> "CodecV2Config":
+    """The configuration blocks are coded with: ``config``, except that a code-weights build
+    with no weights loaded (WEIGHTS_ON 0, ``weights`` None) codes as one without them."""
+    if config.code_weights and weights is None:
+        return replace(config, code_weights=False)
+    return config
 
 
 def weight_pair_word(pair: int, even: int, odd: int) -> int:

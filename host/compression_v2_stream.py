@@ -17,13 +17,14 @@ the coder has not sent yet), so :meth:`V2SegmentDecoder.finish` counts its sweep
 undecoded, unless the caller knows the stream's last block was flushed.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from spikeforge.firmware.compression_v2 import (
     CodecV2Config,
     ValueGrid,
+    coded_config,
     padded_code_weights,
     restart_tables,
 )
@@ -101,9 +102,7 @@ class V2SegmentDecoder:
     def coded_config(self) -> CodecV2Config:
         """The configuration the blocks were coded with: the build's, except that a
         code-weights build with its weights off (``weights`` None) codes as one without."""
-        if self.config.code_weights and self.weights is None:
-            return replace(self.config, code_weights=False)
-        return self.config
+        return coded_config(self.config, self.weights)
 
     @property
     def pending_blocks(self) -> int:

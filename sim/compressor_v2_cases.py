@@ -225,8 +225,11 @@ def weights_of(params: dict[str, Any], grid: ValueGrid | None) -> np.ndarray | N
 
 def golden_config(codec: CodecV2Config, weights: np.ndarray | None) -> CodecV2Config:
     """The golden model's configuration of a case: a code-weights build with no weights
-    loaded (``weights_on`` 0) codes as a build without them."""
-    return codec if weights is not None else replace(codec, code_weights=False)
+    loaded (``weights_on`` 0) codes as a build without them (:func:`~spikeforge.firmware.
+    compression_v2.coded_config`)."""
+    from spikeforge.firmware.compression_v2 import coded_config
+
+    return coded_config(codec, weights)
 
 
 async def load_weights(dut: Any, codec: CodecV2Config, grid: ValueGrid | None,
