@@ -13,7 +13,7 @@ import pytest
 from spikeforge.firmware.config import DetectorConfig, SystemConfig
 from spikeforge.firmware.registers import REGISTERS, register
 from spikeforge.firmware.wire import FrameType, build_frame, encode_identity
-from spikeforge.host.device import ChipFound, Device, DeviceNoControl, RegisterRefused
+from spikeforge.host.device import ChipFound, DeviceNoControl, RegisterRefused
 from spikeforge.host.frames import DataBlock
 from spikeforge.sim.models.control import CommandDecoderModel
 
@@ -78,23 +78,8 @@ class ModelDevice:
         self.server.close()
 
 
-@pytest.fixture
-def make_device():
-    devices = []
-
-    def make(config=None, **kwargs):
-        config = config or SystemConfig(channels=4)
-        device = ModelDevice(config, **kwargs)
-        devices.append(device)
-        return device, Device.open(device.url)
-
-    yield make
-    for device in devices:
-        device.close()
-
-
-def test_registers_read_and_write_through_commands(make_device):
-    fake, device = make_device()
+def test_registers_read_and_write_through_commands(model_device):
+    fake, device = model_device()
     with device:
         assert device.identify().channels == 4
         assert device.read_register("CHANNELS") == 4
@@ -111,8 +96,8 @@ def test_registers_read_and_write_through_commands(make_device):
         assert status["COMMAND_ERRORS"] == 0
 
 
-def test_a_lost_reply_is_retried_and_the_write_applies_once(make_device):
-    fake, device = make_device(lose=2)
+def test_a_lost_reply_is_retried_and_the_write_applies_once(model_device):
+    fake, device = model_device(lose=2)
     with device:
         device.identify()
         assert device.write_register("DETECT_K", 99, timeout_s=0.05) == 99
@@ -120,16 +105,16 @@ def test_a_lost_reply_is_retried_and_the_write_applies_once(make_device):
         assert fake.model.counters["COMMANDS_EXECUTED"] == 1
 
 
-def test_a_corrupt_reply_is_counted_and_retried(make_device):
-    fake, device = make_device(corrupt=1)
+def test_a_corrupt_reply_is_counted_and_retried(model_device):
+    fake, device = model_device(corrupt=1)
     with device:
         device.identify()
         assert device.read_register("SAMPLE_RATE_HZ", timeout_s=0.05) == 30_000
         assert device.stats.crc_errors >= 1
 
 
-def test_frames_that_arrive_during_a_command_are_kept(make_device):
-    _, device = make_device()
+def test_frames_that_arrive_during_a_command_are_kept(model_device):
+    _, device = model_device()
     with device:
         device.identify()
         for _ in range(5):
@@ -144,9 +129,9 @@ def test_frames_that_arrive_during_a_command_are_kept(make_device):
         assert device.stats.sequence_gaps == 0
 
 
-def test_configure_writes_the_detector_registers(make_device):
+def test_configure_writes_the_detector_registers(model_device):
     config = SystemConfig(channels=3, detector=DetectorConfig(enabled=True))
-    fake, device = make_device(config)
+    fake, device = model_device(config)
     with device:
         device.identify()
         device.configure(polarity="both", dead_samples=20, threshold_k=4.5, neo=True)
@@ -161,16 +146,16 @@ def test_configure_writes_the_detector_registers(make_device):
             device.configure(polarity="sideways")
 
 
-def test_a_register_the_build_lacks_is_refused_clearly(make_device):
-    _, device = make_device()
+def test_a_register_the_build_lacks_is_refused_clearly(model_device):
+    _, device = model_device()
     with device:
         device.identify()
         with pytest.raises(RegisterRefused, match="no register RHD_CHIPS"):
             device.read_register("RHD_CHIPS")
 
 
-def test_a_device_that_does_not_answer_says_so(make_device):
-    _, device = make_device(answers=False)
+def test_a_device_that_does_not_answer_says_so(model_device):
+    _, device = model_device(answers=False)
     with device:
         device.identify()
         started = time.monotonic()
@@ -180,18 +165,18 @@ def test_a_device_that_does_not_answer_says_so(make_device):
         assert time.monotonic() - started < 2
 
 
-def test_a_build_without_the_control_path_is_named_without_waiting(make_device):
+def test_a_build_without_the_control_path_is_named_without_waiting(model_device):
     config = SystemConfig(channels=1, baud=12_000_000)   # 1 cycle per bit
-    _, device = make_device(config, answers=False)
+    _, device = model_device(config, answers=False)
     with device:
         device.identify()
         with pytest.raises(DeviceNoControl, match="without the control path.*at least 3"):
             device.read_register("CHANNELS")
 
 
-def test_identify_reports_the_rhd_chips_the_device_found(make_device):
+def test_identify_reports_the_rhd_chips_the_device_found(model_device):
     config = SystemConfig(source="rhd", channels=32, sample_rate_hz=8000, sweeps_per_frame=2)
-    fake, device = make_device(config)
+    fake, device = model_device(config)
     # Line 0: an RHD2132 (ID 1) at delay 3; line 1: an RHD2164 (ID 4) at delay 5.
     fake.model.status.update(RHD_CHIPS=0x0401, RHD_FOUND_DELAYS=1 << 31 | 5 << 4 | 3)
     with device:
@@ -202,11 +187,11 @@ def test_identify_reports_the_rhd_chips_the_device_found(make_device):
         assert device.chips() == []
 
 
-def test_configure_mode_switches_and_status_shows_it(make_device):
+def test_configure_mode_switches_and_status_shows_it(model_device):
     from spikeforge.firmware.compression import CodecConfig
 
     config = SystemConfig(channels=4, codec=CodecConfig(enabled=True, block_sweeps=8))
-    fake, device = make_device(config)
+    fake, device = model_device(config)
     with device:
         device.identify()
         assert device.mode() == "raw"
@@ -220,8 +205,8 @@ def test_configure_mode_switches_and_status_shows_it(make_device):
             device.configure(mode="zip")
 
 
-def test_a_mode_the_build_lacks_is_refused_naming_the_config_field(make_device):
-    fake, device = make_device(SystemConfig(channels=4))
+def test_a_mode_the_build_lacks_is_refused_naming_the_config_field(model_device):
+    fake, device = model_device(SystemConfig(channels=4))
     with device:
         device.identify()
         with pytest.raises(RegisterRefused, match="no register BANDWIDTH_MODES"):
@@ -237,8 +222,8 @@ def test_a_mode_the_build_lacks_is_refused_naming_the_config_field(make_device):
         assert not [w for w in fake.model.writes if w[0] == register("BANDWIDTH_MODE").address]
 
 
-def test_events_plus_lfp_is_refused_by_a_build_without_lfp(make_device):
-    _, device = make_device(SystemConfig(channels=4, detector=DetectorConfig(enabled=True)))
+def test_events_plus_lfp_is_refused_by_a_build_without_lfp(model_device):
+    _, device = model_device(SystemConfig(channels=4, detector=DetectorConfig(enabled=True)))
     with device:
         device.identify()
         assert device.read_register("BANDWIDTH_MODES") == 0b0101
@@ -248,14 +233,14 @@ def test_events_plus_lfp_is_refused_by_a_build_without_lfp(make_device):
         assert device.mode() == "events"
 
 
-def test_record_sets_the_mode_it_is_asked_for(make_device, tmp_path):
+def test_record_sets_the_mode_it_is_asked_for(model_device, tmp_path):
     import json
 
     from spikeforge.firmware.compression import CodecConfig
     from spikeforge.host.recorder import RecordingModeError, record
 
     config = SystemConfig(channels=4, codec=CodecConfig(enabled=True, block_sweeps=8))
-    fake, device = make_device(config)
+    fake, device = model_device(config)
     with device:
         with pytest.raises(RecordingModeError, match="raw, lossless"):
             record(device, tmp_path / "events", duration_s=0.01, mode="events")
@@ -276,11 +261,11 @@ def _codebook_build() -> SystemConfig:
                                                       codebook=True, codebook_bits=2))
 
 
-def test_load_codebook_writes_verifies_and_hands_the_table_to_the_decoder(make_device):
+def test_load_codebook_writes_verifies_and_hands_the_table_to_the_decoder(model_device):
     from spikeforge.firmware.compression import Codebook
 
     book = Codebook(values=(-7, -32768, 32767), base=-7, multiplier=3 << 14, shift=16)
-    fake, device = make_device(_codebook_build())
+    fake, device = model_device(_codebook_build())
     with device:
         device.identify()
         device.load_codebook(book)
@@ -298,16 +283,16 @@ def test_load_codebook_writes_verifies_and_hands_the_table_to_the_decoder(make_d
         assert fake.model.codebook_table == table
 
 
-def test_load_codebook_is_refused_by_a_build_without_one(make_device):
+def test_load_codebook_is_refused_by_a_build_without_one(model_device):
     from spikeforge.firmware.compression import Codebook, CodecConfig
 
     book = Codebook(values=(0, 1), base=0, multiplier=1, shift=0)
-    _, device = make_device(SystemConfig(channels=4, codec=CodecConfig(enabled=True)))
+    _, device = model_device(SystemConfig(channels=4, codec=CodecConfig(enabled=True)))
     with device:
         device.identify()
         with pytest.raises(RegisterRefused, match="codec.codebook=False"):
             device.load_codebook(book)
-    _, device = make_device(_codebook_build())
+    _, device = model_device(_codebook_build())
     with device:
         device.identify()
         with pytest.raises(RegisterRefused, match="codebook_bits=2"):
@@ -337,7 +322,7 @@ def test_record_codebook_from_loads_it_and_records_lossless(tmp_path, capsys):
     assert meta["mode"] == "lossless" and Codebook.from_dict(meta["codebook"]) == book
 
 
-def test_record_in_events_plus_lfp_sets_the_mode_and_records_the_lfp_stream(make_device,
+def test_record_in_events_plus_lfp_sets_the_mode_and_records_the_lfp_stream(model_device,
                                                                              tmp_path):
     import json
 
@@ -346,7 +331,7 @@ def test_record_in_events_plus_lfp_sets_the_mode_and_records_the_lfp_stream(make
 
     config = SystemConfig(channels=4, detector=DetectorConfig(enabled=True),
                           lfp=DecimatorConfig(factor=30, order=3))
-    fake, device = make_device(config)
+    fake, device = model_device(config)
     with device:
         final = record(device, tmp_path / "rec", duration_s=0.064, mode="events+lfp")
         assert final.ended == "duration reached"
