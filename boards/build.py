@@ -227,7 +227,8 @@ def prepare(board: str, config: SystemConfig, *,
     platform = spec.platform_class()()
     top = spec.top_class()(config, system=system)
     options = {"synth_opts": SYNTH_OPTS[spec.family]} if spec.family in SYNTH_OPTS else {}
-    plan = platform.prepare(top, name=DESIGN_NAME, emit_src=False, nextpnr_opts=NEXTPNR_OPTS,
+    nextpnr_opts = " ".join([NEXTPNR_OPTS, *config.place_and_route])
+    plan = platform.prepare(top, name=DESIGN_NAME, emit_src=False, nextpnr_opts=nextpnr_opts,
                             **options)
     key = {
         "cache_format": CACHE_FORMAT,

@@ -35,7 +35,8 @@ from .test_signal import SPIKE_TEMPLATE
 __all__ = ["TestSourceConfig", "DetectorConfig", "SystemConfig", "SOURCES", "RHDConfig",
            "MIN_SAME_CHANNEL_SPACING", "CodecConfig", "format_channels", "parse_channels",
            "DecimatorConfig", "V2_CARRY_WORDS", "MAX_CHANNELS", "MAX_PAYLOAD_BYTES", "LINKS",
-           "EthernetConfig", "read_config_file"]
+           "EthernetConfig", "read_config_file", "PLACE_AND_ROUTE_OPTIONS",
+           "check_place_and_route"]
 
 #: Sample sources the acquisition top can be built with. "test" is the built-in test-signal
 #: generator; "rhd" the RHD2000 front-end (:mod:`spikeforge.hdl.rhd2000`).
@@ -174,6 +175,11 @@ class SystemConfig:
         COMPRESSED and LFP frames leave encrypted (ChaCha20) and tagged (SipHash-2-4) under
         keys derived from ``control_key`` (required), once the host has set a session for
         the boot (registers ``CIPHER_SESSION_LO``/``HI``). Default off: nothing changes.
+    place_and_route:
+        nextpnr options for building this configuration (:data:`PLACE_AND_ROUTE_OPTIONS`),
+        e.g. ``("--placer", "static", "--seed", "2")``: how the bitstream is placed and
+        routed, not what it does; part of the build's digest. Default ``()``: nextpnr's
+        defaults (HeAP placer, router1), and the key is left out of :meth:`to_dict`.
     """
 
     channels: int = 4
@@ -200,10 +206,14 @@ class SystemConfig:
     control_key: str | None = field(default=None, repr=False)
     # -- encrypted stream --
     stream_cipher: bool = False
+    # -- build strategy --
+    place_and_route: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._validate()
         self._normalise_channel_mask()
+        object.__setattr__(self, "place_and_route",
+                           check_place_and_route(self.place_and_route))
 
     def _normalise_channel_mask(self) -> None:
         mask = self.channel_mask
@@ -573,6 +583,10 @@ class SystemConfig:
                           | CodecV2Config | DecimatorConfig | EthernetConfig):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             out[f.name] = value
+        if not self.place_and_route:
+            del out["place_and_route"]      # builds without a strategy keep their digests
+        else:
+            out["place_and_route"] = list(self.place_and_route)
         return out
 
     @classmethod
@@ -657,6 +671,42 @@ def parse_channels(text: str) -> tuple[int, ...]:
                 f"cannot read channel list {text!r} at {part!r}; write channel numbers and "
                 f"ranges separated by commas, e.g. 0,2,5-7") from None
     return tuple(sorted(channels))
+
+
+#: The nextpnr options ``place_and_route`` may hold, each with its allowed values (a tuple),
+#: ``int`` (a number follows) or ``None`` (a flag alone).
+PLACE_AND_ROUTE_OPTIONS: dict[str, tuple[str, ...] | type | None] = {
+    "--placer": ("heap", "static", "sa"),
+    "--router": ("router1", "router2"),
+    "--seed": int,
+    "--tmg-ripup": None,
+}
+
+
+def check_place_and_route(options: Any) -> tuple[str, ...]:
+    """``options`` as a tuple of nextpnr arguments, or a :class:`ConfigError` naming the
+    first one :data:`PLACE_AND_ROUTE_OPTIONS` does not allow."""
+    if isinstance(options, str | bytes) or not all(isinstance(o, str) for o in options):
+        raise ConfigError(f"place_and_route must be a list of nextpnr arguments, e.g. "
+                          f'["--placer", "static", "--seed", "2"], not {options!r}')
+    options = tuple(options)
+    allowed = ", ".join(PLACE_AND_ROUTE_OPTIONS)
+    i = 0
+    while i < len(options):
+        name = options[i]
+        if name not in PLACE_AND_ROUTE_OPTIONS:
+            raise ConfigError(f"place_and_route: {name!r} is not an option it takes; "
+                              f"allowed: {allowed}")
+        kind = PLACE_AND_ROUTE_OPTIONS[name]
+        if kind is not None:
+            value = options[i + 1] if i + 1 < len(options) else None
+            good = value is not None and (value.isdigit() if kind is int else value in kind)
+            if not good:
+                wanted = "a number" if kind is int else "one of " + ", ".join(kind)
+                raise ConfigError(f"place_and_route: {name} needs {wanted}, not {value!r}")
+            i += 1
+        i += 1
+    return options
 
 
 def read_config_file(path: "str | os.PathLike[str]") -> dict[str, Any]:

