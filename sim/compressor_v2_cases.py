@@ -19,8 +19,7 @@ from .stimuli import codec_stimulus
 from .suite_case import BenchCase
 
 __all__ = ["CASES", "V2_STIMULI", "GRID_STIMULI", "PRIOR_KINDS", "v2_stimulus", "grid_of",
-           "load_grid", "prior_of", "load_prior", "WEIGHT_KINDS", "weights_of", "load_weights",
-           "golden_config"]
+           "load_grid", "prior_of", "load_prior", "WEIGHT_KINDS", "weights_of", "load_weights"]
 
 #: Stimuli of :func:`v2_stimulus` (besides the v1 coder's, :data:`~spikeforge.sim.stimuli.
 #: CODEC_STIMULI`).
@@ -221,15 +220,6 @@ def weights_of(params: dict[str, Any], grid: ValueGrid | None) -> np.ndarray | N
     if kind == "alternating":
         return np.where(np.arange(codes) % 2 == 0, 1, 255)
     return np.full(codes, 255 if kind == "heavy" else 1)
-
-
-def golden_config(codec: CodecV2Config, weights: np.ndarray | None) -> CodecV2Config:
-    """The golden model's configuration of a case: a code-weights build with no weights
-    loaded (``weights_on`` 0) codes as a build without them (:func:`~spikeforge.firmware.
-    compression_v2.coded_config`)."""
-    from spikeforge.firmware.compression_v2 import coded_config
-
-    return coded_config(codec, weights)
 
 
 async def load_weights(dut: Any, codec: CodecV2Config, grid: ValueGrid | None,

@@ -13,10 +13,9 @@ import itertools
 import cocotb
 from amaranth.hdl import Shape
 
-from spikeforge.firmware.compression_v2 import ESCAPE
+from spikeforge.firmware.compression_v2 import ESCAPE, coded_config
 from spikeforge.hdl.compressor_v2 import SampleInLayout, SymbolLayoutV2
 from spikeforge.sim.compressor_v2_cases import (
-    golden_config,
     grid_of,
     load_grid,
     load_prior,
@@ -58,7 +57,7 @@ async def symbols_match_model(dut):
     expected = symbol_stream_v2(samples, codec, grid, prior=prior, weights=weights)
 
     # The split model is the golden model (the budget's verbatim samples included).
-    stream, _, verbatim = encode_v2_stream(samples, golden_config(codec, weights), grid,
+    stream, _, verbatim = encode_v2_stream(samples, coded_config(codec, weights), grid,
                                            weights, prior=prior)
     coded, _ = range_code_v2(expected, channels * codec.block_sweeps, codec.sync_blocks)
     assert coded == bytes(stream), "symbol model + budget + range coder != the golden model"

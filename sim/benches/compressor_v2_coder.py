@@ -17,11 +17,10 @@ import itertools
 import cocotb
 from amaranth.hdl import Shape
 
-from spikeforge.firmware.compression_v2 import ESCAPE
+from spikeforge.firmware.compression_v2 import ESCAPE, coded_config
 from spikeforge.hdl.compressor_v2 import SampleInLayout
 from spikeforge.hdl.compressor_v2_coder import SLOTS, CodedTokensLayout
 from spikeforge.sim.compressor_v2_cases import (
-    golden_config,
     grid_of,
     load_grid,
     load_prior,
@@ -88,7 +87,7 @@ async def coded_bytes_match_model(dut):
     prior = prior_of(params, codec)
     weights = weights_of(params, grid)
     stream, golden_ends, verbatim = encode_v2_stream(
-        samples, golden_config(codec, weights), grid, weights, prior=prior)
+        samples, coded_config(codec, weights), grid, weights, prior=prior)
     expected, expected_ends = bytes(stream), [int(end) for end in golden_ends]
     rows = symbol_stream_v2(samples, codec, grid, prior=prior, weights=weights)
     split = range_code_v2(rows, per_block, codec.sync_blocks)

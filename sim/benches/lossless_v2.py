@@ -19,11 +19,10 @@ from amaranth.hdl import Shape
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from spikeforge.firmware.compression_v2 import CodecV2Config
+from spikeforge.firmware.compression_v2 import CodecV2Config, coded_config
 from spikeforge.hdl.block_packer import CompressedWordLayout
 from spikeforge.host.compression import decode_v2
 from spikeforge.sim.compressor_v2_cases import (
-    golden_config,
     grid_of,
     load_grid,
     load_prior,
@@ -109,7 +108,7 @@ async def words_match_model_and_decode(dut):
     grid = grid_of(params["stimulus"]) if codec.grid else None
     prior = prior_of(params, codec)
     weights = weights_of(params, grid)
-    golden = golden_config(codec, weights)
+    golden = coded_config(codec, weights)
     model = expected_blocks(samples, golden, grid, prior, weights)
     expected = [limit_block(block, limit) for block in model]
     fields = _word_fields()
